@@ -1,0 +1,23 @@
+module github.com/nixery-action/nixery-action
+
+go 1.25.0
+
+require (
+	github.com/google/go-containerregistry v0.22.1
+	github.com/klauspost/pgzip v1.3.0
+	github.com/sethvargo/go-githubactions v1.4.0
+	gonum.org/v1/gonum v0.17.0
+	gotest.tools/v3 v3.5.2
+)
+
+require (
+	github.com/docker/cli v29.7.2+incompatible // indirect
+	github.com/docker/docker-credential-helpers v0.9.3 // indirect
+	github.com/google/go-cmp v0.7.0 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+	github.com/sirupsen/logrus v1.9.4 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+)

@@ -1,0 +1,304 @@
+package layers
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// StoreDir is the only store directory closures may live in.
+const StoreDir = "/nix/store/"
+
+// Path is one store path of a closure.
+type Path struct {
+	Name        string // full store path, e.g. /nix/store/<hash>-hello-2.12
+	NarSize     uint64 // bytes of the path itself
+	ClosureSize uint64 // bytes of the path and everything it references
+}
+
+// Graph is a closure: store paths and their references, indexed so that
+// strategies can work on integers. Paths are sorted by name, so the same
+// closure always yields the same indexes.
+type Graph struct {
+	Paths []Path
+	Refs  [][]int // Refs[i]: indexes of the paths Paths[i] references, sorted, self excluded
+	Roots []int   // the requested paths, sorted; by default those nothing references
+
+	index map[string]int
+}
+
+// pathInfo is one entry of `nix path-info --json --recursive --closure-size`.
+type pathInfo struct {
+	Path        string   `json:"path"`
+	NarSize     uint64   `json:"narSize"`
+	ClosureSize uint64   `json:"closureSize"`
+	References  []string `json:"references"`
+}
+
+// ParseGraph reads what `nix path-info --json --recursive --closure-size`
+// prints: a JSON list of path infos (Nix 2.18 and older) or an object keyed
+// by store path (Nix 2.19 and newer). The closure must be complete: every
+// reference must be one of the paths.
+func ParseGraph(data []byte) (*Graph, error) {
+	data = bytes.TrimSpace(data)
+	var infos []pathInfo
+	switch {
+	case len(data) > 0 && data[0] == '[':
+		if err := json.Unmarshal(data, &infos); err != nil {
+			return nil, fmt.Errorf("closure graph: invalid JSON list: %w", err)
+		}
+	case len(data) > 0 && data[0] == '{':
+		// Duplicate keys are invisible after decoding into a map, so the
+		// object is read token by token.
+		var err error
+		if infos, err = decodeObject(data); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("closure graph: expected the JSON list or object printed by `nix path-info --json --recursive --closure-size`")
+	}
+	return newGraph(infos)
+}
+
+func decodeObject(data []byte) ([]pathInfo, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("closure graph: invalid JSON object: %w", err)
+	}
+	var infos []pathInfo
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("closure graph: invalid JSON object: %w", err)
+		}
+		key, _ := tok.(string)
+		var info pathInfo
+		if err := dec.Decode(&info); err != nil {
+			return nil, fmt.Errorf("closure graph: entry %q: %w", key, err)
+		}
+		if info.Path != "" && info.Path != key {
+			return nil, fmt.Errorf("closure graph: entry %q has path %q", key, info.Path)
+		}
+		info.Path = key
+		infos = append(infos, info)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("closure graph: invalid JSON object: %w", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("closure graph: unexpected data after the JSON object")
+	}
+	return infos, nil
+}
+
+// ValidStorePath reports whether p names a top-level store path:
+// /nix/store/<hash>-<name> with no further slashes.
+func ValidStorePath(p string) bool {
+	base, ok := strings.CutPrefix(p, StoreDir)
+	if !ok || base == "" || strings.ContainsRune(base, '/') || base == "." || base == ".." {
+		return false
+	}
+	for _, r := range base {
+		// Nix's store path name characters.
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+-._?=", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+func newGraph(infos []pathInfo) (*Graph, error) {
+	if len(infos) == 0 {
+		return nil, fmt.Errorf("closure graph is empty")
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Path < infos[j].Path })
+	g := &Graph{
+		Paths: make([]Path, len(infos)),
+		Refs:  make([][]int, len(infos)),
+		index: make(map[string]int, len(infos)),
+	}
+	for i, info := range infos {
+		if !ValidStorePath(info.Path) {
+			return nil, fmt.Errorf("closure graph: %q is not a store path under %s", info.Path, StoreDir)
+		}
+		if _, dup := g.index[info.Path]; dup {
+			return nil, fmt.Errorf("closure graph: %s appears more than once", info.Path)
+		}
+		g.index[info.Path] = i
+		g.Paths[i] = Path{Name: info.Path, NarSize: info.NarSize, ClosureSize: info.ClosureSize}
+	}
+	referenced := make([]bool, len(infos))
+	for i, info := range infos {
+		refs := make([]int, 0, len(info.References))
+		for _, r := range info.References {
+			j, ok := g.index[r]
+			if !ok {
+				return nil, fmt.Errorf("closure graph: %s references %q, which is not in the graph (pass the whole closure: nix path-info --recursive)", info.Path, r)
+			}
+			if j != i {
+				refs = append(refs, j)
+				referenced[j] = true
+			}
+		}
+		sort.Ints(refs)
+		g.Refs[i] = dedupe(refs)
+	}
+	for i := range g.Paths {
+		if !referenced[i] {
+			g.Roots = append(g.Roots, i)
+		}
+	}
+	if len(g.Roots) == 0 {
+		return nil, fmt.Errorf("closure graph: every path is referenced by another, so there is no root (is there a reference cycle?)")
+	}
+	if cyc := g.findCycle(); cyc != "" {
+		return nil, fmt.Errorf("closure graph: reference cycle through %s", cyc)
+	}
+	g.fillClosureSizes()
+	return g, nil
+}
+
+func dedupe(s []int) []int {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Index returns the index of a store path, or false when it is not in the graph.
+func (g *Graph) Index(path string) (int, bool) {
+	i, ok := g.index[path]
+	return i, ok
+}
+
+// SetRoots replaces the default roots with the requested paths.
+func (g *Graph) SetRoots(paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	seen := map[int]bool{}
+	var roots []int
+	for _, p := range paths {
+		i, ok := g.index[p]
+		if !ok {
+			return fmt.Errorf("root %q is not in the closure graph", p)
+		}
+		if !seen[i] {
+			seen[i] = true
+			roots = append(roots, i)
+		}
+	}
+	sort.Ints(roots)
+	g.Roots = roots
+	return nil
+}
+
+// TopoOrder returns the path indexes with every path after the paths it
+// references (dependencies first), ties broken by name.
+func (g *Graph) TopoOrder() []int {
+	order := make([]int, 0, len(g.Paths))
+	state := make([]uint8, len(g.Paths)) // 0 new, 1 visiting, 2 done
+	var visit func(int)
+	visit = func(i int) {
+		if state[i] != 0 {
+			return
+		}
+		state[i] = 1
+		for _, r := range g.Refs[i] {
+			visit(r)
+		}
+		state[i] = 2
+		order = append(order, i)
+	}
+	for i := range g.Paths {
+		visit(i)
+	}
+	return order
+}
+
+// findCycle returns a path on a reference cycle, or "" when there is none.
+// Nix closures have no cycles apart from self references, which are
+// already dropped.
+func (g *Graph) findCycle() string {
+	state := make([]uint8, len(g.Paths))
+	var found = -1
+	var visit func(int) bool
+	visit = func(i int) bool {
+		switch state[i] {
+		case 1:
+			found = i
+			return true
+		case 2:
+			return false
+		}
+		state[i] = 1
+		for _, r := range g.Refs[i] {
+			if visit(r) {
+				return true
+			}
+		}
+		state[i] = 2
+		return false
+	}
+	for i := range g.Paths {
+		if visit(i) {
+			return g.Paths[found].Name
+		}
+	}
+	return ""
+}
+
+// fillClosureSizes computes ClosureSize for paths whose input left it zero.
+func (g *Graph) fillClosureSizes() {
+	missing := false
+	for _, p := range g.Paths {
+		if p.ClosureSize == 0 && p.NarSize != 0 {
+			missing = true
+			break
+		}
+	}
+	if !missing {
+		return
+	}
+	words := (len(g.Paths) + 63) / 64
+	sets := make([][]uint64, len(g.Paths))
+	for _, i := range g.TopoOrder() {
+		s := make([]uint64, words)
+		s[i/64] |= 1 << (i % 64)
+		for _, r := range g.Refs[i] {
+			for w, v := range sets[r] {
+				s[w] |= v
+			}
+		}
+		sets[i] = s
+	}
+	for i := range g.Paths {
+		if g.Paths[i].ClosureSize != 0 {
+			continue
+		}
+		var total uint64
+		for w, v := range sets[i] {
+			for v != 0 {
+				b := v & -v
+				j := w*64 + bitIndex(b)
+				total += g.Paths[j].NarSize
+				v ^= b
+			}
+		}
+		g.Paths[i].ClosureSize = total
+	}
+}
+
+func bitIndex(b uint64) int {
+	n := 0
+	for b > 1 {
+		b >>= 1
+		n++
+	}
+	return n
+}

@@ -1,0 +1,268 @@
+// Package layers decides which store paths of a Nix closure go into which
+// image layer. A strategy groups the paths; Build turns the groups into a
+// Plan: layers with content keys, ordered so that each layer comes after the
+// layers it references, and never more of them than the budget allows.
+package layers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/nixery-action/nixery-action/pkg/popularity"
+)
+
+// MaxBudget is the most layers a plan may use: the limit of common
+// container runtimes' overlay filesystems.
+const MaxBudget = 125
+
+// DefaultBudget leaves room under MaxBudget for layers added on top, as
+// Nixery does.
+const DefaultBudget = 94
+
+// Layer is one planned image layer.
+type Layer struct {
+	Key   string   `json:"key"`   // sha256 of the sorted paths, see KeyOf
+	Paths []string `json:"paths"` // sorted store paths
+	Size  uint64   `json:"size"`  // sum of the paths' NAR sizes
+}
+
+// Plan is the ordered list of layers for one closure.
+type Plan struct {
+	Layers []Layer `json:"layers"`
+}
+
+// Strategy groups the paths of g into at most budget groups of path
+// indexes. Every path must be in exactly one group. Build checks this, so a
+// faulty strategy is an error rather than a wrong image.
+type Strategy func(g *Graph, pop popularity.Data, budget int) [][]int
+
+var strategies = map[string]Strategy{}
+
+// DefaultStrategy is the strategy Build uses when none is named.
+var DefaultStrategy = "nixery"
+
+func register(name string, s Strategy) { strategies[name] = s }
+
+// Strategies lists the names of the known strategies, sorted.
+func Strategies() []string {
+	var names []string
+	for n := range strategies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Options tune Build.
+type Options struct {
+	Strategy   string          // "" means DefaultStrategy
+	Budget     int             // 0 means DefaultBudget
+	Popularity popularity.Data // may be nil
+}
+
+// Build plans the layers of g.
+func Build(g *Graph, opts Options) (*Plan, error) {
+	name := opts.Strategy
+	if name == "" {
+		name = DefaultStrategy
+	}
+	strategy, ok := strategies[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown layering strategy %q (known: %s)", name, strings.Join(Strategies(), ", "))
+	}
+	budget := opts.Budget
+	if budget == 0 {
+		budget = DefaultBudget
+	}
+	if budget < 1 || budget > MaxBudget {
+		return nil, fmt.Errorf("layer budget %d is out of range: use 1 to %d", budget, MaxBudget)
+	}
+	groups := strategy(g, opts.Popularity, budget)
+	if err := checkGroups(g, groups, budget); err != nil {
+		return nil, fmt.Errorf("strategy %q: %w", name, err)
+	}
+	return newPlan(g, groups), nil
+}
+
+func checkGroups(g *Graph, groups [][]int, budget int) error {
+	if len(groups) > budget {
+		return fmt.Errorf("made %d layers for a budget of %d", len(groups), budget)
+	}
+	seen := make([]bool, len(g.Paths))
+	for _, grp := range groups {
+		if len(grp) == 0 {
+			return fmt.Errorf("made an empty layer")
+		}
+		for _, i := range grp {
+			if i < 0 || i >= len(g.Paths) {
+				return fmt.Errorf("made a layer with path index %d out of range", i)
+			}
+			if seen[i] {
+				return fmt.Errorf("put %s in two layers", g.Paths[i].Name)
+			}
+			seen[i] = true
+		}
+	}
+	for i, ok := range seen {
+		if !ok {
+			return fmt.Errorf("left %s out of every layer", g.Paths[i].Name)
+		}
+	}
+	return nil
+}
+
+// KeyOf is a layer's key: the sha256 of its sorted store paths, each
+// followed by a newline.
+func KeyOf(paths []string) string {
+	h := sha256.New()
+	for _, p := range paths {
+		h.Write([]byte(p))
+		h.Write([]byte{'\n'})
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// newPlan orders the groups so that every layer follows the layers it
+// references. Groups that reference each other in a cycle cannot be
+// ordered that way, so they are merged into one layer; that only lowers
+// the layer count.
+func newPlan(g *Graph, groups [][]int) *Plan {
+	groupOf := make([]int, len(g.Paths))
+	for gi, grp := range groups {
+		for _, i := range grp {
+			groupOf[i] = gi
+		}
+	}
+	deps := make([]map[int]bool, len(groups))
+	for gi, grp := range groups {
+		deps[gi] = map[int]bool{}
+		for _, i := range grp {
+			for _, r := range g.Refs[i] {
+				if rg := groupOf[r]; rg != gi {
+					deps[gi][rg] = true
+				}
+			}
+		}
+	}
+	layers := make([]Layer, 0, len(groups))
+	for _, comp := range components(deps) {
+		var paths []string
+		var size uint64
+		for _, gi := range comp {
+			for _, i := range groups[gi] {
+				paths = append(paths, g.Paths[i].Name)
+				size += g.Paths[i].NarSize
+			}
+		}
+		sort.Strings(paths)
+		layers = append(layers, Layer{Key: KeyOf(paths), Paths: paths, Size: size})
+	}
+	return &Plan{Layers: orderLayers(g, layers)}
+}
+
+// components returns the strongly connected components of the group
+// dependency graph (Tarjan's algorithm).
+func components(deps []map[int]bool) [][]int {
+	n := len(deps)
+	index := make([]int, n)
+	low := make([]int, n)
+	onStack := make([]bool, n)
+	for i := range index {
+		index[i] = -1
+	}
+	var stack []int
+	var comps [][]int
+	next := 0
+	var strong func(v int)
+	strong = func(v int) {
+		index[v], low[v] = next, next
+		next++
+		stack = append(stack, v)
+		onStack[v] = true
+		for _, w := range sortedKeys(deps[v]) {
+			if index[w] < 0 {
+				strong(w)
+				low[v] = min(low[v], low[w])
+			} else if onStack[w] {
+				low[v] = min(low[v], index[w])
+			}
+		}
+		if low[v] == index[v] {
+			var comp []int
+			for {
+				w := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				onStack[w] = false
+				comp = append(comp, w)
+				if w == v {
+					break
+				}
+			}
+			comps = append(comps, comp)
+		}
+	}
+	for v := 0; v < n; v++ {
+		if index[v] < 0 {
+			strong(v)
+		}
+	}
+	return comps
+}
+
+func sortedKeys(m map[int]bool) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	return keys
+}
+
+// orderLayers sorts acyclic layers dependencies first; among layers whose
+// dependencies are all placed, the one with the smallest key goes next, so
+// the order depends only on the layers' contents.
+func orderLayers(g *Graph, layers []Layer) []Layer {
+	layerOf := map[string]int{}
+	for li, l := range layers {
+		for _, p := range l.Paths {
+			layerOf[p] = li
+		}
+	}
+	needs := make([]map[int]bool, len(layers))
+	users := make([][]int, len(layers))
+	for li, l := range layers {
+		needs[li] = map[int]bool{}
+		for _, p := range l.Paths {
+			i := g.index[p]
+			for _, r := range g.Refs[i] {
+				if rl := layerOf[g.Paths[r].Name]; rl != li && !needs[li][rl] {
+					needs[li][rl] = true
+					users[rl] = append(users[rl], li)
+				}
+			}
+		}
+	}
+	var ready []int
+	for li := range layers {
+		if len(needs[li]) == 0 {
+			ready = append(ready, li)
+		}
+	}
+	out := make([]Layer, 0, len(layers))
+	for len(ready) > 0 {
+		sort.Slice(ready, func(a, b int) bool { return layers[ready[a]].Key < layers[ready[b]].Key })
+		li := ready[0]
+		ready = ready[1:]
+		out = append(out, layers[li])
+		for _, u := range users[li] {
+			delete(needs[u], li)
+			if len(needs[u]) == 0 {
+				ready = append(ready, u)
+			}
+		}
+	}
+	return out
+}

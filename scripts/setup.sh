@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the tests and the example need on a fresh Debian 12 machine
+# (run as root): Nix, a registry server, image clients, and Nix's offline
+# single-user configuration. Safe to run again.
+set -euo pipefail
+
+packages=(nix-bin docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q "${missing[@]}" >/dev/null
+fi
+
+# The Debian registry package starts a service on :5000; the tests start
+# their own on free ports, so it is not needed.
+systemctl disable --now docker-registry >/dev/null 2>&1 || true
+
+mkdir -p /etc/nix
+cat > /etc/nix/nix.conf <<'CONF'
+experimental-features = nix-command flakes
+sandbox = false
+build-users-group =
+substituters =
+extra-platforms = aarch64-linux
+CONF

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need, then
+# checks formatting, vets and runs every test (unit and end-to-end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt wants to rewrite: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+go test -count=1 -timeout 40m ./...
