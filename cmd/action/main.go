@@ -98,4 +98,3 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nRun 'nixery COMMAND --help' for a command's flags; 'nixery --version' for the version.")
 }
-

@@ -22,8 +22,8 @@ import (
 	_ "gonum.org/v1/gonum/graph/flow"
 	_ "gonum.org/v1/gonum/graph/simple"
 	_ "gotest.tools/v3/assert"
-	_ "gotest.tools/v3/golden"
-	_ "gotest.tools/v3/fs"
-	_ "gotest.tools/v3/icmd"
 	_ "gotest.tools/v3/assert/cmp"
+	_ "gotest.tools/v3/fs"
+	_ "gotest.tools/v3/golden"
+	_ "gotest.tools/v3/icmd"
 )
