@@ -4,7 +4,7 @@
 # single-user configuration. Safe to run again.
 set -euo pipefail
 
-packages=(nix-bin docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils)
+packages=(nix-bin docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Lints the GitHub workflows with actionlint, installing the pinned version
+# first (from the Go module proxy, into .cache/ of this repository). When
+# shellcheck is on PATH, actionlint also checks every run: script with it.
+# Arguments are passed to actionlint (default: all of .github/workflows).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+version=v1.7.12
+gobin="$PWD/.cache/actionlint-$version"
+if [ ! -x "$gobin/actionlint" ]; then
+  mkdir -p .cache
+  # Keep the cache out of git without touching the shared .gitignore.
+  [ -e .cache/.gitignore ] || echo '*' > .cache/.gitignore
+  echo "actionlint: installing $version into $gobin" >&2
+  GOBIN="$gobin" go install "github.com/rhysd/actionlint/cmd/actionlint@$version"
+fi
+if ! command -v shellcheck >/dev/null; then
+  echo "actionlint: shellcheck is not installed, so run: scripts go unchecked (scripts/setup.sh installs it)" >&2
+fi
+exec "$gobin/actionlint" "$@"
