@@ -1,0 +1,62 @@
+package image
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Index annotations from the OCI image spec's pre-defined keys.
+const (
+	AnnotationCreated     = "org.opencontainers.image.created"
+	AnnotationSource      = "org.opencontainers.image.source"
+	AnnotationRevision    = "org.opencontainers.image.revision"
+	AnnotationTitle       = "org.opencontainers.image.title"
+	AnnotationDescription = "org.opencontainers.image.description"
+	AnnotationURL         = "org.opencontainers.image.url"
+	AnnotationVersion     = "org.opencontainers.image.version"
+	AnnotationLicenses    = "org.opencontainers.image.licenses"
+	AnnotationVendor      = "org.opencontainers.image.vendor"
+)
+
+// FormatCreated formats t for AnnotationCreated: RFC 3339 in UTC, the
+// same instant the image configs carry. The zero time means the Unix epoch.
+func FormatCreated(t time.Time) string {
+	return Options{Created: t}.created().Format(time.RFC3339)
+}
+
+// SourceDateEpoch reads SOURCE_DATE_EPOCH through getenv (os.Getenv in the
+// program): the creation time of reproducible builds, in seconds since the
+// Unix epoch. Unset or empty gives the Unix epoch itself.
+func SourceDateEpoch(getenv func(string) string) (time.Time, error) {
+	s := strings.TrimSpace(getenv("SOURCE_DATE_EPOCH"))
+	if s == "" {
+		return time.Unix(0, 0).UTC(), nil
+	}
+	secs, err := strconv.ParseInt(s, 10, 64)
+	// Beyond year 9999 RFC 3339 cannot write the time.
+	if err != nil || secs < 0 || secs > 253402300799 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a whole number of seconds since 1970 (e.g. $(git log -1 --format=%%ct))", s)
+	}
+	return time.Unix(secs, 0).UTC(), nil
+}
+
+// GitHubAnnotations derives the source and revision annotations from the
+// variables GitHub Actions sets (GITHUB_SERVER_URL, GITHUB_REPOSITORY,
+// GITHUB_SHA), read through getenv. Outside Actions it returns an empty
+// map.
+func GitHubAnnotations(getenv func(string) string) map[string]string {
+	a := map[string]string{}
+	server := strings.TrimSuffix(getenv("GITHUB_SERVER_URL"), "/")
+	if server == "" {
+		server = "https://github.com"
+	}
+	if repo := getenv("GITHUB_REPOSITORY"); repo != "" {
+		a[AnnotationSource] = server + "/" + repo
+	}
+	if sha := getenv("GITHUB_SHA"); sha != "" {
+		a[AnnotationRevision] = sha
+	}
+	return a
+}

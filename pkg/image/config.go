@@ -1,0 +1,110 @@
+package image
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// DefaultPath is the PATH of every image unless Options.Env sets one. The
+// customisation layer links the closure's bin and sbin directories at the
+// top of the tree; the /usr ones are there for programs that expect them.
+const DefaultPath = "/bin:/usr/bin:/sbin:/usr/sbin"
+
+// CACertFile is where the customisation layer puts the CA bundle of the
+// cacert package, which every image holds.
+const CACertFile = "/etc/ssl/certs/ca-certificates.crt"
+
+// Options are the parts of an image's config that the user chooses. The
+// zero value gives an image with the default environment, no command and a
+// creation time of the Unix epoch.
+type Options struct {
+	// Created is the creation time written into the config, history and
+	// index annotations. The zero time means the Unix epoch; see
+	// SourceDateEpoch.
+	Created time.Time
+
+	Cmd        []string
+	Entrypoint []string
+	WorkingDir string
+	User       string
+
+	// Env holds KEY=VALUE entries. One whose key is PATH or SSL_CERT_FILE
+	// replaces the default; the others follow the defaults in order.
+	Env []string
+
+	Labels map[string]string
+}
+
+// created returns the creation time in UTC, so that the config does not
+// depend on the machine's time zone.
+func (o Options) created() v1.Time {
+	if o.Created.IsZero() {
+		return v1.Time{Time: time.Unix(0, 0).UTC()}
+	}
+	return v1.Time{Time: o.Created.UTC()}
+}
+
+// env merges the defaults with o.Env.
+func (o Options) env() ([]string, error) {
+	env := []string{"PATH=" + DefaultPath, "SSL_CERT_FILE=" + CACertFile}
+	index := map[string]int{"PATH": 0, "SSL_CERT_FILE": 1}
+	for _, kv := range o.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \t\n") {
+			return nil, fmt.Errorf("environment entry %q is not KEY=VALUE", kv)
+		}
+		if i, seen := index[k]; seen {
+			env[i] = kv
+			continue
+		}
+		index[k] = len(env)
+		env = append(env, kv)
+	}
+	return env, nil
+}
+
+// configFile builds the config of an image for platform p over layers.
+func configFile(p v1.Platform, layers []Layer, o Options) (*v1.ConfigFile, error) {
+	env, err := o.env()
+	if err != nil {
+		return nil, err
+	}
+	created := o.created()
+	cf := &v1.ConfigFile{
+		Architecture: p.Architecture,
+		OS:           p.OS,
+		Variant:      p.Variant,
+		OSVersion:    p.OSVersion,
+		Created:      created,
+		RootFS:       v1.RootFS{Type: "layers"},
+		Config: v1.Config{
+			Cmd:        o.Cmd,
+			Entrypoint: o.Entrypoint,
+			Env:        env,
+			WorkingDir: o.WorkingDir,
+			User:       o.User,
+			Labels:     o.Labels,
+		},
+	}
+	for _, l := range layers {
+		cf.RootFS.DiffIDs = append(cf.RootFS.DiffIDs, l.DiffID)
+		cf.History = append(cf.History, history(l, created))
+	}
+	return cf, nil
+}
+
+// history describes one layer by what it holds; it carries no build
+// machine details, so it is the same on every run.
+func history(l Layer, created v1.Time) v1.History {
+	what := "store paths of " + strings.Join(sortedUnique(l.Packages), ", ")
+	if len(l.Packages) == 0 {
+		what = "customisation layer"
+	}
+	if l.Key != "" {
+		what += " (layer " + l.Key + ")"
+	}
+	return v1.History{Created: created, CreatedBy: "nixery-action", Comment: what}
+}

@@ -1,0 +1,174 @@
+package image
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Annotations set on each layer descriptor of a manifest, so that a reader
+// of the image (or of a push result) can tell which packages a layer holds.
+const (
+	// AnnotationLayerKey is the layer's key in the layer plan.
+	AnnotationLayerKey = "org.nixery-action.layer.key"
+	// AnnotationLayerPackages lists the packages of the layer's store
+	// paths, sorted and separated by commas.
+	AnnotationLayerPackages = "org.nixery-action.layer.packages"
+)
+
+// LayerMediaType is the media type of every layer this package describes.
+const LayerMediaType = types.OCILayer
+
+// Layer describes a compressed layer blob that was packed and hashed
+// elsewhere. The hashes are trusted: the blob is only read when a writer
+// copies it.
+type Layer struct {
+	Digest v1.Hash // sha256 of the gzip'd blob
+	DiffID v1.Hash // sha256 of the uncompressed tar
+	Size   int64   // bytes of the gzip'd blob
+
+	// Path is the blob file; Open, when set, is used instead.
+	Path string
+	Open func() (io.ReadCloser, error)
+
+	Key      string   // the layer plan's key, "" for none
+	Packages []string // package names of the layer's store paths
+}
+
+// check reports what is missing from l.
+func (l Layer) check() error {
+	switch {
+	case l.Digest.Algorithm != "sha256" || len(l.Digest.Hex) != 64:
+		return fmt.Errorf("layer digest %q is not a sha256 digest", l.Digest)
+	case l.DiffID.Algorithm != "sha256" || len(l.DiffID.Hex) != 64:
+		return fmt.Errorf("layer %s: diffID %q is not a sha256 digest", l.Digest, l.DiffID)
+	case l.Size <= 0:
+		return fmt.Errorf("layer %s: size %d is not positive", l.Digest, l.Size)
+	case l.Path == "" && l.Open == nil:
+		return fmt.Errorf("layer %s: no blob file to read it from", l.Digest)
+	}
+	return nil
+}
+
+// annotations returns the descriptor annotations of l, or nil for none.
+func (l Layer) annotations() map[string]string {
+	a := map[string]string{}
+	if l.Key != "" {
+		a[AnnotationLayerKey] = l.Key
+	}
+	if pkgs := sortedUnique(l.Packages); len(pkgs) > 0 {
+		a[AnnotationLayerPackages] = strings.Join(pkgs, ",")
+	}
+	if len(a) == 0 {
+		return nil
+	}
+	return a
+}
+
+// LayerPackages reads the package list back from a layer descriptor's
+// annotations; nil when it has none.
+func LayerPackages(annotations map[string]string) []string {
+	s := annotations[AnnotationLayerPackages]
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func sortedUnique(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	uniq := out[:0]
+	for i, s := range out {
+		if i == 0 || s != out[i-1] {
+			uniq = append(uniq, s)
+		}
+	}
+	return uniq
+}
+
+// blobLayer is a v1.Layer over a Layer. Its hashes come from the Layer, so
+// building manifests and checking a registry for the blob never read it.
+type blobLayer struct{ l Layer }
+
+var _ v1.Layer = blobLayer{}
+
+func (b blobLayer) Digest() (v1.Hash, error)            { return b.l.Digest, nil }
+func (b blobLayer) DiffID() (v1.Hash, error)            { return b.l.DiffID, nil }
+func (b blobLayer) Size() (int64, error)                { return b.l.Size, nil }
+func (b blobLayer) MediaType() (types.MediaType, error) { return LayerMediaType, nil }
+
+// Compressed opens the blob. Reading it checks its length against Size,
+// which costs nothing and catches a blob file that changed after packing;
+// the registry checks the digest.
+func (b blobLayer) Compressed() (io.ReadCloser, error) {
+	var rc io.ReadCloser
+	var err error
+	if b.l.Open != nil {
+		rc, err = b.l.Open()
+	} else {
+		rc, err = os.Open(b.l.Path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open layer %s: %w", b.l.Digest, err)
+	}
+	return &sizeChecker{rc: rc, want: b.l.Size, digest: b.l.Digest}, nil
+}
+
+// Uncompressed decompresses the blob; only validators and tools that
+// unpack images call it.
+func (b blobLayer) Uncompressed() (io.ReadCloser, error) {
+	rc, err := b.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("decompress layer %s: %w", b.l.Digest, err)
+	}
+	return &gunzipReader{Reader: zr, compressed: rc}, nil
+}
+
+type gunzipReader struct {
+	*gzip.Reader
+	compressed io.Closer
+}
+
+func (g *gunzipReader) Close() error {
+	return errors.Join(g.Reader.Close(), g.compressed.Close())
+}
+
+// errSize reports a blob whose length differs from the Size it was
+// described with.
+var errSize = errors.New("layer blob size differs from its description")
+
+type sizeChecker struct {
+	rc     io.ReadCloser
+	want   int64
+	n      int64
+	digest v1.Hash
+}
+
+func (s *sizeChecker) Read(p []byte) (int, error) {
+	n, err := s.rc.Read(p)
+	s.n += int64(n)
+	if s.n > s.want || (err == io.EOF && s.n != s.want) {
+		return n, fmt.Errorf("layer %s: read %d bytes, want %d: %w", s.digest, s.n, s.want, errSize)
+	}
+	return n, err
+}
+
+func (s *sizeChecker) Close() error { return s.rc.Close() }
