@@ -1,0 +1,185 @@
+package testenv
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// StartRegistry starts a real registry (the CNCF distribution registry that
+// Debian packages as docker-registry) on a free loopback port, with its
+// storage in a temporary directory, and stops it when the test ends. It
+// returns "127.0.0.1:PORT"; clients reach it over plain HTTP.
+func StartRegistry(t testing.TB) string {
+	t.Helper()
+	return startRegistry(t, "")
+}
+
+// StartAuthRegistry is StartRegistry with basic authentication: only the
+// returned user with the returned password may pull or push.
+func StartAuthRegistry(t testing.TB) (host, user, password string) {
+	t.Helper()
+	Require(t, "htpasswd")
+	user = "nixery"
+	password = randomHex(t, 12)
+	// -B: bcrypt, the only hash the registry accepts.
+	out, err := exec.Command("htpasswd", "-Bbn", user, password).Output()
+	if err != nil {
+		t.Fatalf("htpasswd: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(file, bytes.TrimSpace(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startRegistry(t, file), user, password
+}
+
+const registryConfig = `version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`
+
+const registryAuth = `auth:
+  htpasswd:
+    realm: nixery-test
+    path: %s
+`
+
+// startRegistry runs docker-registry until the test ends. The port is
+// found free just before the registry binds it, so another process can
+// take it in between: a registry that exits at once is tried again.
+func startRegistry(t testing.TB, htpasswd string) string {
+	t.Helper()
+	Require(t, "docker-registry")
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		addr := freePort(t)
+		dir := t.TempDir()
+		cfg := fmt.Sprintf(registryConfig, filepath.Join(dir, "data"), addr)
+		if htpasswd != "" {
+			cfg += fmt.Sprintf(registryAuth, htpasswd)
+		}
+		cfgFile := filepath.Join(dir, "config.yml")
+		if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if lastErr = runRegistry(t, cfgFile, addr); lastErr == nil {
+			return addr
+		}
+	}
+	t.Fatalf("starting docker-registry: %v", lastErr)
+	return ""
+}
+
+// runRegistry starts the registry and waits until /v2/ answers. On
+// success the test's cleanup stops it.
+func runRegistry(t testing.TB, cfgFile, addr string) error {
+	out := &lockedBuffer{}
+	cmd := exec.Command("docker-registry", "serve", cfgFile)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	deadline := time.Now().Add(15 * time.Second)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited at start (%v): %s", err, out.String())
+		default:
+		}
+		if resp, err := client.Get("http://" + addr + "/v2/"); err == nil {
+			resp.Body.Close()
+			// 401 is the answer of a registry with authentication.
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("no answer on http://%s/v2/ after 15s: %s", addr, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() && out.Len() > 0 {
+			t.Logf("docker-registry on %s said:\n%s", addr, out.String())
+		}
+	})
+	return nil
+}
+
+// freePort returns a loopback address with a port nothing listens on now.
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func randomHex(t testing.TB, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// lockedBuffer collects the registry's output from its two streams.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimSpace(b.buf.String())
+}
+
+func (b *lockedBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
