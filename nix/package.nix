@@ -1,0 +1,40 @@
+# The nixery command, built from ./cmd/action with nixpkgs' buildGoModule.
+{
+  buildGoModule,
+  src,
+  version,
+  vendorHash,
+  # The flake reference `nixery build` uses when --nixpkgs is not given.
+  defaultNixpkgs,
+}:
+buildGoModule {
+  pname = "nixery";
+  inherit version src vendorHash;
+
+  subPackages = [ "cmd/action" ];
+
+  # A static binary: nothing but the default nixpkgs in its closure.
+  env.CGO_ENABLED = 0;
+
+  ldflags = [
+    "-s"
+    "-w"
+    "-X main.version=${version}"
+    "-X main.defaultNixpkgs=${defaultNixpkgs}"
+  ];
+
+  # The tests need Nix and a registry, which the build sandbox has not; the
+  # ones that need neither run in the flake's unit-tests check.
+  doCheck = false;
+
+  # go install names the binary after its directory.
+  postInstall = ''
+    mv $out/bin/action $out/bin/nixery
+  '';
+
+  meta = {
+    description = "Build reproducible multi-arch container images made of Nix closures";
+    homepage = "https://github.com/nixery-action/nixery-action";
+    mainProgram = "nixery";
+  };
+}
