@@ -1,0 +1,154 @@
+package push
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// archiveManifest is the manifest.json of a docker archive, the format
+// `docker save` writes and `docker load` reads.
+type archiveManifest struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+// writeDockerArchive writes the one image of idx to file. The archive is
+// written beside file and renamed into place, so a failed write leaves no
+// half archive; its bytes depend only on the image and names.
+//
+// go-containerregistry's tarball.Write would do, but it lists the tags of
+// an image in map order, so an archive with two tags would differ from
+// run to run.
+func writeDockerArchive(file string, idx v1.ImageIndex, o WriteOptions) (*Result, error) {
+	manifests, images, err := describe(idx)
+	if err != nil {
+		return nil, err
+	}
+	if len(images) != 1 {
+		var ps []string
+		for _, m := range manifests {
+			ps = append(ps, m.Platform)
+		}
+		return nil, fmt.Errorf("a docker archive holds one platform, but %d were built (%s): pass --platforms with one of them, or use --output oci:DIR for all",
+			len(images), strings.Join(ps, ", "))
+	}
+	img := images[0]
+	refs, err := archiveRefs(o.Repository, o.Tags)
+	if err != nil {
+		return nil, err
+	}
+
+	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := writeArchive(tmp, img, refs); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), file); err != nil {
+		return nil, err
+	}
+
+	markUploaded(manifests, func(string) bool { return true })
+	return &Result{Digest: manifests[0].Digest, Tags: nonNil(dedupe(o.Tags)), Manifests: manifests}, nil
+}
+
+func writeArchive(w io.Writer, img v1.Image, refs []string) error {
+	tw := tar.NewWriter(w)
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	m := archiveManifest{Config: cfgName.Hex + ".json", RepoTags: refs}
+	if err := addFile(tw, m.Config, int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
+		return err
+	}
+
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	seen := map[v1.Hash]bool{}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		// The extension tells gunzip-minded tools what the file holds.
+		file := d.Hex + ".tar.gz"
+		m.Layers = append(m.Layers, file)
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		if err := addLayer(tw, file, l); err != nil {
+			return err
+		}
+	}
+
+	raw, err := json.Marshal([]archiveManifest{m})
+	if err != nil {
+		return err
+	}
+	if err := addFile(tw, "manifest.json", int64(len(raw)), bytes.NewReader(raw)); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+func addLayer(tw *tar.Writer, file string, l v1.Layer) error {
+	size, err := l.Size()
+	if err != nil {
+		return err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return addFile(tw, file, size, rc)
+}
+
+func addFile(tw *tar.Writer, file string, size int64, r io.Reader) error {
+	hdr := &tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     file,
+		Size:     size,
+		Mode:     0o644,
+		ModTime:  time.Unix(0, 0),
+		Format:   tar.FormatUSTAR,
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	n, err := io.Copy(tw, r)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", file, err)
+	}
+	if n != size {
+		return fmt.Errorf("copy %s: %d bytes, want %d", file, n, size)
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package push
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// explain turns an error from talking to the registry into one line that
+// says what went wrong and what to do. The registry library's errors name
+// URLs and wrap several layers; users need the cause.
+func explain(err error, repo name.Repository, l login) error {
+	reg := repo.RegistryStr()
+	var terr *transport.Error
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var badCert x509.CertificateInvalidError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("push to %s cancelled", repo)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("push to %s timed out", repo)
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || hasCode(terr, transport.UnauthorizedErrorCode)):
+		if l.source == "" {
+			return fmt.Errorf("authentication failed for registry %s: no credentials found; pass --username and --password, run docker login %s, or set GITHUB_TOKEN for ghcr.io", reg, reg)
+		}
+		return fmt.Errorf("authentication failed for registry %s with the credentials from %s: check them", reg, l.source)
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusForbidden || hasCode(terr, transport.DeniedErrorCode)):
+		who := "anonymous users"
+		if l.source != "" {
+			who = "the credentials from " + l.source
+		}
+		return fmt.Errorf("registry %s denied %s the right to push to %s: %s", reg, who, repo.RepositoryStr(), oneLine(terr))
+	case errors.As(err, &terr):
+		return fmt.Errorf("push to %s: registry answered %s", repo, oneLine(terr))
+	case errors.As(err, &dns):
+		return fmt.Errorf("cannot reach registry %s: no such host; check --image", reg)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("cannot reach registry %s: connection refused; check --image and that the registry is running", reg)
+	case errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &badCert):
+		return fmt.Errorf("cannot reach registry %s: its TLS certificate is not trusted (%v); use a trusted certificate, or --insecure for a plain-HTTP registry", reg, err)
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("cannot reach registry %s: it speaks plain HTTP; pass --insecure to allow that", reg)
+	case isTimeout(err):
+		return fmt.Errorf("cannot reach registry %s: timed out; check --image and the network", reg)
+	}
+	return fmt.Errorf("push to %s: %s", repo, strings.ReplaceAll(err.Error(), "\n", "; "))
+}
+
+func hasCode(e *transport.Error, code transport.ErrorCode) bool {
+	for _, d := range e.Errors {
+		if d.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// oneLine describes a registry error by its status and codes, without the
+// request URL the library puts in front.
+func oneLine(e *transport.Error) string {
+	var parts []string
+	for _, d := range e.Errors {
+		s := string(d.Code)
+		if d.Message != "" {
+			s += ": " + d.Message
+		}
+		parts = append(parts, s)
+	}
+	status := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	if len(parts) == 0 {
+		return status
+	}
+	return status + " (" + strings.Join(parts, "; ") + ")"
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// retryable says which failures are worth another try: rate limits and
+// server errors (which the library reports as temporary), dropped and
+// refused connections, and timeouts. A refused connection is retried
+// because registries restart; a DNS or TLS failure will not go away.
+func retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	for _, e := range []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE, io.ErrUnexpectedEOF, io.EOF, net.ErrClosed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var temp interface{ Temporary() bool }
+	if errors.As(err, &temp) && temp.Temporary() {
+		return true
+	}
+	return isTimeout(err)
+}
+
+// redact replaces every secret in err's message.
+func redact(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	clean := msg
+	for _, s := range secrets {
+		if len(s) >= 4 { // a shorter "secret" would blank out ordinary words
+			clean = strings.ReplaceAll(clean, s, "***")
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	return errors.New(clean)
+}

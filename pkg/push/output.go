@@ -1,0 +1,246 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+)
+
+// OutputKind is a kind of destination without a registry.
+type OutputKind string
+
+const (
+	// OCILayout is an OCI image layout directory holding the whole index.
+	OCILayout OutputKind = "oci"
+	// DockerArchive is a tar file of one image for `docker load` and
+	// `podman load`.
+	DockerArchive OutputKind = "docker"
+)
+
+// Output is a parsed --output destination.
+type Output struct {
+	Kind OutputKind
+	Path string
+}
+
+func (o Output) String() string { return string(o.Kind) + ":" + o.Path }
+
+// ParseOutput parses "oci:DIR" or "docker:FILE.tar".
+func ParseOutput(s string) (Output, error) {
+	kind, path, ok := strings.Cut(s, ":")
+	switch {
+	case !ok || (OutputKind(kind) != OCILayout && OutputKind(kind) != DockerArchive):
+		return Output{}, fmt.Errorf("bad --output %q: write oci:DIR for an OCI layout or docker:FILE.tar for docker load", s)
+	case path == "":
+		return Output{}, fmt.Errorf("bad --output %q: the path after %s: is empty", s, kind)
+	}
+	return Output{Kind: OutputKind(kind), Path: path}, nil
+}
+
+// WriteOptions name what Write writes.
+type WriteOptions struct {
+	// Repository names the image in a docker archive; "" means
+	// DefaultArchiveRepository. An OCI layout does not use it.
+	Repository string
+	// Tags name the index in an OCI layout (the ref.name annotation that
+	// `skopeo inspect oci:DIR:TAG` reads; an entry with the same tag is
+	// replaced) and the image in a docker archive ("latest" when none).
+	Tags []string
+}
+
+// DefaultArchiveRepository names the image in a docker archive when no
+// repository is given.
+const DefaultArchiveRepository = "nixery"
+
+// Write writes idx to out. A docker archive holds one image, so an index
+// of several platforms is an error there.
+func Write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions) (*Result, error) {
+	if err := CheckTags(o.Tags); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var res *Result
+	var err error
+	switch out.Kind {
+	case OCILayout:
+		res, err = writeLayout(out.Path, idx, o.Tags)
+	case DockerArchive:
+		res, err = writeDockerArchive(out.Path, idx, o)
+	default:
+		return nil, fmt.Errorf("unknown output kind %q", out.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", out, err)
+	}
+	res.Image = out.String()
+	return res, nil
+}
+
+var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// CheckTags checks tags the way registries do, so that a bad tag fails
+// before the build rather than after it.
+func CheckTags(tags []string) error {
+	for _, t := range tags {
+		if t == "" {
+			return fmt.Errorf("empty tag in the tag list")
+		}
+		if !tagPattern.MatchString(t) {
+			return fmt.Errorf("bad tag %q: a tag is 1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", t)
+		}
+	}
+	return nil
+}
+
+// refNameAnnotation names a descriptor in an OCI layout's index.json.
+const refNameAnnotation = "org.opencontainers.image.ref.name"
+
+func writeLayout(dir string, idx v1.ImageIndex, tags []string) (*Result, error) {
+	lp, err := openLayout(dir)
+	if err != nil {
+		return nil, err
+	}
+	manifests, _, err := describe(idx)
+	if err != nil {
+		return nil, err
+	}
+	existed := map[string]bool{}
+	for _, m := range manifests {
+		for _, l := range m.Layers {
+			if _, err := os.Stat(blobPath(dir, l.Digest)); err == nil {
+				existed[l.Digest] = true
+			}
+		}
+	}
+	digest, err := idx.Digest()
+	if err != nil {
+		return nil, err
+	}
+
+	if err := lp.WriteIndex(idx); err != nil {
+		return nil, err
+	}
+	if err := nameInLayout(lp, idx, dedupe(tags)); err != nil {
+		return nil, err
+	}
+
+	markUploaded(manifests, func(d string) bool { return !existed[d] })
+	return &Result{Digest: digest.String(), Tags: nonNil(dedupe(tags)), Manifests: manifests}, nil
+}
+
+// nameInLayout lists idx in the layout's index.json once per tag, in
+// place of an entry with the same tag, or once without a name when there
+// are no tags. Entries keep their places, so writing the same thing again
+// leaves index.json as it was.
+func nameInLayout(lp layout.Path, idx v1.ImageIndex, tags []string) error {
+	top, err := lp.ImageIndex()
+	if err != nil {
+		return err
+	}
+	im, err := top.IndexManifest()
+	if err != nil {
+		return err
+	}
+	desc, err := partial.Descriptor(idx)
+	if err != nil {
+		return err
+	}
+	put := func(d v1.Descriptor, same func(v1.Descriptor) bool) {
+		for i, old := range im.Manifests {
+			if same(old) {
+				im.Manifests[i] = d
+				return
+			}
+		}
+		im.Manifests = append(im.Manifests, d)
+	}
+	if len(tags) == 0 {
+		put(*desc, func(old v1.Descriptor) bool {
+			return old.Digest == desc.Digest && old.Annotations[refNameAnnotation] == ""
+		})
+	}
+	for _, tag := range tags {
+		d := *desc
+		d.Annotations = map[string]string{refNameAnnotation: tag}
+		put(d, func(old v1.Descriptor) bool { return old.Annotations[refNameAnnotation] == tag })
+	}
+	raw, err := json.MarshalIndent(im, "", "   ")
+	if err != nil {
+		return err
+	}
+	return lp.WriteFile("index.json", raw, 0o644)
+}
+
+// openLayout opens the layout in dir, creating it when dir is missing or
+// empty; any other directory is left alone.
+func openLayout(dir string) (layout.Path, error) {
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
+		return layout.FromPath(dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if len(entries) > 0 {
+		return "", fmt.Errorf("%s is a directory with files but no OCI layout (no index.json); name a new or empty directory", dir)
+	}
+	return layout.Write(dir, empty.Index)
+}
+
+func blobPath(dir, digest string) string {
+	alg, hex, _ := strings.Cut(digest, ":")
+	return filepath.Join(dir, "blobs", alg, hex)
+}
+
+func dedupe(in []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// archiveRefs names the image of a docker archive: repository:tag for
+// each tag.
+func archiveRefs(repository string, tags []string) ([]string, error) {
+	if repository == "" {
+		repository = DefaultArchiveRepository
+	}
+	if len(tags) == 0 {
+		tags = []string{"latest"}
+	}
+	var refs []string
+	for _, t := range dedupe(tags) {
+		ref := repository + ":" + t
+		if _, err := name.NewTag(ref); err != nil {
+			return nil, fmt.Errorf("bad image name %q: %v", ref, err)
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}

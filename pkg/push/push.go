@@ -1,0 +1,247 @@
+// Package push writes an image index where it is wanted: to a registry
+// repository under one or more tags, or without a registry to an OCI image
+// layout or a docker archive. A registry push sends every blob and
+// platform manifest before the index, so a tag never names an image that
+// is only partly there, and reports per layer whether it was sent or was
+// in the registry already.
+package push
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Options tune Push. The zero value pushes anonymously (or with the
+// docker config's credentials) with the defaults below.
+type Options struct {
+	Credentials Credentials
+
+	// Jobs is how many blobs are uploaded at once; 0 means DefaultJobs.
+	Jobs int
+
+	// Backoff paces the retries of requests that failed with 408, 429 or
+	// a 5xx status, a refused or dropped connection, or a timeout. The
+	// zero value means DefaultBackoff.
+	Backoff remote.Backoff
+
+	// Transport replaces remote.DefaultTransport (tests).
+	Transport http.RoundTripper
+	UserAgent string
+
+	// OnLayer, when set, is told about each distinct layer blob as soon
+	// as it is in the registry. Calls do not overlap.
+	OnLayer func(LayerResult)
+}
+
+// DefaultJobs is the default number of concurrent uploads.
+const DefaultJobs = 4
+
+// DefaultBackoff tries a request four times over about seven seconds.
+var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: 4}
+
+var retryStatusCodes = []int{
+	http.StatusRequestTimeout,
+	http.StatusTooManyRequests,
+	http.StatusInternalServerError,
+	http.StatusBadGateway,
+	http.StatusServiceUnavailable,
+	http.StatusGatewayTimeout,
+}
+
+// Push writes idx to t.Repo: first every layer and config blob (those the
+// registry has are skipped), then each platform's manifest by digest, and
+// last the index under each tag, or by digest when t has no tags. An error
+// is one line naming the cause, and holds no credentials.
+func Push(ctx context.Context, t Target, idx v1.ImageIndex, o Options) (*Result, error) {
+	l, err := o.Credentials.resolve(t.Repo)
+	if err != nil {
+		return nil, redact(err, []string{o.Credentials.Password, o.Credentials.GitHubToken})
+	}
+	res, err := push(ctx, t, idx, o, l)
+	if err != nil {
+		return nil, redact(explain(err, t.Repo, l), l.secrets)
+	}
+	return res, nil
+}
+
+func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) (*Result, error) {
+	manifests, images, err := describe(idx)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := idx.Digest()
+	if err != nil {
+		return nil, err
+	}
+
+	jobs := o.Jobs
+	if jobs <= 0 {
+		jobs = DefaultJobs
+	}
+	backoff := o.Backoff
+	if backoff == (remote.Backoff{}) {
+		backoff = DefaultBackoff
+	}
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuth(l.auth),
+		remote.WithJobs(jobs),
+		remote.WithRetryBackoff(backoff),
+		remote.WithRetryStatusCodes(retryStatusCodes...),
+		remote.WithRetryPredicate(retryable),
+	}
+	if o.Transport != nil {
+		ropts = append(ropts, remote.WithTransport(o.Transport))
+	}
+	if o.UserAgent != "" {
+		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
+	}
+	pusher, err := remote.NewPusher(ropts...)
+	if err != nil {
+		return nil, err
+	}
+
+	blobs, err := distinctBlobs(manifests, images)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	err = parallel(ctx, jobs, len(blobs), func(ctx context.Context, i int) error {
+		b := blobs[i]
+		if err := pusher.Upload(ctx, t.Repo, b); err != nil {
+			return err
+		}
+		if b.report != nil && o.OnLayer != nil {
+			r := *b.report
+			r.Uploaded = b.sent.Load()
+			mu.Lock()
+			defer mu.Unlock()
+			o.OnLayer(r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// The blobs are there, so these only PUT manifests.
+	for n, img := range images {
+		if err := pusher.Push(ctx, t.Repo.Digest(manifests[n].Digest), img); err != nil {
+			return nil, err
+		}
+	}
+	if len(t.Tags) == 0 {
+		if err := pusher.Push(ctx, t.Repo.Digest(digest.String()), idx); err != nil {
+			return nil, err
+		}
+	}
+	for _, tag := range t.Tags {
+		if err := pusher.Push(ctx, tag, idx); err != nil {
+			return nil, err
+		}
+	}
+
+	sent := map[string]bool{}
+	for _, b := range blobs {
+		sent[b.digest.String()] = b.sent.Load()
+	}
+	markUploaded(manifests, func(d string) bool { return sent[d] })
+	return &Result{
+		Image:     t.Repo.Name(),
+		Digest:    digest.String(),
+		Reference: t.Repo.Digest(digest.String()).String(),
+		Tags:      t.TagNames(),
+		Manifests: manifests,
+	}, nil
+}
+
+// trackedBlob notes whether the registry library opened the blob: it
+// does so only after the registry said it lacks the blob, to send it.
+type trackedBlob struct {
+	v1.Layer
+	digest v1.Hash
+	sent   atomic.Bool
+	report *LayerResult // nil for configs
+}
+
+func (b *trackedBlob) Compressed() (io.ReadCloser, error) {
+	b.sent.Store(true)
+	return b.Layer.Compressed()
+}
+
+// distinctBlobs lists each layer and config blob of the images once,
+// layers first.
+func distinctBlobs(manifests []ManifestResult, images []v1.Image) ([]*trackedBlob, error) {
+	var blobs, configs []*trackedBlob
+	seen := map[v1.Hash]bool{}
+	for n, img := range images {
+		layers, err := img.Layers()
+		if err != nil {
+			return nil, err
+		}
+		for i, l := range layers {
+			d, err := l.Digest()
+			if err != nil {
+				return nil, err
+			}
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			report := manifests[n].Layers[i]
+			blobs = append(blobs, &trackedBlob{Layer: l, digest: d, report: &report})
+		}
+		cl, err := partial.ConfigLayer(img)
+		if err != nil {
+			return nil, err
+		}
+		d, err := cl.Digest()
+		if err != nil {
+			return nil, err
+		}
+		if !seen[d] {
+			seen[d] = true
+			configs = append(configs, &trackedBlob{Layer: cl, digest: d})
+		}
+	}
+	return append(blobs, configs...), nil
+}
+
+// parallel runs f for 0..n-1, at most jobs at a time, and returns the
+// first error; the others are then cancelled through ctx.
+func parallel(ctx context.Context, jobs, n int, f func(ctx context.Context, i int) error) error {
+	inner, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+loop:
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-inner.Done():
+			break loop
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			if err := f(inner, i); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}(i)
+	}
+	wg.Wait()
+	if first == nil {
+		return ctx.Err()
+	}
+	return first
+}

@@ -1,0 +1,89 @@
+package push
+
+import (
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/pkg/image"
+)
+
+// Result is what was pushed or written; it is the `--json` output.
+type Result struct {
+	// Image is the repository ("ghcr.io/owner/name"), or the output
+	// ("oci:DIR", "docker:FILE").
+	Image string `json:"image"`
+	// Digest is the index's digest; for a docker archive, which holds one
+	// image and no index, the image manifest's.
+	Digest string `json:"digest"`
+	// Reference pins the push: Image@Digest. Empty for outputs.
+	Reference string   `json:"reference,omitempty"`
+	Tags      []string `json:"tags"`
+
+	Manifests []ManifestResult `json:"manifests"`
+}
+
+// ManifestResult is one platform's image.
+type ManifestResult struct {
+	Platform string        `json:"platform"` // e.g. "linux/arm64/v8"
+	Digest   string        `json:"digest"`
+	Layers   []LayerResult `json:"layers"`
+}
+
+// LayerResult is one layer blob of an image.
+type LayerResult struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	// Uploaded is true when this run sent the blob (to the registry, or
+	// into the layout or archive), false when it was there already.
+	Uploaded bool     `json:"uploaded"`
+	Key      string   `json:"key,omitempty"`
+	Packages []string `json:"packages"`
+}
+
+// describe lists the platforms and layers of idx and its images, in index
+// order; the caller fills in Uploaded.
+func describe(idx v1.ImageIndex) ([]ManifestResult, []v1.Image, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, nil, err
+	}
+	var images []v1.Image
+	var out []ManifestResult
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, nil, err
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			return nil, nil, err
+		}
+		mr := ManifestResult{Digest: d.Digest.String(), Layers: []LayerResult{}}
+		if d.Platform != nil {
+			mr.Platform = d.Platform.String()
+		}
+		for _, l := range m.Layers {
+			pkgs := image.LayerPackages(l.Annotations)
+			if pkgs == nil {
+				pkgs = []string{}
+			}
+			mr.Layers = append(mr.Layers, LayerResult{
+				Digest:   l.Digest.String(),
+				Size:     l.Size,
+				Key:      l.Annotations[image.AnnotationLayerKey],
+				Packages: pkgs,
+			})
+		}
+		images = append(images, img)
+		out = append(out, mr)
+	}
+	return out, images, nil
+}
+
+// markUploaded sets Uploaded on every layer whose digest is in sent.
+func markUploaded(ms []ManifestResult, sent func(digest string) bool) {
+	for i := range ms {
+		for j := range ms[i].Layers {
+			ms[i].Layers[j].Uploaded = sent(ms[i].Layers[j].Digest)
+		}
+	}
+}

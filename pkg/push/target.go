@@ -1,0 +1,112 @@
+package push
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// Target is where Push writes: a repository and the tags to put the index
+// under. No tags means the index is pushed by digest only.
+type Target struct {
+	Repo name.Repository
+	Tags []name.Tag
+}
+
+// NewTarget checks the image reference and tags before any work is done,
+// so a typo fails in a second rather than after a long build. image is a
+// full repository ("ghcr.io/owner/name", "127.0.0.1:5000/name"); a
+// ":tag" on it is added to tags. insecure talks plain HTTP to the
+// registry; loopback registries (localhost, 127.0.0.1, ::1) always get
+// plain HTTP, as crane and ko do.
+func NewTarget(image string, tags []string, insecure bool) (Target, error) {
+	opts := []name.Option{name.StrictValidation}
+	if insecure || isLoopback(registryOf(image)) {
+		opts = append(opts, name.Insecure)
+	}
+
+	repo, err := name.NewRepository(image, opts...)
+	if err != nil {
+		// "host/name:tag" is a common way to write both at once.
+		tag, tagErr := name.NewTag(image, opts...)
+		if tagErr != nil {
+			return Target{}, badImage(image, err)
+		}
+		repo = tag.Context()
+		tags = append([]string{tag.TagStr()}, tags...)
+	}
+
+	// name accepts tags that registries refuse (".v1"): check them as the
+	// distribution spec does first.
+	if err := CheckTags(tags); err != nil {
+		return Target{}, err
+	}
+	t := Target{Repo: repo}
+	for _, s := range dedupe(tags) {
+		tag, err := name.NewTag(repo.Name()+":"+s, opts...)
+		if err != nil {
+			return Target{}, fmt.Errorf("bad tag %q: %v", s, err)
+		}
+		t.Tags = append(t.Tags, tag)
+	}
+	return t, nil
+}
+
+// TagNames returns the target's tags as given.
+func (t Target) TagNames() []string {
+	names := make([]string, 0, len(t.Tags))
+	for _, tag := range t.Tags {
+		names = append(names, tag.TagStr())
+	}
+	return names
+}
+
+// badImage explains why image is not a repository we can push to.
+func badImage(image string, err error) error {
+	if strings.Contains(image, "@") {
+		return fmt.Errorf("bad --image %q: give a repository (and optionally :tag), not a digest", image)
+	}
+	if _, weakErr := name.NewTag(image); weakErr == nil {
+		return fmt.Errorf("bad --image %q: name the registry too, e.g. ghcr.io/OWNER/%s or docker.io/USER/%s",
+			image, lastPart(image), lastPart(image))
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "+image); i > 0 {
+		msg = msg[:i] // name's errors repeat the input
+	}
+	return fmt.Errorf("bad --image %q: %s", image, msg)
+}
+
+func lastPart(image string) string {
+	image = image[strings.LastIndex(image, "/")+1:]
+	if i := strings.Index(image, ":"); i >= 0 {
+		image = image[:i]
+	}
+	return image
+}
+
+// registryOf returns the registry part of an image reference, or "" when
+// the reference names none.
+func registryOf(image string) string {
+	first, _, ok := strings.Cut(image, "/")
+	if !ok || !(first == "localhost" || strings.ContainsAny(first, ".:")) {
+		return ""
+	}
+	return first
+}
+
+// isLoopback reports whether a registry host[:port] is this machine.
+func isLoopback(registry string) bool {
+	host := registry
+	if h, _, err := net.SplitHostPort(registry); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
