@@ -40,7 +40,11 @@ func explain(err error, repo name.Repository, l login) error {
 		if l.source != "" {
 			who = "the credentials from " + l.source
 		}
-		return fmt.Errorf("registry %s denied %s the right to push to %s: %s", reg, who, repo.RepositoryStr(), oneLine(terr))
+		hint := ""
+		if l.source == "GITHUB_TOKEN" {
+			hint = "; the workflow needs `permissions: packages: write`, and the package must grant this repository write access"
+		}
+		return fmt.Errorf("registry %s denied %s the right to push to %s: %s%s", reg, who, repo.RepositoryStr(), oneLine(terr), hint)
 	case errors.As(err, &terr):
 		return fmt.Errorf("push to %s: registry answered %s", repo, oneLine(terr))
 	case errors.As(err, &dns):
