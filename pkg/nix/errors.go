@@ -1,0 +1,76 @@
+package nix
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// NotFoundError reports every requested attribute a nixpkgs lacks for a
+// system, and those that name something other than a package (such as
+// python3Packages, a set of packages), all at once.
+type NotFoundError struct {
+	System      string
+	Missing     []string // sorted
+	NotPackages []string // sorted
+}
+
+func (e *NotFoundError) Error() string {
+	var parts []string
+	if len(e.Missing) > 0 {
+		parts = append(parts, fmt.Sprintf("not found in nixpkgs for %s: %s", e.System, strings.Join(e.Missing, ", ")))
+	}
+	if len(e.NotPackages) > 0 {
+		parts = append(parts, fmt.Sprintf("not packages in nixpkgs for %s (name one inside, e.g. %s.NAME): %s",
+			e.System, e.NotPackages[0], strings.Join(e.NotPackages, ", ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// TimeoutError reports that realising a system's packages took longer
+// than Builder.Timeout. It wraps context.DeadlineExceeded.
+type TimeoutError struct {
+	System string
+	After  time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("nix build for %s timed out after %s; raise --timeout", e.System, shortDuration(e.After))
+}
+
+func (e *TimeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// shortDuration prints 10m rather than 10m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// CommandError is a failure of a Nix command: what was being done and
+// the end of Nix's stderr.
+type CommandError struct {
+	What     string // e.g. "nix build for x86_64-linux"
+	Headline string // Nix's first "error:" line, if any
+	Tail     string // Nix's last stderr lines, each on its own indented line
+	Err      error  // how the process ended
+}
+
+func (e *CommandError) Error() string {
+	head := e.Headline
+	if head == "" {
+		head = e.Err.Error()
+	}
+	if e.Tail == "" {
+		return fmt.Sprintf("%s failed: %s", e.What, head)
+	}
+	return fmt.Sprintf("%s failed: %s\n  Nix said:%s", e.What, head, e.Tail)
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }

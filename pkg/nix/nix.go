@@ -1,0 +1,301 @@
+// Package nix realises nixpkgs packages with the Nix command line and
+// reads their closures. For each system it evaluates the requested
+// attribute paths of a flake's legacyPackages (one process, names passed
+// as data), builds or substitutes them with `nix build`, and returns each
+// package's output paths with the raw `nix path-info --json --recursive
+// --closure-size` of all of them, which pkg/layers parses.
+//
+// It works with Nix 2.8 and later: it uses `nix build --json` (not
+// --print-out-paths), and asks path-info for its version-1 JSON on Nix
+// versions that version it.
+package nix
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nixery-action/nixery-action/pkg/spec"
+)
+
+// Builder realises packages of one nixpkgs flake. Its methods may be
+// called concurrently, for different systems.
+type Builder struct {
+	// Flake is the nixpkgs flake reference: a path, path:/abs/dir,
+	// github:NixOS/nixpkgs/<rev>, nixpkgs, ... It is locked once (see
+	// Resolve), so every system builds from the same revision.
+	Flake string
+	// Timeout limits each Build call; zero means no limit.
+	Timeout time.Duration
+	// Log receives Nix's progress (its stderr) line by line as it runs,
+	// each line prefixed with the system, e.g. "[aarch64-linux] ". Nil
+	// discards it.
+	Log io.Writer
+	// PrintBuildLogs passes -L, so that builders' own output is logged too.
+	PrintBuildLogs bool
+	// Nix is the program to run; empty means "nix" from PATH.
+	Nix string
+	// Env is Nix's environment; nil means this process's.
+	Env []string
+
+	logMu sync.Mutex
+
+	mu         sync.Mutex
+	locked     string
+	jsonFormat int // path-info: 0 not yet known, 1 takes --json-format, -1 does not
+}
+
+// Package is one requested package, realised.
+type Package struct {
+	Attr    string            // attribute path, e.g. python3Packages.requests
+	DrvPath string            // its derivation
+	Outputs map[string]string // output name → store path: the outputs nix build gives by default
+}
+
+// Paths returns the package's output paths, sorted.
+func (p Package) Paths() []string {
+	var out []string
+	for _, path := range p.Outputs {
+		out = append(out, path)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Result is what Build realised for one system.
+type Result struct {
+	System   string
+	Flake    string    // the locked flake reference built from
+	Packages []Package // one per requested attribute, in the order requested
+	// Closure is the output of `nix path-info --json --recursive
+	// --closure-size` for every output of Packages: a JSON list (Nix 2.18
+	// and older) or an object keyed by store path (newer). Give it to
+	// layers.ParseGraph, with Roots as the graph's roots.
+	Closure []byte
+}
+
+// Roots returns every output path of every package, sorted and
+// de-duplicated: the paths the image is asked for.
+func (r *Result) Roots() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range r.Packages {
+		for _, path := range p.Outputs {
+			if !seen[path] {
+				seen[path] = true
+				out = append(out, path)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Resolve locks the flake reference (with `nix flake metadata`) and returns
+// the locked reference, e.g. github:NixOS/nixpkgs/<rev> or
+// path:/dir?narHash=...; later calls return the same one. Build calls it
+// first, so callers only need it to report the revision they built from.
+func (b *Builder) Resolve(ctx context.Context) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.locked != "" {
+		return b.locked, nil
+	}
+	if err := checkFlakeRef(b.Flake); err != nil {
+		return "", err
+	}
+	out, err := b.run(ctx, fmt.Sprintf("reading the nixpkgs flake %q", b.Flake), "[nix] ",
+		"flake", "metadata", "--json", "--no-write-lock-file", "--", b.Flake)
+	if err != nil {
+		return "", err
+	}
+	var meta struct {
+		URL       string `json:"url"`
+		LockedURL string `json:"lockedUrl"`
+	}
+	if err := json.Unmarshal(out, &meta); err != nil {
+		return "", fmt.Errorf("reading the nixpkgs flake %q: unexpected output of nix flake metadata: %w", b.Flake, err)
+	}
+	locked := meta.URL
+	if locked == "" {
+		locked = meta.LockedURL
+	}
+	if locked == "" || strings.Contains(locked, "#") {
+		return "", fmt.Errorf("reading the nixpkgs flake %q: nix flake metadata gave no usable locked reference", b.Flake)
+	}
+	b.locked = locked
+	return locked, nil
+}
+
+// Build realises the packages named by attrs (nixpkgs attribute paths,
+// checked with spec.CheckAttr) for a Nix system such as aarch64-linux, and
+// reads their closure. Missing packages are reported together in a
+// *NotFoundError before anything is built; a build that outlasts Timeout
+// ends with a *TimeoutError; other Nix failures are *CommandErrors quoting
+// the end of Nix's stderr.
+func (b *Builder) Build(ctx context.Context, system string, attrs []string) (*Result, error) {
+	if err := checkSystem(system); err != nil {
+		return nil, err
+	}
+	attrs = unique(attrs)
+	if len(attrs) == 0 {
+		return nil, fmt.Errorf("nix build for %s: no packages to build", system)
+	}
+	for _, a := range attrs {
+		if err := spec.CheckAttr(a); err != nil {
+			return nil, err
+		}
+	}
+
+	parent := ctx
+	if b.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.Timeout)
+		defer cancel()
+	}
+	res, err := b.build(ctx, system, attrs)
+	if err != nil {
+		switch {
+		case parent.Err() != nil:
+			return nil, fmt.Errorf("nix build for %s interrupted: %w", system, parent.Err())
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			return nil, &TimeoutError{System: system, After: b.Timeout}
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+func (b *Builder) build(ctx context.Context, system string, attrs []string) (*Result, error) {
+	locked, err := b.Resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	drvs, err := b.lookup(ctx, locked, system, attrs)
+	if err != nil {
+		return nil, err
+	}
+
+	prefix := "[" + system + "] "
+	args := []string{"build", "--no-link", "--json", "--no-write-lock-file"}
+	if b.PrintBuildLogs {
+		args = append(args, "--print-build-logs")
+	}
+	args = append(args, "--")
+	for _, a := range attrs {
+		args = append(args, locked+"#legacyPackages."+system+"."+a)
+	}
+	out, err := b.run(ctx, "nix build for "+system, prefix, args...)
+	if err != nil {
+		return nil, err
+	}
+	// Nix 2.8 does not list results in the order of the installables, so
+	// they are matched to attributes by derivation path.
+	var built []struct {
+		DrvPath string            `json:"drvPath"`
+		Outputs map[string]string `json:"outputs"`
+	}
+	if err := json.Unmarshal(out, &built); err != nil {
+		return nil, fmt.Errorf("nix build for %s: unexpected output of nix build --json: %w", system, err)
+	}
+	outputs := map[string]map[string]string{}
+	for _, r := range built {
+		outputs[r.DrvPath] = r.Outputs
+	}
+	res := &Result{System: system, Flake: locked}
+	for _, a := range attrs {
+		outs := outputs[drvs[a]]
+		if len(outs) == 0 {
+			return nil, fmt.Errorf("nix build for %s: nix build did not report the outputs of %s (%s)", system, a, drvs[a])
+		}
+		res.Packages = append(res.Packages, Package{Attr: a, DrvPath: drvs[a], Outputs: outs})
+	}
+
+	res.Closure, err = b.pathInfo(ctx, system, res.Roots())
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// pathInfo runs nix path-info on the outputs. Nix 2.33 and later version
+// their JSON and warn unless --json-format is given; older versions refuse
+// the flag. The first call finds out which kind of Nix this is.
+func (b *Builder) pathInfo(ctx context.Context, system string, paths []string) ([]byte, error) {
+	what := "reading the closure for " + system
+	prefix := "[" + system + "] "
+	base := []string{"path-info", "--json", "--recursive", "--closure-size"}
+	b.mu.Lock()
+	format := b.jsonFormat
+	b.mu.Unlock()
+	if format >= 0 {
+		args := append(append(append([]string{}, base...), "--json-format", "1", "--"), paths...)
+		out, err := b.run(ctx, what, prefix, args...)
+		var ce *CommandError
+		switch {
+		case err == nil:
+			b.setJSONFormat(1)
+			return out, nil
+		case errors.As(err, &ce) && strings.Contains(ce.Headline, "json-format"):
+			b.setJSONFormat(-1)
+		default:
+			return nil, err
+		}
+	}
+	return b.run(ctx, what, prefix, append(append(base, "--"), paths...)...)
+}
+
+func (b *Builder) setJSONFormat(v int) {
+	b.mu.Lock()
+	b.jsonFormat = v
+	b.mu.Unlock()
+}
+
+// checkFlakeRef rejects references Nix would read as something else: an
+// option, or one with a fragment (packages are named separately).
+func checkFlakeRef(ref string) error {
+	switch {
+	case ref == "":
+		return fmt.Errorf("no nixpkgs flake reference given (e.g. github:NixOS/nixpkgs/nixos-25.11)")
+	case strings.HasPrefix(ref, "-"):
+		return fmt.Errorf("nixpkgs flake reference %q starts with '-'", ref)
+	case strings.Contains(ref, "#"):
+		return fmt.Errorf("nixpkgs flake reference %q has a #fragment: give the flake alone and name packages separately", ref)
+	case strings.IndexFunc(ref, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0:
+		return fmt.Errorf("nixpkgs flake reference %q contains spaces or control characters", ref)
+	}
+	return nil
+}
+
+// checkSystem accepts Nix system names such as x86_64-linux.
+func checkSystem(s string) error {
+	cpu, os, ok := strings.Cut(s, "-")
+	valid := ok && cpu != "" && os != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			valid = false
+		}
+	}
+	if !valid {
+		return fmt.Errorf("invalid Nix system %q (expected e.g. x86_64-linux)", s)
+	}
+	return nil
+}
+
+func unique(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range s {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,97 @@
+package nix
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"sync"
+)
+
+// lineWriter copies Nix's stderr to the caller's writer one whole line at
+// a time, each line prefixed (e.g. with the system), so that the output
+// of builds running side by side does not interleave mid-line.
+type lineWriter struct {
+	mu     *sync.Mutex // shared by every writer to the same destination
+	w      io.Writer
+	prefix string
+	buf    []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.emit(l.buf[:i])
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// Flush writes a last line that had no newline.
+func (l *lineWriter) Flush() {
+	if len(l.buf) > 0 {
+		l.emit(l.buf)
+		l.buf = nil
+	}
+}
+
+func (l *lineWriter) emit(line []byte) {
+	line = bytes.TrimRight(line, "\r")
+	if l.w == nil {
+		return
+	}
+	out := make([]byte, 0, len(l.prefix)+len(line)+1)
+	out = append(append(append(out, l.prefix...), line...), '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// A broken log must not fail the build.
+	_, _ = l.w.Write(out)
+}
+
+// tailBuffer keeps the last bytes written to it: enough of Nix's stderr to
+// explain a failure.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// tailLines is how many of Nix's last lines an error quotes.
+const tailLines = 15
+
+// summarize turns Nix's stderr into an error text: its first "error:"
+// line as the headline, then its last lines, indented.
+func summarize(stderr string) (headline, tail string) {
+	var lines []string
+	for _, l := range strings.Split(stderr, "\n") {
+		// Nix's hint about --show-trace is no help to our users.
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "(use '--show-trace'") {
+			lines = append(lines, strings.TrimRight(l, " \r"))
+		}
+	}
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "error: "); ok {
+			headline = rest
+			break
+		}
+	}
+	if len(lines) > tailLines {
+		lines = lines[len(lines)-tailLines:]
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("\n    ")
+		b.WriteString(l)
+	}
+	return headline, b.String()
+}

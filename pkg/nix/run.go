@@ -1,0 +1,76 @@
+package nix
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// killGrace is how long Nix gets to stop its builders after SIGTERM before
+// its whole process group is killed.
+const killGrace = 5 * time.Second
+
+// stderrKept bounds the part of Nix's stderr kept for error messages.
+const stderrKept = 64 << 10
+
+// commonArgs come before every command's own: the features this package
+// needs, whatever nix.conf enables.
+var commonArgs = []string{"--extra-experimental-features", "nix-command flakes"}
+
+// run runs one Nix command and returns its stdout. Its stderr streams to
+// the log, prefixed, and its tail goes into the error. When ctx ends, Nix
+// gets SIGTERM (so that it stops its builders, which run in sessions of
+// their own) and, after killGrace, its process group gets SIGKILL.
+func (b *Builder) run(ctx context.Context, what, prefix string, args ...string) ([]byte, error) {
+	nix := b.Nix
+	if nix == "" {
+		nix = "nix"
+	}
+	cmd := exec.CommandContext(ctx, nix, append(append([]string{}, commonArgs...), args...)...)
+	cmd.Env = b.Env
+	// Pdeathsig: Nix stops with us even if we die without cancelling.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	var (
+		mu   sync.Mutex
+		kill *time.Timer
+	)
+	cmd.Cancel = func() error {
+		pid := cmd.Process.Pid
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		mu.Lock()
+		kill = time.AfterFunc(killGrace, func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+		mu.Unlock()
+		return nil
+	}
+	cmd.WaitDelay = killGrace + 5*time.Second
+
+	var stdout bytes.Buffer
+	tail := &tailBuffer{max: stderrKept}
+	log := &lineWriter{mu: &b.logMu, w: b.Log, prefix: prefix}
+	cmd.Stdout = &stdout
+	cmd.Stderr = io.MultiWriter(log, tail)
+
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot run Nix (%v): install Nix and put nix on PATH", err)
+	}
+	err := cmd.Wait()
+	mu.Lock()
+	if kill != nil {
+		kill.Stop()
+	}
+	mu.Unlock()
+	log.Flush()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		headline, lines := summarize(string(tail.buf))
+		return nil, &CommandError{What: what, Headline: headline, Tail: lines, Err: err}
+	}
+	return stdout.Bytes(), nil
+}
