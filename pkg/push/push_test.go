@@ -135,9 +135,9 @@ func TestTagsLast(t *testing.T) {
 	assert.Assert(t, firstTag > 0, "no tag written: %v", reqs)
 	assert.Assert(t, lastWrite < firstTag, "a write came after the first tag: %v", reqs)
 	assert.Equal(t, digestManifests, 2, "%v", reqs)
-	// Six distinct blobs (five layers, two configs... at least the
-	// layers) were uploaded before any tag.
-	assert.Assert(t, blobWrites >= 5, "%v", reqs)
+	// The five distinct layers and two configs each took at least one
+	// blob request, all before any tag.
+	assert.Assert(t, blobWrites >= 7, "%v", reqs)
 }
 
 func TestPushByDigestOnly(t *testing.T) {
@@ -205,10 +205,10 @@ func TestAuth(t *testing.T) {
 	host := memRegistry(t, basicAuth(user, password))
 
 	// Capture what go-containerregistry logs, to check no secret is in it.
-	var logged bytes.Buffer
+	logged := &syncBuffer{}
 	for _, l := range []**log.Logger{&logs.Warn, &logs.Progress, &logs.Debug} {
 		old := *l
-		*l = log.New(&logged, "", 0)
+		*l = log.New(logged, "", 0)
 		t.Cleanup(func() { *l = old })
 	}
 
@@ -261,6 +261,24 @@ func assertNoTags(t *testing.T, tags []string, err error) {
 		return
 	}
 	assert.Equal(t, len(tags), 0, "tags: %v", tags)
+}
+
+// syncBuffer is written by several loggers at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type staticKeychain struct{ registry, user, password string }
