@@ -1,0 +1,250 @@
+package flaketest
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// flake is a git repository (as a checkout is) holding the repository's
+// tracked files, with flake.lock moved to a copy of the stand-in nixpkgs and
+// committed, so that Nix sees a clean tree at a commit, as in CI.
+type flake struct {
+	dir     string // the repository
+	nixpkgs string // flake reference of the stand-in copy
+	system  string // this machine's Nix system
+}
+
+func newFlake(t *testing.T) *flake {
+	t.Helper()
+	testenv.Require(t, "nix", "git", "go")
+	root := repoRoot(t)
+	f := &flake{dir: filepath.Join(t.TempDir(), "repo"), system: nixSystem(t)}
+
+	standIn := filepath.Join(t.TempDir(), "nixpkgs")
+	copyDir(t, filepath.Join(root, "testdata", "flake-nixpkgs"), standIn)
+	goEnv := strings.Fields(run(t, root, nil, "go", "env", "GOROOT", "GOMODCACHE", "GOCACHE"))
+	assert.Assert(t, is.Len(goEnv, 3), "go env GOROOT GOMODCACHE GOCACHE")
+	host := "{\n  goroot = " + nixString(goEnv[0]) + ";\n  gomodcache = " + nixString(goEnv[1]) +
+		";\n  gocache = " + nixString(goEnv[2]) + ";\n}\n"
+	assert.NilError(t, os.WriteFile(filepath.Join(standIn, "host.nix"), []byte(host), 0o644))
+	f.nixpkgs = "path:" + standIn
+
+	copyTracked(t, root, f.dir)
+	git := []string{"-c", "user.name=flaketest", "-c", "user.email=flaketest@localhost", "-c", "commit.gpgsign=false"}
+	run(t, f.dir, nil, "git", "init", "-q")
+	run(t, f.dir, nil, "git", "add", "-A")
+	run(t, f.dir, nil, "git", append(git, "commit", "-q", "-m", "tracked files")...)
+	f.nix(t, "flake", "lock", "--override-input", "nixpkgs", f.nixpkgs)
+	run(t, f.dir, nil, "git", append(git, "commit", "-q", "-m", "stand-in nixpkgs", "flake.lock")...)
+	return f
+}
+
+// nix runs nix in the repository and returns its standard output.
+func (f *flake) nix(t *testing.T, args ...string) string {
+	t.Helper()
+	stdout, stderr, err := f.nixErr(args...)
+	if err != nil {
+		t.Fatalf("nix %s: %v\n%s", strings.Join(args, " "), err, tail(stderr, 40))
+	}
+	return stdout
+}
+
+func (f *flake) nixErr(args ...string) (stdout, stderr string, err error) {
+	return runErr(f.dir, []string{"NIX_CONFIG=" + nixConfig}, "nix", args...)
+}
+
+// build builds an installable and returns its output path.
+func (f *flake) build(t *testing.T, installable string) string {
+	t.Helper()
+	var built []struct {
+		Outputs map[string]string `json:"outputs"`
+	}
+	out := f.nix(t, "build", "--no-link", "--json", installable)
+	assert.NilError(t, json.Unmarshal([]byte(out), &built), out)
+	assert.Assert(t, is.Len(built, 1), out)
+	return built[0].Outputs["out"]
+}
+
+func TestFlake(t *testing.T) {
+	f := newFlake(t)
+	flakeNix := readFile(t, filepath.Join(f.dir, "flake.nix"))
+	version := nixAssignment(t, flakeNix, "version")
+	shortRev := strings.TrimSpace(run(t, f.dir, nil, "git", "rev-parse", "--short=7", "HEAD"))
+	fullVersion := version + "+" + shortRev
+
+	var out string // the nixery package, built by the first subtest
+	t.Run("build", func(t *testing.T) {
+		out = f.build(t, ".#nixery")
+		fi, err := os.Stat(filepath.Join(out, "bin", "nixery"))
+		assert.NilError(t, err, "the package must install bin/nixery")
+		assert.Assert(t, fi.Mode()&0o111 != 0, "bin/nixery is not executable")
+
+		pkg := ".#packages." + f.system + ".nixery"
+		assert.Equal(t, f.nix(t, "eval", "--raw", pkg+".meta.mainProgram"), "nixery")
+		assert.Equal(t, f.nix(t, "eval", "--raw", pkg+".version"), fullVersion)
+
+		// The version reaches the binary through -X main.version.
+		got := run(t, f.dir, nil, filepath.Join(out, "bin", "nixery"), "--version")
+		assert.Equal(t, got, "nixery "+fullVersion+"\n")
+	})
+	if out == "" {
+		t.FailNow()
+	}
+
+	t.Run("default nixpkgs", func(t *testing.T) {
+		var meta struct{ Path string }
+		assert.NilError(t, json.Unmarshal([]byte(run(t, f.dir, []string{"NIX_CONFIG=" + nixConfig},
+			"nix", "flake", "metadata", "--json", f.nixpkgs)), &meta))
+		assert.Assert(t, strings.HasPrefix(meta.Path, "/nix/store/"), meta.Path)
+		want := "path:" + meta.Path
+
+		bin, err := os.ReadFile(filepath.Join(out, "bin", "nixery"))
+		assert.NilError(t, err)
+		if !bytes.Contains(bin, []byte(want)) {
+			// The linker sets -X variables only if they exist and are used.
+			hint := "\ncmd/action must use its defaultNixpkgs variable (as the default of --nixpkgs): the linker drops unused ones"
+			if !defaultNixpkgsDeclared(f.dir) {
+				hint = "\ncmd/action declares no defaultNixpkgs: add `var defaultNixpkgs string` there and use it as the default of --nixpkgs (the flake sets it with -X main.defaultNixpkgs=...)"
+			}
+			t.Fatalf("the binary does not hold the pinned nixpkgs %q as its default --nixpkgs%s", want, hint)
+		}
+		// The reference keeps the source in nixery's closure, so the
+		// default works offline wherever nixery is installed.
+		closure := f.nix(t, "path-info", "--recursive", out)
+		assert.Assert(t, is.Contains(strings.Fields(closure), meta.Path))
+	})
+
+	t.Run("run", func(t *testing.T) {
+		assert.Equal(t, f.nix(t, "run", ".", "--", "--version"), "nixery "+fullVersion+"\n")
+		// Overriding the input on the command line, as one does to try
+		// another nixpkgs (Nix then treats the tree as dirty).
+		help := f.nix(t, "run", "--override-input", "nixpkgs", f.nixpkgs, ".#nixery", "--", "--help")
+		assert.Assert(t, is.Contains(help, "Usage: nixery COMMAND"))
+	})
+
+	t.Run("aarch64-linux", func(t *testing.T) {
+		arm := f.build(t, ".#packages.aarch64-linux.nixery")
+		exe, err := elf.Open(filepath.Join(arm, "bin", "nixery"))
+		assert.NilError(t, err)
+		defer exe.Close()
+		assert.Equal(t, exe.Machine, elf.EM_AARCH64)
+	})
+
+	t.Run("dev shell", func(t *testing.T) {
+		got := f.nix(t, "develop", ".", "--command", "sh", "-c", "command -v go && go version")
+		lines := strings.Split(strings.TrimSpace(got), "\n")
+		assert.Assert(t, is.Len(lines, 2), got)
+		assert.Assert(t, strings.HasPrefix(lines[0], "/nix/store/"), "go in the dev shell comes from %s, not from the flake", lines[0])
+		assert.Assert(t, is.Contains(lines[1], "go version go"))
+	})
+
+	t.Run("flake check", func(t *testing.T) {
+		// Builds the checks: the package and the unit tests in a Nix build.
+		f.nix(t, "flake", "check", "--print-build-logs", ".")
+	})
+
+	t.Run("stale vendorHash fails", func(t *testing.T) {
+		path := filepath.Join(f.dir, "flake.nix")
+		hash := nixAssignment(t, flakeNix, "vendorHash")
+		stale := "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+		assert.Assert(t, hash != stale)
+		assert.NilError(t, os.WriteFile(path, []byte(strings.Replace(flakeNix, hash, stale, 1)), 0o644))
+		defer os.WriteFile(path, []byte(flakeNix), 0o644)
+
+		_, stderr, err := f.nixErr("build", "--no-link", ".#nixery")
+		assert.Assert(t, err != nil, "a build with a stale vendorHash succeeded")
+		assert.Assert(t, is.Contains(stderr, "hash mismatch"))
+	})
+}
+
+// TestFlakeLock checks flake.lock against flake.nix: a lock whose original
+// differs from the input's url makes Nix lock again, to whatever the
+// branch holds that day.
+func TestFlakeLock(t *testing.T) {
+	root := repoRoot(t)
+	url := nixAssignment(t, readFile(t, filepath.Join(root, "flake.nix")), "inputs.nixpkgs.url")
+
+	var lock struct {
+		Version int
+		Root    string
+		Nodes   map[string]struct {
+			Inputs   map[string]string
+			Locked   map[string]any
+			Original map[string]string
+		}
+	}
+	assert.NilError(t, json.Unmarshal([]byte(readFile(t, filepath.Join(root, "flake.lock"))), &lock))
+	assert.Equal(t, lock.Version, 7)
+	node, ok := lock.Nodes[lock.Nodes[lock.Root].Inputs["nixpkgs"]]
+	assert.Assert(t, ok, "flake.lock has no node for the root's nixpkgs input")
+
+	o := node.Original
+	assert.Equal(t, "github:"+o["owner"]+"/"+o["repo"]+"/"+o["ref"], url, "flake.lock's original differs from inputs.nixpkgs.url")
+	assert.Equal(t, node.Locked["type"], "github")
+	assert.Equal(t, node.Locked["owner"], o["owner"])
+	assert.Equal(t, node.Locked["repo"], o["repo"])
+	assert.Assert(t, is.Regexp(`^[0-9a-f]{40}$`, node.Locked["rev"].(string)))
+	assert.Assert(t, is.Regexp(`^sha256-[A-Za-z0-9+/]{43}=$`, node.Locked["narHash"].(string)))
+}
+
+// nixAssignment returns the string assigned to name in a Nix file, which
+// must be assigned exactly once.
+func nixAssignment(t *testing.T, text, name string) string {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(name) + `\s*=\s*"([^"]*)";`)
+	m := re.FindAllStringSubmatch(text, -1)
+	if len(m) != 1 {
+		t.Fatalf("flake.nix must assign %s = \"...\"; exactly once (found %d)", name, len(m))
+	}
+	return m[0][1]
+}
+
+// defaultNixpkgsDeclared reports whether any file of cmd/action mentions
+// defaultNixpkgs.
+func defaultNixpkgsDeclared(dir string) bool {
+	files, _ := filepath.Glob(filepath.Join(dir, "cmd", "action", "*.go"))
+	for _, name := range files {
+		if b, err := os.ReadFile(name); err == nil && bytes.Contains(b, []byte("defaultNixpkgs")) {
+			return true
+		}
+	}
+	return false
+}
+
+// nixSystem is the Nix system name of this machine.
+func nixSystem(t *testing.T) string {
+	t.Helper()
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64-linux"
+	case "arm64":
+		return "aarch64-linux"
+	}
+	t.Fatalf("no Nix system for GOARCH %s", runtime.GOARCH)
+	return ""
+}
+
+// nixString quotes s as a Nix string literal.
+func nixString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `${`, `\${`)
+	return `"` + r.Replace(s) + `"`
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	assert.NilError(t, err)
+	return string(b)
+}
