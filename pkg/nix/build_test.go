@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -227,4 +228,31 @@ func TestBuildConcurrent(t *testing.T) {
 	}
 	assert.Equal(t, results[0].Flake, results[1].Flake)
 	assert.Assert(t, results[0].Packages[0].Outputs["out"] != results[1].Packages[0].Outputs["out"])
+}
+
+// A flake in a git checkout with uncommitted changes cannot be locked; it
+// is built from its copy in the store, changes included.
+func TestBuildDirtyGitFlake(t *testing.T) {
+	testenv.Require(t, "nix", "git")
+	flake := strings.TrimPrefix(writeFlake(t, `{ a = drv "committed" "echo > $out"; }`), "path:")
+	repo := filepath.Dir(flake)
+	git := func(args ...string) {
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@t"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		assert.NilError(t, err, "git %v: %s", args, out)
+	}
+	git("init", "-q")
+	git("add", ".")
+	git("commit", "-q", "-m", "flake")
+	data, err := os.ReadFile(filepath.Join(flake, "flake.nix"))
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(flake, "flake.nix"), bytes.Replace(data, []byte(`"committed"`), []byte(`"uncommitted"`), 1), 0o644))
+
+	var log bytes.Buffer
+	b := &Builder{Flake: flake, Log: &log}
+	res, err := b.Build(context.Background(), "x86_64-linux", []string{"a"})
+	assert.NilError(t, err, log.String())
+	assert.Assert(t, strings.HasSuffix(res.Packages[0].Outputs["out"], "-uncommitted"))
+	assert.Assert(t, strings.HasPrefix(res.Flake, "path:/nix/store/"), res.Flake)
+	assert.Assert(t, is.Contains(log.String(), "[nix] "+flake+" cannot be locked"))
 }
