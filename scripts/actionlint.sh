@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lints the GitHub workflows with actionlint, installing the pinned version
-# first (from the Go module proxy, into .cache/ of this repository). When
-# shellcheck is on PATH, actionlint also checks every run: script with it.
+# first (from the Go module proxy, into .cache/ of this repository).
+# actionlint also checks every run: script with shellcheck when that is on
+# PATH (scripts/setup.sh installs it).
 # Arguments are passed to actionlint (default: all of .github/workflows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
