@@ -4,7 +4,14 @@
 # single-user configuration. Safe to run again.
 set -euo pipefail
 
-packages=(nix-bin docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck)
+packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck)
+# Debian's Nix is ours to configure; a Nix installed another way
+# (install-nix-action on GitHub runners) is kept, with its configuration.
+own_nix=false
+if ! command -v nix >/dev/null 2>&1 || dpkg-query -W -f='${Status}' nix-bin 2>/dev/null | grep -q 'install ok installed'; then
+  packages+=(nix-bin)
+  own_nix=true
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -20,6 +27,11 @@ fi
 # their own on free ports, so it is not needed.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
+# Tests set NIX_CONFIG themselves; this makes `nix` work the same way by
+# hand on the machine (the README's commands).
+if [ "$own_nix" = false ]; then
+  exit 0
+fi
 mkdir -p /etc/nix
 cat > /etc/nix/nix.conf <<'CONF'
 experimental-features = nix-command flakes
