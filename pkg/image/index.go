@@ -39,18 +39,43 @@ func NewIndex(images []*Image, annotations map[string]string) (*Index, error) {
 		}
 	}
 
-	m := v1.IndexManifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIImageIndex,
-	}
+	var descs []v1.Descriptor
 	for _, img := range sorted {
 		p := img.platform
-		m.Manifests = append(m.Manifests, v1.Descriptor{
+		descs = append(descs, v1.Descriptor{
 			MediaType: types.OCIManifestSchema1,
 			Size:      int64(len(img.rawManifest)),
 			Digest:    img.digest,
 			Platform:  &p,
 		})
+	}
+	raw, err := RawIndex(descs, annotations)
+	if err != nil {
+		return nil, err
+	}
+	digest, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	return &Index{images: sorted, raw: raw, digest: digest}, nil
+}
+
+// RawIndex encodes an OCI index over manifests that each have a platform,
+// in the canonical platform order. Annotations with an empty value are
+// left out. NewIndex uses it, and so does merging per-platform pushes,
+// which therefore gives the same bytes as one build of all platforms.
+func RawIndex(manifests []v1.Descriptor, annotations map[string]string) ([]byte, error) {
+	descs := append([]v1.Descriptor(nil), manifests...)
+	for _, d := range descs {
+		if d.Platform == nil {
+			return nil, fmt.Errorf("manifest %s has no platform", d.Digest)
+		}
+	}
+	sort.SliceStable(descs, func(a, b int) bool { return platformLess(*descs[a].Platform, *descs[b].Platform) })
+	m := v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		Manifests:     descs,
 	}
 	for k, v := range annotations {
 		if k == "" || strings.TrimSpace(k) != k {
@@ -64,16 +89,11 @@ func NewIndex(images []*Image, annotations map[string]string) (*Index, error) {
 		}
 		m.Annotations[k] = v
 	}
-
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode index: %w", err)
 	}
-	digest, _, err := v1.SHA256(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	return &Index{images: sorted, raw: raw, digest: digest}, nil
+	return raw, nil
 }
 
 // platformLess orders platforms for the index.

@@ -82,28 +82,8 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) 
 		return nil, err
 	}
 
-	jobs := o.Jobs
-	if jobs <= 0 {
-		jobs = DefaultJobs
-	}
-	backoff := o.Backoff
-	if backoff == (remote.Backoff{}) {
-		backoff = DefaultBackoff
-	}
-	ropts := []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuth(l.auth),
-		remote.WithJobs(jobs),
-		remote.WithRetryBackoff(backoff),
-		remote.WithRetryStatusCodes(retryStatusCodes...),
-		remote.WithRetryPredicate(retryable),
-	}
-	if o.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(o.Transport))
-	}
-	if o.UserAgent != "" {
-		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
-	}
+	jobs := o.jobs()
+	ropts := o.remoteOptions(ctx, l)
 	pusher, err := remote.NewPusher(ropts...)
 	if err != nil {
 		return nil, err
@@ -161,6 +141,36 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) 
 		Tags:      t.TagNames(),
 		Manifests: manifests,
 	}, nil
+}
+
+func (o Options) jobs() int {
+	if o.Jobs <= 0 {
+		return DefaultJobs
+	}
+	return o.Jobs
+}
+
+// remoteOptions are the registry client's options for o and a login.
+func (o Options) remoteOptions(ctx context.Context, l login) []remote.Option {
+	backoff := o.Backoff
+	if backoff == (remote.Backoff{}) {
+		backoff = DefaultBackoff
+	}
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuth(l.auth),
+		remote.WithJobs(o.jobs()),
+		remote.WithRetryBackoff(backoff),
+		remote.WithRetryStatusCodes(retryStatusCodes...),
+		remote.WithRetryPredicate(retryable),
+	}
+	if o.Transport != nil {
+		ropts = append(ropts, remote.WithTransport(o.Transport))
+	}
+	if o.UserAgent != "" {
+		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
+	}
+	return ropts
 }
 
 // trackedBlob notes whether the registry library opened the blob: it

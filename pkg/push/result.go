@@ -39,6 +39,21 @@ type LayerResult struct {
 	Packages []string `json:"packages"`
 }
 
+// Describe is the result of an index that is neither pushed nor written
+// (a build that only checks that the image can be made): every layer is
+// reported as not uploaded.
+func Describe(idx v1.ImageIndex) (*Result, error) {
+	manifests, _, err := describe(idx)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := idx.Digest()
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Digest: digest.String(), Tags: []string{}, Manifests: manifests}, nil
+}
+
 // describe lists the platforms and layers of idx and its images, in index
 // order; the caller fills in Uploaded.
 func describe(idx v1.ImageIndex) ([]ManifestResult, []v1.Image, error) {

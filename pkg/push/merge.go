@@ -1,0 +1,149 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/nixery-action/nixery-action/pkg/image"
+)
+
+// Merge puts one index over images that per-platform jobs pushed by digest
+// to t.Repo, under t's tags. Each digest may name an index (what a build
+// pushes without tags) or a single image; indexes are flattened to their
+// platform manifests. Index annotations the inputs agree on are kept, so
+// the result is byte-identical to one build of all the platforms.
+func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
+	if len(digests) == 0 {
+		return nil, fmt.Errorf("no digests to merge: pass the digest output of each per-platform build")
+	}
+	l, err := o.Credentials.resolve(t.Repo)
+	if err != nil {
+		return nil, redact(err, []string{o.Credentials.Password, o.Credentials.GitHubToken})
+	}
+	res, err := merge(ctx, t, digests, o, l)
+	if err != nil {
+		return nil, redact(explain(err, t.Repo, l), l.secrets)
+	}
+	return res, nil
+}
+
+func merge(ctx context.Context, t Target, digests []string, o Options, l login) (*Result, error) {
+	ropts := o.remoteOptions(ctx, l)
+	var manifests []v1.Descriptor
+	var annotations map[string]string
+	seen := map[string]bool{}
+	for n, d := range digests {
+		d = strings.TrimSpace(d)
+		if _, err := v1.NewHash(d); err != nil {
+			return nil, fmt.Errorf("%q is not a digest (sha256:<64 hex digits>)", d)
+		}
+		desc, err := remote.Get(t.Repo.Digest(d), ropts...)
+		if err != nil {
+			return nil, err
+		}
+		var found []v1.Descriptor
+		var annots map[string]string
+		switch {
+		case desc.MediaType.IsIndex():
+			idx, err := desc.ImageIndex()
+			if err != nil {
+				return nil, err
+			}
+			im, err := idx.IndexManifest()
+			if err != nil {
+				return nil, err
+			}
+			found, annots = im.Manifests, im.Annotations
+		case desc.MediaType.IsImage():
+			img, err := desc.Image()
+			if err != nil {
+				return nil, err
+			}
+			cfg, err := img.ConfigFile()
+			if err != nil {
+				return nil, err
+			}
+			p := cfg.Platform()
+			if p == nil {
+				return nil, fmt.Errorf("image %s has no platform in its config", d)
+			}
+			found = []v1.Descriptor{{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest, Platform: p}}
+		default:
+			return nil, fmt.Errorf("%s is a %s, not an image or index", d, desc.MediaType)
+		}
+		for _, m := range found {
+			if m.Platform == nil {
+				return nil, fmt.Errorf("manifest %s in %s has no platform", m.Digest, d)
+			}
+			key := m.Platform.String()
+			if seen[key] {
+				return nil, fmt.Errorf("two images for %s among the digests to merge", key)
+			}
+			seen[key] = true
+			manifests = append(manifests, v1.Descriptor{MediaType: m.MediaType, Size: m.Size, Digest: m.Digest, Platform: m.Platform})
+		}
+		if n == 0 {
+			annotations = annots
+		} else {
+			annotations = common(annotations, annots)
+		}
+	}
+
+	raw, err := image.RawIndex(manifests, annotations)
+	if err != nil {
+		return nil, err
+	}
+	idx := indexBytes(raw)
+	digest, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	if len(t.Tags) == 0 {
+		if err := remote.Put(t.Repo.Digest(digest.String()), idx, ropts...); err != nil {
+			return nil, err
+		}
+	}
+	for _, tag := range t.Tags {
+		if err := remote.Put(tag, idx, ropts...); err != nil {
+			return nil, err
+		}
+	}
+
+	res := &Result{
+		Image:     t.Repo.Name(),
+		Digest:    digest.String(),
+		Reference: t.Repo.Digest(digest.String()).String(),
+		Tags:      t.TagNames(),
+	}
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range im.Manifests {
+		res.Manifests = append(res.Manifests, ManifestResult{Platform: m.Platform.String(), Digest: m.Digest.String(), Layers: []LayerResult{}})
+	}
+	return res, nil
+}
+
+// common keeps the entries a and b agree on.
+func common(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		if b[k] == v {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// indexBytes is an index manifest to PUT as it is.
+type indexBytes []byte
+
+func (r indexBytes) RawManifest() ([]byte, error)        { return r, nil }
+func (r indexBytes) MediaType() (types.MediaType, error) { return types.OCIImageIndex, nil }
