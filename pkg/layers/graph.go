@@ -198,6 +198,23 @@ func (g *Graph) SetRoots(paths []string) error {
 	return nil
 }
 
+// unreferenced returns the paths no other path references, sorted.
+func (g *Graph) unreferenced() []int {
+	referenced := make([]bool, len(g.Paths))
+	for _, refs := range g.Refs {
+		for _, r := range refs {
+			referenced[r] = true
+		}
+	}
+	var out []int
+	for i, ok := range referenced {
+		if !ok {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // TopoOrder returns the path indexes with every path after the paths it
 // references (dependencies first), ties broken by name.
 func (g *Graph) TopoOrder() []int {

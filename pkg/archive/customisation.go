@@ -1,0 +1,197 @@
+package archive
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Customisation describes the layer that makes the requested packages
+// usable from the image's root, the way nixpkgs' buildEnv joins packages
+// into one profile.
+type Customisation struct {
+	// Packages are the store paths of the requested packages. Earlier
+	// packages win when two provide the same file.
+	Packages []string
+	// CACert is cacert's store path, or "": its bundle becomes
+	// /etc/ssl/certs/ca-certificates.crt.
+	CACert string
+	// OnCollision, when set, hears of each file two packages provide:
+	// the path in the image, the target kept and the one left out.
+	OnCollision func(name, kept, dropped string)
+}
+
+// caBundle is where cacert keeps its bundle in nixpkgs.
+const caBundle = "etc/ssl/certs/ca-bundle.crt"
+
+// CACertFile is the image path of the certificate bundle.
+const CACertFile = "etc/ssl/certs/ca-certificates.crt"
+
+// farmNode is one entry of the symlink farm: a symlink into the store, or
+// a real directory that joins several packages' directories.
+type farmNode struct {
+	target   string               // symlink target; "" for a real directory
+	children map[string]*farmNode // real directories only
+	mode     int64                // real directories only
+}
+
+func newDir(mode int64) *farmNode { return &farmNode{children: map[string]*farmNode{}, mode: mode} }
+
+// PackCustomisation packs the customisation layer: every top-level entry
+// of each package (bin, sbin, lib, share, etc, ...; not nix-support) at
+// the image root, /tmp with mode 1777, and the CA bundle.
+//
+// The rule is buildEnv's: a directory only one package provides is a
+// symlink to that package's directory; when a second package provides it
+// too, it becomes a real directory holding both packages' entries,
+// recursively. When two packages provide the same file, the first in
+// Packages wins and OnCollision is told.
+func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
+	root := newDir(0o755)
+	for _, pkg := range c.Packages {
+		entries, err := os.ReadDir(pkg)
+		if err != nil {
+			return Blob{}, fmt.Errorf("read package %s: %w", pkg, err)
+		}
+		for _, e := range entries {
+			if e.Name() == "nix-support" {
+				continue
+			}
+			if err := c.join(root, e.Name(), path.Join(pkg, e.Name())); err != nil {
+				return Blob{}, err
+			}
+		}
+	}
+	if err := c.force(root, "tmp", newDir(0o1777)); err != nil {
+		return Blob{}, err
+	}
+	if c.CACert != "" {
+		if err := c.force(root, CACertFile, &farmNode{target: path.Join(c.CACert, caBundle)}); err != nil {
+			return Blob{}, err
+		}
+	}
+
+	p, err := newPacker(w, o)
+	if err != nil {
+		return Blob{}, err
+	}
+	if err := p.writeFarm(root, ""); err != nil {
+		return Blob{}, err
+	}
+	return p.close()
+}
+
+// join adds src under dir as name, unfolding symlinked directories into
+// real ones where two packages meet.
+func (c Customisation) join(dir *farmNode, name, src string) error {
+	existing, ok := dir.children[name]
+	if !ok {
+		dir.children[name] = &farmNode{target: src}
+		return nil
+	}
+	if !isDir(src) || (existing.target != "" && !isDir(existing.target)) {
+		kept := existing.target
+		if kept == "" {
+			kept = "(a directory)"
+		}
+		if c.OnCollision != nil {
+			c.OnCollision(name, kept, src)
+		}
+		return nil
+	}
+	if existing.target != "" {
+		if err := c.unfold(existing); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", src, err)
+	}
+	for _, e := range entries {
+		if err := c.join(existing, e.Name(), path.Join(src, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unfold turns a symlink to a directory into a real directory of symlinks
+// to that directory's entries.
+func (c Customisation) unfold(n *farmNode) error {
+	src := n.target
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", src, err)
+	}
+	n.target, n.children, n.mode = "", map[string]*farmNode{}, 0o755
+	for _, e := range entries {
+		n.children[e.Name()] = &farmNode{target: path.Join(src, e.Name())}
+	}
+	return nil
+}
+
+// force puts node at the slash-separated name, making real directories
+// on the way and replacing what was there.
+func (c Customisation) force(root *farmNode, name string, node *farmNode) error {
+	parts := strings.Split(name, "/")
+	dir := root
+	for _, part := range parts[:len(parts)-1] {
+		next, ok := dir.children[part]
+		switch {
+		case !ok:
+			next = newDir(0o755)
+			dir.children[part] = next
+		case next.target != "" && isDir(next.target):
+			if err := c.unfold(next); err != nil {
+				return err
+			}
+		case next.target != "":
+			// A file where a directory must go: the forced entry wins.
+			next = newDir(0o755)
+			dir.children[part] = next
+		}
+		dir = next
+	}
+	dir.children[parts[len(parts)-1]] = node
+	return nil
+}
+
+// writeFarm writes the farm's entries in lexical order.
+func (p *packer) writeFarm(dir *farmNode, prefix string) error {
+	names := make([]string, 0, len(dir.children))
+	for n := range dir.children {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		child := dir.children[n]
+		name := prefix + n
+		if child.target != "" {
+			h := p.header(name, tar.TypeSymlink, symlinkMode)
+			h.Linkname = child.target
+			if err := p.tw.WriteHeader(h); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := p.tw.WriteHeader(p.header(name+"/", tar.TypeDir, child.mode)); err != nil {
+			return err
+		}
+		if err := p.writeFarm(child, name+"/"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isDir reports whether p is a directory, following symlinks as buildEnv
+// does.
+func isDir(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && info.IsDir()
+}

@@ -1,0 +1,145 @@
+package archive
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Modes, as Nix stores them: the store is read-only, and only whether a
+// file is executable survives.
+const (
+	dirMode     = 0o555
+	execMode    = 0o555
+	fileMode    = 0o444
+	symlinkMode = 0o777
+)
+
+// PackPaths packs store paths as they are on disk into one layer blob
+// written to w. The tar holds nix/, nix/store/ and each path's tree under
+// relative names; symlinks are kept as symlinks (never followed), hard
+// links become regular files, and sockets, devices and fifos are errors.
+func PackPaths(w io.Writer, storePaths []string, o Options) (Blob, error) {
+	p, err := newPacker(w, o)
+	if err != nil {
+		return Blob{}, err
+	}
+	paths := append([]string(nil), storePaths...)
+	sort.Strings(paths)
+	if err := p.dirs("nix/", "nix/store/"); err != nil {
+		return Blob{}, err
+	}
+	for i, sp := range paths {
+		if i > 0 && sp == paths[i-1] {
+			continue
+		}
+		if err := p.addTree(sp); err != nil {
+			return Blob{}, err
+		}
+	}
+	return p.close()
+}
+
+// dirs writes directory entries.
+func (p *packer) dirs(names ...string) error {
+	for _, n := range names {
+		if err := p.tw.WriteHeader(p.header(n, tar.TypeDir, dirMode)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addTree writes a store path and everything under it, in lexical order.
+func (p *packer) addTree(root string) error {
+	if !strings.HasPrefix(root, "/nix/store/") || strings.Contains(strings.TrimPrefix(root, "/nix/store/"), "/") {
+		return fmt.Errorf("%q is not a top-level store path under /nix/store", root)
+	}
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		return p.addEntry(path, d)
+	})
+}
+
+func (p *packer) addEntry(path string, d fs.DirEntry) error {
+	name := strings.TrimPrefix(path, "/")
+	switch t := d.Type(); {
+	case t.IsDir():
+		return p.dirs(name + "/")
+	case t&fs.ModeSymlink != 0:
+		target, err := os.Readlink(path)
+		if err != nil {
+			return fmt.Errorf("read symlink %s: %w", path, err)
+		}
+		h := p.header(name, tar.TypeSymlink, symlinkMode)
+		h.Linkname = target
+		return p.tw.WriteHeader(h)
+	case t.IsRegular():
+		return p.addFile(path, name)
+	default:
+		return fmt.Errorf("%s is a %s: store paths may hold only files, directories and symlinks", path, kind(t))
+	}
+}
+
+// addFile copies a regular file, checking that it does not change size
+// while it is read.
+func (p *packer) addFile(path, name string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s changed while it was packed", path)
+	}
+	mode := int64(fileMode)
+	if info.Mode()&0o111 != 0 {
+		mode = execMode
+	}
+	h := p.header(name, tar.TypeReg, mode)
+	h.Size = info.Size()
+	if err := p.tw.WriteHeader(h); err != nil {
+		return err
+	}
+	// Large reads keep the per-call cost of hashing and pgzip low; hiding
+	// WriterTo makes io.CopyBuffer use the buffer.
+	if p.buf == nil {
+		p.buf = make([]byte, 256<<10)
+	}
+	n, err := io.CopyBuffer(p.tw, struct{ io.Reader }{f}, p.buf)
+	if err != nil {
+		if err == tar.ErrWriteTooLong {
+			return fmt.Errorf("%s grew while it was packed", path)
+		}
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if n != info.Size() {
+		return fmt.Errorf("%s shrank while it was packed", path)
+	}
+	return nil
+}
+
+func kind(t fs.FileMode) string {
+	switch {
+	case t&fs.ModeSocket != 0:
+		return "socket"
+	case t&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case t&fs.ModeCharDevice != 0:
+		return "character device"
+	case t&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}

@@ -1,0 +1,137 @@
+package layers
+
+// The "nixery" strategy is Nixery's layering, kept as it was designed so
+// that images can be compared with Nixery's own:
+//
+//  1. A fake root points at every requested path. Paths that are big (a
+//     closure over 100 MB) or popular (a popularity of 100 or more) get an
+//     extra edge from the root, so no single package can own them.
+//     cacert and iana-etc, added to every image, count as very popular.
+//  2. The dominator tree of that graph is computed. Every child of the
+//     root starts a layer holding its whole dominated subtree: paths that
+//     only it leads to.
+//  3. Each layer is rated popularity(child) × the sum of its members'
+//     closure sizes. While there are more layers than the budget, the two
+//     lowest rated layers are merged. As in Nixery, the list is not
+//     re-sorted after a merge, so the lowest-rated layers collapse into
+//     one.
+//
+// Nixery sorted with an unstable sort over nodes in map order, so equal
+// ratings came out in any order. Here ties are broken by the layer's
+// smallest store path, which makes the plan deterministic.
+
+import (
+	"sort"
+	"strings"
+
+	"gonum.org/v1/gonum/graph"
+	"gonum.org/v1/gonum/graph/flow"
+	"gonum.org/v1/gonum/graph/simple"
+
+	"github.com/nixery-action/nixery-action/pkg/popularity"
+)
+
+func init() { register("nixery", nixeryStrategy) }
+
+const (
+	// bigClosure is the closure size above which a path is hoisted.
+	bigClosure = 100 * 1000 * 1000
+	// popularEnough is the popularity at or above which a path is hoisted.
+	popularEnough = 100
+	// alwaysPopular is the popularity of cacert and iana-etc: more than
+	// glibc's, since every image has them.
+	alwaysPopular = 500000
+)
+
+// nixeryPopularity is a path's popularity as Nixery counts it.
+func nixeryPopularity(storePath string, pop popularity.Data) int {
+	name := popularity.Name(storePath)
+	if strings.HasPrefix(name, "nss-cacert") || strings.HasPrefix(name, "iana-etc") {
+		return alwaysPopular
+	}
+	if n, ok := pop[name]; ok {
+		return n
+	}
+	return 1
+}
+
+func nixeryStrategy(g *Graph, pop popularity.Data, budget int) [][]int {
+	// Node IDs: 0 is the fake root, path i is i+1.
+	dg := simple.NewDirectedGraph()
+	dg.AddNode(simple.Node(0))
+	for i := range g.Paths {
+		dg.AddNode(simple.Node(i + 1))
+	}
+	popOf := make([]int, len(g.Paths))
+	for i, p := range g.Paths {
+		popOf[i] = nixeryPopularity(p.Name, pop)
+	}
+	link := func(from, to int64) {
+		if !dg.HasEdgeFromTo(from, to) {
+			dg.SetEdge(dg.NewEdge(dg.Node(from), dg.Node(to)))
+		}
+	}
+	for _, r := range g.Roots {
+		link(0, int64(r+1))
+	}
+	// Paths the requested roots do not reach hang off the root too, so
+	// every path of the graph is in a layer.
+	for _, r := range g.unreferenced() {
+		link(0, int64(r+1))
+	}
+	for i, p := range g.Paths {
+		if p.ClosureSize > bigClosure || popOf[i] >= popularEnough {
+			link(0, int64(i+1))
+		}
+		for _, r := range g.Refs[i] {
+			link(int64(i+1), int64(r+1))
+		}
+	}
+	dt := flow.Dominators(dg.Node(0), dg)
+
+	type layer struct {
+		members []int
+		rating  uint64
+		first   string // smallest store path, for ties
+	}
+	var layers []layer
+	for _, top := range sortedNodes(dt.DominatedBy(0)) {
+		var members []int
+		var size uint64
+		queue := []graph.Node{top}
+		for len(queue) > 0 {
+			n := queue[0]
+			queue = queue[1:]
+			i := int(n.ID() - 1)
+			members = append(members, i)
+			size += g.Paths[i].ClosureSize
+			queue = append(queue, sortedNodes(dt.DominatedBy(n.ID()))...)
+		}
+		sort.Ints(members)
+		ti := int(top.ID() - 1)
+		layers = append(layers, layer{members: members, rating: uint64(popOf[ti]) * size, first: g.Paths[members[0]].Name})
+	}
+	sort.SliceStable(layers, func(a, b int) bool {
+		if layers[a].rating != layers[b].rating {
+			return layers[a].rating < layers[b].rating
+		}
+		return layers[a].first < layers[b].first
+	})
+	for len(layers) > budget {
+		layers[1].members = append(layers[1].members, layers[0].members...)
+		layers[1].rating += layers[0].rating
+		layers = layers[1:]
+	}
+	groups := make([][]int, len(layers))
+	for i, l := range layers {
+		groups[i] = l.members
+	}
+	return groups
+}
+
+// sortedNodes orders nodes by ID, so map order inside gonum never shows.
+func sortedNodes(nodes []graph.Node) []graph.Node {
+	out := append([]graph.Node(nil), nodes...)
+	sort.Slice(out, func(a, b int) bool { return out[a].ID() < out[b].ID() })
+	return out
+}
