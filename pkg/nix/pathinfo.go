@@ -18,7 +18,8 @@ func (b *Builder) pathInfo(ctx context.Context, system string, paths []string) (
 	b.mu.Unlock()
 	if format >= 0 {
 		args := append(append(append([]string{}, base...), "--json-format", "1", "--"), paths...)
-		out, err := b.run(ctx, what, prefix, args...)
+		// Quiet: an older Nix's complaint about the flag is expected.
+		out, err := b.runLogged(ctx, what, prefix, nil, args...)
 		var ce *CommandError
 		switch {
 		case err == nil:

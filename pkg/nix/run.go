@@ -27,6 +27,12 @@ var commonArgs = []string{"--extra-experimental-features", "nix-command flakes"}
 // gets SIGTERM (so that it stops its builders, which run in sessions of
 // their own) and, after killGrace, its process group gets SIGKILL.
 func (b *Builder) run(ctx context.Context, what, prefix string, args ...string) ([]byte, error) {
+	return b.runLogged(ctx, what, prefix, b.Log, args...)
+}
+
+// runLogged is run with Nix's stderr streamed to log (nil: kept only for
+// the error message).
+func (b *Builder) runLogged(ctx context.Context, what, prefix string, logTo io.Writer, args ...string) ([]byte, error) {
 	nix := b.Nix
 	if nix == "" {
 		nix = "nix"
@@ -51,7 +57,7 @@ func (b *Builder) run(ctx context.Context, what, prefix string, args ...string) 
 
 	var stdout bytes.Buffer
 	tail := &tailBuffer{max: stderrKept}
-	log := &lineWriter{mu: &b.logMu, w: b.Log, prefix: prefix}
+	log := &lineWriter{mu: &b.logMu, w: logTo, prefix: prefix}
 	cmd.Stdout = &stdout
 	cmd.Stderr = io.MultiWriter(log, tail)
 
