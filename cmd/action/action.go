@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/nixery-action/nixery-action/pkg/push"
+)
+
+// The action reads its inputs from INPUT_* variables. action.yml passes
+// them through each step's env; names there use underscores
+// (INPUT_LAYER_BUDGET), since a shell cannot name a variable with a dash.
+func init() {
+	register(&command{
+		name:    "action",
+		summary: "run as the GitHub Action: read the inputs, build and push, set the outputs and step summary",
+		usage:   "",
+		setup: func(*flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if len(args) > 0 {
+					return usagef("takes no arguments: it reads the action's inputs from INPUT_* variables")
+				}
+				return runAction(os.Getenv, os.Stdout)
+			}
+		},
+	})
+}
+
+// newActions returns go-githubactions' helper reading inputs with dashes
+// as underscores.
+func newActions(getenv func(string) string, w io.Writer) *githubactions.Action {
+	return githubactions.New(
+		githubactions.WithWriter(w),
+		githubactions.WithGetenv(func(k string) string {
+			return getenv(strings.ReplaceAll(k, "-", "_"))
+		}),
+	)
+}
+
+func runAction(getenv func(string) string, stdout io.Writer) error {
+	gh := newActions(getenv, stdout)
+	// Masked before anything can print it.
+	for _, secret := range []string{gh.GetInput("password"), getenv("GITHUB_TOKEN"), getenv("NIXERY_PASSWORD")} {
+		if secret != "" {
+			gh.AddMask(secret)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	res, err := actionRun(ctx, gh, stdout)
+	if err != nil {
+		gh.Errorf("%s", err)
+		return err
+	}
+	manifests := map[string]string{}
+	for _, m := range res.Manifests {
+		manifests[m.Platform] = m.Digest
+	}
+	metadata, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	platforms, err := json.Marshal(manifests)
+	if err != nil {
+		return err
+	}
+	gh.SetOutput("digest", res.Digest)
+	gh.SetOutput("image", imageRef(res.Result))
+	gh.SetOutput("manifests", string(platforms))
+	gh.SetOutput("metadata", string(metadata))
+	gh.AddStepSummary(summary(res))
+	return printResult(stdout, res.Result)
+}
+
+// actionRun maps the inputs onto the flags of build (or merge) and runs it.
+func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) (*buildResult, error) {
+	group := func(platform string) (string, string) {
+		title := "Push"
+		if platform != "" {
+			title = "Build " + platform
+		}
+		return "::group::" + title + "\n", "::endgroup::\n"
+	}
+	logs := groupedLogs(stdout, group)
+
+	if digests := gh.GetInput("merge-digests"); digests != "" {
+		f := &mergeFlags{tags: listFlag{commas: true}}
+		fs := flag.NewFlagSet("merge", flag.ContinueOnError)
+		f.register(fs)
+		if err := setFromInputs(gh, fs); err != nil {
+			return nil, err
+		}
+		return f.execute(ctx, strings.FieldsFunc(digests, func(r rune) bool { return r == ',' || r == '\n' || r == ' ' }), logs)
+	}
+
+	f := &buildFlags{platforms: listFlag{commas: true}, tags: listFlag{commas: true}}
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f.register(fs)
+	if err := setFromInputs(gh, fs); err != nil {
+		return nil, err
+	}
+	packages := gh.GetInput("packages")
+	if packages == "" {
+		return nil, fmt.Errorf("the packages input is empty: name the nixpkgs packages to put in the image, e.g. packages: hello git")
+	}
+	return f.execute(ctx, []string{packages}, logs)
+}
+
+// setFromInputs sets every flag whose input is not empty. The action's
+// inputs are the flags of the command, under the same names.
+func setFromInputs(gh *githubactions.Action, fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(fl *flag.Flag) {
+		if err != nil || fl.Name == "json" {
+			return
+		}
+		if v := gh.GetInput(fl.Name); v != "" {
+			if setErr := fs.Set(fl.Name, v); setErr != nil {
+				err = fmt.Errorf("input %s: %v", fl.Name, setErr)
+			}
+		}
+	})
+	return err
+}
+
+// imageRef is the pushed image pinned by digest.
+func imageRef(res *push.Result) string {
+	if res.Reference != "" {
+		return res.Reference
+	}
+	return res.Image + "@" + res.Digest
+}
+
+// summary is the step summary: per platform a table of its layers, then
+// the time each phase took.
+func summary(res *buildResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### %s\n\n`%s`\n\n", res.Image, imageRef(res.Result))
+	if len(res.Tags) > 0 {
+		fmt.Fprintf(&b, "Tags: %s\n\n", "`"+strings.Join(res.Tags, "`, `")+"`")
+	}
+	for _, m := range res.Manifests {
+		var total int64
+		for _, l := range m.Layers {
+			total += l.Size
+		}
+		fmt.Fprintf(&b, "#### %s (%s, %s)\n\n", m.Platform, plural(len(m.Layers), "layer", "layers"), humanSize(total))
+		b.WriteString("| # | size | packages | upload |\n|---:|---:|---|---|\n")
+		for i, l := range m.Layers {
+			status := "already present"
+			if l.Uploaded {
+				status = "uploaded"
+			}
+			pkgs := strings.Join(l.Packages, ", ")
+			if pkgs == "" {
+				pkgs = "(customisation: symlinks, /tmp)"
+			}
+			fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", i+1, humanSize(l.Size), pkgs, status)
+		}
+		b.WriteString("\n")
+	}
+	if len(res.Timings) > 0 {
+		b.WriteString("| phase | seconds |\n|---|---:|\n")
+		var phases []string
+		for p := range res.Timings {
+			phases = append(phases, p)
+		}
+		sort.Strings(phases)
+		for _, p := range phases {
+			fmt.Fprintf(&b, "| %s | %.2f |\n", p, res.Timings[p])
+		}
+	}
+	return b.String()
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

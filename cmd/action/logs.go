@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"sync"
+)
+
+// logSink gives the writer for one platform's progress ("" for progress
+// that belongs to no platform) and a function to call when it is done.
+type logSink func(platform string) (io.Writer, func())
+
+// prefixLogs writes every platform's progress to w as it comes; lines
+// carry their platform already, so they can interleave.
+func prefixLogs(w io.Writer) logSink {
+	sw := &syncWriter{w: w}
+	return func(string) (io.Writer, func()) { return sw, func() {} }
+}
+
+// groupedLogs holds each platform's progress until it is done and then
+// writes it in one piece, between the start and end lines that group
+// returns (GitHub's ::group:: lines), so groups never interleave.
+func groupedLogs(w io.Writer, group func(platform string) (start, end string)) logSink {
+	var mu sync.Mutex
+	return func(platform string) (io.Writer, func()) {
+		buf := &syncWriter{w: &bytes.Buffer{}}
+		return buf, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			start, end := group(platform)
+			io.WriteString(w, start)
+			buf.mu.Lock()
+			w.Write(buf.w.(*bytes.Buffer).Bytes())
+			buf.mu.Unlock()
+			io.WriteString(w, end)
+		}
+	}
+}
+
+// syncWriter lets several goroutines write whole lines to one writer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

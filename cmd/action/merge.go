@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nixery-action/nixery-action/pkg/push"
+)
+
+// mergeFlags are the options of `nixery merge`, which joins images that
+// per-platform jobs pushed by digest into one index under the tags.
+type mergeFlags struct {
+	image    string
+	tags     listFlag
+	insecure bool
+	username string
+	password string
+	json     bool
+}
+
+func init() {
+	register(&command{
+		name:    "merge",
+		summary: "put one multi-platform index over per-platform images pushed by digest",
+		usage:   "--image REF [--tags LIST] DIGEST...",
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			f := &mergeFlags{tags: listFlag{commas: true}}
+			f.register(fs)
+			return func(args []string) error {
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				res, err := f.execute(ctx, args, prefixLogs(os.Stderr))
+				if err != nil {
+					return err
+				}
+				if f.json {
+					enc := json.NewEncoder(os.Stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(res)
+				}
+				return printResult(os.Stdout, res.Result)
+			}
+		},
+	})
+}
+
+func (f *mergeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.image, "image", "", "repository the per-platform images were pushed to, e.g. ghcr.io/OWNER/NAME")
+	fs.Var(&f.tags, "tags", "tags to put the index under, comma or newline separated (default latest)")
+	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
+	fs.StringVar(&f.username, "username", "", "registry user name")
+	fs.StringVar(&f.password, "password", "", "registry password or token (prefer the NIXERY_PASSWORD environment variable)")
+	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
+}
+
+func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink) (*buildResult, error) {
+	if f.image == "" {
+		return nil, usagef("--image is required: the repository the per-platform images were pushed to")
+	}
+	if len(digests) == 0 {
+		return nil, usagef("name the digests to merge: the digest output of each per-platform build")
+	}
+	if f.password == "" {
+		f.password = os.Getenv("NIXERY_PASSWORD")
+	}
+	tags := f.tags.items
+	if len(tags) == 0 && !hasTag(f.image) {
+		tags = []string{"latest"}
+	}
+	t, err := push.NewTarget(f.image, tags, f.insecure)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	w, end := logs("")
+	fmt.Fprintf(w, "merging %s into %s\n", plural(len(digests), "image", "images"), t.Repo)
+	end()
+	timings := newTimings()
+	done := timings.start("upload")
+	res, err := push.Merge(ctx, t, digests, push.Options{Credentials: push.Credentials{
+		Username: f.username, Password: f.password,
+		GitHubToken: os.Getenv("GITHUB_TOKEN"), GitHubActor: os.Getenv("GITHUB_ACTOR"),
+	}})
+	done()
+	if err != nil {
+		return nil, err
+	}
+	return &buildResult{Result: res, Timings: timings.seconds(), timings: timings}, nil
+}

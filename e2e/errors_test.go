@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// TestBuildBadInput: each kind of bad input gives one clear error line, a
+// non-zero exit, and no tag in the registry.
+func TestBuildBadInput(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	host := testenv.StartRegistry(t)
+	authHost, user, password := testenv.StartAuthRegistry(t)
+	out := "oci:" + filepath.Join(t.TempDir(), "oci")
+
+	cases := []struct {
+		name string
+		args []string
+		want string // in the error line
+		repo string // a repository that must have no tags afterwards
+	}{
+		{
+			name: "unknown packages",
+			args: []string{"--nixpkgs", standIn(), "--image", host + "/bad/unknown", "nosuchpkg", "hello", "alsomissing"},
+			want: "not found in nixpkgs for x86_64-linux: alsomissing, nosuchpkg",
+			repo: host + "/bad/unknown",
+		},
+		{
+			name: "unknown package on the second platform",
+			args: []string{"--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64", "--output", out, "nosuchpkg"},
+			want: "not found in nixpkgs for",
+		},
+		{
+			name: "injection in a package name",
+			args: []string{"--nixpkgs", standIn(), "--output", out, `hello"; builtins.abort "x`},
+			want: `hello"; builtins.abort "x`,
+		},
+		{
+			name: "unknown platform",
+			args: []string{"--nixpkgs", standIn(), "--platforms", "linux/sparc64", "--output", out, "hello"},
+			want: "linux/sparc64",
+		},
+		{
+			name: "bad image reference",
+			args: []string{"--nixpkgs", standIn(), "--image", "Not A/Reference", "hello"},
+			want: "Not A/Reference",
+		},
+		{
+			name: "bad tag",
+			args: []string{"--nixpkgs", standIn(), "--image", host + "/bad/tag", "--tags", "ok,no good", "hello"},
+			want: "no good",
+			repo: host + "/bad/tag",
+		},
+		{
+			name: "unreachable registry",
+			args: []string{"--nixpkgs", standIn(), "--image", "127.0.0.1:1/bad/unreachable", "hello"},
+			want: "127.0.0.1:1",
+		},
+		{
+			name: "wrong credentials",
+			args: []string{"--nixpkgs", standIn(), "--image", authHost + "/bad/auth", "--username", user, "--password", password + "-wrong", "hello"},
+			want: "authentication failed",
+		},
+		{
+			name: "neither image nor output",
+			args: []string{"--nixpkgs", standIn(), "hello"},
+			want: "--image",
+		},
+		{
+			name: "no packages",
+			args: []string{"--nixpkgs", standIn(), "--output", out},
+			want: "package",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, nil, append([]string{"build"}, tc.args...)...)
+			assert.Assert(t, r.code != 0, "exit status 0; stdout: %s", r.stdout)
+			line := errorLine(r.stderr)
+			assert.Assert(t, is.Contains(line, tc.want), "stderr: %s", r.stderr)
+			assert.Assert(t, !strings.Contains(r.stderr, "goroutine "), r.stderr)
+			assert.Assert(t, !strings.Contains(r.stderr+r.stdout, password), "password leaked")
+			if tc.repo != "" {
+				assertNoTags(t, tc.repo)
+			}
+		})
+	}
+}
+
+// errorLine returns the line of stderr that nixery wrote its error on.
+func errorLine(stderr string) string {
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "nixery ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// assertNoTags checks with skopeo that a repository has no tags.
+func assertNoTags(t *testing.T, repo string) {
+	t.Helper()
+	out, err := runOutput("skopeo", "list-tags", "--tls-verify=false", "docker://"+repo)
+	if err != nil {
+		// A repository never pushed is not found (404).
+		assert.Assert(t, is.Contains(out, "404"), "skopeo list-tags: %v %s", err, out)
+		return
+	}
+	assert.Assert(t, is.Contains(out, `"Tags": []`), out)
+}
