@@ -1,0 +1,274 @@
+package flaketest
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// compositeAction is the part of action.yml a runner reads.
+type compositeAction struct {
+	Inputs map[string]struct {
+		Required bool   `yaml:"required"`
+		Default  string `yaml:"default"`
+	} `yaml:"inputs"`
+	Outputs map[string]struct {
+		Value string `yaml:"value"`
+	} `yaml:"outputs"`
+	Runs struct {
+		Using string       `yaml:"using"`
+		Steps []actionStep `yaml:"steps"`
+	} `yaml:"runs"`
+}
+
+type actionStep struct {
+	Name  string            `yaml:"name"`
+	ID    string            `yaml:"id"`
+	If    string            `yaml:"if"`
+	Uses  string            `yaml:"uses"`
+	Shell string            `yaml:"shell"`
+	Run   string            `yaml:"run"`
+	Env   map[string]string `yaml:"env"`
+}
+
+// runner runs a composite action the way GitHub's runner does: each step
+// gets exactly the env it declares on top of the runner's own variables,
+// with ${{ }} expressions substituted first.
+type runner struct {
+	action  compositeAction
+	path    string            // GITHUB_ACTION_PATH
+	inputs  map[string]string // defaults overlaid with the step's with:
+	token   string            // github.token
+	baseEnv []string
+	steps   map[string]map[string]string // step id -> outputs
+	summary string                       // GITHUB_STEP_SUMMARY contents
+	stdout  string                       // everything the steps printed
+}
+
+var expression = regexp.MustCompile(`\$\{\{\s*(.*?)\s*\}\}`)
+
+func newRunner(t *testing.T, actionPath string, with map[string]string, baseEnv []string) *runner {
+	t.Helper()
+	r := &runner{path: actionPath, token: "ghs_not-a-real-token-0123456789", baseEnv: baseEnv, steps: map[string]map[string]string{}}
+	text, err := os.ReadFile(filepath.Join(actionPath, "action.yml"))
+	assert.NilError(t, err)
+	assert.NilError(t, yaml.Unmarshal(text, &r.action))
+	assert.Equal(t, r.action.Runs.Using, "composite")
+	r.inputs = map[string]string{}
+	for name, in := range r.action.Inputs {
+		r.inputs[name] = in.Default
+	}
+	for name, v := range with {
+		_, ok := r.action.Inputs[name]
+		assert.Assert(t, ok, "action.yml has no input %q", name)
+		r.inputs[name] = v
+	}
+	return r
+}
+
+// eval substitutes the expressions the action uses.
+func (r *runner) eval(t *testing.T, s string) string {
+	t.Helper()
+	return expression.ReplaceAllStringFunc(s, func(m string) string {
+		expr := expression.FindStringSubmatch(m)[1]
+		switch {
+		case strings.HasPrefix(expr, "inputs."):
+			v, ok := r.inputs[strings.TrimPrefix(expr, "inputs.")]
+			assert.Assert(t, ok, "unknown input in %s", m)
+			return v
+		case expr == "github.token":
+			return r.token
+		case expr == "github.action_path":
+			return r.path
+		case strings.HasPrefix(expr, "steps."):
+			parts := strings.Split(expr, ".") // steps.ID.outputs.NAME
+			assert.Assert(t, len(parts) == 4 && parts[2] == "outputs", m)
+			return r.steps[parts[1]][parts[3]]
+		}
+		t.Fatalf("the test runner does not know the expression %s", m)
+		return ""
+	})
+}
+
+// condition evaluates the `if:` forms the action uses.
+func (r *runner) condition(t *testing.T, cond string) bool {
+	t.Helper()
+	if cond == "" {
+		return true
+	}
+	m := regexp.MustCompile(`^inputs\.([a-z-]+) == '([^']*)'$`).FindStringSubmatch(strings.TrimSpace(cond))
+	assert.Assert(t, m != nil, "the test runner cannot evaluate if: %s", cond)
+	return r.inputs[m[1]] == m[2]
+}
+
+// run runs every step and returns the error of the first that fails.
+func (r *runner) run(t *testing.T) error {
+	t.Helper()
+	dir := t.TempDir()
+	summaryFile := filepath.Join(dir, "summary.md")
+	for n, step := range r.action.Runs.Steps {
+		if !r.condition(t, step.If) {
+			continue
+		}
+		assert.Assert(t, step.Uses == "", "step %q uses %s, which this test cannot run: set its input off", step.Name, step.Uses)
+		assert.Assert(t, !strings.Contains(step.Run, "${{"), "step %q splices an expression into its script", step.Name)
+		assert.Equal(t, step.Shell, "bash")
+
+		outputFile := filepath.Join(dir, fmt.Sprintf("output-%d", n))
+		assert.NilError(t, os.WriteFile(outputFile, nil, 0o644))
+		env := append([]string{}, r.baseEnv...)
+		env = append(env,
+			"GITHUB_ACTIONS=true",
+			"GITHUB_ACTION_PATH="+r.path,
+			"GITHUB_OUTPUT="+outputFile,
+			"GITHUB_STEP_SUMMARY="+summaryFile,
+			"GITHUB_WORKSPACE="+dir,
+			"RUNNER_TEMP="+dir,
+		)
+		for k, v := range step.Env {
+			env = append(env, k+"="+r.eval(t, v))
+		}
+		script := filepath.Join(dir, fmt.Sprintf("step-%d.sh", n))
+		assert.NilError(t, os.WriteFile(script, []byte(step.Run), 0o644))
+		cmd := exec.Command("/bin/bash", "--noprofile", "--norc", "-eo", "pipefail", script)
+		cmd.Env = env
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		r.stdout += string(out)
+		if step.ID != "" {
+			r.steps[step.ID] = readOutputs(t, outputFile)
+		}
+		if summary, err := os.ReadFile(summaryFile); err == nil {
+			r.summary = string(summary)
+		}
+		if err != nil {
+			return fmt.Errorf("step %q: %v", step.Name, err)
+		}
+	}
+	return nil
+}
+
+// outputs maps the action's outputs from its steps' outputs.
+func (r *runner) outputs(t *testing.T) map[string]string {
+	out := map[string]string{}
+	for name, o := range r.action.Outputs {
+		out[name] = r.eval(t, o.Value)
+	}
+	return out
+}
+
+// readOutputs parses a GITHUB_OUTPUT file: name=value lines and
+// name<<DELIMITER blocks.
+func readOutputs(t *testing.T, file string) map[string]string {
+	t.Helper()
+	f, err := os.Open(file)
+	assert.NilError(t, err)
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		line := sc.Text()
+		if name, delim, ok := strings.Cut(line, "<<"); ok {
+			var value []string
+			for sc.Scan() && sc.Text() != delim {
+				value = append(value, sc.Text())
+			}
+			out[name] = strings.Join(value, "\n")
+		} else if name, value, ok := strings.Cut(line, "="); ok {
+			out[name] = value
+		}
+	}
+	assert.NilError(t, sc.Err())
+	return out
+}
+
+// TestAction runs action.yml as a runner would, against the stand-in
+// nixpkgs and a real registry, and checks its outputs and step summary.
+func TestAction(t *testing.T) {
+	testenv.Require(t, "nix", "git", "go", "docker-registry", "skopeo")
+	f := newFlake(t)
+	host := testenv.StartRegistry(t)
+	repo := host + "/action/tools"
+	standIn := "path:" + filepath.Join(repoRoot(t), "testdata", "nixpkgs")
+	password := "s3cret-password-that-must-not-leak"
+
+	r := newRunner(t, f.dir, map[string]string{
+		"packages":  "hello\nbusybox",
+		"platforms": "linux/amd64,linux/arm64",
+		"image":     repo,
+		"tags":      "v1\nlatest",
+		"nixpkgs":   standIn,
+		"labels":    "org.example.team=tools",
+		"password":  password,
+	}, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "NIX_CONFIG=" + nixConfig})
+	err := r.run(t)
+	assert.NilError(t, err, r.stdout)
+	outputs := r.outputs(t)
+
+	// The digest output is the digest of what the registry serves.
+	raw := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":v1")
+	sum := sha256.Sum256([]byte(raw))
+	assert.Equal(t, outputs["digest"], "sha256:"+hex.EncodeToString(sum[:]))
+	assert.Equal(t, outputs["image"], repo+"@"+outputs["digest"])
+
+	var manifests map[string]string
+	assert.NilError(t, json.Unmarshal([]byte(outputs["manifests"]), &manifests), outputs["manifests"])
+	var platforms []string
+	for p := range manifests {
+		platforms = append(platforms, p)
+	}
+	sort.Strings(platforms)
+	assert.DeepEqual(t, platforms, []string{"linux/amd64", "linux/arm64/v8"})
+	for p, d := range manifests {
+		assert.Assert(t, strings.Contains(raw, d), "%s manifest %s not in the index", p, d)
+	}
+
+	var metadata struct {
+		Digest string   `json:"digest"`
+		Tags   []string `json:"tags"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(outputs["metadata"]), &metadata))
+	assert.Equal(t, metadata.Digest, outputs["digest"])
+	assert.DeepEqual(t, metadata.Tags, []string{"v1", "latest"})
+
+	// The step summary has a layer table per platform and the timings.
+	for _, want := range []string{"#### linux/amd64", "#### linux/arm64", "| # | size | packages | upload |", "hello", "uploaded", "| phase | seconds |"} {
+		assert.Assert(t, is.Contains(r.summary, want))
+	}
+	// The log is grouped per platform, and the secrets are masked, never printed.
+	assert.Assert(t, is.Contains(r.stdout, "::group::Build x86_64-linux"))
+	assert.Assert(t, is.Contains(r.stdout, "::add-mask::"+password))
+	withoutMask := strings.ReplaceAll(r.stdout, "::add-mask::"+password, "")
+	for _, text := range []string{withoutMask, r.summary, fmt.Sprint(outputs)} {
+		assert.Assert(t, !strings.Contains(text, password), "password leaked")
+	}
+}
+
+// TestActionWithoutNix: with install-nix false and no nix on PATH, the
+// action stops with a message saying how to add Nix.
+func TestActionWithoutNix(t *testing.T) {
+	root := repoRoot(t)
+	empty := t.TempDir()
+	r := newRunner(t, root, map[string]string{"packages": "hello", "image": "ghcr.io/example/hello"},
+		[]string{"PATH=" + empty, "HOME=" + t.TempDir()})
+	err := r.run(t)
+	assert.ErrorContains(t, err, `step "Check for Nix"`)
+	assert.Assert(t, is.Contains(r.stdout, "::error title=Nix is missing::"))
+	assert.Assert(t, is.Contains(r.stdout, "install-nix: true"))
+}
