@@ -169,6 +169,9 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usagef("say where the image goes: --image REGISTRY/NAME to push, or --output oci:DIR / docker:FILE.tar")
 	}
 
+	if (f.username == "") != (f.password == "") {
+		return nil, usagef("--username and --password go together: give both or neither")
+	}
 	if f.budget < 1 || f.budget > layers.MaxBudget {
 		return nil, usagef("--layer-budget %d is out of range: use 1 to %d", f.budget, layers.MaxBudget)
 	}

@@ -215,6 +215,7 @@ func TestAction(t *testing.T) {
 		"tags":      "v1\nlatest",
 		"nixpkgs":   standIn,
 		"labels":    "org.example.team=tools",
+		"username":  "ci",
 		"password":  password,
 	}, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "NIX_CONFIG=" + nixConfig})
 	err := r.run(t)
