@@ -26,11 +26,11 @@ import (
 // change, so caches keyed by it never mix two formats.
 const FormatVersion = "1"
 
-// DefaultLevel is the gzip level used when Options.Level is 0: on the
-// machines measured (docs/packing.md) it is several times faster than
-// compress/gzip's default level with output within a few percent of its
-// size.
-const DefaultLevel = 2
+// DefaultLevel is the gzip level used when Options.Level is 0. Measured
+// on 615 MB of store paths (docs/packing.md), it packs about 7 times as
+// fast as compress/gzip's default level on 2 cores with output 6% larger;
+// level 3 is a little faster but 9% larger, level 5 slower.
+const DefaultLevel = 4
 
 // blockSize is pgzip's block size. The compressed bytes depend on it, so
 // it is fixed rather than tuned to the machine.

@@ -61,7 +61,7 @@ func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 			if e.Name() == "nix-support" {
 				continue
 			}
-			if err := c.join(root, e.Name(), path.Join(pkg, e.Name())); err != nil {
+			if err := c.join(root, "", e.Name(), path.Join(pkg, e.Name())); err != nil {
 				return Blob{}, err
 			}
 		}
@@ -85,9 +85,9 @@ func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 	return p.close()
 }
 
-// join adds src under dir as name, unfolding symlinked directories into
-// real ones where two packages meet.
-func (c Customisation) join(dir *farmNode, name, src string) error {
+// join adds src under dir (at image path prefix) as name, unfolding
+// symlinked directories into real ones where two packages meet.
+func (c Customisation) join(dir *farmNode, prefix, name, src string) error {
 	existing, ok := dir.children[name]
 	if !ok {
 		dir.children[name] = &farmNode{target: src}
@@ -99,7 +99,7 @@ func (c Customisation) join(dir *farmNode, name, src string) error {
 			kept = "(a directory)"
 		}
 		if c.OnCollision != nil {
-			c.OnCollision(name, kept, src)
+			c.OnCollision(prefix+name, kept, src)
 		}
 		return nil
 	}
@@ -113,7 +113,7 @@ func (c Customisation) join(dir *farmNode, name, src string) error {
 		return fmt.Errorf("read %s: %w", src, err)
 	}
 	for _, e := range entries {
-		if err := c.join(existing, e.Name(), path.Join(src, e.Name())); err != nil {
+		if err := c.join(existing, prefix+name+"/", e.Name(), path.Join(src, e.Name())); err != nil {
 			return err
 		}
 	}

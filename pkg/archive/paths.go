@@ -38,7 +38,10 @@ func PackPaths(w io.Writer, storePaths []string, o Options) (Blob, error) {
 		if i > 0 && sp == paths[i-1] {
 			continue
 		}
-		if err := p.addTree(sp); err != nil {
+		if !strings.HasPrefix(sp, "/nix/store/") || strings.Contains(strings.TrimPrefix(sp, "/nix/store/"), "/") {
+			return Blob{}, fmt.Errorf("%q is not a top-level store path under /nix/store", sp)
+		}
+		if err := p.addTree(sp, strings.TrimPrefix(sp, "/")); err != nil {
 			return Blob{}, err
 		}
 	}
@@ -55,21 +58,18 @@ func (p *packer) dirs(names ...string) error {
 	return nil
 }
 
-// addTree writes a store path and everything under it, in lexical order.
-func (p *packer) addTree(root string) error {
-	if !strings.HasPrefix(root, "/nix/store/") || strings.Contains(strings.TrimPrefix(root, "/nix/store/"), "/") {
-		return fmt.Errorf("%q is not a top-level store path under /nix/store", root)
-	}
+// addTree writes the tree at root, in lexical order, under the tar name
+// name (root's own entry) and name/... for what is below it.
+func (p *packer) addTree(root, name string) error {
 	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
-		return p.addEntry(path, d)
+		return p.addEntry(path, name+strings.TrimPrefix(path, root), d)
 	})
 }
 
-func (p *packer) addEntry(path string, d fs.DirEntry) error {
-	name := strings.TrimPrefix(path, "/")
+func (p *packer) addEntry(path, name string, d fs.DirEntry) error {
 	switch t := d.Type(); {
 	case t.IsDir():
 		return p.dirs(name + "/")
