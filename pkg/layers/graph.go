@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"sort"
 	"strings"
 )
@@ -302,20 +303,11 @@ func (g *Graph) fillClosureSizes() {
 		for w, v := range sets[i] {
 			for v != 0 {
 				b := v & -v
-				j := w*64 + bitIndex(b)
+				j := w*64 + bits.TrailingZeros64(b)
 				total += g.Paths[j].NarSize
 				v ^= b
 			}
 		}
 		g.Paths[i].ClosureSize = total
 	}
-}
-
-func bitIndex(b uint64) int {
-	n := 0
-	for b > 1 {
-		b >>= 1
-		n++
-	}
-	return n
 }

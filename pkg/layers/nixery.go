@@ -99,13 +99,12 @@ func nixeryStrategy(g *Graph, pop popularity.Data, budget int) [][]int {
 		var members []int
 		var size uint64
 		queue := []graph.Node{top}
-		for len(queue) > 0 {
-			n := queue[0]
-			queue = queue[1:]
+		for head := 0; head < len(queue); head++ {
+			n := queue[head]
 			i := int(n.ID() - 1)
 			members = append(members, i)
 			size += g.Paths[i].ClosureSize
-			queue = append(queue, sortedNodes(dt.DominatedBy(n.ID()))...)
+			queue = append(queue, dt.DominatedBy(n.ID())...) // members are sorted below
 		}
 		sort.Ints(members)
 		ti := int(top.ID() - 1)
@@ -118,7 +117,13 @@ func nixeryStrategy(g *Graph, pop popularity.Data, budget int) [][]int {
 		return layers[a].first < layers[b].first
 	})
 	for len(layers) > budget {
-		layers[1].members = append(layers[1].members, layers[0].members...)
+		// Append the smaller member list to the larger: the front layer
+		// keeps growing, and copying it each time would be quadratic.
+		small, big := layers[0].members, layers[1].members
+		if len(small) > len(big) {
+			small, big = big, small
+		}
+		layers[1].members = append(big, small...)
 		layers[1].rating += layers[0].rating
 		layers = layers[1:]
 	}

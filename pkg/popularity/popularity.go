@@ -42,3 +42,30 @@ func Load(r io.Reader) (Data, error) {
 	}
 	return d, nil
 }
+
+// Compute counts, for every package name, the distinct store paths that
+// reference it (self references excluded) across closures: refs maps each
+// store path to the store paths it references. This is what Nixery's
+// popcount computes over a whole channel.
+func Compute(refs map[string][]string) Data {
+	d := Data{}
+	for from, tos := range refs {
+		seen := map[string]bool{}
+		for _, to := range tos {
+			if to == from || seen[to] {
+				continue
+			}
+			seen[to] = true
+			d[Name(to)]++
+		}
+	}
+	return d
+}
+
+// Write writes d as indented JSON with sorted keys, so the same data gives
+// the same file.
+func Write(w io.Writer, d Data) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(d) // encoding/json sorts map keys
+}
