@@ -10,7 +10,7 @@ import (
 
 func TestName(t *testing.T) {
 	for path, want := range map[string]string{
-		"/nix/store/0c0h0g0f0e0d0c0b0a09080706050403-openssl-3.0.13": "openssl-3.0.13",
+		"/nix/store/0c0h0g0f0e0d0c0b0a09080706050403-openssl-3.0.13":  "openssl-3.0.13",
 		"/nix/store/0c0h0g0f0e0d0c0b0a09080706050403-nss-cacert-3.98": "nss-cacert-3.98",
 		"/nix/store/0c0h0g0f0e0d0c0b0a09080706050403-hello":           "hello",
 		"nohash": "nohash",
