@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/layers"
+)
+
+// runCLI runs the command in-process, capturing what it prints.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	// Commands print results on os.Stdout; swap it for a file.
+	out, err := os.CreateTemp(t.TempDir(), "stdout")
+	assert.NilError(t, err)
+	saved := os.Stdout
+	os.Stdout = out
+	var errBuf bytes.Buffer
+	code = run(args, out, &errBuf)
+	os.Stdout = saved
+	data, err := os.ReadFile(out.Name())
+	assert.NilError(t, err)
+	return code, string(data), errBuf.String()
+}
+
+func TestUsage(t *testing.T) {
+	code, out, _ := runCLI(t, "--help")
+	assert.Equal(t, code, 0)
+	for _, c := range []string{"build", "layers", "pack", "merge", "action"} {
+		assert.Assert(t, is.Contains(out, "  "+c+" "))
+	}
+	code, out, _ = runCLI(t, "--version")
+	assert.Equal(t, code, 0)
+	assert.Assert(t, strings.HasPrefix(out, "nixery "))
+	code, _, errOut := runCLI(t, "frobnicate")
+	assert.Equal(t, code, 2)
+	assert.Assert(t, is.Contains(errOut, `unknown command "frobnicate"`))
+	for _, c := range []string{"build", "layers", "pack", "merge"} {
+		code, out, _ := runCLI(t, c, "--help")
+		assert.Equal(t, code, 0)
+		assert.Assert(t, is.Contains(out, "Usage: nixery "+c))
+	}
+}
+
+func TestLayersCommand(t *testing.T) {
+	closure := filepath.Join("..", "..", "pkg", "layers", "testdata", "shell-hello-busybox.json")
+	code, out, errOut := runCLI(t, "layers", "--closure", closure, "--budget", "4")
+	assert.Equal(t, code, 0, errOut)
+	var plan layers.Plan
+	assert.NilError(t, json.Unmarshal([]byte(out), &plan))
+	assert.Assert(t, len(plan.Layers) >= 1 && len(plan.Layers) <= 4)
+	for _, l := range plan.Layers {
+		assert.Assert(t, strings.HasPrefix(l.Key, "sha256:") && len(l.Paths) > 0 && l.Size > 0)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	assert.NilError(t, os.WriteFile(bad, []byte(`[{"path":"/usr/bin/x"}]`), 0o644))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"layers"}, "--closure FILE is required"},
+		{[]string{"layers", "--closure", "/nonexistent"}, "read the closure graph"},
+		{[]string{"layers", "--closure", bad}, `"/usr/bin/x" is not a store path`},
+		{[]string{"layers", "--closure", closure, "--budget", "0"}, "--budget 0 is out of range"},
+		{[]string{"layers", "--closure", closure, "--budget", "126"}, "--budget 126 is out of range"},
+		{[]string{"layers", "--closure", closure, "--strategy", "nope"}, `unknown --strategy "nope"`},
+		{[]string{"layers", "--closure", closure, "--root", "/nix/store/aaaa-nope"}, "not in the closure graph"},
+		{[]string{"layers", "--closure", closure, "--popularity", bad}, "not a JSON object"},
+	} {
+		code, _, errOut := runCLI(t, tc.args...)
+		assert.Assert(t, code != 0, tc.args)
+		assert.Assert(t, is.Contains(errOut, tc.want), tc.args)
+		assert.Assert(t, strings.HasPrefix(errOut, "nixery layers: "), errOut)
+	}
+}
+
+func TestPackCommandErrors(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "blob")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pack", "/nix/store/abc-x"}, "--output FILE is required"},
+		{[]string{"pack", "--output", out}, "name the store paths"},
+		{[]string{"pack", "--output", out, "/etc"}, `"/etc" is not a top-level store path`},
+		{[]string{"pack", "--output", out, "--level", "10", "/nix/store/abc-x"}, "--level 10 is out of range"},
+		{[]string{"pack", "--output", out, "/nix/store/00000000000000000000000000000000-gone"}, "read /nix/store/00000000000000000000000000000000-gone"},
+	} {
+		code, _, errOut := runCLI(t, tc.args...)
+		assert.Assert(t, code != 0, tc.args)
+		assert.Assert(t, is.Contains(errOut, tc.want), tc.args)
+	}
+	_, err := os.Stat(out)
+	assert.Assert(t, os.IsNotExist(err), "a failed pack left %s behind", out)
+}
+
+// TestPackCommand packs a real store path and checks the printed hashes
+// against the blob.
+func TestPackCommand(t *testing.T) {
+	testenv.Require(t, "nix-store")
+	src := filepath.Join(t.TempDir(), "packtest")
+	assert.NilError(t, os.MkdirAll(filepath.Join(src, "bin"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(src, "bin", "tool"), []byte("#!/bin/sh\necho hi\n"), 0o755))
+	added, err := exec.Command("nix-store", "--add", src).Output()
+	assert.NilError(t, err)
+	storePath := strings.TrimSpace(string(added))
+
+	blobFile := filepath.Join(t.TempDir(), "blob")
+	code, out, errOut := runCLI(t, "pack", "--output", blobFile, storePath)
+	assert.Equal(t, code, 0, errOut)
+	var blob struct {
+		Digest, DiffID string
+		Size           int64
+	}
+	assert.NilError(t, json.Unmarshal([]byte(out), &blob))
+	data, err := os.ReadFile(blobFile)
+	assert.NilError(t, err)
+	sum := sha256.Sum256(data)
+	assert.Equal(t, blob.Digest, "sha256:"+hex.EncodeToString(sum[:]))
+	assert.Equal(t, blob.Size, int64(len(data)))
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	assert.NilError(t, err)
+	tarBytes, err := io.ReadAll(zr)
+	assert.NilError(t, err)
+	sum = sha256.Sum256(tarBytes)
+	assert.Equal(t, blob.DiffID, "sha256:"+hex.EncodeToString(sum[:]))
+	assert.Assert(t, is.Contains(string(tarBytes), strings.TrimPrefix(storePath, "/")+"/bin/tool"))
+}
