@@ -42,7 +42,7 @@ type Strategy func(g *Graph, pop popularity.Data, budget int) [][]int
 var strategies = map[string]Strategy{}
 
 // DefaultStrategy is the strategy Build uses when none is named.
-var DefaultStrategy = "nixery"
+var DefaultStrategy = "shared"
 
 func register(name string, s Strategy) { strategies[name] = s }
 
