@@ -13,7 +13,7 @@
       # The NAR hash of `go mod vendor`. internal/flaketest recomputes it and
       # fails with the value to put here when go.mod, go.sum or the set of
       # imported packages changes.
-      vendorHash = "sha256-VqOpYvG6ne9ofG/FR3htg6tdlQ9+KD2HqDrdJyiqTjs=";
+      vendorHash = "sha256-Pb4tzzXmnMDdeaX4wnhjgfC4m76jOS8KDdGpXrFGnVA=";
 
       systems = [
         "x86_64-linux"
