@@ -29,7 +29,7 @@ storage:
   filesystem: {rootdirectory: $work/registry}
 http: {addr: 127.0.0.1:$port}
 CONF
-docker-registry serve "$work/registry.yml" 2>"$work/registry.log" &
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
 
@@ -45,6 +45,6 @@ echo "==> podman run $image:v1 hello"
 podman_dir="$work/podman"
 podman --root "$podman_dir/root" --runroot "$podman_dir/run" --runtime /usr/sbin/runc \
   --cgroup-manager=cgroupfs --storage-driver=vfs --events-backend=none \
-  run --rm --tls-verify=false --network=none --ulimit nofile=20000:20000 --ulimit nproc=1000:1000 \
+  run --quiet --rm --tls-verify=false --network=none --ulimit nofile=20000:20000 --ulimit nproc=1000:1000 \
   "$image:v1" hello
 podman --root "$podman_dir/root" --runroot "$podman_dir/run" --storage-driver=vfs system reset --force >/dev/null 2>&1 || true
