@@ -3,11 +3,14 @@ package push
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nixery-action/nixery-action/pkg/image"
@@ -45,6 +48,10 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l login) 
 		}
 		desc, err := remote.Get(t.Repo.Digest(d), ropts...)
 		if err != nil {
+			var terr *transport.Error
+			if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+				return nil, fmt.Errorf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo)
+			}
 			return nil, err
 		}
 		var found []v1.Descriptor

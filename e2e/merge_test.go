@@ -1,0 +1,44 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// TestScaleOutMerge is the scale-out mode: each platform pushed by digest
+// on its own, then merged under tags. The merged index is the one a single
+// build of both platforms pushes, byte for byte.
+func TestScaleOutMerge(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	host := testenv.StartRegistry(t)
+	repo := host + "/e2e/merged"
+	build := func(args ...string) pushResult {
+		t.Helper()
+		return decodeResult(t, run(t, nil, append([]string{"build", "--nixpkgs", standIn(), "--image", repo, "--json"}, append(args, "hello")...)...))
+	}
+
+	amd := build("--platforms", "linux/amd64", "--push-by-digest")
+	arm := build("--platforms", "linux/arm64", "--push-by-digest")
+	assert.Equal(t, len(amd.Tags), 0)
+	out, _ := runOutput("skopeo", "list-tags", "--tls-verify=false", "docker://"+repo)
+	assert.Assert(t, !strings.Contains(out, `"latest"`), "a push by digest left a tag: %s", out)
+
+	merged := decodeResult(t, run(t, nil, "merge", "--image", repo, "--tags", "v1,stable", "--json", amd.Digest, arm.Digest))
+	assert.DeepEqual(t, merged.Tags, []string{"v1", "stable"})
+	raw := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":stable")
+	assert.Assert(t, strings.Contains(raw, amd.Manifests[0].Digest) && strings.Contains(raw, arm.Manifests[0].Digest), raw)
+
+	both := build("--platforms", "linux/amd64,linux/arm64", "--tags", "together")
+	assert.Equal(t, merged.Digest, both.Digest)
+
+	// Merging what is not there fails and tags nothing.
+	r := run(t, nil, "merge", "--image", repo, "--tags", "broken", "sha256:"+strings.Repeat("0", 64))
+	assert.Assert(t, r.code != 0)
+	assert.Assert(t, strings.Contains(errorLine(r.stderr), "sha256:0000"), r.stderr)
+	out, _ = runOutput("skopeo", "list-tags", "--tls-verify=false", "docker://"+repo)
+	assert.Assert(t, !strings.Contains(out, `"broken"`), out)
+}
