@@ -18,6 +18,8 @@ import (
 
 // pushResult is the part of `nixery build --json` the tests read.
 type pushResult struct {
+	Packed    int      `json:"packed"`
+	Reused    int      `json:"reused"`
 	Image     string   `json:"image"`
 	Digest    string   `json:"digest"`
 	Tags      []string `json:"tags"`
@@ -121,6 +123,20 @@ func TestBuildPushTwoPlatforms(t *testing.T) {
 			assert.Assert(t, !l.Uploaded, "%s layer %s uploaded again", m.Platform, l.Digest)
 		}
 	}
+
+	// With the registry as the cache, a rebuild packs nothing at all, and
+	// a cache that is not there changes nothing but the time.
+	warm := decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(),
+		"--platforms", "linux/amd64,linux/arm64", "--image", repo, "--tags", "v1",
+		"--cache-from", host+"/e2e/nothing-here:v1", "--json", "hello", "busybox"))
+	assert.Equal(t, warm.Digest, first.Digest)
+	assert.Equal(t, warm.Packed, 0)
+	assert.Equal(t, warm.Reused, first.Packed)
+	cold := decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(),
+		"--platforms", "linux/amd64,linux/arm64", "--image", repo, "--tags", "v1",
+		"--no-cache", "--json", "hello", "busybox"))
+	assert.Equal(t, cold.Digest, first.Digest)
+	assert.Equal(t, cold.Reused, 0)
 }
 
 // podmanRun runs a command in an image with podman, in a private store.

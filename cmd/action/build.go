@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
@@ -51,9 +53,11 @@ type buildFlags struct {
 	labels     listFlag
 	annots     listFlag
 
-	username string
-	password string
-	json     bool
+	username  string
+	password  string
+	json      bool
+	cacheFrom listFlag
+	noCache   bool
 }
 
 func init() {
@@ -96,6 +100,8 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.username, "username", "", "registry user name")
 	fs.StringVar(&f.password, "password", "", "registry password or token (prefer the NIXERY_PASSWORD environment variable)")
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
+	fs.Var(&f.cacheFrom, "cache-from", "also reuse layers of this image `REF` (repeat); the target tags always are")
+	fs.BoolVar(&f.noCache, "no-cache", false, "pack every layer, reusing nothing from the registry")
 }
 
 // buildJob is a checked build request: everything that can be wrong with
@@ -110,6 +116,7 @@ type buildJob struct {
 	packOpts  archive.Options
 	imageOpts image.Options
 	annots    map[string]string
+	cacheRefs []name.Reference
 }
 
 func (f *buildFlags) check(args []string) (*buildJob, error) {
@@ -146,6 +153,11 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		j.tags = t.TagNames()
 		if f.push {
 			j.target = &t
+		}
+		if !f.noCache {
+			for _, tag := range t.Tags {
+				j.cacheRefs = append(j.cacheRefs, tag)
+			}
 		}
 	case f.output != "":
 		out, err := push.ParseOutput(f.output)
@@ -193,6 +205,15 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usagef("--level %d is out of range: use 1 to 9", f.level)
 	}
 	j.packOpts = archive.Options{Level: f.level}
+	if !f.noCache {
+		for _, s := range f.cacheFrom.items {
+			ref, err := push.ParseCacheRef(s, f.insecure)
+			if err != nil {
+				return nil, usageError{err.Error()}
+			}
+			j.cacheRefs = append(j.cacheRefs, ref)
+		}
+	}
 
 	created, err := image.SourceDateEpoch(os.Getenv)
 	if err != nil {
@@ -254,6 +275,8 @@ func contains(list []string, s string) bool {
 type buildResult struct {
 	*push.Result
 	Timings map[string]float64 `json:"timings"` // seconds per phase
+	Packed  int                `json:"packed"`  // layers packed by this run
+	Reused  int                `json:"reused"`  // layers found in the registry instead
 
 	timings *timings
 }
@@ -284,7 +307,22 @@ func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (
 	if err != nil {
 		return nil, err
 	}
+	creds := push.Credentials{
+		Username: f.username, Password: f.password,
+		GitHubToken: os.Getenv("GITHUB_TOKEN"), GitHubActor: os.Getenv("GITHUB_ACTOR"),
+	}
 	p := &pipeline{job: job, nixpkgs: f.nixpkgs, timeout: f.timeout, logs: logs, timings: newTimings()}
+	if len(job.cacheRefs) > 0 {
+		done := p.timings.start("cache")
+		var notes []string
+		p.cache, notes = push.ReadCache(ctx, job.cacheRefs, push.Options{Credentials: creds})
+		done()
+		w, end := logs("")
+		for _, n := range notes {
+			fmt.Fprintln(w, n)
+		}
+		end()
+	}
 	idx, cleanup, err := p.buildIndex(ctx)
 	defer cleanup()
 	if err != nil {
@@ -298,13 +336,7 @@ func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (
 		w, end := logs("")
 		fmt.Fprintf(w, "pushing to %s\n", job.target.Repo)
 		end()
-		res, err = push.Push(ctx, *job.target, idx, push.Options{
-			Jobs: f.jobs,
-			Credentials: push.Credentials{
-				Username: f.username, Password: f.password,
-				GitHubToken: os.Getenv("GITHUB_TOKEN"), GitHubActor: os.Getenv("GITHUB_ACTOR"),
-			},
-		})
+		res, err = push.Push(ctx, *job.target, idx, push.Options{Jobs: f.jobs, Credentials: creds})
 	case job.output != nil:
 		res, err = push.Write(ctx, *job.output, idx, push.WriteOptions{Tags: job.tags, Repository: f.image})
 	default:
@@ -314,7 +346,7 @@ func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (
 	if err != nil {
 		return nil, err
 	}
-	return &buildResult{Result: res, Timings: p.timings.seconds(), timings: p.timings}, nil
+	return &buildResult{Result: res, Timings: p.timings.seconds(), Packed: int(p.packed.Load()), Reused: int(p.reused.Load()), timings: p.timings}, nil
 }
 
 func printResult(w io.Writer, res *push.Result) error {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -19,6 +20,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/push"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
@@ -32,8 +34,11 @@ type pipeline struct {
 	logs    logSink
 	timings *timings
 
-	dir   string    // blob files
-	blobs blobCache // layers packed once, even when platforms share them
+	dir   string     // blob files
+	blobs blobCache  // layers packed once, even when platforms share them
+	cache push.Cache // layers earlier pushes left in the registry
+
+	packed, reused atomic.Int64
 }
 
 // buildIndex returns the index and a cleanup that removes its blob files;
@@ -137,10 +142,8 @@ func (p *pipeline) buildImage(ctx context.Context, builder *nix.Builder, plat sp
 	var imgLayers []image.Layer
 	for _, l := range plan.Layers {
 		paths := l.Paths
-		blob, err := p.blobs.get(l.Key, func() (image.Layer, error) {
-			return p.pack(l.Key, func(w io.Writer) (archive.Blob, error) {
-				return archive.PackPaths(w, paths, p.job.packOpts)
-			})
+		blob, err := p.layer(l.Key, func(w io.Writer) (archive.Blob, error) {
+			return archive.PackPaths(w, paths, p.job.packOpts)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
@@ -174,17 +177,34 @@ func (p *pipeline) customisation(res *nix.Result) (image.Layer, error) {
 			}
 		}
 	}
-	key := "customisation\n" + strings.Join(c.Packages, "\n") + "\n" + c.CACert
-	return p.blobs.get(key, func() (image.Layer, error) {
-		return p.pack("customisation", func(w io.Writer) (archive.Blob, error) {
-			b, err := archive.PackCustomisation(w, c, p.job.packOpts)
-			return b, err
-		})
+	// Its content follows from the packages' store paths alone.
+	key := layers.KeyOf(append([]string{"customisation", "cacert=" + c.CACert}, c.Packages...))
+	return p.layer(key, func(w io.Writer) (archive.Blob, error) {
+		return archive.PackCustomisation(w, c, p.job.packOpts)
 	})
 }
 
+// layer returns the blob for content named key: from the registry when an
+// earlier push left it there, else packed by write, once per run.
+func (p *pipeline) layer(key string, write func(io.Writer) (archive.Blob, error)) (image.Layer, error) {
+	cacheKey, err := archive.CacheKey(key, p.job.packOpts)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	l, err := p.blobs.get(cacheKey, func() (image.Layer, error) {
+		if cached, ok := p.cache[cacheKey]; ok {
+			p.reused.Add(1)
+			return cached, nil
+		}
+		p.packed.Add(1)
+		return p.pack(write)
+	})
+	l.CacheKey = cacheKey
+	return l, err
+}
+
 // pack writes one blob file and describes it as an image layer.
-func (p *pipeline) pack(name string, write func(io.Writer) (archive.Blob, error)) (image.Layer, error) {
+func (p *pipeline) pack(write func(io.Writer) (archive.Blob, error)) (image.Layer, error) {
 	f, err := os.CreateTemp(p.dir, "layer-")
 	if err != nil {
 		return image.Layer{}, err

@@ -59,6 +59,25 @@ type Blob struct {
 	Size   int64  `json:"size"`   // bytes of the compressed blob
 }
 
+// CacheKey names the blob PackPaths or PackCustomisation makes from
+// content named by contentKey (a layer key: its sorted store paths) with
+// these options: the same key always means the same bytes, since it covers
+// everything else the bytes depend on (format version, level, block size,
+// entry time).
+func CacheKey(contentKey string, o Options) (string, error) {
+	level := o.Level
+	if level == 0 {
+		level = DefaultLevel
+	}
+	modTime, err := o.modTime()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "nixery-archive %s\nlevel %d\nblock %d\nmtime %d\n%s", FormatVersion, level, blockSize, modTime.Unix(), contentKey)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // modTime resolves the entries' time.
 func (o Options) modTime() (time.Time, error) {
 	if !o.ModTime.IsZero() {

@@ -21,6 +21,9 @@ const (
 	// AnnotationLayerPackages lists the packages of the layer's store
 	// paths, sorted and separated by commas.
 	AnnotationLayerPackages = "org.nixery-action.layer.packages"
+	// AnnotationLayerCache is the layer's cache key: the same key means
+	// the same blob, so a later build can reuse it without packing.
+	AnnotationLayerCache = "org.nixery-action.layer.cache"
 )
 
 // LayerMediaType is the media type of every layer this package describes.
@@ -39,6 +42,7 @@ type Layer struct {
 	Open func() (io.ReadCloser, error)
 
 	Key      string   // the layer plan's key, "" for none
+	CacheKey string   // the key a later build finds the blob by, "" for none
 	Packages []string // package names of the layer's store paths
 }
 
@@ -62,6 +66,9 @@ func (l Layer) annotations() map[string]string {
 	a := map[string]string{}
 	if l.Key != "" {
 		a[AnnotationLayerKey] = l.Key
+	}
+	if l.CacheKey != "" {
+		a[AnnotationLayerCache] = l.CacheKey
 	}
 	if pkgs := sortedUnique(l.Packages); len(pkgs) > 0 {
 		a[AnnotationLayerPackages] = strings.Join(pkgs, ",")
