@@ -129,7 +129,7 @@ func (c Cache) read(ctx context.Context, ref name.Reference, o Options) (int, er
 		}
 	}
 	present := make([]bool, len(cands))
-	err = parallel(ctx, o.jobs(), len(cands), func(ctx context.Context, i int) error {
+	err = parallel(ctx, 16, len(cands), func(ctx context.Context, i int) error {
 		present[i] = blobExists(ctx, client, ref.Context(), cands[i].desc)
 		return nil
 	})

@@ -84,6 +84,16 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) 
 
 	jobs := o.jobs()
 	ropts := o.remoteOptions(ctx, l)
+	if len(t.Tags) > 0 && alreadyTagged(t, digest, ropts) {
+		// Every tag names this very index, so its blobs are all there.
+		return &Result{
+			Image:     t.Repo.Name(),
+			Digest:    digest.String(),
+			Reference: t.Repo.Digest(digest.String()).String(),
+			Tags:      t.TagNames(),
+			Manifests: manifests,
+		}, nil
+	}
 	pusher, err := remote.NewPusher(ropts...)
 	if err != nil {
 		return nil, err
@@ -141,6 +151,17 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) 
 		Tags:      t.TagNames(),
 		Manifests: manifests,
 	}, nil
+}
+
+// alreadyTagged reports whether every tag of t names the index digest.
+func alreadyTagged(t Target, digest v1.Hash, ropts []remote.Option) bool {
+	for _, tag := range t.Tags {
+		desc, err := remote.Head(tag, ropts...)
+		if err != nil || desc.Digest != digest {
+			return false
+		}
+	}
+	return true
 }
 
 func (o Options) jobs() int {

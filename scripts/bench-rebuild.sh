@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Rebuild costs with the registry as the cache, for a two-platform image of
+# the stand-in nixpkgs (shell hello largefile, linux/amd64 + linux/arm64)
+# pushed to a registry this script starts on loopback:
+#   1. a cold build (empty registry),
+#   2. a warm rebuild with nothing changed: no layer packed, no blob
+#      uploaded, time apart from Nix compared with the cold build,
+#   3. a rebuild after one package (moreutils) changed: what was packed and
+#      uploaded against the size of the store paths that changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh >/dev/null
+
+export NIX_CONFIG="experimental-features = nix-command flakes
+sandbox = false
+build-users-group =
+substituters =
+extra-platforms = aarch64-linux"
+work=$(mktemp -d)
+cleanup() { [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+go build -o "$work/nixery" ./cmd/action
+while :; do
+  port=$((20000 + RANDOM % 40000))
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+done
+cat > "$work/registry.yml" <<CONF
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $work/registry}}
+http: {addr: 127.0.0.1:$port}
+CONF
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+
+# A copy of the stand-in whose moreutils can be changed; built once first,
+# so that Nix's own build time is not part of what is compared.
+cp -r testdata/nixpkgs "$work/nixpkgs"
+nixpkgs="path:$work/nixpkgs"
+image=127.0.0.1:$port/bench/rebuild
+build() { # label → prints a JSON line of the result with the wall time
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$work/nixery" build --nixpkgs "$nixpkgs" --platforms linux/amd64,linux/arm64 \
+    --image "$image" --tags v1 --json shell hello largefile >"$work/$1.json" 2>"$work/$1.log"
+  t1=$(date +%s.%N)
+  jq -c --arg wall "$(echo "$t1 - $t0" | bc -l)" '{
+      wall: ($wall|tonumber),
+      nix: ([.timings | to_entries[] | select(.key|startswith("nix ")) | .value] | max),
+      packed, reused,
+      uploaded: ([.manifests[].layers[] | select(.uploaded) | .size] | add // 0),
+      digest}' "$work/$1.json"
+}
+"$work/nixery" build --nixpkgs "$nixpkgs" --platforms linux/amd64,linux/arm64 --output "oci:$work/warmup" shell hello largefile >/dev/null 2>&1
+
+cold=$(build cold)
+warm=$(build warm)
+old=$(nix path-info --json "$nixpkgs#legacyPackages.x86_64-linux.moreutils" "$nixpkgs#legacyPackages.aarch64-linux.moreutils" | jq '[.[].path]')
+sed -i 's/soak up standard input,/soak up all of standard input,/' "$work/nixpkgs/packages.nix"
+nix build --no-link "$nixpkgs#legacyPackages.x86_64-linux.moreutils" "$nixpkgs#legacyPackages.aarch64-linux.moreutils"
+changed_bytes=$(nix path-info --json "$nixpkgs#legacyPackages.x86_64-linux.moreutils" "$nixpkgs#legacyPackages.aarch64-linux.moreutils" | jq '[.[].narSize] | add')
+changed=$(build changed)
+
+row() { echo "$2" | jq -r --arg name "$1" '"| \($name) | \(.wall*100|round/100) | \(.nix*100|round/100) | \((.wall-.nix)*100|round/100) | \(.packed) | \(.reused) | \(.uploaded) |"'; }
+echo "| build | wall s | nix s | wall − nix s | layers packed | layers reused | bytes uploaded |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+row "cold" "$cold"
+row "warm, nothing changed" "$warm"
+row "moreutils changed" "$changed"
+echo
+ratio=$(jq -n --argjson c "$cold" --argjson w "$warm" '((($w.wall-$w.nix)/($c.wall-$c.nix))*1000|round)/10')
+echo "warm rebuild apart from Nix: ${ratio}% of the cold build's"
+echo "changed store paths (moreutils for two systems): $changed_bytes bytes of NAR; uploaded: $(echo "$changed" | jq .uploaded) bytes compressed"
+same=$(jq -n --argjson c "$cold" --argjson w "$warm" '$c.digest == $w.digest')
+echo "cold and warm index digests equal: $same"
+[ "$same" = true ] && [ "$(echo "$warm" | jq '.packed == 0 and .uploaded == 0')" = true ]
