@@ -21,25 +21,14 @@ cleanup() { [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null; rm -
 trap cleanup EXIT
 
 go build -o "$work/nixery" ./cmd/action
-while :; do
-  port=$((20000 + RANDOM % 40000))
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
-done
-cat > "$work/registry.yml" <<CONF
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $work/registry}}
-http: {addr: 127.0.0.1:$port}
-CONF
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+. scripts/registry.sh
+start_registry "$work"
 
 # A copy of the stand-in whose moreutils can be changed; built once first,
 # so that Nix's own build time is not part of what is compared.
 cp -r testdata/nixpkgs "$work/nixpkgs"
 nixpkgs="path:$work/nixpkgs"
-image=127.0.0.1:$port/bench/rebuild
+image=$registry/bench/rebuild
 build() { # label → prints a JSON line of the result with the wall time
   local t0 t1
   t0=$(date +%s.%N)

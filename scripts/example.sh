@@ -17,23 +17,10 @@ trap cleanup EXIT
 
 go build -o "$work/nixery" ./cmd/action
 
-# A free loopback port: one nothing answers on.
-while :; do
-  port=$((20000 + RANDOM % 40000))
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
-done
-cat > "$work/registry.yml" <<CONF
-version: 0.1
-log: {level: error}
-storage:
-  filesystem: {rootdirectory: $work/registry}
-http: {addr: 127.0.0.1:$port}
-CONF
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+. scripts/registry.sh
+start_registry "$work"
 
-image=127.0.0.1:$port/example/hello
+image=$registry/example/hello
 echo "==> nixery build (two platforms) into $image"
 "$work/nixery" build --nixpkgs "path:$PWD/testdata/nixpkgs" \
   --platforms linux/amd64,linux/arm64 --image "$image" --tags v1 shell hello

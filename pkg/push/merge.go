@@ -122,12 +122,7 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l login) 
 		}
 	}
 
-	res := &Result{
-		Image:     t.Repo.Name(),
-		Digest:    digest.String(),
-		Reference: t.Repo.Digest(digest.String()).String(),
-		Tags:      t.TagNames(),
-	}
+	res := pushed(t, digest, nil)
 	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
 		return nil, err

@@ -86,13 +86,7 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) 
 	ropts := o.remoteOptions(ctx, l)
 	if len(t.Tags) > 0 && alreadyTagged(t, digest, ropts) {
 		// Every tag names this very index, so its blobs are all there.
-		return &Result{
-			Image:     t.Repo.Name(),
-			Digest:    digest.String(),
-			Reference: t.Repo.Digest(digest.String()).String(),
-			Tags:      t.TagNames(),
-			Manifests: manifests,
-		}, nil
+		return pushed(t, digest, manifests), nil
 	}
 	pusher, err := remote.NewPusher(ropts...)
 	if err != nil {
@@ -144,13 +138,18 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) 
 		sent[b.digest.String()] = b.sent.Load()
 	}
 	markUploaded(manifests, func(d string) bool { return sent[d] })
+	return pushed(t, digest, manifests), nil
+}
+
+// pushed is the result of an index pushed to t.
+func pushed(t Target, digest v1.Hash, manifests []ManifestResult) *Result {
 	return &Result{
 		Image:     t.Repo.Name(),
 		Digest:    digest.String(),
 		Reference: t.Repo.Digest(digest.String()).String(),
 		Tags:      t.TagNames(),
 		Manifests: manifests,
-	}, nil
+	}
 }
 
 // alreadyTagged reports whether every tag of t names the index digest.
