@@ -6,6 +6,7 @@ require (
 	github.com/google/go-containerregistry v0.22.1
 	github.com/klauspost/pgzip v1.3.0
 	github.com/sethvargo/go-githubactions v1.4.0
+	github.com/ulikunitz/xz v0.5.17
 	gonum.org/v1/gonum v0.17.0
 	gopkg.in/yaml.v3 v3.0.1
 	gotest.tools/v3 v3.5.2

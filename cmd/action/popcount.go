@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/nixery-action/nixery-action/pkg/popularity"
+)
+
+func init() {
+	register(&command{
+		name:    "popcount",
+		summary: "compute popularity data from a binary cache (for --popularity)",
+		usage:   "--cache URL [--output FILE] (STORE-PATHS-FILE | STOREPATH...)",
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			cache := fs.String("cache", "https://cache.nixos.org", "binary cache `URL`: https://, http:// or file://")
+			output := fs.String("output", "", "write the data to `FILE` instead of stdout")
+			jobs := fs.Int("jobs", 16, "narinfos fetched at once")
+			return func(args []string) error {
+				if len(args) == 0 {
+					return usagef("name a store-paths file (plain or .xz; - for stdin) or store paths")
+				}
+				paths, err := popcountInput(args)
+				if err != nil {
+					return err
+				}
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				data, err := (&popularity.Popcount{Cache: *cache, Jobs: *jobs}).Run(ctx, paths)
+				if err != nil {
+					return err
+				}
+				if *output == "" {
+					return popularity.Write(os.Stdout, data)
+				}
+				f, err := os.Create(*output)
+				if err != nil {
+					return err
+				}
+				if err := popularity.Write(f, data); err != nil {
+					f.Close()
+					return err
+				}
+				return f.Close()
+			}
+		},
+	})
+}
+
+// popcountInput reads store paths given directly, or from one file.
+func popcountInput(args []string) ([]string, error) {
+	if strings.HasPrefix(args[0], "/nix/store/") {
+		return args, nil
+	}
+	if len(args) > 1 {
+		return nil, usagef("give one store-paths file, or store paths")
+	}
+	var r io.Reader = os.Stdin
+	if args[0] != "-" {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return nil, fmt.Errorf("read store paths: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	paths, err := popularity.ReadStorePaths(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", args[0], err)
+	}
+	return paths, nil
+}
