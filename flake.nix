@@ -13,7 +13,7 @@
       # The NAR hash of `go mod vendor`. internal/flaketest recomputes it and
       # fails with the value to put here when go.mod, go.sum or the set of
       # imported packages changes.
-      vendorHash = "sha256-Pb4tzzXmnMDdeaX4wnhjgfC4m76jOS8KDdGpXrFGnVA=";
+      vendorHash = "sha256-wCYYiJJ03WDaId46F4sOXPM4FOf4aep6rTTFWZuzgtg=";
 
       systems = [
         "x86_64-linux"
