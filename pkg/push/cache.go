@@ -107,15 +107,22 @@ func (c Cache) read(ctx context.Context, ref name.Reference, o Options) (int, er
 	}
 	var cands []candidate
 	seen := map[string]bool{}
-	for _, img := range images {
-		m, err := img.Manifest()
-		if err != nil {
-			return 0, err
+	// Each platform's manifest and config, fetched at the same time.
+	manifests := make([]*v1.Manifest, len(images))
+	configs := make([]*v1.ConfigFile, len(images))
+	err = parallel(ctx, len(images)+1, len(images), func(ctx context.Context, i int) error {
+		var err error
+		if manifests[i], err = images[i].Manifest(); err != nil {
+			return err
 		}
-		cfg, err := img.ConfigFile()
-		if err != nil {
-			return 0, err
-		}
+		configs[i], err = images[i].ConfigFile()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for n := range images {
+		m, cfg := manifests[n], configs[n]
 		if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 			continue // inconsistent: trust none of it
 		}
