@@ -159,3 +159,36 @@ func FuzzCheckAttr(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParse: any input either fails or gives sorted, distinct, valid
+// attribute paths, whatever the order of the names.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"shell/git/htop", "hello git,curl\njq", `hello"; builtins.abort "x`, "arm64 shell python3Packages.requests", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := Parse([]string{s}, Options{})
+		if err != nil {
+			return
+		}
+		for i, p := range got.Packages {
+			if CheckAttr(p) != nil {
+				t.Fatalf("Parse(%q) gave the invalid name %q", s, p)
+			}
+			if i > 0 && got.Packages[i-1] >= p {
+				t.Fatalf("Parse(%q) = %v: not sorted and distinct", s, got.Packages)
+			}
+		}
+		fields := strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(" ,\n\t\r/", r) })
+		for i, j := 0, len(fields)-1; i < j; i, j = i+1, j-1 {
+			fields[i], fields[j] = fields[j], fields[i]
+		}
+		again, err := Parse(fields, Options{})
+		if err != nil {
+			t.Fatalf("Parse(%q) failed on the names reversed: %v", s, err)
+		}
+		if strings.Join(again.Packages, " ") != strings.Join(got.Packages, " ") {
+			t.Fatalf("order changed the packages: %v vs %v", got.Packages, again.Packages)
+		}
+	})
+}
