@@ -8,15 +8,18 @@ package push
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Options tune Push. The zero value pushes anonymously (or with the
@@ -100,7 +103,7 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) 
 	var mu sync.Mutex
 	err = parallel(ctx, jobs, len(blobs), func(ctx context.Context, i int) error {
 		b := blobs[i]
-		if err := pusher.Upload(ctx, t.Repo, b); err != nil {
+		if err := uploadBlob(ctx, pusher, t.Repo, b, o.backoff()); err != nil {
 			return err
 		}
 		if b.report != nil && o.OnLayer != nil {
@@ -152,6 +155,49 @@ func pushed(t Target, digest v1.Hash, manifests []ManifestResult) *Result {
 	}
 }
 
+// uploadBlob uploads one blob, starting over when the upload itself
+// breaks off: a stream cannot be replayed request by request, so the
+// client library gives up on a connection dropped mid-upload, but a new
+// upload session from the start of the blob succeeds.
+func uploadBlob(ctx context.Context, pusher *remote.Pusher, repo name.Repository, b *trackedBlob, backoff remote.Backoff) error {
+	wait := backoff.Duration
+	for try := 1; ; try++ {
+		err := pusher.Upload(ctx, repo, b)
+		if err == nil || try == backoff.Steps || !uploadRetryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = time.Duration(float64(wait) * backoff.Factor)
+	}
+}
+
+// uploadRetryable is what a fresh upload may get past: a broken
+// connection or a registry that said to try again.
+func uploadRetryable(err error) bool {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		for _, code := range retryStatusCodes {
+			if terr.StatusCode == code {
+				return true
+			}
+		}
+		// A retried request of a session the registry already closed.
+		return terr.StatusCode == http.StatusNotFound && hasCode(terr, transport.BlobUploadUnknownErrorCode)
+	}
+	return retryable(err)
+}
+
+func (o Options) backoff() remote.Backoff {
+	if o.Backoff == (remote.Backoff{}) {
+		return DefaultBackoff
+	}
+	return o.Backoff
+}
+
 // alreadyTagged reports whether every tag of t names the index digest.
 func alreadyTagged(t Target, digest v1.Hash, ropts []remote.Option) bool {
 	for _, tag := range t.Tags {
@@ -172,10 +218,7 @@ func (o Options) jobs() int {
 
 // remoteOptions are the registry client's options for o and a login.
 func (o Options) remoteOptions(ctx context.Context, l login) []remote.Option {
-	backoff := o.Backoff
-	if backoff == (remote.Backoff{}) {
-		backoff = DefaultBackoff
-	}
+	backoff := o.backoff()
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuth(l.auth),
