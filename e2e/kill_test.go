@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"gotest.tools/v3/assert"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// slowProxy forwards to a registry with a delay on every request, so that
+// a push takes long enough to be killed in the middle.
+func slowProxy(t *testing.T, registry string, delay time.Duration) string {
+	target, err := url.Parse("http://" + registry)
+	assert.NilError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// TestKilledPushes kills nixery with SIGKILL at random points of a push,
+// then runs it again: the rerun completes, reuses what was uploaded, and
+// gives the index an uninterrupted push gives. No tag ever names an
+// incomplete image.
+func TestKilledPushes(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry")
+	registry := testenv.StartRegistry(t)
+	front := slowProxy(t, registry, 40*time.Millisecond)
+	args := func(repo string) []string {
+		return []string{"build", "--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64",
+			"--image", repo, "--tags", "v1", "--json", "shell", "hello", "largefile"}
+	}
+	clean := decodeResult(t, run(t, nil, args(registry+"/kill/clean")...))
+	total := 0
+	for _, m := range clean.Manifests {
+		total += len(m.Layers)
+	}
+
+	// How long a whole push through the slow proxy takes, so the kills
+	// land while it runs.
+	start := time.Now()
+	decodeResult(t, run(t, nil, args(front+"/kill/timing")...))
+	whole := time.Since(start)
+
+	rng := rand.New(rand.NewSource(1))
+	const kills = 5
+	reusedAny := false
+	for i := 0; i < kills; i++ {
+		repo := front + "/kill/run" + string(rune('a'+i))
+		cmd := exec.Command(nixery, args(repo)...)
+		cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig)
+		assert.NilError(t, cmd.Start())
+		after := time.Duration((0.3 + 0.65*rng.Float64()) * float64(whole))
+		time.Sleep(after)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		checkRegistryTags(t, registry, "kill/run"+string(rune('a'+i)))
+
+		again := decodeResult(t, run(t, nil, args(repo)...))
+		assert.Equal(t, again.Digest, clean.Digest, "kill after %v", after)
+		uploaded := 0
+		for _, m := range again.Manifests {
+			for _, l := range m.Layers {
+				if l.Uploaded {
+					uploaded++
+				}
+			}
+		}
+		if uploaded < total {
+			reusedAny = true
+		}
+		t.Logf("killed after %v; the rerun uploaded %d of %d layers", after, uploaded, total)
+		checkRegistryTags(t, registry, "kill/run"+string(rune('a'+i)))
+	}
+	assert.Assert(t, reusedAny, "no rerun reused a blob the killed push had uploaded")
+}
+
+// checkRegistryTags validates, reading the registry directly, every index
+// a tag of the repository names.
+func checkRegistryTags(t *testing.T, registry, repository string) {
+	t.Helper()
+	r, err := name.NewRepository(registry+"/"+repository, name.Insecure)
+	assert.NilError(t, err)
+	tags, err := remote.List(r)
+	if err != nil {
+		return // nothing tagged
+	}
+	for _, tag := range tags {
+		idx, err := remote.Index(r.Tag(tag))
+		assert.NilError(t, err)
+		assert.NilError(t, validate.Index(idx), "tag %s names an incomplete index", tag)
+	}
+}
