@@ -73,6 +73,21 @@ func TestBuildBadInput(t *testing.T) {
 			want: "--image",
 		},
 		{
+			name: "flag after the packages",
+			args: []string{"--nixpkgs", standIn(), "hello", "--output", out},
+			want: "--output comes after the package names",
+		},
+		{
+			name: "layer budget out of range",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--layer-budget", "126", "hello"},
+			want: "--layer-budget 126 is out of range",
+		},
+		{
+			name: "malformed popularity file",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--popularity", "/etc/hostname", "hello"},
+			want: "popularity data is not a JSON object",
+		},
+		{
 			name: "no packages",
 			args: []string{"--nixpkgs", standIn(), "--output", out},
 			want: "package",

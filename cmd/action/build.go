@@ -122,6 +122,11 @@ type buildJob struct {
 func (f *buildFlags) check(args []string) (*buildJob, error) {
 	j := &buildJob{}
 	var err error
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			return nil, usagef("%s comes after the package names: put every flag before them", a)
+		}
+	}
 	if j.spec, err = spec.Parse(args, spec.Options{NoDefaults: f.noDefaults}); err != nil {
 		return nil, usageError{err.Error()}
 	}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -23,26 +24,42 @@ import (
 // returns "127.0.0.1:PORT"; clients reach it over plain HTTP.
 func StartRegistry(t testing.TB) string {
 	t.Helper()
-	return startRegistry(t, "")
+	return startRegistry(t, "", nil)
 }
 
 // StartAuthRegistry is StartRegistry with basic authentication: only the
 // returned user with the returned password may pull or push.
 func StartAuthRegistry(t testing.TB) (host, user, password string) {
 	t.Helper()
+	user, password, file := htpasswdFile(t)
+	return startRegistry(t, file, nil), user, password
+}
+
+// StartTLSAuthRegistry is StartAuthRegistry served over HTTPS with a
+// certificate from a new certificate authority, whose PEM file it returns
+// for clients to trust (SSL_CERT_FILE, skopeo's --cert-dir).
+func StartTLSAuthRegistry(t testing.TB) (host, user, password, caFile string) {
+	t.Helper()
+	user, password, htpasswd := htpasswdFile(t)
+	certs := newCerts(t)
+	return startRegistry(t, htpasswd, certs), user, password, certs.ca
+}
+
+// htpasswdFile writes a bcrypt htpasswd file for a new user.
+func htpasswdFile(t testing.TB) (user, password, file string) {
+	t.Helper()
 	Require(t, "htpasswd")
 	user = "nixery"
 	password = randomHex(t, 12)
-	// -B: bcrypt, the only hash the registry accepts.
 	out, err := exec.Command("htpasswd", "-Bbn", user, password).Output()
 	if err != nil {
 		t.Fatalf("htpasswd: %v", err)
 	}
-	file := filepath.Join(t.TempDir(), "htpasswd")
+	file = filepath.Join(t.TempDir(), "htpasswd")
 	if err := os.WriteFile(file, bytes.TrimSpace(out), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startRegistry(t, file), user, password
+	return user, password, file
 }
 
 const registryConfig = `version: 0.1
@@ -59,6 +76,11 @@ http:
   addr: %s
 `
 
+const registryTLS = `  tls:
+    certificate: %s
+    key: %s
+`
+
 const registryAuth = `auth:
   htpasswd:
     realm: nixery-test
@@ -68,7 +90,7 @@ const registryAuth = `auth:
 // startRegistry runs docker-registry until the test ends. The port is
 // found free just before the registry binds it, so another process can
 // take it in between: a registry that exits at once is tried again.
-func startRegistry(t testing.TB, htpasswd string) string {
+func startRegistry(t testing.TB, htpasswd string, certs *certFiles) string {
 	t.Helper()
 	Require(t, "docker-registry")
 	var lastErr error
@@ -76,6 +98,9 @@ func startRegistry(t testing.TB, htpasswd string) string {
 		addr := freePort(t)
 		dir := t.TempDir()
 		cfg := fmt.Sprintf(registryConfig, filepath.Join(dir, "data"), addr)
+		if certs != nil {
+			cfg += fmt.Sprintf(registryTLS, certs.cert, certs.key)
+		}
 		if htpasswd != "" {
 			cfg += fmt.Sprintf(registryAuth, htpasswd)
 		}
@@ -83,7 +108,7 @@ func startRegistry(t testing.TB, htpasswd string) string {
 		if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if lastErr = runRegistry(t, cfgFile, addr); lastErr == nil {
+		if lastErr = runRegistry(t, cfgFile, addr, certs); lastErr == nil {
 			return addr
 		}
 	}
@@ -93,7 +118,7 @@ func startRegistry(t testing.TB, htpasswd string) string {
 
 // runRegistry starts the registry and waits until /v2/ answers. On
 // success the test's cleanup stops it.
-func runRegistry(t testing.TB, cfgFile, addr string) error {
+func runRegistry(t testing.TB, cfgFile, addr string, certs *certFiles) error {
 	out := &lockedBuffer{}
 	cmd := exec.Command("docker-registry", "serve", cfgFile)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -105,13 +130,18 @@ func runRegistry(t testing.TB, cfgFile, addr string) error {
 
 	deadline := time.Now().Add(15 * time.Second)
 	client := &http.Client{Timeout: time.Second}
+	scheme := "http"
+	if certs != nil {
+		scheme = "https"
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certs.pool}}
+	}
 	for {
 		select {
 		case err := <-exited:
 			return fmt.Errorf("exited at start (%v): %s", err, out.String())
 		default:
 		}
-		if resp, err := client.Get("http://" + addr + "/v2/"); err == nil {
+		if resp, err := client.Get(scheme + "://" + addr + "/v2/"); err == nil {
 			resp.Body.Close()
 			// 401 is the answer of a registry with authentication.
 			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {

@@ -45,6 +45,10 @@ func explain(err error, repo name.Repository, l login) error {
 			hint = "; the workflow needs `permissions: packages: write`, and the package must grant this repository write access"
 		}
 		return fmt.Errorf("registry %s denied %s the right to push to %s: %s%s", reg, who, repo.RepositoryStr(), oneLine(terr), hint)
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusBadRequest && repo.Scheme() == "http":
+		// Plain HTTP, tried after HTTPS failed, to a registry that only
+		// speaks HTTPS.
+		return fmt.Errorf("push to %s: registry answered %s to plain HTTP; if it serves HTTPS, this machine must trust its certificate (add its CA to the system store or point SSL_CERT_FILE at it)", repo, oneLine(terr))
 	case errors.As(err, &terr):
 		return fmt.Errorf("push to %s: registry answered %s", repo, oneLine(terr))
 	case errors.As(err, &dns):
