@@ -171,6 +171,22 @@ func TestPackRejectsSpecialFiles(t *testing.T) {
 	assert.ErrorContains(t, err, fifo+" is a fifo")
 }
 
+// A file that vanishes between the directory listing and its reading is
+// an error naming it, never silently left out.
+func TestPackVanishingFile(t *testing.T) {
+	dir := fs.NewDir(t, "abc-vanish", fs.WithFile("a", "x"), fs.WithFile("b", "y"))
+	victim := filepath.Join(dir.Path(), "b")
+	defer func(open func(string) (*os.File, error)) { openFile = open }(openFile)
+	openFile = func(name string) (*os.File, error) {
+		if name == victim {
+			os.Remove(name)
+		}
+		return os.Open(name)
+	}
+	_, _, err := packDir(t, dir.Path(), Options{})
+	assert.ErrorContains(t, err, "read "+victim)
+}
+
 func TestPackPathsErrors(t *testing.T) {
 	for _, tc := range []struct {
 		paths []string
