@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
@@ -71,7 +68,7 @@ func TestKilledPushes(t *testing.T) {
 		time.Sleep(after)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
-		checkRegistryTags(t, registry, "kill/run"+string(rune('a'+i)))
+		testenv.CheckTags(t, registry, "kill/run"+string(rune('a'+i)))
 
 		again := decodeResult(t, run(t, nil, args(repo)...))
 		assert.Equal(t, again.Digest, clean.Digest, "kill after %v", after)
@@ -87,24 +84,7 @@ func TestKilledPushes(t *testing.T) {
 			reusedAny = true
 		}
 		t.Logf("killed after %v; the rerun uploaded %d of %d layers", after, uploaded, total)
-		checkRegistryTags(t, registry, "kill/run"+string(rune('a'+i)))
+		testenv.CheckTags(t, registry, "kill/run"+string(rune('a'+i)))
 	}
 	assert.Assert(t, reusedAny, "no rerun reused a blob the killed push had uploaded")
-}
-
-// checkRegistryTags validates, reading the registry directly, every index
-// a tag of the repository names.
-func checkRegistryTags(t *testing.T, registry, repository string) {
-	t.Helper()
-	r, err := name.NewRepository(registry+"/"+repository, name.Insecure)
-	assert.NilError(t, err)
-	tags, err := remote.List(r)
-	if err != nil {
-		return // nothing tagged
-	}
-	for _, tag := range tags {
-		idx, err := remote.Index(r.Tag(tag))
-		assert.NilError(t, err)
-		assert.NilError(t, validate.Index(idx), "tag %s names an incomplete index", tag)
-	}
 }

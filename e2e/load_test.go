@@ -53,7 +53,7 @@ func TestConcurrentBuilds(t *testing.T) {
 		peak = max(peak, rss[i])
 	}
 	for i := 0; i < 7; i++ {
-		checkRegistryTags(t, registry, fmt.Sprintf("load/image%d", i))
+		testenv.CheckTags(t, registry, fmt.Sprintf("load/image%d", i))
 	}
 	t.Logf("%d concurrent two-platform builds in %v; largest peak resident memory %d MiB", builds, wall.Round(time.Millisecond), peak/1024)
 }

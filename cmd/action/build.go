@@ -263,6 +263,15 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	return j, nil
 }
 
+// credentials are the flags' user and password, with the workflow token
+// for ghcr.io.
+func credentials(user, password string) push.Credentials {
+	return push.Credentials{
+		Username: user, Password: password,
+		GitHubToken: os.Getenv("GITHUB_TOKEN"), GitHubActor: os.Getenv("GITHUB_ACTOR"),
+	}
+}
+
 // hasTag reports whether an image reference ends in a tag (name:tag).
 func hasTag(ref string) bool { return strings.Contains(ref[strings.LastIndexByte(ref, '/')+1:], ":") }
 
@@ -312,10 +321,7 @@ func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (
 	if err != nil {
 		return nil, err
 	}
-	creds := push.Credentials{
-		Username: f.username, Password: f.password,
-		GitHubToken: os.Getenv("GITHUB_TOKEN"), GitHubActor: os.Getenv("GITHUB_ACTOR"),
-	}
+	creds := credentials(f.username, f.password)
 	p := &pipeline{job: job, nixpkgs: f.nixpkgs, timeout: f.timeout, logs: logs, timings: newTimings()}
 	if len(job.cacheRefs) > 0 {
 		done := p.timings.start("cache")

@@ -81,10 +81,7 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	end()
 	timings := newTimings()
 	done := timings.start("upload")
-	res, err := push.Merge(ctx, t, digests, push.Options{Credentials: push.Credentials{
-		Username: f.username, Password: f.password,
-		GitHubToken: os.Getenv("GITHUB_TOKEN"), GitHubActor: os.Getenv("GITHUB_ACTOR"),
-	}})
+	res, err := push.Merge(ctx, t, digests, push.Options{Credentials: credentials(f.username, f.password)})
 	done()
 	if err != nil {
 		return nil, err

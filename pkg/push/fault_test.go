@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
@@ -106,24 +104,6 @@ func (p *faultProxy) report() string {
 	return fmt.Sprintf("%d requests, %d faults (%s)", p.total, n, strings.Join(kinds, ", "))
 }
 
-// checkTags reads every tag of repo straight from the registry and checks
-// that it names a complete, valid index.
-func checkTags(t *testing.T, repo string) int {
-	t.Helper()
-	r, err := name.NewRepository(repo, name.Insecure)
-	assert.NilError(t, err)
-	tags, err := remote.List(r)
-	if err != nil {
-		return 0 // nothing pushed yet
-	}
-	for _, tag := range tags {
-		idx, err := remote.Index(r.Tag(tag))
-		assert.NilError(t, err, "tag %s", tag)
-		assert.NilError(t, validate.Index(idx), "tag %s names an incomplete or invalid index", tag)
-	}
-	return len(tags)
-}
-
 // TestPushThroughFaults: with 15% of requests failing in every way the
 // proxy knows, pushes complete (at least 19 of 20) or fail with a clear
 // error, and no tag ever names an index whose blobs are not all there.
@@ -146,11 +126,11 @@ func TestPushThroughFaults(t *testing.T) {
 			assert.Assert(t, !strings.Contains(msg, "\n") && !strings.Contains(msg, "goroutine"), "unclear error: %q", msg)
 			t.Logf("run %d failed: %v", i, err)
 		}
-		checkTags(t, registry+"/faults/image")
+		testenv.CheckTags(t, registry, "faults/image")
 	}
 	t.Logf("%d of %d pushes completed; %s", ok, runs, proxy.report())
 	assert.Assert(t, ok >= 19, "only %d of %d pushes completed", ok, runs)
-	assert.Assert(t, checkTags(t, registry+"/faults/image") >= ok)
+	assert.Assert(t, testenv.CheckTags(t, registry, "faults/image") >= ok)
 	// skopeo, reading the registry directly, sees both platforms.
 	raw := run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+registry+"/faults/image:latest")
 	assert.DeepEqual(t, platformsOf(t, raw), []string{"linux/amd64", "linux/arm64/v8"})

@@ -1,0 +1,34 @@
+package testenv
+
+import (
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+)
+
+// CheckTags reads every tag of a repository straight from the registry
+// (host "127.0.0.1:PORT", plain HTTP) and fails the test unless each names
+// a complete, valid index. It returns how many tags there are.
+func CheckTags(t testing.TB, registry, repository string) int {
+	t.Helper()
+	r, err := name.NewRepository(registry+"/"+repository, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags, err := remote.List(r)
+	if err != nil {
+		return 0 // nothing pushed yet
+	}
+	for _, tag := range tags {
+		idx, err := remote.Index(r.Tag(tag))
+		if err != nil {
+			t.Fatalf("tag %s: %v", tag, err)
+		}
+		if err := validate.Index(idx); err != nil {
+			t.Fatalf("tag %s names an incomplete or invalid index: %v", tag, err)
+		}
+	}
+	return len(tags)
+}
