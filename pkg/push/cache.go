@@ -58,7 +58,13 @@ func (c Cache) read(ctx context.Context, ref name.Reference, o Options) (int, er
 	if err != nil {
 		return 0, err
 	}
-	ropts := o.remoteOptions(ctx, l)
+	// One authenticated transport for every request: each new one would
+	// first ping the registry again.
+	client, err := blobClient(ctx, ref.Context(), l, o)
+	if err != nil {
+		return 0, err
+	}
+	ropts := append(o.remoteOptions(ctx, l), remote.WithTransport(client.Transport))
 	desc, err := remote.Get(ref, ropts...)
 	if err != nil {
 		return 0, err
@@ -94,10 +100,6 @@ func (c Cache) read(ctx context.Context, ref name.Reference, o Options) (int, er
 		return 0, fmt.Errorf("%s is neither an image nor an index", desc.MediaType)
 	}
 
-	client, err := blobClient(ctx, ref.Context(), l, o)
-	if err != nil {
-		return 0, err
-	}
 	// Every annotated layer of a consistent image is a candidate; the
 	// registry is asked, a few at a time, whether each blob is still there.
 	type candidate struct {
