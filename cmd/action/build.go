@@ -324,15 +324,20 @@ func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (
 	creds := credentials(f.username, f.password)
 	p := &pipeline{job: job, nixpkgs: f.nixpkgs, timeout: f.timeout, logs: logs, timings: newTimings()}
 	if len(job.cacheRefs) > 0 {
-		done := p.timings.start("cache")
-		var notes []string
-		p.cache, notes = push.ReadCache(ctx, job.cacheRefs, push.Options{Credentials: creds})
-		done()
-		w, end := logs("")
-		for _, n := range notes {
-			fmt.Fprintln(w, n)
-		}
-		end()
+		// The registry is read while Nix works; packing waits for it.
+		p.cacheDone = make(chan struct{})
+		go func() {
+			defer close(p.cacheDone)
+			done := p.timings.start("cache")
+			var notes []string
+			p.cache, notes = push.ReadCache(ctx, job.cacheRefs, push.Options{Credentials: creds})
+			done()
+			w, end := logs("")
+			for _, n := range notes {
+				fmt.Fprintln(w, n)
+			}
+			end()
+		}()
 	}
 	idx, cleanup, err := p.buildIndex(ctx)
 	defer cleanup()

@@ -34,9 +34,10 @@ type pipeline struct {
 	logs    logSink
 	timings *timings
 
-	dir   string     // blob files
-	blobs blobCache  // layers packed once, even when platforms share them
-	cache push.Cache // layers earlier pushes left in the registry
+	dir       string        // blob files
+	blobs     blobCache     // layers packed once, even when platforms share them
+	cache     push.Cache    // layers earlier pushes left in the registry
+	cacheDone chan struct{} // closed once cache is read; nil without one
 
 	packed, reused atomic.Int64
 }
@@ -190,6 +191,9 @@ func (p *pipeline) layer(key string, write func(io.Writer) (archive.Blob, error)
 	cacheKey, err := archive.CacheKey(key, p.job.packOpts)
 	if err != nil {
 		return image.Layer{}, err
+	}
+	if p.cacheDone != nil {
+		<-p.cacheDone
 	}
 	l, err := p.blobs.get(cacheKey, func() (image.Layer, error) {
 		if cached, ok := p.cache[cacheKey]; ok {
