@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"io"
 	"math/rand"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,13 +20,23 @@ import (
 	"gotest.tools/v3/fs"
 )
 
-// packDir packs a directory as if it were the store path nix/store/<name>.
+// packDir packs a directory (or file) as if it were the store path
+// nix/store/<its name>.
 func packDir(t testing.TB, dir string, o Options) ([]byte, Blob, error) {
 	t.Helper()
+	return packTree(dir, o)
+}
+
+// packTree is packDir for goroutines other than the test's.
+func packTree(dir string, o Options) ([]byte, Blob, error) {
 	var buf bytes.Buffer
 	p, err := newPacker(&buf, o)
-	assert.NilError(t, err)
-	assert.NilError(t, p.dirs("nix/", "nix/store/"))
+	if err != nil {
+		return nil, Blob{}, err
+	}
+	if err := p.dirs("nix/", "nix/store/"); err != nil {
+		return nil, Blob{}, err
+	}
 	if err := p.addTree(dir, "nix/store/"+filepath.Base(dir)); err != nil {
 		return nil, Blob{}, err
 	}
@@ -40,15 +51,18 @@ type entry struct {
 	Size       int64
 }
 
-// readBack checks the gzip header and returns the tar's entries.
-func readBack(t testing.TB, blob []byte) []entry {
+// readHeaders checks the gzip header and what every tar header must hold
+// (owners, one time for all, no PAX records but names), and returns them.
+func readHeaders(t testing.TB, blob []byte) []*tar.Header {
 	t.Helper()
+	// RFC 1952: FLG at byte 3 (0x08 is FNAME), MTIME in bytes 4 to 7.
+	assert.Assert(t, len(blob) > 10)
+	assert.Equal(t, blob[3]&0x08, byte(0), "gzip header has a name")
+	assert.DeepEqual(t, blob[4:8], []byte{0, 0, 0, 0})
 	zr, err := gzip.NewReader(bytes.NewReader(blob))
 	assert.NilError(t, err)
-	assert.Equal(t, zr.Name, "")
-	assert.Assert(t, zr.ModTime.Unix() <= 0, "gzip header has a time: %v", zr.ModTime)
 	tr := tar.NewReader(zr)
-	var out []entry
+	var out []*tar.Header
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -59,6 +73,23 @@ func readBack(t testing.TB, blob []byte) []entry {
 		assert.Equal(t, h.Gid, 0)
 		assert.Equal(t, h.Uname, "")
 		assert.Equal(t, h.Gname, "")
+		assert.Assert(t, h.AccessTime.IsZero() && h.ChangeTime.IsZero(), "%s has an atime or ctime", h.Name)
+		for k := range h.PAXRecords {
+			assert.Assert(t, k == "path" || k == "linkpath", "%s has the PAX record %q", h.Name, k)
+		}
+		if len(out) > 0 {
+			assert.Assert(t, h.ModTime.Equal(out[0].ModTime), "%s: time %v, not %v", h.Name, h.ModTime, out[0].ModTime)
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// readBack returns the tar's entries, checked by readHeaders.
+func readBack(t testing.TB, blob []byte) []entry {
+	t.Helper()
+	var out []entry
+	for _, h := range readHeaders(t, blob) {
 		out = append(out, entry{Name: h.Name, Link: h.Linkname, Type: h.Typeflag, Mode: h.Mode, Size: h.Size})
 	}
 	return out
@@ -120,18 +151,16 @@ func TestPackHashes(t *testing.T) {
 
 func TestPackTimes(t *testing.T) {
 	dir := sampleTree(t)
-	read := func() time.Time {
-		blob, _, err := packDir(t, dir, Options{})
+	// readHeaders checks that every entry has the first one's time.
+	read := func(o Options) time.Time {
+		blob, _, err := packDir(t, dir, o)
 		assert.NilError(t, err)
-		zr, err := gzip.NewReader(bytes.NewReader(blob))
-		assert.NilError(t, err)
-		h, err := tar.NewReader(zr).Next()
-		assert.NilError(t, err)
-		return h.ModTime.UTC()
+		return readHeaders(t, blob)[0].ModTime.UTC()
 	}
-	assert.Equal(t, read(), time.Unix(1, 0).UTC())
+	assert.Equal(t, read(Options{}), time.Unix(1, 0).UTC())
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
-	assert.Equal(t, read(), time.Unix(1700000000, 0).UTC())
+	assert.Equal(t, read(Options{}), time.Unix(1700000000, 0).UTC())
+	assert.Equal(t, read(Options{ModTime: time.Unix(42, 0)}), time.Unix(42, 0).UTC())
 	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
 	_, err := newPacker(io.Discard, Options{})
 	assert.ErrorContains(t, err, "SOURCE_DATE_EPOCH")
@@ -163,12 +192,82 @@ func TestPackReproducible(t *testing.T) {
 	assert.Assert(t, !bytes.Equal(other, first), "the level does not change the output")
 }
 
+// Single-file and symlink store paths (writeText, a symlink to another
+// path) are packed as they are.
+func TestPackFileAndSymlinkPaths(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "abc-script.sh")
+	assert.NilError(t, os.WriteFile(file, []byte("#!/bin/sh\n"), 0o755))
+	link := filepath.Join(dir, "def-link")
+	assert.NilError(t, os.Symlink("/nix/store/abc-script.sh", link))
+	for _, tc := range []struct {
+		path string
+		want entry
+	}{
+		{file, entry{Name: "nix/store/abc-script.sh", Type: tar.TypeReg, Mode: 0o555, Size: 10}},
+		{link, entry{Name: "nix/store/def-link", Type: tar.TypeSymlink, Mode: 0o777, Link: "/nix/store/abc-script.sh"}},
+	} {
+		blob, _, err := packDir(t, tc.path, Options{})
+		assert.NilError(t, err)
+		assert.DeepEqual(t, readBack(t, blob)[2:], []entry{tc.want})
+	}
+}
+
 func TestPackRejectsSpecialFiles(t *testing.T) {
-	dir := fs.NewDir(t, "abc-special", fs.WithFile("ok", "x"))
-	fifo := filepath.Join(dir.Path(), "pipe")
-	assert.NilError(t, syscall.Mkfifo(fifo, 0o644))
-	_, _, err := packDir(t, dir.Path(), Options{})
-	assert.ErrorContains(t, err, fifo+" is a fifo")
+	for _, tc := range []struct {
+		kind string
+		make func(path string) error
+	}{
+		{"fifo", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
+		{"socket", func(p string) error {
+			l, err := net.Listen("unix", p)
+			if err == nil {
+				t.Cleanup(func() { l.Close() })
+			}
+			return err
+		}},
+	} {
+		dir := fs.NewDir(t, "abc-special", fs.WithFile("ok", "x"), fs.WithDir("sub"))
+		special := filepath.Join(dir.Path(), "sub", "s")
+		assert.NilError(t, tc.make(special))
+		_, _, err := packDir(t, dir.Path(), Options{})
+		assert.ErrorContains(t, err, special+" is a "+tc.kind+": store paths may hold only")
+	}
+	// Devices need root to make; their names come from the same switch.
+	assert.Equal(t, kind(os.ModeDevice|os.ModeCharDevice), "character device")
+	assert.Equal(t, kind(os.ModeDevice), "device")
+}
+
+// TestPackUnreadable: a file or directory the packer may not read is an
+// error naming it. Root reads everything, so the packing goroutine's
+// thread takes another file-system uid, which also drops root's
+// permission overrides; as any other user, the owner's missing read bit
+// does the same.
+func TestPackUnreadable(t *testing.T) {
+	for _, victim := range []string{"share/secret", "share"} {
+		dir := fs.NewDir(t, "abc-unreadable", fs.WithDir("share", fs.WithFile("secret", "x")))
+		// The temporary directories above it are root's alone; open them.
+		for d := dir.Path(); d != filepath.Dir(filepath.Dir(dir.Path())); d = filepath.Dir(d) {
+			assert.NilError(t, os.Chmod(d, 0o755))
+		}
+		path := filepath.Join(dir.Path(), victim)
+		assert.NilError(t, os.Chmod(path, 0))
+		errc := make(chan error)
+		go func() {
+			// Never unlocked: the thread, with its changed uid, ends with
+			// the goroutine instead of going back to the scheduler.
+			runtime.LockOSThread()
+			if os.Geteuid() == 0 {
+				syscall.Setfsuid(65534)
+			}
+			_, _, err := packTree(dir.Path(), Options{})
+			errc <- err
+		}()
+		err := <-errc
+		assert.ErrorContains(t, err, "read "+path+": ")
+		assert.ErrorContains(t, err, "permission denied")
+		assert.NilError(t, os.Chmod(path, 0o755)) // so the cleanup can remove it
+	}
 }
 
 // A file that vanishes between the directory listing and its reading is
@@ -198,6 +297,10 @@ func TestPackPathsErrors(t *testing.T) {
 	} {
 		_, err := PackPaths(io.Discard, tc.paths, Options{})
 		assert.ErrorContains(t, err, tc.want)
+	}
+	for _, p := range []string{"/nix/store/", "/nix/store/.", "/nix/store/..", "nix/store/abc-x", "/nix/store//abc-x"} {
+		_, err := PackPaths(io.Discard, []string{p}, Options{})
+		assert.ErrorContains(t, err, "is not a top-level store path", p)
 	}
 	_, err := PackPaths(io.Discard, nil, Options{Level: 12})
 	assert.ErrorContains(t, err, "gzip level 12 is out of range")
@@ -249,29 +352,81 @@ func TestCustomisation(t *testing.T) {
 	assert.DeepEqual(t, collisions, []string{"bin/shared: " + A + "/bin/shared over " + B + "/bin/shared"})
 }
 
-func TestCustomisationMissingPackage(t *testing.T) {
-	_, err := PackCustomisation(io.Discard, Customisation{Packages: []string{"/nix/store/nope-missing"}}, Options{})
-	assert.Assert(t, is.ErrorContains(err, "read package /nix/store/nope-missing"))
+func TestCustomisationErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "abc-file")
+	assert.NilError(t, os.WriteFile(file, nil, 0o644))
+	for _, tc := range []struct {
+		pkg, want string
+	}{
+		{"/nix/store/nope-missing", "read package /nix/store/nope-missing"},
+		{file, "package " + file + " is a single file, not a directory"},
+	} {
+		_, err := PackCustomisation(io.Discard, Customisation{Packages: []string{tc.pkg}}, Options{})
+		assert.Assert(t, is.ErrorContains(err, tc.want))
+	}
 }
 
-// FuzzPackNames: any file name a store path can hold comes back out of the
-// tar unchanged (long and non-ASCII names go through PAX).
+// Nothing requested still gives /tmp; a package's own tmp or CA file
+// gives way to the layer's.
+func TestCustomisationForcedEntries(t *testing.T) {
+	a := fs.NewDir(t, "aaa-pkg",
+		fs.WithFile("tmp", "not a directory"),
+		fs.WithDir("etc", fs.WithDir("ssl", fs.WithDir("certs", fs.WithFile("ca-certificates.crt", "stale")))),
+	)
+	var buf bytes.Buffer
+	_, err := PackCustomisation(&buf, Customisation{}, Options{})
+	assert.NilError(t, err)
+	assert.DeepEqual(t, readBack(t, buf.Bytes()), []entry{{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777}})
+
+	buf.Reset()
+	_, err = PackCustomisation(&buf, Customisation{Packages: []string{a.Path()}, CACert: "/nix/store/xyz-nss-cacert"}, Options{})
+	assert.NilError(t, err)
+	assert.DeepEqual(t, readBack(t, buf.Bytes()), []entry{
+		{Name: "etc/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/ssl/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/ssl/certs/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/ssl/certs/ca-certificates.crt", Type: tar.TypeSymlink, Mode: 0o777, Link: "/nix/store/xyz-nss-cacert/etc/ssl/certs/ca-bundle.crt"},
+		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
+	})
+}
+
+// FuzzPackNames: any path a store path can hold comes back out of the tar
+// unchanged, with its parent directories: long names and paths (split
+// into USTAR's prefix or put in PAX records) and non-ASCII ones. The
+// fuzzed string is a relative path; its last element is a file.
 func FuzzPackNames(f *testing.F) {
-	for _, seed := range []string{"a", "naïve", strings.Repeat("x", 200), "日本語のファイル", "sp ace", "tab\tname", "new\nline", "-dash", ".hidden"} {
+	for _, seed := range []string{
+		"a", "naïve", strings.Repeat("x", 200), "日本語のファイル", "sp ace", "tab\tname", "new\nline", "-dash", ".hidden",
+		strings.Repeat("d/", 60) + "f", strings.Repeat("é", 100) + "/" + strings.Repeat("ü", 100), "\xff\xfe-not-utf8",
+	} {
 		f.Add(seed)
 	}
-	f.Fuzz(func(t *testing.T, name string) {
-		if name == "" || name == "." || name == ".." || len(name) > 255 || strings.ContainsAny(name, "/\x00") {
+	f.Fuzz(func(t *testing.T, rel string) {
+		parts := strings.Split(rel, "/")
+		for _, p := range parts {
+			if p == "" || p == "." || p == ".." || len(p) > 255 || strings.Contains(p, "\x00") {
+				return // not a name a file system takes
+			}
+		}
+		root := filepath.Join(t.TempDir(), "abc-fuzz")
+		file := filepath.Join(root, rel)
+		if len(file) >= 4096 {
 			return
 		}
-		dir := t.TempDir()
-		root := filepath.Join(dir, "abc-fuzz")
-		assert.NilError(t, os.Mkdir(root, 0o755))
-		assert.NilError(t, os.WriteFile(filepath.Join(root, name), []byte("x"), 0o644))
+		assert.NilError(t, os.MkdirAll(filepath.Dir(file), 0o755))
+		assert.NilError(t, os.WriteFile(file, []byte("x"), 0o644))
+
+		want := []string{"nix/", "nix/store/", "nix/store/abc-fuzz/"}
+		for i := range parts[:len(parts)-1] {
+			want = append(want, "nix/store/abc-fuzz/"+strings.Join(parts[:i+1], "/")+"/")
+		}
+		want = append(want, "nix/store/abc-fuzz/"+rel)
 		blob, _, err := packDir(t, root, Options{})
 		assert.NilError(t, err)
-		entries := readBack(t, blob)
-		assert.Equal(t, len(entries), 4)
-		assert.Equal(t, entries[3].Name, "nix/store/abc-fuzz/"+name)
+		var got []string
+		for _, e := range readBack(t, blob) {
+			got = append(got, e.Name)
+		}
+		assert.DeepEqual(t, got, want)
 	})
 }

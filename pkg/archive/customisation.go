@@ -53,6 +53,10 @@ func newDir(mode int64) *farmNode { return &farmNode{children: map[string]*farmN
 func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 	root := newDir(0o755)
 	for _, pkg := range c.Packages {
+		if info, err := os.Stat(pkg); err == nil && !info.IsDir() {
+			// buildEnv refuses these too: there is no directory to join.
+			return Blob{}, fmt.Errorf("package %s is a single file, not a directory: it cannot be linked into the image root", pkg)
+		}
 		entries, err := os.ReadDir(pkg)
 		if err != nil {
 			return Blob{}, fmt.Errorf("read package %s: %w", pkg, err)
