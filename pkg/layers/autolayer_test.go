@@ -1,0 +1,36 @@
+package layers
+
+import (
+	"fmt"
+	"testing"
+
+	"gotest.tools/v3/assert"
+)
+
+// An app using two big libraries that share a small one, x; big2 also
+// uses y. Primaries by size: big1, big2, app, then x and y.
+func TestAutolayer(t *testing.T) {
+	g := graphOf(t, []info{
+		{Path: storePath("app"), NarSize: 10, References: []string{storePath("big1"), storePath("big2")}},
+		{Path: storePath("big1"), NarSize: 100, References: []string{storePath("x")}},
+		{Path: storePath("big2"), NarSize: 90, References: []string{storePath("x"), storePath("yy")}},
+		{Path: storePath("x"), NarSize: 1},
+		{Path: storePath("yy"), NarSize: 1},
+	})
+	for _, tc := range []struct {
+		budget int
+		want   [][]string
+	}{
+		{1, [][]string{{"app", "big1", "big2", "x", "yy"}}},
+		// big1 takes x; the rest stays in the first layer.
+		{2, [][]string{{"app", "big2", "yy"}, {"big1", "x"}}},
+		{3, [][]string{{"app", "big2", "yy"}, {"big1", "x"}}},
+		// big2 takes yy, and x, under both, gets a layer of its own.
+		{4, [][]string{{"app"}, {"big1"}, {"big2", "yy"}, {"x"}}},
+		{5, [][]string{{"app"}, {"big1"}, {"big2"}, {"x"}, {"yy"}}},
+	} {
+		t.Run(fmt.Sprint(tc.budget), func(t *testing.T) {
+			assert.DeepEqual(t, sortedGroupPathNames(g, autolayerStrategy(g, nil, tc.budget)), tc.want)
+		})
+	}
+}
