@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/bits"
 	"sort"
 	"strings"
@@ -25,30 +26,45 @@ type Path struct {
 type Graph struct {
 	Paths []Path
 	Refs  [][]int // Refs[i]: indexes of the paths Paths[i] references, sorted, self excluded
-	Roots []int   // the requested paths, sorted; by default those nothing references
+	Roots []int   // the requested paths, sorted; by default those nothing references (strategies place the paths they do not reach too)
 
 	index map[string]int
 }
 
 // pathInfo is one entry of `nix path-info --json --recursive --closure-size`.
+// Other fields (narHash, deriver, signatures, ca, ...) are not needed.
 type pathInfo struct {
 	Path        string   `json:"path"`
 	NarSize     uint64   `json:"narSize"`
 	ClosureSize uint64   `json:"closureSize"`
 	References  []string `json:"references"`
+	Valid       *bool    `json:"valid"`    // Nix 2.18 and older print false for paths not in the store
+	StoreDir    string   `json:"storeDir"` // newer JSON formats name the store directory
 }
 
 // ParseGraph reads what `nix path-info --json --recursive --closure-size`
 // prints: a JSON list of path infos (Nix 2.18 and older) or an object keyed
-// by store path (Nix 2.19 and newer). The closure must be complete: every
-// reference must be one of the paths.
+// by store path (Nix 2.19 and newer). Store paths may also be given without
+// the store directory, as newer JSON formats print them. The closure must be
+// complete: every reference must be one of the paths. Each error names the
+// path or entry at fault.
 func ParseGraph(data []byte) (*Graph, error) {
 	data = bytes.TrimSpace(data)
 	var infos []pathInfo
 	switch {
 	case len(data) > 0 && data[0] == '[':
-		if err := json.Unmarshal(data, &infos); err != nil {
+		var list []*pathInfo
+		if err := json.Unmarshal(data, &list); err != nil {
 			return nil, fmt.Errorf("closure graph: invalid JSON list: %w", err)
+		}
+		for i, info := range list {
+			if info == nil {
+				return nil, fmt.Errorf("closure graph: entry %d is null, not a path info", i)
+			}
+			if info.Path == "" {
+				return nil, fmt.Errorf("closure graph: entry %d has no \"path\"", i)
+			}
+			infos = append(infos, *info)
 		}
 	case len(data) > 0 && data[0] == '{':
 		// Duplicate keys are invisible after decoding into a map, so the
@@ -57,6 +73,8 @@ func ParseGraph(data []byte) (*Graph, error) {
 		if infos, err = decodeObject(data); err != nil {
 			return nil, err
 		}
+	case len(data) == 0:
+		return nil, fmt.Errorf("closure graph: no input: expected the JSON printed by `nix path-info --json --recursive --closure-size`")
 	default:
 		return nil, fmt.Errorf("closure graph: expected the JSON list or object printed by `nix path-info --json --recursive --closure-size`")
 	}
@@ -75,23 +93,36 @@ func decodeObject(data []byte) ([]pathInfo, error) {
 			return nil, fmt.Errorf("closure graph: invalid JSON object: %w", err)
 		}
 		key, _ := tok.(string)
-		var info pathInfo
+		var info *pathInfo
 		if err := dec.Decode(&info); err != nil {
 			return nil, fmt.Errorf("closure graph: entry %q: %w", key, err)
 		}
-		if info.Path != "" && info.Path != key {
+		if info == nil {
+			// Newer Nix prints null for a path that is not valid.
+			return nil, fmt.Errorf("closure graph: %s has no path info (null): is it in the store? Build or fetch it first", key)
+		}
+		if info.Path != "" && fullPath(info.Path) != fullPath(key) {
 			return nil, fmt.Errorf("closure graph: entry %q has path %q", key, info.Path)
 		}
 		info.Path = key
-		infos = append(infos, info)
+		infos = append(infos, *info)
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, fmt.Errorf("closure graph: invalid JSON object: %w", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("closure graph: unexpected data after the JSON object")
 	}
 	return infos, nil
+}
+
+// fullPath puts the store directory in front of a path given as its base
+// name only (hash-name).
+func fullPath(p string) string {
+	if p != "" && !strings.ContainsRune(p, '/') {
+		return StoreDir + p
+	}
+	return p
 }
 
 // ValidStorePath reports whether p names a top-level store path:
@@ -113,6 +144,19 @@ func ValidStorePath(p string) bool {
 func newGraph(infos []pathInfo) (*Graph, error) {
 	if len(infos) == 0 {
 		return nil, fmt.Errorf("closure graph is empty")
+	}
+	for i := range infos {
+		info := &infos[i]
+		if info.StoreDir != "" && strings.TrimSuffix(info.StoreDir, "/")+"/" != StoreDir {
+			return nil, fmt.Errorf("closure graph: %s is in the store %s, but images can only hold paths under %s", info.Path, info.StoreDir, StoreDir)
+		}
+		info.Path = fullPath(info.Path)
+		if info.Valid != nil && !*info.Valid {
+			return nil, fmt.Errorf("closure graph: %s is not valid (not in the store): build or fetch it first", info.Path)
+		}
+		for j, r := range info.References {
+			info.References[j] = fullPath(r)
+		}
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Path < infos[j].Path })
 	g := &Graph{
@@ -177,7 +221,8 @@ func (g *Graph) Index(path string) (int, bool) {
 	return i, ok
 }
 
-// SetRoots replaces the default roots with the requested paths.
+// SetRoots replaces the default roots with the requested paths, the
+// packages an image was asked for. An empty list keeps the default.
 func (g *Graph) SetRoots(paths []string) error {
 	if len(paths) == 0 {
 		return nil
@@ -185,9 +230,9 @@ func (g *Graph) SetRoots(paths []string) error {
 	seen := map[int]bool{}
 	var roots []int
 	for _, p := range paths {
-		i, ok := g.index[p]
+		i, ok := g.index[fullPath(p)]
 		if !ok {
-			return fmt.Errorf("root %q is not in the closure graph", p)
+			return fmt.Errorf("root %q is not in the closure graph: name a store path of the closure", p)
 		}
 		if !seen[i] {
 			seen[i] = true

@@ -6,21 +6,34 @@ package layers
 //  1. A fake root points at every requested path. Paths that are big (a
 //     closure over 100 MB) or popular (a popularity of 100 or more) get an
 //     extra edge from the root, so no single package can own them.
-//     cacert and iana-etc, added to every image, count as very popular.
+//     cacert and iana-etc, added to every image, count as very popular;
+//     names missing from the popularity data count as 1.
 //  2. The dominator tree of that graph is computed. Every child of the
 //     root starts a layer holding its whole dominated subtree: paths that
 //     only it leads to.
 //  3. Each layer is rated popularity(child) × the sum of its members'
-//     closure sizes. While there are more layers than the budget, the two
-//     lowest rated layers are merged. As in Nixery, the list is not
-//     re-sorted after a merge, so the lowest-rated layers collapse into
-//     one.
+//     closure sizes. The layers are sorted by rating and, while there are
+//     more than the budget, the first two are merged into one that takes
+//     the second place. As in Nixery the list is not sorted again after a
+//     merge, so the lowest-rated layers collapse into one.
 //
-// Nixery sorted with an unstable sort over nodes in map order, so equal
-// ratings came out in any order. Here ties are broken by the layer's
-// smallest store path, which makes the plan deterministic.
+// Where this differs from Nixery's code, it is on purpose:
+//
+//   - Nixery sorted with an unstable sort over nodes in map order, so equal
+//     ratings came out in any order. Here ties go to the layer whose
+//     smallest store path sorts first, which makes the plan deterministic.
+//   - Ratings saturate at the largest uint64 instead of wrapping around.
+//   - Paths the requested roots do not reach hang off the fake root too
+//     (Nixery's closures never had any), so every path is in a layer.
+//   - Merged layers can reference each other both ways (a merged layer
+//     holding an application and a library that a layer in between
+//     needs); Build then joins them, because layers must be ordered after
+//     the layers they reference. Without merges this never happens: an
+//     edge between two dominator subtrees always ends at a subtree's top.
 
 import (
+	"math"
+	"math/bits"
 	"sort"
 	"strings"
 
@@ -50,7 +63,7 @@ func nixeryPopularity(storePath string, pop popularity.Data) int {
 		return alwaysPopular
 	}
 	if n, ok := pop[name]; ok {
-		return n
+		return max(n, 0) // Load refuses negative counts; hand-made data might not
 	}
 	return 1
 }
@@ -103,12 +116,12 @@ func nixeryStrategy(g *Graph, pop popularity.Data, budget int) [][]int {
 			n := queue[head]
 			i := int(n.ID() - 1)
 			members = append(members, i)
-			size += g.Paths[i].ClosureSize
+			size = addSat(size, g.Paths[i].ClosureSize)
 			queue = append(queue, dt.DominatedBy(n.ID())...) // members are sorted below
 		}
 		sort.Ints(members)
 		ti := int(top.ID() - 1)
-		layers = append(layers, layer{members: members, rating: uint64(popOf[ti]) * size, first: g.Paths[members[0]].Name})
+		layers = append(layers, layer{members: members, rating: mulSat(uint64(popOf[ti]), size), first: g.Paths[members[0]].Name})
 	}
 	sort.SliceStable(layers, func(a, b int) bool {
 		if layers[a].rating != layers[b].rating {
@@ -124,7 +137,7 @@ func nixeryStrategy(g *Graph, pop popularity.Data, budget int) [][]int {
 			small, big = big, small
 		}
 		layers[1].members = append(big, small...)
-		layers[1].rating += layers[0].rating
+		layers[1].rating = addSat(layers[1].rating, layers[0].rating)
 		layers = layers[1:]
 	}
 	groups := make([][]int, len(layers))
@@ -139,4 +152,21 @@ func sortedNodes(nodes []graph.Node) []graph.Node {
 	out := append([]graph.Node(nil), nodes...)
 	sort.Slice(out, func(a, b int) bool { return out[a].ID() < out[b].ID() })
 	return out
+}
+
+// addSat and mulSat are + and × that stop at the largest uint64.
+func addSat(a, b uint64) uint64 {
+	s, carry := bits.Add64(a, b, 0)
+	if carry != 0 {
+		return math.MaxUint64
+	}
+	return s
+}
+
+func mulSat(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi != 0 {
+		return math.MaxUint64
+	}
+	return lo
 }

@@ -63,8 +63,12 @@ type Options struct {
 	Popularity popularity.Data // may be nil
 }
 
-// Build plans the layers of g.
+// Build plans the layers of g with the named strategy and checks the
+// result: every path in exactly one layer, at most the budget of layers.
 func Build(g *Graph, opts Options) (*Plan, error) {
+	if g == nil || len(g.Paths) == 0 {
+		return nil, fmt.Errorf("no closure graph to plan: read one with ParseGraph")
+	}
 	name := opts.Strategy
 	if name == "" {
 		name = DefaultStrategy
@@ -114,8 +118,9 @@ func checkGroups(g *Graph, groups [][]int, budget int) error {
 	return nil
 }
 
-// KeyOf is a layer's key: the sha256 of its sorted store paths, each
-// followed by a newline.
+// KeyOf is a layer's key: the sha256 of its store paths, each followed by
+// a newline, in the order given. Layers pass their paths sorted, so the key
+// depends only on which paths a layer holds.
 func KeyOf(paths []string) string {
 	h := sha256.New()
 	for _, p := range paths {
