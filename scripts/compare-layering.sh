@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
 # Prints the layering comparison of docs/layering.md: every strategy at
 # layer budgets 16, 48 and 94, with and without popularity data, on the
-# corpus in internal/layereval/testdata. With --regenerate, first rebuilds
-# the corpus from this machine's Debian package index.
+# corpus in internal/layereval/testdata.
+#
+# With --regenerate, first rebuilds that corpus from this machine's Debian
+# package index (run `apt-get update` if there is none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
 if [ "${1:-}" = --regenerate ]; then
-  index=$(ls /var/lib/apt/lists/*_bookworm_main_binary-amd64_Packages* | head -1)
-  /usr/lib/apt/apt-helper cat-file "$index" | go run ./internal/layereval/gencorpus > internal/layereval/testdata/corpus.json.gz
+  shopt -s nullglob
+  indexes=(/var/lib/apt/lists/*_bookworm_main_binary-amd64_Packages*)
+  if [ ${#indexes[@]} -eq 0 ]; then
+    echo "compare-layering: no Debian bookworm main package index in /var/lib/apt/lists: run apt-get update" >&2
+    exit 1
+  fi
+  index=${indexes[0]}
+  out=internal/layereval/testdata/corpus.json.gz
+  /usr/lib/apt/apt-helper cat-file "$index" | go run ./internal/layereval/gencorpus > "$out.tmp"
+  mv "$out.tmp" "$out"
+  echo "regenerated $out from $index" >&2
 fi
+
 go run ./internal/layereval/compare

@@ -1,6 +1,8 @@
 package layereval
 
 import (
+	"fmt"
+	"sort"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -9,65 +11,216 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 )
 
-// TestDefaultBeatsTheOthers: on the corpus, the default strategy shares
-// better than Nixery's, the popularity contest and auto-layer at every
-// budget, without costing more on updates than the best of them, with
-// and without popularity data.
-func TestDefaultBeatsTheOthers(t *testing.T) {
+// baselines are the strategies the default must beat.
+var baselines = []string{"nixery", "popcon", "autolayer"}
+
+// TestDefaultBeatsTheBaselines computes the metrics on the committed
+// corpus: at every budget, with and without popularity data, the default
+// strategy shares more than Nixery's, the popularity contest and
+// auto-layer (each with and without popularity data), and its update
+// overhead is no worse than the best of them.
+func TestDefaultBeatsTheBaselines(t *testing.T) {
 	c, err := Load("testdata/corpus.json.gz")
 	assert.NilError(t, err)
-	baselines := []string{"nixery", "popcon", "autolayer"}
+	b, err := NewBench(c)
+	assert.NilError(t, err)
+	pops := []popularity.Data{nil, c.Popularity()}
 	for _, budget := range []int{16, 48, 94} {
 		var bestSharing, bestUpdate float64 = 0, 1e9
-		for _, b := range baselines {
-			for _, pop := range []popularity.Data{nil, c.Popularity()} {
-				s, err := Evaluate(c, b, budget, pop)
+		var sharer, updater string
+		for _, name := range baselines {
+			for _, pop := range pops {
+				s, err := b.Score(name, budget, pop)
 				assert.NilError(t, err)
-				bestSharing = max(bestSharing, s.Sharing)
-				bestUpdate = min(bestUpdate, s.UpdateOverhead)
+				if s.Sharing > bestSharing {
+					bestSharing, sharer = s.Sharing, name
+				}
+				if s.UpdateOverhead < bestUpdate {
+					bestUpdate, updater = s.UpdateOverhead, name
+				}
 			}
 		}
-		for _, pop := range []popularity.Data{nil, c.Popularity()} {
-			s, err := Evaluate(c, layers.DefaultStrategy, budget, pop)
+		for _, pop := range pops {
+			s, err := b.Score(layers.DefaultStrategy, budget, pop)
 			assert.NilError(t, err)
-			t.Logf("budget %d, popularity %v: sharing %.3f (best other %.3f), update overhead %.3f (best other %.3f)",
-				budget, pop != nil, s.Sharing, bestSharing, s.UpdateOverhead, bestUpdate)
-			assert.Assert(t, s.Sharing > bestSharing, "budget %d: sharing %.3f, another strategy has %.3f", budget, s.Sharing, bestSharing)
-			assert.Assert(t, s.UpdateOverhead <= bestUpdate, "budget %d: update overhead %.3f, another strategy has %.3f", budget, s.UpdateOverhead, bestUpdate)
+			t.Logf("budget %d, popularity %v: sharing %.3f (best baseline %.3f, %s), update overhead %.3f (best baseline %.3f, %s)",
+				budget, pop != nil, s.Sharing, bestSharing, sharer, s.UpdateOverhead, bestUpdate, updater)
+			assert.Assert(t, s.Sharing > bestSharing, "budget %d, popularity %v: sharing %.3f, %s has %.3f",
+				budget, pop != nil, s.Sharing, sharer, bestSharing)
+			assert.Assert(t, s.UpdateOverhead <= bestUpdate, "budget %d, popularity %v: update overhead %.3f, %s has %.3f",
+				budget, pop != nil, s.UpdateOverhead, updater, bestUpdate)
 		}
 	}
 }
 
-// The metrics on a hand-made corpus: two images share a library; one
-// strategy puts everything in one layer, the other each path alone.
-func TestMetrics(t *testing.T) {
+// TestCorpus: the committed corpus is what docs/layering.md describes.
+func TestCorpus(t *testing.T) {
+	c, err := Load("testdata/corpus.json.gz")
+	assert.NilError(t, err)
+	assert.Assert(t, len(c.Images) >= 40 && len(c.Images) <= 60, "%d images", len(c.Images))
+	assert.Assert(t, len(c.Updates) >= 6, "%d updated libraries", len(c.Updates))
+	w := newWorld(c)
+	for _, img := range c.Images {
+		// Every image holds the always-added leaves.
+		assert.DeepEqual(t, img[:2], []string{"nss-cacert", "iana-etc"})
+	}
+	for _, name := range []string{"nss-cacert", "iana-etc"} {
+		assert.Assert(t, w[name] != nil && len(w[name].Deps) == 0, "%s is not a leaf", name)
+	}
+	for _, u := range c.Updates {
+		held := 0
+		for _, img := range c.Images {
+			if contains(w.closure(img), u) {
+				held++
+			}
+		}
+		assert.Assert(t, held > 0, "no image holds %s", u)
+	}
+}
+
+func contains(sorted []string, s string) bool {
+	i := sort.SearchStrings(sorted, s)
+	return i < len(sorted) && sorted[i] == s
+}
+
+// plan makes a plan of the given layers of store paths, as Build would.
+func plan(layersOfPaths ...[]string) *layers.Plan {
+	p := &layers.Plan{}
+	for _, paths := range layersOfPaths {
+		sorted := append([]string(nil), paths...)
+		sort.Strings(sorted)
+		var size uint64
+		for _, s := range sorted {
+			size += sizes[s]
+		}
+		p.Layers = append(p.Layers, layers.Layer{Key: layers.KeyOf(sorted), Paths: sorted, Size: size})
+	}
+	return p
+}
+
+var sizes = map[string]uint64{"a": 100, "b": 300, "lib": 600, "lib2": 600, "data": 1000}
+
+func size(p string) uint64 { return sizes[p] }
+
+func TestSharing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		plans []*layers.Plan
+		want  float64
+	}{
+		{"one image", []*layers.Plan{plan([]string{"a", "lib"})}, 1},
+		{"same layer twice", []*layers.Plan{plan([]string{"lib"}, []string{"a"}), plan([]string{"lib"}, []string{"b"})}, 1},
+		// lib is in two different layers: 1000 bytes of paths, 700 + 900 of layers.
+		{"lib in two layers", []*layers.Plan{plan([]string{"a", "lib"}), plan([]string{"b", "lib"})}, 1000.0 / 1600},
+		// The same paths in a different grouping are different layers.
+		{"regrouped", []*layers.Plan{plan([]string{"a", "lib"}, []string{"b"}), plan([]string{"a"}, []string{"b", "lib"})}, 1000.0 / 2000},
+		{"nothing", nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, Sharing(tc.plans, size), tc.want)
+		})
+	}
+}
+
+func TestUpdateCost(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		from, to        *layers.Plan
+		pulled, changed uint64
+	}{
+		{"nothing changed", plan([]string{"a"}, []string{"lib"}), plan([]string{"lib"}, []string{"a"}), 0, 0},
+		// lib changed to lib2 (and a with it, same name here for brevity
+		// of the table: b stands for the new a): each alone, exact.
+		{"alone", plan([]string{"a"}, []string{"lib"}), plan([]string{"b"}, []string{"lib2"}), 900, 900},
+		// data did not change but shares a layer with lib: pulled again.
+		{"unchanged neighbour", plan([]string{"lib", "data"}, []string{"a"}), plan([]string{"lib2", "data"}, []string{"a"}), 1600, 600},
+		// A regrouping alone pulls bytes although nothing changed.
+		{"regrouped", plan([]string{"a", "lib"}, []string{"data"}), plan([]string{"a"}, []string{"lib", "data"}), 1700, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pulled, changed := UpdateCost(tc.from, tc.to, size)
+			assert.Equal(t, pulled, tc.pulled)
+			assert.Equal(t, changed, tc.changed)
+		})
+	}
+}
+
+// TestScore runs the whole measurement on a hand-made corpus with two
+// strategies whose figures are known: everything in one layer, and each
+// path alone (any strategy with a budget of at least the closure size).
+func TestScore(t *testing.T) {
 	c := &Corpus{
 		Packages: []Package{
 			{Name: "app1", Version: "1", Size: 100, Deps: []string{"lib"}},
-			{Name: "app2", Version: "1", Size: 300, Deps: []string{"lib"}},
+			{Name: "app2", Version: "1", Size: 300, Deps: []string{"data", "lib"}},
 			{Name: "lib", Version: "1", Size: 600},
+			{Name: "data", Version: "1", Size: 1000},
 		},
 		Images:  [][]string{{"app1"}, {"app2"}},
-		Updates: []string{"lib"},
+		Updates: []string{"lib", "data"},
 	}
-	// One layer each: the host pulls lib twice (1000 bytes of paths,
-	// 700 + 900 of layers); an update of lib pulls each whole image again
-	// while lib and the app above it changed anyway.
-	s, err := Evaluate(c, "nixery", 1, nil)
+	assert.NilError(t, c.check())
+	b, err := NewBench(c)
 	assert.NilError(t, err)
-	assert.Equal(t, s.Sharing, 1000.0/1600.0)
-	assert.Equal(t, s.UpdateOverhead, 1.0)
-	// Every path alone: nothing is pulled twice.
-	s, err = Evaluate(c, "popcon", 94, nil)
+
+	// Budget 1: each image is one layer. The host pulls lib twice: 2000
+	// bytes of paths in 700 + 1900 of layers. Updating lib pulls app1's
+	// whole image (700 for 700 changed) and app2's (1900 for 900
+	// changed); updating data pulls app2's (1900 for 1300 changed).
+	s, err := b.Score("popcon", 1, nil)
+	assert.NilError(t, err)
+	assert.Equal(t, s.Sharing, 2000.0/2600)
+	assert.Equal(t, s.Pairs, 3)
+	assert.Equal(t, s.UpdateOverhead, (700.0/700+1900.0/900+1900.0/1300)/3)
+	assert.Equal(t, s.UpdateBytes, (700.0+1900+1900)/(700+900+1300))
+	assert.Equal(t, s.Layers, 1.0)
+
+	// Each path alone: perfect.
+	s, err = b.Score("popcon", 3, nil)
 	assert.NilError(t, err)
 	assert.Equal(t, s.Sharing, 1.0)
 	assert.Equal(t, s.UpdateOverhead, 1.0)
+	assert.Equal(t, s.UpdateBytes, 1.0)
+	assert.Equal(t, s.Layers, 2.5)
+}
 
-	// An update of lib below an unchanged sibling shows as overhead.
-	c.Packages = append(c.Packages, Package{Name: "data", Version: "1", Size: 1000})
-	c.Packages[0].Deps = []string{"lib", "data"}
-	c.Images = [][]string{{"app1"}}
-	s, err = Evaluate(c, "nixery", 1, nil)
-	assert.NilError(t, err)
-	assert.Equal(t, s.UpdateOverhead, 1700.0/700.0)
+// TestStorePaths: a path's fake hash is stable, and an update changes the
+// library and everything that depends on it, nothing else.
+func TestStorePaths(t *testing.T) {
+	c := &Corpus{Packages: []Package{
+		{Name: "app", Version: "1:2.0-1", Size: 1, Deps: []string{"lib"}},
+		{Name: "lib", Version: "1", Size: 1, Deps: []string{"base"}},
+		{Name: "base", Version: "1", Size: 1},
+		{Name: "other", Version: "1", Size: 1, Deps: []string{"base"}},
+	}}
+	w := newWorld(c)
+	names := []string{"app", "base", "lib", "other"}
+	before := w.storePaths(names, "")
+	assert.DeepEqual(t, w.storePaths(names, ""), before)
+	for _, p := range before {
+		assert.Assert(t, layers.ValidStorePath(p), p)
+	}
+	assert.Assert(t, before["app"][len(layers.StoreDir)+33:] == "app-1_2.0-1", before["app"])
+	after := w.storePaths(names, "lib")
+	for _, n := range names {
+		changed := before[n] != after[n]
+		assert.Equal(t, changed, n == "app" || n == "lib", fmt.Sprintf("%s changed: %v", n, changed))
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	_, err := Load("testdata/missing.json.gz")
+	assert.ErrorContains(t, err, "loading the corpus")
+	for _, tc := range []struct {
+		c    Corpus
+		want string
+	}{
+		{Corpus{Packages: []Package{{Name: "a", Deps: []string{"b"}}}}, "depends on b, which is not in the corpus"},
+		{Corpus{Packages: []Package{{Name: "a", Deps: []string{"b"}}, {Name: "b", Deps: []string{"a"}}}}, "dependency cycle"},
+		{Corpus{Packages: []Package{{Name: "a"}, {Name: "a"}}}, "appears twice"},
+		{Corpus{Packages: []Package{{Name: "a"}}, Images: [][]string{{"b"}}}, "package b is not in the corpus"},
+		{Corpus{Packages: []Package{{Name: "a"}}, Updates: []string{"b"}}, "update of b"},
+	} {
+		assert.ErrorContains(t, tc.c.check(), tc.want)
+	}
 }

@@ -1,6 +1,8 @@
 // Command gencorpus extracts the layering evaluation corpus from Debian's
 // package index: the packages the evaluated images need, with their
-// installed sizes and dependencies, made acyclic as Nix closures are.
+// installed sizes and dependencies, made acyclic as Nix closures are. It
+// reads a Packages file on standard input and writes the gzip'd corpus on
+// standard output; scripts/compare-layering.sh --regenerate runs it:
 //
 //	/usr/lib/apt/apt-helper cat-file /var/lib/apt/lists/*_bookworm_main_binary-amd64_Packages.lz4 |
 //	  go run ./internal/layereval/gencorpus > internal/layereval/testdata/corpus.json.gz
@@ -20,28 +22,41 @@ import (
 	"github.com/nixery-action/nixery-action/internal/layereval"
 )
 
-// images are common software, alone and combined, as people build them.
+// images are common software, alone and combined, as people build images
+// of it. Each also gets the always-added paths (see extras).
 var images = [][]string{
+	// Languages and runtimes.
 	{"python3"}, {"python3", "python3-requests"}, {"python3", "python3-numpy"}, {"python3-pip"},
-	{"nodejs"}, {"nodejs", "npm"}, {"git"}, {"curl"}, {"wget"}, {"nginx"}, {"apache2"},
-	{"postgresql-15"}, {"redis-server"}, {"mariadb-server"}, {"openjdk-17-jre-headless"},
-	{"ruby"}, {"perl"}, {"gcc"}, {"g++", "make"}, {"cmake"}, {"emacs-nox"}, {"vim"},
-	{"nano"}, {"bash"}, {"openssh-client"}, {"openssh-server"}, {"ffmpeg"}, {"imagemagick"},
-	{"rsync"}, {"jq"}, {"sqlite3"}, {"php-cli"}, {"golang-go"}, {"rustc", "cargo"},
-	{"htop"}, {"tmux"}, {"zsh"}, {"fish"}, {"gnupg"}, {"ansible"}, {"tesseract-ocr"},
-	{"ghostscript"}, {"graphviz"}, {"pandoc"}, {"mercurial"}, {"subversion"}, {"lua5.4"},
-	{"gdb"}, {"valgrind"}, {"strace"}, {"zip", "unzip"}, {"git", "curl", "jq"},
-	{"python3", "git"}, {"curl", "openssl"}, {"nginx", "certbot"}, {"bash", "coreutils", "findutils", "grep", "sed"},
-	{"python3", "gcc", "make"}, {"git", "openssh-client", "gnupg"},
-	// Big closures, where the budget matters.
-	{"python3-matplotlib"}, {"python3-pandas"}, {"python3-scipy"}, {"jupyter-notebook"},
-	{"r-base-core"}, {"octave"}, {"texlive-latex-base"}, {"maven"}, {"inkscape"}, {"gimp"},
-	{"libreoffice-nogui"}, {"qemu-system-x86"}, {"postgis"}, {"python3-matplotlib", "python3-pandas"},
+	{"nodejs"}, {"nodejs", "npm"}, {"ruby"}, {"perl"}, {"php-cli"}, {"golang-go"},
+	{"rustc", "cargo"}, {"openjdk-17-jre-headless"}, {"lua5.4"},
+	// Servers.
+	{"nginx"}, {"nginx", "certbot"}, {"apache2"}, {"postgresql-15"}, {"redis-server"},
+	{"mariadb-server"}, {"openssh-server"},
+	// Tools.
+	{"git"}, {"curl"}, {"wget"}, {"jq"}, {"bash"}, {"openssh-client"}, {"rsync"},
+	{"sqlite3"}, {"gnupg"}, {"vim"}, {"emacs-nox"}, {"nano"}, {"tmux"}, {"zsh"},
+	{"gdb"}, {"strace"}, {"mercurial"}, {"ansible"},
+	{"gcc"}, {"g++", "make", "cmake"}, {"python3", "gcc", "make"},
+	{"ffmpeg"}, {"imagemagick"}, {"graphviz"}, {"pandoc"},
+	// Combinations.
+	{"git", "curl", "jq"}, {"python3", "git"}, {"curl", "openssl"},
+	{"git", "openssh-client", "gnupg"}, {"zip", "unzip"},
+	{"bash", "coreutils", "findutils", "grep", "sed"},
+	// Big closures, where the layer budget bites.
+	{"python3-matplotlib", "python3-pandas"}, {"python3-scipy"}, {"jupyter-notebook"},
+	{"r-base-core"}, {"texlive-latex-base"}, {"maven"}, {"gimp"}, {"libreoffice-nogui"},
+	{"qemu-system-x86"},
 }
 
-// updates are widely used libraries whose new version rebuilds everything
-// that depends on them.
-var updates = []string{"libssl3", "zlib1g", "libc6", "libcurl4", "libxml2", "libsqlite3-0", "libstdc++6", "libpcre2-8-0", "libexpat1", "libffi8", "libncursesw6", "libgnutls30"}
+// updates are widely used libraries; a new version of one rebuilds
+// everything that depends on it.
+var updates = []string{"libc6", "libssl3", "zlib1g", "libcurl4", "libxml2", "libsqlite3-0", "libstdc++6",
+	"libpcre2-8-0", "libexpat1", "libffi8", "libgnutls30", "libncursesw6"}
+
+// extras are the paths every image gets, as Nixery adds cacert and
+// iana-etc: in Nix both are leaves, so they stand in as packages of
+// their own with the size of Debian's counterparts and no dependencies.
+var extras = []struct{ name, like string }{{"nss-cacert", "ca-certificates"}, {"iana-etc", "netbase"}}
 
 // infrastructure is what Debian's packaging needs but a Nix closure would
 // not hold: dependencies on these are dropped.
@@ -53,32 +68,64 @@ var infrastructure = map[string]bool{
 
 type pkg struct {
 	version string
-	size    uint64
-	deps    [][]string // alternatives
+	size    uint64     // bytes
+	deps    [][]string // each dependency's alternatives, in order
 }
 
 func main() {
-	pkgs, provides, err := parse(bufio.NewReaderSize(os.Stdin, 1<<20))
+	idx, err := parse(bufio.NewReaderSize(os.Stdin, 1<<20))
+	if err != nil {
+		fail(fmt.Errorf("reading the package index: %w", err))
+	}
+	if len(idx.pkgs) == 0 {
+		fail(fmt.Errorf("no packages on standard input: pipe in a Debian Packages file"))
+	}
+	c, err := extract(idx, images, updates)
 	if err != nil {
 		fail(err)
 	}
-	resolve := func(alts []string) string {
-		for _, a := range alts {
-			if infrastructure[a] {
-				return ""
-			}
-			if _, ok := pkgs[a]; ok {
-				return a
-			}
-			if ps := provides[a]; len(ps) > 0 {
-				sort.Strings(ps)
-				return ps[0]
-			}
-		}
+	zw, err := gzip.NewWriterLevel(os.Stdout, gzip.BestCompression)
+	if err != nil {
+		fail(err)
+	}
+	if err := json.NewEncoder(zw).Encode(c); err != nil {
+		fail(fmt.Errorf("writing the corpus: %w", err))
+	}
+	if err := zw.Close(); err != nil {
+		fail(fmt.Errorf("writing the corpus: %w", err))
+	}
+}
+
+// index is a parsed Packages file.
+type index struct {
+	pkgs     map[string]*pkg
+	provides map[string][]string // virtual package → its providers
+}
+
+// resolve picks a dependency's first alternative, a virtual package
+// standing for its first provider by name; "" drops the dependency.
+func (idx *index) resolve(alts []string) string {
+	a := alts[0]
+	if infrastructure[a] {
 		return ""
 	}
-	// The closure of every image, then the union, with dependency edges
-	// in name order so cycles are broken the same way each time.
+	if _, ok := idx.pkgs[a]; ok {
+		return a
+	}
+	if ps := idx.provides[a]; len(ps) > 0 {
+		ps = append([]string(nil), ps...)
+		sort.Strings(ps)
+		if !infrastructure[ps[0]] {
+			return ps[0]
+		}
+	}
+	return "" // not in this index
+}
+
+// extract makes the corpus of the given images: the packages their
+// closures hold (and the updated libraries'), made acyclic, with the
+// always-added leaves.
+func extract(idx *index, images [][]string, updates []string) (*layereval.Corpus, error) {
 	deps := map[string][]string{}
 	var visit func(string)
 	visit = func(name string) {
@@ -87,8 +134,8 @@ func main() {
 		}
 		deps[name] = nil
 		var out []string
-		for _, alts := range pkgs[name].deps {
-			if d := resolve(alts); d != "" && d != name {
+		for _, alts := range idx.pkgs[name].deps {
+			if d := idx.resolve(alts); d != "" && d != name {
 				out = append(out, d)
 			}
 		}
@@ -99,21 +146,34 @@ func main() {
 			visit(d)
 		}
 	}
-	roots := append([]string{"ca-certificates", "netbase"}, updates...)
+	var roots []string
 	for _, img := range images {
 		roots = append(roots, img...)
 	}
-	for _, r := range roots {
-		if _, ok := pkgs[r]; !ok {
-			fail(fmt.Errorf("package %s is not in the index", r))
+	for _, r := range append(roots, updates...) {
+		if _, ok := idx.pkgs[r]; !ok {
+			return nil, fmt.Errorf("package %s is not in the index", r)
 		}
 		visit(r)
 	}
 	breakCycles(deps)
 
-	c := layereval.Corpus{
-		Source:  "Debian bookworm main amd64 Packages: Installed-Size as narSize, Depends and Pre-Depends (first alternative that exists, virtual packages resolved to their first provider) as references, cycles broken",
-		Updates: updates,
+	c := &layereval.Corpus{
+		Source: "Debian bookworm main amd64 Packages: Installed-Size as narSize; Depends and Pre-Depends " +
+			"(first alternative, virtual packages resolved to their first provider, packaging infrastructure dropped) " +
+			"as references, cycles broken; nss-cacert and iana-etc as leaves sized as ca-certificates and netbase",
+	}
+	versions := map[string]*pkg{}
+	for _, e := range extras {
+		p, ok := idx.pkgs[e.like]
+		if !ok {
+			return nil, fmt.Errorf("package %s is not in the index", e.like)
+		}
+		if _, clash := deps[e.name]; clash {
+			return nil, fmt.Errorf("package %s is already in the corpus", e.name)
+		}
+		versions[e.name] = p
+		deps[e.name] = nil
 	}
 	var names []string
 	for n := range deps {
@@ -121,24 +181,45 @@ func main() {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		c.Packages = append(c.Packages, layereval.Package{Name: n, Version: pkgs[n].version, Size: pkgs[n].size, Deps: deps[n]})
+		p := idx.pkgs[n]
+		if v, ok := versions[n]; ok {
+			p = v
+		}
+		c.Packages = append(c.Packages, layereval.Package{Name: n, Version: p.version, Size: p.size, Deps: deps[n]})
 	}
 	for _, img := range images {
-		c.Images = append(c.Images, append([]string{"ca-certificates", "netbase"}, img...))
+		var roots []string
+		for _, e := range extras {
+			roots = append(roots, e.name)
+		}
+		c.Images = append(c.Images, append(roots, img...))
 	}
-	zw := gzip.NewWriter(os.Stdout)
-	enc := json.NewEncoder(zw)
-	if err := enc.Encode(c); err != nil {
-		fail(err)
+	// Only the libraries some image holds are worth updating.
+	held := map[string]bool{}
+	var mark func(string)
+	mark = func(n string) {
+		if !held[n] {
+			held[n] = true
+			for _, d := range deps[n] {
+				mark(d)
+			}
+		}
 	}
-	if err := zw.Close(); err != nil {
-		fail(err)
+	for _, r := range roots {
+		mark(r)
 	}
+	for _, u := range updates {
+		if held[u] {
+			c.Updates = append(c.Updates, u)
+		}
+	}
+	return c, nil
 }
 
-// breakCycles drops the edges that close a cycle, visiting in name order.
+// breakCycles drops the edges that close a cycle in a depth-first walk in
+// name order, so the same index always gives the same graph.
 func breakCycles(deps map[string][]string) {
-	state := map[string]int{}
+	state := map[string]int{} // 0 new, 1 on the walk, 2 done
 	var names []string
 	for n := range deps {
 		names = append(names, n)
@@ -147,7 +228,7 @@ func breakCycles(deps map[string][]string) {
 	var visit func(string)
 	visit = func(n string) {
 		state[n] = 1
-		kept := deps[n][:0:0]
+		var kept []string
 		for _, d := range deps[n] {
 			if state[d] == 1 {
 				continue // back edge
@@ -167,18 +248,24 @@ func breakCycles(deps map[string][]string) {
 	}
 }
 
-func parse(r io.Reader) (map[string]*pkg, map[string][]string, error) {
+// parse reads a Debian Packages file: each package's version, size and
+// dependencies, and which packages provide each virtual package.
+func parse(r io.Reader) (*index, error) {
 	pkgs := map[string]*pkg{}
 	provides := map[string][]string{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	var name string
 	cur := &pkg{}
+	var provided []string
 	flush := func() {
 		if name != "" {
 			pkgs[name] = cur
+			for _, p := range provided {
+				provides[p] = append(provides[p], name)
+			}
 		}
-		name, cur = "", &pkg{}
+		name, cur, provided = "", &pkg{}, nil
 	}
 	for sc.Scan() {
 		line := sc.Text()
@@ -196,35 +283,44 @@ func parse(r io.Reader) (map[string]*pkg, map[string][]string, error) {
 		case "Version":
 			cur.version = v
 		case "Installed-Size":
-			kib, _ := strconv.ParseUint(v, 10, 64)
+			kib, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("package %s: Installed-Size %q: %w", name, v, err)
+			}
 			cur.size = kib * 1024
 		case "Depends", "Pre-Depends":
 			for _, d := range strings.Split(v, ",") {
 				var alts []string
 				for _, a := range strings.Split(d, "|") {
-					a = strings.TrimSpace(a)
-					if i := strings.IndexAny(a, " ("); i >= 0 {
-						a = a[:i]
-					}
-					a, _, _ = strings.Cut(a, ":")
-					if a != "" {
+					if a = bareName(a); a != "" {
 						alts = append(alts, a)
 					}
 				}
-				cur.deps = append(cur.deps, alts)
+				if len(alts) > 0 {
+					cur.deps = append(cur.deps, alts)
+				}
 			}
 		case "Provides":
 			for _, p := range strings.Split(v, ",") {
-				p = strings.TrimSpace(p)
-				if i := strings.IndexAny(p, " ("); i >= 0 {
-					p = p[:i]
+				if p = bareName(p); p != "" {
+					provided = append(provided, p)
 				}
-				provides[p] = append(provides[p], name)
 			}
 		}
 	}
 	flush()
-	return pkgs, provides, sc.Err()
+	return &index{pkgs: pkgs, provides: provides}, sc.Err()
+}
+
+// bareName drops a relation's version constraint and architecture
+// qualifier: "libc6:any (>= 2.34)" is "libc6".
+func bareName(rel string) string {
+	rel = strings.TrimSpace(rel)
+	if i := strings.IndexAny(rel, " (["); i >= 0 {
+		rel = rel[:i]
+	}
+	rel, _, _ = strings.Cut(rel, ":")
+	return rel
 }
 
 func dedupe(s []string) []string {

@@ -1,0 +1,192 @@
+package layereval
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/popularity"
+)
+
+// Sharing is how well the layers of plans, all pulled by one host, share:
+// the bytes of the distinct store paths over the bytes of the distinct
+// layers, a layer being known by its key (its exact set of paths). It is 1
+// when no path is pulled twice; size gives a store path's bytes.
+func Sharing(plans []*layers.Plan, size func(path string) uint64) float64 {
+	paths := map[string]bool{}
+	keys := map[string]bool{}
+	var pathBytes, layerBytes uint64
+	for _, p := range plans {
+		for _, l := range p.Layers {
+			if keys[l.Key] {
+				continue
+			}
+			keys[l.Key] = true
+			layerBytes += l.Size
+			for _, sp := range l.Paths {
+				if !paths[sp] {
+					paths[sp] = true
+					pathBytes += size(sp)
+				}
+			}
+		}
+	}
+	if layerBytes == 0 {
+		return 1
+	}
+	return float64(pathBytes) / float64(layerBytes)
+}
+
+// UpdateCost is what a host holding the image planned as from pulls to
+// get the image planned as to: the bytes of to's layers whose keys from
+// lacks, and the bytes of to's store paths that from lacks (what changed).
+func UpdateCost(from, to *layers.Plan, size func(path string) uint64) (pulled, changed uint64) {
+	have := map[string]bool{}
+	old := map[string]bool{}
+	for _, l := range from.Layers {
+		have[l.Key] = true
+		for _, p := range l.Paths {
+			old[p] = true
+		}
+	}
+	for _, l := range to.Layers {
+		if !have[l.Key] {
+			pulled += l.Size
+		}
+		for _, p := range l.Paths {
+			if !old[p] {
+				changed += size(p)
+			}
+		}
+	}
+	return pulled, changed
+}
+
+// Score is how a strategy did on a corpus at one budget.
+type Score struct {
+	Strategy   string
+	Budget     int
+	Popularity bool // whether popularity data was given
+	// Sharing is Sharing over the plans of every image of the corpus
+	// (the update variants left out).
+	Sharing float64
+	// UpdateOverhead is the mean, over every (image, updated library)
+	// pair where the image holds the library, of the bytes pulled over
+	// the bytes that changed (see UpdateCost): 1 is perfect.
+	UpdateOverhead float64
+	Pairs          int // (image, library) pairs in UpdateOverhead
+	// UpdateBytes is the bytes pulled over the bytes changed, summed
+	// over the same pairs before dividing.
+	UpdateBytes float64
+	Layers      float64 // mean layers per image
+}
+
+// Bench is a corpus made ready for scoring: every image and each of its
+// update variants as a closure graph, built once for every strategy.
+type Bench struct {
+	images []benchImage
+	sizes  map[string]uint64 // every store path of every graph
+}
+
+type benchImage struct {
+	graph    *layers.Graph
+	variants []*layers.Graph // one per updated library the image holds
+}
+
+// NewBench builds the graphs of c's images and their update variants.
+func NewBench(c *Corpus) (*Bench, error) {
+	w := newWorld(c)
+	b := &Bench{sizes: map[string]uint64{}}
+	for _, roots := range c.Images {
+		g, sizes, err := w.graph(roots, "")
+		if err != nil {
+			return nil, err
+		}
+		for p, s := range sizes {
+			b.sizes[p] = s
+		}
+		img := benchImage{graph: g}
+		for _, lib := range c.Updates {
+			if _, held := g.Index(w.storePaths([]string{lib}, "")[lib]); !held {
+				continue
+			}
+			v, sizes, err := w.graph(roots, lib)
+			if err != nil {
+				return nil, err
+			}
+			for p, s := range sizes {
+				b.sizes[p] = s
+			}
+			img.variants = append(img.variants, v)
+		}
+		b.images = append(b.images, img)
+	}
+	return b, nil
+}
+
+// Score plans every image and update variant with a strategy and
+// measures the plans.
+func (b *Bench) Score(strategy string, budget int, pop popularity.Data) (Score, error) {
+	s := Score{Strategy: strategy, Budget: budget, Popularity: pop != nil}
+	opts := layers.Options{Strategy: strategy, Budget: budget, Popularity: pop}
+	size := func(p string) uint64 { return b.sizes[p] }
+
+	type result struct {
+		plan            *layers.Plan
+		ratios          []float64
+		pulled, changed uint64
+		err             error
+	}
+	results := make([]result, len(b.images))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, img := range b.images {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r := &results[i]
+			if r.plan, r.err = layers.Build(img.graph, opts); r.err != nil {
+				return
+			}
+			for _, v := range img.variants {
+				vp, err := layers.Build(v, opts)
+				if err != nil {
+					r.err = err
+					return
+				}
+				pulled, changed := UpdateCost(r.plan, vp, size)
+				r.ratios = append(r.ratios, float64(pulled)/float64(changed))
+				r.pulled += pulled
+				r.changed += changed
+			}
+		}()
+	}
+	wg.Wait()
+
+	var plans []*layers.Plan
+	var ratios float64
+	var layerCount int
+	var pulled, changed uint64
+	for _, r := range results {
+		pulled += r.pulled
+		changed += r.changed
+		if r.err != nil {
+			return s, fmt.Errorf("scoring %s at budget %d: %w", strategy, budget, r.err)
+		}
+		plans = append(plans, r.plan)
+		layerCount += len(r.plan.Layers)
+		for _, x := range r.ratios {
+			ratios += x
+			s.Pairs++
+		}
+	}
+	s.Sharing = Sharing(plans, size)
+	if s.Pairs > 0 {
+		s.UpdateOverhead = ratios / float64(s.Pairs)
+		s.UpdateBytes = float64(pulled) / float64(changed)
+	}
+	s.Layers = float64(layerCount) / float64(len(b.images))
+	return s, nil
+}
