@@ -60,6 +60,10 @@ func packToFile(dest string, paths []string, o archive.Options) (archive.Blob, e
 	if err != nil {
 		return archive.Blob{}, err
 	}
+	// CreateTemp's 0600 is for secrets; a layer is for other tools to read.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return archive.Blob{}, err
+	}
 	if err := os.Rename(tmp.Name(), dest); err != nil {
 		return archive.Blob{}, err
 	}
