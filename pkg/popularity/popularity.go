@@ -3,68 +3,158 @@
 // without its hash) to the number of store paths that reference it.
 //
 // Layering strategies use it to keep widely shared packages in layers of
-// their own, where other images are most likely to reuse them.
+// their own, where other images are most likely to reuse them. The package
+// knows nothing of closure graphs: Compute takes plain reference lists.
 package popularity
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strconv"
 	"strings"
 )
 
 // Data maps a package name, as returned by Name, to its reference count.
 type Data map[string]int
 
-// Name turns a store path into the name popularity data is keyed by:
-// "/nix/store/<hash>-openssl-3.0.13" becomes "openssl-3.0.13".
-// A path without a hash prefix is returned as its base name.
+// Name turns a store path into the name popularity data is keyed by: its
+// base name without the hash, so "/nix/store/<hash>-openssl-3.0.13" becomes
+// "openssl-3.0.13". A base name alone ("<hash>-openssl-3.0.13", as
+// narinfo References list them) gives the same name. A name without a hash
+// part is returned whole.
 func Name(storePath string) string {
-	base := storePath[strings.LastIndexByte(storePath, '/')+1:]
+	base := strings.TrimRight(storePath, "/")
+	base = base[strings.LastIndexByte(base, '/')+1:]
 	if i := strings.IndexByte(base, '-'); i > 0 {
 		return base[i+1:]
 	}
 	return base
 }
 
-// Load reads popularity data. Anything but a JSON object of names to
-// non-negative integers is an error.
+// Load reads popularity data: one JSON object of package names to
+// whole, non-negative counts. Anything else (a list, null, fractions,
+// negative or quoted counts, a name given twice, data after the object)
+// is an error naming what is wrong.
 func Load(r io.Reader) (Data, error) {
-	var d Data
 	dec := json.NewDecoder(r)
-	if err := dec.Decode(&d); err != nil {
-		return nil, fmt.Errorf("popularity data is not a JSON object of package names to counts: %w", err)
-	}
-	for name, n := range d {
-		if n < 0 {
-			return nil, fmt.Errorf("popularity data: %q has a negative count %d", name, n)
+	dec.UseNumber()
+	const want = "popularity data must be one JSON object of package names to counts"
+	tok, err := dec.Token()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s, but it is empty", want)
 		}
+		return nil, fmt.Errorf("%s: %w", want, err)
 	}
-	return d, nil
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, fmt.Errorf("%s, not %s", want, describe(tok))
+	}
+	data := Data{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", want, err)
+		}
+		name := tok.(string) // object keys are always strings
+		tok, err = dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("popularity data: count of %q: %w", name, err)
+		}
+		num, ok := tok.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("popularity data: the count of %q is %s, not a number", name, describe(tok))
+		}
+		n, err := strconv.ParseInt(num.String(), 10, 0)
+		switch {
+		case err != nil && errors.Is(err, strconv.ErrRange):
+			return nil, fmt.Errorf("popularity data: the count of %q, %s, is too large", name, num)
+		case err != nil:
+			return nil, fmt.Errorf("popularity data: the count of %q, %s, is not a whole number", name, num)
+		case n < 0:
+			return nil, fmt.Errorf("popularity data: the count of %q is negative (%d)", name, n)
+		}
+		if _, dup := data[name]; dup {
+			return nil, fmt.Errorf("popularity data: %q is given twice", name)
+		}
+		data[name] = int(n)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("%s: %w", want, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("popularity data: unexpected data after the JSON object")
+	}
+	return data, nil
+}
+
+// describe names a JSON token for an error message.
+func describe(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '[' {
+			return "a list"
+		}
+		return "an object"
+	case string:
+		return strconv.Quote(v) + " (a string)"
+	case nil:
+		return "null"
+	case bool:
+		return strconv.FormatBool(v)
+	default:
+		return fmt.Sprint(v)
+	}
 }
 
 // Compute counts, for every package name, the distinct store paths that
-// reference it (self references excluded) across closures: refs maps each
-// store path to the store paths it references. This is what Nixery's
-// popcount computes over a whole channel.
-func Compute(refs map[string][]string) Data {
-	d := Data{}
-	for from, tos := range refs {
-		seen := map[string]bool{}
-		for _, to := range tos {
-			if to == from || seen[to] {
-				continue
+// reference a path of that name (self references excluded), across any
+// number of closures: each maps a store path to the store paths it
+// references. A path found in several closures counts once. This is what
+// Nixery's popcount computes over a whole channel.
+func Compute(closures ...map[string][]string) Data {
+	refs := map[string]map[string]bool{} // referrer -> names it references
+	for _, c := range closures {
+		for from, tos := range c {
+			names := refs[from]
+			if names == nil {
+				names = map[string]bool{}
+				refs[from] = names
 			}
-			seen[to] = true
-			d[Name(to)]++
+			for _, to := range tos {
+				if to != from {
+					names[Name(to)] = true
+				}
+			}
+		}
+	}
+	d := Data{}
+	for _, names := range refs {
+		for n := range names {
+			d[n]++
 		}
 	}
 	return d
 }
 
-// Write writes d as indented JSON with sorted keys, so the same data gives
-// the same file.
+// Write writes d as a JSON object with one name per line, sorted, so the
+// same data always gives the same bytes. Nil data is written as {}.
 func Write(w io.Writer, d Data) error {
+	var negative []string
+	for n, c := range d {
+		if c < 0 {
+			negative = append(negative, n)
+		}
+	}
+	if len(negative) > 0 {
+		sort.Strings(negative)
+		return fmt.Errorf("write popularity data: the count of %q is negative (%d)", negative[0], d[negative[0]])
+	}
+	if d == nil {
+		d = Data{}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(d) // encoding/json sorts map keys
