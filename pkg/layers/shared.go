@@ -71,6 +71,11 @@ const (
 	// siblings at a time, so that a path with thousands of references
 	// does not cost millions of pairs.
 	sharedFanout = 256
+	// sharedEager is the most neighbours a layer made by a merge may have
+	// for its merges to be offered at once; a busier layer's merges are
+	// offered again as their stale offers come up, which bounds the work
+	// of a merge into a big layer.
+	sharedEager = 16
 )
 
 func sharedStrategy(g *Graph, pop popularity.Data, budget int) [][]int {
@@ -107,6 +112,8 @@ type merger struct {
 	orphans []int // layers whose neighbours are all protected (some may be stale)
 	mark    []int32
 	epoch   int32
+	rep     []int32           // per layer: the layer it was merged into, or itself
+	pushed  map[uint64]uint64 // per pair of layers: their versions when last offered
 }
 
 func newMerger(g *Graph, pop popularity.Data, budget int) *merger {
@@ -116,6 +123,10 @@ func newMerger(g *Graph, pop popularity.Data, budget int) *merger {
 		alive: make([]bool, n), prot: make([]bool, n), ver: make([]int32, n), level: make([]int32, n),
 		out: make([]map[int]int32, n), in: make([]map[int]int32, n),
 		count: n, heap: make(candidates, 0, 16*n), purgeAt: 16 * n, mark: make([]int32, n),
+		rep: make([]int32, n), pushed: map[uint64]uint64{},
+	}
+	for i := range m.rep {
+		m.rep[i] = int32(i)
 	}
 	fanin := make([]int, n)
 	for i := range g.Paths {
@@ -247,7 +258,21 @@ func (m *merger) cost(a, b int) float64 {
 	return (m.size[a]*float64(onlyB)+m.size[b]*float64(onlyA))/m.probes + sharedSizeCharge*(m.size[a]+m.size[b])
 }
 
-// push offers the merge of layers a and b.
+// find returns the live layer that layer a is now part of.
+func (m *merger) find(a int) int {
+	r := a
+	for int(m.rep[r]) != r {
+		r = int(m.rep[r])
+	}
+	for int(m.rep[a]) != r {
+		next := int(m.rep[a])
+		m.rep[a] = int32(r)
+		a = next
+	}
+	return r
+}
+
+// push offers the merge of layers a and b, unless it is on offer already.
 func (m *merger) push(a, b int) {
 	if a == b || !m.alive[a] || !m.alive[b] || m.prot[a] || m.prot[b] {
 		return
@@ -255,8 +280,19 @@ func (m *merger) push(a, b int) {
 	if m.first[a] > m.first[b] {
 		a, b = b, a
 	}
-	m.heap.push(candidate{cost: m.cost(a, b), a: int32(a), b: int32(b),
-		fa: int32(m.first[a]), fb: int32(m.first[b]), va: m.ver[a], vb: m.ver[b]})
+	key := uint64(a)<<32 | uint64(b)
+	vers := uint64(m.ver[a])<<32 | uint64(m.ver[b])
+	if v, ok := m.pushed[key]; ok && v == vers {
+		return
+	}
+	m.pushed[key] = vers
+	m.heap.push(m.candidate(a, b))
+}
+
+// candidate is the offer of merging layers a and b as they are now.
+func (m *merger) candidate(a, b int) candidate {
+	return candidate{cost: m.cost(a, b), a: int32(a), b: int32(b),
+		fa: int32(m.first[a]), fb: int32(m.first[b]), va: m.ver[a], vb: m.ver[b]}
 }
 
 // pairAll offers the merges of the first sharedFanout layers of ls with
@@ -298,7 +334,10 @@ func (m *merger) run(budget int) {
 		c := m.heap.pop()
 		a, b := int(c.a), int(c.b)
 		if !m.alive[a] || !m.alive[b] || m.ver[a] != c.va || m.ver[b] != c.vb {
-			continue // stale: one of them has changed since
+			// Stale: one of them has changed since. Offer the merge of
+			// what they are now part of, at its current cost.
+			m.push(m.find(a), m.find(b))
+			continue
 		}
 		if m.closesCycle(a, b) {
 			continue
@@ -307,19 +346,37 @@ func (m *merger) run(budget int) {
 	}
 }
 
-// purge drops the candidates made stale by merges and rebuilds the heap.
+// purge renews the stale candidates in place, drops the ones on offer
+// already, and rebuilds the heap.
 func (m *merger) purge() {
-	live := m.heap[:0]
-	for _, c := range m.heap {
-		if m.alive[c.a] && m.alive[c.b] && m.ver[c.a] == c.va && m.ver[c.b] == c.vb {
-			live = append(live, c)
+	old := m.heap
+	m.heap = make(candidates, 0, len(old))
+	for _, c := range old {
+		a, b := int(c.a), int(c.b)
+		if m.alive[a] && m.alive[b] && m.ver[a] == c.va && m.ver[b] == c.vb {
+			m.heap = append(m.heap, c)
 		}
 	}
-	m.heap = live
-	for i := len(live)/2 - 1; i >= 0; i-- {
+	for _, c := range old {
+		a, b := m.find(int(c.a)), m.find(int(c.b))
+		if a == b || m.prot[a] || m.prot[b] {
+			continue
+		}
+		if m.first[a] > m.first[b] {
+			a, b = b, a
+		}
+		key := uint64(a)<<32 | uint64(b)
+		vers := uint64(m.ver[a])<<32 | uint64(m.ver[b])
+		if v, ok := m.pushed[key]; ok && v == vers {
+			continue // the current offer is in the heap, kept above
+		}
+		m.pushed[key] = vers
+		m.heap = append(m.heap, m.candidate(a, b))
+	}
+	for i := len(m.heap)/2 - 1; i >= 0; i-- {
 		m.heap.down(i)
 	}
-	m.purgeAt = max(2*len(live), m.purgeAt)
+	m.purgeAt = max(2*len(m.heap), m.purgeAt)
 }
 
 // fallback makes merging possible again when no candidate is left and
@@ -433,6 +490,7 @@ func (m *merger) merge(a, b int) {
 	m.size[a] += m.size[b]
 	m.first[a] = min(m.first[a], m.first[b])
 	m.alive[b] = false
+	m.rep[b] = int32(a)
 	m.count--
 	m.ver[a]++
 	m.ver[b]++
@@ -455,16 +513,20 @@ func (m *merger) merge(a, b int) {
 	m.out[b], m.in[b] = nil, nil
 	m.relevel(a)
 
-	// The heap orders candidates completely, so the order they are
-	// pushed in does not matter.
-	for o := range m.out[a] {
-		m.push(a, o)
-	}
-	for i := range m.in[a] {
-		m.push(i, a)
-		if len(m.out[i]) <= sharedFanout {
-			for s := range m.out[i] {
-				m.push(a, s)
+	// Offer the new layer's merges with its neighbours and siblings now,
+	// unless it has many: then its older offers, made stale by the merge,
+	// are renewed one by one as they come up. The heap orders candidates
+	// completely, so the order of pushing does not matter.
+	if len(m.out[a])+len(m.in[a]) <= sharedEager {
+		for o := range m.out[a] {
+			m.push(a, o)
+		}
+		for i := range m.in[a] {
+			m.push(i, a)
+			if len(m.out[i]) <= sharedEager {
+				for s := range m.out[i] {
+					m.push(a, s)
+				}
 			}
 		}
 	}
@@ -544,7 +606,21 @@ func (c *candidate) less(d *candidate) bool {
 	if c.fa != d.fa {
 		return c.fa < d.fa
 	}
-	return c.fb < d.fb
+	if c.fb != d.fb {
+		return c.fb < d.fb
+	}
+	// Offers for layers since merged away may tie with current ones:
+	// order them too, so the heap order never depends on push order.
+	if c.a != d.a {
+		return c.a < d.a
+	}
+	if c.b != d.b {
+		return c.b < d.b
+	}
+	if c.va != d.va {
+		return c.va < d.va
+	}
+	return c.vb < d.vb
 }
 
 // candidates is a binary min-heap.

@@ -147,3 +147,27 @@ func BenchmarkShared(b *testing.B) {
 		})
 	}
 }
+
+// TestSharedPurge: renewing the stale offers in bulk, as a long run does
+// when the heap grows, keeps the rules.
+func TestSharedPurge(t *testing.T) {
+	infos := randomClosure(3, 400)
+	g := graphOf(t, infos)
+	for _, budget := range []int{2, 16, 48} {
+		m := newMerger(g, nil, budget)
+		m.purgeAt = 50
+		m.run(budget)
+		groups := m.groups()
+		assert.Equal(t, len(groups), budget)
+		seen := map[int]bool{}
+		for _, grp := range groups {
+			for _, i := range grp {
+				assert.Assert(t, !seen[i], "path %d twice", i)
+				seen[i] = true
+			}
+		}
+		assert.Equal(t, len(seen), len(g.Paths))
+		plan := newPlan(g, groups)
+		assert.Equal(t, len(plan.Layers), budget, "layers were merged to break a cycle")
+	}
+}
