@@ -12,6 +12,11 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 )
 
+// The layers command prints a layer plan as JSON; scripts depend on its
+// flags and output:
+//
+//	nixery layers --closure FILE [--root PATH]... [--popularity FILE] [--budget N] [--strategy NAME]
+//	{"layers":[{"key":"sha256:…","paths":["/nix/store/…"],"size":N},…]}
 func init() {
 	register(&command{
 		name:    "layers",
@@ -23,35 +28,59 @@ func init() {
 			fs.Var(&roots, "root", "a requested store `PATH` (repeat); default: the paths nothing else references")
 			pop := fs.String("popularity", "", "popularity data `FILE` (Nixery's format)")
 			budget := fs.Int("budget", layers.DefaultBudget, fmt.Sprintf("most layers, 1 to %d", layers.MaxBudget))
-			strategy := fs.String("strategy", "", "layering strategy: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+")")
+			strategy := fs.String("strategy", "", "layering strategy: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
 			return func(args []string) error {
+				if *strategy == "help" {
+					return printStrategies(os.Stdout)
+				}
 				if *closure == "" {
 					return usagef("--closure FILE is required (- for stdin)")
 				}
 				if len(args) > 0 {
 					return usagef("unexpected arguments %q: store paths go in --root", args)
 				}
+				// Bad values are one line each, for scripts to show as they are.
 				if *budget < 1 || *budget > layers.MaxBudget {
-					return usagef("--budget %d is out of range: use 1 to %d", *budget, layers.MaxBudget)
+					return fmt.Errorf("--budget %d is out of range: use 1 to %d", *budget, layers.MaxBudget)
 				}
 				if *strategy != "" && !contains(layers.Strategies(), *strategy) {
-					return usagef("unknown --strategy %q: use one of %s", *strategy, strings.Join(layers.Strategies(), ", "))
+					return fmt.Errorf("unknown --strategy %q: use one of %s (--strategy help lists them)", *strategy, strings.Join(layers.Strategies(), ", "))
 				}
 				plan, err := planFile(*closure, roots.items, *pop, layers.Options{Strategy: *strategy, Budget: *budget})
 				if err != nil {
 					return err
 				}
-				return json.NewEncoder(os.Stdout).Encode(plan)
+				if err := json.NewEncoder(os.Stdout).Encode(plan); err != nil {
+					return fmt.Errorf("write the plan: %w", err)
+				}
+				return nil
 			}
 		},
 	})
 }
 
+// printStrategies lists the layering strategies, one a line, the default
+// marked.
+func printStrategies(w io.Writer) error {
+	for _, name := range layers.Strategies() {
+		if name == layers.DefaultStrategy {
+			name += " (default)"
+		}
+		if _, err := fmt.Fprintln(w, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planFile reads a closure graph (- for stdin) and popularity data, and
+// plans the layers.
 func planFile(closure string, roots []string, popFile string, opts layers.Options) (*layers.Plan, error) {
 	var data []byte
 	var err error
 	if closure == "-" {
 		data, err = io.ReadAll(os.Stdin)
+		closure = "stdin"
 	} else {
 		data, err = os.ReadFile(closure)
 	}
@@ -63,7 +92,7 @@ func planFile(closure string, roots []string, popFile string, opts layers.Option
 		return nil, fmt.Errorf("%s: %w", closure, err)
 	}
 	if err := g.SetRoots(roots); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", closure, err)
 	}
 	if popFile != "" {
 		f, err := os.Open(popFile)

@@ -3,6 +3,7 @@ package layers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/bits"
@@ -95,6 +96,9 @@ func decodeObject(data []byte) ([]pathInfo, error) {
 		key, _ := tok.(string)
 		var info *pathInfo
 		if err := dec.Decode(&info); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("closure graph: invalid JSON object: the input ends in entry %q", key)
+			}
 			return nil, fmt.Errorf("closure graph: entry %q: %w", key, err)
 		}
 		if info == nil {

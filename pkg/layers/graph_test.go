@@ -237,6 +237,7 @@ func TestParseGraphErrors(t *testing.T) {
 		{"no input", ``, "no input"},
 		{"blank", " \n", "no input"},
 		{"not JSON", `{"`, "invalid JSON object"},
+		{"ends in an entry", `{"` + a + `": `, "invalid JSON object: the input ends in entry"},
 		{"broken list", `[{"path":"` + a + `"`, "invalid JSON list"},
 		{"not a list or object", `"x"`, "expected the JSON list or object"},
 		{"number", `42`, "expected the JSON list or object"},

@@ -41,16 +41,16 @@ func Name(storePath string) string {
 func Load(r io.Reader) (Data, error) {
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
-	const want = "popularity data must be one JSON object of package names to counts"
+	const want = "popularity data is not a JSON object of package names to counts"
 	tok, err := dec.Token()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s, but it is empty", want)
+			return nil, fmt.Errorf("%s: the input is empty", want)
 		}
 		return nil, fmt.Errorf("%s: %w", want, err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, fmt.Errorf("%s, not %s", want, describe(tok))
+		return nil, fmt.Errorf("%s: it is %s", want, describe(tok))
 	}
 	data := Data{}
 	for dec.More() {
