@@ -27,7 +27,9 @@ type Path struct {
 type Graph struct {
 	Paths []Path
 	Refs  [][]int // Refs[i]: indexes of the paths Paths[i] references, sorted, self excluded
-	Roots []int   // the requested paths, sorted; by default those nothing references (strategies place the paths they do not reach too)
+	// Roots are the requested paths, sorted; by default the paths nothing
+	// references. Strategies place the paths they do not reach too.
+	Roots []int
 
 	index map[string]int
 }
@@ -39,7 +41,7 @@ type pathInfo struct {
 	NarSize     uint64   `json:"narSize"`
 	ClosureSize uint64   `json:"closureSize"`
 	References  []string `json:"references"`
-	Valid       *bool    `json:"valid"`    // Nix 2.18 and older print false for paths not in the store
+	Valid       *bool    `json:"valid"`    // older Nix prints false for paths not in the store
 	StoreDir    string   `json:"storeDir"` // newer JSON formats name the store directory
 }
 
@@ -56,7 +58,7 @@ func ParseGraph(data []byte) (*Graph, error) {
 	case len(data) > 0 && data[0] == '[':
 		var list []*pathInfo
 		if err := json.Unmarshal(data, &list); err != nil {
-			return nil, fmt.Errorf("closure graph: invalid JSON list: %w", err)
+			return nil, listError(data, err)
 		}
 		for i, info := range list {
 			if info == nil {
@@ -80,6 +82,25 @@ func ParseGraph(data []byte) (*Graph, error) {
 		return nil, fmt.Errorf("closure graph: expected the JSON list or object printed by `nix path-info --json --recursive --closure-size`")
 	}
 	return newGraph(infos)
+}
+
+// listError finds the entry of a list that failed to decode, to name it.
+func listError(data []byte, err error) error {
+	var list []json.RawMessage
+	if json.Unmarshal(data, &list) != nil {
+		return fmt.Errorf("closure graph: invalid JSON list: %w", err)
+	}
+	for i, raw := range list {
+		var info *pathInfo
+		if err := json.Unmarshal(raw, &info); err != nil {
+			var named struct{ Path string }
+			if json.Unmarshal(raw, &named) == nil && named.Path != "" {
+				return fmt.Errorf("closure graph: entry %d (%s): %w", i, named.Path, err)
+			}
+			return fmt.Errorf("closure graph: entry %d: %w", i, err)
+		}
+	}
+	return fmt.Errorf("closure graph: invalid JSON list: %w", err)
 }
 
 func decodeObject(data []byte) ([]pathInfo, error) {
