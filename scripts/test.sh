@@ -18,5 +18,5 @@ go test -count=1 -timeout 40m ./...
 # Every fuzz target, for a short while each (FUZZTIME, default 10s): the
 # package-name parser, the closure-graph parser and the tar writer.
 for target in ./pkg/spec:FuzzCheckAttr ./pkg/spec:FuzzParse ./pkg/layers:FuzzParseGraph ./pkg/archive:FuzzPackNames; do
-  go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${FUZZTIME:-10s}" "${target%%:*}"
+  go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${FUZZTIME:-10s}" -fuzzminimizetime 2s "${target%%:*}"
 done
