@@ -122,8 +122,9 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 		inFlight = runtime.GOMAXPROCS(0)
 	}
 	// pgzip compresses one block more than its "blocks" setting (the one
-	// its writer goroutine waits on); one more than the CPUs packs about
-	// 10% slower on 2 cores (BenchmarkPackPaths/concurrency=2 and 3).
+	// its writer goroutine waits on). One more block than CPUs was never
+	// faster on 2 cores, and up to 14% slower under load from elsewhere
+	// (BenchmarkPackPaths/concurrency=2 and 3); it also holds more memory.
 	blocks := max(inFlight-1, 1)
 	p := &packer{diffID: sha256.New(), digest: sha256.New(), modTime: modTime}
 	p.counter.w = io.MultiWriter(p.digest, w)
