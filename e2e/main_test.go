@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	nixery = filepath.Join(dir, "nixery")
-	build := exec.Command("go", "build", "-o", nixery, "./cmd/action")
+	build := exec.Command("go", "build", "-o", nixery, "./cmd/nixery")
 	build.Dir = repoRoot
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building nixery: %v\n%s", err, out)

@@ -1,4 +1,4 @@
-# The nixery command, built from ./cmd/action with nixpkgs' buildGoModule.
+# The nixery command, built from ./cmd/nixery with nixpkgs' buildGoModule.
 {
   buildGoModule,
   src,
@@ -11,7 +11,7 @@ buildGoModule {
   pname = "nixery";
   inherit version src vendorHash;
 
-  subPackages = [ "cmd/action" ];
+  subPackages = [ "cmd/nixery" ];
 
   # A static binary: nothing but the default nixpkgs in its closure.
   env.CGO_ENABLED = 0;
@@ -26,11 +26,6 @@ buildGoModule {
   # The tests need Nix and a registry, which the build sandbox has not; the
   # ones that need neither run in the flake's unit-tests check.
   doCheck = false;
-
-  # go install names the binary after its directory.
-  postInstall = ''
-    mv $out/bin/action $out/bin/nixery
-  '';
 
   meta = {
     description = "Build reproducible multi-arch container images made of Nix closures";

@@ -11,7 +11,7 @@ buildGoModule {
   pname = "nixery-unit-tests";
   inherit version src vendorHash;
 
-  subPackages = [ "cmd/action" ];
+  subPackages = [ "cmd/nixery" ];
   env.CGO_ENABLED = 0;
 
   doCheck = true;

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/nixery" ./cmd/action
+go build -o "$work/nixery" ./cmd/nixery
 paths=$(nix-store --add /usr/lib/x86_64-linux-gnu /usr/lib/jvm /usr/lib/llvm-14 /usr/local/go /usr/bin | tr '\n' ' ')
 bytes=$(tar -C / -cf - $(for p in $paths; do echo "${p#/}"; done) | wc -c)
 /usr/bin/time -f '%M %e' -o "$work/time" "$work/nixery" pack --output "$work/blob" $paths >/dev/null

@@ -24,7 +24,7 @@ trap 'rm -rf "$work"' EXIT
 
 # Content-addressed: adding the same trees again gives the same paths.
 mapfile -t paths < <(nix-store --add "$(go env GOROOT)" /usr/bin)
-go build -o "$work/nixery" ./cmd/action
+go build -o "$work/nixery" ./cmd/nixery
 go build -o "$work/packbench" ./internal/packbench
 
 # Warm the page cache so every packer reads from memory.

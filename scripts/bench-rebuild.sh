@@ -20,7 +20,7 @@ work=$(mktemp -d)
 cleanup() { [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-go build -o "$work/nixery" ./cmd/action
+go build -o "$work/nixery" ./cmd/nixery
 . scripts/registry.sh
 start_registry "$work"
 

@@ -15,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/nixery" ./cmd/action
+go build -o "$work/nixery" ./cmd/nixery
 
 . scripts/registry.sh
 start_registry "$work"

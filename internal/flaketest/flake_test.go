@@ -114,9 +114,9 @@ func TestFlake(t *testing.T) {
 		assert.NilError(t, err)
 		if !bytes.Contains(bin, []byte(want)) {
 			// The linker sets -X variables only if they exist and are used.
-			hint := "\ncmd/action must use its defaultNixpkgs variable (as the default of --nixpkgs): the linker drops unused ones"
+			hint := "\ncmd/nixery must use its defaultNixpkgs variable (as the default of --nixpkgs): the linker drops unused ones"
 			if !defaultNixpkgsDeclared(f.dir) {
-				hint = "\ncmd/action declares no defaultNixpkgs: add `var defaultNixpkgs string` there and use it as the default of --nixpkgs (the flake sets it with -X main.defaultNixpkgs=...)"
+				hint = "\ncmd/nixery declares no defaultNixpkgs: add `var defaultNixpkgs string` there and use it as the default of --nixpkgs (the flake sets it with -X main.defaultNixpkgs=...)"
 			}
 			t.Fatalf("the binary does not hold the pinned nixpkgs %q as its default --nixpkgs%s", want, hint)
 		}
@@ -211,10 +211,10 @@ func nixAssignment(t *testing.T, text, name string) string {
 	return m[0][1]
 }
 
-// defaultNixpkgsDeclared reports whether any file of cmd/action mentions
+// defaultNixpkgsDeclared reports whether any file of cmd/nixery mentions
 // defaultNixpkgs.
 func defaultNixpkgsDeclared(dir string) bool {
-	files, _ := filepath.Glob(filepath.Join(dir, "cmd", "action", "*.go"))
+	files, _ := filepath.Glob(filepath.Join(dir, "cmd", "nixery", "*.go"))
 	for _, name := range files {
 		if b, err := os.ReadFile(name); err == nil && bytes.Contains(b, []byte("defaultNixpkgs")) {
 			return true
