@@ -14,6 +14,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/push"
 )
 
@@ -63,6 +64,7 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 		gh.Errorf("%s", err)
 		return err
 	}
+	defer res.Close()
 	manifests := map[string]string{}
 	for _, m := range res.Manifests {
 		manifests[m.Platform] = m.Digest
@@ -84,7 +86,7 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 }
 
 // actionRun maps the inputs onto the flags of build (or merge) and runs it.
-func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) (*buildResult, error) {
+func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) (*build.Result, error) {
 	group := func(platform string) (string, string) {
 		title := "Push"
 		if platform != "" {
@@ -145,7 +147,7 @@ func imageRef(res *push.Result) string {
 
 // summary is the step summary: per platform a table of its layers, then
 // the time each phase took.
-func summary(res *buildResult) string {
+func summary(res *build.Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s\n\n`%s`\n\n", res.Image, imageRef(res.Result))
 	if len(res.Tags) > 0 {

@@ -8,13 +8,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-
 	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
@@ -104,40 +104,38 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noCache, "no-cache", false, "pack every layer, reusing nothing from the registry")
 }
 
-// buildJob is a checked build request: everything that can be wrong with
-// the input is found here, before Nix runs.
+// buildJob is a checked build request with what the CLI needs to report
+// on it: everything that can be wrong with the input is found here,
+// before Nix runs.
 type buildJob struct {
-	spec      *spec.Spec
-	platforms []spec.Platform
-	target    *push.Target
-	output    *push.Output
-	tags      []string
-	layerOpts layers.Options
-	packOpts  archive.Options
-	imageOpts image.Options
-	annots    map[string]string
-	cacheRefs []name.Reference
+	req   build.Request
+	creds push.Credentials
 }
 
 func (f *buildFlags) check(args []string) (*buildJob, error) {
-	j := &buildJob{}
+	j := &buildJob{req: build.Request{Nixpkgs: f.nixpkgs}}
 	var err error
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") {
 			return nil, usagef("%s comes after the package names: put every flag before them", a)
 		}
 	}
-	if j.spec, err = spec.Parse(args, spec.Options{NoDefaults: f.noDefaults}); err != nil {
+	if j.req.Spec, err = spec.Parse(args, spec.Options{NoDefaults: f.noDefaults}); err != nil {
 		return nil, usageError{err.Error()}
 	}
 	requested, err := spec.ParsePlatforms(f.platforms.items...)
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	j.platforms = j.spec.SelectPlatforms(requested)
+	j.req.Platforms = j.req.Spec.SelectPlatforms(requested)
 	if f.nixpkgs == "" {
 		return nil, usagef("no nixpkgs to take packages from: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-25.11")
 	}
+
+	if (f.username == "") != (f.password == "") {
+		return nil, usagef("--username and --password go together: give both or neither")
+	}
+	j.creds = credentials(f.username, f.password)
 
 	switch {
 	case f.image != "" && f.output != "":
@@ -155,13 +153,12 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
-		j.tags = t.TagNames()
 		if f.push {
-			j.target = &t
+			j.req.Destination = push.NewRegistry(t, push.Options{Jobs: f.jobs, Credentials: j.creds})
 		}
 		if !f.noCache {
 			for _, tag := range t.Tags {
-				j.cacheRefs = append(j.cacheRefs, tag)
+				j.req.CacheFrom = append(j.req.CacheFrom, tag)
 			}
 		}
 	case f.output != "":
@@ -169,32 +166,26 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
-		j.tags = f.tags.items
-		if len(j.tags) == 0 {
-			j.tags = []string{"latest"}
+		tags := f.tags.items
+		if len(tags) == 0 {
+			tags = []string{"latest"}
 		}
-		if err := push.CheckTags(j.tags); err != nil {
+		if err := push.CheckTags(tags); err != nil {
 			return nil, usageError{err.Error()}
 		}
-		if out.Kind == push.DockerArchive && len(j.platforms) > 1 {
-			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.platforms))
+		if out.Kind == push.DockerArchive && len(j.req.Platforms) > 1 {
+			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.req.Platforms))
 		}
-		j.output = &out
+		j.req.Destination = push.NewLayout(out, push.WriteOptions{Tags: tags, Repository: f.image})
 	case !f.push:
 		// Build and check only.
 	default:
 		return nil, usagef("say where the image goes: --image REGISTRY/NAME to push, or --output oci:DIR / docker:FILE.tar")
 	}
 
-	if (f.username == "") != (f.password == "") {
-		return nil, usagef("--username and --password go together: give both or neither")
-	}
-	if f.budget < 1 || f.budget > layers.MaxBudget {
-		return nil, usagef("--layer-budget %d is out of range: use 1 to %d", f.budget, layers.MaxBudget)
-	}
-	j.layerOpts = layers.Options{Strategy: f.strategy, Budget: f.budget}
-	if f.strategy != "" && !contains(layers.Strategies(), f.strategy) {
-		return nil, usagef("unknown --strategy %q: use one of %s", f.strategy, strings.Join(layers.Strategies(), ", "))
+	j.req.Layers = layers.Options{Strategy: f.strategy, Budget: f.budget}
+	if err := layerOptions(j.req.Layers, "--layer-budget"); err != nil {
+		return nil, usageError{err.Error()}
 	}
 	if f.popularity != "" {
 		file, err := os.Open(f.popularity)
@@ -202,27 +193,26 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, fmt.Errorf("read popularity data: %w", err)
 		}
 		defer file.Close()
-		if j.layerOpts.Popularity, err = popularity.Load(file); err != nil {
+		if j.req.Layers.Popularity, err = popularity.Load(file); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.popularity, err)
 		}
 	}
+	created, err := image.SourceDateEpoch(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	j.req.Pack = archive.Options{Level: f.level, ModTime: packTime(created)}
 	if f.level != 0 && (f.level < 1 || f.level > 9) {
 		return nil, usagef("--level %d is out of range: use 1 to 9", f.level)
 	}
-	j.packOpts = archive.Options{Level: f.level}
 	if !f.noCache {
 		for _, s := range f.cacheFrom.items {
 			ref, err := push.ParseCacheRef(s, f.insecure)
 			if err != nil {
 				return nil, usageError{err.Error()}
 			}
-			j.cacheRefs = append(j.cacheRefs, ref)
+			j.req.CacheFrom = append(j.req.CacheFrom, ref)
 		}
-	}
-
-	created, err := image.SourceDateEpoch(os.Getenv)
-	if err != nil {
-		return nil, err
 	}
 	entrypoint, err := commandLine("--entrypoint", f.entrypoint)
 	if err != nil {
@@ -232,7 +222,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cmd == nil && entrypoint == nil && j.spec.Shell {
+	if cmd == nil && entrypoint == nil && j.req.Spec.Shell {
 		cmd = []string{"bash"}
 	}
 	if err := checkEnv(f.env.items); err != nil {
@@ -242,25 +232,39 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	j.imageOpts = image.Options{
+	j.req.Image = image.Options{
 		Created: created, Entrypoint: entrypoint, Cmd: cmd, Env: f.env.items,
 		WorkingDir: f.workdir, User: f.user, Labels: labels,
 	}
 
-	j.annots = image.GitHubAnnotations(os.Getenv)
-	if j.annots == nil {
-		j.annots = map[string]string{}
+	annots := image.GitHubAnnotations(os.Getenv)
+	if annots == nil {
+		annots = map[string]string{}
 	}
-	j.annots[image.AnnotationCreated] = image.FormatCreated(created)
-	j.annots[image.AnnotationTitle] = j.spec.Name()
+	annots[image.AnnotationCreated] = image.FormatCreated(created)
+	annots[image.AnnotationTitle] = j.req.Spec.Name()
 	extra, err := keyValues("annotation", f.annots.items)
 	if err != nil {
 		return nil, err
 	}
 	for k, v := range extra {
-		j.annots[k] = v
+		annots[k] = v
+	}
+	j.req.Annotations = annots
+	if err := j.req.Validate(); err != nil {
+		return nil, usageError{err.Error()}
 	}
 	return j, nil
+}
+
+// packTime is the layers' entry time: SOURCE_DATE_EPOCH when it is set,
+// else the packer's default (one second after the epoch, since some tools
+// read 0 as unset).
+func packTime(created time.Time) time.Time {
+	if created.Unix() == 0 {
+		return archive.DefaultModTime
+	}
+	return created
 }
 
 // credentials are the flags' user and password, with the workflow token
@@ -275,25 +279,6 @@ func credentials(user, password string) push.Credentials {
 // hasTag reports whether an image reference ends in a tag (name:tag).
 func hasTag(ref string) bool { return strings.Contains(ref[strings.LastIndexByte(ref, '/')+1:], ":") }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// buildResult is the --json output: what was pushed, and how long each
-// phase took.
-type buildResult struct {
-	*push.Result
-	Timings map[string]float64 `json:"timings"` // seconds per phase
-	Packed  int                `json:"packed"`  // layers packed by this run
-	Reused  int                `json:"reused"`  // layers found in the registry instead
-
-	timings *timings
-}
 
 func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -302,7 +287,8 @@ func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "timings: %s\n", res.timings)
+	defer res.Close()
+	fmt.Fprintf(stderr, "timings: %s\n", formatTimings(res.Timings))
 	if f.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -311,9 +297,8 @@ func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
 	return printResult(stdout, res.Result)
 }
 
-// execute checks the flags, builds the index and pushes or writes it.
-// logs gives the writer for a platform's progress ("" for the rest).
-func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (*buildResult, error) {
+// execute checks the flags and runs the build.
+func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (*build.Result, error) {
 	if f.password == "" {
 		f.password = os.Getenv("NIXERY_PASSWORD")
 	}
@@ -321,48 +306,25 @@ func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (
 	if err != nil {
 		return nil, err
 	}
-	creds := credentials(f.username, f.password)
-	p := &pipeline{job: job, nixpkgs: f.nixpkgs, timeout: f.timeout, logs: logs, timings: newTimings()}
-	if len(job.cacheRefs) > 0 {
-		// The registry is read while Nix works; packing waits for it.
-		p.cacheDone = make(chan struct{})
-		go func() {
-			defer close(p.cacheDone)
-			done := p.timings.start("cache")
-			var notes []string
-			p.cache, notes = push.ReadCache(ctx, job.cacheRefs, push.Options{Credentials: creds})
-			done()
-			w, end := logs("")
-			for _, n := range notes {
-				fmt.Fprintln(w, n)
-			}
-			end()
-		}()
-	}
-	idx, cleanup, err := p.buildIndex(ctx)
-	defer cleanup()
-	if err != nil {
-		return nil, err
-	}
+	return build.Build(ctx, job.req, build.Options{
+		Log:        logs,
+		NixTimeout: f.timeout,
+		Registry:   push.Options{Credentials: job.creds},
+	})
+}
 
-	var res *push.Result
-	done := p.timings.start("upload")
-	switch {
-	case job.target != nil:
-		w, end := logs("")
-		fmt.Fprintf(w, "pushing to %s\n", job.target.Repo)
-		end()
-		res, err = push.Push(ctx, *job.target, idx, push.Options{Jobs: f.jobs, Credentials: creds})
-	case job.output != nil:
-		res, err = push.Write(ctx, *job.output, idx, push.WriteOptions{Tags: job.tags, Repository: f.image})
-	default:
-		res, err = push.Describe(idx)
+// formatTimings lists phases and their seconds, sorted by phase.
+func formatTimings(t map[string]float64) string {
+	var keys []string
+	for k := range t {
+		keys = append(keys, k)
 	}
-	done()
-	if err != nil {
-		return nil, err
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.2fs", k, t[k]))
 	}
-	return &buildResult{Result: res, Timings: p.timings.seconds(), Packed: int(p.packed.Load()), Reused: int(p.reused.Load()), timings: p.timings}, nil
+	return strings.Join(parts, ", ")
 }
 
 func printResult(w io.Writer, res *push.Result) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,13 +41,11 @@ func init() {
 					return usagef("unexpected arguments %q: store paths go in --root", args)
 				}
 				// Bad values are one line each, for scripts to show as they are.
-				if *budget < 1 || *budget > layers.MaxBudget {
-					return fmt.Errorf("--budget %d is out of range: use 1 to %d", *budget, layers.MaxBudget)
+				opts := layers.Options{Strategy: *strategy, Budget: *budget}
+				if err := layerOptions(opts, "--budget"); err != nil {
+					return err
 				}
-				if *strategy != "" && !contains(layers.Strategies(), *strategy) {
-					return fmt.Errorf("unknown --strategy %q: use one of %s (--strategy help lists them)", *strategy, strings.Join(layers.Strategies(), ", "))
-				}
-				plan, err := planFile(*closure, roots.items, *pop, layers.Options{Strategy: *strategy, Budget: *budget})
+				plan, err := planFile(*closure, roots.items, *pop, opts)
 				if err != nil {
 					return err
 				}
@@ -57,6 +56,24 @@ func init() {
 			}
 		},
 	})
+}
+
+// layerOptions checks layer options, naming the flags: budgetFlag for the
+// budget (0 is out of range here: the flags have a default), --strategy.
+func layerOptions(o layers.Options, budgetFlag string) error {
+	if o.Budget == 0 {
+		return fmt.Errorf("%s 0 is out of range: use 1 to %d", budgetFlag, layers.MaxBudget)
+	}
+	var be *layers.BudgetError
+	var se *layers.StrategyError
+	switch err := o.Validate(); {
+	case errors.As(err, &be):
+		return fmt.Errorf("%s %d is out of range: use 1 to %d", budgetFlag, be.Budget, layers.MaxBudget)
+	case errors.As(err, &se):
+		return fmt.Errorf("unknown --strategy %q: use one of %s (--strategy help lists them)", se.Name, strings.Join(layers.Strategies(), ", "))
+	default:
+		return err
+	}
 }
 
 // printStrategies lists the layering strategies, one a line, the default

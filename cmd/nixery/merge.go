@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/push"
 )
 
@@ -58,7 +60,7 @@ func (f *mergeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 }
 
-func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink) (*buildResult, error) {
+func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink) (*build.Result, error) {
 	if f.image == "" {
 		return nil, usagef("--image is required: the repository the per-platform images were pushed to")
 	}
@@ -79,12 +81,10 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	w, end := logs("")
 	fmt.Fprintf(w, "merging %s into %s\n", plural(len(digests), "image", "images"), t.Repo)
 	end()
-	timings := newTimings()
-	done := timings.start("upload")
+	start := time.Now()
 	res, err := push.Merge(ctx, t, digests, push.Options{Credentials: credentials(f.username, f.password)})
-	done()
 	if err != nil {
 		return nil, err
 	}
-	return &buildResult{Result: res, Timings: timings.seconds(), timings: timings}, nil
+	return &build.Result{Result: res, Timings: map[string]float64{"upload": time.Since(start).Seconds()}}, nil
 }

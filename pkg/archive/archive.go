@@ -50,6 +50,26 @@ type Options struct {
 	// ModTime is every entry's modification time; zero means
 	// SOURCE_DATE_EPOCH when it is set, else DefaultModTime.
 	ModTime time.Time
+	// Uncompressed writes the plain tar instead of the gzip'd blob; the
+	// Blob's Digest is then its DiffID. It is for checking a layer's
+	// content (a cached blob's diffID) at tar speed, never for images.
+	Uncompressed bool
+}
+
+// MaxConcurrency bounds Options.Concurrency: more blocks in flight than
+// this only hold memory (1 MiB each, twice).
+const MaxConcurrency = 256
+
+// Validate checks the level and concurrency, and the entry time.
+func (o Options) Validate() error {
+	if o.Level != 0 && (o.Level < 1 || o.Level > 9) {
+		return fmt.Errorf("gzip level %d is out of range: use 1 to 9", o.Level)
+	}
+	if o.Concurrency < 0 || o.Concurrency > MaxConcurrency {
+		return fmt.Errorf("compression concurrency %d is out of range: use 1 to %d, or 0 for one per CPU", o.Concurrency, MaxConcurrency)
+	}
+	_, err := o.modTime()
+	return err
 }
 
 // Blob describes a packed layer.
@@ -57,25 +77,6 @@ type Blob struct {
 	Digest string `json:"digest"` // sha256 of the compressed blob, "sha256:<hex>"
 	DiffID string `json:"diffID"` // sha256 of the uncompressed tar
 	Size   int64  `json:"size"`   // bytes of the compressed blob
-}
-
-// CacheKey names the blob PackPaths or PackCustomisation makes from
-// content named by contentKey (a layer key: its sorted store paths) with
-// these options: the same key always means the same bytes, since it covers
-// everything else the bytes depend on (format version, level, block size,
-// entry time).
-func CacheKey(contentKey string, o Options) (string, error) {
-	level := o.Level
-	if level == 0 {
-		level = DefaultLevel
-	}
-	modTime, err := o.modTime()
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	fmt.Fprintf(h, "nixery-archive %s\nlevel %d\nblock %d\nmtime %d\n%s", FormatVersion, level, blockSize, modTime.Unix(), contentKey)
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // modTime resolves the entries' time.
@@ -128,6 +129,10 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	blocks := max(inFlight-1, 1)
 	p := &packer{diffID: sha256.New(), digest: sha256.New(), modTime: modTime}
 	p.counter.w = io.MultiWriter(p.digest, w)
+	if o.Uncompressed {
+		p.tw = tar.NewWriter(io.MultiWriter(p.diffID, &p.counter))
+		return p, nil
+	}
 	gz, err := pgzip.NewWriterLevel(&p.counter, level)
 	if err != nil {
 		return nil, err
@@ -148,8 +153,10 @@ func (p *packer) close() (Blob, error) {
 	if err := p.tw.Close(); err != nil {
 		return Blob{}, err
 	}
-	if err := p.gz.Close(); err != nil {
-		return Blob{}, err
+	if p.gz != nil {
+		if err := p.gz.Close(); err != nil {
+			return Blob{}, err
+		}
 	}
 	return Blob{
 		Digest: "sha256:" + hex.EncodeToString(p.digest.Sum(nil)),

@@ -46,6 +46,10 @@ type Layer struct {
 	Packages []string // package names of the layer's store paths
 }
 
+// Blob is l as a v1.Layer that reads the blob file (or Open) only when
+// its bytes are copied.
+func (l Layer) Blob() v1.Layer { return blobLayer{l} }
+
 // check reports what is missing from l.
 func (l Layer) check() error {
 	switch {

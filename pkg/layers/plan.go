@@ -63,6 +63,32 @@ type Options struct {
 	Popularity popularity.Data // may be nil
 }
 
+// Validate checks the strategy name and the budget: a *StrategyError or
+// a *BudgetError.
+func (o Options) Validate() error {
+	if _, ok := strategies[o.Strategy]; o.Strategy != "" && !ok {
+		return &StrategyError{Name: o.Strategy}
+	}
+	if o.Budget != 0 && (o.Budget < 1 || o.Budget > MaxBudget) {
+		return &BudgetError{Budget: o.Budget}
+	}
+	return nil
+}
+
+// StrategyError names a strategy that does not exist.
+type StrategyError struct{ Name string }
+
+func (e *StrategyError) Error() string {
+	return fmt.Sprintf("unknown layering strategy %q: use one of %s", e.Name, strings.Join(Strategies(), ", "))
+}
+
+// BudgetError is a layer budget out of range.
+type BudgetError struct{ Budget int }
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("layer budget %d is out of range: use 1 to %d", e.Budget, MaxBudget)
+}
+
 // Build plans the layers of g with the named strategy and checks the
 // result: every path in exactly one layer, at most the budget of layers.
 func Build(g *Graph, opts Options) (*Plan, error) {

@@ -19,7 +19,14 @@ import (
 // Cache is what earlier pushes left in registries: layers by cache key
 // (image.AnnotationLayerCache), with the hashes a manifest needs and a way
 // to read the blob if it has to be copied elsewhere.
-type Cache map[string]image.Layer
+type Cache map[string]CachedLayer
+
+// CachedLayer is a layer blob a registry holds, and the repository it is
+// in. Its hashes are the registry's word: check them before use.
+type CachedLayer struct {
+	image.Layer
+	Repo name.Repository
+}
 
 // ReadCache reads the images at refs (tags or digests, indexes or single
 // images) and returns the annotated layers whose blobs are still there.
@@ -151,7 +158,7 @@ func (c Cache) read(ctx context.Context, ref name.Reference, o Options) (int, er
 			continue
 		}
 		blobRef := ref.Context().Digest(cd.desc.Digest.String())
-		c[cd.key] = image.Layer{
+		c[cd.key] = CachedLayer{Repo: ref.Context(), Layer: image.Layer{
 			Digest: cd.desc.Digest, DiffID: cd.diffID, Size: cd.desc.Size,
 			Open: func() (io.ReadCloser, error) {
 				layer, err := remote.Layer(blobRef, ropts...)
@@ -160,7 +167,7 @@ func (c Cache) read(ctx context.Context, ref name.Reference, o Options) (int, er
 				}
 				return layer.Compressed()
 			},
-		}
+		}}
 		found++
 	}
 	return found, nil

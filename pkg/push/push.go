@@ -62,20 +62,20 @@ var retryStatusCodes = []int{
 // Push writes idx to t.Repo: first every layer and config blob (those the
 // registry has are skipped), then each platform's manifest by digest, and
 // last the index under each tag, or by digest when t has no tags. An error
-// is one line naming the cause, and holds no credentials.
+// is one line naming the cause, and holds no credentials. It is
+// NewRegistry(t, o).Write without layers offered early.
 func Push(ctx context.Context, t Target, idx v1.ImageIndex, o Options) (*Result, error) {
-	l, err := o.Credentials.resolve(t.Repo)
-	if err != nil {
-		return nil, redact(err, []string{o.Credentials.Password, o.Credentials.GitHubToken})
-	}
-	res, err := push(ctx, t, idx, o, l)
-	if err != nil {
-		return nil, redact(explain(err, t.Repo, l), l.secrets)
-	}
-	return res, nil
+	r := NewRegistry(t, o)
+	defer r.Close()
+	return r.Write(ctx, idx)
 }
 
-func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) (*Result, error) {
+// earlyFunc reports how an upload started before the push ended: whether
+// the blob was sent, and whether it got there at all (ok false: upload it
+// now).
+type earlyFunc func(ctx context.Context, d v1.Hash) (sent, ok bool)
+
+func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *remote.Pusher, ropts []remote.Option, early earlyFunc) (*Result, error) {
 	manifests, images, err := describe(idx)
 	if err != nil {
 		return nil, err
@@ -86,14 +86,9 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) 
 	}
 
 	jobs := o.jobs()
-	ropts := o.remoteOptions(ctx, l)
 	if len(t.Tags) > 0 && alreadyTagged(t, digest, ropts) {
 		// Every tag names this very index, so its blobs are all there.
 		return pushed(t, digest, manifests), nil
-	}
-	pusher, err := remote.NewPusher(ropts...)
-	if err != nil {
-		return nil, err
 	}
 
 	blobs, err := distinctBlobs(manifests, images)
@@ -103,7 +98,9 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, l login) 
 	var mu sync.Mutex
 	err = parallel(ctx, jobs, len(blobs), func(ctx context.Context, i int) error {
 		b := blobs[i]
-		if err := uploadBlob(ctx, pusher, t.Repo, b, o.backoff()); err != nil {
+		if sent, ok := early(ctx, b.digest); ok {
+			b.sent.Store(sent)
+		} else if err := uploadBlob(ctx, pusher, t.Repo, b, o.backoff()); err != nil {
 			return err
 		}
 		if b.report != nil && o.OnLayer != nil {

@@ -1,0 +1,44 @@
+package archive
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+)
+
+// A layer's cache key names its blob: the same key always means the same
+// bytes. It is the hash of the content key (what the layer holds) and of
+// everything else the bytes depend on (format version, level, block
+// size, entry time). Builds annotate each layer with it, and a later
+// build finds reusable blobs by it. This file is the only place it is
+// made.
+
+// CacheKey names the blob PackPaths or PackCustomisation makes from
+// content named by contentKey (a layer key: its sorted store paths) with
+// these options: the same key always means the same bytes, since it covers
+// everything else the bytes depend on (format version, level, block size,
+// entry time).
+func CacheKey(contentKey string, o Options) (string, error) {
+	level := o.Level
+	if level == 0 {
+		level = DefaultLevel
+	}
+	modTime, err := o.modTime()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "nixery-archive %s\nlevel %d\nblock %d\nmtime %d\n%s", FormatVersion, level, blockSize, modTime.Unix(), contentKey)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// CustomisationKey is the content key of the customisation layer: its
+// bytes follow from the packages' store paths and the CA bundle's alone.
+// Path layers use their plan key (layers.KeyOf) instead.
+func CustomisationKey(c Customisation) string {
+	h := sha256.New()
+	for _, line := range append([]string{"customisation", "cacert=" + c.CACert}, c.Packages...) {
+		fmt.Fprintf(h, "%s\n", line)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}

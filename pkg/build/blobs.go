@@ -1,0 +1,203 @@
+package build
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/image"
+	"github.com/nixery-action/nixery-action/pkg/push"
+)
+
+// layer returns the blob of c: a cached one when an earlier push left a
+// blob whose content is proven to be c's, else a newly packed one; either
+// way once per build, and offered to the destination as soon as it is
+// ready.
+func (b *builder) layer(ctx context.Context, c content) (image.Layer, error) {
+	cacheKey, err := archive.CacheKey(c.key, b.req.Pack)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	if b.cacheDone != nil {
+		select {
+		case <-b.cacheDone:
+		case <-ctx.Done():
+			return image.Layer{}, ctx.Err()
+		}
+	}
+	l, err := b.blobs.get(cacheKey, func() (image.Layer, error) {
+		l, ok := b.fromCache(ctx, cacheKey, c)
+		if ok {
+			b.reused.Add(1)
+		} else {
+			b.packed.Add(1)
+			var err error
+			if l, err = b.pack(c); err != nil {
+				return image.Layer{}, err
+			}
+		}
+		l.CacheKey = cacheKey
+		b.req.Destination.Offer(ctx, l.Blob())
+		return l, nil
+	})
+	l.CacheKey = cacheKey
+	return l, err
+}
+
+// fromCache returns the cached blob for key when its content is c's: the
+// diffID the registry gave must equal the one computed here from the
+// store paths (a plain tar, no compression, so it is several times
+// faster than packing). A blob that would have to be copied from another
+// repository is copied now, into a file, and checked while it is read.
+// Anything missing, different or unreadable means packing instead: the
+// cache can make a build faster, never different, never fail it.
+func (b *builder) fromCache(ctx context.Context, key string, c content) (image.Layer, bool) {
+	cached, ok := b.cache[key]
+	if !ok {
+		return image.Layer{}, false
+	}
+	done := b.timings.start("verify")
+	defer done()
+	o := b.req.Pack
+	o.Uncompressed = true
+	local, err := c.pack(io.Discard, o)
+	if err != nil || local.Digest != cached.DiffID.String() {
+		b.note("cache: the layer %s in %s does not hold what its key says (diffID %s, the store paths give %s); packing it", cached.Digest, cached.Repo, cached.DiffID, local.Digest)
+		return image.Layer{}, false
+	}
+	if reg, ok := b.req.Destination.(*push.Registry); ok && reg.Target().Repo.String() == cached.Repo.String() {
+		return cached.Layer, true // already where it goes
+	}
+	l, err := b.fetch(ctx, cached)
+	if err != nil {
+		b.note("cache: %v; packing it", err)
+		return image.Layer{}, false
+	}
+	return l, true
+}
+
+// fetch copies a cached blob into a blob file, checking its size, digest
+// and diffID on the way.
+func (b *builder) fetch(ctx context.Context, cached push.CachedLayer) (image.Layer, error) {
+	if err := ctx.Err(); err != nil {
+		return image.Layer{}, err
+	}
+	rc, err := cached.Open()
+	if err != nil {
+		return image.Layer{}, fmt.Errorf("read layer %s from %s: %w", cached.Digest, cached.Repo, err)
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(b.dir, "cached-")
+	if err != nil {
+		return image.Layer{}, err
+	}
+	defer f.Close()
+	digest, diffID := sha256.New(), sha256.New()
+	pr, pw := io.Pipe()
+	unzipped := make(chan error, 1)
+	go func() {
+		zr, err := gzip.NewReader(pr)
+		if err == nil {
+			_, err = io.Copy(diffID, zr)
+		}
+		pr.CloseWithError(err)
+		unzipped <- err
+	}()
+	// One byte more than described tells a longer blob apart.
+	n, err := io.Copy(io.MultiWriter(f, digest, pw), io.LimitReader(rc, cached.Size+1))
+	pw.Close()
+	zerr := <-unzipped
+	switch {
+	case err != nil:
+		return image.Layer{}, fmt.Errorf("read layer %s from %s: %w", cached.Digest, cached.Repo, err)
+	case n != cached.Size:
+		return image.Layer{}, fmt.Errorf("layer %s from %s is not %d bytes long", cached.Digest, cached.Repo, cached.Size)
+	case "sha256:"+hex.EncodeToString(digest.Sum(nil)) != cached.Digest.String():
+		return image.Layer{}, fmt.Errorf("layer %s from %s has other bytes than its digest says", cached.Digest, cached.Repo)
+	case zerr != nil:
+		return image.Layer{}, fmt.Errorf("layer %s from %s does not decompress: %w", cached.Digest, cached.Repo, zerr)
+	case "sha256:"+hex.EncodeToString(diffID.Sum(nil)) != cached.DiffID.String():
+		return image.Layer{}, fmt.Errorf("layer %s from %s decompresses to other content than its diffID says", cached.Digest, cached.Repo)
+	}
+	if err := f.Close(); err != nil {
+		return image.Layer{}, err
+	}
+	l := cached.Layer
+	l.Open, l.Path = nil, filepath.Clean(f.Name())
+	return l, nil
+}
+
+// pack writes c's blob file and describes it as an image layer.
+func (b *builder) pack(c content) (image.Layer, error) {
+	f, err := os.CreateTemp(b.dir, "layer-")
+	if err != nil {
+		return image.Layer{}, err
+	}
+	defer f.Close()
+	blob, err := c.pack(f, b.req.Pack)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	if err := f.Close(); err != nil {
+		return image.Layer{}, err
+	}
+	digest, err := v1.NewHash(blob.Digest)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	diffID, err := v1.NewHash(blob.DiffID)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	return image.Layer{Digest: digest, DiffID: diffID, Size: blob.Size, Path: filepath.Clean(f.Name())}, nil
+}
+
+// note logs a line of no platform.
+func (b *builder) note(format string, args ...any) {
+	w, end := b.log("")
+	fmt.Fprintf(w, format+"\n", args...)
+	end()
+}
+
+// blobs makes each layer once per build: platforms often share layers
+// (architecture-independent data), and concurrent requests for the same
+// key wait for the first.
+type blobs struct {
+	mu      sync.Mutex
+	entries map[string]*blobEntry
+}
+
+type blobEntry struct {
+	done  chan struct{}
+	layer image.Layer
+	err   error
+}
+
+func (c *blobs) get(key string, produce func() (image.Layer, error)) (image.Layer, error) {
+	c.mu.Lock()
+	if c.entries == nil {
+		c.entries = map[string]*blobEntry{}
+	}
+	e, ok := c.entries[key]
+	if !ok {
+		e = &blobEntry{done: make(chan struct{})}
+		c.entries[key] = e
+	}
+	c.mu.Unlock()
+	if ok {
+		<-e.done
+		return e.layer, e.err
+	}
+	e.layer, e.err = produce()
+	close(e.done)
+	return e.layer, e.err
+}

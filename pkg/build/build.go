@@ -1,0 +1,278 @@
+// Package build runs one image build from package names to a destination:
+// Nix realises the packages for every platform from one locked nixpkgs,
+// the layer plan groups each closure, the packer writes each layer to a
+// blob file, and the destination is handed each blob as soon as it is
+// packed (a registry starts uploading it while the next one is packed).
+// Once every platform is done, the index goes out, names last.
+//
+// Data flows one way: spec → nix → layers → archive → image → push. This
+// package only sequences those packages; it reads no flags and no
+// environment (the caller passes SOURCE_DATE_EPOCH, credentials and the
+// GitHub context in the Request and Options).
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/image"
+	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/nix"
+	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/spec"
+)
+
+// AnnotationNixpkgs names, on the index, the locked nixpkgs flake
+// reference the image was built from.
+const AnnotationNixpkgs = "org.nixery-action.nixpkgs"
+
+// Request is what to build and where it goes.
+type Request struct {
+	// Nixpkgs is the nixpkgs flake reference; it is locked once, so every
+	// platform builds from the same revision.
+	Nixpkgs   string
+	Spec      *spec.Spec
+	Platforms []spec.Platform
+
+	Layers layers.Options
+	Pack   archive.Options
+	Image  image.Options
+	// Annotations go on the index; the build adds AnnotationNixpkgs.
+	Annotations map[string]string
+
+	// CacheFrom are images whose layers may be reused instead of packed
+	// (the target's own tags among them). A cached layer is reused only
+	// when its content is proven: its diffID, computed here from the
+	// store paths, equals the cached one.
+	CacheFrom []name.Reference
+
+	// Destination receives the layers and the index; nil means
+	// push.Discard (build and check only).
+	Destination push.Destination
+}
+
+// Validate checks the request before any work; each error is one line
+// naming the problem.
+func (r *Request) Validate() error {
+	switch {
+	case r.Spec == nil || len(r.Spec.Packages) == 0:
+		return errors.New("no packages to build")
+	case len(r.Platforms) == 0:
+		return errors.New("no platforms to build for")
+	case strings.TrimSpace(r.Nixpkgs) == "":
+		return errors.New("no nixpkgs flake reference to take packages from (e.g. github:NixOS/nixpkgs/nixos-26.05)")
+	}
+	if err := r.Layers.Validate(); err != nil {
+		return err
+	}
+	return r.Pack.Validate()
+}
+
+// Options tune how a build runs, not what it makes.
+type Options struct {
+	// Log gives the writer for a platform's progress ("" for progress
+	// of no platform) and a function to call when that platform is done.
+	// Nil discards progress.
+	Log func(platform string) (io.Writer, func())
+	// NixTimeout limits Nix's work per platform; zero means no limit.
+	NixTimeout time.Duration
+	// PrintBuildLogs passes Nix's build logs through to Log.
+	PrintBuildLogs bool
+	// Nix is the nix program ("" means nix from PATH); NixEnv its
+	// environment (nil means this process's).
+	Nix    string
+	NixEnv []string
+	// Registry tunes reading CacheFrom (credentials, transport).
+	Registry push.Options
+	// TempDir holds the blob files; "" means os.TempDir().
+	TempDir string
+}
+
+// Result is what a build made and where it went. Its JSON form is the
+// CLI's --json output.
+type Result struct {
+	*push.Result
+	// Nixpkgs is the locked flake reference every platform built from.
+	Nixpkgs string             `json:"nixpkgs,omitempty"`
+	Timings map[string]float64 `json:"timings"` // seconds per phase
+	Packed  int                `json:"packed"`  // layers packed by this build
+	Reused  int                `json:"reused"`  // layers taken from the cache instead
+
+	dir string
+}
+
+// Close removes the build's blob files.
+func (r *Result) Close() error {
+	if r == nil || r.dir == "" {
+		return nil
+	}
+	return os.RemoveAll(r.dir)
+}
+
+// Build runs the request. On error nothing is left behind: the blob files
+// are removed and, since the index goes out last, no tag names a partly
+// written image.
+func Build(ctx context.Context, req Request, o Options) (*Result, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if req.Destination == nil {
+		req.Destination = push.Discard{}
+	}
+	dir, err := os.MkdirTemp(o.TempDir, "nixery-build-")
+	if err != nil {
+		return nil, fmt.Errorf("create a directory for layer blobs: %w", err)
+	}
+	b := &builder{req: req, opts: o, dir: dir, timings: newTimings()}
+	res, err := b.run(ctx)
+	req.Destination.Close()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return res, nil
+}
+
+// builder is the state of one build.
+type builder struct {
+	req     Request
+	opts    Options
+	dir     string
+	timings *timings
+
+	blobs     blobs         // each layer packed once, even when platforms share it
+	cache     push.Cache    // layers earlier pushes left in registries
+	cacheDone chan struct{} // closed once cache is read; nil without one
+
+	packed, reused atomic.Int64
+}
+
+func (b *builder) log(platform string) (io.Writer, func()) {
+	if b.opts.Log == nil {
+		return io.Discard, func() {}
+	}
+	return b.opts.Log(platform)
+}
+
+func (b *builder) run(ctx context.Context) (*Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if len(b.req.CacheFrom) > 0 {
+		b.cacheDone = make(chan struct{})
+		go b.readCache(ctx)
+	}
+
+	nixLog, end := b.log("")
+	nb := &nix.Builder{
+		Flake: b.req.Nixpkgs, Timeout: b.opts.NixTimeout, Log: nixLog,
+		PrintBuildLogs: b.opts.PrintBuildLogs, Nix: b.opts.Nix, Env: b.opts.NixEnv,
+	}
+	// One lock for every platform, and the first contact with Nix made
+	// once before the platforms fan out.
+	done := b.timings.start("nix lock")
+	locked, err := nb.Resolve(ctx)
+	done()
+	end()
+	if err != nil {
+		return nil, err
+	}
+
+	images := make([]*image.Image, len(b.req.Platforms))
+	errs := make([]error, len(b.req.Platforms))
+	var wg sync.WaitGroup
+	for i, plat := range b.req.Platforms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			log, end := b.log(plat.System)
+			defer end()
+			images[i], errs[i] = b.platform(ctx, nb, plat, log)
+			if errs[i] != nil {
+				cancel() // no point finishing the other platforms
+			}
+		}()
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		return nil, err
+	}
+
+	annots := map[string]string{}
+	for k, v := range b.req.Annotations {
+		annots[k] = v
+	}
+	annots[AnnotationNixpkgs] = locked
+	idx, err := image.NewIndex(images, annots)
+	if err != nil {
+		return nil, fmt.Errorf("assemble the image index: %w", err)
+	}
+
+	w, end := b.log("")
+	fmt.Fprintf(w, "writing to %s\n", b.req.Destination)
+	end()
+	done = b.timings.start("upload")
+	res, err := b.req.Destination.Write(ctx, idx)
+	done()
+	if err != nil {
+		return nil, err
+	}
+	return &Result{
+		Result: res, Nixpkgs: locked, Timings: b.timings.seconds(),
+		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), dir: b.dir,
+	}, nil
+}
+
+// readCache reads the registry cache while Nix works; packing waits for it.
+func (b *builder) readCache(ctx context.Context) {
+	defer close(b.cacheDone)
+	done := b.timings.start("cache")
+	cache, notes := push.ReadCache(ctx, b.req.CacheFrom, b.opts.Registry)
+	done()
+	b.cache = cache
+	w, end := b.log("")
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
+	}
+	end()
+}
+
+// firstError prefers a real error to the cancellations it caused; when
+// several platforms miss packages, all of them are reported on one line.
+func firstError(errs []error) error {
+	var notFound []string
+	var first error
+	for _, err := range errs {
+		if err == nil || errors.Is(err, context.Canceled) {
+			continue
+		}
+		if first == nil {
+			first = err
+		}
+		var nf *nix.NotFoundError
+		if errors.As(err, &nf) {
+			notFound = append(notFound, err.Error())
+		}
+	}
+	if len(notFound) > 1 {
+		return errors.New(strings.Join(notFound, "; "))
+	}
+	if first != nil {
+		return first
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

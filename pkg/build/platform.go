@@ -1,0 +1,108 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/image"
+	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/nix"
+	"github.com/nixery-action/nixery-action/pkg/spec"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
+)
+
+// platform builds one platform's image: Nix, the layer plan, then each
+// layer packed (or taken from the cache) and offered to the destination.
+func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platform, log io.Writer) (*image.Image, error) {
+	sys := plat.System
+	fmt.Fprintf(log, "[%s] building %s\n", sys, strings.Join(b.req.Spec.Packages, " "))
+	done := b.timings.start("nix " + sys)
+	res, err := nb.Build(ctx, sys, b.req.Spec.Packages)
+	done()
+	if err != nil {
+		return nil, err
+	}
+
+	done = b.timings.start("layering " + sys)
+	g, err := layers.ParseGraph(res.Closure)
+	if err != nil {
+		return nil, fmt.Errorf("read the closure for %s: %w", sys, err)
+	}
+	if err := g.SetRoots(res.Roots()); err != nil {
+		return nil, fmt.Errorf("closure for %s: %w", sys, err)
+	}
+	plan, err := layers.Build(g, b.req.Layers)
+	done()
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "[%s] %s in %s\n", sys, plural(len(g.Paths), "store path", "store paths"), plural(len(plan.Layers), "layer", "layers"))
+
+	done = b.timings.start("packing " + sys)
+	defer done()
+	var imgLayers []image.Layer
+	for _, l := range plan.Layers {
+		content := pathsContent(l.Key, l.Paths)
+		il, err := b.layer(ctx, content)
+		if err != nil {
+			return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
+		}
+		il.Key = l.Key
+		il.Packages = storepath.PackageNames(l.Paths)
+		imgLayers = append(imgLayers, il)
+	}
+	custom, err := b.layer(ctx, customisationContent(res))
+	if err != nil {
+		return nil, fmt.Errorf("pack the customisation layer of %s: %w", sys, err)
+	}
+	imgLayers = append(imgLayers, custom)
+
+	img, err := image.NewImage(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}, imgLayers, b.req.Image)
+	if err != nil {
+		return nil, fmt.Errorf("assemble the image for %s: %w", sys, err)
+	}
+	return img, nil
+}
+
+// content is what a layer holds: its key (everything its bytes depend on
+// besides the packing options) and how to write it.
+type content struct {
+	key  string
+	pack func(w io.Writer, o archive.Options) (archive.Blob, error)
+}
+
+// pathsContent is a layer of store paths as the plan grouped them.
+func pathsContent(key string, paths []string) content {
+	return content{key: key, pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
+		return archive.PackPaths(w, paths, o)
+	}}
+}
+
+// customisationContent is the layer that makes the packages usable from
+// the image's root: symlinks into bin/, lib/, ..., /tmp and the CA bundle.
+func customisationContent(res *nix.Result) content {
+	c := archive.Customisation{}
+	for _, pkg := range res.Packages {
+		c.Packages = append(c.Packages, pkg.Paths()...)
+		if pkg.Attr == "cacert" {
+			if paths := pkg.Paths(); len(paths) > 0 {
+				c.CACert = paths[0]
+			}
+		}
+	}
+	return content{key: archive.CustomisationKey(c), pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
+		return archive.PackCustomisation(w, c, o)
+	}}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

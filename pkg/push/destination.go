@@ -1,0 +1,177 @@
+package push
+
+import (
+	"context"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Destination is where a build's index goes: a registry repository, an
+// OCI layout, a docker archive, or nowhere (a build that only checks).
+// A build offers each layer as soon as it is packed, writes the index once
+// every platform is done, and closes the destination in any case.
+type Destination interface {
+	// Offer hands over a layer blob as soon as it is packed, so that a
+	// destination can start sending it while other layers are still being
+	// packed. It never blocks on the network; failures surface in Write,
+	// which sends again whatever an early send did not get there.
+	Offer(ctx context.Context, l v1.Layer)
+	// Write writes idx with every blob it needs, names (tags) last, and
+	// reports what it did.
+	Write(ctx context.Context, idx v1.ImageIndex) (*Result, error)
+	// Close waits for work started by Offer; after it, no blob file is
+	// read any more. Call it after Write, or instead of it on failure.
+	Close()
+	// String names the destination for people: "ghcr.io/me/tools",
+	// "oci:DIR".
+	String() string
+}
+
+// Registry pushes to a repository under the target's tags (or by digest
+// when it has none). Offered layers are uploaded at once, Jobs at a time.
+type Registry struct {
+	target Target
+	opts   Options
+
+	setupOnce sync.Once
+	login     login
+	ropts     []remote.Option
+	pusher    *remote.Pusher
+	setupErr  error
+
+	mu    sync.Mutex
+	early map[v1.Hash]*earlyUpload
+	sem   chan struct{}
+	wg    sync.WaitGroup
+}
+
+// earlyUpload is an upload started by Offer.
+type earlyUpload struct {
+	done chan struct{}
+	sent bool // the blob was sent, not found in the registry
+	err  error
+}
+
+// NewRegistry returns the destination that pushes to t.
+func NewRegistry(t Target, o Options) *Registry {
+	return &Registry{target: t, opts: o, early: map[v1.Hash]*earlyUpload{}, sem: make(chan struct{}, o.jobs())}
+}
+
+// Target is the repository and tags pushed to.
+func (r *Registry) Target() Target { return r.target }
+
+func (r *Registry) String() string { return r.target.Repo.String() }
+
+// setup resolves the credentials and opens the pusher, once.
+func (r *Registry) setup(ctx context.Context) (*remote.Pusher, error) {
+	r.setupOnce.Do(func() {
+		r.login, r.setupErr = r.opts.Credentials.resolve(r.target.Repo)
+		if r.setupErr != nil {
+			r.setupErr = redact(r.setupErr, []string{r.opts.Credentials.Password, r.opts.Credentials.GitHubToken})
+			return
+		}
+		r.ropts = r.opts.remoteOptions(ctx, r.login)
+		r.pusher, r.setupErr = remote.NewPusher(r.ropts...)
+	})
+	return r.pusher, r.setupErr
+}
+
+// Offer starts uploading l unless it was offered before.
+func (r *Registry) Offer(ctx context.Context, l v1.Layer) {
+	d, err := l.Digest()
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	if _, ok := r.early[d]; ok {
+		r.mu.Unlock()
+		return
+	}
+	e := &earlyUpload{done: make(chan struct{})}
+	r.early[d] = e
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		defer close(e.done)
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			e.err = ctx.Err()
+			return
+		}
+		defer func() { <-r.sem }()
+		pusher, err := r.setup(ctx)
+		if err != nil {
+			e.err = err
+			return
+		}
+		b := &trackedBlob{Layer: l, digest: d}
+		e.err = uploadBlob(ctx, pusher, r.target.Repo, b, r.opts.backoff())
+		e.sent = b.sent.Load()
+	}()
+}
+
+// earlyResult waits for the early upload of d, if there was one.
+func (r *Registry) earlyResult(ctx context.Context, d v1.Hash) (sent, ok bool) {
+	r.mu.Lock()
+	e := r.early[d]
+	r.mu.Unlock()
+	if e == nil {
+		return false, false
+	}
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return false, false
+	}
+	return e.sent, e.err == nil
+}
+
+// Write pushes idx: the blobs an early upload did not get there, then the
+// manifests, then the index under each tag.
+func (r *Registry) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error) {
+	pusher, err := r.setup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := push(ctx, r.target, idx, r.opts, pusher, r.ropts, r.earlyResult)
+	if err != nil {
+		return nil, redact(explain(err, r.target.Repo, r.login), r.login.secrets)
+	}
+	return res, nil
+}
+
+// Close waits for the uploads Offer started.
+func (r *Registry) Close() { r.wg.Wait() }
+
+// Layout writes an OCI image layout or a docker archive (see Write).
+type Layout struct {
+	out  Output
+	opts WriteOptions
+}
+
+// NewLayout returns the destination that writes to out.
+func NewLayout(out Output, o WriteOptions) *Layout { return &Layout{out: out, opts: o} }
+
+func (l *Layout) String() string                  { return l.out.String() }
+func (l *Layout) Offer(context.Context, v1.Layer) {}
+func (l *Layout) Close()                          {}
+
+func (l *Layout) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error) {
+	return Write(ctx, l.out, idx, l.opts)
+}
+
+// Discard writes nothing: the build only checks that the image can be
+// made, and the result describes it.
+type Discard struct{}
+
+func (Discard) String() string                  { return "nowhere (not pushed)" }
+func (Discard) Offer(context.Context, v1.Layer) {}
+func (Discard) Close()                          {}
+
+func (Discard) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error) {
+	return Describe(idx)
+}
