@@ -279,7 +279,6 @@ func credentials(user, password string) push.Credentials {
 // hasTag reports whether an image reference ends in a tag (name:tag).
 func hasTag(ref string) bool { return strings.Contains(ref[strings.LastIndexByte(ref, '/')+1:], ":") }
 
-
 func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -143,6 +143,10 @@ func Build(ctx context.Context, req Request, o Options) (*Result, error) {
 	return res, nil
 }
 
+// notFoundGrace is how long the other platforms may go on after one found
+// packages missing, so that every platform's missing packages are told.
+const notFoundGrace = 10 * time.Second
+
 // builder is the state of one build.
 type builder struct {
 	req     Request
@@ -197,7 +201,13 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 			log, end := b.log(plat.System)
 			defer end()
 			images[i], errs[i] = b.platform(ctx, nb, plat, log)
-			if errs[i] != nil {
+			var nf *nix.NotFoundError
+			switch {
+			case errors.As(errs[i], &nf):
+				// The other platforms' evaluations are about as far:
+				// give them a moment to report their missing packages.
+				time.AfterFunc(notFoundGrace, cancel)
+			case errs[i] != nil:
 				cancel() // no point finishing the other platforms
 			}
 		}()

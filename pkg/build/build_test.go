@@ -1,0 +1,261 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/image"
+	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/spec"
+)
+
+// nixConfig is the offline single-user configuration of the machine
+// recipes, set for this test process only.
+const nixConfig = "experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =\nextra-platforms = aarch64-linux\n"
+
+func TestMain(m *testing.M) {
+	os.Setenv("NIX_CONFIG", nixConfig)
+	os.Exit(m.Run())
+}
+
+// request builds hello (with the default packages) for amd64 and arm64
+// from the stand-in nixpkgs.
+func request(t *testing.T, dest push.Destination, budget int) Request {
+	t.Helper()
+	testenv.Require(t, "nix")
+	dir, err := filepath.Abs("../../testdata/nixpkgs")
+	assert.NilError(t, err)
+	s, err := spec.Parse([]string{"hello"}, spec.Options{})
+	assert.NilError(t, err)
+	plats, err := spec.ParsePlatforms("linux/amd64", "linux/arm64")
+	assert.NilError(t, err)
+	return Request{
+		Nixpkgs: "path:" + dir, Spec: s, Platforms: s.SelectPlatforms(plats),
+		Layers:      layers.Options{Budget: budget},
+		Annotations: map[string]string{"test": t.Name()},
+		Destination: dest,
+	}
+}
+
+func TestValidate(t *testing.T) {
+	s, err := spec.Parse([]string{"hello"}, spec.Options{})
+	assert.NilError(t, err)
+	plats, err := spec.ParsePlatforms()
+	assert.NilError(t, err)
+	good := Request{Nixpkgs: "nixpkgs", Spec: s, Platforms: s.SelectPlatforms(plats)}
+	assert.NilError(t, good.Validate())
+	for _, tc := range []struct {
+		name string
+		edit func(r *Request)
+		want string
+	}{
+		{"no packages", func(r *Request) { r.Spec = nil }, "no packages"},
+		{"no platforms", func(r *Request) { r.Platforms = nil }, "no platforms"},
+		{"no nixpkgs", func(r *Request) { r.Nixpkgs = " " }, "no nixpkgs flake reference"},
+		{"budget", func(r *Request) { r.Layers.Budget = 126 }, "layer budget 126 is out of range"},
+		{"strategy", func(r *Request) { r.Layers.Strategy = "nope" }, `unknown layering strategy "nope"`},
+		{"level", func(r *Request) { r.Pack.Level = 10 }, "gzip level 10 is out of range"},
+		{"concurrency", func(r *Request) { r.Pack.Concurrency = -1 }, "concurrency -1 is out of range"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := good
+			tc.edit(&r)
+			err := r.Validate()
+			assert.ErrorContains(t, err, tc.want)
+			_, err = Build(context.Background(), r, Options{})
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+// TestBuildLayout builds to an OCI layout: two platforms from one lock,
+// recorded on the index, the same bytes twice, and Close removes the
+// blob files.
+func TestBuildLayout(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	out := filepath.Join(t.TempDir(), "layout")
+	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: out}, push.WriteOptions{Tags: []string{"v1"}}), 6)
+	var log bytes.Buffer
+	res, err := Build(ctx, req, Options{TempDir: tmp, Log: func(string) (io.Writer, func()) { return &log, func() {} }})
+	assert.NilError(t, err)
+	assert.Check(t, strings.HasPrefix(res.Nixpkgs, "path:"), res.Nixpkgs)
+	assert.Check(t, strings.Contains(res.Nixpkgs, "narHash="), res.Nixpkgs)
+	assert.Check(t, is.Len(res.Manifests, 2))
+	assert.Check(t, res.Packed > 0 && res.Reused == 0)
+	for _, phase := range []string{"nix lock", "nix x86_64-linux", "nix aarch64-linux", "packing x86_64-linux", "upload"} {
+		_, ok := res.Timings[phase]
+		assert.Check(t, ok, "no timing for %q in %v", phase, res.Timings)
+	}
+	entries, err := os.ReadDir(tmp)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 1), "the blob directory")
+	assert.NilError(t, res.Close())
+	entries, err = os.ReadDir(tmp)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 0), "Close leaves %v", entries)
+
+	// The index names the locked nixpkgs and keeps the caller's annotations.
+	idx := readLayoutIndex(t, out, res.Digest)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	assert.Equal(t, im.Annotations[AnnotationNixpkgs], res.Nixpkgs)
+	assert.Equal(t, im.Annotations["test"], t.Name())
+
+	// Same request, same bytes; Discard describes the same index.
+	req.Destination = push.Discard{}
+	again, err := Build(ctx, req, Options{TempDir: tmp})
+	assert.NilError(t, err)
+	defer again.Close()
+	assert.Equal(t, again.Digest, res.Digest)
+	assert.Equal(t, len(again.Manifests), len(res.Manifests))
+	for i, m := range again.Manifests {
+		assert.Check(t, is.Equal(m.Digest, res.Manifests[i].Digest))
+	}
+}
+
+// TestBuildFailureLeavesNothing: a missing package fails the build for
+// both platforms at once, and no blob file is left behind.
+func TestBuildFailureLeavesNothing(t *testing.T) {
+	tmp := t.TempDir()
+	req := request(t, push.Discard{}, 6)
+	s, err := spec.Parse([]string{"hello", "nosuchpackage"}, spec.Options{})
+	assert.NilError(t, err)
+	req.Spec = s
+	_, err = Build(context.Background(), req, Options{TempDir: tmp})
+	assert.ErrorContains(t, err, "nosuchpackage")
+	assert.Check(t, strings.Contains(err.Error(), "x86_64-linux") && strings.Contains(err.Error(), "aarch64-linux"), err.Error())
+	entries, err := os.ReadDir(tmp)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 0))
+}
+
+// TestBuildRegistryCache pushes, rebuilds warm (nothing packed, nothing
+// sent, same index), then rebuilds from a poisoned cache: a layer whose
+// cache key is right but whose content is not must be packed, never
+// reused, here and when written to a layout.
+func TestBuildRegistryCache(t *testing.T) {
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	target, err := push.NewTarget(host+"/build/cache", []string{"v1"}, false)
+	assert.NilError(t, err)
+	cold, err := Build(ctx, request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
+	assert.NilError(t, err)
+	cold.Close()
+	assert.Check(t, cold.Packed > 0)
+
+	warmReq := request(t, push.NewRegistry(target, push.Options{}), 6)
+	warmReq.CacheFrom = []name.Reference{target.Tags[0]}
+	warm, err := Build(ctx, warmReq, Options{})
+	assert.NilError(t, err)
+	warm.Close()
+	assert.Equal(t, warm.Digest, cold.Digest)
+	assert.Equal(t, warm.Packed, 0)
+	assert.Equal(t, warm.Reused, cold.Packed)
+	for _, m := range warm.Manifests {
+		for _, l := range m.Layers {
+			assert.Check(t, !l.Uploaded, "layer %s sent again", l.Digest)
+		}
+	}
+
+	// The poison: the first layer of the amd64 image, its cache key
+	// kept, its content replaced by /EVIL.
+	victim := cold.Manifests[0].Layers[0]
+	poisoned := poison(t, host+"/evil/cache:latest", victim.Key, victim.Digest, target)
+
+	for _, dest := range []push.Destination{
+		push.NewRegistry(mustTarget(t, host+"/build/victim", "v1"), push.Options{}),
+		push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, push.WriteOptions{}),
+	} {
+		req := request(t, dest, 6)
+		req.CacheFrom = []name.Reference{poisoned, target.Tags[0]}
+		var log bytes.Buffer
+		res, err := Build(ctx, req, Options{Log: func(string) (io.Writer, func()) { return &log, func() {} }})
+		assert.NilError(t, err, "%s", dest)
+		res.Close()
+		assert.Equal(t, res.Digest, cold.Digest, "%s: the poison changed the image", dest)
+		assert.Check(t, strings.Contains(log.String(), "does not hold what its key says"), "%s: %s", dest, log.String())
+		assert.Check(t, res.Packed >= 1, "%s: the poisoned layer must be packed", dest)
+	}
+}
+
+// poison pushes to ref an image of one layer holding /EVIL, annotated
+// with the cache key of the layer whose digest is victim in target's
+// image, and returns ref.
+func poison(t *testing.T, ref, key, victim string, target push.Target) name.Reference {
+	t.Helper()
+	desc, err := remote.Get(target.Tags[0])
+	assert.NilError(t, err)
+	idx, err := desc.ImageIndex()
+	assert.NilError(t, err)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	var cacheKey string
+	for _, m := range im.Manifests {
+		img, err := idx.Image(m.Digest)
+		assert.NilError(t, err)
+		mf, err := img.Manifest()
+		assert.NilError(t, err)
+		for _, l := range mf.Layers {
+			if l.Digest.String() == victim {
+				cacheKey = l.Annotations[image.AnnotationLayerCache]
+			}
+		}
+	}
+	assert.Assert(t, cacheKey != "", "no cache key for %s (%s)", victim, key)
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	assert.NilError(t, tw.WriteHeader(&tar.Header{Name: "EVIL", Mode: 0o644, Size: 4}))
+	_, err = tw.Write([]byte("evil"))
+	assert.NilError(t, err)
+	assert.NilError(t, tw.Close())
+	layer, err := tarball.LayerFromReader(&buf, tarball.WithMediaType(image.LayerMediaType))
+	assert.NilError(t, err)
+	img, err := mutate.Append(mutate.MediaType(empty.Image, "application/vnd.oci.image.manifest.v1+json"), mutate.Addendum{
+		Layer: layer, MediaType: image.LayerMediaType,
+		Annotations: map[string]string{image.AnnotationLayerCache: cacheKey},
+	})
+	assert.NilError(t, err)
+	r, err := name.ParseReference(ref, name.Insecure)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.Write(r, img))
+	return r
+}
+
+func mustTarget(t *testing.T, repo string, tags ...string) push.Target {
+	t.Helper()
+	target, err := push.NewTarget(repo, tags, false)
+	assert.NilError(t, err)
+	return target
+}
+
+// readLayoutIndex reads the index of digest from an OCI layout.
+func readLayoutIndex(t *testing.T, dir, digest string) v1.ImageIndex {
+	t.Helper()
+	h, err := v1.NewHash(digest)
+	assert.NilError(t, err)
+	root, err := layout.ImageIndexFromPath(dir)
+	assert.NilError(t, err)
+	idx, err := root.ImageIndex(h)
+	assert.NilError(t, err)
+	return idx
+}
