@@ -41,7 +41,7 @@ func (b *builder) layer(ctx context.Context, c content) (image.Layer, error) {
 		} else {
 			b.packed.Add(1)
 			var err error
-			if l, err = b.pack(c); err != nil {
+			if l, err = b.pack(ctx, c); err != nil {
 				return image.Layer{}, err
 			}
 		}
@@ -136,14 +136,34 @@ func (b *builder) fetch(ctx context.Context, cached push.CachedLayer) (image.Lay
 	return l, nil
 }
 
-// pack writes c's blob file and describes it as an image layer.
-func (b *builder) pack(c content) (image.Layer, error) {
+// streamAbove is the size from which a layer is uploaded while it is
+// packed, when the destination can: a big layer would otherwise keep the
+// link idle while it is packed. Smaller ones are uploaded once packed,
+// after asking the registry whether it has them.
+var streamAbove int64 = 16 << 20
+
+// pack writes c's blob file and describes it as an image layer. A big
+// layer is streamed to a destination that can take it while it grows.
+func (b *builder) pack(ctx context.Context, c content) (l image.Layer, err error) {
 	f, err := os.CreateTemp(b.dir, "layer-")
 	if err != nil {
 		return image.Layer{}, err
 	}
 	defer f.Close()
-	blob, err := c.pack(f, b.req.Pack)
+	var w io.Writer = f
+	if s, ok := b.req.Destination.(push.Streamer); ok && c.size >= streamAbove {
+		g := push.NewGrowing(f)
+		defer func() {
+			if err != nil {
+				g.Fail(err)
+			} else {
+				g.Finish(l.Digest, l.DiffID)
+			}
+		}()
+		s.Stream(ctx, g)
+		w = g
+	}
+	blob, err := c.pack(w, b.req.Pack)
 	if err != nil {
 		return image.Layer{}, err
 	}

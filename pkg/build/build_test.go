@@ -4,8 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -258,4 +261,40 @@ func readLayoutIndex(t *testing.T, dir, digest string) v1.ImageIndex {
 	idx, err := root.ImageIndex(h)
 	assert.NilError(t, err)
 	return idx
+}
+
+// TestBuildStreamed streams every layer while it is packed (the threshold
+// lowered to 0) and checks that the registry holds the same image a build
+// that uploads after packing gives, read back by skopeo.
+func TestBuildStreamed(t *testing.T) {
+	testenv.Require(t, "skopeo")
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	plain, err := Build(ctx, request(t, push.NewRegistry(mustTarget(t, host+"/build/plain", "v1"), push.Options{}), 6), Options{})
+	assert.NilError(t, err)
+	plain.Close()
+
+	defer func(old int64) { streamAbove = old }(streamAbove)
+	streamAbove = 0
+	streamed, err := Build(ctx, request(t, push.NewRegistry(mustTarget(t, host+"/build/streamed", "v1"), push.Options{}), 6), Options{})
+	assert.NilError(t, err)
+	streamed.Close()
+	assert.Equal(t, streamed.Digest, plain.Digest)
+	for _, m := range streamed.Manifests {
+		for _, l := range m.Layers {
+			assert.Check(t, l.Uploaded, "layer %s not reported as sent", l.Digest)
+		}
+	}
+	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+host+"/build/streamed:v1").Output()
+	assert.NilError(t, err)
+	assert.Equal(t, "sha256:"+sha256Hex(out), streamed.Digest)
+	for _, m := range streamed.Manifests {
+		err := exec.Command("skopeo", "copy", "--src-tls-verify=false", "docker://"+host+"/build/streamed@"+m.Digest, "oci:"+filepath.Join(t.TempDir(), "copy")).Run()
+		assert.NilError(t, err, "skopeo copy %s (checks every blob's digest)", m.Digest)
+	}
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }

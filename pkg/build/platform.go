@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -47,7 +48,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	defer done()
 	var imgLayers []image.Layer
 	for _, l := range plan.Layers {
-		content := pathsContent(l.Key, l.Paths)
+		content := pathsContent(l.Key, l.Paths, int64(min(l.Size, math.MaxInt64)))
 		il, err := b.layer(ctx, content)
 		if err != nil {
 			return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
@@ -70,15 +71,17 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 }
 
 // content is what a layer holds: its key (everything its bytes depend on
-// besides the packing options) and how to write it.
+// besides the packing options), about how many bytes it packs, and how to
+// write it.
 type content struct {
 	key  string
+	size int64 // uncompressed, as Nix counts it; 0 for unknown
 	pack func(w io.Writer, o archive.Options) (archive.Blob, error)
 }
 
 // pathsContent is a layer of store paths as the plan grouped them.
-func pathsContent(key string, paths []string) content {
-	return content{key: key, pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
+func pathsContent(key string, paths []string, size int64) content {
+	return content{key: key, size: size, pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
 		return archive.PackPaths(w, paths, o)
 	}}
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Does packing overlap uploading? Builds an image of about 620 MB of store
+# paths (this machine's Go toolchain and /usr/bin, copied into the store
+# by a throwaway flake) and pushes it through a proxy limited to RATE
+# bytes/s (default 60 MB/s) in front of a local registry. In one run it
+# measures, for this tree and for BASE (a git revision, default the last
+# one before packing overlapped uploading):
+#   pack    nixery build --push=false --no-cache (Nix, warm, and packing)
+#   push    nixery build --no-cache into a new repository (Nix, packing
+#           and uploading every byte through the proxy)
+# and prints push / max(pack, bytes / RATE): 1.0 is perfect overlap, 2.0
+# no overlap at all when packing and uploading take as long.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/registry.sh
+
+export NIX_CONFIG="experimental-features = nix-command flakes
+sandbox = false
+build-users-group =
+substituters ="
+rate=${RATE:-60000000}
+base=${BASE:-7110a18}
+work=$(mktemp -d)
+cleanup() {
+  [ -n "${proxy_pid:-}" ] && kill "$proxy_pid" 2>/dev/null
+  [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The packages: real directories copied into the store, four layers' worth.
+mkdir -p "$work/flake"
+cat >"$work/flake/flake.nix" <<'NIX'
+{
+  outputs = { self }: let
+    pkg = system: name: src: builtins.derivation {
+      inherit name system;
+      builder = "/bin/sh";
+      args = [ "-c" "/bin/cp -r ${src} $out" ];
+    };
+    forSystem = system: {
+      gosrc = pkg system "go-src" "/usr/local/go/src";
+      gopkg = pkg system "go-pkg" "/usr/local/go/pkg";
+      gorest = pkg system "go-rest" "/usr/local/go/bin";
+      usrbin = pkg system "usr-bin" "/usr/bin";
+      cacert = pkg system "cacert" "/usr/share/ca-certificates";
+      iana-etc = pkg system "iana-etc" "/etc/protocols";
+    };
+  in { legacyPackages.x86_64-linux = forSystem "x86_64-linux"; };
+}
+NIX
+flake=path:$work/flake
+
+go build -o "$work/nixery" ./cmd/nixery
+go build -o "$work/throttleproxy" ./internal/throttleproxy
+mkdir -p "$work/base"
+git archive "$base" | tar -x -C "$work/base"
+(cd "$work/base" && go build -o "$work/nixery-base" ./cmd/nixery 2>/dev/null || go build -o "$work/nixery-base" ./cmd/action)
+
+mkdir -p "$work/reg"
+start_registry "$work/reg"
+port=$((20000 + RANDOM % 40000))
+"$work/throttleproxy" -listen "127.0.0.1:$port" -upstream "http://$registry" -rate "$rate" &
+proxy_pid=$!
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+proxied=127.0.0.1:$port
+
+now() { date +%s.%N; }
+timed() { local t0 t1; t0=$(now); "$@" >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; return 1; }; t1=$(now); echo "$t1 - $t0" | bc -l; }
+
+build=(build --nixpkgs "$flake" --no-default-packages --no-cache --layer-budget 8)
+pkgs=(gosrc gopkg gorest usrbin)
+# Warm Nix (the copies are made once) and the page cache.
+"$work/nixery" "${build[@]}" --push=false --json "${pkgs[@]}" >"$work/warm.json"
+bytes=$(jq '[.manifests[].layers[].size] | add' "$work/warm.json")
+net=$(echo "$bytes / $rate" | bc -l)
+
+printf '%-8s %8s %8s %8s %8s\n' binary pack push net ratio
+for bin in nixery-base nixery; do
+  pack=$(timed "$work/$bin" "${build[@]}" --push=false "${pkgs[@]}")
+  push=$(timed "$work/$bin" "${build[@]}" --image "$proxied/bench/$bin-$RANDOM" "${pkgs[@]}")
+  limit=$(echo "if ($pack > $net) $pack else $net" | bc -l)
+  printf '%-8s %8.2f %8.2f %8.2f %8.2f\n' "$bin" "$pack" "$push" "$net" "$(echo "$push / $limit" | bc -l)" | sed 's/nixery-base/base/'
+done
+echo "($((bytes / 1000000)) MB of layers through $((rate / 1000000)) MB/s; base is $base)"
