@@ -3,11 +3,16 @@ module github.com/nixery-action/nixery-action
 go 1.25.0
 
 require (
+	github.com/CycloneDX/cyclonedx-go v0.12.0
 	github.com/google/go-containerregistry v0.22.1
+	github.com/google/uuid v1.6.0
+	github.com/in-toto/attestation v1.2.0
 	github.com/klauspost/pgzip v1.3.0
+	github.com/package-url/packageurl-go v0.1.7
 	github.com/sethvargo/go-githubactions v1.4.0
 	github.com/ulikunitz/xz v0.5.17
 	gonum.org/v1/gonum v0.17.0
+	google.golang.org/protobuf v1.36.11
 	gopkg.in/yaml.v3 v3.0.1
 	gotest.tools/v3 v3.5.2
 )

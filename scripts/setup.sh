@@ -23,6 +23,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
+# The SBOM tests validate with the CycloneDX project's own JavaScript
+# library; the machine's Node.js is used, Debian's where there is none.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing nodejs npm" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q nodejs npm >/dev/null
+fi
+validator="$(dirname "$0")/../internal/cdxvalidate"
+if [ ! -d "$validator/node_modules/@cyclonedx/cyclonedx-library" ]; then
+  echo "setup: installing the CycloneDX validator (npm ci in internal/cdxvalidate)" >&2
+  (cd "$validator" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
 # The Debian registry package starts a service on :5000; the tests start
 # their own on free ports, so it is not needed.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true

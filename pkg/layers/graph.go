@@ -19,6 +19,7 @@ type Path struct {
 	Name        string // full store path, e.g. /nix/store/<hash>-hello-2.12
 	NarSize     uint64 // bytes of the path itself
 	ClosureSize uint64 // bytes of the path and everything it references
+	NarHash     string // as Nix prints it (sha256-<base64> or sha256:<base32>); empty when not given
 }
 
 // Graph is a closure: store paths and their references, indexed so that
@@ -35,9 +36,10 @@ type Graph struct {
 }
 
 // pathInfo is one entry of `nix path-info --json --recursive --closure-size`.
-// Other fields (narHash, deriver, signatures, ca, ...) are not needed.
+// Other fields (deriver, signatures, ca, ...) are not needed.
 type pathInfo struct {
 	Path        string   `json:"path"`
+	NarHash     anyHash  `json:"narHash"`
 	NarSize     uint64   `json:"narSize"`
 	ClosureSize uint64   `json:"closureSize"`
 	References  []string `json:"references"`
@@ -141,6 +143,18 @@ func decodeObject(data []byte) ([]pathInfo, error) {
 	return infos, nil
 }
 
+// anyHash keeps a narHash printed as a string and ignores other forms
+// (newer JSON formats may print an object), which nothing here needs.
+type anyHash string
+
+func (h *anyHash) UnmarshalJSON(data []byte) error {
+	var s string
+	if json.Unmarshal(data, &s) == nil {
+		*h = anyHash(s)
+	}
+	return nil
+}
+
 // fullPath puts the store directory in front of a path given as its base
 // name only (hash-name).
 func fullPath(p string) string {
@@ -197,7 +211,7 @@ func newGraph(infos []pathInfo) (*Graph, error) {
 			return nil, fmt.Errorf("closure graph: %s appears more than once", info.Path)
 		}
 		g.index[info.Path] = i
-		g.Paths[i] = Path{Name: info.Path, NarSize: info.NarSize, ClosureSize: info.ClosureSize}
+		g.Paths[i] = Path{Name: info.Path, NarSize: info.NarSize, ClosureSize: info.ClosureSize, NarHash: string(info.NarHash)}
 	}
 	referenced := make([]bool, len(infos))
 	for i, info := range infos {

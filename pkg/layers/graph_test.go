@@ -95,10 +95,24 @@ func TestParseGraphForms(t *testing.T) {
 		"bare names":         asObject(t, bare),
 		"indented":           []byte("\n  " + string(list) + "\n\n"),
 		"object with fields": []byte(strings.Replace(string(asObject(t, infos)), `"narSize"`, `"valid":true,"storeDir":"/nix/store","ca":{"method":"nar"},"narHash":"sha256-x","narSize"`, 1)),
+		"hash as an object":  []byte(strings.Replace(string(list), `"narSize"`, `"narHash":{"algorithm":"sha256"},"narSize"`, 1)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			g, err := ParseGraph(data)
 			assert.NilError(t, err)
+			// A narHash string is kept (for SBOMs); other forms are ignored.
+			var hashes []string
+			for i := range g.Paths {
+				if g.Paths[i].NarHash != "" {
+					hashes = append(hashes, g.Paths[i].NarHash)
+					g.Paths[i].NarHash = ""
+				}
+			}
+			if name == "object with fields" {
+				assert.DeepEqual(t, hashes, []string{"sha256-x"})
+			} else {
+				assert.Equal(t, len(hashes), 0)
+			}
 			assert.DeepEqual(t, g.Paths, want.Paths)
 			assert.DeepEqual(t, g.Refs, want.Refs)
 			assert.DeepEqual(t, g.Roots, want.Roots)

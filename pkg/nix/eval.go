@@ -9,7 +9,8 @@ import (
 
 // lookupExpr finds the requested attributes in a flake's
 // legacyPackages.<system> and returns, for each, whether it is missing, a
-// package (with its derivation path) or something else. It is constant
+// package (with its derivation path and what its meta says of licences,
+// homepage and description) or something else. It is constant
 // Nix code: the flake reference, the system and the attribute paths reach
 // it as strings through --argstr, never spliced into the code. Attribute
 // paths were checked against nixpkgs' grammar, so splitting them on dots
@@ -24,6 +25,26 @@ const lookupExpr = `{ flake, system, attrs }:
         if acc.found && builtins.isAttrs acc.value && acc.value ? ${name}
         then { found = true; value = acc.value.${name}; }
         else { found = false; value = null; };
+      # The parts of meta an SBOM reports, as strings; a meta that fails
+      # to evaluate gives null rather than failing the build.
+      str = v: if builtins.isString v then v else "";
+      first = v: if builtins.isList v then (if v == [ ] then "" else str (builtins.head v)) else str v;
+      licence = l:
+        if builtins.isAttrs l
+        then { spdxId = str (l.spdxId or ""); name = str (l.fullName or l.shortName or ""); }
+        else { spdxId = ""; name = str l; };
+      metaOf = drv:
+        let
+          m = if builtins.isAttrs (drv.meta or null) then drv.meta else { };
+          l = m.license or [ ];
+          v = {
+            description = str (m.description or "");
+            homepage = first (m.homepage or "");
+            licenses = map licence (if builtins.isList l then l else [ l ]);
+          };
+          t = builtins.tryEval (builtins.deepSeq v v);
+        in
+        if t.success then t.value else null;
       lookup = attr:
         let
           r = builtins.foldl' step { found = true; value = pkgs; }
@@ -31,7 +52,7 @@ const lookupExpr = `{ flake, system, attrs }:
         in
         if !r.found then { inherit attr; status = "missing"; }
         else if builtins.isAttrs r.value && (r.value.type or null) == "derivation"
-        then { inherit attr; status = "package"; drvPath = r.value.drvPath; }
+        then { inherit attr; status = "package"; drvPath = r.value.drvPath; meta = metaOf r.value; }
         else { inherit attr; status = "not-package"; };
     in
     if builtins.isAttrs legacy && legacy ? ${system}
@@ -46,13 +67,33 @@ type lookupResult struct {
 		Attr    string `json:"attr"`
 		Status  string `json:"status"`
 		DrvPath string `json:"drvPath"`
+		Meta    *Meta  `json:"meta"`
 	} `json:"packages"`
 }
 
+// Meta is what a package's meta attribute says, for SBOMs.
+type Meta struct {
+	Description string    `json:"description"`
+	Homepage    string    `json:"homepage"` // the first, when meta.homepage is a list
+	Licenses    []License `json:"licenses"`
+}
+
+// License is one entry of meta.license.
+type License struct {
+	SPDXID string `json:"spdxId"` // empty for licences SPDX does not list
+	Name   string `json:"name"`   // fullName, else shortName
+}
+
+// found is one package the lookup found.
+type found struct {
+	DrvPath string
+	Meta    *Meta // nil when meta failed to evaluate
+}
+
 // lookup evaluates the attributes for a system in one Nix process and
-// returns each package's derivation path, or a NotFoundError naming every
-// attribute that is missing or not a package.
-func (b *Builder) lookup(ctx context.Context, locked, system string, attrs []string) (map[string]string, error) {
+// returns each package's derivation path and meta, or a NotFoundError
+// naming every attribute that is missing or not a package.
+func (b *Builder) lookup(ctx context.Context, locked, system string, attrs []string) (map[string]found, error) {
 	attrsJSON, err := json.Marshal(attrs)
 	if err != nil {
 		return nil, err
@@ -72,12 +113,12 @@ func (b *Builder) lookup(ctx context.Context, locked, system string, attrs []str
 	if !res.HasSystem {
 		return nil, fmt.Errorf("%s has no legacyPackages.%s: is it nixpkgs, and does it support %s?", b.Flake, system, system)
 	}
-	drvs := map[string]string{}
+	drvs := map[string]found{}
 	nf := &NotFoundError{System: system}
 	for _, p := range res.Packages {
 		switch p.Status {
 		case "package":
-			drvs[p.Attr] = p.DrvPath
+			drvs[p.Attr] = found{DrvPath: p.DrvPath, Meta: p.Meta}
 		case "missing":
 			nf.Missing = append(nf.Missing, p.Attr)
 		default:
@@ -90,7 +131,7 @@ func (b *Builder) lookup(ctx context.Context, locked, system string, attrs []str
 		return nil, nf
 	}
 	for _, a := range attrs {
-		if drvs[a] == "" {
+		if drvs[a].DrvPath == "" {
 			return nil, fmt.Errorf("evaluating nixpkgs for %s: nix eval did not report %s", system, a)
 		}
 	}

@@ -56,6 +56,7 @@ type Package struct {
 	Attr    string            // attribute path, e.g. python3Packages.requests
 	DrvPath string            // its derivation
 	Outputs map[string]string // output name → store path: the outputs nix build gives by default
+	Meta    *Meta             // licences, homepage, description; nil when meta failed to evaluate
 }
 
 // Paths returns the package's output paths, sorted.
@@ -180,11 +181,12 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string) (*Re
 	}
 	res := &Result{System: system, Flake: locked}
 	for _, a := range attrs {
-		outs := outputs[drvs[a]]
+		f := drvs[a]
+		outs := outputs[f.DrvPath]
 		if len(outs) == 0 {
-			return nil, fmt.Errorf("nix build for %s: nix build did not report the outputs of %s (%s)", system, a, drvs[a])
+			return nil, fmt.Errorf("nix build for %s: nix build did not report the outputs of %s (%s)", system, a, f.DrvPath)
 		}
-		res.Packages = append(res.Packages, Package{Attr: a, DrvPath: drvs[a], Outputs: outs})
+		res.Packages = append(res.Packages, Package{Attr: a, DrvPath: f.DrvPath, Outputs: outs, Meta: f.Meta})
 	}
 
 	res.Closure, err = b.pathInfo(ctx, system, res.Roots())

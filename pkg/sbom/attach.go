@@ -1,0 +1,177 @@
+package sbom
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// InTotoMediaType is the media type of an in-toto statement, the artifact
+// type of a provenance referrer.
+const InTotoMediaType = "application/vnd.in-toto+json"
+
+// Document is a document about an image, attached to it as a referrer.
+type Document struct {
+	ArtifactType string            // MediaType or InTotoMediaType; also the blob's media type
+	Data         []byte            // the document
+	Title        string            // file name for tools that save it (oras pull)
+	Annotations  map[string]string // on the blob, e.g. in-toto.io/predicate-type
+}
+
+// CycloneDX is an SBOM made by Generate, as a Document.
+func CycloneDX(data []byte) Document {
+	return Document{ArtifactType: MediaType, Data: data, Title: "sbom.cdx.json"}
+}
+
+// InToto is an in-toto statement with a predicate of predicateType (e.g.
+// https://slsa.dev/provenance/v1), as a Document. The annotation is the
+// one BuildKit's attestations carry, so tools can tell predicates apart.
+func InToto(data []byte, predicateType string) Document {
+	return Document{ArtifactType: InTotoMediaType, Data: data, Title: "provenance.intoto.json",
+		Annotations: map[string]string{"in-toto.io/predicate-type": predicateType}}
+}
+
+// emptyConfig is the OCI 1.1 empty descriptor's content: artifacts have
+// no image configuration.
+var emptyConfig = []byte("{}")
+
+// Referrer returns the OCI 1.1 artifact manifest that attaches doc to
+// subject (a platform image's manifest): artifactType doc.ArtifactType,
+// the empty config, doc as its one blob, and subject as its subject. It
+// is deterministic; created (SOURCE_DATE_EPOCH) becomes the
+// org.opencontainers.image.created annotation, and zero leaves it out.
+func Referrer(subject v1.Descriptor, doc Document, created time.Time) (v1.Image, error) {
+	if doc.ArtifactType == "" || len(doc.Data) == 0 {
+		return nil, fmt.Errorf("attaching a document: it is empty or has no artifact type")
+	}
+	if !subject.MediaType.IsImage() || subject.Digest.Hex == "" || subject.Size <= 0 {
+		return nil, fmt.Errorf("attaching a %s document: the subject must be an image manifest, got %s %s", doc.ArtifactType, subject.MediaType, subject.Digest)
+	}
+	blob := static.NewLayer(doc.Data, types.MediaType(doc.ArtifactType))
+	config := static.NewLayer(emptyConfig, types.OCIEmptyJSON)
+	blobDesc, err := partial.Descriptor(blob)
+	if err != nil {
+		return nil, err
+	}
+	configDesc, err := partial.Descriptor(config)
+	if err != nil {
+		return nil, err
+	}
+	configDesc.Data = emptyConfig
+	blobDesc.Annotations = map[string]string{}
+	for k, v := range doc.Annotations {
+		blobDesc.Annotations[k] = v
+	}
+	if doc.Title != "" {
+		blobDesc.Annotations["org.opencontainers.image.title"] = doc.Title
+	}
+	if len(blobDesc.Annotations) == 0 {
+		blobDesc.Annotations = nil
+	}
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		ArtifactType:  doc.ArtifactType,
+		Config:        *configDesc,
+		Layers:        []v1.Descriptor{*blobDesc},
+		// Only what identifies the subject: its platform and annotations
+		// belong to the index.
+		Subject: &v1.Descriptor{MediaType: subject.MediaType, Size: subject.Size, Digest: subject.Digest},
+	}
+	if !created.IsZero() {
+		m.Annotations = map[string]string{"org.opencontainers.image.created": created.UTC().Format(time.RFC3339)}
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToImage(&artifact{manifest: raw, config: config, blob: blob})
+}
+
+// artifact is an artifact manifest with its two blobs, as a v1.Image, so
+// that go-containerregistry's writers push and store it like any image.
+type artifact struct {
+	manifest     []byte
+	config, blob v1.Layer
+}
+
+func (a *artifact) RawConfigFile() ([]byte, error)      { return emptyConfig, nil }
+func (a *artifact) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+func (a *artifact) RawManifest() ([]byte, error)        { return a.manifest, nil }
+
+func (a *artifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	for _, l := range []v1.Layer{a.blob, a.config} {
+		if d, err := l.Digest(); err == nil && d == h {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("artifact has no blob %s", h)
+}
+
+// Push uploads a referrer made by Referrer into repo (the subject's
+// repository) by digest, and returns its digest. go-containerregistry's
+// remote.Write asks the registry for the referrers API and, where it has
+// none (the CNCF registry 2.x), adds the referrer to the OCI 1.1
+// fallback tag sha256-<subject hex>, an index of the subject's
+// referrers. opts are the caller's remote options (auth, transport).
+func Push(ctx context.Context, repo name.Repository, referrer v1.Image, opts ...remote.Option) (v1.Hash, error) {
+	d, err := referrer.Digest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	ref := repo.Digest(d.String())
+	opts = append(append([]remote.Option(nil), opts...), remote.WithContext(ctx))
+	if err := remote.Write(ref, referrer, opts...); err != nil {
+		return v1.Hash{}, fmt.Errorf("pushing referrer %s to %s: %w", d, repo, err)
+	}
+	return d, nil
+}
+
+// WriteLayout stores a referrer made by Referrer in an OCI layout: its
+// blobs, and a descriptor in index.json (with its artifactType), which
+// is where clients of layouts (oras, regclient) look for referrers.
+// Entries keep their places and one for the same digest is kept, so
+// writing the same thing again leaves index.json as it was.
+func WriteLayout(p layout.Path, referrer v1.Image) error {
+	desc, err := partial.Descriptor(referrer)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("writing referrer %s into the OCI layout %s: %w", desc.Digest, p, err)
+	}
+	if err := p.WriteImage(referrer); err != nil {
+		return fail(err)
+	}
+	top, err := p.ImageIndex()
+	if err != nil {
+		return fail(err)
+	}
+	im, err := top.IndexManifest()
+	if err != nil {
+		return fail(err)
+	}
+	for _, old := range im.Manifests {
+		if old.Digest == desc.Digest {
+			return nil
+		}
+	}
+	im.Manifests = append(im.Manifests, *desc)
+	raw, err := json.MarshalIndent(im, "", "   ")
+	if err != nil {
+		return fail(err)
+	}
+	if err := p.WriteFile("index.json", raw, 0o644); err != nil {
+		return fail(err)
+	}
+	return nil
+}

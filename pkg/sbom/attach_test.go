@@ -1,0 +1,261 @@
+package sbom
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"gotest.tools/v3/assert"
+
+	"github.com/nixery-action/nixery-action/internal/cdxvalidate"
+	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/image"
+	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/nix"
+	"github.com/nixery-action/nixery-action/pkg/provenance"
+)
+
+// nixConfig is the offline single-user configuration of the machine
+// recipes, set for this test process only.
+const nixConfig = "experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =\nextra-platforms = aarch64-linux\n"
+
+func TestMain(m *testing.M) {
+	os.Setenv("NIX_CONFIG", nixConfig)
+	os.Exit(m.Run())
+}
+
+// built is the stand-in hello, realised by Nix, packed into a one-layer
+// image for linux/amd64, with its SBOM and provenance.
+type built struct {
+	index      *image.Index
+	manifest   v1.Descriptor // the platform image's
+	sbom, prov []byte
+}
+
+func buildHello(t *testing.T, repo string) built {
+	t.Helper()
+	testenv.Require(t, "nix")
+	dir, err := filepath.Abs("../../testdata/nixpkgs")
+	assert.NilError(t, err)
+	b := &nix.Builder{Flake: "path:" + dir}
+	res, err := b.Build(context.Background(), "x86_64-linux", []string{"hello"})
+	assert.NilError(t, err)
+	g, err := layers.ParseGraph(res.Closure)
+	assert.NilError(t, err)
+	assert.NilError(t, g.SetRoots(res.Roots()))
+
+	var paths []string
+	for _, p := range g.Paths {
+		paths = append(paths, p.Name)
+	}
+	blobFile := filepath.Join(t.TempDir(), "layer.tar.gz")
+	f, err := os.Create(blobFile)
+	assert.NilError(t, err)
+	blob, err := archive.PackPaths(f, paths, archive.Options{})
+	assert.NilError(t, err)
+	assert.NilError(t, f.Close())
+	digest, err := v1.NewHash(blob.Digest)
+	assert.NilError(t, err)
+	diffID, err := v1.NewHash(blob.DiffID)
+	assert.NilError(t, err)
+	img, err := image.NewImage(v1.Platform{OS: "linux", Architecture: "amd64"},
+		[]image.Layer{{Digest: digest, DiffID: diffID, Size: blob.Size, Path: blobFile}}, image.Options{Created: epoch})
+	assert.NilError(t, err)
+	idx, err := image.NewIndex([]*image.Image{img}, nil)
+	assert.NilError(t, err)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+
+	doc, err := Generate(g, res.Packages, Options{Image: repo, Platform: "linux/amd64", Nixpkgs: res.Flake, ToolVersion: "test", Time: epoch})
+	assert.NilError(t, err)
+	prov, err := provenance.New(provenance.Options{Name: repo, Subject: im.Manifests[0].Digest, Nixpkgs: res.Flake,
+		Packages: []string{"hello"}, Platform: "linux/amd64", Version: "test"})
+	assert.NilError(t, err)
+	return built{index: idx, manifest: im.Manifests[0], sbom: doc, prov: prov}
+}
+
+// An image and its SBOM and provenance pushed to the CNCF registry, which
+// has no referrers API: the referrers land in the fallback tag, and
+// skopeo (which we did not write) reads them back, byte for byte.
+func TestPushReferrers(t *testing.T) {
+	testenv.Require(t, "skopeo")
+	reg := testenv.StartRegistry(t)
+	repo, err := name.NewRepository(reg+"/hello", name.Insecure)
+	assert.NilError(t, err)
+	b := buildHello(t, repo.String())
+	cdxvalidate.Validate(t, b.sbom)
+	assert.NilError(t, remote.WriteIndex(repo.Tag("v1"), b.index))
+
+	ctx := context.Background()
+	docs := []Document{CycloneDX(b.sbom), InToto(b.prov, provenance.PredicateType)}
+	pushed := map[string]Document{}
+	for _, doc := range docs {
+		r, err := Referrer(b.manifest, doc, epoch)
+		assert.NilError(t, err)
+		d, err := Push(ctx, repo, r)
+		assert.NilError(t, err)
+		// Pushing again changes nothing.
+		again, err := Push(ctx, repo, r)
+		assert.NilError(t, err)
+		assert.Equal(t, again, d)
+		pushed[d.String()] = doc
+	}
+
+	// The fallback tag: sha256-<hex of the platform manifest>.
+	fallback := repo.Tag("sha256-" + b.manifest.Digest.Hex).String()
+	var referrers v1.IndexManifest
+	assert.NilError(t, json.Unmarshal(skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+fallback), &referrers))
+	assert.Equal(t, referrers.MediaType, types.OCIImageIndex)
+	assert.Equal(t, len(referrers.Manifests), 2)
+	for _, desc := range referrers.Manifests {
+		doc, ok := pushed[desc.Digest.String()]
+		assert.Assert(t, ok, "unexpected referrer %s", desc.Digest)
+		assert.Equal(t, desc.ArtifactType, doc.ArtifactType)
+
+		var m v1.Manifest
+		assert.NilError(t, json.Unmarshal(skopeo(t, "inspect", "--tls-verify=false", "--raw", "docker://"+repo.Digest(desc.Digest.String()).String()), &m))
+		assert.Equal(t, m.ArtifactType, doc.ArtifactType)
+		assert.Equal(t, m.Subject.Digest, b.manifest.Digest)
+		assert.Equal(t, m.Subject.Size, b.manifest.Size)
+		assert.Equal(t, m.Config.MediaType, types.OCIEmptyJSON)
+		assert.Equal(t, m.Annotations["org.opencontainers.image.created"], "2023-11-14T22:13:20Z")
+
+		// The document itself, copied out by skopeo.
+		dir := t.TempDir()
+		skopeo(t, "copy", "--src-tls-verify=false", "docker://"+repo.Digest(desc.Digest.String()).String(), "oci:"+dir+":x")
+		data, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", m.Layers[0].Digest.Hex))
+		assert.NilError(t, err)
+		assert.Assert(t, bytes.Equal(data, doc.Data), "%s changed on the way", doc.ArtifactType)
+	}
+
+	// go-containerregistry's referrers listing, filtered by type, agrees.
+	idx, err := remote.Referrers(repo.Digest(b.manifest.Digest.String()), remote.WithFilter("artifactType", MediaType))
+	assert.NilError(t, err)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	assert.Equal(t, len(im.Manifests), 1)
+	assert.Equal(t, pushed[im.Manifests[0].Digest.String()].ArtifactType, MediaType)
+}
+
+func skopeo(t *testing.T, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command("skopeo", args...).Output()
+	if err != nil {
+		var stderr []byte
+		if e, ok := err.(*exec.ExitError); ok {
+			stderr = e.Stderr
+		}
+		t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+// In an OCI layout the referrers are listed in index.json next to the
+// image, with their artifact type; writing twice lists them once.
+func TestWriteLayoutReferrers(t *testing.T) {
+	dir := t.TempDir()
+	subject := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: 1234,
+		Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}}
+	p, err := layout.Write(dir, emptyIndex(t))
+	assert.NilError(t, err)
+	sbomDoc := CycloneDX([]byte(`{"bomFormat":"CycloneDX"}`))
+	provDoc := InToto([]byte(`{"_type":"https://in-toto.io/Statement/v1"}`), provenance.PredicateType)
+	var digests []v1.Hash
+	for _, doc := range []Document{sbomDoc, provDoc, sbomDoc} {
+		r, err := Referrer(subject, doc, time.Time{})
+		assert.NilError(t, err)
+		assert.NilError(t, WriteLayout(p, r))
+		d, err := r.Digest()
+		assert.NilError(t, err)
+		digests = append(digests, d)
+	}
+	assert.Equal(t, digests[0], digests[2])
+
+	var index v1.IndexManifest
+	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	assert.NilError(t, json.Unmarshal(raw, &index))
+	assert.Equal(t, len(index.Manifests), 2)
+	for i, want := range []Document{sbomDoc, provDoc} {
+		desc := index.Manifests[i]
+		assert.Equal(t, desc.Digest, digests[i])
+		assert.Equal(t, desc.ArtifactType, want.ArtifactType)
+		var m v1.Manifest
+		raw, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", desc.Digest.Hex))
+		assert.NilError(t, err)
+		assert.NilError(t, json.Unmarshal(raw, &m))
+		assert.DeepEqual(t, *m.Subject, subject)
+		assert.Assert(t, m.Annotations == nil) // no time given, none written
+		data, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", m.Layers[0].Digest.Hex))
+		assert.NilError(t, err)
+		assert.Assert(t, bytes.Equal(data, want.Data))
+		assert.Equal(t, m.Layers[0].Annotations["org.opencontainers.image.title"], want.Title)
+		config, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", m.Config.Digest.Hex))
+		assert.NilError(t, err)
+		assert.Equal(t, string(config), "{}")
+	}
+	assert.Assert(t, index.Manifests[1].Annotations == nil) // no tag names a referrer
+}
+
+func TestReferrerErrors(t *testing.T) {
+	subject := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: 10, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}}
+	_, err := Referrer(subject, Document{ArtifactType: MediaType}, time.Time{})
+	assert.ErrorContains(t, err, "empty")
+	idx := subject
+	idx.MediaType = types.OCIImageIndex
+	_, err = Referrer(idx, CycloneDX([]byte("{}")), time.Time{})
+	assert.ErrorContains(t, err, "the subject must be an image manifest")
+}
+
+// A registry with the referrers API lists the referrer itself, and no
+// fallback tag is written. (go-containerregistry's in-memory registry:
+// Debian's registry 2.8 has no referrers API.)
+func TestPushReferrersAPI(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://")+"/hello", name.Insecure)
+	assert.NilError(t, err)
+	img, err := random.Image(100, 1)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.Write(repo.Tag("v1"), img))
+	desc, err := partial.Descriptor(img)
+	assert.NilError(t, err)
+
+	r, err := Referrer(*desc, CycloneDX([]byte(`{"bomFormat":"CycloneDX"}`)), time.Time{})
+	assert.NilError(t, err)
+	d, err := Push(context.Background(), repo, r)
+	assert.NilError(t, err)
+
+	resp, err := http.Get(srv.URL + "/v2/hello/referrers/" + desc.Digest.String())
+	assert.NilError(t, err)
+	defer resp.Body.Close()
+	var listed v1.IndexManifest
+	assert.NilError(t, json.NewDecoder(resp.Body).Decode(&listed))
+	assert.Equal(t, len(listed.Manifests), 1)
+	assert.Equal(t, listed.Manifests[0].Digest, d)
+	// (This registry lists the config's media type as the artifact type,
+	// not the manifest's artifactType, so that is not checked here.)
+
+	tags, err := remote.List(repo)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, tags, []string{"v1"})
+}
