@@ -35,6 +35,14 @@ type Options struct {
 	// zero value means DefaultBackoff.
 	Backoff remote.Backoff
 
+	// RegistryTimeout bounds a whole phase of reads from registries
+	// (ReadCache, Merge's reading of its digests); RequestTimeout each
+	// request: until its answer's headers, and for manifests and configs
+	// until the whole answer. 0 means DefaultRegistryTimeout and
+	// DefaultRequestTimeout.
+	RegistryTimeout time.Duration
+	RequestTimeout  time.Duration
+
 	// Transport replaces remote.DefaultTransport (tests).
 	Transport http.RoundTripper
 	UserAgent string
@@ -64,6 +72,9 @@ var retryStatusCodes = []int{
 // last the index under each tag, or by digest when t has no tags. An error
 // is one line naming the cause, and holds no credentials.
 func Push(ctx context.Context, t Target, idx v1.ImageIndex, o Options) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	l, err := o.Credentials.resolve(t.Repo)
 	if err != nil {
 		return nil, redact(err, []string{o.Credentials.Password, o.Credentials.GitHubToken})
@@ -226,9 +237,7 @@ func (o Options) remoteOptions(ctx context.Context, l login) []remote.Option {
 		remote.WithRetryBackoff(backoff),
 		remote.WithRetryStatusCodes(retryStatusCodes...),
 		remote.WithRetryPredicate(retryable),
-	}
-	if o.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(o.Transport))
+		remote.WithTransport(o.transport()),
 	}
 	if o.UserAgent != "" {
 		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
