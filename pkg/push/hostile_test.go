@@ -208,4 +208,3 @@ func TestFailingCredentialHelperRedacted(t *testing.T) {
 	_, notes := ReadCache(context.Background(), []name.Reference{ref(t, reg.Host+"/x/img:v1")}, Options{})
 	assert.Assert(t, !strings.Contains(notes[0], "hunter2"), notes[0])
 }
-
