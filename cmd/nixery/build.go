@@ -53,8 +53,7 @@ type buildFlags struct {
 	labels     listFlag
 	annots     listFlag
 
-	username  string
-	password  string
+	login     loginFlags
 	json      bool
 	cacheFrom listFlag
 	noCache   bool
@@ -97,8 +96,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.user, "user", "", "user (and group) the image runs as")
 	fs.Var(&f.labels, "labels", "image labels `KEY=VALUE` (repeat, or one per line)")
 	fs.Var(&f.annots, "annotations", "index annotations `KEY=VALUE` (repeat, or one per line)")
-	fs.StringVar(&f.username, "username", "", "registry user name")
-	fs.StringVar(&f.password, "password", "", "registry password or token (prefer the NIXERY_PASSWORD environment variable)")
+	f.login.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 	fs.Var(&f.cacheFrom, "cache-from", "also reuse layers of this image `REF` (repeat); the target tags always are")
 	fs.BoolVar(&f.noCache, "no-cache", false, "pack every layer, reusing nothing from the registry")
@@ -117,6 +115,7 @@ type buildJob struct {
 	imageOpts image.Options
 	annots    map[string]string
 	cacheRefs []name.Reference
+	registry  string // of --image: the credentials' registry
 }
 
 func (f *buildFlags) check(args []string) (*buildJob, error) {
@@ -156,6 +155,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, usageError{err.Error()}
 		}
 		j.tags = t.TagNames()
+		j.registry = t.Repo.RegistryStr()
 		if f.push {
 			j.target = &t
 		}
@@ -186,9 +186,6 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usagef("say where the image goes: --image REGISTRY/NAME to push, or --output oci:DIR / docker:FILE.tar")
 	}
 
-	if (f.username == "") != (f.password == "") {
-		return nil, usagef("--username and --password go together: give both or neither")
-	}
 	if f.budget < 1 || f.budget > layers.MaxBudget {
 		return nil, usagef("--layer-budget %d is out of range: use 1 to %d", f.budget, layers.MaxBudget)
 	}
@@ -263,15 +260,6 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	return j, nil
 }
 
-// credentials are the flags' user and password, with the workflow token
-// for ghcr.io.
-func credentials(user, password string) push.Credentials {
-	return push.Credentials{
-		Username: user, Password: password,
-		GitHubToken: os.Getenv("GITHUB_TOKEN"), GitHubActor: os.Getenv("GITHUB_ACTOR"),
-	}
-}
-
 // hasTag reports whether an image reference ends in a tag (name:tag).
 func hasTag(ref string) bool { return strings.Contains(ref[strings.LastIndexByte(ref, '/')+1:], ":") }
 
@@ -314,14 +302,16 @@ func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
 // execute checks the flags, builds the index and pushes or writes it.
 // logs gives the writer for a platform's progress ("" for the rest).
 func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (*buildResult, error) {
-	if f.password == "" {
-		f.password = os.Getenv("NIXERY_PASSWORD")
-	}
 	job, err := f.check(args)
 	if err != nil {
 		return nil, err
 	}
-	creds := credentials(f.username, f.password)
+	var creds push.Credentials
+	if job.registry != "" || len(job.cacheRefs) > 0 {
+		if creds, err = f.login.credentials(job.registry, stdin, os.Getenv); err != nil {
+			return nil, err
+		}
+	}
 	p := &pipeline{job: job, nixpkgs: f.nixpkgs, timeout: f.timeout, logs: logs, timings: newTimings()}
 	if len(job.cacheRefs) > 0 {
 		// The registry is read while Nix works; packing waits for it.

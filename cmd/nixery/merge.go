@@ -18,8 +18,7 @@ type mergeFlags struct {
 	image    string
 	tags     listFlag
 	insecure bool
-	username string
-	password string
+	login    loginFlags
 	json     bool
 }
 
@@ -53,8 +52,7 @@ func (f *mergeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.image, "image", "", "repository the per-platform images were pushed to, e.g. ghcr.io/OWNER/NAME")
 	fs.Var(&f.tags, "tags", "tags to put the index under, comma or newline separated (default latest)")
 	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
-	fs.StringVar(&f.username, "username", "", "registry user name")
-	fs.StringVar(&f.password, "password", "", "registry password or token (prefer the NIXERY_PASSWORD environment variable)")
+	f.login.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 }
 
@@ -65,9 +63,6 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if len(digests) == 0 {
 		return nil, usagef("name the digests to merge: the digest output of each per-platform build")
 	}
-	if f.password == "" {
-		f.password = os.Getenv("NIXERY_PASSWORD")
-	}
 	tags := f.tags.items
 	if len(tags) == 0 && !hasTag(f.image) {
 		tags = []string{"latest"}
@@ -76,12 +71,16 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
+	creds, err := f.login.credentials(t.Repo.RegistryStr(), stdin, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	w, end := logs("")
 	fmt.Fprintf(w, "merging %s into %s\n", plural(len(digests), "image", "images"), t.Repo)
 	end()
 	timings := newTimings()
 	done := timings.start("upload")
-	res, err := push.Merge(ctx, t, digests, push.Options{Credentials: credentials(f.username, f.password)})
+	res, err := push.Merge(ctx, t, digests, push.Options{Credentials: creds})
 	done()
 	if err != nil {
 		return nil, err
