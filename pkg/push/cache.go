@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -61,8 +62,12 @@ func ReadCache(ctx context.Context, refs []name.Reference, o Options) (Cache, []
 func oneLineErr(err error) string {
 	msg := err.Error()
 	var terr *transport.Error
-	if errors.As(err, &terr) {
+	var uerr *url.Error
+	switch {
+	case errors.As(err, &terr):
 		msg = oneLine(terr)
+	case errors.As(err, &uerr):
+		msg = uerr.Err.Error() // without the request's URL
 	}
 	return strings.Join(strings.Fields(msg), " ")
 }

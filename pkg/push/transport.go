@@ -105,9 +105,9 @@ func redirects(req *http.Request) int {
 }
 
 // checkRedirect is the redirect policy of the clients this package makes.
-func checkRedirect(_ *http.Request, via []*http.Request) error {
+func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= MaxRedirects {
-		return fmt.Errorf("stopped after %d redirects", MaxRedirects)
+		return fmt.Errorf("registry %s redirected more than %d times", req.URL.Host, MaxRedirects)
 	}
 	return nil
 }
