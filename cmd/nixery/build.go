@@ -17,6 +17,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 	"github.com/nixery-action/nixery-action/pkg/push"
 	"github.com/nixery-action/nixery-action/pkg/spec"
@@ -242,6 +243,12 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	j.imageOpts = image.Options{
 		Created: created, Entrypoint: entrypoint, Cmd: cmd, Env: f.env.items,
 		WorkingDir: f.workdir, User: f.user, Labels: labels,
+	}
+	if err := j.imageOpts.Validate(); err != nil {
+		return nil, usageError{err.Error()}
+	}
+	if err := (&nix.Builder{Timeout: f.timeout}).Validate(); err != nil {
+		return nil, usageError{err.Error()}
 	}
 
 	j.annots = image.GitHubAnnotations(os.Getenv)

@@ -180,3 +180,28 @@ func TestActionLogsNeutraliseForeignLines(t *testing.T) {
 		"%23#[warning]y", "partial ::stop-commands", "::endgroup::",
 	})
 }
+
+// Bad values are one-line errors before any work, from the library that
+// owns them.
+func TestBuildValidation(t *testing.T) {
+	out := "oci:" + filepath.Join(t.TempDir(), "oci")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--entrypoint", "[null]"}, "entrypoint's first word (the program) is empty or null"},
+		{[]string{"--workdir", "/a\n/b"}, "working directory"},
+		{[]string{"--user", "root\nx"}, "user \"root\\nx\" holds a line break"},
+		{[]string{"--labels", "bad key=x"}, `label key "bad key" is not valid`},
+		{[]string{"--timeout", "-1s"}, "Nix timeout -1s is negative"},
+	} {
+		args := append(append([]string{"build", "--nixpkgs", "path:/nonexistent", "--output", out}, tc.args...), "hello")
+		code, _, stderr := runCLI(t, args...)
+		assert.Equal(t, code, 2, "%v: %s", tc.args, stderr)
+		assert.Assert(t, is.Contains(stderr, tc.want), "%v", tc.args)
+		assert.Equal(t, strings.Count(stderr, "\n"), 2, "one line and the --help hint: %q", stderr)
+	}
+	code, _, stderr := runCLI(t, "pack", "--output", filepath.Join(t.TempDir(), "b"), "--concurrency", "-2", "/nix/store/aaaa-x")
+	assert.Equal(t, code, 1, stderr)
+	assert.Assert(t, is.Contains(stderr, "concurrency -2 is out of range"))
+}

@@ -16,10 +16,11 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strconv"
 	"time"
 
 	"github.com/klauspost/pgzip"
+
+	"github.com/nixery-action/nixery-action/pkg/image"
 )
 
 // FormatVersion changes whenever the bytes packed for the same input
@@ -50,6 +51,21 @@ type Options struct {
 	// ModTime is every entry's modification time; zero means
 	// SOURCE_DATE_EPOCH when it is set, else DefaultModTime.
 	ModTime time.Time
+}
+
+// MaxConcurrency bounds Options.Concurrency: each block in flight holds
+// about 2 MiB.
+const MaxConcurrency = 256
+
+// Validate checks the level and concurrency.
+func (o Options) Validate() error {
+	if o.Level != 0 && (o.Level < 1 || o.Level > 9) {
+		return fmt.Errorf("gzip level %d is out of range: use 1 to 9", o.Level)
+	}
+	if o.Concurrency < 0 || o.Concurrency > MaxConcurrency {
+		return fmt.Errorf("concurrency %d is out of range: use 1 to %d, or 0 for the number of CPUs", o.Concurrency, MaxConcurrency)
+	}
+	return nil
 }
 
 // Blob describes a packed layer.
@@ -83,12 +99,9 @@ func (o Options) modTime() (time.Time, error) {
 	if !o.ModTime.IsZero() {
 		return o.ModTime.UTC(), nil
 	}
-	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-		secs, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || secs < 0 {
-			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970", v)
-		}
-		return time.Unix(secs, 0).UTC(), nil
+	t, err := image.ParseSourceDateEpoch(os.Getenv("SOURCE_DATE_EPOCH"))
+	if err != nil || !t.IsZero() {
+		return t, err
 	}
 	return DefaultModTime, nil
 }
@@ -106,12 +119,12 @@ type packer struct {
 }
 
 func newPacker(w io.Writer, o Options) (*packer, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	level := o.Level
 	if level == 0 {
 		level = DefaultLevel
-	}
-	if level < 1 || level > 9 {
-		return nil, fmt.Errorf("gzip level %d is out of range: use 1 to 9", level)
 	}
 	modTime, err := o.modTime()
 	if err != nil {
