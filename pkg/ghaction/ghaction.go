@@ -140,7 +140,7 @@ func AppendSummary(file, markdown string) error {
 }
 
 func appendFile(file, text string) error {
-	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
