@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"sync"
+
+	"github.com/nixery-action/nixery-action/pkg/ghaction"
 )
 
 // logSink gives the writer for one platform's progress ("" for progress
@@ -33,6 +35,20 @@ func groupedLogs(w io.Writer, group func(platform string) (start, end string)) l
 			w.Write(buf.w.(*bytes.Buffer).Bytes())
 			buf.mu.Unlock()
 			io.WriteString(w, end)
+		}
+	}
+}
+
+// safeLogs passes everything written to sink's writers through
+// ghaction.LineWriter: in action mode the logs carry Nix's output, registry
+// errors and cache notes, none of which may issue a workflow command.
+func safeLogs(sink logSink) logSink {
+	return func(platform string) (io.Writer, func()) {
+		w, end := sink(platform)
+		lw := ghaction.NewLineWriter(w)
+		return lw, func() {
+			lw.Flush()
+			end()
 		}
 	}
 }

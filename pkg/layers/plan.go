@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -185,13 +186,22 @@ func newPlan(g *Graph, groups [][]int) *Plan {
 		for _, gi := range comp {
 			for _, i := range groups[gi] {
 				paths = append(paths, g.Paths[i].Name)
-				size += g.Paths[i].NarSize
+				size = addSizes(size, g.Paths[i].NarSize)
 			}
 		}
 		sort.Strings(paths)
 		layers = append(layers, Layer{Key: KeyOf(paths), Paths: paths, Size: size})
 	}
 	return &Plan{Layers: orderLayers(g, layers)}
+}
+
+// addSizes adds two sizes, stopping at the largest instead of wrapping
+// around: NAR sizes come from Nix's output and may be absurd.
+func addSizes(a, b uint64) uint64 {
+	if a+b < a {
+		return math.MaxUint64
+	}
+	return a + b
 }
 
 // components returns the strongly connected components of the group

@@ -67,6 +67,9 @@ func (r *Registry) String() string { return r.target.Repo.String() }
 // setup resolves the credentials and opens the pusher, once.
 func (r *Registry) setup(ctx context.Context) (*remote.Pusher, error) {
 	r.setupOnce.Do(func() {
+		if r.setupErr = r.opts.Validate(); r.setupErr != nil {
+			return
+		}
 		r.login, r.setupErr = r.opts.Credentials.resolve(r.target.Repo)
 		if r.setupErr != nil {
 			r.setupErr = redact(r.setupErr, []string{r.opts.Credentials.Password, r.opts.Credentials.GitHubToken})

@@ -35,6 +35,14 @@ type Options struct {
 	// zero value means DefaultBackoff.
 	Backoff remote.Backoff
 
+	// RegistryTimeout bounds a whole phase of reads from registries
+	// (ReadCache, Merge's reading of its digests); RequestTimeout each
+	// request: until its answer's headers, and for manifests and configs
+	// until the whole answer. 0 means DefaultRegistryTimeout and
+	// DefaultRequestTimeout.
+	RegistryTimeout time.Duration
+	RequestTimeout  time.Duration
+
 	// Transport replaces remote.DefaultTransport (tests).
 	Transport http.RoundTripper
 	UserAgent string
@@ -223,9 +231,7 @@ func (o Options) remoteOptions(ctx context.Context, l login) []remote.Option {
 		remote.WithRetryBackoff(backoff),
 		remote.WithRetryStatusCodes(retryStatusCodes...),
 		remote.WithRetryPredicate(retryable),
-	}
-	if o.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(o.Transport))
+		remote.WithTransport(o.transport()),
 	}
 	if o.UserAgent != "" {
 		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
