@@ -171,3 +171,20 @@ func TestSharedPurge(t *testing.T) {
 		assert.Equal(t, len(plan.Layers), budget, "layers were merged to break a cycle")
 	}
 }
+
+// TestSharedCoarsens: closures above sharedDirect paths are coarsened
+// before the merges proper; the plans keep the rules and use the budget.
+func TestSharedCoarsens(t *testing.T) {
+	for name, infos := range map[string][]info{
+		"dense": denseClosure(5, 3*sharedDirect),
+		"flat":  flatClosure(5, 3*sharedDirect),
+	} {
+		g := graphOf(t, infos)
+		for _, budget := range []int{1, 16, 94} {
+			plan, err := Build(g, Options{Budget: budget, Popularity: popularityOf(infos)})
+			assert.NilError(t, err, name)
+			checkPlan(t, g, plan, budget)
+			assert.Equal(t, len(plan.Layers), budget, "%s at %d", name, budget)
+		}
+	}
+}
