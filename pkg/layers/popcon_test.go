@@ -177,7 +177,6 @@ func refPopconRank(g *Graph) []int {
 	return ranked
 }
 
-
 // TestPopconRankTop: the first k of the ranking, computed lazily, are the
 // first k of the whole ranking.
 func TestPopconRankTop(t *testing.T) {
