@@ -79,9 +79,18 @@ const (
 	// sharedDirect is the most paths the merges proper start from; a
 	// bigger closure is coarsened to this many layers first.
 	sharedDirect = 1024
+	// sharedLowBudget is the budget below which shared plans as
+	// auto-layer does: with so few layers, half of them protected leaves
+	// too few for the rest, and auto-layer's groups (the biggest paths
+	// each with what only they use) share more on the corpus at budgets
+	// 4 and 8 (docs/layering.md).
+	sharedLowBudget = 12
 )
 
 func sharedStrategy(g *Graph, pop popularity.Data, budget int) [][]int {
+	if budget < sharedLowBudget {
+		return autolayerStrategy(g, pop, budget)
+	}
 	if len(g.Paths) <= budget {
 		groups := make([][]int, len(g.Paths))
 		for i := range groups {
