@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sethvargo/go-githubactions"
 
@@ -143,7 +144,7 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 	if packages == "" {
 		return nil, fmt.Errorf("the packages input is empty: name the nixpkgs packages to put in the image, e.g. packages: hello git")
 	}
-	return f.execute(ctx, []string{packages}, logs)
+	return f.execute(ctx, []string{packages}, newLines(logs, time.Now))
 }
 
 // setFromInputs sets every flag whose input is not empty. The action's

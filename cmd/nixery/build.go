@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ type buildFlags struct {
 	jobs       int
 	timeout    time.Duration
 	regTimeout time.Duration
+	buildLogs  bool
 
 	entrypoint string
 	cmd        string
@@ -91,6 +93,8 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.level, "level", 0, "gzip level of the layers, 1 (fastest) to 9 (default: "+fmt.Sprint(archive.DefaultLevel)+")")
 	fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "concurrent uploads")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long, per platform")
+	fs.BoolVar(&f.buildLogs, "print-build-logs", false, "show the build logs of what Nix builds (not only its progress)")
+	fs.BoolVar(&f.buildLogs, "L", false, "short for --print-build-logs")
 	fs.DurationVar(&f.regTimeout, "registry-timeout", push.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "image entrypoint: words, or a JSON array")
 	fs.StringVar(&f.cmd, "cmd", "", "image command: words, or a JSON array (default bash with the shell meta-package)")
@@ -131,6 +135,9 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usageError{err.Error()}
 	}
 	j.req.Platforms = j.req.Spec.SelectPlatforms(requested)
+	if strings.HasPrefix(f.nixpkgs, "-") {
+		return nil, usagef("--nixpkgs %q looks like an option, not a flake reference: give --nixpkgs a value, e.g. --nixpkgs github:NixOS/nixpkgs/nixos-26.05", f.nixpkgs)
+	}
 	if f.nixpkgs == "" {
 		return nil, usagef("no nixpkgs to take packages from: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-25.11")
 	}
@@ -278,9 +285,11 @@ func hasTag(ref string) bool { return strings.Contains(ref[strings.LastIndexByte
 func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := f.execute(ctx, args, prefixLogs(stderr))
+	display := newProgress(stderr)
+	res, err := f.execute(ctx, args, display)
+	display.stop()
 	if err != nil {
-		return err
+		return nixErrorOnce(err)
 	}
 	defer res.Close()
 	fmt.Fprintf(stderr, "timings: %s\n", formatTimings(res.Timings))
@@ -292,9 +301,8 @@ func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
 	return printResult(stdout, res.Result)
 }
 
-// execute checks the flags and runs the build; logs gives the writer
-// for a platform's progress ("" for the rest).
-func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (*build.Result, error) {
+// execute checks the flags and runs the build, showing its progress.
+func (f *buildFlags) execute(ctx context.Context, args []string, display progress) (*build.Result, error) {
 	job, err := f.check(args)
 	if err != nil {
 		return nil, err
@@ -305,7 +313,7 @@ func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (
 			return nil, err
 		}
 	}
-	ropts := push.Options{Credentials: creds, Jobs: job.jobs, RegistryTimeout: f.regTimeout}
+	ropts := push.Options{Credentials: creds, Jobs: job.jobs, RegistryTimeout: f.regTimeout, OnUpload: display.upload}
 	if err := ropts.Validate(); err != nil {
 		return nil, usagef("--registry-timeout/--jobs: %v", err)
 	}
@@ -313,10 +321,24 @@ func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (
 		job.req.Destination = push.NewRegistry(*job.target, ropts)
 	}
 	return build.Build(ctx, job.req, build.Options{
-		Log:        logs,
-		NixTimeout: f.timeout,
-		Registry:   ropts,
+		Log:            display.logs(),
+		Progress:       display.layer,
+		NixTimeout:     f.timeout,
+		PrintBuildLogs: f.buildLogs,
+		Registry:       ropts,
 	})
+}
+
+// nixErrorOnce shortens a Nix failure whose output was already shown as
+// it came: its headline, not Nix's last lines again.
+func nixErrorOnce(err error) error {
+	var ce *nix.CommandError
+	if !errors.As(err, &ce) || ce.Tail == "" {
+		return err
+	}
+	short := *ce
+	short.Tail = ""
+	return errors.New(strings.Replace(err.Error(), ce.Error(), short.Error()+" (Nix's output is above)", 1))
 }
 
 // formatTimings lists phases and their seconds, sorted by phase.

@@ -25,6 +25,11 @@ func prefixLogs(w io.Writer) logSink {
 func groupedLogs(w io.Writer, group func(platform string) (start, end string)) logSink {
 	var mu sync.Mutex
 	return func(platform string) (io.Writer, func()) {
+		if platform == "" {
+			// Lines of no platform (cache, uploads) go out as they
+			// come, between the groups.
+			return &lockedWriter{mu: &mu, w: w}, func() {}
+		}
 		buf := &syncWriter{w: &bytes.Buffer{}}
 		return buf, func() {
 			mu.Lock()
@@ -63,4 +68,16 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// lockedWriter writes to w under a lock shared with other writers of w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

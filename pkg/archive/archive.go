@@ -52,6 +52,9 @@ type Options struct {
 	// Blob's Digest is then its DiffID. It is for checking a layer's
 	// content (a cached blob's diffID) at tar speed, never for images.
 	Uncompressed bool
+	// Progress, when set, is told how many uncompressed bytes were just
+	// written, as packing goes (for progress displays).
+	Progress func(n int)
 }
 
 // MaxConcurrency bounds Options.Concurrency: more blocks in flight than
@@ -121,8 +124,12 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	blocks := max(inFlight-1, 1)
 	p := &packer{diffID: sha256.New(), digest: sha256.New(), modTime: modTime}
 	p.counter.w = io.MultiWriter(p.digest, w)
+	var progress io.Writer = io.Discard
+	if o.Progress != nil {
+		progress = progressWriter(o.Progress)
+	}
 	if o.Uncompressed {
-		p.tw = tar.NewWriter(io.MultiWriter(p.diffID, &p.counter))
+		p.tw = tar.NewWriter(io.MultiWriter(p.diffID, &p.counter, progress))
 		return p, nil
 	}
 	gz, err := pgzip.NewWriterLevel(&p.counter, level)
@@ -136,7 +143,7 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	// which gzip defines as "no time".
 	gz.ModTime = time.Unix(0, 0)
 	p.gz = gz
-	p.tw = tar.NewWriter(io.MultiWriter(p.diffID, gz))
+	p.tw = tar.NewWriter(io.MultiWriter(p.diffID, gz, progress))
 	return p, nil
 }
 
@@ -167,6 +174,14 @@ func (p *packer) header(name string, typ byte, mode int64) *tar.Header {
 		// Format left unset: USTAR where it fits, PAX for long or
 		// non-ASCII names, chosen from the header alone.
 	}
+}
+
+// progressWriter reports the length of each write.
+type progressWriter func(n int)
+
+func (f progressWriter) Write(b []byte) (int, error) {
+	f(len(b))
+	return len(b), nil
 }
 
 type countingWriter struct {
