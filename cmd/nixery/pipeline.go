@@ -54,6 +54,17 @@ func (p *pipeline) buildIndex(ctx context.Context) (*image.Index, func(), error)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// One Builder for every platform, locked before they fan out: all
+	// build the same revision, and the lock is the only Nix command
+	// running, which a never-used store needs (concurrent first commands
+	// corrupt its database).
+	w, end := p.logs("")
+	builder := &nix.Builder{Flake: p.nixpkgs, Timeout: p.timeout, Log: w}
+	_, err = builder.Lock(ctx)
+	end()
+	if err != nil {
+		return nil, cleanup, err
+	}
 	images := make([]*image.Image, len(p.job.platforms))
 	errs := make([]error, len(p.job.platforms))
 	var wg sync.WaitGroup
@@ -63,7 +74,6 @@ func (p *pipeline) buildIndex(ctx context.Context) (*image.Index, func(), error)
 			defer wg.Done()
 			log, end := p.logs(plat.System)
 			defer end()
-			builder := &nix.Builder{Flake: p.nixpkgs, Timeout: p.timeout, Log: log}
 			images[i], errs[i] = p.buildImage(ctx, builder, plat, log)
 			if errs[i] != nil {
 				cancel() // no point finishing the other platforms
@@ -117,7 +127,7 @@ func (p *pipeline) buildImage(ctx context.Context, builder *nix.Builder, plat sp
 	sys := plat.System
 	fmt.Fprintf(log, "[%s] building %s\n", sys, strings.Join(p.job.spec.Packages, " "))
 	done := p.timings.start("nix " + sys)
-	res, err := builder.Build(ctx, sys, p.job.spec.Packages)
+	res, err := builder.BuildLogged(ctx, sys, p.job.spec.Packages, log)
 	done()
 	if err != nil {
 		return nil, err
