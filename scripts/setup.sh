@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests and the example need on a fresh Debian 12 machine
-# (run as root): Nix, a registry server, image clients, and Nix's offline
-# single-user configuration. Safe to run again.
+# (run as root): Nix, a registry server, image clients, and a second Nix
+# (Debian trixie's, in a chroot: scripts/trixie-nix.sh). Safe to run again.
+# It leaves /etc/nix/nix.conf alone: the scripts and tests give Nix their
+# settings through NIX_CONFIG (scripts/nix-config.sh).
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc)
+packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc debootstrap util-linux)
 # Debian's Nix is ours to configure; a Nix installed another way
 # (install-nix-action on GitHub runners) is kept, with its configuration.
 own_nix=false
@@ -27,16 +29,14 @@ fi
 # their own on free ports, so it is not needed.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
-# Tests set NIX_CONFIG themselves; this makes `nix` work the same way by
-# hand on the machine (the README's commands).
-if [ "$own_nix" = false ]; then
-  exit 0
+# The e2e tests run the build on Debian trixie's Nix 2.26 too, in a chroot
+# cached here (about 500 MB, made once).
+"$(dirname "$0")/trixie-nix.sh" "${NIXERY_TRIXIE_DIR:-/var/cache/nixery-action/trixie}" >/dev/null
+
+# A never-used store is set up by the first Nix command, and concurrent
+# first commands corrupt it; the test packages start Nix concurrently, so
+# one command runs alone first.
+if [ "$own_nix" = true ]; then
+  . "$(dirname "$0")/nix-config.sh"
+  nix-store --init
 fi
-mkdir -p /etc/nix
-cat > /etc/nix/nix.conf <<'CONF'
-experimental-features = nix-command flakes
-sandbox = false
-build-users-group =
-substituters =
-extra-platforms = aarch64-linux
-CONF

@@ -59,6 +59,7 @@ create() {
   echo "trixie-nix: debootstrap trixie from $mirror into $dir" >&2
   debootstrap --variant=minbase trixie "$tmp" "$mirror" >"$tmp.log" 2>&1 ||
     { echo "$0: debootstrap failed; see $tmp.log" >&2; exit 1; }
+  # shellcheck disable=SC2016 # expanded by the inner shell
   unshare --mount --propagation private -- sh -ec '
     mount -t proc proc "$1/proc"
     mount --rbind /dev "$1/dev"
@@ -90,6 +91,7 @@ run() {
     case $b in /*:/*) ;; *) echo "$0: -b wants HOSTDIR:CHROOTDIR, both absolute: $b" >&2; exit 2 ;; esac
     [ -d "${b%%:*}" ] || { echo "$0: -b $b: ${b%%:*} is not a directory" >&2; exit 2; }
   done
+  # shellcheck disable=SC2016 # expanded by the inner shell
   exec unshare --mount --propagation private -- bash -ec '
     dir=$1; shift
     mount -t proc proc "$dir/proc"
