@@ -6,9 +6,13 @@
 # settings through NIX_CONFIG (scripts/nix-config.sh).
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc debootstrap util-linux)
+packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux)
 # Debian's Nix is ours to configure; a Nix installed another way
-# (install-nix-action on GitHub runners) is kept, with its configuration.
+# (install-nix-action on GitHub runners) is kept, first on PATH, with its
+# configuration. Debian's nix-bin is installed either way (without the
+# daemon it recommends, when another Nix has one): the fresh-store e2e test
+# runs it, single-user, on an empty /nix, which a Nix that lives in /nix
+# cannot do.
 own_nix=false
 if ! command -v nix >/dev/null 2>&1 || dpkg-query -W -f='${Status}' nix-bin 2>/dev/null | grep -q 'install ok installed'; then
   packages+=(nix-bin)
@@ -18,11 +22,16 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}" >&2
+nix_bin_alone=false
+if [ "$own_nix" = false ] && ! dpkg-query -W -f='${Status}' nix-bin 2>/dev/null | grep -q 'install ok installed'; then
+  nix_bin_alone=true
+fi
+if [ ${#missing[@]} -gt 0 ] || [ "$nix_bin_alone" = true ]; then
+  echo "setup: installing ${missing[*]}$([ "$nix_bin_alone" = true ] && echo ' nix-bin')" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || apt-get install -y -q "${missing[@]}" >/dev/null
+  [ "$nix_bin_alone" = false ] || apt-get install -y -q --no-install-recommends nix-bin >/dev/null
 fi
 
 # The Debian registry package starts a service on :5000; the tests start

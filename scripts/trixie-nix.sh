@@ -57,7 +57,10 @@ create() {
   rm -rf "$tmp"
   mkdir -p "$(dirname "$dir")"
   echo "trixie-nix: debootstrap trixie from $mirror into $dir" >&2
-  debootstrap --variant=minbase trixie "$tmp" "$mirror" >"$tmp.log" 2>&1 ||
+  local keyring=()
+  [ ! -f /usr/share/keyrings/debian-archive-keyring.gpg ] ||
+    keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg) # Ubuntu's default is its own
+  debootstrap "${keyring[@]}" --variant=minbase trixie "$tmp" "$mirror" >"$tmp.log" 2>&1 ||
     { echo "$0: debootstrap failed; see $tmp.log" >&2; exit 1; }
   # shellcheck disable=SC2016 # expanded by the inner shell
   unshare --mount --propagation private -- sh -ec '
