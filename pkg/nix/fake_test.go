@@ -24,8 +24,11 @@ type fakeNix struct {
 // eval, build, path-info) with the files SUB.k.out (stdout), SUB.k.err
 // (stderr) and SUB.k.exit (status, default 0); a call without a SUB.k.out
 // fails.
+// Calls may run concurrently: the counters are taken under a lock (mkdir
+// is atomic).
 const fakeScript = `#!/bin/sh
 d=%q
+until mkdir "$d/lock" 2>/dev/null; do sleep 0.01; done
 n=$(( $(cat "$d/calls" 2>/dev/null || echo 0) + 1 ))
 echo $n > "$d/calls"
 printf '%%s\n' "$@" > "$d/args.$n"
@@ -34,6 +37,7 @@ shift 2 # --extra-experimental-features "nix-command flakes"
 case "$1" in flake) sub=$2 ;; *) sub=$1 ;; esac
 k=$(( $(cat "$d/$sub.calls" 2>/dev/null || echo 0) + 1 ))
 echo $k > "$d/$sub.calls"
+rmdir "$d/lock"
 [ -f "$d/$sub.$k.err" ] && cat "$d/$sub.$k.err" >&2
 [ -f "$d/$sub.$k.out" ] || { echo "fake nix: no answer for call $k of $sub" >&2; exit 99; }
 cat "$d/$sub.$k.out"

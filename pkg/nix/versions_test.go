@@ -117,3 +117,36 @@ func TestParseMetadata(t *testing.T) {
 		assert.ErrorContains(t, err, "reading x: ")
 	}
 }
+
+// One Builder building two systems at once locks the flake once, and that
+// lock is the first Nix command and runs alone (the others wait for it).
+func TestOneLockForAllSystems(t *testing.T) {
+	f := newFakeNix(t)
+	f.answer("metadata", 1, determinateMetadata, "", 0)
+	for k := 1; k <= 2; k++ {
+		f.answer("eval", k, `{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package"}]}`, "", 0)
+		f.answer("build", k, `[{"drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","outputs":{"out":"/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello"}}]`, "", 0)
+		f.answer("path-info", k, `{"/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello":{"closureSize":1,"narSize":1,"references":[]}}`, "", 0)
+	}
+	b := &Builder{Flake: "github:NixOS/nixpkgs", Nix: f.path}
+	errs := make(chan error, 2)
+	results := make(chan *Result, 2)
+	for _, system := range []string{"x86_64-linux", "aarch64-linux"} {
+		go func() {
+			res, err := b.Build(context.Background(), system, []string{"hello"})
+			results <- res
+			errs <- err
+		}()
+	}
+	for range 2 {
+		assert.NilError(t, <-errs)
+		res := <-results
+		assert.Equal(t, res.Locked.Rev, "a1cc58a6e0d2b54da15eaeeca726e09ead1123a5")
+	}
+	calls := f.calls()
+	assert.Equal(t, len(calls), 7) // one lock, then eval, build and path-info per system
+	assert.DeepEqual(t, calls[0][:2], []string{"flake", "metadata"})
+	for _, c := range calls[1:] {
+		assert.Assert(t, c[0] != "flake", "locked again: %v", c)
+	}
+}
