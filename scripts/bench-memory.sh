@@ -4,6 +4,7 @@
 # into one layer by `nixery pack` under GNU time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/nix-config.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 go build -o "$work/nixery" ./cmd/nixery

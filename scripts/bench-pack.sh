@@ -14,10 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export NIX_CONFIG=${NIX_CONFIG:-"experimental-features = nix-command flakes
-sandbox = false
-build-users-group =
-substituters ="}
+. scripts/nix-config.sh
 repeat=${REPEAT:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -11,11 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >/dev/null
 
-export NIX_CONFIG="experimental-features = nix-command flakes
-sandbox = false
-build-users-group =
-substituters =
-extra-platforms = aarch64-linux"
+. scripts/nix-config.sh
 work=$(mktemp -d)
 cleanup() { [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT

@@ -5,6 +5,7 @@
 # loopback, reads it back with skopeo and runs it with podman.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/nix-config.sh
 
 ./scripts/setup.sh
 

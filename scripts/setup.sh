@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the tests and the example need on a fresh Debian 12 machine
-# (run as root): Nix, a registry server, image clients, and Nix's offline
-# single-user configuration. Safe to run again.
+# (run as root): Nix, a registry server, image clients, and a second Nix
+# (Debian trixie's, in a chroot: scripts/trixie-nix.sh). Safe to run again.
+# It leaves /etc/nix/nix.conf alone: the scripts and tests give Nix their
+# settings through NIX_CONFIG (scripts/nix-config.sh).
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc)
+packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux)
 # Debian's Nix is ours to configure; a Nix installed another way
-# (install-nix-action on GitHub runners) is kept, with its configuration.
+# (install-nix-action on GitHub runners) is kept, first on PATH, with its
+# configuration. Debian's nix-bin is installed either way (without the
+# daemon it recommends, when another Nix has one): the fresh-store e2e test
+# runs it, single-user, on an empty /nix, which a Nix that lives in /nix
+# cannot do.
 own_nix=false
 if ! command -v nix >/dev/null 2>&1 || dpkg-query -W -f='${Status}' nix-bin 2>/dev/null | grep -q 'install ok installed'; then
   packages+=(nix-bin)
@@ -16,11 +22,16 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}" >&2
+nix_bin_alone=false
+if [ "$own_nix" = false ] && ! dpkg-query -W -f='${Status}' nix-bin 2>/dev/null | grep -q 'install ok installed'; then
+  nix_bin_alone=true
+fi
+if [ ${#missing[@]} -gt 0 ] || [ "$nix_bin_alone" = true ]; then
+  echo "setup: installing ${missing[*]}$([ "$nix_bin_alone" = true ] && echo ' nix-bin')" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || apt-get install -y -q "${missing[@]}" >/dev/null
+  [ "$nix_bin_alone" = false ] || apt-get install -y -q --no-install-recommends nix-bin >/dev/null
 fi
 
 # The SBOM tests validate with the CycloneDX project's own JavaScript
@@ -41,16 +52,14 @@ fi
 # their own on free ports, so it is not needed.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
-# Tests set NIX_CONFIG themselves; this makes `nix` work the same way by
-# hand on the machine (the README's commands).
-if [ "$own_nix" = false ]; then
-  exit 0
+# The e2e tests run the build on Debian trixie's Nix 2.26 too, in a chroot
+# cached here (about 500 MB, made once).
+"$(dirname "$0")/trixie-nix.sh" "${NIXERY_TRIXIE_DIR:-/var/cache/nixery-action/trixie}" >/dev/null
+
+# A never-used store is set up by the first Nix command, and concurrent
+# first commands corrupt it; the test packages start Nix concurrently, so
+# one command runs alone first.
+if [ "$own_nix" = true ]; then
+  . "$(dirname "$0")/nix-config.sh"
+  nix-store --init
 fi
-mkdir -p /etc/nix
-cat > /etc/nix/nix.conf <<'CONF'
-experimental-features = nix-command flakes
-sandbox = false
-build-users-group =
-substituters =
-extra-platforms = aarch64-linux
-CONF

@@ -236,38 +236,6 @@ func TestPackRejectsSpecialFiles(t *testing.T) {
 	assert.Equal(t, kind(os.ModeDevice), "device")
 }
 
-// TestPackUnreadable: a file or directory the packer may not read is an
-// error naming it. Root reads everything, so the packing goroutine's
-// thread takes another file-system uid, which also drops root's
-// permission overrides; as any other user, the owner's missing read bit
-// does the same.
-func TestPackUnreadable(t *testing.T) {
-	for _, victim := range []string{"share/secret", "share"} {
-		dir := fs.NewDir(t, "abc-unreadable", fs.WithDir("share", fs.WithFile("secret", "x")))
-		// The temporary directories above it are root's alone; open them.
-		for d := dir.Path(); d != filepath.Dir(filepath.Dir(dir.Path())); d = filepath.Dir(d) {
-			assert.NilError(t, os.Chmod(d, 0o755))
-		}
-		path := filepath.Join(dir.Path(), victim)
-		assert.NilError(t, os.Chmod(path, 0))
-		errc := make(chan error)
-		go func() {
-			// Never unlocked: the thread, with its changed uid, ends with
-			// the goroutine instead of going back to the scheduler.
-			runtime.LockOSThread()
-			if os.Geteuid() == 0 {
-				syscall.Setfsuid(65534)
-			}
-			_, _, err := packTree(dir.Path(), Options{})
-			errc <- err
-		}()
-		err := <-errc
-		assert.ErrorContains(t, err, "read "+path+": ")
-		assert.ErrorContains(t, err, "permission denied")
-		assert.NilError(t, os.Chmod(path, 0o755)) // so the cleanup can remove it
-	}
-}
-
 // A file that vanishes between the directory listing and its reading is
 // an error naming it, never silently left out.
 func TestPackVanishingFile(t *testing.T) {

@@ -32,9 +32,12 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
-// AnnotationNixpkgs names, on the index, the locked nixpkgs flake
-// reference the image was built from.
-const AnnotationNixpkgs = "org.nixery-action.nixpkgs"
+// Annotations of the index: the locked nixpkgs flake reference the image
+// was built from, and its revision when it has one.
+const (
+	AnnotationNixpkgs         = "org.nixery-action.nixpkgs"
+	AnnotationNixpkgsRevision = "org.nixery-action.nixpkgs.revision"
+)
 
 // Request is what to build and where it goes.
 type Request struct {
@@ -105,11 +108,14 @@ type Options struct {
 // CLI's --json output.
 type Result struct {
 	*push.Result
-	// Nixpkgs is the locked flake reference every platform built from.
-	Nixpkgs string             `json:"nixpkgs,omitempty"`
-	Timings map[string]float64 `json:"timings"` // seconds per phase
-	Packed  int                `json:"packed"`  // layers packed by this build
-	Reused  int                `json:"reused"`  // layers taken from the cache instead
+	// Nixpkgs is the locked flake reference every platform built from,
+	// NixpkgsRevision its revision when it has one (a git or github
+	// flake).
+	Nixpkgs         string             `json:"nixpkgs,omitempty"`
+	NixpkgsRevision string             `json:"nixpkgsRevision,omitempty"`
+	Timings         map[string]float64 `json:"timings"` // seconds per phase
+	Packed          int                `json:"packed"`  // layers packed by this build
+	Reused          int                `json:"reused"`  // layers taken from the cache instead
 
 	dir string
 }
@@ -213,7 +219,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	// One lock for every platform, and the first contact with Nix made
 	// once before the platforms fan out.
 	done := b.timings.start("nix lock")
-	locked, err := nb.Resolve(ctx)
+	locked, err := nb.Lock(ctx)
 	done()
 	end()
 	if err != nil {
@@ -250,7 +256,10 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	for k, v := range b.req.Annotations {
 		annots[k] = v
 	}
-	annots[AnnotationNixpkgs] = locked
+	annots[AnnotationNixpkgs] = locked.URL
+	if locked.Rev != "" {
+		annots[AnnotationNixpkgsRevision] = locked.Rev
+	}
 	idx, err := image.NewIndex(images, annots)
 	if err != nil {
 		return nil, fmt.Errorf("assemble the image index: %w", err)
@@ -266,7 +275,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	return &Result{
-		Result: res, Nixpkgs: locked, Timings: b.timings.seconds(),
+		Result: res, Nixpkgs: locked.URL, NixpkgsRevision: locked.Rev, Timings: b.timings.seconds(),
 		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), dir: b.dir,
 	}, nil
 }

@@ -23,7 +23,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	sys := plat.System
 	fmt.Fprintf(log, "[%s] building %s\n", sys, strings.Join(b.req.Spec.Packages, " "))
 	done := b.timings.start("nix " + sys)
-	res, err := nb.Build(ctx, sys, b.req.Spec.Packages)
+	res, err := nb.BuildLogged(ctx, sys, b.req.Spec.Packages, log)
 	done()
 	if err != nil {
 		return nil, err

@@ -48,8 +48,9 @@ type pathInfo struct {
 }
 
 // ParseGraph reads what `nix path-info --json --recursive --closure-size`
-// prints: a JSON list of path infos (Nix 2.18 and older) or an object keyed
-// by store path (Nix 2.19 and newer). Store paths may also be given without
+// prints: a JSON list of path infos (Nix 2.18 and older), an object keyed
+// by store path (Nix 2.19 and newer), or that object inside the versioned
+// wrapper of --json-format 2 and 3 (Nix 2.33 and newer). Store paths may also be given without
 // the store directory, as newer JSON formats print them. The closure must be
 // complete: every reference must be one of the paths. Each error names the
 // path or entry at fault.
@@ -74,7 +75,10 @@ func ParseGraph(data []byte) (*Graph, error) {
 	case len(data) > 0 && data[0] == '{':
 		// Duplicate keys are invisible after decoding into a map, so the
 		// object is read token by token.
-		var err error
+		data, err := unwrapVersioned(data)
+		if err != nil {
+			return nil, err
+		}
 		if infos, err = decodeObject(data); err != nil {
 			return nil, err
 		}

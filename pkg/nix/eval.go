@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 )
 
@@ -93,12 +94,12 @@ type found struct {
 // lookup evaluates the attributes for a system in one Nix process and
 // returns each package's derivation path and meta, or a NotFoundError
 // naming every attribute that is missing or not a package.
-func (b *Builder) lookup(ctx context.Context, locked, system string, attrs []string) (map[string]found, error) {
+func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system string, attrs []string) (map[string]found, error) {
 	attrsJSON, err := json.Marshal(attrs)
 	if err != nil {
 		return nil, err
 	}
-	out, err := b.run(ctx, "evaluating nixpkgs for "+system, "["+system+"] ",
+	out, err := b.run(ctx, log, "evaluating nixpkgs for "+system, "["+system+"] ",
 		"eval", "--json", "--expr", lookupExpr, "result",
 		"--argstr", "flake", locked,
 		"--argstr", "system", system,

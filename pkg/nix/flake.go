@@ -3,49 +3,97 @@ package nix
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
-// Resolve locks the flake reference (with `nix flake metadata`) and returns
-// the locked reference, e.g. github:NixOS/nixpkgs/<rev> or
-// path:/dir?narHash=...; later calls return the same one. Build calls it
-// first, so callers only need it to report the revision they built from.
-// A reference Nix cannot lock, such as a git checkout with uncommitted
-// changes, is replaced by its copy in the store, locked by content.
-func (b *Builder) Resolve(ctx context.Context) (string, error) {
+// Locked is a nixpkgs flake reference locked to one version of its
+// source: what a build records to say what it built from.
+type Locked struct {
+	// URL is the locked reference, e.g.
+	// github:NixOS/nixpkgs/<rev>?narHash=... or path:/dir?narHash=...
+	URL string
+	// Rev is the source's commit, when it has one (git, github, ...).
+	Rev string
+	// NarHash is the hash of the source tree, when Nix reports it.
+	NarHash string
+	// LastModified is the source's time in Unix seconds, or zero.
+	LastModified int64
+}
+
+// Lock locks the flake reference and returns the locked reference; later
+// calls return the same one, so every system built by b builds the same
+// revision. Build calls it first; calling it before building several
+// systems at once makes it the only Nix command running, which a store
+// that was never used needs (its first commands create the database, and
+// concurrent ones corrupt it).
+//
+// Only the locked URL of `nix flake metadata` is used, which every Nix
+// prints: newer ones leave out the source's store path (lazy trees) or
+// name one that does not exist. A reference Nix cannot lock, such as a
+// git checkout with uncommitted changes, is copied to the store with `nix
+// flake prefetch` and locked by content.
+func (b *Builder) Lock(ctx context.Context) (Locked, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.locked != "" {
+	if b.locked.URL != "" {
 		return b.locked, nil
 	}
 	if err := checkFlakeRef(b.Flake); err != nil {
-		return "", err
+		return Locked{}, err
+	}
+	parent := ctx
+	if b.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.Timeout)
+		defer cancel()
 	}
 	meta, err := b.metadata(ctx, b.Flake)
 	if err != nil {
-		return "", err
+		return Locked{}, lockError(parent, b, err)
 	}
 	if !meta.Locked.isLocked() {
-		copyRef := "path:" + meta.Path
-		if meta.Locked.Dir != "" {
-			copyRef += "/" + meta.Locked.Dir
+		copyRef, err := b.prefetch(ctx, meta.URL, meta.Locked.Dir)
+		if err != nil {
+			return Locked{}, lockError(parent, b, err)
 		}
 		b.logf("[nix] ", "%s cannot be locked (uncommitted changes?): building from its copy %s", b.Flake, copyRef)
 		if meta, err = b.metadata(ctx, copyRef); err != nil {
-			return "", err
+			return Locked{}, lockError(parent, b, err)
+		}
+		if !meta.Locked.isLocked() {
+			return Locked{}, fmt.Errorf("reading the nixpkgs flake %q: Nix cannot lock its copy %s", b.Flake, copyRef)
 		}
 	}
-	b.locked = meta.URL
+	b.locked = Locked{URL: meta.URL, Rev: meta.Locked.Rev, NarHash: meta.Locked.NarHash, LastModified: meta.LastModified}
 	return b.locked, nil
 }
 
-// flakeMetadata is the part of `nix flake metadata --json` used here.
+// lockError says that locking ran out of time when it did (err is then
+// the bare context error).
+func lockError(parent context.Context, b *Builder, err error) error {
+	if parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("locking the nixpkgs flake %q timed out after %s: %w", b.Flake, shortDuration(b.Timeout), err)
+	}
+	return err
+}
+
+// Resolve is Lock's URL alone.
+func (b *Builder) Resolve(ctx context.Context) (string, error) {
+	l, err := b.Lock(ctx)
+	return l.URL, err
+}
+
+// flakeMetadata is the part of `nix flake metadata --json` used here. Its
+// "path" is not: Nix 2.35 names a store path it has not written, and
+// Determinate Nix with lazy trees leaves it out.
 type flakeMetadata struct {
-	URL       string      `json:"url"`       // the locked reference
-	LockedURL string      `json:"lockedUrl"` // its name in some Nix versions
-	Path      string      `json:"path"`      // the source's copy in the store
-	Locked    lockedInput `json:"locked"`
+	URL          string      `json:"url"`       // the locked reference
+	LockedURL    string      `json:"lockedUrl"` // its name in some Nix versions
+	LastModified int64       `json:"lastModified"`
+	Locked       lockedInput `json:"locked"`
 }
 
 type lockedInput struct {
@@ -69,10 +117,14 @@ func (l lockedInput) isLocked() bool {
 
 func (b *Builder) metadata(ctx context.Context, ref string) (*flakeMetadata, error) {
 	what := fmt.Sprintf("reading the nixpkgs flake %q", ref)
-	out, err := b.run(ctx, what, "[nix] ", "flake", "metadata", "--json", "--no-write-lock-file", "--", ref)
+	out, err := b.run(ctx, b.Log, what, "[nix] ", "flake", "metadata", "--json", "--no-write-lock-file", "--", ref)
 	if err != nil {
 		return nil, err
 	}
+	return parseMetadata(what, out)
+}
+
+func parseMetadata(what string, out []byte) (*flakeMetadata, error) {
 	var meta flakeMetadata
 	if err := json.Unmarshal(out, &meta); err != nil {
 		return nil, fmt.Errorf("%s: unexpected output of nix flake metadata: %w", what, err)
@@ -80,10 +132,50 @@ func (b *Builder) metadata(ctx context.Context, ref string) (*flakeMetadata, err
 	if meta.URL == "" {
 		meta.URL = meta.LockedURL
 	}
-	if meta.URL == "" || strings.Contains(meta.URL, "#") || !strings.HasPrefix(meta.Path, "/") {
+	if meta.URL == "" || strings.Contains(meta.URL, "#") || strings.HasPrefix(meta.URL, "-") {
 		return nil, fmt.Errorf("%s: nix flake metadata gave no usable locked reference", what)
 	}
 	return &meta, nil
+}
+
+// noRegistry names no file: as the global flake registry it is an empty
+// one. `nix flake prefetch` looks every reference up in the registries,
+// and before Nix 2.19 or so that downloads the global one even for a
+// direct reference such as git+file:///dir, which fails offline.
+const noRegistry = "/nonexistent/nixery-no-flake-registry.json"
+
+// prefetch copies the source of a resolved (direct) flake reference to
+// the store and returns a path: reference to the copy, locked by its
+// hash; dir is the flake's directory inside the source, if any.
+func (b *Builder) prefetch(ctx context.Context, ref, dir string) (string, error) {
+	what := fmt.Sprintf("copying the nixpkgs flake %q to the store", ref)
+	out, err := b.run(ctx, b.Log, what, "[nix] ", "flake", "prefetch", "--json",
+		"--option", "flake-registry", noRegistry, "--", ref)
+	if err != nil {
+		return "", err
+	}
+	return prefetchRef(what, out, dir)
+}
+
+// prefetchRef reads `nix flake prefetch --json`: every Nix since 2.4 prints
+// the copy's storePath and its NAR hash.
+func prefetchRef(what string, out []byte, dir string) (string, error) {
+	var res struct {
+		StorePath string `json:"storePath"`
+		Hash      string `json:"hash"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return "", fmt.Errorf("%s: unexpected output of nix flake prefetch: %w", what, err)
+	}
+	if !strings.HasPrefix(res.StorePath, "/") || strings.ContainsAny(res.StorePath, "?#") || res.Hash == "" {
+		return "", fmt.Errorf("%s: nix flake prefetch gave no store path and hash", what)
+	}
+	if dir != "" {
+		// path: references take no dir; the hash is the whole
+		// source's, so the flake's directory is locked on its own.
+		return "path:" + res.StorePath + "/" + strings.Trim(dir, "/"), nil
+	}
+	return "path:" + res.StorePath + "?" + url.Values{"narHash": {res.Hash}}.Encode(), nil
 }
 
 // checkFlakeRef rejects references Nix would read as something else: an

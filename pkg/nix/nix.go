@@ -41,13 +41,15 @@ type Builder struct {
 	PrintBuildLogs bool
 	// Nix is the program to run; empty means "nix" from PATH.
 	Nix string
-	// Env is Nix's environment; nil means this process's.
+	// Env is the environment Nix's is taken from; nil means this
+	// process's. Only the variables Nix needs reach it (see nixEnv), with
+	// NO_COLOR=1.
 	Env []string
 
 	logMu sync.Mutex
 
 	mu         sync.Mutex
-	locked     string
+	locked     Locked
 	jsonFormat int // path-info: 0 not yet known, 1 takes --json-format, -1 does not
 }
 
@@ -72,7 +74,8 @@ func (p Package) Paths() []string {
 // Result is what Build realised for one system.
 type Result struct {
 	System   string
-	Flake    string    // the locked flake reference built from
+	Flake    string    // the locked flake reference built from (Locked.URL)
+	Locked   Locked    // what it is locked to
 	Packages []Package // one per requested attribute, in the order requested
 	// Closure is the output of `nix path-info --json --recursive
 	// --closure-size` for every output of Packages: a JSON list (Nix 2.18
@@ -120,6 +123,13 @@ func (b *Builder) Validate() error {
 // ends with a *TimeoutError; other Nix failures are *CommandErrors quoting
 // the end of Nix's stderr.
 func (b *Builder) Build(ctx context.Context, system string, attrs []string) (*Result, error) {
+	return b.BuildLogged(ctx, system, attrs, b.Log)
+}
+
+// BuildLogged is Build with this system's progress written to log
+// instead of b.Log, so that one Builder (one lock) can serve several
+// systems whose logs are kept apart.
+func (b *Builder) BuildLogged(ctx context.Context, system string, attrs []string, log io.Writer) (*Result, error) {
 	if err := b.Validate(); err != nil {
 		return nil, err
 	}
@@ -142,7 +152,7 @@ func (b *Builder) Build(ctx context.Context, system string, attrs []string) (*Re
 		ctx, cancel = context.WithTimeout(ctx, b.Timeout)
 		defer cancel()
 	}
-	res, err := b.build(ctx, system, attrs)
+	res, err := b.build(ctx, system, attrs, log)
 	if err != nil {
 		switch {
 		case parent.Err() != nil:
@@ -155,12 +165,13 @@ func (b *Builder) Build(ctx context.Context, system string, attrs []string) (*Re
 	return res, nil
 }
 
-func (b *Builder) build(ctx context.Context, system string, attrs []string) (*Result, error) {
-	locked, err := b.Resolve(ctx)
+func (b *Builder) build(ctx context.Context, system string, attrs []string, log io.Writer) (*Result, error) {
+	lock, err := b.Lock(ctx)
 	if err != nil {
 		return nil, err
 	}
-	drvs, err := b.lookup(ctx, locked, system, attrs)
+	locked := lock.URL
+	drvs, err := b.lookup(ctx, log, locked, system, attrs)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +185,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string) (*Re
 	for _, a := range attrs {
 		args = append(args, locked+"#legacyPackages."+system+"."+a)
 	}
-	out, err := b.run(ctx, "nix build for "+system, prefix, args...)
+	out, err := b.run(ctx, log, "nix build for "+system, prefix, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +202,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string) (*Re
 	for _, r := range built {
 		outputs[r.DrvPath] = r.Outputs
 	}
-	res := &Result{System: system, Flake: locked}
+	res := &Result{System: system, Flake: locked, Locked: lock}
 	for _, a := range attrs {
 		f := drvs[a]
 		outs := outputs[f.DrvPath]
@@ -201,7 +212,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string) (*Re
 		res.Packages = append(res.Packages, Package{Attr: a, DrvPath: f.DrvPath, Outputs: outs, Meta: f.Meta})
 	}
 
-	res.Closure, err = b.pathInfo(ctx, system, res.Roots())
+	res.Closure, err = b.pathInfo(ctx, log, system, res.Roots())
 	if err != nil {
 		return nil, err
 	}

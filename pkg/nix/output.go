@@ -3,6 +3,7 @@ package nix
 import (
 	"bytes"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 )
@@ -39,7 +40,7 @@ func (l *lineWriter) Flush() {
 }
 
 func (l *lineWriter) emit(line []byte) {
-	line = bytes.TrimRight(line, "\r")
+	line = stripANSI(bytes.TrimRight(line, "\r"))
 	if l.w == nil {
 		return
 	}
@@ -72,6 +73,7 @@ const tailLines = 15
 // summarize turns Nix's stderr into an error text: its first "error:"
 // line as the headline, then its last lines, indented.
 func summarize(stderr string) (headline, tail string) {
+	stderr = string(stripANSI([]byte(stderr)))
 	var lines []string
 	for _, l := range strings.Split(stderr, "\n") {
 		// Nix's hint about --show-trace is no help to our users.
@@ -94,4 +96,19 @@ func summarize(stderr string) (headline, tail string) {
 		b.WriteString(l)
 	}
 	return headline, b.String()
+}
+
+// ansiEscape matches terminal escape sequences: CSI (colours, cursor
+// movement) and OSC (hyperlinks, titles), and any other two-byte ESC
+// sequence.
+var ansiEscape = regexp.MustCompile(`\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])`)
+
+// stripANSI removes terminal escape sequences. Nix runs with NO_COLOR=1,
+// but a Nix that colours anyway must not break the matching of its
+// messages nor put escape codes into errors.
+func stripANSI(b []byte) []byte {
+	if bytes.IndexByte(b, 0x1b) < 0 {
+		return b
+	}
+	return ansiEscape.ReplaceAll(b, nil)
 }

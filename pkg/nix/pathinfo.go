@@ -3,13 +3,14 @@ package nix
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 )
 
 // pathInfo runs nix path-info on the outputs. Nix 2.33 and later version
 // their JSON and warn unless --json-format is given; older versions refuse
 // the flag. The first call finds out which kind of Nix this is.
-func (b *Builder) pathInfo(ctx context.Context, system string, paths []string) ([]byte, error) {
+func (b *Builder) pathInfo(ctx context.Context, log io.Writer, system string, paths []string) ([]byte, error) {
 	what := "reading the closure for " + system
 	prefix := "[" + system + "] "
 	base := []string{"path-info", "--json", "--recursive", "--closure-size"}
@@ -19,7 +20,7 @@ func (b *Builder) pathInfo(ctx context.Context, system string, paths []string) (
 	if format >= 0 {
 		args := append(append(append([]string{}, base...), "--json-format", "1", "--"), paths...)
 		// Quiet: an older Nix's complaint about the flag is expected.
-		out, err := b.runLogged(ctx, what, prefix, nil, args...)
+		out, err := b.run(ctx, nil, what, prefix, args...)
 		var ce *CommandError
 		switch {
 		case err == nil:
@@ -31,7 +32,7 @@ func (b *Builder) pathInfo(ctx context.Context, system string, paths []string) (
 			return nil, err
 		}
 	}
-	return b.run(ctx, what, prefix, append(append(base, "--"), paths...)...)
+	return b.run(ctx, log, what, prefix, append(append(base, "--"), paths...)...)
 }
 
 func (b *Builder) setJSONFormat(v int) {

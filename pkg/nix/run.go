@@ -5,9 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -23,33 +23,31 @@ const stderrKept = 64 << 10
 var commonArgs = []string{"--extra-experimental-features", "nix-command flakes"}
 
 // run runs one Nix command and returns its stdout. Its stderr streams to
-// the log, prefixed, and its tail goes into the error. When ctx ends, Nix
-// gets SIGTERM (so that it stops its builders, which run in sessions of
-// their own) and, after killGrace, its process group gets SIGKILL.
-func (b *Builder) run(ctx context.Context, what, prefix string, args ...string) ([]byte, error) {
-	return b.runLogged(ctx, what, prefix, b.Log, args...)
-}
-
-// runLogged is run with Nix's stderr streamed to log (nil: kept only for
-// the error message).
-func (b *Builder) runLogged(ctx context.Context, what, prefix string, logTo io.Writer, args ...string) ([]byte, error) {
+// log (nil: kept only for the error message), each line prefixed, and its
+// tail goes into the error. When ctx ends, Nix gets SIGTERM (so that it
+// stops its builders, which run in sessions of their own) and, after
+// killGrace, its process group gets SIGKILL.
+func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string, args ...string) ([]byte, error) {
 	nix := b.Nix
 	if nix == "" {
 		nix = "nix"
 	}
 	cmd := exec.CommandContext(ctx, nix, append(append([]string{}, commonArgs...), args...)...)
-	cmd.Env = b.Env
-	// Pdeathsig: Nix stops with us even if we die without cancelling.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	env := b.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = nixEnv(env)
+	cmd.SysProcAttr = sysProcAttr()
 	var (
 		mu   sync.Mutex
 		kill *time.Timer
 	)
 	cmd.Cancel = func() error {
 		pid := cmd.Process.Pid
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		_ = killGroup(pid, false)
 		mu.Lock()
-		kill = time.AfterFunc(killGrace, func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+		kill = time.AfterFunc(killGrace, func() { _ = killGroup(pid, true) })
 		mu.Unlock()
 		return nil
 	}

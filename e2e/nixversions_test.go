@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// The two-platform build runs on each real Nix this machine has, from a
+// store that was never used: the host's Debian Nix (2.8 on Debian 12) and
+// Debian trixie's Nix 2.26 in the chroot scripts/trixie-nix.sh makes. A fresh
+// store is where concurrent first Nix commands corrupt the database, so
+// every run here starts from an empty /nix (and an empty HOME, so that no
+// cache of Nix's names paths of another store) mounted in a mount
+// namespace of its own: the machine's /nix is never touched.
+
+// trixieDir is where scripts/setup.sh keeps the trixie chroot.
+func trixieDir() string {
+	if d := os.Getenv("NIXERY_TRIXIE_DIR"); d != "" {
+		return d
+	}
+	return "/var/cache/nixery-action/trixie"
+}
+
+// requireRoot fails the test unless it can make mount namespaces.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	testenv.Require(t, "unshare")
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a fresh Nix store in a mount namespace: run it as root")
+	}
+}
+
+// freshBuild is what each run checks: a two-platform build of the
+// stand-in pushed to a registry on the host's loopback, from a fresh
+// store, then again on the same store; podman on the host runs the image.
+// spyLog is the host path of the log a nixSpy writes.
+func freshBuild(t *testing.T, store, spyLog string, nixery func(args ...string) result) {
+	t.Helper()
+	host := testenv.StartRegistry(t)
+	repo := host + "/e2e/fresh"
+	args := []string{"build", "--platforms", "linux/amd64,linux/arm64", "--image", repo, "--json"}
+
+	first := decodeResult(t, nixery(append(args, "--tags", "v1", "hello", "busybox")...))
+	assert.Equal(t, len(first.Manifests), 2)
+	firstAlone(t, spyLog)
+	// The store was made by this build.
+	for _, p := range []string{"var/nix/db/db.sqlite", "store"} {
+		_, err := os.Stat(filepath.Join(store, p))
+		assert.NilError(t, err, "the build did not use the fresh store")
+	}
+	built, err := filepath.Glob(filepath.Join(store, "store", "*-hello"))
+	assert.NilError(t, err)
+	assert.Equal(t, len(built), 2, "hello for both systems in the fresh store: %v", built)
+
+	out := podmanRun(t, repo+":v1", "hello")
+	assert.Equal(t, strings.TrimSpace(out), "Hello, world!")
+
+	// The now-used store gives the same index, with nothing packed.
+	again := decodeResult(t, nixery(append(args, "--tags", "v1", "busybox", "hello")...))
+	assert.Equal(t, again.Digest, first.Digest)
+	assert.Equal(t, again.Packed, 0)
+}
+
+// nixSpy writes, into dir, a program named nix that runs realNix and logs
+// when each call starts and ends to logPath (as the program sees it).
+func nixSpy(t *testing.T, dir, realNix, logPath string) {
+	t.Helper()
+	script := fmt.Sprintf(`#!/bin/sh
+echo "start $$ $(date +%%s%%N)" >> %[1]q
+%[2]q "$@"
+rc=$?
+echo "end $$ $(date +%%s%%N)" >> %[1]q
+exit $rc
+`, logPath, realNix)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "nix"), []byte(script), 0o755))
+}
+
+// firstAlone checks, in a nixSpy's log, that the first Nix command ended
+// before any other started: a fresh store's first command must run alone.
+func firstAlone(t *testing.T, spyLog string) {
+	t.Helper()
+	data, err := os.ReadFile(spyLog)
+	assert.NilError(t, err)
+	type span struct{ start, end int64 }
+	spans := map[string]*span{}
+	var order []string
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var what, pid string
+		var at int64
+		_, err := fmt.Sscan(l, &what, &pid, &at)
+		assert.NilError(t, err, "log line %q", l)
+		if spans[pid] == nil {
+			spans[pid] = &span{}
+			order = append(order, pid)
+		}
+		if what == "start" {
+			spans[pid].start = at
+		} else {
+			spans[pid].end = at
+		}
+	}
+	assert.Assert(t, len(order) >= 3, "only %d Nix calls logged", len(order))
+	first := spans[order[0]]
+	for _, pid := range order[1:] {
+		assert.Assert(t, spans[pid].start >= first.end, "a Nix command started while the first one still ran:\n%s", data)
+	}
+}
+
+// runCmd runs cmd and returns its output and exit status.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", cmd.Path, err)
+	}
+	if code != 0 {
+		t.Logf("%s exited with %d; stderr:\n%s", strings.Join(cmd.Args, " "), code, stderr.String())
+	}
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// TestFreshStoreHostNix runs the host's single-user Nix: Debian's nix-bin
+// (2.8 on Debian 12). A Nix that lives in /nix (install-nix-action's)
+// cannot run on an empty /nix, so Debian's, which scripts/setup.sh always
+// installs, is used then.
+func TestFreshStoreHostNix(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "podman", "runc")
+	requireRoot(t)
+	realNix, err := exec.LookPath("nix")
+	assert.NilError(t, err)
+	if resolved, err := filepath.EvalSymlinks(realNix); err != nil || strings.HasPrefix(resolved, "/nix/") {
+		realNix = "/usr/bin/nix"
+		if _, err := os.Stat(realNix); err != nil {
+			t.Fatal("the Nix on PATH lives in /nix and there is no /usr/bin/nix: run scripts/setup.sh (it installs Debian's nix-bin)")
+		}
+	}
+	t.Logf("%s: %s", realNix, strings.TrimSpace(mustRun(t, realNix, "--version")))
+
+	work := t.TempDir()
+	store, home, spy := filepath.Join(work, "nix"), filepath.Join(work, "home"), filepath.Join(work, "spy")
+	for _, d := range []string{store, home, spy} {
+		assert.NilError(t, os.Mkdir(d, 0o755))
+	}
+	spyLog := filepath.Join(spy, "calls.log")
+	nixSpy(t, spy, realNix, spyLog)
+	freshBuild(t, store, spyLog, func(args ...string) result {
+		// The empty directory is mounted on /nix for nixery and the Nix
+		// it runs, in a mount namespace that ends with them.
+		nixArgs := append([]string{args[0], "--nixpkgs", standIn()}, args[1:]...)
+		cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--",
+			"sh", "-ec", `mount --bind "$0" /nix; exec "$@"`, store, nixery}, nixArgs...)...)
+		cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig, "HOME="+home, "XDG_CACHE_HOME="+home+"/.cache",
+			"PATH="+spy+":"+os.Getenv("PATH"))
+		return runCmd(t, cmd)
+	})
+}
+
+func TestFreshStoreNix226(t *testing.T) {
+	testenv.Require(t, "docker-registry", "podman", "runc")
+	requireRoot(t)
+	chroot := trixieDir()
+	if _, err := os.Stat(filepath.Join(chroot, ".nixery-trixie")); err != nil {
+		t.Fatalf("no trixie chroot in %s: run scripts/setup.sh (as root) first", chroot)
+	}
+	work := t.TempDir()
+	bin, store, home := filepath.Join(work, "bin"), filepath.Join(work, "nix"), filepath.Join(work, "home")
+	for _, d := range []string{bin, store, home} {
+		assert.NilError(t, os.Mkdir(d, 0o755))
+	}
+	copyFile(t, nixery, filepath.Join(bin, "nixery"))
+	nixSpy(t, bin, "/usr/bin/nix", "/opt/nixery/calls.log")
+	script := filepath.Join(repoRoot, "scripts", "trixie-nix.sh")
+	inChroot := func(args ...string) result {
+		cmd := exec.Command(script, append([]string{chroot, "run",
+			"-b", bin + ":/opt/nixery", "-b", store + ":/nix", "-b", home + ":/root",
+			"-b", filepath.Join(repoRoot, "testdata", "nixpkgs") + ":/src/nixpkgs",
+			"--", "NIX_CONFIG=" + nixConfig, "PATH=/opt/nixery:/usr/bin:/bin"}, args...)...)
+		return runCmd(t, cmd)
+	}
+	v := inChroot("/usr/bin/nix", "--version") // not the spy: its log is for the build
+	assert.Equal(t, v.code, 0)
+	assert.Assert(t, is.Contains(v.stdout, "2.26"), "the chroot's Nix is %s", v.stdout)
+
+	freshBuild(t, store, filepath.Join(bin, "calls.log"), func(args ...string) result {
+		return inChroot(append([]string{"/opt/nixery/nixery", args[0], "--nixpkgs", "path:/src/nixpkgs"}, args[1:]...)...)
+	})
+
+	// Nothing stays mounted under the chroot.
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	assert.NilError(t, err)
+	assert.Assert(t, !strings.Contains(string(mounts), " "+chroot+"/"), "mounts left under %s", chroot)
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	assert.NilError(t, err)
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	assert.NilError(t, err)
+	_, err = io.Copy(dst, src)
+	assert.NilError(t, err)
+	assert.NilError(t, dst.Close())
+}
