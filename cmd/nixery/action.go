@@ -81,6 +81,9 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 	gh.SetOutput("image", imageRef(res.Result))
 	gh.SetOutput("manifests", string(platforms))
 	gh.SetOutput("metadata", string(metadata))
+	if err := setSBOMOutputs(gh, res); err != nil {
+		return err
+	}
 	gh.AddStepSummary(summary(res))
 	return printResult(stdout, res.Result)
 }
@@ -116,6 +119,9 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 	packages := gh.GetInput("packages")
 	if packages == "" {
 		return nil, fmt.Errorf("the packages input is empty: name the nixpkgs packages to put in the image, e.g. packages: hello git")
+	}
+	if err := actionSBOMFile(f, gh.Getenv("RUNNER_TEMP")); err != nil {
+		return nil, err
 	}
 	return f.execute(ctx, []string{packages}, logs)
 }
@@ -173,6 +179,7 @@ func summary(res *build.Result) string {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(sbomSummary(res))
 	if len(res.Timings) > 0 {
 		b.WriteString("| phase | seconds |\n|---|---:|\n")
 		var phases []string

@@ -58,6 +58,8 @@ type buildFlags struct {
 	json      bool
 	cacheFrom listFlag
 	noCache   bool
+	sbom      bool
+	sbomFile  string
 }
 
 func init() {
@@ -102,6 +104,8 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 	fs.Var(&f.cacheFrom, "cache-from", "also reuse layers of this image `REF` (repeat); the target tags always are")
 	fs.BoolVar(&f.noCache, "no-cache", false, "pack every layer, reusing nothing from the registry")
+	fs.BoolVar(&f.sbom, "sbom", true, "attach a CycloneDX SBOM and SLSA provenance to each platform image; false makes neither")
+	fs.StringVar(&f.sbomFile, "sbom-file", "", "also write the SBOM to `FILE` (several platforms: FILE with the platform before its extension, e.g. sbom.linux-amd64.cdx.json)")
 }
 
 // buildJob is a checked build request with what the CLI needs to report
@@ -251,6 +255,9 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		annots[k] = v
 	}
 	j.req.Annotations = annots
+	if j.req.SBOM, err = f.sbomOptions(); err != nil {
+		return nil, err
+	}
 	if err := j.req.Validate(); err != nil {
 		return nil, usageError{err.Error()}
 	}
@@ -305,11 +312,19 @@ func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (
 	if err != nil {
 		return nil, err
 	}
-	return build.Build(ctx, job.req, build.Options{
+	res, err := build.Build(ctx, job.req, build.Options{
 		Log:        logs,
 		NixTimeout: f.timeout,
 		Registry:   push.Options{Credentials: job.creds},
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := writeSBOMs(f.sbomFile, res, logs); err != nil {
+		res.Close()
+		return nil, err
+	}
+	return res, nil
 }
 
 // formatTimings lists phases and their seconds, sorted by phase.

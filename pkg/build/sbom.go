@@ -42,6 +42,8 @@ type SBOMResult struct {
 	Manifest   string   `json:"manifest"`
 	SBOM       Referrer `json:"sbom"`
 	Provenance Referrer `json:"provenance"`
+	// File is where the caller saved the SBOM, if it did.
+	File string `json:"file,omitempty"`
 }
 
 // Referrer is one document and the artifact manifest that attaches it.

@@ -142,6 +142,8 @@ func TestBuildSBOMRegistry(t *testing.T) {
 		assert.NilError(t, err)
 		assert.Check(t, is.Len(im.Manifests, 2))
 	}
+	// Every tag, fallback tags included, names a complete index.
+	assert.Equal(t, testenv.CheckTags(t, host, "build/sbom"), 1+len(res.SBOMs))
 }
 
 // TestBuildSBOMLayout writes an OCI layout: index.json lists each
