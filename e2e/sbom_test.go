@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -216,6 +217,9 @@ func TestActionSBOM(t *testing.T) {
 	path := outputs["sbom"]
 	assert.Assert(t, path != "", "no sbom output in %v", outputs)
 	assert.Assert(t, strings.HasPrefix(path, runnerTemp+string(filepath.Separator)), "%s is not in RUNNER_TEMP", path)
+	summary, err := os.ReadFile(filepath.Join(runnerTemp, "summary"))
+	assert.NilError(t, err)
+	assert.Check(t, regexp.MustCompile("\\| linux/amd64 \\| `sha256:[0-9a-f]{64}` \\| `sha256:[0-9a-f]{64}` \\| yes \\|").Match(summary), "%s", summary)
 	doc, err := os.ReadFile(path)
 	assert.NilError(t, err)
 	var sboms map[string]string
