@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
@@ -35,11 +36,12 @@ var ErrNoReferrers = errors.New("a docker archive cannot hold referrers")
 // one subject's referrers in one call, since the fallback tag is read,
 // extended and written back.
 func (r *Registry) AttachReferrers(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) error {
-	if _, err := r.setup(ctx); err != nil {
+	pusher, err := r.setup(ctx)
+	if err != nil {
 		return err
 	}
 	for _, img := range imgs {
-		if _, err := sbom.Push(ctx, r.target.Repo, img, r.ropts...); err != nil {
+		if _, err := sbom.Push(ctx, r.target.Repo, img, remote.Reuse(pusher)); err != nil {
 			return fmt.Errorf("attach a referrer to %s: %w", subject.Digest, redact(explain(err, r.target.Repo, r.login), r.login.secrets))
 		}
 	}

@@ -126,7 +126,8 @@ func (a *artifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 // sha256-<subject hex>, an index of the subject's referrers, unless it is
 // listed already. A writer that skipped manifests already there would
 // never list one whose push was cut short between the manifest and the
-// tag. opts are the caller's remote options (auth, transport).
+// tag. opts are the caller's remote options (auth, transport); with
+// remote.Reuse(pusher) the pusher's connections and tokens serve it.
 func Push(ctx context.Context, repo name.Repository, referrer v1.Image, opts ...remote.Option) (v1.Hash, error) {
 	d, err := referrer.Digest()
 	if err != nil {
@@ -144,12 +145,17 @@ func Push(ctx context.Context, repo name.Repository, referrer v1.Image, opts ...
 	if err != nil {
 		return fail(err)
 	}
+	// One pusher: one token exchange for the three requests' worth.
+	pusher, err := remote.NewPusher(opts...)
+	if err != nil {
+		return fail(err)
+	}
 	for _, b := range append(blobs, config) {
-		if err := remote.WriteLayer(repo, b, opts...); err != nil {
+		if err := pusher.Upload(ctx, repo, b); err != nil {
 			return fail(err)
 		}
 	}
-	if err := remote.Put(repo.Digest(d.String()), referrer, opts...); err != nil {
+	if err := pusher.Put(ctx, repo.Digest(d.String()), referrer); err != nil {
 		return fail(err)
 	}
 	return d, nil
