@@ -86,8 +86,10 @@ func writeSBOMs(file string, res *build.Result, logs logSink) error {
 // actionSBOMFile has the action save the SBOM, unless it is off, in a
 // new directory of the runner's temporary directory, for later steps
 // (actions/attest-sbom's sbom-path): the sbom and sboms outputs name it.
+// Without a runner (no RUNNER_TEMP) nothing would ever remove the file,
+// so none is written.
 func actionSBOMFile(f *buildFlags, runnerTemp string) error {
-	if !f.sbom || f.sbomFile != "" {
+	if !f.sbom || f.sbomFile != "" || runnerTemp == "" {
 		return nil
 	}
 	dir, err := os.MkdirTemp(runnerTemp, "nixery-sbom-")
