@@ -163,7 +163,7 @@ func (b *builder) attach(ctx context.Context, idx v1.ImageIndex) ([]SBOMResult, 
 				b.note("%s: %v; the SBOM and provenance are not attached", b.req.Destination, err)
 			}
 		case err != nil:
-			return nil, fmt.Errorf("attach the SBOM and provenance of %s: %w", out[i].Platform, err)
+			return nil, fmt.Errorf("the image is in %s, but attaching the SBOM and provenance of %s failed (run again to attach them): %w", b.req.Destination, out[i].Platform, err)
 		default:
 			out[i].SBOM.Attached, out[i].Provenance.Attached = true, true
 		}

@@ -5,6 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,4 +245,37 @@ func skopeo(t *testing.T, args ...string) []byte {
 		t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, stderr)
 	}
 	return out
+}
+
+// TestBuildSBOMAttachFails: a registry that refuses the referrers fails
+// the build with one line saying the image is there and what failed.
+func TestBuildSBOMAttachFails(t *testing.T) {
+	host := testenv.StartRegistry(t)
+	backend, err := url.Parse("http://" + host)
+	assert.NilError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(backend)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			body, err := io.ReadAll(r.Body)
+			assert.Check(t, err)
+			if bytes.Contains(body, []byte(`"subject"`)) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, `{"errors":[{"code":"DENIED","message":"no referrers here"}]}`)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	front := strings.TrimPrefix(srv.URL, "http://")
+
+	target := mustTarget(t, front+"/build/refused", "v1")
+	_, err = Build(context.Background(), sbomRequest(t, push.NewRegistry(target, push.Options{})), Options{})
+	assert.ErrorContains(t, err, "the image is in "+front+"/build/refused, but attaching the SBOM and provenance of linux/")
+	assert.ErrorContains(t, err, "no referrers here")
+	assert.Check(t, !strings.Contains(err.Error(), "\n"), err.Error())
+	_, err = remote.Index(mustTarget(t, host+"/build/refused", "v1").Tags[0])
+	assert.NilError(t, err, "the image itself was pushed")
 }
