@@ -207,7 +207,6 @@ func TestAction(t *testing.T) {
 	repo := host + "/action/tools"
 	standIn := "path:" + filepath.Join(repoRoot(t), "testdata", "nixpkgs")
 	password := "s3cret-password-that-must-not-leak"
-	runnerTemp := t.TempDir()
 
 	r := newRunner(t, f.dir, map[string]string{
 		"packages":  "hello\nbusybox",
@@ -218,19 +217,21 @@ func TestAction(t *testing.T) {
 		"labels":    "org.example.team=tools",
 		"username":  "ci",
 		"password":  password,
-	}, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "NIX_CONFIG=" + nixConfig, "RUNNER_TEMP=" + runnerTemp})
+	}, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "NIX_CONFIG=" + nixConfig})
 	err := r.run(t)
 	assert.NilError(t, err, r.stdout)
 	outputs := r.outputs(t)
 
-	// One SBOM file per platform, in the runner's temporary directory.
+	// One SBOM file per platform, in the runner's temporary directory
+	// (RUNNER_TEMP, which this runner sets).
 	var sboms map[string]string
 	assert.NilError(t, json.Unmarshal([]byte(outputs["sboms"]), &sboms), outputs["sboms"])
 	assert.Equal(t, len(sboms), 2)
 	for p, file := range sboms {
-		assert.Assert(t, strings.HasPrefix(file, runnerTemp+string(filepath.Separator)), "%s: %s", p, file)
-		_, err := os.Stat(file)
+		assert.Assert(t, strings.Contains(file, "/nixery-sbom-"), "%s: %s", p, file)
+		doc, err := os.ReadFile(file)
 		assert.NilError(t, err)
+		assert.Assert(t, is.Contains(string(doc), `"bomFormat": "CycloneDX"`), "%s: %s", p, file)
 	}
 	assert.Equal(t, outputs["sbom"], "") // several platforms: see sboms
 
