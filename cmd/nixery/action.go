@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,10 +12,12 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/ghaction"
 	"github.com/nixery-action/nixery-action/pkg/push"
 )
 
@@ -61,10 +64,28 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 
 	res, err := actionRun(ctx, gh, stdout)
 	if err != nil {
-		gh.Errorf("%s", err)
+		// The message may hold a registry's or Nix's text: escaped, it
+		// stays one line and cannot issue a command of its own, here or
+		// on stderr, which the runner reads too.
+		fmt.Fprintln(stdout, ghaction.Command("error", err.Error()))
+		return errors.New(ghaction.Line(err.Error()))
+	}
+	if err := printResult(stdout, res.Result); err != nil {
 		return err
 	}
 	defer res.Close()
+	if err := writeOutputs(getenv, res); err != nil {
+		err = fmt.Errorf("%s was pushed, but %w", imageRef(res.Result), err)
+		fmt.Fprintln(stdout, ghaction.Command("error", err.Error()))
+		return errors.New(ghaction.Line(err.Error()))
+	}
+	return nil
+}
+
+// writeOutputs sets the step's outputs and writes its summary through the
+// runner's files; a missing or unwritable file is an error, after the
+// result has been printed.
+func writeOutputs(getenv func(string) string, res *build.Result) error {
 	manifests := map[string]string{}
 	for _, m := range res.Manifests {
 		manifests[m.Platform] = m.Digest
@@ -77,15 +98,22 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	gh.SetOutput("digest", res.Digest)
-	gh.SetOutput("image", imageRef(res.Result))
-	gh.SetOutput("manifests", string(platforms))
-	gh.SetOutput("metadata", string(metadata))
-	if err := setSBOMOutputs(gh, res); err != nil {
+	sboms, err := sbomOutputs(res)
+	if err != nil {
 		return err
 	}
-	gh.AddStepSummary(summary(res))
-	return printResult(stdout, res.Result)
+	file := getenv("GITHUB_OUTPUT")
+	for _, o := range append([][2]string{
+		{"digest", res.Digest},
+		{"image", imageRef(res.Result)},
+		{"manifests", string(platforms)},
+		{"metadata", string(metadata)},
+	}, sboms...) {
+		if err := ghaction.SetOutput(file, o[0], o[1]); err != nil {
+			return err
+		}
+	}
+	return ghaction.AppendSummary(getenv("GITHUB_STEP_SUMMARY"), summary(res))
 }
 
 // actionRun maps the inputs onto the flags of build (or merge) and runs it.
@@ -97,7 +125,7 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 		}
 		return "::group::" + title + "\n", "::endgroup::\n"
 	}
-	logs := groupedLogs(stdout, group)
+	logs := safeLogs(groupedLogs(stdout, group))
 
 	if digests := gh.GetInput("merge-digests"); digests != "" {
 		f := &mergeFlags{tags: listFlag{commas: true}}
@@ -123,7 +151,7 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 	if err := actionSBOMFile(f, gh.Getenv("RUNNER_TEMP")); err != nil {
 		return nil, err
 	}
-	return f.execute(ctx, []string{packages}, logs)
+	return f.execute(ctx, []string{packages}, newLines(logs, time.Now))
 }
 
 // setFromInputs sets every flag whose input is not empty. The action's

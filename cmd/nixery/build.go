@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 	"github.com/nixery-action/nixery-action/pkg/push"
 	"github.com/nixery-action/nixery-action/pkg/spec"
@@ -44,6 +46,8 @@ type buildFlags struct {
 	level      int
 	jobs       int
 	timeout    time.Duration
+	regTimeout time.Duration
+	buildLogs  bool
 
 	entrypoint string
 	cmd        string
@@ -53,8 +57,7 @@ type buildFlags struct {
 	labels     listFlag
 	annots     listFlag
 
-	username  string
-	password  string
+	login     loginFlags
 	json      bool
 	cacheFrom listFlag
 	noCache   bool
@@ -92,6 +95,9 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.level, "level", 0, "gzip level of the layers, 1 (fastest) to 9 (default: "+fmt.Sprint(archive.DefaultLevel)+")")
 	fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "concurrent uploads")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long, per platform")
+	fs.BoolVar(&f.buildLogs, "print-build-logs", false, "show the build logs of what Nix builds (not only its progress)")
+	fs.BoolVar(&f.buildLogs, "L", false, "short for --print-build-logs")
+	fs.DurationVar(&f.regTimeout, "registry-timeout", push.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "image entrypoint: words, or a JSON array")
 	fs.StringVar(&f.cmd, "cmd", "", "image command: words, or a JSON array (default bash with the shell meta-package)")
 	fs.Var(&f.env, "env", "extra environment `KEY=VALUE` (repeat, or one per line)")
@@ -99,8 +105,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.user, "user", "", "user (and group) the image runs as")
 	fs.Var(&f.labels, "labels", "image labels `KEY=VALUE` (repeat, or one per line)")
 	fs.Var(&f.annots, "annotations", "index annotations `KEY=VALUE` (repeat, or one per line)")
-	fs.StringVar(&f.username, "username", "", "registry user name")
-	fs.StringVar(&f.password, "password", "", "registry password or token (prefer the NIXERY_PASSWORD environment variable)")
+	f.login.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 	fs.Var(&f.cacheFrom, "cache-from", "also reuse layers of this image `REF` (repeat); the target tags always are")
 	fs.BoolVar(&f.noCache, "no-cache", false, "pack every layer, reusing nothing from the registry")
@@ -112,8 +117,10 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 // on it: everything that can be wrong with the input is found here,
 // before Nix runs.
 type buildJob struct {
-	req   build.Request
-	creds push.Credentials
+	req      build.Request
+	target   *push.Target // pushed to once credentials are known
+	jobs     int
+	registry string // of --image: the credentials' registry
 }
 
 func (f *buildFlags) check(args []string) (*buildJob, error) {
@@ -132,14 +139,12 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usageError{err.Error()}
 	}
 	j.req.Platforms = j.req.Spec.SelectPlatforms(requested)
+	if strings.HasPrefix(f.nixpkgs, "-") {
+		return nil, usagef("--nixpkgs %q looks like an option, not a flake reference: give --nixpkgs a value, e.g. --nixpkgs github:NixOS/nixpkgs/nixos-26.05", f.nixpkgs)
+	}
 	if f.nixpkgs == "" {
 		return nil, usagef("no nixpkgs to take packages from: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-25.11")
 	}
-
-	if (f.username == "") != (f.password == "") {
-		return nil, usagef("--username and --password go together: give both or neither")
-	}
-	j.creds = credentials(f.username, f.password)
 
 	switch {
 	case f.image != "" && f.output != "":
@@ -157,8 +162,9 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
+		j.registry = t.Repo.RegistryStr()
 		if f.push {
-			j.req.Destination = push.NewRegistry(t, push.Options{Jobs: f.jobs, Credentials: j.creds})
+			j.target, j.jobs = &t, f.jobs
 		}
 		if !f.noCache {
 			for _, tag := range t.Tags {
@@ -240,6 +246,12 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		Created: created, Entrypoint: entrypoint, Cmd: cmd, Env: f.env.items,
 		WorkingDir: f.workdir, User: f.user, Labels: labels,
 	}
+	if err := j.req.Image.Validate(); err != nil {
+		return nil, usageError{err.Error()}
+	}
+	if err := (&nix.Builder{Timeout: f.timeout}).Validate(); err != nil {
+		return nil, usageError{err.Error()}
+	}
 
 	annots := image.GitHubAnnotations(os.Getenv)
 	if annots == nil {
@@ -274,24 +286,17 @@ func packTime(created time.Time) time.Time {
 	return created
 }
 
-// credentials are the flags' user and password, with the workflow token
-// for ghcr.io.
-func credentials(user, password string) push.Credentials {
-	return push.Credentials{
-		Username: user, Password: password,
-		GitHubToken: os.Getenv("GITHUB_TOKEN"), GitHubActor: os.Getenv("GITHUB_ACTOR"),
-	}
-}
-
 // hasTag reports whether an image reference ends in a tag (name:tag).
 func hasTag(ref string) bool { return strings.Contains(ref[strings.LastIndexByte(ref, '/')+1:], ":") }
 
 func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := f.execute(ctx, args, prefixLogs(stderr))
+	display := newProgress(stderr)
+	res, err := f.execute(ctx, args, display)
+	display.stop()
 	if err != nil {
-		return err
+		return nixErrorOnce(err)
 	}
 	defer res.Close()
 	fmt.Fprintf(stderr, "timings: %s\n", formatTimings(res.Timings))
@@ -303,28 +308,52 @@ func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
 	return printResult(stdout, res.Result)
 }
 
-// execute checks the flags and runs the build.
-func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (*build.Result, error) {
-	if f.password == "" {
-		f.password = os.Getenv("NIXERY_PASSWORD")
-	}
+// execute checks the flags and runs the build, showing its progress.
+func (f *buildFlags) execute(ctx context.Context, args []string, display progress) (*build.Result, error) {
 	job, err := f.check(args)
 	if err != nil {
 		return nil, err
 	}
+	var creds push.Credentials
+	if job.registry != "" || len(job.req.CacheFrom) > 0 {
+		if creds, err = f.login.credentials(job.registry, stdin, os.Getenv); err != nil {
+			return nil, err
+		}
+	}
+	ropts := push.Options{Credentials: creds, Jobs: job.jobs, RegistryTimeout: f.regTimeout, OnUpload: display.upload}
+	if err := ropts.Validate(); err != nil {
+		return nil, usagef("--registry-timeout/--jobs: %v", err)
+	}
+	if job.target != nil {
+		job.req.Destination = push.NewRegistry(*job.target, ropts)
+	}
 	res, err := build.Build(ctx, job.req, build.Options{
-		Log:        logs,
-		NixTimeout: f.timeout,
-		Registry:   push.Options{Credentials: job.creds},
+		Log:            display.logs(),
+		Progress:       display.layer,
+		NixTimeout:     f.timeout,
+		PrintBuildLogs: f.buildLogs,
+		Registry:       ropts,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := writeSBOMs(f.sbomFile, res, logs); err != nil {
+	if err := writeSBOMs(f.sbomFile, res, display.logs()); err != nil {
 		res.Close()
 		return nil, err
 	}
 	return res, nil
+}
+
+// nixErrorOnce shortens a Nix failure whose output was already shown as
+// it came: its headline, not Nix's last lines again.
+func nixErrorOnce(err error) error {
+	var ce *nix.CommandError
+	if !errors.As(err, &ce) || ce.Tail == "" {
+		return err
+	}
+	short := *ce
+	short.Tail = ""
+	return errors.New(strings.Replace(err.Error(), ce.Error(), short.Error()+" (Nix's output is above)", 1))
 }
 
 // formatTimings lists phases and their seconds, sorted by phase.

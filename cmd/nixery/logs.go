@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"sync"
+
+	"github.com/nixery-action/nixery-action/pkg/ghaction"
 )
 
 // logSink gives the writer for one platform's progress ("" for progress
@@ -23,6 +25,11 @@ func prefixLogs(w io.Writer) logSink {
 func groupedLogs(w io.Writer, group func(platform string) (start, end string)) logSink {
 	var mu sync.Mutex
 	return func(platform string) (io.Writer, func()) {
+		if platform == "" {
+			// Lines of no platform (cache, uploads) go out as they
+			// come, between the groups.
+			return &lockedWriter{mu: &mu, w: w}, func() {}
+		}
 		buf := &syncWriter{w: &bytes.Buffer{}}
 		return buf, func() {
 			mu.Lock()
@@ -37,6 +44,20 @@ func groupedLogs(w io.Writer, group func(platform string) (start, end string)) l
 	}
 }
 
+// safeLogs passes everything written to sink's writers through
+// ghaction.LineWriter: in action mode the logs carry Nix's output, registry
+// errors and cache notes, none of which may issue a workflow command.
+func safeLogs(sink logSink) logSink {
+	return func(platform string) (io.Writer, func()) {
+		w, end := sink(platform)
+		lw := ghaction.NewLineWriter(w)
+		return lw, func() {
+			lw.Flush()
+			end()
+		}
+	}
+}
+
 // syncWriter lets several goroutines write whole lines to one writer.
 type syncWriter struct {
 	mu sync.Mutex
@@ -47,4 +68,16 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// lockedWriter writes to w under a lock shared with other writers of w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -20,8 +20,7 @@ type mergeFlags struct {
 	image    string
 	tags     listFlag
 	insecure bool
-	username string
-	password string
+	login    loginFlags
 	json     bool
 }
 
@@ -55,8 +54,7 @@ func (f *mergeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.image, "image", "", "repository the per-platform images were pushed to, e.g. ghcr.io/OWNER/NAME")
 	fs.Var(&f.tags, "tags", "tags to put the index under, comma or newline separated (default latest)")
 	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
-	fs.StringVar(&f.username, "username", "", "registry user name")
-	fs.StringVar(&f.password, "password", "", "registry password or token (prefer the NIXERY_PASSWORD environment variable)")
+	f.login.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 }
 
@@ -67,9 +65,6 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if len(digests) == 0 {
 		return nil, usagef("name the digests to merge: the digest output of each per-platform build")
 	}
-	if f.password == "" {
-		f.password = os.Getenv("NIXERY_PASSWORD")
-	}
 	tags := f.tags.items
 	if len(tags) == 0 && !hasTag(f.image) {
 		tags = []string{"latest"}
@@ -78,11 +73,15 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
+	creds, err := f.login.credentials(t.Repo.RegistryStr(), stdin, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	w, end := logs("")
 	fmt.Fprintf(w, "merging %s into %s\n", plural(len(digests), "image", "images"), t.Repo)
 	end()
 	start := time.Now()
-	res, err := push.Merge(ctx, t, digests, push.Options{Credentials: credentials(f.username, f.password)})
+	res, err := push.Merge(ctx, t, digests, push.Options{Credentials: creds})
 	if err != nil {
 		return nil, err
 	}

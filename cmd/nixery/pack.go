@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 )
 
@@ -35,7 +36,11 @@ func init() {
 				if *level != 0 && (*level < 1 || *level > 9) {
 					return usagef("--level %d is out of range: use 1 to 9", *level)
 				}
-				blob, err := packToFile(*output, args, archive.Options{Level: *level, Concurrency: *concurrency})
+				created, err := image.SourceDateEpoch(os.Getenv)
+				if err != nil {
+					return err
+				}
+				blob, err := packToFile(*output, args, archive.Options{Level: *level, Concurrency: *concurrency, ModTime: packTime(created)})
 				if err != nil {
 					return err
 				}

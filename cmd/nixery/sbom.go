@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/sethvargo/go-githubactions"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/provenance"
@@ -100,9 +99,9 @@ func actionSBOMFile(f *buildFlags, runnerTemp string) error {
 	return nil
 }
 
-// setSBOMOutputs sets the action's sboms output (JSON: platform → SBOM
-// file) and, for an image of one platform, sbom (the file).
-func setSBOMOutputs(gh *githubactions.Action, res *build.Result) error {
+// sbomOutputs are the action's sboms output (JSON: platform → SBOM file)
+// and, for an image of one platform, sbom (the file); none without files.
+func sbomOutputs(res *build.Result) ([][2]string, error) {
 	files := map[string]string{}
 	for _, s := range res.SBOMs {
 		if s.File != "" {
@@ -110,17 +109,17 @@ func setSBOMOutputs(gh *githubactions.Action, res *build.Result) error {
 		}
 	}
 	if len(files) == 0 {
-		return nil
+		return nil, nil
 	}
 	raw, err := json.Marshal(files)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	gh.SetOutput("sboms", string(raw))
+	out := [][2]string{{"sboms", string(raw)}}
 	if len(res.SBOMs) == 1 {
-		gh.SetOutput("sbom", res.SBOMs[0].File)
+		out = append(out, [2]string{"sbom", res.SBOMs[0].File})
 	}
-	return nil
+	return out, nil
 }
 
 // sbomSummary is the step summary's table of each platform's SBOM and

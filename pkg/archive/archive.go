@@ -14,9 +14,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"runtime"
-	"strconv"
 	"time"
 
 	"github.com/klauspost/pgzip"
@@ -47,13 +45,16 @@ type Options struct {
 	// Concurrency is how many blocks may be compressed at once (at
 	// least 2); 0 means GOMAXPROCS. It changes the speed, never the bytes.
 	Concurrency int
-	// ModTime is every entry's modification time; zero means
-	// SOURCE_DATE_EPOCH when it is set, else DefaultModTime.
+	// ModTime is every entry's modification time (SOURCE_DATE_EPOCH,
+	// read by the caller); zero means DefaultModTime.
 	ModTime time.Time
 	// Uncompressed writes the plain tar instead of the gzip'd blob; the
 	// Blob's Digest is then its DiffID. It is for checking a layer's
 	// content (a cached blob's diffID) at tar speed, never for images.
 	Uncompressed bool
+	// Progress, when set, is told how many uncompressed bytes were just
+	// written, as packing goes (for progress displays).
+	Progress func(n int)
 }
 
 // MaxConcurrency bounds Options.Concurrency: more blocks in flight than
@@ -68,8 +69,7 @@ func (o Options) Validate() error {
 	if o.Concurrency < 0 || o.Concurrency > MaxConcurrency {
 		return fmt.Errorf("compression concurrency %d is out of range: use 1 to %d, or 0 for one per CPU", o.Concurrency, MaxConcurrency)
 	}
-	_, err := o.modTime()
-	return err
+	return nil
 }
 
 // Blob describes a packed layer.
@@ -79,17 +79,12 @@ type Blob struct {
 	Size   int64  `json:"size"`   // bytes of the compressed blob
 }
 
-// modTime resolves the entries' time.
+// modTime resolves the entries' time. The caller reads
+// SOURCE_DATE_EPOCH (image.ParseSourceDateEpoch) and passes it as
+// ModTime: this package reads no environment.
 func (o Options) modTime() (time.Time, error) {
 	if !o.ModTime.IsZero() {
 		return o.ModTime.UTC(), nil
-	}
-	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-		secs, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || secs < 0 {
-			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970", v)
-		}
-		return time.Unix(secs, 0).UTC(), nil
 	}
 	return DefaultModTime, nil
 }
@@ -107,12 +102,12 @@ type packer struct {
 }
 
 func newPacker(w io.Writer, o Options) (*packer, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	level := o.Level
 	if level == 0 {
 		level = DefaultLevel
-	}
-	if level < 1 || level > 9 {
-		return nil, fmt.Errorf("gzip level %d is out of range: use 1 to 9", level)
 	}
 	modTime, err := o.modTime()
 	if err != nil {
@@ -129,8 +124,12 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	blocks := max(inFlight-1, 1)
 	p := &packer{diffID: sha256.New(), digest: sha256.New(), modTime: modTime}
 	p.counter.w = io.MultiWriter(p.digest, w)
+	var progress io.Writer = io.Discard
+	if o.Progress != nil {
+		progress = progressWriter(o.Progress)
+	}
 	if o.Uncompressed {
-		p.tw = tar.NewWriter(io.MultiWriter(p.diffID, &p.counter))
+		p.tw = tar.NewWriter(io.MultiWriter(p.diffID, &p.counter, progress))
 		return p, nil
 	}
 	gz, err := pgzip.NewWriterLevel(&p.counter, level)
@@ -144,7 +143,7 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	// which gzip defines as "no time".
 	gz.ModTime = time.Unix(0, 0)
 	p.gz = gz
-	p.tw = tar.NewWriter(io.MultiWriter(p.diffID, gz))
+	p.tw = tar.NewWriter(io.MultiWriter(p.diffID, gz, progress))
 	return p, nil
 }
 
@@ -175,6 +174,14 @@ func (p *packer) header(name string, typ byte, mode int64) *tar.Header {
 		// Format left unset: USTAR where it fits, PAX for long or
 		// non-ASCII names, chosen from the header alone.
 	}
+}
+
+// progressWriter reports the length of each write.
+type progressWriter func(n int)
+
+func (f progressWriter) Write(b []byte) (int, error) {
+	f(len(b))
+	return len(b), nil
 }
 
 type countingWriter struct {

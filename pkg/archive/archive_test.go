@@ -158,12 +158,10 @@ func TestPackTimes(t *testing.T) {
 		return readHeaders(t, blob)[0].ModTime.UTC()
 	}
 	assert.Equal(t, read(Options{}), time.Unix(1, 0).UTC())
-	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
-	assert.Equal(t, read(Options{}), time.Unix(1700000000, 0).UTC())
 	assert.Equal(t, read(Options{ModTime: time.Unix(42, 0)}), time.Unix(42, 0).UTC())
-	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
-	_, err := newPacker(io.Discard, Options{})
-	assert.ErrorContains(t, err, "SOURCE_DATE_EPOCH")
+	// The caller reads the environment, never this package.
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	assert.Equal(t, read(Options{}), time.Unix(1, 0).UTC())
 }
 
 // TestPackReproducible: the bytes depend on the input alone, not on the

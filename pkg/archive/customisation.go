@@ -23,6 +23,11 @@ type Customisation struct {
 	// OnCollision, when set, hears of each file two packages provide:
 	// the path in the image, the target kept and the one left out.
 	OnCollision func(name, kept, dropped string)
+	// StoreDir is the Nix store the packages are in; "" means the
+	// directory holding the first package. Symlinks are followed only
+	// while they stay inside it: a package's link to a host directory
+	// must not put the host's file names into the image.
+	StoreDir string
 }
 
 // caBundle is where cacert keeps its bundle in nixpkgs.
@@ -52,12 +57,18 @@ func newDir(mode int64) *farmNode { return &farmNode{children: map[string]*farmN
 // Packages wins and OnCollision is told.
 func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 	root := newDir(0o755)
+	if c.StoreDir == "" && len(c.Packages) > 0 {
+		c.StoreDir = path.Dir(c.Packages[0])
+	}
 	for _, pkg := range c.Packages {
 		if info, err := os.Stat(pkg); err == nil && !info.IsDir() {
 			// buildEnv refuses these too: there is no directory to join.
 			return Blob{}, fmt.Errorf("package %s is a single file, not a directory: it cannot be linked into the image root", pkg)
 		}
-		entries, err := os.ReadDir(pkg)
+		if _, err := os.Lstat(pkg); err == nil && !c.isDir(pkg) {
+			return Blob{}, fmt.Errorf("package %s leads out of the Nix store %s: it cannot be linked into the image root", pkg, c.StoreDir)
+		}
+		entries, err := c.readDir(pkg)
 		if err != nil {
 			return Blob{}, fmt.Errorf("read package %s: %w", pkg, err)
 		}
@@ -97,7 +108,7 @@ func (c Customisation) join(dir *farmNode, prefix, name, src string) error {
 		dir.children[name] = &farmNode{target: src}
 		return nil
 	}
-	if !isDir(src) || (existing.target != "" && !isDir(existing.target)) {
+	if !c.isDir(src) || (existing.target != "" && !c.isDir(existing.target)) {
 		kept := existing.target
 		if kept == "" {
 			kept = "(a directory)"
@@ -112,7 +123,7 @@ func (c Customisation) join(dir *farmNode, prefix, name, src string) error {
 			return err
 		}
 	}
-	entries, err := os.ReadDir(src)
+	entries, err := c.readDir(src)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", src, err)
 	}
@@ -128,7 +139,7 @@ func (c Customisation) join(dir *farmNode, prefix, name, src string) error {
 // to that directory's entries.
 func (c Customisation) unfold(n *farmNode) error {
 	src := n.target
-	entries, err := os.ReadDir(src)
+	entries, err := c.readDir(src)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", src, err)
 	}
@@ -150,7 +161,7 @@ func (c Customisation) force(root *farmNode, name string, node *farmNode) error 
 		case !ok:
 			next = newDir(0o755)
 			dir.children[part] = next
-		case next.target != "" && isDir(next.target):
+		case next.target != "" && c.isDir(next.target):
 			if err := c.unfold(next); err != nil {
 				return err
 			}
@@ -194,8 +205,85 @@ func (p *packer) writeFarm(dir *farmNode, prefix string) error {
 }
 
 // isDir reports whether p is a directory, following symlinks as buildEnv
-// does.
-func isDir(p string) bool {
-	info, err := os.Stat(p)
+// does, but only inside the store.
+func (c Customisation) isDir(p string) bool {
+	real, ok := resolveInStore(c.StoreDir, p)
+	if !ok {
+		return false
+	}
+	info, err := os.Lstat(real)
 	return err == nil && info.IsDir()
+}
+
+// readDir lists the directory p leads to inside the store.
+func (c Customisation) readDir(p string) ([]os.DirEntry, error) {
+	real, ok := resolveInStore(c.StoreDir, p)
+	if !ok {
+		if _, err := os.Lstat(p); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s leads out of the Nix store %s", p, c.StoreDir)
+	}
+	return os.ReadDir(real)
+}
+
+// maxLinks bounds the symlinks followed to resolve one path, as the
+// kernel's 40 does.
+const maxLinks = 40
+
+// resolveInStore resolves p's symlinks one at a time, as the kernel
+// would, but gives up (ok false) as soon as a link or ".." leads out of
+// store, or p does not exist. The result has no symlinks in it.
+func resolveInStore(store, p string) (string, bool) {
+	store = path.Clean(store)
+	p = path.Clean(p)
+	if !within(store, p) {
+		return "", false
+	}
+	cur := store
+	rest := strings.Split(strings.TrimPrefix(p, store), "/")
+	for links := 0; len(rest) > 0; {
+		part := rest[0]
+		rest = rest[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if cur = path.Dir(cur); !within(store, cur) {
+				return "", false
+			}
+			continue
+		}
+		next := path.Join(cur, part)
+		info, err := os.Lstat(next)
+		if err != nil {
+			return "", false
+		}
+		if info.Mode()&os.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", false
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", false
+		}
+		if !path.IsAbs(target) {
+			target = path.Join(cur, target)
+		}
+		if target = path.Clean(target); !within(store, target) {
+			return "", false
+		}
+		// Start again from the store with the target's parts first.
+		cur = store
+		rest = append(strings.Split(strings.TrimPrefix(target, store), "/"), rest...)
+	}
+	return cur, cur != store
+}
+
+// within reports whether p is store or under it.
+func within(store, p string) bool {
+	return store == "/" || p == store || strings.HasPrefix(p, store+"/")
 }

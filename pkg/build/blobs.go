@@ -22,7 +22,7 @@ import (
 // blob whose content is proven to be c's, else a newly packed one; either
 // way once per build, and offered to the destination as soon as it is
 // ready.
-func (b *builder) layer(ctx context.Context, c content) (image.Layer, error) {
+func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Layer, error) {
 	cacheKey, err := archive.CacheKey(c.key, b.req.Pack)
 	if err != nil {
 		return image.Layer{}, err
@@ -34,14 +34,16 @@ func (b *builder) layer(ctx context.Context, c content) (image.Layer, error) {
 			return image.Layer{}, ctx.Err()
 		}
 	}
+	reused := false
 	l, err := b.blobs.get(cacheKey, func() (image.Layer, error) {
 		l, ok := b.fromCache(ctx, cacheKey, c)
 		if ok {
 			b.reused.Add(1)
+			reused = true
 		} else {
 			b.packed.Add(1)
 			var err error
-			if l, err = b.pack(ctx, c); err != nil {
+			if l, err = b.pack(ctx, c, r.packing()); err != nil {
 				return image.Layer{}, err
 			}
 		}
@@ -49,8 +51,16 @@ func (b *builder) layer(ctx context.Context, c content) (image.Layer, error) {
 		b.req.Destination.Offer(ctx, l.Blob())
 		return l, nil
 	})
+	if err != nil {
+		return image.Layer{}, err
+	}
 	l.CacheKey = cacheKey
-	return l, err
+	phase := Packed
+	if reused {
+		phase = Reused
+	}
+	r.finished(phase, l.Digest.String(), l.Size)
+	return l, nil
 }
 
 // fromCache returns the cached blob for key when its content is c's: the
@@ -144,7 +154,7 @@ var streamAbove int64 = 16 << 20
 
 // pack writes c's blob file and describes it as an image layer. A big
 // layer is streamed to a destination that can take it while it grows.
-func (b *builder) pack(ctx context.Context, c content) (l image.Layer, err error) {
+func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l image.Layer, err error) {
 	f, err := os.CreateTemp(b.dir, "layer-")
 	if err != nil {
 		return image.Layer{}, err
@@ -163,7 +173,9 @@ func (b *builder) pack(ctx context.Context, c content) (l image.Layer, err error
 		s.Stream(ctx, g)
 		w = g
 	}
-	blob, err := c.pack(w, b.req.Pack)
+	o := b.req.Pack
+	o.Progress = progress
+	blob, err := c.pack(w, o)
 	if err != nil {
 		return image.Layer{}, err
 	}

@@ -89,6 +89,9 @@ type Options struct {
 	// of no platform) and a function to call when that platform is done.
 	// Nil discards progress.
 	Log func(platform string) (io.Writer, func())
+	// Progress, when set, is told how each layer goes. It is called from
+	// several goroutines at once.
+	Progress func(Event)
 	// NixTimeout limits Nix's work per platform; zero means no limit.
 	NixTimeout time.Duration
 	// PrintBuildLogs passes Nix's build logs through to Log.
@@ -182,10 +185,36 @@ func (b *builder) log(platform string) (io.Writer, func()) {
 func (b *builder) run(ctx context.Context) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The destination is checked while Nix works: a registry that is
+	// down, or refuses the credentials, stops the build within seconds.
+	checked := make(chan error, 1)
+	go func() {
+		err := b.req.Destination.Check(ctx)
+		if err != nil && ctx.Err() == nil {
+			cancel()
+			checked <- err
+			return
+		}
+		checked <- nil // or the build failed first, and cancelled it
+	}()
 	if len(b.req.CacheFrom) > 0 {
 		b.cacheDone = make(chan struct{})
 		go b.readCache(ctx)
 	}
+	res, err := b.work(ctx)
+	if err != nil {
+		cancel()
+	}
+	if cerr := <-checked; cerr != nil {
+		return nil, cerr
+	}
+	return res, err
+}
+
+// work runs Nix, packs every platform and writes the index.
+func (b *builder) work(ctx context.Context) (*Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	nixLog, end := b.log("")
 	nb := &nix.Builder{

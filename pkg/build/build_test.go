@@ -6,12 +6,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -297,4 +299,59 @@ func TestBuildStreamed(t *testing.T) {
 func sha256Hex(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
+}
+
+// TestBuildFailsFast: an unreachable registry, refused credentials and an
+// unusable output path stop the build within seconds, with Nix still
+// working on a package that would take a minute.
+func TestBuildFailsFast(t *testing.T) {
+	ctx := context.Background()
+	host, user, _ := testenv.StartAuthRegistry(t)
+	slow := slowFlake(t)
+	file := filepath.Join(t.TempDir(), "file")
+	assert.NilError(t, os.WriteFile(file, []byte("x"), 0o644))
+	nonEmpty := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(nonEmpty, "notes"), []byte("x"), 0o644))
+	for _, tc := range []struct {
+		name string
+		dest push.Destination
+		want string
+	}{
+		{"unreachable", push.NewRegistry(mustTarget(t, "127.0.0.1:1/x/y", "v1"), push.Options{}), "cannot reach registry 127.0.0.1:1"},
+		{"wrong password", push.NewRegistry(mustTarget(t, host+"/x/y", "v1"), push.Options{Credentials: push.Credentials{Username: user, Password: "wrong", Registry: host}}), "authentication failed for registry " + host},
+		{"no credentials", push.NewRegistry(mustTarget(t, host+"/x/y", "v1"), push.Options{}), "authentication failed for registry " + host},
+		{"oci: a file", push.NewLayout(push.Output{Kind: push.OCILayout, Path: file}, push.WriteOptions{}), "is a file, not a directory"},
+		{"oci: other files", push.NewLayout(push.Output{Kind: push.OCILayout, Path: nonEmpty}, push.WriteOptions{}), "holds other files and is not an OCI layout"},
+		{"docker: a directory", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: nonEmpty}, push.WriteOptions{}), "is a directory"},
+		{"docker: no parent", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(nonEmpty, "no", "x.tar")}, push.WriteOptions{}), "does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := request(t, tc.dest, 6)
+			req.Nixpkgs = slow
+			req.Platforms = req.Platforms[:1]
+			start := time.Now()
+			_, err := Build(ctx, req, Options{})
+			assert.ErrorContains(t, err, tc.want)
+			assert.Check(t, time.Since(start) < 30*time.Second, "took %s: Nix was not stopped", time.Since(start))
+		})
+	}
+}
+
+// slowFlake is a nixpkgs whose every package takes a minute to build,
+// fresh each call.
+func slowFlake(t *testing.T) string {
+	dir := t.TempDir()
+	flake := fmt.Sprintf(`{
+  outputs = { self }: let
+    pkg = system: name: builtins.derivation {
+      inherit name system;
+      builder = "/bin/sh";
+      args = [ "-c" "sleep 60; echo %s > $out" ];
+    };
+    forSystem = system: { hello = pkg system "hello"; cacert = pkg system "cacert"; iana-etc = pkg system "iana-etc"; };
+  in { legacyPackages.x86_64-linux = forSystem "x86_64-linux"; legacyPackages.aarch64-linux = forSystem "aarch64-linux"; };
+}
+`, t.Name()+time.Now().String())
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
+	return "path:" + dir
 }

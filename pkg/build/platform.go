@@ -47,9 +47,10 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	done = b.timings.start("packing " + sys)
 	defer done()
 	var imgLayers []image.Layer
-	for _, l := range plan.Layers {
+	n := len(plan.Layers) + 1
+	for i, l := range plan.Layers {
 		content := pathsContent(l.Key, l.Paths, int64(min(l.Size, math.MaxInt64)))
-		il, err := b.layer(ctx, content)
+		il, err := b.layer(ctx, content, b.reporter(plat.String(), i+1, n, content.size))
 		if err != nil {
 			return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
 		}
@@ -57,7 +58,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 		il.Packages = storepath.PackageNames(l.Paths)
 		imgLayers = append(imgLayers, il)
 	}
-	custom, err := b.layer(ctx, customisationContent(res))
+	custom, err := b.layer(ctx, customisationContent(res), b.reporter(plat.String(), n, n, 0))
 	if err != nil {
 		return nil, fmt.Errorf("pack the customisation layer of %s: %w", sys, err)
 	}

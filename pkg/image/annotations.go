@@ -30,12 +30,24 @@ func FormatCreated(t time.Time) string {
 // program): the creation time of reproducible builds, in seconds since the
 // Unix epoch. Unset or empty gives the Unix epoch itself.
 func SourceDateEpoch(getenv func(string) string) (time.Time, error) {
-	s := strings.TrimSpace(getenv("SOURCE_DATE_EPOCH"))
+	t, err := ParseSourceDateEpoch(getenv("SOURCE_DATE_EPOCH"))
+	if err != nil || !t.IsZero() {
+		return t, err
+	}
+	return time.Unix(0, 0).UTC(), nil
+}
+
+// ParseSourceDateEpoch is the one parser of SOURCE_DATE_EPOCH's value,
+// so that every package reads it alike: surrounding blanks are ignored,
+// "" gives the zero time, and anything but a whole number of seconds from
+// 0 to the end of year 9999 (beyond which RFC 3339 cannot write the time)
+// is an error.
+func ParseSourceDateEpoch(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
 	if s == "" {
-		return time.Unix(0, 0).UTC(), nil
+		return time.Time{}, nil
 	}
 	secs, err := strconv.ParseInt(s, 10, 64)
-	// Beyond year 9999 RFC 3339 cannot write the time.
 	if err != nil || secs < 0 || secs > 253402300799 {
 		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a whole number of seconds since 1970 (e.g. $(git log -1 --format=%%ct))", s)
 	}

@@ -38,6 +38,35 @@ type Options struct {
 	Labels map[string]string
 }
 
+// Validate checks what a runtime would choke on or a config could not
+// say: an empty program, line breaks or control characters in the working
+// directory and user, and label keys that are empty or hold blanks, '='
+// or control characters.
+func (o Options) Validate() error {
+	if len(o.Entrypoint) > 0 && o.Entrypoint[0] == "" {
+		return fmt.Errorf("the entrypoint's first word (the program) is empty or null: name a program, e.g. [\"/bin/hello\"]")
+	}
+	if len(o.Entrypoint) == 0 && len(o.Cmd) > 0 && o.Cmd[0] == "" {
+		return fmt.Errorf("the command's first word (the program) is empty or null: name a program, e.g. [\"bash\"]")
+	}
+	if hasControl(o.WorkingDir) {
+		return fmt.Errorf("working directory %q holds a line break or control character: give one path", o.WorkingDir)
+	}
+	if hasControl(o.User) {
+		return fmt.Errorf("user %q holds a line break or control character: give USER, UID or USER:GROUP", o.User)
+	}
+	for k := range o.Labels {
+		if k == "" || hasControl(k) || strings.ContainsAny(k, " \t=") {
+			return fmt.Errorf("label key %q is not valid: use a key without blanks, '=' or control characters, e.g. org.example.team", k)
+		}
+	}
+	return nil
+}
+
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
+}
+
 // created returns the creation time in UTC, so that the config does not
 // depend on the machine's time zone.
 func (o Options) created() v1.Time {
@@ -68,6 +97,9 @@ func (o Options) env() ([]string, error) {
 
 // configFile builds the config of an image for platform p over layers.
 func configFile(p v1.Platform, layers []Layer, o Options) (*v1.ConfigFile, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	env, err := o.env()
 	if err != nil {
 		return nil, err

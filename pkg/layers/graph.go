@@ -356,6 +356,14 @@ func (g *Graph) findCycle() string {
 }
 
 // fillClosureSizes computes ClosureSize for paths whose input left it zero.
+//
+// A closure is a set, so sizes cannot be summed up the graph; the paths
+// are taken in chunks of closureChunk positions of a topological order
+// instead, and for each chunk every path gets the set of its closure's
+// paths in that chunk, as a bitmap: the union of its references' bitmaps.
+// A table per byte of the bitmap turns it into bytes. Memory stays at
+// one chunk's bitmaps whatever the closure's size; time is about
+// (references + paths) × paths / 64 word operations.
 func (g *Graph) fillClosureSizes() {
 	missing := false
 	for _, p := range g.Paths {
@@ -367,31 +375,65 @@ func (g *Graph) fillClosureSizes() {
 	if !missing {
 		return
 	}
-	words := (len(g.Paths) + 63) / 64
-	sets := make([][]uint64, len(g.Paths))
-	for _, i := range g.TopoOrder() {
-		s := make([]uint64, words)
-		s[i/64] |= 1 << (i % 64)
-		for _, r := range g.Refs[i] {
-			for w, v := range sets[r] {
-				s[w] |= v
+	n := len(g.Paths)
+	order := g.TopoOrder() // references first
+	pos := make([]int, n)
+	for k, i := range order {
+		pos[i] = k
+	}
+	chunk := min(closureChunk, (n+63)/64*64)
+	words := chunk / 64
+	bitmaps := make([]uint64, n*words)
+	tables := make([][256]uint64, words*8)
+	totals := make([]uint64, n)
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		// Byte tables: table[b][v] is the size of the paths whose bits
+		// are set in v at byte b of the chunk.
+		for b := range tables {
+			t := &tables[b]
+			t[0] = 0
+			for v := 1; v < 256; v++ {
+				low := bits.TrailingZeros8(uint8(v))
+				var size uint64
+				if k := lo + b*8 + low; k < hi {
+					size = g.Paths[order[k]].NarSize
+				}
+				t[v] = t[v&(v-1)] + size
 			}
 		}
-		sets[i] = s
+		// Paths before lo in the order cannot reach the chunk.
+		for k := lo; k < n; k++ {
+			i := order[k]
+			d := bitmaps[k*words : (k+1)*words]
+			clear(d)
+			if k < hi {
+				d[(k-lo)/64] |= 1 << ((k - lo) % 64)
+			}
+			for _, r := range g.Refs[i] {
+				if rk := pos[r]; rk >= lo {
+					for w, v := range bitmaps[rk*words : (rk+1)*words] {
+						d[w] |= v
+					}
+				}
+			}
+			var total uint64
+			for w, v := range d {
+				for b := 0; v != 0; b, v = b+1, v>>8 {
+					total += tables[w*8+b][v&0xff]
+				}
+			}
+			totals[i] += total
+		}
 	}
 	for i := range g.Paths {
-		if g.Paths[i].ClosureSize != 0 {
-			continue
+		if g.Paths[i].ClosureSize == 0 {
+			g.Paths[i].ClosureSize = totals[i]
 		}
-		var total uint64
-		for w, v := range sets[i] {
-			for v != 0 {
-				b := v & -v
-				j := w*64 + bits.TrailingZeros64(b)
-				total += g.Paths[j].NarSize
-				v ^= b
-			}
-		}
-		g.Paths[i].ClosureSize = total
 	}
 }
+
+// closureChunk is how many paths fillClosureSizes takes at a time (a
+// multiple of 64): 100,000 paths then need 100,000 × 1 kB of bitmaps. A
+// variable so that tests can make chunks small.
+var closureChunk = 8192

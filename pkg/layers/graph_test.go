@@ -184,14 +184,19 @@ func TestParseGraphClosureSizes(t *testing.T) {
 	assert.DeepEqual(t, g.Roots, []int{ia})
 	assert.DeepEqual(t, g.Refs[ia], []int{ib, ic}) // self reference dropped
 
-	for seed := int64(1); seed <= 5; seed++ {
-		infos := randomClosure(seed, 300)
-		for i := range infos {
-			infos[i].ClosureSize = 0
-		}
-		g := graphOf(t, infos)
-		for i := range g.Paths {
-			assert.Equal(t, g.Paths[i].ClosureSize, naiveClosureSize(g, i))
+	// In one chunk and in several (the last one partial).
+	defer func(c int) { closureChunk = c }(closureChunk)
+	for _, chunk := range []int{closureChunk, 64, 128} {
+		closureChunk = chunk
+		for seed := int64(1); seed <= 5; seed++ {
+			infos := randomClosure(seed, 300)
+			for i := range infos {
+				infos[i].ClosureSize = 0
+			}
+			g := graphOf(t, infos)
+			for i := range g.Paths {
+				assert.Equal(t, g.Paths[i].ClosureSize, naiveClosureSize(g, i), "chunk %d", chunk)
+			}
 		}
 	}
 }

@@ -25,11 +25,12 @@ package layers
 //   - Ratings saturate at the largest uint64 instead of wrapping around.
 //   - Paths the requested roots do not reach hang off the fake root too
 //     (Nixery's closures never had any), so every path is in a layer.
-//   - Merged layers can reference each other both ways (a merged layer
-//     holding an application and a library that a layer in between
-//     needs); Build then joins them, because layers must be ordered after
-//     the layers they reference. Without merges this never happens: an
-//     edge between two dominator subtrees always ends at a subtree's top.
+//
+// Merged layers can reference each other both ways (a merged layer holding
+// an application and a library that a layer in between needs). Build keeps
+// them apart, as the seed did, and orders the layers dependencies first as
+// far as that allows. Without merges this never happens: an edge between
+// two dominator subtrees always ends at a subtree's top.
 
 import (
 	"math"

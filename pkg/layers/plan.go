@@ -1,13 +1,14 @@
 // Package layers decides which store paths of a Nix closure go into which
 // image layer. A strategy groups the paths; Build turns the groups into a
-// Plan: layers with content keys, ordered so that each layer comes after the
-// layers it references, and never more of them than the budget allows.
+// Plan: one layer per group, with content keys, ordered dependencies first
+// as far as the references allow, and never more of them than the budget.
 package layers
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -91,6 +92,8 @@ func (e *BudgetError) Error() string {
 
 // Build plans the layers of g with the named strategy and checks the
 // result: every path in exactly one layer, at most the budget of layers.
+// Each of the strategy's groups becomes one layer as it is: Build orders
+// layers, it never merges them.
 func Build(g *Graph, opts Options) (*Plan, error) {
 	if g == nil || len(g.Paths) == 0 {
 		return nil, fmt.Errorf("no closure graph to plan: read one with ParseGraph")
@@ -156,10 +159,12 @@ func KeyOf(paths []string) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// newPlan orders the groups so that every layer follows the layers it
-// references. Groups that reference each other in a cycle cannot be
-// ordered that way, so they are merged into one layer; that only lowers
-// the layer count.
+// newPlan makes each group a layer, exactly as the strategy planned it,
+// and orders the layers dependencies first as far as the references
+// allow. Layer order changes nothing a container sees (store paths never
+// overlap), so groups that reference each other in a cycle stay apart:
+// they are ordered among themselves by key, and the cycle as a whole goes
+// where a topological order of the groups' condensation puts it.
 func newPlan(g *Graph, groups [][]int) *Plan {
 	groupOf := make([]int, len(g.Paths))
 	for gi, grp := range groups {
@@ -167,36 +172,109 @@ func newPlan(g *Graph, groups [][]int) *Plan {
 			groupOf[i] = gi
 		}
 	}
-	deps := make([]map[int]bool, len(groups))
+	// deps[gi]: the groups gi references, without repeats. Groups are at
+	// most MaxBudget, so a bitmap per group is small.
+	words := (len(groups) + 63) / 64
+	bitmap := make([]uint64, len(groups)*words)
+	deps := make([][]int, len(groups))
 	for gi, grp := range groups {
-		deps[gi] = map[int]bool{}
+		row := bitmap[gi*words : (gi+1)*words]
 		for _, i := range grp {
 			for _, r := range g.Refs[i] {
-				if rg := groupOf[r]; rg != gi {
-					deps[gi][rg] = true
+				if rg := groupOf[r]; rg != gi && row[rg/64]&(1<<(rg%64)) == 0 {
+					row[rg/64] |= 1 << (rg % 64)
+					deps[gi] = append(deps[gi], rg)
 				}
 			}
 		}
+		sort.Ints(deps[gi])
 	}
-	layers := make([]Layer, 0, len(groups))
-	for _, comp := range components(deps) {
-		var paths []string
+	layers := make([]Layer, len(groups))
+	for gi, grp := range groups {
+		paths := make([]string, len(grp))
 		var size uint64
-		for _, gi := range comp {
-			for _, i := range groups[gi] {
-				paths = append(paths, g.Paths[i].Name)
-				size += g.Paths[i].NarSize
-			}
+		for k, i := range grp {
+			paths[k] = g.Paths[i].Name
+			size = addSizes(size, g.Paths[i].NarSize)
 		}
 		sort.Strings(paths)
-		layers = append(layers, Layer{Key: KeyOf(paths), Paths: paths, Size: size})
+		layers[gi] = Layer{Key: KeyOf(paths), Paths: paths, Size: size}
 	}
-	return &Plan{Layers: orderLayers(g, layers)}
+	out := make([]Layer, 0, len(layers))
+	for _, gi := range orderGroups(deps, func(a, b int) bool { return layers[a].Key < layers[b].Key }) {
+		out = append(out, layers[gi])
+	}
+	return &Plan{Layers: out}
 }
 
-// components returns the strongly connected components of the group
-// dependency graph (Tarjan's algorithm).
-func components(deps []map[int]bool) [][]int {
+// addSizes adds two sizes, stopping at the largest instead of wrapping
+// around: NAR sizes come from Nix's output and may be absurd.
+func addSizes(a, b uint64) uint64 {
+	if a+b < a {
+		return math.MaxUint64
+	}
+	return a + b
+}
+
+// orderGroups returns a stable topological order of the condensation of
+// the group graph deps: the strongly connected components in an order
+// where every component follows those it references; among components
+// free to go next, the one whose first group (by less) comes first; within
+// a component, the groups by less. The order depends only on the graph and
+// less, never on the groups' numbering.
+func orderGroups(deps [][]int, less func(a, b int) bool) []int {
+	comps := components(deps)
+	compOf := make([]int, len(deps))
+	for ci, comp := range comps {
+		sort.Slice(comp, func(a, b int) bool { return less(comp[a], comp[b]) })
+		for _, gi := range comp {
+			compOf[gi] = ci
+		}
+	}
+	// Edges between components, counted once each.
+	needs := make([]int, len(comps))
+	users := make([][]int, len(comps))
+	seen := map[[2]int]bool{}
+	for gi, ds := range deps {
+		for _, d := range ds {
+			from, to := compOf[gi], compOf[d]
+			if from != to && !seen[[2]int{from, to}] {
+				seen[[2]int{from, to}] = true
+				needs[from]++
+				users[to] = append(users[to], from)
+			}
+		}
+	}
+	var ready []int
+	for ci := range comps {
+		if needs[ci] == 0 {
+			ready = append(ready, ci)
+		}
+	}
+	order := make([]int, 0, len(deps))
+	for len(ready) > 0 {
+		best := 0
+		for k := range ready {
+			if less(comps[ready[k]][0], comps[ready[best]][0]) {
+				best = k
+			}
+		}
+		ci := ready[best]
+		ready = append(ready[:best], ready[best+1:]...)
+		order = append(order, comps[ci]...)
+		for _, u := range users[ci] {
+			if needs[u]--; needs[u] == 0 {
+				ready = append(ready, u)
+			}
+		}
+	}
+	return order
+}
+
+// components returns the strongly connected components of the graph deps
+// (Tarjan's algorithm; the graph has at most MaxBudget nodes, so
+// recursion is shallow).
+func components(deps [][]int) [][]int {
 	n := len(deps)
 	index := make([]int, n)
 	low := make([]int, n)
@@ -213,7 +291,7 @@ func components(deps []map[int]bool) [][]int {
 		next++
 		stack = append(stack, v)
 		onStack[v] = true
-		for _, w := range sortedKeys(deps[v]) {
+		for _, w := range deps[v] {
 			if index[w] < 0 {
 				strong(w)
 				low[v] = min(low[v], low[w])
@@ -241,59 +319,4 @@ func components(deps []map[int]bool) [][]int {
 		}
 	}
 	return comps
-}
-
-func sortedKeys(m map[int]bool) []int {
-	keys := make([]int, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Ints(keys)
-	return keys
-}
-
-// orderLayers sorts acyclic layers dependencies first; among layers whose
-// dependencies are all placed, the one with the smallest key goes next, so
-// the order depends only on the layers' contents.
-func orderLayers(g *Graph, layers []Layer) []Layer {
-	layerOf := map[string]int{}
-	for li, l := range layers {
-		for _, p := range l.Paths {
-			layerOf[p] = li
-		}
-	}
-	needs := make([]map[int]bool, len(layers))
-	users := make([][]int, len(layers))
-	for li, l := range layers {
-		needs[li] = map[int]bool{}
-		for _, p := range l.Paths {
-			i := g.index[p]
-			for _, r := range g.Refs[i] {
-				if rl := layerOf[g.Paths[r].Name]; rl != li && !needs[li][rl] {
-					needs[li][rl] = true
-					users[rl] = append(users[rl], li)
-				}
-			}
-		}
-	}
-	var ready []int
-	for li := range layers {
-		if len(needs[li]) == 0 {
-			ready = append(ready, li)
-		}
-	}
-	out := make([]Layer, 0, len(layers))
-	for len(ready) > 0 {
-		sort.Slice(ready, func(a, b int) bool { return layers[ready[a]].Key < layers[ready[b]].Key })
-		li := ready[0]
-		ready = ready[1:]
-		out = append(out, layers[li])
-		for _, u := range users[li] {
-			delete(needs[u], li)
-			if len(needs[u]) == 0 {
-				ready = append(ready, u)
-			}
-		}
-	}
-	return out
 }

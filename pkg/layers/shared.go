@@ -76,9 +76,21 @@ const (
 	// offered again as their stale offers come up, which bounds the work
 	// of a merge into a big layer.
 	sharedEager = 16
+	// sharedDirect is the most paths the merges proper start from; a
+	// bigger closure is coarsened to this many layers first.
+	sharedDirect = 1024
+	// sharedLowBudget is the budget below which shared plans as
+	// auto-layer does: with so few layers, half of them protected leaves
+	// too few for the rest, and auto-layer's groups (the biggest paths
+	// each with what only they use) share more on the corpus at budgets
+	// 4 and 8 (docs/layering.md).
+	sharedLowBudget = 12
 )
 
 func sharedStrategy(g *Graph, pop popularity.Data, budget int) [][]int {
+	if budget < sharedLowBudget {
+		return autolayerStrategy(g, pop, budget)
+	}
 	if len(g.Paths) <= budget {
 		groups := make([][]int, len(g.Paths))
 		for i := range groups {
@@ -102,16 +114,13 @@ type merger struct {
 	alive   []bool
 	prot    []bool
 	ver     []int32         // per layer: bumped by every merge, to spot stale candidates
-	level   []int32         // per layer: higher than the levels of the layers it references
 	out     []map[int]int32 // per layer: the layers it references, with edge counts
 	in      []map[int]int32 // per layer: the layers that reference it, with edge counts
 	count   int             // live layers
 	heap    candidates
-	purgeAt int   // heap length at which stale candidates are dropped
-	tops    []int // layers nothing references (some may be stale)
-	orphans []int // layers whose neighbours are all protected (some may be stale)
-	mark    []int32
-	epoch   int32
+	purgeAt int               // heap length at which stale candidates are dropped
+	tops    []int             // layers nothing references (some may be stale)
+	orphans []int             // layers whose neighbours are all protected (some may be stale)
 	rep     []int32           // per layer: the layer it was merged into, or itself
 	pushed  map[uint64]uint64 // per pair of layers: their versions when last offered
 }
@@ -120,9 +129,9 @@ func newMerger(g *Graph, pop popularity.Data, budget int) *merger {
 	n := len(g.Paths)
 	m := &merger{
 		size: make([]float64, n), first: make([]int, n), mem: make([][]int, n),
-		alive: make([]bool, n), prot: make([]bool, n), ver: make([]int32, n), level: make([]int32, n),
+		alive: make([]bool, n), prot: make([]bool, n), ver: make([]int32, n),
 		out: make([]map[int]int32, n), in: make([]map[int]int32, n),
-		count: n, heap: make(candidates, 0, 16*n), purgeAt: 16 * n, mark: make([]int32, n),
+		count: n, heap: make(candidates, 0, 16*n), purgeAt: 16 * n,
 		rep: make([]int32, n), pushed: map[uint64]uint64{},
 	}
 	for i := range m.rep {
@@ -149,30 +158,47 @@ func newMerger(g *Graph, pop popularity.Data, budget int) *merger {
 	m.closures(g)
 	m.protect(g, pop, fanin, int(sharedProtected*float64(budget)))
 
+	if n > sharedDirect {
+		m.coarsen(sharedDirect)
+	}
+
 	// The first candidates: references, and the references of a common
 	// user, the image using the paths nothing references.
-	for i := range g.Paths {
-		if fanin[i] == 0 {
+	for i := range m.alive {
+		if !m.alive[i] {
+			continue
+		}
+		if len(m.in[i]) == 0 {
 			m.tops = append(m.tops, i)
 		}
 		if m.orphan(i) {
 			m.orphans = append(m.orphans, i)
 		}
 	}
-	m.pairAll(m.tops)
-	m.pairAll(m.orphans)
-	for i, refs := range g.Refs {
+	// Coarsened layers have many neighbours: fewer of their siblings are
+	// offered.
+	fanout := sharedFanout
+	if n > sharedDirect {
+		fanout = sharedEager
+	}
+	m.pairAll(m.tops, fanout)
+	m.pairAll(m.orphans, fanout)
+	for i := range m.alive {
+		if !m.alive[i] {
+			continue
+		}
+		refs := sortedKeys32(m.out[i])
 		for _, r := range refs {
 			m.push(i, r)
 		}
-		m.pairAll(refs)
+		m.pairAll(refs, fanout)
 	}
 	return m
 }
 
 // closures fills D for every path, over the probes: all paths, or those
 // whose names hash lowest, so that images of a big closure count the
-// same packages. It sets the levels too.
+// same packages.
 func (m *merger) closures(g *Graph) {
 	n := len(g.Paths)
 	bit := make([]int, n)
@@ -216,7 +242,6 @@ func (m *merger) closures(g *Graph) {
 			for w, v := range m.dn[r] {
 				d[w] |= v
 			}
-			m.level[i] = max(m.level[i], m.level[r]+1)
 		}
 		m.dn[i] = d
 	}
@@ -295,10 +320,10 @@ func (m *merger) candidate(a, b int) candidate {
 		fa: int32(m.first[a]), fb: int32(m.first[b]), va: m.ver[a], vb: m.ver[b]}
 }
 
-// pairAll offers the merges of the first sharedFanout layers of ls with
-// each other.
-func (m *merger) pairAll(ls []int) {
-	ls = ls[:min(len(ls), sharedFanout)]
+// pairAll offers the merges of the first fanout layers of ls with each
+// other.
+func (m *merger) pairAll(ls []int, fanout int) {
+	ls = ls[:min(len(ls), fanout)]
 	for x := range ls {
 		for y := x + 1; y < len(ls); y++ {
 			m.push(ls[x], ls[y])
@@ -337,9 +362,6 @@ func (m *merger) run(budget int) {
 			// Stale: one of them has changed since. Offer the merge of
 			// what they are now part of, at its current cost.
 			m.push(m.find(a), m.find(b))
-			continue
-		}
-		if m.closesCycle(a, b) {
 			continue
 		}
 		m.merge(a, b)
@@ -440,45 +462,9 @@ func sortedKeys32(s map[int]int32) []int {
 	return keys
 }
 
-// closesCycle reports whether merging layers a and b would close a cycle:
-// whether one reaches the other through a third layer. Levels fall along
-// every reference, so only the layers between the two levels are
-// visited.
-func (m *merger) closesCycle(a, b int) bool {
-	if m.level[a] == m.level[b] {
-		return false
-	}
-	if m.level[a] < m.level[b] {
-		a, b = b, a
-	}
-	m.epoch++
-	floor := m.level[b]
-	var stack []int
-	for o := range m.out[a] {
-		if o != b && m.level[o] > floor {
-			m.mark[o] = m.epoch
-			stack = append(stack, o)
-		}
-	}
-	for len(stack) > 0 {
-		x := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		for o := range m.out[x] {
-			if o == b {
-				return true
-			}
-			if m.level[o] > floor && m.mark[o] != m.epoch {
-				m.mark[o] = m.epoch
-				stack = append(stack, o)
-			}
-		}
-	}
-	return false
-}
-
-// merge merges layers a and b, and offers the merges the new layer makes
-// possible. The layer with fewer paths is the one that dies.
-func (m *merger) merge(a, b int) {
+// join merges layer b into layer a, or a into b, whichever has fewer
+// paths, and returns the layer that lives on.
+func (m *merger) join(a, b int) int {
 	if len(m.mem[a]) < len(m.mem[b]) {
 		a, b = b, a
 	}
@@ -511,7 +497,14 @@ func (m *merger) merge(a, b int) {
 	delete(m.out[a], b)
 	delete(m.in[a], b)
 	m.out[b], m.in[b] = nil, nil
-	m.relevel(a)
+
+	return a
+}
+
+// merge merges layers a and b, and offers the merges the new layer makes
+// possible. The layer with fewer paths is the one that dies.
+func (m *merger) merge(a, b int) {
+	a = m.join(a, b)
 
 	// Offer the new layer's merges with its neighbours and siblings now,
 	// unless it has many: then its older offers, made stale by the merge,
@@ -555,27 +548,6 @@ func (m *merger) orphan(a int) bool {
 		}
 	}
 	return true
-}
-
-// relevel gives layer a a level above the layers it references, and
-// raises the layers above it as far as needed.
-func (m *merger) relevel(a int) {
-	var lv int32
-	for o := range m.out[a] {
-		lv = max(lv, m.level[o]+1)
-	}
-	m.level[a] = lv
-	stack := []int{a}
-	for len(stack) > 0 {
-		x := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		for i := range m.in[x] {
-			if m.level[i] <= m.level[x] {
-				m.level[i] = m.level[x] + 1
-				stack = append(stack, i)
-			}
-		}
-	}
 }
 
 // groups returns the live layers' paths.
@@ -671,4 +643,97 @@ func (h candidates) down(i int) {
 		i = l
 	}
 	h[i] = c
+}
+
+// coarsen brings a big closure down to about target layers before the
+// merges proper, in rounds that each pair most layers once, so that the
+// merges proper, whose offers grow faster than the layers, start from few
+// layers. In a round, every layer not yet paired, lightest first, is
+// paired with the neighbour (a layer it references or one that
+// references it) whose merge costs least, as the merges proper would
+// price it; then the layers left unpaired that share a user (the image,
+// for the layers nothing references) are paired with each other, in
+// order of size. Protected paths stay alone. Closures of up to
+// sharedDirect paths, every image of the comparison corpus, never come
+// here.
+func (m *merger) coarsen(target int) {
+	n := len(m.alive)
+	paired := make([]bool, n)
+	for m.count > target {
+		before := m.count
+		clear(paired)
+		var order []int
+		for i, ok := range m.alive {
+			if ok && !m.prot[i] {
+				order = append(order, i)
+			}
+		}
+		lighter := func(a, b int) bool {
+			if m.size[a] != m.size[b] {
+				return m.size[a] < m.size[b]
+			}
+			return m.first[a] < m.first[b]
+		}
+		sort.Slice(order, func(x, y int) bool { return lighter(order[x], order[y]) })
+		free := func(b int) bool { return m.alive[b] && !m.prot[b] && !paired[b] }
+		for _, a := range order {
+			if m.count <= target {
+				return
+			}
+			if !free(a) {
+				continue
+			}
+			best, bestCost := -1, 0.0
+			consider := func(b int) {
+				if b == a || !free(b) {
+					return
+				}
+				c := m.cost(a, b)
+				if best < 0 || c < bestCost || c == bestCost && m.first[b] < m.first[best] {
+					best, bestCost = b, c
+				}
+			}
+			for o := range m.out[a] {
+				consider(o)
+			}
+			for i := range m.in[a] {
+				consider(i)
+			}
+			if best >= 0 {
+				paired[m.join(a, best)] = true
+			}
+		}
+		// Siblings: the unpaired layers each user references, and the
+		// unpaired layers nothing references, lightest first, in pairs.
+		pairUp := func(ls []int) {
+			var free2 []int
+			for _, x := range ls {
+				if free(x) {
+					free2 = append(free2, x)
+				}
+			}
+			sort.Slice(free2, func(x, y int) bool { return lighter(free2[x], free2[y]) })
+			for k := 0; k+1 < len(free2) && m.count > target; k += 2 {
+				paired[m.join(free2[k], free2[k+1])] = true
+			}
+		}
+		var tops []int
+		for i, ok := range m.alive {
+			if ok && len(m.in[i]) == 0 {
+				tops = append(tops, i)
+			}
+		}
+		pairUp(tops)
+		for u := range m.alive {
+			if m.count <= target {
+				return
+			}
+			if m.alive[u] {
+				pairUp(sortedKeys32(m.out[u]))
+			}
+		}
+		if m.count > before-before/100 {
+			return // no longer worth it: the merges proper take over
+		}
+	}
 }

@@ -20,8 +20,8 @@ func TestSharedFits(t *testing.T) {
 	}
 }
 
-// TestSharedAcyclic: the layers never reference each other in a cycle, so
-// the plan has exactly the layers the strategy made, at every budget.
+// TestSharedAcyclic: the plan has exactly the layers the strategy made,
+// all of the budget from sharedLowBudget up; below, auto-layer's.
 func TestSharedAcyclic(t *testing.T) {
 	for seed := int64(1); seed <= 6; seed++ {
 		infos := randomClosure(seed, 100+int(seed)*90)
@@ -30,7 +30,11 @@ func TestSharedAcyclic(t *testing.T) {
 				t.Run(fmt.Sprintf("seed %d pop %v budget %d", seed, pop != nil, budget), func(t *testing.T) {
 					g := graphOf(t, infos)
 					groups := sharedStrategy(g, pop, budget)
-					assert.Equal(t, len(groups), budget)
+					if budget < sharedLowBudget {
+						assert.DeepEqual(t, groups, autolayerStrategy(g, pop, budget))
+					} else {
+						assert.Equal(t, len(groups), budget)
+					}
 					plan, err := Build(g, Options{Strategy: "shared", Budget: budget, Popularity: pop})
 					assert.NilError(t, err)
 					assert.Equal(t, len(plan.Layers), len(groups), "layers were merged to break a cycle")
@@ -74,8 +78,8 @@ func TestSharedProtects(t *testing.T) {
 func TestSharedUsesPopularity(t *testing.T) {
 	var infos []info
 	var refs []string
-	for i := 0; i < 6; i++ {
-		name := fmt.Sprintf("big%d", i)
+	for i := 0; i < 16; i++ {
+		name := fmt.Sprintf("big%02d", i)
 		infos = append(infos, info{Path: storePath(name), NarSize: 1 << 20, References: []string{storePath("zpopular")}})
 		refs = append(refs, storePath(name))
 	}
@@ -92,7 +96,7 @@ func TestSharedUsesPopularity(t *testing.T) {
 		g := graphOf(t, infos)
 		i, _ := g.Index(storePath("zpopular"))
 		alone := false
-		for _, grp := range sharedStrategy(g, tc.pop, 4) {
+		for _, grp := range sharedStrategy(g, tc.pop, sharedLowBudget) {
 			alone = alone || (len(grp) == 1 && grp[0] == i)
 		}
 		assert.Equal(t, alone, tc.alone, "popularity %v", tc.pop)
@@ -169,5 +173,22 @@ func TestSharedPurge(t *testing.T) {
 		assert.Equal(t, len(seen), len(g.Paths))
 		plan := newPlan(g, groups)
 		assert.Equal(t, len(plan.Layers), budget, "layers were merged to break a cycle")
+	}
+}
+
+// TestSharedCoarsens: closures above sharedDirect paths are coarsened
+// before the merges proper; the plans keep the rules and use the budget.
+func TestSharedCoarsens(t *testing.T) {
+	for name, infos := range map[string][]info{
+		"dense": denseClosure(5, 3*sharedDirect),
+		"flat":  flatClosure(5, 3*sharedDirect),
+	} {
+		g := graphOf(t, infos)
+		for _, budget := range []int{1, 16, 94} {
+			plan, err := Build(g, Options{Budget: budget, Popularity: popularityOf(infos)})
+			assert.NilError(t, err, name)
+			checkPlan(t, g, plan, budget)
+			assert.Equal(t, len(plan.Layers), budget, "%s at %d", name, budget)
+		}
 	}
 }

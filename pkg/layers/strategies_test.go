@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"runtime"
 	"sort"
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -121,13 +122,65 @@ func checkPlan(t testing.TB, g *Graph, plan *Plan, budget int) {
 		assert.Equal(t, l.Size, size)
 	}
 	assert.Equal(t, len(layerOf), len(g.Paths), "not every path is in a layer")
-	// A layer comes after the layers it references.
+	// A layer comes after the layers it references, unless the two
+	// reference each other through a cycle of layers.
+	deps := make([]map[int]bool, len(plan.Layers))
+	for li := range deps {
+		deps[li] = map[int]bool{}
+	}
 	for i, p := range g.Paths {
 		for _, r := range g.Refs[i] {
-			assert.Assert(t, layerOf[g.Paths[r].Name] <= layerOf[p.Name],
-				"%s (layer %d) references %s in a later layer %d", p.Name, layerOf[p.Name], g.Paths[r].Name, layerOf[g.Paths[r].Name])
+			if a, b := layerOf[p.Name], layerOf[g.Paths[r].Name]; a != b {
+				deps[a][b] = true
+			}
 		}
 	}
+	reaches := func(from, to int) bool {
+		seen := map[int]bool{from: true}
+		stack := []int{from}
+		for len(stack) > 0 {
+			x := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for y := range deps[x] {
+				if y == to {
+					return true
+				}
+				if !seen[y] {
+					seen[y] = true
+					stack = append(stack, y)
+				}
+			}
+		}
+		return false
+	}
+	for a, ds := range deps {
+		for b := range ds {
+			if b > a {
+				assert.Assert(t, reaches(b, a), "layer %d references a later layer %d, and no cycle leads back", a, b)
+			}
+		}
+	}
+}
+
+// checkGroupsKept asserts that Build made one layer of each group the
+// strategy planned, as it was.
+func checkGroupsKept(t testing.TB, g *Graph, groups [][]int, plan *Plan) {
+	t.Helper()
+	var want, got []string
+	for _, grp := range groups {
+		var ps []string
+		for _, i := range grp {
+			ps = append(ps, g.Paths[i].Name)
+		}
+		sort.Strings(ps)
+		want = append(want, strings.Join(ps, " "))
+	}
+	for _, l := range plan.Layers {
+		got = append(got, strings.Join(l.Paths, " "))
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	assert.DeepEqual(t, got, want)
 }
 
 // randomRoots picks requested roots as a user might: the default roots
@@ -159,6 +212,7 @@ func TestEveryStrategyKeepsTheRules(t *testing.T) {
 						plan, err := Build(g, Options{Strategy: name, Budget: budget, Popularity: pop})
 						assert.NilError(t, err, "seed %d budget %d", seed, budget)
 						checkPlan(t, g, plan, budget)
+						checkGroupsKept(t, g, strategies[name](g, pop, budget), plan)
 					}
 				}
 			}
@@ -246,6 +300,7 @@ func TestEveryStrategyOnTestdata(t *testing.T) {
 				plan, err := Build(g, Options{Strategy: name, Budget: budget, Popularity: pop})
 				assert.NilError(t, err, "%s on %s", name, file)
 				checkPlan(t, g, plan, budget)
+				checkGroupsKept(t, g, strategies[name](g, pop, budget), plan)
 				again, err := Build(g, Options{Strategy: name, Budget: budget, Popularity: pop})
 				assert.NilError(t, err)
 				assert.DeepEqual(t, again, plan)

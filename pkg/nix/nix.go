@@ -104,6 +104,15 @@ func (b *Builder) logf(prefix, format string, args ...any) {
 	fmt.Fprintf(l, format+"\n", args...)
 }
 
+// Validate checks the builder's settings: a negative timeout would
+// otherwise mean no limit.
+func (b *Builder) Validate() error {
+	if b.Timeout < 0 {
+		return fmt.Errorf("Nix timeout %s is negative: give a positive duration such as 30m, or 0 for no limit", b.Timeout)
+	}
+	return nil
+}
+
 // Build realises the packages named by attrs (nixpkgs attribute paths,
 // checked with spec.CheckAttr) for a Nix system such as aarch64-linux, and
 // reads their closure. Missing packages are reported together in a
@@ -111,6 +120,9 @@ func (b *Builder) logf(prefix, format string, args ...any) {
 // ends with a *TimeoutError; other Nix failures are *CommandErrors quoting
 // the end of Nix's stderr.
 func (b *Builder) Build(ctx context.Context, system string, attrs []string) (*Result, error) {
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
 	if err := checkSystem(system); err != nil {
 		return nil, err
 	}

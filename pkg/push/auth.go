@@ -2,18 +2,27 @@ package push
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
-// Credentials say how to log in to the registry. The first that applies
-// wins: Username and Password; then the Keychain (by default the docker
-// config, as `docker login` writes it, with its credential helpers); then
-// GitHubToken, for ghcr.io only.
+// Credentials say how to log in to a registry. The first that applies
+// wins: Username and Password, for Registry only; then the Keychain (by
+// default the docker config, as `docker login` writes it, with its
+// credential helpers); then GitHubToken, for ghcr.io only.
 type Credentials struct {
 	Username string
 	Password string
+
+	// Registry is the registry (host[:port], as in an image reference)
+	// that Username and Password belong to: they are sent to no other,
+	// so a cache image elsewhere never sees them. Empty means the
+	// registry pushed to by Push or Merge; ReadCache then sends them
+	// nowhere.
+	Registry string
 
 	// Keychain replaces authn.DefaultKeychain, e.g. in tests.
 	Keychain authn.Keychain
@@ -22,6 +31,24 @@ type Credentials struct {
 	// GitHubActor, or as "token" when that is empty.
 	GitHubToken string
 	GitHubActor string
+}
+
+// ScopedKeychain answers with user and password for registry alone
+// (host[:port]) and anonymously for every other.
+func ScopedKeychain(registry, user, password string) authn.Keychain {
+	return scopedKeychain{registry: registry, auth: authn.FromConfig(authn.AuthConfig{Username: user, Password: password})}
+}
+
+type scopedKeychain struct {
+	registry string
+	auth     authn.Authenticator
+}
+
+func (k scopedKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if k.registry == "" || r.RegistryStr() != k.registry {
+		return authn.Anonymous, nil
+	}
+	return k.auth, nil
 }
 
 // GitHubKeychain answers for ghcr.io only, with token as the password.
@@ -50,14 +77,26 @@ type login struct {
 	secrets []string
 }
 
+// resolve chooses the login for the registry pushed to.
 func (c Credentials) resolve(repo name.Repository) (login, error) {
+	return c.resolveFor(repo, true)
+}
+
+// resolveFor chooses the login for repo; target says whether repo's
+// registry is the one pushed to, which an empty Registry stands for.
+func (c Credentials) resolveFor(repo name.Repository, target bool) (login, error) {
 	if (c.Username == "") != (c.Password == "") {
-		return login{}, fmt.Errorf("--username and --password go together: give both or neither")
+		return login{}, fmt.Errorf("a registry user name and password go together: give both or neither")
+	}
+	scope := c.Registry
+	if scope == "" && target {
+		scope = repo.RegistryStr()
 	}
 	var l login
+	flags, _ := ScopedKeychain(scope, c.Username, c.Password).Resolve(repo)
 	switch {
-	case c.Username != "":
-		l = login{auth: authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password}), source: "--username/--password"}
+	case c.Username != "" && flags != authn.Anonymous:
+		l = login{auth: flags, source: "--username/--password"}
 	default:
 		kc := c.Keychain
 		if kc == nil {
@@ -65,7 +104,7 @@ func (c Credentials) resolve(repo name.Repository) (login, error) {
 		}
 		auth, err := kc.Resolve(repo)
 		if err != nil {
-			return login{}, fmt.Errorf("read credentials for %s from the docker config: %w", repo.RegistryStr(), err)
+			return login{}, fmt.Errorf("read credentials for %s from the docker config: %s", repo.RegistryStr(), helperError(err))
 		}
 		l = login{auth: auth, source: "the docker config"}
 		if auth == authn.Anonymous {
@@ -82,9 +121,30 @@ func (c Credentials) resolve(repo name.Repository) (login, error) {
 	if l.auth != authn.Anonymous {
 		cfg, err := l.auth.Authorization()
 		if err != nil {
-			return login{}, fmt.Errorf("read credentials for %s from %s: %w", repo.RegistryStr(), l.source, err)
+			return login{}, fmt.Errorf("read credentials for %s from %s: %s", repo.RegistryStr(), l.source, helperError(err))
 		}
 		l.secrets = append(l.secrets, cfg.Password, cfg.Auth, cfg.IdentityToken, cfg.RegistryToken)
 	}
 	return l, nil
+}
+
+var exitStatus = regexp.MustCompile(`exit status \d+`)
+
+// helperError describes a failure to read the docker config's
+// credentials without what a credential helper printed: a failing helper's
+// output may hold the very secret it failed to hand over ("token=...").
+func helperError(err error) string {
+	msg := err.Error()
+	i := strings.Index(msg, "out:")
+	if i < 0 {
+		i = strings.Index(msg, "output:")
+	}
+	if i < 0 {
+		return strings.Join(strings.Fields(msg), " ")
+	}
+	status := exitStatus.FindString(msg)
+	if status == "" {
+		status = "failed"
+	}
+	return "its credential helper failed (" + status + "; its output is not shown, as it may hold secrets)"
 }

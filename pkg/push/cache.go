@@ -1,12 +1,15 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -37,74 +40,105 @@ type CachedLayer struct {
 func ReadCache(ctx context.Context, refs []name.Reference, o Options) (Cache, []string) {
 	c := Cache{}
 	var notes []string
+	// The whole read is bounded: a cache can only make a build faster,
+	// so a slow registry is given up on and its layers packed.
+	outer := ctx // the cached layers' blobs are read later, under it
+	ctx, cancel := context.WithTimeout(ctx, o.registryTimeout())
+	defer cancel()
 	for _, ref := range refs {
-		n, err := c.read(ctx, ref, o)
+		n, err := c.read(ctx, outer, ref, o)
 		var terr *transport.Error
-		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		switch {
+		case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
 			notes = append(notes, fmt.Sprintf("cache %s: nothing there yet", ref))
-			continue
+		case err != nil && isTimeout(err) && ctx.Err() == nil:
+			notes = append(notes, fmt.Sprintf("cache %s: the registry did not answer within %s; its layers will be packed", ref, o.requestTimeout()))
+		case err != nil && ctx.Err() != nil:
+			notes = append(notes, fmt.Sprintf("cache %s: not read within %s; its layers will be packed", ref, o.registryTimeout()))
+		case err != nil:
+			notes = append(notes, fmt.Sprintf("cache %s: %s; its layers will be packed", ref, oneLineErr(err)))
+		default:
+			notes = append(notes, fmt.Sprintf("cache %s: %d layers", ref, n))
 		}
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("cache %s: %v; its layers will be packed", ref, oneLineErr(err)))
-			continue
-		}
-		notes = append(notes, fmt.Sprintf("cache %s: %d layers", ref, n))
 	}
 	return c, notes
 }
 
+// oneLineErr is err's message on one line; a registry's own words are
+// kept, but never its line breaks.
 func oneLineErr(err error) string {
-	if terr, ok := err.(*transport.Error); ok {
-		return oneLine(terr)
+	msg := err.Error()
+	var terr *transport.Error
+	var uerr *url.Error
+	switch {
+	case errors.As(err, &terr):
+		msg = oneLine(terr)
+	case errors.As(err, &uerr):
+		msg = uerr.Err.Error() // without the request's URL
 	}
-	return err.Error()
+	return strings.Join(strings.Fields(msg), " ")
 }
 
-func (c Cache) read(ctx context.Context, ref name.Reference, o Options) (int, error) {
-	l, err := o.Credentials.resolve(ref.Context())
+func (c Cache) read(ctx, outer context.Context, ref name.Reference, o Options) (int, error) {
+	l, err := o.Credentials.resolveFor(ref.Context(), false)
 	if err != nil {
 		return 0, err
 	}
-	// One authenticated transport for every request: each new one would
+	// One authenticated client for every request: each new one would
 	// first ping the registry again.
-	client, err := blobClient(ctx, ref.Context(), l, o)
+	r, err := newReader(ctx, ref.Context(), l, o)
 	if err != nil {
 		return 0, err
 	}
-	ropts := append(o.remoteOptions(ctx, l), remote.WithTransport(client.Transport))
-	desc, err := remote.Get(ref, ropts...)
+	raw, mt, err := r.manifest(ctx, ref)
 	if err != nil {
 		return 0, err
 	}
-	var images []v1.Image
+	var children []v1.Descriptor // platform manifests still to read
+	var manifests []*v1.Manifest
 	switch {
-	case desc.MediaType.IsIndex():
-		idx, err := desc.ImageIndex()
+	case mt.IsIndex():
+		im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("read index: %w", err)
 		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return 0, err
-		}
+		// One pass over the list; only image entries, and only so many.
 		for _, m := range im.Manifests {
-			if !m.MediaType.IsImage() {
-				continue
+			if m.MediaType.IsImage() && len(children) < MaxCacheManifests {
+				children = append(children, m)
 			}
-			img, err := idx.Image(m.Digest)
-			if err != nil {
-				return 0, err
-			}
-			images = append(images, img)
 		}
-	case desc.MediaType.IsImage():
-		img, err := desc.Image()
+	case mt.IsImage():
+		m, err := v1.ParseManifest(bytes.NewReader(raw))
+		if err != nil {
+			return 0, fmt.Errorf("read manifest: %w", err)
+		}
+		manifests = append(manifests, m)
+	default:
+		return 0, fmt.Errorf("%q is neither an image nor an index", mt)
+	}
+	if len(children) > 0 {
+		manifests = make([]*v1.Manifest, len(children))
+		err = parallel(ctx, readJobs, len(children), func(ctx context.Context, i int) error {
+			raw, _, err := r.manifest(ctx, ref.Context().Digest(children[i].Digest.String()))
+			if err != nil {
+				return err
+			}
+			manifests[i], err = v1.ParseManifest(bytes.NewReader(raw))
+			return err
+		})
 		if err != nil {
 			return 0, err
 		}
-		images = append(images, img)
-	default:
-		return 0, fmt.Errorf("%s is neither an image nor an index", desc.MediaType)
+	}
+	configs := make([]*v1.ConfigFile, len(manifests))
+	err = parallel(ctx, readJobs, len(manifests), func(ctx context.Context, i int) error {
+		var err error
+		configs[i], err = r.config(ctx, manifests[i].Config)
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
 
 	// Every annotated layer of a consistent image is a candidate; the
@@ -116,22 +150,8 @@ func (c Cache) read(ctx context.Context, ref name.Reference, o Options) (int, er
 	}
 	var cands []candidate
 	seen := map[string]bool{}
-	// Each platform's manifest and config, fetched at the same time.
-	manifests := make([]*v1.Manifest, len(images))
-	configs := make([]*v1.ConfigFile, len(images))
-	err = parallel(ctx, len(images)+1, len(images), func(ctx context.Context, i int) error {
-		var err error
-		if manifests[i], err = images[i].Manifest(); err != nil {
-			return err
-		}
-		configs[i], err = images[i].ConfigFile()
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	for n := range images {
-		m, cfg := manifests[n], configs[n]
+	for n, m := range manifests {
+		cfg := configs[n]
 		if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 			continue // inconsistent: trust none of it
 		}
@@ -145,13 +165,14 @@ func (c Cache) read(ctx context.Context, ref name.Reference, o Options) (int, er
 		}
 	}
 	present := make([]bool, len(cands))
-	err = parallel(ctx, 16, len(cands), func(ctx context.Context, i int) error {
-		present[i] = blobExists(ctx, client, ref.Context(), cands[i].desc)
+	err = parallel(ctx, readJobs, len(cands), func(ctx context.Context, i int) error {
+		present[i] = r.blobExists(ctx, cands[i].desc)
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
+	ropts := o.remoteOptions(outer, l)
 	found := 0
 	for i, cd := range cands {
 		if !present[i] {
@@ -171,35 +192,6 @@ func (c Cache) read(ctx context.Context, ref name.Reference, o Options) (int, er
 		found++
 	}
 	return found, nil
-}
-
-// blobClient is an HTTP client authorised to read repo's blobs.
-func blobClient(ctx context.Context, repo name.Repository, l login, o Options) (*http.Client, error) {
-	tr := o.Transport
-	if tr == nil {
-		tr = remote.DefaultTransport
-	}
-	rt, err := transport.NewWithContext(ctx, repo.Registry, l.auth, tr, []string{repo.Scope(transport.PullScope)})
-	if err != nil {
-		return nil, err
-	}
-	return &http.Client{Transport: rt}, nil
-}
-
-// blobExists asks the registry whether it still has a blob of the
-// descriptor's size.
-func blobExists(ctx context.Context, client *http.Client, repo name.Repository, d v1.Descriptor) bool {
-	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d.Digest)
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK && (resp.ContentLength < 0 || resp.ContentLength == d.Size)
 }
 
 // Keys lists the cache's keys, sorted.

@@ -13,6 +13,9 @@ import (
 // A build offers each layer as soon as it is packed, writes the index once
 // every platform is done, and closes the destination in any case.
 type Destination interface {
+	// Check finds, before any work, what would make writing fail: an
+	// unreachable registry, refused credentials, an unusable path.
+	Check(ctx context.Context) error
 	// Offer hands over a layer blob as soon as it is packed, so that a
 	// destination can start sending it while other layers are still being
 	// packed. It never blocks on the network; failures surface in Write,
@@ -67,6 +70,9 @@ func (r *Registry) String() string { return r.target.Repo.String() }
 // setup resolves the credentials and opens the pusher, once.
 func (r *Registry) setup(ctx context.Context) (*remote.Pusher, error) {
 	r.setupOnce.Do(func() {
+		if r.setupErr = r.opts.Validate(); r.setupErr != nil {
+			return
+		}
 		r.login, r.setupErr = r.opts.Credentials.resolve(r.target.Repo)
 		if r.setupErr != nil {
 			r.setupErr = redact(r.setupErr, []string{r.opts.Credentials.Password, r.opts.Credentials.GitHubToken})
@@ -108,7 +114,7 @@ func (r *Registry) Offer(ctx context.Context, l v1.Layer) {
 			e.err = err
 			return
 		}
-		b := &trackedBlob{Layer: l, digest: d}
+		b := &trackedBlob{Layer: l, digest: d, onUpload: r.opts.OnUpload}
 		e.err = uploadBlob(ctx, pusher, r.target.Repo, b, r.opts.backoff())
 		e.sent = b.sent.Load()
 	}()

@@ -89,7 +89,8 @@ func oneLine(e *transport.Error) string {
 	if len(parts) == 0 {
 		return status
 	}
-	return status + " (" + strings.Join(parts, "; ") + ")"
+	// The registry's words, but never its line breaks.
+	return status + " (" + strings.Join(strings.Fields(strings.Join(parts, "; ")), " ") + ")"
 }
 
 func isTimeout(err error) bool {

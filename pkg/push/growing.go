@@ -201,7 +201,7 @@ func (r *Registry) Stream(ctx context.Context, g *Growing) {
 			e.err = err
 			return
 		}
-		b := &trackedBlob{Layer: g}
+		b := &trackedBlob{Layer: g, onUpload: r.opts.OnUpload}
 		e.err = uploadBlob(ctx, pusher, r.target.Repo, b, r.opts.backoff())
 		e.sent = b.sent.Load()
 	}()

@@ -25,6 +25,9 @@ func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result,
 	if len(digests) == 0 {
 		return nil, fmt.Errorf("no digests to merge: pass the digest output of each per-platform build")
 	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	l, err := o.Credentials.resolve(t.Repo)
 	if err != nil {
 		return nil, redact(err, []string{o.Credentials.Password, o.Credentials.GitHubToken})
@@ -38,68 +41,9 @@ func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result,
 
 func merge(ctx context.Context, t Target, digests []string, o Options, l login) (*Result, error) {
 	ropts := o.remoteOptions(ctx, l)
-	var manifests []v1.Descriptor
-	var annotations map[string]string
-	seen := map[string]bool{}
-	for n, d := range digests {
-		d = strings.TrimSpace(d)
-		if _, err := v1.NewHash(d); err != nil {
-			return nil, fmt.Errorf("%q is not a digest (sha256:<64 hex digits>)", d)
-		}
-		desc, err := remote.Get(t.Repo.Digest(d), ropts...)
-		if err != nil {
-			var terr *transport.Error
-			if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-				return nil, fmt.Errorf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo)
-			}
-			return nil, err
-		}
-		var found []v1.Descriptor
-		var annots map[string]string
-		switch {
-		case desc.MediaType.IsIndex():
-			idx, err := desc.ImageIndex()
-			if err != nil {
-				return nil, err
-			}
-			im, err := idx.IndexManifest()
-			if err != nil {
-				return nil, err
-			}
-			found, annots = im.Manifests, im.Annotations
-		case desc.MediaType.IsImage():
-			img, err := desc.Image()
-			if err != nil {
-				return nil, err
-			}
-			cfg, err := img.ConfigFile()
-			if err != nil {
-				return nil, err
-			}
-			p := cfg.Platform()
-			if p == nil {
-				return nil, fmt.Errorf("image %s has no platform in its config", d)
-			}
-			found = []v1.Descriptor{{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest, Platform: p}}
-		default:
-			return nil, fmt.Errorf("%s is a %s, not an image or index", d, desc.MediaType)
-		}
-		for _, m := range found {
-			if m.Platform == nil {
-				return nil, fmt.Errorf("manifest %s in %s has no platform", m.Digest, d)
-			}
-			key := m.Platform.String()
-			if seen[key] {
-				return nil, fmt.Errorf("two images for %s among the digests to merge", key)
-			}
-			seen[key] = true
-			manifests = append(manifests, v1.Descriptor{MediaType: m.MediaType, Size: m.Size, Digest: m.Digest, Platform: m.Platform})
-		}
-		if n == 0 {
-			annotations = annots
-		} else {
-			annotations = common(annotations, annots)
-		}
+	manifests, annotations, err := readMerged(ctx, t, digests, o, l)
+	if err != nil {
+		return nil, err
 	}
 
 	raw, err := image.RawIndex(manifests, annotations)
@@ -131,6 +75,81 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l login) 
 		res.Manifests = append(res.Manifests, ManifestResult{Platform: m.Platform.String(), Digest: m.Digest.String(), Layers: []LayerResult{}})
 	}
 	return res, nil
+}
+
+// readMerged reads the images to merge, within o's registry timeout, and
+// returns their platform manifests and the index annotations they share.
+func readMerged(ctx context.Context, t Target, digests []string, o Options, l login) ([]v1.Descriptor, map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.registryTimeout())
+	defer cancel()
+	r, err := newReader(ctx, t.Repo, l, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	var manifests []v1.Descriptor
+	var annotations map[string]string
+	seen := map[string]bool{}
+	for n, d := range digests {
+		d = strings.TrimSpace(d)
+		if _, err := v1.NewHash(d); err != nil {
+			return nil, nil, fmt.Errorf("%q is not a digest (sha256:<64 hex digits>)", d)
+		}
+		raw, mt, err := r.manifest(ctx, t.Repo.Digest(d))
+		if err != nil {
+			var terr *transport.Error
+			if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+				return nil, nil, fmt.Errorf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo)
+			}
+			if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+				return nil, nil, fmt.Errorf("read %s from %s: not done within %s", d, t.Repo, o.registryTimeout())
+			}
+			return nil, nil, err
+		}
+		var found []v1.Descriptor
+		var annots map[string]string
+		switch {
+		case mt.IsIndex():
+			im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+			if err != nil {
+				return nil, nil, fmt.Errorf("read index %s: %w", d, err)
+			}
+			found, annots = im.Manifests, im.Annotations
+		case mt.IsImage():
+			m, err := v1.ParseManifest(bytes.NewReader(raw))
+			if err != nil {
+				return nil, nil, fmt.Errorf("read manifest %s: %w", d, err)
+			}
+			cfg, err := r.config(ctx, m.Config)
+			if err != nil {
+				return nil, nil, err
+			}
+			p := cfg.Platform()
+			if p == nil {
+				return nil, nil, fmt.Errorf("image %s has no platform in its config", d)
+			}
+			hash, _ := v1.NewHash(d)
+			found = []v1.Descriptor{{MediaType: mt, Size: int64(len(raw)), Digest: hash, Platform: p}}
+		default:
+			return nil, nil, fmt.Errorf("%s is a %q, not an image or index", d, mt)
+		}
+		for _, m := range found {
+			if m.Platform == nil {
+				return nil, nil, fmt.Errorf("manifest %s in %s has no platform", m.Digest, d)
+			}
+			key := m.Platform.String()
+			if seen[key] {
+				return nil, nil, fmt.Errorf("two images for %s among the digests to merge", key)
+			}
+			seen[key] = true
+			manifests = append(manifests, v1.Descriptor{MediaType: m.MediaType, Size: m.Size, Digest: m.Digest, Platform: m.Platform})
+		}
+		if n == 0 {
+			annotations = annots
+		} else {
+			annotations = common(annotations, annots)
+		}
+	}
+	return manifests, annotations, nil
 }
 
 // common keeps the entries a and b agree on.

@@ -35,6 +35,14 @@ type Options struct {
 	// zero value means DefaultBackoff.
 	Backoff remote.Backoff
 
+	// RegistryTimeout bounds a whole phase of reads from registries
+	// (ReadCache, Merge's reading of its digests); RequestTimeout each
+	// request: until its answer's headers, and for manifests and configs
+	// until the whole answer. 0 means DefaultRegistryTimeout and
+	// DefaultRequestTimeout.
+	RegistryTimeout time.Duration
+	RequestTimeout  time.Duration
+
 	// Transport replaces remote.DefaultTransport (tests).
 	Transport http.RoundTripper
 	UserAgent string
@@ -42,6 +50,10 @@ type Options struct {
 	// OnLayer, when set, is told about each distinct layer blob as soon
 	// as it is in the registry. Calls do not overlap.
 	OnLayer func(LayerResult)
+
+	// OnUpload, when set, is told how an upload goes as its bytes are
+	// read for sending. It is called from several goroutines at once.
+	OnUpload func(UploadProgress)
 }
 
 // DefaultJobs is the default number of concurrent uploads.
@@ -91,7 +103,7 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 		return pushed(t, digest, manifests), nil
 	}
 
-	blobs, err := distinctBlobs(manifests, images)
+	blobs, err := distinctBlobs(manifests, images, o.OnUpload)
 	if err != nil {
 		return nil, err
 	}
@@ -223,9 +235,7 @@ func (o Options) remoteOptions(ctx context.Context, l login) []remote.Option {
 		remote.WithRetryBackoff(backoff),
 		remote.WithRetryStatusCodes(retryStatusCodes...),
 		remote.WithRetryPredicate(retryable),
-	}
-	if o.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(o.Transport))
+		remote.WithTransport(o.transport()),
 	}
 	if o.UserAgent != "" {
 		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
@@ -237,19 +247,63 @@ func (o Options) remoteOptions(ctx context.Context, l login) []remote.Option {
 // does so only after the registry said it lacks the blob, to send it.
 type trackedBlob struct {
 	v1.Layer
-	digest v1.Hash
-	sent   atomic.Bool
-	report *LayerResult // nil for configs
+	digest   v1.Hash
+	sent     atomic.Bool
+	report   *LayerResult // nil for configs
+	onUpload func(UploadProgress)
 }
 
 func (b *trackedBlob) Compressed() (io.ReadCloser, error) {
 	b.sent.Store(true)
-	return b.Layer.Compressed()
+	rc, err := b.Layer.Compressed()
+	if err != nil || b.onUpload == nil {
+		return rc, err
+	}
+	total, err := b.Layer.Size()
+	if err != nil {
+		total = -1 // still growing
+	}
+	return &uploadReader{rc: rc, b: b, total: total}, nil
 }
+
+// UploadProgress is how far the upload of a blob is.
+type UploadProgress struct {
+	Digest v1.Hash // zero while a growing blob's digest is unknown
+	Blob   any     // which upload this is (comparable), to tell them apart
+	Sent   int64
+	Total  int64 // -1 while unknown
+	Done   bool  // the whole blob was read
+}
+
+// uploadReader reports the bytes of a blob as they are read for sending.
+type uploadReader struct {
+	rc    io.ReadCloser
+	b     *trackedBlob
+	total int64
+	sent  int64
+}
+
+func (u *uploadReader) Read(p []byte) (int, error) {
+	n, err := u.rc.Read(p)
+	u.sent += int64(n)
+	if n > 0 || err == io.EOF {
+		pr := UploadProgress{Blob: u.b, Sent: u.sent, Total: u.total, Done: err == io.EOF}
+		if d, derr := u.b.Layer.Digest(); derr == nil {
+			pr.Digest = d
+			if pr.Done {
+				pr.Total = u.sent
+			}
+		}
+		u.b.onUpload(pr)
+	}
+	return n, err
+}
+
+func (u *uploadReader) Close() error { return u.rc.Close() }
 
 // distinctBlobs lists each layer and config blob of the images once,
 // layers first.
-func distinctBlobs(manifests []ManifestResult, images []v1.Image) ([]*trackedBlob, error) {
+func distinctBlobs(manifests []ManifestResult, images []v1.Image, onUpload func(UploadProgress)) ([]*trackedBlob, error) {
 	var blobs, configs []*trackedBlob
 	seen := map[v1.Hash]bool{}
 	for n, img := range images {
@@ -267,7 +321,7 @@ func distinctBlobs(manifests []ManifestResult, images []v1.Image) ([]*trackedBlo
 			}
 			seen[d] = true
 			report := manifests[n].Layers[i]
-			blobs = append(blobs, &trackedBlob{Layer: l, digest: d, report: &report})
+			blobs = append(blobs, &trackedBlob{Layer: l, digest: d, report: &report, onUpload: onUpload})
 		}
 		cl, err := partial.ConfigLayer(img)
 		if err != nil {

@@ -225,7 +225,7 @@ func TestAuth(t *testing.T) {
 		{"keychain", Credentials{Keychain: staticKeychain{host, user, password}}, ""},
 		{"keychain with the wrong password", Credentials{Keychain: staticKeychain{host, user, password + "-wrong"}},
 			"with the credentials from the docker config"},
-		{"username without password", Credentials{Username: user}, "--username and --password go together"},
+		{"username without password", Credentials{Username: user}, "user name and password go together"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,5 +1,5 @@
 // Command compare prints the layering comparison of docs/layering.md:
-// every strategy at layer budgets 16, 48 and 94, with and without
+// every strategy at layer budgets 4, 8, 16, 32, 48, 94 and 125, with and without
 // popularity data, on the corpus in internal/layereval/testdata.
 // scripts/compare-layering.sh runs it.
 package main
@@ -15,7 +15,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 )
 
-var budgets = []int{16, 48, 94}
+var budgets = []int{4, 8, 16, 32, 48, 94, 125}
 
 func main() {
 	corpus := flag.String("corpus", "internal/layereval/testdata/corpus.json.gz", "the corpus file")
@@ -67,23 +67,39 @@ func run(file, only string) error {
 	}
 	fmt.Printf("corpus: %d packages, %d images, %d updated libraries, %d (image, library) pairs\n\n",
 		len(c.Packages), len(c.Images), len(c.Updates), rows[0].scores[0].Pairs)
-	fmt.Println("| strategy | popularity | sharing 16 | sharing 48 | sharing 94 | update 16 | update 48 | update 94 | layers 16/48/94 |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---|")
-	for _, r := range rows {
-		s := r.scores
-		fmt.Printf("| %s | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.1f/%.1f/%.1f |\n", r.name, r.pop,
-			s[0].Sharing, s[1].Sharing, s[2].Sharing,
-			s[0].UpdateOverhead, s[1].UpdateOverhead, s[2].UpdateOverhead,
-			s[0].Layers, s[1].Layers, s[2].Layers)
+	header := func(what string) {
+		fmt.Print("| strategy | popularity |")
+		for _, b := range budgets {
+			fmt.Printf(" %s %d |", what, b)
+		}
+		fmt.Print("\n|---|---|")
+		for range budgets {
+			fmt.Print("---:|")
+		}
+		fmt.Println()
 	}
+	table := func(what string, value func(layereval.Score) float64, format string) {
+		header(what)
+		for _, r := range rows {
+			fmt.Printf("| %s | %s |", r.name, r.pop)
+			for _, s := range r.scores {
+				fmt.Printf(" "+format+" |", value(s))
+			}
+			fmt.Println()
+		}
+		fmt.Println()
+	}
+	fmt.Println("Sharing (bytes of distinct paths ÷ bytes of distinct layers; 1 is perfect):")
 	fmt.Println()
+	table("sharing", func(s layereval.Score) float64 { return s.Sharing }, "%.3f")
+	fmt.Println("Update overhead, mean of ratios (bytes pulled ÷ bytes changed; 1 is perfect):")
+	fmt.Println()
+	table("update", func(s layereval.Score) float64 { return s.UpdateOverhead }, "%.3f")
 	fmt.Println("Update overhead as a ratio of sums (all bytes pulled ÷ all bytes changed):")
 	fmt.Println()
-	fmt.Println("| strategy | popularity | update 16 | update 48 | update 94 |")
-	fmt.Println("|---|---|---:|---:|---:|")
-	for _, r := range rows {
-		s := r.scores
-		fmt.Printf("| %s | %s | %.3f | %.3f | %.3f |\n", r.name, r.pop, s[0].UpdateBytes, s[1].UpdateBytes, s[2].UpdateBytes)
-	}
+	table("update", func(s layereval.Score) float64 { return s.UpdateBytes }, "%.3f")
+	fmt.Println("Layers per image:")
+	fmt.Println()
+	table("layers", func(s layereval.Score) float64 { return s.Layers }, "%.1f")
 	return nil
 }

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/nix"
+	"github.com/nixery-action/nixery-action/pkg/push"
+)
+
+// TestProgressLines: in logs, one timestamped line per layer packed,
+// reused and uploaded, and for long work one every five seconds with
+// bytes, rate and time left.
+func TestProgressLines(t *testing.T) {
+	var out bytes.Buffer
+	clock := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	l := newLines(prefixLogs(&out), func() time.Time { return clock })
+	tick := func(d time.Duration) { clock = clock.Add(d) }
+
+	e := build.Event{Platform: "linux/arm64", Layer: 2, Layers: 7, Phase: build.Packing, Total: 400 << 20}
+	for _, done := range []int64{0, 50 << 20, 100 << 20, 150 << 20} {
+		e.Done = done
+		l.layer(e)
+		tick(2 * time.Second)
+	}
+	l.layer(build.Event{Platform: "linux/arm64", Layer: 2, Layers: 7, Phase: build.Packed, Digest: "sha256:" + strings.Repeat("a", 64), Size: 30 << 20})
+	l.layer(build.Event{Platform: "linux/amd64", Layer: 1, Layers: 7, Phase: build.Reused, Digest: "sha256:" + strings.Repeat("b", 64), Size: 1 << 20})
+
+	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}
+	blob := new(int)
+	l.upload(push.UploadProgress{Digest: d, Blob: blob, Sent: 0, Total: 30 << 20})
+	tick(6 * time.Second)
+	l.upload(push.UploadProgress{Digest: d, Blob: blob, Sent: 12 << 20, Total: 30 << 20})
+	tick(4 * time.Second)
+	l.upload(push.UploadProgress{Digest: d, Blob: blob, Sent: 30 << 20, Total: 30 << 20, Done: true})
+
+	want := `10:00:06 [linux/arm64] layer 2/7 packing: 150.0 MiB of 400.0 MiB, 25.0 MiB/s, about 10.0 s left
+10:00:08 [linux/arm64] layer 2/7 packed: 30.0 MiB in 8.0 s
+10:00:08 [linux/amd64] layer 1/7 reused from the registry: 1.0 MiB
+10:00:14 uploading [linux/arm64] layer 2/7: 12.0 MiB of 30.0 MiB, 2.0 MiB/s, about 9.0 s left
+10:00:18 uploaded [linux/arm64] layer 2/7: 30.0 MiB in 10.0 s (3.0 MiB/s)
+`
+	assert.Equal(t, out.String(), want)
+}
+
+// TestProgressBars draws the live display on a real terminal (a pty):
+// layers and uploads appear with their sizes, and log lines still come
+// through.
+func TestProgressBars(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	assert.NilError(t, err)
+	defer ptmx.Close()
+	defer tty.Close()
+	assert.NilError(t, pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 120}))
+	var screen bytes.Buffer
+	copied := make(chan struct{})
+	go func() { screen.ReadFrom(ptmx); close(copied) }()
+
+	assert.Assert(t, isTerminal(tty))
+	p := newProgress(tty)
+	_, isBars := p.(*bars)
+	assert.Assert(t, isBars, "a terminal gets the live display")
+	w, end := p.logs()("linux/amd64")
+	w.Write([]byte("[x86_64-linux] building hello\n"))
+	end()
+	e := build.Event{Platform: "linux/amd64", Layer: 1, Layers: 3, Phase: build.Packing, Total: 10 << 20}
+	for i := int64(1); i <= 5; i++ {
+		e.Done = i << 20
+		p.layer(e)
+		time.Sleep(80 * time.Millisecond)
+	}
+	p.upload(push.UploadProgress{Blob: 1, Sent: 1 << 20, Total: -1})
+	time.Sleep(200 * time.Millisecond)
+	p.stop()
+	tty.Close()
+	<-copied
+	got := screen.String()
+	for _, s := range []string{"building hello", "[linux/amd64] layer 1/3 packing", "MiB", "uploading"} {
+		assert.Check(t, strings.Contains(got, s), "%q not on the terminal:\n%s", s, got)
+	}
+	// Off a terminal, lines.
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	assert.NilError(t, err)
+	defer f.Close()
+	_, isLines := newProgress(f).(*lines)
+	assert.Check(t, isLines)
+}
+
+func TestNixErrorOnce(t *testing.T) {
+	ce := &nix.CommandError{What: "nix build for x86_64-linux", Headline: "error: builder failed", Tail: "\n    line 1\n    line 2", Err: errors.New("exit status 1")}
+	got := nixErrorOnce(ce).Error()
+	assert.Check(t, is.Equal(got, "nix build for x86_64-linux failed: error: builder failed (Nix's output is above)"))
+	other := errors.New("something else")
+	assert.Check(t, nixErrorOnce(other) == other)
+}
+
+func TestNixpkgsLooksLikeAnOption(t *testing.T) {
+	code, _, stderr := runCLI(t, "build", "--nixpkgs", "--platforms", "--output", "oci:x", "hello")
+	assert.Equal(t, code, 2)
+	assert.Check(t, strings.Contains(stderr, `--nixpkgs "--platforms" looks like an option`), stderr)
+}

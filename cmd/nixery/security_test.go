@@ -1,0 +1,207 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/hostile"
+	"github.com/nixery-action/nixery-action/pkg/image"
+	"github.com/nixery-action/nixery-action/pkg/push"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoginCredentials(t *testing.T) {
+	cases := []struct {
+		name  string
+		flags loginFlags
+		stdin string
+		env   map[string]string
+		want  string // error, or the password chosen
+		fails bool
+	}{
+		{name: "flags", flags: loginFlags{username: "u", password: "p1"}, want: "p1"},
+		{name: "stdin", flags: loginFlags{username: "u", passwordStdin: true}, stdin: "p2\r\n", want: "p2"},
+		{name: "environment", flags: loginFlags{username: "u"}, env: map[string]string{"NIXERY_PASSWORD": "p3"}, want: "p3"},
+		{name: "flag over environment", flags: loginFlags{username: "u", password: "p1"}, env: map[string]string{"NIXERY_PASSWORD": "p3"}, want: "p1"},
+		{name: "none", want: ""},
+		{name: "environment without user", env: map[string]string{"NIXERY_PASSWORD": "p3"}, fails: true,
+			want: "NIXERY_PASSWORD is set but --username is not"},
+		{name: "password without user", flags: loginFlags{password: "p1"}, fails: true, want: "--password needs --username"},
+		{name: "user without password", flags: loginFlags{username: "u"}, fails: true, want: "--username needs a password"},
+		{name: "both ways", flags: loginFlags{username: "u", password: "p", passwordStdin: true}, fails: true, want: "exclude each other"},
+		{name: "empty stdin", flags: loginFlags{username: "u", passwordStdin: true}, stdin: "\n", fails: true, want: "empty password"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.flags.credentials("registry.example:5000", strings.NewReader(tc.stdin), envOf(tc.env))
+			if tc.fails {
+				assert.ErrorContains(t, err, tc.want)
+				assert.Assert(t, !strings.Contains(err.Error(), "\n"))
+				return
+			}
+			assert.NilError(t, err)
+			assert.Equal(t, c.Password, tc.want)
+			assert.Equal(t, c.Registry, "registry.example:5000")
+		})
+	}
+}
+
+// testImage pushes a one-layer linux/amd64 image to repo and returns the
+// index digest.
+func testImage(t *testing.T, repo string) string {
+	t.Helper()
+	var tarBuf, gz bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	assert.NilError(t, tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg}))
+	tw.Write([]byte("hi"))
+	assert.NilError(t, tw.Close())
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tarBuf.Bytes())
+	assert.NilError(t, zw.Close())
+	diffID, _, _ := v1.SHA256(bytes.NewReader(tarBuf.Bytes()))
+	digest, size, _ := v1.SHA256(bytes.NewReader(gz.Bytes()))
+	blob := gz.Bytes()
+	img, err := image.NewImage(v1.Platform{OS: "linux", Architecture: "amd64"}, []image.Layer{{
+		Digest: digest, DiffID: diffID, Size: size,
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil },
+	}}, image.Options{})
+	assert.NilError(t, err)
+	idx, err := image.NewIndex([]*image.Image{img}, nil)
+	assert.NilError(t, err)
+	target, err := push.NewTarget(repo, nil, false)
+	assert.NilError(t, err)
+	res, err := push.Push(context.Background(), target, idx, push.Options{})
+	assert.NilError(t, err)
+	return res.Digest
+}
+
+// isOurCommand tells the workflow commands action mode issues itself.
+func isOurCommand(line string) bool {
+	for _, p := range []string{"::error::", "::group::", "::endgroup::", "::add-mask::"} {
+		if strings.HasPrefix(line, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// A registry's error message with line breaks and workflow commands
+// reaches the log escaped, as one line that issues no command.
+func TestActionRegistryTextIssuesNoCommand(t *testing.T) {
+	evil := "denied\n::set-output name=digest::sha256:evil\n::warning title=INJECTED::pwned\n##[error]old style"
+	reg := hostile.Start(hostile.Behaviour{ErrorMessage: evil})
+	t.Cleanup(reg.Close)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "output")
+	assert.NilError(t, os.WriteFile(out, nil, 0o644))
+	var stdout bytes.Buffer
+	err := runAction(envOf(map[string]string{
+		"INPUT_IMAGE":         reg.Host + "/x/img",
+		"INPUT_MERGE_DIGESTS": "sha256:" + strings.Repeat("1", 64),
+		"GITHUB_OUTPUT":       out,
+		"HOME":                dir,
+	}), &stdout)
+	assert.Assert(t, err != nil)
+	assert.Assert(t, !strings.ContainsAny(err.Error(), "\r\n"), err.Error())
+	assert.Assert(t, !strings.HasPrefix(err.Error(), "::"))
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		trimmed := strings.TrimLeft(line, " \t")
+		if strings.HasPrefix(trimmed, "::") || strings.HasPrefix(trimmed, "##[") {
+			assert.Assert(t, isOurCommand(trimmed), "foreign command in the log: %q", line)
+		}
+	}
+	assert.Assert(t, is.Contains(stdout.String(), "::error::"))
+	assert.Assert(t, is.Contains(stdout.String(), "(DENIED: denied ::set-output name=digest::sha256:evil ::warning"), stdout.String())
+	written, err := os.ReadFile(out)
+	assert.NilError(t, err)
+	assert.Equal(t, string(written), "", "no output may be set")
+}
+
+// With GITHUB_OUTPUT and GITHUB_STEP_SUMMARY missing, or not writable,
+// action mode pushes, prints the result, then fails with a clear error:
+// no panic.
+func TestActionWithoutOutputFiles(t *testing.T) {
+	reg := hostile.Start(hostile.Behaviour{})
+	t.Cleanup(reg.Close)
+	digest := testImage(t, reg.Host+"/ok/img")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"unset", map[string]string{}, "GITHUB_OUTPUT is not set"},
+		{"unwritable", map[string]string{"GITHUB_OUTPUT": filepath.Join(dir, "no", "such", "file")}, "set output digest"},
+		{"summary unset", map[string]string{"GITHUB_OUTPUT": filepath.Join(dir, "out")}, "GITHUB_STEP_SUMMARY is not set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.NilError(t, os.WriteFile(filepath.Join(dir, "out"), nil, 0o644))
+			env := map[string]string{"INPUT_IMAGE": reg.Host + "/ok/img", "INPUT_TAGS": "v1", "INPUT_MERGE_DIGESTS": digest, "HOME": dir}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			var stdout bytes.Buffer
+			err := runAction(envOf(env), &stdout)
+			assert.ErrorContains(t, err, tc.want)
+			assert.ErrorContains(t, err, "was pushed, but")
+			text := stdout.String()
+			result := strings.Index(text, reg.Host+"/ok/img@sha256:")
+			errLine := strings.Index(text, "::error::")
+			assert.Assert(t, result >= 0 && errLine > result, "result, then the error:\n%s", text)
+		})
+	}
+}
+
+// Nix's output and cache notes pass through the action's logs, line by
+// line, and none of their lines can issue a command.
+func TestActionLogsNeutraliseForeignLines(t *testing.T) {
+	var stdout bytes.Buffer
+	logs := safeLogs(groupedLogs(&stdout, func(p string) (string, string) { return "::group::" + p + "\n", "::endgroup::\n" }))
+	w, end := logs("x86_64-linux")
+	io.WriteString(w, "building hello\n::set-output name=digest::evil\n  ::add-mask::x\r\n##[warning]y\npartial ::stop-commands")
+	end()
+	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	assert.DeepEqual(t, lines, []string{
+		"::group::x86_64-linux", "building hello", "%3A:set-output name=digest::evil", "  %3A:add-mask::x",
+		"%23#[warning]y", "partial ::stop-commands", "::endgroup::",
+	})
+}
+
+// Bad values are one-line errors before any work, from the library that
+// owns them.
+func TestBuildValidation(t *testing.T) {
+	out := "oci:" + filepath.Join(t.TempDir(), "oci")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--entrypoint", "[null]"}, "entrypoint's first word (the program) is empty or null"},
+		{[]string{"--workdir", "/a\n/b"}, "working directory"},
+		{[]string{"--user", "root\nx"}, "user \"root\\nx\" holds a line break"},
+		{[]string{"--labels", "bad key=x"}, `label key "bad key" is not valid`},
+		{[]string{"--timeout", "-1s"}, "Nix timeout -1s is negative"},
+	} {
+		args := append(append([]string{"build", "--nixpkgs", "path:/nonexistent", "--output", out}, tc.args...), "hello")
+		code, _, stderr := runCLI(t, args...)
+		assert.Equal(t, code, 2, "%v: %s", tc.args, stderr)
+		assert.Assert(t, is.Contains(stderr, tc.want), "%v", tc.args)
+		assert.Equal(t, strings.Count(stderr, "\n"), 2, "one line and the --help hint: %q", stderr)
+	}
+	code, _, stderr := runCLI(t, "pack", "--output", filepath.Join(t.TempDir(), "b"), "--concurrency", "-2", "/nix/store/aaaa-x")
+	assert.Equal(t, code, 1, stderr)
+	assert.Assert(t, is.Contains(stderr, "concurrency -2 is out of range"))
+}

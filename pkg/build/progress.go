@@ -1,0 +1,82 @@
+package build
+
+import (
+	"sync"
+	"time"
+)
+
+// Phase is where a layer is.
+type Phase int
+
+const (
+	Packing Phase = iota // being packed: Done of Total bytes
+	Packed               // packed into a blob (by this platform or another)
+	Reused               // taken from the registry cache
+)
+
+func (p Phase) String() string {
+	return [...]string{"packing", "packed", "reused"}[p]
+}
+
+// Event tells a progress display how a platform's layer goes. Uploads are
+// told by the destination (push.Options.OnUpload), by blob digest.
+type Event struct {
+	Platform string // as requested, e.g. linux/amd64
+	Layer    int    // 1-based, in the image's order
+	Layers   int    // how many the image has
+	Phase    Phase
+	// Done and Total count uncompressed bytes while Packing; Total is
+	// the plan's estimate (0 when unknown, as for the customisation).
+	Done, Total int64
+	// Digest and Size are the blob's, once Packed or Reused.
+	Digest string
+	Size   int64
+}
+
+// progressEvery limits Packing events to a few a second per layer.
+const progressEvery = 200 * time.Millisecond
+
+// reporter sends one layer's events.
+type reporter struct {
+	send func(Event)
+	base Event
+
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (b *builder) reporter(platform string, layer, layers int, total int64) *reporter {
+	return &reporter{send: b.opts.Progress, base: Event{Platform: platform, Layer: layer, Layers: layers, Total: total}}
+}
+
+// packing reports n more bytes packed, at most every progressEvery.
+func (r *reporter) packing() func(n int) {
+	if r == nil || r.send == nil {
+		return nil
+	}
+	var done int64
+	return func(n int) {
+		done += int64(n)
+		r.mu.Lock()
+		now := time.Now()
+		if now.Sub(r.last) < progressEvery {
+			r.mu.Unlock()
+			return
+		}
+		r.last = now
+		r.mu.Unlock()
+		e := r.base
+		e.Phase, e.Done = Packing, done
+		r.send(e)
+	}
+}
+
+// finished reports the layer's blob.
+func (r *reporter) finished(phase Phase, digest string, size int64) {
+	if r == nil || r.send == nil {
+		return
+	}
+	e := r.base
+	e.Phase, e.Digest, e.Size, e.Done = phase, digest, size, r.base.Total
+	r.send(e)
+}

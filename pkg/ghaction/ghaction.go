@@ -1,0 +1,167 @@
+// Package ghaction writes to a GitHub Actions runner without letting
+// foreign text (registry errors, Nix's output) act as a workflow command.
+// The runner treats any stdout line that starts with "::" (or the older
+// "##[") as a command, so text we did not write is escaped the way
+// @actions/core escapes command data, kept to one line per write, and
+// never allowed to start a line with a command prefix. Outputs and the
+// step summary go to the runner's files with errors, not panics.
+package ghaction
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+)
+
+// EscapeData escapes a command's message as @actions/core does: the
+// runner decodes %25, %0D and %0A back, so a message stays one line.
+func EscapeData(s string) string {
+	s = strings.ReplaceAll(s, "%", "%25")
+	s = strings.ReplaceAll(s, "\r", "%0D")
+	return strings.ReplaceAll(s, "\n", "%0A")
+}
+
+// EscapeProperty escapes a command property's value (title=..., file=...):
+// also ':' and ',', which end a property.
+func EscapeProperty(s string) string {
+	s = EscapeData(s)
+	s = strings.ReplaceAll(s, ":", "%3A")
+	return strings.ReplaceAll(s, ",", "%2C")
+}
+
+// Line makes foreign text safe to print as one plain log line: line breaks
+// are escaped, and a leading command prefix ("::" or "##[", after any
+// blanks) is defused by escaping its first character.
+func Line(s string) string {
+	s = EscapeData(s)
+	trimmed := strings.TrimLeft(s, " \t\v\f")
+	lead := s[:len(s)-len(trimmed)]
+	switch {
+	case strings.HasPrefix(trimmed, "::"):
+		return lead + "%3A" + trimmed[1:]
+	case strings.HasPrefix(trimmed, "##["):
+		return lead + "%23" + trimmed[1:]
+	}
+	return s
+}
+
+// Command formats a workflow command (::name k=v,...::message) with the
+// message and property values escaped; props are key, value pairs.
+func Command(name, message string, props ...string) string {
+	var b strings.Builder
+	b.WriteString("::" + name)
+	for i := 0; i+1 < len(props); i += 2 {
+		if i == 0 {
+			b.WriteByte(' ')
+		} else {
+			b.WriteByte(',')
+		}
+		b.WriteString(props[i] + "=" + EscapeProperty(props[i+1]))
+	}
+	b.WriteString("::" + EscapeData(message))
+	return b.String()
+}
+
+// LineWriter passes foreign text to w one safe line at a time (see Line).
+// A partial last line is held until Flush or the next newline. It is safe
+// for concurrent use.
+type LineWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+}
+
+// NewLineWriter returns a LineWriter writing to w.
+func NewLineWriter(w io.Writer) *LineWriter { return &LineWriter{w: w} }
+
+func (l *LineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimSuffix(string(l.buf[:i]), "\r")
+		l.buf = l.buf[i+1:]
+		if _, err := io.WriteString(l.w, Line(line)+"\n"); err != nil {
+			return len(p), err
+		}
+	}
+	return len(p), nil
+}
+
+// Flush writes a held partial line.
+func (l *LineWriter) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) == 0 {
+		return nil
+	}
+	line := string(l.buf)
+	l.buf = nil
+	_, err := io.WriteString(l.w, Line(line)+"\n")
+	return err
+}
+
+// SetOutput appends name=value to the runner's output file (the path in
+// GITHUB_OUTPUT), in the multi-line form with a random delimiter that the
+// value does not contain.
+func SetOutput(file, name, value string) error {
+	if file == "" {
+		return fmt.Errorf("GITHUB_OUTPUT is not set, so output %s cannot be set: run this as a step of a GitHub workflow", name)
+	}
+	delim, err := delimiter(value)
+	if err != nil {
+		return err
+	}
+	if err := appendFile(file, fmt.Sprintf("%s<<%s\n%s\n%s\n", name, delim, value, delim)); err != nil {
+		return fmt.Errorf("set output %s: %w", name, err)
+	}
+	return nil
+}
+
+// AppendSummary appends markdown to the step summary file (the path in
+// GITHUB_STEP_SUMMARY).
+func AppendSummary(file, markdown string) error {
+	if file == "" {
+		return fmt.Errorf("GITHUB_STEP_SUMMARY is not set, so the step summary cannot be written: run this as a step of a GitHub workflow")
+	}
+	if err := appendFile(file, markdown+"\n"); err != nil {
+		return fmt.Errorf("write the step summary: %w", err)
+	}
+	return nil
+}
+
+func appendFile(file, text string) error {
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// delimiter is a heredoc delimiter that occurs nowhere in value.
+func delimiter(value string) (string, error) {
+	for range 8 {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		d := "ghadelimiter_" + hex.EncodeToString(b)
+		if !strings.Contains(value, d) {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no delimiter found for an output value")
+}

@@ -1,0 +1,91 @@
+package ghaction
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestEscape(t *testing.T) {
+	for _, tc := range []struct{ in, data, prop string }{
+		{"plain", "plain", "plain"},
+		{"100%", "100%25", "100%25"},
+		{"a\r\nb", "a%0D%0Ab", "a%0D%0Ab"},
+		{"k: v, w", "k: v, w", "k%3A v%2C w"},
+		{"%0A", "%250A", "%250A"},
+	} {
+		assert.Equal(t, EscapeData(tc.in), tc.data, tc.in)
+		assert.Equal(t, EscapeProperty(tc.in), tc.prop, tc.in)
+	}
+}
+
+// No foreign text, however it is split, makes the runner see a command.
+func TestLineNeverStartsACommand(t *testing.T) {
+	hostile := []string{
+		"::set-output name=digest::sha256:evil",
+		"  ::warning title=INJECTED::pwned",
+		"error\n::add-mask::x\n##[set-output name=a;]b",
+		"\t##[error]fake",
+		"ok\r::endgroup::",
+	}
+	for _, s := range hostile {
+		out := Line(s)
+		assert.Assert(t, !strings.ContainsAny(out, "\r\n"), "%q gave %q", s, out)
+		assert.Assert(t, !isCommand(out), "%q gave %q", s, out)
+	}
+	assert.Equal(t, Line("::x::y"), "%3A:x::y")
+	assert.Equal(t, Line("fine: text"), "fine: text")
+}
+
+func isCommand(line string) bool {
+	line = strings.TrimLeft(line, " \t\v\f")
+	return strings.HasPrefix(line, "::") || strings.HasPrefix(line, "##[")
+}
+
+func TestLineWriter(t *testing.T) {
+	var out bytes.Buffer
+	w := NewLineWriter(&out)
+	for _, chunk := range []string{"building\n::set-", "output name=a::b\r\n##[err", "or]x"} {
+		_, err := w.Write([]byte(chunk))
+		assert.NilError(t, err)
+	}
+	assert.NilError(t, w.Flush())
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	assert.DeepEqual(t, lines, []string{"building", "%3A:set-output name=a::b", "%23#[error]x"})
+	for _, l := range lines {
+		assert.Assert(t, !isCommand(l))
+	}
+}
+
+func TestCommand(t *testing.T) {
+	got := Command("error", "registry said:\n::set-output name=x::y", "title", "a: b, c")
+	assert.Equal(t, got, "::error title=a%3A b%2C c::registry said:%0A::set-output name=x::y")
+	assert.Assert(t, !strings.Contains(got, "\n"))
+}
+
+func TestFileCommands(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "output")
+	assert.NilError(t, os.WriteFile(out, nil, 0o644))
+	assert.NilError(t, SetOutput(out, "metadata", "line1\nline2"))
+	text, err := os.ReadFile(out)
+	assert.NilError(t, err)
+	parts := strings.Split(string(text), "\n")
+	assert.Assert(t, strings.HasPrefix(parts[0], "metadata<<ghadelimiter_"), string(text))
+	assert.Equal(t, parts[3], strings.TrimPrefix(parts[0], "metadata<<"))
+
+	// Missing or unwritable files are errors naming the variable, not panics.
+	err = SetOutput("", "digest", "x")
+	assert.Assert(t, is.ErrorContains(err, "GITHUB_OUTPUT is not set"))
+	err = SetOutput(filepath.Join(dir, "missing", "file"), "digest", "x")
+	assert.Assert(t, is.ErrorContains(err, "set output digest"))
+	err = AppendSummary("", "# hi")
+	assert.Assert(t, is.ErrorContains(err, "GITHUB_STEP_SUMMARY is not set"))
+	err = AppendSummary(dir, "# hi") // a directory
+	assert.Assert(t, is.ErrorContains(err, "write the step summary"))
+}

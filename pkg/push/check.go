@@ -1,0 +1,87 @@
+package push
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// checkTimeout bounds Registry.Check: it exists to fail in seconds.
+const checkTimeout = 20 * time.Second
+
+// Check asks the registry, before any work, whether it answers and lets
+// these credentials push to the repository: the push scope's token (where
+// the registry uses tokens) and an authenticated read of /v2/. It does
+// not retry: a registry that is down now is reported now.
+func (r *Registry) Check(ctx context.Context) error {
+	if err := r.opts.Validate(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	l, err := r.opts.Credentials.resolve(r.target.Repo)
+	if err != nil {
+		return redact(err, []string{r.opts.Credentials.Password, r.opts.Credentials.GitHubToken})
+	}
+	fail := func(err error) error { return redact(explain(err, r.target.Repo, l), l.secrets) }
+	repo := r.target.Repo
+	rt, err := transport.NewWithContext(ctx, repo.Registry, l.auth, r.opts.transport(), []string{repo.Scope(transport.PushScope)})
+	if err != nil {
+		return fail(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/", repo.Scheme(), repo.RegistryStr()), nil)
+	if err != nil {
+		return fail(err)
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return fail(err)
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// Check finds what would make writing fail, before any work: an OCI
+// layout in a file or in a directory holding something else, a docker
+// archive in a directory or in a directory that does not exist.
+func (l *Layout) Check(context.Context) error {
+	path := l.out.Path
+	switch l.out.Kind {
+	case OCILayout:
+		info, err := os.Stat(path)
+		switch {
+		case os.IsNotExist(err):
+			return nil
+		case err != nil:
+			return fmt.Errorf("%s: %w", l.out, err)
+		case !info.IsDir():
+			return fmt.Errorf("%s: %s is a file, not a directory: name a new or empty directory, or an OCI layout to add to", l.out, path)
+		}
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", l.out, err)
+		}
+		if _, err := os.Stat(filepath.Join(path, "oci-layout")); len(entries) > 0 && err != nil {
+			return fmt.Errorf("%s: %s holds other files and is not an OCI layout: name a new or empty directory, or an OCI layout to add to", l.out, path)
+		}
+	case DockerArchive:
+		if info, err := os.Stat(path); err == nil && info.IsDir() {
+			return fmt.Errorf("%s: %s is a directory: name the archive file, e.g. %s", l.out, path, filepath.Join(path, "image.tar"))
+		}
+		if info, err := os.Stat(filepath.Dir(path)); err != nil || !info.IsDir() {
+			return fmt.Errorf("%s: the directory %s does not exist: create it first", l.out, filepath.Dir(path))
+		}
+	}
+	return nil
+}
+
+// Check has nothing to check.
+func (Discard) Check(context.Context) error { return nil }

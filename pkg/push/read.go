@@ -1,0 +1,171 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// reader reads manifests and configs from one repository with every
+// bound of transport.go: sizes checked before and while reading, a
+// deadline per request, digests verified where they are known. It is the
+// registry library's remote.Get and Image.ConfigFile without their
+// trust in the registry's sizes.
+type reader struct {
+	client *http.Client
+	repo   name.Repository
+}
+
+func newReader(ctx context.Context, repo name.Repository, l login, o Options) (*reader, error) {
+	rt, err := transport.NewWithContext(ctx, repo.Registry, l.auth, o.transport(), []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	if o.UserAgent != "" {
+		rt = transport.NewUserAgent(rt, o.UserAgent)
+	}
+	// The client's timeout covers reading the answer too: a registry
+	// trickling bytes cannot hold a read open.
+	return &reader{
+		client: &http.Client{Transport: rt, CheckRedirect: checkRedirect, Timeout: o.requestTimeout()},
+		repo:   repo,
+	}, nil
+}
+
+var acceptManifests = strings.Join([]string{
+	string(types.OCIImageIndex), string(types.OCIManifestSchema1),
+	string(types.DockerManifestList), string(types.DockerManifestSchema2),
+}, ",")
+
+// manifest reads the manifest or index ref names, at most MaxManifestSize
+// bytes, checked against the digest when ref is one.
+func (r *reader) manifest(ctx context.Context, ref name.Reference) ([]byte, types.MediaType, error) {
+	resp, err := r.get(ctx, "manifests", ref.Identifier(), acceptManifests)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	raw, err := readLimited(resp, MaxManifestSize, "manifest "+ref.Identifier())
+	if err != nil {
+		return nil, "", err
+	}
+	if d, ok := ref.(name.Digest); ok {
+		if err := checkDigest(raw, d.DigestStr()); err != nil {
+			return nil, "", fmt.Errorf("manifest %s: %w", d.DigestStr(), err)
+		}
+	}
+	var probe struct {
+		MediaType types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, "", fmt.Errorf("manifest %s is not JSON: %v", ref.Identifier(), err)
+	}
+	mt := probe.MediaType
+	if ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "" && err == nil {
+		mt = types.MediaType(ct)
+	}
+	if mt == "" && probe.Manifests != nil {
+		mt = types.OCIImageIndex
+	}
+	return raw, mt, nil
+}
+
+// config reads the config blob d describes, refusing one the descriptor
+// says is larger than MaxConfigSize before reading anything.
+func (r *reader) config(ctx context.Context, d v1.Descriptor) (*v1.ConfigFile, error) {
+	if d.Size <= 0 || d.Size > MaxConfigSize {
+		return nil, fmt.Errorf("config %s: its manifest declares %d bytes, outside 1 to %d", d.Digest, d.Size, MaxConfigSize)
+	}
+	resp, err := r.get(ctx, "blobs", d.Digest.String(), "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := readLimited(resp, d.Size, "config "+d.Digest.String())
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) != d.Size {
+		return nil, fmt.Errorf("config %s: %d bytes, but its manifest declares %d", d.Digest, len(raw), d.Size)
+	}
+	if err := checkDigest(raw, d.Digest.String()); err != nil {
+		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
+	}
+	return v1.ParseConfigFile(bytes.NewReader(raw))
+}
+
+// blobExists asks the registry whether it still has a blob of the
+// descriptor's size.
+func (r *reader) blobExists(ctx context.Context, d v1.Descriptor) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("blobs", d.Digest.String()), nil)
+	if err != nil {
+		return false
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && (resp.ContentLength < 0 || resp.ContentLength == d.Size)
+}
+
+func (r *reader) url(kind, id string) string {
+	return fmt.Sprintf("%s://%s/v2/%s/%s/%s", r.repo.Scheme(), r.repo.RegistryStr(), r.repo.RepositoryStr(), kind, id)
+}
+
+func (r *reader) get(ctx context.Context, kind, id, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url(kind, id), nil)
+	if err != nil {
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp, nil
+}
+
+// readLimited reads a body of at most limit bytes; a larger declared or
+// actual length is an error, found without reading more than limit+1.
+func readLimited(resp *http.Response, limit int64, what string) ([]byte, error) {
+	if resp.ContentLength > limit {
+		return nil, fmt.Errorf("%s: the registry declares %d bytes, more than the %d allowed", what, resp.ContentLength, limit)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("%s: the registry sent more than the %d bytes allowed", what, limit)
+	}
+	return raw, nil
+}
+
+func checkDigest(raw []byte, want string) error {
+	got, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	if got.String() != want {
+		return fmt.Errorf("the registry sent content whose digest is %s", got)
+	}
+	return nil
+}
