@@ -37,7 +37,7 @@ func slowProxy(t *testing.T, registry string, delay time.Duration) string {
 // gives the index an uninterrupted push gives. No tag ever names an
 // incomplete image.
 func TestKilledPushes(t *testing.T) {
-	testenv.Require(t, "nix", "docker-registry")
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
 	registry := testenv.StartRegistry(t)
 	front := slowProxy(t, registry, 40*time.Millisecond)
 	args := func(repo string) []string {
@@ -72,8 +72,16 @@ func TestKilledPushes(t *testing.T) {
 		_ = cmd.Wait()
 		testenv.CheckTags(t, registry, "kill/run"+string(rune('a'+i)))
 
-		again := decodeResult(t, run(t, nil, args(repo)...))
+		r := run(t, nil, args(repo)...)
+		again := decodeResult(t, r)
 		assert.Equal(t, again.Digest, clean.Digest, "kill after %v", after)
+		// Each platform's SBOM and provenance are listed, even where the
+		// kill fell between a referrer and its fallback tag.
+		for _, s := range decodeSBOMResult(t, r).SBOMs {
+			listed := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw",
+				"docker://"+registry+"/kill/run"+string(rune('a'+i))+":sha256-"+strings.TrimPrefix(s.Manifest, "sha256:"))
+			assert.Check(t, strings.Contains(listed, s.SBOM.Digest) && strings.Contains(listed, s.Provenance.Digest), "kill after %v: %s", after, listed)
+		}
 		uploaded := 0
 		for _, m := range again.Manifests {
 			for _, l := range m.Layers {

@@ -98,13 +98,17 @@ func writeOutputs(getenv func(string) string, res *build.Result) error {
 	if err != nil {
 		return err
 	}
+	sboms, err := sbomOutputs(res)
+	if err != nil {
+		return err
+	}
 	file := getenv("GITHUB_OUTPUT")
-	for _, o := range [][2]string{
+	for _, o := range append([][2]string{
 		{"digest", res.Digest},
 		{"image", imageRef(res.Result)},
 		{"manifests", string(platforms)},
 		{"metadata", string(metadata)},
-	} {
+	}, sboms...) {
 		if err := ghaction.SetOutput(file, o[0], o[1]); err != nil {
 			return err
 		}
@@ -143,6 +147,9 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 	packages := gh.GetInput("packages")
 	if packages == "" {
 		return nil, fmt.Errorf("the packages input is empty: name the nixpkgs packages to put in the image, e.g. packages: hello git")
+	}
+	if err := actionSBOMFile(f, gh.Getenv("RUNNER_TEMP")); err != nil {
+		return nil, err
 	}
 	return f.execute(ctx, []string{packages}, newLines(logs, time.Now))
 }
@@ -200,6 +207,7 @@ func summary(res *build.Result) string {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(sbomSummary(res))
 	if len(res.Timings) > 0 {
 		b.WriteString("| phase | seconds |\n|---|---:|\n")
 		var phases []string

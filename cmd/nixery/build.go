@@ -61,6 +61,8 @@ type buildFlags struct {
 	json      bool
 	cacheFrom listFlag
 	noCache   bool
+	sbom      bool
+	sbomFile  string
 }
 
 func init() {
@@ -107,6 +109,8 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 	fs.Var(&f.cacheFrom, "cache-from", "also reuse layers of this image `REF` (repeat); the target tags always are")
 	fs.BoolVar(&f.noCache, "no-cache", false, "pack every layer, reusing nothing from the registry")
+	fs.BoolVar(&f.sbom, "sbom", true, "attach a CycloneDX SBOM and SLSA provenance to each platform image; false makes neither")
+	fs.StringVar(&f.sbomFile, "sbom-file", "", "also write the SBOM to `FILE` (several platforms: FILE with the platform before its extension, e.g. sbom.linux-amd64.cdx.json)")
 }
 
 // buildJob is a checked build request with what the CLI needs to report
@@ -263,6 +267,9 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		annots[k] = v
 	}
 	j.req.Annotations = annots
+	if j.req.SBOM, err = f.sbomOptions(); err != nil {
+		return nil, err
+	}
 	if err := j.req.Validate(); err != nil {
 		return nil, usageError{err.Error()}
 	}
@@ -320,13 +327,21 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 	if job.target != nil {
 		job.req.Destination = push.NewRegistry(*job.target, ropts)
 	}
-	return build.Build(ctx, job.req, build.Options{
+	res, err := build.Build(ctx, job.req, build.Options{
 		Log:            display.logs(),
 		Progress:       display.layer,
 		NixTimeout:     f.timeout,
 		PrintBuildLogs: f.buildLogs,
 		Registry:       ropts,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if err := writeSBOMs(f.sbomFile, res, display.logs()); err != nil {
+		res.Close()
+		return nil, err
+	}
+	return res, nil
 }
 
 // nixErrorOnce shortens a Nix failure whose output was already shown as

@@ -222,6 +222,19 @@ func TestAction(t *testing.T) {
 	assert.NilError(t, err, r.stdout)
 	outputs := r.outputs(t)
 
+	// One SBOM file per platform, in the runner's temporary directory
+	// (RUNNER_TEMP, which this runner sets).
+	var sboms map[string]string
+	assert.NilError(t, json.Unmarshal([]byte(outputs["sboms"]), &sboms), outputs["sboms"])
+	assert.Equal(t, len(sboms), 2)
+	for p, file := range sboms {
+		assert.Assert(t, strings.Contains(file, "/nixery-sbom-"), "%s: %s", p, file)
+		doc, err := os.ReadFile(file)
+		assert.NilError(t, err)
+		assert.Assert(t, is.Contains(string(doc), `"bomFormat": "CycloneDX"`), "%s: %s", p, file)
+	}
+	assert.Equal(t, outputs["sbom"], "") // several platforms: see sboms
+
 	// The digest output is the digest of what the registry serves.
 	raw := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":v1")
 	sum := sha256.Sum256([]byte(raw))

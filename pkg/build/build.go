@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/image"
@@ -62,6 +63,10 @@ type Request struct {
 	// Destination receives the layers and the index; nil means
 	// push.Discard (build and check only).
 	Destination push.Destination
+
+	// SBOM, when set, makes an SBOM and a provenance statement per
+	// platform image and attaches them to it (see SBOMOptions).
+	SBOM *SBOMOptions
 }
 
 // Validate checks the request before any work; each error is one line
@@ -116,6 +121,9 @@ type Result struct {
 	Timings         map[string]float64 `json:"timings"` // seconds per phase
 	Packed          int                `json:"packed"`  // layers packed by this build
 	Reused          int                `json:"reused"`  // layers taken from the cache instead
+	// SBOMs are the documents about each platform image, in the index's
+	// order; none unless the request asked for them.
+	SBOMs []SBOMResult `json:"sboms,omitempty"`
 
 	dir string
 }
@@ -168,6 +176,9 @@ type builder struct {
 	cacheDone chan struct{} // closed once cache is read; nil without one
 
 	packed, reused atomic.Int64
+
+	sbomMu sync.Mutex
+	sboms  map[v1.Hash]*SBOMResult // by platform manifest digest
 }
 
 func (b *builder) log(platform string) (io.Writer, func()) {
@@ -274,9 +285,13 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	sboms, err := b.attach(ctx, idx)
+	if err != nil {
+		return nil, err
+	}
 	return &Result{
 		Result: res, Nixpkgs: locked.URL, NixpkgsRevision: locked.Rev, Timings: b.timings.seconds(),
-		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), dir: b.dir,
+		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, dir: b.dir,
 	}, nil
 }
 

@@ -68,6 +68,11 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	if err != nil {
 		return nil, fmt.Errorf("assemble the image for %s: %w", sys, err)
 	}
+	if b.req.SBOM != nil {
+		if err := b.documents(img, g, res); err != nil {
+			return nil, err
+		}
+	}
 	return img, nil
 }
 

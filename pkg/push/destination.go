@@ -157,6 +157,7 @@ func (r *Registry) Close() { r.wg.Wait() }
 type Layout struct {
 	out  Output
 	opts WriteOptions
+	mu   sync.Mutex // held while AttachReferrers rewrites index.json
 }
 
 // NewLayout returns the destination that writes to out.

@@ -118,20 +118,45 @@ func (a *artifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 }
 
 // Push uploads a referrer made by Referrer into repo (the subject's
-// repository) by digest, and returns its digest. go-containerregistry's
-// remote.Write asks the registry for the referrers API and, where it has
-// none (the CNCF registry 2.x), adds the referrer to the OCI 1.1
-// fallback tag sha256-<subject hex>, an index of the subject's
-// referrers. opts are the caller's remote options (auth, transport).
+// repository) by digest, and returns its digest: its two blobs (those the
+// registry has are skipped), then its manifest, which is PUT even when
+// the registry has it. go-containerregistry's manifest PUT asks the
+// registry for the referrers API and, where it has none (the CNCF
+// registry 2.x), adds the referrer to the OCI 1.1 fallback tag
+// sha256-<subject hex>, an index of the subject's referrers, unless it is
+// listed already. A writer that skipped manifests already there would
+// never list one whose push was cut short between the manifest and the
+// tag. opts are the caller's remote options (auth, transport); with
+// remote.Reuse(pusher) the pusher's connections and tokens serve it.
 func Push(ctx context.Context, repo name.Repository, referrer v1.Image, opts ...remote.Option) (v1.Hash, error) {
 	d, err := referrer.Digest()
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	ref := repo.Digest(d.String())
-	opts = append(append([]remote.Option(nil), opts...), remote.WithContext(ctx))
-	if err := remote.Write(ref, referrer, opts...); err != nil {
+	fail := func(err error) (v1.Hash, error) {
 		return v1.Hash{}, fmt.Errorf("pushing referrer %s to %s: %w", d, repo, err)
+	}
+	opts = append(append([]remote.Option(nil), opts...), remote.WithContext(ctx))
+	blobs, err := referrer.Layers()
+	if err != nil {
+		return fail(err)
+	}
+	config, err := partial.ConfigLayer(referrer)
+	if err != nil {
+		return fail(err)
+	}
+	// One pusher: one token exchange for the three requests' worth.
+	pusher, err := remote.NewPusher(opts...)
+	if err != nil {
+		return fail(err)
+	}
+	for _, b := range append(blobs, config) {
+		if err := pusher.Upload(ctx, repo, b); err != nil {
+			return fail(err)
+		}
+	}
+	if err := pusher.Put(ctx, repo.Digest(d.String()), referrer); err != nil {
+		return fail(err)
 	}
 	return d, nil
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -258,4 +260,43 @@ func TestPushReferrersAPI(t *testing.T) {
 	tags, err := remote.List(repo)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, tags, []string{"v1"})
+}
+
+// A push cut short between a referrer's manifest and the fallback tag
+// (here: the tag written back without it) is repaired by pushing again,
+// although the registry has the manifest already.
+func TestPushRepairsFallbackTag(t *testing.T) {
+	reg := testenv.StartRegistry(t)
+	repo, err := name.NewRepository(reg+"/repair", name.Insecure)
+	assert.NilError(t, err)
+	img, err := random.Image(100, 1)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.Write(repo.Tag("v1"), img))
+	desc, err := partial.Descriptor(img)
+	assert.NilError(t, err)
+	r, err := Referrer(*desc, CycloneDX([]byte(`{"bomFormat":"CycloneDX"}`)), epoch)
+	assert.NilError(t, err)
+	ctx := context.Background()
+	d, err := Push(ctx, repo, r)
+	assert.NilError(t, err)
+
+	listed := func() []v1.Descriptor {
+		idx, err := remote.Referrers(repo.Digest(desc.Digest.String()))
+		assert.NilError(t, err)
+		im, err := idx.IndexManifest()
+		assert.NilError(t, err)
+		return im.Manifests
+	}
+	assert.Equal(t, len(listed()), 1)
+	fallback := repo.Tag("sha256-" + desc.Digest.Hex)
+	assert.NilError(t, remote.WriteIndex(fallback, mutate.IndexMediaType(empty.Index, types.OCIImageIndex)))
+	assert.Equal(t, len(listed()), 0)
+
+	again, err := Push(ctx, repo, r)
+	assert.NilError(t, err)
+	assert.Equal(t, again, d)
+	got := listed()
+	assert.Equal(t, len(got), 1)
+	assert.Equal(t, got[0].Digest, d)
+	assert.Equal(t, got[0].ArtifactType, MediaType)
 }

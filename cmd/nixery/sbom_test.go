@@ -1,0 +1,46 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestSBOMFileName(t *testing.T) {
+	for _, tc := range []struct {
+		file, platform string
+		n              int
+		want           string
+	}{
+		{"out/sbom.cdx.json", "linux/amd64", 1, "out/sbom.cdx.json"},
+		{"out/sbom.cdx.json", "linux/amd64", 2, "out/sbom.linux-amd64.cdx.json"},
+		{"out/sbom.cdx.json", "linux/arm64/v8", 2, "out/sbom.linux-arm64-v8.cdx.json"},
+		{"sbom.json", "linux/arm/v7", 3, "sbom.linux-arm-v7.json"},
+		{"a.b/sbom", "linux/386", 2, "a.b/sbom.linux-386"},
+		{".sbom.json", "linux/amd64", 2, ".sbom.linux-amd64.json"},
+		{".sbom", "linux/amd64", 2, ".sbom.linux-amd64"},
+	} {
+		assert.Check(t, is.Equal(sbomFileName(tc.file, tc.platform, tc.n), tc.want), "%+v", tc)
+	}
+}
+
+// Bad --sbom and --sbom-file combinations fail before any work, as
+// usage errors of one line.
+func TestSBOMFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--sbom=false", "--sbom-file", filepath.Join(dir, "x.json")}, "--sbom-file needs the SBOM that --sbom=false turns off"},
+		{[]string{"--sbom-file", filepath.Join(dir, "missing", "x.json")}, "the directory " + filepath.Join(dir, "missing") + " does not exist"},
+		{[]string{"--sbom-file", dir}, "is a directory: name a file in it"},
+	} {
+		args := append([]string{"build", "--nixpkgs", "nixpkgs", "--push=false"}, tc.args...)
+		code, _, stderr := runCLI(t, append(args, "hello")...)
+		assert.Check(t, is.Equal(code, 2), "%v: %s", tc.args, stderr)
+		assert.Check(t, is.Contains(stderr, tc.want))
+	}
+}

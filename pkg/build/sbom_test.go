@@ -1,0 +1,281 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/cdxvalidate"
+	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/provenance"
+	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/sbom"
+)
+
+// sbomCreated stands for SOURCE_DATE_EPOCH.
+var sbomCreated = time.Unix(1700000000, 0).UTC()
+
+// sbomRequest is request with SBOMs asked for, named the same whatever
+// the destination, in a GitHub run.
+func sbomRequest(t *testing.T, dest push.Destination) Request {
+	req := request(t, dest, 6)
+	req.Image.Created = sbomCreated
+	req.SBOM = &SBOMOptions{Name: "example.org/hello", ToolVersion: "1.2.3", GitHub: &provenance.GitHub{
+		ServerURL: "https://github.com", Repository: "me/tools", SHA: strings.Repeat("a", 40),
+		Ref: "refs/heads/main", WorkflowRef: "me/tools/.github/workflows/image.yml@refs/heads/main",
+		RunID: "42", RunAttempt: "1",
+	}}
+	return req
+}
+
+// TestBuildSBOMRegistry pushes to the CNCF registry (no referrers API):
+// each platform manifest gets its SBOM and provenance in the fallback
+// tag, which skopeo reads back with the documents byte for byte; the SBOM
+// is valid CycloneDX; building again, to a layout, or to nowhere gives
+// the same referrer digests.
+func TestBuildSBOMRegistry(t *testing.T) {
+	testenv.Require(t, "skopeo")
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	target := mustTarget(t, host+"/build/sbom", "v1")
+	res, err := Build(ctx, sbomRequest(t, push.NewRegistry(target, push.Options{})), Options{})
+	assert.NilError(t, err)
+	defer res.Close()
+	assert.Assert(t, is.Len(res.SBOMs, 2))
+	_, ok := res.Timings["referrers"]
+	assert.Check(t, ok, "no referrers timing in %v", res.Timings)
+
+	var docs [][]byte
+	for i, s := range res.SBOMs {
+		assert.Equal(t, s.Platform, res.Manifests[i].Platform)
+		assert.Equal(t, s.Manifest, res.Manifests[i].Digest)
+		assert.Check(t, s.SBOM.Attached && s.Provenance.Attached)
+		assert.Equal(t, s.SBOM.ArtifactType, sbom.MediaType)
+		assert.Equal(t, s.Provenance.ArtifactType, sbom.InTotoMediaType)
+		docs = append(docs, s.SBOM.Data)
+
+		// The fallback tag lists exactly these two referrers.
+		fallback := "docker://" + host + "/build/sbom:sha256-" + strings.TrimPrefix(s.Manifest, "sha256:")
+		var index v1.IndexManifest
+		assert.NilError(t, json.Unmarshal(skopeo(t, "inspect", "--tls-verify=false", "--raw", fallback), &index))
+		listed := map[string]string{}
+		for _, m := range index.Manifests {
+			listed[m.Digest.String()] = m.ArtifactType
+		}
+		assert.DeepEqual(t, listed, map[string]string{s.SBOM.Digest: sbom.MediaType, s.Provenance.Digest: sbom.InTotoMediaType})
+
+		for _, r := range []Referrer{s.SBOM, s.Provenance} {
+			var m v1.Manifest
+			ref := "docker://" + host + "/build/sbom@" + r.Digest
+			assert.NilError(t, json.Unmarshal(skopeo(t, "inspect", "--tls-verify=false", "--raw", ref), &m))
+			assert.Equal(t, m.Subject.Digest.String(), s.Manifest)
+			assert.Equal(t, m.Annotations["org.opencontainers.image.created"], "2023-11-14T22:13:20Z")
+			dir := t.TempDir()
+			skopeo(t, "copy", "--src-tls-verify=false", ref, "oci:"+dir+":x")
+			data, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", m.Layers[0].Digest.Hex))
+			assert.NilError(t, err)
+			assert.Assert(t, bytes.Equal(data, r.Data), "%s changed on the way", r.ArtifactType)
+			assert.Equal(t, m.Layers[0].Digest.String(), r.Document)
+		}
+
+		var bom struct {
+			Metadata struct {
+				Timestamp string
+				Component struct{ Name string }
+			}
+		}
+		assert.NilError(t, json.Unmarshal(s.SBOM.Data, &bom))
+		assert.Equal(t, bom.Metadata.Timestamp, "2023-11-14T22:13:20Z")
+		assert.Equal(t, bom.Metadata.Component.Name, "example.org/hello")
+
+		var st provenance.Statement
+		assert.NilError(t, json.Unmarshal(s.Provenance.Data, &st))
+		assert.Equal(t, "sha256:"+st.Subject[0].Digest["sha256"], s.Manifest)
+		assert.Equal(t, st.Predicate.BuildDefinition.ExternalParameters.Nixpkgs, res.Nixpkgs)
+		assert.Equal(t, st.Predicate.BuildDefinition.ExternalParameters.Platform, s.Platform)
+		assert.Equal(t, st.Predicate.RunDetails.Metadata.InvocationID, "https://github.com/me/tools/actions/runs/42/attempts/1")
+		assert.Equal(t, st.Predicate.RunDetails.Builder.Version["nixery"], "1.2.3")
+		assert.Equal(t, "sha256:"+st.Predicate.RunDetails.Byproducts[0].Digest["sha256"], s.SBOM.Document)
+	}
+	cdxvalidate.Validate(t, docs...)
+
+	// The same inputs give the same referrers, wherever they go.
+	again, err := Build(ctx, sbomRequest(t, push.NewRegistry(target, push.Options{})), Options{})
+	assert.NilError(t, err)
+	again.Close()
+	layoutDir := filepath.Join(t.TempDir(), "layout")
+	inLayout, err := Build(ctx, sbomRequest(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: layoutDir}, push.WriteOptions{})), Options{})
+	assert.NilError(t, err)
+	inLayout.Close()
+	nowhere, err := Build(ctx, sbomRequest(t, nil), Options{})
+	assert.NilError(t, err)
+	nowhere.Close()
+	for _, other := range []*Result{again, inLayout, nowhere} {
+		assert.Equal(t, len(other.SBOMs), len(res.SBOMs))
+		for i, s := range other.SBOMs {
+			assert.Check(t, is.Equal(s.SBOM.Digest, res.SBOMs[i].SBOM.Digest))
+			assert.Check(t, is.Equal(s.Provenance.Digest, res.SBOMs[i].Provenance.Digest))
+			assert.Check(t, bytes.Equal(s.SBOM.Data, res.SBOMs[i].SBOM.Data))
+		}
+	}
+	for _, s := range nowhere.SBOMs {
+		assert.Check(t, !s.SBOM.Attached && !s.Provenance.Attached, "attached without a destination")
+	}
+	// Pushing again added nothing to the fallback tag.
+	for _, s := range res.SBOMs {
+		idx, err := remote.Referrers(mustDigest(t, host+"/build/sbom@"+s.Manifest))
+		assert.NilError(t, err)
+		im, err := idx.IndexManifest()
+		assert.NilError(t, err)
+		assert.Check(t, is.Len(im.Manifests, 2))
+	}
+	// Every tag, fallback tags included, names a complete index.
+	assert.Equal(t, testenv.CheckTags(t, host, "build/sbom"), 1+len(res.SBOMs))
+}
+
+// TestBuildSBOMLayout writes an OCI layout: index.json lists each
+// platform's referrers beside the image, and their subjects are the
+// index's platform manifests.
+func TestBuildSBOMLayout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layout")
+	res, err := Build(context.Background(), sbomRequest(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: dir}, push.WriteOptions{Tags: []string{"v1"}})), Options{})
+	assert.NilError(t, err)
+	defer res.Close()
+	var top v1.IndexManifest
+	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	assert.NilError(t, json.Unmarshal(raw, &top))
+	assert.Assert(t, is.Len(top.Manifests, 1+2*len(res.SBOMs)))
+	assert.Equal(t, top.Manifests[0].Digest.String(), res.Digest)
+	subjects := map[string]string{}
+	for _, d := range top.Manifests[1:] {
+		var m v1.Manifest
+		raw, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", d.Digest.Hex))
+		assert.NilError(t, err)
+		assert.NilError(t, json.Unmarshal(raw, &m))
+		assert.Equal(t, m.ArtifactType, d.ArtifactType)
+		subjects[d.Digest.String()] = m.Subject.Digest.String()
+	}
+	for _, s := range res.SBOMs {
+		assert.Check(t, s.SBOM.Attached && s.Provenance.Attached)
+		assert.Check(t, is.Equal(subjects[s.SBOM.Digest], s.Manifest))
+		assert.Check(t, is.Equal(subjects[s.Provenance.Digest], s.Manifest))
+	}
+}
+
+// TestBuildNoSBOM: without SBOMOptions nothing is made or attached: the
+// registry holds no fallback tag, the layout no referrer.
+func TestBuildNoSBOM(t *testing.T) {
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	target := mustTarget(t, host+"/build/nosbom", "v1")
+	res, err := Build(ctx, request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
+	assert.NilError(t, err)
+	res.Close()
+	assert.Check(t, is.Len(res.SBOMs, 0))
+	tags, err := remote.List(target.Repo)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, tags, []string{"v1"})
+	for _, m := range res.Manifests {
+		idx, err := remote.Referrers(mustDigest(t, host+"/build/nosbom@"+m.Digest))
+		assert.NilError(t, err)
+		im, err := idx.IndexManifest()
+		assert.NilError(t, err)
+		assert.Check(t, is.Len(im.Manifests, 0))
+	}
+
+	dir := filepath.Join(t.TempDir(), "layout")
+	res, err = Build(ctx, request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: dir}, push.WriteOptions{}), 6), Options{})
+	assert.NilError(t, err)
+	res.Close()
+	var top v1.IndexManifest
+	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	assert.NilError(t, json.Unmarshal(raw, &top))
+	assert.Check(t, is.Len(top.Manifests, 1))
+}
+
+// TestBuildSBOMDockerArchive: a docker archive has no place for
+// referrers; the build says so and succeeds, with the SBOM in the result.
+func TestBuildSBOMDockerArchive(t *testing.T) {
+	req := sbomRequest(t, push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(t.TempDir(), "a.tar")}, push.WriteOptions{}))
+	req.Platforms = req.Platforms[:1]
+	var log bytes.Buffer
+	res, err := Build(context.Background(), req, Options{Log: func(string) (io.Writer, func()) { return &log, func() {} }})
+	assert.NilError(t, err)
+	defer res.Close()
+	assert.Assert(t, is.Len(res.SBOMs, 1))
+	assert.Check(t, !res.SBOMs[0].SBOM.Attached)
+	assert.Check(t, len(res.SBOMs[0].SBOM.Data) > 0)
+	assert.Check(t, is.Contains(log.String(), "cannot hold referrers"))
+}
+
+func mustDigest(t *testing.T, ref string) name.Digest {
+	t.Helper()
+	d, err := name.NewDigest(ref, name.Insecure)
+	assert.NilError(t, err)
+	return d
+}
+
+func skopeo(t *testing.T, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command("skopeo", args...).Output()
+	if err != nil {
+		var stderr []byte
+		if e, ok := err.(*exec.ExitError); ok {
+			stderr = e.Stderr
+		}
+		t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+// TestBuildSBOMAttachFails: a registry that refuses the referrers fails
+// the build with one line saying the image is there and what failed.
+func TestBuildSBOMAttachFails(t *testing.T) {
+	host := testenv.StartRegistry(t)
+	backend, err := url.Parse("http://" + host)
+	assert.NilError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(backend)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			body, err := io.ReadAll(r.Body)
+			assert.Check(t, err)
+			if bytes.Contains(body, []byte(`"subject"`)) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, `{"errors":[{"code":"DENIED","message":"no referrers here"}]}`)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	front := strings.TrimPrefix(srv.URL, "http://")
+
+	target := mustTarget(t, front+"/build/refused", "v1")
+	_, err = Build(context.Background(), sbomRequest(t, push.NewRegistry(target, push.Options{})), Options{})
+	assert.ErrorContains(t, err, "the image is in "+front+"/build/refused, but attaching the SBOM and provenance of linux/")
+	assert.ErrorContains(t, err, "no referrers here")
+	assert.Check(t, !strings.Contains(err.Error(), "\n"), err.Error())
+	_, err = remote.Index(mustTarget(t, host+"/build/refused", "v1").Tags[0])
+	assert.NilError(t, err, "the image itself was pushed")
+}

@@ -1,0 +1,70 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/nixery-action/nixery-action/pkg/sbom"
+)
+
+// Referrers is a Destination that can attach artifacts (SBOMs, provenance
+// statements, made by sbom.Referrer) to an image it wrote, as OCI 1.1
+// referrers. A build calls it after Write, with the subject being one of
+// the index's platform manifests.
+type Referrers interface {
+	// AttachReferrers stores each of imgs, whose subject is subject. It
+	// is idempotent: attaching the same artifacts again changes nothing.
+	// Calls for different subjects may run concurrently. A destination
+	// that cannot hold referrers returns ErrNoReferrers.
+	AttachReferrers(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) error
+}
+
+// ErrNoReferrers is what AttachReferrers returns where referrers have no
+// place (a docker archive holds one image and nothing that refers to
+// it). The image itself was written: it is not a failure of the build.
+var ErrNoReferrers = errors.New("a docker archive cannot hold referrers")
+
+// AttachReferrers pushes each referrer by digest into the target
+// repository, with the credentials and transport of the push: through the
+// registry's referrers API where it has one, else into the OCI 1.1
+// fallback tag sha256-<subject hex> (see sbom.Push). The caller attaches
+// one subject's referrers in one call, since the fallback tag is read,
+// extended and written back.
+func (r *Registry) AttachReferrers(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) error {
+	pusher, err := r.setup(ctx)
+	if err != nil {
+		return err
+	}
+	for _, img := range imgs {
+		if _, err := sbom.Push(ctx, r.target.Repo, img, remote.Reuse(pusher)); err != nil {
+			return fmt.Errorf("attach a referrer to %s: %w", subject.Digest, redact(explain(err, r.target.Repo, r.login), r.login.secrets))
+		}
+	}
+	return nil
+}
+
+// AttachReferrers writes each referrer into an OCI layout, listed in its
+// index.json beside the image (see sbom.WriteLayout); a docker archive
+// has no place for them: ErrNoReferrers.
+func (l *Layout) AttachReferrers(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) error {
+	if l.out.Kind != OCILayout {
+		return ErrNoReferrers
+	}
+	// index.json is read, extended and written back: one writer at a time.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, img := range imgs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := sbom.WriteLayout(layout.Path(l.out.Path), img); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/sbom"
+)
+
+// referrers makes two referrers (an SBOM and a statement) of idx's first
+// image, and returns that image's descriptor with them.
+func referrers(t *testing.T, idx v1.ImageIndex) (v1.Descriptor, []v1.Image, []string) {
+	t.Helper()
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	subject := im.Manifests[0]
+	var imgs []v1.Image
+	var digests []string
+	for _, doc := range []sbom.Document{
+		sbom.CycloneDX([]byte(`{"bomFormat":"CycloneDX"}`)),
+		sbom.InToto([]byte(`{"_type":"https://in-toto.io/Statement/v1"}`), "https://slsa.dev/provenance/v1"),
+	} {
+		r, err := sbom.Referrer(subject, doc, time.Unix(1, 0))
+		assert.NilError(t, err)
+		d, err := r.Digest()
+		assert.NilError(t, err)
+		imgs = append(imgs, r)
+		digests = append(digests, d.String())
+	}
+	sort.Strings(digests)
+	return subject, imgs, digests
+}
+
+// A registry that needs credentials gets the referrers with the push's
+// own credentials, into the fallback tag skopeo reads; the wrong ones
+// fail naming the registry, never showing the password.
+func TestRegistryAttachReferrers(t *testing.T) {
+	testenv.Require(t, "docker-registry", "skopeo")
+	host, user, password := testenv.StartAuthRegistry(t)
+	ctx := context.Background()
+	idx := testIndex(t, "referrers", amd64, arm64)
+	subject, imgs, want := referrers(t, idx)
+
+	reg := NewRegistry(mustTarget(t, host+"/referrers/good", "v1"), Options{Credentials: Credentials{Username: user, Password: password}})
+	_, err := reg.Write(ctx, idx)
+	assert.NilError(t, err)
+	assert.NilError(t, reg.AttachReferrers(ctx, subject, imgs...))
+	assert.NilError(t, reg.AttachReferrers(ctx, subject, imgs...)) // again: no change
+	reg.Close()
+
+	raw := run(t, "skopeo", "inspect", "--tls-verify=false", "--creds", user+":"+password, "--raw",
+		"docker://"+host+"/referrers/good:sha256-"+subject.Digest.Hex)
+	var listed v1.IndexManifest
+	assert.NilError(t, json.Unmarshal([]byte(raw), &listed))
+	var got []string
+	for _, m := range listed.Manifests {
+		got = append(got, m.Digest.String())
+	}
+	sort.Strings(got)
+	assert.DeepEqual(t, got, want)
+
+	bad := NewRegistry(mustTarget(t, host+"/referrers/good", "v1"), Options{Credentials: Credentials{Username: user, Password: password + "-wrong"}, Backoff: fastBackoff})
+	defer bad.Close()
+	err = bad.AttachReferrers(ctx, subject, imgs...)
+	assert.ErrorContains(t, err, "authentication failed for registry "+host)
+	assert.Assert(t, !strings.Contains(err.Error(), password))
+}
+
+// An OCI layout lists the referrers in index.json; a docker archive has
+// no place for them and says so with ErrNoReferrers.
+func TestLayoutAttachReferrers(t *testing.T) {
+	ctx := context.Background()
+	idx := testIndex(t, "layout-referrers", amd64)
+	subject, imgs, want := referrers(t, idx)
+
+	dir := filepath.Join(t.TempDir(), "image")
+	l := NewLayout(Output{Kind: OCILayout, Path: dir}, WriteOptions{Tags: []string{"v1"}})
+	_, err := l.Write(ctx, idx)
+	assert.NilError(t, err)
+	assert.NilError(t, l.AttachReferrers(ctx, subject, imgs...))
+	assert.NilError(t, l.AttachReferrers(ctx, subject, imgs...))
+	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	var top v1.IndexManifest
+	assert.NilError(t, json.Unmarshal(raw, &top))
+	assert.Assert(t, is.Len(top.Manifests, 3))
+	var got []string
+	for _, m := range top.Manifests[1:] {
+		got = append(got, m.Digest.String())
+	}
+	sort.Strings(got)
+	assert.DeepEqual(t, got, want)
+
+	archive := NewLayout(Output{Kind: DockerArchive, Path: filepath.Join(t.TempDir(), "a.tar")}, WriteOptions{})
+	_, err = archive.Write(ctx, idx)
+	assert.NilError(t, err)
+	assert.ErrorIs(t, archive.AttachReferrers(ctx, subject, imgs...), ErrNoReferrers)
+}
