@@ -4,7 +4,9 @@
 # pushed to a registry this script starts on loopback:
 #   1. a cold build (empty registry),
 #   2. a warm rebuild with nothing changed: no layer packed, no blob
-#      uploaded, and apart from Nix under 10% of the cold build's time,
+#      uploaded, and apart from Nix under 25% of the cold build's time
+#      (every reused layer is verified: its diffID computed from the store
+#      paths must equal the cached one),
 #   3. a rebuild after one package (moreutils) changed: what was packed and
 #      uploaded against the size of the store paths that changed.
 set -euo pipefail
@@ -33,7 +35,7 @@ build() { # label → prints a JSON line of the result with the wall time
   t1=$(date +%s.%N)
   jq -c --arg wall "$(echo "$t1 - $t0" | bc -l)" '{
       wall: ($wall|tonumber),
-      nix: ([.timings | to_entries[] | select(.key|startswith("nix ")) | .value] | max),
+      nix: ((.timings["nix lock"] // 0) + ([.timings | to_entries[] | select(.key|startswith("nix ")) | select(.key != "nix lock") | .value] | max)),
       packed, reused,
       uploaded: ([.manifests[].layers[] | select(.uploaded) | .size] | add // 0),
       digest}' "$work/$1.json"
@@ -61,4 +63,4 @@ echo "changed store paths (moreutils for two systems): $changed_bytes bytes of N
 same=$(jq -n --argjson c "$cold" --argjson w "$warm" '$c.digest == $w.digest')
 echo "cold and warm index digests equal: $same"
 [ "$same" = true ] && [ "$(echo "$warm" | jq '.packed == 0 and .uploaded == 0')" = true ] &&
-  [ "$(echo "$ratio < 10" | bc -l)" = 1 ]
+  [ "$(echo "$ratio < 25" | bc -l)" = 1 ]
