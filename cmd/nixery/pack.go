@@ -9,7 +9,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/image"
-	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 func init() {
@@ -29,7 +29,7 @@ func init() {
 					return usagef("name the store paths to pack")
 				}
 				for _, p := range args {
-					if !layers.ValidStorePath(p) {
+					if !storepath.Valid(p) {
 						return usagef("%q is not a top-level store path (/nix/store/HASH-NAME)", p)
 					}
 				}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 func init() {
@@ -55,7 +56,7 @@ func init() {
 
 // popcountInput reads store paths given directly, or from one file.
 func popcountInput(args []string) ([]string, error) {
-	if strings.HasPrefix(args[0], "/nix/store/") {
+	if strings.HasPrefix(args[0], storepath.Dir) {
 		return args, nil
 	}
 	if len(args) > 1 {

@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"fmt"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"io"
 	"io/fs"
 	"os"
@@ -38,7 +39,7 @@ func PackPaths(w io.Writer, storePaths []string, o Options) (Blob, error) {
 		if i > 0 && sp == paths[i-1] {
 			continue
 		}
-		if !topLevel(sp) {
+		if !storepath.Valid(sp) {
 			return Blob{}, fmt.Errorf("%q is not a top-level store path under /nix/store", sp)
 		}
 		if err := p.addTree(sp, strings.TrimPrefix(sp, "/")); err != nil {
@@ -46,12 +47,6 @@ func PackPaths(w io.Writer, storePaths []string, o Options) (Blob, error) {
 		}
 	}
 	return p.close()
-}
-
-// topLevel reports whether p names an entry directly in /nix/store.
-func topLevel(p string) bool {
-	name, ok := strings.CutPrefix(p, "/nix/store/")
-	return ok && name != "" && name != "." && name != ".." && !strings.Contains(name, "/")
 }
 
 // dirs writes directory entries.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"io"
 	"math/bits"
 	"sort"
@@ -12,7 +13,7 @@ import (
 )
 
 // StoreDir is the only store directory closures may live in.
-const StoreDir = "/nix/store/"
+const StoreDir = storepath.Dir
 
 // Path is one store path of a closure.
 type Path struct {
@@ -132,7 +133,7 @@ func decodeObject(data []byte) ([]pathInfo, error) {
 			// Newer Nix prints null for a path that is not valid.
 			return nil, fmt.Errorf("closure graph: %s has no path info (null): is it in the store? Build or fetch it first", key)
 		}
-		if info.Path != "" && fullPath(info.Path) != fullPath(key) {
+		if info.Path != "" && storepath.Full(info.Path) != storepath.Full(key) {
 			return nil, fmt.Errorf("closure graph: entry %q has path %q", key, info.Path)
 		}
 		info.Path = key
@@ -159,30 +160,9 @@ func (h *anyHash) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// fullPath puts the store directory in front of a path given as its base
-// name only (hash-name).
-func fullPath(p string) string {
-	if p != "" && !strings.ContainsRune(p, '/') {
-		return StoreDir + p
-	}
-	return p
-}
-
-// ValidStorePath reports whether p names a top-level store path:
-// /nix/store/<hash>-<name> with no further slashes.
-func ValidStorePath(p string) bool {
-	base, ok := strings.CutPrefix(p, StoreDir)
-	if !ok || base == "" || strings.ContainsRune(base, '/') || base == "." || base == ".." {
-		return false
-	}
-	for _, r := range base {
-		// Nix's store path name characters.
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+-._?=", r)) {
-			return false
-		}
-	}
-	return true
-}
+// ValidStorePath reports whether p names a top-level store path; it is
+// storepath.Valid.
+func ValidStorePath(p string) bool { return storepath.Valid(p) }
 
 func newGraph(infos []pathInfo) (*Graph, error) {
 	if len(infos) == 0 {
@@ -193,12 +173,12 @@ func newGraph(infos []pathInfo) (*Graph, error) {
 		if info.StoreDir != "" && strings.TrimSuffix(info.StoreDir, "/")+"/" != StoreDir {
 			return nil, fmt.Errorf("closure graph: %s is in the store %s, but images can only hold paths under %s", info.Path, info.StoreDir, StoreDir)
 		}
-		info.Path = fullPath(info.Path)
+		info.Path = storepath.Full(info.Path)
 		if info.Valid != nil && !*info.Valid {
 			return nil, fmt.Errorf("closure graph: %s is not valid (not in the store): build or fetch it first", info.Path)
 		}
 		for j, r := range info.References {
-			info.References[j] = fullPath(r)
+			info.References[j] = storepath.Full(r)
 		}
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Path < infos[j].Path })
@@ -273,7 +253,7 @@ func (g *Graph) SetRoots(paths []string) error {
 	seen := map[int]bool{}
 	var roots []int
 	for _, p := range paths {
-		i, ok := g.index[fullPath(p)]
+		i, ok := g.index[storepath.Full(p)]
 		if !ok {
 			return fmt.Errorf("root %q is not in the closure graph: name a store path of the closure", p)
 		}

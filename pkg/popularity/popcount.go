@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"github.com/ulikunitz/xz"
 )
 
@@ -126,7 +127,7 @@ func (pc *Popcount) Run(ctx context.Context, paths []string) (Data, error) {
 
 // storeHash is the hash part of a store path, or "".
 func storeHash(p string) string {
-	base, ok := strings.CutPrefix(p, "/nix/store/")
+	base, ok := strings.CutPrefix(p, storepath.Dir)
 	if !ok {
 		return ""
 	}
@@ -150,7 +151,7 @@ func (pc *Popcount) narinfoRefs(ctx context.Context, base *url.URL, p string) ([
 		if v, ok := strings.CutPrefix(line, "References:"); ok {
 			var out []string
 			for _, r := range strings.Fields(v) {
-				out = append(out, "/nix/store/"+r)
+				out = append(out, storepath.Full(r))
 			}
 			sort.Strings(out)
 			return out, nil

@@ -11,10 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"io"
 	"sort"
 	"strconv"
-	"strings"
 )
 
 // Data maps a package name, as returned by Name, to its reference count.
@@ -25,14 +25,7 @@ type Data map[string]int
 // "openssl-3.0.13". A base name alone ("<hash>-openssl-3.0.13", as
 // narinfo References list them) gives the same name. A name without a hash
 // part is returned whole.
-func Name(storePath string) string {
-	base := strings.TrimRight(storePath, "/")
-	base = base[strings.LastIndexByte(base, '/')+1:]
-	if i := strings.IndexByte(base, '-'); i > 0 {
-		return base[i+1:]
-	}
-	return base
-}
+func Name(storePath string) string { return storepath.Name(storePath) }
 
 // Load reads popularity data: one JSON object of package names to
 // whole, non-negative counts. Anything else (a list, null, fractions,
