@@ -63,6 +63,7 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 	defer stop()
 
 	res, err := actionRun(ctx, gh, stdout)
+	err = withHints(err)
 	if err != nil {
 		// The message may hold a registry's or Nix's text: escaped, it
 		// stays one line and cannot issue a command of its own, here or

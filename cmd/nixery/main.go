@@ -74,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if err := runCmd(fs.Args()); err != nil {
+	if err := withHints(runCmd(fs.Args())); err != nil {
 		fmt.Fprintf(stderr, "nixery %s: %v\n", c.name, err)
 		var ue usageError
 		if errors.As(err, &ue) {

@@ -213,7 +213,7 @@ func ParseCacheRef(s string, insecure bool) (name.Reference, error) {
 	}
 	ref, err := name.ParseReference(s, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("--cache-from %q is not an image reference (REGISTRY/NAME:TAG or @DIGEST): %v", s, err)
+		return nil, fmt.Errorf("cache image %q is not an image reference (REGISTRY/NAME:TAG or @DIGEST): %v", s, err)
 	}
 	return ref, nil
 }

@@ -39,7 +39,7 @@ func writeDockerArchive(file string, idx v1.ImageIndex, o WriteOptions) (*Result
 		for _, m := range manifests {
 			ps = append(ps, m.Platform)
 		}
-		return nil, fmt.Errorf("a docker archive holds one platform, but %d were built (%s): pass --platforms with one of them, or use --output oci:DIR for all",
+		return nil, fmt.Errorf("a docker archive holds one platform, but %d were built (%s): build one of them, or write an OCI layout for all",
 			len(images), strings.Join(ps, ", "))
 	}
 	img := images[0]

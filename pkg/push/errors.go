@@ -15,10 +15,50 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
+// ErrorKind says what went wrong with a registry, so that a caller can
+// tell its users which of their options to change.
+type ErrorKind int
+
+const (
+	OtherError   ErrorKind = iota
+	Unreachable            // no such host, refused, timed out
+	Unauthorized           // no credentials, or wrong ones
+	Denied                 // the credentials may not push there
+	Untrusted              // a TLS certificate this machine does not trust
+	PlainHTTP              // the registry speaks plain HTTP only
+)
+
+// RegistryError is a failure to talk to a registry, in one line that says
+// what went wrong. It names no option of any program: callers add those
+// (see Kind).
+type RegistryError struct {
+	Registry string
+	Kind     ErrorKind
+	// NoCredentials is set for Unauthorized when none were found.
+	NoCredentials bool
+	msg           string
+}
+
+func (e *RegistryError) Error() string { return e.msg }
+
+func registryError(reg string, kind ErrorKind, format string, args ...any) *RegistryError {
+	return &RegistryError{Registry: reg, Kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
 // explain turns an error from talking to the registry into one line that
-// says what went wrong and what to do. The registry library's errors name
-// URLs and wrap several layers; users need the cause.
+// says what went wrong. The registry library's errors name URLs and wrap
+// several layers; users need the cause.
 func explain(err error, repo name.Repository, l login) error {
+	if err = explainErr(err, repo, l); err != nil {
+		var re *RegistryError
+		if !errors.As(err, &re) {
+			err = &RegistryError{Registry: repo.RegistryStr(), Kind: OtherError, msg: err.Error()}
+		}
+	}
+	return err
+}
+
+func explainErr(err error, repo name.Repository, l login) error {
 	reg := repo.RegistryStr()
 	var terr *transport.Error
 	var dns *net.DNSError
@@ -32,9 +72,11 @@ func explain(err error, repo name.Repository, l login) error {
 		return fmt.Errorf("push to %s timed out", repo)
 	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || hasCode(terr, transport.UnauthorizedErrorCode)):
 		if l.source == "" {
-			return fmt.Errorf("authentication failed for registry %s: no credentials found; pass --username and --password, run docker login %s, or set GITHUB_TOKEN for ghcr.io", reg, reg)
+			e := registryError(reg, Unauthorized, "authentication failed for registry %s: no credentials found", reg)
+			e.NoCredentials = true
+			return e
 		}
-		return fmt.Errorf("authentication failed for registry %s with the credentials from %s: check them", reg, l.source)
+		return registryError(reg, Unauthorized, "authentication failed for registry %s with the credentials from %s: check them", reg, l.source)
 	case errors.As(err, &terr) && (terr.StatusCode == http.StatusForbidden || hasCode(terr, transport.DeniedErrorCode)):
 		who := "anonymous users"
 		if l.source != "" {
@@ -44,7 +86,7 @@ func explain(err error, repo name.Repository, l login) error {
 		if l.source == "GITHUB_TOKEN" {
 			hint = "; the workflow needs `permissions: packages: write`, and the package must grant this repository write access"
 		}
-		return fmt.Errorf("registry %s denied %s the right to push to %s: %s%s", reg, who, repo.RepositoryStr(), oneLine(terr), hint)
+		return registryError(reg, Denied, "registry %s denied %s the right to push to %s: %s%s", reg, who, repo.RepositoryStr(), oneLine(terr), hint)
 	case errors.As(err, &terr) && terr.StatusCode == http.StatusBadRequest && repo.Scheme() == "http":
 		// Plain HTTP, tried after HTTPS failed, to a registry that only
 		// speaks HTTPS.
@@ -52,15 +94,15 @@ func explain(err error, repo name.Repository, l login) error {
 	case errors.As(err, &terr):
 		return fmt.Errorf("push to %s: registry answered %s", repo, oneLine(terr))
 	case errors.As(err, &dns):
-		return fmt.Errorf("cannot reach registry %s: no such host; check --image", reg)
+		return registryError(reg, Unreachable, "cannot reach registry %s: no such host", reg)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("cannot reach registry %s: connection refused; check --image and that the registry is running", reg)
+		return registryError(reg, Unreachable, "cannot reach registry %s: connection refused; check that the registry is running", reg)
 	case errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &badCert):
-		return fmt.Errorf("cannot reach registry %s: its TLS certificate is not trusted (%v); use a trusted certificate, or --insecure for a plain-HTTP registry", reg, err)
+		return registryError(reg, Untrusted, "cannot reach registry %s: its TLS certificate is not trusted (%v); use a trusted certificate", reg, err)
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return fmt.Errorf("cannot reach registry %s: it speaks plain HTTP; pass --insecure to allow that", reg)
+		return registryError(reg, PlainHTTP, "cannot reach registry %s: it speaks plain HTTP", reg)
 	case isTimeout(err):
-		return fmt.Errorf("cannot reach registry %s: timed out; check --image and the network", reg)
+		return registryError(reg, Unreachable, "cannot reach registry %s: timed out; check the network", reg)
 	}
 	return fmt.Errorf("push to %s: %s", repo, strings.ReplaceAll(err.Error(), "\n", "; "))
 }
@@ -132,6 +174,12 @@ func redact(err error, secrets []string) error {
 	}
 	if clean == msg {
 		return err
+	}
+	var re *RegistryError
+	if errors.As(err, &re) {
+		cp := *re
+		cp.msg = clean
+		return &cp
 	}
 	return errors.New(clean)
 }

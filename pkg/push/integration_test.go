@@ -142,7 +142,7 @@ func TestRealRegistryFailures(t *testing.T) {
 
 	t.Run("bad reference", func(t *testing.T) {
 		_, err := NewTarget(host+"/Bad Name", []string{"v1"}, false)
-		assert.ErrorContains(t, err, `bad --image "`+host+`/Bad Name"`)
+		assert.ErrorContains(t, err, `bad image reference "`+host+`/Bad Name"`)
 		_, err = NewTarget(host+"/bad/tag", []string{"ok", "no good"}, false)
 		assert.ErrorContains(t, err, `bad tag "no good"`)
 		assert.Equal(t, len(skopeoTags(t, host+"/bad/tag")), 0)
@@ -151,7 +151,7 @@ func TestRealRegistryFailures(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
 		_, err := Push(context.Background(), mustTarget(t, "127.0.0.1:1/bad/unreachable", "v1"), testIndex(t, "u", amd64),
 			Options{Credentials: Credentials{Keychain: noCreds}, Backoff: fastBackoff})
-		assert.Error(t, err, "cannot reach registry 127.0.0.1:1: connection refused; check --image and that the registry is running")
+		assert.Error(t, err, "cannot reach registry 127.0.0.1:1: connection refused; check that the registry is running")
 	})
 
 	cases := []struct {

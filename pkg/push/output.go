@@ -42,9 +42,9 @@ func ParseOutput(s string) (Output, error) {
 	kind, path, ok := strings.Cut(s, ":")
 	switch {
 	case !ok || (OutputKind(kind) != OCILayout && OutputKind(kind) != DockerArchive):
-		return Output{}, fmt.Errorf("bad --output %q: write oci:DIR for an OCI layout or docker:FILE.tar for docker load", s)
+		return Output{}, fmt.Errorf("bad output %q: write oci:DIR for an OCI layout or docker:FILE.tar for docker load", s)
 	case path == "":
-		return Output{}, fmt.Errorf("bad --output %q: the path after %s: is empty", s, kind)
+		return Output{}, fmt.Errorf("bad output %q: the path after %s: is empty", s, kind)
 	}
 	return Output{Kind: OutputKind(kind), Path: path}, nil
 }

@@ -293,7 +293,7 @@ func (k staticKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 func TestUnreachable(t *testing.T) {
 	_, err := Push(context.Background(), mustTarget(t, "127.0.0.1:1/bad/unreachable", "v1"), testIndex(t, "x", amd64),
 		Options{Credentials: Credentials{Keychain: noCreds}, Backoff: fastBackoff})
-	assert.Error(t, err, "cannot reach registry 127.0.0.1:1: connection refused; check --image and that the registry is running")
+	assert.Error(t, err, "cannot reach registry 127.0.0.1:1: connection refused; check that the registry is running")
 }
 
 func TestCancelled(t *testing.T) {

@@ -66,17 +66,17 @@ func (t Target) TagNames() []string {
 // badImage explains why image is not a repository we can push to.
 func badImage(image string, err error) error {
 	if strings.Contains(image, "@") {
-		return fmt.Errorf("bad --image %q: give a repository (and optionally :tag), not a digest", image)
+		return fmt.Errorf("bad image reference %q: give a repository (and optionally :tag), not a digest", image)
 	}
 	if _, weakErr := name.NewTag(image); weakErr == nil {
-		return fmt.Errorf("bad --image %q: name the registry too, e.g. ghcr.io/OWNER/%s or docker.io/USER/%s",
+		return fmt.Errorf("bad image reference %q: name the registry too, e.g. ghcr.io/OWNER/%s or docker.io/USER/%s",
 			image, lastPart(image), lastPart(image))
 	}
 	msg := err.Error()
 	if i := strings.LastIndex(msg, ": "+image); i > 0 {
 		msg = msg[:i] // name's errors repeat the input
 	}
-	return fmt.Errorf("bad --image %q: %s", image, msg)
+	return fmt.Errorf("bad image reference %q: %s", image, msg)
 }
 
 func lastPart(image string) string {

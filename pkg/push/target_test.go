@@ -32,11 +32,11 @@ func TestNewTarget(t *testing.T) {
 			repo: "ghcr.io/o/n", wantTags: []string{"a", "b"}, scheme: "https"},
 		{name: "docker hub", image: "docker.io/user/n", repo: "index.docker.io/user/n", wantTags: []string{}, scheme: "https"},
 
-		{name: "spaces and capitals", image: "Not A/Reference", err: `bad --image "Not A/Reference": repository can only contain`},
-		{name: "no registry", image: "hello", err: `bad --image "hello": name the registry too, e.g. ghcr.io/OWNER/hello`},
+		{name: "spaces and capitals", image: "Not A/Reference", err: `bad image reference "Not A/Reference": repository can only contain`},
+		{name: "no registry", image: "hello", err: `bad image reference "hello": name the registry too, e.g. ghcr.io/OWNER/hello`},
 		{name: "no registry with namespace", image: "user/hello:v1", err: `name the registry too, e.g. ghcr.io/OWNER/hello or docker.io/USER/hello`},
 		{name: "digest", image: "ghcr.io/o/n@sha256:0000000000000000000000000000000000000000000000000000000000000000", err: "not a digest"},
-		{name: "empty", image: "", err: `bad --image ""`},
+		{name: "empty", image: "", err: `bad image reference ""`},
 		{name: "bad tag", image: "ghcr.io/o/n", tags: []string{"ok", "no good"}, err: `bad tag "no good"`},
 		{name: "tag starting with a dot", image: "ghcr.io/o/n", tags: []string{".v1"}, err: `bad tag ".v1"`},
 		{name: "long tag", image: "ghcr.io/o/n", tags: []string{string(make([]byte, 129))}, err: "bad tag"},
@@ -93,9 +93,9 @@ func TestParseOutput(t *testing.T) {
 		{in: "docker:hello.tar", want: Output{Kind: DockerArchive, Path: "hello.tar"}},
 		{in: "oci:", err: "the path after oci: is empty"},
 		{in: "docker:", err: "the path after docker: is empty"},
-		{in: "tar:x", err: `bad --output "tar:x": write oci:DIR`},
+		{in: "tar:x", err: `bad output "tar:x": write oci:DIR`},
 		{in: "out/image", err: "write oci:DIR for an OCI layout or docker:FILE.tar"},
-		{in: "", err: "bad --output"},
+		{in: "", err: "bad output"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
