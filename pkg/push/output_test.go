@@ -148,7 +148,7 @@ func TestWriteDockerArchiveErrors(t *testing.T) {
 	_, err := Write(context.Background(), Output{Kind: DockerArchive, Path: filepath.Join(dir, "two.tar")},
 		testIndex(t, "two", amd64, arm64), WriteOptions{})
 	assert.ErrorContains(t, err, "a docker archive holds one platform, but 2 were built (linux/amd64, linux/arm64/v8): build one of them")
-	assert.Assert(t, is.Contains(err.Error(), "--output oci:DIR"))
+	assert.Assert(t, is.Contains(err.Error(), "write an OCI layout for all"))
 
 	_, err = Write(context.Background(), Output{Kind: DockerArchive, Path: filepath.Join(dir, "bad.tar")},
 		testIndex(t, "one", amd64), WriteOptions{Repository: "Bad Name"})
