@@ -93,32 +93,49 @@ func popconRank(g *Graph, k int) []int {
 		}
 		return keys[i]
 	}
+	// up[start[i]:start[i+1]]: the reached users of i, in one array so
+	// that the walks up stay in few cache lines. The users of a path the
+	// roots do not reach are not reached either, so those walks need no
+	// other paths.
+	start := make([]int32, n+1)
+	for i, refs := range g.Refs {
+		if reached[i] {
+			for _, r := range refs {
+				start[r+1]++
+			}
+		}
+	}
+	for i := range n {
+		start[i+1] += start[i]
+	}
+	up := make([]int32, start[n])
+	next := append([]int32(nil), start[:n]...)
+	for i, refs := range g.Refs {
+		if reached[i] {
+			for _, r := range refs {
+				up[next[r]] = int32(i)
+				next[r]++
+			}
+		}
+	}
 	// seen: the paths above the path being scored, one bit each, so that
 	// they are summed in index order without sorting them.
 	seen := make([]uint64, (n+63)/64)
-	var stack []int
+	var stack []int32
 	score := func(d int) float64 {
 		// The walks of every path above d, added in index order as the
-		// whole ranking adds them, so that the sums are the same. Only
-		// reached paths are walked: the users of a path the roots do
-		// not reach are not reached either.
+		// whole ranking adds them, so that the sums are the same.
 		lo, hi := len(seen), 0
-		stack = stack[:0]
-		push := func(v int) {
-			if w, b := v>>6, uint64(1)<<(v&63); reached[v] && seen[w]&b == 0 {
-				seen[w] |= b
-				lo, hi = min(lo, w), max(hi, w)
-				stack = append(stack, v)
-			}
-		}
-		for _, u := range users[d] {
-			push(u)
-		}
+		stack = append(stack[:0], int32(d))
 		for len(stack) > 0 {
 			v := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			for _, u := range users[v] {
-				push(u)
+			for _, u := range up[start[v]:start[v+1]] {
+				if w, b := u>>6, uint64(1)<<(u&63); seen[w]&b == 0 {
+					seen[w] |= b
+					lo, hi = min(lo, int(w)), max(hi, int(w))
+					stack = append(stack, u)
+				}
 			}
 		}
 		s := walks[d]
