@@ -16,6 +16,7 @@ package layers
 // last, in the same name order.
 
 import (
+	"math/bits"
 	"sort"
 	"strings"
 
@@ -56,8 +57,11 @@ func popconStrategy(g *Graph, _ popularity.Data, budget int) [][]int {
 // path above it. Scoring every path that way is quadratic, but only the
 // first k are needed, and a dependency always scores more than the paths
 // that use it. So the ranking is built from the bottom: a path can be next
-// only once all of its references are ranked, and only those candidates
-// are scored, by a walk up through their users.
+// only once all of its references are ranked. Even those candidates are
+// many in a big closure (every path using only base libraries is one), so
+// each waits with a cheap upper bound on its score and is scored, by a
+// walk up through its users, only when that bound comes out on top: a
+// path whose score is higher than the others' bounds is ahead of them.
 func popconRank(g *Graph, k int) []int {
 	n := len(g.Paths)
 	k = min(k, n)
@@ -80,51 +84,89 @@ func popconRank(g *Graph, k int) []int {
 		}
 	}
 	users := g.users()
-	key := func(i int) string { return nameThenHash(g.Paths[i].Name) }
-	mark := make([]int, n)
-	for i := range mark {
-		mark[i] = -1
+	// Sort keys are made once, when first compared: the heap compares
+	// often.
+	keys := make([]string, n)
+	key := func(i int) string {
+		if keys[i] == "" {
+			keys[i] = nameThenHash(g.Paths[i].Name)
+		}
+		return keys[i]
 	}
-	var stack, above []int
+	// up[start[i]:start[i+1]]: the reached users of i, in one array so
+	// that the walks up stay in few cache lines. The users of a path the
+	// roots do not reach are not reached either, so those walks need no
+	// other paths.
+	start := make([]int32, n+1)
+	for i, refs := range g.Refs {
+		if reached[i] {
+			for _, r := range refs {
+				start[r+1]++
+			}
+		}
+	}
+	for i := range n {
+		start[i+1] += start[i]
+	}
+	up := make([]int32, start[n])
+	next := append([]int32(nil), start[:n]...)
+	for i, refs := range g.Refs {
+		if reached[i] {
+			for _, r := range refs {
+				up[next[r]] = int32(i)
+				next[r]++
+			}
+		}
+	}
+	// seen: the paths above the path being scored, one bit each, so that
+	// they are summed in index order without sorting them.
+	seen := make([]uint64, (n+63)/64)
+	var stack []int32
 	score := func(d int) float64 {
 		// The walks of every path above d, added in index order as the
 		// whole ranking adds them, so that the sums are the same.
-		above = above[:0]
-		stack = append(stack[:0], users[d]...)
+		lo, hi := len(seen), 0
+		stack = append(stack[:0], int32(d))
 		for len(stack) > 0 {
 			v := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			if mark[v] == d {
-				continue
+			for _, u := range up[start[v]:start[v+1]] {
+				if w, b := u>>6, uint64(1)<<(u&63); seen[w]&b == 0 {
+					seen[w] |= b
+					lo, hi = min(lo, int(w)), max(hi, int(w))
+					stack = append(stack, u)
+				}
 			}
-			mark[v] = d
-			above = append(above, v)
-			stack = append(stack, users[v]...)
 		}
-		sort.Ints(above)
 		s := walks[d]
-		for _, v := range above {
-			if reached[v] {
-				s += walks[v]
+		for w := lo; w <= hi; w++ {
+			for word := seen[w]; word != 0; word &= word - 1 {
+				s += walks[w<<6|bits.TrailingZeros64(word)]
 			}
+			seen[w] = 0
 		}
 		return s
 	}
+	bound := popconBounds(g, order, users, walks, reached)
 	h := &popconHeap{key: key}
 	waiting := make([]int, n) // references not yet ranked
 	for i := range g.Paths {
 		waiting[i] = len(g.Refs[i])
 		if waiting[i] == 0 && reached[i] {
-			h.push(popconEntry{i, score(i)})
+			h.push(popconEntry{i, bound[i], true})
 		}
 	}
 	ranked := make([]int, 0, k)
 	for len(ranked) < k && len(h.s) > 0 {
 		e := h.pop()
+		if e.bound {
+			h.push(popconEntry{e.i, score(e.i), false})
+			continue
+		}
 		ranked = append(ranked, e.i)
 		for _, u := range users[e.i] {
 			if waiting[u]--; waiting[u] == 0 && reached[u] {
-				h.push(popconEntry{u, score(u)})
+				h.push(popconEntry{u, bound[u], true})
 			}
 		}
 	}
@@ -142,9 +184,56 @@ func popconRank(g *Graph, k int) []int {
 	return ranked
 }
 
+// popconEntry is a path waiting to be ranked, with its score or, until it
+// reaches the top of the heap, an upper bound on its score.
 type popconEntry struct {
 	i     int
 	score float64
+	bound bool
+}
+
+// popconBounds returns, for every reached path, an upper bound on its
+// score as popconRank's score sums it, cheap enough to have for all
+// paths at once. Two bounds are taken, both computed users first:
+//
+//   - a path's walks plus the bounds of its users: every path above it
+//     is above one of its users;
+//   - its walks times one plus the number of paths above it: none of
+//     those has more walks than it has (a walk to one of them continues
+//     to it), and that number is bounded by the users' numbers plus one,
+//     added up, and by the number of reached paths.
+//
+// The bounds are for the sums as real numbers; each one is raised by
+// a margin far above the rounding errors of adding n floats, so that
+// they also bound the sums as float64 adds them.
+func popconBounds(g *Graph, order []int, users [][]int, walks []float64, reached []bool) []float64 {
+	n := len(g.Paths)
+	nr := 0
+	for _, r := range reached {
+		if r {
+			nr++
+		}
+	}
+	anc := make([]float64, n)
+	ub := make([]float64, n)
+	margin := 1 + 1e-12*float64(n)
+	for j := n - 1; j >= 0; j-- {
+		u := order[j]
+		if !reached[u] {
+			continue
+		}
+		a, p := 0.0, walks[u]
+		for _, w := range users[u] {
+			if reached[w] {
+				a += 1 + anc[w]
+				p += ub[w]
+			}
+		}
+		a = min(a, float64(nr-1))
+		anc[u] = a
+		ub[u] = min(p, walks[u]*(1+a)) * margin
+	}
+	return ub
 }
 
 // popconHeap yields the highest score first, ties by name then hash.

@@ -114,48 +114,8 @@ func TestPopconUnreached(t *testing.T) {
 // refPopconRank is the whole ranking, every score computed: the
 // straightforward way, quadratic, to check popconRank against.
 func refPopconRank(g *Graph) []int {
+	score, _, reached := refPopconScores(g)
 	n := len(g.Paths)
-	// walks[i]: walks from the roots to i. float64, since they grow
-	// exponentially with depth.
-	walks := make([]float64, n)
-	reached := make([]bool, n)
-	for _, r := range g.Roots {
-		walks[r] = 1
-	}
-	order := g.TopoOrder() // dependencies first
-	for k := n - 1; k >= 0; k-- {
-		i := order[k]
-		if walks[i] == 0 {
-			continue
-		}
-		reached[i] = true
-		for _, r := range g.Refs[i] {
-			walks[r] += walks[i]
-		}
-	}
-	// Each reached path adds its walks to every path below it.
-	score := append([]float64(nil), walks...)
-	mark := make([]int, n)
-	for i := range mark {
-		mark[i] = -1
-	}
-	var stack []int
-	for v := 0; v < n; v++ {
-		if !reached[v] {
-			continue
-		}
-		stack = append(stack[:0], g.Refs[v]...)
-		for len(stack) > 0 {
-			d := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if mark[d] == v {
-				continue
-			}
-			mark[d] = v
-			score[d] += walks[v]
-			stack = append(stack, g.Refs[d]...)
-		}
-	}
 	key := make([]string, n)
 	for i, p := range g.Paths {
 		key[i] = nameThenHash(p.Name)
@@ -177,6 +137,54 @@ func refPopconRank(g *Graph) []int {
 	return ranked
 }
 
+// refPopconScores is every path's score, its walks and whether the roots
+// reach it, each reached path's walks added to every path below it.
+func refPopconScores(g *Graph) (score, walks []float64, reached []bool) {
+	n := len(g.Paths)
+	// walks[i]: walks from the roots to i. float64, since they grow
+	// exponentially with depth.
+	walks = make([]float64, n)
+	reached = make([]bool, n)
+	for _, r := range g.Roots {
+		walks[r] = 1
+	}
+	order := g.TopoOrder() // dependencies first
+	for k := n - 1; k >= 0; k-- {
+		i := order[k]
+		if walks[i] == 0 {
+			continue
+		}
+		reached[i] = true
+		for _, r := range g.Refs[i] {
+			walks[r] += walks[i]
+		}
+	}
+	// Each reached path adds its walks to every path below it.
+	score = append([]float64(nil), walks...)
+	mark := make([]int, n)
+	for i := range mark {
+		mark[i] = -1
+	}
+	var stack []int
+	for v := 0; v < n; v++ {
+		if !reached[v] {
+			continue
+		}
+		stack = append(stack[:0], g.Refs[v]...)
+		for len(stack) > 0 {
+			d := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if mark[d] == v {
+				continue
+			}
+			mark[d] = v
+			score[d] += walks[v]
+			stack = append(stack, g.Refs[d]...)
+		}
+	}
+	return score, walks, reached
+}
+
 // TestPopconRankTop: the first k of the ranking, computed lazily, are the
 // first k of the whole ranking.
 func TestPopconRankTop(t *testing.T) {
@@ -195,5 +203,34 @@ func TestPopconRankTop(t *testing.T) {
 			k = min(k, len(g.Paths))
 			assert.DeepEqual(t, popconRank(g, k), want[:k])
 		}
+	}
+}
+
+// TestPopconBounds: the bound a path waits with is never below its score,
+// so no path is ranked after one that scores less; nor is it useless: a
+// root's bound is its score, give or take the margin.
+func TestPopconBounds(t *testing.T) {
+	for seed := int64(1); seed <= 6; seed++ {
+		infos := randomClosure(seed, 300)
+		if seed%2 == 0 {
+			infos = denseClosure(seed, 1500)
+		}
+		g := graphOf(t, infos)
+		score, walks, reached := refPopconScores(g)
+		bound := popconBounds(g, g.TopoOrder(), g.users(), walks, reached)
+		tight := 0
+		for i := range g.Paths {
+			if !reached[i] {
+				continue
+			}
+			assert.Assert(t, bound[i] >= score[i], "seed %d, %s: bound %g < score %g", seed, g.Paths[i].Name, bound[i], score[i])
+			if bound[i] <= 2*score[i] {
+				tight++
+			}
+		}
+		for _, r := range g.Roots {
+			assert.Assert(t, bound[r] <= score[r]*1.001, "seed %d, root %s: bound %g, score %g", seed, g.Paths[r].Name, bound[r], score[r])
+		}
+		t.Logf("seed %d: %d of %d bounds within twice the score", seed, tight, len(g.Paths))
 	}
 }

@@ -83,8 +83,9 @@ const (
 	// auto-layer does: with so few layers, half of them protected leaves
 	// too few for the rest, and auto-layer's groups (the biggest paths
 	// each with what only they use) share more on the corpus at budgets
-	// 4 and 8 (docs/layering.md).
-	sharedLowBudget = 12
+	// 4 to 9; from 10 on, shared's own merges share more and pull less on
+	// updates (docs/layering.md).
+	sharedLowBudget = 10
 )
 
 func sharedStrategy(g *Graph, pop popularity.Data, budget int) [][]int {
