@@ -136,7 +136,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	}
 	j.platforms = j.spec.SelectPlatforms(requested)
 	if f.nixpkgs == "" {
-		return nil, usagef("no nixpkgs to take packages from: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-25.11")
+		return nil, usagef("no nixpkgs to take packages from: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-26.05")
 	}
 
 	switch {
