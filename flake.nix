@@ -1,29 +1,50 @@
 {
   description = "nixery: reproducible multi-arch container images made of Nix closures";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
     { self, nixpkgs }:
     let
-      # The release version. .github/workflows/release.yml refuses a vX.Y.Z
-      # tag that does not match it.
-      version = "0.1.0";
+      # The release version, from VERSION: the same string wherever nixery is
+      # built (a path flake, as `uses: ./` and every action user's checkout
+      # are, has no rev to add), so the derivation is the same as CI's.
+      # scripts/build-release.sh reads the same file, and
+      # .github/workflows/release.yml refuses a vX.Y.Z tag that differs.
+      version = firstWord (builtins.readFile ./VERSION);
+      firstWord = s: builtins.head (builtins.match "[[:space:]]*([^[:space:]]+)[[:space:]]*" s);
 
       # The NAR hash of `go mod vendor`. internal/flaketest recomputes it and
       # fails with the value to put here when go.mod, go.sum or the set of
       # imported packages changes.
       vendorHash = "sha256-VWoFRhfVNz/KFv57LVf4/8KNdRfwMnbgYgPoQ3LuMXU=";
 
+      # nixery runs on Linux and macOS; the images it builds are always Linux
+      # (on a Mac, their packages come from the binary cache or a Linux
+      # builder).
       systems = [
         "x86_64-linux"
         "aarch64-linux"
+        "x86_64-darwin"
+        "aarch64-darwin"
       ];
-      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
+      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f system (checkGo nixpkgs.legacyPackages.${system}));
 
-      # A build from a clean checkout carries its commit, so that
-      # `nixery --version` names what was built.
-      fullVersion = "${version}+${self.shortRev or self.dirtyShortRev or "dirty"}";
+      # The go directive of go.mod: buildGoModule runs with GOTOOLCHAIN=local,
+      # so a pinned nixpkgs whose Go is older fails with a message about
+      # toolchains; say what to do instead.
+      goModVersion =
+        let
+          lines = builtins.filter builtins.isString (builtins.split "\n" (builtins.readFile ./go.mod));
+          matches = builtins.filter (m: m != null) (map (builtins.match "go ([0-9.]+)[[:space:]]*") lines);
+        in
+        builtins.head (builtins.head matches);
+      checkGo =
+        pkgs:
+        if builtins.compareVersions pkgs.go.version goModVersion < 0 then
+          throw "the pinned nixpkgs has Go ${pkgs.go.version}, but go.mod needs go ${goModVersion}: update flake.lock (nix flake update nixpkgs) or lower the go directive"
+        else
+          pkgs;
 
       # The pinned nixpkgs is baked into the binary as the default --nixpkgs.
       # A path: reference to its store path works offline and costs no
@@ -39,7 +60,7 @@
           nixery = import ./nix/package.nix {
             inherit (pkgs) buildGoModule;
             inherit vendorHash defaultNixpkgs;
-            version = fullVersion;
+            inherit version;
             src = source { root = ./.; };
           };
           default = self.packages.${system}.nixery;
@@ -64,7 +85,7 @@
           unit-tests = import ./nix/unit-tests.nix {
             inherit (pkgs) buildGoModule;
             inherit vendorHash;
-            version = fullVersion;
+            inherit version;
             src = source {
               root = ./.;
               withTestdata = true;

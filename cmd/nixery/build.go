@@ -143,7 +143,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usagef("--nixpkgs %q looks like an option, not a flake reference: give --nixpkgs a value, e.g. --nixpkgs github:NixOS/nixpkgs/nixos-26.05", f.nixpkgs)
 	}
 	if f.nixpkgs == "" {
-		return nil, usagef("no nixpkgs to take packages from: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-25.11")
+		return nil, usagef("no nixpkgs to take packages from: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-26.05")
 	}
 
 	switch {

@@ -105,15 +105,22 @@ func (r *runner) eval(t *testing.T, s string) string {
 	})
 }
 
-// condition evaluates the `if:` forms the action uses.
+// condition evaluates the `if:` forms the action uses: comparisons of
+// inputs with literals (== or !=), joined by &&.
 func (r *runner) condition(t *testing.T, cond string) bool {
 	t.Helper()
 	if cond == "" {
 		return true
 	}
-	m := regexp.MustCompile(`^inputs\.([a-z-]+) == '([^']*)'$`).FindStringSubmatch(strings.TrimSpace(cond))
-	assert.Assert(t, m != nil, "the test runner cannot evaluate if: %s", cond)
-	return r.inputs[m[1]] == m[2]
+	comparison := regexp.MustCompile(`^inputs\.([a-z-]+) (==|!=) '([^']*)'$`)
+	for _, part := range strings.Split(cond, "&&") {
+		m := comparison.FindStringSubmatch(strings.TrimSpace(part))
+		assert.Assert(t, m != nil, "the test runner cannot evaluate if: %s", cond)
+		if (r.inputs[m[1]] == m[3]) != (m[2] == "==") {
+			return false
+		}
+	}
+	return true
 }
 
 // run runs every step and returns the error of the first that fails.
@@ -131,7 +138,9 @@ func (r *runner) run(t *testing.T) error {
 
 		outputFile := filepath.Join(dir, fmt.Sprintf("output-%d", n))
 		assert.NilError(t, os.WriteFile(outputFile, nil, 0o644))
-		env := append([]string{}, r.baseEnv...)
+		// What every runner sets; baseEnv may say otherwise.
+		env := []string{"RUNNER_OS=Linux", "RUNNER_ARCH=" + runnerArch(t)}
+		env = append(env, r.baseEnv...)
 		env = append(env,
 			"GITHUB_ACTIONS=true",
 			"GITHUB_ACTION_PATH="+r.path,
@@ -174,7 +183,7 @@ func (r *runner) outputs(t *testing.T) map[string]string {
 
 // readOutputs parses a GITHUB_OUTPUT file: name=value lines and
 // name<<DELIMITER blocks.
-func readOutputs(t *testing.T, file string) map[string]string {
+func readOutputs(t testing.TB, file string) map[string]string {
 	t.Helper()
 	f, err := os.Open(file)
 	assert.NilError(t, err)

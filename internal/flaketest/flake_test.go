@@ -24,22 +24,17 @@ type flake struct {
 	dir     string // the repository
 	nixpkgs string // flake reference of the stand-in copy
 	system  string // this machine's Nix system
+	goEnv   []string
 }
 
-func newFlake(t *testing.T) *flake {
+func newFlake(t testing.TB) *flake {
 	t.Helper()
 	testenv.Require(t, "nix", "git", "go")
 	root := repoRoot(t)
 	f := &flake{dir: filepath.Join(t.TempDir(), "repo"), system: nixSystem(t)}
-
-	standIn := filepath.Join(t.TempDir(), "nixpkgs")
-	copyDir(t, filepath.Join(root, "testdata", "flake-nixpkgs"), standIn)
-	goEnv := strings.Fields(run(t, root, nil, "go", "env", "GOROOT", "GOMODCACHE", "GOCACHE"))
-	assert.Assert(t, is.Len(goEnv, 3), "go env GOROOT GOMODCACHE GOCACHE")
-	host := "{\n  goroot = " + nixString(goEnv[0]) + ";\n  gomodcache = " + nixString(goEnv[1]) +
-		";\n  gocache = " + nixString(goEnv[2]) + ";\n}\n"
-	assert.NilError(t, os.WriteFile(filepath.Join(standIn, "host.nix"), []byte(host), 0o644))
-	f.nixpkgs = "path:" + standIn
+	f.goEnv = strings.Fields(run(t, root, nil, "go", "env", "GOROOT", "GOMODCACHE", "GOCACHE", "GOVERSION"))
+	assert.Assert(t, is.Len(f.goEnv, 4), "go env GOROOT GOMODCACHE GOCACHE GOVERSION")
+	f.nixpkgs = f.standIn(t, f.goEnv[2])
 
 	copyTracked(t, root, f.dir)
 	git := []string{"-c", "user.name=flaketest", "-c", "user.email=flaketest@localhost", "-c", "commit.gpgsign=false"}
@@ -51,8 +46,20 @@ func newFlake(t *testing.T) *flake {
 	return f
 }
 
+// standIn makes a copy of the stand-in nixpkgs whose Go builds use the
+// build cache gocache, and returns its flake reference.
+func (f *flake) standIn(t testing.TB, gocache string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "nixpkgs")
+	copyDir(t, filepath.Join(repoRoot(t), "testdata", "flake-nixpkgs"), dir)
+	host := "{\n  goroot = " + nixString(f.goEnv[0]) + ";\n  gomodcache = " + nixString(f.goEnv[1]) +
+		";\n  gocache = " + nixString(gocache) + ";\n  goversion = " + nixString(strings.TrimPrefix(f.goEnv[3], "go")) + ";\n}\n"
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "host.nix"), []byte(host), 0o644))
+	return "path:" + dir
+}
+
 // nix runs nix in the repository and returns its standard output.
-func (f *flake) nix(t *testing.T, args ...string) string {
+func (f *flake) nix(t testing.TB, args ...string) string {
 	t.Helper()
 	stdout, stderr, err := f.nixErr(args...)
 	if err != nil {
@@ -80,9 +87,10 @@ func (f *flake) build(t *testing.T, installable string) string {
 func TestFlake(t *testing.T) {
 	f := newFlake(t)
 	flakeNix := readFile(t, filepath.Join(f.dir, "flake.nix"))
-	version := nixAssignment(t, flakeNix, "version")
-	shortRev := strings.TrimSpace(run(t, f.dir, nil, "git", "rev-parse", "--short=7", "HEAD"))
-	fullVersion := version + "+" + shortRev
+	// The version is VERSION's, with nothing added that depends on where or
+	// how the flake was fetched (git checkout or path).
+	fullVersion := strings.TrimSpace(readFile(t, filepath.Join(f.dir, "VERSION")))
+	assert.Assert(t, is.Regexp(`^[0-9]+\.[0-9]+\.[0-9]+$`, fullVersion))
 
 	var out string // the nixery package, built by the first subtest
 	t.Run("build", func(t *testing.T) {
@@ -142,6 +150,41 @@ func TestFlake(t *testing.T) {
 		assert.Equal(t, exe.Machine, elf.EM_AARCH64)
 	})
 
+	t.Run("path flake has the same derivation", func(t *testing.T) {
+		// As `uses: ./` and a checked-out action are: no git, no rev.
+		gitDrv := f.nix(t, "eval", "--raw", ".#nixery.drvPath")
+		plain := filepath.Join(t.TempDir(), "plain")
+		copyDir(t, f.dir, plain)
+		assert.NilError(t, os.RemoveAll(filepath.Join(plain, ".git")))
+		pathDrv := f.nix(t, "eval", "--raw", "path:"+plain+"#nixery.drvPath")
+		assert.Equal(t, pathDrv, gitDrv)
+	})
+
+	t.Run("darwin", func(t *testing.T) {
+		// nix run on a Mac: the package and app evaluate for both darwin
+		// systems, as a Go build for darwin.
+		for _, system := range []string{"aarch64-darwin", "x86_64-darwin"} {
+			program := f.nix(t, "eval", "--raw", ".#apps."+system+".default.program")
+			assert.Assert(t, strings.HasSuffix(program, "/bin/nixery"), program)
+			drv := f.nix(t, "show-derivation", ".#packages."+system+".nixery")
+			assert.Assert(t, is.Contains(drv, `"system": "`+system+`"`))
+			assert.Assert(t, is.Contains(drv, "GOOS=darwin"))
+		}
+	})
+
+	t.Run("go.mod newer than nixpkgs' Go", func(t *testing.T) {
+		path := filepath.Join(f.dir, "go.mod")
+		goMod := readFile(t, path)
+		newer := regexp.MustCompile(`(?m)^go [0-9.]+$`).ReplaceAllString(goMod, "go 9.99.0")
+		assert.Assert(t, newer != goMod)
+		assert.NilError(t, os.WriteFile(path, []byte(newer), 0o644))
+		defer os.WriteFile(path, []byte(goMod), 0o644)
+
+		_, stderr, err := f.nixErr("eval", "--raw", ".#nixery.drvPath")
+		assert.Assert(t, err != nil, "evaluation with a go.mod newer than nixpkgs' Go succeeded")
+		assert.Assert(t, is.Contains(stderr, "but go.mod needs go 9.99.0: update flake.lock"))
+	})
+
 	t.Run("dev shell", func(t *testing.T) {
 		got := f.nix(t, "develop", ".", "--command", "sh", "-c", "command -v go && go version")
 		lines := strings.Split(strings.TrimSpace(got), "\n")
@@ -197,6 +240,8 @@ func TestFlakeLock(t *testing.T) {
 	assert.Equal(t, node.Locked["repo"], o["repo"])
 	assert.Assert(t, is.Regexp(`^[0-9a-f]{40}$`, node.Locked["rev"].(string)))
 	assert.Assert(t, is.Regexp(`^sha256-[A-Za-z0-9+/]{43}=$`, node.Locked["narHash"].(string)))
+	lastModified, ok := node.Locked["lastModified"].(float64)
+	assert.Assert(t, ok && lastModified > 0, "flake.lock's nixpkgs has no lastModified")
 }
 
 // nixAssignment returns the string assigned to name in a Nix file, which
@@ -224,7 +269,7 @@ func defaultNixpkgsDeclared(dir string) bool {
 }
 
 // nixSystem is the Nix system name of this machine.
-func nixSystem(t *testing.T) string {
+func nixSystem(t testing.TB) string {
 	t.Helper()
 	switch runtime.GOARCH {
 	case "amd64":
@@ -242,7 +287,7 @@ func nixString(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-func readFile(t *testing.T, name string) string {
+func readFile(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(name)
 	assert.NilError(t, err)

@@ -16,7 +16,7 @@ const nixConfig = "experimental-features = nix-command flakes\nsandbox = false\n
 
 // repoRoot is the repository's top directory (tests run in their
 // package's directory).
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -30,7 +30,7 @@ func repoRoot(t *testing.T) string {
 
 // copyTracked copies the files git tracks (as they are in the working
 // tree: what a flake in this repository sees) from root into dst.
-func copyTracked(t *testing.T, root, dst string) {
+func copyTracked(t testing.TB, root, dst string) {
 	t.Helper()
 	out := run(t, root, nil, "git", "ls-files", "-z")
 	for _, name := range strings.Split(strings.TrimRight(out, "\x00"), "\x00") {
@@ -47,7 +47,7 @@ func copyTracked(t *testing.T, root, dst string) {
 }
 
 // copyDir copies a directory tree.
-func copyDir(t *testing.T, src, dst string) {
+func copyDir(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -93,7 +93,7 @@ func copyPath(src, dst string) error {
 // run runs a program in dir with extra environment variables and returns
 // its standard output; it fails the test, showing standard error, when the
 // program fails.
-func run(t *testing.T, dir string, env []string, name string, args ...string) string {
+func run(t testing.TB, dir string, env []string, name string, args ...string) string {
 	t.Helper()
 	stdout, stderr, err := runErr(dir, env, name, args...)
 	if err != nil {

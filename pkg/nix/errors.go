@@ -3,6 +3,7 @@ package nix
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -63,6 +64,9 @@ type CommandError struct {
 }
 
 func (e *CommandError) Error() string {
+	if msg := missingBuilder(e.Headline + "\n" + e.Tail); msg != "" {
+		return fmt.Sprintf("%s failed: %s", e.What, msg)
+	}
 	head := e.Headline
 	if head == "" {
 		head = e.Err.Error()
@@ -74,3 +78,42 @@ func (e *CommandError) Error() string {
 }
 
 func (e *CommandError) Unwrap() error { return e.Err }
+
+// The ways Nix says that it must build a derivation for a system it cannot
+// build for (no builder for it is configured), by version:
+//   - Nix 2.8 to 2.32 (src/libstore/build/local-derivation-goal.cc, later
+//     src/libstore/unix/build/...): one line, "a 'x86_64-linux' with
+//     features {} is required to build '/nix/store/…drv', but I am a
+//     'aarch64-darwin' with features {…}";
+//   - Nix 2.33 and 2.34 (src/libstore/build/derivation-building-goal.cc):
+//     "Cannot build '…drv'." then "Required system: 'x86_64-linux' with
+//     features {}" and "Current system: 'aarch64-darwin' with features {…}";
+//   - Nix 2.35: the same lines without "with features".
+var (
+	requiredOneLine = regexp.MustCompile(`a '([^']+)' with features \{[^}]*\} is required to build '([^']+)', but I am a '([^']+)'`)
+	cannotBuild     = regexp.MustCompile(`Cannot build '([^']+)'`)
+	requiredSystem  = regexp.MustCompile(`Required system: '([^']+)'`)
+	currentSystem   = regexp.MustCompile(`Current system: '([^']+)'`)
+)
+
+// missingBuilder returns the one-line explanation of Nix's refusal to build
+// a derivation for another system, or "" when stderr holds none.
+func missingBuilder(stderr string) string {
+	stderr = string(stripANSI([]byte(stderr)))
+	var drv, required, current string
+	if m := requiredOneLine.FindStringSubmatch(stderr); m != nil {
+		required, drv, current = m[1], m[2], m[3]
+	} else if r, c := requiredSystem.FindStringSubmatch(stderr), currentSystem.FindStringSubmatch(stderr); r != nil && c != nil {
+		required, current = r[1], c[1]
+		if m := cannotBuild.FindStringSubmatch(stderr); m != nil {
+			drv = m[1]
+		}
+	} else {
+		return ""
+	}
+	what := "a derivation"
+	if drv != "" {
+		what = drv
+	}
+	return fmt.Sprintf("Nix must build %s for %s, but this machine is %s and has no %s builder: configure one (builders in nix.conf; on a Mac, e.g. nix-darwin's nix.linux-builder), or run nixery on a machine of that system", what, required, current, required)
+}

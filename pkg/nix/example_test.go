@@ -25,7 +25,7 @@ func Example() {
 		return
 	}
 	b := &nix.Builder{
-		Flake:   "github:NixOS/nixpkgs/nixos-25.11",
+		Flake:   "github:NixOS/nixpkgs/nixos-26.05",
 		Timeout: 30 * time.Minute,
 		Log:     os.Stderr,
 	}

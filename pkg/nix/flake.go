@@ -183,7 +183,7 @@ func prefetchRef(what string, out []byte, dir string) (string, error) {
 func checkFlakeRef(ref string) error {
 	switch {
 	case ref == "":
-		return fmt.Errorf("no nixpkgs flake reference given (e.g. github:NixOS/nixpkgs/nixos-25.11)")
+		return fmt.Errorf("no nixpkgs flake reference given (e.g. github:NixOS/nixpkgs/nixos-26.05)")
 	case strings.HasPrefix(ref, "-"):
 		return fmt.Errorf("nixpkgs flake reference %q starts with '-'", ref)
 	case strings.Contains(ref, "#"):

@@ -18,9 +18,13 @@
     in
     {
       inherit lib;
+      # The darwin sets evaluate like real nixpkgs'; building them needs a
+      # Mac, which is how the tests see Nix's error for a missing builder.
       legacyPackages = lib.genAttrs [
         "x86_64-linux"
         "aarch64-linux"
+        "x86_64-darwin"
+        "aarch64-darwin"
       ] packagesFor;
     };
 }

@@ -9,12 +9,19 @@
 # phases it evaluates are written for nixpkgs' stdenv, which is bash.
 { system, host }:
 let
-  goarch =
-    {
-      x86_64-linux = "amd64";
-      aarch64-linux = "arm64";
-    }
-    .${system};
+  inherit
+    (
+      {
+        x86_64-linux = { goos = "linux"; goarch = "amd64"; };
+        aarch64-linux = { goos = "linux"; goarch = "arm64"; };
+        x86_64-darwin = { goos = "darwin"; goarch = "amd64"; };
+        aarch64-darwin = { goos = "darwin"; goarch = "arm64"; };
+      }
+      .${system}
+    )
+    goos
+    goarch
+    ;
 
   # Arguments of real buildGoModule (and the stdenv attributes it passes on)
   # that the stand-in implements. Others fail, rather than being ignored.
@@ -90,7 +97,7 @@ let
           set -euo pipefail
           export PATH=${host.goroot}/bin:/usr/bin:/bin HOME=$TMPDIR
           export GOPATH=$TMPDIR/go GOCACHE=${host.gocache} GOPROXY=off GOSUMDB=off
-          export GOTOOLCHAIN=local GOWORK=off GO111MODULE=on GOOS=linux GOARCH=${goarch}
+          export GOTOOLCHAIN=local GOWORK=off GO111MODULE=on GOOS=${goos} GOARCH=${goarch}
           export GOFLAGS="-mod=vendor -trimpath"
           runHook() { eval "''${!1:-}"; }
 
@@ -107,9 +114,9 @@ let
             go install ''${tags:+-tags=$tags} -ldflags="$ldflags -buildid=" "./$p"
           done
           # A cross build installs into bin/GOOS_GOARCH: move it up, as nixpkgs does.
-          if [ -d "$GOPATH/bin/linux_${goarch}" ]; then
-            mv "$GOPATH/bin/linux_${goarch}"/* "$GOPATH/bin/"
-            rmdir "$GOPATH/bin/linux_${goarch}"
+          if [ -d "$GOPATH/bin/${goos}_${goarch}" ]; then
+            mv "$GOPATH/bin/${goos}_${goarch}"/* "$GOPATH/bin/"
+            rmdir "$GOPATH/bin/${goos}_${goarch}"
           fi
           runHook postBuild
 

@@ -24,15 +24,20 @@ in
   buildGoModule = import ./go-module.nix { inherit system host; };
   mkShell = import ./mk-shell.nix { inherit system; };
 
-  go = builtins.derivation {
-    name = "go-host";
-    inherit system;
-    builder = "/bin/sh";
-    args = [
-      "-c"
-      "export PATH=/usr/bin:/bin && mkdir -p $out/bin && ln -s ${host.goroot}/bin/go ${host.goroot}/bin/gofmt $out/bin/"
-    ];
-  };
+  # With its version, as real nixpkgs' go has (the flake compares it with go.mod).
+  go =
+    builtins.derivation {
+      name = "go-host";
+      inherit system;
+      builder = "/bin/sh";
+      args = [
+        "-c"
+        "export PATH=/usr/bin:/bin && mkdir -p $out/bin && ln -s ${host.goroot}/bin/go ${host.goroot}/bin/gofmt $out/bin/"
+      ];
+    }
+    // {
+      version = host.goversion;
+    };
 
   # `nix develop` looks for it to run the shell.
   bashInteractive = builtins.derivation {

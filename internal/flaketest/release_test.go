@@ -1,0 +1,399 @@
+package flaketest
+
+import (
+	"bytes"
+	"debug/elf"
+	"debug/macho"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// releaseTargets are the binaries scripts/build-release.sh makes.
+var releaseTargets = []string{"linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64"}
+
+// release is a copy of the repository with its release built and recorded
+// (release/SHA256SUMS, release/source), as a release commit is.
+type release struct {
+	dir     string // the repository, which is also a copy of the action
+	version string
+	assets  map[string][]byte // asset name -> bytes
+}
+
+// buildRelease copies the tracked files into a new directory and runs
+// scripts/build-release.sh --record there, with env added.
+func buildRelease(t testing.TB, env ...string) *release {
+	t.Helper()
+	testenv.Require(t, "go", "git", "jq", "bash")
+	r := &release{dir: filepath.Join(t.TempDir(), "repo"), assets: map[string][]byte{}}
+	copyTracked(t, repoRoot(t), r.dir)
+	cmd := exec.Command("bash", "scripts/build-release.sh", "--record", "dist")
+	cmd.Dir = r.dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	assert.NilError(t, err, "scripts/build-release.sh --record:\n%s", tail(string(out), 30))
+	r.version = strings.TrimSpace(readFile(t, filepath.Join(r.dir, "VERSION")))
+	for _, target := range releaseTargets {
+		b, err := os.ReadFile(filepath.Join(r.dir, "dist", "nixery-"+target))
+		assert.NilError(t, err)
+		r.assets["nixery-"+target] = b
+	}
+	return r
+}
+
+// TestRelease builds the release twice, in two directories, the second
+// with an empty Go build cache, and checks that the bytes are the same;
+// then checks the binaries, and the action's download of them from a
+// stand-in releases host.
+func TestRelease(t *testing.T) {
+	a := buildRelease(t)
+
+	t.Run("reproducible", func(t *testing.T) {
+		b := buildRelease(t, "GOCACHE="+t.TempDir())
+		for _, target := range releaseTargets {
+			asset := "nixery-" + target
+			assert.Assert(t, bytes.Equal(a.assets[asset], b.assets[asset]), "%s differs between two builds", asset)
+		}
+		assert.Equal(t, readFile(t, filepath.Join(a.dir, "dist", "SHA256SUMS")), readFile(t, filepath.Join(b.dir, "dist", "SHA256SUMS")))
+		// What release.yml does on the tag: rebuild and compare with the
+		// committed release/.
+		run(t, b.dir, nil, "bash", "scripts/build-release.sh", "--check", filepath.Join(t.TempDir(), "dist"))
+	})
+
+	t.Run("binaries", func(t *testing.T) {
+		sums := readFile(t, filepath.Join(a.dir, "release", "SHA256SUMS"))
+		assert.Equal(t, len(strings.Split(strings.TrimSpace(sums), "\n")), len(releaseTargets), sums)
+
+		// Static Linux binaries, darwin ones for the right CPUs.
+		for _, tc := range []struct {
+			target  string
+			machine elf.Machine
+		}{{"linux-amd64", elf.EM_X86_64}, {"linux-arm64", elf.EM_AARCH64}} {
+			exe, err := elf.NewFile(bytes.NewReader(a.assets["nixery-"+tc.target]))
+			assert.NilError(t, err)
+			assert.Equal(t, exe.Machine, tc.machine)
+			for _, p := range exe.Progs {
+				assert.Assert(t, p.Type != elf.PT_INTERP, "%s is dynamically linked", tc.target)
+			}
+		}
+		for _, tc := range []struct {
+			target string
+			cpu    macho.Cpu
+		}{{"darwin-amd64", macho.CpuAmd64}, {"darwin-arm64", macho.CpuArm64}} {
+			exe, err := macho.NewFile(bytes.NewReader(a.assets["nixery-"+tc.target]))
+			assert.NilError(t, err)
+			assert.Equal(t, exe.Cpu, tc.cpu)
+		}
+
+		// The version is VERSION's; the default nixpkgs is flake.lock's pin.
+		native := filepath.Join(a.dir, "dist", "nixery-linux-"+runtime.GOARCH)
+		assert.Equal(t, run(t, a.dir, nil, native, "--version"), "nixery "+a.version+"\n")
+		var lock struct {
+			Nodes map[string]struct {
+				Locked struct{ Owner, Repo, Rev string }
+			}
+		}
+		assert.NilError(t, json.Unmarshal([]byte(readFile(t, filepath.Join(a.dir, "flake.lock"))), &lock))
+		pin := lock.Nodes["nixpkgs"].Locked
+		want := "github:" + pin.Owner + "/" + pin.Repo + "/" + pin.Rev
+		assert.Assert(t, bytes.Contains(a.assets["nixery-linux-amd64"], []byte(want)), "the binary does not default to %s", want)
+	})
+
+	t.Run("source digest", func(t *testing.T) {
+		digest := func(dir string) string {
+			return strings.TrimSpace(run(t, dir, nil, "bash", "-c", `. "$1/scripts/release-lib.sh" && source_digest "$1"`, "-", dir))
+		}
+		recorded := strings.TrimSpace(readFile(t, filepath.Join(a.dir, "release", "source")))
+		copyOf := filepath.Join(t.TempDir(), "copy")
+		copyDir(t, a.dir, copyOf)
+		assert.Equal(t, digest(copyOf), recorded)
+
+		// Docs and tests are not what the binary is built from; code is.
+		appendTo(t, filepath.Join(copyOf, "README.md"), "\nmore words\n")
+		appendTo(t, filepath.Join(copyOf, "cmd", "nixery", "main_test.go"), "\n// a comment\n")
+		assert.Equal(t, digest(copyOf), recorded)
+		appendTo(t, filepath.Join(copyOf, "cmd", "nixery", "main.go"), "\n// a comment\n")
+		assert.Assert(t, digest(copyOf) != recorded)
+	})
+
+	t.Run("install", func(t *testing.T) { testInstall(t, a) })
+	t.Run("merge without Nix", func(t *testing.T) { testMergeWithBinary(t, a) })
+}
+
+// releasesHost stands in for GitHub's releases: it serves assets under
+// /vVERSION/NAME and answers 404 for anything else.
+func releasesHost(t testing.TB, version string, assets map[string][]byte) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/v"+version+"/")
+		b, found := assets[name]
+		if !ok || !found {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// tools is a PATH directory with only the named programs of this machine,
+// so that a script can run without others (nix).
+func tools(t testing.TB, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		p, err := exec.LookPath(n)
+		assert.NilError(t, err)
+		assert.NilError(t, os.Symlink(p, filepath.Join(dir, n)))
+	}
+	return dir
+}
+
+var scriptTools = []string{"bash", "curl", "sha256sum", "awk", "find", "sort", "mktemp", "tr", "cut", "head", "mv", "rm", "mkdir", "chmod", "cat", "uname", "dirname"}
+
+// install runs scripts/action-install.sh of the action in dir as the
+// action's step does, and returns what it printed and the command output.
+func install(t testing.TB, dir, releasesURL string, withNix bool, env ...string) (stdout, command string, err error) {
+	t.Helper()
+	path := tools(t, scriptTools...)
+	if withNix {
+		nix, lookErr := exec.LookPath("nix")
+		assert.NilError(t, lookErr)
+		path += ":" + filepath.Dir(nix)
+	}
+	work := t.TempDir()
+	outputFile := filepath.Join(work, "output")
+	assert.NilError(t, os.WriteFile(outputFile, nil, 0o644))
+	cmd := exec.Command(filepath.Join(dir, "scripts", "action-install.sh"))
+	cmd.Env = append([]string{
+		"PATH=" + path,
+		"HOME=" + work,
+		"RUNNER_OS=Linux",
+		"RUNNER_ARCH=" + runnerArch(t),
+		"RUNNER_TEMP=" + work,
+		"GITHUB_ACTION_PATH=" + dir,
+		"GITHUB_OUTPUT=" + outputFile,
+		"NIXERY_TEST_RELEASES_URL=" + releasesURL,
+	}, env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), readOutputs(t, outputFile)["command"], err
+}
+
+// runnerArch is RUNNER_ARCH on a runner like this machine.
+func runnerArch(t testing.TB) string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "X64"
+	case "arm64":
+		return "ARM64"
+	}
+	t.Fatalf("no runner architecture for %s", runtime.GOARCH)
+	return ""
+}
+
+// oneError checks that a failure printed exactly one line, an ::error::
+// annotation holding want.
+func oneError(t *testing.T, out string, err error, want string) {
+	t.Helper()
+	assert.Assert(t, err != nil, "the script succeeded:\n%s", out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	assert.Assert(t, is.Len(lines, 1), "want one line, got:\n%s", out)
+	assert.Assert(t, strings.HasPrefix(lines[0], "::error "), lines[0])
+	assert.Assert(t, is.Contains(lines[0], want))
+}
+
+func testInstall(t *testing.T, a *release) {
+	native := "nixery-linux-" + runtime.GOARCH
+	host := releasesHost(t, a.version, a.assets)
+
+	t.Run("good binary", func(t *testing.T) {
+		out, command, err := install(t, a.dir, host.URL, false)
+		assert.NilError(t, err, out)
+		assert.Assert(t, is.Contains(out, "using the release binary "+native+" of v"+a.version))
+		got, err := os.ReadFile(command)
+		assert.NilError(t, err, "command output %q", command)
+		assert.Assert(t, bytes.Equal(got, a.assets[native]))
+		assert.Equal(t, run(t, "", nil, command, "--version"), "nixery "+a.version+"\n")
+	})
+
+	t.Run("macOS runner", func(t *testing.T) {
+		out, command, err := install(t, a.dir, host.URL, false, "RUNNER_OS=macOS", "RUNNER_ARCH=ARM64")
+		assert.NilError(t, err, out)
+		got, err := os.ReadFile(command)
+		assert.NilError(t, err)
+		assert.Assert(t, bytes.Equal(got, a.assets["nixery-darwin-arm64"]))
+	})
+
+	t.Run("bad checksum", func(t *testing.T) {
+		// The host serves other bytes under the name (here the other
+		// architecture's binary): refused, and nothing is left to run.
+		swapped := map[string][]byte{}
+		for k, v := range a.assets {
+			swapped[k] = v
+		}
+		swapped["nixery-linux-amd64"], swapped["nixery-linux-arm64"] = a.assets["nixery-linux-arm64"], a.assets["nixery-linux-amd64"]
+		bad := releasesHost(t, a.version, swapped)
+		temp := t.TempDir()
+		out, command, err := install(t, a.dir, bad.URL, true, "RUNNER_TEMP="+temp)
+		oneError(t, out, err, "but this action records")
+		assert.Assert(t, is.Contains(out, native+" of v"+a.version+": not running it"))
+		assert.Equal(t, command, "")
+		left, _ := filepath.Glob(filepath.Join(temp, "nixery-v*", "nixery*"))
+		assert.Assert(t, is.Len(left, 0), "left behind: %v", left)
+	})
+
+	t.Run("missing asset", func(t *testing.T) {
+		empty := releasesHost(t, a.version, nil)
+		out, command, err := install(t, a.dir, empty.URL, true)
+		assert.NilError(t, err, out)
+		assert.Assert(t, is.Contains(out, "release v"+a.version+" has no "+native))
+		assert.Assert(t, is.Contains(out, "building nixery with nix run"))
+		assert.Equal(t, command, "")
+
+		// Without Nix there is nothing to fall back on: one line says so.
+		out, _, err = install(t, a.dir, empty.URL, false)
+		oneError(t, out, err, "and Nix is missing to build it: set 'install-nix: true'")
+	})
+
+	t.Run("host unreachable", func(t *testing.T) {
+		gone := httptest.NewServer(http.NotFoundHandler())
+		gone.Close()
+		out, command, err := install(t, a.dir, gone.URL, true)
+		assert.NilError(t, err, out)
+		assert.Assert(t, is.Contains(out, "failed"))
+		assert.Equal(t, command, "")
+	})
+
+	t.Run("not the release", func(t *testing.T) {
+		// A branch or a commit after the release: same VERSION, other
+		// code. It must not run the release binary.
+		branch := filepath.Join(t.TempDir(), "branch")
+		copyDir(t, a.dir, branch)
+		appendTo(t, filepath.Join(branch, "pkg", "nix", "nix.go"), "\n// changed on a branch\n")
+		out, command, err := install(t, branch, host.URL, true)
+		assert.NilError(t, err, out)
+		assert.Assert(t, is.Contains(out, "is not release v"+a.version))
+		assert.Equal(t, command, "")
+
+		// And the repository as committed records no release at all.
+		out, command, err = install(t, repoRoot(t), host.URL, true)
+		assert.NilError(t, err, out)
+		if _, statErr := os.Stat(filepath.Join(repoRoot(t), "release", "source")); statErr != nil {
+			assert.Assert(t, is.Contains(out, "records no release"))
+		}
+		assert.Equal(t, command, "")
+	})
+
+	t.Run("unsupported runner", func(t *testing.T) {
+		out, _, err := install(t, a.dir, host.URL, true, "RUNNER_OS=Windows")
+		oneError(t, out, err, "runs on Linux and macOS runners, not Windows")
+	})
+}
+
+// testMergeWithBinary runs action.yml in merge mode, as a runner would, on
+// a PATH without Nix: the release binary comes from the stand-in host and
+// merges two per-platform images into one index.
+func testMergeWithBinary(t *testing.T, a *release) {
+	testenv.Require(t, "docker-registry", "skopeo")
+	host := testenv.StartRegistry(t)
+	repo := host + "/action/merged"
+	var digests []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: arch})
+		assert.NilError(t, err)
+		ref, err := name.ParseReference(repo+":"+arch, name.Insecure)
+		assert.NilError(t, err)
+		assert.NilError(t, remote.Write(ref, img))
+		d, err := img.Digest()
+		assert.NilError(t, err)
+		digests = append(digests, d.String())
+	}
+
+	releases := releasesHost(t, a.version, a.assets)
+	path := tools(t, append(scriptTools, "env")...)
+	r := newRunner(t, a.dir, map[string]string{
+		"image":         repo,
+		"tags":          "v1",
+		"merge-digests": strings.Join(digests, "\n"),
+	}, []string{"PATH=" + path, "HOME=" + t.TempDir(), "NIXERY_TEST_RELEASES_URL=" + releases.URL})
+	assert.NilError(t, r.run(t), r.stdout)
+	assert.Assert(t, is.Contains(r.stdout, "using the release binary"))
+
+	raw := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":v1")
+	var index v1.IndexManifest
+	assert.NilError(t, json.Unmarshal([]byte(raw), &index))
+	var got []string
+	for _, m := range index.Manifests {
+		got = append(got, m.Digest.String())
+	}
+	assert.DeepEqual(t, got, digests)
+	assert.Equal(t, r.outputs(t)["image"], repo+"@"+r.outputs(t)["digest"])
+}
+
+func appendTo(t *testing.T, file, text string) {
+	t.Helper()
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	assert.NilError(t, err)
+	_, err = f.WriteString(text)
+	assert.NilError(t, err)
+	assert.NilError(t, f.Close())
+}
+
+// BenchmarkActionStartup measures what the action spends before nixery
+// runs: with a release, installing the binary (the action's script: source
+// digest, download from a loopback host, SHA-256 check) and running it;
+// without one, `nix run` of the action's flake, once with nixery to build
+// (an empty Go build cache; the Go toolchain and the vendored modules are
+// already here, which on a fresh runner are downloaded too) and once with
+// nixery already in the store.
+//
+//	go test -run '^$' -bench ActionStartup -benchtime 3x ./internal/flaketest/
+func BenchmarkActionStartup(b *testing.B) {
+	a := buildRelease(b)
+	host := releasesHost(b, a.version, a.assets)
+
+	b.Run("binary", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			out, command, err := install(b, a.dir, host.URL, false, "RUNNER_TEMP="+b.TempDir())
+			if err != nil || command == "" {
+				b.Fatalf("install: %v\n%s", err, out)
+			}
+			run(b, "", nil, command, "--version")
+		}
+	})
+
+	f := newFlake(b)
+	b.Run("nix-run-cold", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			standIn := f.standIn(b, b.TempDir())
+			b.StartTimer()
+			f.nix(b, "run", "--override-input", "nixpkgs", standIn, ".#nixery", "--", "--version")
+		}
+	})
+	b.Run("nix-run-built", func(b *testing.B) {
+		f.nix(b, "run", ".#nixery", "--", "--version")
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			f.nix(b, "run", ".#nixery", "--", "--version")
+		}
+	})
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs nixery for the action (action.yml runs it as a step): the release
+# binary for this runner, for the release this copy of the action is,
+# checked against the SHA-256 the action itself records in release/; or, where
+# there is no such release (uses: ./, a branch, a SHA), nothing, and the
+# action runs its own flake with `nix run`.
+#
+# Writes to $GITHUB_OUTPUT: command=PATH of the binary, or command= (empty)
+# for `nix run`. Every failure is one ::error:: line.
+#
+# NIXERY_TEST_RELEASES_URL replaces the releases host, for the tests only;
+# whatever it serves must still match release/SHA256SUMS.
+set -euo pipefail
+
+action=${GITHUB_ACTION_PATH:-$(cd "$(dirname "$0")/.." && pwd)}
+. "$action/scripts/release-lib.sh"
+releases=${NIXERY_TEST_RELEASES_URL:-https://github.com/nixery-action/nixery-action/releases/download}
+
+fail() { echo "::error title=nixery-action::$*"; exit 1; }
+output() { echo "command=$1" >> "${GITHUB_OUTPUT:-/dev/null}"; }
+
+case ${RUNNER_OS:-$(uname -s)} in
+  Linux) os=linux ;;
+  macOS | Darwin) os=darwin ;;
+  *) fail "nixery-action runs on Linux and macOS runners, not ${RUNNER_OS:-$(uname -s)}: use e.g. runs-on: ubuntu-24.04" ;;
+esac
+case ${RUNNER_ARCH:-$(uname -m)} in
+  X64 | x86_64 | amd64) arch=amd64 ;;
+  ARM64 | arm64 | aarch64) arch=arm64 ;;
+  *) fail "nixery-action runs on x86-64 and arm64 runners, not ${RUNNER_ARCH:-$(uname -m)}" ;;
+esac
+asset=nixery-$os-$arch
+version=$(tr -d ' \n' < "$action/VERSION")
+
+# use_nix says why there is no binary and leaves nixery to `nix run`.
+use_nix() {
+  if ! command -v nix >/dev/null 2>&1; then
+    fail "no nixery binary for this action ($1), and Nix is missing to build it: set 'install-nix: true' or add cachix/install-nix-action before this step"
+  fi
+  echo "nixery-action: $1; building nixery with nix run"
+  output ""
+  exit 0
+}
+
+if [ ! -f "$action/release/source" ] || [ ! -f "$action/release/SHA256SUMS" ]; then
+  use_nix "this copy of the action records no release"
+fi
+if [ "$(source_digest "$action")" != "$(tr -d ' \n' < "$action/release/source")" ]; then
+  use_nix "this copy of the action is not release v$version (a branch, a commit or a local checkout)"
+fi
+want=$(awk -v a="$asset" '$2 == a { print $1 }' "$action/release/SHA256SUMS")
+[ -n "$want" ] || use_nix "release v$version has no $asset"
+
+dir=${RUNNER_TEMP:-${TMPDIR:-/tmp}}/nixery-v$version
+mkdir -p "$dir"
+url=$releases/v$version/$asset
+part=$dir/$asset.part
+rm -f "$part"
+status=$(curl --silent --show-error --location --retry 3 --connect-timeout 10 \
+  --output "$part" --write-out '%{http_code}' "$url" 2>"$dir/curl.err") || status=
+case $status in
+  200) ;;
+  404) rm -f "$part"; use_nix "release v$version has no $asset at $url (not published yet?)" ;;
+  "") rm -f "$part"; use_nix "downloading $url failed: $(head -n1 "$dir/curl.err")" ;;
+  *) rm -f "$part"; use_nix "downloading $url answered HTTP $status" ;;
+esac
+
+got=$(sha256_of "$part")
+if [ "$got" != "$want" ]; then
+  rm -f "$part"
+  fail "$url has SHA-256 $got, but this action records $want for $asset of v$version: not running it"
+fi
+chmod +x "$part"
+mv -f "$part" "$dir/nixery"
+echo "nixery-action: using the release binary $asset of v$version (SHA-256 $got)"
+output "$dir/nixery"
