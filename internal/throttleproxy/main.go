@@ -53,11 +53,16 @@ type link struct {
 	free time.Time // when the link is next idle
 }
 
+// slack is how far the link's schedule may fall behind the clock: sleeps
+// overshoot (by a millisecond or more under load), and a link that
+// forgot the time lost to them would run well below its rate.
+const slack = 50 * time.Millisecond
+
 func (l *link) wait(n int) {
 	l.mu.Lock()
 	now := time.Now()
-	if l.free.Before(now) {
-		l.free = now
+	if l.free.Before(now.Add(-slack)) {
+		l.free = now.Add(-slack)
 	}
 	l.free = l.free.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
 	until := l.free
