@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/sethvargo/go-githubactions"
 
@@ -58,7 +56,7 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 			gh.AddMask(secret)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext()
 	defer stop()
 
 	res, err := actionRun(ctx, gh, stdout)

@@ -48,10 +48,34 @@ func TestUsage(t *testing.T) {
 	code, _, errOut := runCLI(t, "frobnicate")
 	assert.Equal(t, code, 2)
 	assert.Assert(t, is.Contains(errOut, `unknown command "frobnicate"`))
-	for _, c := range []string{"build", "layers", "pack", "merge"} {
-		code, out, _ := runCLI(t, c, "--help")
+	for _, c := range []string{"build", "layers", "pack", "merge", "popcount"} {
+		code, out, errOut := runCLI(t, c, "--help")
 		assert.Equal(t, code, 0)
 		assert.Assert(t, is.Contains(out, "Usage: nixery "+c))
+		// Once, on stdout only.
+		assert.Equal(t, strings.Count(out, "Usage:"), 1, out)
+		assert.Equal(t, errOut, "")
+	}
+}
+
+// TestFlagErrors: a bad flag is one line on stderr naming it, with the
+// closest flags of the command, and exit status 2.
+func TestFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--imgae", "x"}, "nixery build: unknown flag --imgae (did you mean --image?)\n"},
+		{[]string{"build", "-platform", "linux/amd64"}, "nixery build: unknown flag --platform (did you mean --platforms?)\n"},
+		{[]string{"merge", "--tag", "v1"}, "nixery merge: unknown flag --tag (did you mean --tags?)\n"},
+		{[]string{"build", "--frobnicate"}, "nixery build: unknown flag --frobnicate (run 'nixery build --help' for the flags)\n"},
+		{[]string{"build", "--level", "x"}, "nixery build: invalid value \"x\" for flag --level: parse error\n"},
+		{[]string{"build", "--image"}, "nixery build: flag needs an argument: --image\n"},
+	} {
+		code, out, errOut := runCLI(t, tc.args...)
+		assert.Equal(t, code, 2, tc.args)
+		assert.Equal(t, errOut, tc.want, tc.args)
+		assert.Equal(t, out, "", tc.args)
 	}
 }
 

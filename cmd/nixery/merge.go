@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
@@ -33,7 +31,7 @@ func init() {
 			f := &mergeFlags{tags: listFlag{commas: true}}
 			f.register(fs)
 			return func(args []string) error {
-				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				ctx, stop := interruptContext()
 				defer stop()
 				res, err := f.execute(ctx, args, prefixLogs(os.Stderr))
 				if err != nil {

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 )
@@ -30,7 +27,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				ctx, stop := interruptContext()
 				defer stop()
 				data, err := (&popularity.Popcount{Cache: *cache, Jobs: *jobs}).Run(ctx, paths)
 				if err != nil {
