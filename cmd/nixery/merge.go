@@ -26,7 +26,7 @@ func init() {
 	register(&command{
 		name:    "merge",
 		summary: "put one multi-platform index over per-platform images pushed by digest",
-		usage:   "--image REF [--tags LIST] DIGEST...",
+		usage:   "--image REF [--tags LIST] (DIGEST | NAME@DIGEST)...",
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			f := &mergeFlags{tags: listFlag{commas: true}}
 			f.register(fs)
@@ -61,7 +61,7 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 		return nil, usagef("--image is required: the repository the per-platform images were pushed to")
 	}
 	if len(digests) == 0 {
-		return nil, usagef("name the digests to merge: the digest output of each per-platform build")
+		return nil, usagef("name the digests to merge: the digest (or NAME@DIGEST image) output of each per-platform build")
 	}
 	tags := f.tags.items
 	if len(tags) == 0 && !hasTag(f.image) {
