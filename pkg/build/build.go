@@ -259,7 +259,7 @@ func (b *builder) readCache(ctx context.Context) {
 // firstError prefers a real error to the cancellations it caused; when
 // several platforms miss packages, all of them are reported on one line.
 func firstError(errs []error) error {
-	var notFound []string
+	var notFound []*nix.NotFoundError
 	var first error
 	for _, err := range errs {
 		if err == nil || errors.Is(err, context.Canceled) {
@@ -270,11 +270,11 @@ func firstError(errs []error) error {
 		}
 		var nf *nix.NotFoundError
 		if errors.As(err, &nf) {
-			notFound = append(notFound, err.Error())
+			notFound = append(notFound, nf)
 		}
 	}
 	if len(notFound) > 1 {
-		return errors.New(strings.Join(notFound, "; "))
+		return nix.JoinNotFound(notFound)
 	}
 	if first != nil {
 		return first

@@ -5,6 +5,7 @@ package suggest
 import (
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/agnivade/levenshtein"
 )
@@ -31,7 +32,8 @@ func Closest(word string, candidates []string, limit int) []string {
 		d    int
 	}
 	lw := strings.ToLower(word)
-	max := MaxDistance(len([]rune(word)))
+	n := utf8.RuneCountInString(word)
+	max := MaxDistance(n)
 	var found []scored
 	seen := map[string]bool{}
 	for _, c := range candidates {
@@ -41,7 +43,7 @@ func Closest(word string, candidates []string, limit int) []string {
 		seen[c] = true
 		// The distance is at least the difference in length: skip the
 		// many names that cannot be close before measuring.
-		if diff := len(c) - len(word); diff > max*4 || diff < -max*4 {
+		if diff := utf8.RuneCountInString(c) - n; diff > max || diff < -max {
 			continue
 		}
 		if d := levenshtein.ComputeDistance(lw, strings.ToLower(c)); d <= max {
