@@ -150,9 +150,13 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, usageError{err.Error()}
 		}
 		j.registry = t.Repo.RegistryStr()
-		if f.push {
-			j.target, j.jobs = &t, f.jobs
+		if !f.push {
+			// Nothing will be pushed: the result says where it would
+			// have gone, and the target's tags are no cache to read.
+			j.req.Destination = push.Discard{Target: &t}
+			break
 		}
+		j.target, j.jobs = &t, f.jobs
 		if !f.noCache {
 			for _, tag := range t.Tags {
 				j.req.CacheFrom = append(j.req.CacheFrom, tag)
@@ -329,24 +333,4 @@ func formatTimings(t map[string]float64) string {
 		parts = append(parts, fmt.Sprintf("%s %.2fs", k, t[k]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func printResult(w io.Writer, res *push.Result) error {
-	sent, present := 0, 0
-	for _, m := range res.Manifests {
-		for _, l := range m.Layers {
-			if l.Uploaded {
-				sent++
-			} else {
-				present++
-			}
-		}
-	}
-	ref := res.Reference
-	if ref == "" {
-		ref = res.Image + "@" + res.Digest
-	}
-	_, err := fmt.Fprintf(w, "%s\ntags: %s; %s written, %s already there\n", ref,
-		strings.Join(res.Tags, ", "), plural(sent, "layer", "layers"), plural(present, "layer", "layers"))
-	return err
 }

@@ -86,7 +86,7 @@ func Write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", out, err)
 	}
-	res.Image = out.String()
+	res.Image, res.Pushed = out.String(), true
 	return res, nil
 }
 

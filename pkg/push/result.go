@@ -14,9 +14,14 @@ type Result struct {
 	// Digest is the index's digest; for a docker archive, which holds one
 	// image and no index, the image manifest's.
 	Digest string `json:"digest"`
-	// Reference pins the push: Image@Digest. Empty for outputs.
-	Reference string   `json:"reference,omitempty"`
-	Tags      []string `json:"tags"`
+	// Reference pins the push: Image@Digest. Empty for outputs and for
+	// images not pushed.
+	Reference string `json:"reference,omitempty"`
+	// Tags name the index where it went; when Pushed is false, the tags
+	// it would have been pushed under.
+	Tags []string `json:"tags"`
+	// Pushed is false for a build that went nowhere (push.Discard).
+	Pushed bool `json:"pushed"`
 
 	Manifests []ManifestResult `json:"manifests"`
 }
@@ -52,6 +57,17 @@ func Describe(idx v1.ImageIndex) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Digest: digest.String(), Tags: []string{}, Manifests: manifests}, nil
+}
+
+// WouldPush returns the result of an index not pushed to t: the
+// repository and the tags it would have been pushed under.
+func WouldPush(t Target, idx v1.ImageIndex) (*Result, error) {
+	res, err := Describe(idx)
+	if err != nil {
+		return nil, err
+	}
+	res.Image, res.Tags = t.Repo.Name(), t.TagNames()
+	return res, nil
 }
 
 // describe lists the platforms and layers of idx and its images, in index
