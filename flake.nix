@@ -13,7 +13,7 @@
       # The NAR hash of `go mod vendor`. internal/flaketest recomputes it and
       # fails with the value to put here when go.mod, go.sum or the set of
       # imported packages changes.
-      vendorHash = "sha256-wCYYiJJ03WDaId46F4sOXPM4FOf4aep6rTTFWZuzgtg=";
+      vendorHash = "sha256-0K1nql5PEmReEEdV42J8VjQacKu7QXoFEDpNXUcWQPQ=";
 
       systems = [
         "x86_64-linux"

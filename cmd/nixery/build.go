@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -319,18 +318,4 @@ func (f *buildFlags) execute(ctx context.Context, args []string, logs logSink) (
 		NixTimeout: f.timeout,
 		Registry:   ropts,
 	})
-}
-
-// formatTimings lists phases and their seconds, sorted by phase.
-func formatTimings(t map[string]float64) string {
-	var keys []string
-	for k := range t {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %.2fs", k, t[k]))
-	}
-	return strings.Join(parts, ", ")
 }

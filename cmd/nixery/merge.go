@@ -83,5 +83,5 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if err != nil {
 		return nil, err
 	}
-	return &build.Result{Result: res, Timings: map[string]float64{"upload": time.Since(start).Seconds()}}, nil
+	return &build.Result{SchemaVersion: build.SchemaVersion, Result: res, Timings: build.Timings{Upload: time.Since(start).Seconds(), Total: time.Since(start).Seconds()}}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/push"
 )
 
@@ -66,4 +67,18 @@ func printResult(w io.Writer, res *push.Result) error {
 	}
 	_, err := fmt.Fprintln(w, line)
 	return err
+}
+
+// formatTimings is the timings on one line: "lock 0.19s, nix linux/amd64
+// 0.59s, ..., total 1.40s".
+func formatTimings(t build.Timings) string {
+	var parts []string
+	for _, p := range t.Phases() {
+		name := p.Name
+		if p.Platform != "" {
+			name += " " + p.Platform
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2fs", name, p.Seconds))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -65,7 +65,7 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.L
 	if !ok {
 		return image.Layer{}, false
 	}
-	done := b.timings.start("verify")
+	done := b.timings.start(phaseVerify, "")
 	defer done()
 	o := b.req.Pack
 	o.Uncompressed = true

@@ -98,13 +98,18 @@ type Options struct {
 	TempDir string
 }
 
+// SchemaVersion is the version of Result's JSON form (docs/json.md); it
+// changes when a field changes meaning or goes away, not when one is added.
+const SchemaVersion = 1
+
 // Result is what a build made and where it went. Its JSON form is the
-// CLI's --json output.
+// CLI's --json output, described in docs/json.md.
 type Result struct {
+	SchemaVersion int `json:"schemaVersion"`
 	*push.Result
 	// Nixpkgs is the locked flake reference every platform built from.
 	Nixpkgs string             `json:"nixpkgs,omitempty"`
-	Timings map[string]float64 `json:"timings"` // seconds per phase
+	Timings Timings `json:"timings"`
 	Packed  int                `json:"packed"`  // layers packed by this build
 	Reused  int                `json:"reused"`  // layers taken from the cache instead
 
@@ -159,6 +164,7 @@ type builder struct {
 	cacheDone chan struct{} // closed once cache is read; nil without one
 
 	packed, reused atomic.Int64
+	customs        sync.Map // digest of each customisation layer → its key
 }
 
 func (b *builder) log(platform string) (io.Writer, func()) {
@@ -183,7 +189,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	}
 	// One lock for every platform, and the first contact with Nix made
 	// once before the platforms fan out.
-	done := b.timings.start("nix lock")
+	done := b.timings.start(phaseLock, "")
 	locked, err := nb.Resolve(ctx)
 	done()
 	end()
@@ -230,22 +236,41 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	w, end := b.log("")
 	fmt.Fprintf(w, "writing to %s\n", b.req.Destination)
 	end()
-	done = b.timings.start("upload")
+	done = b.timings.start(phaseUpload, "")
 	res, err := b.req.Destination.Write(ctx, idx)
 	done()
 	if err != nil {
 		return nil, err
 	}
+	t := b.timings.result()
+	if !res.Pushed {
+		t.Upload = 0 // nothing went anywhere
+	}
+	b.markCustomisation(res)
 	return &Result{
-		Result: res, Nixpkgs: locked, Timings: b.timings.seconds(),
+		SchemaVersion: SchemaVersion,
+		Result:        res, Nixpkgs: locked, Timings: t,
 		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), dir: b.dir,
 	}, nil
+}
+
+// markCustomisation marks each image's customisation layer in the
+// result, with its key.
+func (b *builder) markCustomisation(res *push.Result) {
+	for i := range res.Manifests {
+		for j := range res.Manifests[i].Layers {
+			l := &res.Manifests[i].Layers[j]
+			if key, ok := b.customs.Load(l.Digest); ok {
+				l.Customisation, l.Key = true, key.(string)
+			}
+		}
+	}
 }
 
 // readCache reads the registry cache while Nix works; packing waits for it.
 func (b *builder) readCache(ctx context.Context) {
 	defer close(b.cacheDone)
-	done := b.timings.start("cache")
+	done := b.timings.start(phaseCache, "")
 	cache, notes := push.ReadCache(ctx, b.req.CacheFrom, b.opts.Registry)
 	done()
 	b.cache = cache

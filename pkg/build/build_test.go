@@ -104,10 +104,25 @@ func TestBuildLayout(t *testing.T) {
 	assert.Check(t, strings.Contains(res.Nixpkgs, "narHash="), res.Nixpkgs)
 	assert.Check(t, is.Len(res.Manifests, 2))
 	assert.Check(t, res.Packed > 0 && res.Reused == 0)
-	for _, phase := range []string{"nix lock", "nix x86_64-linux", "nix aarch64-linux", "packing x86_64-linux", "upload"} {
-		_, ok := res.Timings[phase]
-		assert.Check(t, ok, "no timing for %q in %v", phase, res.Timings)
+	// Timings per phase, and per platform named as requested.
+	tm := res.Timings
+	assert.Check(t, tm.Lock > 0 && tm.Upload > 0 && tm.Total >= tm.Lock+tm.Upload, "%+v", tm)
+	for _, phase := range []map[string]float64{tm.Nix, tm.Layering, tm.Packing} {
+		assert.Check(t, is.Len(phase, 2), "%+v", tm)
+		assert.Check(t, phase["linux/amd64"] > 0 && phase["linux/arm64"] > 0, "%+v", tm)
 	}
+	assert.Equal(t, res.SchemaVersion, 1)
+	// Platforms named as requested; the customisation layer marked, last.
+	for i, want := range []string{"linux/amd64", "linux/arm64"} {
+		m := res.Manifests[i]
+		assert.Check(t, is.Equal(m.Platform, want))
+		last := m.Layers[len(m.Layers)-1]
+		assert.Check(t, last.Customisation && strings.HasPrefix(last.Key, "sha256:") && len(last.Packages) == 0, "%+v", last)
+		for _, l := range m.Layers[:len(m.Layers)-1] {
+			assert.Check(t, !l.Customisation, "%+v", l)
+		}
+	}
+	assert.Equal(t, res.Manifests[1].OCIPlatform.Variant, "v8")
 	entries, err := os.ReadDir(tmp)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 1), "the blob directory")

@@ -22,14 +22,14 @@ import (
 func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platform, log io.Writer) (*image.Image, error) {
 	sys := plat.System
 	fmt.Fprintf(log, "[%s] building %s\n", sys, strings.Join(b.req.Spec.Packages, " "))
-	done := b.timings.start("nix " + sys)
+	done := b.timings.start(phaseNix, plat.String())
 	res, err := nb.Build(ctx, sys, b.req.Spec.Packages)
 	done()
 	if err != nil {
 		return nil, err
 	}
 
-	done = b.timings.start("layering " + sys)
+	done = b.timings.start(phaseLayering, plat.String())
 	g, err := layers.ParseGraph(res.Closure)
 	if err != nil {
 		return nil, fmt.Errorf("read the closure for %s: %w", sys, err)
@@ -44,7 +44,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	}
 	fmt.Fprintf(log, "[%s] %s in %s\n", sys, plural(len(g.Paths), "store path", "store paths"), plural(len(plan.Layers), "layer", "layers"))
 
-	done = b.timings.start("packing " + sys)
+	done = b.timings.start(phasePacking, plat.String())
 	defer done()
 	var imgLayers []image.Layer
 	for _, l := range plan.Layers {
@@ -57,10 +57,12 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 		il.Packages = storepath.PackageNames(l.Paths)
 		imgLayers = append(imgLayers, il)
 	}
-	custom, err := b.layer(ctx, customisationContent(res))
+	cc := customisationContent(res)
+	custom, err := b.layer(ctx, cc)
 	if err != nil {
 		return nil, fmt.Errorf("pack the customisation layer of %s: %w", sys, err)
 	}
+	b.customs.Store(custom.Digest.String(), cc.key)
 	imgLayers = append(imgLayers, custom)
 
 	img, err := image.NewImage(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}, imgLayers, b.req.Image)

@@ -73,7 +73,7 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l login) 
 		return nil, err
 	}
 	for _, m := range im.Manifests {
-		res.Manifests = append(res.Manifests, ManifestResult{Platform: m.Platform.String(), Digest: m.Digest.String(), Layers: []LayerResult{}})
+		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: []LayerResult{}})
 	}
 	return res, nil
 }

@@ -28,9 +28,24 @@ type Result struct {
 
 // ManifestResult is one platform's image.
 type ManifestResult struct {
-	Platform string        `json:"platform"` // e.g. "linux/arm64/v8"
-	Digest   string        `json:"digest"`
-	Layers   []LayerResult `json:"layers"`
+	// Platform is named as --platforms names it: "linux/arm64", not
+	// "linux/arm64/v8" (see PlatformName).
+	Platform string `json:"platform"`
+	// OCIPlatform is the platform as the index's descriptor has it.
+	OCIPlatform *v1.Platform  `json:"ociPlatform,omitempty"`
+	Digest      string        `json:"digest"`
+	Layers      []LayerResult `json:"layers"`
+}
+
+// PlatformName names p as platforms are requested: os/architecture, and
+// the variant where the architecture has several (linux/arm/v7), but not
+// arm64's only one, v8.
+func PlatformName(p v1.Platform) string {
+	name := p.OS + "/" + p.Architecture
+	if p.Variant != "" && !(p.Architecture == "arm64" && p.Variant == "v8") {
+		name += "/" + p.Variant
+	}
+	return name
 }
 
 // LayerResult is one layer blob of an image.
@@ -40,8 +55,13 @@ type LayerResult struct {
 	// Uploaded is true when this run sent the blob (to the registry, or
 	// into the layout or archive), false when it was there already.
 	Uploaded bool     `json:"uploaded"`
+	// Key is the layer's key: the layer plan's for store paths, the
+	// customisation's for the customisation layer.
 	Key      string   `json:"key,omitempty"`
 	Packages []string `json:"packages"`
+	// Customisation marks the layer that makes the packages usable from
+	// the image's root (symlinks, /tmp, the CA bundle); a build sets it.
+	Customisation bool `json:"customisation"`
 }
 
 // Describe is the result of an index that is neither pushed nor written
@@ -90,7 +110,7 @@ func describe(idx v1.ImageIndex) ([]ManifestResult, []v1.Image, error) {
 		}
 		mr := ManifestResult{Digest: d.Digest.String(), Layers: []LayerResult{}}
 		if d.Platform != nil {
-			mr.Platform = d.Platform.String()
+			mr.Platform, mr.OCIPlatform = PlatformName(*d.Platform), d.Platform
 		}
 		for _, l := range m.Layers {
 			pkgs := image.LayerPackages(l.Annotations)
