@@ -108,10 +108,10 @@ type Result struct {
 	SchemaVersion int `json:"schemaVersion"`
 	*push.Result
 	// Nixpkgs is the locked flake reference every platform built from.
-	Nixpkgs string             `json:"nixpkgs,omitempty"`
+	Nixpkgs string  `json:"nixpkgs,omitempty"`
 	Timings Timings `json:"timings"`
-	Packed  int                `json:"packed"`  // layers packed by this build
-	Reused  int                `json:"reused"`  // layers taken from the cache instead
+	Packed  int     `json:"packed"` // layers packed by this build
+	Reused  int     `json:"reused"` // layers taken from the cache instead
 
 	dir string
 }

@@ -54,7 +54,7 @@ type LayerResult struct {
 	Size   int64  `json:"size"`
 	// Uploaded is true when this run sent the blob (to the registry, or
 	// into the layout or archive), false when it was there already.
-	Uploaded bool     `json:"uploaded"`
+	Uploaded bool `json:"uploaded"`
 	// Key is the layer's key: the layer plan's for store paths, the
 	// customisation's for the customisation layer.
 	Key      string   `json:"key,omitempty"`
