@@ -147,7 +147,7 @@ func TestWriteDockerArchiveErrors(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Write(context.Background(), Output{Kind: DockerArchive, Path: filepath.Join(dir, "two.tar")},
 		testIndex(t, "two", amd64, arm64), WriteOptions{})
-	assert.ErrorContains(t, err, "a docker archive holds one platform, but 2 were built (linux/amd64, linux/arm64/v8): pass --platforms")
+	assert.ErrorContains(t, err, "a docker archive holds one platform, but 2 were built (linux/amd64, linux/arm64): pass --platforms")
 	assert.Assert(t, is.Contains(err.Error(), "--output oci:DIR"))
 
 	_, err = Write(context.Background(), Output{Kind: DockerArchive, Path: filepath.Join(dir, "bad.tar")},

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"gotest.tools/v3/assert"
 )
 
@@ -132,5 +133,22 @@ func TestMergeDigest(t *testing.T) {
 	} {
 		_, err := MergeDigest(target, in)
 		assert.ErrorContains(t, err, want, in)
+	}
+}
+
+// Platforms are named as they are requested: arm64's only variant is
+// left out, other variants are kept.
+func TestPlatformName(t *testing.T) {
+	for _, tc := range []struct {
+		p    v1.Platform
+		want string
+	}{
+		{v1.Platform{OS: "linux", Architecture: "amd64"}, "linux/amd64"},
+		{v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, "linux/arm64"},
+		{v1.Platform{OS: "linux", Architecture: "arm64"}, "linux/arm64"},
+		{v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, "linux/arm/v7"},
+		{v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v9"}, "linux/arm64/v9"},
+	} {
+		assert.Equal(t, PlatformName(tc.p), tc.want)
 	}
 }
