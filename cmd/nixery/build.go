@@ -75,7 +75,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	nixpkgsDefault := defaultNixpkgs
 	fs.StringVar(&f.nixpkgs, "nixpkgs", nixpkgsDefault, "nixpkgs `FLAKEREF` to take packages from (a path, github:NixOS/nixpkgs/REV, ...)")
 	fs.Var(&f.platforms, "platforms", "platforms to build, comma separated: linux/amd64, linux/arm64, linux/arm/v7, linux/386, linux/riscv64, linux/ppc64le, linux/s390x (default linux/amd64)")
-	fs.StringVar(&f.image, "image", "", "repository to push to, e.g. ghcr.io/OWNER/NAME")
+	fs.StringVar(&f.image, "image", "", "repository to push to, e.g. ghcr.io/OWNER/NAME; with --output docker:FILE, the name the archive gives the image")
 	fs.Var(&f.tags, "tags", "tags to push, comma or newline separated (default latest)")
 	fs.StringVar(&f.output, "output", "", "write the image instead of pushing it: oci:DIR (OCI layout) or docker:FILE.tar (one platform, for docker/podman load)")
 	fs.BoolVar(&f.push, "push", true, "push to --image; false builds and checks the image without pushing it")
@@ -133,8 +133,24 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	}
 
 	switch {
-	case f.image != "" && f.output != "":
-		return nil, usagef("--image and --output exclude each other: push to a registry or write to disk")
+	case f.output != "":
+		out, err := push.ParseOutput(f.output)
+		if err != nil {
+			return nil, usageError{err.Error()}
+		}
+		tags := f.tags.items
+		if len(tags) == 0 {
+			tags = []string{"latest"}
+		}
+		if out.Kind == push.DockerArchive && len(j.req.Platforms) > 1 {
+			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.req.Platforms))
+		}
+		// With --output, --image only names the image of a docker archive.
+		wo := push.WriteOptions{Tags: tags, Repository: f.image}
+		if err := wo.Validate(out.Kind); err != nil {
+			return nil, usageError{err.Error()}
+		}
+		j.req.Destination = push.NewLayout(out, wo)
 	case f.image != "":
 		tags := f.tags.items
 		if f.byDigest {
@@ -161,22 +177,6 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 				j.req.CacheFrom = append(j.req.CacheFrom, tag)
 			}
 		}
-	case f.output != "":
-		out, err := push.ParseOutput(f.output)
-		if err != nil {
-			return nil, usageError{err.Error()}
-		}
-		tags := f.tags.items
-		if len(tags) == 0 {
-			tags = []string{"latest"}
-		}
-		if err := push.CheckTags(tags); err != nil {
-			return nil, usageError{err.Error()}
-		}
-		if out.Kind == push.DockerArchive && len(j.req.Platforms) > 1 {
-			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.req.Platforms))
-		}
-		j.req.Destination = push.NewLayout(out, push.WriteOptions{Tags: tags, Repository: f.image})
 	case !f.push:
 		// Build and check only.
 	default:

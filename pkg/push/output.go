@@ -60,6 +60,23 @@ type WriteOptions struct {
 	Tags []string
 }
 
+// Validate checks the names for an output of kind before any work. A
+// repository names a docker archive's image only: an OCI layout names
+// its images by tag alone, so one given there would be silently unused.
+func (o WriteOptions) Validate(kind OutputKind) error {
+	if err := CheckTags(o.Tags); err != nil {
+		return err
+	}
+	switch {
+	case kind == OCILayout && o.Repository != "":
+		return fmt.Errorf("an OCI layout names its images by tag only, so the image name %q would go unused: leave it out, or write a docker archive", o.Repository)
+	case kind == DockerArchive:
+		_, err := archiveRefs(o.Repository, o.Tags)
+		return err
+	}
+	return nil
+}
+
 // DefaultArchiveRepository names the image in a docker archive when no
 // repository is given.
 const DefaultArchiveRepository = "nixery"

@@ -166,3 +166,14 @@ func TestWriteDockerArchiveErrors(t *testing.T) {
 	assert.Equal(t, len(entries), 0, "files left behind: %v", entries)
 	assert.Assert(t, !strings.Contains(err.Error(), "\n"))
 }
+
+// WriteOptions are checked before the build: a repository names a docker
+// archive's image and is refused for an OCI layout, which cannot use it.
+func TestWriteOptionsValidate(t *testing.T) {
+	assert.NilError(t, WriteOptions{Tags: []string{"v1"}}.Validate(OCILayout))
+	assert.NilError(t, WriteOptions{Tags: []string{"v1"}, Repository: "ghcr.io/me/tools"}.Validate(DockerArchive))
+	assert.NilError(t, WriteOptions{}.Validate(DockerArchive))
+	assert.ErrorContains(t, WriteOptions{Repository: "ghcr.io/me/tools"}.Validate(OCILayout), "would go unused")
+	assert.ErrorContains(t, WriteOptions{Repository: "Not Valid"}.Validate(DockerArchive), `bad image name "Not Valid:latest"`)
+	assert.ErrorContains(t, WriteOptions{Tags: []string{".bad"}}.Validate(DockerArchive), `bad tag ".bad"`)
+}
