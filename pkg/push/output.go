@@ -154,6 +154,9 @@ func writeLayout(dir string, idx v1.ImageIndex, tags []string) (*Result, error) 
 	if err := nameInLayout(lp, idx, dedupe(tags)); err != nil {
 		return nil, err
 	}
+	if err := ordinaryModes(dir); err != nil {
+		return nil, err
+	}
 
 	markUploaded(manifests, func(d string) bool { return !existed[d] })
 	return &Result{Digest: digest.String(), Tags: nonNil(dedupe(tags)), Manifests: manifests}, nil
@@ -216,6 +219,33 @@ func openLayout(dir string) (layout.Path, error) {
 		return "", fmt.Errorf("%s is a directory with files but no OCI layout (no index.json); name a new or empty directory", dir)
 	}
 	return layout.Write(dir, empty.Index)
+}
+
+// ordinaryModes gives the layout's files mode 0644 and its directories
+// 0755, as other tools write layouts. go-containerregistry's layout
+// package creates index.json and oci-layout with 0777 before the umask
+// and blobs as 0600 temporary files renamed into place.
+func ordinaryModes(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o644)
+		switch {
+		case d.IsDir():
+			mode = 0o755
+		case !d.Type().IsRegular():
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm() == mode {
+			return nil
+		}
+		return os.Chmod(path, mode)
+	})
 }
 
 func blobPath(dir, digest string) string {

@@ -177,3 +177,32 @@ func TestWriteOptionsValidate(t *testing.T) {
 	assert.ErrorContains(t, WriteOptions{Repository: "Not Valid"}.Validate(DockerArchive), `bad image name "Not Valid:latest"`)
 	assert.ErrorContains(t, WriteOptions{Tags: []string{".bad"}}.Validate(DockerArchive), `bad tag ".bad"`)
 }
+
+// An OCI layout's files are 0644 and its directories 0755, as other tools
+// write them, also after writing into it again.
+func TestWriteLayoutModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "image")
+	for _, tags := range [][]string{{"v1"}, {"v2"}} {
+		_, err := Write(context.Background(), Output{Kind: OCILayout, Path: dir}, testIndex(t, "modes", amd64), WriteOptions{Tags: tags})
+		assert.NilError(t, err)
+		seen := map[string]bool{}
+		assert.NilError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			assert.NilError(t, err)
+			rel, _ := filepath.Rel(dir, p)
+			want := fs.FileMode(0o644)
+			if d.IsDir() {
+				want = 0o755 | fs.ModeDir
+			}
+			assert.Check(t, is.Equal(info.Mode(), want), rel)
+			seen[filepath.Base(rel)] = true
+			return nil
+		}))
+		for _, f := range []string{"index.json", "oci-layout", "blobs", "sha256"} {
+			assert.Check(t, seen[f], "no %s", f)
+		}
+	}
+}
