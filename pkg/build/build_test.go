@@ -313,3 +313,35 @@ func sha256Hex(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
+
+// SSL_CERT_FILE is set exactly when the image holds the CA bundle: with
+// cacert (a default package) and without it (--no-default-packages).
+func TestBuildSSLCertFile(t *testing.T) {
+	for _, noDefaults := range []bool{false, true} {
+		out := filepath.Join(t.TempDir(), "layout")
+		req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: out}, push.WriteOptions{}), 6)
+		s, err := spec.Parse([]string{"hello"}, spec.Options{NoDefaults: noDefaults})
+		assert.NilError(t, err)
+		req.Spec = s
+		res, err := Build(context.Background(), req, Options{})
+		assert.NilError(t, err)
+		res.Close()
+		lp, err := layout.FromPath(out)
+		assert.NilError(t, err)
+		top, err := lp.ImageIndex()
+		assert.NilError(t, err)
+		idx, err := top.ImageIndex(v1.Hash{Algorithm: "sha256", Hex: strings.TrimPrefix(res.Digest, "sha256:")})
+		assert.NilError(t, err)
+		im, err := idx.IndexManifest()
+		assert.NilError(t, err)
+		for _, d := range im.Manifests {
+			img, err := idx.Image(d.Digest)
+			assert.NilError(t, err)
+			cf, err := img.ConfigFile()
+			assert.NilError(t, err)
+			env := strings.Join(cf.Config.Env, " ")
+			assert.Check(t, strings.Contains(env, "SSL_CERT_FILE="+image.CACertFile) == !noDefaults,
+				"no default packages: %v; env: %s", noDefaults, env)
+		}
+	}
+}

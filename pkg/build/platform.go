@@ -65,7 +65,9 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	b.customs.Store(custom.Digest.String(), cc.key)
 	imgLayers = append(imgLayers, custom)
 
-	img, err := image.NewImage(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}, imgLayers, b.req.Image)
+	opts := b.req.Image
+	opts.NoCACert = !cc.caCert
+	img, err := image.NewImage(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}, imgLayers, opts)
 	if err != nil {
 		return nil, fmt.Errorf("assemble the image for %s: %w", sys, err)
 	}
@@ -79,6 +81,8 @@ type content struct {
 	key  string
 	size int64 // uncompressed, as Nix counts it; 0 for unknown
 	pack func(w io.Writer, o archive.Options) (archive.Blob, error)
+	// caCert: the customisation layer holds the CA bundle.
+	caCert bool
 }
 
 // pathsContent is a layer of store paths as the plan grouped them.
@@ -100,7 +104,7 @@ func customisationContent(res *nix.Result) content {
 			}
 		}
 	}
-	return content{key: archive.CustomisationKey(c), pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
+	return content{key: archive.CustomisationKey(c), caCert: c.CACert != "", pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
 		return archive.PackCustomisation(w, c, o)
 	}}
 }
