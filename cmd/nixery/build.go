@@ -63,6 +63,7 @@ func init() {
 		name:    "build",
 		summary: "build an image of Nix packages for each platform and push it (or write it to disk)",
 		usage:   "[--nixpkgs FLAKEREF] [--platforms LIST] (--image REF [--tags LIST] | --output DEST) [flags] PACKAGE...",
+		help:    buildHelp,
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			f := &buildFlags{platforms: listFlag{commas: true}, tags: listFlag{commas: true}}
 			f.register(fs)
@@ -74,26 +75,26 @@ func init() {
 func (f *buildFlags) register(fs *flag.FlagSet) {
 	nixpkgsDefault := defaultNixpkgs
 	fs.StringVar(&f.nixpkgs, "nixpkgs", nixpkgsDefault, "nixpkgs `FLAKEREF` to take packages from (a path, github:NixOS/nixpkgs/REV, ...)")
-	fs.Var(&f.platforms, "platforms", "platforms to build, comma separated: linux/amd64, linux/arm64, linux/arm/v7, linux/386, linux/riscv64, linux/ppc64le, linux/s390x (default linux/amd64)")
-	fs.StringVar(&f.image, "image", "", "repository to push to, e.g. ghcr.io/OWNER/NAME; with --output docker:FILE, the name the archive gives the image")
-	fs.Var(&f.tags, "tags", "tags to push, comma or newline separated (default latest)")
-	fs.StringVar(&f.output, "output", "", "write the image instead of pushing it: oci:DIR (OCI layout) or docker:FILE.tar (one platform, for docker/podman load)")
+	fs.Var(&f.platforms, "platforms", "platforms to build, a comma separated `LIST`: linux/amd64, linux/arm64, linux/arm/v7, linux/386, linux/riscv64, linux/ppc64le, linux/s390x (default linux/amd64)")
+	fs.StringVar(&f.image, "image", "", "repository `REF` to push to, e.g. ghcr.io/OWNER/NAME (a :TAG on it adds a tag); with --output docker:FILE, the name the archive gives the image")
+	fs.Var(&f.tags, "tags", "`LIST` of tags to push, comma or newline separated (default latest)")
+	fs.StringVar(&f.output, "output", "", "write the image to `DEST` instead of pushing it: oci:DIR (OCI layout) or docker:FILE.tar (one platform, for docker/podman load)")
 	fs.BoolVar(&f.push, "push", true, "push to --image; false builds and checks the image without pushing it")
 	fs.BoolVar(&f.byDigest, "push-by-digest", false, "push without tags, by digest only (for per-platform jobs joined later by nixery merge)")
 	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
-	fs.IntVar(&f.budget, "layer-budget", layers.DefaultBudget, fmt.Sprintf("most layers for the packages' store paths (1 to %d)", layers.MaxBudget))
-	fs.StringVar(&f.strategy, "strategy", "", "layering strategy: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+")")
+	fs.IntVar(&f.budget, "layer-budget", layers.DefaultBudget, fmt.Sprintf("most layers (`N`) for the packages' store paths, 1 to %d", layers.MaxBudget))
+	fs.StringVar(&f.strategy, "strategy", "", "layering strategy `NAME`: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
 	fs.StringVar(&f.popularity, "popularity", "", "popularity data `FILE` (Nixery's format) for the layering strategy")
 	fs.BoolVar(&f.noDefaults, "no-default-packages", false, "do not add cacert and iana-etc")
-	fs.IntVar(&f.level, "level", 0, "gzip level of the layers, 1 (fastest) to 9 (default: "+fmt.Sprint(archive.DefaultLevel)+")")
-	fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "concurrent uploads")
-	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long, per platform")
-	fs.DurationVar(&f.regTimeout, "registry-timeout", push.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long")
-	fs.StringVar(&f.entrypoint, "entrypoint", "", "image entrypoint: words, or a JSON array")
-	fs.StringVar(&f.cmd, "cmd", "", "image command: words, or a JSON array (default bash with the shell meta-package)")
+	fs.IntVar(&f.level, "level", 0, "gzip `LEVEL` of the layers, 1 (fastest) to 9 (default "+fmt.Sprint(archive.DefaultLevel)+")")
+	fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "`N` concurrent uploads")
+	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long (`DURATION`, e.g. 30m), per platform")
+	fs.DurationVar(&f.regTimeout, "registry-timeout", push.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long (`DURATION`)")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", "image entrypoint `COMMAND`: words, or a JSON array")
+	fs.StringVar(&f.cmd, "cmd", "", "image `COMMAND`: words, or a JSON array (default bash with the shell meta-package)")
 	fs.Var(&f.env, "env", "extra environment `KEY=VALUE` (repeat, or one per line)")
-	fs.StringVar(&f.workdir, "workdir", "", "working directory of the image")
-	fs.StringVar(&f.user, "user", "", "user (and group) the image runs as")
+	fs.StringVar(&f.workdir, "workdir", "", "working directory `DIR` of the image")
+	fs.StringVar(&f.user, "user", "", "`USER` (or USER:GROUP) the image runs as")
 	fs.Var(&f.labels, "labels", "image labels `KEY=VALUE` (repeat, or one per line)")
 	fs.Var(&f.annots, "annotations", "index annotations `KEY=VALUE` (repeat, or one per line)")
 	f.login.register(fs)
@@ -101,6 +102,18 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.cacheFrom, "cache-from", "also reuse layers of this image `REF` (repeat); the target tags always are")
 	fs.BoolVar(&f.noCache, "no-cache", false, "pack every layer, reusing nothing from the registry")
 }
+
+// buildHelp explains the package arguments in build's --help.
+const buildHelp = `Packages are nixpkgs attribute names, separated by spaces, commas or
+newlines, or joined by slashes as in Nixery's URLs (shell/git/htop):
+  hello git                  top-level packages of nixpkgs
+  python3Packages.requests   an attribute path into a package set
+  shell                      bashInteractive, coreutils, moreutils and nano;
+                             bash becomes the command
+  arm64                      build linux/arm64: alone, instead of the default
+                             linux/amd64; with --platforms, in addition to them
+cacert and iana-etc are always added (--no-default-packages leaves them out).
+Names are sorted: their order never changes the image.`
 
 // buildJob is a checked build request with what the CLI needs to report
 // on it: everything that can be wrong with the input is found here,
@@ -277,6 +290,9 @@ func packTime(created time.Time) time.Time {
 func hasTag(ref string) bool { return strings.Contains(ref[strings.LastIndexByte(ref, '/')+1:], ":") }
 
 func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
+	if f.strategy == "help" {
+		return printStrategies(stdout)
+	}
 	ctx, stop := interruptContext()
 	defer stop()
 	res, err := f.execute(ctx, args, prefixLogs(stderr))

@@ -103,9 +103,38 @@ func printCommandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimRight(c.help, "\n"))
 	}
 	fmt.Fprintf(w, "\nFlags:\n")
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
+	printFlags(w, fs)
+}
+
+// printFlags lists the flags as flag.PrintDefaults does, but written
+// --name as the rest of the help and the README write them.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if !zeroDefault(f.DefValue) {
+			if arg == "string" {
+				line += fmt.Sprintf(" (default %q)", f.DefValue)
+			} else {
+				line += fmt.Sprintf(" (default %v)", f.DefValue)
+			}
+		}
+		fmt.Fprintln(w, line)
+	})
+}
+
+// zeroDefault reports whether a flag's default is its type's zero value,
+// which the help leaves out.
+func zeroDefault(v string) bool {
+	switch v {
+	case "", "false", "0", "0s":
+		return true
+	}
+	return false
 }
 
 // flagError makes the flag package's parse error one line: an unknown

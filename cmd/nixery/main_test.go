@@ -198,3 +198,30 @@ func TestPrintResult(t *testing.T) {
 		assert.Equal(t, b.String(), tc.want+"\n")
 	}
 }
+
+// TestHelpText: list flags say LIST, build explains the package syntax,
+// popcount's --cache is optional with its default, and --strategy help
+// works in build as in layers.
+func TestHelpText(t *testing.T) {
+	for _, c := range []string{"build", "merge", "layers", "pack", "popcount"} {
+		_, out, _ := runCLI(t, c, "--help")
+		assert.Check(t, !strings.Contains(out, " value\n"), "%s --help has a flag of \"value\":\n%s", c, out)
+		assert.Check(t, !strings.Contains(out, "\n  -"+"-"+"-"), out)
+		assert.Check(t, is.Contains(out, "\n  --"), "%s: flags are written --name", c)
+	}
+	_, out, _ := runCLI(t, "build", "--help")
+	for _, want := range []string{"--platforms LIST", "--tags LIST", "python3Packages.requests", "shell/git/htop",
+		"  shell ", "  arm64 ", "with --platforms, in addition to them", "--no-default-packages"} {
+		assert.Check(t, is.Contains(out, want))
+	}
+	_, out, _ = runCLI(t, "popcount", "--help")
+	assert.Check(t, is.Contains(out, "Usage: nixery popcount [--cache URL]"))
+	assert.Check(t, is.Contains(out, "(default https://cache.nixos.org)"))
+
+	for _, c := range []string{"build", "layers"} {
+		code, out, errOut := runCLI(t, c, "--strategy", "help")
+		assert.Equal(t, code, 0, errOut)
+		assert.Check(t, is.Contains(out, "shared (default)\n"), c)
+		assert.Check(t, is.Contains(out, "nixery\n"), c)
+	}
+}

@@ -49,8 +49,8 @@ func init() {
 }
 
 func (f *mergeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.image, "image", "", "repository the per-platform images were pushed to, e.g. ghcr.io/OWNER/NAME")
-	fs.Var(&f.tags, "tags", "tags to put the index under, comma or newline separated (default latest)")
+	fs.StringVar(&f.image, "image", "", "repository `REF` the per-platform images were pushed to, e.g. ghcr.io/OWNER/NAME")
+	fs.Var(&f.tags, "tags", "`LIST` of tags to put the index under, comma or newline separated (default latest)")
 	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
 	f.login.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
