@@ -79,8 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	err := runCmd(fs.Args())
-	if sig := interrupted(); sig != 0 {
-		// What the command said about being cancelled is noise here.
+	if sig := interrupted(); err != nil && sig != 0 {
+		// What the command said about being cancelled is noise here. A
+		// signal that came after the work was done changes nothing.
 		fmt.Fprintf(stderr, "nixery %s: interrupted by %s\n", c.name, signalName(sig))
 		return 128 + int(sig)
 	}
