@@ -34,7 +34,17 @@ func TestBuildBadInput(t *testing.T) {
 		{
 			name: "unknown package on the second platform",
 			args: []string{"--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64", "--output", out, "nosuchpkg"},
-			want: "not found in nixpkgs for",
+			want: "not found in nixpkgs for x86_64-linux and aarch64-linux: nosuchpkg",
+		},
+		{
+			name: "misspelled package",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "helo", "python3Packages.reqests"},
+			want: "not found in nixpkgs for x86_64-linux: helo (did you mean hello?), python3Packages.reqests (did you mean python3Packages.requests?)",
+		},
+		{
+			name: "misspelled flag",
+			args: []string{"--nixpkgs", standIn(), "--ouptut", out, "hello"},
+			want: "unknown flag --ouptut (did you mean --output?)",
 		},
 		{
 			name: "injection in a package name",

@@ -27,7 +27,8 @@ func TestScaleOutMerge(t *testing.T) {
 	out, _ := runOutput("skopeo", "list-tags", "--tls-verify=false", "docker://"+repo)
 	assert.Assert(t, !strings.Contains(out, `"latest"`), "a push by digest left a tag: %s", out)
 
-	merged := decodeResult(t, run(t, nil, "merge", "--image", repo, "--tags", "v1,stable", "--json", amd.Digest, arm.Digest))
+	// A bare digest and NAME@DIGEST (the action's image output) both do.
+	merged := decodeResult(t, run(t, nil, "merge", "--image", repo, "--tags", "v1,stable", "--json", amd.Digest, repo+"@"+arm.Digest))
 	assert.DeepEqual(t, merged.Tags, []string{"v1", "stable"})
 	raw := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":stable")
 	assert.Assert(t, strings.Contains(raw, amd.Manifests[0].Digest) && strings.Contains(raw, arm.Manifests[0].Digest), raw)
@@ -39,6 +40,10 @@ func TestScaleOutMerge(t *testing.T) {
 	r := run(t, nil, "merge", "--image", repo, "--tags", "broken", "sha256:"+strings.Repeat("0", 64))
 	assert.Assert(t, r.code != 0)
 	assert.Assert(t, strings.Contains(errorLine(r.stderr), "sha256:0000"), r.stderr)
+	// So does a digest of another repository.
+	r = run(t, nil, "merge", "--image", repo, "--tags", "broken", amd.Digest, host+"/e2e/elsewhere@"+arm.Digest)
+	assert.Equal(t, r.code, 1)
+	assert.Assert(t, strings.Contains(errorLine(r.stderr), "e2e/elsewhere, not in "+repo), r.stderr)
 	out, _ = runOutput("skopeo", "list-tags", "--tls-verify=false", "docker://"+repo)
 	assert.Assert(t, !strings.Contains(out, `"broken"`), out)
 }

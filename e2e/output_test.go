@@ -51,16 +51,17 @@ func TestBuildOCILayout(t *testing.T) {
 }
 
 // TestBuildDockerArchive loads a single-platform archive into podman and
-// runs a program from it.
+// runs a program from it; the image is named by --image and --tags.
 func TestBuildDockerArchive(t *testing.T) {
 	testenv.Require(t, "nix", "podman", "runc")
 	file := filepath.Join(t.TempDir(), "hello.tar")
-	r := run(t, nil, "build", "--nixpkgs", standIn(), "--output", "docker:"+file, "--tags", "v1", "hello")
+	r := run(t, nil, "build", "--nixpkgs", standIn(), "--output", "docker:"+file,
+		"--image", "registry.example/team/hello", "--tags", "v1", "hello")
 	assert.Equal(t, r.code, 0, r.stderr)
 
 	base := podmanBase(t)
 	loaded := mustRun(t, "podman", append(base, "load", "-i", file)...)
-	assert.Assert(t, strings.Contains(loaded, "Loaded image"), loaded)
+	assert.Assert(t, strings.Contains(loaded, "Loaded image: registry.example/team/hello:v1"), loaded)
 	image := strings.TrimSpace(loaded[strings.LastIndex(loaded, " ")+1:])
 	out := mustRun(t, "podman", append(base, "run", "--rm", "--network=none",
 		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000", image, "hello")...)

@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sethvargo/go-githubactions"
@@ -59,7 +56,7 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 			gh.AddMask(secret)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext()
 	defer stop()
 
 	res, err := actionRun(ctx, gh, stdout)
@@ -201,24 +198,17 @@ func summary(res *build.Result) string {
 				status = "uploaded"
 			}
 			pkgs := strings.Join(l.Packages, ", ")
-			if pkgs == "" {
-				pkgs = "(customisation: symlinks, /tmp)"
+			if l.Customisation || pkgs == "" {
+				pkgs = "(customisation: symlinks, /tmp, CA bundle)"
 			}
 			fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", i+1, humanSize(l.Size), pkgs, status)
 		}
 		b.WriteString("\n")
 	}
 	b.WriteString(sbomSummary(res))
-	if len(res.Timings) > 0 {
-		b.WriteString("| phase | seconds |\n|---|---:|\n")
-		var phases []string
-		for p := range res.Timings {
-			phases = append(phases, p)
-		}
-		sort.Strings(phases)
-		for _, p := range phases {
-			fmt.Fprintf(&b, "| %s | %.2f |\n", p, res.Timings[p])
-		}
+	b.WriteString("| phase | platform | seconds |\n|---|---|---:|\n")
+	for _, p := range res.Timings.Phases() {
+		fmt.Fprintf(&b, "| %s | %s | %.2f |\n", p.Name, p.Platform, p.Seconds)
 	}
 	return b.String()
 }

@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
@@ -70,6 +67,7 @@ func init() {
 		name:    "build",
 		summary: "build an image of Nix packages for each platform and push it (or write it to disk)",
 		usage:   "[--nixpkgs FLAKEREF] [--platforms LIST] (--image REF [--tags LIST] | --output DEST) [flags] PACKAGE...",
+		help:    buildHelp,
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			f := &buildFlags{platforms: listFlag{commas: true}, tags: listFlag{commas: true}}
 			f.register(fs)
@@ -81,28 +79,28 @@ func init() {
 func (f *buildFlags) register(fs *flag.FlagSet) {
 	nixpkgsDefault := defaultNixpkgs
 	fs.StringVar(&f.nixpkgs, "nixpkgs", nixpkgsDefault, "nixpkgs `FLAKEREF` to take packages from (a path, github:NixOS/nixpkgs/REV, ...)")
-	fs.Var(&f.platforms, "platforms", "platforms to build, comma separated: linux/amd64, linux/arm64, linux/arm/v7, linux/386, linux/riscv64, linux/ppc64le, linux/s390x (default linux/amd64)")
-	fs.StringVar(&f.image, "image", "", "repository to push to, e.g. ghcr.io/OWNER/NAME")
-	fs.Var(&f.tags, "tags", "tags to push, comma or newline separated (default latest)")
-	fs.StringVar(&f.output, "output", "", "write the image instead of pushing it: oci:DIR (OCI layout) or docker:FILE.tar (one platform, for docker/podman load)")
+	fs.Var(&f.platforms, "platforms", "platforms to build, a comma separated `LIST`: linux/amd64, linux/arm64, linux/arm/v7, linux/386, linux/riscv64, linux/ppc64le, linux/s390x (default linux/amd64)")
+	fs.StringVar(&f.image, "image", "", "repository `REF` to push to, e.g. ghcr.io/OWNER/NAME (a :TAG on it adds a tag); with --output docker:FILE, the name the archive gives the image")
+	fs.Var(&f.tags, "tags", "`LIST` of tags to push, comma or newline separated (default latest)")
+	fs.StringVar(&f.output, "output", "", "write the image to `DEST` instead of pushing it: oci:DIR (OCI layout) or docker:FILE.tar (one platform, for docker/podman load)")
 	fs.BoolVar(&f.push, "push", true, "push to --image; false builds and checks the image without pushing it")
 	fs.BoolVar(&f.byDigest, "push-by-digest", false, "push without tags, by digest only (for per-platform jobs joined later by nixery merge)")
 	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
-	fs.IntVar(&f.budget, "layer-budget", layers.DefaultBudget, fmt.Sprintf("most layers for the packages' store paths (1 to %d)", layers.MaxBudget))
-	fs.StringVar(&f.strategy, "strategy", "", "layering strategy: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+")")
+	fs.IntVar(&f.budget, "layer-budget", layers.DefaultBudget, fmt.Sprintf("most layers (`N`) for the packages' store paths, 1 to %d", layers.MaxBudget))
+	fs.StringVar(&f.strategy, "strategy", "", "layering strategy `NAME`: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
 	fs.StringVar(&f.popularity, "popularity", "", "popularity data `FILE` (Nixery's format) for the layering strategy")
 	fs.BoolVar(&f.noDefaults, "no-default-packages", false, "do not add cacert and iana-etc")
-	fs.IntVar(&f.level, "level", 0, "gzip level of the layers, 1 (fastest) to 9 (default: "+fmt.Sprint(archive.DefaultLevel)+")")
-	fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "concurrent uploads")
-	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long, per platform")
+	fs.IntVar(&f.level, "level", 0, "gzip `LEVEL` of the layers, 1 (fastest) to 9 (default "+fmt.Sprint(archive.DefaultLevel)+")")
+	fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "`N` concurrent uploads")
+	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long (`DURATION`, e.g. 30m), per platform")
 	fs.BoolVar(&f.buildLogs, "print-build-logs", false, "show the build logs of what Nix builds (not only its progress)")
 	fs.BoolVar(&f.buildLogs, "L", false, "short for --print-build-logs")
-	fs.DurationVar(&f.regTimeout, "registry-timeout", push.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long")
-	fs.StringVar(&f.entrypoint, "entrypoint", "", "image entrypoint: words, or a JSON array")
-	fs.StringVar(&f.cmd, "cmd", "", "image command: words, or a JSON array (default bash with the shell meta-package)")
+	fs.DurationVar(&f.regTimeout, "registry-timeout", push.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long (`DURATION`)")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", "image entrypoint `COMMAND`: words, or a JSON array")
+	fs.StringVar(&f.cmd, "cmd", "", "image `COMMAND`: words, or a JSON array (default bash with the shell meta-package)")
 	fs.Var(&f.env, "env", "extra environment `KEY=VALUE` (repeat, or one per line)")
-	fs.StringVar(&f.workdir, "workdir", "", "working directory of the image")
-	fs.StringVar(&f.user, "user", "", "user (and group) the image runs as")
+	fs.StringVar(&f.workdir, "workdir", "", "working directory `DIR` of the image")
+	fs.StringVar(&f.user, "user", "", "`USER` (or USER:GROUP) the image runs as")
 	fs.Var(&f.labels, "labels", "image labels `KEY=VALUE` (repeat, or one per line)")
 	fs.Var(&f.annots, "annotations", "index annotations `KEY=VALUE` (repeat, or one per line)")
 	f.login.register(fs)
@@ -112,6 +110,18 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.sbom, "sbom", true, "attach a CycloneDX SBOM and SLSA provenance to each platform image; false makes neither")
 	fs.StringVar(&f.sbomFile, "sbom-file", "", "also write the SBOM to `FILE` (several platforms: FILE with the platform before its extension, e.g. sbom.linux-amd64.cdx.json)")
 }
+
+// buildHelp explains the package arguments in build's --help.
+const buildHelp = `Packages are nixpkgs attribute names, separated by spaces, commas or
+newlines, or joined by slashes as in Nixery's URLs (shell/git/htop):
+  hello git                  top-level packages of nixpkgs
+  python3Packages.requests   an attribute path into a package set
+  shell                      bashInteractive, coreutils, moreutils and nano;
+                             bash becomes the command
+  arm64                      build linux/arm64: alone, instead of the default
+                             linux/amd64; with --platforms, in addition to them
+cacert and iana-etc are always added (--no-default-packages leaves them out).
+Names are sorted: their order never changes the image.`
 
 // buildJob is a checked build request with what the CLI needs to report
 // on it: everything that can be wrong with the input is found here,
@@ -147,8 +157,24 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	}
 
 	switch {
-	case f.image != "" && f.output != "":
-		return nil, usagef("--image and --output exclude each other: push to a registry or write to disk")
+	case f.output != "":
+		out, err := push.ParseOutput(f.output)
+		if err != nil {
+			return nil, usageError{err.Error()}
+		}
+		tags := f.tags.items
+		if len(tags) == 0 {
+			tags = []string{"latest"}
+		}
+		if out.Kind == push.DockerArchive && len(j.req.Platforms) > 1 {
+			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.req.Platforms))
+		}
+		// With --output, --image only names the image of a docker archive.
+		wo := push.WriteOptions{Tags: tags, Repository: f.image}
+		if err := wo.Validate(out.Kind); err != nil {
+			return nil, usageError{err.Error()}
+		}
+		j.req.Destination = push.NewLayout(out, wo)
 	case f.image != "":
 		tags := f.tags.items
 		if f.byDigest {
@@ -163,30 +189,18 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, usageError{err.Error()}
 		}
 		j.registry = t.Repo.RegistryStr()
-		if f.push {
-			j.target, j.jobs = &t, f.jobs
+		if !f.push {
+			// Nothing will be pushed: the result says where it would
+			// have gone, and the target's tags are no cache to read.
+			j.req.Destination = push.Discard{Target: &t}
+			break
 		}
+		j.target, j.jobs = &t, f.jobs
 		if !f.noCache {
 			for _, tag := range t.Tags {
 				j.req.CacheFrom = append(j.req.CacheFrom, tag)
 			}
 		}
-	case f.output != "":
-		out, err := push.ParseOutput(f.output)
-		if err != nil {
-			return nil, usageError{err.Error()}
-		}
-		tags := f.tags.items
-		if len(tags) == 0 {
-			tags = []string{"latest"}
-		}
-		if err := push.CheckTags(tags); err != nil {
-			return nil, usageError{err.Error()}
-		}
-		if out.Kind == push.DockerArchive && len(j.req.Platforms) > 1 {
-			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.req.Platforms))
-		}
-		j.req.Destination = push.NewLayout(out, push.WriteOptions{Tags: tags, Repository: f.image})
 	case !f.push:
 		// Build and check only.
 	default:
@@ -290,7 +304,10 @@ func packTime(created time.Time) time.Time {
 func hasTag(ref string) bool { return strings.Contains(ref[strings.LastIndexByte(ref, '/')+1:], ":") }
 
 func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if f.strategy == "help" {
+		return printStrategies(stdout)
+	}
+	ctx, stop := interruptContext()
 	defer stop()
 	display := newProgress(stderr)
 	res, err := f.execute(ctx, args, display)
@@ -355,38 +372,4 @@ func nixErrorOnce(err error) error {
 	short := *ce
 	short.Tail = ""
 	return errors.New(strings.Replace(err.Error(), ce.Error(), short.Error()+" (Nix's output is above)", 1))
-}
-
-// formatTimings lists phases and their seconds, sorted by phase.
-func formatTimings(t map[string]float64) string {
-	var keys []string
-	for k := range t {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %.2fs", k, t[k]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-func printResult(w io.Writer, res *push.Result) error {
-	sent, present := 0, 0
-	for _, m := range res.Manifests {
-		for _, l := range m.Layers {
-			if l.Uploaded {
-				sent++
-			} else {
-				present++
-			}
-		}
-	}
-	ref := res.Reference
-	if ref == "" {
-		ref = res.Image + "@" + res.Digest
-	}
-	_, err := fmt.Fprintf(w, "%s\ntags: %s; %s written, %s already there\n", ref,
-		strings.Join(res.Tags, ", "), plural(sent, "layer", "layers"), plural(present, "layer", "layers"))
-	return err
 }

@@ -10,6 +10,10 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/nixery-action/nixery-action/pkg/suggest"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -21,6 +25,7 @@ type command struct {
 	name    string
 	summary string
 	usage   string // the arguments after the command name
+	help    string // more about the arguments, printed before the flags
 	setup   func(fs *flag.FlagSet) func(args []string) error
 }
 
@@ -60,21 +65,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs := flag.NewFlagSet("nixery "+c.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: nixery %s %s\n\n%s\n\nFlags:\n", c.name, c.usage, c.summary)
-		fs.PrintDefaults()
-	}
+	// The flag package prints the usage on every error: silenced here, so
+	// --help prints it once, to stdout, and a bad flag gives one line.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	runCmd := c.setup(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			printCommandUsage(stdout, c, fs)
 			return 0
 		}
+		fmt.Fprintf(stderr, "nixery %s: %s\n", c.name, flagError(err, fs, c.name))
 		return 2
 	}
-	if err := withHints(runCmd(fs.Args())); err != nil {
+	err := withHints(runCmd(fs.Args()))
+	if sig := interrupted(); err != nil && sig != 0 {
+		// What the command said about being cancelled is noise here. A
+		// signal that came after the work was done changes nothing.
+		fmt.Fprintf(stderr, "nixery %s: interrupted by %s\n", c.name, signalName(sig))
+		return 128 + int(sig)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "nixery %s: %v\n", c.name, err)
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -84,6 +95,80 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// printCommandUsage prints a command's usage and flags.
+func printCommandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: nixery %s %s\n\n%s\n", c.name, c.usage, c.summary)
+	if c.help != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimRight(c.help, "\n"))
+	}
+	fmt.Fprintf(w, "\nFlags:\n")
+	printFlags(w, fs)
+}
+
+// printFlags lists the flags as flag.PrintDefaults does, but written
+// --name as the rest of the help and the README write them.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if !zeroDefault(f.DefValue) {
+			if arg == "string" {
+				line += fmt.Sprintf(" (default %q)", f.DefValue)
+			} else {
+				line += fmt.Sprintf(" (default %v)", f.DefValue)
+			}
+		}
+		fmt.Fprintln(w, line)
+	})
+}
+
+// zeroDefault reports whether a flag's default is its type's zero value,
+// which the help leaves out.
+func zeroDefault(v string) bool {
+	switch v {
+	case "", "false", "0", "0s":
+		return true
+	}
+	return false
+}
+
+// flagError makes the flag package's parse error one line: an unknown
+// flag is named with the closest flags of the command.
+func flagError(err error, fs *flag.FlagSet, cmd string) string {
+	msg := err.Error()
+	name, ok := strings.CutPrefix(msg, "flag provided but not defined: ")
+	if !ok {
+		// "invalid value ... for flag -x: ...", "flag needs an argument: -x"
+		return strings.ReplaceAll(msg, " -", " --")
+	}
+	name = strings.TrimLeft(name, "-")
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	close := suggest.Closest(name, names, 2)
+	if len(close) == 0 {
+		return fmt.Sprintf("unknown flag --%s (run 'nixery %s --help' for the flags)", name, cmd)
+	}
+	for i := range close {
+		close[i] = "--" + close[i]
+	}
+	return fmt.Sprintf("unknown flag --%s%s", name, suggest.Hint(close))
+}
+
+// signalName is the conventional name of a signal: SIGINT, SIGTERM.
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return sig.String()
 }
 
 func printUsage(w io.Writer) {

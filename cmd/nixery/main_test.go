@@ -18,6 +18,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/push"
 )
 
 // runCLI runs the command in-process, capturing what it prints.
@@ -48,10 +49,34 @@ func TestUsage(t *testing.T) {
 	code, _, errOut := runCLI(t, "frobnicate")
 	assert.Equal(t, code, 2)
 	assert.Assert(t, is.Contains(errOut, `unknown command "frobnicate"`))
-	for _, c := range []string{"build", "layers", "pack", "merge"} {
-		code, out, _ := runCLI(t, c, "--help")
+	for _, c := range []string{"build", "layers", "pack", "merge", "popcount"} {
+		code, out, errOut := runCLI(t, c, "--help")
 		assert.Equal(t, code, 0)
 		assert.Assert(t, is.Contains(out, "Usage: nixery "+c))
+		// Once, on stdout only.
+		assert.Equal(t, strings.Count(out, "Usage:"), 1, out)
+		assert.Equal(t, errOut, "")
+	}
+}
+
+// TestFlagErrors: a bad flag is one line on stderr naming it, with the
+// closest flags of the command, and exit status 2.
+func TestFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--imgae", "x"}, "nixery build: unknown flag --imgae (did you mean --image?)\n"},
+		{[]string{"build", "-platform", "linux/amd64"}, "nixery build: unknown flag --platform (did you mean --platforms?)\n"},
+		{[]string{"merge", "--tag", "v1"}, "nixery merge: unknown flag --tag (did you mean --tags?)\n"},
+		{[]string{"build", "--frobnicate"}, "nixery build: unknown flag --frobnicate (run 'nixery build --help' for the flags)\n"},
+		{[]string{"build", "--level", "x"}, "nixery build: invalid value \"x\" for flag --level: parse error\n"},
+		{[]string{"build", "--image"}, "nixery build: flag needs an argument: --image\n"},
+	} {
+		code, out, errOut := runCLI(t, tc.args...)
+		assert.Equal(t, code, 2, tc.args)
+		assert.Equal(t, errOut, tc.want, tc.args)
+		assert.Equal(t, out, "", tc.args)
 	}
 }
 
@@ -139,4 +164,64 @@ func TestPackCommand(t *testing.T) {
 	sum = sha256.Sum256(tarBytes)
 	assert.Equal(t, blob.DiffID, "sha256:"+hex.EncodeToString(sum[:]))
 	assert.Assert(t, is.Contains(string(tarBytes), strings.TrimPrefix(storePath, "/")+"/bin/tool"))
+}
+
+// TestPrintResult: the summary line says where the image went, or
+// where it would have gone, and never shows an empty tag list.
+func TestPrintResult(t *testing.T) {
+	d := "sha256:" + strings.Repeat("1", 64)
+	layers := []push.LayerResult{{Uploaded: true}, {Uploaded: false}, {Uploaded: false}}
+	two := []push.ManifestResult{{Platform: "linux/amd64", Layers: layers}, {Platform: "linux/arm64", Layers: layers}}
+	one := two[:1]
+	for _, tc := range []struct {
+		res  push.Result
+		want string
+	}{
+		{push.Result{Image: "ghcr.io/me/t", Digest: d, Reference: "ghcr.io/me/t@" + d, Tags: []string{"v1", "latest"}, Pushed: true, Manifests: two},
+			"pushed ghcr.io/me/t@" + d + " as v1, latest (2 platforms; 2 layers uploaded, 4 already there)"},
+		{push.Result{Image: "ghcr.io/me/t", Digest: d, Reference: "ghcr.io/me/t@" + d, Tags: []string{}, Pushed: true, Manifests: one},
+			"pushed by digest, no tags: ghcr.io/me/t@" + d + " (1 layer uploaded, 2 already there)"},
+		{push.Result{Image: "ghcr.io/me/t", Digest: d, Tags: []string{"v1"}, Manifests: two},
+			"built, not pushed: ghcr.io/me/t@" + d + " (would be pushed as v1; 2 platforms; 6 layers)"},
+		{push.Result{Image: "ghcr.io/me/t", Digest: d, Tags: []string{}, Manifests: one},
+			"built, not pushed: ghcr.io/me/t@" + d + " (would be pushed by digest; 3 layers)"},
+		{push.Result{Digest: d, Tags: []string{}, Manifests: one},
+			"built, not pushed: " + d + " (3 layers)"},
+		{push.Result{Image: "oci:/tmp/x", Digest: d, Tags: []string{"latest"}, Pushed: true, Manifests: one},
+			"wrote oci:/tmp/x: " + d + " as latest (1 layer written, 2 already there)"},
+		{push.Result{Image: "ghcr.io/me/t", Digest: d, Reference: "ghcr.io/me/t@" + d, Tags: []string{"v1"}, Pushed: true,
+			Manifests: []push.ManifestResult{{Platform: "linux/amd64"}, {Platform: "linux/arm64"}}},
+			"pushed ghcr.io/me/t@" + d + " as v1 (2 platforms)"}, // a merge
+	} {
+		var b strings.Builder
+		assert.NilError(t, printResult(&b, &tc.res))
+		assert.Equal(t, b.String(), tc.want+"\n")
+	}
+}
+
+// TestHelpText: list flags say LIST, build explains the package syntax,
+// popcount's --cache is optional with its default, and --strategy help
+// works in build as in layers.
+func TestHelpText(t *testing.T) {
+	for _, c := range []string{"build", "merge", "layers", "pack", "popcount"} {
+		_, out, _ := runCLI(t, c, "--help")
+		assert.Check(t, !strings.Contains(out, " value\n"), "%s --help has a flag of \"value\":\n%s", c, out)
+		assert.Check(t, !strings.Contains(out, "\n  -"+"-"+"-"), out)
+		assert.Check(t, is.Contains(out, "\n  --"), "%s: flags are written --name", c)
+	}
+	_, out, _ := runCLI(t, "build", "--help")
+	for _, want := range []string{"--platforms LIST", "--tags LIST", "python3Packages.requests", "shell/git/htop",
+		"  shell ", "  arm64 ", "with --platforms, in addition to them", "--no-default-packages"} {
+		assert.Check(t, is.Contains(out, want))
+	}
+	_, out, _ = runCLI(t, "popcount", "--help")
+	assert.Check(t, is.Contains(out, "Usage: nixery popcount [--cache URL]"))
+	assert.Check(t, is.Contains(out, "(default https://cache.nixos.org)"))
+
+	for _, c := range []string{"build", "layers"} {
+		code, out, errOut := runCLI(t, c, "--strategy", "help")
+		assert.Equal(t, code, 0, errOut)
+		assert.Check(t, is.Contains(out, "shared (default)\n"), c)
+		assert.Check(t, is.Contains(out, "nixery\n"), c)
+	}
 }

@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
@@ -28,12 +26,12 @@ func init() {
 	register(&command{
 		name:    "merge",
 		summary: "put one multi-platform index over per-platform images pushed by digest",
-		usage:   "--image REF [--tags LIST] DIGEST...",
+		usage:   "--image REF [--tags LIST] (DIGEST | NAME@DIGEST)...",
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			f := &mergeFlags{tags: listFlag{commas: true}}
 			f.register(fs)
 			return func(args []string) error {
-				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				ctx, stop := interruptContext()
 				defer stop()
 				res, err := f.execute(ctx, args, prefixLogs(os.Stderr))
 				if err != nil {
@@ -51,8 +49,8 @@ func init() {
 }
 
 func (f *mergeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.image, "image", "", "repository the per-platform images were pushed to, e.g. ghcr.io/OWNER/NAME")
-	fs.Var(&f.tags, "tags", "tags to put the index under, comma or newline separated (default latest)")
+	fs.StringVar(&f.image, "image", "", "repository `REF` the per-platform images were pushed to, e.g. ghcr.io/OWNER/NAME")
+	fs.Var(&f.tags, "tags", "`LIST` of tags to put the index under, comma or newline separated (default latest)")
 	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
 	f.login.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
@@ -63,7 +61,7 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 		return nil, usagef("--image is required: the repository the per-platform images were pushed to")
 	}
 	if len(digests) == 0 {
-		return nil, usagef("name the digests to merge: the digest output of each per-platform build")
+		return nil, usagef("name the digests to merge: the digest (or NAME@DIGEST image) output of each per-platform build")
 	}
 	tags := f.tags.items
 	if len(tags) == 0 && !hasTag(f.image) {
@@ -85,5 +83,5 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if err != nil {
 		return nil, err
 	}
-	return &build.Result{Result: res, Timings: map[string]float64{"upload": time.Since(start).Seconds()}}, nil
+	return &build.Result{SchemaVersion: build.SchemaVersion, Result: res, Timings: build.Timings{Upload: time.Since(start).Seconds(), Total: time.Since(start).Seconds()}}, nil
 }

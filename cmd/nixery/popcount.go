@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
@@ -18,11 +15,11 @@ func init() {
 	register(&command{
 		name:    "popcount",
 		summary: "compute popularity data from a binary cache (for --popularity)",
-		usage:   "--cache URL [--output FILE] (STORE-PATHS-FILE | STOREPATH...)",
+		usage:   "[--cache URL] [--output FILE] (STORE-PATHS-FILE | STOREPATH...)",
 		setup: func(fs *flag.FlagSet) func([]string) error {
-			cache := fs.String("cache", "https://cache.nixos.org", "binary cache `URL`: https://, http:// or file://")
+			cache := fs.String("cache", "https://cache.nixos.org", "binary cache `URL` to read narinfos from: https://, http:// or file://")
 			output := fs.String("output", "", "write the data to `FILE` instead of stdout")
-			jobs := fs.Int("jobs", 16, "narinfos fetched at once")
+			jobs := fs.Int("jobs", 16, "`N` narinfos fetched at once")
 			return func(args []string) error {
 				if len(args) == 0 {
 					return usagef("name a store-paths file (plain or .xz; - for stdin) or store paths")
@@ -31,7 +28,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				ctx, stop := interruptContext()
 				defer stop()
 				data, err := (&popularity.Popcount{Cache: *cache, Jobs: *jobs}).Run(ctx, paths)
 				if err != nil {

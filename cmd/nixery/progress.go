@@ -131,8 +131,8 @@ func (l *lines) since(key any, finished bool) (time.Duration, bool) {
 func (l *lines) layer(e build.Event) {
 	l.names.set(e)
 	key := [2]any{e.Platform, e.Layer}
-	took, due := l.since(key, e.Phase != build.Packing)
-	switch e.Phase {
+	took, due := l.since(key, e.Stage != build.Packing)
+	switch e.Stage {
 	case build.Packing:
 		if due {
 			l.printf(e.Platform, "%s packing: %s", layerLabel(e), rateLine(e.Done, e.Total, took))
@@ -237,7 +237,7 @@ func (b *bars) done(key any) {
 func (b *bars) layer(e build.Event) {
 	b.names.set(e)
 	key := [2]any{e.Platform, e.Layer}
-	switch e.Phase {
+	switch e.Stage {
 	case build.Packing:
 		bar := b.bar(key, layerLabel(e)+" packing", e.Total)
 		bar.EwmaSetCurrent(e.Done, progressEvery)

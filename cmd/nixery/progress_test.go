@@ -27,14 +27,14 @@ func TestProgressLines(t *testing.T) {
 	l := newLines(prefixLogs(&out), func() time.Time { return clock })
 	tick := func(d time.Duration) { clock = clock.Add(d) }
 
-	e := build.Event{Platform: "linux/arm64", Layer: 2, Layers: 7, Phase: build.Packing, Total: 400 << 20}
+	e := build.Event{Platform: "linux/arm64", Layer: 2, Layers: 7, Stage: build.Packing, Total: 400 << 20}
 	for _, done := range []int64{0, 50 << 20, 100 << 20, 150 << 20} {
 		e.Done = done
 		l.layer(e)
 		tick(2 * time.Second)
 	}
-	l.layer(build.Event{Platform: "linux/arm64", Layer: 2, Layers: 7, Phase: build.Packed, Digest: "sha256:" + strings.Repeat("a", 64), Size: 30 << 20})
-	l.layer(build.Event{Platform: "linux/amd64", Layer: 1, Layers: 7, Phase: build.Reused, Digest: "sha256:" + strings.Repeat("b", 64), Size: 1 << 20})
+	l.layer(build.Event{Platform: "linux/arm64", Layer: 2, Layers: 7, Stage: build.Packed, Digest: "sha256:" + strings.Repeat("a", 64), Size: 30 << 20})
+	l.layer(build.Event{Platform: "linux/amd64", Layer: 1, Layers: 7, Stage: build.Reused, Digest: "sha256:" + strings.Repeat("b", 64), Size: 1 << 20})
 
 	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}
 	blob := new(int)
@@ -73,7 +73,7 @@ func TestProgressBars(t *testing.T) {
 	w, end := p.logs()("linux/amd64")
 	w.Write([]byte("[x86_64-linux] building hello\n"))
 	end()
-	e := build.Event{Platform: "linux/amd64", Layer: 1, Layers: 3, Phase: build.Packing, Total: 10 << 20}
+	e := build.Event{Platform: "linux/amd64", Layer: 1, Layers: 3, Stage: build.Packing, Total: 10 << 20}
 	for i := int64(1); i <= 5; i++ {
 		e.Done = i << 20
 		p.layer(e)

@@ -45,7 +45,7 @@ func (f *buildFlags) sbomOptions() (*build.SBOMOptions, error) {
 // sbomFileName is where the SBOM of platform goes for --sbom-file FILE:
 // FILE itself for an image of one platform; with several, FILE with the
 // platform inserted before its first extension, e.g. sbom.cdx.json gives
-// sbom.linux-amd64.cdx.json and sbom.linux-arm64-v8.cdx.json.
+// sbom.linux-amd64.cdx.json and sbom.linux-arm64.cdx.json.
 func sbomFileName(file, platform string, platforms int) string {
 	if platforms == 1 {
 		return file

@@ -257,21 +257,23 @@ func TestAction(t *testing.T) {
 		platforms = append(platforms, p)
 	}
 	sort.Strings(platforms)
-	assert.DeepEqual(t, platforms, []string{"linux/amd64", "linux/arm64/v8"})
+	assert.DeepEqual(t, platforms, []string{"linux/amd64", "linux/arm64"}) // as requested
 	for p, d := range manifests {
 		assert.Assert(t, strings.Contains(raw, d), "%s manifest %s not in the index", p, d)
 	}
 
 	var metadata struct {
-		Digest string   `json:"digest"`
-		Tags   []string `json:"tags"`
+		SchemaVersion int      `json:"schemaVersion"`
+		Digest        string   `json:"digest"`
+		Tags          []string `json:"tags"`
 	}
 	assert.NilError(t, json.Unmarshal([]byte(outputs["metadata"]), &metadata))
+	assert.Equal(t, metadata.SchemaVersion, 1)
 	assert.Equal(t, metadata.Digest, outputs["digest"])
 	assert.DeepEqual(t, metadata.Tags, []string{"v1", "latest"})
 
 	// The step summary has a layer table per platform and the timings.
-	for _, want := range []string{"#### linux/amd64", "#### linux/arm64", "| # | size | packages | upload |", "hello", "uploaded", "| phase | seconds |"} {
+	for _, want := range []string{"#### linux/amd64", "#### linux/arm64", "| # | size | packages | upload |", "hello", "uploaded", "| phase | platform | seconds |", "| nix | linux/arm64 |", "(customisation: symlinks, /tmp, CA bundle)"} {
 		assert.Assert(t, is.Contains(r.summary, want))
 	}
 	// The log is grouped per platform, and the secrets are masked, never printed.

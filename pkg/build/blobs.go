@@ -55,11 +55,11 @@ func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Laye
 		return image.Layer{}, err
 	}
 	l.CacheKey = cacheKey
-	phase := Packed
+	stage := Packed
 	if reused {
-		phase = Reused
+		stage = Reused
 	}
-	r.finished(phase, l.Digest.String(), l.Size)
+	r.finished(stage, l.Digest.String(), l.Size)
 	return l, nil
 }
 
@@ -75,7 +75,7 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.L
 	if !ok {
 		return image.Layer{}, false
 	}
-	done := b.timings.start("verify")
+	done := b.timings.start(phaseVerify, "")
 	defer done()
 	o := b.req.Pack
 	o.Uncompressed = true

@@ -109,18 +109,23 @@ type Options struct {
 	TempDir string
 }
 
+// SchemaVersion is the version of Result's JSON form (docs/json.md); it
+// changes when a field changes meaning or goes away, not when one is added.
+const SchemaVersion = 1
+
 // Result is what a build made and where it went. Its JSON form is the
-// CLI's --json output.
+// CLI's --json output, described in docs/json.md.
 type Result struct {
+	SchemaVersion int `json:"schemaVersion"`
 	*push.Result
 	// Nixpkgs is the locked flake reference every platform built from,
 	// NixpkgsRevision its revision when it has one (a git or github
 	// flake).
-	Nixpkgs         string             `json:"nixpkgs,omitempty"`
-	NixpkgsRevision string             `json:"nixpkgsRevision,omitempty"`
-	Timings         map[string]float64 `json:"timings"` // seconds per phase
-	Packed          int                `json:"packed"`  // layers packed by this build
-	Reused          int                `json:"reused"`  // layers taken from the cache instead
+	Nixpkgs         string  `json:"nixpkgs,omitempty"`
+	NixpkgsRevision string  `json:"nixpkgsRevision,omitempty"`
+	Timings         Timings `json:"timings"`
+	Packed          int     `json:"packed"` // layers packed by this build
+	Reused          int     `json:"reused"` // layers taken from the cache instead
 	// SBOMs are the documents about each platform image, in the index's
 	// order; none unless the request asked for them.
 	SBOMs []SBOMResult `json:"sboms,omitempty"`
@@ -177,8 +182,9 @@ type builder struct {
 
 	packed, reused atomic.Int64
 
-	sbomMu sync.Mutex
-	sboms  map[v1.Hash]*SBOMResult // by platform manifest digest
+	sbomMu  sync.Mutex
+	sboms   map[v1.Hash]*SBOMResult // by platform manifest digest
+	customs sync.Map                // digest of each customisation layer → its key
 }
 
 func (b *builder) log(platform string) (io.Writer, func()) {
@@ -229,7 +235,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	}
 	// One lock for every platform, and the first contact with Nix made
 	// once before the platforms fan out.
-	done := b.timings.start("nix lock")
+	done := b.timings.start(phaseLock, "")
 	locked, err := nb.Lock(ctx)
 	done()
 	end()
@@ -279,7 +285,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	w, end := b.log("")
 	fmt.Fprintf(w, "writing to %s\n", b.req.Destination)
 	end()
-	done = b.timings.start("upload")
+	done = b.timings.start(phaseUpload, "")
 	res, err := b.req.Destination.Write(ctx, idx)
 	done()
 	if err != nil {
@@ -289,16 +295,35 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	t := b.timings.result()
+	if !res.Pushed {
+		t.Upload = 0 // nothing went anywhere
+	}
+	b.markCustomisation(res)
 	return &Result{
-		Result: res, Nixpkgs: locked.URL, NixpkgsRevision: locked.Rev, Timings: b.timings.seconds(),
+		SchemaVersion: SchemaVersion,
+		Result:        res, Nixpkgs: locked.URL, NixpkgsRevision: locked.Rev, Timings: t,
 		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, dir: b.dir,
 	}, nil
+}
+
+// markCustomisation marks each image's customisation layer in the
+// result, with its key.
+func (b *builder) markCustomisation(res *push.Result) {
+	for i := range res.Manifests {
+		for j := range res.Manifests[i].Layers {
+			l := &res.Manifests[i].Layers[j]
+			if key, ok := b.customs.Load(l.Digest); ok {
+				l.Customisation, l.Key = true, key.(string)
+			}
+		}
+	}
 }
 
 // readCache reads the registry cache while Nix works; packing waits for it.
 func (b *builder) readCache(ctx context.Context) {
 	defer close(b.cacheDone)
-	done := b.timings.start("cache")
+	done := b.timings.start(phaseCache, "")
 	cache, notes := push.ReadCache(ctx, b.req.CacheFrom, b.opts.Registry)
 	done()
 	b.cache = cache
@@ -312,7 +337,7 @@ func (b *builder) readCache(ctx context.Context) {
 // firstError prefers a real error to the cancellations it caused; when
 // several platforms miss packages, all of them are reported on one line.
 func firstError(errs []error) error {
-	var notFound []string
+	var notFound []*nix.NotFoundError
 	var first error
 	for _, err := range errs {
 		if err == nil || errors.Is(err, context.Canceled) {
@@ -323,11 +348,11 @@ func firstError(errs []error) error {
 		}
 		var nf *nix.NotFoundError
 		if errors.As(err, &nf) {
-			notFound = append(notFound, err.Error())
+			notFound = append(notFound, nf)
 		}
 	}
 	if len(notFound) > 1 {
-		return errors.New(strings.Join(notFound, "; "))
+		return nix.JoinNotFound(notFound)
 	}
 	if first != nil {
 		return first

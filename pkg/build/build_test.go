@@ -106,10 +106,25 @@ func TestBuildLayout(t *testing.T) {
 	assert.Check(t, strings.Contains(res.Nixpkgs, "narHash="), res.Nixpkgs)
 	assert.Check(t, is.Len(res.Manifests, 2))
 	assert.Check(t, res.Packed > 0 && res.Reused == 0)
-	for _, phase := range []string{"nix lock", "nix x86_64-linux", "nix aarch64-linux", "packing x86_64-linux", "upload"} {
-		_, ok := res.Timings[phase]
-		assert.Check(t, ok, "no timing for %q in %v", phase, res.Timings)
+	// Timings per phase, and per platform named as requested.
+	tm := res.Timings
+	assert.Check(t, tm.Lock > 0 && tm.Upload > 0 && tm.Total >= tm.Lock+tm.Upload, "%+v", tm)
+	for _, phase := range []map[string]float64{tm.Nix, tm.Layering, tm.Packing} {
+		assert.Check(t, is.Len(phase, 2), "%+v", tm)
+		assert.Check(t, phase["linux/amd64"] > 0 && phase["linux/arm64"] > 0, "%+v", tm)
 	}
+	assert.Equal(t, res.SchemaVersion, 1)
+	// Platforms named as requested; the customisation layer marked, last.
+	for i, want := range []string{"linux/amd64", "linux/arm64"} {
+		m := res.Manifests[i]
+		assert.Check(t, is.Equal(m.Platform, want))
+		last := m.Layers[len(m.Layers)-1]
+		assert.Check(t, last.Customisation && strings.HasPrefix(last.Key, "sha256:") && len(last.Packages) == 0, "%+v", last)
+		for _, l := range m.Layers[:len(m.Layers)-1] {
+			assert.Check(t, !l.Customisation, "%+v", l)
+		}
+	}
+	assert.Equal(t, res.Manifests[1].OCIPlatform.Variant, "v8")
 	entries, err := os.ReadDir(tmp)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 1), "the blob directory")
@@ -142,12 +157,12 @@ func TestBuildLayout(t *testing.T) {
 func TestBuildFailureLeavesNothing(t *testing.T) {
 	tmp := t.TempDir()
 	req := request(t, push.Discard{}, 6)
-	s, err := spec.Parse([]string{"hello", "nosuchpackage"}, spec.Options{})
+	s, err := spec.Parse([]string{"hello", "nosuchpackage", "helo"}, spec.Options{})
 	assert.NilError(t, err)
 	req.Spec = s
 	_, err = Build(context.Background(), req, Options{TempDir: tmp})
-	assert.ErrorContains(t, err, "nosuchpackage")
-	assert.Check(t, strings.Contains(err.Error(), "x86_64-linux") && strings.Contains(err.Error(), "aarch64-linux"), err.Error())
+	// Every platform's missing packages, with what nixpkgs has instead.
+	assert.Error(t, err, "not found in nixpkgs for x86_64-linux and aarch64-linux: helo (did you mean hello?), nosuchpackage")
 	entries, err := os.ReadDir(tmp)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 0))
@@ -354,4 +369,36 @@ func slowFlake(t *testing.T) string {
 `, t.Name()+time.Now().String())
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
 	return "path:" + dir
+}
+
+// SSL_CERT_FILE is set exactly when the image holds the CA bundle: with
+// cacert (a default package) and without it (--no-default-packages).
+func TestBuildSSLCertFile(t *testing.T) {
+	for _, noDefaults := range []bool{false, true} {
+		out := filepath.Join(t.TempDir(), "layout")
+		req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: out}, push.WriteOptions{}), 6)
+		s, err := spec.Parse([]string{"hello"}, spec.Options{NoDefaults: noDefaults})
+		assert.NilError(t, err)
+		req.Spec = s
+		res, err := Build(context.Background(), req, Options{})
+		assert.NilError(t, err)
+		res.Close()
+		lp, err := layout.FromPath(out)
+		assert.NilError(t, err)
+		top, err := lp.ImageIndex()
+		assert.NilError(t, err)
+		idx, err := top.ImageIndex(v1.Hash{Algorithm: "sha256", Hex: strings.TrimPrefix(res.Digest, "sha256:")})
+		assert.NilError(t, err)
+		im, err := idx.IndexManifest()
+		assert.NilError(t, err)
+		for _, d := range im.Manifests {
+			img, err := idx.Image(d.Digest)
+			assert.NilError(t, err)
+			cf, err := img.ConfigFile()
+			assert.NilError(t, err)
+			env := strings.Join(cf.Config.Env, " ")
+			assert.Check(t, strings.Contains(env, "SSL_CERT_FILE="+image.CACertFile) == !noDefaults,
+				"no default packages: %v; env: %s", noDefaults, env)
+		}
+	}
 }

@@ -22,14 +22,14 @@ import (
 func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platform, log io.Writer) (*image.Image, error) {
 	sys := plat.System
 	fmt.Fprintf(log, "[%s] building %s\n", sys, strings.Join(b.req.Spec.Packages, " "))
-	done := b.timings.start("nix " + sys)
+	done := b.timings.start(phaseNix, plat.String())
 	res, err := nb.BuildLogged(ctx, sys, b.req.Spec.Packages, log)
 	done()
 	if err != nil {
 		return nil, err
 	}
 
-	done = b.timings.start("layering " + sys)
+	done = b.timings.start(phaseLayering, plat.String())
 	g, err := layers.ParseGraph(res.Closure)
 	if err != nil {
 		return nil, fmt.Errorf("read the closure for %s: %w", sys, err)
@@ -44,7 +44,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	}
 	fmt.Fprintf(log, "[%s] %s in %s\n", sys, plural(len(g.Paths), "store path", "store paths"), plural(len(plan.Layers), "layer", "layers"))
 
-	done = b.timings.start("packing " + sys)
+	done = b.timings.start(phasePacking, plat.String())
 	defer done()
 	var imgLayers []image.Layer
 	n := len(plan.Layers) + 1
@@ -58,13 +58,17 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 		il.Packages = storepath.PackageNames(l.Paths)
 		imgLayers = append(imgLayers, il)
 	}
-	custom, err := b.layer(ctx, customisationContent(res), b.reporter(plat.String(), n, n, 0))
+	cc := customisationContent(res)
+	custom, err := b.layer(ctx, cc, b.reporter(plat.String(), n, n, 0))
 	if err != nil {
 		return nil, fmt.Errorf("pack the customisation layer of %s: %w", sys, err)
 	}
+	b.customs.Store(custom.Digest.String(), cc.key)
 	imgLayers = append(imgLayers, custom)
 
-	img, err := image.NewImage(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}, imgLayers, b.req.Image)
+	opts := b.req.Image
+	opts.NoCACert = !cc.caCert
+	img, err := image.NewImage(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}, imgLayers, opts)
 	if err != nil {
 		return nil, fmt.Errorf("assemble the image for %s: %w", sys, err)
 	}
@@ -83,6 +87,8 @@ type content struct {
 	key  string
 	size int64 // uncompressed, as Nix counts it; 0 for unknown
 	pack func(w io.Writer, o archive.Options) (archive.Blob, error)
+	// caCert: the customisation layer holds the CA bundle.
+	caCert bool
 }
 
 // pathsContent is a layer of store paths as the plan grouped them.
@@ -104,7 +110,7 @@ func customisationContent(res *nix.Result) content {
 			}
 		}
 	}
-	return content{key: archive.CustomisationKey(c), pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
+	return content{key: archive.CustomisationKey(c), caCert: c.CACert != "", pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
 		return archive.PackCustomisation(w, c, o)
 	}}
 }

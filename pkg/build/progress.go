@@ -5,16 +5,16 @@ import (
 	"time"
 )
 
-// Phase is where a layer is.
-type Phase int
+// Stage is where a layer is.
+type Stage int
 
 const (
-	Packing Phase = iota // being packed: Done of Total bytes
+	Packing Stage = iota // being packed: Done of Total bytes
 	Packed               // packed into a blob (by this platform or another)
 	Reused               // taken from the registry cache
 )
 
-func (p Phase) String() string {
+func (p Stage) String() string {
 	return [...]string{"packing", "packed", "reused"}[p]
 }
 
@@ -24,7 +24,7 @@ type Event struct {
 	Platform string // as requested, e.g. linux/amd64
 	Layer    int    // 1-based, in the image's order
 	Layers   int    // how many the image has
-	Phase    Phase
+	Stage    Stage
 	// Done and Total count uncompressed bytes while Packing; Total is
 	// the plan's estimate (0 when unknown, as for the customisation).
 	Done, Total int64
@@ -66,17 +66,17 @@ func (r *reporter) packing() func(n int) {
 		r.last = now
 		r.mu.Unlock()
 		e := r.base
-		e.Phase, e.Done = Packing, done
+		e.Stage, e.Done = Packing, done
 		r.send(e)
 	}
 }
 
 // finished reports the layer's blob.
-func (r *reporter) finished(phase Phase, digest string, size int64) {
+func (r *reporter) finished(stage Stage, digest string, size int64) {
 	if r == nil || r.send == nil {
 		return
 	}
 	e := r.base
-	e.Phase, e.Digest, e.Size, e.Done = phase, digest, size, r.base.Total
+	e.Stage, e.Digest, e.Size, e.Done = stage, digest, size, r.base.Total
 	r.send(e)
 }

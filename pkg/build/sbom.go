@@ -36,7 +36,7 @@ type SBOMOptions struct {
 
 // SBOMResult is what was made about one platform image.
 type SBOMResult struct {
-	Platform string `json:"platform"` // as in Manifests, e.g. linux/arm64/v8
+	Platform string `json:"platform"` // as in Manifests, e.g. linux/arm64
 	// Manifest is the platform image's manifest digest: the referrers'
 	// subject.
 	Manifest   string   `json:"manifest"`
@@ -71,7 +71,7 @@ func (b *builder) documents(img *image.Image, g *layers.Graph, res *nix.Result) 
 			name = b.req.Spec.Name()
 		}
 	}
-	platform := img.Platform().String()
+	platform := push.PlatformName(img.Platform())
 	created := b.req.Image.Created
 	subject, err := partial.Descriptor(img)
 	if err != nil {
@@ -144,7 +144,7 @@ func (b *builder) attach(ctx context.Context, idx v1.ImageIndex) ([]SBOMResult, 
 	if !ok {
 		return out, nil // nothing written, nothing to attach to
 	}
-	done := b.timings.start("referrers")
+	done := b.timings.start(phaseRefs, "")
 	defer done()
 	errs := make([]error, len(out))
 	var wg sync.WaitGroup

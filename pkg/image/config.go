@@ -14,7 +14,7 @@ import (
 const DefaultPath = "/bin:/usr/bin:/sbin:/usr/sbin"
 
 // CACertFile is where the customisation layer puts the CA bundle of the
-// cacert package, which every image holds.
+// cacert package, which images hold unless it was left out.
 const CACertFile = "/etc/ssl/certs/ca-certificates.crt"
 
 // Options are the parts of an image's config that the user chooses. The
@@ -34,6 +34,10 @@ type Options struct {
 	// Env holds KEY=VALUE entries. One whose key is PATH or SSL_CERT_FILE
 	// replaces the default; the others follow the defaults in order.
 	Env []string
+	// NoCACert says the image holds no CA bundle at CACertFile, so
+	// SSL_CERT_FILE is not set (unless Env sets it): pointing programs at
+	// a missing file breaks TLS for those that would find another.
+	NoCACert bool
 
 	Labels map[string]string
 }
@@ -78,8 +82,12 @@ func (o Options) created() v1.Time {
 
 // env merges the defaults with o.Env.
 func (o Options) env() ([]string, error) {
-	env := []string{"PATH=" + DefaultPath, "SSL_CERT_FILE=" + CACertFile}
-	index := map[string]int{"PATH": 0, "SSL_CERT_FILE": 1}
+	env := []string{"PATH=" + DefaultPath}
+	index := map[string]int{"PATH": 0}
+	if !o.NoCACert {
+		env = append(env, "SSL_CERT_FILE="+CACertFile)
+		index["SSL_CERT_FILE"] = 1
+	}
 	for _, kv := range o.Env {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || k == "" || strings.ContainsAny(k, " \t\n") {

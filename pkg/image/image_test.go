@@ -156,6 +156,21 @@ func TestConfig(t *testing.T) {
 	assert.NilError(t, err)
 	assert.DeepEqual(t, cf.Config.Env, []string{"PATH=" + DefaultPath, "SSL_CERT_FILE=" + CACertFile})
 	assert.Equal(t, cf.Variant, "")
+
+	// Without a CA bundle in the image, no SSL_CERT_FILE pointing at
+	// nothing, unless the user sets one.
+	for _, tc := range []struct {
+		env, want []string
+	}{
+		{nil, []string{"PATH=" + DefaultPath}},
+		{[]string{"A=1", "SSL_CERT_FILE=/mine.pem"}, []string{"PATH=" + DefaultPath, "A=1", "SSL_CERT_FILE=/mine.pem"}},
+	} {
+		img, err = NewImage(amd64, layers, Options{NoCACert: true, Env: tc.env})
+		assert.NilError(t, err)
+		cf, err = img.ConfigFile()
+		assert.NilError(t, err)
+		assert.DeepEqual(t, cf.Config.Env, tc.want)
+	}
 }
 
 func TestErrors(t *testing.T) {

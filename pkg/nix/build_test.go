@@ -41,6 +41,26 @@ func TestBuildNotFound(t *testing.T) {
 	}
 }
 
+// A missing name gets the closest names of the set it is missing from,
+// top-level or nested, from the same evaluation; a name inside a package
+// (a derivation's attributes) gets none.
+func TestBuildNotFoundSuggests(t *testing.T) {
+	testenv.Require(t, "nix")
+	b := &Builder{Flake: standIn(t)}
+	for _, system := range []string{"x86_64-linux", "aarch64-linux"} {
+		_, err := b.Build(context.Background(), system, []string{"helo", "python3Packages.reqests", "coreutil", "hello.nme", "zzzzzzzz"})
+		var nf *NotFoundError
+		assert.Assert(t, errors.As(err, &nf), "%v", err)
+		assert.DeepEqual(t, nf.Suggestions, map[string][]string{
+			"helo":                    {"hello"},
+			"python3Packages.reqests": {"python3Packages.requests"},
+			"coreutil":                {"coreutils", "moreutils"},
+		})
+		assert.Equal(t, err.Error(), "not found in nixpkgs for "+system+": coreutil (did you mean coreutils or moreutils?), "+
+			"hello.nme, helo (did you mean hello?), python3Packages.reqests (did you mean python3Packages.requests?), zzzzzzzz")
+	}
+}
+
 // Names are checked before Nix runs: with a Nix that cannot run, the error
 // is about the name.
 func TestBuildRejectsBadNames(t *testing.T) {

@@ -2,10 +2,13 @@ package nix
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/nixery-action/nixery-action/pkg/suggest"
 )
 
 // NotFoundError reports every requested attribute a nixpkgs lacks for a
@@ -15,12 +18,19 @@ type NotFoundError struct {
 	System      string
 	Missing     []string // sorted
 	NotPackages []string // sorted
+	// Suggestions are, for a missing attribute, the closest attribute
+	// paths nixpkgs has (from the same evaluation), nearest first.
+	Suggestions map[string][]string
 }
 
 func (e *NotFoundError) Error() string {
 	var parts []string
 	if len(e.Missing) > 0 {
-		parts = append(parts, fmt.Sprintf("not found in nixpkgs for %s: %s", e.System, strings.Join(e.Missing, ", ")))
+		missing := make([]string, len(e.Missing))
+		for i, m := range e.Missing {
+			missing[i] = m + suggest.Hint(e.Suggestions[m])
+		}
+		parts = append(parts, fmt.Sprintf("not found in nixpkgs for %s: %s", e.System, strings.Join(missing, ", ")))
 	}
 	if len(e.NotPackages) > 0 {
 		parts = append(parts, fmt.Sprintf("not packages in nixpkgs for %s (name one inside, e.g. %s.NAME): %s",
@@ -116,4 +126,30 @@ func missingBuilder(stderr string) string {
 		what = drv
 	}
 	return fmt.Sprintf("Nix must build %s for %s, but this machine is %s and has no %s builder: configure one (builders in nix.conf; on a Mac, e.g. nix-darwin's nix.linux-builder), or run nixery on a machine of that system", what, required, current, required)
+}
+
+// JoinNotFound reports several systems' missing packages in one line;
+// systems that miss the same packages share one message ("not found in
+// nixpkgs for x86_64-linux and aarch64-linux: foo").
+func JoinNotFound(errs []*NotFoundError) error {
+	var keys []string
+	systems := map[string][]string{}
+	first := map[string]*NotFoundError{}
+	for _, e := range errs {
+		c := *e
+		c.System = ""
+		key := c.Error()
+		if _, ok := first[key]; !ok {
+			keys = append(keys, key)
+			first[key] = e
+		}
+		systems[key] = append(systems[key], e.System)
+	}
+	var parts []string
+	for _, k := range keys {
+		c := *first[k]
+		c.System = strings.Join(systems[k], " and ")
+		parts = append(parts, c.Error())
+	}
+	return errors.New(strings.Join(parts, "; "))
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
+
+	"github.com/nixery-action/nixery-action/pkg/suggest"
 )
 
 // lookupExpr finds the requested attributes in a flake's
@@ -22,10 +25,20 @@ const lookupExpr = `{ flake, system, attrs }:
     let
       legacy = (builtins.getFlake flake).legacyPackages or { };
       pkgs = legacy.${system};
+      # A missing attribute keeps the set it is missing from, whose names
+      # of about its length (a closer name differs by at most 3 letters)
+      # are the candidates for "did you mean".
       step = acc: name:
-        if acc.found && builtins.isAttrs acc.value && acc.value ? ${name}
-        then { found = true; value = acc.value.${name}; }
-        else { found = false; value = null; };
+        if !acc.found then acc
+        else if builtins.isAttrs acc.value && acc.value ? ${name}
+        then { found = true; value = acc.value.${name}; path = acc.path ++ [ name ]; }
+        else { found = false; inherit name; inherit (acc) path; parent = acc.value; };
+      near = name: n:
+        let d = builtins.stringLength n - builtins.stringLength name; in d <= 3 && d >= -3;
+      candidates = r:
+        if builtins.isAttrs r.parent && (r.parent.type or null) != "derivation"
+        then builtins.filter (near r.name) (builtins.attrNames r.parent)
+        else [ ];
       # The parts of meta an SBOM reports, as strings; a meta that fails
       # to evaluate gives null rather than failing the build.
       str = v: if builtins.isString v then v else "";
@@ -48,10 +61,11 @@ const lookupExpr = `{ flake, system, attrs }:
         if t.success then t.value else null;
       lookup = attr:
         let
-          r = builtins.foldl' step { found = true; value = pkgs; }
+          r = builtins.foldl' step { found = true; value = pkgs; path = [ ]; }
             (builtins.filter builtins.isString (builtins.split "[.]" attr));
         in
-        if !r.found then { inherit attr; status = "missing"; }
+        if !r.found
+        then { inherit attr; status = "missing"; inherit (r) name path; candidates = candidates r; }
         else if builtins.isAttrs r.value && (r.value.type or null) == "derivation"
         then { inherit attr; status = "package"; drvPath = r.value.drvPath; meta = metaOf r.value; }
         else { inherit attr; status = "not-package"; };
@@ -69,6 +83,11 @@ type lookupResult struct {
 		Status  string `json:"status"`
 		DrvPath string `json:"drvPath"`
 		Meta    *Meta  `json:"meta"`
+		// For a missing attribute: its name, the path of the set it is
+		// missing from, and that set's names of about its length.
+		Name       string   `json:"name"`
+		Path       []string `json:"path"`
+		Candidates []string `json:"candidates"`
 	} `json:"packages"`
 }
 
@@ -122,6 +141,16 @@ func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system stri
 			drvs[p.Attr] = found{DrvPath: p.DrvPath, Meta: p.Meta}
 		case "missing":
 			nf.Missing = append(nf.Missing, p.Attr)
+			if close := suggest.Closest(p.Name, p.Candidates, 3); len(close) > 0 {
+				prefix := strings.Join(append(p.Path, ""), ".")
+				for i := range close {
+					close[i] = prefix + close[i]
+				}
+				if nf.Suggestions == nil {
+					nf.Suggestions = map[string][]string{}
+				}
+				nf.Suggestions[p.Attr] = close
+			}
 		default:
 			nf.NotPackages = append(nf.NotPackages, p.Attr)
 		}

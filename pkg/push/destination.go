@@ -172,13 +172,19 @@ func (l *Layout) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error) 
 }
 
 // Discard writes nothing: the build only checks that the image can be
-// made, and the result describes it.
-type Discard struct{}
+// made, and the result describes it, with the repository and tags of
+// Target when it is set (where the image would have been pushed).
+type Discard struct {
+	Target *Target
+}
 
 func (Discard) String() string                  { return "nowhere (not pushed)" }
 func (Discard) Offer(context.Context, v1.Layer) {}
 func (Discard) Close()                          {}
 
-func (Discard) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error) {
+func (d Discard) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error) {
+	if d.Target != nil {
+		return WouldPush(*d.Target, idx)
+	}
 	return Describe(idx)
 }

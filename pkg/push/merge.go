@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -72,7 +73,7 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l login) 
 		return nil, err
 	}
 	for _, m := range im.Manifests {
-		res.Manifests = append(res.Manifests, ManifestResult{Platform: m.Platform.String(), Digest: m.Digest.String(), Layers: []LayerResult{}})
+		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: []LayerResult{}})
 	}
 	return res, nil
 }
@@ -90,9 +91,9 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l lo
 	var annotations map[string]string
 	seen := map[string]bool{}
 	for n, d := range digests {
-		d = strings.TrimSpace(d)
-		if _, err := v1.NewHash(d); err != nil {
-			return nil, nil, fmt.Errorf("%q is not a digest (sha256:<64 hex digits>)", d)
+		d, err := MergeDigest(t, d)
+		if err != nil {
+			return nil, nil, err
 		}
 		raw, mt, err := r.manifest(ctx, t.Repo.Digest(d))
 		if err != nil {
@@ -150,6 +151,27 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l lo
 		}
 	}
 	return manifests, annotations, nil
+}
+
+// MergeDigest returns the digest of an image to merge into t, given as
+// a digest or as NAME@DIGEST (what a build prints and the action's image
+// output holds). NAME must be t's repository: Merge reads from there only.
+func MergeDigest(t Target, s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "@") {
+		if _, err := v1.NewHash(s); err != nil {
+			return "", fmt.Errorf("%q is not a digest (sha256:<64 hex digits>) or NAME@DIGEST", s)
+		}
+		return s, nil
+	}
+	ref, err := name.NewDigest(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not NAME@DIGEST (NAME@sha256:<64 hex digits>): %v", s, err)
+	}
+	if ref.Context().Name() != t.Repo.Name() {
+		return "", fmt.Errorf("%s is in %s, not in %s, the repository to merge in: per-platform builds must push to the same repository", s, ref.Context().Name(), t.Repo.Name())
+	}
+	return ref.DigestStr(), nil
 }
 
 // common keeps the entries a and b agree on.

@@ -60,6 +60,23 @@ type WriteOptions struct {
 	Tags []string
 }
 
+// Validate checks the names for an output of kind before any work. A
+// repository names a docker archive's image only: an OCI layout names
+// its images by tag alone, so one given there would be silently unused.
+func (o WriteOptions) Validate(kind OutputKind) error {
+	if err := CheckTags(o.Tags); err != nil {
+		return err
+	}
+	switch {
+	case kind == OCILayout && o.Repository != "":
+		return fmt.Errorf("an OCI layout names its images by tag only, so the image name %q would go unused: leave it out, or write a docker archive", o.Repository)
+	case kind == DockerArchive:
+		_, err := archiveRefs(o.Repository, o.Tags)
+		return err
+	}
+	return nil
+}
+
 // DefaultArchiveRepository names the image in a docker archive when no
 // repository is given.
 const DefaultArchiveRepository = "nixery"
@@ -86,7 +103,7 @@ func Write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", out, err)
 	}
-	res.Image = out.String()
+	res.Image, res.Pushed = out.String(), true
 	return res, nil
 }
 
@@ -135,6 +152,9 @@ func writeLayout(dir string, idx v1.ImageIndex, tags []string) (*Result, error) 
 		return nil, err
 	}
 	if err := nameInLayout(lp, idx, dedupe(tags)); err != nil {
+		return nil, err
+	}
+	if err := ordinaryModes(dir); err != nil {
 		return nil, err
 	}
 
@@ -199,6 +219,33 @@ func openLayout(dir string) (layout.Path, error) {
 		return "", fmt.Errorf("%s is a directory with files but no OCI layout (no index.json); name a new or empty directory", dir)
 	}
 	return layout.Write(dir, empty.Index)
+}
+
+// ordinaryModes gives the layout's files mode 0644 and its directories
+// 0755, as other tools write layouts. go-containerregistry's layout
+// package creates index.json and oci-layout with 0777 before the umask
+// and blobs as 0600 temporary files renamed into place.
+func ordinaryModes(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o644)
+		switch {
+		case d.IsDir():
+			mode = 0o755
+		case !d.Type().IsRegular():
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm() == mode {
+			return nil
+		}
+		return os.Chmod(path, mode)
+	})
 }
 
 func blobPath(dir, digest string) string {

@@ -147,7 +147,7 @@ func TestWriteDockerArchiveErrors(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Write(context.Background(), Output{Kind: DockerArchive, Path: filepath.Join(dir, "two.tar")},
 		testIndex(t, "two", amd64, arm64), WriteOptions{})
-	assert.ErrorContains(t, err, "a docker archive holds one platform, but 2 were built (linux/amd64, linux/arm64/v8): build one of them")
+	assert.ErrorContains(t, err, "a docker archive holds one platform, but 2 were built (linux/amd64, linux/arm64): build one of them")
 	assert.Assert(t, is.Contains(err.Error(), "write an OCI layout for all"))
 
 	_, err = Write(context.Background(), Output{Kind: DockerArchive, Path: filepath.Join(dir, "bad.tar")},
@@ -165,4 +165,44 @@ func TestWriteDockerArchiveErrors(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	assert.Equal(t, len(entries), 0, "files left behind: %v", entries)
 	assert.Assert(t, !strings.Contains(err.Error(), "\n"))
+}
+
+// WriteOptions are checked before the build: a repository names a docker
+// archive's image and is refused for an OCI layout, which cannot use it.
+func TestWriteOptionsValidate(t *testing.T) {
+	assert.NilError(t, WriteOptions{Tags: []string{"v1"}}.Validate(OCILayout))
+	assert.NilError(t, WriteOptions{Tags: []string{"v1"}, Repository: "ghcr.io/me/tools"}.Validate(DockerArchive))
+	assert.NilError(t, WriteOptions{}.Validate(DockerArchive))
+	assert.ErrorContains(t, WriteOptions{Repository: "ghcr.io/me/tools"}.Validate(OCILayout), "would go unused")
+	assert.ErrorContains(t, WriteOptions{Repository: "Not Valid"}.Validate(DockerArchive), `bad image name "Not Valid:latest"`)
+	assert.ErrorContains(t, WriteOptions{Tags: []string{".bad"}}.Validate(DockerArchive), `bad tag ".bad"`)
+}
+
+// An OCI layout's files are 0644 and its directories 0755, as other tools
+// write them, also after writing into it again.
+func TestWriteLayoutModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "image")
+	for _, tags := range [][]string{{"v1"}, {"v2"}} {
+		_, err := Write(context.Background(), Output{Kind: OCILayout, Path: dir}, testIndex(t, "modes", amd64), WriteOptions{Tags: tags})
+		assert.NilError(t, err)
+		seen := map[string]bool{}
+		assert.NilError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			assert.NilError(t, err)
+			rel, _ := filepath.Rel(dir, p)
+			want := fs.FileMode(0o644)
+			if d.IsDir() {
+				want = 0o755 | fs.ModeDir
+			}
+			assert.Check(t, is.Equal(info.Mode(), want), rel)
+			seen[filepath.Base(rel)] = true
+			return nil
+		}))
+		for _, f := range []string{"index.json", "oci-layout", "blobs", "sha256"} {
+			assert.Check(t, seen[f], "no %s", f)
+		}
+	}
 }

@@ -160,6 +160,7 @@ func pushed(t Target, digest v1.Hash, manifests []ManifestResult) *Result {
 		Digest:    digest.String(),
 		Reference: t.Repo.Digest(digest.String()).String(),
 		Tags:      t.TagNames(),
+		Pushed:    true,
 		Manifests: manifests,
 	}
 }

@@ -52,7 +52,7 @@ func TestPushTwoPlatforms(t *testing.T) {
 	assert.DeepEqual(t, res.Tags, []string{"v1", "latest"})
 	assert.Equal(t, len(res.Manifests), 2)
 	assert.Equal(t, res.Manifests[0].Platform, "linux/amd64")
-	assert.Equal(t, res.Manifests[1].Platform, "linux/arm64/v8")
+	assert.Equal(t, res.Manifests[1].Platform, "linux/arm64")
 	for _, m := range res.Manifests {
 		assert.Equal(t, len(m.Layers), 3)
 		assert.DeepEqual(t, m.Layers[0].Packages, []string{"cacert"})
@@ -81,7 +81,7 @@ func TestPushTwoPlatforms(t *testing.T) {
 	raw, err := json.Marshal(res)
 	assert.NilError(t, err)
 	assert.Assert(t, is.Contains(string(raw), `"uploaded":true`))
-	assert.Assert(t, is.Contains(string(raw), `"platform":"linux/arm64/v8"`))
+	assert.Assert(t, is.Contains(string(raw), `"platform":"linux/arm64","ociPlatform":{"architecture":"arm64","os":"linux","variant":"v8"}`))
 
 	// A second push of the same index sends no blob, under another tag.
 	again, err := Push(context.Background(), mustTarget(t, host+"/test/hello", "v2"), idx,

@@ -14,18 +14,38 @@ type Result struct {
 	// Digest is the index's digest; for a docker archive, which holds one
 	// image and no index, the image manifest's.
 	Digest string `json:"digest"`
-	// Reference pins the push: Image@Digest. Empty for outputs.
-	Reference string   `json:"reference,omitempty"`
-	Tags      []string `json:"tags"`
+	// Reference pins the push: Image@Digest. Empty for outputs and for
+	// images not pushed.
+	Reference string `json:"reference,omitempty"`
+	// Tags name the index where it went; when Pushed is false, the tags
+	// it would have been pushed under.
+	Tags []string `json:"tags"`
+	// Pushed is false for a build that went nowhere (push.Discard).
+	Pushed bool `json:"pushed"`
 
 	Manifests []ManifestResult `json:"manifests"`
 }
 
 // ManifestResult is one platform's image.
 type ManifestResult struct {
-	Platform string        `json:"platform"` // e.g. "linux/arm64/v8"
-	Digest   string        `json:"digest"`
-	Layers   []LayerResult `json:"layers"`
+	// Platform is named as --platforms names it: "linux/arm64", not
+	// "linux/arm64/v8" (see PlatformName).
+	Platform string `json:"platform"`
+	// OCIPlatform is the platform as the index's descriptor has it.
+	OCIPlatform *v1.Platform  `json:"ociPlatform,omitempty"`
+	Digest      string        `json:"digest"`
+	Layers      []LayerResult `json:"layers"`
+}
+
+// PlatformName names p as platforms are requested: os/architecture, and
+// the variant where the architecture has several (linux/arm/v7), but not
+// arm64's only one, v8.
+func PlatformName(p v1.Platform) string {
+	name := p.OS + "/" + p.Architecture
+	if p.Variant != "" && !(p.Architecture == "arm64" && p.Variant == "v8") {
+		name += "/" + p.Variant
+	}
+	return name
 }
 
 // LayerResult is one layer blob of an image.
@@ -34,9 +54,14 @@ type LayerResult struct {
 	Size   int64  `json:"size"`
 	// Uploaded is true when this run sent the blob (to the registry, or
 	// into the layout or archive), false when it was there already.
-	Uploaded bool     `json:"uploaded"`
+	Uploaded bool `json:"uploaded"`
+	// Key is the layer's key: the layer plan's for store paths, the
+	// customisation's for the customisation layer.
 	Key      string   `json:"key,omitempty"`
 	Packages []string `json:"packages"`
+	// Customisation marks the layer that makes the packages usable from
+	// the image's root (symlinks, /tmp, the CA bundle); a build sets it.
+	Customisation bool `json:"customisation"`
 }
 
 // Describe is the result of an index that is neither pushed nor written
@@ -52,6 +77,17 @@ func Describe(idx v1.ImageIndex) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Digest: digest.String(), Tags: []string{}, Manifests: manifests}, nil
+}
+
+// WouldPush returns the result of an index not pushed to t: the
+// repository and the tags it would have been pushed under.
+func WouldPush(t Target, idx v1.ImageIndex) (*Result, error) {
+	res, err := Describe(idx)
+	if err != nil {
+		return nil, err
+	}
+	res.Image, res.Tags = t.Repo.Name(), t.TagNames()
+	return res, nil
 }
 
 // describe lists the platforms and layers of idx and its images, in index
@@ -74,7 +110,7 @@ func describe(idx v1.ImageIndex) ([]ManifestResult, []v1.Image, error) {
 		}
 		mr := ManifestResult{Digest: d.Digest.String(), Layers: []LayerResult{}}
 		if d.Platform != nil {
-			mr.Platform = d.Platform.String()
+			mr.Platform, mr.OCIPlatform = PlatformName(*d.Platform), d.Platform
 		}
 		for _, l := range m.Layers {
 			pkgs := image.LayerPackages(l.Annotations)

@@ -1,8 +1,10 @@
 package push
 
 import (
+	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"gotest.tools/v3/assert"
 )
 
@@ -108,5 +110,45 @@ func TestParseOutput(t *testing.T) {
 			assert.Equal(t, got, tc.want)
 			assert.Equal(t, got.String(), tc.in)
 		})
+	}
+}
+
+// TestMergeDigest: merge takes bare digests and NAME@DIGEST of the
+// target's repository, and refuses other repositories and non-digests.
+func TestMergeDigest(t *testing.T) {
+	d := "sha256:" + strings.Repeat("ab", 32)
+	target, err := NewTarget("127.0.0.1:5000/team/tools", []string{"v1"}, false)
+	assert.NilError(t, err)
+	for _, ok := range []string{d, " " + d + "\n", "127.0.0.1:5000/team/tools@" + d} {
+		got, err := MergeDigest(target, ok)
+		assert.NilError(t, err, ok)
+		assert.Equal(t, got, d)
+	}
+	for in, want := range map[string]string{
+		"127.0.0.1:5000/team/other@" + d:       "127.0.0.1:5000/team/other, not in 127.0.0.1:5000/team/tools",
+		"ghcr.io/team/tools@" + d:              "ghcr.io/team/tools, not in",
+		"127.0.0.1:5000/team/tools:v1":         "is not a digest",
+		"127.0.0.1:5000/team/tools@sha256:abc": "is not NAME@DIGEST",
+		"sha256:xyz":                           "is not a digest",
+	} {
+		_, err := MergeDigest(target, in)
+		assert.ErrorContains(t, err, want, in)
+	}
+}
+
+// Platforms are named as they are requested: arm64's only variant is
+// left out, other variants are kept.
+func TestPlatformName(t *testing.T) {
+	for _, tc := range []struct {
+		p    v1.Platform
+		want string
+	}{
+		{v1.Platform{OS: "linux", Architecture: "amd64"}, "linux/amd64"},
+		{v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, "linux/arm64"},
+		{v1.Platform{OS: "linux", Architecture: "arm64"}, "linux/arm64"},
+		{v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, "linux/arm/v7"},
+		{v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v9"}, "linux/arm64/v9"},
+	} {
+		assert.Equal(t, PlatformName(tc.p), tc.want)
 	}
 }

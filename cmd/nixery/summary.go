@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/push"
+)
+
+// printResult prints one line saying what became of the image: where it
+// went, pinned by digest, under which tags, and what was sent.
+func printResult(w io.Writer, res *push.Result) error {
+	sent, present, total := 0, 0, 0
+	for _, m := range res.Manifests {
+		for _, l := range m.Layers {
+			total++
+			if l.Uploaded {
+				sent++
+			} else {
+				present++
+			}
+		}
+	}
+	var details []string
+	if len(res.Manifests) > 1 {
+		details = append(details, plural(len(res.Manifests), "platform", "platforms"))
+	}
+	tags := strings.Join(res.Tags, ", ")
+	var line string
+	switch {
+	case !res.Pushed:
+		if total > 0 {
+			details = append(details, plural(total, "layer", "layers"))
+		}
+		switch {
+		case res.Image == "":
+			line = "built, not pushed: " + res.Digest
+		case len(res.Tags) == 0:
+			line = "built, not pushed: " + res.Image + "@" + res.Digest
+			details = append([]string{"would be pushed by digest"}, details...)
+		default:
+			line = "built, not pushed: " + res.Image + "@" + res.Digest
+			details = append([]string{"would be pushed as " + tags}, details...)
+		}
+	case res.Reference != "":
+		if total > 0 {
+			details = append(details, fmt.Sprintf("%s uploaded, %d already there", plural(sent, "layer", "layers"), present))
+		}
+		if len(res.Tags) == 0 {
+			line = "pushed by digest, no tags: " + res.Reference
+		} else {
+			line = "pushed " + res.Reference + " as " + tags
+		}
+	default: // an OCI layout or docker archive
+		if total > 0 {
+			details = append(details, fmt.Sprintf("%s written, %d already there", plural(sent, "layer", "layers"), present))
+		}
+		line = "wrote " + res.Image + ": " + res.Digest
+		if tags != "" {
+			line += " as " + tags
+		}
+	}
+	if len(details) > 0 {
+		line += " (" + strings.Join(details, "; ") + ")"
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
+}
+
+// formatTimings is the timings on one line: "lock 0.19s, nix linux/amd64
+// 0.59s, ..., total 1.40s".
+func formatTimings(t build.Timings) string {
+	var parts []string
+	for _, p := range t.Phases() {
+		name := p.Name
+		if p.Platform != "" {
+			name += " " + p.Platform
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2fs", name, p.Seconds))
+	}
+	return strings.Join(parts, ", ")
+}
