@@ -53,8 +53,11 @@ fi
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
 # The e2e tests run the build on Debian trixie's Nix 2.26 too, in a chroot
-# cached here (about 500 MB, made once).
-"$(dirname "$0")/trixie-nix.sh" "${NIXERY_TRIXIE_DIR:-/var/cache/nixery-action/trixie}" >/dev/null
+# cached here (about 500 MB, made once; minutes on a new machine, so
+# scripts/test.sh makes it with --no-trixie in the background instead).
+if [ "${1:-}" != --no-trixie ]; then
+  "$(dirname "$0")/trixie-nix.sh" "${NIXERY_TRIXIE_DIR:-/var/cache/nixery-action/trixie}" >/dev/null
+fi
 
 # A never-used store is set up by the first Nix command, and concurrent
 # first commands corrupt it; the test packages start Nix concurrently, so

@@ -4,7 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/setup.sh
+start=$(date +%s)
+elapsed() { echo "$(($(date +%s) - start))s"; }
+step() { echo "== $(elapsed) $*" >&2; }
+
+step setup
+./scripts/setup.sh --no-trixie
+# Debian trixie's Nix, in a chroot (downloads and unpacks for minutes on a
+# new machine): made while the checks below run, waited for before the
+# tests.
+trixie_log=$(mktemp)
+trap 'rm -f "$trixie_log" "${json:-}"' EXIT
+./scripts/trixie-nix.sh "${NIXERY_TRIXIE_DIR:-/var/cache/nixery-action/trixie}" >"$trixie_log" 2>&1 &
+trixie_pid=$!
 
 # The suite must leave the machine as it found it: /tmp's mode (apt needs
 # 1777) and the machine's Nix configuration are checked after it.
@@ -24,6 +36,7 @@ check_host() {
   fi
 }
 
+step "gofmt, vet (linux and darwin), actionlint"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt wants to rewrite: $unformatted" >&2
@@ -34,8 +47,31 @@ go vet ./...
 GOOS=darwin GOARCH=arm64 go build ./...
 GOOS=darwin GOARCH=arm64 go vet ./...
 ./scripts/actionlint.sh
-go test -count=1 -timeout 40m ./...
+step "waiting for the trixie chroot"
+if ! wait "$trixie_pid"; then
+  cat "$trixie_log" >&2
+  echo "scripts/trixie-nix.sh failed: the e2e tests need Debian trixie's Nix" >&2
+  exit 1
+fi
 
+# Every test, packages in parallel; a line per top-level test as it ends
+# (no package is silent for minutes), and the output of any that failed.
+step "go test ./..."
+json=$(mktemp)
+status=0
+go test -json -count=1 -timeout 40m ./... 2>&1 | tee "$json" | jq -R -r --unbuffered '
+  fromjson? | select(.Action == "pass" or .Action == "fail" or .Action == "skip")
+  | select((.Test // "") | contains("/") | not)
+  | "\(now | strftime("%H:%M:%S")) \(.Action) \(.Package | sub("^github.com/nixery-action/nixery-action/"; "")) \(.Test // "(package)") \(.Elapsed // 0)s"' || status=$?
+if [ "$status" != 0 ] || grep -q '"Action":"fail"' "$json"; then
+  echo "== failed tests' output:" >&2
+  jq -R -r 'fromjson? // {Action: "output", Output: (. + "\n")}' "$json" | jq -s -r '
+    (map(select(.Action == "fail")) | map({key: "\(.Package) \(.Test // "")", value: true}) | from_entries) as $failed
+    | .[] | select(.Action == "output" and ($failed["\(.Package) \(.Test // "")"] // false)) | .Output' >&2
+  exit 1
+fi
+
+step "fuzz targets"
 # Every fuzz target, for a short while each (FUZZTIME, default 10s): the
 # package-name parser, the closure-graph parser and the tar writer.
 for target in ./pkg/spec:FuzzCheckAttr ./pkg/spec:FuzzParse ./pkg/layers:FuzzParseGraph ./pkg/archive:FuzzPackNames; do
@@ -43,3 +79,4 @@ for target in ./pkg/spec:FuzzCheckAttr ./pkg/spec:FuzzParse ./pkg/layers:FuzzPar
 done
 
 check_host
+step "all passed"
