@@ -67,7 +67,15 @@ for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break
 proxied=127.0.0.1:$port
 
 now() { date +%s.%N; }
-timed() { local t0 t1; t0=$(now); "$@" >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; return 1; }; t1=$(now); echo "$t1 - $t0" | bc -l; }
+# timed COMMAND... prints the seconds it took; its peak resident memory
+# goes to $work/rss.
+timed() {
+  local t0 t1
+  t0=$(now)
+  /usr/bin/time -f %M -o "$work/rss" "$@" >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; return 1; }
+  t1=$(now)
+  echo "$t1 - $t0" | bc -l
+}
 
 build=(build --nixpkgs "$flake" --no-default-packages --no-cache --layer-budget 8)
 pkgs=(gosrc gopkg gorest usrbin)
@@ -77,7 +85,7 @@ bytes=$(jq '[.manifests[].layers[].size] | add' "$work/warm.json")
 net=$(echo "$bytes / $rate" | bc -l)
 
 min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
-declare -A pack push
+declare -A pack push rss
 # Interleaved rounds, so that load from elsewhere falls on both alike;
 # each figure is the fastest of REPEAT rounds (default 3).
 for ((i = 1; i <= ${REPEAT:-3}; i++)); do
@@ -87,11 +95,12 @@ for ((i = 1; i <= ${REPEAT:-3}; i++)); do
     [ "$bin" = nixery ] && extra=(--sbom=false)
     pack[$bin]=$(min "${pack[$bin]:-}" "$(timed "$work/$bin" "${build[@]}" "${extra[@]}" --push=false "${pkgs[@]}")")
     push[$bin]=$(min "${push[$bin]:-}" "$(timed "$work/$bin" "${build[@]}" "${extra[@]}" --image "$proxied/bench/$bin-$i" "${pkgs[@]}")")
+    rss[$bin]=$(( $(cat "$work/rss") > ${rss[$bin]:-0} ? $(cat "$work/rss") : ${rss[$bin]:-0} ))
   done
 done
-printf '%-8s %8s %8s %8s %8s\n' binary pack push net ratio
+printf '%-8s %8s %8s %8s %8s %10s\n' binary pack push net ratio "peak MiB"
 for bin in nixery-base nixery; do
   limit=$(echo "if (${pack[$bin]} > $net) ${pack[$bin]} else $net" | bc -l)
-  printf '%-8s %8.2f %8.2f %8.2f %8.2f\n' "$bin" "${pack[$bin]}" "${push[$bin]}" "$net" "$(echo "${push[$bin]} / $limit" | bc -l)" | sed 's/nixery-base/base/'
+  printf '%-8s %8.2f %8.2f %8.2f %8.2f %10d\n' "$bin" "${pack[$bin]}" "${push[$bin]}" "$net" "$(echo "${push[$bin]} / $limit" | bc -l)" "$((rss[$bin] / 1024))" | sed 's/nixery-base/base/'
 done
 echo "($((bytes / 1000000)) MB of layers through $((rate / 1000000)) MB/s; base is $base)"

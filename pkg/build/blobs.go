@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -106,6 +107,11 @@ func (b *builder) fetch(ctx context.Context, cached push.CachedLayer) (image.Lay
 		return image.Layer{}, fmt.Errorf("read layer %s from %s: %w", cached.Digest, cached.Repo, err)
 	}
 	defer rc.Close()
+	// A registry that sends the blob slowly, or not at all, is given up on
+	// (closing the body ends the read), and the layer is packed instead.
+	limit := fetchTime(cached.Size)
+	stop := time.AfterFunc(limit, func() { rc.Close() })
+	defer stop.Stop()
 	f, err := os.CreateTemp(b.dir, "cached-")
 	if err != nil {
 		return image.Layer{}, err
@@ -127,6 +133,8 @@ func (b *builder) fetch(ctx context.Context, cached push.CachedLayer) (image.Lay
 	pw.Close()
 	zerr := <-unzipped
 	switch {
+	case err != nil && !stop.Stop():
+		return image.Layer{}, fmt.Errorf("read layer %s from %s: gave up after %s", cached.Digest, cached.Repo, limit)
 	case err != nil:
 		return image.Layer{}, fmt.Errorf("read layer %s from %s: %w", cached.Digest, cached.Repo, err)
 	case n != cached.Size:
@@ -151,6 +159,12 @@ func (b *builder) fetch(ctx context.Context, cached push.CachedLayer) (image.Lay
 // link idle while it is packed. Smaller ones are uploaded once packed,
 // after asking the registry whether it has them.
 var streamAbove int64 = 16 << 20
+
+// fetchTime is how long copying a cached blob of size bytes may take: a
+// minute, and a second per MB (packing it is faster than that).
+var fetchTime = func(size int64) time.Duration {
+	return time.Minute + time.Duration(size/1_000_000)*time.Second
+}
 
 // pack writes c's blob file and describes it as an image layer. A big
 // layer is streamed to a destination that can take it while it grows.

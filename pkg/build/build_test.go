@@ -8,6 +8,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -401,4 +405,57 @@ func TestBuildSSLCertFile(t *testing.T) {
 				"no default packages: %v; env: %s", noDefaults, env)
 		}
 	}
+}
+
+// TestBuildSlowCacheBlob: a --cache-from registry that sends a layer's
+// blob a byte at a time is given up on, and the layer is packed: the
+// build ends with the cold build's image.
+func TestBuildSlowCacheBlob(t *testing.T) {
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	target := mustTarget(t, host+"/build/slow", "v1")
+	cold, err := Build(ctx, request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
+	assert.NilError(t, err)
+	cold.Close()
+
+	layerBlobs := map[string]bool{}
+	for _, m := range cold.Manifests {
+		for _, l := range m.Layers {
+			layerBlobs[l.Digest] = true
+		}
+	}
+	upstream, err := url.Parse("http://" + host)
+	assert.NilError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !layerBlobs[r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]] {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		for i := 0; i < 100; i++ { // a byte every 100 ms, then nothing
+			w.Write([]byte{0x1f})
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}))
+	defer slow.Close()
+	ref, err := name.ParseReference(strings.TrimPrefix(slow.URL, "http://")+"/build/slow:v1", name.Insecure)
+	assert.NilError(t, err)
+
+	defer func(old func(int64) time.Duration) { fetchTime = old }(fetchTime)
+	fetchTime = func(int64) time.Duration { return time.Second }
+	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, push.WriteOptions{}), 6)
+	req.CacheFrom = []name.Reference{ref}
+	var log bytes.Buffer
+	res, err := Build(ctx, req, Options{Log: func(string) (io.Writer, func()) { return &log, func() {} }})
+	assert.NilError(t, err)
+	res.Close()
+	assert.Equal(t, res.Digest, cold.Digest)
+	assert.Check(t, res.Reused == 0 && res.Packed > 0, "reused %d, packed %d", res.Reused, res.Packed)
+	assert.Check(t, strings.Contains(log.String(), "gave up after 1s"), log.String())
 }
