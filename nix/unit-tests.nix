@@ -34,8 +34,10 @@ buildGoModule {
 
     packages=$(go list -f '{{.ImportPath}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}' ./... |
       { grep -v '/internal/testenv' || true; } | cut -d' ' -f1)
+    # TestPackUnreadable reads its fixture as another user, which cannot
+    # get past the build's own 0700 directory; scripts/test.sh runs it.
     if [ -n "$packages" ]; then
-      go test -count=1 $packages
+      go test -count=1 -skip '^TestPackUnreadable$' $packages
     fi
 
     runHook postCheck
