@@ -65,7 +65,7 @@ go test -json -count=1 -timeout 40m ./... 2>&1 | tee "$json" | jq -R -r --unbuff
   | "\(now | strftime("%H:%M:%S")) \(.Action) \(.Package | sub("^github.com/nixery-action/nixery-action/"; "")) \(.Test // "(package)") \(.Elapsed // 0)s"' || status=$?
 if [ "$status" != 0 ] || grep -q '"Action":"fail"' "$json"; then
   echo "== failed tests' output:" >&2
-  jq -R -r 'fromjson? // {Action: "output", Output: (. + "\n")}' "$json" | jq -s -r '
+  jq -R -r 'fromjson? // {Action: "output", Output: (. + "\n")}' "$json" | jq -s -j '
     (map(select(.Action == "fail")) | map({key: "\(.Package) \(.Test // "")", value: true}) | from_entries) as $failed
     | .[] | select(.Action == "output" and ($failed["\(.Package) \(.Test // "")"] // false)) | .Output' >&2
   exit 1
