@@ -87,7 +87,7 @@ func explainErr(err error, repo name.Repository, l login) error {
 			hint = "; the workflow needs `permissions: packages: write`, and the package must grant this repository write access"
 		}
 		return registryError(reg, Denied, "registry %s denied %s the right to push to %s: %s%s", reg, who, repo.RepositoryStr(), oneLine(terr), hint)
-	case errors.As(err, &terr) && terr.StatusCode == http.StatusBadRequest && repo.Scheme() == "http":
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusBadRequest && repo.Scheme() == "http" && len(terr.Errors) == 0:
 		// Plain HTTP, tried after HTTPS failed, to a registry that only
 		// speaks HTTPS.
 		return fmt.Errorf("push to %s: registry answered %s to plain HTTP; if it serves HTTPS, this machine must trust its certificate (add its CA to the system store or point SSL_CERT_FILE at it)", repo, oneLine(terr))

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
@@ -41,11 +43,40 @@ func (r *Registry) AttachReferrers(ctx context.Context, subject v1.Descriptor, i
 		return err
 	}
 	for _, img := range imgs {
-		if _, err := sbom.Push(ctx, r.target.Repo, img, remote.Reuse(pusher)); err != nil {
+		if err := r.pushReferrer(ctx, pusher, img); err != nil {
 			return fmt.Errorf("attach a referrer to %s: %w", subject.Digest, redact(explain(err, r.target.Repo, r.login), r.login.secrets))
 		}
 	}
 	return nil
+}
+
+// pushReferrer pushes one referrer. Builds that push the same image at
+// once upload the same referrer blobs at once, and a registry may then
+// refuse a manifest for a blob it has not finished linking: that is
+// tried again, uploading afresh (not through the pusher, which remembers
+// the blobs it saw).
+func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, img v1.Image) error {
+	opts := []remote.Option{remote.Reuse(pusher)}
+	for try := 1; ; try++ {
+		_, err := sbom.Push(ctx, r.target.Repo, img, opts...)
+		if err == nil || try == 3 || !blobNotLinked(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(try) * 300 * time.Millisecond):
+		}
+		opts = r.ropts
+	}
+}
+
+// blobNotLinked tells a manifest refused for blobs the registry does not
+// (yet) know.
+func blobNotLinked(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && (hasCode(terr, transport.ManifestBlobUnknownErrorCode) ||
+		hasCode(terr, transport.BlobUnknownErrorCode) || hasCode(terr, transport.DigestInvalidErrorCode))
 }
 
 // AttachReferrers writes each referrer into an OCI layout, listed in its
