@@ -252,7 +252,11 @@ func poison(t *testing.T, ref, key, victim string, target push.Target) name.Refe
 	_, err = tw.Write([]byte("evil"))
 	assert.NilError(t, err)
 	assert.NilError(t, tw.Close())
-	layer, err := tarball.LayerFromReader(&buf, tarball.WithMediaType(image.LayerMediaType))
+	// From memory: LayerFromReader would spill it into a file in /tmp.
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(image.LayerMediaType))
 	assert.NilError(t, err)
 	img, err := mutate.Append(mutate.MediaType(empty.Image, "application/vnd.oci.image.manifest.v1+json"), mutate.Addendum{
 		Layer: layer, MediaType: image.LayerMediaType,
