@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Does packing overlap uploading? Builds an image of about 620 MB of store
-# paths (this machine's Go toolchain and /usr/bin, copied into the store
+# Does packing overlap uploading? Builds an image of about 740 MB of store
+# paths (this machine's Go toolchain, /usr/bin and /usr/lib/gcc, copied into the store
 # by a throwaway flake) and pushes it through a proxy limited to RATE
 # bytes/s (default 60 MB/s) in front of a local registry. In one run it
 # measures, for this tree and for BASE (a git revision, default the last
@@ -44,6 +44,7 @@ cat >"$work/flake/flake.nix" <<'NIX'
       gopkg = pkg system "go-pkg" "/usr/local/go/pkg";
       gorest = pkg system "go-rest" "/usr/local/go/bin";
       usrbin = pkg system "usr-bin" "/usr/bin";
+      gcclib = pkg system "gcc-lib" "/usr/lib/gcc";
       cacert = pkg system "cacert" "/usr/share/ca-certificates";
       iana-etc = pkg system "iana-etc" "/etc/protocols";
     };
@@ -78,7 +79,7 @@ timed() {
 }
 
 build=(build --nixpkgs "$flake" --no-default-packages --no-cache --layer-budget 8)
-pkgs=(gosrc gopkg gorest usrbin)
+pkgs=(gosrc gopkg gorest usrbin gcclib)
 # Warm Nix (the copies are made once) and the page cache.
 "$work/nixery" "${build[@]}" --push=false --json "${pkgs[@]}" >"$work/warm.json"
 bytes=$(jq '[.manifests[].layers[].size] | add' "$work/warm.json")
