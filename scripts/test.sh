@@ -14,7 +14,7 @@ step setup
 # new machine): made while the checks below run, waited for before the
 # tests.
 trixie_log=$(mktemp)
-trap 'rm -f "$trixie_log" "${json:-}"' EXIT
+trap 'rm -f "$trixie_log"' EXIT
 ./scripts/trixie-nix.sh "${NIXERY_TRIXIE_DIR:-/var/cache/nixery-action/trixie}" >"$trixie_log" 2>&1 &
 trixie_pid=$!
 
@@ -47,25 +47,39 @@ go vet ./...
 GOOS=darwin GOARCH=arm64 go build ./...
 GOOS=darwin GOARCH=arm64 go vet ./...
 ./scripts/actionlint.sh
+# Every test, packages in parallel; a line per top-level test as it ends
+# (no package is silent for minutes), and the output of any that failed.
+# The e2e package needs the trixie chroot: the other packages start at
+# once, e2e when the chroot is ready.
+json=$(mktemp)
+e2e_json=$(mktemp)
+trap 'rm -f "$trixie_log" "$json" "$e2e_json"' EXIT
+gotest() { # JSON-FILE PACKAGE...
+  local out=$1
+  shift
+  go test -json -count=1 -timeout 40m "$@" 2>&1 | tee "$out" | jq -R -r --unbuffered '
+    fromjson? | select(.Action == "pass" or .Action == "fail" or .Action == "skip")
+    | select((.Test // "") | contains("/") | not)
+    | "\(now | strftime("%H:%M:%S")) \(.Action) \(.Package | sub("^github.com/nixery-action/nixery-action/"; "")) \(.Test // "(package)") \(.Elapsed // 0)s"'
+}
+step "go test (all but e2e)"
+mapfile -t packages < <(go list ./... | grep -v '/e2e$')
+gotest "$json" "${packages[@]}" &
+tests_pid=$!
 step "waiting for the trixie chroot"
 if ! wait "$trixie_pid"; then
   cat "$trixie_log" >&2
   echo "scripts/trixie-nix.sh failed: the e2e tests need Debian trixie's Nix" >&2
   exit 1
 fi
-
-# Every test, packages in parallel; a line per top-level test as it ends
-# (no package is silent for minutes), and the output of any that failed.
-step "go test ./..."
-json=$(mktemp)
+step "go test ./e2e"
 status=0
-go test -json -count=1 -timeout 40m ./... 2>&1 | tee "$json" | jq -R -r --unbuffered '
-  fromjson? | select(.Action == "pass" or .Action == "fail" or .Action == "skip")
-  | select((.Test // "") | contains("/") | not)
-  | "\(now | strftime("%H:%M:%S")) \(.Action) \(.Package | sub("^github.com/nixery-action/nixery-action/"; "")) \(.Test // "(package)") \(.Elapsed // 0)s"' || status=$?
-if [ "$status" != 0 ] || grep -q '"Action":"fail"' "$json"; then
+gotest "$e2e_json" ./e2e || status=$?
+wait "$tests_pid" || status=$?
+step "tests done"
+if [ "$status" != 0 ] || grep -q '"Action":"fail"' "$json" "$e2e_json"; then
   echo "== failed tests' output:" >&2
-  jq -R -r 'fromjson? // {Action: "output", Output: (. + "\n")}' "$json" | jq -s -j '
+  cat "$json" "$e2e_json" | jq -R -r 'fromjson? // {Action: "output", Output: (. + "\n")}' | jq -s -j '
     (map(select(.Action == "fail")) | map({key: "\(.Package) \(.Test // "")", value: true}) | from_entries) as $failed
     | .[] | select(.Action == "output" and ($failed["\(.Package) \(.Test // "")"] // false)) | .Output' >&2
   exit 1
