@@ -31,3 +31,33 @@ func TestCacheFromAnotherImage(t *testing.T) {
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	mustRun(t, "umoci", "unpack", "--rootless", "--image", dir+":v1", bundle)
 }
+
+// TestCacheRecordNewTag rebuilds under a tag never pushed: the
+// repository's cache record (tag nixery-cache) lists the first build's
+// layers, so nothing is packed or uploaded again, and the image is the
+// same. --no-cache still packs everything.
+func TestCacheRecordNewTag(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry")
+	host := testenv.StartRegistry(t)
+	build := func(args ...string) pushResult {
+		t.Helper()
+		return decodeResult(t, run(t, nil, append([]string{"build", "--nixpkgs", standIn(), "--json",
+			"--platforms", "linux/amd64,linux/arm64", "--image", host + "/e2e/record"}, append(args, "hello")...)...))
+	}
+	v1 := build("--tags", "v1")
+	assert.Assert(t, v1.Packed > 0)
+
+	v2 := build("--tags", "v2,latest")
+	assert.Equal(t, v2.Packed, 0)
+	assert.Equal(t, v2.Reused, v1.Packed)
+	assert.Equal(t, v2.Digest, v1.Digest)
+	for _, m := range v2.Manifests {
+		for _, l := range m.Layers {
+			assert.Check(t, !l.Uploaded, "layer %s uploaded again", l.Digest)
+		}
+	}
+
+	v3 := build("--tags", "v3", "--no-cache")
+	assert.Equal(t, v3.Packed, v1.Packed)
+	assert.Equal(t, v3.Digest, v1.Digest)
+}

@@ -200,6 +200,8 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			for _, tag := range t.Tags {
 				j.req.CacheFrom = append(j.req.CacheFrom, tag)
 			}
+			// What earlier builds under any tag pushed.
+			j.req.CacheFrom = append(j.req.CacheFrom, push.CacheRecord(t.Repo))
 		}
 	case !f.push:
 		// Build and check only.

@@ -10,7 +10,8 @@ import (
 
 // CheckTags reads every tag of a repository straight from the registry
 // (host "127.0.0.1:PORT", plain HTTP) and fails the test unless each names
-// a complete, valid index. It returns how many tags there are.
+// a complete, valid index, or (the cache record) a complete, valid image.
+// It returns how many tags there are.
 func CheckTags(t testing.TB, registry, repository string) int {
 	t.Helper()
 	r, err := name.NewRepository(registry+"/"+repository, name.Insecure)
@@ -22,7 +23,21 @@ func CheckTags(t testing.TB, registry, repository string) int {
 		return 0 // nothing pushed yet
 	}
 	for _, tag := range tags {
-		idx, err := remote.Index(r.Tag(tag))
+		desc, err := remote.Get(r.Tag(tag))
+		if err != nil {
+			t.Fatalf("tag %s: %v", tag, err)
+		}
+		if desc.MediaType.IsImage() {
+			img, err := desc.Image()
+			if err == nil {
+				err = validate.Image(img)
+			}
+			if err != nil {
+				t.Fatalf("tag %s names an incomplete or invalid image: %v", tag, err)
+			}
+			continue
+		}
+		idx, err := desc.ImageIndex()
 		if err != nil {
 			t.Fatalf("tag %s: %v", tag, err)
 		}

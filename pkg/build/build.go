@@ -295,6 +295,9 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if rec, ok := b.req.Destination.(push.CacheRecorder); ok && res.Pushed {
+		b.recordCache(ctx, rec, idx)
+	}
 	t := b.timings.result()
 	if !res.Pushed {
 		t.Upload = 0 // nothing went anywhere
@@ -332,6 +335,23 @@ func (b *builder) readCache(ctx context.Context) {
 		fmt.Fprintln(w, n)
 	}
 	end()
+}
+
+// recordCache adds the image's layers to the repository's cache record,
+// so that a build under another tag finds them. The record is a hint:
+// failing to write it (a read-only token, a registry that limits tags)
+// is only a note.
+func (b *builder) recordCache(ctx context.Context, rec push.CacheRecorder, idx v1.ImageIndex) {
+	n, err := rec.RecordCache(ctx, idx)
+	w, end := b.log("")
+	defer end()
+	if err != nil {
+		fmt.Fprintf(w, "cache record %s: not updated (%v); builds under other tags may pack these layers again\n", push.CacheRecordTag, err)
+		return
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "cache record %s: %d layers\n", push.CacheRecordTag, n)
+	}
 }
 
 // firstError prefers a real error to the cancellations it caused; when

@@ -463,3 +463,41 @@ func TestBuildSlowCacheBlob(t *testing.T) {
 	assert.Check(t, res.Reused == 0 && res.Packed > 0, "reused %d, packed %d", res.Reused, res.Packed)
 	assert.Check(t, strings.Contains(log.String(), "gave up after 1s"), log.String())
 }
+
+// TestBuildCacheRecordRefused pushes through a registry that refuses the
+// cache record's tag (a read-only token for it, a limit on tags): the
+// image is pushed all the same, and the log says the record was not
+// updated.
+func TestBuildCacheRecordRefused(t *testing.T) {
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	upstream, err := url.Parse("http://" + host)
+	assert.NilError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/"+push.CacheRecordTag) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"errors":[{"code":"DENIED","message":"no more tags"}]}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer refusing.Close()
+	target := mustTarget(t, strings.TrimPrefix(refusing.URL, "http://")+"/build/refused", "v1")
+
+	req := request(t, push.NewRegistry(target, push.Options{}), 6)
+	req.CacheFrom = []name.Reference{target.Tags[0], push.CacheRecord(target.Repo)}
+	var log bytes.Buffer
+	res, err := Build(ctx, req, Options{Log: func(string) (io.Writer, func()) { return &log, func() {} }})
+	assert.NilError(t, err)
+	res.Close()
+	assert.Check(t, res.Pushed && res.Packed > 0)
+	assert.Check(t, strings.Contains(log.String(), "cache record nixery-cache: not updated"), log.String())
+	assert.Check(t, strings.Contains(log.String(), "no more tags"), log.String())
+
+	_, err = remote.Head(mustTarget(t, host+"/build/refused", "v1").Tags[0])
+	assert.NilError(t, err, "the image was not pushed")
+	_, err = remote.Head(push.CacheRecord(target.Repo))
+	assert.ErrorContains(t, err, "404")
+}

@@ -43,6 +43,11 @@ func NewTarget(image string, tags []string, insecure bool) (Target, error) {
 	if err := CheckTags(tags); err != nil {
 		return Target{}, err
 	}
+	for _, s := range tags {
+		if s == CacheRecordTag {
+			return Target{}, fmt.Errorf("tag %q is where builds keep the repository's cache record: choose another tag", s)
+		}
+	}
 	t := Target{Repo: repo}
 	for _, s := range dedupe(tags) {
 		tag, err := name.NewTag(repo.Name()+":"+s, opts...)

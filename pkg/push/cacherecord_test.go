@@ -1,0 +1,110 @@
+package push
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/image"
+)
+
+// recordIndex is an index of one image per platform, each with a layer
+// of its own and a shared one, every layer with a cache key.
+func recordIndex(t *testing.T, salt string, platforms ...v1.Platform) (*image.Index, []image.Layer) {
+	t.Helper()
+	dir := t.TempDir()
+	shared := realLayer(t, dir, map[string]string{"nix/store/aaa-cacert/etc/ca.crt": "certs " + salt})
+	shared.CacheKey = "ck-shared-" + salt
+	all := []image.Layer{shared}
+	var imgs []*image.Image
+	for _, p := range platforms {
+		own := realLayer(t, dir, map[string]string{"nix/store/bbb-hello/bin/hello": "hello " + p.Architecture + salt})
+		own.CacheKey = "ck-hello-" + p.Architecture + "-" + salt
+		all = append(all, own)
+		img, err := image.NewImage(p, []image.Layer{shared, own}, image.Options{})
+		assert.NilError(t, err)
+		imgs = append(imgs, img)
+	}
+	idx, err := image.NewIndex(imgs, nil)
+	assert.NilError(t, err)
+	return idx, all
+}
+
+// TestRecordCache writes the record after two pushes under different
+// tags, and reads it back as a build would: every layer of both, with
+// the digests and diffIDs pushed, and the same record for the same
+// inputs.
+func TestRecordCache(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	opts := Options{Backoff: fastBackoff}
+	record := CacheRecord(mustTarget(t, host+"/rec/app").Repo)
+
+	var want []image.Layer
+	for i, tag := range []string{"v1", "v2"} {
+		idx, layers := recordIndex(t, tag, amd64, arm64)
+		want = append(want, layers...)
+		r := NewRegistry(mustTarget(t, host+"/rec/app", tag), opts)
+		_, err := r.Write(ctx, idx)
+		assert.NilError(t, err)
+		n, err := r.RecordCache(ctx, idx)
+		assert.NilError(t, err)
+		assert.Equal(t, n, 3*(i+1))
+		r.Close()
+	}
+	cache, notes := ReadCache(ctx, []name.Reference{record}, opts)
+	assert.DeepEqual(t, notes, []string{fmt.Sprintf("cache %s: 6 layers", record)})
+	for _, l := range want {
+		got, ok := cache[l.CacheKey]
+		assert.Assert(t, ok, "%s not in the record", l.CacheKey)
+		assert.Equal(t, got.Digest, l.Digest)
+		assert.Equal(t, got.DiffID, l.DiffID)
+		assert.Equal(t, got.Size, l.Size)
+	}
+
+	// The same build again: the same record, byte for byte.
+	before, err := remote.Head(record)
+	assert.NilError(t, err)
+	idx, _ := recordIndex(t, "v2", amd64, arm64)
+	r := NewRegistry(mustTarget(t, host+"/rec/app", "v2"), opts)
+	defer r.Close()
+	_, err = r.RecordCache(ctx, idx)
+	assert.NilError(t, err)
+	after, err := remote.Head(record)
+	assert.NilError(t, err)
+	assert.Equal(t, after.Digest, before.Digest)
+}
+
+// TestMergeRecord puts this build's layers first, each key once, and
+// keeps at most the limit.
+func TestMergeRecord(t *testing.T) {
+	e := func(key string) recordEntry {
+		return recordEntry{desc: v1.Descriptor{Annotations: map[string]string{image.AnnotationLayerCache: key}}}
+	}
+	keys := func(es []recordEntry) []string {
+		var out []string
+		for _, x := range es {
+			out = append(out, x.desc.Annotations[image.AnnotationLayerCache])
+		}
+		return out
+	}
+	fresh := []recordEntry{e("c"), e("a")}
+	old := []recordEntry{e("a"), e("x"), e("y"), e("z")}
+	assert.Check(t, is.DeepEqual(keys(mergeRecord(fresh, old, 10)), []string{"c", "a", "x", "y", "z"}))
+	assert.Check(t, is.DeepEqual(keys(mergeRecord(fresh, old, 3)), []string{"c", "a", "x"}))
+	assert.Check(t, is.DeepEqual(keys(mergeRecord(fresh, nil, 1)), []string{"c"}))
+}
+
+// TestNewTargetRefusesRecordTag keeps the record's tag for the record.
+func TestNewTargetRefusesRecordTag(t *testing.T) {
+	_, err := NewTarget("127.0.0.1:5000/app", []string{"v1", CacheRecordTag}, false)
+	assert.ErrorContains(t, err, `tag "nixery-cache" is where builds keep`)
+}
