@@ -25,13 +25,14 @@ type flake struct {
 	nixpkgs string // flake reference of the stand-in copy
 	system  string // this machine's Nix system
 	goEnv   []string
+	tmp     string // Nix's TMPDIR: `nix develop` leaves a nix-shell.* directory in it
 }
 
 func newFlake(t testing.TB) *flake {
 	t.Helper()
 	testenv.Require(t, "nix", "git", "go")
 	root := repoRoot(t)
-	f := &flake{dir: filepath.Join(t.TempDir(), "repo"), system: nixSystem(t)}
+	f := &flake{dir: filepath.Join(t.TempDir(), "repo"), system: nixSystem(t), tmp: t.TempDir()}
 	f.goEnv = strings.Fields(run(t, root, nil, "go", "env", "GOROOT", "GOMODCACHE", "GOCACHE", "GOVERSION"))
 	assert.Assert(t, is.Len(f.goEnv, 4), "go env GOROOT GOMODCACHE GOCACHE GOVERSION")
 	f.nixpkgs = f.standIn(t, f.goEnv[2])
@@ -69,7 +70,7 @@ func (f *flake) nix(t testing.TB, args ...string) string {
 }
 
 func (f *flake) nixErr(args ...string) (stdout, stderr string, err error) {
-	return runErr(f.dir, []string{"NIX_CONFIG=" + nixConfig}, "nix", args...)
+	return runErr(f.dir, []string{"NIX_CONFIG=" + nixConfig, "TMPDIR=" + f.tmp}, "nix", args...)
 }
 
 // build builds an installable and returns its output path.
