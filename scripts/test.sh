@@ -34,7 +34,15 @@ check_host() {
     echo "the tests changed $nixconf" >&2
     return 1
   fi
+  local left
+  left=$(comm -13 <(echo "$tmp_before") <(tmp_entries))
+  if [ -n "$left" ]; then
+    echo "the tests left these in /tmp: $(echo "$left" | tr '\n' ' ')" >&2
+    return 1
+  fi
 }
+# What is in /tmp, but for this script's own files.
+tmp_entries() { ls -A /tmp | grep -v -x -F -e "$(basename "${trixie_log:-x}")" -e "$(basename "${json:-x}")" -e "$(basename "${e2e_json:-x}")" | sort; }
 
 step "gofmt, vet (linux and darwin), actionlint"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
@@ -53,6 +61,7 @@ GOOS=darwin GOARCH=arm64 go vet ./...
 # once, e2e when the chroot is ready.
 json=$(mktemp)
 e2e_json=$(mktemp)
+tmp_before=$(tmp_entries)
 trap 'rm -f "$trixie_log" "$json" "$e2e_json"' EXIT
 gotest() { # JSON-FILE PACKAGE...
   local out=$1

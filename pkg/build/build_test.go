@@ -42,7 +42,18 @@ const nixConfig = "experimental-features = nix-command flakes\nsandbox = false\n
 
 func TestMain(m *testing.M) {
 	os.Setenv("NIX_CONFIG", nixConfig)
-	os.Exit(m.Run())
+	// Blob directories (and anything else a build puts in TMPDIR) stay
+	// in a directory of the tests', removed at the end, even when a test
+	// fails half-way.
+	tmp, err := os.MkdirTemp("", "nixery-build-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("TMPDIR", tmp)
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
 }
 
 // request builds hello (with the default packages) for amd64 and arm64
