@@ -95,10 +95,14 @@ if [ "$status" != 0 ] || grep -q '"Action":"fail"' "$json" "$e2e_json"; then
 fi
 
 step "fuzz targets"
-# Every fuzz target, for a short while each (FUZZTIME, default 10s): the
-# package-name parser, the closure-graph parser and the tar writer.
-for target in ./pkg/spec:FuzzCheckAttr ./pkg/spec:FuzzParse ./pkg/layers:FuzzParseGraph ./pkg/archive:FuzzPackNames; do
-  go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${FUZZTIME:-10s}" -fuzzminimizetime 2s "${target%%:*}"
+# Every fuzz target, for about ten seconds each: the package-name parser,
+# the closure-graph parser and the tar writer. The budgets are counts of
+# runs, not durations: a -fuzztime duration can fail with "context
+# deadline exceeded" and no crasher when it ends (go.dev/issue/75804,
+# fixed in Go 1.27). FUZZTIME (e.g. 30s or 500000x) overrides them all.
+for target in ./pkg/spec:FuzzCheckAttr:100000x ./pkg/spec:FuzzParse:100000x ./pkg/layers:FuzzParseGraph:100000x ./pkg/archive:FuzzPackNames:1500x; do
+  IFS=: read -r pkg name budget <<<"$target"
+  go test -run '^$' -fuzz "^$name\$" -fuzztime "${FUZZTIME:-$budget}" -fuzzminimizetime 2s "$pkg"
 done
 
 check_host
