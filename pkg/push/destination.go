@@ -99,25 +99,28 @@ func (r *Registry) Offer(ctx context.Context, l v1.Layer) {
 	r.early[d] = e
 	r.wg.Add(1)
 	r.mu.Unlock()
-	go func() {
-		defer r.wg.Done()
-		defer close(e.done)
-		select {
-		case r.sem <- struct{}{}:
-		case <-ctx.Done():
-			e.err = ctx.Err()
-			return
-		}
-		defer func() { <-r.sem }()
-		pusher, err := r.setup(ctx)
-		if err != nil {
-			e.err = err
-			return
-		}
-		b := &trackedBlob{Layer: l, digest: d, onUpload: r.opts.OnUpload}
-		e.err = uploadBlob(ctx, pusher, r.target.Repo, b, r.opts.backoff())
-		e.sent = b.sent.Load()
-	}()
+	go r.upload(ctx, e, &trackedBlob{Layer: l, digest: d, onUpload: r.opts.OnUpload})
+}
+
+// upload sends b, a job slot at a time, and records how in e; r.wg was
+// added to for it.
+func (r *Registry) upload(ctx context.Context, e *earlyUpload, b *trackedBlob) {
+	defer r.wg.Done()
+	defer close(e.done)
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		e.err = ctx.Err()
+		return
+	}
+	defer func() { <-r.sem }()
+	pusher, err := r.setup(ctx)
+	if err != nil {
+		e.err = err
+		return
+	}
+	e.err = uploadBlob(ctx, pusher, r.target.Repo, b, r.opts.backoff())
+	e.sent = b.sent.Load()
 }
 
 // earlyResult waits for the early upload of d, if there was one.

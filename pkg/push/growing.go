@@ -186,23 +186,5 @@ func (r *Registry) Stream(ctx context.Context, g *Growing) {
 		r.mu.Unlock()
 	})
 	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer close(e.done)
-		select {
-		case r.sem <- struct{}{}:
-		case <-ctx.Done():
-			e.err = ctx.Err()
-			return
-		}
-		defer func() { <-r.sem }()
-		pusher, err := r.setup(ctx)
-		if err != nil {
-			e.err = err
-			return
-		}
-		b := &trackedBlob{Layer: g, onUpload: r.opts.OnUpload}
-		e.err = uploadBlob(ctx, pusher, r.target.Repo, b, r.opts.backoff())
-		e.sent = b.sent.Load()
-	}()
+	go r.upload(ctx, e, &trackedBlob{Layer: g, onUpload: r.opts.OnUpload})
 }
