@@ -15,6 +15,7 @@ import (
 	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 func layersTestdata(name string) string {
@@ -64,7 +65,7 @@ func checkPlanOutput(t *testing.T, out string, budget int) {
 		assert.Assert(t, strings.HasPrefix(key, "sha256:") && len(key) == 71, key)
 		assert.Equal(t, key, layers.KeyOf(paths))
 		for _, p := range paths {
-			assert.Assert(t, layers.ValidStorePath(p), p)
+			assert.Assert(t, storepath.Valid(p), p)
 		}
 	}
 	assert.Equal(t, strings.Count(out, "\n"), 1, "the plan is one line")

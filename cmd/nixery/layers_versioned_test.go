@@ -9,7 +9,7 @@ import (
 
 	"gotest.tools/v3/assert"
 
-	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // `nixery layers --closure` reads what `nix path-info --json
@@ -29,11 +29,11 @@ func TestLayersVersionedClosure(t *testing.T) {
 		delete(entry, "path")
 		var refs []string
 		for _, r := range entry["references"].([]any) {
-			refs = append(refs, strings.TrimPrefix(r.(string), layers.StoreDir))
+			refs = append(refs, strings.TrimPrefix(r.(string), storepath.Dir))
 		}
 		entry["references"] = refs
 		entry["storeDir"] = "/nix/store"
-		info[strings.TrimPrefix(path, layers.StoreDir)] = entry
+		info[strings.TrimPrefix(path, storepath.Dir)] = entry
 	}
 	versioned, err := json.Marshal(map[string]any{"info": info, "storeDir": "/nix/store", "version": 2})
 	assert.NilError(t, err)

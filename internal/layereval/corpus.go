@@ -16,6 +16,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // Corpus is the evaluation data: packages standing in for store paths,
@@ -172,7 +173,7 @@ func (w world) storePaths(names []string, updated string) map[string]string {
 	}
 	out := make(map[string]string, len(names))
 	for _, n := range names {
-		out[n] = layers.StoreDir + hash(n) + "-" + n + "-" + storeName(w[n].Version)
+		out[n] = storepath.Dir + hash(n) + "-" + n + "-" + storeName(w[n].Version)
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // baselines are the strategies the default must beat.
@@ -203,9 +204,9 @@ func TestStorePaths(t *testing.T) {
 	before := w.storePaths(names, "")
 	assert.DeepEqual(t, w.storePaths(names, ""), before)
 	for _, p := range before {
-		assert.Assert(t, layers.ValidStorePath(p), p)
+		assert.Assert(t, storepath.Valid(p), p)
 	}
-	assert.Assert(t, before["app"][len(layers.StoreDir)+33:] == "app-1_2.0-1", before["app"])
+	assert.Assert(t, before["app"][len(storepath.Dir)+33:] == "app-1_2.0-1", before["app"])
 	after := w.storePaths(names, "lib")
 	for _, n := range names {
 		changed := before[n] != after[n]

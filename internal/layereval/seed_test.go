@@ -11,6 +11,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // seedGroups restates the seed's layering (Nixery's groupLayers) step by
@@ -33,7 +34,7 @@ func seedGroups(g *layers.Graph, pop popularity.Data, budget int, reverse bool) 
 	popOf := make([]uint64, len(g.Paths))
 	for i, p := range g.Paths {
 		dg.AddNode(simple.Node(i + 1))
-		name := popularity.Name(p.Name)
+		name := storepath.Name(p.Name)
 		switch c, ok := pop[name]; {
 		case strings.HasPrefix(name, "nss-cacert") || strings.HasPrefix(name, "iana-etc"):
 			popOf[i] = 500000

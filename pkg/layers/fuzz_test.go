@@ -3,6 +3,7 @@ package layers
 import (
 	"testing"
 
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"gotest.tools/v3/assert"
 )
 
@@ -25,7 +26,7 @@ func FuzzParseGraph(f *testing.F) {
 		}
 		assert.Assert(t, len(g.Paths) > 0 && len(g.Roots) > 0)
 		for i, p := range g.Paths {
-			assert.Assert(t, ValidStorePath(p.Name), p.Name)
+			assert.Assert(t, storepath.Valid(p.Name), p.Name)
 			if i > 0 {
 				assert.Assert(t, g.Paths[i-1].Name < p.Name, "paths not sorted and unique")
 			}

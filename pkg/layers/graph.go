@@ -12,9 +12,6 @@ import (
 	"strings"
 )
 
-// StoreDir is the only store directory closures may live in.
-const StoreDir = storepath.Dir
-
 // Path is one store path of a closure.
 type Path struct {
 	Name        string // full store path, e.g. /nix/store/<hash>-hello-2.12
@@ -160,18 +157,14 @@ func (h *anyHash) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// ValidStorePath reports whether p names a top-level store path; it is
-// storepath.Valid.
-func ValidStorePath(p string) bool { return storepath.Valid(p) }
-
 func newGraph(infos []pathInfo) (*Graph, error) {
 	if len(infos) == 0 {
 		return nil, fmt.Errorf("closure graph is empty")
 	}
 	for i := range infos {
 		info := &infos[i]
-		if info.StoreDir != "" && strings.TrimSuffix(info.StoreDir, "/")+"/" != StoreDir {
-			return nil, fmt.Errorf("closure graph: %s is in the store %s, but images can only hold paths under %s", info.Path, info.StoreDir, StoreDir)
+		if info.StoreDir != "" && strings.TrimSuffix(info.StoreDir, "/")+"/" != storepath.Dir {
+			return nil, fmt.Errorf("closure graph: %s is in the store %s, but images can only hold paths under %s", info.Path, info.StoreDir, storepath.Dir)
 		}
 		info.Path = storepath.Full(info.Path)
 		if info.Valid != nil && !*info.Valid {
@@ -188,8 +181,8 @@ func newGraph(infos []pathInfo) (*Graph, error) {
 		index: make(map[string]int, len(infos)),
 	}
 	for i, info := range infos {
-		if !ValidStorePath(info.Path) {
-			return nil, fmt.Errorf("closure graph: %q is not a store path under %s", info.Path, StoreDir)
+		if !storepath.Valid(info.Path) {
+			return nil, fmt.Errorf("closure graph: %q is not a store path under %s", info.Path, storepath.Dir)
 		}
 		if _, dup := g.index[info.Path]; dup {
 			return nil, fmt.Errorf("closure graph: %s appears more than once", info.Path)

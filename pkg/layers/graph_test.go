@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -80,10 +81,10 @@ func TestParseGraphForms(t *testing.T) {
 	// Newer JSON formats print store paths without the store directory.
 	bare := append([]info(nil), infos...)
 	for i := range bare {
-		bare[i].Path = strings.TrimPrefix(bare[i].Path, StoreDir)
+		bare[i].Path = strings.TrimPrefix(bare[i].Path, storepath.Dir)
 		var refs []string
 		for _, r := range bare[i].References {
-			refs = append(refs, strings.TrimPrefix(r, StoreDir))
+			refs = append(refs, strings.TrimPrefix(r, storepath.Dir))
 		}
 		bare[i].References = refs
 	}
@@ -214,7 +215,7 @@ func TestSetRoots(t *testing.T) {
 	assert.DeepEqual(t, g.Roots, []int{ia})
 	assert.NilError(t, g.SetRoots([]string{c, b, c}))
 	assert.DeepEqual(t, g.Roots, []int{ib, ic})
-	assert.NilError(t, g.SetRoots([]string{strings.TrimPrefix(a, StoreDir)}))
+	assert.NilError(t, g.SetRoots([]string{strings.TrimPrefix(a, storepath.Dir)}))
 	assert.DeepEqual(t, g.Roots, []int{ia})
 	assert.NilError(t, g.SetRoots(nil)) // keeps what was set
 	assert.DeepEqual(t, g.Roots, []int{ia})
@@ -272,7 +273,7 @@ func TestParseGraphErrors(t *testing.T) {
 		{"reference outside the store", `[{"path":"` + a + `","references":["/usr/lib/libc.so"]}]`, `references "/usr/lib/libc.so"`},
 		{"duplicate", `[{"path":"` + a + `"},{"path":"` + a + `"}]`, a + " appears more than once"},
 		{"duplicate key", `{"` + a + `":{},"` + a + `":{}}`, a + " appears more than once"},
-		{"duplicate bare and full", `{"` + a + `":{},"` + strings.TrimPrefix(a, StoreDir) + `":{}}`, a + " appears more than once"},
+		{"duplicate bare and full", `{"` + a + `":{},"` + strings.TrimPrefix(a, storepath.Dir) + `":{}}`, a + " appears more than once"},
 		{"outside the store", `[{"path":"/usr/bin/hello"}]`, `"/usr/bin/hello" is not a store path`},
 		{"object key outside the store", `{"/usr/bin/hello":{}}`, `"/usr/bin/hello" is not a store path`},
 		{"below a store path", `[{"path":"` + a + `/bin"}]`, `"` + a + `/bin" is not a store path`},
@@ -316,6 +317,6 @@ func TestValidStorePath(t *testing.T) {
 		"abc-x":                                                      false,
 		"":                                                           false,
 	} {
-		assert.Equal(t, ValidStorePath(p), want, p)
+		assert.Equal(t, storepath.Valid(p), want, p)
 	}
 }

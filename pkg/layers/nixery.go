@@ -43,6 +43,7 @@ import (
 	"gonum.org/v1/gonum/graph/simple"
 
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 func init() { register("nixery", nixeryStrategy) }
@@ -59,7 +60,7 @@ const (
 
 // nixeryPopularity is a path's popularity as Nixery counts it.
 func nixeryPopularity(storePath string, pop popularity.Data) int {
-	name := popularity.Name(storePath)
+	name := storepath.Name(storePath)
 	if strings.HasPrefix(name, "nss-cacert") || strings.HasPrefix(name, "iana-etc") {
 		return alwaysPopular
 	}

@@ -13,6 +13,7 @@ import (
 	"gotest.tools/v3/golden"
 
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // seedExample is the graph the seed's explanation of its algorithm draws:
@@ -73,7 +74,7 @@ func names(plan *Plan) []string {
 	for _, l := range plan.Layers {
 		var ns []string
 		for _, p := range l.Paths {
-			ns = append(ns, popularity.Name(p))
+			ns = append(ns, storepath.Name(p))
 		}
 		sort.Strings(ns)
 		out = append(out, strings.Join(ns, ""))
@@ -112,7 +113,7 @@ func groupNames(g *Graph, groups [][]int) []string {
 	for _, grp := range groups {
 		var ns []string
 		for _, i := range grp {
-			ns = append(ns, popularity.Name(g.Paths[i].Name))
+			ns = append(ns, storepath.Name(g.Paths[i].Name))
 		}
 		sort.Strings(ns)
 		out = append(out, strings.Join(ns, ""))
@@ -234,7 +235,7 @@ func refNixery(g *Graph, pop popularity.Data, budget int) [][]string {
 		preds[v] = map[int]bool{}
 	}
 	popOf := func(i int) uint64 {
-		name := popularity.Name(g.Paths[i].Name)
+		name := storepath.Name(g.Paths[i].Name)
 		if strings.HasPrefix(name, "nss-cacert") || strings.HasPrefix(name, "iana-etc") {
 			return 500000
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"strings"
 )
 
@@ -37,8 +38,8 @@ func unwrapVersioned(data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("closure graph: path-info JSON has \"info\" but no \"version\"")
 	case *w.Version != 2 && *w.Version != 3:
 		return nil, fmt.Errorf("closure graph: path-info JSON format version %d is not supported (1, 2 and 3 are): print it with --json-format 2", *w.Version)
-	case w.StoreDir != nil && strings.TrimSuffix(*w.StoreDir, "/")+"/" != StoreDir:
-		return nil, fmt.Errorf("closure graph: store directory %q is not supported: only %s is", *w.StoreDir, strings.TrimSuffix(StoreDir, "/"))
+	case w.StoreDir != nil && strings.TrimSuffix(*w.StoreDir, "/")+"/" != storepath.Dir:
+		return nil, fmt.Errorf("closure graph: store directory %q is not supported: only %s is", *w.StoreDir, strings.TrimSuffix(storepath.Dir, "/"))
 	}
 	info := bytes.TrimSpace(w.Info)
 	if len(info) == 0 || info[0] != '{' {

@@ -11,6 +11,7 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 func TestKeyOf(t *testing.T) {
@@ -126,7 +127,7 @@ func TestNewPlan(t *testing.T) {
 		for _, l := range plan.Layers {
 			var ns []string
 			for _, p := range l.Paths {
-				ns = append(ns, popularity.Name(p))
+				ns = append(ns, storepath.Name(p))
 			}
 			out = append(out, strings.Join(ns, "+"))
 		}

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"gotest.tools/v3/assert"
 )
 
@@ -12,7 +13,7 @@ import (
 func pathNames(g *Graph, idx []int) []string {
 	var out []string
 	for _, i := range idx {
-		out = append(out, g.Paths[i].Name[len(StoreDir)+33:])
+		out = append(out, g.Paths[i].Name[len(storepath.Dir)+33:])
 	}
 	return out
 }

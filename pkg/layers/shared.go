@@ -54,6 +54,7 @@ import (
 	"sort"
 
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 func init() { register("shared", sharedStrategy) }
@@ -216,7 +217,7 @@ func (m *merger) closures(g *Graph) {
 		hs := make([]hashed, n)
 		for i, p := range g.Paths {
 			f := fnv.New64a()
-			f.Write([]byte(popularity.Name(p.Name)))
+			f.Write([]byte(storepath.Name(p.Name)))
 			hs[i] = hashed{f.Sum64(), i}
 			bit[i] = -1
 		}
@@ -255,7 +256,7 @@ func (m *merger) protect(g *Graph, pop popularity.Data, fanin []int, k int) {
 	for i, p := range g.Paths {
 		use := float64(fanin[i])
 		if pop != nil {
-			use = float64(pop[popularity.Name(p.Name)])
+			use = float64(pop[storepath.Name(p.Name)])
 		}
 		weight[i] = float64(p.NarSize) * math.Sqrt(1+use)
 		rank[i] = i

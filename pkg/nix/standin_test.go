@@ -16,6 +16,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // standInAttrs is every package of the stand-in nixpkgs.
@@ -64,7 +65,7 @@ func TestBuildStandIn(t *testing.T) {
 				assert.Assert(t, strings.HasSuffix(p.DrvPath, ".drv"), p.DrvPath)
 				assert.DeepEqual(t, mapKeys(p.Outputs), []string{"out"})
 				path := p.Outputs["out"]
-				assert.Assert(t, layers.ValidStorePath(path), path)
+				assert.Assert(t, storepath.Valid(path), path)
 				other, dup := seen[path]
 				assert.Assert(t, !dup, "%s built for both %s and %s", path, other, system)
 				seen[path] = system

@@ -17,15 +17,8 @@ import (
 	"strconv"
 )
 
-// Data maps a package name, as returned by Name, to its reference count.
+// Data maps a package name, as returned by storepath.Name, to its reference count.
 type Data map[string]int
-
-// Name turns a store path into the name popularity data is keyed by: its
-// base name without the hash, so "/nix/store/<hash>-openssl-3.0.13" becomes
-// "openssl-3.0.13". A base name alone ("<hash>-openssl-3.0.13", as
-// narinfo References list them) gives the same name. A name without a hash
-// part is returned whole.
-func Name(storePath string) string { return storepath.Name(storePath) }
 
 // Load reads popularity data: one JSON object of package names to
 // whole, non-negative counts. Anything else (a list, null, fractions,
@@ -118,7 +111,7 @@ func Compute(closures ...map[string][]string) Data {
 			}
 			for _, to := range tos {
 				if to != from {
-					names[Name(to)] = true
+					names[storepath.Name(to)] = true
 				}
 			}
 		}

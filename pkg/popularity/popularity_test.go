@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"gotest.tools/v3/assert"
 )
 
@@ -24,7 +25,7 @@ func TestName(t *testing.T) {
 		"nohash":            "nohash",
 		"":                  "",
 	} {
-		assert.Equal(t, Name(path), want, path)
+		assert.Equal(t, storepath.Name(path), want, path)
 	}
 }
 
@@ -136,7 +137,7 @@ func TestComputeRandom(t *testing.T) {
 		for _, m := range closures {
 			for from, tos := range m {
 				for _, to := range tos {
-					if to != from && Name(to) == name {
+					if to != from && storepath.Name(to) == name {
 						referrers[from] = true
 					}
 				}
@@ -153,9 +154,9 @@ func namesOf(paths []string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, p := range paths {
-		if !seen[Name(p)] {
-			seen[Name(p)] = true
-			out = append(out, Name(p))
+		if !seen[storepath.Name(p)] {
+			seen[storepath.Name(p)] = true
+			out = append(out, storepath.Name(p))
 		}
 	}
 	return out

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -192,16 +191,6 @@ func (c Cache) read(ctx, outer context.Context, ref name.Reference, o Options) (
 		found++
 	}
 	return found, nil
-}
-
-// Keys lists the cache's keys, sorted.
-func (c Cache) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // ParseCacheRef checks a --cache-from reference: a tag or digest of an

@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // closures are the images written: file, requested packages, and whether
@@ -92,8 +93,8 @@ func main() {
 		data, members := closure(pkgs, c.roots, c.object)
 		write(filepath.Join(*out, c.file), data)
 		for _, n := range members {
-			if k, ok := counts[popularity.Name(pkgs[n].path)]; ok {
-				used[popularity.Name(pkgs[n].path)] = k
+			if k, ok := counts[storepath.Name(pkgs[n].path)]; ok {
+				used[storepath.Name(pkgs[n].path)] = k
 			}
 		}
 	}
