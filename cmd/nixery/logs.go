@@ -23,23 +23,19 @@ func prefixLogs(w io.Writer) logSink {
 // writes it in one piece, between the start and end lines that group
 // returns (GitHub's ::group:: lines), so groups never interleave.
 func groupedLogs(w io.Writer, group func(platform string) (start, end string)) logSink {
-	var mu sync.Mutex
+	// Lines of no platform (cache, uploads) go out as they come, between
+	// the groups; a group goes out whole, under the same lock.
+	out := &syncWriter{w: w}
 	return func(platform string) (io.Writer, func()) {
 		if platform == "" {
-			// Lines of no platform (cache, uploads) go out as they
-			// come, between the groups.
-			return &lockedWriter{mu: &mu, w: w}, func() {}
+			return out, func() {}
 		}
 		buf := &syncWriter{w: &bytes.Buffer{}}
 		return buf, func() {
-			mu.Lock()
-			defer mu.Unlock()
 			start, end := group(platform)
-			io.WriteString(w, start)
 			buf.mu.Lock()
-			w.Write(buf.w.(*bytes.Buffer).Bytes())
-			buf.mu.Unlock()
-			io.WriteString(w, end)
+			defer buf.mu.Unlock()
+			out.Write([]byte(start + buf.w.(*bytes.Buffer).String() + end))
 		}
 	}
 }
@@ -68,16 +64,4 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
-}
-
-// lockedWriter writes to w under a lock shared with other writers of w.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -240,7 +240,7 @@ func (b *bars) layer(e build.Event) {
 	switch e.Stage {
 	case build.Packing:
 		bar := b.bar(key, layerLabel(e)+" packing", e.Total)
-		bar.EwmaSetCurrent(e.Done, progressEvery)
+		bar.EwmaSetCurrent(e.Done, build.ProgressEvery)
 	default:
 		b.done(key)
 	}
@@ -254,6 +254,3 @@ func (b *bars) upload(u push.UploadProgress) {
 	bar := b.bar(u.Blob, b.names.of(u)+" uploading", u.Total)
 	bar.EwmaSetCurrent(u.Sent, 100*time.Millisecond)
 }
-
-// progressEvery is how often pkg/build reports packing, for rates.
-const progressEvery = 200 * time.Millisecond

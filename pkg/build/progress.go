@@ -33,8 +33,9 @@ type Event struct {
 	Size   int64
 }
 
-// progressEvery limits Packing events to a few a second per layer.
-const progressEvery = 200 * time.Millisecond
+// ProgressEvery is the most often a layer's Packing events come: a
+// display can take it as the interval its rates are measured over.
+const ProgressEvery = 200 * time.Millisecond
 
 // reporter sends one layer's events.
 type reporter struct {
@@ -59,7 +60,7 @@ func (r *reporter) packing() func(n int) {
 		done += int64(n)
 		r.mu.Lock()
 		now := time.Now()
-		if now.Sub(r.last) < progressEvery {
+		if now.Sub(r.last) < ProgressEvery {
 			r.mu.Unlock()
 			return
 		}
