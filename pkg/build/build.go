@@ -182,9 +182,8 @@ type builder struct {
 
 	packed, reused atomic.Int64
 
-	sbomMu  sync.Mutex
-	sboms   map[v1.Hash]*SBOMResult // by platform manifest digest
-	customs sync.Map                // digest of each customisation layer → its key
+	sbomMu sync.Mutex
+	sboms  map[v1.Hash]*SBOMResult // by platform manifest digest
 }
 
 func (b *builder) log(platform string) (io.Writer, func()) {
@@ -311,14 +310,12 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 }
 
 // markCustomisation marks each image's customisation layer in the
-// result, with its key.
+// result: the last, as platform puts it (its key is annotated like any
+// layer's).
 func (b *builder) markCustomisation(res *push.Result) {
 	for i := range res.Manifests {
-		for j := range res.Manifests[i].Layers {
-			l := &res.Manifests[i].Layers[j]
-			if key, ok := b.customs.Load(l.Digest); ok {
-				l.Customisation, l.Key = true, key.(string)
-			}
+		if ls := res.Manifests[i].Layers; len(ls) > 0 {
+			ls[len(ls)-1].Customisation = true
 		}
 	}
 }

@@ -63,7 +63,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	if err != nil {
 		return nil, fmt.Errorf("pack the customisation layer of %s: %w", sys, err)
 	}
-	b.customs.Store(custom.Digest.String(), cc.key)
+	custom.Key = cc.key
 	imgLayers = append(imgLayers, custom)
 
 	opts := b.req.Image
