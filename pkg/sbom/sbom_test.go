@@ -275,3 +275,18 @@ func TestGenerateErrors(t *testing.T) {
 	_, err = Generate(nil, nil, Options{})
 	assert.ErrorContains(t, err, "empty")
 }
+
+// TestEncodeAsVersion: encode writes the BOM as it is, without the
+// library's conversion to 1.6; that must give the conversion's bytes, so
+// the document holds nothing 1.6 lacks.
+func TestEncodeAsVersion(t *testing.T) {
+	g := graphOf(t, oddClosure)
+	doc, err := Generate(g, oddPackages, Options{Image: "registry.example/tools", Platform: "linux/amd64", ToolVersion: "v1.2.3", Time: epoch})
+	assert.NilError(t, err)
+	var converted bytes.Buffer
+	enc := cdx.NewBOMEncoder(&converted, cdx.BOMFileFormatJSON)
+	enc.SetPretty(true)
+	enc.SetEscapeHTML(false)
+	assert.NilError(t, enc.EncodeVersion(decode(t, doc), cdx.SpecVersion1_6))
+	assert.Equal(t, string(doc), converted.String())
+}
