@@ -59,9 +59,10 @@ type recordEntry struct {
 
 // RecordCache reads the repository's record, puts the layers of idx
 // before its entries (a key listed twice keeps the newer), and pushes the
-// result under CacheRecordTag. An older entry whose blob the registry no
-// longer holds makes it refuse the manifest: the record is then written
-// again with this build's layers only.
+// result under CacheRecordTag, unless that is the record as it is (a
+// rebuild of an unchanged image). An older entry whose blob the registry
+// no longer holds makes it refuse the manifest: the record is then
+// written again with this build's layers only.
 func (r *Registry) RecordCache(ctx context.Context, idx v1.ImageIndex) (int, error) {
 	pusher, err := r.setup(ctx)
 	if err != nil {
@@ -77,6 +78,9 @@ func (r *Registry) RecordCache(ctx context.Context, idx v1.ImageIndex) (int, err
 	tag := CacheRecord(r.target.Repo)
 	old := r.readRecord(ctx, tag) // unreadable: start afresh
 	entries := mergeRecord(fresh, old, MaxCacheRecordLayers)
+	if sameEntries(entries, old) {
+		return len(entries), nil // a rebuild of what the record lists first
+	}
 	err = r.putRecord(ctx, pusher, tag, entries)
 	if err != nil && blobNotLinked(err) && len(entries) > len(fresh) {
 		entries = mergeRecord(fresh, nil, MaxCacheRecordLayers)
@@ -159,11 +163,7 @@ func mergeRecord(fresh, old []recordEntry, limit int) []recordEntry {
 func (r *Registry) readRecord(ctx context.Context, tag name.Tag) []recordEntry {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.registryTimeout())
 	defer cancel()
-	l, err := r.opts.Credentials.resolveFor(tag.Context(), false)
-	if err != nil {
-		return nil
-	}
-	rd, err := newReader(ctx, tag.Context(), l, r.opts)
+	rd, err := r.reader(ctx)
 	if err != nil {
 		return nil
 	}
@@ -180,6 +180,21 @@ func (r *Registry) readRecord(ctx context.Context, tag name.Tag) []recordEntry {
 		return nil
 	}
 	return layerEntries(m, cfg)
+}
+
+// sameEntries tells whether a and b list the same layers in the same
+// order: the record would be written as it is.
+func sameEntries(a, b []recordEntry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		ka, kb := a[i].desc.Annotations[image.AnnotationLayerCache], b[i].desc.Annotations[image.AnnotationLayerCache]
+		if ka != kb || a[i].desc.Digest != b[i].desc.Digest || a[i].desc.Size != b[i].desc.Size || a[i].diffID != b[i].diffID {
+			return false
+		}
+	}
+	return true
 }
 
 // recordConfig is the record's config: a valid image config whose diffIDs

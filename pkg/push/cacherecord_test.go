@@ -83,6 +83,23 @@ func TestRecordCache(t *testing.T) {
 	assert.Equal(t, after.Digest, before.Digest)
 }
 
+// TestSameEntries tells a record to write apart from one as it is.
+func TestSameEntries(t *testing.T) {
+	e := func(key, digest string) recordEntry {
+		return recordEntry{desc: v1.Descriptor{Digest: v1.Hash{Algorithm: "sha256", Hex: digest}, Size: 1, Annotations: map[string]string{image.AnnotationLayerCache: key}}}
+	}
+	a := []recordEntry{e("k1", "aa"), e("k2", "bb")}
+	assert.Check(t, sameEntries(a, []recordEntry{e("k1", "aa"), e("k2", "bb")}))
+	assert.Check(t, !sameEntries(a, []recordEntry{e("k2", "bb"), e("k1", "aa")}), "order")
+	assert.Check(t, !sameEntries(a, []recordEntry{e("k1", "aa"), e("k2", "cc")}), "digest")
+	assert.Check(t, !sameEntries(a, []recordEntry{e("k1", "aa"), e("k3", "bb")}), "key")
+	assert.Check(t, !sameEntries(a, a[:1]), "length")
+	assert.Check(t, !sameEntries(a, nil), "no record")
+	d := e("k1", "aa")
+	d.diffID = v1.Hash{Algorithm: "sha256", Hex: "ff"}
+	assert.Check(t, !sameEntries(a[:1], []recordEntry{d}), "diffID")
+}
+
 // TestMergeRecord puts this build's layers first, each key once, and
 // keeps at most the limit.
 func TestMergeRecord(t *testing.T) {

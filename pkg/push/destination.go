@@ -44,6 +44,10 @@ type Registry struct {
 	pusher    *remote.Pusher
 	setupErr  error
 
+	readerOnce sync.Once
+	rd         *reader
+	readerErr  error
+
 	mu    sync.Mutex
 	early map[v1.Hash]*earlyUpload
 	sem   chan struct{}
@@ -82,6 +86,19 @@ func (r *Registry) setup(ctx context.Context) (*remote.Pusher, error) {
 		r.pusher, r.setupErr = remote.NewPusher(r.ropts...)
 	})
 	return r.pusher, r.setupErr
+}
+
+// reader reads the target repository with the push's login. It is made
+// once: its token and connections serve every read after the push (the
+// referrers already attached, the cache record).
+func (r *Registry) reader(ctx context.Context) (*reader, error) {
+	if _, err := r.setup(ctx); err != nil {
+		return nil, err
+	}
+	r.readerOnce.Do(func() {
+		r.rd, r.readerErr = newReader(ctx, r.target.Repo, r.login, r.opts)
+	})
+	return r.rd, r.readerErr
 }
 
 // Offer starts uploading l unless it was offered before.

@@ -120,6 +120,60 @@ func (r *reader) blobExists(ctx context.Context, d v1.Descriptor) bool {
 	return resp.StatusCode == http.StatusOK && (resp.ContentLength < 0 || resp.ContentLength == d.Size)
 }
 
+// referrers lists the digests of subject's referrers: the registry's
+// referrers API where it has one (the first page), else the OCI 1.1
+// fallback tag sha256-<hex>, read with the bounds of manifest.
+func (r *reader) referrers(ctx context.Context, subject v1.Hash) (map[v1.Hash]bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url("referrers", subject.String()), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", string(types.OCIImageIndex))
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var raw []byte
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if raw, err = readLimited(resp, MaxManifestSize, "the referrers of "+subject.String()); err != nil {
+			return nil, err
+		}
+	case http.StatusNotFound, http.StatusBadRequest: // no referrers API
+		raw, _, err = r.manifest(ctx, r.repo.Tag(subject.Algorithm+"-"+subject.Hex))
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, transport.CheckError(resp, http.StatusOK)
+	}
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("the referrers of %s: %w", subject, err)
+	}
+	out := map[v1.Hash]bool{}
+	for _, d := range im.Manifests {
+		out[d.Digest] = true
+	}
+	return out, nil
+}
+
+// manifestExists asks the registry whether it holds the manifest d.
+func (r *reader) manifestExists(ctx context.Context, d v1.Hash) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("manifests", d.String()), nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Accept", acceptManifests)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
 func (r *reader) url(kind, id string) string {
 	return fmt.Sprintf("%s://%s/v2/%s/%s/%s", r.repo.Scheme(), r.repo.RegistryStr(), r.repo.RepositoryStr(), kind, id)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -24,6 +26,11 @@ type Referrers interface {
 	// Calls for different subjects may run concurrently. A destination
 	// that cannot hold referrers returns ErrNoReferrers.
 	AttachReferrers(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) error
+	// Attached tells whether subject already has every one of imgs as a
+	// referrer, so that attaching them would change nothing (a rebuild of
+	// an unchanged image). It only reads: a build asks while it writes
+	// the index. Any doubt means false.
+	Attached(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) bool
 }
 
 // ErrNoReferrers is what AttachReferrers returns where referrers have no
@@ -48,6 +55,35 @@ func (r *Registry) AttachReferrers(ctx context.Context, subject v1.Descriptor, i
 		}
 	}
 	return nil
+}
+
+// Attached tells whether subject's referrers list every one of imgs and
+// the registry holds their manifests. Any doubt (an error, a list too
+// long to read) means no.
+func (r *Registry) Attached(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) bool {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return false
+	}
+	listed, err := rd.referrers(ctx, subject.Digest)
+	if err != nil {
+		return false
+	}
+	digests := make([]v1.Hash, len(imgs))
+	for i, img := range imgs {
+		d, err := img.Digest()
+		if err != nil || !listed[d] {
+			return false
+		}
+		digests[i] = d
+	}
+	found := make([]bool, len(digests))
+	var wg sync.WaitGroup
+	for i, d := range digests {
+		wg.Go(func() { found[i] = rd.manifestExists(ctx, d) })
+	}
+	wg.Wait()
+	return !slices.Contains(found, false)
 }
 
 // pushReferrer pushes one referrer. Builds that push the same image at
@@ -78,6 +114,10 @@ func blobNotLinked(err error) bool {
 	return errors.As(err, &terr) && (hasCode(terr, transport.ManifestBlobUnknownErrorCode) ||
 		hasCode(terr, transport.BlobUnknownErrorCode) || hasCode(terr, transport.DigestInvalidErrorCode))
 }
+
+// Attached is false: writing referrers into a layout again is cheap, and
+// leaves it as it was.
+func (l *Layout) Attached(context.Context, v1.Descriptor, ...v1.Image) bool { return false }
 
 // AttachReferrers writes each referrer into an OCI layout, listed in its
 // index.json beside the image (see sbom.WriteLayout); a docker archive

@@ -55,7 +55,12 @@ func TestRegistryAttachReferrers(t *testing.T) {
 	reg := NewRegistry(mustTarget(t, host+"/referrers/good", "v1"), Options{Credentials: Credentials{Username: user, Password: password}})
 	_, err := reg.Write(ctx, idx)
 	assert.NilError(t, err)
+	assert.Check(t, !reg.Attached(ctx, subject, imgs...), "nothing is attached yet")
+	assert.NilError(t, reg.AttachReferrers(ctx, subject, imgs[:1]...))
+	assert.Check(t, reg.Attached(ctx, subject, imgs[0]))
+	assert.Check(t, !reg.Attached(ctx, subject, imgs...), "only the first is attached")
 	assert.NilError(t, reg.AttachReferrers(ctx, subject, imgs...))
+	assert.Check(t, reg.Attached(ctx, subject, imgs...))
 	assert.NilError(t, reg.AttachReferrers(ctx, subject, imgs...)) // again: no change
 	reg.Close()
 
