@@ -28,12 +28,8 @@ func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Laye
 	if err != nil {
 		return image.Layer{}, err
 	}
-	if b.cacheDone != nil {
-		select {
-		case <-b.cacheDone:
-		case <-ctx.Done():
-			return image.Layer{}, ctx.Err()
-		}
+	if err := b.waitCache(ctx); err != nil {
+		return image.Layer{}, err
 	}
 	reused := false
 	l, err := b.blobs.get(cacheKey, func() (image.Layer, error) {
@@ -62,6 +58,33 @@ func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Laye
 	}
 	r.finished(stage, l.Digest.String(), l.Size)
 	return l, nil
+}
+
+// waitCache waits until the registry cache is read, if one is.
+func (b *builder) waitCache(ctx context.Context) error {
+	if b.cacheDone == nil {
+		return nil
+	}
+	select {
+	case <-b.cacheDone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// mayBeCached tells whether the cache has a blob under c's key (whose
+// content is still to be verified).
+func (b *builder) mayBeCached(ctx context.Context, c content) (bool, error) {
+	key, err := archive.CacheKey(c.key, b.req.Pack)
+	if err != nil {
+		return false, err
+	}
+	if err := b.waitCache(ctx); err != nil {
+		return false, err
+	}
+	_, ok := b.cache[key]
+	return ok, nil
 }
 
 // fromCache returns the cached blob for key when its content is c's: the

@@ -284,18 +284,24 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	w, end := b.log("")
 	fmt.Fprintf(w, "writing to %s\n", b.req.Destination)
 	end()
+	attached := b.alreadyAttached(ctx, idx)
 	done = b.timings.start(phaseUpload, "")
 	res, err := b.req.Destination.Write(ctx, idx)
 	done()
+	already := attached()
 	if err != nil {
 		return nil, err
 	}
-	sboms, err := b.attach(ctx, idx)
-	if err != nil {
-		return nil, err
-	}
+	// The cache record and the referrers are independent of each other:
+	// both are written at once.
+	var recorded sync.WaitGroup
 	if rec, ok := b.req.Destination.(push.CacheRecorder); ok && res.Pushed {
-		b.recordCache(ctx, rec, idx)
+		recorded.Go(func() { b.recordCache(ctx, rec, idx) })
+	}
+	sboms, err := b.attach(ctx, idx, already)
+	recorded.Wait()
+	if err != nil {
+		return nil, err
 	}
 	t := b.timings.result()
 	if !res.Pushed {

@@ -196,6 +196,11 @@ func TestBuildRegistryCache(t *testing.T) {
 	assert.NilError(t, err)
 	cold.Close()
 	assert.Check(t, cold.Packed > 0)
+	for _, m := range cold.Manifests {
+		for _, l := range m.Layers {
+			assert.Check(t, l.Uploaded, "layer %s of an empty registry not reported as sent", l.Digest)
+		}
+	}
 
 	warmReq := request(t, push.NewRegistry(target, push.Options{}), 6)
 	warmReq.CacheFrom = []name.Reference{target.Tags[0]}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -46,17 +48,19 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 
 	done = b.timings.start(phasePacking, plat.String())
 	defer done()
-	var imgLayers []image.Layer
 	n := len(plan.Layers) + 1
+	imgLayers := make([]image.Layer, len(plan.Layers), n)
+	contents := make([]content, len(plan.Layers))
 	for i, l := range plan.Layers {
-		content := pathsContent(l.Key, l.Paths, int64(min(l.Size, math.MaxInt64)))
-		il, err := b.layer(ctx, content, b.reporter(plat.String(), i+1, n, content.size))
-		if err != nil {
-			return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
-		}
-		il.Key = l.Key
-		il.Packages = storepath.PackageNames(l.Paths)
-		imgLayers = append(imgLayers, il)
+		contents[i] = pathsContent(l.Key, l.Paths, int64(min(l.Size, math.MaxInt64)))
+	}
+	err = b.layers(ctx, contents, func(i int, il image.Layer) {
+		il.Key = plan.Layers[i].Key
+		il.Packages = storepath.PackageNames(plan.Layers[i].Paths)
+		imgLayers[i] = il
+	}, func(i int) *reporter { return b.reporter(plat.String(), i+1, n, contents[i].size) })
+	if err != nil {
+		return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
 	}
 	cc := customisationContent(res)
 	custom, err := b.layer(ctx, cc, b.reporter(plat.String(), n, n, 0))
@@ -78,6 +82,54 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 		}
 	}
 	return img, nil
+}
+
+// layers makes the blob of each of contents and hands it to done with its
+// index. Layers the cache may hold are only hashed to be verified, one
+// per core at once; the others are packed one after the other in the
+// plan's order (the packer itself keeps every core busy, and big layers
+// stream to the registry while they are packed).
+//
+// ctx is not narrowed here: it also carries the uploads the layers start,
+// which outlive this call. On an error the caller cancels the build.
+func (b *builder) layers(ctx context.Context, contents []content, done func(int, image.Layer), report func(int) *reporter) error {
+	errs := make([]error, len(contents))
+	var wg sync.WaitGroup
+	cores := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var packs, verifies []int
+	for i, c := range contents {
+		cached, err := b.mayBeCached(ctx, c)
+		if err != nil {
+			return err
+		}
+		if cached {
+			verifies = append(verifies, i)
+		} else {
+			packs = append(packs, i)
+		}
+	}
+	for _, i := range verifies {
+		wg.Go(func() {
+			cores <- struct{}{}
+			defer func() { <-cores }()
+			l, err := b.layer(ctx, contents[i], report(i))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			done(i, l)
+		})
+	}
+	for _, i := range packs {
+		l, err := b.layer(ctx, contents[i], report(i))
+		if err != nil {
+			errs[i] = err
+			break
+		}
+		done(i, l)
+	}
+	wg.Wait()
+	return firstError(errs)
 }
 
 // content is what a layer holds: its key (everything its bytes depend on

@@ -120,11 +120,41 @@ func (b *builder) documents(img *image.Image, g *layers.Graph, res *nix.Result) 
 	return nil
 }
 
+// alreadyAttached asks the destination, while the index is being written,
+// which platform images have their documents attached already (an
+// unchanged image, pushed before): attach skips those. The function it
+// returns waits for the answer.
+func (b *builder) alreadyAttached(ctx context.Context, idx v1.ImageIndex) func() map[v1.Hash]bool {
+	dest, ok := b.req.Destination.(push.Referrers)
+	im, err := idx.IndexManifest()
+	if b.req.SBOM == nil || !ok || err != nil {
+		return func() map[v1.Hash]bool { return nil }
+	}
+	found := make([]bool, len(im.Manifests))
+	var wg sync.WaitGroup
+	for i, m := range im.Manifests {
+		if r := b.sboms[m.Digest]; r != nil {
+			wg.Go(func() { found[i] = dest.Attached(ctx, m, r.SBOM.image, r.Provenance.image) })
+		}
+	}
+	return func() map[v1.Hash]bool {
+		wg.Wait()
+		out := map[v1.Hash]bool{}
+		for i, m := range im.Manifests {
+			if found[i] {
+				out[m.Digest] = true
+			}
+		}
+		return out
+	}
+}
+
 // attach attaches each platform's documents to its manifest, once the
 // index is written, platforms concurrently (one subject's referrers one
 // after the other: a registry without the referrers API keeps them in one
-// tag). It returns the results in the index's order.
-func (b *builder) attach(ctx context.Context, idx v1.ImageIndex) ([]SBOMResult, error) {
+// tag), except where they are attached already. It returns the results
+// in the index's order.
+func (b *builder) attach(ctx context.Context, idx v1.ImageIndex, already map[v1.Hash]bool) ([]SBOMResult, error) {
 	if b.req.SBOM == nil {
 		return nil, nil
 	}
@@ -149,11 +179,9 @@ func (b *builder) attach(ctx context.Context, idx v1.ImageIndex) ([]SBOMResult, 
 	errs := make([]error, len(out))
 	var wg sync.WaitGroup
 	for i, m := range im.Manifests {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = dest.AttachReferrers(ctx, m, out[i].SBOM.image, out[i].Provenance.image)
-		}()
+		if !already[m.Digest] {
+			wg.Go(func() { errs[i] = dest.AttachReferrers(ctx, m, out[i].SBOM.image, out[i].Provenance.image) })
+		}
 	}
 	wg.Wait()
 	for i, err := range errs {
