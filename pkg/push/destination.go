@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -156,6 +157,15 @@ func (r *Registry) earlyResult(ctx context.Context, d v1.Hash) (sent, ok bool) {
 	return e.sent, e.err == nil
 }
 
+// head tells the digest tag names in the target repository.
+func (r *Registry) head(ctx context.Context, tag name.Tag) (v1.Hash, bool) {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return v1.Hash{}, false
+	}
+	return rd.manifestDigest(ctx, tag)
+}
+
 // Write pushes idx: the blobs an early upload did not get there, then the
 // manifests, then the index under each tag.
 func (r *Registry) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error) {
@@ -163,7 +173,7 @@ func (r *Registry) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	res, err := push(ctx, r.target, idx, r.opts, pusher, r.ropts, r.earlyResult)
+	res, err := push(ctx, r.target, idx, r.opts, pusher, r.head, r.earlyResult)
 	if err != nil {
 		return nil, redact(explain(err, r.target.Repo, r.login), r.login.secrets)
 	}

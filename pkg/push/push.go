@@ -87,7 +87,10 @@ func Push(ctx context.Context, t Target, idx v1.ImageIndex, o Options) (*Result,
 // now).
 type earlyFunc func(ctx context.Context, d v1.Hash) (sent, ok bool)
 
-func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *remote.Pusher, ropts []remote.Option, early earlyFunc) (*Result, error) {
+// headFunc tells the digest a tag names (ok false: none, or unknown).
+type headFunc func(ctx context.Context, tag name.Tag) (d v1.Hash, ok bool)
+
+func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *remote.Pusher, head headFunc, early earlyFunc) (*Result, error) {
 	manifests, images, err := describe(idx)
 	if err != nil {
 		return nil, err
@@ -98,10 +101,11 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 	}
 
 	jobs := o.jobs()
-	if len(t.Tags) > 0 && alreadyTagged(t, digest, ropts) {
-		// Every tag names this very index, so its blobs are all there.
-		return pushed(t, digest, manifests), nil
-	}
+	// Whether the tags name this very index already (a rebuild of an
+	// unchanged image under the same tags) is asked while the blobs are
+	// checked: then only the manifests' and tags' writes are left out.
+	tagged := make(chan bool, 1)
+	go func() { tagged <- len(t.Tags) > 0 && alreadyTagged(ctx, t, digest, head) }()
 
 	blobs, err := distinctBlobs(manifests, images, o.OnUpload)
 	if err != nil {
@@ -128,20 +132,26 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 		return nil, err
 	}
 
-	// The blobs are there, so these only PUT manifests.
-	for n, img := range images {
-		if err := pusher.Push(ctx, t.Repo.Digest(manifests[n].Digest), img); err != nil {
+	if !<-tagged {
+		// The blobs are there, so these only PUT manifests (or find them
+		// there already), then the index under each name.
+		err := parallel(ctx, jobs, len(images), func(ctx context.Context, n int) error {
+			return pusher.Push(ctx, t.Repo.Digest(manifests[n].Digest), images[n])
+		})
+		if err != nil {
 			return nil, err
 		}
-	}
-	if len(t.Tags) == 0 {
-		if err := pusher.Push(ctx, t.Repo.Digest(digest.String()), idx); err != nil {
-			return nil, err
+		names := []name.Reference{t.Repo.Digest(digest.String())}
+		if len(t.Tags) > 0 {
+			names = names[:0]
+			for _, tag := range t.Tags {
+				names = append(names, tag)
+			}
 		}
-	}
-	for _, tag := range t.Tags {
-		if err := pusher.Push(ctx, tag, idx); err != nil {
-			return nil, err
+		for _, ref := range names {
+			if err := pusher.Put(ctx, ref, idx); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -209,10 +219,9 @@ func (o Options) backoff() remote.Backoff {
 }
 
 // alreadyTagged reports whether every tag of t names the index digest.
-func alreadyTagged(t Target, digest v1.Hash, ropts []remote.Option) bool {
+func alreadyTagged(ctx context.Context, t Target, digest v1.Hash, head headFunc) bool {
 	for _, tag := range t.Tags {
-		desc, err := remote.Head(tag, ropts...)
-		if err != nil || desc.Digest != digest {
+		if d, ok := head(ctx, tag); !ok || d != digest {
 			return false
 		}
 	}

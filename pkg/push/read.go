@@ -161,17 +161,34 @@ func (r *reader) referrers(ctx context.Context, subject v1.Hash) (map[v1.Hash]bo
 
 // manifestExists asks the registry whether it holds the manifest d.
 func (r *reader) manifestExists(ctx context.Context, d v1.Hash) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("manifests", d.String()), nil)
+	resp, err := r.headManifest(ctx, d.String())
+	return err == nil && resp.StatusCode == http.StatusOK
+}
+
+// manifestDigest asks the registry which manifest ref names, by the
+// Docker-Content-Digest of its answer (ok false: none, or no usable
+// answer).
+func (r *reader) manifestDigest(ctx context.Context, ref name.Reference) (v1.Hash, bool) {
+	resp, err := r.headManifest(ctx, ref.Identifier())
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return v1.Hash{}, false
+	}
+	d, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+	return d, err == nil
+}
+
+func (r *reader) headManifest(ctx context.Context, id string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("manifests", id), nil)
 	if err != nil {
-		return false
+		return nil, err
 	}
 	req.Header.Set("Accept", acceptManifests)
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return false
+		return nil, err
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return resp, nil
 }
 
 func (r *reader) url(kind, id string) string {
