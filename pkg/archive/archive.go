@@ -98,7 +98,6 @@ type packer struct {
 	digest  hash.Hash
 	counter countingWriter
 	modTime time.Time
-	buf     []byte // file copy buffer
 }
 
 func newPacker(w io.Writer, o Options) (*packer, error) {
@@ -122,14 +121,15 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	// faster on 2 cores, and up to 14% slower under load from elsewhere
 	// (BenchmarkPackPaths/concurrency=2 and 3); it also holds more memory.
 	blocks := max(inFlight-1, 1)
-	p := &packer{diffID: sha256.New(), digest: sha256.New(), modTime: modTime}
+	p := &packer{digest: sha256.New(), modTime: modTime}
 	p.counter.w = io.MultiWriter(p.digest, w)
 	var progress io.Writer = io.Discard
 	if o.Progress != nil {
 		progress = progressWriter(o.Progress)
 	}
 	if o.Uncompressed {
-		p.tw = tar.NewWriter(io.MultiWriter(p.diffID, &p.counter, progress))
+		// The blob is the tar: one hash serves as digest and diffID.
+		p.tw = tar.NewWriter(io.MultiWriter(&p.counter, progress))
 		return p, nil
 	}
 	gz, err := pgzip.NewWriterLevel(&p.counter, level)
@@ -143,6 +143,7 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	// which gzip defines as "no time".
 	gz.ModTime = time.Unix(0, 0)
 	p.gz = gz
+	p.diffID = sha256.New()
 	p.tw = tar.NewWriter(io.MultiWriter(p.diffID, gz, progress))
 	return p, nil
 }
@@ -157,11 +158,12 @@ func (p *packer) close() (Blob, error) {
 			return Blob{}, err
 		}
 	}
-	return Blob{
-		Digest: "sha256:" + hex.EncodeToString(p.digest.Sum(nil)),
-		DiffID: "sha256:" + hex.EncodeToString(p.diffID.Sum(nil)),
-		Size:   p.counter.n,
-	}, nil
+	b := Blob{Digest: "sha256:" + hex.EncodeToString(p.digest.Sum(nil)), Size: p.counter.n}
+	b.DiffID = b.Digest
+	if p.diffID != nil {
+		b.DiffID = "sha256:" + hex.EncodeToString(p.diffID.Sum(nil))
+	}
+	return b, nil
 }
 
 // header is the normalised header every entry starts from.

@@ -149,6 +149,21 @@ func TestPackHashes(t *testing.T) {
 	assert.Equal(t, res.DiffID, sha256Of(tarBytes))
 }
 
+// TestPackUncompressedHashes: the plain tar a cached layer is verified
+// with is the compressed layer's tar, and its one hash is both digest and
+// diffID.
+func TestPackUncompressedHashes(t *testing.T) {
+	dir := sampleTree(t)
+	_, packed, err := packDir(t, dir, Options{})
+	assert.NilError(t, err)
+	tarBytes, plain, err := packDir(t, dir, Options{Uncompressed: true})
+	assert.NilError(t, err)
+	assert.Equal(t, plain.Digest, sha256Of(tarBytes))
+	assert.Equal(t, plain.DiffID, plain.Digest)
+	assert.Equal(t, plain.DiffID, packed.DiffID)
+	assert.Equal(t, plain.Size, int64(len(tarBytes)))
+}
+
 func TestPackTimes(t *testing.T) {
 	dir := sampleTree(t)
 	// readHeaders checks that every entry has the first one's time.

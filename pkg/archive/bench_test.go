@@ -73,7 +73,8 @@ type countWriter int64
 func (c *countWriter) Write(b []byte) (int, error) { *c += countWriter(len(b)); return len(b), nil }
 
 // BenchmarkPackPaths packs the corpus from disk at each level, then at
-// the default level with 1 to 4 blocks compressed at once.
+// the default level with 1 to 4 blocks compressed at once, then as the
+// plain tar that verifies a cached layer.
 func BenchmarkPackPaths(b *testing.B) {
 	roots, tarBytes := benchCorpus(b)
 	run := func(name string, o Options) {
@@ -95,6 +96,8 @@ func BenchmarkPackPaths(b *testing.B) {
 	for c := 1; c <= 4; c++ {
 		run(fmt.Sprintf("concurrency=%d", c), Options{Concurrency: c})
 	}
+	// What verifying a cached layer costs: the plain tar, hashed.
+	run("uncompressed", Options{Uncompressed: true})
 }
 
 // BenchmarkPackBaseline is the packer Nixery used, for comparison in the

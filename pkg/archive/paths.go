@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Modes, as Nix stores them: the store is read-only, and only whether a
@@ -118,10 +119,9 @@ func (p *packer) addFile(path, name string) error {
 	}
 	// Large reads keep the per-call cost of hashing and pgzip low; hiding
 	// WriterTo makes io.CopyBuffer use the buffer.
-	if p.buf == nil {
-		p.buf = make([]byte, 256<<10)
-	}
-	n, err := io.CopyBuffer(p.tw, struct{ io.Reader }{f}, p.buf)
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	n, err := io.CopyBuffer(p.tw, struct{ io.Reader }{f}, *buf)
 	if err != nil {
 		if err == tar.ErrWriteTooLong {
 			return fmt.Errorf("%s grew while it was packed", path)
@@ -133,6 +133,10 @@ func (p *packer) addFile(path, name string) error {
 	}
 	return nil
 }
+
+// copyBuffers are the file copy buffers, kept between layers: a build
+// packs or verifies dozens of layers, many at once.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 func kind(t fs.FileMode) string {
 	switch {
