@@ -176,9 +176,10 @@ type builder struct {
 	dir     string
 	timings *timings
 
-	blobs     blobs         // each layer packed once, even when platforms share it
-	cache     push.Cache    // layers earlier pushes left in registries
-	cacheDone chan struct{} // closed once cache is read; nil without one
+	blobs     blobs                         // each layer packed once, even when platforms share it
+	cache     push.Cache                    // layers earlier pushes left in registries
+	cacheDone chan struct{}                 // closed once cache is read; nil without one
+	record    chan push.CacheRecordSnapshot // the cache record as read at the start
 
 	packed, reused atomic.Int64
 
@@ -211,6 +212,12 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	if len(b.req.CacheFrom) > 0 {
 		b.cacheDone = make(chan struct{})
 		go b.readCache(ctx)
+	}
+	if rec, ok := b.req.Destination.(push.CacheRecorder); ok {
+		// Read while Nix works, so that a rebuild that changes nothing
+		// in the record need not read it again at the end.
+		b.record = make(chan push.CacheRecordSnapshot, 1)
+		go func() { b.record <- rec.ReadCacheRecord(ctx) }()
 	}
 	res, err := b.work(ctx)
 	if err != nil {
@@ -345,7 +352,12 @@ func (b *builder) readCache(ctx context.Context) {
 // failing to write it (a read-only token, a registry that limits tags)
 // is only a note.
 func (b *builder) recordCache(ctx context.Context, rec push.CacheRecorder, idx v1.ImageIndex) {
-	n, err := rec.RecordCache(ctx, idx)
+	var seen push.CacheRecordSnapshot
+	select {
+	case seen = <-b.record:
+	case <-ctx.Done():
+	}
+	n, err := rec.RecordCache(ctx, idx, seen)
 	w, end := b.log("")
 	defer end()
 	if err != nil {

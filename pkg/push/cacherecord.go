@@ -42,13 +42,24 @@ func CacheRecord(repo name.Repository) name.Tag {
 }
 
 // CacheRecorder is a Destination that keeps a cache record (see
-// CacheRecordTag). A build calls it after Write. The record is a hint:
-// a failure to update it is not a failure of the build, and concurrent
-// builds may each overwrite the other's entries.
+// CacheRecordTag). A build reads the record while Nix works and updates
+// it after Write. The record is a hint: a failure to update it is not a
+// failure of the build, and concurrent builds may each overwrite the
+// other's entries.
 type CacheRecorder interface {
+	// ReadCacheRecord reads the record as it is now; a missing or
+	// unreadable one reads as empty.
+	ReadCacheRecord(ctx context.Context) CacheRecordSnapshot
 	// RecordCache adds the cache-keyed layers of idx, which Write has
-	// pushed, to the record, and returns how many layers it now lists.
-	RecordCache(ctx context.Context, idx v1.ImageIndex) (int, error)
+	// pushed, to the record, and returns how many layers it lists (as
+	// last read). When seen (what ReadCacheRecord gave) lists them first already,
+	// the record is neither read nor written again.
+	RecordCache(ctx context.Context, idx v1.ImageIndex, seen CacheRecordSnapshot) (int, error)
+}
+
+// CacheRecordSnapshot is a cache record as read at one time.
+type CacheRecordSnapshot struct {
+	entries []recordEntry
 }
 
 // recordEntry is one layer of the record.
@@ -57,13 +68,20 @@ type recordEntry struct {
 	diffID v1.Hash
 }
 
-// RecordCache reads the repository's record, puts the layers of idx
-// before its entries (a key listed twice keeps the newer), and pushes the
-// result under CacheRecordTag, unless that is the record as it is (a
-// rebuild of an unchanged image). An older entry whose blob the registry
-// no longer holds makes it refuse the manifest: the record is then
-// written again with this build's layers only.
-func (r *Registry) RecordCache(ctx context.Context, idx v1.ImageIndex) (int, error) {
+// ReadCacheRecord reads the repository's record.
+func (r *Registry) ReadCacheRecord(ctx context.Context) CacheRecordSnapshot {
+	return CacheRecordSnapshot{entries: r.readRecord(ctx, CacheRecord(r.target.Repo))}
+}
+
+// RecordCache puts the layers of idx before the entries of the record (a
+// key listed twice keeps the newer), and pushes the result under
+// CacheRecordTag, unless that is the record as it is: a rebuild of an
+// unchanged image, found in seen without a request, or in the record as
+// read now (seen may be stale; writing from the fresh one loses fewer of
+// concurrent builds' entries). An older entry whose blob the registry no
+// longer holds makes it refuse the manifest: the record is then written
+// again with this build's layers only.
+func (r *Registry) RecordCache(ctx context.Context, idx v1.ImageIndex, seen CacheRecordSnapshot) (int, error) {
 	pusher, err := r.setup(ctx)
 	if err != nil {
 		return 0, err
@@ -75,11 +93,14 @@ func (r *Registry) RecordCache(ctx context.Context, idx v1.ImageIndex) (int, err
 	if len(fresh) == 0 {
 		return 0, nil // nothing a later build could reuse
 	}
+	if entries := mergeRecord(fresh, seen.entries, MaxCacheRecordLayers); sameEntries(entries, seen.entries) {
+		return len(entries), nil
+	}
 	tag := CacheRecord(r.target.Repo)
 	old := r.readRecord(ctx, tag) // unreadable: start afresh
 	entries := mergeRecord(fresh, old, MaxCacheRecordLayers)
 	if sameEntries(entries, old) {
-		return len(entries), nil // a rebuild of what the record lists first
+		return len(entries), nil
 	}
 	err = r.putRecord(ctx, pusher, tag, entries)
 	if err != nil && blobNotLinked(err) && len(entries) > len(fresh) {

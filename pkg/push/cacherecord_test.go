@@ -55,7 +55,7 @@ func TestRecordCache(t *testing.T) {
 		r := NewRegistry(mustTarget(t, host+"/rec/app", tag), opts)
 		_, err := r.Write(ctx, idx)
 		assert.NilError(t, err)
-		n, err := r.RecordCache(ctx, idx)
+		n, err := r.RecordCache(ctx, idx, r.ReadCacheRecord(ctx))
 		assert.NilError(t, err)
 		assert.Equal(t, n, 3*(i+1))
 		r.Close()
@@ -76,11 +76,32 @@ func TestRecordCache(t *testing.T) {
 	idx, _ := recordIndex(t, "v2", amd64, arm64)
 	r := NewRegistry(mustTarget(t, host+"/rec/app", "v2"), opts)
 	defer r.Close()
-	_, err = r.RecordCache(ctx, idx)
+	seen := r.ReadCacheRecord(ctx)
+	_, err = r.RecordCache(ctx, idx, CacheRecordSnapshot{})
 	assert.NilError(t, err)
 	after, err := remote.Head(record)
 	assert.NilError(t, err)
 	assert.Equal(t, after.Digest, before.Digest)
+
+	// A build that read the record at its start (seen: v2's layers first)
+	// while another build (v3) added its own: the first build leaves the
+	// record as it is, keeping v3's entries in front.
+	idx3, _ := recordIndex(t, "v3", amd64, arm64)
+	r3 := NewRegistry(mustTarget(t, host+"/rec/app", "v3"), opts)
+	defer r3.Close()
+	_, err = r3.Write(ctx, idx3)
+	assert.NilError(t, err)
+	n, err := r3.RecordCache(ctx, idx3, r3.ReadCacheRecord(ctx))
+	assert.NilError(t, err)
+	assert.Equal(t, n, 9)
+	withV3, err := remote.Head(record)
+	assert.NilError(t, err)
+	n, err = r.RecordCache(ctx, idx, seen)
+	assert.NilError(t, err)
+	assert.Equal(t, n, 6, "what seen lists")
+	last, err := remote.Head(record)
+	assert.NilError(t, err)
+	assert.Equal(t, last.Digest, withV3.Digest)
 }
 
 // TestSameEntries tells a record to write apart from one as it is.
