@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Rebuild costs with the registry as the cache, for a two-platform image of
 # the stand-in nixpkgs (shell hello largefile, linux/amd64 + linux/arm64)
-# pushed to a registry this script starts on loopback:
-#   1. a cold build (empty registry),
+# pushed to a registry this script starts on loopback. ROUNDS times
+# (default 3), each into a repository of its own:
+#   1. a cold build (empty repository),
 #   2. a warm rebuild with nothing changed: no layer packed, no blob
-#      uploaded, and apart from Nix under 25% of the cold build's time
-#      (every reused layer is verified: its diffID computed from the store
-#      paths must equal the cached one),
+#      uploaded (every reused layer is verified: its diffID computed from
+#      the store paths must equal the cached one),
 #   3. a rebuild under a new tag (v2) with nothing changed: the layers are
 #      found through the repository's cache record (tag nixery-cache), so
-#      again none is packed or uploaded, and under 25% of cold apart from Nix
-#      as for the warm rebuild (issue 15 aims at 15%; on this sub-second
-#      fixture, process start and registry round trips are ~0.2 s of it),
+#      again none is packed or uploaded;
+# then once, into the last round's repository:
 #   4. a rebuild under a new tag (v3) after one package (moreutils)
 #      changed: what was packed and uploaded against the size of the store
 #      paths that changed.
+# Each row is the fastest of the rounds (noise only adds time). It fails
+# unless 2 and 3 take at most 15% of the cold build's time apart from Nix
+# (issue 15's goal) and all three give the same index.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >/dev/null
@@ -32,12 +34,11 @@ start_registry "$work"
 # so that Nix's own build time is not part of what is compared.
 cp -r testdata/nixpkgs "$work/nixpkgs"
 nixpkgs="path:$work/nixpkgs"
-image=$registry/bench/rebuild
-build() { # label [tag] → prints a JSON line of the result with the wall time
-  local t0 t1 tag=${2:-v1}
+build() { # label tag repository → prints a JSON line of the result with the wall time
+  local t0 t1
   t0=$(date +%s.%N)
   "$work/nixery" build --nixpkgs "$nixpkgs" --platforms linux/amd64,linux/arm64 \
-    --image "$image" --tags "$tag" --json shell hello largefile >"$work/$1.json" 2>"$work/$1.log"
+    --image "$registry/bench/$3" --tags "$2" --json shell hello largefile >"$work/$1.json" 2>"$work/$1.log"
   t1=$(date +%s.%N)
   jq -c --arg wall "$(echo "$t1 - $t0" | bc -l)" '{
       wall: ($wall|tonumber),
@@ -48,14 +49,22 @@ build() { # label [tag] → prints a JSON line of the result with the wall time
 }
 "$work/nixery" build --nixpkgs "$nixpkgs" --platforms linux/amd64,linux/arm64 --output "oci:$work/warmup" shell hello largefile >/dev/null 2>&1
 
-cold=$(build cold)
-warm=$(build warm)
-newtag=$(build newtag v2)
+# fastest A B → whichever of two result lines took less time apart from Nix
+fastest() { [ -z "$1" ] && { echo "$2"; return; }; jq -cn --argjson a "$1" --argjson b "$2" 'if ($a.wall-$a.nix) <= ($b.wall-$b.nix) then $a else $b end'; }
+cold= warm= newtag=
+rounds=${ROUNDS:-3}
+for r in $(seq "$rounds"); do
+  c=$(build cold v1 "rebuild-$r"); w=$(build warm v1 "rebuild-$r"); n=$(build newtag v2 "rebuild-$r")
+  echo "round $r, wall − nix s: cold $(echo "$c" | jq '.wall-.nix'), warm $(echo "$w" | jq '.wall-.nix'), new tag $(echo "$n" | jq '.wall-.nix')" >&2
+  [ "$(jq -n --argjson c "$c" --argjson w "$w" --argjson n "$n" '$c.digest == $w.digest and $c.digest == $n.digest and $w.packed == 0 and $n.packed == 0 and $w.uploaded == 0 and $n.uploaded == 0')" = true ] ||
+    { echo "round $r: the rebuilds packed or uploaded, or gave another index" >&2; exit 1; }
+  cold=$(fastest "$cold" "$c"); warm=$(fastest "$warm" "$w"); newtag=$(fastest "$newtag" "$n")
+done
 old=$(nix path-info --json "$nixpkgs#legacyPackages.x86_64-linux.moreutils" "$nixpkgs#legacyPackages.aarch64-linux.moreutils" | jq '[.[].path]')
 sed -i 's/soak up standard input,/soak up all of standard input,/' "$work/nixpkgs/packages.nix"
 nix build --no-link "$nixpkgs#legacyPackages.x86_64-linux.moreutils" "$nixpkgs#legacyPackages.aarch64-linux.moreutils"
 changed_bytes=$(nix path-info --json "$nixpkgs#legacyPackages.x86_64-linux.moreutils" "$nixpkgs#legacyPackages.aarch64-linux.moreutils" | jq '[.[].narSize] | add')
-changed=$(build changed v3)
+changed=$(build changed v3 "rebuild-$rounds")
 
 row() { echo "$2" | jq -r --arg name "$1" '"| \($name) | \(.wall*100|round/100) | \(.nix*100|round/100) | \((.wall-.nix)*100|round/100) | \(.packed) | \(.reused) | \(.uploaded) |"'; }
 echo "| build | wall s | nix s | wall − nix s | layers packed | layers reused | bytes uploaded |"
@@ -69,9 +78,7 @@ pct() { jq -n --argjson c "$cold" --argjson w "$1" '((($w.wall-$w.nix)/($c.wall-
 ratio=$(pct "$warm")
 newratio=$(pct "$newtag")
 echo "apart from Nix, % of the cold build's: warm $ratio, new tag $newratio, new tag + moreutils changed $(pct "$changed")"
+echo "whole wall time, % of the cold build's: new tag $(jq -n --argjson c "$cold" --argjson w "$newtag" '(($w.wall/$c.wall)*1000|round)/10') (issue 15: at most 50)"
 echo "changed store paths (moreutils for two systems): $changed_bytes bytes of NAR; uploaded: $(echo "$changed" | jq .uploaded) bytes compressed"
-same=$(jq -n --argjson c "$cold" --argjson w "$warm" --argjson n "$newtag" '$c.digest == $w.digest and $c.digest == $n.digest')
-echo "cold, warm and new-tag index digests equal: $same"
-[ "$same" = true ] && [ "$(echo "$warm" | jq '.packed == 0 and .uploaded == 0')" = true ] &&
-  [ "$(echo "$newtag" | jq '.packed == 0 and .uploaded == 0')" = true ] &&
-  [ "$(echo "$ratio < 25" | bc -l)" = 1 ] && [ "$(echo "$newratio < 25" | bc -l)" = 1 ]
+echo "fastest of $rounds rounds; every round's cold, warm and new-tag index digests equal, nothing packed or uploaded by the rebuilds"
+[ "$(echo "$ratio <= 15" | bc -l)" = 1 ] && [ "$(echo "$newratio <= 15" | bc -l)" = 1 ]

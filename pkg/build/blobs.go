@@ -109,7 +109,8 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.L
 		return image.Layer{}, false
 	}
 	if reg, ok := b.req.Destination.(*push.Registry); ok && reg.Target().Repo.String() == cached.Repo.String() {
-		return cached.Layer, true // already where it goes
+		reg.Present(cached.Digest) // the cache read saw it there
+		return cached.Layer, true  // already where it goes
 	}
 	l, err := b.fetch(ctx, cached)
 	if err != nil {

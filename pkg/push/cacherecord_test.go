@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -145,4 +146,39 @@ func TestMergeRecord(t *testing.T) {
 func TestNewTargetRefusesRecordTag(t *testing.T) {
 	_, err := NewTarget("127.0.0.1:5000/app", []string{"v1", CacheRecordTag}, false)
 	assert.ErrorContains(t, err, `tag "nixery-cache" is where builds keep`)
+}
+
+// TestPresentButGone: a blob the build was told the repository holds
+// (Present) is not offered or asked for again; were it gone, the image's
+// own push (its manifest is new) still finds it missing and sends it.
+func TestPresentButGone(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	idx := testIndex(t, "gone", amd64)
+	img, err := idx.Image(mustManifestDigest(t, idx, 0))
+	assert.NilError(t, err)
+	ls, err := img.Layers()
+	assert.NilError(t, err)
+	gone, err := ls[0].Digest()
+	assert.NilError(t, err)
+
+	target := mustTarget(t, host+"/present/app", "v1")
+	r := NewRegistry(target, Options{Backoff: fastBackoff})
+	r.Present(gone)
+	r.Offer(ctx, ls[0]) // a no-op now
+	_, err = r.Write(ctx, idx)
+	r.Close()
+	assert.NilError(t, err)
+	resp, err := http.Head("http://" + host + "/v2/present/app/blobs/" + gone.String())
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, resp.StatusCode, http.StatusOK, "the image is complete")
+}
+
+func mustManifestDigest(t *testing.T, idx v1.ImageIndex, i int) v1.Hash {
+	t.Helper()
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	return im.Manifests[i].Digest
 }

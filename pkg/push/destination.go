@@ -120,6 +120,20 @@ func (r *Registry) Offer(ctx context.Context, l v1.Layer) {
 	go r.upload(ctx, e, &trackedBlob{Layer: l, digest: d, onUpload: r.opts.OnUpload})
 }
 
+// Present records that the target repository holds blob d already, as
+// the build's cache read just found: offering it is then a no-op, and
+// Write does not ask for it again. Were it gone by then, the registry
+// would refuse the manifest that needs it, before any tag is written.
+func (r *Registry) Present(d v1.Hash) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.early[d]; !ok {
+		e := &earlyUpload{done: make(chan struct{})}
+		close(e.done)
+		r.early[d] = e
+	}
+}
+
 // upload sends b, a job slot at a time, and records how in e; r.wg was
 // added to for it.
 func (r *Registry) upload(ctx context.Context, e *earlyUpload, b *trackedBlob) {
