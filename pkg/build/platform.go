@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/image"
@@ -75,6 +76,10 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	img, err := image.NewImage(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}, imgLayers, opts)
 	if err != nil {
 		return nil, fmt.Errorf("assemble the image for %s: %w", sys, err)
+	}
+	// The config is known now: it can travel while the last layers do.
+	if cfg, err := partial.ConfigLayer(img); err == nil {
+		b.req.Destination.Offer(ctx, cfg)
 	}
 	if b.req.SBOM != nil {
 		if err := b.documents(img, g, res); err != nil {
