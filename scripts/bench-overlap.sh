@@ -61,10 +61,15 @@ git archive "$base" | tar -x -C "$work/base"
 
 mkdir -p "$work/reg"
 start_registry "$work/reg"
-port=$((20000 + RANDOM % 40000))
+while :; do # a port nothing answers on
+  port=$((20000 + RANDOM % 40000))
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+done
 "$work/throttleproxy" -listen "127.0.0.1:$port" -upstream "http://$registry" -rate "$rate" &
 proxy_pid=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+up=
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && { up=1; break; }; sleep 0.1; done
+[ -n "$up" ] || { echo "the throttling proxy did not start on 127.0.0.1:$port" >&2; exit 1; }
 proxied=127.0.0.1:$port
 
 now() { date +%s.%N; }
