@@ -182,3 +182,44 @@ func mustManifestDigest(t *testing.T, idx v1.ImageIndex, i int) v1.Hash {
 	assert.NilError(t, err)
 	return im.Manifests[i].Digest
 }
+
+// TestRecordCacheBlobGone: when an older entry's blob was deleted from
+// the repository, the registry refuses the merged record; it is written
+// again with this build's layers only, and the build is not failed.
+func TestRecordCacheBlobGone(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	opts := Options{Backoff: fastBackoff}
+
+	idx1, layers1 := recordIndex(t, "v1", amd64, arm64)
+	r1 := NewRegistry(mustTarget(t, host+"/gone/app", "v1"), opts)
+	defer r1.Close()
+	_, err := r1.Write(ctx, idx1)
+	assert.NilError(t, err)
+	n, err := r1.RecordCache(ctx, idx1, r1.ReadCacheRecord(ctx))
+	assert.NilError(t, err)
+	assert.Equal(t, n, 3)
+
+	req, err := http.NewRequest(http.MethodDelete, "http://"+host+"/v2/gone/app/blobs/"+layers1[0].Digest.String(), nil)
+	assert.NilError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, resp.StatusCode, http.StatusAccepted, "delete %s", layers1[0].Digest)
+
+	idx2, layers2 := recordIndex(t, "v2", amd64, arm64)
+	r2 := NewRegistry(mustTarget(t, host+"/gone/app", "v2"), opts)
+	defer r2.Close()
+	_, err = r2.Write(ctx, idx2)
+	assert.NilError(t, err)
+	n, err = r2.RecordCache(ctx, idx2, r2.ReadCacheRecord(ctx))
+	assert.NilError(t, err)
+	assert.Equal(t, n, len(layers2), "only this build's layers")
+	cache, _ := ReadCache(ctx, []name.Reference{CacheRecord(mustTarget(t, host+"/gone/app").Repo)}, opts)
+	assert.Equal(t, len(cache), len(layers2))
+	for _, l := range layers2 {
+		_, ok := cache[l.CacheKey]
+		assert.Check(t, ok, "%s not in the record", l.CacheKey)
+	}
+}
