@@ -1,9 +1,9 @@
 // Package hostile is a registry for tests that behaves as an attacker's
 // would: a real in-memory OCI registry (go-containerregistry's) behind a
 // front that can redirect forever, declare huge configs and manifests,
-// trickle bytes, serve enormous manifest lists, put workflow commands and
-// line breaks into its error messages, and record the Authorization
-// headers it is sent. It listens on loopback, so nixery talks plain HTTP
+// trickle bytes, serve enormous manifest lists and referrers indexes, put
+// workflow commands and line breaks into its error messages, and record
+// the Authorization headers it is sent. It listens on loopback, so nixery talks plain HTTP
 // to it.
 package hostile
 
@@ -44,6 +44,10 @@ type Behaviour struct {
 	// EndlessManifest streams tag "endless" as an unending manifest
 	// without a Content-Length.
 	EndlessManifest bool
+	// EndlessReferrers answers 404 to the referrers API, as a registry
+	// without it does, and streams every OCI 1.1 fallback tag
+	// (sha256-<hex>) as an unending index.
+	EndlessReferrers bool
 }
 
 // Registry is a running hostile registry.
@@ -124,6 +128,21 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		chunk := bytes.Repeat([]byte(" "), 64<<10)
 		for {
 			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	case b.EndlessReferrers && strings.Contains(req.URL.Path, "/referrers/"):
+		http.NotFound(w, req)
+		return
+	case b.EndlessReferrers && isManifest && strings.Contains(req.URL.Path, "/manifests/sha256-"):
+		w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+		if req.Method == http.MethodHead {
+			return
+		}
+		io.WriteString(w, `{"schemaVersion":2,"manifests":[`)
+		entry := []byte(`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:` + strings.Repeat("0", 64) + `","size":1},`)
+		for {
+			if _, err := w.Write(entry); err != nil {
 				return
 			}
 		}

@@ -132,6 +132,26 @@ func TestOversizedManifestsAndConfigs(t *testing.T) {
 	assert.Assert(t, is.Contains(notes[1], fmt.Sprintf("more than the %d bytes allowed", MaxManifestSize)), notes[1])
 }
 
+// A registry without the referrers API whose fallback tag is an endless
+// index: attaching reads at most MaxManifestSize bytes of it and fails
+// naming the limit, and Attached says no.
+func TestEndlessReferrersIndex(t *testing.T) {
+	reg := startHostile(t, hostile.Behaviour{})
+	ctx := context.Background()
+	o := Options{Credentials: Credentials{Keychain: noCreds}, Backoff: fastBackoff}
+	idx := testIndex(t, "endless-referrers", amd64)
+	r := NewRegistry(mustTarget(t, reg.Host+"/refs/img", "v1"), o)
+	defer r.Close()
+	_, err := r.Write(ctx, idx)
+	assert.NilError(t, err)
+	subject, imgs, _ := referrers(t, idx)
+
+	reg.Set(hostile.Behaviour{EndlessReferrers: true})
+	assert.Check(t, !r.Attached(ctx, subject, imgs...))
+	err = r.AttachReferrers(ctx, subject, imgs...)
+	assert.ErrorContains(t, err, fmt.Sprintf("more than the %d bytes allowed", MaxManifestSize))
+}
+
 // A registry that trickles its answers is given up on: per request, and
 // for the whole cache read.
 func TestTricklingRegistry(t *testing.T) {

@@ -246,6 +246,9 @@ func (o Options) remoteOptions(ctx context.Context, l login) []remote.Option {
 		remote.WithRetryStatusCodes(retryStatusCodes...),
 		remote.WithRetryPredicate(retryable),
 		remote.WithTransport(o.transport()),
+		// The library would read a subject's fallback tag without a
+		// size limit; AttachReferrers writes that tag itself.
+		remote.WithReferrersTagFallback(false),
 	}
 	if o.UserAgent != "" {
 		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))

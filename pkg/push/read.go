@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -120,43 +121,50 @@ func (r *reader) blobExists(ctx context.Context, d v1.Descriptor) bool {
 	return resp.StatusCode == http.StatusOK && (resp.ContentLength < 0 || resp.ContentLength == d.Size)
 }
 
-// referrers lists the digests of subject's referrers: the registry's
-// referrers API where it has one (the first page), else the OCI 1.1
-// fallback tag sha256-<hex>, read with the bounds of manifest.
-func (r *reader) referrers(ctx context.Context, subject v1.Hash) (map[v1.Hash]bool, error) {
+// referrers lists subject's referrers: the registry's referrers API
+// where it has one (the first page; api true), else the OCI 1.1 fallback
+// tag sha256-<hex>, read with the bounds of manifest (a missing tag lists
+// none). Either way the answer is at most MaxManifestSize bytes.
+func (r *reader) referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexManifest, api bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url("referrers", subject.String()), nil)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	req.Header.Set("Accept", string(types.OCIImageIndex))
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer resp.Body.Close()
 	var raw []byte
 	switch resp.StatusCode {
 	case http.StatusOK:
+		api = true
 		if raw, err = readLimited(resp, MaxManifestSize, "the referrers of "+subject.String()); err != nil {
-			return nil, err
+			return nil, api, err
 		}
 	case http.StatusNotFound, http.StatusBadRequest: // no referrers API
-		raw, _, err = r.manifest(ctx, r.repo.Tag(subject.Algorithm+"-"+subject.Hex))
+		raw, _, err = r.manifest(ctx, fallbackTag(r.repo, subject))
+		var terr *transport.Error
+		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+			return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, false, nil
+		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	default:
-		return nil, transport.CheckError(resp, http.StatusOK)
+		return nil, false, transport.CheckError(resp, http.StatusOK)
 	}
-	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	im, err = v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("the referrers of %s: %w", subject, err)
+		return nil, api, fmt.Errorf("the referrers of %s: %w", subject, err)
 	}
-	out := map[v1.Hash]bool{}
-	for _, d := range im.Manifests {
-		out[d.Digest] = true
-	}
-	return out, nil
+	return im, api, nil
+}
+
+// fallbackTag is the OCI 1.1 referrers tag of subject in repo.
+func fallbackTag(repo name.Repository, subject v1.Hash) name.Tag {
+	return repo.Tag(subject.Algorithm + "-" + subject.Hex)
 }
 
 // manifestExists asks the registry whether it holds the manifest d.

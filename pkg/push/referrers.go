@@ -2,16 +2,20 @@ package push
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
@@ -41,16 +45,18 @@ var ErrNoReferrers = errors.New("a docker archive cannot hold referrers")
 // AttachReferrers pushes each referrer by digest into the target
 // repository, with the credentials and transport of the push: through the
 // registry's referrers API where it has one, else into the OCI 1.1
-// fallback tag sha256-<subject hex> (see sbom.Push). The caller attaches
-// one subject's referrers in one call, since the fallback tag is read,
-// extended and written back.
+// fallback tag sha256-<subject hex>. The caller attaches one subject's
+// referrers in one call, since the fallback tag is read, extended and
+// written back. The tag is read here, with the bounds of every read
+// (go-containerregistry's own fallback, turned off, would read all the
+// registry sends).
 func (r *Registry) AttachReferrers(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) error {
 	pusher, err := r.setup(ctx)
 	if err != nil {
 		return err
 	}
 	for _, img := range imgs {
-		if err := r.pushReferrer(ctx, pusher, img); err != nil {
+		if err := r.pushReferrer(ctx, pusher, subject.Digest, img); err != nil {
 			return fmt.Errorf("attach a referrer to %s: %w", subject.Digest, redact(explain(err, r.target.Repo, r.login), r.login.secrets))
 		}
 	}
@@ -65,9 +71,13 @@ func (r *Registry) Attached(ctx context.Context, subject v1.Descriptor, imgs ...
 	if err != nil {
 		return false
 	}
-	listed, err := rd.referrers(ctx, subject.Digest)
+	im, _, err := rd.referrers(ctx, subject.Digest)
 	if err != nil {
 		return false
+	}
+	listed := map[v1.Hash]bool{}
+	for _, d := range im.Manifests {
+		listed[d.Digest] = true
 	}
 	digests := make([]v1.Hash, len(imgs))
 	for i, img := range imgs {
@@ -86,15 +96,26 @@ func (r *Registry) Attached(ctx context.Context, subject v1.Descriptor, imgs ...
 	return !slices.Contains(found, false)
 }
 
-// pushReferrer pushes one referrer. Builds that push the same image at
-// once upload the same referrer blobs at once, and a registry may then
-// refuse a manifest for a blob it has not finished linking: that is
-// tried again, uploading afresh (not through the pusher, which remembers
-// the blobs it saw).
-func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, img v1.Image) error {
+// pushReferrer pushes one referrer, then lists it in the fallback tag
+// where the registry has no referrers API. Builds that push the same
+// image at once upload the same referrer blobs at once, and a registry
+// may then refuse a manifest for a blob it has not finished linking:
+// that is tried again, uploading afresh (not through the pusher, which
+// remembers the blobs it saw).
+func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, subject v1.Hash, img v1.Image) error {
+	// The pusher's options, like r.ropts, turn the library's own fallback
+	// off (a reused pusher keeps its options).
 	opts := []remote.Option{remote.Reuse(pusher)}
 	for try := 1; ; try++ {
 		_, err := sbom.Push(ctx, r.target.Repo, img, opts...)
+		if err != nil {
+			// With its fallback off, the library fails after the PUT
+			// where the registry has no referrers API: the manifest is
+			// then there, and the tag is written here.
+			if d, derr := img.Digest(); derr == nil && r.manifestThere(ctx, d) {
+				return r.listInFallback(ctx, pusher, subject, img)
+			}
+		}
 		if err == nil || try == 3 || !blobNotLinked(err) {
 			return err
 		}
@@ -106,6 +127,73 @@ func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, img 
 		opts = r.ropts
 	}
 }
+
+// manifestThere asks the target repository for the manifest d.
+func (r *Registry) manifestThere(ctx context.Context, d v1.Hash) bool {
+	rd, err := r.reader(ctx)
+	return err == nil && rd.manifestExists(ctx, d)
+}
+
+// listInFallback adds img to subject's referrers: nothing to do where the
+// registry has the referrers API (it lists what it holds), else img's
+// descriptor is added to the fallback tag's index unless listed, the
+// entries sorted by digest as go-containerregistry sorts them, and the
+// index put back.
+func (r *Registry) listInFallback(ctx context.Context, pusher *remote.Pusher, subject v1.Hash, img v1.Image) error {
+	rd, err := r.reader(ctx)
+	if err != nil {
+		return err
+	}
+	im, api, err := rd.referrers(ctx, subject)
+	if err != nil {
+		return err
+	}
+	if api {
+		return nil
+	}
+	desc, err := referrerDescriptor(img)
+	if err != nil {
+		return err
+	}
+	for _, d := range im.Manifests {
+		if d.Digest == desc.Digest {
+			return nil
+		}
+	}
+	im.SchemaVersion, im.MediaType = 2, types.OCIImageIndex
+	im.Manifests = append(im.Manifests, desc)
+	sort.Slice(im.Manifests, func(i, j int) bool { return im.Manifests[i].Digest.String() < im.Manifests[j].Digest.String() })
+	raw, err := json.Marshal(im)
+	if err != nil {
+		return err
+	}
+	return pusher.Put(ctx, fallbackTag(r.target.Repo, subject), fallbackIndex(raw))
+}
+
+// referrerDescriptor describes a referrer as the fallback index lists it:
+// with its artifact type and annotations.
+func referrerDescriptor(img v1.Image) (v1.Descriptor, error) {
+	desc, err := partial.Descriptor(img)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	desc.Annotations = m.Annotations
+	desc.ArtifactType = m.ArtifactType
+	if desc.ArtifactType == "" {
+		desc.ArtifactType = string(m.Config.MediaType)
+	}
+	return *desc, nil
+}
+
+// fallbackIndex is a fallback tag's image index, to put as it is.
+type fallbackIndex []byte
+
+func (m fallbackIndex) RawManifest() ([]byte, error)        { return m, nil }
+func (m fallbackIndex) MediaType() (types.MediaType, error) { return types.OCIImageIndex, nil }
 
 // blobNotLinked tells a manifest refused for blobs the registry does not
 // (yet) know.

@@ -120,14 +120,16 @@ func (a *artifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 // Push uploads a referrer made by Referrer into repo (the subject's
 // repository) by digest, and returns its digest: its two blobs (those the
 // registry has are skipped), then its manifest, which is PUT even when
-// the registry has it. go-containerregistry's manifest PUT asks the
+// the registry has it. go-containerregistry's manifest PUT then asks the
 // registry for the referrers API and, where it has none (the CNCF
 // registry 2.x), adds the referrer to the OCI 1.1 fallback tag
-// sha256-<subject hex>, an index of the subject's referrers, unless it is
-// listed already. A writer that skipped manifests already there would
-// never list one whose push was cut short between the manifest and the
-// tag. opts are the caller's remote options (auth, transport); with
-// remote.Reuse(pusher) the pusher's connections and tokens serve it.
+// sha256-<subject hex> unless it is listed already; it reads that tag
+// without a size limit, so push.Registry turns this off
+// (remote.WithReferrersTagFallback(false)) and writes the tag itself. A
+// writer that skipped manifests already there would never list one whose
+// push was cut short between the manifest and the tag. opts are the
+// caller's remote options (auth, transport); with remote.Reuse(pusher)
+// the pusher's connections and tokens serve it.
 func Push(ctx context.Context, repo name.Repository, referrer v1.Image, opts ...remote.Option) (v1.Hash, error) {
 	d, err := referrer.Digest()
 	if err != nil {
