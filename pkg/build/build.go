@@ -90,7 +90,8 @@ func (r *Request) Validate() error {
 type Options struct {
 	// Log gives the writer for a platform's progress ("" for progress
 	// of no platform) and a function to call when that platform is done.
-	// Nil discards progress.
+	// The writers of different platforms, and of none, are written at
+	// once. Nil discards progress.
 	Log func(platform string) (io.Writer, func())
 	// Progress, when set, is told how each layer goes. It is called from
 	// several goroutines at once.

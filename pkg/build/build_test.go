@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,7 +116,7 @@ func TestBuildLayout(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "layout")
 	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: out}, push.WriteOptions{Tags: []string{"v1"}}), 6)
 	var log bytes.Buffer
-	res, err := Build(ctx, req, Options{TempDir: tmp, Log: func(string) (io.Writer, func()) { return &log, func() {} }})
+	res, err := Build(ctx, req, Options{TempDir: tmp, Log: logTo(&log)})
 	assert.NilError(t, err)
 	assert.Check(t, strings.HasPrefix(res.Nixpkgs, "path:"), res.Nixpkgs)
 	assert.Check(t, strings.Contains(res.Nixpkgs, "narHash="), res.Nixpkgs)
@@ -228,7 +229,7 @@ func TestBuildRegistryCache(t *testing.T) {
 		req := request(t, dest, 6)
 		req.CacheFrom = []name.Reference{poisoned, target.Tags[0]}
 		var log bytes.Buffer
-		res, err := Build(ctx, req, Options{Log: func(string) (io.Writer, func()) { return &log, func() {} }})
+		res, err := Build(ctx, req, Options{Log: logTo(&log)})
 		assert.NilError(t, err, "%s", dest)
 		res.Close()
 		assert.Equal(t, res.Digest, cold.Digest, "%s: the poison changed the image", dest)
@@ -472,7 +473,7 @@ func TestBuildSlowCacheBlob(t *testing.T) {
 	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, push.WriteOptions{}), 6)
 	req.CacheFrom = []name.Reference{ref}
 	var log bytes.Buffer
-	res, err := Build(ctx, req, Options{Log: func(string) (io.Writer, func()) { return &log, func() {} }})
+	res, err := Build(ctx, req, Options{Log: logTo(&log)})
 	assert.NilError(t, err)
 	res.Close()
 	assert.Equal(t, res.Digest, cold.Digest)
@@ -505,7 +506,7 @@ func TestBuildCacheRecordRefused(t *testing.T) {
 	req := request(t, push.NewRegistry(target, push.Options{}), 6)
 	req.CacheFrom = []name.Reference{target.Tags[0], push.CacheRecord(target.Repo)}
 	var log bytes.Buffer
-	res, err := Build(ctx, req, Options{Log: func(string) (io.Writer, func()) { return &log, func() {} }})
+	res, err := Build(ctx, req, Options{Log: logTo(&log)})
 	assert.NilError(t, err)
 	res.Close()
 	assert.Check(t, res.Pushed && res.Packed > 0)
@@ -517,3 +518,19 @@ func TestBuildCacheRecordRefused(t *testing.T) {
 	_, err = remote.Head(push.CacheRecord(target.Repo))
 	assert.ErrorContains(t, err, "404")
 }
+
+// logTo is an Options.Log writing every platform's progress to buf; the
+// platforms write at once, so the writes are serialised.
+func logTo(buf *bytes.Buffer) func(string) (io.Writer, func()) {
+	var mu sync.Mutex
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	})
+	return func(string) (io.Writer, func()) { return w, func() {} }
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

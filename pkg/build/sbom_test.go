@@ -220,7 +220,7 @@ func TestBuildSBOMDockerArchive(t *testing.T) {
 	req := sbomRequest(t, push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(t.TempDir(), "a.tar")}, push.WriteOptions{}))
 	req.Platforms = req.Platforms[:1]
 	var log bytes.Buffer
-	res, err := Build(context.Background(), req, Options{Log: func(string) (io.Writer, func()) { return &log, func() {} }})
+	res, err := Build(context.Background(), req, Options{Log: logTo(&log)})
 	assert.NilError(t, err)
 	defer res.Close()
 	assert.Assert(t, is.Len(res.SBOMs, 1))
