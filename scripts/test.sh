@@ -67,9 +67,10 @@ GOOS=darwin GOARCH=arm64 go vet ./...
 # The e2e package needs the trixie chroot: the other packages start at
 # once, e2e when the chroot is ready.
 json=$(mktemp)
+race_json=$(mktemp)
 e2e_json=$(mktemp)
 tmp_before=$(tmp_entries)
-trap 'rm -f "$trixie_log" "$json" "$e2e_json"' EXIT
+trap 'rm -f "$trixie_log" "$json" "$race_json" "$e2e_json"' EXIT
 gotest() { # JSON-FILE PACKAGE...
   local out=$1
   shift
@@ -78,10 +79,15 @@ gotest() { # JSON-FILE PACKAGE...
     | select((.Test // "") | contains("/") | not)
     | "\(now | strftime("%H:%M:%S")) \(.Action) \(.Package | sub("^github.com/nixery-action/nixery-action/"; "")) \(.Test // "(package)") \(.Elapsed // 0)s"'
 }
-step "go test (all but e2e)"
-mapfile -t packages < <(go list ./... | grep -v '/e2e$')
+step "go test (all but e2e; the concurrent pipeline under the race detector)"
+# pkg/build and pkg/push run layers, uploads and registry reads at once:
+# their tests run with -race instead of without.
+race_packages=(./pkg/build ./pkg/push)
+mapfile -t packages < <(go list ./... | grep -v -e '/e2e$' -e '/pkg/build$' -e '/pkg/push$')
 gotest "$json" "${packages[@]}" &
 tests_pid=$!
+gotest "$race_json" -race "${race_packages[@]}" &
+race_pid=$!
 step "waiting for the trixie chroot"
 if ! wait "$trixie_pid"; then
   cat "$trixie_log" >&2
@@ -92,10 +98,11 @@ step "go test ./e2e"
 status=0
 gotest "$e2e_json" ./e2e || status=$?
 wait "$tests_pid" || status=$?
+wait "$race_pid" || status=$?
 step "tests done"
-if [ "$status" != 0 ] || grep -q '"Action":"fail"' "$json" "$e2e_json"; then
+if [ "$status" != 0 ] || grep -q '"Action":"fail"' "$json" "$race_json" "$e2e_json"; then
   echo "== failed tests' output:" >&2
-  cat "$json" "$e2e_json" | jq -R -r 'fromjson? // {Action: "output", Output: (. + "\n")}' | jq -s -j '
+  cat "$json" "$race_json" "$e2e_json" | jq -R -r 'fromjson? // {Action: "output", Output: (. + "\n")}' | jq -s -j '
     (map(select(.Action == "fail")) | map({key: "\(.Package) \(.Test // "")", value: true}) | from_entries) as $failed
     | .[] | select(.Action == "output" and ($failed["\(.Package) \(.Test // "")"] // false)) | .Output' >&2
   exit 1
