@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the example need on a fresh Debian 12 machine
-# (run as root): Nix, a registry server, image clients, and a second Nix
+# (run as root): Nix, a registry server, image clients (skopeo, umoci,
+# podman, oras), and a second Nix
 # (Debian trixie's, in a chroot: scripts/trixie-nix.sh). Safe to run again.
 # It leaves /etc/nix/nix.conf alone: the scripts and tests give Nix their
 # settings through NIX_CONFIG (scripts/nix-config.sh).
@@ -46,6 +47,15 @@ validator="$(dirname "$0")/../internal/cdxvalidate"
 if [ ! -d "$validator/node_modules/@cyclonedx/cyclonedx-library" ]; then
   echo "setup: installing the CycloneDX validator (npm ci in internal/cdxvalidate)" >&2
   (cd "$validator" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+# The SBOM tests fetch the SBOM with oras (ORAS, a client we did not
+# write), as the README shows; Debian 12 has no package, so it is built
+# from its module, pinned, with the Go the tests use.
+oras_version=1.3.6
+if ! oras version 2>/dev/null | grep -q "^Version: *$oras_version\$"; then
+  echo "setup: installing oras $oras_version (go install)" >&2
+  GOBIN=/usr/local/bin GOFLAGS=-mod=mod go install "oras.land/oras/cmd/oras@v$oras_version"
 fi
 
 # The Debian registry package starts a service on :5000; the tests start

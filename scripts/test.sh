@@ -49,7 +49,7 @@ check_host() {
   fi
 }
 # What is in /tmp, but for this script's own files.
-tmp_entries() { ls -A /tmp | grep -v -x -F -e "$(basename "${trixie_log:-x}")" -e "$(basename "${json:-x}")" -e "$(basename "${e2e_json:-x}")" | sort; }
+tmp_entries() { ls -A /tmp | grep -v -x -F -e "$(basename "${trixie_log:-x}")" -e "$(basename "${json:-x}")" -e "$(basename "${e2e_json:-x}")" -e "$(basename "${race_json:-x}")" | sort; }
 
 step "gofmt, vet (linux and darwin), actionlint"
 unformatted=$(gofmt -l $(git ls-files '*.go'))

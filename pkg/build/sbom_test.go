@@ -48,11 +48,12 @@ func sbomRequest(t *testing.T, dest push.Destination) Request {
 
 // TestBuildSBOMRegistry pushes to the CNCF registry (no referrers API):
 // each platform manifest gets its SBOM and provenance in the fallback
-// tag, which skopeo reads back with the documents byte for byte; the SBOM
+// tag, which skopeo reads back with the documents byte for byte and oras
+// finds and pulls as the README shows; the SBOM
 // is valid CycloneDX; building again, to a layout, or to nowhere gives
 // the same referrer digests.
 func TestBuildSBOMRegistry(t *testing.T) {
-	testenv.Require(t, "skopeo")
+	testenv.Require(t, "skopeo", "oras")
 	ctx := context.Background()
 	host := testenv.StartRegistry(t)
 	target := mustTarget(t, host+"/build/sbom", "v1")
@@ -94,6 +95,21 @@ func TestBuildSBOMRegistry(t *testing.T) {
 			assert.Assert(t, bytes.Equal(data, r.Data), "%s changed on the way", r.ArtifactType)
 			assert.Equal(t, m.Layers[0].Digest.String(), r.Document)
 		}
+
+		// The README's oras commands, against the fallback tag we wrote:
+		// discover lists the SBOM, pull writes it as sbom.cdx.json.
+		var found struct {
+			Referrers []struct{ Digest string }
+		}
+		assert.NilError(t, json.Unmarshal(oras(t, "discover", "--plain-http", "--format", "json",
+			"--artifact-type", sbom.MediaType, host+"/build/sbom@"+s.Manifest), &found))
+		assert.Assert(t, is.Len(found.Referrers, 1))
+		assert.Equal(t, found.Referrers[0].Digest, s.SBOM.Digest)
+		pulled := t.TempDir()
+		oras(t, "pull", "--plain-http", "-o", pulled, host+"/build/sbom@"+s.SBOM.Digest)
+		data, err := os.ReadFile(filepath.Join(pulled, "sbom.cdx.json"))
+		assert.NilError(t, err)
+		assert.Assert(t, bytes.Equal(data, s.SBOM.Data), "oras pulled another SBOM")
 
 		var bom struct {
 			Metadata struct {
@@ -234,6 +250,20 @@ func mustDigest(t *testing.T, ref string) name.Digest {
 	d, err := name.NewDigest(ref, name.Insecure)
 	assert.NilError(t, err)
 	return d
+}
+
+// oras runs the ORAS CLI (installed by scripts/setup.sh) and returns its
+// standard output.
+func oras(t *testing.T, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("oras", args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("oras %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out
 }
 
 func skopeo(t *testing.T, args ...string) []byte {
