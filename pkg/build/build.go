@@ -292,22 +292,22 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	w, end := b.log("")
 	fmt.Fprintf(w, "writing to %s\n", b.req.Destination)
 	end()
-	attached := b.alreadyAttached(ctx, idx)
-	done = b.timings.start(phaseUpload, "")
-	res, err := b.req.Destination.Write(ctx, idx)
-	done()
-	already := attached()
+	refs, err := b.attachments(idx)
 	if err != nil {
 		return nil, err
 	}
-	// The cache record and the referrers are independent of each other:
-	// both are written at once.
-	var recorded sync.WaitGroup
-	if rec, ok := b.req.Destination.(push.CacheRecorder); ok && res.Pushed {
-		recorded.Go(func() { b.recordCache(ctx, rec, idx) })
+	done = b.timings.start(phaseUpload, "")
+	res, err := b.req.Destination.Write(ctx, idx, refs)
+	done()
+	if err != nil {
+		return nil, b.attachError(err)
 	}
-	sboms, err := b.attach(ctx, idx, already)
-	recorded.Wait()
+	// After the tags, only the cache record: a hint, whose failure is
+	// a note.
+	if rec, ok := b.req.Destination.(push.CacheRecorder); ok && res.Pushed {
+		b.recordCache(ctx, rec, idx)
+	}
+	sboms, err := b.sbomResults(idx, res)
 	if err != nil {
 		return nil, err
 	}

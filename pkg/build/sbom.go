@@ -2,10 +2,8 @@ package build
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -120,41 +118,45 @@ func (b *builder) documents(img *image.Image, g *layers.Graph, res *nix.Result) 
 	return nil
 }
 
-// alreadyAttached asks the destination, while the index is being written,
-// which platform images have their documents attached already (an
-// unchanged image, pushed before): attach skips those. The function it
-// returns waits for the answer.
-func (b *builder) alreadyAttached(ctx context.Context, idx v1.ImageIndex) func() map[v1.Hash]bool {
-	dest, ok := b.req.Destination.(push.Referrers)
+// attachments are the referrers to write with idx: each platform
+// image's SBOM and provenance. The destination writes them before the
+// index's names, so a tag never names an image without them.
+func (b *builder) attachments(idx v1.ImageIndex) (push.Attachments, error) {
+	if b.req.SBOM == nil {
+		return nil, nil
+	}
 	im, err := idx.IndexManifest()
-	if b.req.SBOM == nil || !ok || err != nil {
-		return func() map[v1.Hash]bool { return nil }
+	if err != nil {
+		return nil, err
 	}
-	found := make([]bool, len(im.Manifests))
-	var wg sync.WaitGroup
-	for i, m := range im.Manifests {
-		if r := b.sboms[m.Digest]; r != nil {
-			wg.Go(func() { found[i] = dest.Attached(ctx, m, r.SBOM.image, r.Provenance.image) })
+	refs := push.Attachments{}
+	for _, m := range im.Manifests {
+		r := b.sboms[m.Digest]
+		if r == nil {
+			return nil, fmt.Errorf("no SBOM was made for the image %s", m.Digest)
 		}
+		refs[m.Digest] = []v1.Image{r.SBOM.image, r.Provenance.image}
 	}
-	return func() map[v1.Hash]bool {
-		wg.Wait()
-		out := map[v1.Hash]bool{}
-		for i, m := range im.Manifests {
-			if found[i] {
-				out[m.Digest] = true
-			}
-		}
-		return out
-	}
+	return refs, nil
 }
 
-// attach attaches each platform's documents to its manifest, once the
-// index is written, platforms concurrently (one subject's referrers one
-// after the other: a registry without the referrers API keeps them in one
-// tag), except where they are attached already. It returns the results
-// in the index's order.
-func (b *builder) attach(ctx context.Context, idx v1.ImageIndex, already map[v1.Hash]bool) ([]SBOMResult, error) {
+// attachError explains a referrer that could not be written: nothing
+// names the image yet, so running again finishes the push.
+func (b *builder) attachError(err error) error {
+	var aerr *push.AttachError
+	if !errors.As(err, &aerr) {
+		return err
+	}
+	platform := aerr.Subject.String()
+	if r := b.sboms[aerr.Subject]; r != nil {
+		platform = r.Platform
+	}
+	return fmt.Errorf("attaching the SBOM and provenance of %s to %s failed, so no tag was written (run again to finish the push): %w", platform, b.req.Destination, err)
+}
+
+// sbomResults are the documents of each platform image, in the index's
+// order, marked attached where the destination holds them.
+func (b *builder) sbomResults(idx v1.ImageIndex, res *push.Result) ([]SBOMResult, error) {
 	if b.req.SBOM == nil {
 		return nil, nil
 	}
@@ -164,37 +166,11 @@ func (b *builder) attach(ctx context.Context, idx v1.ImageIndex, already map[v1.
 	}
 	out := make([]SBOMResult, len(im.Manifests))
 	for i, m := range im.Manifests {
-		r := b.sboms[m.Digest]
-		if r == nil {
-			return nil, fmt.Errorf("no SBOM was made for the image %s", m.Digest)
-		}
-		out[i] = *r
+		out[i] = *b.sboms[m.Digest]
+		out[i].SBOM.Attached, out[i].Provenance.Attached = res.ReferrersAttached, res.ReferrersAttached
 	}
-	dest, ok := b.req.Destination.(push.Referrers)
-	if !ok {
-		return out, nil // nothing written, nothing to attach to
-	}
-	done := b.timings.start(phaseRefs, "")
-	defer done()
-	errs := make([]error, len(out))
-	var wg sync.WaitGroup
-	for i, m := range im.Manifests {
-		if !already[m.Digest] {
-			wg.Go(func() { errs[i] = dest.AttachReferrers(ctx, m, out[i].SBOM.image, out[i].Provenance.image) })
-		}
-	}
-	wg.Wait()
-	for i, err := range errs {
-		switch {
-		case errors.Is(err, push.ErrNoReferrers):
-			if i == 0 {
-				b.note("%s: %v; the SBOM and provenance are not attached", b.req.Destination, err)
-			}
-		case err != nil:
-			return nil, fmt.Errorf("the image is in %s, but attaching the SBOM and provenance of %s failed (run again to attach them): %w", b.req.Destination, out[i].Platform, err)
-		default:
-			out[i].SBOM.Attached, out[i].Provenance.Attached = true, true
-		}
+	if res.Pushed && !res.ReferrersAttached {
+		b.note("%s: %v; the SBOM and provenance are not attached", b.req.Destination, push.ErrNoReferrers)
 	}
 	return out, nil
 }

@@ -61,7 +61,6 @@ func TestBuildSBOMRegistry(t *testing.T) {
 	assert.NilError(t, err)
 	defer res.Close()
 	assert.Assert(t, is.Len(res.SBOMs, 2))
-	assert.Check(t, res.Timings.Referrers > 0, "no referrers timing in %+v", res.Timings)
 
 	var docs [][]byte
 	for i, s := range res.SBOMs {
@@ -280,7 +279,8 @@ func skopeo(t *testing.T, args ...string) []byte {
 }
 
 // TestBuildSBOMAttachFails: a registry that refuses the referrers fails
-// the build with one line saying the image is there and what failed.
+// the build with one line saying what failed, and the tag is not
+// written: it never names an image without its referrers.
 func TestBuildSBOMAttachFails(t *testing.T) {
 	host := testenv.StartRegistry(t)
 	backend, err := url.Parse("http://" + host)
@@ -305,9 +305,10 @@ func TestBuildSBOMAttachFails(t *testing.T) {
 
 	target := mustTarget(t, front+"/build/refused", "v1")
 	_, err = Build(context.Background(), sbomRequest(t, push.NewRegistry(target, push.Options{})), Options{})
-	assert.ErrorContains(t, err, "the image is in "+front+"/build/refused, but attaching the SBOM and provenance of linux/")
+	assert.ErrorContains(t, err, "attaching the SBOM and provenance of linux/")
+	assert.ErrorContains(t, err, "to "+front+"/build/refused failed, so no tag was written (run again to finish the push)")
 	assert.ErrorContains(t, err, "no referrers here")
 	assert.Check(t, !strings.Contains(err.Error(), "\n"), err.Error())
 	_, err = remote.Index(mustTarget(t, host+"/build/refused", "v1").Tags[0])
-	assert.NilError(t, err, "the image itself was pushed")
+	assert.ErrorContains(t, err, "MANIFEST_UNKNOWN", "the tag was written without the referrers")
 }

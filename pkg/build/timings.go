@@ -22,11 +22,10 @@ type Timings struct {
 	Nix      map[string]float64 `json:"nix,omitempty"`
 	Layering map[string]float64 `json:"layering,omitempty"`
 	Packing  map[string]float64 `json:"packing,omitempty"`
-	// Upload is writing the image to its destination; absent when it
+	// Upload is writing the image to its destination, with its SBOM
+	// and provenance referrers (written before the tags); absent when it
 	// went nowhere.
 	Upload float64 `json:"upload,omitempty"`
-	// Referrers is attaching the SBOMs and provenance, after the index.
-	Referrers float64 `json:"referrers,omitempty"`
 }
 
 // The phases timings records.
@@ -38,7 +37,6 @@ const (
 	phaseLayering = "layering"
 	phasePacking  = "packing"
 	phaseUpload   = "upload"
-	phaseRefs     = "referrers"
 )
 
 // timings adds up how long each phase took, per platform where it has one.
@@ -83,8 +81,6 @@ func (t *timings) result() Timings {
 			r.Verify = s
 		case phaseUpload:
 			r.Upload = s
-		case phaseRefs:
-			r.Referrers = s
 		case phaseNix:
 			perPlatform(&r.Nix, k[1], s)
 		case phaseLayering:
@@ -130,6 +126,5 @@ func (t Timings) Phases() []Phase {
 	one(phaseVerify, t.Verify)
 	each(phasePacking, t.Packing)
 	one(phaseUpload, t.Upload)
-	one(phaseRefs, t.Referrers)
 	return append(out, Phase{Name: "total", Seconds: t.Total})
 }

@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,9 +23,10 @@ type Destination interface {
 	// packed. It never blocks on the network; failures surface in Write,
 	// which sends again whatever an early send did not get there.
 	Offer(ctx context.Context, l v1.Layer)
-	// Write writes idx with every blob it needs, names (tags) last, and
-	// reports what it did.
-	Write(ctx context.Context, idx v1.ImageIndex) (*Result, error)
+	// Write writes idx with every blob it needs and, where the
+	// destination can hold them, the referrers refs, before the names
+	// (tags) that are written last; it reports what it did.
+	Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error)
 	// Close waits for work started by Offer; after it, no blob file is
 	// read any more. Call it after Write, or instead of it on failure.
 	Close()
@@ -180,17 +182,26 @@ func (r *Registry) head(ctx context.Context, tag name.Tag) (v1.Hash, bool) {
 	return rd.manifestDigest(ctx, tag)
 }
 
-// Write pushes idx: the blobs an early upload did not get there, then the
-// manifests, then the index under each tag.
-func (r *Registry) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error) {
+// Write pushes idx: the blobs an early upload did not get there, the
+// manifests, the referrers refs, the index by digest, and last the index
+// under each tag (see push). Referrers already attached (an unchanged
+// rebuild) are not written again.
+func (r *Registry) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
 	pusher, err := r.setup(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res, err := push(ctx, r.target, idx, r.opts, pusher, r.head, r.earlyResult)
+	attached := r.attached(ctx, refs) // asked while the blobs are checked
+	attach := func(ctx context.Context) error { return r.attachMissing(ctx, refs, attached()) }
+	res, err := push(ctx, r.target, idx, r.opts, pusher, r.head, r.earlyResult, attach)
 	if err != nil {
+		var aerr *AttachError
+		if errors.As(err, &aerr) {
+			return nil, err // explained already
+		}
 		return nil, redact(explain(err, r.target.Repo, r.login), r.login.secrets)
 	}
+	res.ReferrersAttached = len(refs) > 0
 	return res, nil
 }
 
@@ -211,8 +222,20 @@ func (l *Layout) String() string                  { return l.out.String() }
 func (l *Layout) Offer(context.Context, v1.Layer) {}
 func (l *Layout) Close()                          {}
 
-func (l *Layout) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error) {
-	return Write(ctx, l.out, idx, l.opts)
+// Write writes idx, then, into an OCI layout, the referrers refs beside
+// it; a docker archive has no place for them.
+func (l *Layout) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
+	res, err := Write(ctx, l.out, idx, l.opts)
+	if err != nil || len(refs) == 0 || l.out.Kind != OCILayout {
+		return res, err
+	}
+	for _, subject := range refs.subjects() {
+		if err := l.AttachReferrers(ctx, v1.Descriptor{Digest: subject}, refs[subject]...); err != nil {
+			return nil, &AttachError{Subject: subject, Err: err}
+		}
+	}
+	res.ReferrersAttached = true
+	return res, nil
 }
 
 // Discard writes nothing: the build only checks that the image can be
@@ -226,7 +249,7 @@ func (Discard) String() string                  { return "nowhere (not pushed)" 
 func (Discard) Offer(context.Context, v1.Layer) {}
 func (Discard) Close()                          {}
 
-func (d Discard) Write(ctx context.Context, idx v1.ImageIndex) (*Result, error) {
+func (d Discard) Write(ctx context.Context, idx v1.ImageIndex, _ Attachments) (*Result, error) {
 	if d.Target != nil {
 		return WouldPush(*d.Target, idx)
 	}

@@ -135,9 +135,12 @@ func oneLine(e *transport.Error) string {
 	return status + " (" + strings.Join(strings.Fields(strings.Join(parts, "; ")), " ") + ")"
 }
 
+// isTimeout tells a request that ran out of time: the transport's
+// deadline for the answer's headers, or the client's for the whole
+// answer (then the body's read ends with the request's context).
 func isTimeout(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	return (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // retryable says which failures are worth another try: rate limits and

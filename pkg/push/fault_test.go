@@ -3,135 +3,246 @@ package push
 import (
 	"context"
 	"fmt"
-	"math/rand"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"gotest.tools/v3/assert"
 
+	"github.com/nixery-action/nixery-action/internal/faultproxy"
 	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
 
-// faultProxy sits in front of a real registry and fails a share of the
-// requests the way networks and registries do.
-type faultProxy struct {
-	upstream *httputil.ReverseProxy
-	rate     float64
+// faultOptions are the default options, with a quicker backoff than the
+// default's (1 s, doubling) so that 20 pushes take seconds, not minutes;
+// the tries are as many.
+var faultOptions = Options{Backoff: remote.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Steps: DefaultBackoff.Steps}}
 
-	mu     sync.Mutex
-	rng    *rand.Rand
-	faults map[string]int
-	total  int
-}
-
-var faultKinds = []string{"500", "502", "503", "429", "drop", "stall", "truncate"}
-
-func newFaultProxy(t *testing.T, registry string, rate float64, seed int64) (*faultProxy, string) {
-	target, err := url.Parse("http://" + registry)
+// allReferrers makes an SBOM and a provenance statement for every
+// platform image of idx, as a build does.
+func allReferrers(t *testing.T, idx v1.ImageIndex) Attachments {
+	t.Helper()
+	im, err := idx.IndexManifest()
 	assert.NilError(t, err)
-	p := &faultProxy{upstream: httputil.NewSingleHostReverseProxy(target), rate: rate, rng: rand.New(rand.NewSource(seed)), faults: map[string]int{}}
-	p.upstream.ErrorLog = nil
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return p, strings.TrimPrefix(srv.URL, "http://")
-}
-
-func (p *faultProxy) pick() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.total++
-	if p.rng.Float64() >= p.rate {
-		return ""
+	refs := Attachments{}
+	for _, m := range im.Manifests {
+		for _, doc := range []sbom.Document{
+			sbom.CycloneDX([]byte(`{"bomFormat":"CycloneDX","subject":"` + m.Digest.String() + `"}`)),
+			sbom.InToto([]byte(`{"_type":"https://in-toto.io/Statement/v1"}`), "https://slsa.dev/provenance/v1"),
+		} {
+			r, err := sbom.Referrer(m, doc, time.Unix(1, 0))
+			assert.NilError(t, err)
+			refs[m.Digest] = append(refs[m.Digest], r)
+		}
 	}
-	kind := faultKinds[p.rng.Intn(len(faultKinds))]
-	p.faults[kind]++
-	return kind
+	return refs
 }
 
-func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch kind := p.pick(); kind {
-	case "":
-		p.upstream.ServeHTTP(w, r)
-	case "500", "502", "503":
-		code := map[string]int{"500": 500, "502": 502, "503": 503}[kind]
-		http.Error(w, "injected fault", code)
-	case "429":
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "slow down", http.StatusTooManyRequests)
-	case "drop":
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			conn.Close()
-		}
-	case "stall":
-		time.Sleep(300 * time.Millisecond)
-		p.upstream.ServeHTTP(w, r)
-	case "truncate":
-		// The registry does the work, but the answer is cut short.
-		rec := httptest.NewRecorder()
-		p.upstream.ServeHTTP(rec, r)
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		body := rec.Body.Bytes()
-		w.Header().Set("Content-Length", fmt.Sprint(len(body)+10))
-		w.WriteHeader(rec.Code)
-		w.Write(body[:len(body)/2])
-		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
-			conn.Close()
-		}
+// checkAttached reads, from the registry itself (not through the faults),
+// the referrers of every platform image refs names, and fails unless each
+// lists both of its documents.
+func checkAttached(t *testing.T, registry, repo string, refs Attachments) {
+	t.Helper()
+	r := NewRegistry(mustTarget(t, registry+"/"+repo), Options{})
+	for subject, imgs := range refs {
+		assert.Check(t, r.Attached(context.Background(), v1.Descriptor{Digest: subject}, imgs...), "the referrers of %s are not all listed", subject)
 	}
 }
 
-func (p *faultProxy) report() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var kinds []string
-	n := 0
-	for k, v := range p.faults {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, v))
-		n += v
+// checkNoTag fails if tag exists in the repository.
+func checkNoTag(t *testing.T, registry, repo, tag string) {
+	t.Helper()
+	ref, err := name.NewTag(registry+"/"+repo+":"+tag, name.Insecure)
+	if err != nil {
+		t.Error(err)
+	} else if _, err := remote.Head(ref); err == nil {
+		t.Errorf("the failed push left the tag %s", tag)
 	}
-	sort.Strings(kinds)
-	return fmt.Sprintf("%d requests, %d faults (%s)", p.total, n, strings.Join(kinds, ", "))
 }
 
 // TestPushThroughFaults: with 15% of requests failing in every way the
-// proxy knows, pushes complete (at least 19 of 20) or fail with a clear
-// error, and no tag ever names an index whose blobs are not all there.
+// proxy knows (5xx, 429, dropped connections, stalls, answers cut short),
+// two-platform pushes with an SBOM and a provenance statement per
+// platform complete (at least 19 of 20) with every referrer listed, or
+// fail with a one-line error and no tag; no tag ever names an index
+// whose blobs are not all there.
 func TestPushThroughFaults(t *testing.T) {
 	testenv.Require(t, "docker-registry", "skopeo")
 	registry := testenv.StartRegistry(t)
-	proxy, front := newFaultProxy(t, registry, 0.15, 1)
+	proxy := faultproxy.Start(t, registry, 0.15, 1)
 	const runs = 20
-	ok := 0
-	for i := 0; i < runs; i++ {
+	var ok atomic.Int32
+	concurrently(runs, func(i int) {
 		idx := testIndex(t, fmt.Sprintf("fault-%d", i), amd64, arm64)
-		target := mustTarget(t, front+"/faults/image", fmt.Sprintf("run-%d", i), "latest")
+		refs := allReferrers(t, idx)
+		tag := fmt.Sprintf("run-%d", i)
+		target := mustTarget(t, proxy.Host+"/faults/image", tag)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		_, err := Push(ctx, target, idx, Options{Backoff: remote.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Steps: 5}})
-		cancel()
+		defer cancel()
+		r := NewRegistry(target, faultOptions)
+		_, err := r.Write(ctx, idx, refs)
+		r.Close()
 		if err == nil {
-			ok++
+			ok.Add(1)
+			checkAttached(t, registry, "faults/image", refs)
 		} else {
 			msg := err.Error()
-			assert.Assert(t, !strings.Contains(msg, "\n") && !strings.Contains(msg, "goroutine"), "unclear error: %q", msg)
+			assert.Check(t, !strings.Contains(msg, "\n") && !strings.Contains(msg, "goroutine"), "unclear error: %q", msg)
 			t.Logf("run %d failed: %v", i, err)
+			checkNoTag(t, registry, "faults/image", tag)
 		}
-		testenv.CheckTags(t, registry, "faults/image")
-	}
-	t.Logf("%d of %d pushes completed; %s", ok, runs, proxy.report())
-	assert.Assert(t, ok >= 19, "only %d of %d pushes completed", ok, runs)
-	assert.Assert(t, testenv.CheckTags(t, registry, "faults/image") >= ok)
+	})
+	testenv.CheckTags(t, registry, "faults/image")
+	t.Logf("%d of %d pushes completed; %s", ok.Load(), runs, proxy.Report())
+	assert.Assert(t, ok.Load() >= 19, "only %d of %d pushes completed", ok.Load(), runs)
+	assert.Assert(t, proxy.Faults() >= runs, "too few faults to prove anything: %s", proxy.Report())
 	// skopeo, reading the registry directly, sees both platforms.
-	raw := run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+registry+"/faults/image:latest")
+	raw := run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+registry+"/faults/image:run-0")
 	assert.DeepEqual(t, platformsOf(t, raw), []string{"linux/amd64", "linux/arm64/v8"})
+}
+
+// TestMergeThroughFaults: the scale-out form under the same faults. Each
+// platform is pushed by digest with its referrers, then merged under a
+// tag; at least 19 of 20 complete with every referrer listed, and a
+// failed one leaves no tag.
+func TestMergeThroughFaults(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	registry := testenv.StartRegistry(t)
+	proxy := faultproxy.Start(t, registry, 0.15, 2)
+	const runs = 20
+	var ok atomic.Int32
+	concurrently(runs, func(i int) {
+		tag := fmt.Sprintf("merged-%d", i)
+		err := func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var digests []string
+			for _, p := range []v1.Platform{amd64, arm64} {
+				idx := testIndex(t, fmt.Sprintf("merge-%d", i), p)
+				refs := allReferrers(t, idx)
+				r := NewRegistry(mustTarget(t, proxy.Host+"/faults/merge"), faultOptions)
+				res, err := r.Write(ctx, idx, refs)
+				r.Close()
+				if err != nil {
+					return err
+				}
+				checkAttached(t, registry, "faults/merge", refs)
+				digests = append(digests, res.Digest)
+			}
+			_, err := Merge(ctx, mustTarget(t, proxy.Host+"/faults/merge", tag), digests, faultOptions)
+			return err
+		}()
+		if err == nil {
+			ok.Add(1)
+		} else {
+			assert.Check(t, !strings.Contains(err.Error(), "\n"), "unclear error: %q", err)
+			t.Logf("run %d failed: %v", i, err)
+			checkNoTag(t, registry, "faults/merge", tag)
+		}
+	})
+	testenv.CheckTags(t, registry, "faults/merge")
+	t.Logf("%d of %d merges completed; %s", ok.Load(), runs, proxy.Report())
+	assert.Assert(t, ok.Load() >= 19, "only %d of %d merges completed", ok.Load(), runs)
+}
+
+// concurrently runs f(0..n-1), four at a time: the pushes wait on
+// backoffs and Retry-After far more than they work.
+func concurrently(n int, f func(i int)) {
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
+
+// writeKind names what a write the registry accepted was, for the order
+// test: a blob, a platform manifest, a referrer (its manifest or the
+// fallback tag that lists it), the index by digest, or a tag.
+func writeKind(w string, platforms, referrers map[string]bool, index string, tags []string) string {
+	path := w[strings.Index(w, " ")+1:]
+	id := path[strings.LastIndex(path, "/")+1:]
+	switch {
+	case strings.Contains(path, "/blobs/"):
+		return "blob"
+	case !strings.Contains(path, "/manifests/"):
+		return "other " + w
+	case platforms[id]:
+		return "manifest"
+	case referrers[id] || strings.HasPrefix(id, "sha256-"):
+		return "referrer"
+	case id == index:
+		return "index"
+	}
+	for _, tag := range tags {
+		if id == tag {
+			return "tag"
+		}
+	}
+	return "other " + w
+}
+
+// TestWriteOrder: a proxy that records the writes the registry accepted
+// shows them in the order that makes the tags the commit point: blobs,
+// platform manifests, referrers, the index by digest, and the tags last.
+func TestWriteOrder(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	registry := testenv.StartRegistry(t)
+	proxy := faultproxy.Start(t, registry, 0, 1)
+	idx := testIndex(t, "order", amd64, arm64)
+	refs := allReferrers(t, idx)
+	tags := []string{"a", "b"}
+	r := NewRegistry(mustTarget(t, proxy.Host+"/order/img", tags...), Options{})
+	res, err := r.Write(context.Background(), idx, refs)
+	r.Close()
+	assert.NilError(t, err)
+	assert.Assert(t, res.ReferrersAttached)
+
+	platforms, referrerDigests := map[string]bool{}, map[string]bool{}
+	for subject, imgs := range refs {
+		platforms[subject.String()] = true
+		for _, img := range imgs {
+			d, err := img.Digest()
+			assert.NilError(t, err)
+			referrerDigests[d.String()] = true
+		}
+	}
+	rank := map[string]int{"blob": 0, "manifest": 1, "referrer": 2, "index": 3, "tag": 4}
+	writes := proxy.Writes()
+	seen := map[string]int{}
+	last := 0
+	for _, w := range writes {
+		kind := writeKind(w, platforms, referrerDigests, res.Digest, tags)
+		r, known := rank[kind]
+		assert.Assert(t, known, "unexpected write %s in %v", kind, writes)
+		// Blobs after the manifests are the referrers' own.
+		if kind == "blob" && last >= rank["manifest"] {
+			r = rank["referrer"]
+		}
+		assert.Assert(t, r >= last, "%s came after a later step: %v", w, writes)
+		last = r
+		seen[kind]++
+	}
+	assert.Equal(t, seen["manifest"], 2, "%v", writes)
+	assert.Equal(t, seen["index"], 1, "%v", writes)
+	assert.Equal(t, seen["tag"], 2, "%v", writes)
+	assert.Assert(t, seen["referrer"] >= 4, "%v", writes) // 4 manifests, and the fallback tags
+	assert.Equal(t, writeKind(writes[len(writes)-1], platforms, referrerDigests, res.Digest, tags), "tag")
+
+	// An unchanged push again writes nothing at all.
+	r = NewRegistry(mustTarget(t, proxy.Host+"/order/img", tags...), Options{})
+	_, err = r.Write(context.Background(), idx, refs)
+	r.Close()
+	assert.NilError(t, err)
+	assert.DeepEqual(t, proxy.Writes(), []string(nil))
 }

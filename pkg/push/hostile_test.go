@@ -142,7 +142,7 @@ func TestEndlessReferrersIndex(t *testing.T) {
 	idx := testIndex(t, "endless-referrers", amd64)
 	r := NewRegistry(mustTarget(t, reg.Host+"/refs/img", "v1"), o)
 	defer r.Close()
-	_, err := r.Write(ctx, idx)
+	_, err := r.Write(ctx, idx, nil)
 	assert.NilError(t, err)
 	subject, imgs, _ := referrers(t, idx)
 

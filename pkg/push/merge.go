@@ -56,15 +56,14 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l login) 
 	if err != nil {
 		return nil, err
 	}
-	if len(t.Tags) == 0 {
-		if err := remote.Put(t.Repo.Digest(digest.String()), idx, ropts...); err != nil {
-			return nil, err
-		}
+	// The platform images, and their referrers, were written before the
+	// per-platform builds named their indexes: the tags here come last.
+	pusher, err := remote.NewPusher(ropts...)
+	if err != nil {
+		return nil, err
 	}
-	for _, tag := range t.Tags {
-		if err := remote.Put(tag, idx, ropts...); err != nil {
-			return nil, err
-		}
+	if err := putIndex(ctx, pusher, t, digest, idx); err != nil {
+		return nil, err
 	}
 
 	res := pushed(t, digest, nil)

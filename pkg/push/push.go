@@ -31,9 +31,13 @@ type Options struct {
 	Jobs int
 
 	// Backoff paces the retries of requests that failed with 408, 429 or
-	// a 5xx status, a refused or dropped connection, or a timeout. The
-	// zero value means DefaultBackoff.
-	Backoff remote.Backoff
+	// a 5xx status, a refused or dropped connection, an answer cut short,
+	// or a timeout; its Steps bound the tries of one request. The zero
+	// value means DefaultBackoff. RetryTime bounds the time one request
+	// spends waiting between its tries, a Retry-After included; 0 means
+	// DefaultRetryTime.
+	Backoff   remote.Backoff
+	RetryTime time.Duration
 
 	// RegistryTimeout bounds a whole phase of reads from registries
 	// (ReadCache, Merge's reading of its digests); RequestTimeout each
@@ -59,27 +63,24 @@ type Options struct {
 // DefaultJobs is the default number of concurrent uploads.
 const DefaultJobs = 4
 
-// DefaultBackoff tries a request four times over about seven seconds.
-var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: 4}
+// DefaultBackoff tries a request five times, waiting about 15 seconds
+// in all between the tries.
+var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: 5}
 
-var retryStatusCodes = []int{
-	http.StatusRequestTimeout,
-	http.StatusTooManyRequests,
-	http.StatusInternalServerError,
-	http.StatusBadGateway,
-	http.StatusServiceUnavailable,
-	http.StatusGatewayTimeout,
-}
+// once is the registry library's own retry turned off: the transport
+// (o.transport) retries every request, and uploadBlob starts a broken
+// upload over; retrying again above them would multiply the tries.
+var once = remote.Backoff{Steps: 1}
 
 // Push writes idx to t.Repo: first every layer and config blob (those the
-// registry has are skipped), then each platform's manifest by digest, and
-// last the index under each tag, or by digest when t has no tags. An error
-// is one line naming the cause, and holds no credentials. It is
-// NewRegistry(t, o).Write without layers offered early.
+// registry has are skipped), then each platform's manifest by digest, then
+// the index by digest, and last the index under each tag. An error is one
+// line naming the cause, and holds no credentials. It is
+// NewRegistry(t, o).Write without layers offered early or referrers.
 func Push(ctx context.Context, t Target, idx v1.ImageIndex, o Options) (*Result, error) {
 	r := NewRegistry(t, o)
 	defer r.Close()
-	return r.Write(ctx, idx)
+	return r.Write(ctx, idx, nil)
 }
 
 // earlyFunc reports how an upload started before the push ended: whether
@@ -90,7 +91,19 @@ type earlyFunc func(ctx context.Context, d v1.Hash) (sent, ok bool)
 // headFunc tells the digest a tag names (ok false: none, or unknown).
 type headFunc func(ctx context.Context, tag name.Tag) (d v1.Hash, ok bool)
 
-func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *remote.Pusher, head headFunc, early earlyFunc) (*Result, error) {
+// push writes idx in the order that makes its tags the commit point:
+//
+//  1. the blobs;
+//  2. the platform manifests;
+//  3. attach: the referrers of the platform manifests;
+//  4. the index by digest;
+//  5. the index under each tag.
+//
+// A failure at any step leaves every tag as it was, and running again
+// completes the push, finding what is there already. When the tags name
+// this very index already (an unchanged rebuild), only what attach finds
+// missing is written.
+func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *remote.Pusher, head headFunc, early earlyFunc, attach func(context.Context) error) (*Result, error) {
 	manifests, images, err := describe(idx)
 	if err != nil {
 		return nil, err
@@ -101,9 +114,8 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 	}
 
 	jobs := o.jobs()
-	// Whether the tags name this very index already (a rebuild of an
-	// unchanged image under the same tags) is asked while the blobs are
-	// checked: then only the manifests' and tags' writes are left out.
+	// Whether the tags name this very index already is asked while the
+	// blobs are checked.
 	tagged := make(chan bool, 1)
 	go func() { tagged <- len(t.Tags) > 0 && alreadyTagged(ctx, t, digest, head) }()
 
@@ -132,26 +144,25 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 		return nil, err
 	}
 
-	if !<-tagged {
-		// The blobs are there, so these only PUT manifests (or find them
-		// there already), then the index under each name.
+	done := <-tagged
+	if !done {
+		// The blobs are there, so these only PUT manifests (or find
+		// them there already).
 		err := parallel(ctx, jobs, len(images), func(ctx context.Context, n int) error {
 			return pusher.Push(ctx, t.Repo.Digest(manifests[n].Digest), images[n])
 		})
 		if err != nil {
 			return nil, err
 		}
-		names := []name.Reference{t.Repo.Digest(digest.String())}
-		if len(t.Tags) > 0 {
-			names = names[:0]
-			for _, tag := range t.Tags {
-				names = append(names, tag)
-			}
+	}
+	if attach != nil {
+		if err := attach(ctx); err != nil {
+			return nil, err
 		}
-		for _, ref := range names {
-			if err := pusher.Put(ctx, ref, idx); err != nil {
-				return nil, err
-			}
+	}
+	if !done {
+		if err := putIndex(ctx, pusher, t, digest, idx); err != nil {
+			return nil, err
 		}
 	}
 
@@ -161,6 +172,20 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 	}
 	markUploaded(manifests, func(d string) bool { return sent[d] })
 	return pushed(t, digest, manifests), nil
+}
+
+// putIndex writes the index by digest, then under each of t's tags: the
+// tags are the last writes, the commit point of a push.
+func putIndex(ctx context.Context, pusher *remote.Pusher, t Target, digest v1.Hash, idx remote.Taggable) error {
+	if err := pusher.Put(ctx, t.Repo.Digest(digest.String()), idx); err != nil {
+		return err
+	}
+	for _, tag := range t.Tags {
+		if err := pusher.Put(ctx, tag, idx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pushed is the result of an index pushed to t.
@@ -200,15 +225,15 @@ func uploadBlob(ctx context.Context, pusher *remote.Pusher, repo name.Repository
 func uploadRetryable(err error) bool {
 	var terr *transport.Error
 	if errors.As(err, &terr) {
-		for _, code := range retryStatusCodes {
-			if terr.StatusCode == code {
-				return true
-			}
+		if retryStatus(terr.StatusCode) {
+			return true
 		}
-		// A retried request of a session the registry already closed.
-		return terr.StatusCode == http.StatusNotFound && hasCode(terr, transport.BlobUploadUnknownErrorCode)
+		// A retried request of a session the registry already closed,
+		// or one it moved on from.
+		return terr.StatusCode == http.StatusNotFound &&
+			(hasCode(terr, transport.BlobUploadUnknownErrorCode) || hasCode(terr, transport.BlobUploadInvalidErrorCode))
 	}
-	return retryable(err)
+	return retryable(err) || errors.Is(err, errTruncated)
 }
 
 func (o Options) backoff() remote.Backoff {
@@ -237,14 +262,13 @@ func (o Options) jobs() int {
 
 // remoteOptions are the registry client's options for o and a login.
 func (o Options) remoteOptions(ctx context.Context, l login) []remote.Option {
-	backoff := o.backoff()
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuth(l.auth),
 		remote.WithJobs(o.jobs()),
-		remote.WithRetryBackoff(backoff),
-		remote.WithRetryStatusCodes(retryStatusCodes...),
-		remote.WithRetryPredicate(retryable),
+		remote.WithRetryBackoff(once),
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryPredicate(func(error) bool { return false }),
 		remote.WithTransport(o.transport()),
 		// The library would read a subject's fallback tag without a
 		// size limit; AttachReferrers writes that tag itself.

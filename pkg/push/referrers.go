@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -20,22 +22,33 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
 
-// Referrers is a Destination that can attach artifacts (SBOMs, provenance
-// statements, made by sbom.Referrer) to an image it wrote, as OCI 1.1
-// referrers. A build calls it after Write, with the subject being one of
-// the index's platform manifests.
-type Referrers interface {
-	// AttachReferrers stores each of imgs, whose subject is subject. It
-	// is idempotent: attaching the same artifacts again changes nothing.
-	// Calls for different subjects may run concurrently. A destination
-	// that cannot hold referrers returns ErrNoReferrers.
-	AttachReferrers(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) error
-	// Attached tells whether subject already has every one of imgs as a
-	// referrer, so that attaching them would change nothing (a rebuild of
-	// an unchanged image). It only reads: a build asks while it writes
-	// the index. Any doubt means false.
-	Attached(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) bool
+// Attachments are the referrers (SBOMs, provenance statements, made by
+// sbom.Referrer) that a Write stores with an index: for each platform
+// manifest's digest, the artifacts whose subject it is. A destination
+// writes them before the index's names, so that a tag never names an
+// image whose referrers are missing.
+type Attachments map[v1.Hash][]v1.Image
+
+// subjects lists the subjects in digest order (writes are reproducible).
+func (a Attachments) subjects() []v1.Hash {
+	out := make([]v1.Hash, 0, len(a))
+	for d := range a {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
 }
+
+// AttachError is a referrer of Subject that could not be stored. Nothing
+// names the image yet when it happens: running the build again finishes
+// it.
+type AttachError struct {
+	Subject v1.Hash
+	Err     error
+}
+
+func (e *AttachError) Error() string { return e.Err.Error() }
+func (e *AttachError) Unwrap() error { return e.Err }
 
 // ErrNoReferrers is what AttachReferrers returns where referrers have no
 // place (a docker archive holds one image and nothing that refers to
@@ -61,6 +74,44 @@ func (r *Registry) AttachReferrers(ctx context.Context, subject v1.Descriptor, i
 		}
 	}
 	return nil
+}
+
+// attached asks, for each subject of refs, whether its referrers are
+// attached already; the function it returns waits for the answers.
+func (r *Registry) attached(ctx context.Context, refs Attachments) func() map[v1.Hash]bool {
+	found := make(map[v1.Hash]*atomic.Bool, len(refs))
+	var wg sync.WaitGroup
+	for subject, imgs := range refs {
+		ok := new(atomic.Bool)
+		found[subject] = ok
+		wg.Go(func() { ok.Store(r.Attached(ctx, v1.Descriptor{Digest: subject}, imgs...)) })
+	}
+	return func() map[v1.Hash]bool {
+		wg.Wait()
+		out := map[v1.Hash]bool{}
+		for d, ok := range found {
+			out[d] = ok.Load()
+		}
+		return out
+	}
+}
+
+// attachMissing attaches the referrers of every subject not in already,
+// subjects concurrently (one subject's one after the other: a registry
+// without the referrers API lists them in one tag).
+func (r *Registry) attachMissing(ctx context.Context, refs Attachments, already map[v1.Hash]bool) error {
+	var todo []v1.Hash
+	for _, d := range refs.subjects() {
+		if !already[d] {
+			todo = append(todo, d)
+		}
+	}
+	return parallel(ctx, len(todo)+1, len(todo), func(ctx context.Context, i int) error {
+		if err := r.AttachReferrers(ctx, v1.Descriptor{Digest: todo[i]}, refs[todo[i]]...); err != nil {
+			return &AttachError{Subject: todo[i], Err: err}
+		}
+		return nil
+	})
 }
 
 // Attached tells whether subject's referrers list every one of imgs and
@@ -97,36 +148,47 @@ func (r *Registry) Attached(ctx context.Context, subject v1.Descriptor, imgs ...
 }
 
 // pushReferrer pushes one referrer, then lists it in the fallback tag
-// where the registry has no referrers API. Builds that push the same
-// image at once upload the same referrer blobs at once, and a registry
-// may then refuse a manifest for a blob it has not finished linking:
-// that is tried again, uploading afresh (not through the pusher, which
-// remembers the blobs it saw).
+// where the registry has no referrers API. A push broken off (a dropped
+// upload, a registry that said to try again) starts over with a fresh
+// pusher, as uploadBlob does. So does a manifest refused for blobs the
+// registry has not finished linking: builds that push the same image at
+// once upload the same referrer blobs at once.
 func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, subject v1.Hash, img v1.Image) error {
 	// The pusher's options, like r.ropts, turn the library's own fallback
 	// off (a reused pusher keeps its options).
 	opts := []remote.Option{remote.Reuse(pusher)}
+	backoff := r.opts.backoff()
+	wait := backoff.Duration
 	for try := 1; ; try++ {
 		_, err := sbom.Push(ctx, r.target.Repo, img, opts...)
 		if err != nil {
 			// With its fallback off, the library fails after the PUT
 			// where the registry has no referrers API: the manifest is
-			// then there, and the tag is written here.
+			// then there, and the tag is written here. The library's
+			// words say so; a registry that is slow to show what was
+			// just written is not asked.
+			if strings.Contains(err.Error(), noFallback) {
+				return r.listInFallback(ctx, pusher, subject, img)
+			}
 			if d, derr := img.Digest(); derr == nil && r.manifestThere(ctx, d) {
 				return r.listInFallback(ctx, pusher, subject, img)
 			}
 		}
-		if err == nil || try == 3 || !blobNotLinked(err) {
+		if err == nil || try >= backoff.Steps || !(blobNotLinked(err) || uploadRetryable(err)) {
 			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(try) * 300 * time.Millisecond):
+		if err := sleep(ctx, wait); err != nil {
+			return err
 		}
+		wait = time.Duration(float64(wait) * backoff.Factor)
 		opts = r.ropts
 	}
 }
+
+// noFallback is how go-containerregistry says it stored a referrer on a
+// registry without the referrers API, but did not list it, its fallback
+// being off (TestLibraryNoFallbackWords holds the words).
+const noFallback = "referrers tag fallback is disabled"
 
 // manifestThere asks the target repository for the manifest d.
 func (r *Registry) manifestThere(ctx context.Context, d v1.Hash) bool {

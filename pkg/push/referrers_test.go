@@ -53,7 +53,7 @@ func TestRegistryAttachReferrers(t *testing.T) {
 	subject, imgs, want := referrers(t, idx)
 
 	reg := NewRegistry(mustTarget(t, host+"/referrers/good", "v1"), Options{Credentials: Credentials{Username: user, Password: password}})
-	_, err := reg.Write(ctx, idx)
+	_, err := reg.Write(ctx, idx, nil)
 	assert.NilError(t, err)
 	assert.Check(t, !reg.Attached(ctx, subject, imgs...), "nothing is attached yet")
 	assert.NilError(t, reg.AttachReferrers(ctx, subject, imgs[:1]...))
@@ -91,7 +91,7 @@ func TestLayoutAttachReferrers(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "image")
 	l := NewLayout(Output{Kind: OCILayout, Path: dir}, WriteOptions{Tags: []string{"v1"}})
-	_, err := l.Write(ctx, idx)
+	_, err := l.Write(ctx, idx, nil)
 	assert.NilError(t, err)
 	assert.NilError(t, l.AttachReferrers(ctx, subject, imgs...))
 	assert.NilError(t, l.AttachReferrers(ctx, subject, imgs...))
@@ -108,7 +108,7 @@ func TestLayoutAttachReferrers(t *testing.T) {
 	assert.DeepEqual(t, got, want)
 
 	archive := NewLayout(Output{Kind: DockerArchive, Path: filepath.Join(t.TempDir(), "a.tar")}, WriteOptions{})
-	_, err = archive.Write(ctx, idx)
+	_, err = archive.Write(ctx, idx, nil)
 	assert.NilError(t, err)
 	assert.ErrorIs(t, archive.AttachReferrers(ctx, subject, imgs...), ErrNoReferrers)
 }

@@ -24,6 +24,11 @@ type Result struct {
 	Pushed bool `json:"pushed"`
 
 	Manifests []ManifestResult `json:"manifests"`
+
+	// ReferrersAttached tells that the destination holds every referrer
+	// Write was given (a docker archive, or a build that went nowhere,
+	// holds none).
+	ReferrersAttached bool `json:"-"`
 }
 
 // ManifestResult is one platform's image.

@@ -64,7 +64,8 @@ func (o Options) registryTimeout() time.Duration {
 
 // transport is the HTTP transport every registry request goes through:
 // o.Transport (or the library's default) with a deadline for the answer's
-// headers, counted once the request has been sent, and the redirect limit.
+// headers, counted once the request has been sent, the redirect limit,
+// and the one retry policy (retry.go).
 func (o Options) transport() http.RoundTripper {
 	base := o.Transport
 	if base == nil {
@@ -75,7 +76,14 @@ func (o Options) transport() http.RoundTripper {
 		t.ResponseHeaderTimeout = o.requestTimeout()
 		base = t
 	}
-	return boundedTransport{base}
+	return &retryTransport{base: boundedTransport{base}, backoff: o.backoff(), budget: o.retryTime()}
+}
+
+func (o Options) retryTime() time.Duration {
+	if o.RetryTime <= 0 {
+		return DefaultRetryTime
+	}
+	return o.RetryTime
 }
 
 // boundedTransport refuses to follow more than MaxRedirects redirects.
@@ -90,9 +98,16 @@ func (b boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, fmt.Errorf("registry %s redirected more than %d times", req.URL.Host, MaxRedirects)
+		return nil, &redirectError{req.URL.Host}
 	}
 	return b.base.RoundTrip(req)
+}
+
+// redirectError is a redirect chain longer than MaxRedirects.
+type redirectError struct{ host string }
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("registry %s redirected more than %d times", e.host, MaxRedirects)
 }
 
 // redirects is how many redirects led to req.
