@@ -112,12 +112,27 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.L
 		reg.Present(cached.Digest) // the cache read saw it there
 		return cached.Layer, true  // already where it goes
 	}
-	l, err := b.fetch(ctx, cached)
+	// A download broken off is started over, as often as the registry
+	// options try a request; a blob that is not what it should be is not.
+	var l image.Layer
+	for try := 1; ; try++ {
+		if l, err = b.fetch(ctx, cached); err == nil || try >= b.fetchTries() || !push.Transient(err) || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		b.note("cache: %v; packing it", err)
 		return image.Layer{}, false
 	}
 	return l, true
+}
+
+// fetchTries is how many times a cached blob's download may start.
+func (b *builder) fetchTries() int {
+	if s := b.opts.Registry.Backoff.Steps; s > 0 {
+		return s
+	}
+	return push.DefaultBackoff.Steps
 }
 
 // fetch copies a cached blob into a blob file, checking its size, digest

@@ -143,6 +143,14 @@ func isTimeout(err error) bool {
 	return (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// Transient tells a failure that reading again from the start may get
+// past (a connection dropped or reset, a registry that said to try
+// again, an answer cut short): what a caller that streams a blob, which
+// the transport cannot replay, starts over for.
+func Transient(err error) bool {
+	return uploadRetryable(err)
+}
+
 // retryable says which failures are worth another try: rate limits and
 // server errors (which the library reports as temporary), dropped and
 // refused connections, and timeouts. A refused connection is retried

@@ -1,0 +1,172 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"gotest.tools/v3/assert"
+
+	"github.com/nixery-action/nixery-action/internal/faultproxy"
+	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/push"
+)
+
+// TestBuildThroughFaults: whole builds as the CLI runs them by default,
+// an SBOM and a provenance statement per platform, two platforms, pushed
+// through a proxy that fails 15% of the registry requests (5xx, 429,
+// dropped connections, stalls, answers cut short). At least 19 of 20
+// complete, each with both referrers of each platform listed when read
+// back from the registry itself; a failed one leaves no tag, and every
+// tag names a complete index.
+func TestBuildThroughFaults(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	registry := testenv.StartRegistry(t)
+	proxy := faultproxy.Start(t, registry, 0.15, 3)
+	// The default number of tries, paced for a test.
+	opts := push.Options{Backoff: remote.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Steps: push.DefaultBackoff.Steps}}
+	const runs = 20
+	var ok atomic.Int32
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i := 0; i < runs; i++ {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			tag := fmt.Sprintf("run-%d", i)
+			target := mustTarget(t, proxy.Host+"/faults/build", tag)
+			req := sbomRequest(t, push.NewRegistry(target, opts))
+			// The CLI's cache sources: the tags, and the cache record.
+			req.CacheFrom = []name.Reference{target.Tags[0], push.CacheRecord(target.Repo)}
+			// Another creation time each run: new configs, manifests
+			// and referrers to push every time.
+			req.Image.Created = sbomCreated.Add(time.Duration(i) * time.Hour)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			res, err := Build(ctx, req, Options{Registry: opts})
+			if err != nil {
+				assert.Check(t, !strings.Contains(err.Error(), "\n"), "unclear error: %q", err)
+				t.Logf("run %d failed: %v", i, err)
+				ref, _ := name.NewTag(registry+"/faults/build:"+tag, name.Insecure)
+				_, herr := remote.Head(ref)
+				assert.Check(t, herr != nil, "the failed build left the tag %s", tag)
+				return
+			}
+			defer res.Close()
+			ok.Add(1)
+			for _, s := range res.SBOMs {
+				assert.Check(t, s.SBOM.Attached && s.Provenance.Attached)
+				subject, err := v1.NewHash(s.Manifest)
+				assert.Check(t, err)
+				listed := referrersOf(t, registry+"/faults/build", subject)
+				assert.Check(t, listed[s.SBOM.Digest] && listed[s.Provenance.Digest], "run %d: the referrers of %s lack the SBOM or provenance: %v", i, s.Platform, listed)
+			}
+		})
+	}
+	wg.Wait()
+	testenv.CheckTags(t, registry, "faults/build")
+	t.Logf("%d of %d builds completed; %s", ok.Load(), runs, proxy.Report())
+	assert.Assert(t, ok.Load() >= 19, "only %d of %d builds completed", ok.Load(), runs)
+}
+
+// referrersOf lists the referrers of subject in repo, read straight from
+// the registry by go-containerregistry (the CNCF registry keeps them in
+// the OCI 1.1 fallback tag).
+func referrersOf(t *testing.T, repo string, subject v1.Hash) map[string]bool {
+	t.Helper()
+	r, err := name.NewRepository(repo, name.Insecure)
+	assert.Check(t, err)
+	idx, err := remote.Referrers(r.Digest(subject.String()))
+	listed := map[string]bool{}
+	if !assert.Check(t, err) {
+		return listed
+	}
+	im, err := idx.IndexManifest()
+	if !assert.Check(t, err) {
+		return listed
+	}
+	for _, d := range im.Manifests {
+		listed[d.Digest.String()] = true
+	}
+	return listed
+}
+
+// TestBuildCachedBlobDropped: a --cache-from registry that drops the
+// connection half-way through each layer blob the first time it is asked
+// for it: the download starts over and the layers are reused, not packed.
+func TestBuildCachedBlobDropped(t *testing.T) {
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	target := mustTarget(t, host+"/build/dropped", "v1")
+	cold, err := Build(ctx, request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
+	assert.NilError(t, err)
+	cold.Close()
+
+	layerBlobs := map[string]bool{}
+	for _, m := range cold.Manifests {
+		for _, l := range m.Layers {
+			layerBlobs[l.Digest] = true
+		}
+	}
+	upstream, err := url.Parse("http://" + host)
+	assert.NilError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	var mu sync.Mutex
+	dropped := map[string]bool{}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		blob := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		mu.Lock()
+		drop := r.Method == http.MethodGet && layerBlobs[blob] && !dropped[blob]
+		if drop {
+			dropped[blob] = true
+		}
+		mu.Unlock()
+		if !drop {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		proxy.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		// Without a length, as a stream: the transport hands it on as
+		// it comes, and the download itself sees it end early.
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+		w.(http.Flusher).Flush()
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close()
+		}
+	}))
+	defer front.Close()
+	ref, err := name.ParseReference(strings.TrimPrefix(front.URL, "http://")+"/build/dropped:v1", name.Insecure)
+	assert.NilError(t, err)
+
+	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, push.WriteOptions{}), 6)
+	req.CacheFrom = []name.Reference{ref}
+	var log bytes.Buffer
+	res, err := Build(ctx, req, Options{Log: logTo(&log), Registry: push.Options{Backoff: remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 3}}})
+	assert.NilError(t, err)
+	res.Close()
+	assert.Equal(t, res.Digest, cold.Digest)
+	mu.Lock()
+	n := len(dropped)
+	mu.Unlock()
+	assert.Assert(t, n > 0, "no blob download was dropped")
+	assert.Check(t, res.Reused >= n && res.Packed == 0, "reused %d, packed %d, %d downloads dropped: %s", res.Reused, res.Packed, n, log.String())
+}
