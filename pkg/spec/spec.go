@@ -52,6 +52,10 @@ type Spec struct {
 	// Platforms are those the meta-packages selected (arm64), in canonical
 	// order; nil when none did. See SelectPlatforms.
 	Platforms []Platform
+	// Installables are the packages of other flakes (the team's own
+	// software), sorted by Ref and de-duplicated; they are in Requested
+	// too, not in Packages.
+	Installables []Installable
 }
 
 // Options change how names are expanded.
@@ -66,9 +70,30 @@ type Options struct {
 // naming each of them, and an input that names no package at all.
 func Parse(args []string, opts Options) (*Spec, error) {
 	var names, bad []string
+	var installables []Installable
+	var badInstallable error
 	for _, arg := range args {
-		fields := strings.FieldsFunc(arg, isNameSep)
+		// A flake installable keeps its slashes (path:../x#app); the
+		// other words are split on them, Nixery's path form.
+		var fields []string
+		for _, w := range strings.FieldsFunc(arg, isListSep) {
+			if IsInstallable(w) {
+				fields = append(fields, w)
+			} else {
+				fields = append(fields, strings.FieldsFunc(w, isNameSep)...)
+			}
+		}
 		for _, f := range fields {
+			if IsInstallable(f) {
+				inst, err := ParseInstallable(f)
+				if err != nil {
+					badInstallable = err
+					continue
+				}
+				installables = append(installables, inst)
+				names = append(names, f)
+				continue
+			}
 			if f == MetaShell || f == MetaArm64 {
 				names = append(names, f)
 				continue
@@ -85,21 +110,25 @@ func Parse(args []string, opts Options) (*Spec, error) {
 		}
 	}
 	switch {
+	case badInstallable != nil:
+		return nil, badInstallable
 	case len(bad) == 1:
 		return nil, fmt.Errorf("invalid package name %s: %s", bad[0], AttrRule)
 	case len(bad) > 1:
 		return nil, fmt.Errorf("invalid package names %s: %s", strings.Join(bad, ", "), AttrRule)
 	case len(names) == 0:
-		return nil, fmt.Errorf("no package names given: name at least one nixpkgs package, e.g. hello")
+		return nil, fmt.Errorf("no package names given: name at least one nixpkgs package, e.g. hello, or a flake's, e.g. .#app")
 	}
 
-	s := &Spec{Requested: sortedUnique(names)}
+	s := &Spec{Requested: sortedUnique(names), Installables: uniqueInstallables(installables)}
 	var pkgs []string
 	for _, n := range s.Requested {
-		switch n {
-		case MetaShell:
+		switch {
+		case IsInstallable(n):
+			continue
+		case n == MetaShell:
 			pkgs = append(pkgs, ShellPackages...)
-		case MetaArm64:
+		case n == MetaArm64:
 			s.Platforms = []Platform{Arm64}
 		default:
 			pkgs = append(pkgs, n)
@@ -109,7 +138,7 @@ func Parse(args []string, opts Options) (*Spec, error) {
 		pkgs = append(pkgs, DefaultPackages...)
 	}
 	s.Packages = sortedUnique(pkgs)
-	if len(s.Packages) == 0 {
+	if len(s.Packages) == 0 && len(s.Installables) == 0 {
 		return nil, fmt.Errorf("no packages to build: %s only selects a platform; name a package too", MetaArm64)
 	}
 	for _, p := range s.Packages {
@@ -133,6 +162,18 @@ func (s *Spec) SelectPlatforms(requested []Platform) []Platform {
 	out := MergePlatforms(requested, s.Platforms)
 	if len(out) == 0 {
 		return []Platform{DefaultPlatform}
+	}
+	return out
+}
+
+// uniqueInstallables sorts installables by Ref, each once.
+func uniqueInstallables(in []Installable) []Installable {
+	sort.Slice(in, func(i, j int) bool { return in[i].Ref < in[j].Ref })
+	var out []Installable
+	for i, v := range in {
+		if i == 0 || v.Ref != in[i-1].Ref {
+			out = append(out, v)
+		}
 	}
 	return out
 }

@@ -179,7 +179,15 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse(%q) = %v: not sorted and distinct", s, got.Packages)
 			}
 		}
-		fields := strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(" ,\n\t\r/", r) })
+		// Installables keep their slashes; other words split on them.
+		var fields []string
+		for _, w := range strings.FieldsFunc(s, isListSep) {
+			if IsInstallable(w) {
+				fields = append(fields, w)
+			} else {
+				fields = append(fields, strings.FieldsFunc(w, isNameSep)...)
+			}
+		}
 		for i, j := 0, len(fields)-1; i < j; i, j = i+1, j-1 {
 			fields[i], fields[j] = fields[j], fields[i]
 		}
@@ -187,7 +195,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse(%q) failed on the names reversed: %v", s, err)
 		}
-		if strings.Join(again.Packages, " ") != strings.Join(got.Packages, " ") {
+		if strings.Join(again.Packages, " ") != strings.Join(got.Packages, " ") || len(again.Installables) != len(got.Installables) {
 			t.Fatalf("order changed the packages: %v vs %v", got.Packages, again.Packages)
 		}
 	})

@@ -1,0 +1,71 @@
+package spec
+
+import (
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestParseInstallable(t *testing.T) {
+	for _, tc := range []struct {
+		in          string
+		flake, attr string
+	}{
+		{".#app", ".", "app"},
+		{".", ".", ""},
+		{"./sub#tool", "./sub", "tool"},
+		{"../x", "../x", ""},
+		{"/src/app#app", "/src/app", "app"},
+		{"path:../x#pkg", "path:../x", "pkg"},
+		{"github:owner/repo#pkg", "github:owner/repo", "pkg"},
+		{"git+https://example.org/r.git?ref=v1#pkg", "git+https://example.org/r.git?ref=v1", "pkg"},
+		{"github:owner/repo#python3Packages.tool", "github:owner/repo", "python3Packages.tool"},
+	} {
+		got, err := ParseInstallable(tc.in)
+		assert.NilError(t, err, tc.in)
+		assert.DeepEqual(t, got, Installable{Ref: tc.in, Flake: tc.flake, Attr: tc.attr})
+	}
+	for in, want := range map[string]string{
+		"#app":                "no flake before '#'",
+		".#":                  "nothing after '#'",
+		".#a#b":               "more than one '#'",
+		".#a b":               "spaces or control characters",
+		".#a\nb":              "spaces or control characters",
+		".#bad@attr":          "the attribute after '#' is not valid",
+		"ftp:x#a":             "not a path (., ./dir, /dir) or a URL",
+		"-L#app":              "starts with '-'",
+		"github:#app":         "not a path",
+		".#app;rm -rf /":      "spaces or control characters",
+		`.#"quoted"`:          "the attribute after '#' is not valid",
+		".#../../etc/passwd":  "the attribute after '#' is not valid",
+		"path:x#a.${builtin}": "the attribute after '#' is not valid",
+	} {
+		_, err := ParseInstallable(in)
+		assert.ErrorContains(t, err, want, in)
+		assert.ErrorContains(t, err, "invalid flake installable", in)
+	}
+}
+
+// Installables mix with plain names and Nixery's path form; their own
+// slashes are kept, and they do not count as nixpkgs packages.
+func TestParseMixed(t *testing.T) {
+	s, err := Parse([]string{"hello .#app", "path:../x#tool,shell/git", ".#app"}, Options{})
+	assert.NilError(t, err)
+	assert.DeepEqual(t, s.Installables, []Installable{
+		{Ref: ".#app", Flake: ".", Attr: "app"},
+		{Ref: "path:../x#tool", Flake: "path:../x", Attr: "tool"},
+	})
+	assert.DeepEqual(t, s.Packages, []string{"bashInteractive", "cacert", "coreutils", "git", "hello", "iana-etc", "moreutils", "nano"})
+	assert.Check(t, is.Contains(s.Requested, ".#app"))
+	assert.Check(t, is.Contains(s.Requested, "path:../x#tool"))
+
+	// An installable alone, without the default packages, is enough.
+	s, err = Parse([]string{"."}, Options{NoDefaults: true})
+	assert.NilError(t, err)
+	assert.Equal(t, len(s.Packages), 0)
+	assert.Equal(t, s.Installables[0].Name(), DefaultAttr)
+
+	_, err = Parse([]string{"hello", ".#"}, Options{})
+	assert.ErrorContains(t, err, "invalid flake installable `.#`")
+}
