@@ -28,6 +28,25 @@ type Customisation struct {
 	// while they stay inside it: a package's link to a host directory
 	// must not put the host's file names into the image.
 	StoreDir string
+	// Files are regular files to put in the image's root (a user's
+	// /etc/passwd and /etc/group), replacing what packages put there.
+	Files []File
+	// Dirs are directories to make, with their owners (a user's home).
+	Dirs []Dir
+}
+
+// File is a regular file of the customisation layer.
+type File struct {
+	Path string // slash-separated, relative to the image root: etc/passwd
+	Data []byte
+	Mode int64
+}
+
+// Dir is a directory of the customisation layer, owned by UID:GID.
+type Dir struct {
+	Path     string // slash-separated, relative to the image root
+	Mode     int64
+	UID, GID int
 }
 
 // caBundle is where cacert keeps its bundle in nixpkgs.
@@ -39,9 +58,12 @@ const CACertFile = "etc/ssl/certs/ca-certificates.crt"
 // farmNode is one entry of the symlink farm: a symlink into the store, or
 // a real directory that joins several packages' directories.
 type farmNode struct {
-	target   string               // symlink target; "" for a real directory
+	target   string               // symlink target; "" for a real directory or file
 	children map[string]*farmNode // real directories only
-	mode     int64                // real directories only
+	mode     int64                // real directories and files
+	data     []byte               // regular files only
+	file     bool
+	uid, gid int
 }
 
 func newDir(mode int64) *farmNode { return &farmNode{children: map[string]*farmNode{}, mode: mode} }
@@ -86,6 +108,18 @@ func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 	}
 	if c.CACert != "" {
 		if err := c.force(root, CACertFile, &farmNode{target: path.Join(c.CACert, caBundle)}); err != nil {
+			return Blob{}, err
+		}
+	}
+	for _, f := range c.Files {
+		if err := c.force(root, f.Path, &farmNode{file: true, data: f.Data, mode: f.Mode}); err != nil {
+			return Blob{}, err
+		}
+	}
+	for _, d := range c.Dirs {
+		n := newDir(d.Mode)
+		n.uid, n.gid = d.UID, d.GID
+		if err := c.force(root, d.Path, n); err != nil {
 			return Blob{}, err
 		}
 	}
@@ -165,7 +199,7 @@ func (c Customisation) force(root *farmNode, name string, node *farmNode) error 
 			if err := c.unfold(next); err != nil {
 				return err
 			}
-		case next.target != "":
+		case next.target != "" || next.file:
 			// A file where a directory must go: the forced entry wins.
 			next = newDir(0o755)
 			dir.children[part] = next
@@ -194,7 +228,20 @@ func (p *packer) writeFarm(dir *farmNode, prefix string) error {
 			}
 			continue
 		}
-		if err := p.tw.WriteHeader(p.header(name+"/", tar.TypeDir, child.mode)); err != nil {
+		if child.file {
+			h := p.header(name, tar.TypeReg, child.mode)
+			h.Size = int64(len(child.data))
+			if err := p.tw.WriteHeader(h); err != nil {
+				return err
+			}
+			if _, err := p.tw.Write(child.data); err != nil {
+				return err
+			}
+			continue
+		}
+		h := p.header(name+"/", tar.TypeDir, child.mode)
+		h.Uid, h.Gid = child.uid, child.gid
+		if err := p.tw.WriteHeader(h); err != nil {
 			return err
 		}
 		if err := p.writeFarm(child, name+"/"); err != nil {

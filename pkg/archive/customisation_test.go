@@ -1,7 +1,10 @@
 package archive
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,4 +81,50 @@ func TestResolveInStore(t *testing.T) {
 		assert.Equal(t, ok, tc.want != "", tc.p)
 		assert.Equal(t, got, tc.want, tc.p)
 	}
+}
+
+// A user's files and home directory join the packages' /etc (a symlinked
+// directory is unfolded to hold them), their owner is in the tar
+// headers, /tmp stays 1777, and they change the layer's key.
+func TestCustomisationFilesAndDirs(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "store")
+	etc := filepath.Join(store, "aaa-iana-etc", "etc")
+	assert.NilError(t, os.MkdirAll(etc, 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(etc, "services"), []byte("http 80/tcp\n"), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(etc, "passwd"), []byte("a package's\n"), 0o644))
+	c := Customisation{Packages: []string{filepath.Dir(etc)},
+		Files: []File{{Path: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\n"), Mode: 0o644}},
+		Dirs:  []Dir{{Path: "home/app", Mode: 0o755, UID: 1000, GID: 1001}},
+	}
+	var buf bytes.Buffer
+	_, err := PackCustomisation(&buf, c, Options{})
+	assert.NilError(t, err)
+	// (readHeaders holds every owner to root: this layer has one more.)
+	byName := map[string]*tar.Header{}
+	zr, err := gzip.NewReader(&buf)
+	assert.NilError(t, err)
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		assert.NilError(t, err)
+		byName[h.Name] = h
+	}
+	assert.Equal(t, byName["etc/"].Typeflag, byte('5'), "etc is a real directory")
+	assert.Equal(t, byName["etc/services"].Linkname, filepath.Join(etc, "services"))
+	assert.Equal(t, byName["etc/passwd"].Typeflag, byte('0'))
+	assert.Equal(t, byName["etc/passwd"].Size, int64(len("root:x:0:0:root:/root:/bin/sh\n")))
+	assert.Equal(t, byName["home/app/"].Uid, 1000)
+	assert.Equal(t, byName["home/app/"].Gid, 1001)
+	assert.Equal(t, byName["home/"].Uid, 0)
+	assert.Equal(t, byName["tmp/"].Mode, int64(0o1777))
+
+	without := c
+	without.Files, without.Dirs = nil, nil
+	assert.Assert(t, CustomisationKey(c) != CustomisationKey(without))
+	other := c
+	other.Dirs = []Dir{{Path: "home/app", Mode: 0o755, UID: 1000, GID: 1000}}
+	assert.Assert(t, CustomisationKey(c) != CustomisationKey(other))
 }

@@ -1,0 +1,71 @@
+package account
+
+import (
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestParse(t *testing.T) {
+	for in, want := range map[string]User{
+		"app":           {Name: "app", UID: 1000, Group: "app", GID: 1000},
+		"app:staff":     {Name: "app", UID: 1000, Group: "staff", GID: 1000},
+		"1001":          {Name: "user", UID: 1001, Group: "user", GID: 1001},
+		"1001:2002":     {Name: "user", UID: 1001, Group: "user", GID: 2002},
+		"app:1001:2002": {Name: "app", UID: 1001, Group: "app", GID: 2002},
+		"1000:0":        {Name: "user", UID: 1000, Group: "root", GID: 0},
+		"svc.web_1-a":   {Name: "svc.web_1-a", UID: 1000, Group: "svc.web_1-a", GID: 1000},
+	} {
+		got, err := Parse(in)
+		assert.NilError(t, err, in)
+		assert.DeepEqual(t, *got, want)
+	}
+	for _, root := range []string{"", "0", "0:0", "root:0:0"} {
+		got, err := Parse(root)
+		assert.NilError(t, err, root)
+		assert.Check(t, got == nil, "%q is root: the image stays as it is", root)
+	}
+}
+
+// Nothing given to --user can add a line or a field to /etc/passwd.
+func TestParseRefusesInjection(t *testing.T) {
+	for in, want := range map[string]string{
+		"app:x:0:0::/:/bin/sh":  "too many ':'",
+		"app\nevil:x:0:0::/:":   "line break or control character",
+		"app\r":                 "line break or control character",
+		"a b":                   "not a portable user or group name",
+		"-app":                  "not a portable user or group name",
+		"app,x":                 "not a portable user or group name",
+		"app/../x":              "not a portable user or group name",
+		"ünï":                   "not a portable user or group name",
+		"app:1000":              "mixes a name and a number",
+		"app:x:1":               "needs numbers after the name",
+		"99999999999":           "ids run from 0",
+		"0:1000":                "uid 0 is root",
+		"root":                  "root is uid and gid 0",
+		"app:root":              "root is uid and gid 0",
+		strings.Repeat("a", 33): "not a portable user or group name",
+		"":                      "",
+	} {
+		if in == "" {
+			continue
+		}
+		_, err := Parse(in)
+		assert.ErrorContains(t, err, want, "%q", in)
+		assert.Check(t, !strings.Contains(err.Error(), "\n"), "%q", err)
+	}
+}
+
+func TestFiles(t *testing.T) {
+	u, err := Parse("app:1001:1002")
+	assert.NilError(t, err)
+	assert.Equal(t, string(u.Passwd()), "root:x:0:0:root:/root:/bin/sh\napp:x:1001:1002:app:/home/app:/bin/sh\n")
+	assert.Equal(t, string(u.GroupFile()), "root:x:0:\napp:x:1002:\n")
+	assert.Equal(t, u.Config(), "1001:1002")
+	assert.Equal(t, u.Home(), "/home/app")
+	for _, line := range strings.Split(strings.TrimSpace(string(u.Passwd())), "\n") {
+		assert.Check(t, is.Len(strings.Split(line, ":"), 7), line)
+	}
+}
