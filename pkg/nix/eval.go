@@ -8,23 +8,30 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nixery-action/nixery-action/pkg/spec"
 	"github.com/nixery-action/nixery-action/pkg/suggest"
 )
 
-// lookupExpr finds the requested attributes in a flake's
-// legacyPackages.<system> and returns, for each, whether it is missing, a
-// package (with its derivation path and what its meta says of licences,
-// homepage and description) or something else. It is constant
-// Nix code: the flake reference, the system and the attribute paths reach
-// it as strings through --argstr, never spliced into the code. Attribute
-// paths were checked against nixpkgs' grammar, so splitting them on dots
-// is exact.
-const lookupExpr = `{ flake, system, attrs }:
+// lookupExpr finds the requested attributes in a flake's output sets
+// for a system (nixpkgs: legacyPackages.<system>; another flake, as nix
+// build looks: packages.<system>, then legacyPackages.<system>) and
+// returns, for each, whether it is missing, a package (with its
+// derivation path, what its meta says of licences, homepage and
+// description, and the program nix run would start) or something else.
+// It is constant Nix code: the flake reference, the system, the sets and
+// the attribute paths reach it as strings through --argstr, never spliced
+// into the code. Attribute paths were checked against nixpkgs' grammar,
+// so splitting them on dots is exact.
+const lookupExpr = `{ flake, system, attrs, sets }:
 {
   result =
     let
-      legacy = (builtins.getFlake flake).legacyPackages or { };
-      pkgs = legacy.${system};
+      f = builtins.getFlake flake;
+      setsOf = builtins.filter (s: builtins.isAttrs (f.${s} or null)) (builtins.fromJSON sets);
+      # The sets that have this system, in the order they are tried.
+      roots = map (s: { set = s; value = f.${s}.${system}; })
+        (builtins.filter (s: f.${s} ? ${system}) setsOf);
+      systems = builtins.concatLists (map (s: builtins.attrNames f.${s}) setsOf);
       # A missing attribute keeps the set it is missing from, whose names
       # of about its length (a closer name differs by at most 3 letters)
       # are the candidates for "did you mean".
@@ -55,31 +62,42 @@ const lookupExpr = `{ flake, system, attrs }:
             description = str (m.description or "");
             homepage = first (m.homepage or "");
             licenses = map licence (if builtins.isList l then l else [ l ]);
+            # What nix run starts: meta.mainProgram, else pname, else
+            # the name without its version.
+            mainProgram = str (m.mainProgram or drv.pname or (builtins.parseDrvName (drv.name or "")).name);
+            name = str (drv.pname or (builtins.parseDrvName (drv.name or "")).name);
+            version = str (drv.version or (builtins.parseDrvName (drv.name or "")).version);
           };
           t = builtins.tryEval (builtins.deepSeq v v);
         in
         if t.success then t.value else null;
+      parts = attr: builtins.filter builtins.isString (builtins.split "[.]" attr);
+      find = root: attr: builtins.foldl' step { found = true; value = root.value; path = [ ]; } (parts attr);
       lookup = attr:
         let
-          r = builtins.foldl' step { found = true; value = pkgs; path = [ ]; }
-            (builtins.filter builtins.isString (builtins.split "[.]" attr));
+          hits = builtins.filter (r: r.hit.found) (map (root: { inherit (root) set; hit = find root attr; }) roots);
+          miss = find (builtins.head roots) attr;
         in
-        if !r.found
-        then { inherit attr; status = "missing"; inherit (r) name path; candidates = candidates r; }
-        else if builtins.isAttrs r.value && (r.value.type or null) == "derivation"
-        then { inherit attr; status = "package"; drvPath = r.value.drvPath; meta = metaOf r.value; }
-        else { inherit attr; status = "not-package"; };
+        if hits == [ ]
+        then { inherit attr; status = "missing"; inherit (miss) name path; candidates = candidates miss; }
+        else
+          let h = builtins.head hits; v = h.hit.value; in
+          if builtins.isAttrs v && (v.type or null) == "derivation"
+          then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; meta = metaOf v; }
+          else { inherit attr; status = "not-package"; };
     in
-    if builtins.isAttrs legacy && legacy ? ${system}
-    then { hasSystem = true; packages = map lookup (builtins.fromJSON attrs); }
-    else { hasSystem = false; packages = [ ]; };
+    if roots != [ ]
+    then { hasSystem = true; inherit systems; packages = map lookup (builtins.fromJSON attrs); }
+    else { hasSystem = false; inherit systems; packages = [ ]; };
 }
 `
 
 type lookupResult struct {
-	HasSystem bool `json:"hasSystem"`
+	HasSystem bool     `json:"hasSystem"`
+	Systems   []string `json:"systems"`
 	Packages  []struct {
 		Attr    string `json:"attr"`
+		Set     string `json:"set"` // where it was found: legacyPackages, packages
 		Status  string `json:"status"`
 		DrvPath string `json:"drvPath"`
 		Meta    *Meta  `json:"meta"`
@@ -96,6 +114,13 @@ type Meta struct {
 	Description string    `json:"description"`
 	Homepage    string    `json:"homepage"` // the first, when meta.homepage is a list
 	Licenses    []License `json:"licenses"`
+	// MainProgram is what nix run starts from the package's bin/:
+	// meta.mainProgram, else pname, else the name without its version.
+	MainProgram string `json:"mainProgram"`
+	// Name and Version are pname and version, or what the derivation's
+	// name splits into.
+	Name    string `json:"name"`
+	Version string `json:"version"`
 }
 
 // License is one entry of meta.license.
@@ -107,28 +132,18 @@ type License struct {
 // found is one package the lookup found.
 type found struct {
 	DrvPath string
-	Meta    *Meta // nil when meta failed to evaluate
+	Set     string // the output set it is in: legacyPackages, packages
+	Meta    *Meta  // nil when meta failed to evaluate
 }
 
-// lookup evaluates the attributes for a system in one Nix process and
-// returns each package's derivation path and meta, or a NotFoundError
-// naming every attribute that is missing or not a package.
+// lookup evaluates the attributes of nixpkgs' legacyPackages for a
+// system in one Nix process and returns each package's derivation path
+// and meta, or a NotFoundError naming every attribute that is missing or
+// not a package.
 func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system string, attrs []string) (map[string]found, error) {
-	attrsJSON, err := json.Marshal(attrs)
+	res, err := b.evalLookup(ctx, log, "evaluating nixpkgs for "+system, locked, system, attrs, []string{"legacyPackages"})
 	if err != nil {
 		return nil, err
-	}
-	out, err := b.run(ctx, log, "evaluating nixpkgs for "+system, "["+system+"] ",
-		"eval", "--json", "--expr", lookupExpr, "result",
-		"--argstr", "flake", locked,
-		"--argstr", "system", system,
-		"--argstr", "attrs", string(attrsJSON))
-	if err != nil {
-		return nil, err
-	}
-	var res lookupResult
-	if err := json.Unmarshal(out, &res); err != nil {
-		return nil, fmt.Errorf("evaluating nixpkgs for %s: unexpected output of nix eval: %w", system, err)
 	}
 	if !res.HasSystem {
 		return nil, fmt.Errorf("%s has no legacyPackages.%s: is it nixpkgs, and does it support %s?", b.Flake, system, system)
@@ -138,14 +153,10 @@ func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system stri
 	for _, p := range res.Packages {
 		switch p.Status {
 		case "package":
-			drvs[p.Attr] = found{DrvPath: p.DrvPath, Meta: p.Meta}
+			drvs[p.Attr] = found{DrvPath: p.DrvPath, Set: p.Set, Meta: p.Meta}
 		case "missing":
 			nf.Missing = append(nf.Missing, p.Attr)
-			if close := suggest.Closest(p.Name, p.Candidates, 3); len(close) > 0 {
-				prefix := strings.Join(append(p.Path, ""), ".")
-				for i := range close {
-					close[i] = prefix + close[i]
-				}
+			if close := closest(p.Name, p.Path, p.Candidates); len(close) > 0 {
 				if nf.Suggestions == nil {
 					nf.Suggestions = map[string][]string{}
 				}
@@ -166,4 +177,87 @@ func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system stri
 		}
 	}
 	return drvs, nil
+}
+
+// closest are the candidates nearest to a missing name, as attribute
+// paths (the path of the set it is missing from before each).
+func closest(name string, path, candidates []string) []string {
+	close := suggest.Closest(name, candidates, 3)
+	prefix := strings.Join(append(path, ""), ".")
+	for i := range close {
+		close[i] = prefix + close[i]
+	}
+	return close
+}
+
+// installableSets are where nix build looks for a flake's package.
+var installableSets = []string{"packages", "legacyPackages"}
+
+// lookupInstallables finds the installables of one flake (all with
+// Flake ref, locked as locked) for a system, as nix build would:
+// packages.<system>.ATTR, then legacyPackages.<system>.ATTR. A package
+// the flake lacks is one line naming the flake, the attribute, the
+// system and the systems the flake has, with the nearest names.
+func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, locked, system string, insts []spec.Installable) (map[string]found, error) {
+	var names []string
+	for _, i := range insts {
+		names = append(names, i.Name())
+	}
+	res, err := b.evalLookup(ctx, log, fmt.Sprintf("evaluating the flake %s for %s", ref, system), locked, system, names, installableSets)
+	if err != nil {
+		return nil, err
+	}
+	systems := strings.Join(uniqueSorted(res.Systems), ", ")
+	if systems == "" {
+		systems = "none"
+	}
+	drvs := map[string]found{}
+	for i, p := range res.Packages {
+		inst := insts[i]
+		switch p.Status {
+		case "package":
+			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Meta: p.Meta}
+		case "missing":
+			return nil, fmt.Errorf("%s: the flake %s has no package %s for %s%s (it has packages for: %s)",
+				inst.Ref, ref, inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)
+		default:
+			return nil, fmt.Errorf("%s: %s in the flake %s is not a package for %s (name one inside, e.g. %s.NAME)", inst.Ref, inst.Name(), ref, system, inst.Name())
+		}
+	}
+	if !res.HasSystem {
+		return nil, fmt.Errorf("%s: the flake %s has no packages for %s (it has packages for: %s)", insts[0].Ref, ref, system, systems)
+	}
+	return drvs, nil
+}
+
+// evalLookup runs lookupExpr in one Nix process.
+func (b *Builder) evalLookup(ctx context.Context, log io.Writer, what, locked, system string, attrs, sets []string) (*lookupResult, error) {
+	attrsJSON, err := json.Marshal(attrs)
+	if err != nil {
+		return nil, err
+	}
+	setsJSON, err := json.Marshal(sets)
+	if err != nil {
+		return nil, err
+	}
+	out, err := b.run(ctx, log, what, "["+system+"] ",
+		"eval", "--json", "--expr", lookupExpr, "result",
+		"--argstr", "flake", locked,
+		"--argstr", "system", system,
+		"--argstr", "attrs", string(attrsJSON),
+		"--argstr", "sets", string(setsJSON))
+	if err != nil {
+		return nil, err
+	}
+	var res lookupResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("%s: unexpected output of nix eval: %w", what, err)
+	}
+	return &res, nil
+}
+
+func uniqueSorted(s []string) []string {
+	out := unique(s)
+	sort.Strings(out)
+	return out
 }

@@ -41,7 +41,38 @@ func (b *Builder) Lock(ctx context.Context) (Locked, error) {
 	if b.locked.URL != "" {
 		return b.locked, nil
 	}
-	if err := checkFlakeRef(b.Flake); err != nil {
+	l, err := b.lock(ctx, b.Flake, "nixpkgs flake")
+	if err != nil {
+		return Locked{}, err
+	}
+	b.locked = l
+	return l, nil
+}
+
+// LockFlake locks another flake, whose packages are installables (the
+// team's own software), the way Lock locks nixpkgs: once per reference,
+// later calls return the same lock. Relative references (., ../x,
+// path:./x) are read from the working directory.
+func (b *Builder) LockFlake(ctx context.Context, ref string) (Locked, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if l, ok := b.flakes[ref]; ok {
+		return l, nil
+	}
+	l, err := b.lock(ctx, ref, "flake")
+	if err != nil {
+		return Locked{}, err
+	}
+	if b.flakes == nil {
+		b.flakes = map[string]Locked{}
+	}
+	b.flakes[ref] = l
+	return l, nil
+}
+
+// lock locks ref (what names it for people: "nixpkgs flake", "flake").
+func (b *Builder) lock(ctx context.Context, ref, what string) (Locked, error) {
+	if err := checkFlakeRef(ref, what); err != nil {
 		return Locked{}, err
 	}
 	parent := ctx
@@ -50,32 +81,31 @@ func (b *Builder) Lock(ctx context.Context) (Locked, error) {
 		ctx, cancel = context.WithTimeout(ctx, b.Timeout)
 		defer cancel()
 	}
-	meta, err := b.metadata(ctx, b.Flake)
+	meta, err := b.metadata(ctx, ref, what)
 	if err != nil {
-		return Locked{}, lockError(parent, b, err)
+		return Locked{}, lockError(parent, b, ref, what, err)
 	}
 	if !meta.Locked.isLocked() {
-		copyRef, err := b.prefetch(ctx, meta.URL, meta.Locked.Dir)
+		copyRef, err := b.prefetch(ctx, meta.URL, meta.Locked.Dir, what)
 		if err != nil {
-			return Locked{}, lockError(parent, b, err)
+			return Locked{}, lockError(parent, b, ref, what, err)
 		}
-		b.logf("[nix] ", "%s cannot be locked (uncommitted changes?): building from its copy %s", b.Flake, copyRef)
-		if meta, err = b.metadata(ctx, copyRef); err != nil {
-			return Locked{}, lockError(parent, b, err)
+		b.logf("[nix] ", "%s cannot be locked (uncommitted changes?): building from its copy %s", ref, copyRef)
+		if meta, err = b.metadata(ctx, copyRef, what); err != nil {
+			return Locked{}, lockError(parent, b, ref, what, err)
 		}
 		if !meta.Locked.isLocked() {
-			return Locked{}, fmt.Errorf("reading the nixpkgs flake %q: Nix cannot lock its copy %s", b.Flake, copyRef)
+			return Locked{}, fmt.Errorf("reading the %s %q: Nix cannot lock its copy %s", what, ref, copyRef)
 		}
 	}
-	b.locked = Locked{URL: meta.URL, Rev: meta.Locked.Rev, NarHash: meta.Locked.NarHash, LastModified: meta.LastModified}
-	return b.locked, nil
+	return Locked{URL: meta.URL, Rev: meta.Locked.Rev, NarHash: meta.Locked.NarHash, LastModified: meta.LastModified}, nil
 }
 
 // lockError says that locking ran out of time when it did (err is then
 // the bare context error).
-func lockError(parent context.Context, b *Builder, err error) error {
+func lockError(parent context.Context, b *Builder, ref, what string, err error) error {
 	if parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("locking the nixpkgs flake %q timed out after %s: %w", b.Flake, shortDuration(b.Timeout), err)
+		return fmt.Errorf("locking the %s %q timed out after %s: %w", what, ref, shortDuration(b.Timeout), err)
 	}
 	return err
 }
@@ -115,8 +145,8 @@ func (l lockedInput) isLocked() bool {
 	return false
 }
 
-func (b *Builder) metadata(ctx context.Context, ref string) (*flakeMetadata, error) {
-	what := fmt.Sprintf("reading the nixpkgs flake %q", ref)
+func (b *Builder) metadata(ctx context.Context, ref, kind string) (*flakeMetadata, error) {
+	what := fmt.Sprintf("reading the %s %q", kind, ref)
 	out, err := b.run(ctx, b.Log, what, "[nix] ", "flake", "metadata", "--json", "--no-write-lock-file", "--", ref)
 	if err != nil {
 		return nil, err
@@ -147,8 +177,8 @@ const noRegistry = "/nonexistent/nixery-no-flake-registry.json"
 // prefetch copies the source of a resolved (direct) flake reference to
 // the store and returns a path: reference to the copy, locked by its
 // hash; dir is the flake's directory inside the source, if any.
-func (b *Builder) prefetch(ctx context.Context, ref, dir string) (string, error) {
-	what := fmt.Sprintf("copying the nixpkgs flake %q to the store", ref)
+func (b *Builder) prefetch(ctx context.Context, ref, dir, kind string) (string, error) {
+	what := fmt.Sprintf("copying the %s %q to the store", kind, ref)
 	out, err := b.run(ctx, b.Log, what, "[nix] ", "flake", "prefetch", "--json",
 		"--option", "flake-registry", noRegistry, "--", ref)
 	if err != nil {
@@ -180,16 +210,16 @@ func prefetchRef(what string, out []byte, dir string) (string, error) {
 
 // checkFlakeRef rejects references Nix would read as something else: an
 // option, or one with a fragment (packages are named separately).
-func checkFlakeRef(ref string) error {
+func checkFlakeRef(ref, what string) error {
 	switch {
 	case ref == "":
-		return fmt.Errorf("no nixpkgs flake reference given (e.g. github:NixOS/nixpkgs/nixos-26.05)")
+		return fmt.Errorf("no %s reference given (e.g. github:NixOS/nixpkgs/nixos-26.05)", what)
 	case strings.HasPrefix(ref, "-"):
-		return fmt.Errorf("nixpkgs flake reference %q starts with '-'", ref)
+		return fmt.Errorf("%s reference %q starts with '-'", what, ref)
 	case strings.Contains(ref, "#"):
-		return fmt.Errorf("nixpkgs flake reference %q has a #fragment: give the flake alone and name packages separately", ref)
+		return fmt.Errorf("%s reference %q has a #fragment: give the flake alone and name packages separately", what, ref)
 	case strings.IndexFunc(ref, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0:
-		return fmt.Errorf("nixpkgs flake reference %q contains spaces or control characters", ref)
+		return fmt.Errorf("%s reference %q contains spaces or control characters", what, ref)
 	}
 	return nil
 }

@@ -26,10 +26,11 @@ func TestBuildReadsMeta(t *testing.T) {
 			license = [ { spdxId = "GPL-3.0-or-later"; fullName = "GNU GPL v3.0 or later"; } { shortName = "unfree-thing"; } "custom" ];
 		}; };
 		none = drv "none" "echo > $out";
+		tool = drv "tool-2.1" "echo > $out" // { pname = "tool"; version = "2.1"; meta.mainProgram = "tl"; };
 		broken = drv "broken" "echo > $out" // { meta = { description = throw "no"; }; };
 	}`)
 	b := &Builder{Flake: flake}
-	res, err := b.Build(context.Background(), "x86_64-linux", []string{"broken", "many", "none", "one"})
+	res, err := b.Build(context.Background(), "x86_64-linux", []string{"broken", "many", "none", "one", "tool"})
 	assert.NilError(t, err)
 	got := map[string]*Meta{}
 	for _, p := range res.Packages {
@@ -39,8 +40,11 @@ func TestBuildReadsMeta(t *testing.T) {
 		"broken": nil,
 		"many": {Homepage: "https://example.org/many", Licenses: []License{
 			{SPDXID: "GPL-3.0-or-later", Name: "GNU GPL v3.0 or later"}, {Name: "unfree-thing"}, {Name: "custom"},
-		}},
-		"none": {Licenses: []License{}},
-		"one":  {Description: "One thing", Homepage: "https://example.org/one", Licenses: []License{{SPDXID: "MIT", Name: "MIT License"}}},
+		}, MainProgram: "many", Name: "many"},
+		"none": {Licenses: []License{}, MainProgram: "none", Name: "none"},
+		"one": {Description: "One thing", Homepage: "https://example.org/one", Licenses: []License{{SPDXID: "MIT", Name: "MIT License"}},
+			MainProgram: "one", Name: "one", Version: "1.0"},
+		// What nix run starts: meta.mainProgram over pname.
+		"tool": {Licenses: []License{}, MainProgram: "tl", Name: "tool", Version: "2.1"},
 	})
 }

@@ -48,17 +48,45 @@ type Builder struct {
 
 	logMu sync.Mutex
 
+	// Installables are packages of other flakes to realise with the
+	// nixpkgs attributes of every Build (see LockFlake).
+	Installables []spec.Installable
+
 	mu         sync.Mutex
 	locked     Locked
+	flakes     map[string]Locked // other flakes, by reference as given
 	jsonFormat int // path-info: 0 not yet known, 1 takes --json-format, -1 does not
 }
 
 // Package is one requested package, realised.
 type Package struct {
-	Attr    string            // attribute path, e.g. python3Packages.requests
+	Attr    string            // attribute path, e.g. python3Packages.requests; for an installable, as given (.#app)
 	DrvPath string            // its derivation
 	Outputs map[string]string // output name → store path: the outputs nix build gives by default
 	Meta    *Meta             // licences, homepage, description; nil when meta failed to evaluate
+	// Installable is set for a package of another flake than nixpkgs,
+	// with Flake its flake's lock and Installed the attribute it was
+	// found at (packages.x86_64-linux.app).
+	Installable *spec.Installable
+	Flake       *Locked
+	Installed   string
+}
+
+// Program is the path of what nix run would start from the package: its
+// bin output's (else its out output's) bin/MainProgram; "" when meta
+// did not evaluate.
+func (p Package) Program() string {
+	if p.Meta == nil || p.Meta.MainProgram == "" {
+		return ""
+	}
+	dir, ok := p.Outputs["bin"]
+	if !ok {
+		dir = p.Outputs["out"]
+	}
+	if dir == "" {
+		return ""
+	}
+	return dir + "/bin/" + p.Meta.MainProgram
 }
 
 // Paths returns the package's output paths, sorted.
@@ -137,7 +165,7 @@ func (b *Builder) BuildLogged(ctx context.Context, system string, attrs []string
 		return nil, err
 	}
 	attrs = unique(attrs)
-	if len(attrs) == 0 {
+	if len(attrs) == 0 && len(b.Installables) == 0 {
 		return nil, fmt.Errorf("nix build for %s: no packages to build", system)
 	}
 	for _, a := range attrs {
@@ -171,7 +199,13 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		return nil, err
 	}
 	locked := lock.URL
-	drvs, err := b.lookup(ctx, log, locked, system, attrs)
+	drvs := map[string]found{}
+	if len(attrs) > 0 {
+		if drvs, err = b.lookup(ctx, log, locked, system, attrs); err != nil {
+			return nil, err
+		}
+	}
+	apps, err := b.lookupAll(ctx, log, system)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +218,9 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	args = append(args, "--")
 	for _, a := range attrs {
 		args = append(args, locked+"#legacyPackages."+system+"."+a)
+	}
+	for _, a := range apps {
+		args = append(args, a.lock.URL+"#"+a.installed(system))
 	}
 	out, err := b.run(ctx, log, "nix build for "+system, prefix, args...)
 	if err != nil {
@@ -211,12 +248,62 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		}
 		res.Packages = append(res.Packages, Package{Attr: a, DrvPath: f.DrvPath, Outputs: outs, Meta: f.Meta})
 	}
+	for _, a := range apps {
+		outs := outputs[a.found.DrvPath]
+		if len(outs) == 0 {
+			return nil, fmt.Errorf("nix build for %s: nix build did not report the outputs of %s (%s)", system, a.inst.Ref, a.found.DrvPath)
+		}
+		inst, lock := a.inst, a.lock
+		res.Packages = append(res.Packages, Package{Attr: inst.Ref, DrvPath: a.found.DrvPath, Outputs: outs, Meta: a.found.Meta,
+			Installable: &inst, Flake: &lock, Installed: a.installed(system)})
+	}
 
 	res.Closure, err = b.pathInfo(ctx, log, system, res.Roots())
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// app is an installable found for a system.
+type app struct {
+	inst  spec.Installable
+	lock  Locked
+	found found
+}
+
+// installed is the attribute nix build is given: SET.SYSTEM.ATTR.
+func (a app) installed(system string) string {
+	return a.found.Set + "." + system + "." + a.inst.Name()
+}
+
+// lookupAll finds b.Installables for a system: each flake locked once
+// (LockFlake), and evaluated once for all of its installables.
+func (b *Builder) lookupAll(ctx context.Context, log io.Writer, system string) ([]app, error) {
+	byFlake := map[string][]spec.Installable{}
+	var flakes []string
+	for _, inst := range b.Installables {
+		if _, ok := byFlake[inst.Flake]; !ok {
+			flakes = append(flakes, inst.Flake)
+		}
+		byFlake[inst.Flake] = append(byFlake[inst.Flake], inst)
+	}
+	sort.Strings(flakes)
+	var apps []app
+	for _, ref := range flakes {
+		lock, err := b.LockFlake(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		found, err := b.lookupInstallables(ctx, log, ref, lock.URL, system, byFlake[ref])
+		if err != nil {
+			return nil, err
+		}
+		for _, inst := range byFlake[ref] {
+			apps = append(apps, app{inst: inst, lock: lock, found: found[inst.Ref]})
+		}
+	}
+	return apps, nil
 }
 
 // checkSystem accepts Nix system names such as x86_64-linux.

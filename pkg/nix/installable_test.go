@@ -1,0 +1,112 @@
+package nix
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/spec"
+)
+
+// appFlake is a flake of the team's own, with packages for x86_64-linux
+// only (its default among them) and a legacyPackages set.
+func appFlake(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	flake := fmt.Sprintf(`{
+  outputs = { self }:
+    let
+      mk = name: script: builtins.derivation {
+        inherit name; system = "x86_64-linux"; nonce = %q;
+        builder = "/bin/sh";
+        args = [ "-eu" "-c" script ];
+        PATH = "/usr/bin:/bin";
+      };
+      app = mk "myapp-1.2" "mkdir -p $out/bin; echo echo hi > $out/bin/greet" // { meta.mainProgram = "greet"; };
+    in {
+      packages.x86_64-linux = { myapp = app; default = app; helper = mk "helper" "echo > $out"; };
+      legacyPackages.x86_64-linux.tools.lint = mk "lint-0.1" "mkdir -p $out/bin; echo > $out/bin/lint";
+    };
+}
+`, t.Name()+time.Now().String())
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
+	return dir
+}
+
+func installables(t *testing.T, refs ...string) []spec.Installable {
+	t.Helper()
+	var out []spec.Installable
+	for _, r := range refs {
+		i, err := spec.ParseInstallable(r)
+		assert.NilError(t, err)
+		out = append(out, i)
+	}
+	return out
+}
+
+// Installables are resolved as nix build resolves them (packages, then
+// legacyPackages; a bare reference is the default package), relative
+// references from the working directory, each flake locked once, beside
+// nixpkgs' own packages.
+func TestBuildInstallables(t *testing.T) {
+	testenv.Require(t, "nix")
+	dir := appFlake(t)
+	t.Chdir(dir)
+	nixpkgs := writeFlake(t, `{ hello = drv "hello" "mkdir -p $out/bin; echo > $out/bin/hello"; }`)
+	b := &Builder{Flake: nixpkgs, Installables: installables(t, ".#myapp", ".", "path:.#tools.lint")}
+	res, err := b.Build(context.Background(), "x86_64-linux", []string{"hello"})
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(res.Packages, 4))
+	byAttr := map[string]Package{}
+	for _, p := range res.Packages {
+		byAttr[p.Attr] = p
+	}
+	assert.Check(t, byAttr["hello"].Installable == nil)
+	app := byAttr[".#myapp"]
+	assert.Assert(t, app.Installable != nil && app.Flake != nil)
+	assert.Equal(t, app.Installed, "packages.x86_64-linux.myapp")
+	assert.Check(t, strings.HasPrefix(app.Flake.URL, "path:"+dir), app.Flake.URL)
+	assert.Equal(t, app.Meta.MainProgram, "greet")
+	assert.Equal(t, app.Program(), app.Outputs["out"]+"/bin/greet")
+	assert.Equal(t, byAttr["."].DrvPath, app.DrvPath, "the default package is the same derivation")
+	assert.Equal(t, byAttr["."].Installed, "packages.x86_64-linux.default")
+	lint := byAttr["path:.#tools.lint"]
+	assert.Equal(t, lint.Installed, "legacyPackages.x86_64-linux.tools.lint")
+	assert.Equal(t, lint.Meta.MainProgram, "lint")
+	for _, p := range []string{app.Outputs["out"], lint.Outputs["out"]} {
+		assert.Check(t, is.Contains(res.Roots(), p))
+	}
+}
+
+// What the flake lacks is one line: the flake, the attribute, the system,
+// the systems it has, and the nearest names.
+func TestInstallableErrors(t *testing.T) {
+	testenv.Require(t, "nix")
+	dir := appFlake(t)
+	nixpkgs := writeFlake(t, `{ hello = drv "hello" "echo > $out"; }`)
+	for _, tc := range []struct {
+		ref, system, want string
+	}{
+		{"path:" + dir + "#myap", "x86_64-linux", "path:" + dir + "#myap: the flake path:" + dir + " has no package myap for x86_64-linux (did you mean myapp?) (it has packages for: x86_64-linux)"},
+		{"path:" + dir + "#myapp", "aarch64-linux", "path:" + dir + "#myapp: the flake path:" + dir + " has no packages for aarch64-linux (it has packages for: x86_64-linux)"},
+		{"path:" + dir + "#tools", "x86_64-linux", "path:" + dir + "#tools: tools in the flake path:" + dir + " is not a package for x86_64-linux (name one inside, e.g. tools.NAME)"},
+	} {
+		b := &Builder{Flake: nixpkgs, Installables: installables(t, tc.ref)}
+		_, err := b.Build(context.Background(), tc.system, []string{"hello"})
+		assert.Error(t, err, tc.want)
+	}
+	// A flake that does not evaluate: Nix's own words.
+	broken := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(broken, "flake.nix"), []byte(`{ outputs = { self }: { packages.x86_64-linux.app = throw "the app is broken"; }; }`), 0o644))
+	b := &Builder{Flake: nixpkgs, Installables: installables(t, "path:"+broken+"#app")}
+	_, err := b.Build(context.Background(), "x86_64-linux", []string{"hello"})
+	assert.ErrorContains(t, err, "the app is broken")
+}
