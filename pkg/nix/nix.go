@@ -55,7 +55,7 @@ type Builder struct {
 	mu         sync.Mutex
 	locked     Locked
 	flakes     map[string]Locked // other flakes, by reference as given
-	jsonFormat int // path-info: 0 not yet known, 1 takes --json-format, -1 does not
+	jsonFormat int               // path-info: 0 not yet known, 1 takes --json-format, -1 does not
 }
 
 // Package is one requested package, realised.
