@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/image"
@@ -100,7 +101,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cmd, "cmd", "", "image `COMMAND`: words, or a JSON array (default bash with the shell meta-package)")
 	fs.Var(&f.env, "env", "extra environment `KEY=VALUE` (repeat, or one per line)")
 	fs.StringVar(&f.workdir, "workdir", "", "working directory `DIR` of the image")
-	fs.StringVar(&f.user, "user", "", "`USER` (or USER:GROUP) the image runs as")
+	fs.StringVar(&f.user, "user", "", "non-root `USER` the image runs as: NAME, NAME:GROUP, UID, UID:GID or NAME:UID:GID; the image gets its /etc/passwd and /etc/group entries and a home directory (a NAME alone is uid and gid "+fmt.Sprint(account.DefaultID)+", a UID alone is named "+account.DefaultName+")")
 	fs.Var(&f.labels, "labels", "image labels `KEY=VALUE` (repeat, or one per line)")
 	fs.Var(&f.annots, "annotations", "index annotations `KEY=VALUE` (repeat, or one per line)")
 	f.login.register(fs)
@@ -113,13 +114,23 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 
 // buildHelp explains the package arguments in build's --help.
 const buildHelp = `Packages are nixpkgs attribute names, separated by spaces, commas or
-newlines, or joined by slashes as in Nixery's URLs (shell/git/htop):
+newlines, or joined by slashes as in Nixery's URLs (shell/git/htop), and
+packages of your own flakes:
   hello git                  top-level packages of nixpkgs
   python3Packages.requests   an attribute path into a package set
   shell                      bashInteractive, coreutils, moreutils and nano;
                              bash becomes the command
   arm64                      build linux/arm64: alone, instead of the default
                              linux/amd64; with --platforms, in addition to them
+  .#app  .                   a package of the flake in the working directory
+                             (. is its default package), found as nix build
+                             finds it: packages.SYSTEM.app, then
+                             legacyPackages.SYSTEM.app
+  path:../x#pkg  github:owner/repo#pkg  git+https://host/r.git?ref=v1#pkg
+                             a package of any flake Nix can fetch
+With exactly one flake package and no --entrypoint or --cmd, the image runs
+that package's main program, the one nix run would start (meta.mainProgram,
+else its name): docker run IMAGE runs the app.
 cacert and iana-etc are always added (--no-default-packages leaves them out).
 Names are sorted: their order never changes the image.`
 
@@ -248,7 +259,10 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cmd == nil && entrypoint == nil && j.req.Spec.Shell {
+	// One installable (the team's app) is the image's entrypoint unless a
+	// command is given (pkg/build); otherwise the shell meta-package
+	// makes bash the command.
+	if cmd == nil && entrypoint == nil && j.req.Spec.Shell && len(j.req.Spec.Installables) != 1 {
 		cmd = []string{"bash"}
 	}
 	if err := checkEnv(f.env.items); err != nil {
@@ -258,9 +272,17 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	if err != nil {
 		return nil, err
 	}
+	user, err := account.Parse(f.user)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	j.req.User = user
 	j.req.Image = image.Options{
 		Created: created, Entrypoint: entrypoint, Cmd: cmd, Env: f.env.items,
 		WorkingDir: f.workdir, User: f.user, Labels: labels,
+	}
+	if user != nil {
+		j.req.Image.User = user.Config()
 	}
 	if err := j.req.Image.Validate(); err != nil {
 		return nil, usageError{err.Error()}

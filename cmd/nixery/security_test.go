@@ -191,7 +191,9 @@ func TestBuildValidation(t *testing.T) {
 	}{
 		{[]string{"--entrypoint", "[null]"}, "entrypoint's first word (the program) is empty or null"},
 		{[]string{"--workdir", "/a\n/b"}, "working directory"},
-		{[]string{"--user", "root\nx"}, "user \"root\\nx\" holds a line break"},
+		{[]string{"--user", "root\nx"}, "--user \"root\\nx\": it holds a line break"},
+		{[]string{"--user", "app:x:0:0::/:/bin/sh"}, "--user \"app:x:0:0::/:/bin/sh\": too many ':'"},
+		{[]string{"--user", "app\nevil:x:0:0"}, "it holds a line break"},
 		{[]string{"--labels", "bad key=x"}, `label key "bad key" is not valid`},
 		{[]string{"--timeout", "-1s"}, "Nix timeout -1s is negative"},
 	} {

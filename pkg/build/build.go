@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
@@ -34,10 +35,14 @@ import (
 )
 
 // Annotations of the index: the locked nixpkgs flake reference the image
-// was built from, and its revision when it has one.
+// was built from, and its revision when it has one; for the other flakes
+// whose packages went in (installables), AnnotationFlake with the
+// installable after it (org.nixery-action.flake..#app), and ".revision"
+// after that for the revision.
 const (
 	AnnotationNixpkgs         = "org.nixery-action.nixpkgs"
 	AnnotationNixpkgsRevision = "org.nixery-action.nixpkgs.revision"
+	AnnotationFlake           = "org.nixery-action.flake."
 )
 
 // Request is what to build and where it goes.
@@ -67,13 +72,18 @@ type Request struct {
 	// SBOM, when set, makes an SBOM and a provenance statement per
 	// platform image and attaches them to it (see SBOMOptions).
 	SBOM *SBOMOptions
+
+	// User, when set, is the non-root user the image runs as: it gets
+	// /etc/passwd and /etc/group entries, a home directory it owns and
+	// HOME, and the config's User is its uid:gid.
+	User *account.User
 }
 
 // Validate checks the request before any work; each error is one line
 // naming the problem.
 func (r *Request) Validate() error {
 	switch {
-	case r.Spec == nil || len(r.Spec.Packages) == 0:
+	case r.Spec == nil || len(r.Spec.Packages)+len(r.Spec.Installables) == 0:
 		return errors.New("no packages to build")
 	case len(r.Platforms) == 0:
 		return errors.New("no platforms to build for")
@@ -124,6 +134,9 @@ type Result struct {
 	// flake).
 	Nixpkgs         string  `json:"nixpkgs,omitempty"`
 	NixpkgsRevision string  `json:"nixpkgsRevision,omitempty"`
+	// Installables are the packages of other flakes that went in, with
+	// the flakes they were locked to.
+	Installables []InstallableResult `json:"installables,omitempty"`
 	Timings         Timings `json:"timings"`
 	Packed          int     `json:"packed"` // layers packed by this build
 	Reused          int     `json:"reused"` // layers taken from the cache instead
@@ -132,6 +145,18 @@ type Result struct {
 	SBOMs []SBOMResult `json:"sboms,omitempty"`
 
 	dir string
+}
+
+// InstallableResult is one package of another flake than nixpkgs.
+type InstallableResult struct {
+	Installable string `json:"installable"` // as given, e.g. .#app
+	Flake       string `json:"flake"`       // the locked flake reference
+	Revision    string `json:"revision,omitempty"`
+	// MainProgram is what nix run would start from it; Entrypoint tells
+	// that the image starts it (the only installable, with no --entrypoint
+	// or --cmd given).
+	MainProgram string `json:"mainProgram,omitempty"`
+	Entrypoint  bool   `json:"entrypoint"`
 }
 
 // Close removes the build's blob files.
@@ -186,6 +211,27 @@ type builder struct {
 
 	sbomMu sync.Mutex
 	sboms  map[v1.Hash]*SBOMResult // by platform manifest digest
+
+	installables []InstallableResult // locked before the platforms start
+}
+
+// lockFlakes locks the flake of every installable, each once, before
+// the platforms fan out: one lock per flake for the whole build.
+func (b *builder) lockFlakes(ctx context.Context, nb *nix.Builder) error {
+	for _, inst := range b.req.Spec.Installables {
+		l, err := nb.LockFlake(ctx, inst.Flake)
+		if err != nil {
+			return err
+		}
+		b.installables = append(b.installables, InstallableResult{Installable: inst.Ref, Flake: l.URL, Revision: l.Rev, Entrypoint: b.appEntrypoint()})
+	}
+	return nil
+}
+
+// appEntrypoint tells whether the image starts its one installable's
+// main program: it is the only one, and no command was given.
+func (b *builder) appEntrypoint() bool {
+	return len(b.req.Spec.Installables) == 1 && b.req.Image.Entrypoint == nil && b.req.Image.Cmd == nil
 }
 
 func (b *builder) log(platform string) (io.Writer, func()) {
@@ -237,13 +283,16 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 
 	nixLog, end := b.log("")
 	nb := &nix.Builder{
-		Flake: b.req.Nixpkgs, Timeout: b.opts.NixTimeout, Log: nixLog,
+		Flake: b.req.Nixpkgs, Installables: b.req.Spec.Installables, Timeout: b.opts.NixTimeout, Log: nixLog,
 		PrintBuildLogs: b.opts.PrintBuildLogs, Nix: b.opts.Nix, Env: b.opts.NixEnv,
 	}
 	// One lock for every platform, and the first contact with Nix made
 	// once before the platforms fan out.
 	done := b.timings.start(phaseLock, "")
 	locked, err := nb.Lock(ctx)
+	if err == nil {
+		err = b.lockFlakes(ctx, nb)
+	}
 	done()
 	end()
 	if err != nil {
@@ -284,6 +333,12 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	if locked.Rev != "" {
 		annots[AnnotationNixpkgsRevision] = locked.Rev
 	}
+	for _, r := range b.installables {
+		annots[AnnotationFlake+r.Installable] = r.Flake
+		if r.Revision != "" {
+			annots[AnnotationFlake+r.Installable+".revision"] = r.Revision
+		}
+	}
 	idx, err := image.NewIndex(images, annots)
 	if err != nil {
 		return nil, fmt.Errorf("assemble the image index: %w", err)
@@ -318,7 +373,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	b.markCustomisation(res)
 	return &Result{
 		SchemaVersion: SchemaVersion,
-		Result:        res, Nixpkgs: locked.URL, NixpkgsRevision: locked.Rev, Timings: t,
+		Result:        res, Nixpkgs: locked.URL, NixpkgsRevision: locked.Rev, Installables: b.installables, Timings: t,
 		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, dir: b.dir,
 	}, nil
 }

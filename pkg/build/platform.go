@@ -6,12 +6,14 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
+	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
@@ -24,7 +26,7 @@ import (
 // layer packed (or taken from the cache) and offered to the destination.
 func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platform, log io.Writer) (*image.Image, error) {
 	sys := plat.System
-	fmt.Fprintf(log, "[%s] building %s\n", sys, strings.Join(b.req.Spec.Packages, " "))
+	fmt.Fprintf(log, "[%s] building %s\n", sys, strings.Join(b.req.Spec.AllPackages(), " "))
 	done := b.timings.start(phaseNix, plat.String())
 	res, err := nb.BuildLogged(ctx, sys, b.req.Spec.Packages, log)
 	done()
@@ -63,7 +65,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	if err != nil {
 		return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
 	}
-	cc := customisationContent(res)
+	cc := customisationContent(res, b.req.User)
 	custom, err := b.layer(ctx, cc, b.reporter(plat.String(), n, n, 0))
 	if err != nil {
 		return nil, fmt.Errorf("pack the customisation layer of %s: %w", sys, err)
@@ -73,6 +75,24 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 
 	opts := b.req.Image
 	opts.NoCACert = !cc.caCert
+	if b.appEntrypoint() {
+		app := res.Packages[len(res.Packages)-1] // the installable comes last
+		if app.Program() == "" {
+			return nil, fmt.Errorf("%s: cannot tell its main program for %s (its meta did not evaluate): pass --entrypoint or --cmd", app.Attr, sys)
+		}
+		opts.Entrypoint = []string{app.Program()}
+	}
+	for _, p := range res.Packages {
+		if p.Installable != nil && p.Meta != nil {
+			b.noteMainProgram(p)
+		}
+	}
+	if u := b.req.User; u != nil {
+		opts.User = u.Config()
+		if !hasEnv(opts.Env, "HOME") {
+			opts.Env = append(append([]string(nil), opts.Env...), "HOME="+u.Home())
+		}
+	}
 	img, err := image.NewImage(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}, imgLayers, opts)
 	if err != nil {
 		return nil, fmt.Errorf("assemble the image for %s: %w", sys, err)
@@ -157,9 +177,19 @@ func pathsContent(key string, paths []string, size int64) content {
 
 // customisationContent is the layer that makes the packages usable from
 // the image's root: symlinks into bin/, lib/, ..., /tmp and the CA bundle.
-func customisationContent(res *nix.Result) content {
+//
+// The installables (the team's own software) come first: where they and
+// nixpkgs' packages provide the same file, theirs wins. A user gets its
+// /etc/passwd, /etc/group and a home directory it owns.
+func customisationContent(res *nix.Result, u *account.User) content {
 	c := archive.Customisation{}
-	for _, pkg := range res.Packages {
+	pkgs := append([]nix.Package(nil), res.Packages...)
+	sort.SliceStable(pkgs, func(i, j int) bool { return pkgs[i].Installable != nil && pkgs[j].Installable == nil })
+	if u != nil {
+		c.Files = []archive.File{{Path: "etc/passwd", Data: u.Passwd(), Mode: 0o644}, {Path: "etc/group", Data: u.GroupFile(), Mode: 0o644}}
+		c.Dirs = []archive.Dir{{Path: strings.TrimPrefix(u.Home(), "/"), Mode: 0o755, UID: u.UID, GID: u.GID}}
+	}
+	for _, pkg := range pkgs {
 		c.Packages = append(c.Packages, pkg.Paths()...)
 		if pkg.Attr == "cacert" {
 			if paths := pkg.Paths(); len(paths) > 0 {
@@ -170,6 +200,27 @@ func customisationContent(res *nix.Result) content {
 	return content{key: archive.CustomisationKey(c), caCert: c.CACert != "", pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
 		return archive.PackCustomisation(w, c, o)
 	}}
+}
+
+// noteMainProgram records what the image starts, once per build.
+func (b *builder) noteMainProgram(app nix.Package) {
+	b.sbomMu.Lock()
+	defer b.sbomMu.Unlock()
+	for i := range b.installables {
+		if b.installables[i].Installable == app.Attr {
+			b.installables[i].MainProgram = app.Meta.MainProgram
+		}
+	}
+}
+
+// hasEnv tells whether env (KEY=VALUE entries) sets key.
+func hasEnv(env []string, key string) bool {
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			return true
+		}
+	}
+	return false
 }
 
 func plural(n int, one, many string) string {

@@ -83,8 +83,14 @@ func (b *builder) documents(img *image.Image, g *layers.Graph, res *nix.Result) 
 	if err != nil {
 		return err
 	}
+	var flakes []provenance.Flake
+	for _, p := range res.Packages {
+		if p.Installable != nil {
+			flakes = append(flakes, provenance.Flake{Installable: p.Attr, URL: p.Flake.URL})
+		}
+	}
 	prov, err := provenance.New(provenance.Options{
-		Name: name, Subject: subject.Digest, Nixpkgs: res.Flake, Packages: b.req.Spec.Packages,
+		Name: name, Subject: subject.Digest, Nixpkgs: res.Flake, Packages: b.req.Spec.AllPackages(), Flakes: flakes,
 		Platform: platform, Version: o.ToolVersion, SBOM: &sum, GitHub: o.GitHub,
 	})
 	if err != nil {

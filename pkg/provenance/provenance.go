@@ -44,8 +44,12 @@ type Options struct {
 	// built from (nix.Builder.Resolve), e.g. github:NixOS/nixpkgs/<rev>
 	// or path:/nix/store/...?narHash=...
 	Nixpkgs string
-	// Packages are the requested attribute paths; Platform the image's.
+	// Packages are the requested attribute paths and installables;
+	// Platform the image's.
 	Packages []string
+	// Flakes are the other flakes whose packages (installables) went in,
+	// each as given and locked.
+	Flakes []Flake
 	Platform string
 	// Version is nixery's version.
 	Version string
@@ -54,6 +58,12 @@ type Options struct {
 	SBOM *v1.Hash
 	// GitHub describes the GitHub Actions run; nil outside Actions.
 	GitHub *GitHub
+}
+
+// Flake is a flake other than nixpkgs that the image's packages came from.
+type Flake struct {
+	Installable string // as given, e.g. .#app
+	URL         string // the locked flake reference
 }
 
 // GitHub is the GitHub Actions run that built the image, from the
@@ -180,11 +190,14 @@ func New(o Options) ([]byte, error) {
 		BuildDefinition: BuildDefinition{
 			BuildType:            BuildType,
 			ExternalParameters:   ExternalParameters{Packages: pkgs, Platform: o.Platform, Nixpkgs: o.Nixpkgs},
-			ResolvedDependencies: []Resource{nixpkgs(o.Nixpkgs)},
+			ResolvedDependencies: []Resource{flakeResource("nixpkgs", o.Nixpkgs)},
 		},
 		RunDetails: RunDetails{
 			Builder: Builder{ID: BuilderID, Version: map[string]string{"nixery": o.Version}},
 		},
+	}
+	for _, f := range o.Flakes {
+		p.BuildDefinition.ResolvedDependencies = append(p.BuildDefinition.ResolvedDependencies, flakeResource(f.Installable, f.URL))
 	}
 	if o.Version == "" {
 		p.RunDetails.Builder.Version = nil
@@ -239,10 +252,10 @@ func New(o Options) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// nixpkgs describes the locked flake reference as a resolved dependency:
-// its revision as a git commit, its narHash as given.
-func nixpkgs(ref string) Resource {
-	r := Resource{Name: "nixpkgs", URI: ref}
+// flakeResource describes a locked flake reference as a resolved
+// dependency: its revision as a git commit, its narHash as given.
+func flakeResource(name, ref string) Resource {
+	r := Resource{Name: name, URI: ref}
 	base, query, _ := strings.Cut(ref, "?")
 	q, _ := url.ParseQuery(query)
 	rev := q.Get("rev")

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,6 +61,8 @@ const (
 	propOutput    = "nixery:output"
 	propPlatform  = "nixery:platform"
 	propNixpkgs   = "nixery:nixpkgs"
+	propFlake     = "nixery:flake"
+	propFlakeRev  = "nixery:flake:revision"
 )
 
 // rootRef is the bom-ref of the image; store paths cannot collide with it.
@@ -177,6 +180,7 @@ type request struct {
 	attrs  []string
 	output string
 	meta   []*nix.Meta
+	flakes []*nix.Locked // of installables: the flake each came from
 }
 
 // requestedPaths maps each path index of g that a package asked for to
@@ -203,6 +207,9 @@ func requestedPaths(g *layers.Graph, pkgs []nix.Package) (map[int]*request, erro
 			}
 			r.attrs = append(r.attrs, p.Attr)
 			r.meta = append(r.meta, p.Meta)
+			if p.Flake != nil && !slices.ContainsFunc(r.flakes, func(f *nix.Locked) bool { return f.URL == p.Flake.URL }) {
+				r.flakes = append(r.flakes, p.Flake)
+			}
 		}
 	}
 	return out, nil
@@ -235,6 +242,9 @@ func component(p layers.Path, req *request) (cdx.Component, error) {
 		c.Type = cdx.ComponentTypeApplication
 		for _, a := range req.attrs {
 			props = append(props, propAttribute, a)
+		}
+		for _, f := range req.flakes {
+			props = append(props, propFlake, f.URL, propFlakeRev, f.Rev)
 		}
 		describe(&c, req.meta)
 	}

@@ -84,3 +84,13 @@ func isFlakeRef(s string) bool {
 	}
 	return false
 }
+
+// AllPackages are the nixpkgs attribute paths and the installables'
+// references, sorted: everything the image is made of.
+func (s *Spec) AllPackages() []string {
+	out := append([]string(nil), s.Packages...)
+	for _, i := range s.Installables {
+		out = append(out, i.Ref)
+	}
+	return sortedUnique(out)
+}

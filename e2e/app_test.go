@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// appCheckout is a git checkout of the example application
+// (testdata/app), its nixpkgs input locked to the stand-in, committed:
+// what a team's repository is.
+func appCheckout(t *testing.T) string {
+	t.Helper()
+	testenv.Require(t, "nix", "git")
+	dir := filepath.Join(t.TempDir(), "app")
+	mustRun(t, "cp", "-r", filepath.Join(repoRoot, "testdata", "app"), dir)
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.email=ci@example.org", "-c", "user.name=CI", "-c", "init.defaultBranch=main"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		assert.NilError(t, err, "git %v: %s", args, out)
+	}
+	git("init", "-q")
+	git("add", "-A")
+	lock := exec.Command("nix", "flake", "lock", "--override-input", "nixpkgs", standIn())
+	lock.Dir = dir
+	lock.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig)
+	out, err := lock.CombinedOutput()
+	assert.NilError(t, err, "nix flake lock: %s", out)
+	git("add", "-A")
+	git("commit", "-q", "-m", "greet 1.0")
+	return dir
+}
+
+// runIn runs nixery in dir.
+func runIn(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
+	wd, err := os.Getwd()
+	assert.NilError(t, err)
+	t.Chdir(dir)
+	defer os.Chdir(wd)
+	return run(t, env, args...)
+}
+
+// appResult is what --json says of installables.
+type appResult struct {
+	pushResult
+	Installables []struct {
+		Installable string `json:"installable"`
+		Flake       string `json:"flake"`
+		Revision    string `json:"revision"`
+		MainProgram string `json:"mainProgram"`
+		Entrypoint  bool   `json:"entrypoint"`
+	} `json:"installables"`
+	SBOMs []struct {
+		Platform   string       `json:"platform"`
+		Provenance sbomReferrer `json:"provenance"`
+	} `json:"sboms"`
+}
+
+// TestAppFromCheckout is a team shipping its own software: from inside
+// the app's checkout, `.#greet` with nixpkgs' hello, two platforms, as a
+// non-root user, pushed to a registry. podman runs the app with no
+// arguments, as that user, with a writable home; the flake's locked URL
+// and revision are on the index, in --json, the SBOM and the provenance.
+func TestAppFromCheckout(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo", "podman")
+	dir := appCheckout(t)
+	host := testenv.StartRegistry(t)
+	sbomFile := filepath.Join(t.TempDir(), "sbom.cdx.json")
+	r := runIn(t, dir, nil, "build", "--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64",
+		"--image", host+"/team/greet", "--tags", "v1", "--user", "app", "--json", "--sbom-file", sbomFile, ".#greet", "hello")
+	assert.Equal(t, r.code, 0, r.stderr)
+	var res appResult
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+	assert.Assert(t, is.Len(res.Installables, 1))
+	app := res.Installables[0]
+	rev := strings.TrimSpace(mustRunIn(t, dir, "git", "rev-parse", "HEAD"))
+	assert.Equal(t, app.Installable, ".#greet")
+	assert.Equal(t, app.Revision, rev)
+	assert.Check(t, strings.HasPrefix(app.Flake, "git+file://"+dir) && strings.Contains(app.Flake, rev), app.Flake)
+	assert.Equal(t, app.MainProgram, "greet")
+	assert.Check(t, app.Entrypoint)
+
+	// The index names the flake it was built from.
+	var idx struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	raw := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+host+"/team/greet:v1")
+	assert.NilError(t, json.Unmarshal([]byte(raw), &idx))
+	assert.Equal(t, idx.Annotations["org.nixery-action.flake..#greet"], app.Flake)
+	assert.Equal(t, idx.Annotations["org.nixery-action.flake..#greet.revision"], rev)
+
+	// podman run with no arguments runs the app, as the user, at home.
+	out := podmanRun(t, host+"/team/greet:v1")
+	assert.Check(t, is.Contains(out, "greet: hello from the team's own software"))
+	assert.Check(t, is.Contains(out, "greet: running as app (1000:1000) with HOME=/home/app"))
+	assert.Check(t, is.Contains(out, "greet: /home/app is writable"))
+	// Arguments go to the app.
+	assert.Check(t, is.Contains(podmanRun(t, host+"/team/greet:v1", "--loud"), "greet: argument --loud"))
+
+	// The SBOM lists the app, with its flake; the provenance resolves it.
+	sbom, err := os.ReadFile(strings.Replace(sbomFile, ".cdx.json", ".linux-amd64.cdx.json", 1))
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(string(sbom), `"value": ".#greet"`))
+	assert.Check(t, is.Contains(string(sbom), `"name": "nixery:flake:revision",`+"\n"+`          "value": "`+rev+`"`))
+	prov := copyReferrer(t, host+"/team/greet", res.SBOMs[0].Provenance.Digest)
+	var st struct {
+		Predicate struct {
+			BuildDefinition struct {
+				ResolvedDependencies []struct {
+					Name   string            `json:"name"`
+					URI    string            `json:"uri"`
+					Digest map[string]string `json:"digest"`
+				} `json:"resolvedDependencies"`
+			} `json:"buildDefinition"`
+		} `json:"predicate"`
+	}
+	assert.NilError(t, json.Unmarshal(prov, &st))
+	found := false
+	for _, d := range st.Predicate.BuildDefinition.ResolvedDependencies {
+		if d.Name == ".#greet" {
+			found = true
+			assert.Equal(t, d.URI, app.Flake)
+			assert.Equal(t, d.Digest["gitCommit"], rev)
+		}
+	}
+	assert.Check(t, found, "no resolved dependency for .#greet: %s", prov)
+}
+
+// mustRunIn runs a program in dir.
+func mustRunIn(t *testing.T, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	assert.NilError(t, err, "%s %v", name, args)
+	return string(out)
+}
+
+// The bare reference (the default package) and a path: reference from
+// elsewhere give the same app; numeric --user gets a named user.
+func TestAppReferences(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "podman")
+	dir := appCheckout(t)
+	host := testenv.StartRegistry(t)
+	r := runIn(t, dir, nil, "build", "--nixpkgs", standIn(), "--image", host+"/team/greet", "--tags", "bare", "--user", "1001:1002", ".")
+	assert.Equal(t, r.code, 0, r.stderr)
+	assert.Check(t, is.Contains(podmanRun(t, host+"/team/greet:bare"), "greet: running as user (1001:1002) with HOME=/home/user"))
+
+	// From another directory, a path: reference, mixed with a plain
+	// name and the shell: the app is still the entrypoint.
+	r = run(t, nil, "build", "--nixpkgs", standIn(), "--image", host+"/team/greet", "--tags", "path", "--json", "path:"+dir+"#greet", "shell")
+	var res appResult
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &res), r.stderr)
+	assert.Check(t, is.Len(res.Installables, 1))
+	assert.Check(t, strings.HasPrefix(res.Installables[0].Flake, "path:"+dir), res.Installables[0].Flake)
+	// Without --user: root, as images always were.
+	assert.Check(t, is.Contains(podmanRun(t, host+"/team/greet:path"), "greet: running as 0 (0:0)"))
+}
+
+// What is wrong with an app is one line: a system the flake lacks, a
+// package it lacks (with the nearest), a malformed installable; the
+// --user injection attempts are refused before any work.
+func TestAppErrors(t *testing.T) {
+	testenv.Require(t, "nix")
+	dir := appCheckout(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--platforms", "linux/riscv64", "--no-default-packages", ".#greet"}, ".#greet: the flake . has no packages for riscv64-linux (it has packages for: aarch64-linux, x86_64-linux)"},
+		{[]string{".#gret"}, ".#gret: the flake . has no package gret for x86_64-linux (did you mean greet?) (it has packages for: aarch64-linux, x86_64-linux)"},
+		{[]string{".#"}, "invalid flake installable `.#`: nothing after '#'"},
+		{[]string{"#greet"}, "invalid flake installable `#greet`: no flake before '#'"},
+		{[]string{"--user", "app:x:0:0::/:/bin/sh", ".#greet"}, `--user "app:x:0:0::/:/bin/sh": too many ':'`},
+		{[]string{"--user", "app\nroot:x:0:0:root:/root:/bin/sh", ".#greet"}, "it holds a line break or control character"},
+	} {
+		args := append([]string{"build", "--nixpkgs", standIn(), "--push=false"}, tc.args...)
+		r := runIn(t, dir, nil, args...)
+		assert.Check(t, r.code != 0, "%v succeeded", tc.args)
+		assert.Check(t, is.Contains(errorLine(r.stderr), tc.want), "%v: %s", tc.args, r.stderr)
+		assert.Check(t, !strings.Contains(r.stderr, "goroutine"), r.stderr)
+	}
+}
