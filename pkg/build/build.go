@@ -132,14 +132,14 @@ type Result struct {
 	// Nixpkgs is the locked flake reference every platform built from,
 	// NixpkgsRevision its revision when it has one (a git or github
 	// flake).
-	Nixpkgs         string  `json:"nixpkgs,omitempty"`
-	NixpkgsRevision string  `json:"nixpkgsRevision,omitempty"`
+	Nixpkgs         string `json:"nixpkgs,omitempty"`
+	NixpkgsRevision string `json:"nixpkgsRevision,omitempty"`
 	// Installables are the packages of other flakes that went in, with
 	// the flakes they were locked to.
 	Installables []InstallableResult `json:"installables,omitempty"`
-	Timings         Timings `json:"timings"`
-	Packed          int     `json:"packed"` // layers packed by this build
-	Reused          int     `json:"reused"` // layers taken from the cache instead
+	Timings      Timings             `json:"timings"`
+	Packed       int                 `json:"packed"` // layers packed by this build
+	Reused       int                 `json:"reused"` // layers taken from the cache instead
 	// SBOMs are the documents about each platform image, in the index's
 	// order; none unless the request asked for them.
 	SBOMs []SBOMResult `json:"sboms,omitempty"`

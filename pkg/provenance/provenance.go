@@ -49,7 +49,7 @@ type Options struct {
 	Packages []string
 	// Flakes are the other flakes whose packages (installables) went in,
 	// each as given and locked.
-	Flakes []Flake
+	Flakes   []Flake
 	Platform string
 	// Version is nixery's version.
 	Version string
