@@ -160,6 +160,7 @@ func TestAppReferences(t *testing.T) {
 	// From another directory, a path: reference, mixed with a plain
 	// name and the shell: the app is still the entrypoint.
 	r = run(t, nil, "build", "--nixpkgs", standIn(), "--image", host+"/team/greet", "--tags", "path", "--json", "path:"+dir+"#greet", "shell")
+	decodeJSON(t, jsonSchema(t), r) // as docs/json.md describes it
 	var res appResult
 	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &res), r.stderr)
 	assert.Check(t, is.Len(res.Installables, 1))
