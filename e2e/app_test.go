@@ -90,6 +90,17 @@ func TestAppFromCheckout(t *testing.T) {
 	assert.Check(t, strings.HasPrefix(app.Flake, "git+file://"+dir) && strings.Contains(app.Flake, rev), app.Flake)
 	assert.Equal(t, app.MainProgram, "greet")
 	assert.Check(t, app.Entrypoint)
+	// The app has a layer of its own, so a change to it alone leaves
+	// the layers of what it shares with other images as they were.
+	for _, m := range res.Manifests {
+		for _, l := range m.Layers {
+			for _, p := range l.Packages {
+				if strings.HasPrefix(p, "greet-") {
+					assert.Check(t, is.DeepEqual(l.Packages, []string{"greet-1.0"}), "%s: greet shares its layer: %v", m.Platform, l.Packages)
+				}
+			}
+		}
+	}
 
 	// The index names the flake it was built from.
 	var idx struct {
