@@ -49,7 +49,7 @@ check_host() {
   fi
 }
 # What is in /tmp, but for this script's own files.
-tmp_entries() { ls -A /tmp | grep -v -x -F -e "$(basename "${trixie_log:-x}")" -e "$(basename "${json:-x}")" -e "$(basename "${e2e_json:-x}")" -e "$(basename "${race_json:-x}")" | sort; }
+tmp_entries() { ls -A /tmp | grep -v -x -F -e "$(basename "${trixie_log:-x}")" -e "$(basename "${json:-x}")" -e "$(basename "${e2e_json:-x}")" -e "$(basename "${race_json:-x}")" -e "$(basename "${flake_json:-x}")" -e "$(basename "${act_log:-x}")" | sort; }
 
 step "gofmt, vet (linux and darwin), actionlint"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
@@ -69,8 +69,10 @@ GOOS=darwin GOARCH=arm64 go vet ./...
 json=$(mktemp)
 race_json=$(mktemp)
 e2e_json=$(mktemp)
+flake_json=$(mktemp)
+act_log=$(mktemp)
 tmp_before=$(tmp_entries)
-trap 'rm -f "$trixie_log" "$json" "$race_json" "$e2e_json"' EXIT
+trap 'rm -f "$trixie_log" "$json" "$race_json" "$e2e_json" "$flake_json" "$act_log"' EXIT
 gotest() { # JSON-FILE PACKAGE...
   local out=$1
   shift
@@ -83,11 +85,22 @@ step "go test (all but e2e; the concurrent pipeline under the race detector)"
 # pkg/build and pkg/push run layers, uploads and registry reads at once:
 # their tests run with -race instead of without.
 race_packages=(./pkg/build ./pkg/push)
-mapfile -t packages < <(go list ./... | grep -v -e '/e2e$' -e '/pkg/build$' -e '/pkg/push$')
+mapfile -t packages < <(go list ./... | grep -v -e '/e2e$' -e '/pkg/build$' -e '/pkg/push$' -e '/internal/flaketest$')
 gotest "$json" "${packages[@]}" &
 tests_pid=$!
 gotest "$race_json" -race "${race_packages[@]}" &
 race_pid=$!
+# The action's tests run it under nektos/act, which is installed first
+# (minutes on a new machine, with go install).
+(
+  if ! ./scripts/act-install.sh >"$act_log" 2>&1; then
+    cat "$act_log" >&2
+    echo "scripts/act-install.sh failed: internal/flaketest runs the action under nektos/act" >&2
+    exit 1
+  fi
+  gotest "$flake_json" ./internal/flaketest
+) &
+flake_pid=$!
 step "waiting for the trixie chroot"
 if ! wait "$trixie_pid"; then
   cat "$trixie_log" >&2
@@ -99,10 +112,11 @@ status=0
 gotest "$e2e_json" ./e2e || status=$?
 wait "$tests_pid" || status=$?
 wait "$race_pid" || status=$?
+wait "$flake_pid" || status=$?
 step "tests done"
-if [ "$status" != 0 ] || grep -q '"Action":"fail"' "$json" "$race_json" "$e2e_json"; then
+if [ "$status" != 0 ] || grep -q '"Action":"fail"' "$json" "$race_json" "$e2e_json" "$flake_json"; then
   echo "== failed tests' output:" >&2
-  cat "$json" "$race_json" "$e2e_json" | jq -R -r 'fromjson? // {Action: "output", Output: (. + "\n")}' | jq -s -j '
+  cat "$json" "$race_json" "$e2e_json" "$flake_json" | jq -R -r 'fromjson? // {Action: "output", Output: (. + "\n")}' | jq -s -j '
     (map(select(.Action == "fail")) | map({key: "\(.Package) \(.Test // "")", value: true}) | from_entries) as $failed
     | .[] | select(.Action == "output" and ($failed["\(.Package) \(.Test // "")"] // false)) | .Output' >&2
   exit 1
