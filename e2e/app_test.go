@@ -102,6 +102,14 @@ func TestAppFromCheckout(t *testing.T) {
 		}
 	}
 
+	// The same commit again: the same index, nothing packed.
+	again := runIn(t, dir, nil, "build", "--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64",
+		"--image", host+"/team/greet", "--tags", "v1", "--user", "app", "--json", ".#greet", "hello")
+	var res2 appResult
+	assert.NilError(t, json.Unmarshal([]byte(again.stdout), &res2), again.stderr)
+	assert.Equal(t, res2.Digest, res.Digest)
+	assert.Equal(t, res2.Packed, 0)
+
 	// The index names the flake it was built from.
 	var idx struct {
 		Annotations map[string]string `json:"annotations"`
@@ -203,4 +211,13 @@ func TestAppErrors(t *testing.T) {
 		assert.Check(t, is.Contains(errorLine(r.stderr), tc.want), "%v: %s", tc.args, r.stderr)
 		assert.Check(t, !strings.Contains(r.stderr, "goroutine"), r.stderr)
 	}
+
+	// A flake that fails to evaluate: Nix's own error, shown once.
+	broken := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(broken, "flake.nix"),
+		[]byte(`{ outputs = { self }: { packages.x86_64-linux.app = throw "the app is broken"; }; }`), 0o644))
+	r := run(t, nil, "build", "--nixpkgs", standIn(), "--push=false", "path:"+broken+"#app", "hello")
+	assert.Check(t, r.code != 0)
+	assert.Check(t, is.Contains(errorLine(r.stderr), "evaluating the flake path:"+broken+" for x86_64-linux failed: the app is broken"), r.stderr)
+	assert.Check(t, strings.Count(r.stderr, "error: the app is broken") == 1, r.stderr)
 }

@@ -201,6 +201,19 @@ func TestFreshStoreNix226(t *testing.T) {
 		return inChroot(append([]string{"/opt/nixery/nixery", args[0], "--nixpkgs", "path:/src/nixpkgs"}, args[1:]...)...)
 	})
 
+	// The team's app from its checkout, as this Nix locks and builds it.
+	app := appCheckout(t)
+	host := testenv.StartRegistry(t)
+	git := "git -c user.email=ci@example.org -c user.name=CI -c safe.directory=/src/app"
+	cmd := exec.Command(script, chroot, "run", "-b", bin+":/opt/nixery", "-b", store+":/nix", "-b", home+":/root",
+		"-b", filepath.Join(repoRoot, "testdata", "nixpkgs")+":/src/nixpkgs", "-b", app+":/src/app",
+		"--", "NIX_CONFIG="+nixConfig, "PATH=/opt/nixery:/usr/bin:/bin", "/bin/sh", "-ec",
+		"cd /src/app && /usr/bin/nix flake lock --override-input nixpkgs path:/src/nixpkgs && "+git+" commit -q -a -m relock && "+
+			"/opt/nixery/nixery build --nixpkgs path:/src/nixpkgs --platforms linux/amd64,linux/arm64 --user app --image "+host+"/e2e/app --tags v1 .#greet")
+	r := runCmd(t, cmd)
+	assert.Equal(t, r.code, 0, r.stderr)
+	assert.Check(t, is.Contains(podmanRun(t, host+"/e2e/app:v1"), "greet: running as app (1000:1000) with HOME=/home/app"))
+
 	// Nothing stays mounted under the chroot.
 	mounts, err := os.ReadFile("/proc/self/mountinfo")
 	assert.NilError(t, err)
