@@ -5,10 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/image"
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
@@ -50,27 +50,21 @@ func init() {
 	})
 }
 
-// packToFile writes the blob next to its destination and renames it into
-// place, so a failed run leaves no partial file behind.
+// packToFile writes the blob to dest as outfile does: renamed into place
+// when complete (a failed run leaves what was there), or streamed into a
+// device, FIFO or symlink, which stays what it is.
 func packToFile(dest string, paths []string, o archive.Options) (archive.Blob, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".pack-")
+	f, err := outfile.Create(dest)
 	if err != nil {
 		return archive.Blob{}, fmt.Errorf("create %s: %w", dest, err)
 	}
-	defer os.Remove(tmp.Name())
-	blob, err := archive.PackPaths(tmp, paths, o)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
+	defer f.Abort()
+	blob, err := archive.PackPaths(f, paths, o)
 	if err != nil {
 		return archive.Blob{}, err
 	}
-	// CreateTemp's 0600 is for secrets; a layer is for other tools to read.
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return archive.Blob{}, err
-	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return archive.Blob{}, err
+	if err := f.Commit(); err != nil {
+		return archive.Blob{}, fmt.Errorf("write %s: %w", dest, err)
 	}
 	return blob, nil
 }

@@ -212,7 +212,6 @@ func (r *Registry) Close() { r.wg.Wait() }
 type Layout struct {
 	out  Output
 	opts WriteOptions
-	mu   sync.Mutex // held while AttachReferrers rewrites index.json
 }
 
 // NewLayout returns the destination that writes to out.
@@ -225,16 +224,11 @@ func (l *Layout) Close()                          {}
 // Write writes idx, then, into an OCI layout, the referrers refs beside
 // it; a docker archive has no place for them.
 func (l *Layout) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
-	res, err := Write(ctx, l.out, idx, l.opts)
-	if err != nil || len(refs) == 0 || l.out.Kind != OCILayout {
-		return res, err
+	res, err := write(ctx, l.out, idx, l.opts, refs)
+	if err != nil {
+		return nil, err
 	}
-	for _, subject := range refs.subjects() {
-		if err := l.AttachReferrers(ctx, v1.Descriptor{Digest: subject}, refs[subject]...); err != nil {
-			return nil, &AttachError{Subject: subject, Err: err}
-		}
-	}
-	res.ReferrersAttached = true
+	res.ReferrersAttached = len(refs) > 0 && l.out.Kind == OCILayout
 	return res, nil
 }
 

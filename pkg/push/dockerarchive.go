@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 )
 
 // archiveManifest is the manifest.json of a docker archive, the format
@@ -22,9 +22,10 @@ type archiveManifest struct {
 	Layers   []string
 }
 
-// writeDockerArchive writes the one image of idx to file. The archive is
-// written beside file and renamed into place, so a failed write leaves no
-// half archive; its bytes depend only on the image and names.
+// writeDockerArchive writes the one image of idx to file, as outfile
+// writes: beside it and renamed into place, so a failed write leaves no
+// half archive, or streamed into a device, FIFO or symlink. Its bytes
+// depend only on the image and names.
 //
 // go-containerregistry's tarball.Write would do, but it lists the tags of
 // an image in map order, so an archive with two tags would differ from
@@ -48,22 +49,15 @@ func writeDockerArchive(file string, idx v1.ImageIndex, o WriteOptions) (*Result
 		return nil, err
 	}
 
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	f, err := outfile.Create(file)
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(tmp.Name())
-	if err := writeArchive(tmp, img, refs); err != nil {
-		tmp.Close()
+	defer f.Abort()
+	if err := writeArchive(f, img, refs); err != nil {
 		return nil, err
 	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
+	if err := f.Commit(); err != nil {
 		return nil, err
 	}
 

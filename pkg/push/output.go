@@ -2,20 +2,21 @@ package push
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"bytes"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+
+	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
 
 // OutputKind is a kind of destination without a registry.
@@ -84,6 +85,12 @@ const DefaultArchiveRepository = "nixery"
 // Write writes idx to out. A docker archive holds one image, so an index
 // of several platforms is an error there.
 func Write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions) (*Result, error) {
+	return write(ctx, out, idx, o, nil)
+}
+
+// write is Write with referrers, which an OCI layout lists beside the
+// image in the same index.json write.
+func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, refs Attachments) (*Result, error) {
 	if err := CheckTags(o.Tags); err != nil {
 		return nil, err
 	}
@@ -94,7 +101,7 @@ func Write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions) (
 	var err error
 	switch out.Kind {
 	case OCILayout:
-		res, err = writeLayout(out.Path, idx, o.Tags)
+		res, err = writeLayout(out.Path, idx, o.Tags, refs)
 	case DockerArchive:
 		res, err = writeDockerArchive(out.Path, idx, o)
 	default:
@@ -126,11 +133,24 @@ func CheckTags(tags []string) error {
 // refNameAnnotation names a descriptor in an OCI layout's index.json.
 const refNameAnnotation = "org.opencontainers.image.ref.name"
 
-func writeLayout(dir string, idx v1.ImageIndex, tags []string) (*Result, error) {
-	lp, err := openLayout(dir)
+// writeLayout writes idx, and the referrers refs, into the OCI layout
+// dir (see layoutWriter): the blobs, then index.json once, naming idx by
+// each tag (in place of an entry with the same tag, or once without a
+// name when there are no tags) and listing the referrers (with their
+// artifact types, where clients of layouts look for them). Entries keep
+// their places, so writing the same thing again leaves index.json as it
+// was.
+func writeLayout(dir string, idx v1.ImageIndex, tags []string, refs Attachments) (res *Result, err error) {
+	w, err := openLayoutWriter(dir)
 	if err != nil {
 		return nil, err
 	}
+	defer w.close()
+	defer func() {
+		if err != nil {
+			w.abort()
+		}
+	}()
 	manifests, _, err := describe(idx)
 	if err != nil {
 		return nil, err
@@ -147,34 +167,69 @@ func writeLayout(dir string, idx v1.ImageIndex, tags []string) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-
-	if err := lp.WriteIndex(idx); err != nil {
+	lp := w.path()
+	if err := writeIndexBlobs(lp, idx); err != nil {
 		return nil, err
 	}
-	if err := nameInLayout(lp, idx, dedupe(tags)); err != nil {
+	im, err := w.index()
+	if err != nil {
 		return nil, err
 	}
-	if err := ordinaryModes(dir); err != nil {
+	if err := nameInIndex(im, idx, dedupe(tags)); err != nil {
 		return nil, err
 	}
-
+	for _, subject := range refs.subjects() {
+		for _, r := range refs[subject] {
+			if err := lp.WriteImage(r); err != nil {
+				return nil, err
+			}
+			desc, err := sbom.LayoutDescriptor(r)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.ContainsFunc(im.Manifests, func(d v1.Descriptor) bool { return d.Digest == desc.Digest }) {
+				im.Manifests = append(im.Manifests, desc)
+			}
+		}
+	}
+	if err := w.commit(im); err != nil {
+		return nil, err
+	}
 	markUploaded(manifests, func(d string) bool { return !existed[d] })
 	return &Result{Digest: digest.String(), Tags: nonNil(dedupe(tags)), Manifests: manifests}, nil
 }
 
-// nameInLayout lists idx in the layout's index.json once per tag, in
-// place of an entry with the same tag, or once without a name when there
-// are no tags. Entries keep their places, so writing the same thing again
-// leaves index.json as it was.
-func nameInLayout(lp layout.Path, idx v1.ImageIndex, tags []string) error {
-	top, err := lp.ImageIndex()
+// writeIndexBlobs writes every blob of idx, its platform images' and its
+// own manifest, and nothing else (go-containerregistry's WriteIndex also
+// rewrites oci-layout in place).
+func writeIndexBlobs(lp layout.Path, idx v1.ImageIndex) error {
+	im, err := idx.IndexManifest()
 	if err != nil {
 		return err
 	}
-	im, err := top.IndexManifest()
+	for _, m := range im.Manifests {
+		img, err := idx.Image(m.Digest)
+		if err != nil {
+			return err
+		}
+		if err := lp.WriteImage(img); err != nil {
+			return err
+		}
+	}
+	raw, err := idx.RawManifest()
 	if err != nil {
 		return err
 	}
+	d, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	return lp.WriteBlob(d, io.NopCloser(bytes.NewReader(raw)))
+}
+
+// nameInIndex lists idx in im once per tag, in place of an entry with
+// the same tag, or once without a name when there are no tags.
+func nameInIndex(im *v1.IndexManifest, idx v1.ImageIndex, tags []string) error {
 	desc, err := partial.Descriptor(idx)
 	if err != nil {
 		return err
@@ -198,54 +253,7 @@ func nameInLayout(lp layout.Path, idx v1.ImageIndex, tags []string) error {
 		d.Annotations = map[string]string{refNameAnnotation: tag}
 		put(d, func(old v1.Descriptor) bool { return old.Annotations[refNameAnnotation] == tag })
 	}
-	raw, err := json.MarshalIndent(im, "", "   ")
-	if err != nil {
-		return err
-	}
-	return lp.WriteFile("index.json", raw, 0o644)
-}
-
-// openLayout opens the layout in dir, creating it when dir is missing or
-// empty; any other directory is left alone.
-func openLayout(dir string) (layout.Path, error) {
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
-		return layout.FromPath(dir)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", err
-	}
-	if len(entries) > 0 {
-		return "", fmt.Errorf("%s is a directory with files but no OCI layout (no index.json); name a new or empty directory", dir)
-	}
-	return layout.Write(dir, empty.Index)
-}
-
-// ordinaryModes gives the layout's files mode 0644 and its directories
-// 0755, as other tools write layouts. go-containerregistry's layout
-// package creates index.json and oci-layout with 0777 before the umask
-// and blobs as 0600 temporary files renamed into place.
-func ordinaryModes(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		mode := fs.FileMode(0o644)
-		switch {
-		case d.IsDir():
-			mode = 0o755
-		case !d.Type().IsRegular():
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.Mode().Perm() == mode {
-			return nil
-		}
-		return os.Chmod(path, mode)
-	})
+	return nil
 }
 
 func blobPath(dir, digest string) string {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -50,7 +49,7 @@ type AttachError struct {
 func (e *AttachError) Error() string { return e.Err.Error() }
 func (e *AttachError) Unwrap() error { return e.Err }
 
-// ErrNoReferrers is what AttachReferrers returns where referrers have no
+// ErrNoReferrers says where referrers have no
 // place (a docker archive holds one image and nothing that refers to
 // it). The image itself was written: it is not a failure of the build.
 var ErrNoReferrers = errors.New("a docker archive cannot hold referrers")
@@ -263,29 +262,4 @@ func blobNotLinked(err error) bool {
 	var terr *transport.Error
 	return errors.As(err, &terr) && (hasCode(terr, transport.ManifestBlobUnknownErrorCode) ||
 		hasCode(terr, transport.BlobUnknownErrorCode) || hasCode(terr, transport.DigestInvalidErrorCode))
-}
-
-// Attached is false: writing referrers into a layout again is cheap, and
-// leaves it as it was.
-func (l *Layout) Attached(context.Context, v1.Descriptor, ...v1.Image) bool { return false }
-
-// AttachReferrers writes each referrer into an OCI layout, listed in its
-// index.json beside the image (see sbom.WriteLayout); a docker archive
-// has no place for them: ErrNoReferrers.
-func (l *Layout) AttachReferrers(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) error {
-	if l.out.Kind != OCILayout {
-		return ErrNoReferrers
-	}
-	// index.json is read, extended and written back: one writer at a time.
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, img := range imgs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := sbom.WriteLayout(layout.Path(l.out.Path), img); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -82,19 +82,22 @@ func TestRegistryAttachReferrers(t *testing.T) {
 	assert.Assert(t, !strings.Contains(err.Error(), password))
 }
 
-// An OCI layout lists the referrers in index.json; a docker archive has
-// no place for them and says so with ErrNoReferrers.
-func TestLayoutAttachReferrers(t *testing.T) {
+// An OCI layout lists the referrers in index.json, beside the image, in
+// the same write; writing them again changes nothing. A docker archive
+// has no place for them and says so.
+func TestLayoutReferrers(t *testing.T) {
 	ctx := context.Background()
 	idx := testIndex(t, "layout-referrers", amd64)
 	subject, imgs, want := referrers(t, idx)
+	refs := Attachments{subject.Digest: imgs}
 
 	dir := filepath.Join(t.TempDir(), "image")
 	l := NewLayout(Output{Kind: OCILayout, Path: dir}, WriteOptions{Tags: []string{"v1"}})
-	_, err := l.Write(ctx, idx, nil)
-	assert.NilError(t, err)
-	assert.NilError(t, l.AttachReferrers(ctx, subject, imgs...))
-	assert.NilError(t, l.AttachReferrers(ctx, subject, imgs...))
+	for range 2 {
+		res, err := l.Write(ctx, idx, refs)
+		assert.NilError(t, err)
+		assert.Check(t, res.ReferrersAttached)
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	assert.NilError(t, err)
 	var top v1.IndexManifest
@@ -103,12 +106,13 @@ func TestLayoutAttachReferrers(t *testing.T) {
 	var got []string
 	for _, m := range top.Manifests[1:] {
 		got = append(got, m.Digest.String())
+		assert.Check(t, m.ArtifactType != "", "a referrer without its artifactType: %+v", m)
 	}
 	sort.Strings(got)
 	assert.DeepEqual(t, got, want)
 
 	archive := NewLayout(Output{Kind: DockerArchive, Path: filepath.Join(t.TempDir(), "a.tar")}, WriteOptions{})
-	_, err = archive.Write(ctx, idx, nil)
+	res, err := archive.Write(ctx, idx, refs)
 	assert.NilError(t, err)
-	assert.ErrorIs(t, archive.AttachReferrers(ctx, subject, imgs...), ErrNoReferrers)
+	assert.Check(t, !res.ReferrersAttached)
 }

@@ -163,13 +163,23 @@ func Push(ctx context.Context, repo name.Repository, referrer v1.Image, opts ...
 	return d, nil
 }
 
+// LayoutDescriptor is how an OCI layout's index.json lists a referrer
+// made by Referrer (with its artifactType, where oras and regclient look).
+func LayoutDescriptor(referrer v1.Image) (v1.Descriptor, error) {
+	desc, err := partial.Descriptor(referrer)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return *desc, nil
+}
+
 // WriteLayout stores a referrer made by Referrer in an OCI layout: its
 // blobs, and a descriptor in index.json (with its artifactType), which
 // is where clients of layouts (oras, regclient) look for referrers.
 // Entries keep their places and one for the same digest is kept, so
 // writing the same thing again leaves index.json as it was.
 func WriteLayout(p layout.Path, referrer v1.Image) error {
-	desc, err := partial.Descriptor(referrer)
+	desc, err := LayoutDescriptor(referrer)
 	if err != nil {
 		return err
 	}
@@ -192,7 +202,7 @@ func WriteLayout(p layout.Path, referrer v1.Image) error {
 			return nil
 		}
 	}
-	im.Manifests = append(im.Manifests, *desc)
+	im.Manifests = append(im.Manifests, desc)
 	raw, err := json.MarshalIndent(im, "", "   ")
 	if err != nil {
 		return fail(err)
