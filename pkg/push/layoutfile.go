@@ -177,6 +177,10 @@ func (w *layoutWriter) replace(name string, data []byte) error {
 		err = os.Rename(f.Name(), dest)
 	}
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary file's name says nothing
+		}
 		return fmt.Errorf("write %s: %w", dest, err)
 	}
 	return nil
