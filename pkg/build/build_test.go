@@ -428,17 +428,17 @@ func TestBuildSSLCertFile(t *testing.T) {
 	}
 }
 
-// TestBuildSlowCacheBlob: a --cache-from registry that sends a layer's
-// blob a byte at a time is given up on, and the layer is packed: the
-// build ends with the cold build's image.
-func TestBuildSlowCacheBlob(t *testing.T) {
-	ctx := context.Background()
+// coldWithBlobProxy pushes a cold build to build/NAME:v1 of a registry,
+// and puts in front of it a proxy whose GETs of that image's layer blobs
+// go to blob (with the registry as next); it returns the cold build and
+// the proxy's host:port.
+func coldWithBlobProxy(t *testing.T, name string, blob func(w http.ResponseWriter, r *http.Request, next http.Handler)) (*Result, string) {
+	t.Helper()
 	host := testenv.StartRegistry(t)
-	target := mustTarget(t, host+"/build/slow", "v1")
-	cold, err := Build(ctx, request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
+	target := mustTarget(t, host+"/build/"+name, "v1")
+	cold, err := Build(context.Background(), request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
 	assert.NilError(t, err)
 	cold.Close()
-
 	layerBlobs := map[string]bool{}
 	for _, m := range cold.Manifests {
 		for _, l := range m.Layers {
@@ -448,11 +448,23 @@ func TestBuildSlowCacheBlob(t *testing.T) {
 	upstream, err := url.Parse("http://" + host)
 	assert.NilError(t, err)
 	proxy := httputil.NewSingleHostReverseProxy(upstream)
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || !layerBlobs[r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]] {
 			proxy.ServeHTTP(w, r)
 			return
 		}
+		blob(w, r, proxy)
+	}))
+	t.Cleanup(front.Close)
+	return cold, strings.TrimPrefix(front.URL, "http://")
+}
+
+// TestBuildSlowCacheBlob: a --cache-from registry that sends a layer's
+// blob a byte at a time is given up on, and the layer is packed: the
+// build ends with the cold build's image.
+func TestBuildSlowCacheBlob(t *testing.T) {
+	ctx := context.Background()
+	cold, front := coldWithBlobProxy(t, "slow", func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
 		w.WriteHeader(http.StatusOK)
 		for i := 0; i < 100; i++ { // a byte every 100 ms, then nothing
 			w.Write([]byte{0x1f})
@@ -463,9 +475,8 @@ func TestBuildSlowCacheBlob(t *testing.T) {
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
-	}))
-	defer slow.Close()
-	ref, err := name.ParseReference(strings.TrimPrefix(slow.URL, "http://")+"/build/slow:v1", name.Insecure)
+	})
+	ref, err := name.ParseReference(front+"/build/slow:v1", name.Insecure)
 	assert.NilError(t, err)
 
 	defer func(old func(int64) time.Duration) { fetchTime = old }(fetchTime)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -109,37 +107,20 @@ func referrersOf(t *testing.T, repo string, subject v1.Hash) map[string]bool {
 // for it: the download starts over and the layers are reused, not packed.
 func TestBuildCachedBlobDropped(t *testing.T) {
 	ctx := context.Background()
-	host := testenv.StartRegistry(t)
-	target := mustTarget(t, host+"/build/dropped", "v1")
-	cold, err := Build(ctx, request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
-	assert.NilError(t, err)
-	cold.Close()
-
-	layerBlobs := map[string]bool{}
-	for _, m := range cold.Manifests {
-		for _, l := range m.Layers {
-			layerBlobs[l.Digest] = true
-		}
-	}
-	upstream, err := url.Parse("http://" + host)
-	assert.NilError(t, err)
-	proxy := httputil.NewSingleHostReverseProxy(upstream)
 	var mu sync.Mutex
 	dropped := map[string]bool{}
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	cold, front := coldWithBlobProxy(t, "dropped", func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		blob := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
 		mu.Lock()
-		drop := r.Method == http.MethodGet && layerBlobs[blob] && !dropped[blob]
-		if drop {
-			dropped[blob] = true
-		}
+		again := dropped[blob]
+		dropped[blob] = true
 		mu.Unlock()
-		if !drop {
-			proxy.ServeHTTP(w, r)
+		if again {
+			next.ServeHTTP(w, r)
 			return
 		}
 		rec := httptest.NewRecorder()
-		proxy.ServeHTTP(rec, r)
+		next.ServeHTTP(rec, r)
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
 		}
@@ -152,9 +133,8 @@ func TestBuildCachedBlobDropped(t *testing.T) {
 		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
 			conn.Close()
 		}
-	}))
-	defer front.Close()
-	ref, err := name.ParseReference(strings.TrimPrefix(front.URL, "http://")+"/build/dropped:v1", name.Insecure)
+	})
+	ref, err := name.ParseReference(front+"/build/dropped:v1", name.Insecure)
 	assert.NilError(t, err)
 
 	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, push.WriteOptions{}), 6)
