@@ -352,6 +352,10 @@ func TestBuildFailsFast(t *testing.T) {
 	assert.NilError(t, os.WriteFile(file, []byte("x"), 0o644))
 	nonEmpty := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(nonEmpty, "notes"), []byte("x"), 0o644))
+	readOnly := testenv.ReadOnlyDir(t)
+	garbage := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(garbage, "oci-layout"), []byte(`{"imageLayoutVersion": "1.0.0"}`), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(garbage, "index.json"), []byte("garbage"), 0o644))
 	for _, tc := range []struct {
 		name string
 		dest push.Destination
@@ -364,6 +368,9 @@ func TestBuildFailsFast(t *testing.T) {
 		{"oci: other files", push.NewLayout(push.Output{Kind: push.OCILayout, Path: nonEmpty}, push.WriteOptions{}), "holds other files and is not an OCI layout"},
 		{"docker: a directory", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: nonEmpty}, push.WriteOptions{}), "is a directory"},
 		{"docker: no parent", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(nonEmpty, "no", "x.tar")}, push.WriteOptions{}), "does not exist"},
+		{"oci: read-only", push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(readOnly, "image")}, push.WriteOptions{}), "cannot write in " + readOnly},
+		{"oci: garbage layout", push.NewLayout(push.Output{Kind: push.OCILayout, Path: garbage}, push.WriteOptions{}), "is not a valid OCI layout"},
+		{"docker: read-only", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(readOnly, "x.tar")}, push.WriteOptions{}), "cannot write in " + readOnly},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := request(t, tc.dest, 6)
