@@ -95,6 +95,9 @@ func TestValidate(t *testing.T) {
 		{"strategy", func(r *Request) { r.Layers.Strategy = "nope" }, `unknown layering strategy "nope"`},
 		{"level", func(r *Request) { r.Pack.Level = 10 }, "gzip level 10 is out of range"},
 		{"concurrency", func(r *Request) { r.Pack.Concurrency = -1 }, "concurrency -1 is out of range"},
+		{"workdir", func(r *Request) { r.Image.WorkingDir = "../../etc" }, `working directory "../../etc" is not an absolute path`},
+		{"annotation key", func(r *Request) { r.Annotations = map[string]string{"a\tb": "x"} }, `annotation key "a\tb" is not valid`},
+		{"annotation value", func(r *Request) { r.Annotations = map[string]string{"a": "\x00"} }, "annotation a's value \"\\x00\" holds a NUL byte"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := good
