@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +19,11 @@ func TestBuildBadInput(t *testing.T) {
 	host := testenv.StartRegistry(t)
 	authHost, user, password := testenv.StartAuthRegistry(t)
 	out := "oci:" + filepath.Join(t.TempDir(), "oci")
+	fallbackTag := "sha256-" + strings.Repeat("5e", 32)
+	readOnly := testenv.ReadOnlyDir(t)
+	garbage := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(garbage, "oci-layout"), []byte(`{"imageLayoutVersion": "1.0.0"}`), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(garbage, "index.json"), []byte("garbage"), 0o644))
 
 	cases := []struct {
 		name string
@@ -101,6 +107,78 @@ func TestBuildBadInput(t *testing.T) {
 			name: "no packages",
 			args: []string{"--nixpkgs", standIn(), "--output", out},
 			want: "package",
+		},
+		{
+			name: "referrers fallback tag",
+			args: []string{"--nixpkgs", standIn(), "--image", host + "/bad/fallback", "--tags", "v1," + fallbackTag, "hello"},
+			want: `tag "` + fallbackTag + `" is the OCI referrers fallback tag of the image sha256:5e5e`,
+			repo: host + "/bad/fallback",
+		},
+		{
+			name: "referrers fallback tag on the image",
+			args: []string{"--nixpkgs", standIn(), "--image", host + "/bad/fallback:" + fallbackTag, "hello"},
+			want: "is the OCI referrers fallback tag",
+			repo: host + "/bad/fallback",
+		},
+		{
+			name: "referrers fallback tag in a layout",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--tags", fallbackTag, "hello"},
+			want: "is the OCI referrers fallback tag",
+		},
+		{
+			name: "relative workdir",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--workdir", "relative/dir", "hello"},
+			want: `working directory "relative/dir" is not an absolute path`,
+		},
+		{
+			name: "workdir out of the root",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--workdir", "../../etc", "hello"},
+			want: `working directory "../../etc" is not an absolute path`,
+		},
+		{
+			name: "env key with a blank",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--env", "MY VAR=1", "hello"},
+			want: `environment variable key "MY VAR" is not valid: a key is printable ASCII`,
+		},
+		{
+			name: "annotation key with a control character",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--annotations", "org.example\x1bteam=1", "hello"},
+			want: `annotation key "org.example\x1bteam" is not valid`,
+		},
+		{
+			name: "label value not UTF-8",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--labels", "org.example.team=caf\xe9", "hello"},
+			want: `label org.example.team's value "caf\xe9" is not UTF-8 text`,
+		},
+		{
+			name: "NUL in the command",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--cmd", `["a\u0000b"]`, "hello"},
+			want: `command word "a\x00b" holds a NUL byte`,
+		},
+		{
+			name: "NUL in the entrypoint",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--entrypoint", `["/bin/hello", "x\u0000"]`, "hello"},
+			want: `entrypoint word "x\x00" holds a NUL byte`,
+		},
+		{
+			name: "Nix timeout",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--timeout", "1ns", "hello"},
+			want: "timed out after 1ns; raise --timeout",
+		},
+		{
+			name: "read-only output directory",
+			args: []string{"--nixpkgs", standIn(), "--output", "oci:" + filepath.Join(readOnly, "image"), "hello"},
+			want: "cannot write in " + readOnly + " (operation not permitted): name a directory you can write to",
+		},
+		{
+			name: "docker archive in a read-only directory",
+			args: []string{"--nixpkgs", standIn(), "--output", "docker:" + filepath.Join(readOnly, "image.tar"), "hello"},
+			want: "cannot write in " + readOnly,
+		},
+		{
+			name: "garbage layout",
+			args: []string{"--nixpkgs", standIn(), "--output", "oci:" + garbage, "hello"},
+			want: "is not a valid OCI layout (index.json: invalid character",
 		},
 	}
 	for _, tc := range cases {

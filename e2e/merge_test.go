@@ -46,4 +46,14 @@ func TestScaleOutMerge(t *testing.T) {
 	assert.Assert(t, strings.Contains(errorLine(r.stderr), "e2e/elsewhere, not in "+repo), r.stderr)
 	out, _ = runOutput("skopeo", "list-tags", "--tls-verify=false", "docker://"+repo)
 	assert.Assert(t, !strings.Contains(out, `"broken"`), out)
+
+	// The referrers fallback tag of the amd64 image is no tag to merge
+	// under: it would replace that image's list of SBOMs.
+	fallback := "sha256-" + strings.TrimPrefix(amd.Manifests[0].Digest, "sha256:")
+	before := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+fallback)
+	r = run(t, nil, "merge", "--image", repo, "--tags", fallback, amd.Digest, arm.Digest)
+	assert.Equal(t, r.code, 2, r.stderr)
+	assert.Assert(t, strings.Contains(errorLine(r.stderr), "is the OCI referrers fallback tag of the image "+amd.Manifests[0].Digest), r.stderr)
+	after := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+fallback)
+	assert.Equal(t, after, before)
 }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests and the example need on a fresh Debian 12 machine
 # (run as root): Nix, a registry server, image clients (skopeo, umoci,
-# podman, oras), and a second Nix
+# podman, oras), chattr (e2fsprogs) for read-only directories, and a second Nix
 # (Debian trixie's, in a chroot: scripts/trixie-nix.sh). Safe to run again.
 # It leaves /etc/nix/nix.conf alone: the scripts and tests give Nix their
 # settings through NIX_CONFIG (scripts/nix-config.sh).
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux)
+packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs)
 # Debian's Nix is ours to configure; a Nix installed another way
 # (install-nix-action on GitHub runners) is kept, first on PATH, with its
 # configuration. Debian's nix-bin is installed either way (without the

@@ -99,11 +99,11 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.regTimeout, "registry-timeout", push.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long (`DURATION`)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "image entrypoint `COMMAND`: words, or a JSON array")
 	fs.StringVar(&f.cmd, "cmd", "", "image `COMMAND`: words, or a JSON array (default bash with the shell meta-package)")
-	fs.Var(&f.env, "env", "extra environment `KEY=VALUE` (repeat, or one per line)")
-	fs.StringVar(&f.workdir, "workdir", "", "working directory `DIR` of the image")
+	fs.Var(&f.env, "env", "extra environment `KEY=VALUE` (repeat, or one per line); keys of --env, --labels and --annotations are "+image.KeyRule+"; values are UTF-8 without NUL")
+	fs.StringVar(&f.workdir, "workdir", "", "working directory `DIR` of the image: an absolute path without . or .. parts, e.g. /work")
 	fs.StringVar(&f.user, "user", "", "non-root `USER` the image runs as: NAME, NAME:GROUP, UID, UID:GID or NAME:UID:GID; the image gets its /etc/passwd and /etc/group entries and a home directory (a NAME alone is uid and gid "+fmt.Sprint(account.DefaultID)+", a UID alone is named "+account.DefaultName+")")
-	fs.Var(&f.labels, "labels", "image labels `KEY=VALUE` (repeat, or one per line)")
-	fs.Var(&f.annots, "annotations", "index annotations `KEY=VALUE` (repeat, or one per line)")
+	fs.Var(&f.labels, "labels", "image labels `KEY=VALUE` (repeat, or one per line; keys as for --env)")
+	fs.Var(&f.annots, "annotations", "index annotations `KEY=VALUE` (repeat, or one per line; keys as for --env)")
 	f.login.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 	fs.Var(&f.cacheFrom, "cache-from", "also reuse layers of this image `REF` (repeat); the target tags always are")
@@ -264,9 +264,6 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	// makes bash the command.
 	if cmd == nil && entrypoint == nil && j.req.Spec.Shell && len(j.req.Spec.Installables) != 1 {
 		cmd = []string{"bash"}
-	}
-	if err := checkEnv(f.env.items); err != nil {
-		return nil, err
 	}
 	labels, err := keyValues("label", f.labels.items)
 	if err != nil {

@@ -59,17 +59,6 @@ func commandLine(what, v string) ([]string, error) {
 	return strings.Fields(v), nil
 }
 
-// checkEnv checks KEY=VALUE environment entries.
-func checkEnv(items []string) error {
-	for _, e := range items {
-		k, _, ok := strings.Cut(e, "=")
-		if !ok || k == "" || strings.ContainsAny(k, " \t") {
-			return usagef("environment entry %q is not KEY=VALUE", e)
-		}
-	}
-	return nil
-}
-
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, one)

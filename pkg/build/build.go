@@ -93,6 +93,12 @@ func (r *Request) Validate() error {
 	if err := r.Layers.Validate(); err != nil {
 		return err
 	}
+	if err := r.Image.Validate(); err != nil {
+		return err
+	}
+	if err := image.CheckKeyValues("annotation", r.Annotations); err != nil {
+		return err
+	}
 	return r.Pack.Validate()
 }
 

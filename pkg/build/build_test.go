@@ -95,6 +95,9 @@ func TestValidate(t *testing.T) {
 		{"strategy", func(r *Request) { r.Layers.Strategy = "nope" }, `unknown layering strategy "nope"`},
 		{"level", func(r *Request) { r.Pack.Level = 10 }, "gzip level 10 is out of range"},
 		{"concurrency", func(r *Request) { r.Pack.Concurrency = -1 }, "concurrency -1 is out of range"},
+		{"workdir", func(r *Request) { r.Image.WorkingDir = "../../etc" }, `working directory "../../etc" is not an absolute path`},
+		{"annotation key", func(r *Request) { r.Annotations = map[string]string{"a\tb": "x"} }, `annotation key "a\tb" is not valid`},
+		{"annotation value", func(r *Request) { r.Annotations = map[string]string{"a": "\x00"} }, "annotation a's value \"\\x00\" holds a NUL byte"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := good
@@ -352,6 +355,10 @@ func TestBuildFailsFast(t *testing.T) {
 	assert.NilError(t, os.WriteFile(file, []byte("x"), 0o644))
 	nonEmpty := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(nonEmpty, "notes"), []byte("x"), 0o644))
+	readOnly := testenv.ReadOnlyDir(t)
+	garbage := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(garbage, "oci-layout"), []byte(`{"imageLayoutVersion": "1.0.0"}`), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(garbage, "index.json"), []byte("garbage"), 0o644))
 	for _, tc := range []struct {
 		name string
 		dest push.Destination
@@ -364,6 +371,9 @@ func TestBuildFailsFast(t *testing.T) {
 		{"oci: other files", push.NewLayout(push.Output{Kind: push.OCILayout, Path: nonEmpty}, push.WriteOptions{}), "holds other files and is not an OCI layout"},
 		{"docker: a directory", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: nonEmpty}, push.WriteOptions{}), "is a directory"},
 		{"docker: no parent", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(nonEmpty, "no", "x.tar")}, push.WriteOptions{}), "does not exist"},
+		{"oci: read-only", push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(readOnly, "image")}, push.WriteOptions{}), "cannot write in " + readOnly},
+		{"oci: garbage layout", push.NewLayout(push.Output{Kind: push.OCILayout, Path: garbage}, push.WriteOptions{}), "is not a valid OCI layout"},
+		{"docker: read-only", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(readOnly, "x.tar")}, push.WriteOptions{}), "cannot write in " + readOnly},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := request(t, tc.dest, 6)

@@ -65,7 +65,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	if err != nil {
 		return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
 	}
-	cc := customisationContent(res, b.req.User)
+	cc := customisationContent(res, b.req.User, log, sys)
 	custom, err := b.layer(ctx, cc, b.reporter(plat.String(), n, n, 0))
 	if err != nil {
 		return nil, fmt.Errorf("pack the customisation layer of %s: %w", sys, err)
@@ -180,8 +180,10 @@ func pathsContent(key string, paths []string, size int64) content {
 //
 // The installables (the team's own software) come first: where they and
 // nixpkgs' packages provide the same file, theirs wins. A user gets its
-// /etc/passwd, /etc/group and a home directory it owns.
-func customisationContent(res *nix.Result, u *account.User) content {
+// /etc/passwd, /etc/group and a home directory it owns. Each file two
+// packages provide is told on log, one line each, once however often the
+// layer is packed (a cache check packs it too).
+func customisationContent(res *nix.Result, u *account.User, log io.Writer, sys string) content {
 	c := archive.Customisation{}
 	pkgs := append([]nix.Package(nil), res.Packages...)
 	sort.SliceStable(pkgs, func(i, j int) bool { return pkgs[i].Installable != nil && pkgs[j].Installable == nil })
@@ -189,7 +191,11 @@ func customisationContent(res *nix.Result, u *account.User) content {
 		c.Files = []archive.File{{Path: "etc/passwd", Data: u.Passwd(), Mode: 0o644}, {Path: "etc/group", Data: u.GroupFile(), Mode: 0o644}}
 		c.Dirs = []archive.Dir{{Path: strings.TrimPrefix(u.Home(), "/"), Mode: 0o755, UID: u.UID, GID: u.GID}}
 	}
+	owners := map[string]string{} // store path → the package's name
 	for _, pkg := range pkgs {
+		for _, p := range pkg.Paths() {
+			owners[p] = pkg.Attr
+		}
 		c.Packages = append(c.Packages, pkg.Paths()...)
 		if pkg.Attr == "cacert" {
 			if paths := pkg.Paths(); len(paths) > 0 {
@@ -197,9 +203,50 @@ func customisationContent(res *nix.Result, u *account.User) content {
 			}
 		}
 	}
-	return content{key: archive.CustomisationKey(c), caCert: c.CACert != "", pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
-		return archive.PackCustomisation(w, c, o)
+	key := archive.CustomisationKey(c)
+	var told sync.Once
+	return content{key: key, caCert: c.CACert != "", pack: func(w io.Writer, o archive.Options) (archive.Blob, error) {
+		var warnings []string
+		c := c
+		c.OnCollision = func(name, kept, dropped string) {
+			warnings = append(warnings, collisionWarning(sys, name, kept, dropped, owners))
+		}
+		blob, err := archive.PackCustomisation(w, c, o)
+		if err == nil {
+			told.Do(func() {
+				for _, line := range warnings {
+					fmt.Fprintln(log, line)
+				}
+			})
+		}
+		return blob, err
 	}}
+}
+
+// collisionRule is how the customisation layer picks between two
+// packages' files, as the warning tells it.
+const collisionRule = "the earlier package wins: your own flake packages first, then nixpkgs packages by name"
+
+// collisionWarning is the line telling that two packages provide the
+// image path name: which package's file (the link target kept) went in,
+// which one's (dropped) did not, and why.
+func collisionWarning(sys, name, kept, dropped string, owners map[string]string) string {
+	keptBy := "the directory other packages provide"
+	if o := ownerOf(kept, owners); o != "" {
+		keptBy = o + "'s " + kept
+	}
+	return fmt.Sprintf("[%s] warning: /%s is provided by more than one package: kept %s, dropped %s's %s (%s)",
+		sys, name, keptBy, ownerOf(dropped, owners), dropped, collisionRule)
+}
+
+// ownerOf names the package whose store path holds target, or "".
+func ownerOf(target string, owners map[string]string) string {
+	for p, name := range owners {
+		if target == p || strings.HasPrefix(target, p+"/") {
+			return name
+		}
+	}
+	return ""
 }
 
 // noteMainProgram records what the image starts, once per build.

@@ -2,6 +2,7 @@ package image
 
 import (
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -43,9 +44,10 @@ type Options struct {
 }
 
 // Validate checks what a runtime would choke on or a config could not
-// say: an empty program, line breaks or control characters in the working
-// directory and user, and label keys that are empty or hold blanks, '='
-// or control characters.
+// say: an empty program; a working directory that is not an absolute,
+// clean path; line breaks or control characters in the working directory
+// and user; environment and label keys outside CheckKey's rule; text that
+// is not UTF-8 or holds NUL anywhere (CheckText).
 func (o Options) Validate() error {
 	if len(o.Entrypoint) > 0 && o.Entrypoint[0] == "" {
 		return fmt.Errorf("the entrypoint's first word (the program) is empty or null: name a program, e.g. [\"/bin/hello\"]")
@@ -53,16 +55,57 @@ func (o Options) Validate() error {
 	if len(o.Entrypoint) == 0 && len(o.Cmd) > 0 && o.Cmd[0] == "" {
 		return fmt.Errorf("the command's first word (the program) is empty or null: name a program, e.g. [\"bash\"]")
 	}
-	if hasControl(o.WorkingDir) {
-		return fmt.Errorf("working directory %q holds a line break or control character: give one path", o.WorkingDir)
+	for _, w := range o.Entrypoint {
+		if err := CheckText("entrypoint word", w); err != nil {
+			return err
+		}
+	}
+	for _, w := range o.Cmd {
+		if err := CheckText("command word", w); err != nil {
+			return err
+		}
+	}
+	if err := checkWorkingDir(o.WorkingDir); err != nil {
+		return err
+	}
+	if err := CheckText("user", o.User); err != nil {
+		return err
 	}
 	if hasControl(o.User) {
 		return fmt.Errorf("user %q holds a line break or control character: give USER, UID or USER:GROUP", o.User)
 	}
-	for k := range o.Labels {
-		if k == "" || hasControl(k) || strings.ContainsAny(k, " \t=") {
-			return fmt.Errorf("label key %q is not valid: use a key without blanks, '=' or control characters, e.g. org.example.team", k)
+	for _, kv := range o.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("environment entry %q is not KEY=VALUE", kv)
 		}
+		if err := CheckKey("environment variable", k); err != nil {
+			return err
+		}
+		if err := CheckText("environment variable "+k+"'s value", v); err != nil {
+			return err
+		}
+	}
+	return CheckKeyValues("label", o.Labels)
+}
+
+// checkWorkingDir accepts "" (the runtime's default, /) or an absolute,
+// clean path: runc refuses a relative one, and ".." has no place in one.
+func checkWorkingDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := CheckText("working directory", dir); err != nil {
+		return err
+	}
+	if hasControl(dir) {
+		return fmt.Errorf("working directory %q holds a line break or control character: give one path", dir)
+	}
+	if !path.IsAbs(dir) {
+		return fmt.Errorf("working directory %q is not an absolute path: give one from the image's root, e.g. /work", dir)
+	}
+	if clean := path.Clean(dir); clean != dir {
+		return fmt.Errorf("working directory %q is not a clean path (no \".\" or \"..\" parts, doubled or trailing '/'): give %s", dir, clean)
 	}
 	return nil
 }

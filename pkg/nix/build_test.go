@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,6 +151,24 @@ func TestBuildTimeout(t *testing.T) {
 		assert.Assert(t, time.Now().Before(deadline), "builder %d still running", pid)
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A timeout too short for Nix to start is a timeout too, not a missing
+// Nix: locking and building both say so.
+func TestTinyTimeout(t *testing.T) {
+	testenv.Require(t, "nix")
+	flake := writeFlake(t, `{ hello = drv "hello" "echo hi > $out"; }`)
+	b := &Builder{Flake: flake, Timeout: time.Nanosecond}
+	_, err := b.Lock(context.Background())
+	var te *TimeoutError
+	assert.Assert(t, errors.As(err, &te), "%v", err)
+	assert.Equal(t, err.Error(), fmt.Sprintf("locking the nixpkgs flake %q timed out after 1ns; raise --timeout", flake))
+	assert.Assert(t, errors.Is(err, context.DeadlineExceeded))
+
+	_, err = b.Build(context.Background(), "x86_64-linux", []string{"hello"})
+	assert.Assert(t, errors.As(err, &te), "%v", err)
+	assert.Assert(t, !strings.Contains(err.Error(), "install Nix"), err)
+	assert.ErrorContains(t, err, "timed out after 1ns; raise --timeout")
 }
 
 // Cancelling the caller's context stops Nix too, and is not reported as a

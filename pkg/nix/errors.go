@@ -39,15 +39,21 @@ func (e *NotFoundError) Error() string {
 	return strings.Join(parts, "; ")
 }
 
-// TimeoutError reports that realising a system's packages took longer
-// than Builder.Timeout. It wraps context.DeadlineExceeded.
+// TimeoutError reports that realising a system's packages (or, when What
+// is set, what it names) took longer than Builder.Timeout. It wraps
+// context.DeadlineExceeded.
 type TimeoutError struct {
 	System string
+	What   string // e.g. `locking the nixpkgs flake "path:/x"`; "" means nix build for System
 	After  time.Duration
 }
 
 func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("nix build for %s timed out after %s; raise --timeout", e.System, shortDuration(e.After))
+	what := e.What
+	if what == "" {
+		what = "nix build for " + e.System
+	}
+	return fmt.Sprintf("%s timed out after %s; raise --timeout", what, shortDuration(e.After))
 }
 
 func (e *TimeoutError) Unwrap() error { return context.DeadlineExceeded }

@@ -102,10 +102,10 @@ func (b *Builder) lock(ctx context.Context, ref, what string) (Locked, error) {
 }
 
 // lockError says that locking ran out of time when it did (err is then
-// the bare context error).
+// the bare context error): a *TimeoutError.
 func lockError(parent context.Context, b *Builder, ref, what string, err error) error {
 	if parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("locking the %s %q timed out after %s: %w", what, ref, shortDuration(b.Timeout), err)
+		return &TimeoutError{What: fmt.Sprintf("locking the %s %q", what, ref), After: b.Timeout}
 	}
 	return err
 }

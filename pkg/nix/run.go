@@ -60,6 +60,11 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 	cmd.Stderr = io.MultiWriter(log, tail)
 
 	if err := cmd.Start(); err != nil {
+		if ctx.Err() != nil {
+			// Start refuses an ended context: the callers tell a
+			// timeout from an interruption.
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("cannot run Nix (%v): install Nix and put nix on PATH", err)
 	}
 	err := cmd.Wait()

@@ -116,8 +116,15 @@ func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, r
 
 var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 
+// referrersTagPattern is the form of OCI 1.1's referrers fallback tag,
+// sha256-<digest hex>: on a registry without the referrers API it lists
+// the SBOMs and signatures of the image with that digest, so a tag of
+// that form written by hand would replace another image's list.
+var referrersTagPattern = regexp.MustCompile(`^sha256-[0-9a-f]{64}$`)
+
 // CheckTags checks tags the way registries do, so that a bad tag fails
-// before the build rather than after it.
+// before the build rather than after it, and refuses the referrers
+// fallback form, which only the referrers code writes.
 func CheckTags(tags []string) error {
 	for _, t := range tags {
 		if t == "" {
@@ -125,6 +132,9 @@ func CheckTags(tags []string) error {
 		}
 		if !tagPattern.MatchString(t) {
 			return fmt.Errorf("bad tag %q: a tag is 1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", t)
+		}
+		if referrersTagPattern.MatchString(t) {
+			return fmt.Errorf("tag %q is the OCI referrers fallback tag of the image sha256:%s (where its SBOMs and signatures are listed): choose another tag", t, t[len("sha256-"):])
 		}
 	}
 	return nil

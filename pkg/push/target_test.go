@@ -43,6 +43,10 @@ func TestNewTarget(t *testing.T) {
 		{name: "tag starting with a dot", image: "ghcr.io/o/n", tags: []string{".v1"}, err: `bad tag ".v1"`},
 		{name: "long tag", image: "ghcr.io/o/n", tags: []string{string(make([]byte, 129))}, err: "bad tag"},
 		{name: "empty tag", image: "ghcr.io/o/n", tags: []string{"v1", ""}, err: "empty tag"},
+		{name: "referrers fallback tag", image: "ghcr.io/o/n", tags: []string{"v1", "sha256-" + strings.Repeat("ab", 32)},
+			err: `tag "sha256-abab`},
+		{name: "referrers fallback tag on the image", image: "ghcr.io/o/n:sha256-" + strings.Repeat("0f", 32),
+			err: "is the OCI referrers fallback tag of the image sha256:0f0f"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,6 +77,9 @@ func TestCheckTags(t *testing.T) {
 		{tags: []string{"-x"}, err: `bad tag "-x"`},
 		{tags: []string{"a:b"}, err: `bad tag "a:b"`},
 		{tags: []string{""}, err: "empty tag"},
+		{tags: []string{"v1", "sha256-" + strings.Repeat("a1", 32)}, err: "is the OCI referrers fallback tag of the image sha256:a1a1"},
+		// Only the exact form is the fallback tag's.
+		{tags: []string{"sha256-" + strings.Repeat("a1", 31), "sha256-" + strings.Repeat("A1", 32), "sha256-latest", "sha512-" + strings.Repeat("a1", 32)}},
 	}
 	for _, tc := range cases {
 		err := CheckTags(tc.tags)
