@@ -91,7 +91,7 @@ func testImage(t *testing.T, repo string) string {
 
 // isOurCommand tells the workflow commands action mode issues itself.
 func isOurCommand(line string) bool {
-	for _, p := range []string{"::error::", "::group::", "::endgroup::", "::add-mask::"} {
+	for _, p := range []string{"::error title=nixery::", "::group::", "::endgroup::", "::add-mask::"} {
 		if strings.HasPrefix(line, p) {
 			return true
 		}
@@ -124,7 +124,7 @@ func TestActionRegistryTextIssuesNoCommand(t *testing.T) {
 			assert.Assert(t, isOurCommand(trimmed), "foreign command in the log: %q", line)
 		}
 	}
-	assert.Assert(t, is.Contains(stdout.String(), "::error::"))
+	assert.Assert(t, is.Contains(stdout.String(), "::error title=nixery::"))
 	assert.Assert(t, is.Contains(stdout.String(), "(DENIED: denied ::set-output name=digest::sha256:evil ::warning"), stdout.String())
 	written, err := os.ReadFile(out)
 	assert.NilError(t, err)
@@ -160,7 +160,7 @@ func TestActionWithoutOutputFiles(t *testing.T) {
 			assert.ErrorContains(t, err, "was pushed, but")
 			text := stdout.String()
 			result := strings.Index(text, reg.Host+"/ok/img@sha256:")
-			errLine := strings.Index(text, "::error::")
+			errLine := strings.Index(text, "::error title=nixery::")
 			assert.Assert(t, result >= 0 && errLine > result, "result, then the error:\n%s", text)
 		})
 	}
@@ -170,13 +170,13 @@ func TestActionWithoutOutputFiles(t *testing.T) {
 // line, and none of their lines can issue a command.
 func TestActionLogsNeutraliseForeignLines(t *testing.T) {
 	var stdout bytes.Buffer
-	logs := safeLogs(groupedLogs(&stdout, func(p string) (string, string) { return "::group::" + p + "\n", "::endgroup::\n" }))
-	w, end := logs("x86_64-linux")
+	logs := safeLogs(newGroups(&stdout, func(p string) (string, string) { return "::group::" + p + "\n", "::endgroup::\n" }).sink)
+	w, end := logs("linux/amd64")
 	io.WriteString(w, "building hello\n::set-output name=digest::evil\n  ::add-mask::x\r\n##[warning]y\npartial ::stop-commands")
 	end()
 	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
 	assert.DeepEqual(t, lines, []string{
-		"::group::x86_64-linux", "building hello", "%3A:set-output name=digest::evil", "  %3A:add-mask::x",
+		"::group::linux/amd64", "building hello", "%3A:set-output name=digest::evil", "  %3A:add-mask::x",
 		"%23#[warning]y", "partial ::stop-commands", "::endgroup::",
 	})
 }
