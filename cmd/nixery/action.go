@@ -184,7 +184,8 @@ func imageRef(res *push.Result) string {
 // summary is the step summary: per platform a table of its layers, then
 // the time each phase took. Text that came from the inputs, the registry
 // or Nix is escaped for markdown, so that it stays in its heading or
-// cell; platforms, digests and figures are nixery's own.
+// cell (a merged index's platforms are the registry's text); digests and
+// figures are nixery's own.
 func summary(res *build.Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s\n\n%s\n\n", ghaction.MarkdownText(res.Image), ghaction.MarkdownCode(imageRef(res.Result)))
@@ -200,7 +201,7 @@ func summary(res *build.Result) string {
 		for _, l := range m.Layers {
 			total += l.Size
 		}
-		fmt.Fprintf(&b, "#### %s (%s, %s)\n\n", m.Platform, plural(len(m.Layers), "layer", "layers"), humanSize(total))
+		fmt.Fprintf(&b, "#### %s (%s, %s)\n\n", ghaction.MarkdownText(m.Platform), plural(len(m.Layers), "layer", "layers"), humanSize(total))
 		b.WriteString("| # | size | packages | upload |\n|---:|---:|---|---|\n")
 		for i, l := range m.Layers {
 			status := "already present"
@@ -218,7 +219,7 @@ func summary(res *build.Result) string {
 	b.WriteString(sbomSummary(res))
 	b.WriteString("| phase | platform | seconds |\n|---|---|---:|\n")
 	for _, p := range res.Timings.Phases() {
-		fmt.Fprintf(&b, "| %s | %s | %.2f |\n", p.Name, p.Platform, p.Seconds)
+		fmt.Fprintf(&b, "| %s | %s | %.2f |\n", p.Name, ghaction.MarkdownText(p.Platform), p.Seconds)
 	}
 	return b.String()
 }

@@ -16,6 +16,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/internal/hostile"
+	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/push"
 )
@@ -206,4 +207,29 @@ func TestBuildValidation(t *testing.T) {
 	code, _, stderr := runCLI(t, "pack", "--output", filepath.Join(t.TempDir(), "b"), "--concurrency", "-2", "/nix/store/aaaa-x")
 	assert.Equal(t, code, 1, stderr)
 	assert.Assert(t, is.Contains(stderr, "concurrency -2 is out of range"))
+}
+
+// Values in the step summary stay in their heading, paragraph or table
+// cell: an image named with line breaks (an output directory may be), a
+// merged index whose platform a registry wrote, packages with '|'.
+func TestSummaryKeepsValuesOnTheirLines(t *testing.T) {
+	evil := "\n::set-output name=digest::evil\n## fake | cell `x`"
+	res := &build.Result{Result: &push.Result{
+		Image: "oci:/x" + evil, Digest: "sha256:" + strings.Repeat("1", 64), Tags: []string{"v1"},
+		Manifests: []push.ManifestResult{{Platform: "linux/amd64" + evil, Layers: []push.LayerResult{
+			{Size: 10, Packages: []string{"hello" + evil}},
+		}}},
+	}}
+	md := summary(res)
+	lines := strings.Split(md, "\n")
+	for _, l := range lines {
+		bare := strings.TrimLeft(l, "#|` ")
+		assert.Check(t, !strings.HasPrefix(bare, "::") && !strings.HasPrefix(bare, "fake"), "a value broke its line: %q in\n%s", l, md)
+		if strings.HasPrefix(l, "| 1 |") {
+			assert.Check(t, is.Equal(strings.Count(l, "|")-strings.Count(l, `\|`), 5), "a value split the row: %q", l)
+		}
+	}
+	assert.Check(t, is.Contains(md, "### oci:/x%0A::set-output name=digest::evil%0A\\#\\# fake \\| cell \\`x\\`\n"))
+	assert.Check(t, is.Contains(md, "#### linux/amd64%0A::set-output"))
+	assert.Check(t, is.Contains(md, "``oci:/x%0A::set-output name=digest::evil%0A## fake | cell `x`@sha256:"))
 }
