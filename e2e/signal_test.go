@@ -47,7 +47,7 @@ func TestInterrupted(t *testing.T) {
 			started := false
 			for !started && lines.Scan() {
 				stderr.WriteString(lines.Text() + "\n")
-				started = strings.Contains(lines.Text(), "[x86_64-linux] building ")
+				started = strings.Contains(lines.Text(), "[linux/amd64] building ")
 			}
 			assert.Assert(t, started, "the build never started:\n%s", stderr.String())
 			assert.NilError(t, cmd.Process.Signal(tc.sig))

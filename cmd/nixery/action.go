@@ -48,36 +48,43 @@ func newActions(getenv func(string) string, w io.Writer) *githubactions.Action {
 	)
 }
 
+// runAction runs the action. Every line it prints passes through one
+// rule, ghaction's: its own commands (groups, masks, the error) through
+// ghaction.Command, which escapes their data; every other line (the
+// result, which names inputs; Nix's and the registry's text) through
+// ghaction.Line, which keeps it one line that issues no command.
 func runAction(getenv func(string) string, stdout io.Writer) error {
 	gh := newActions(getenv, stdout)
 	// Masked before anything can print it.
 	for _, secret := range []string{gh.GetInput("password"), getenv("GITHUB_TOKEN"), getenv("NIXERY_PASSWORD")} {
 		if secret != "" {
-			gh.AddMask(secret)
+			fmt.Fprintln(stdout, ghaction.Command("add-mask", secret))
 		}
 	}
 	ctx, stop := interruptContext()
 	defer stop()
 
 	res, err := actionRun(ctx, gh, stdout)
-	err = withHints(err)
 	if err != nil {
-		// The message may hold a registry's or Nix's text: escaped, it
-		// stays one line and cannot issue a command of its own, here or
-		// on stderr, which the runner reads too.
-		fmt.Fprintln(stdout, ghaction.Command("error", err.Error()))
-		return errors.New(ghaction.Line(err.Error()))
-	}
-	if err := printResult(stdout, res.Result); err != nil {
-		return err
+		return actionError(stdout, withHints(err))
 	}
 	defer res.Close()
+	if _, err := fmt.Fprintln(stdout, ghaction.Line(resultLine(res.Result))); err != nil {
+		return err
+	}
 	if err := writeOutputs(getenv, res); err != nil {
-		err = fmt.Errorf("%s was pushed, but %w", imageRef(res.Result), err)
-		fmt.Fprintln(stdout, ghaction.Command("error", err.Error()))
-		return errors.New(ghaction.Line(err.Error()))
+		return actionError(stdout, fmt.Errorf("%s was pushed, but %w", imageRef(res.Result), err))
 	}
 	return nil
+}
+
+// actionError prints err as the step's error annotation and returns it as
+// one line for stderr: the message may hold an input's, a registry's or
+// Nix's text, and escaped it cannot issue a command of its own there or
+// on stderr, which the runner reads too.
+func actionError(stdout io.Writer, err error) error {
+	fmt.Fprintln(stdout, ghaction.Command("error", err.Error(), "title", "nixery"))
+	return errors.New(ghaction.Line(err.Error()))
 }
 
 // writeOutputs sets the step's outputs and writes its summary through the
@@ -116,14 +123,11 @@ func writeOutputs(getenv func(string) string, res *build.Result) error {
 
 // actionRun maps the inputs onto the flags of build (or merge) and runs it.
 func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) (*build.Result, error) {
-	group := func(platform string) (string, string) {
-		title := "Push"
-		if platform != "" {
-			title = "Build " + platform
-		}
-		return "::group::" + title + "\n", "::endgroup::\n"
-	}
-	logs := safeLogs(groupedLogs(stdout, group))
+	groups := newGroups(stdout, func(platform string) (string, string) {
+		return ghaction.Command("group", "Build "+platform) + "\n", "::endgroup::\n"
+	})
+	defer groups.finish()
+	logs := safeLogs(groups.sink)
 
 	if digests := gh.GetInput("merge-digests"); digests != "" {
 		f := &mergeFlags{tags: listFlag{commas: true}}
@@ -178,26 +182,33 @@ func imageRef(res *push.Result) string {
 }
 
 // summary is the step summary: per platform a table of its layers, then
-// the time each phase took.
+// the time each phase took. Text that came from the inputs, the registry
+// or Nix is escaped for markdown, so that it stays in its heading or
+// cell (a merged index's platforms are the registry's text); digests and
+// figures are nixery's own.
 func summary(res *build.Result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### %s\n\n`%s`\n\n", res.Image, imageRef(res.Result))
+	fmt.Fprintf(&b, "### %s\n\n%s\n\n", ghaction.MarkdownText(res.Image), ghaction.MarkdownCode(imageRef(res.Result)))
 	if len(res.Tags) > 0 {
-		fmt.Fprintf(&b, "Tags: %s\n\n", "`"+strings.Join(res.Tags, "`, `")+"`")
+		tags := make([]string, len(res.Tags))
+		for i, t := range res.Tags {
+			tags[i] = ghaction.MarkdownCode(t)
+		}
+		fmt.Fprintf(&b, "Tags: %s\n\n", strings.Join(tags, ", "))
 	}
 	for _, m := range res.Manifests {
 		var total int64
 		for _, l := range m.Layers {
 			total += l.Size
 		}
-		fmt.Fprintf(&b, "#### %s (%s, %s)\n\n", m.Platform, plural(len(m.Layers), "layer", "layers"), humanSize(total))
+		fmt.Fprintf(&b, "#### %s (%s, %s)\n\n", ghaction.MarkdownText(m.Platform), plural(len(m.Layers), "layer", "layers"), humanSize(total))
 		b.WriteString("| # | size | packages | upload |\n|---:|---:|---|---|\n")
 		for i, l := range m.Layers {
 			status := "already present"
 			if l.Uploaded {
 				status = "uploaded"
 			}
-			pkgs := strings.Join(l.Packages, ", ")
+			pkgs := ghaction.MarkdownText(strings.Join(l.Packages, ", "))
 			if l.Customisation || pkgs == "" {
 				pkgs = "(customisation: symlinks, /tmp, CA bundle)"
 			}
@@ -208,7 +219,7 @@ func summary(res *build.Result) string {
 	b.WriteString(sbomSummary(res))
 	b.WriteString("| phase | platform | seconds |\n|---|---|---:|\n")
 	for _, p := range res.Timings.Phases() {
-		fmt.Fprintf(&b, "| %s | %s | %.2f |\n", p.Name, p.Platform, p.Seconds)
+		fmt.Fprintf(&b, "| %s | %s | %.2f |\n", p.Name, ghaction.MarkdownText(p.Platform), p.Seconds)
 	}
 	return b.String()
 }

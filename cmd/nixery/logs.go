@@ -19,26 +19,114 @@ func prefixLogs(w io.Writer) logSink {
 	return func(string) (io.Writer, func()) { return sw, func() {} }
 }
 
-// groupedLogs holds each platform's progress until it is done and then
-// writes it in one piece, between the start and end lines that group
-// returns (GitHub's ::group:: lines), so groups never interleave.
-func groupedLogs(w io.Writer, group func(platform string) (start, end string)) logSink {
-	// Lines of no platform (cache, uploads) go out as they come, between
-	// the groups; a group goes out whole, under the same lock.
-	out := &syncWriter{w: w}
-	return func(platform string) (io.Writer, func()) {
-		if platform == "" {
-			return out, func() {}
-		}
-		buf := &syncWriter{w: &bytes.Buffer{}}
-		return buf, func() {
-			start, end := group(platform)
-			buf.mu.Lock()
-			defer buf.mu.Unlock()
-			out.Write([]byte(start + buf.w.(*bytes.Buffer).String() + end))
-		}
+// groups holds each platform's progress and writes it as one group
+// (between the start and end lines that mark returns: GitHub's ::group::
+// lines) once the platform is done, so that a platform has exactly one
+// group and groups never interleave. Groups go out in the order their
+// platforms were first opened (pkg/build opens them in platform order); a
+// platform done before an earlier one waits for it. Lines of no platform
+// go out as they come, between the groups.
+type groups struct {
+	mark func(platform string) (start, end string)
+
+	mu     sync.Mutex
+	w      io.Writer
+	order  []*group
+	byName map[string]*group
+}
+
+// group is one platform's held lines; open counts its writers not yet
+// ended: the platform is done when none is left.
+type group struct {
+	name    string
+	buf     bytes.Buffer
+	open    int
+	done    bool
+	written bool
+}
+
+func newGroups(w io.Writer, mark func(platform string) (start, end string)) *groups {
+	return &groups{w: w, mark: mark, byName: map[string]*group{}}
+}
+
+// sink is the logSink that writes into the groups.
+func (g *groups) sink(platform string) (io.Writer, func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if platform == "" {
+		return writerFunc(g.writeDirect), func() {}
+	}
+	gr := g.byName[platform]
+	if gr == nil {
+		gr = &group{name: platform}
+		g.byName[platform] = gr
+		g.order = append(g.order, gr)
+	}
+	gr.open++
+	var once sync.Once
+	return writerFunc(func(p []byte) (int, error) { return g.writeTo(gr, p) }), func() {
+		once.Do(func() { g.end(gr) })
 	}
 }
+
+func (g *groups) writeDirect(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.w.Write(p)
+}
+
+// writeTo holds p in gr; a line that comes after gr's group went out
+// goes out as it comes (it names its platform) rather than open a second
+// group.
+func (g *groups) writeTo(gr *group, p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if gr.written {
+		return g.w.Write(p)
+	}
+	return gr.buf.Write(p)
+}
+
+func (g *groups) end(gr *group) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gr.open--
+	if gr.open == 0 {
+		gr.done = true
+		g.flush()
+	}
+}
+
+// flush writes the done groups that no earlier group still holds up.
+func (g *groups) flush() {
+	for _, gr := range g.order {
+		if gr.written {
+			continue
+		}
+		if !gr.done {
+			return
+		}
+		start, end := g.mark(gr.name)
+		io.WriteString(g.w, start+gr.buf.String()+end)
+		gr.written = true
+		gr.buf.Reset()
+	}
+}
+
+// finish writes every group still held (a platform whose writer was
+// never ended), so that no line is lost.
+func (g *groups) finish() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, gr := range g.order {
+		gr.done = true
+	}
+	g.flush()
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // safeLogs passes everything written to sink's writers through
 // ghaction.LineWriter: in action mode the logs carry Nix's output, registry

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -71,7 +72,7 @@ func TestProgressBars(t *testing.T) {
 	_, isBars := p.(*bars)
 	assert.Assert(t, isBars, "a terminal gets the live display")
 	w, end := p.logs()("linux/amd64")
-	w.Write([]byte("[x86_64-linux] building hello\n"))
+	w.Write([]byte("[linux/amd64] building hello\n"))
 	end()
 	e := build.Event{Platform: "linux/amd64", Layer: 1, Layers: 3, Stage: build.Packing, Total: 10 << 20}
 	for i := int64(1); i <= 5; i++ {
@@ -108,4 +109,54 @@ func TestNixpkgsLooksLikeAnOption(t *testing.T) {
 	code, _, stderr := runCLI(t, "build", "--nixpkgs", "--platforms", "--output", "oci:x", "hello")
 	assert.Equal(t, code, 2)
 	assert.Check(t, strings.Contains(stderr, `--nixpkgs "--platforms" looks like an option`), stderr)
+}
+
+// Each platform's lines go out as one group, once the platform is done,
+// in the order the platforms were opened, however their lines come: a
+// writer per line (the progress lines), a platform done before an earlier
+// one, lines of no platform in between, a line after the group went out.
+func TestGroupsOnePerPlatform(t *testing.T) {
+	var out bytes.Buffer
+	g := newGroups(&out, func(p string) (string, string) { return "::group::Build " + p + "\n", "::endgroup::\n" })
+	amd, endAmd := g.sink("linux/amd64")
+	arm, endArm := g.sink("linux/arm64")
+	line := func(platform, text string) {
+		w, end := g.sink(platform)
+		io.WriteString(w, text+"\n")
+		end()
+	}
+	io.WriteString(amd, "[linux/amd64] building\n")
+	io.WriteString(arm, "[linux/arm64] building\n")
+	line("linux/arm64", "[linux/arm64] layer 1/2 packed")
+	line("linux/amd64", "[linux/amd64] layer 1/2 packed")
+	line("", "uploaded a blob")
+	line("linux/arm64", "[linux/arm64] layer 2/2 packed")
+	endArm()
+	endArm() // a second end changes nothing
+	assert.Equal(t, out.String(), "uploaded a blob\n", "arm64 waits for amd64")
+	line("linux/amd64", "[linux/amd64] layer 2/2 packed")
+	endAmd()
+	line("linux/amd64", "[linux/amd64] late")
+	g.finish()
+	assert.Equal(t, out.String(), `uploaded a blob
+::group::Build linux/amd64
+[linux/amd64] building
+[linux/amd64] layer 1/2 packed
+[linux/amd64] layer 2/2 packed
+::endgroup::
+::group::Build linux/arm64
+[linux/arm64] building
+[linux/arm64] layer 1/2 packed
+[linux/arm64] layer 2/2 packed
+::endgroup::
+[linux/amd64] late
+`)
+
+	// A platform whose writer is never ended still comes out, whole.
+	out.Reset()
+	g = newGroups(&out, func(p string) (string, string) { return "<" + p + ">\n", "</>\n" })
+	w, _ := g.sink("linux/386")
+	io.WriteString(w, "held\n")
+	g.finish()
+	assert.Equal(t, out.String(), "<linux/386>\nheld\n</>\n")
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/ghaction"
 	"github.com/nixery-action/nixery-action/pkg/provenance"
 )
 
@@ -135,7 +136,7 @@ func sbomSummary(res *build.Result) string {
 		if !s.SBOM.Attached {
 			attached = "no (not pushed, or a docker archive)"
 		}
-		fmt.Fprintf(&b, "| %s | `%s` | `%s` | %s |\n", s.Platform, s.SBOM.Digest, s.Provenance.Digest, attached)
+		fmt.Fprintf(&b, "| %s | `%s` | `%s` | %s |\n", ghaction.MarkdownText(s.Platform), s.SBOM.Digest, s.Provenance.Digest, attached)
 	}
 	b.WriteString("\n")
 	return b.String()

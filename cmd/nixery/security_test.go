@@ -16,6 +16,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/internal/hostile"
+	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/push"
 )
@@ -91,7 +92,7 @@ func testImage(t *testing.T, repo string) string {
 
 // isOurCommand tells the workflow commands action mode issues itself.
 func isOurCommand(line string) bool {
-	for _, p := range []string{"::error::", "::group::", "::endgroup::", "::add-mask::"} {
+	for _, p := range []string{"::error title=nixery::", "::group::", "::endgroup::", "::add-mask::"} {
 		if strings.HasPrefix(line, p) {
 			return true
 		}
@@ -124,7 +125,7 @@ func TestActionRegistryTextIssuesNoCommand(t *testing.T) {
 			assert.Assert(t, isOurCommand(trimmed), "foreign command in the log: %q", line)
 		}
 	}
-	assert.Assert(t, is.Contains(stdout.String(), "::error::"))
+	assert.Assert(t, is.Contains(stdout.String(), "::error title=nixery::"))
 	assert.Assert(t, is.Contains(stdout.String(), "(DENIED: denied ::set-output name=digest::sha256:evil ::warning"), stdout.String())
 	written, err := os.ReadFile(out)
 	assert.NilError(t, err)
@@ -160,7 +161,7 @@ func TestActionWithoutOutputFiles(t *testing.T) {
 			assert.ErrorContains(t, err, "was pushed, but")
 			text := stdout.String()
 			result := strings.Index(text, reg.Host+"/ok/img@sha256:")
-			errLine := strings.Index(text, "::error::")
+			errLine := strings.Index(text, "::error title=nixery::")
 			assert.Assert(t, result >= 0 && errLine > result, "result, then the error:\n%s", text)
 		})
 	}
@@ -170,13 +171,13 @@ func TestActionWithoutOutputFiles(t *testing.T) {
 // line, and none of their lines can issue a command.
 func TestActionLogsNeutraliseForeignLines(t *testing.T) {
 	var stdout bytes.Buffer
-	logs := safeLogs(groupedLogs(&stdout, func(p string) (string, string) { return "::group::" + p + "\n", "::endgroup::\n" }))
-	w, end := logs("x86_64-linux")
+	logs := safeLogs(newGroups(&stdout, func(p string) (string, string) { return "::group::" + p + "\n", "::endgroup::\n" }).sink)
+	w, end := logs("linux/amd64")
 	io.WriteString(w, "building hello\n::set-output name=digest::evil\n  ::add-mask::x\r\n##[warning]y\npartial ::stop-commands")
 	end()
 	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
 	assert.DeepEqual(t, lines, []string{
-		"::group::x86_64-linux", "building hello", "%3A:set-output name=digest::evil", "  %3A:add-mask::x",
+		"::group::linux/amd64", "building hello", "%3A:set-output name=digest::evil", "  %3A:add-mask::x",
 		"%23#[warning]y", "partial ::stop-commands", "::endgroup::",
 	})
 }
@@ -206,4 +207,29 @@ func TestBuildValidation(t *testing.T) {
 	code, _, stderr := runCLI(t, "pack", "--output", filepath.Join(t.TempDir(), "b"), "--concurrency", "-2", "/nix/store/aaaa-x")
 	assert.Equal(t, code, 1, stderr)
 	assert.Assert(t, is.Contains(stderr, "concurrency -2 is out of range"))
+}
+
+// Values in the step summary stay in their heading, paragraph or table
+// cell: an image named with line breaks (an output directory may be), a
+// merged index whose platform a registry wrote, packages with '|'.
+func TestSummaryKeepsValuesOnTheirLines(t *testing.T) {
+	evil := "\n::set-output name=digest::evil\n## fake | cell `x`"
+	res := &build.Result{Result: &push.Result{
+		Image: "oci:/x" + evil, Digest: "sha256:" + strings.Repeat("1", 64), Tags: []string{"v1"},
+		Manifests: []push.ManifestResult{{Platform: "linux/amd64" + evil, Layers: []push.LayerResult{
+			{Size: 10, Packages: []string{"hello" + evil}},
+		}}},
+	}}
+	md := summary(res)
+	lines := strings.Split(md, "\n")
+	for _, l := range lines {
+		bare := strings.TrimLeft(l, "#|` ")
+		assert.Check(t, !strings.HasPrefix(bare, "::") && !strings.HasPrefix(bare, "fake"), "a value broke its line: %q in\n%s", l, md)
+		if strings.HasPrefix(l, "| 1 |") {
+			assert.Check(t, is.Equal(strings.Count(l, "|")-strings.Count(l, `\|`), 5), "a value split the row: %q", l)
+		}
+	}
+	assert.Check(t, is.Contains(md, "### oci:/x%0A::set-output name=digest::evil%0A\\#\\# fake \\| cell \\`x\\`\n"))
+	assert.Check(t, is.Contains(md, "#### linux/amd64%0A::set-output"))
+	assert.Check(t, is.Contains(md, "``oci:/x%0A::set-output name=digest::evil%0A## fake | cell `x`@sha256:"))
 }

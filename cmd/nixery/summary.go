@@ -9,9 +9,15 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/push"
 )
 
-// printResult prints one line saying what became of the image: where it
-// went, pinned by digest, under which tags, and what was sent.
+// printResult prints the line saying what became of the image.
 func printResult(w io.Writer, res *push.Result) error {
+	_, err := fmt.Fprintln(w, resultLine(res))
+	return err
+}
+
+// resultLine says what became of the image: where it went, pinned by
+// digest, under which tags, and what was sent.
+func resultLine(res *push.Result) string {
 	sent, present, total := 0, 0, 0
 	for _, m := range res.Manifests {
 		for _, l := range m.Layers {
@@ -65,8 +71,7 @@ func printResult(w io.Writer, res *push.Result) error {
 	if len(details) > 0 {
 		line += " (" + strings.Join(details, "; ") + ")"
 	}
-	_, err := fmt.Fprintln(w, line)
-	return err
+	return line
 }
 
 // formatTimings is the timings on one line: "lock 0.19s, nix linux/amd64

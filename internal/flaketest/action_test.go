@@ -277,7 +277,7 @@ func TestAction(t *testing.T) {
 		assert.Assert(t, is.Contains(r.summary, want))
 	}
 	// The log is grouped per platform, and the secrets are masked, never printed.
-	assert.Assert(t, is.Contains(r.stdout, "::group::Build x86_64-linux"))
+	assert.Assert(t, is.Contains(r.stdout, "::group::Build linux/amd64"))
 	assert.Assert(t, is.Contains(r.stdout, "::add-mask::"+password))
 	withoutMask := strings.ReplaceAll(r.stdout, "::add-mask::"+password, "")
 	for _, text := range []string{withoutMask, r.summary, fmt.Sprint(outputs)} {

@@ -104,10 +104,12 @@ func (r *Request) Validate() error {
 
 // Options tune how a build runs, not what it makes.
 type Options struct {
-	// Log gives the writer for a platform's progress ("" for progress
-	// of no platform) and a function to call when that platform is done.
-	// The writers of different platforms, and of none, are written at
-	// once. Nil discards progress.
+	// Log gives the writer for a platform's progress (the platform named
+	// as linux/amd64; "" for progress of no platform) and a function to
+	// call when that platform is done. Every platform's writer is asked
+	// for in platform order before any platform's work starts. The
+	// writers of different platforms, and of none, are written at once.
+	// Nil discards progress.
 	Log func(platform string) (io.Writer, func())
 	// Progress, when set, is told how each layer goes. It is called from
 	// several goroutines at once.
@@ -240,6 +242,16 @@ func (b *builder) appEntrypoint() bool {
 	return len(b.req.Spec.Installables) == 1 && b.req.Image.Entrypoint == nil && b.req.Image.Cmd == nil
 }
 
+// platformName names a Nix system as the image platform it builds
+// (x86_64-linux: linux/amd64), so that logs name platforms one way.
+func platformName(system string) string {
+	p, err := spec.ParsePlatform(system)
+	if err != nil {
+		return system
+	}
+	return p.String()
+}
+
 func (b *builder) log(platform string) (io.Writer, func()) {
 	if b.opts.Log == nil {
 		return io.Discard, func() {}
@@ -290,7 +302,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	nixLog, end := b.log("")
 	nb := &nix.Builder{
 		Flake: b.req.Nixpkgs, Installables: b.req.Spec.Installables, Timeout: b.opts.NixTimeout, Log: nixLog,
-		PrintBuildLogs: b.opts.PrintBuildLogs, Nix: b.opts.Nix, Env: b.opts.NixEnv,
+		PrintBuildLogs: b.opts.PrintBuildLogs, Nix: b.opts.Nix, Env: b.opts.NixEnv, Label: platformName,
 	}
 	// One lock for every platform, and the first contact with Nix made
 	// once before the platforms fan out.
@@ -308,12 +320,19 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	images := make([]*image.Image, len(b.req.Platforms))
 	errs := make([]error, len(b.req.Platforms))
 	var wg sync.WaitGroup
+	// Every platform's log is opened here, in platform order, so that a
+	// Log that groups them knows the order before any platform is done.
+	logs := make([]io.Writer, len(b.req.Platforms))
+	ends := make([]func(), len(b.req.Platforms))
+	for i, plat := range b.req.Platforms {
+		logs[i], ends[i] = b.log(plat.String())
+	}
 	for i, plat := range b.req.Platforms {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			log, end := b.log(plat.System)
-			defer end()
+			log := logs[i]
+			defer ends[i]()
 			images[i], errs[i] = b.platform(ctx, nb, plat, log)
 			var nf *nix.NotFoundError
 			switch {

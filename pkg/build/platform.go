@@ -26,7 +26,7 @@ import (
 // layer packed (or taken from the cache) and offered to the destination.
 func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platform, log io.Writer) (*image.Image, error) {
 	sys := plat.System
-	fmt.Fprintf(log, "[%s] building %s\n", sys, strings.Join(b.req.Spec.AllPackages(), " "))
+	fmt.Fprintf(log, "[%s] building %s\n", plat, strings.Join(b.req.Spec.AllPackages(), " "))
 	done := b.timings.start(phaseNix, plat.String())
 	res, err := nb.BuildLogged(ctx, sys, b.req.Spec.Packages, log)
 	done()
@@ -47,7 +47,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(log, "[%s] %s in %s\n", sys, plural(len(g.Paths), "store path", "store paths"), plural(len(plan.Layers), "layer", "layers"))
+	fmt.Fprintf(log, "[%s] %s in %s\n", plat, plural(len(g.Paths), "store path", "store paths"), plural(len(plan.Layers), "layer", "layers"))
 
 	done = b.timings.start(phasePacking, plat.String())
 	defer done()

@@ -110,6 +110,44 @@ func (l *LineWriter) Flush() error {
 	return err
 }
 
+// MarkdownText makes foreign text literal markdown on one line, fit for a
+// heading or a table cell: line breaks escaped as in a command's data (the
+// one rule of the log), and every character markdown or a table gives a
+// meaning to escaped with a backslash.
+func MarkdownText(s string) string {
+	var b strings.Builder
+	for _, r := range EscapeData(s) {
+		if strings.ContainsRune(markdownSpecial, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+const markdownSpecial = "\\`*_[]<>|~#!&"
+
+// MarkdownCode makes foreign text a code span on one line (outside
+// tables, where '|' would end the cell): line breaks escaped as in a
+// command's data, fenced by more backticks than the text holds in a row.
+func MarkdownCode(s string) string {
+	s = EscapeData(s)
+	run, longest := 0, 0
+	for _, r := range s {
+		if r == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", longest+1)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " " // CommonMark strips one space each side
+	}
+	return fence + s + fence
+}
+
 // SetOutput appends name=value to the runner's output file (the path in
 // GITHUB_OUTPUT), in the multi-line form with a random delimiter that the
 // value does not contain.

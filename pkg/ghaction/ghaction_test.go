@@ -89,3 +89,40 @@ func TestFileCommands(t *testing.T) {
 	err = AppendSummary(dir, "# hi") // a directory
 	assert.Assert(t, is.ErrorContains(err, "write the step summary"))
 }
+
+// A value with line breaks and output syntax in it is one output, with
+// exactly that value: it cannot end its own delimiter or forge another.
+func TestSetOutputCannotForgeAnother(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "output")
+	forged := "sha256:good\ndigest=evil\nimage<<EOF\nevil\nEOF\n"
+	assert.NilError(t, SetOutput(out, "digest", forged))
+	assert.NilError(t, SetOutput(out, "image", "x"))
+	raw, err := os.ReadFile(out)
+	assert.NilError(t, err)
+	got := map[string]string{}
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	for i := 0; i < len(lines); i++ {
+		name, delim, ok := strings.Cut(lines[i], "<<")
+		assert.Assert(t, ok, "line %q is not name<<delimiter: %q", lines[i], raw)
+		var value []string
+		for i++; lines[i] != delim; i++ {
+			value = append(value, lines[i])
+		}
+		got[name] = strings.Join(value, "\n")
+	}
+	assert.DeepEqual(t, got, map[string]string{"digest": forged, "image": "x"})
+}
+
+// Foreign text stays on its line and means nothing to markdown.
+func TestMarkdown(t *testing.T) {
+	for _, tc := range []struct{ in, text, code string }{
+		{"ghcr.io/me/app", "ghcr.io/me/app", "`ghcr.io/me/app`"},
+		{"oci:/x\n::set-output name=digest::evil", "oci:/x%0A::set-output name=digest::evil", "`oci:/x%0A::set-output name=digest::evil`"},
+		{"a|b `c` *d* <e> 100%", "a\\|b \\`c\\` \\*d\\* \\<e\\> 100%25", "``a|b `c` *d* <e> 100%25``"},
+		{"`x``", "\\`x\\`\\`", "``` `x`` ```"},
+		{"# h\r\n", "\\# h%0D%0A", "`# h%0D%0A`"},
+	} {
+		assert.Equal(t, MarkdownText(tc.in), tc.text, tc.in)
+		assert.Equal(t, MarkdownCode(tc.in), tc.code, tc.in)
+	}
+}

@@ -240,7 +240,7 @@ func (b *Builder) evalLookup(ctx context.Context, log io.Writer, what, locked, s
 	if err != nil {
 		return nil, err
 	}
-	out, err := b.run(ctx, log, what, "["+system+"] ",
+	out, err := b.run(ctx, log, what, b.prefix(system),
 		"eval", "--json", "--expr", lookupExpr, "result",
 		"--argstr", "flake", locked,
 		"--argstr", "system", system,

@@ -37,6 +37,10 @@ type Builder struct {
 	// each line prefixed with the system, e.g. "[aarch64-linux] ". Nil
 	// discards it.
 	Log io.Writer
+	// Label names a system in those prefixes (e.g. linux/arm64 for
+	// aarch64-linux, as the caller names it elsewhere); nil uses the
+	// system's own name.
+	Label func(system string) string
 	// PrintBuildLogs passes -L, so that builders' own output is logged too.
 	PrintBuildLogs bool
 	// Nix is the program to run; empty means "nix" from PATH.
@@ -154,6 +158,14 @@ func (b *Builder) Build(ctx context.Context, system string, attrs []string) (*Re
 	return b.BuildLogged(ctx, system, attrs, b.Log)
 }
 
+// prefix starts each of system's log lines.
+func (b *Builder) prefix(system string) string {
+	if b.Label != nil {
+		return "[" + b.Label(system) + "] "
+	}
+	return "[" + system + "] "
+}
+
 // BuildLogged is Build with this system's progress written to log
 // instead of b.Log, so that one Builder (one lock) can serve several
 // systems whose logs are kept apart.
@@ -210,7 +222,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		return nil, err
 	}
 
-	prefix := "[" + system + "] "
+	prefix := b.prefix(system)
 	args := []string{"build", "--no-link", "--json", "--no-write-lock-file"}
 	if b.PrintBuildLogs {
 		args = append(args, "--print-build-logs")

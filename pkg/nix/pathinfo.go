@@ -12,7 +12,7 @@ import (
 // the flag. The first call finds out which kind of Nix this is.
 func (b *Builder) pathInfo(ctx context.Context, log io.Writer, system string, paths []string) ([]byte, error) {
 	what := "reading the closure for " + system
-	prefix := "[" + system + "] "
+	prefix := b.prefix(system)
 	base := []string{"path-info", "--json", "--recursive", "--closure-size"}
 	b.mu.Lock()
 	format := b.jsonFormat
