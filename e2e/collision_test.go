@@ -39,7 +39,7 @@ func TestBuildCollisionWarning(t *testing.T) {
 	}
 	assert.Equal(t, len(warnings), 1, r.stderr)
 	w := warnings[0]
-	assert.Assert(t, strings.HasPrefix(w, "[x86_64-linux] warning: /bin/tool is provided by more than one package: kept alpha's /nix/store/"), w)
+	assert.Assert(t, strings.HasPrefix(w, "[linux/amd64] warning: /bin/tool is provided by more than one package: kept alpha's /nix/store/"), w)
 	assert.Assert(t, strings.Contains(w, "-alpha/bin/tool, dropped beta's /nix/store/"), w)
 	assert.Assert(t, strings.HasSuffix(w, "-beta/bin/tool (the earlier package wins: your own flake packages first, then nixpkgs packages by name)"), w)
 }

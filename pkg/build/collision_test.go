@@ -67,7 +67,7 @@ func TestBuildCollisionWarning(t *testing.T) {
 	assert.Assert(t, is.Len(warnings, 2), log.String())
 	for i, dropped := range []string{"alpha", "beta"} { // nixpkgs packages by name
 		w := warnings[i]
-		assert.Check(t, strings.HasPrefix(w, "[x86_64-linux] warning: /bin/tool is provided by more than one package: kept "+app+"'s /nix/store/"), w)
+		assert.Check(t, strings.HasPrefix(w, "[linux/amd64] warning: /bin/tool is provided by more than one package: kept "+app+"'s /nix/store/"), w)
 		assert.Check(t, is.Contains(w, "-app/bin/tool, dropped "+dropped+"'s /nix/store/"), w)
 		assert.Check(t, strings.HasSuffix(w, "-"+dropped+"/bin/tool (the earlier package wins: your own flake packages first, then nixpkgs packages by name)"), w)
 	}

@@ -65,7 +65,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	if err != nil {
 		return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
 	}
-	cc := customisationContent(res, b.req.User, log, sys)
+	cc := customisationContent(res, b.req.User, log, plat.String())
 	custom, err := b.layer(ctx, cc, b.reporter(plat.String(), n, n, 0))
 	if err != nil {
 		return nil, fmt.Errorf("pack the customisation layer of %s: %w", sys, err)
@@ -183,7 +183,7 @@ func pathsContent(key string, paths []string, size int64) content {
 // /etc/passwd, /etc/group and a home directory it owns. Each file two
 // packages provide is told on log, one line each, once however often the
 // layer is packed (a cache check packs it too).
-func customisationContent(res *nix.Result, u *account.User, log io.Writer, sys string) content {
+func customisationContent(res *nix.Result, u *account.User, log io.Writer, platform string) content {
 	c := archive.Customisation{}
 	pkgs := append([]nix.Package(nil), res.Packages...)
 	sort.SliceStable(pkgs, func(i, j int) bool { return pkgs[i].Installable != nil && pkgs[j].Installable == nil })
@@ -209,7 +209,7 @@ func customisationContent(res *nix.Result, u *account.User, log io.Writer, sys s
 		var warnings []string
 		c := c
 		c.OnCollision = func(name, kept, dropped string) {
-			warnings = append(warnings, collisionWarning(sys, name, kept, dropped, owners))
+			warnings = append(warnings, collisionWarning(platform, name, kept, dropped, owners))
 		}
 		blob, err := archive.PackCustomisation(w, c, o)
 		if err == nil {
@@ -230,13 +230,13 @@ const collisionRule = "the earlier package wins: your own flake packages first, 
 // collisionWarning is the line telling that two packages provide the
 // image path name: which package's file (the link target kept) went in,
 // which one's (dropped) did not, and why.
-func collisionWarning(sys, name, kept, dropped string, owners map[string]string) string {
+func collisionWarning(platform, name, kept, dropped string, owners map[string]string) string {
 	keptBy := "the directory other packages provide"
 	if o := ownerOf(kept, owners); o != "" {
 		keptBy = o + "'s " + kept
 	}
 	return fmt.Sprintf("[%s] warning: /%s is provided by more than one package: kept %s, dropped %s's %s (%s)",
-		sys, name, keptBy, ownerOf(dropped, owners), dropped, collisionRule)
+		platform, name, keptBy, ownerOf(dropped, owners), dropped, collisionRule)
 }
 
 // ownerOf names the package whose store path holds target, or "".
