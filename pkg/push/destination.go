@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -223,15 +224,23 @@ func (l *Layout) Offer(context.Context, v1.Layer) {}
 func (l *Layout) Close()                          {}
 
 // Write writes idx, then, into an OCI layout, the referrers refs beside
-// it; a docker archive has no place for them.
+// it; a docker archive has no place for them. A layout whose referrers
+// fail (or are interrupted) is left as it was before.
 func (l *Layout) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
+	if len(refs) == 0 || l.out.Kind != OCILayout {
+		return Write(ctx, l.out, idx, l.opts)
+	}
+	before, err := snapshotLayout(l.out.Path)
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", l.out, err)
+	}
 	res, err := Write(ctx, l.out, idx, l.opts)
-	if err != nil || len(refs) == 0 || l.out.Kind != OCILayout {
-		return res, err
+	if err != nil {
+		return nil, err
 	}
 	for _, subject := range refs.subjects() {
 		if err := l.AttachReferrers(ctx, v1.Descriptor{Digest: subject}, refs[subject]...); err != nil {
-			return nil, &AttachError{Subject: subject, Err: err}
+			return nil, errors.Join(&AttachError{Subject: subject, Err: err}, before.restore())
 		}
 	}
 	res.ReferrersAttached = true
@@ -250,6 +259,10 @@ func (Discard) Offer(context.Context, v1.Layer) {}
 func (Discard) Close()                          {}
 
 func (d Discard) Write(ctx context.Context, idx v1.ImageIndex, _ Attachments) (*Result, error) {
+	// Checking is the whole work here: an interrupted check is no result.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if d.Target != nil {
 		return WouldPush(*d.Target, idx)
 	}

@@ -3,6 +3,7 @@ package push
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/internal/ctxio"
 )
 
 // archiveManifest is the manifest.json of a docker archive, the format
@@ -23,13 +26,13 @@ type archiveManifest struct {
 }
 
 // writeDockerArchive writes the one image of idx to file. The archive is
-// written beside file and renamed into place, so a failed write leaves no
-// half archive; its bytes depend only on the image and names.
+// written beside file and renamed into place, so a failed or interrupted
+// write leaves no half archive; its bytes depend only on the image and names.
 //
 // go-containerregistry's tarball.Write would do, but it lists the tags of
 // an image in map order, so an archive with two tags would differ from
 // run to run.
-func writeDockerArchive(file string, idx v1.ImageIndex, o WriteOptions) (*Result, error) {
+func writeDockerArchive(ctx context.Context, file string, idx v1.ImageIndex, o WriteOptions) (*Result, error) {
 	manifests, images, err := describe(idx)
 	if err != nil {
 		return nil, err
@@ -53,7 +56,7 @@ func writeDockerArchive(file string, idx v1.ImageIndex, o WriteOptions) (*Result
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
-	if err := writeArchive(tmp, img, refs); err != nil {
+	if err := writeArchive(ctx, tmp, img, refs); err != nil {
 		tmp.Close()
 		return nil, err
 	}
@@ -71,7 +74,7 @@ func writeDockerArchive(file string, idx v1.ImageIndex, o WriteOptions) (*Result
 	return &Result{Digest: manifests[0].Digest, Tags: nonNil(dedupe(o.Tags)), Manifests: manifests}, nil
 }
 
-func writeArchive(w io.Writer, img v1.Image, refs []string) error {
+func writeArchive(ctx context.Context, w io.Writer, img v1.Image, refs []string) error {
 	tw := tar.NewWriter(w)
 	cfgName, err := img.ConfigName()
 	if err != nil {
@@ -82,7 +85,7 @@ func writeArchive(w io.Writer, img v1.Image, refs []string) error {
 		return err
 	}
 	m := archiveManifest{Config: cfgName.Hex + ".json", RepoTags: refs}
-	if err := addFile(tw, m.Config, int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
+	if err := addFile(ctx, tw, m.Config, int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
 		return err
 	}
 
@@ -103,7 +106,7 @@ func writeArchive(w io.Writer, img v1.Image, refs []string) error {
 			continue
 		}
 		seen[d] = true
-		if err := addLayer(tw, file, l); err != nil {
+		if err := addLayer(ctx, tw, file, l); err != nil {
 			return err
 		}
 	}
@@ -112,13 +115,13 @@ func writeArchive(w io.Writer, img v1.Image, refs []string) error {
 	if err != nil {
 		return err
 	}
-	if err := addFile(tw, "manifest.json", int64(len(raw)), bytes.NewReader(raw)); err != nil {
+	if err := addFile(ctx, tw, "manifest.json", int64(len(raw)), bytes.NewReader(raw)); err != nil {
 		return err
 	}
 	return tw.Close()
 }
 
-func addLayer(tw *tar.Writer, file string, l v1.Layer) error {
+func addLayer(ctx context.Context, tw *tar.Writer, file string, l v1.Layer) error {
 	size, err := l.Size()
 	if err != nil {
 		return err
@@ -128,10 +131,12 @@ func addLayer(tw *tar.Writer, file string, l v1.Layer) error {
 		return err
 	}
 	defer rc.Close()
-	return addFile(tw, file, size, rc)
+	return addFile(ctx, tw, file, size, rc)
 }
 
-func addFile(tw *tar.Writer, file string, size int64, r io.Reader) error {
+// addFile copies r into the archive as file; ctx stops a large layer
+// mid-way.
+func addFile(ctx context.Context, tw *tar.Writer, file string, size int64, r io.Reader) error {
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     file,
@@ -143,7 +148,10 @@ func addFile(tw *tar.Writer, file string, size int64, r io.Reader) error {
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	n, err := io.Copy(tw, r)
+	n, err := io.Copy(tw, ctxio.Reader(ctx, r))
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", file, err)
 	}

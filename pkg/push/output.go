@@ -1,10 +1,12 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+
+	"github.com/nixery-action/nixery-action/internal/ctxio"
 )
 
 // OutputKind is a kind of destination without a registry.
@@ -94,9 +98,9 @@ func Write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions) (
 	var err error
 	switch out.Kind {
 	case OCILayout:
-		res, err = writeLayout(out.Path, idx, o.Tags)
+		res, err = writeLayout(ctx, out.Path, idx, o.Tags)
 	case DockerArchive:
-		res, err = writeDockerArchive(out.Path, idx, o)
+		res, err = writeDockerArchive(ctx, out.Path, idx, o)
 	default:
 		return nil, fmt.Errorf("unknown output kind %q", out.Kind)
 	}
@@ -126,12 +130,24 @@ func CheckTags(tags []string) error {
 // refNameAnnotation names a descriptor in an OCI layout's index.json.
 const refNameAnnotation = "org.opencontainers.image.ref.name"
 
-func writeLayout(dir string, idx v1.ImageIndex, tags []string) (*Result, error) {
+// writeLayout writes idx into the layout in dir. A failed or interrupted
+// write leaves dir as it was: what it added is removed, index.json is put
+// back, and a layout it created is removed whole.
+func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, tags []string) (res *Result, err error) {
+	before, err := snapshotLayout(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, before.restore())
+		}
+	}()
 	lp, err := openLayout(dir)
 	if err != nil {
 		return nil, err
 	}
-	manifests, _, err := describe(idx)
+	manifests, images, err := describe(idx)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +164,11 @@ func writeLayout(dir string, idx v1.ImageIndex, tags []string) (*Result, error) 
 		return nil, err
 	}
 
+	// The layers go first, where a signal can stop them; the layout
+	// package then finds them there and writes only the small blobs.
+	if err := writeLayers(ctx, dir, images); err != nil {
+		return nil, err
+	}
 	if err := lp.WriteIndex(idx); err != nil {
 		return nil, err
 	}
@@ -290,4 +311,146 @@ func archiveRefs(repository string, tags []string) ([]string, error) {
 		refs = append(refs, ref)
 	}
 	return refs, nil
+}
+
+// writeLayers writes the layer blobs of images into the layout in dir that
+// it does not hold yet, each to a temporary file renamed into place; ctx
+// stops a large one mid-way.
+func writeLayers(ctx context.Context, dir string, images []v1.Image) error {
+	for _, img := range images {
+		layers, err := img.Layers()
+		if err != nil {
+			return err
+		}
+		for _, l := range layers {
+			if err := writeLayer(ctx, dir, l); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeLayer(ctx context.Context, dir string, l v1.Layer) error {
+	d, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return err
+	}
+	file := blobPath(dir, d.String())
+	if info, err := os.Stat(file); err == nil && info.Mode().IsRegular() && info.Size() == size {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-"+d.Hex[:12]+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, ctxio.Reader(ctx, rc))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("write layer %s: %w", d, err)
+	case n != size:
+		return fmt.Errorf("write layer %s: %d bytes, want %d", d, n, size)
+	}
+	return os.Rename(tmp.Name(), file)
+}
+
+// layoutSnapshot is what a layout directory held before a write, so that
+// a write that fails or is interrupted can leave it as it was.
+type layoutSnapshot struct {
+	dir     string
+	existed bool
+	modes   map[string]fs.FileMode // every file and directory under dir
+	files   map[string][]byte      // the top files a write rewrites
+}
+
+// rewritten are the files of a layout that a write changes in place.
+var rewritten = []string{"index.json", "oci-layout"}
+
+func snapshotLayout(dir string) (*layoutSnapshot, error) {
+	s := &layoutSnapshot{dir: dir, modes: map[string]fs.FileMode{}, files: map[string][]byte{}}
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	s.existed = true
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		s.modes[p] = info.Mode()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range rewritten {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err == nil {
+			s.files[name] = b
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// restore removes what was added to the layout since the snapshot and puts
+// back the files and modes it changed; a directory that was not there is
+// removed whole.
+func (s *layoutSnapshot) restore() error {
+	if !s.existed {
+		return os.RemoveAll(s.dir)
+	}
+	var added []string
+	var errs []error
+	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode, ok := s.modes[p]
+		switch {
+		case !ok:
+			added = append(added, p)
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		case d.Type().IsRegular() || d.IsDir():
+			if info, err := d.Info(); err == nil && info.Mode().Perm() != mode.Perm() {
+				errs = append(errs, os.Chmod(p, mode.Perm()))
+			}
+		}
+		return nil
+	})
+	errs = append(errs, err)
+	for _, p := range added {
+		errs = append(errs, os.RemoveAll(p))
+	}
+	for name, old := range s.files {
+		p := filepath.Join(s.dir, name)
+		if now, err := os.ReadFile(p); err != nil || !bytes.Equal(now, old) {
+			errs = append(errs, os.WriteFile(p, old, s.modes[p].Perm()))
+		}
+	}
+	return errors.Join(errs...)
 }
