@@ -2,12 +2,14 @@ package push
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/pkg/image"
@@ -99,4 +101,37 @@ func TestWriteDockerArchiveInterrupted(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	assert.NilError(t, err)
 	assert.Equal(t, len(entries), 0, "left behind: %v", entries)
+}
+
+// cancellingImage cancels a context once its manifest is read, as a
+// signal while a referrer is written would.
+type cancellingImage struct {
+	v1.Image
+	cancel context.CancelFunc
+}
+
+func (c cancellingImage) RawManifest() ([]byte, error) {
+	c.cancel()
+	return c.Image.RawManifest()
+}
+
+// A layout whose referrers are interrupted, after its index was written,
+// is put back as it was too: no image without its documents.
+func TestLayoutReferrersInterrupted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "image")
+	_, err := Write(context.Background(), Output{Kind: OCILayout, Path: dir}, testIndex(t, "before", amd64), WriteOptions{Tags: []string{"v1"}})
+	assert.NilError(t, err)
+	files, perms := tree(t, dir), modes(t, dir)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	idx := testIndex(t, "after", amd64)
+	subject, imgs, _ := referrers(t, idx)
+	refs := Attachments{subject.Digest: {cancellingImage{imgs[0], cancel}, imgs[1]}}
+	_, err = NewLayout(Output{Kind: OCILayout, Path: dir}, WriteOptions{Tags: []string{"v1"}}).Write(ctx, idx, refs)
+	assert.ErrorIs(t, err, context.Canceled)
+	var aerr *AttachError
+	assert.Assert(t, errors.As(err, &aerr), "%v", err)
+	assert.DeepEqual(t, tree(t, dir), files)
+	assert.DeepEqual(t, modes(t, dir), perms)
 }
