@@ -40,7 +40,10 @@ func init() {
 				if err != nil {
 					return err
 				}
-				blob, err := packToFile(*output, args, archive.Options{Level: *level, Concurrency: *concurrency, ModTime: packTime(created)})
+				// A signal stops packing, and the temporary file goes.
+				ctx, stop := interruptContext()
+				defer stop()
+				blob, err := packToFile(*output, args, archive.Options{Level: *level, Concurrency: *concurrency, ModTime: packTime(created), Context: ctx})
 				if err != nil {
 					return err
 				}

@@ -9,6 +9,7 @@ package archive
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -55,6 +56,10 @@ type Options struct {
 	// Progress, when set, is told how many uncompressed bytes were just
 	// written, as packing goes (for progress displays).
 	Progress func(n int)
+	// Context, when set, stops packing once it is done: between entries
+	// and within a file, a read buffer at a time. Packing then fails
+	// with its error.
+	Context context.Context
 }
 
 // MaxConcurrency bounds Options.Concurrency: more blocks in flight than
@@ -98,6 +103,7 @@ type packer struct {
 	digest  hash.Hash
 	counter countingWriter
 	modTime time.Time
+	ctx     context.Context
 }
 
 func newPacker(w io.Writer, o Options) (*packer, error) {
@@ -121,7 +127,10 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	// faster on 2 cores, and up to 14% slower under load from elsewhere
 	// (BenchmarkPackPaths/concurrency=2 and 3); it also holds more memory.
 	blocks := max(inFlight-1, 1)
-	p := &packer{digest: sha256.New(), modTime: modTime}
+	p := &packer{digest: sha256.New(), modTime: modTime, ctx: o.Context}
+	if p.ctx == nil {
+		p.ctx = context.Background()
+	}
 	p.counter.w = io.MultiWriter(p.digest, w)
 	var progress io.Writer = io.Discard
 	if o.Progress != nil {

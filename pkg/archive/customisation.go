@@ -218,6 +218,9 @@ func (p *packer) writeFarm(dir *farmNode, prefix string) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if err := p.ctx.Err(); err != nil {
+			return err
+		}
 		child := dir.children[n]
 		name := prefix + n
 		if child.target != "" {

@@ -3,7 +3,6 @@ package archive
 import (
 	"archive/tar"
 	"fmt"
-	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"io"
 	"io/fs"
 	"os"
@@ -11,6 +10,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/nixery-action/nixery-action/internal/ctxio"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // Modes, as Nix stores them: the store is read-only, and only whether a
@@ -72,6 +74,9 @@ func (p *packer) addTree(root, name string) error {
 }
 
 func (p *packer) addEntry(path, name string, d fs.DirEntry) error {
+	if err := p.ctx.Err(); err != nil {
+		return err
+	}
 	switch t := d.Type(); {
 	case t.IsDir():
 		return p.dirs(name + "/")
@@ -118,11 +123,15 @@ func (p *packer) addFile(path, name string) error {
 		return err
 	}
 	// Large reads keep the per-call cost of hashing and pgzip low; hiding
-	// WriterTo makes io.CopyBuffer use the buffer.
+	// WriterTo makes io.CopyBuffer use the buffer. The context is checked
+	// before each read, so a signal stops a large file within one buffer.
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
-	n, err := io.CopyBuffer(p.tw, struct{ io.Reader }{f}, *buf)
+	n, err := io.CopyBuffer(p.tw, ctxio.Reader(p.ctx, f), *buf)
 	if err != nil {
+		if p.ctx.Err() != nil {
+			return err
+		}
 		if err == tar.ErrWriteTooLong {
 			return fmt.Errorf("%s grew while it was packed", path)
 		}

@@ -34,6 +34,9 @@ func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Laye
 	reused := false
 	l, err := b.blobs.get(cacheKey, func() (image.Layer, error) {
 		l, ok := b.fromCache(ctx, cacheKey, c)
+		if err := ctx.Err(); err != nil {
+			return image.Layer{}, err // interrupted, not a cache miss
+		}
 		if ok {
 			b.reused.Add(1)
 			reused = true
@@ -103,7 +106,11 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.L
 	defer done()
 	o := b.req.Pack
 	o.Uncompressed = true
+	o.Context = ctx
 	local, err := c.pack(io.Discard, o)
+	if ctx.Err() != nil {
+		return image.Layer{}, false // interrupted: the caller says so
+	}
 	if err != nil || local.Digest != cached.DiffID.String() {
 		b.note("cache: the layer %s in %s does not hold what its key says (diffID %s, the store paths give %s); packing it", cached.Digest, cached.Repo, cached.DiffID, local.Digest)
 		return image.Layer{}, false
@@ -121,7 +128,9 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.L
 		}
 	}
 	if err != nil {
-		b.note("cache: %v; packing it", err)
+		if ctx.Err() == nil {
+			b.note("cache: %v; packing it", err)
+		}
 		return image.Layer{}, false
 	}
 	return l, true
@@ -151,6 +160,8 @@ func (b *builder) fetch(ctx context.Context, cached push.CachedLayer) (image.Lay
 	limit := fetchTime(cached.Size)
 	stop := time.AfterFunc(limit, func() { rc.Close() })
 	defer stop.Stop()
+	// A signal ends the read the same way.
+	defer context.AfterFunc(ctx, func() { rc.Close() })()
 	f, err := os.CreateTemp(b.dir, "cached-")
 	if err != nil {
 		return image.Layer{}, err
@@ -172,6 +183,8 @@ func (b *builder) fetch(ctx context.Context, cached push.CachedLayer) (image.Lay
 	pw.Close()
 	zerr := <-unzipped
 	switch {
+	case ctx.Err() != nil:
+		return image.Layer{}, ctx.Err()
 	case err != nil && !stop.Stop():
 		return image.Layer{}, fmt.Errorf("read layer %s from %s: gave up after %s", cached.Digest, cached.Repo, limit)
 	case err != nil:
@@ -228,6 +241,7 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 	}
 	o := b.req.Pack
 	o.Progress = progress
+	o.Context = ctx
 	blob, err := c.pack(w, o)
 	if err != nil {
 		return image.Layer{}, err

@@ -244,6 +244,10 @@ func (Discard) Offer(context.Context, v1.Layer) {}
 func (Discard) Close()                          {}
 
 func (d Discard) Write(ctx context.Context, idx v1.ImageIndex, _ Attachments) (*Result, error) {
+	// Checking is the whole work here: an interrupted check is no result.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if d.Target != nil {
 		return WouldPush(*d.Target, idx)
 	}

@@ -3,6 +3,7 @@ package push
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/nixery-action/nixery-action/internal/ctxio"
 	"github.com/nixery-action/nixery-action/pkg/outfile"
 )
 
@@ -30,7 +32,7 @@ type archiveManifest struct {
 // go-containerregistry's tarball.Write would do, but it lists the tags of
 // an image in map order, so an archive with two tags would differ from
 // run to run.
-func writeDockerArchive(file string, idx v1.ImageIndex, o WriteOptions) (*Result, error) {
+func writeDockerArchive(ctx context.Context, file string, idx v1.ImageIndex, o WriteOptions) (*Result, error) {
 	manifests, images, err := describe(idx)
 	if err != nil {
 		return nil, err
@@ -54,7 +56,7 @@ func writeDockerArchive(file string, idx v1.ImageIndex, o WriteOptions) (*Result
 		return nil, err
 	}
 	defer f.Abort()
-	if err := writeArchive(f, img, refs); err != nil {
+	if err := writeArchive(ctx, f, img, refs); err != nil {
 		return nil, err
 	}
 	if err := f.Commit(); err != nil {
@@ -65,7 +67,7 @@ func writeDockerArchive(file string, idx v1.ImageIndex, o WriteOptions) (*Result
 	return &Result{Digest: manifests[0].Digest, Tags: nonNil(dedupe(o.Tags)), Manifests: manifests}, nil
 }
 
-func writeArchive(w io.Writer, img v1.Image, refs []string) error {
+func writeArchive(ctx context.Context, w io.Writer, img v1.Image, refs []string) error {
 	tw := tar.NewWriter(w)
 	cfgName, err := img.ConfigName()
 	if err != nil {
@@ -76,7 +78,7 @@ func writeArchive(w io.Writer, img v1.Image, refs []string) error {
 		return err
 	}
 	m := archiveManifest{Config: cfgName.Hex + ".json", RepoTags: refs}
-	if err := addFile(tw, m.Config, int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
+	if err := addFile(ctx, tw, m.Config, int64(len(cfg)), bytes.NewReader(cfg)); err != nil {
 		return err
 	}
 
@@ -97,7 +99,7 @@ func writeArchive(w io.Writer, img v1.Image, refs []string) error {
 			continue
 		}
 		seen[d] = true
-		if err := addLayer(tw, file, l); err != nil {
+		if err := addLayer(ctx, tw, file, l); err != nil {
 			return err
 		}
 	}
@@ -106,13 +108,13 @@ func writeArchive(w io.Writer, img v1.Image, refs []string) error {
 	if err != nil {
 		return err
 	}
-	if err := addFile(tw, "manifest.json", int64(len(raw)), bytes.NewReader(raw)); err != nil {
+	if err := addFile(ctx, tw, "manifest.json", int64(len(raw)), bytes.NewReader(raw)); err != nil {
 		return err
 	}
 	return tw.Close()
 }
 
-func addLayer(tw *tar.Writer, file string, l v1.Layer) error {
+func addLayer(ctx context.Context, tw *tar.Writer, file string, l v1.Layer) error {
 	size, err := l.Size()
 	if err != nil {
 		return err
@@ -122,10 +124,12 @@ func addLayer(tw *tar.Writer, file string, l v1.Layer) error {
 		return err
 	}
 	defer rc.Close()
-	return addFile(tw, file, size, rc)
+	return addFile(ctx, tw, file, size, rc)
 }
 
-func addFile(tw *tar.Writer, file string, size int64, r io.Reader) error {
+// addFile copies r into the archive as file; ctx stops a large layer
+// mid-way.
+func addFile(ctx context.Context, tw *tar.Writer, file string, size int64, r io.Reader) error {
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     file,
@@ -137,7 +141,10 @@ func addFile(tw *tar.Writer, file string, size int64, r io.Reader) error {
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	n, err := io.Copy(tw, r)
+	n, err := io.Copy(tw, ctxio.Reader(ctx, r))
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", file, err)
 	}

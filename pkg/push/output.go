@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
+	"github.com/nixery-action/nixery-action/internal/ctxio"
 	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
 
@@ -101,9 +102,9 @@ func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, r
 	var err error
 	switch out.Kind {
 	case OCILayout:
-		res, err = writeLayout(out.Path, idx, o.Tags, refs)
+		res, err = writeLayout(ctx, out.Path, idx, o.Tags, refs)
 	case DockerArchive:
-		res, err = writeDockerArchive(out.Path, idx, o)
+		res, err = writeDockerArchive(ctx, out.Path, idx, o)
 	default:
 		return nil, fmt.Errorf("unknown output kind %q", out.Kind)
 	}
@@ -150,7 +151,7 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 // artifact types, where clients of layouts look for them). Entries keep
 // their places, so writing the same thing again leaves index.json as it
 // was.
-func writeLayout(dir string, idx v1.ImageIndex, tags []string, refs Attachments) (res *Result, err error) {
+func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, tags []string, refs Attachments) (res *Result, err error) {
 	w, err := openLayoutWriter(dir)
 	if err != nil {
 		return nil, err
@@ -161,7 +162,7 @@ func writeLayout(dir string, idx v1.ImageIndex, tags []string, refs Attachments)
 			w.abort()
 		}
 	}()
-	manifests, _, err := describe(idx)
+	manifests, images, err := describe(idx)
 	if err != nil {
 		return nil, err
 	}
@@ -177,8 +178,16 @@ func writeLayout(dir string, idx v1.ImageIndex, tags []string, refs Attachments)
 	if err != nil {
 		return nil, err
 	}
+	// The layers go first, where a signal can stop them; the layout
+	// package then finds them there and writes only the small blobs.
+	if err := writeLayers(ctx, dir, images); err != nil {
+		return nil, err
+	}
 	lp := w.path()
 	if err := writeIndexBlobs(lp, idx); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	im, err := w.index()
@@ -308,4 +317,60 @@ func archiveRefs(repository string, tags []string) ([]string, error) {
 		refs = append(refs, ref)
 	}
 	return refs, nil
+}
+
+// writeLayers writes the layer blobs of images into the layout in dir that
+// it does not hold yet, each to a temporary file renamed into place; ctx
+// stops a large one mid-way.
+func writeLayers(ctx context.Context, dir string, images []v1.Image) error {
+	for _, img := range images {
+		layers, err := img.Layers()
+		if err != nil {
+			return err
+		}
+		for _, l := range layers {
+			if err := writeLayer(ctx, dir, l); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeLayer(ctx context.Context, dir string, l v1.Layer) error {
+	d, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return err
+	}
+	file := blobPath(dir, d.String())
+	if info, err := os.Stat(file); err == nil && info.Mode().IsRegular() && info.Size() == size {
+		return nil
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-"+d.Hex[:12]+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, ctxio.Reader(ctx, rc))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("write layer %s: %w", d, err)
+	case n != size:
+		return fmt.Errorf("write layer %s: %d bytes, want %d", d, n, size)
+	}
+	return os.Rename(tmp.Name(), file)
 }
