@@ -332,7 +332,7 @@ func TestSignalsStopEveryPhase(t *testing.T) {
 			args: func(_, _, out string) []string {
 				return []string{"pack", "--level", "9", "--output", filepath.Join(out, "layer.tar.gz"), storePath}
 			},
-			ready: func(_, out string, _ int) bool { return grown(filepath.Join(out, ".pack-*"), 8<<20)() },
+			ready: func(_, out string, _ int) bool { return grown(filepath.Join(out, ".layer.tar.gz.*"), 8<<20)() },
 			check: outEmpty,
 		},
 		{

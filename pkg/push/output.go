@@ -199,8 +199,12 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, tags []stri
 	}
 	for _, subject := range refs.subjects() {
 		for _, r := range refs[subject] {
-			if err := lp.WriteImage(r); err != nil {
-				return nil, err
+			err := lp.WriteImage(r)
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				return nil, &AttachError{Subject: subject, Err: err}
 			}
 			desc, err := sbom.LayoutDescriptor(r)
 			if err != nil {
