@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -93,18 +94,22 @@ func printStrategies(w io.Writer) error {
 // planFile reads a closure graph (- for stdin) and popularity data, and
 // plans the layers.
 func planFile(closure string, roots []string, popFile string, opts layers.Options) (*layers.Plan, error) {
-	var data []byte
-	var err error
+	in := os.Stdin
 	if closure == "-" {
-		data, err = io.ReadAll(os.Stdin)
 		closure = "stdin"
 	} else {
-		data, err = os.ReadFile(closure)
+		f, err := os.Open(closure)
+		if err != nil {
+			return nil, fmt.Errorf("read the closure graph: %w", err)
+		}
+		defer f.Close()
+		in = f
 	}
-	if err != nil {
+	g, err := layers.ReadGraph(in)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return nil, fmt.Errorf("read the closure graph: %w", err)
 	}
-	g, err := layers.ParseGraph(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", closure, err)
 	}
