@@ -56,24 +56,38 @@ func (l *reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// chunk is the size ReadAll reads in: the pieces are joined once at the
-// end, so a stream that goes past the bound never holds more than the
-// bound plus a chunk.
-const chunk = 4 << 20
+// ReadAll reads in pieces that double from firstChunk to chunk bytes and
+// are joined once at the end, so that small input costs little and a
+// stream that goes past the bound never holds more than the bound plus a
+// chunk.
+const (
+	firstChunk = 4 << 10
+	chunk      = 4 << 20
+)
+
+// CheckSize fails with *Error when r is a regular file larger than
+// bound, so that it need not be read to find out.
+func CheckSize(r io.Reader, bound int64) error {
+	if f, ok := r.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > bound {
+			return &Error{Bound: bound}
+		}
+	}
+	return nil
+}
 
 // ReadAll reads all of r, failing with *Error when it holds more than
 // bound bytes. A regular file's size is checked before reading.
 func ReadAll(r io.Reader, bound int64) ([]byte, error) {
-	if f, ok := r.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > bound {
-			return nil, &Error{Bound: bound}
-		}
+	if err := CheckSize(r, bound); err != nil {
+		return nil, err
 	}
 	lr := Reader(r, bound)
 	var pieces [][]byte
-	total := 0
+	total, size := 0, firstChunk
 	for {
-		buf := make([]byte, chunk)
+		buf := make([]byte, size)
+		size = min(2*size, chunk)
 		n, err := io.ReadFull(lr, buf)
 		pieces = append(pieces, buf[:n])
 		total += n

@@ -54,6 +54,10 @@ var errClosureTooLarge = fmt.Errorf("closure graph: larger than %s, the bound on
 // device such as /dev/zero) fails at once, longer input at the bound. An
 // error reading r is returned as it is.
 func ReadGraph(r io.Reader) (*Graph, error) {
+	var le *limit.Error
+	if err := limit.CheckSize(r, MaxClosureBytes); errors.As(err, &le) {
+		return nil, errClosureTooLarge
+	}
 	br := bufio.NewReader(r)
 	for {
 		b, err := br.ReadByte()
@@ -72,7 +76,6 @@ func ReadGraph(r io.Reader) (*Graph, error) {
 		}
 	}
 	data, err := limit.ReadAll(br, MaxClosureBytes)
-	var le *limit.Error
 	if errors.As(err, &le) {
 		return nil, errClosureTooLarge
 	}
