@@ -89,3 +89,9 @@ func TestFileCommands(t *testing.T) {
 	err = AppendSummary(dir, "# hi") // a directory
 	assert.Assert(t, is.ErrorContains(err, "write the step summary"))
 }
+
+func TestCheckInput(t *testing.T) {
+	assert.NilError(t, CheckInput("packages", strings.Repeat("x", MaxInputBytes)))
+	assert.Error(t, CheckInput("packages", strings.Repeat("x", MaxInputBytes+1)),
+		"input packages is 65537 bytes, more than the 64 KiB an input may hold (MaxInputBytes): shorten it")
+}
