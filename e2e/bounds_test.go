@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"gotest.tools/v3/assert"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
 )
 
 // measured is a finished run of nixery with what it cost.
@@ -24,10 +27,15 @@ type measured struct {
 	maxRSS  int64 // bytes, the peak resident set size
 }
 
-// runMeasured runs nixery and records its peak memory and time.
+// runMeasured runs nixery under GNU time, which reports the peak memory of
+// nixery alone (a child's rusage from os/exec would include this test
+// process's: Go starts children with vfork, and Linux keeps the peak
+// across exec).
 func runMeasured(t *testing.T, args ...string) measured {
 	t.Helper()
-	cmd := exec.Command(nixery, args...)
+	testenv.Require(t, "time")
+	report := filepath.Join(t.TempDir(), "time")
+	cmd := exec.Command("time", append([]string{"-f", "%M", "-o", report, nixery}, args...)...)
 	cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -40,9 +48,14 @@ func runMeasured(t *testing.T, args ...string) measured {
 	} else if err != nil {
 		t.Fatalf("running nixery: %v", err)
 	}
-	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10 // KiB on Linux
-	m := measured{result{stdout.String(), stderr.String(), code}, elapsed, rss}
-	t.Logf("nixery %s: %.1f s, peak %d MiB", strings.Join(args, " "), elapsed.Seconds(), rss>>20)
+	text, err := os.ReadFile(report)
+	assert.NilError(t, err)
+	// The last line; a failing command's status comes before it.
+	lines := strings.Split(strings.TrimSpace(string(text)), "\n")
+	kib, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	assert.NilError(t, err, "GNU time's report: %q", text)
+	m := measured{result{stdout.String(), stderr.String(), code}, elapsed, kib << 10}
+	t.Logf("nixery %s: %.1f s, peak %d MiB", strings.Join(args, " "), elapsed.Seconds(), m.maxRSS>>20)
 	return m
 }
 

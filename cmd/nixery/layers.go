@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 )
@@ -25,10 +26,10 @@ func init() {
 		summary: "plan the layers of a closure (nix path-info --json --recursive --closure-size)",
 		usage:   "--closure FILE [--root PATH]... [--popularity FILE] [--budget N] [--strategy NAME]",
 		setup: func(fs *flag.FlagSet) func([]string) error {
-			closure := fs.String("closure", "", "closure graph `FILE` from nix path-info --json --recursive --closure-size; - reads stdin")
+			closure := fs.String("closure", "", fmt.Sprintf("closure graph `FILE` from nix path-info --json --recursive --closure-size, at most %s and %d paths; - reads stdin", limit.Size(layers.MaxClosureBytes), layers.MaxClosurePaths))
 			var roots listFlag
 			fs.Var(&roots, "root", "a requested store `PATH` (repeat); default: the paths nothing else references")
-			pop := fs.String("popularity", "", "popularity data `FILE` (Nixery's format)")
+			pop := fs.String("popularity", "", "popularity data `FILE` (Nixery's format, at most "+limit.Size(popularity.MaxBytes)+")")
 			budget := fs.Int("budget", layers.DefaultBudget, fmt.Sprintf("most layers, 1 to %d", layers.MaxBudget))
 			strategy := fs.String("strategy", "", "layering strategy: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
 			return func(args []string) error {
