@@ -7,7 +7,7 @@
 # settings through NIX_CONFIG (scripts/nix-config.sh).
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs)
+packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time)
 # Debian's Nix is ours to configure; a Nix installed another way
 # (install-nix-action on GitHub runners) is kept, first on PATH, with its
 # configuration. Debian's nix-bin is installed either way (without the

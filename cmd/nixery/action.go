@@ -129,7 +129,11 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 	defer groups.finish()
 	logs := safeLogs(groups.sink)
 
-	if digests := gh.GetInput("merge-digests"); digests != "" {
+	digests, err := input(gh, "merge-digests")
+	if err != nil {
+		return nil, err
+	}
+	if digests != "" {
 		f := &mergeFlags{tags: listFlag{commas: true}}
 		fs := flag.NewFlagSet("merge", flag.ContinueOnError)
 		f.register(fs)
@@ -146,7 +150,10 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 	if err := setFromInputs(gh, fs); err != nil {
 		return nil, err
 	}
-	packages := gh.GetInput("packages")
+	packages, err := input(gh, "packages")
+	if err != nil {
+		return nil, err
+	}
 	if packages == "" {
 		return nil, fmt.Errorf("the packages input is empty: name the nixpkgs packages to put in the image, e.g. packages: hello git")
 	}
@@ -164,13 +171,24 @@ func setFromInputs(gh *githubactions.Action, fs *flag.FlagSet) error {
 		if err != nil || fl.Name == "json" {
 			return
 		}
-		if v := gh.GetInput(fl.Name); v != "" {
+		v, inErr := input(gh, fl.Name)
+		if inErr != nil {
+			err = inErr
+			return
+		}
+		if v != "" {
 			if setErr := fs.Set(fl.Name, v); setErr != nil {
 				err = fmt.Errorf("input %s: %v", fl.Name, setErr)
 			}
 		}
 	})
 	return err
+}
+
+// input reads an input, at most ghaction.MaxInputBytes long.
+func input(gh *githubactions.Action, name string) (string, error) {
+	v := gh.GetInput(name)
+	return v, ghaction.CheckInput(name, v)
 }
 
 // imageRef is the pushed image pinned by digest.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/build"
@@ -89,7 +90,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
 	fs.IntVar(&f.budget, "layer-budget", layers.DefaultBudget, fmt.Sprintf("most layers (`N`) for the packages' store paths, 1 to %d", layers.MaxBudget))
 	fs.StringVar(&f.strategy, "strategy", "", "layering strategy `NAME`: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
-	fs.StringVar(&f.popularity, "popularity", "", "popularity data `FILE` (Nixery's format) for the layering strategy")
+	fs.StringVar(&f.popularity, "popularity", "", "popularity data `FILE` (Nixery's format, at most "+limit.Size(popularity.MaxBytes)+") for the layering strategy")
 	fs.BoolVar(&f.noDefaults, "no-default-packages", false, "do not add cacert and iana-etc")
 	fs.IntVar(&f.level, "level", 0, "gzip `LEVEL` of the layers, 1 (fastest) to 9 (default "+fmt.Sprint(archive.DefaultLevel)+")")
 	fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "`N` concurrent uploads")

@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
+	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 )
@@ -24,10 +26,10 @@ func init() {
 		summary: "plan the layers of a closure (nix path-info --json --recursive --closure-size)",
 		usage:   "--closure FILE [--root PATH]... [--popularity FILE] [--budget N] [--strategy NAME]",
 		setup: func(fs *flag.FlagSet) func([]string) error {
-			closure := fs.String("closure", "", "closure graph `FILE` from nix path-info --json --recursive --closure-size; - reads stdin")
+			closure := fs.String("closure", "", fmt.Sprintf("closure graph `FILE` from nix path-info --json --recursive --closure-size, at most %s and %d paths; - reads stdin", limit.Size(layers.MaxClosureBytes), layers.MaxClosurePaths))
 			var roots listFlag
 			fs.Var(&roots, "root", "a requested store `PATH` (repeat); default: the paths nothing else references")
-			pop := fs.String("popularity", "", "popularity data `FILE` (Nixery's format)")
+			pop := fs.String("popularity", "", "popularity data `FILE` (Nixery's format, at most "+limit.Size(popularity.MaxBytes)+")")
 			budget := fs.Int("budget", layers.DefaultBudget, fmt.Sprintf("most layers, 1 to %d", layers.MaxBudget))
 			strategy := fs.String("strategy", "", "layering strategy: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
 			return func(args []string) error {
@@ -93,18 +95,22 @@ func printStrategies(w io.Writer) error {
 // planFile reads a closure graph (- for stdin) and popularity data, and
 // plans the layers.
 func planFile(closure string, roots []string, popFile string, opts layers.Options) (*layers.Plan, error) {
-	var data []byte
-	var err error
+	in := os.Stdin
 	if closure == "-" {
-		data, err = io.ReadAll(os.Stdin)
 		closure = "stdin"
 	} else {
-		data, err = os.ReadFile(closure)
+		f, err := os.Open(closure)
+		if err != nil {
+			return nil, fmt.Errorf("read the closure graph: %w", err)
+		}
+		defer f.Close()
+		in = f
 	}
-	if err != nil {
+	g, err := layers.ReadGraph(in)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return nil, fmt.Errorf("read the closure graph: %w", err)
 	}
-	g, err := layers.ParseGraph(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", closure, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
@@ -15,14 +16,25 @@ func init() {
 	register(&command{
 		name:    "popcount",
 		summary: "compute popularity data from a binary cache (for --popularity)",
-		usage:   "[--cache URL] [--output FILE] (STORE-PATHS-FILE | STOREPATH...)",
+		usage:   "[--cache URL] [--output FILE] [--jobs N] [--timeout DURATION] (STORE-PATHS-FILE | STOREPATH...)",
+		help: fmt.Sprintf(`Bounds (exceeding one is an error naming it):
+  a store-paths file: at most %d paths and %s (after xz)
+  a narinfo: at most %s; its References must be store path base names
+    (HASH-NAME), or the cache is refused
+  the closure walked: at most %d paths
+  the whole run: --timeout`, popularity.MaxStorePaths, limit.Size(popularity.MaxStorePathsBytes),
+			limit.Size(popularity.MaxNarinfoBytes), popularity.MaxClosurePaths),
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			cache := fs.String("cache", "https://cache.nixos.org", "binary cache `URL` to read narinfos from: https://, http:// or file://")
 			output := fs.String("output", "", "write the data to `FILE` instead of stdout")
 			jobs := fs.Int("jobs", 16, "`N` narinfos fetched at once")
+			timeout := fs.Duration("timeout", popularity.DefaultTimeout, "give up after `DURATION` in all")
 			return func(args []string) error {
 				if len(args) == 0 {
 					return usagef("name a store-paths file (plain or .xz; - for stdin) or store paths")
+				}
+				if *timeout <= 0 {
+					return usagef("--timeout %s: give a positive duration such as 30m", *timeout)
 				}
 				paths, err := popcountInput(args)
 				if err != nil {
@@ -30,7 +42,7 @@ func init() {
 				}
 				ctx, stop := interruptContext()
 				defer stop()
-				data, err := (&popularity.Popcount{Cache: *cache, Jobs: *jobs}).Run(ctx, paths)
+				data, err := (&popularity.Popcount{Cache: *cache, Jobs: *jobs, Timeout: *timeout}).Run(ctx, paths)
 				if err != nil {
 					return err
 				}

@@ -18,6 +18,20 @@ import (
 	"sync"
 )
 
+// MaxInputBytes bounds one input of the action. A packages input of a
+// thousand names is some 20 KiB; Linux itself refuses an environment
+// variable (which is how the runner passes inputs) over 128 KiB.
+const MaxInputBytes = 64 << 10
+
+// CheckInput fails when an input's value is longer than MaxInputBytes,
+// naming the input.
+func CheckInput(name, value string) error {
+	if len(value) > MaxInputBytes {
+		return fmt.Errorf("input %s is %d bytes, more than the %d KiB an input may hold (MaxInputBytes): shorten it", name, len(value), MaxInputBytes>>10)
+	}
+	return nil
+}
+
 // EscapeData escapes a command's message as @actions/core does: the
 // runner decodes %25, %0D and %0A back, so a message stays one line.
 func EscapeData(s string) string {

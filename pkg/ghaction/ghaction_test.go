@@ -126,3 +126,9 @@ func TestMarkdown(t *testing.T) {
 		assert.Equal(t, MarkdownCode(tc.in), tc.code, tc.in)
 	}
 }
+
+func TestCheckInput(t *testing.T) {
+	assert.NilError(t, CheckInput("packages", strings.Repeat("x", MaxInputBytes)))
+	assert.Error(t, CheckInput("packages", strings.Repeat("x", MaxInputBytes+1)),
+		"input packages is 65537 bytes, more than the 64 KiB an input may hold (MaxInputBytes): shorten it")
+}

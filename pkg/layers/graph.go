@@ -1,10 +1,12 @@
 package layers
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"io"
 	"math/bits"
@@ -33,6 +35,60 @@ type Graph struct {
 	index map[string]int
 }
 
+// MaxClosureBytes bounds the closure graph JSON that ReadGraph and
+// ParseGraph accept. Nix prints about 1 KiB a path (hash, sizes, deriver,
+// signatures and some ten references), so a closure of 100,000 paths is
+// about 100 MiB: the bound leaves more than twice that, and memory stays bounded
+// for endless input.
+const MaxClosureBytes = 256 << 20
+
+// MaxClosurePaths bounds the store paths of one closure graph: ten times
+// a closure of 100,000 paths, far more than any image holds.
+const MaxClosurePaths = 1_000_000
+
+// errClosureTooLarge says what to do about input past MaxClosureBytes.
+var errClosureTooLarge = fmt.Errorf("closure graph: larger than %s, the bound on closure graphs (MaxClosureBytes; a closure of 100,000 paths is about 100 MiB): give the output of `nix path-info --json --recursive --closure-size`", limit.Size(MaxClosureBytes))
+
+// ReadGraph reads a closure graph from r, as ParseGraph parses it, reading
+// no more than MaxClosureBytes: input that does not start as JSON (a
+// device such as /dev/zero) fails at once, longer input at the bound. An
+// error reading r is returned as it is.
+func ReadGraph(r io.Reader) (*Graph, error) {
+	var le *limit.Error
+	if err := limit.CheckSize(r, MaxClosureBytes); errors.As(err, &le) {
+		return nil, errClosureTooLarge
+	}
+	br := bufio.NewReader(r)
+	for {
+		b, err := br.ReadByte()
+		if errors.Is(err, io.EOF) {
+			break // empty input: ParseGraph names it
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !isJSONSpace(b) {
+			if b != '[' && b != '{' {
+				return nil, errNotPathInfo
+			}
+			br.UnreadByte()
+			break
+		}
+	}
+	data, err := limit.ReadAll(br, MaxClosureBytes)
+	if errors.As(err, &le) {
+		return nil, errClosureTooLarge
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ParseGraph(data)
+}
+
+func isJSONSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
+
+var errNotPathInfo = fmt.Errorf("closure graph: expected the JSON list or object printed by `nix path-info --json --recursive --closure-size`")
+
 // pathInfo is one entry of `nix path-info --json --recursive --closure-size`.
 // Other fields (deriver, signatures, ca, ...) are not needed.
 type pathInfo struct {
@@ -53,22 +109,16 @@ type pathInfo struct {
 // complete: every reference must be one of the paths. Each error names the
 // path or entry at fault.
 func ParseGraph(data []byte) (*Graph, error) {
+	if len(data) > MaxClosureBytes {
+		return nil, errClosureTooLarge
+	}
 	data = bytes.TrimSpace(data)
 	var infos []pathInfo
 	switch {
 	case len(data) > 0 && data[0] == '[':
-		var list []*pathInfo
-		if err := json.Unmarshal(data, &list); err != nil {
-			return nil, listError(data, err)
-		}
-		for i, info := range list {
-			if info == nil {
-				return nil, fmt.Errorf("closure graph: entry %d is null, not a path info", i)
-			}
-			if info.Path == "" {
-				return nil, fmt.Errorf("closure graph: entry %d has no \"path\"", i)
-			}
-			infos = append(infos, *info)
+		var err error
+		if infos, err = decodeList(data); err != nil {
+			return nil, err
 		}
 	case len(data) > 0 && data[0] == '{':
 		// Duplicate keys are invisible after decoding into a map, so the
@@ -83,28 +133,58 @@ func ParseGraph(data []byte) (*Graph, error) {
 	case len(data) == 0:
 		return nil, fmt.Errorf("closure graph: no input: expected the JSON printed by `nix path-info --json --recursive --closure-size`")
 	default:
-		return nil, fmt.Errorf("closure graph: expected the JSON list or object printed by `nix path-info --json --recursive --closure-size`")
+		return nil, errNotPathInfo
 	}
 	return newGraph(infos)
 }
 
-// listError finds the entry of a list that failed to decode, to name it.
-func listError(data []byte, err error) error {
-	var list []json.RawMessage
-	if json.Unmarshal(data, &list) != nil {
-		return fmt.Errorf("closure graph: invalid JSON list: %w", err)
+// pathBound is MaxClosurePaths; tests lower it.
+var pathBound = MaxClosurePaths
+
+// tooManyPaths is returned as soon as a closure has more than pathBound
+// paths, before they are all decoded.
+func tooManyPaths() error {
+	return fmt.Errorf("closure graph: more than %d paths, the bound on one closure (MaxClosurePaths): give the closure of one image", pathBound)
+}
+
+// decodeList reads the list form entry by entry, naming the entry at fault.
+func decodeList(data []byte) ([]pathInfo, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("closure graph: invalid JSON list: %w", err)
 	}
-	for i, raw := range list {
+	var infos []pathInfo
+	for i := 0; dec.More(); i++ {
+		if i == pathBound {
+			return nil, tooManyPaths()
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("closure graph: invalid JSON list: %w", err)
+		}
 		var info *pathInfo
 		if err := json.Unmarshal(raw, &info); err != nil {
 			var named struct{ Path string }
 			if json.Unmarshal(raw, &named) == nil && named.Path != "" {
-				return fmt.Errorf("closure graph: entry %d (%s): %w", i, named.Path, err)
+				return nil, fmt.Errorf("closure graph: entry %d (%s): %w", i, named.Path, err)
 			}
-			return fmt.Errorf("closure graph: entry %d: %w", i, err)
+			return nil, fmt.Errorf("closure graph: entry %d: %w", i, err)
 		}
+		if info == nil {
+			return nil, fmt.Errorf("closure graph: entry %d is null, not a path info", i)
+		}
+		if info.Path == "" {
+			return nil, fmt.Errorf("closure graph: entry %d has no \"path\"", i)
+		}
+		infos = append(infos, *info)
 	}
-	return fmt.Errorf("closure graph: invalid JSON list: %w", err)
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("closure graph: invalid JSON list: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("closure graph: invalid JSON list: unexpected data after the list")
+	}
+	return infos, nil
 }
 
 func decodeObject(data []byte) ([]pathInfo, error) {
@@ -114,6 +194,9 @@ func decodeObject(data []byte) ([]pathInfo, error) {
 	}
 	var infos []pathInfo
 	for dec.More() {
+		if len(infos) == pathBound {
+			return nil, tooManyPaths()
+		}
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, fmt.Errorf("closure graph: invalid JSON object: %w", err)

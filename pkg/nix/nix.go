@@ -52,6 +52,8 @@ type Builder struct {
 
 	logMu sync.Mutex
 
+	maxOutput int64 // MaxOutputBytes; tests lower it
+
 	// Installables are packages of other flakes to realise with the
 	// nixpkgs attributes of every Build (see LockFlake).
 	Installables []spec.Installable

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"sync"
 	"time"
+
+	"github.com/nixery-action/nixery-action/internal/limit"
 )
 
 // killGrace is how long Nix gets to stop its builders after SIGTERM before
@@ -17,6 +19,29 @@ const killGrace = 5 * time.Second
 
 // stderrKept bounds the part of Nix's stderr kept for error messages.
 const stderrKept = 64 << 10
+
+// MaxOutputBytes bounds what one Nix command may print on stdout. The
+// largest is path-info of a closure, which layers.ParseGraph bounds at
+// the same size; past it Nix's output is not read further and the
+// command fails.
+const MaxOutputBytes = 256 << 20
+
+// outputBuffer keeps a command's stdout up to max bytes; a write past it
+// fails, which closes the pipe Nix writes to. (The buffer is a field, not
+// embedded: an embedded bytes.Buffer's ReadFrom would bypass Write.)
+type outputBuffer struct {
+	buf  bytes.Buffer
+	max  int
+	over bool
+}
+
+func (o *outputBuffer) Write(p []byte) (int, error) {
+	if o.buf.Len()+len(p) > o.max {
+		o.over = true
+		return 0, &limit.Error{Bound: int64(o.max)}
+	}
+	return o.buf.Write(p)
+}
 
 // commonArgs come before every command's own: the features this package
 // needs, whatever nix.conf enables.
@@ -53,10 +78,13 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 	}
 	cmd.WaitDelay = killGrace + 5*time.Second
 
-	var stdout bytes.Buffer
+	stdout := &outputBuffer{max: int(b.maxOutput)}
+	if stdout.max <= 0 {
+		stdout.max = MaxOutputBytes
+	}
 	tail := &tailBuffer{max: stderrKept}
 	log := &lineWriter{mu: &b.logMu, w: logTo, prefix: prefix}
-	cmd.Stdout = &stdout
+	cmd.Stdout = stdout
 	cmd.Stderr = io.MultiWriter(log, tail)
 
 	if err := cmd.Start(); err != nil {
@@ -77,9 +105,12 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if stdout.over {
+		return nil, fmt.Errorf("%s: Nix printed more than %s, the bound on one Nix command's output (MaxOutputBytes): is this one image's closure?", what, limit.Size(int64(stdout.max)))
+	}
 	if err != nil {
 		headline, lines := summarize(string(tail.buf))
 		return nil, &CommandError{What: what, Headline: headline, Tail: lines, Err: err}
 	}
-	return stdout.Bytes(), nil
+	return stdout.buf.Bytes(), nil
 }

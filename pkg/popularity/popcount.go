@@ -16,8 +16,32 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"github.com/ulikunitz/xz"
+)
+
+// Bounds on what popcount reads. A cache or store-paths file that breaks
+// one is an error naming the bound; nothing past it is read.
+const (
+	// MaxNarinfoBytes bounds one narinfo. cache.nixos.org's are about
+	// 1 KiB; one naming a thousand references is some 60 KiB.
+	MaxNarinfoBytes = 1 << 20
+	// MaxClosurePaths bounds the closure popcount walks, and with it the
+	// memory (about 150 MiB at the bound). nixpkgs has some 120,000
+	// packages, so a channel's store paths and all they reference fit
+	// several times over; a cache whose narinfos keep naming new
+	// references is stopped here.
+	MaxClosurePaths = 500_000
+	// DefaultTimeout bounds a whole run when Popcount.Timeout is zero:
+	// a channel's closure from cache.nixos.org takes minutes, not hours.
+	DefaultTimeout = time.Hour
+	// MaxStorePaths bounds the paths of a store-paths file; a nixpkgs
+	// channel lists some hundred thousand.
+	MaxStorePaths = 1_000_000
+	// MaxStorePathsBytes bounds a store-paths file, after xz
+	// decompression: a million paths of 100 bytes.
+	MaxStorePathsBytes = 100 << 20
 )
 
 // Popcount computes popularity data from a binary cache, as Nixery's
@@ -25,16 +49,24 @@ import (
 // store-paths), it reads every path's .narinfo, follows the references
 // through the whole closure, and counts for each package how many paths
 // reference it. cache is an https://, http:// or file:// binary cache URL.
+//
+// A narinfo whose References name anything but store path base names
+// (ValidBase: ../../../etc/passwd, a/b) is an error, not skipped: the
+// cache is broken or hostile, and its counts would be wrong.
 type Popcount struct {
-	Cache  string
-	Jobs   int           // narinfos fetched at once; 0 means 16
-	Client *http.Client  // nil means one with a 30 s timeout
-	Tries  int           // attempts per narinfo; 0 means 4
-	Wait   time.Duration // before the first retry, doubling; 0 means 1 s
+	Cache   string
+	Jobs    int           // narinfos fetched at once; 0 means 16
+	Client  *http.Client  // nil means one with a 30 s timeout
+	Tries   int           // attempts per narinfo; 0 means 4
+	Wait    time.Duration // before the first retry, doubling; 0 means 1 s
+	Timeout time.Duration // the whole run; 0 means DefaultTimeout
+
+	maxPaths int // MaxClosurePaths; tests lower it
 }
 
 // ReadStorePaths reads a store-paths file: one path per line, plain or
-// xz-compressed (as channels publish store-paths.xz).
+// xz-compressed (as channels publish store-paths.xz), at most
+// MaxStorePaths paths and MaxStorePathsBytes bytes.
 func ReadStorePaths(r io.Reader) ([]string, error) {
 	br := bufio.NewReader(r)
 	if magic, _ := br.Peek(6); bytes.Equal(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}) {
@@ -47,13 +79,78 @@ func ReadStorePaths(r io.Reader) ([]string, error) {
 		r = br
 	}
 	var paths []string
-	sc := bufio.NewScanner(r)
+	sc := bufio.NewScanner(limit.Reader(r, MaxStorePathsBytes))
 	for sc.Scan() {
 		if line := strings.TrimSpace(sc.Text()); line != "" {
+			if len(paths) == MaxStorePaths {
+				return nil, fmt.Errorf("more than %d store paths, the bound on a store-paths file (MaxStorePaths): give one channel's store-paths", MaxStorePaths)
+			}
 			paths = append(paths, line)
 		}
 	}
-	return paths, sc.Err()
+	var le *limit.Error
+	switch err := sc.Err(); {
+	case errors.As(err, &le):
+		return nil, fmt.Errorf("larger than %s, the bound on a store-paths file (MaxStorePathsBytes): give one channel's store-paths", limit.Size(MaxStorePathsBytes))
+	case errors.Is(err, bufio.ErrTooLong):
+		return nil, fmt.Errorf("a line is longer than %s: a store-paths file has one store path a line", limit.Size(bufio.MaxScanTokenSize))
+	case err != nil:
+		return nil, err
+	}
+	return paths, nil
+}
+
+// walk is the state of one Run: the paths still to read and what has
+// been read, shared by the workers under mu.
+type walk struct {
+	mu     sync.Mutex
+	more   *sync.Cond // signalled when todo grows, a worker ends or err is set
+	todo   []string
+	queued map[string]bool
+	refs   map[string][]string
+	busy   int // workers reading a narinfo
+	err    error
+}
+
+// add queues the paths not seen yet; more than max paths in all is an
+// error. Called with mu held.
+func (w *walk) add(paths []string, max int, cache string) {
+	for _, p := range paths {
+		if w.queued[p] {
+			continue
+		}
+		if len(w.queued) == max {
+			w.fail(fmt.Errorf("binary cache %s: the closure has more than %d paths, the bound on popcount's walk (MaxClosurePaths): is it a Nix binary cache? Its narinfos keep naming new references", cache, max))
+			return
+		}
+		w.queued[p] = true
+		w.todo = append(w.todo, p)
+	}
+	w.more.Broadcast()
+}
+
+// fail records the first error. Called with mu held.
+func (w *walk) fail(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+	w.more.Broadcast()
+}
+
+// next waits for a path to read; ok is false when the walk is over.
+func (w *walk) next() (p string, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.err == nil && len(w.todo) == 0 && w.busy > 0 {
+		w.more.Wait()
+	}
+	if w.err != nil || len(w.todo) == 0 {
+		return "", false
+	}
+	p = w.todo[len(w.todo)-1]
+	w.todo = w.todo[:len(w.todo)-1]
+	w.busy++
+	return p, true
 }
 
 // Run fetches the closure of paths from the cache and counts references.
@@ -66,76 +163,69 @@ func (pc *Popcount) Run(ctx context.Context, paths []string) (Data, error) {
 	if jobs <= 0 {
 		jobs = 16
 	}
+	timeout := pc.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	maxPaths := pc.maxPaths
+	if maxPaths <= 0 {
+		maxPaths = MaxClosurePaths
+	}
 	for _, p := range paths {
 		if storeHash(p) == "" {
 			return nil, fmt.Errorf("%q is not a store path (/nix/store/HASH-NAME)", p)
 		}
 	}
 
-	var (
-		mu      sync.Mutex
-		refs    = map[string][]string{}
-		queued  = map[string]bool{}
-		queue   = make(chan string, len(paths))
-		pending sync.WaitGroup
-		first   error
-	)
-	enqueue := func(p string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if queued[p] {
-			return
-		}
-		queued[p] = true
-		pending.Add(1)
-		go func() { queue <- p }()
-	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for w := 0; w < jobs; w++ {
+	w := &walk{queued: map[string]bool{}, refs: map[string][]string{}}
+	w.more = sync.NewCond(&w.mu)
+	w.mu.Lock()
+	w.add(paths, maxPaths, pc.Cache)
+	w.mu.Unlock()
+	var workers sync.WaitGroup
+	for range jobs {
+		workers.Add(1)
 		go func() {
-			for p := range queue {
+			defer workers.Done()
+			for {
+				p, ok := w.next()
+				if !ok {
+					return
+				}
 				refsOf, err := pc.narinfoRefs(ctx, base, p)
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
+				w.mu.Lock()
+				w.busy--
+				if err != nil {
+					w.fail(err)
 					cancel()
+				} else {
+					w.refs[p] = refsOf
+					w.add(refsOf, maxPaths, pc.Cache)
 				}
-				if err == nil {
-					refs[p] = refsOf
-				}
-				mu.Unlock()
-				if err == nil {
-					for _, r := range refsOf {
-						enqueue(r)
-					}
-				}
-				pending.Done()
+				w.more.Broadcast()
+				w.mu.Unlock()
 			}
 		}()
 	}
-	for _, p := range paths {
-		enqueue(p)
+	workers.Wait()
+	if w.err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil, fmt.Errorf("binary cache %s: not done after %s (the timeout), with %d narinfos read and %d to go: allow more time (nixery popcount --timeout)", pc.Cache, timeout, len(w.refs), len(w.queued)-len(w.refs))
 	}
-	pending.Wait()
-	close(queue)
-	if first != nil {
-		return nil, first
+	if w.err != nil {
+		return nil, w.err
 	}
-	return Compute(refs), nil
+	return Compute(w.refs), nil
 }
 
-// storeHash is the hash part of a store path, or "".
+// storeHash is the hash part of a store path, or "" when p is not one.
 func storeHash(p string) string {
 	base, ok := strings.CutPrefix(p, storepath.Dir)
-	if !ok {
+	if !ok || !storepath.ValidBase(base) {
 		return ""
 	}
-	hash, _, ok := strings.Cut(base, "-")
-	if !ok || len(hash) != 32 || strings.Contains(base, "/") {
-		return ""
-	}
-	return hash
+	return base[:32]
 }
 
 // narinfoRefs reads the References of a store path's narinfo, as full
@@ -144,6 +234,10 @@ func (pc *Popcount) narinfoRefs(ctx context.Context, base *url.URL, p string) ([
 	u := *base
 	u.Path = path.Join(u.Path, storeHash(p)+".narinfo")
 	body, err := pc.fetch(ctx, &u)
+	var le *limit.Error
+	if errors.As(err, &le) {
+		return nil, fmt.Errorf("binary cache %s: the narinfo of %s is larger than %s, the bound on one narinfo (MaxNarinfoBytes; real ones are a few KiB): is it a Nix binary cache?", pc.Cache, p, limit.Size(MaxNarinfoBytes))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("narinfo of %s: %w", p, err)
 	}
@@ -151,7 +245,10 @@ func (pc *Popcount) narinfoRefs(ctx context.Context, base *url.URL, p string) ([
 		if v, ok := strings.CutPrefix(line, "References:"); ok {
 			var out []string
 			for _, r := range strings.Fields(v) {
-				out = append(out, storepath.Full(r))
+				if !storepath.ValidBase(r) {
+					return nil, fmt.Errorf("binary cache %s: the narinfo of %s names the reference %q, which is not a store path's base name (32 nix-base32 characters, a dash, a name): is it a Nix binary cache?", pc.Cache, p, r)
+				}
+				out = append(out, storepath.Dir+r)
 			}
 			sort.Strings(out)
 			return out, nil
@@ -165,11 +262,15 @@ var errPermanent = errors.New("permanent")
 
 func (pc *Popcount) fetch(ctx context.Context, u *url.URL) ([]byte, error) {
 	if u.Scheme == "file" {
-		b, err := os.ReadFile(u.Path)
+		f, err := os.Open(u.Path)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("not in the cache (%s)", u.Path)
 		}
-		return b, err
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return limit.ReadAll(f, MaxNarinfoBytes)
 	}
 	client := pc.Client
 	if client == nil {
@@ -196,7 +297,8 @@ func (pc *Popcount) fetch(ctx context.Context, u *url.URL) ([]byte, error) {
 		if err == nil {
 			return b, nil
 		}
-		if errors.Is(err, errPermanent) || ctx.Err() != nil {
+		var le *limit.Error
+		if errors.Is(err, errPermanent) || errors.As(err, &le) || ctx.Err() != nil {
 			return nil, err
 		}
 		last = err
@@ -216,7 +318,7 @@ func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusOK:
-		return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return limit.ReadAll(resp.Body, MaxNarinfoBytes)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		return nil, fmt.Errorf("%s answered %s", u, resp.Status)
 	default:

@@ -11,11 +11,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"io"
 	"sort"
 	"strconv"
+
+	"github.com/nixery-action/nixery-action/internal/limit"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
+
+// MaxBytes bounds the popularity data Load reads. Data for all of nixpkgs
+// (some 100,000 names) is about 4 MiB; the bound leaves sixteen times that.
+const MaxBytes = 64 << 20
 
 // Data maps a package name, as returned by storepath.Name, to its reference count.
 type Data map[string]int
@@ -23,8 +29,18 @@ type Data map[string]int
 // Load reads popularity data: one JSON object of package names to
 // whole, non-negative counts. Anything else (a list, null, fractions,
 // negative or quoted counts, a name given twice, data after the object)
-// is an error naming what is wrong.
+// is an error naming what is wrong, and so is data past MaxBytes, which
+// is not read further.
 func Load(r io.Reader) (Data, error) {
+	d, err := load(limit.Reader(r, MaxBytes))
+	var le *limit.Error
+	if errors.As(err, &le) {
+		return nil, fmt.Errorf("popularity data: larger than %s, the bound on popularity data (MaxBytes; all of nixpkgs' is about 4 MiB): give the output of nixery popcount", limit.Size(MaxBytes))
+	}
+	return d, err
+}
+
+func load(r io.Reader) (Data, error) {
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
 	const want = "popularity data is not a JSON object of package names to counts"
@@ -70,7 +86,12 @@ func Load(r io.Reader) (Data, error) {
 	if _, err := dec.Token(); err != nil {
 		return nil, fmt.Errorf("%s: %w", want, err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	var le *limit.Error
+	switch _, err := dec.Token(); {
+	case errors.Is(err, io.EOF):
+	case errors.As(err, &le):
+		return nil, err
+	default:
 		return nil, fmt.Errorf("popularity data: unexpected data after the JSON object")
 	}
 	return data, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"strings"
 	"testing"
@@ -201,4 +202,43 @@ func TestWrite(t *testing.T) {
 
 	err = Write(&buf, Data{"ok": 1, "b": -2, "a": -1})
 	assert.ErrorContains(t, err, `the count of "a" is negative (-1)`)
+}
+
+// endlessReader repeats its text forever.
+type endlessReader struct {
+	text string
+	off  int
+}
+
+func (e *endlessReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = e.text[e.off%len(e.text)]
+		e.off++
+	}
+	return len(p), nil
+}
+
+// Data past MaxBytes is one error saying so, whether it is one endless
+// name, an endless count or endless blanks after the object; a file just
+// of all nixpkgs' names loads.
+func TestLoadBound(t *testing.T) {
+	for name, r := range map[string]io.Reader{
+		"endless name":   io.MultiReader(strings.NewReader(`{"`), &endlessReader{text: "a"}),
+		"endless count":  io.MultiReader(strings.NewReader(`{"a": 1`), &endlessReader{text: "1"}),
+		"endless blanks": io.MultiReader(strings.NewReader(`{"a": 1}`), &endlessReader{text: " "}),
+	} {
+		_, err := Load(r)
+		assert.Error(t, err, "popularity data: larger than 64 MiB, the bound on popularity data (MaxBytes; all of nixpkgs' is about 4 MiB): give the output of nixery popcount", name)
+	}
+	// All of nixpkgs: some 100,000 names.
+	data := Data{}
+	for i := range 100_000 {
+		data[fmt.Sprintf("python3.12-package%d-1.2.3", i)] = i
+	}
+	var b bytes.Buffer
+	assert.NilError(t, Write(&b, data))
+	assert.Assert(t, b.Len() < MaxBytes/8, "%d bytes", b.Len())
+	got, err := Load(&b)
+	assert.NilError(t, err)
+	assert.Equal(t, len(got), 100_000)
 }

@@ -28,6 +28,36 @@ func Valid(p string) bool {
 	return true
 }
 
+// nixBase32 are the characters of Nix's base-32 hashes: digits and
+// lower-case letters without e, o, u and t.
+const nixBase32 = "0123456789abcdfghijklmnpqrsvwxyz"
+
+// maxNameLen is the longest name Nix allows after the hash and dash.
+const maxNameLen = 211
+
+// ValidBase reports whether base is a store path's base name exactly as
+// Nix makes them: 32 nix-base32 characters, a dash, and a name of at most
+// 211 store path characters that does not start with a dot. Text from
+// outside (a binary cache's narinfo References) is checked with it before
+// it is used as a path.
+func ValidBase(base string) bool {
+	hash, name, ok := strings.Cut(base, "-")
+	if !ok || len(hash) != 32 || name == "" || len(name) > maxNameLen || name[0] == '.' {
+		return false
+	}
+	for _, r := range hash {
+		if !strings.ContainsRune(nixBase32, r) {
+			return false
+		}
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+-._?=", r)) {
+			return false
+		}
+	}
+	return true
+}
+
 // Full puts the store directory in front of a path given as its base name
 // only (hash-name), as narinfo References list them.
 func Full(p string) string {

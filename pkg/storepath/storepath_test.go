@@ -1,6 +1,7 @@
 package storepath
 
 import (
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -32,4 +33,28 @@ func TestNames(t *testing.T) {
 	assert.Equal(t, Full("/nix/store/abc-x"), "/nix/store/abc-x")
 	assert.DeepEqual(t, PackageNames([]string{"/nix/store/b-zlib-1", "/nix/store/a-glibc-2", "/nix/store/c-zlib-1"}), []string{"glibc-2", "zlib-1"})
 	assert.Assert(t, PackageNames(nil) == nil)
+}
+
+func TestValidBase(t *testing.T) {
+	hash := "0c3kn0nyqh6hpfdh4f2v6v1v9bh2mh1p"
+	for base, want := range map[string]bool{
+		hash + "-hello-2.12.1":                true,
+		hash + "-x+y_z.1?=":                   true,
+		hash + "-" + strings.Repeat("a", 211): true,
+		hash + "-" + strings.Repeat("a", 212): false,
+		"../../../etc/passwd":                 false,
+		hash + "-../../etc/passwd":            false,
+		hash + "-hello/bin":                   false,
+		hash + "-.hidden":                     false,
+		hash + "-":                            false,
+		hash:                                  false,
+		"0c3kn0nyqh6hpfdh4f2v6v1v9bh2mh1e-x":  false, // 'e' is not nix-base32
+		"0C3KN0NYQH6HPFDH4F2V6V1V9BH2MH1P-x":  false,
+		"abc-hello":                           false,
+		"/nix/store/" + hash + "-hello":       false,
+		hash + "-hello world":                 false,
+		hash + "-hello\n":                     false,
+	} {
+		assert.Check(t, is.Equal(ValidBase(base), want), base)
+	}
 }
