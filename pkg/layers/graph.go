@@ -147,7 +147,8 @@ func tooManyPaths() error {
 	return fmt.Errorf("closure graph: more than %d paths, the bound on one closure (MaxClosurePaths): give the closure of one image", pathBound)
 }
 
-// decodeList reads the list form entry by entry, naming the entry at fault.
+// decodeList reads the list form entry by entry (memory stays bounded by
+// pathBound, however small the entries), and names the entry at fault.
 func decodeList(data []byte) ([]pathInfo, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if _, err := dec.Token(); err != nil {
@@ -158,17 +159,9 @@ func decodeList(data []byte) ([]pathInfo, error) {
 		if i == pathBound {
 			return nil, tooManyPaths()
 		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, fmt.Errorf("closure graph: invalid JSON list: %w", err)
-		}
 		var info *pathInfo
-		if err := json.Unmarshal(raw, &info); err != nil {
-			var named struct{ Path string }
-			if json.Unmarshal(raw, &named) == nil && named.Path != "" {
-				return nil, fmt.Errorf("closure graph: entry %d (%s): %w", i, named.Path, err)
-			}
-			return nil, fmt.Errorf("closure graph: entry %d: %w", i, err)
+		if err := dec.Decode(&info); err != nil {
+			return nil, listEntryError(data, i, err)
 		}
 		if info == nil {
 			return nil, fmt.Errorf("closure graph: entry %d is null, not a path info", i)
@@ -185,6 +178,30 @@ func decodeList(data []byte) ([]pathInfo, error) {
 		return nil, fmt.Errorf("closure graph: invalid JSON list: unexpected data after the list")
 	}
 	return infos, nil
+}
+
+// listEntryError names entry i of the list, which failed to decode with
+// err: by its path when the entry has one. It reads the list again, as
+// raw entries, only on this error path.
+func listEntryError(data []byte, i int, err error) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, terr := dec.Token(); terr == nil {
+		for n := 0; n <= i && dec.More(); n++ {
+			var raw json.RawMessage
+			if dec.Decode(&raw) != nil {
+				break
+			}
+			if n < i {
+				continue
+			}
+			var named struct{ Path string }
+			if json.Unmarshal(raw, &named) == nil && named.Path != "" {
+				return fmt.Errorf("closure graph: entry %d (%s): %w", i, named.Path, err)
+			}
+			return fmt.Errorf("closure graph: entry %d: %w", i, err)
+		}
+	}
+	return fmt.Errorf("closure graph: invalid JSON list: %w", err)
 }
 
 func decodeObject(data []byte) ([]pathInfo, error) {
