@@ -364,7 +364,7 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 		return nil, usagef("--registry-timeout/--jobs: %v", err)
 	}
 	if job.target != nil {
-		job.req.Destination = push.NewRegistry(*job.target, ropts)
+		job.req.PushTo(push.NewRegistry(*job.target, ropts))
 	}
 	res, err := build.Build(ctx, job.req, build.Options{
 		Log:            display.logs(),

@@ -115,9 +115,8 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.L
 		b.note("cache: the layer %s in %s does not hold what its key says (diffID %s, the store paths give %s); packing it", cached.Digest, cached.Repo, cached.DiffID, local.Digest)
 		return image.Layer{}, false
 	}
-	if reg, ok := b.req.Destination.(*push.Registry); ok && reg.Target().Repo.String() == cached.Repo.String() {
-		reg.Present(cached.Digest) // the cache read saw it there
-		return cached.Layer, true  // already where it goes
+	if b.req.Destination.Holds(cached.Repo, cached.Digest) {
+		return cached.Layer, true // already where it goes
 	}
 	// A download broken off is started over, as often as the registry
 	// options try a request; a blob that is not what it should be is not.
@@ -227,17 +226,17 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 	}
 	defer f.Close()
 	var w io.Writer = f
-	if s, ok := b.req.Destination.(push.Streamer); ok && c.size >= streamAbove {
-		g := push.NewGrowing(f)
-		defer func() {
-			if err != nil {
-				g.Fail(err)
-			} else {
-				g.Finish(l.Digest, l.DiffID)
-			}
-		}()
-		s.Stream(ctx, g)
-		w = g
+	if c.size >= streamAbove {
+		if g := push.NewGrowing(f); b.req.Destination.Stream(ctx, g) {
+			defer func() {
+				if err != nil {
+					g.Fail(err)
+				} else {
+					g.Finish(l.Digest, l.DiffID)
+				}
+			}()
+			w = g
+		}
 	}
 	o := b.req.Pack
 	o.Progress = progress

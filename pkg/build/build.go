@@ -68,6 +68,10 @@ type Request struct {
 	// Destination receives the layers and the index; nil means
 	// push.Discard (build and check only).
 	Destination push.Destination
+	// Record, when set, is the cache record of the repository pushed to
+	// (push.Registry is one): read while Nix works, written after the
+	// tags, so that builds under other tags find the layers.
+	Record push.CacheRecorder
 
 	// SBOM, when set, makes an SBOM and a provenance statement per
 	// platform image and attaches them to it (see SBOMOptions).
@@ -78,6 +82,9 @@ type Request struct {
 	// HOME, and the config's User is its uid:gid.
 	User *account.User
 }
+
+// PushTo makes reg the request's destination and cache record.
+func (r *Request) PushTo(reg *push.Registry) { r.Destination, r.Record = reg, reg }
 
 // Validate checks the request before any work; each error is one line
 // naming the problem.
@@ -102,8 +109,21 @@ func (r *Request) Validate() error {
 	return r.Pack.Validate()
 }
 
+// Realiser is what a build needs of Nix; *nix.Builder is the real one.
+// Locks are taken once, before the platforms fan out; then each platform
+// realises the request's nixpkgs attributes (and installables) and reads
+// their closure.
+type Realiser interface {
+	Lock(ctx context.Context) (nix.Locked, error)
+	LockFlake(ctx context.Context, ref string) (nix.Locked, error)
+	BuildLogged(ctx context.Context, system string, attrs []string, log io.Writer) (*nix.Result, error)
+}
+
 // Options tune how a build runs, not what it makes.
 type Options struct {
+	// Realiser replaces Nix (tests); nil means a nix.Builder for the
+	// request, with the Nix settings below.
+	Realiser Realiser
 	// Log gives the writer for a platform's progress (the platform named
 	// as linux/amd64; "" for progress of no platform) and a function to
 	// call when that platform is done. Every platform's writer is asked
@@ -225,7 +245,7 @@ type builder struct {
 
 // lockFlakes locks the flake of every installable, each once, before
 // the platforms fan out: one lock per flake for the whole build.
-func (b *builder) lockFlakes(ctx context.Context, nb *nix.Builder) error {
+func (b *builder) lockFlakes(ctx context.Context, nb Realiser) error {
 	for _, inst := range b.req.Spec.Installables {
 		l, err := nb.LockFlake(ctx, inst.Flake)
 		if err != nil {
@@ -278,7 +298,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		b.cacheDone = make(chan struct{})
 		go b.readCache(ctx)
 	}
-	if rec, ok := b.req.Destination.(push.CacheRecorder); ok {
+	if rec := b.req.Record; rec != nil {
 		// Read while Nix works, so that a rebuild that changes nothing
 		// in the record need not read it again at the end.
 		b.record = make(chan push.CacheRecordSnapshot, 1)
@@ -300,9 +320,12 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	defer cancel()
 
 	nixLog, end := b.log("")
-	nb := &nix.Builder{
-		Flake: b.req.Nixpkgs, Installables: b.req.Spec.Installables, Timeout: b.opts.NixTimeout, Log: nixLog,
-		PrintBuildLogs: b.opts.PrintBuildLogs, Nix: b.opts.Nix, Env: b.opts.NixEnv, Label: platformName,
+	var nb Realiser = b.opts.Realiser
+	if nb == nil {
+		nb = &nix.Builder{
+			Flake: b.req.Nixpkgs, Installables: b.req.Spec.Installables, Timeout: b.opts.NixTimeout, Log: nixLog,
+			PrintBuildLogs: b.opts.PrintBuildLogs, Nix: b.opts.Nix, Env: b.opts.NixEnv, Label: platformName,
+		}
 	}
 	// One lock for every platform, and the first contact with Nix made
 	// once before the platforms fan out.
@@ -384,7 +407,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	}
 	// After the tags, only the cache record: a hint, whose failure is
 	// a note.
-	if rec, ok := b.req.Destination.(push.CacheRecorder); ok && res.Pushed {
+	if rec := b.req.Record; rec != nil && res.Pushed {
 		b.recordCache(ctx, rec, idx)
 	}
 	sboms, err := b.sbomResults(idx, res)

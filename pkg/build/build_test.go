@@ -68,12 +68,16 @@ func request(t *testing.T, dest push.Destination, budget int) Request {
 	assert.NilError(t, err)
 	plats, err := spec.ParsePlatforms("linux/amd64", "linux/arm64")
 	assert.NilError(t, err)
-	return Request{
+	req := Request{
 		Nixpkgs: "path:" + dir, Spec: s, Platforms: s.SelectPlatforms(plats),
 		Layers:      layers.Options{Budget: budget},
 		Annotations: map[string]string{"test": t.Name()},
 		Destination: dest,
 	}
+	if reg, ok := dest.(*push.Registry); ok {
+		req.PushTo(reg) // as the CLI does: the cache record too
+	}
+	return req
 }
 
 func TestValidate(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 
 // platform builds one platform's image: Nix, the layer plan, then each
 // layer packed (or taken from the cache) and offered to the destination.
-func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platform, log io.Writer) (*image.Image, error) {
+func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform, log io.Writer) (*image.Image, error) {
 	sys := plat.System
 	fmt.Fprintf(log, "[%s] building %s\n", plat, strings.Join(b.req.Spec.AllPackages(), " "))
 	done := b.timings.start(phaseNix, plat.String())

@@ -63,11 +63,10 @@ func (b *builder) documents(img *image.Image, g *layers.Graph, res *nix.Result) 
 	o := b.req.SBOM
 	name := o.Name
 	if name == "" {
-		if reg, ok := b.req.Destination.(*push.Registry); ok {
-			name = reg.Target().Repo.Name()
-		} else {
-			name = b.req.Spec.Name()
-		}
+		name = b.req.Destination.ImageName()
+	}
+	if name == "" {
+		name = b.req.Spec.Name()
 	}
 	platform := push.PlatformName(img.Platform())
 	created := b.req.Image.Created

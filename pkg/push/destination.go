@@ -23,6 +23,17 @@ type Destination interface {
 	// packed. It never blocks on the network; failures surface in Write,
 	// which sends again whatever an early send did not get there.
 	Offer(ctx context.Context, l v1.Layer)
+	// Stream starts sending a blob while it is still being packed, and
+	// reports whether it did; a destination that cannot (false) is
+	// offered the blob once packed.
+	Stream(ctx context.Context, g *Growing) bool
+	// Holds tells whether the blob d, found in the repository repo by
+	// the build's cache read, is where the image goes already; Write then
+	// neither asks for it nor sends it.
+	Holds(repo name.Repository, d v1.Hash) bool
+	// ImageName is what documents about the image (SBOM, provenance)
+	// call it: the repository pushed to, or "" where there is none.
+	ImageName() string
 	// Write writes idx with every blob it needs and, where the
 	// destination can hold them, the referrers refs, before the names
 	// (tags) that are written last; it reports what it did.
@@ -71,6 +82,18 @@ func NewRegistry(t Target, o Options) *Registry {
 
 // Target is the repository and tags pushed to.
 func (r *Registry) Target() Target { return r.target }
+
+// ImageName is the repository's name.
+func (r *Registry) ImageName() string { return r.target.Repo.Name() }
+
+// Holds marks blob d present when repo is the target repository.
+func (r *Registry) Holds(repo name.Repository, d v1.Hash) bool {
+	if repo.String() != r.target.Repo.String() {
+		return false
+	}
+	r.Present(d)
+	return true
+}
 
 func (r *Registry) String() string { return r.target.Repo.String() }
 
@@ -217,9 +240,12 @@ type Layout struct {
 // NewLayout returns the destination that writes to out.
 func NewLayout(out Output, o WriteOptions) *Layout { return &Layout{out: out, opts: o} }
 
-func (l *Layout) String() string                  { return l.out.String() }
-func (l *Layout) Offer(context.Context, v1.Layer) {}
-func (l *Layout) Close()                          {}
+func (l *Layout) String() string                        { return l.out.String() }
+func (l *Layout) Offer(context.Context, v1.Layer)       {}
+func (l *Layout) Stream(context.Context, *Growing) bool { return false }
+func (l *Layout) Holds(name.Repository, v1.Hash) bool   { return false }
+func (l *Layout) ImageName() string                     { return "" }
+func (l *Layout) Close()                                {}
 
 // Write writes idx, then, into an OCI layout, the referrers refs beside
 // it; a docker archive has no place for them.
@@ -239,9 +265,19 @@ type Discard struct {
 	Target *Target
 }
 
-func (Discard) String() string                  { return "nowhere (not pushed)" }
-func (Discard) Offer(context.Context, v1.Layer) {}
-func (Discard) Close()                          {}
+func (Discard) String() string                        { return "nowhere (not pushed)" }
+func (Discard) Offer(context.Context, v1.Layer)       {}
+func (Discard) Stream(context.Context, *Growing) bool { return false }
+func (Discard) Holds(name.Repository, v1.Hash) bool   { return false }
+func (Discard) Close()                                {}
+
+// ImageName is the repository the image would have gone to, if any.
+func (d Discard) ImageName() string {
+	if d.Target != nil {
+		return d.Target.Repo.Name()
+	}
+	return ""
+}
 
 func (d Discard) Write(ctx context.Context, idx v1.ImageIndex, _ Attachments) (*Result, error) {
 	// Checking is the whole work here: an interrupted check is no result.

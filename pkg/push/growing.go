@@ -167,16 +167,10 @@ func (t *tailReader) Read(p []byte) (int, error) {
 
 func (t *tailReader) Close() error { return t.f.Close() }
 
-// Streamer is a destination that can start sending a blob while it is
-// still being written.
-type Streamer interface {
-	Stream(ctx context.Context, g *Growing)
-}
-
 // Stream starts uploading g while it grows. Once g's digest is known, the
 // upload counts as that digest's early upload: Write waits for it, and
 // sends the blob again from its file if it failed.
-func (r *Registry) Stream(ctx context.Context, g *Growing) {
+func (r *Registry) Stream(ctx context.Context, g *Growing) bool {
 	e := &earlyUpload{done: make(chan struct{})}
 	g.whenDone(func(d v1.Hash) {
 		r.mu.Lock()
@@ -187,4 +181,5 @@ func (r *Registry) Stream(ctx context.Context, g *Growing) {
 	})
 	r.wg.Add(1)
 	go r.upload(ctx, e, &trackedBlob{Layer: g, onUpload: r.opts.OnUpload})
+	return true
 }
