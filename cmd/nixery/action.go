@@ -21,8 +21,9 @@ import (
 // The action reads its inputs from INPUT_* variables. action.yml passes
 // them through each step's env; names there use underscores
 // (INPUT_LAYER_BUDGET), since a shell cannot name a variable with a dash.
-func init() {
-	register(&command{
+// actionCommand is `nixery action`.
+func actionCommand() *command {
+	return &command{
 		name:    "action",
 		summary: "run as the GitHub Action: read the inputs, build and push, set the outputs and step summary",
 		usage:   "",
@@ -34,7 +35,7 @@ func init() {
 				return runAction(os.Getenv, os.Stdout)
 			}
 		},
-	})
+	}
 }
 
 // newActions returns go-githubactions' helper reading inputs with dashes

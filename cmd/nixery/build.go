@@ -64,8 +64,9 @@ type buildFlags struct {
 	sbomFile  string
 }
 
-func init() {
-	register(&command{
+// buildCommand is `nixery build`.
+func buildCommand() *command {
+	return &command{
 		name:    "build",
 		summary: "build an image of Nix packages for each platform and push it (or write it to disk)",
 		usage:   "[--nixpkgs FLAKEREF] [--platforms LIST] (--image REF [--tags LIST] | --output DEST) [flags] PACKAGE...",
@@ -75,7 +76,7 @@ func init() {
 			f.register(fs)
 			return func(args []string) error { return runBuild(f, args, os.Stdout, os.Stderr) }
 		},
-	})
+	}
 }
 
 func (f *buildFlags) register(fs *flag.FlagSet) {

@@ -20,8 +20,9 @@ import (
 //
 //	nixery layers --closure FILE [--root PATH]... [--popularity FILE] [--budget N] [--strategy NAME]
 //	{"layers":[{"key":"sha256:…","paths":["/nix/store/…"],"size":N},…]}
-func init() {
-	register(&command{
+// layersCommand is `nixery layers`.
+func layersCommand() *command {
+	return &command{
 		name:    "layers",
 		summary: "plan the layers of a closure (nix path-info --json --recursive --closure-size)",
 		usage:   "--closure FILE [--root PATH]... [--popularity FILE] [--budget N] [--strategy NAME]",
@@ -57,7 +58,7 @@ func init() {
 				return nil
 			}
 		},
-	})
+	}
 }
 
 // layerOptions checks layer options, naming the flags: budgetFlag for the

@@ -29,9 +29,23 @@ type command struct {
 	setup   func(fs *flag.FlagSet) func(args []string) error
 }
 
-var commands = map[string]*command{}
+// commands is nixery's command tree, built here and only here.
+var commands = byName(
+	buildCommand(),
+	mergeCommand(),
+	actionCommand(),
+	layersCommand(),
+	packCommand(),
+	popcountCommand(),
+)
 
-func register(c *command) { commands[c.name] = c }
+func byName(cs ...*command) map[string]*command {
+	m := map[string]*command{}
+	for _, c := range cs {
+		m[c.name] = c
+	}
+	return m
+}
 
 // usageError marks errors caused by how the command was called; they are
 // followed by a hint to use --help.

@@ -22,8 +22,9 @@ type mergeFlags struct {
 	json     bool
 }
 
-func init() {
-	register(&command{
+// mergeCommand is `nixery merge`.
+func mergeCommand() *command {
+	return &command{
 		name:    "merge",
 		summary: "put one multi-platform index over per-platform images pushed by digest",
 		usage:   "--image REF [--tags LIST] (DIGEST | NAME@DIGEST)...",
@@ -45,7 +46,7 @@ func init() {
 				return printResult(os.Stdout, res.Result)
 			}
 		},
-	})
+	}
 }
 
 func (f *mergeFlags) register(fs *flag.FlagSet) {

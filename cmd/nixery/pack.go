@@ -12,8 +12,9 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
-func init() {
-	register(&command{
+// packCommand is `nixery pack`.
+func packCommand() *command {
+	return &command{
 		name:    "pack",
 		summary: "pack store paths into one reproducible layer blob (tar + gzip)",
 		usage:   "--output FILE [--level N] STOREPATH...",
@@ -50,7 +51,7 @@ func init() {
 				return json.NewEncoder(os.Stdout).Encode(blob)
 			}
 		},
-	})
+	}
 }
 
 // packToFile writes the blob to dest as outfile does: renamed into place

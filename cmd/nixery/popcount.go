@@ -12,8 +12,9 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
-func init() {
-	register(&command{
+// popcountCommand is `nixery popcount`.
+func popcountCommand() *command {
+	return &command{
 		name:    "popcount",
 		summary: "compute popularity data from a binary cache (for --popularity)",
 		usage:   "[--cache URL] [--output FILE] [--jobs N] [--timeout DURATION] (STORE-PATHS-FILE | STOREPATH...)",
@@ -60,7 +61,7 @@ func init() {
 				return f.Close()
 			}
 		},
-	})
+	}
 }
 
 // popcountInput reads store paths given directly, or from one file.
