@@ -20,6 +20,7 @@ import (
 //
 //	nixery layers --closure FILE [--root PATH]... [--popularity FILE] [--budget N] [--strategy NAME]
 //	{"layers":[{"key":"sha256:…","paths":["/nix/store/…"],"size":N},…]}
+//
 // layersCommand is `nixery layers`.
 func layersCommand() *command {
 	return &command{
