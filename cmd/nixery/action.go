@@ -18,10 +18,10 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/push"
 )
 
-// The action reads its inputs from INPUT_* variables. action.yml passes
-// them through each step's env; names there use underscores
-// (INPUT_LAYER_BUDGET), since a shell cannot name a variable with a dash.
-// actionCommand is `nixery action`.
+// actionCommand is `nixery action`. The action reads its inputs from
+// INPUT_* variables. action.yml passes them through each step's env;
+// names there use underscores (INPUT_LAYER_BUDGET), since a shell cannot
+// name a variable with a dash.
 func actionCommand() *command {
 	return &command{
 		name:    "action",

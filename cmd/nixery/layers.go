@@ -15,13 +15,11 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 )
 
-// The layers command prints a layer plan as JSON; scripts depend on its
-// flags and output:
+// layersCommand is `nixery layers`, which prints a layer plan as JSON;
+// scripts depend on its flags and output:
 //
 //	nixery layers --closure FILE [--root PATH]... [--popularity FILE] [--budget N] [--strategy NAME]
 //	{"layers":[{"key":"sha256:…","paths":["/nix/store/…"],"size":N},…]}
-//
-// layersCommand is `nixery layers`.
 func layersCommand() *command {
 	return &command{
 		name:    "layers",
