@@ -209,13 +209,6 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			break
 		}
 		j.target, j.jobs = &t, f.jobs
-		if !f.noCache {
-			for _, tag := range t.Tags {
-				j.req.CacheFrom = append(j.req.CacheFrom, tag)
-			}
-			// What earlier builds under any tag pushed.
-			j.req.CacheFrom = append(j.req.CacheFrom, push.CacheRecord(t.Repo))
-		}
 	case !f.push:
 		// Build and check only.
 	default:
@@ -240,18 +233,17 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	j.req.Pack = archive.Options{Level: f.level, ModTime: packTime(created)}
+	j.req.Pack = archive.Options{Level: f.level}
 	if f.level != 0 && (f.level < 1 || f.level > 9) {
 		return nil, usagef("--level %d is out of range: use 1 to 9", f.level)
 	}
-	if !f.noCache {
-		for _, s := range f.cacheFrom.items {
-			ref, err := push.ParseCacheRef(s, f.insecure)
-			if err != nil {
-				return nil, usageError{err.Error()}
-			}
-			j.req.CacheFrom = append(j.req.CacheFrom, ref)
+	j.req.NoCache = f.noCache
+	for _, s := range f.cacheFrom.items {
+		ref, err := push.ParseCacheRef(s, f.insecure)
+		if err != nil {
+			return nil, usageError{err.Error()}
 		}
+		j.req.CacheFrom = append(j.req.CacheFrom, ref)
 	}
 	entrypoint, err := commandLine("--entrypoint", f.entrypoint)
 	if err != nil {
@@ -260,12 +252,6 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	cmd, err := commandLine("--cmd", f.cmd)
 	if err != nil {
 		return nil, err
-	}
-	// One installable (the team's app) is the image's entrypoint unless a
-	// command is given (pkg/build); otherwise the shell meta-package
-	// makes bash the command.
-	if cmd == nil && entrypoint == nil && j.req.Spec.Shell && len(j.req.Spec.Installables) != 1 {
-		cmd = []string{"bash"}
 	}
 	labels, err := keyValues("label", f.labels.items)
 	if err != nil {
@@ -294,8 +280,6 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	if annots == nil {
 		annots = map[string]string{}
 	}
-	annots[image.AnnotationCreated] = image.FormatCreated(created)
-	annots[image.AnnotationTitle] = j.req.Spec.Name()
 	extra, err := keyValues("annotation", f.annots.items)
 	if err != nil {
 		return nil, err
@@ -311,16 +295,6 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usageError{err.Error()}
 	}
 	return j, nil
-}
-
-// packTime is the layers' entry time: SOURCE_DATE_EPOCH when it is set,
-// else the packer's default (one second after the epoch, since some tools
-// read 0 as unset).
-func packTime(created time.Time) time.Time {
-	if created.Unix() == 0 {
-		return archive.DefaultModTime
-	}
-	return created
 }
 
 // hasTag reports whether an image reference ends in a tag (name:tag).

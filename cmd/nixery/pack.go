@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
@@ -44,7 +45,7 @@ func packCommand() *command {
 				// A signal stops packing, and the temporary file goes.
 				ctx, stop := interruptContext()
 				defer stop()
-				blob, err := packToFile(*output, args, archive.Options{Level: *level, Concurrency: *concurrency, ModTime: packTime(created), Context: ctx})
+				blob, err := packToFile(*output, args, archive.Options{Level: *level, Concurrency: *concurrency, ModTime: build.PackTime(created), Context: ctx})
 				if err != nil {
 					return err
 				}

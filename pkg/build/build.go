@@ -59,11 +59,13 @@ type Request struct {
 	// Annotations go on the index; the build adds AnnotationNixpkgs.
 	Annotations map[string]string
 
-	// CacheFrom are images whose layers may be reused instead of packed
-	// (the target's own tags among them). A cached layer is reused only
-	// when its content is proven: its diffID, computed here from the
-	// store paths, equals the cached one.
+	// CacheFrom are images whose layers may be reused instead of packed,
+	// besides the Record's cache sources (the tags pushed to, and the
+	// cache record), which come first. A cached layer is reused only when
+	// its content is proven: its diffID, computed here from the store
+	// paths, equals the cached one. NoCache reads no cache at all.
 	CacheFrom []name.Reference
+	NoCache   bool
 
 	// Destination receives the layers and the index; nil means
 	// push.Discard (build and check only).
@@ -81,6 +83,43 @@ type Request struct {
 	// /etc/passwd and /etc/group entries, a home directory it owns and
 	// HOME, and the config's User is its uid:gid.
 	User *account.User
+}
+
+// defaults fills in what a request leaves to the library: bash as the
+// command of a shell image (unless one installable is the entrypoint, or
+// a command was given), the index's created and title annotations, the
+// layers' entry time from the creation time, and the cache sources.
+func (r *Request) defaults() {
+	if r.Image.Cmd == nil && r.Image.Entrypoint == nil && r.Spec.Shell && len(r.Spec.Installables) != 1 {
+		r.Image.Cmd = []string{"bash"}
+	}
+	annots := map[string]string{
+		image.AnnotationCreated: image.FormatCreated(r.Image.Created),
+		image.AnnotationTitle:   r.Spec.Name(),
+	}
+	for k, v := range r.Annotations {
+		annots[k] = v
+	}
+	r.Annotations = annots
+	if r.Pack.ModTime.IsZero() {
+		r.Pack.ModTime = PackTime(r.Image.Created)
+	}
+	switch {
+	case r.NoCache:
+		r.CacheFrom = nil
+	case r.Record != nil:
+		r.CacheFrom = append(r.Record.CacheSources(), r.CacheFrom...)
+	}
+}
+
+// PackTime is the layers' entry time for an image created at created
+// (SOURCE_DATE_EPOCH): that time, or, for the epoch, the packer's default
+// (one second after it, since some tools read 0 as unset).
+func PackTime(created time.Time) time.Time {
+	if created.Unix() == 0 {
+		return archive.DefaultModTime
+	}
+	return created
 }
 
 // PushTo makes reg the request's destination and cache record.
@@ -202,6 +241,7 @@ func Build(ctx context.Context, req Request, o Options) (*Result, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	req.defaults()
 	if req.Destination == nil {
 		req.Destination = push.Discard{}
 	}

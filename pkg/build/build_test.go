@@ -528,8 +528,7 @@ func TestBuildCacheRecordRefused(t *testing.T) {
 	defer refusing.Close()
 	target := mustTarget(t, strings.TrimPrefix(refusing.URL, "http://")+"/build/refused", "v1")
 
-	req := request(t, push.NewRegistry(target, push.Options{}), 6)
-	req.CacheFrom = []name.Reference{target.Tags[0], push.CacheRecord(target.Repo)}
+	req := request(t, push.NewRegistry(target, push.Options{}), 6) // reads the tags and the record first
 	var log bytes.Buffer
 	res, err := Build(ctx, req, Options{Log: logTo(&log)})
 	assert.NilError(t, err)

@@ -46,9 +46,8 @@ func TestBuildThroughFaults(t *testing.T) {
 			defer func() { <-sem }()
 			tag := fmt.Sprintf("run-%d", i)
 			target := mustTarget(t, proxy.Host+"/faults/build", tag)
+			// With the CLI's cache sources: the tags, and the cache record.
 			req := sbomRequest(t, push.NewRegistry(target, opts))
-			// The CLI's cache sources: the tags, and the cache record.
-			req.CacheFrom = []name.Reference{target.Tags[0], push.CacheRecord(target.Repo)}
 			// Another creation time each run: new configs, manifests
 			// and referrers to push every time.
 			req.Image.Created = sbomCreated.Add(time.Duration(i) * time.Hour)

@@ -47,6 +47,9 @@ func CacheRecord(repo name.Repository) name.Tag {
 // failure of the build, and concurrent builds may each overwrite the
 // other's entries.
 type CacheRecorder interface {
+	// CacheSources are what a build reads its cache from, before any
+	// other: the tags pushed to, and the record.
+	CacheSources() []name.Reference
 	// ReadCacheRecord reads the record as it is now; a missing or
 	// unreadable one reads as empty.
 	ReadCacheRecord(ctx context.Context) CacheRecordSnapshot
@@ -55,6 +58,15 @@ type CacheRecorder interface {
 	// last read). When seen (what ReadCacheRecord gave) lists them first already,
 	// the record is neither read nor written again.
 	RecordCache(ctx context.Context, idx v1.ImageIndex, seen CacheRecordSnapshot) (int, error)
+}
+
+// CacheSources are the target's tags and its repository's cache record.
+func (r *Registry) CacheSources() []name.Reference {
+	var refs []name.Reference
+	for _, tag := range r.target.Tags {
+		refs = append(refs, tag)
+	}
+	return append(refs, CacheRecord(r.target.Repo))
 }
 
 // CacheRecordSnapshot is a cache record as read at one time.
