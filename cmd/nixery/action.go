@@ -215,6 +215,9 @@ func summary(res *build.Result) string {
 		}
 		fmt.Fprintf(&b, "Tags: %s\n\n", strings.Join(tags, ", "))
 	}
+	if res.Created != "" {
+		fmt.Fprintf(&b, "Created: %s\n\n", ghaction.MarkdownText(res.Created))
+	}
 	for _, m := range res.Manifests {
 		var total int64
 		for _, l := range m.Layers {

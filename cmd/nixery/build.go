@@ -229,7 +229,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, fmt.Errorf("%s: %w", f.popularity, err)
 		}
 	}
-	created, err := image.SourceDateEpoch(os.Getenv)
+	created, err := createdTime(os.Getenv)
 	if err != nil {
 		return nil, err
 	}

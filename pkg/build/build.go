@@ -204,9 +204,12 @@ type Result struct {
 	// Installables are the packages of other flakes that went in, with
 	// the flakes they were locked to.
 	Installables []InstallableResult `json:"installables,omitempty"`
-	Timings      Timings             `json:"timings"`
-	Packed       int                 `json:"packed"` // layers packed by this build
-	Reused       int                 `json:"reused"` // layers taken from the cache instead
+	// Created is the images' creation time (RFC 3339), as their configs
+	// and the index's annotation say it.
+	Created string  `json:"created,omitempty"`
+	Timings Timings `json:"timings"`
+	Packed  int     `json:"packed"` // layers packed by this build
+	Reused  int     `json:"reused"` // layers taken from the cache instead
 	// SBOMs are the documents about each platform image, in the index's
 	// order; none unless the request asked for them.
 	SBOMs []SBOMResult `json:"sboms,omitempty"`
@@ -462,7 +465,8 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	return &Result{
 		SchemaVersion: SchemaVersion,
 		Result:        res, Nixpkgs: locked.URL, NixpkgsRevision: locked.Rev, Installables: b.installables, Timings: t,
-		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, dir: b.dir,
+		Created: image.FormatCreated(b.req.Image.Created),
+		Packed:  int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, dir: b.dir,
 	}, nil
 }
 

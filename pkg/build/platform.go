@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -75,6 +76,13 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 
 	opts := b.req.Image
 	opts.NoCACert = !cc.caCert
+	// The labels registries read; --labels override them.
+	description, licenses := b.imageMeta(res)
+	labels := image.LabelsFrom(b.req.Annotations, description, licenses)
+	for k, v := range b.req.Image.Labels {
+		labels[k] = v
+	}
+	opts.Labels = labels
 	if b.appEntrypoint() {
 		app := res.Packages[len(res.Packages)-1] // the installable comes last
 		if app.Program() == "" {
@@ -258,6 +266,32 @@ func (b *builder) noteMainProgram(app nix.Package) {
 			b.installables[i].MainProgram = app.Meta.MainProgram
 		}
 	}
+}
+
+// imageMeta is the description and licence (its SPDX id, when it has
+// exactly one) of what the image is for: its one installable, else its
+// one package named directly; "" where that is not one package, or its
+// meta says nothing.
+func (b *builder) imageMeta(res *nix.Result) (description, licenses string) {
+	var main []nix.Package
+	for _, p := range res.Packages {
+		if len(b.req.Spec.Installables) > 0 {
+			if p.Installable != nil {
+				main = append(main, p)
+			}
+		} else if slices.Contains(b.req.Spec.Requested, p.Attr) {
+			main = append(main, p)
+		}
+	}
+	if len(main) != 1 || main[0].Meta == nil {
+		return "", ""
+	}
+	m := main[0].Meta
+	if len(m.Licenses) != 1 {
+		// A list of licences in nixpkgs says neither AND nor OR.
+		return m.Description, ""
+	}
+	return m.Description, m.Licenses[0].SPDXID
 }
 
 // hasEnv tells whether env (KEY=VALUE entries) sets key.

@@ -2,6 +2,8 @@ package image
 
 import (
 	"fmt"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -64,11 +66,47 @@ func GitHubAnnotations(getenv func(string) string) map[string]string {
 	if server == "" {
 		server = "https://github.com"
 	}
-	if repo := getenv("GITHUB_REPOSITORY"); repo != "" {
+	// A URL only from a well-formed server and an owner/name repository:
+	// a runner that sets GITHUB_REPOSITORY to a clone's directory (act
+	// does) gives no source, rather than a wrong one.
+	if repo := getenv("GITHUB_REPOSITORY"); validServer(server) && ownerName.MatchString(repo) {
 		a[AnnotationSource] = server + "/" + repo
 	}
-	if sha := getenv("GITHUB_SHA"); sha != "" {
+	if sha := getenv("GITHUB_SHA"); commitID.MatchString(sha) {
 		a[AnnotationRevision] = sha
 	}
 	return a
+}
+
+var (
+	ownerName = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+	commitID  = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+)
+
+// validServer tells a server URL such as https://github.com or
+// https://github.example.com: http(s), a host, nothing after it.
+func validServer(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" &&
+		(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == "" && u.User == nil
+}
+
+// LabelsFrom are the image config labels that registries read (GHCR links
+// a package to its repository by org.opencontainers.image.source, and
+// shows its description): the index's source, revision, created and
+// title annotations, with description and licenses where known.
+func LabelsFrom(annotations map[string]string, description, licenses string) map[string]string {
+	l := map[string]string{}
+	for _, k := range []string{AnnotationSource, AnnotationRevision, AnnotationCreated, AnnotationTitle} {
+		if v := annotations[k]; v != "" {
+			l[k] = v
+		}
+	}
+	if description != "" {
+		l[AnnotationDescription] = description
+	}
+	if licenses != "" {
+		l[AnnotationLicenses] = licenses
+	}
+	return l
 }

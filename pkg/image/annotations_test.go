@@ -1,6 +1,7 @@
 package image
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,7 @@ func TestFormatCreated(t *testing.T) {
 }
 
 func TestGitHubAnnotations(t *testing.T) {
+	sha := strings.Repeat("ab", 20)
 	cases := []struct {
 		name string
 		env  map[string]string
@@ -54,8 +56,8 @@ func TestGitHubAnnotations(t *testing.T) {
 		{"outside Actions", nil, map[string]string{}},
 		{
 			"github.com",
-			map[string]string{"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "abc123"},
-			map[string]string{AnnotationSource: "https://github.com/o/r", AnnotationRevision: "abc123"},
+			map[string]string{"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": sha},
+			map[string]string{AnnotationSource: "https://github.com/o/r", AnnotationRevision: sha},
 		},
 		{
 			"enterprise server with trailing slash",
@@ -64,8 +66,20 @@ func TestGitHubAnnotations(t *testing.T) {
 		},
 		{
 			"no server URL",
-			map[string]string{"GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "abc"},
-			map[string]string{AnnotationSource: "https://github.com/o/r", AnnotationRevision: "abc"},
+			map[string]string{"GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": sha},
+			map[string]string{AnnotationSource: "https://github.com/o/r", AnnotationRevision: sha},
+		},
+		{
+			// nektos/act sets the repository from the git remote: here a
+			// clone's directory, which makes no URL.
+			"a directory for a repository",
+			map[string]string{"GITHUB_REPOSITORY": "/tmp/clone/app", "GITHUB_SHA": sha},
+			map[string]string{AnnotationRevision: sha},
+		},
+		{
+			"a server URL that is not one",
+			map[string]string{"GITHUB_SERVER_URL": "ftp://x/y?z", "GITHUB_REPOSITORY": "o/r", "GITHUB_SHA": "not-a-commit"},
+			map[string]string{},
 		},
 	}
 	for _, tc := range cases {
