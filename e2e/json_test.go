@@ -67,6 +67,19 @@ func TestJSONSchema(t *testing.T) {
 	}
 	assert.Check(t, is.DeepEqual(platforms, []any{"linux/amd64", "linux/arm64"}))
 	assert.Check(t, is.DeepEqual(timings["nix"].(map[string]any)["linux/arm64"] != nil, true))
+	// What makes each image big: its unpacked size and largest packages,
+	// hello's among them.
+	contents := pushed["contents"].([]any)
+	assert.Assert(t, is.Len(contents, 2))
+	for _, c := range contents {
+		c := c.(map[string]any)
+		assert.Check(t, c["bytes"].(float64) > 0, "%v", c)
+		var names []string
+		for _, p := range c["largest"].([]any) {
+			names = append(names, p.(map[string]any)["package"].(string))
+		}
+		assert.Check(t, is.Contains(names, "hello"), "%v", names)
+	}
 
 	notPushed := decodeJSON(t, s, run(t, nil, append(args, "--push=false", "--tags", "v2", "hello")...))
 	assert.Check(t, is.Equal(notPushed["pushed"], false))

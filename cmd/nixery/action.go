@@ -223,7 +223,19 @@ func summary(res *build.Result) string {
 		for _, l := range m.Layers {
 			total += l.Size
 		}
-		fmt.Fprintf(&b, "#### %s (%s, %s)\n\n", ghaction.MarkdownText(m.Platform), plural(len(m.Layers), "layer", "layers"), humanSize(total))
+		contents := contentsOf(res, m.Platform)
+		unpacked := ""
+		if contents != nil {
+			unpacked = ", " + humanSize(int64(contents.Bytes)) + " unpacked"
+		}
+		fmt.Fprintf(&b, "#### %s (%s, %s compressed%s)\n\n", ghaction.MarkdownText(m.Platform), plural(len(m.Layers), "layer", "layers"), humanSize(total), unpacked)
+		if contents != nil && len(contents.Largest) > 0 {
+			var largest []string
+			for _, p := range contents.Largest {
+				largest = append(largest, fmt.Sprintf("%s (%s)", ghaction.MarkdownText(p.Package), humanSize(int64(p.Bytes))))
+			}
+			fmt.Fprintf(&b, "Largest packages: %s\n\n", strings.Join(largest, ", "))
+		}
 		b.WriteString("| # | size | packages | upload |\n|---:|---:|---|---|\n")
 		for i, l := range m.Layers {
 			status := "already present"
@@ -244,6 +256,16 @@ func summary(res *build.Result) string {
 		fmt.Fprintf(&b, "| %s | %s | %.2f |\n", p.Name, ghaction.MarkdownText(p.Platform), p.Seconds)
 	}
 	return b.String()
+}
+
+// contentsOf finds the contents of platform in res, or nil (merge).
+func contentsOf(res *build.Result, platform string) *build.ContentsResult {
+	for i := range res.Contents {
+		if res.Contents[i].Platform == platform {
+			return &res.Contents[i]
+		}
+	}
+	return nil
 }
 
 func humanSize(n int64) string {

@@ -273,7 +273,8 @@ func TestAction(t *testing.T) {
 	assert.DeepEqual(t, metadata.Tags, []string{"v1", "latest"})
 
 	// The step summary has a layer table per platform and the timings.
-	for _, want := range []string{"#### linux/amd64", "#### linux/arm64", "| # | size | packages | upload |", "hello", "uploaded", "| phase | platform | seconds |", "| nix | linux/arm64 |", "(customisation: symlinks, /tmp, CA bundle)"} {
+	for _, want := range []string{"#### linux/amd64", "#### linux/arm64", "| # | size | packages | upload |", "hello", "uploaded", "| phase | platform | seconds |", "| nix | linux/arm64 |", "(customisation: symlinks, /tmp, CA bundle)",
+		" compressed, ", " unpacked)", "Largest packages: ", "Created: 1970-01-01T00:00:00Z"} {
 		assert.Assert(t, is.Contains(r.summary, want))
 	}
 	// The log is grouped per platform, and the secrets are masked, never printed.

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/push"
 	"github.com/nixery-action/nixery-action/pkg/spec"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // Annotations of the index: the locked nixpkgs flake reference the image
@@ -206,15 +208,58 @@ type Result struct {
 	Installables []InstallableResult `json:"installables,omitempty"`
 	// Created is the images' creation time (RFC 3339), as their configs
 	// and the index's annotation say it.
-	Created string  `json:"created,omitempty"`
-	Timings Timings `json:"timings"`
-	Packed  int     `json:"packed"` // layers packed by this build
-	Reused  int     `json:"reused"` // layers taken from the cache instead
+	Created string `json:"created,omitempty"`
+	// Contents say what makes each platform's image big, in the index's
+	// platform order.
+	Contents []ContentsResult `json:"contents,omitempty"`
+	Timings  Timings          `json:"timings"`
+	Packed   int              `json:"packed"` // layers packed by this build
+	Reused   int              `json:"reused"` // layers taken from the cache instead
 	// SBOMs are the documents about each platform image, in the index's
 	// order; none unless the request asked for them.
 	SBOMs []SBOMResult `json:"sboms,omitempty"`
 
 	dir string
+}
+
+// ContentsResult is the size of one platform image's store paths.
+type ContentsResult struct {
+	Platform string `json:"platform"`
+	// Bytes is the store paths' size unpacked (their NAR sizes).
+	Bytes uint64 `json:"bytes"`
+	// Largest are the biggest packages (a package's paths together),
+	// largest first, at most LargestPackages.
+	Largest []PackageSize `json:"largest"`
+}
+
+// PackageSize is the unpacked size of a package's store paths.
+type PackageSize struct {
+	Package string `json:"package"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// LargestPackages is how many packages ContentsResult lists.
+const LargestPackages = 5
+
+// contentsOf sums a closure's paths by package name.
+func contentsOf(platform string, g *layers.Graph) ContentsResult {
+	c := ContentsResult{Platform: platform, Largest: []PackageSize{}}
+	byName := map[string]uint64{}
+	for _, p := range g.Paths {
+		c.Bytes += p.NarSize
+		byName[storepath.Name(p.Name)] += p.NarSize
+	}
+	for name, n := range byName {
+		c.Largest = append(c.Largest, PackageSize{Package: name, Bytes: n})
+	}
+	sort.Slice(c.Largest, func(i, j int) bool {
+		a, b := c.Largest[i], c.Largest[j]
+		return a.Bytes > b.Bytes || (a.Bytes == b.Bytes && a.Package < b.Package)
+	})
+	if len(c.Largest) > LargestPackages {
+		c.Largest = c.Largest[:LargestPackages]
+	}
+	return c
 }
 
 // InstallableResult is one package of another flake than nixpkgs.
@@ -284,6 +329,22 @@ type builder struct {
 	sboms  map[v1.Hash]*SBOMResult // by platform manifest digest
 
 	installables []InstallableResult // locked before the platforms start
+
+	contentsMu sync.Mutex
+	contents   map[string]ContentsResult // by platform name
+}
+
+// contentsInOrder are the platforms' contents in the result's order.
+func (b *builder) contentsInOrder(res *push.Result) []ContentsResult {
+	b.contentsMu.Lock()
+	defer b.contentsMu.Unlock()
+	var out []ContentsResult
+	for _, m := range res.Manifests {
+		if c, ok := b.contents[m.Platform]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // lockFlakes locks the flake of every installable, each once, before
@@ -465,8 +526,8 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	return &Result{
 		SchemaVersion: SchemaVersion,
 		Result:        res, Nixpkgs: locked.URL, NixpkgsRevision: locked.Rev, Installables: b.installables, Timings: t,
-		Created: image.FormatCreated(b.req.Image.Created),
-		Packed:  int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, dir: b.dir,
+		Created: image.FormatCreated(b.req.Image.Created), Contents: b.contentsInOrder(res),
+		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, dir: b.dir,
 	}, nil
 }
 

@@ -49,6 +49,12 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 		return nil, err
 	}
 	fmt.Fprintf(log, "[%s] %s in %s\n", plat, plural(len(g.Paths), "store path", "store paths"), plural(len(plan.Layers), "layer", "layers"))
+	b.contentsMu.Lock()
+	if b.contents == nil {
+		b.contents = map[string]ContentsResult{}
+	}
+	b.contents[plat.String()] = contentsOf(plat.String(), g)
+	b.contentsMu.Unlock()
 
 	done = b.timings.start(phasePacking, plat.String())
 	defer done()
