@@ -20,6 +20,6 @@ func TestActionInputTooLong(t *testing.T) {
 		err := runAction(envOf(env), &stdout)
 		want := "input " + name + " is 65537 bytes, more than the 64 KiB an input may hold (MaxInputBytes): shorten it"
 		assert.Error(t, err, want)
-		assert.Equal(t, stdout.String(), "::error::"+want+"\n")
+		assert.Equal(t, stdout.String(), "::error title=nixery::"+want+"\n")
 	}
 }
