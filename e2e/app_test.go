@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -21,7 +23,7 @@ func appCheckout(t *testing.T) string {
 	t.Helper()
 	testenv.Require(t, "nix", "git")
 	dir := filepath.Join(t.TempDir(), "app")
-	mustRun(t, "cp", "-r", filepath.Join(repoRoot, "testdata", "app"), dir)
+	testenv.Run(t, "cp", "-r", filepath.Join(repoRoot, "testdata", "app"), dir)
 	git := func(args ...string) {
 		t.Helper()
 		cmd := exec.Command("git", append([]string{"-c", "user.email=ci@example.org", "-c", "user.name=CI", "-c", "init.defaultBranch=main"}, args...)...)
@@ -33,7 +35,7 @@ func appCheckout(t *testing.T) string {
 	git("add", "-A")
 	lock := exec.Command("nix", "flake", "lock", "--override-input", "nixpkgs", standIn())
 	lock.Dir = dir
-	lock.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig)
+	lock.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
 	out, err := lock.CombinedOutput()
 	assert.NilError(t, err, "nix flake lock: %s", out)
 	git("add", "-A")
@@ -114,7 +116,7 @@ func TestAppFromCheckout(t *testing.T) {
 	var idx struct {
 		Annotations map[string]string `json:"annotations"`
 	}
-	raw := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+host+"/team/greet:v1")
+	raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+host+"/team/greet:v1")
 	assert.NilError(t, json.Unmarshal([]byte(raw), &idx))
 	assert.Equal(t, idx.Annotations["org.nixery-action.flake..#greet"], app.Flake)
 	assert.Equal(t, idx.Annotations["org.nixery-action.flake..#greet.revision"], rev)

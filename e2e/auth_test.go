@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -61,7 +63,7 @@ func TestAuthentication(t *testing.T) {
 				} else {
 					skopeo = append(skopeo, "--tls-verify=false")
 				}
-				mustRun(t, "skopeo", append(skopeo, "docker://"+repo+":v1")...)
+				testenv.Run(t, "skopeo", append(skopeo, "docker://"+repo+":v1")...)
 			}
 
 			wrong := reg.password + "-wrong"

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -36,7 +38,7 @@ func runMeasured(t *testing.T, args ...string) measured {
 	testenv.Require(t, "time")
 	report := filepath.Join(t.TempDir(), "time")
 	cmd := exec.Command("time", append([]string{"-f", "%M", "-o", report, nixery}, args...)...)
-	cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig)
+	cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

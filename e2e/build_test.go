@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -59,7 +61,7 @@ func TestBuildPushTwoPlatforms(t *testing.T) {
 
 	// skopeo reads one index with both platforms under each tag.
 	for _, tag := range []string{"v1", "latest"} {
-		raw := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+tag)
+		raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+tag)
 		var index struct {
 			MediaType string `json:"mediaType"`
 			Manifests []struct {
@@ -90,10 +92,10 @@ func TestBuildPushTwoPlatforms(t *testing.T) {
 
 	// umoci unpacks the amd64 image into the expected file tree.
 	layout := filepath.Join(t.TempDir(), "oci")
-	mustRun(t, "skopeo", "copy", "--src-tls-verify=false", "--override-arch", "amd64",
+	testenv.Run(t, "skopeo", "copy", "--src-tls-verify=false", "--override-arch", "amd64",
 		"docker://"+repo+":v1", "oci:"+layout+":v1")
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	mustRun(t, "umoci", "unpack", "--rootless", "--image", layout+":v1", bundle)
+	testenv.Run(t, "umoci", "unpack", "--rootless", "--image", layout+":v1", bundle)
 	rootfs := filepath.Join(bundle, "rootfs")
 	target, err := os.Readlink(filepath.Join(rootfs, "bin", "hello"))
 	assert.NilError(t, err)
@@ -145,7 +147,7 @@ func podmanRun(t *testing.T, image string, args ...string) string {
 	base := podmanBase(t)
 	runArgs := append(base, "run", "--rm", "--tls-verify=false", "--network=none",
 		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000", image)
-	return mustRun(t, "podman", append(runArgs, args...)...)
+	return testenv.Run(t, "podman", append(runArgs, args...)...)
 }
 
 // podmanBase gives podman a store of its own, removed after the test. Its
@@ -160,7 +162,7 @@ func podmanBase(t *testing.T) []string {
 		"--events-backend=none",
 	}
 	t.Cleanup(func() {
-		mustRun(t, "podman", append(base, "system", "reset", "--force")...)
+		testenv.Run(t, "podman", append(base, "system", "reset", "--force")...)
 		os.RemoveAll(dir)
 	})
 	return base

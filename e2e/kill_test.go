@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -64,7 +66,7 @@ func TestKilledPushes(t *testing.T) {
 		cmd := exec.Command(nixery, args(repo)...)
 		// A killed process cannot remove its blob files: keep them in
 		// the test's own directory.
-		cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig, "TMPDIR="+t.TempDir())
+		cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig, "TMPDIR="+t.TempDir())
 		assert.NilError(t, cmd.Start())
 		after := time.Duration((0.3 + 0.65*rng.Float64()) * float64(whole))
 		time.Sleep(after)
@@ -78,7 +80,7 @@ func TestKilledPushes(t *testing.T) {
 		// Each platform's SBOM and provenance are listed, even where the
 		// kill fell between a referrer and its fallback tag.
 		for _, s := range decodeSBOMResult(t, r).SBOMs {
-			listed := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw",
+			listed := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw",
 				"docker://"+registry+"/kill/run"+string(rune('a'+i))+":sha256-"+strings.TrimPrefix(s.Manifest, "sha256:"))
 			assert.Check(t, strings.Contains(listed, s.SBOM.Digest) && strings.Contains(listed, s.Provenance.Digest), "kill after %v: %s", after, listed)
 		}

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -24,7 +26,7 @@ type imageConfig struct {
 func inspectConfig(t *testing.T, ref string) imageConfig {
 	t.Helper()
 	var c imageConfig
-	raw := mustRun(t, "skopeo", "inspect", "--override-arch", "amd64", "--config", ref)
+	raw := testenv.Run(t, "skopeo", "inspect", "--override-arch", "amd64", "--config", ref)
 	assert.NilError(t, json.Unmarshal([]byte(raw), &c), raw)
 	return c
 }

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -34,7 +36,7 @@ func TestConcurrentBuilds(t *testing.T) {
 			args := []string{"build", "--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64",
 				"--image", fmt.Sprintf("%s/load/image%d", registry, i%7), "--tags", fmt.Sprintf("run%d", i)}
 			cmd := exec.Command(nixery, append(args, sets[i%len(sets)]...)...)
-			cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig)
+			cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Run(); err != nil {

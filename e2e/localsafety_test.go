@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -40,8 +42,8 @@ func TestOutputsIntoDevicesAndSymlinks(t *testing.T) {
 	testenv.Require(t, "nix", "tar")
 	dir := t.TempDir()
 	null, full := charDevice(t, dir, 1, 3), charDevice(t, dir, 1, 7)
-	hello := strings.TrimSpace(mustRun(t, "nix", "--extra-experimental-features", "nix-command flakes", "eval", "--raw", standIn()+"#legacyPackages.x86_64-linux.hello.outPath"))
-	mustRun(t, "nix", "--extra-experimental-features", "nix-command flakes", "build", "--no-link", standIn()+"#legacyPackages.x86_64-linux.hello")
+	hello := strings.TrimSpace(testenv.Run(t, "nix", "--extra-experimental-features", "nix-command flakes", "eval", "--raw", standIn()+"#legacyPackages.x86_64-linux.hello.outPath"))
+	testenv.Run(t, "nix", "--extra-experimental-features", "nix-command flakes", "build", "--no-link", standIn()+"#legacyPackages.x86_64-linux.hello")
 
 	outputs := map[string]func(dest string) result{
 		"docker": func(dest string) result {
@@ -70,9 +72,9 @@ func TestOutputsIntoDevicesAndSymlinks(t *testing.T) {
 			assert.NilError(t, err)
 			assert.Check(t, info.Mode()&os.ModeSymlink != 0, "the symlink was replaced")
 			if name == "docker" {
-				assert.Check(t, is.Contains(mustRun(t, "tar", "-tf", target), "manifest.json"))
+				assert.Check(t, is.Contains(testenv.Run(t, "tar", "-tf", target), "manifest.json"))
 			} else {
-				assert.Check(t, is.Contains(mustRun(t, "tar", "-tzf", target), strings.TrimPrefix(hello, "/")))
+				assert.Check(t, is.Contains(testenv.Run(t, "tar", "-tzf", target), strings.TrimPrefix(hello, "/")))
 			}
 		})
 	}
@@ -106,7 +108,7 @@ ls -a "$DISK/layout"
 `
 	assert.NilError(t, os.Mkdir(filepath.Join(dir, "disk"), 0o755))
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-ec", script)
-	cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig, "DISK="+filepath.Join(dir, "disk"), "NIXPKGS="+standIn(),
+	cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig, "DISK="+filepath.Join(dir, "disk"), "NIXPKGS="+standIn(),
 		"PATH="+filepath.Dir(nixery)+":"+os.Getenv("PATH"))
 	out, err := cmd.CombinedOutput()
 	text := string(out)

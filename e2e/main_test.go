@@ -1,5 +1,5 @@
-// Package e2e runs the nixery binary as users do, against real Nix, a real
-// registry and image clients we did not write (skopeo, umoci, podman).
+//go:build integration
+
 package e2e
 
 import (
@@ -9,8 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
 )
 
 // nixery is the binary under test, built once by TestMain.
@@ -39,10 +40,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// nixConfig is the offline single-user configuration of the recipes; tests
-// set it themselves so they do not depend on /etc/nix/nix.conf.
-const nixConfig = "experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =\nextra-platforms = aarch64-linux\n"
-
 // standIn is the flake reference of the stand-in nixpkgs.
 func standIn() string { return "path:" + filepath.Join(repoRoot, "testdata", "nixpkgs") }
 
@@ -55,7 +52,7 @@ type result struct {
 func run(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(nixery, args...)
-	cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig)
+	cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -67,18 +64,6 @@ func run(t *testing.T, env []string, args ...string) result {
 		t.Fatalf("running nixery: %v", err)
 	}
 	return result{stdout.String(), stderr.String(), code}
-}
-
-// mustRun runs a program and fails the test when it fails.
-func mustRun(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String()
 }
 
 // runOutput runs a program and returns its combined output.

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -30,7 +32,7 @@ func TestScaleOutMerge(t *testing.T) {
 	// A bare digest and NAME@DIGEST (the action's image output) both do.
 	merged := decodeResult(t, run(t, nil, "merge", "--image", repo, "--tags", "v1,stable", "--json", amd.Digest, repo+"@"+arm.Digest))
 	assert.DeepEqual(t, merged.Tags, []string{"v1", "stable"})
-	raw := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":stable")
+	raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":stable")
 	assert.Assert(t, strings.Contains(raw, amd.Manifests[0].Digest) && strings.Contains(raw, arm.Manifests[0].Digest), raw)
 
 	both := build("--platforms", "linux/amd64,linux/arm64", "--tags", "together")
@@ -50,10 +52,10 @@ func TestScaleOutMerge(t *testing.T) {
 	// The referrers fallback tag of the amd64 image is no tag to merge
 	// under: it would replace that image's list of SBOMs.
 	fallback := "sha256-" + strings.TrimPrefix(amd.Manifests[0].Digest, "sha256:")
-	before := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+fallback)
+	before := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+fallback)
 	r = run(t, nil, "merge", "--image", repo, "--tags", fallback, amd.Digest, arm.Digest)
 	assert.Equal(t, r.code, 2, r.stderr)
 	assert.Assert(t, strings.Contains(errorLine(r.stderr), "is the OCI referrers fallback tag of the image "+amd.Manifests[0].Digest), r.stderr)
-	after := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+fallback)
+	after := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+fallback)
 	assert.Equal(t, after, before)
 }

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -150,7 +152,7 @@ func TestFreshStoreHostNix(t *testing.T) {
 			t.Fatal("the Nix on PATH lives in /nix and there is no /usr/bin/nix: run scripts/setup.sh (it installs Debian's nix-bin)")
 		}
 	}
-	t.Logf("%s: %s", realNix, strings.TrimSpace(mustRun(t, realNix, "--version")))
+	t.Logf("%s: %s", realNix, strings.TrimSpace(testenv.Run(t, realNix, "--version")))
 
 	work := t.TempDir()
 	store, home, spy := filepath.Join(work, "nix"), filepath.Join(work, "home"), filepath.Join(work, "spy")
@@ -165,7 +167,7 @@ func TestFreshStoreHostNix(t *testing.T) {
 		nixArgs := append([]string{args[0], "--nixpkgs", standIn()}, args[1:]...)
 		cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--",
 			"sh", "-ec", `mount --bind "$0" /nix; exec "$@"`, store, nixery}, nixArgs...)...)
-		cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig, "HOME="+home, "XDG_CACHE_HOME="+home+"/.cache",
+		cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig, "HOME="+home, "XDG_CACHE_HOME="+home+"/.cache",
 			"PATH="+spy+":"+os.Getenv("PATH"))
 		return runCmd(t, cmd)
 	})
@@ -190,7 +192,7 @@ func TestFreshStoreNix226(t *testing.T) {
 		cmd := exec.Command(script, append([]string{chroot, "run",
 			"-b", bin + ":/opt/nixery", "-b", store + ":/nix", "-b", home + ":/root",
 			"-b", filepath.Join(repoRoot, "testdata", "nixpkgs") + ":/src/nixpkgs",
-			"--", "NIX_CONFIG=" + nixConfig, "PATH=/opt/nixery:/usr/bin:/bin"}, args...)...)
+			"--", "NIX_CONFIG=" + testenv.NixConfig, "PATH=/opt/nixery:/usr/bin:/bin"}, args...)...)
 		return runCmd(t, cmd)
 	}
 	v := inChroot("/usr/bin/nix", "--version") // not the spy: its log is for the build
@@ -207,7 +209,7 @@ func TestFreshStoreNix226(t *testing.T) {
 	git := "git -c user.email=ci@example.org -c user.name=CI -c safe.directory=/src/app"
 	cmd := exec.Command(script, chroot, "run", "-b", bin+":/opt/nixery", "-b", store+":/nix", "-b", home+":/root",
 		"-b", filepath.Join(repoRoot, "testdata", "nixpkgs")+":/src/nixpkgs", "-b", app+":/src/app",
-		"--", "NIX_CONFIG="+nixConfig, "PATH=/opt/nixery:/usr/bin:/bin", "/bin/sh", "-ec",
+		"--", "NIX_CONFIG="+testenv.NixConfig, "PATH=/opt/nixery:/usr/bin:/bin", "/bin/sh", "-ec",
 		"cd /src/app && /usr/bin/nix flake lock --override-input nixpkgs path:/src/nixpkgs && "+git+" commit -q -a -m relock && "+
 			"/opt/nixery/nixery build --nixpkgs path:/src/nixpkgs --platforms linux/amd64,linux/arm64 --user app --image "+host+"/e2e/app --tags v1 .#greet")
 	r := runCmd(t, cmd)

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -21,14 +23,14 @@ func TestBuildOCILayout(t *testing.T) {
 		"--output", "oci:"+dir, "--tags", "v1", "shell", "hello")
 	assert.Equal(t, r.code, 0, r.stderr)
 
-	raw := mustRun(t, "skopeo", "inspect", "--raw", "oci:"+dir+":v1")
+	raw := testenv.Run(t, "skopeo", "inspect", "--raw", "oci:"+dir+":v1")
 	var index struct {
 		Manifests []struct{ Digest string } `json:"manifests"`
 	}
 	assert.NilError(t, json.Unmarshal([]byte(raw), &index))
 	assert.Equal(t, len(index.Manifests), 2)
 
-	config := mustRun(t, "skopeo", "inspect", "--override-arch", "amd64", "--config", "oci:"+dir+":v1")
+	config := testenv.Run(t, "skopeo", "inspect", "--override-arch", "amd64", "--config", "oci:"+dir+":v1")
 	var cfg struct {
 		Config struct {
 			Cmd []string
@@ -41,9 +43,9 @@ func TestBuildOCILayout(t *testing.T) {
 
 	// umoci picks the manifest by platform from a copy with one platform.
 	single := filepath.Join(t.TempDir(), "single")
-	mustRun(t, "skopeo", "copy", "--override-arch", "amd64", "oci:"+dir+":v1", "oci:"+single+":v1")
+	testenv.Run(t, "skopeo", "copy", "--override-arch", "amd64", "oci:"+dir+":v1", "oci:"+single+":v1")
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	mustRun(t, "umoci", "unpack", "--rootless", "--image", single+":v1", bundle)
+	testenv.Run(t, "umoci", "unpack", "--rootless", "--image", single+":v1", bundle)
 	for _, prog := range []string{"bash", "hello"} {
 		_, err := os.Stat(filepath.Join(bundle, "rootfs", "bin", prog))
 		assert.NilError(t, err, "bin/%s missing from the image", prog)
@@ -60,10 +62,10 @@ func TestBuildDockerArchive(t *testing.T) {
 	assert.Equal(t, r.code, 0, r.stderr)
 
 	base := podmanBase(t)
-	loaded := mustRun(t, "podman", append(base, "load", "-i", file)...)
+	loaded := testenv.Run(t, "podman", append(base, "load", "-i", file)...)
 	assert.Assert(t, strings.Contains(loaded, "Loaded image: registry.example/team/hello:v1"), loaded)
 	image := strings.TrimSpace(loaded[strings.LastIndex(loaded, " ")+1:])
-	out := mustRun(t, "podman", append(base, "run", "--rm", "--network=none",
+	out := testenv.Run(t, "podman", append(base, "run", "--rm", "--network=none",
 		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000", image, "hello")...)
 	assert.Equal(t, strings.TrimSpace(out), "Hello, world!")
 }

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -87,7 +89,7 @@ func TestBuildSBOM(t *testing.T) {
 
 		// The fallback tag lists the two referrers of this platform image.
 		var index v1.IndexManifest
-		raw := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":sha256-"+strings.TrimPrefix(s.Manifest, "sha256:"))
+		raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":sha256-"+strings.TrimPrefix(s.Manifest, "sha256:"))
 		assert.NilError(t, json.Unmarshal([]byte(raw), &index))
 		byType := map[string]string{}
 		for _, m := range index.Manifests {
@@ -132,7 +134,7 @@ func TestBuildSBOM(t *testing.T) {
 	off := decodeSBOMResult(t, run(t, githubEnv, "build", "--nixpkgs", standIn(), "--image", host+"/e2e/nosbom",
 		"--tags", "v1", "--sbom=false", "--json", "hello"))
 	assert.Check(t, is.Len(off.SBOMs, 0))
-	tags := mustRun(t, "skopeo", "list-tags", "--tls-verify=false", "docker://"+host+"/e2e/nosbom")
+	tags := testenv.Run(t, "skopeo", "list-tags", "--tls-verify=false", "docker://"+host+"/e2e/nosbom")
 	assert.Check(t, !strings.Contains(tags, "sha256-"), tags)
 }
 
@@ -141,9 +143,9 @@ func TestBuildSBOM(t *testing.T) {
 func copyReferrer(t *testing.T, repo, digest string) []byte {
 	t.Helper()
 	dir := t.TempDir()
-	mustRun(t, "skopeo", "copy", "--src-tls-verify=false", "docker://"+repo+"@"+digest, "oci:"+dir+":r")
+	testenv.Run(t, "skopeo", "copy", "--src-tls-verify=false", "docker://"+repo+"@"+digest, "oci:"+dir+":r")
 	var m v1.Manifest
-	raw := mustRun(t, "skopeo", "inspect", "--raw", "oci:"+dir+":r")
+	raw := testenv.Run(t, "skopeo", "inspect", "--raw", "oci:"+dir+":r")
 	assert.NilError(t, json.Unmarshal([]byte(raw), &m))
 	assert.Assert(t, is.Len(m.Layers, 1))
 	data, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", m.Layers[0].Digest.Hex))
@@ -230,7 +232,7 @@ func TestActionSBOM(t *testing.T) {
 
 	// The file is what the registry holds as the image's SBOM.
 	var index v1.IndexManifest
-	raw := mustRun(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":sha256-"+strings.TrimPrefix(manifests["linux/amd64"], "sha256:"))
+	raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":sha256-"+strings.TrimPrefix(manifests["linux/amd64"], "sha256:"))
 	assert.NilError(t, json.Unmarshal([]byte(raw), &index))
 	var attached []byte
 	for _, m := range index.Manifests {

@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -20,7 +22,7 @@ import (
 func runStdin(t *testing.T, stdin string, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(nixery, args...)
-	cmd.Env = append(append(os.Environ(), "NIX_CONFIG="+nixConfig), env...)
+	cmd.Env = append(append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -34,12 +36,6 @@ func runStdin(t *testing.T, stdin string, env []string, args ...string) result {
 	return result{stdout.String(), stderr.String(), code}
 }
 
-func startHostile(t *testing.T, b hostile.Behaviour) *hostile.Registry {
-	r := hostile.Start(b)
-	t.Cleanup(r.Close)
-	return r
-}
-
 // TestHostileCacheRegistries builds against an authenticated registry
 // while reading --cache-from images from hostile registries on other
 // ports: the password (given on standard input) reaches none of them, and
@@ -47,11 +43,11 @@ func startHostile(t *testing.T, b hostile.Behaviour) *hostile.Registry {
 func TestHostileCacheRegistries(t *testing.T) {
 	testenv.Require(t, "nix", "docker-registry", "htpasswd")
 	host, user, password := testenv.StartAuthRegistry(t)
-	askAuth := startHostile(t, hostile.Behaviour{RequireAuth: true})
-	loop := startHostile(t, hostile.Behaviour{RedirectLoop: true})
-	big := startHostile(t, hostile.Behaviour{HugeConfig: 1 << 40, EndlessManifest: true})
+	askAuth := testenv.StartHostile(t, hostile.Behaviour{RequireAuth: true})
+	loop := testenv.StartHostile(t, hostile.Behaviour{RedirectLoop: true})
+	big := testenv.StartHostile(t, hostile.Behaviour{HugeConfig: 1 << 40, EndlessManifest: true})
 	big.ManifestList("c/list", "big", 4000, image.AnnotationLayerCache)
-	evil := startHostile(t, hostile.Behaviour{ErrorMessage: "no\n::set-output name=digest::sha256:evil"})
+	evil := testenv.StartHostile(t, hostile.Behaviour{ErrorMessage: "no\n::set-output name=digest::sha256:evil"})
 
 	r := runStdin(t, password+"\n", []string{"DOCKER_CONFIG=" + t.TempDir()}, "build", "--nixpkgs", standIn(),
 		"--image", host+"/sec/app", "--tags", "v1", "--username", user, "--password-stdin",

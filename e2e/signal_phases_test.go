@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -47,7 +49,7 @@ func bigFlake(t *testing.T) (ref, storePath string) {
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
 	ref = "path:" + dir + "#default"
 	cmd := exec.Command("nix", "build", "--no-link", "--json", ref)
-	cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig, "TMPDIR="+t.TempDir())
+	cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig, "TMPDIR="+t.TempDir())
 	out, err := cmd.Output()
 	assert.NilError(t, err, "nix build of the big fixture: %s", stderrOf(err))
 	var built []struct {
@@ -59,7 +61,7 @@ func bigFlake(t *testing.T) (ref, storePath string) {
 	storePath = built[0].Outputs["out"]
 	t.Cleanup(func() {
 		del := exec.Command("nix", "store", "delete", storePath, built[0].DrvPath)
-		del.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig)
+		del.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
 		if out, err := del.CombinedOutput(); err != nil {
 			t.Logf("nix store delete %s: %v\n%s", storePath, err, out)
 		}
@@ -96,7 +98,7 @@ type stopped struct {
 func interruptWhen(t *testing.T, tmp string, args []string, sig syscall.Signal, ready func(pid int) bool) stopped {
 	t.Helper()
 	cmd := exec.Command(nixery, args...)
-	cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig, "TMPDIR="+tmp)
+	cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig, "TMPDIR="+tmp)
 	pipe, err := cmd.StderrPipe()
 	assert.NilError(t, err)
 	assert.NilError(t, cmd.Start())
@@ -322,7 +324,7 @@ func TestSignalsStopEveryPhase(t *testing.T) {
 			// has read part of the big file.
 			ready: func(_, _ string, pid int) bool { return readBytes(pid) > 32<<20 },
 			check: func(t *testing.T, sig, _, _ string) {
-				out := mustRun(t, "skopeo", "list-tags", "--tls-verify=false", "docker://"+registry+"/signal/verify")
+				out := testenv.Run(t, "skopeo", "list-tags", "--tls-verify=false", "docker://"+registry+"/signal/verify")
 				assert.Check(t, !strings.Contains(out, `"`+strings.ToLower(sig)+`"`), "the interrupted build tagged the index: %s", out)
 			},
 		},
@@ -346,7 +348,7 @@ func TestSignalsStopEveryPhase(t *testing.T) {
 			after: 700 * time.Millisecond,
 			check: func(t *testing.T, sig, _, _ string) {
 				// The pushes by digest left their own tags (SBOM fallbacks, the cache record).
-				out := mustRun(t, "skopeo", "list-tags", "--tls-verify=false", "docker://"+registry+"/signal/merge")
+				out := testenv.Run(t, "skopeo", "list-tags", "--tls-verify=false", "docker://"+registry+"/signal/merge")
 				assert.Check(t, !strings.Contains(out, `"`+strings.ToLower(sig)+`"`), "the interrupted merge tagged the index: %s", out)
 			},
 		},

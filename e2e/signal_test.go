@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 import (
@@ -36,7 +38,7 @@ func TestInterrupted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			repo := "signal/" + strings.ToLower(tc.name)
 			cmd := exec.Command(nixery, "build", "--nixpkgs", standIn(), "--image", front+"/"+repo, "--tags", "v1", "hello")
-			cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig, "TMPDIR="+t.TempDir())
+			cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig, "TMPDIR="+t.TempDir())
 			pipe, err := cmd.StderrPipe()
 			assert.NilError(t, err)
 			assert.NilError(t, cmd.Start())

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need, then
-# checks formatting, vets and runs every test (unit and end-to-end).
+# checks formatting, vets and runs every test (unit and end-to-end). Tests
+# that need Nix, root, a registry or image clients carry the integration
+# build tag (plain `go test ./...` leaves them out): every go vet and go
+# test here passes -tags integration, so CI runs them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,10 +60,10 @@ if [ -n "$unformatted" ]; then
   echo "gofmt wants to rewrite: $unformatted" >&2
   exit 1
 fi
-go vet ./...
+go vet -tags integration ./...
 # `nix run` on a Mac builds the same code for darwin.
 GOOS=darwin GOARCH=arm64 go build ./...
-GOOS=darwin GOARCH=arm64 go vet ./...
+GOOS=darwin GOARCH=arm64 go vet -tags integration ./...
 ./scripts/actionlint.sh
 # Every test, packages in parallel; a line per top-level test as it ends
 # (no package is silent for minutes), and the output of any that failed.
@@ -76,7 +79,7 @@ trap 'rm -f "$trixie_log" "$json" "$race_json" "$e2e_json" "$flake_json" "$act_l
 gotest() { # JSON-FILE PACKAGE...
   local out=$1
   shift
-  go test -json -count=1 -timeout 40m "$@" 2>&1 | tee "$out" | jq -R -r --unbuffered '
+  go test -tags integration -json -count=1 -timeout 40m "$@" 2>&1 | tee "$out" | jq -R -r --unbuffered '
     fromjson? | select(.Action == "pass" or .Action == "fail" or .Action == "skip")
     | select((.Test // "") | contains("/") | not)
     | "\(now | strftime("%H:%M:%S")) \(.Action) \(.Package | sub("^github.com/nixery-action/nixery-action/"; "")) \(.Test // "(package)") \(.Elapsed // 0)s"'
@@ -85,7 +88,7 @@ step "go test (all but e2e; the concurrent pipeline under the race detector)"
 # pkg/build and pkg/push run layers, uploads and registry reads at once:
 # their tests run with -race instead of without.
 race_packages=(./pkg/build ./pkg/push)
-mapfile -t packages < <(go list ./... | grep -v -e '/e2e$' -e '/pkg/build$' -e '/pkg/push$' -e '/internal/flaketest$')
+mapfile -t packages < <(go list -tags integration ./... | grep -v -e '/e2e$' -e '/pkg/build$' -e '/pkg/push$' -e '/internal/flaketest$')
 gotest "$json" "${packages[@]}" &
 tests_pid=$!
 gotest "$race_json" -race "${race_packages[@]}" &
@@ -130,7 +133,7 @@ step "fuzz targets"
 # fixed in Go 1.27). FUZZTIME (e.g. 30s or 500000x) overrides them all.
 for target in ./pkg/spec:FuzzCheckAttr:100000x ./pkg/spec:FuzzParse:100000x ./pkg/layers:FuzzParseGraph:100000x ./pkg/archive:FuzzPackNames:1500x; do
   IFS=: read -r pkg name budget <<<"$target"
-  go test -run '^$' -fuzz "^$name\$" -fuzztime "${FUZZTIME:-$budget}" -fuzzminimizetime 2s "$pkg"
+  go test -tags integration -run '^$' -fuzz "^$name\$" -fuzztime "${FUZZTIME:-$budget}" -fuzzminimizetime 2s "$pkg"
 done
 
 check_host

@@ -2,13 +2,8 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +11,6 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
-	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/push"
 )
@@ -131,39 +125,6 @@ func TestPackCommandErrors(t *testing.T) {
 	}
 	_, err := os.Stat(out)
 	assert.Assert(t, os.IsNotExist(err), "a failed pack left %s behind", out)
-}
-
-// TestPackCommand packs a real store path and checks the printed hashes
-// against the blob.
-func TestPackCommand(t *testing.T) {
-	testenv.Require(t, "nix-store")
-	src := filepath.Join(t.TempDir(), "packtest")
-	assert.NilError(t, os.MkdirAll(filepath.Join(src, "bin"), 0o755))
-	assert.NilError(t, os.WriteFile(filepath.Join(src, "bin", "tool"), []byte("#!/bin/sh\necho hi\n"), 0o755))
-	added, err := exec.Command("nix-store", "--add", src).Output()
-	assert.NilError(t, err)
-	storePath := strings.TrimSpace(string(added))
-
-	blobFile := filepath.Join(t.TempDir(), "blob")
-	code, out, errOut := runCLI(t, "pack", "--output", blobFile, storePath)
-	assert.Equal(t, code, 0, errOut)
-	var blob struct {
-		Digest, DiffID string
-		Size           int64
-	}
-	assert.NilError(t, json.Unmarshal([]byte(out), &blob))
-	data, err := os.ReadFile(blobFile)
-	assert.NilError(t, err)
-	sum := sha256.Sum256(data)
-	assert.Equal(t, blob.Digest, "sha256:"+hex.EncodeToString(sum[:]))
-	assert.Equal(t, blob.Size, int64(len(data)))
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	assert.NilError(t, err)
-	tarBytes, err := io.ReadAll(zr)
-	assert.NilError(t, err)
-	sum = sha256.Sum256(tarBytes)
-	assert.Equal(t, blob.DiffID, "sha256:"+hex.EncodeToString(sum[:]))
-	assert.Assert(t, is.Contains(string(tarBytes), strings.TrimPrefix(storePath, "/")+"/bin/tool"))
 }
 
 // TestPrintResult: the summary line says where the image went, or

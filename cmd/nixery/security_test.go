@@ -16,6 +16,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/internal/hostile"
+	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/push"
@@ -104,8 +105,7 @@ func isOurCommand(line string) bool {
 // reaches the log escaped, as one line that issues no command.
 func TestActionRegistryTextIssuesNoCommand(t *testing.T) {
 	evil := "denied\n::set-output name=digest::sha256:evil\n::warning title=INJECTED::pwned\n##[error]old style"
-	reg := hostile.Start(hostile.Behaviour{ErrorMessage: evil})
-	t.Cleanup(reg.Close)
+	reg := testenv.StartHostile(t, hostile.Behaviour{ErrorMessage: evil})
 	dir := t.TempDir()
 	out := filepath.Join(dir, "output")
 	assert.NilError(t, os.WriteFile(out, nil, 0o644))
@@ -136,8 +136,7 @@ func TestActionRegistryTextIssuesNoCommand(t *testing.T) {
 // action mode pushes, prints the result, then fails with a clear error:
 // no panic.
 func TestActionWithoutOutputFiles(t *testing.T) {
-	reg := hostile.Start(hostile.Behaviour{})
-	t.Cleanup(reg.Close)
+	reg := testenv.StartHostile(t, hostile.Behaviour{})
 	digest := testImage(t, reg.Host+"/ok/img")
 	dir := t.TempDir()
 	for _, tc := range []struct {

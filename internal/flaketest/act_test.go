@@ -1,3 +1,5 @@
+//go:build integration
+
 package flaketest
 
 import (
@@ -28,11 +30,7 @@ jobs:
     runs-on: ubuntu-latest
     env:
       NIX_CONFIG: |
-        experimental-features = nix-command flakes
-        sandbox = false
-        build-users-group =
-        substituters =
-        extra-platforms = aarch64-linux
+        %NIX_CONFIG%
     steps:
       - name: Check out
         run: cp -a "$APP_CHECKOUT/." .
@@ -70,7 +68,7 @@ func TestActionUnderAct(t *testing.T) {
 	// its workflow, committed.
 	app := filepath.Join(t.TempDir(), "greet")
 	copyDir(t, filepath.Join(repoRoot(t), "testdata", "app"), app)
-	workflow := strings.NewReplacer("%CHECKOUT%", app, "%IMAGE%", host+"/team/greet", "%NIXPKGS%", standIn).Replace(imageWorkflow)
+	workflow := strings.NewReplacer("%NIX_CONFIG%", strings.ReplaceAll(strings.TrimSpace(testenv.NixConfig), "\n", "\n        "), "%CHECKOUT%", app, "%IMAGE%", host+"/team/greet", "%NIXPKGS%", standIn).Replace(imageWorkflow)
 	var parsed map[string]any
 	assert.NilError(t, yaml.Unmarshal([]byte(workflow), &parsed), workflow)
 	assert.NilError(t, os.MkdirAll(filepath.Join(app, ".github", "workflows"), 0o755))
@@ -78,7 +76,7 @@ func TestActionUnderAct(t *testing.T) {
 	git := []string{"-c", "user.name=ci", "-c", "user.email=ci@localhost", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"}
 	run(t, app, nil, "git", append(git, "init", "-q")...)
 	run(t, app, nil, "git", "add", "-A")
-	run(t, app, []string{"NIX_CONFIG=" + nixConfig}, "nix", "flake", "lock", "--override-input", "nixpkgs", standIn)
+	run(t, app, []string{"NIX_CONFIG=" + testenv.NixConfig}, "nix", "flake", "lock", "--override-input", "nixpkgs", standIn)
 	run(t, app, nil, "git", "add", "-A")
 	run(t, app, nil, "git", append(git, "commit", "-q", "-m", "greet")...)
 	sha := strings.TrimSpace(run(t, app, nil, "git", "rev-parse", "HEAD"))

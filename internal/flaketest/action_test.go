@@ -2,23 +2,18 @@ package flaketest
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"runtime"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-
-	"github.com/nixery-action/nixery-action/internal/testenv"
 )
 
 // compositeAction is the part of action.yml a runner reads.
@@ -207,85 +202,6 @@ func readOutputs(t testing.TB, file string) map[string]string {
 	return out
 }
 
-// TestAction runs action.yml as a runner would, against the stand-in
-// nixpkgs and a real registry, and checks its outputs and step summary.
-func TestAction(t *testing.T) {
-	testenv.Require(t, "nix", "git", "go", "docker-registry", "skopeo")
-	f := newFlake(t)
-	host := testenv.StartRegistry(t)
-	repo := host + "/action/tools"
-	standIn := "path:" + filepath.Join(repoRoot(t), "testdata", "nixpkgs")
-	password := "s3cret-password-that-must-not-leak"
-
-	r := newRunner(t, f.dir, map[string]string{
-		"packages":  "hello\nbusybox",
-		"platforms": "linux/amd64,linux/arm64",
-		"image":     repo,
-		"tags":      "v1\nlatest",
-		"nixpkgs":   standIn,
-		"labels":    "org.example.team=tools",
-		"username":  "ci",
-		"password":  password,
-	}, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "NIX_CONFIG=" + nixConfig})
-	err := r.run(t)
-	assert.NilError(t, err, r.stdout)
-	outputs := r.outputs(t)
-
-	// One SBOM file per platform, in the runner's temporary directory
-	// (RUNNER_TEMP, which this runner sets).
-	var sboms map[string]string
-	assert.NilError(t, json.Unmarshal([]byte(outputs["sboms"]), &sboms), outputs["sboms"])
-	assert.Equal(t, len(sboms), 2)
-	for p, file := range sboms {
-		assert.Assert(t, strings.Contains(file, "/nixery-sbom-"), "%s: %s", p, file)
-		doc, err := os.ReadFile(file)
-		assert.NilError(t, err)
-		assert.Assert(t, is.Contains(string(doc), `"bomFormat": "CycloneDX"`), "%s: %s", p, file)
-	}
-	assert.Equal(t, outputs["sbom"], "") // several platforms: see sboms
-
-	// The digest output is the digest of what the registry serves.
-	raw := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":v1")
-	sum := sha256.Sum256([]byte(raw))
-	assert.Equal(t, outputs["digest"], "sha256:"+hex.EncodeToString(sum[:]))
-	assert.Equal(t, outputs["image"], repo+"@"+outputs["digest"])
-
-	var manifests map[string]string
-	assert.NilError(t, json.Unmarshal([]byte(outputs["manifests"]), &manifests), outputs["manifests"])
-	var platforms []string
-	for p := range manifests {
-		platforms = append(platforms, p)
-	}
-	sort.Strings(platforms)
-	assert.DeepEqual(t, platforms, []string{"linux/amd64", "linux/arm64"}) // as requested
-	for p, d := range manifests {
-		assert.Assert(t, strings.Contains(raw, d), "%s manifest %s not in the index", p, d)
-	}
-
-	var metadata struct {
-		SchemaVersion int      `json:"schemaVersion"`
-		Digest        string   `json:"digest"`
-		Tags          []string `json:"tags"`
-	}
-	assert.NilError(t, json.Unmarshal([]byte(outputs["metadata"]), &metadata))
-	assert.Equal(t, metadata.SchemaVersion, 1)
-	assert.Equal(t, metadata.Digest, outputs["digest"])
-	assert.DeepEqual(t, metadata.Tags, []string{"v1", "latest"})
-
-	// The step summary has a layer table per platform and the timings.
-	for _, want := range []string{"#### linux/amd64", "#### linux/arm64", "| # | size | packages | upload |", "hello", "uploaded", "| phase | platform | seconds |", "| nix | linux/arm64 |", "(customisation: symlinks, /tmp, CA bundle)",
-		" compressed, ", " unpacked)", "Largest packages: ", "Created: 1970-01-01T00:00:00Z"} {
-		assert.Assert(t, is.Contains(r.summary, want))
-	}
-	// The log is grouped per platform, and the secrets are masked, never printed.
-	assert.Assert(t, is.Contains(r.stdout, "::group::Build linux/amd64"))
-	assert.Assert(t, is.Contains(r.stdout, "::add-mask::"+password))
-	withoutMask := strings.ReplaceAll(r.stdout, "::add-mask::"+password, "")
-	for _, text := range []string{withoutMask, r.summary, fmt.Sprint(outputs)} {
-		assert.Assert(t, !strings.Contains(text, password), "password leaked")
-	}
-}
-
 // TestActionWithoutNix: with install-nix false and no nix on PATH, the
 // action stops with a message saying how to add Nix.
 func TestActionWithoutNix(t *testing.T) {
@@ -297,4 +213,16 @@ func TestActionWithoutNix(t *testing.T) {
 	assert.ErrorContains(t, err, `step "Check for Nix"`)
 	assert.Assert(t, is.Contains(r.stdout, "::error title=Nix is missing::"))
 	assert.Assert(t, is.Contains(r.stdout, "install-nix: true"))
+}
+
+// runnerArch is RUNNER_ARCH on a runner like this machine.
+func runnerArch(t testing.TB) string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "X64"
+	case "arm64":
+		return "ARM64"
+	}
+	t.Fatalf("no runner architecture for %s", runtime.GOARCH)
+	return ""
 }

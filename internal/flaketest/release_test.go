@@ -1,3 +1,5 @@
+//go:build integration
+
 package flaketest
 
 import (
@@ -150,88 +152,85 @@ func TestRelease(t *testing.T) {
 	t.Run("merge without Nix", func(t *testing.T) { testMergeWithBinary(t, a) })
 }
 
-// releasesHost stands in for GitHub's releases: it serves assets under
-// /vVERSION/NAME and answers 404 for anything else.
-func releasesHost(t testing.TB, version string, assets map[string][]byte) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name, ok := strings.CutPrefix(r.URL.Path, "/v"+version+"/")
-		b, found := assets[name]
-		if !ok || !found {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		_, _ = w.Write(b)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// tools is a PATH directory with only the named programs of this machine,
-// so that a script can run without others (nix).
-func tools(t testing.TB, names ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, n := range names {
-		p, err := exec.LookPath(n)
+// testMergeWithBinary runs action.yml in merge mode, as a runner would, on
+// a PATH without Nix: the release binary comes from the stand-in host and
+// merges two per-platform images into one index.
+func testMergeWithBinary(t *testing.T, a *release) {
+	testenv.Require(t, "docker-registry", "skopeo")
+	host := testenv.StartRegistry(t)
+	repo := host + "/action/merged"
+	var digests []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: arch})
 		assert.NilError(t, err)
-		assert.NilError(t, os.Symlink(p, filepath.Join(dir, n)))
+		ref, err := name.ParseReference(repo+":"+arch, name.Insecure)
+		assert.NilError(t, err)
+		assert.NilError(t, remote.Write(ref, img))
+		d, err := img.Digest()
+		assert.NilError(t, err)
+		digests = append(digests, d.String())
 	}
-	return dir
+
+	releases := releasesHost(t, a.version, a.assets)
+	path := tools(t, append(scriptTools, "env")...)
+	r := newRunner(t, a.dir, map[string]string{
+		"image":         repo,
+		"tags":          "v1",
+		"merge-digests": strings.Join(digests, "\n"),
+	}, []string{"PATH=" + path, "HOME=" + t.TempDir(), "NIXERY_TEST_RELEASES_URL=" + releases.URL})
+	assert.NilError(t, r.run(t), r.stdout)
+	assert.Assert(t, is.Contains(r.stdout, "using the release binary"))
+
+	raw := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":v1")
+	var index v1.IndexManifest
+	assert.NilError(t, json.Unmarshal([]byte(raw), &index))
+	var got []string
+	for _, m := range index.Manifests {
+		got = append(got, m.Digest.String())
+	}
+	assert.DeepEqual(t, got, digests)
+	assert.Equal(t, r.outputs(t)["image"], repo+"@"+r.outputs(t)["digest"])
 }
 
-var scriptTools = []string{"bash", "curl", "sha256sum", "awk", "find", "sort", "mktemp", "tr", "cut", "head", "mv", "rm", "mkdir", "chmod", "cat", "uname", "dirname"}
+// BenchmarkActionStartup measures what the action spends before nixery
+// runs: with a release, installing the binary (the action's script: source
+// digest, download from a loopback host, SHA-256 check) and running it;
+// without one, `nix run` of the action's flake, once with nixery to build
+// (an empty Go build cache; the Go toolchain and the vendored modules are
+// already here, which on a fresh runner are downloaded too) and once with
+// nixery already in the store.
+//
+//	go test -run '^$' -bench ActionStartup -benchtime 3x ./internal/flaketest/
+func BenchmarkActionStartup(b *testing.B) {
+	a := buildRelease(b)
+	host := releasesHost(b, a.version, a.assets)
 
-// install runs scripts/action-install.sh of the action in dir as the
-// action's step does, and returns what it printed and the command output.
-func install(t testing.TB, dir, releasesURL string, withNix bool, env ...string) (stdout, command string, err error) {
-	t.Helper()
-	path := tools(t, scriptTools...)
-	if withNix {
-		nix, lookErr := exec.LookPath("nix")
-		assert.NilError(t, lookErr)
-		path += ":" + filepath.Dir(nix)
-	}
-	work := t.TempDir()
-	outputFile := filepath.Join(work, "output")
-	assert.NilError(t, os.WriteFile(outputFile, nil, 0o644))
-	cmd := exec.Command(filepath.Join(dir, "scripts", "action-install.sh"))
-	cmd.Env = append([]string{
-		"PATH=" + path,
-		"HOME=" + work,
-		"RUNNER_OS=Linux",
-		"RUNNER_ARCH=" + runnerArch(t),
-		"RUNNER_TEMP=" + work,
-		"GITHUB_ACTION_PATH=" + dir,
-		"GITHUB_OUTPUT=" + outputFile,
-		"NIXERY_TEST_RELEASES_URL=" + releasesURL,
-	}, env...)
-	out, err := cmd.CombinedOutput()
-	return string(out), readOutputs(t, outputFile)["command"], err
-}
+	b.Run("binary", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			out, command, err := install(b, a.dir, host.URL, false, "RUNNER_TEMP="+b.TempDir())
+			if err != nil || command == "" {
+				b.Fatalf("install: %v\n%s", err, out)
+			}
+			run(b, "", nil, command, "--version")
+		}
+	})
 
-// runnerArch is RUNNER_ARCH on a runner like this machine.
-func runnerArch(t testing.TB) string {
-	switch runtime.GOARCH {
-	case "amd64":
-		return "X64"
-	case "arm64":
-		return "ARM64"
-	}
-	t.Fatalf("no runner architecture for %s", runtime.GOARCH)
-	return ""
-}
-
-// oneError checks that a failure printed exactly one line, an ::error::
-// annotation holding want.
-func oneError(t *testing.T, out string, err error, want string) {
-	t.Helper()
-	assert.Assert(t, err != nil, "the script succeeded:\n%s", out)
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	assert.Assert(t, is.Len(lines, 1), "want one line, got:\n%s", out)
-	assert.Assert(t, strings.HasPrefix(lines[0], "::error "), lines[0])
-	assert.Assert(t, is.Contains(lines[0], want))
+	f := newFlake(b)
+	b.Run("nix-run-cold", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			standIn := f.standIn(b, b.TempDir())
+			b.StartTimer()
+			f.nix(b, "run", "--override-input", "nixpkgs", standIn, ".#nixery", "--", "--version")
+		}
+	})
+	b.Run("nix-run-built", func(b *testing.B) {
+		f.nix(b, "run", ".#nixery", "--", "--version")
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			f.nix(b, "run", ".#nixery", "--", "--version")
+		}
+	})
 }
 
 func testInstall(t *testing.T, a *release) {
@@ -322,46 +321,6 @@ func testInstall(t *testing.T, a *release) {
 	})
 }
 
-// testMergeWithBinary runs action.yml in merge mode, as a runner would, on
-// a PATH without Nix: the release binary comes from the stand-in host and
-// merges two per-platform images into one index.
-func testMergeWithBinary(t *testing.T, a *release) {
-	testenv.Require(t, "docker-registry", "skopeo")
-	host := testenv.StartRegistry(t)
-	repo := host + "/action/merged"
-	var digests []string
-	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: arch})
-		assert.NilError(t, err)
-		ref, err := name.ParseReference(repo+":"+arch, name.Insecure)
-		assert.NilError(t, err)
-		assert.NilError(t, remote.Write(ref, img))
-		d, err := img.Digest()
-		assert.NilError(t, err)
-		digests = append(digests, d.String())
-	}
-
-	releases := releasesHost(t, a.version, a.assets)
-	path := tools(t, append(scriptTools, "env")...)
-	r := newRunner(t, a.dir, map[string]string{
-		"image":         repo,
-		"tags":          "v1",
-		"merge-digests": strings.Join(digests, "\n"),
-	}, []string{"PATH=" + path, "HOME=" + t.TempDir(), "NIXERY_TEST_RELEASES_URL=" + releases.URL})
-	assert.NilError(t, r.run(t), r.stdout)
-	assert.Assert(t, is.Contains(r.stdout, "using the release binary"))
-
-	raw := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":v1")
-	var index v1.IndexManifest
-	assert.NilError(t, json.Unmarshal([]byte(raw), &index))
-	var got []string
-	for _, m := range index.Manifests {
-		got = append(got, m.Digest.String())
-	}
-	assert.DeepEqual(t, got, digests)
-	assert.Equal(t, r.outputs(t)["image"], repo+"@"+r.outputs(t)["digest"])
-}
-
 func appendTo(t *testing.T, file, text string) {
 	t.Helper()
 	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
@@ -371,43 +330,74 @@ func appendTo(t *testing.T, file, text string) {
 	assert.NilError(t, f.Close())
 }
 
-// BenchmarkActionStartup measures what the action spends before nixery
-// runs: with a release, installing the binary (the action's script: source
-// digest, download from a loopback host, SHA-256 check) and running it;
-// without one, `nix run` of the action's flake, once with nixery to build
-// (an empty Go build cache; the Go toolchain and the vendored modules are
-// already here, which on a fresh runner are downloaded too) and once with
-// nixery already in the store.
-//
-//	go test -run '^$' -bench ActionStartup -benchtime 3x ./internal/flaketest/
-func BenchmarkActionStartup(b *testing.B) {
-	a := buildRelease(b)
-	host := releasesHost(b, a.version, a.assets)
+// releasesHost stands in for GitHub's releases: it serves assets under
+// /vVERSION/NAME and answers 404 for anything else.
+func releasesHost(t testing.TB, version string, assets map[string][]byte) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/v"+version+"/")
+		b, found := assets[name]
+		if !ok || !found {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
 
-	b.Run("binary", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			out, command, err := install(b, a.dir, host.URL, false, "RUNNER_TEMP="+b.TempDir())
-			if err != nil || command == "" {
-				b.Fatalf("install: %v\n%s", err, out)
-			}
-			run(b, "", nil, command, "--version")
-		}
-	})
+// tools is a PATH directory with only the named programs of this machine,
+// so that a script can run without others (nix).
+func tools(t testing.TB, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		p, err := exec.LookPath(n)
+		assert.NilError(t, err)
+		assert.NilError(t, os.Symlink(p, filepath.Join(dir, n)))
+	}
+	return dir
+}
 
-	f := newFlake(b)
-	b.Run("nix-run-cold", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			b.StopTimer()
-			standIn := f.standIn(b, b.TempDir())
-			b.StartTimer()
-			f.nix(b, "run", "--override-input", "nixpkgs", standIn, ".#nixery", "--", "--version")
-		}
-	})
-	b.Run("nix-run-built", func(b *testing.B) {
-		f.nix(b, "run", ".#nixery", "--", "--version")
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			f.nix(b, "run", ".#nixery", "--", "--version")
-		}
-	})
+var scriptTools = []string{"bash", "curl", "sha256sum", "awk", "find", "sort", "mktemp", "tr", "cut", "head", "mv", "rm", "mkdir", "chmod", "cat", "uname", "dirname"}
+
+// install runs scripts/action-install.sh of the action in dir as the
+// action's step does, and returns what it printed and the command output.
+func install(t testing.TB, dir, releasesURL string, withNix bool, env ...string) (stdout, command string, err error) {
+	t.Helper()
+	path := tools(t, scriptTools...)
+	if withNix {
+		nix, lookErr := exec.LookPath("nix")
+		assert.NilError(t, lookErr)
+		path += ":" + filepath.Dir(nix)
+	}
+	work := t.TempDir()
+	outputFile := filepath.Join(work, "output")
+	assert.NilError(t, os.WriteFile(outputFile, nil, 0o644))
+	cmd := exec.Command(filepath.Join(dir, "scripts", "action-install.sh"))
+	cmd.Env = append([]string{
+		"PATH=" + path,
+		"HOME=" + work,
+		"RUNNER_OS=Linux",
+		"RUNNER_ARCH=" + runnerArch(t),
+		"RUNNER_TEMP=" + work,
+		"GITHUB_ACTION_PATH=" + dir,
+		"GITHUB_OUTPUT=" + outputFile,
+		"NIXERY_TEST_RELEASES_URL=" + releasesURL,
+	}, env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), readOutputs(t, outputFile)["command"], err
+}
+
+// oneError checks that a failure printed exactly one line, an ::error::
+// annotation holding want.
+func oneError(t *testing.T, out string, err error, want string) {
+	t.Helper()
+	assert.Assert(t, err != nil, "the script succeeded:\n%s", out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	assert.Assert(t, is.Len(lines, 1), "want one line, got:\n%s", out)
+	assert.Assert(t, strings.HasPrefix(lines[0], "::error "), lines[0])
+	assert.Assert(t, is.Contains(lines[0], want))
 }

@@ -1,3 +1,5 @@
+//go:build integration
+
 package flaketest
 
 import (
@@ -20,7 +22,7 @@ func TestVendorHash(t *testing.T) {
 
 	vendor := filepath.Join(t.TempDir(), "vendor")
 	run(t, src, []string{"GOFLAGS=-mod=mod", "GOWORK=off"}, "go", "mod", "vendor", "-o", vendor)
-	got := strings.TrimSpace(run(t, src, []string{"NIX_CONFIG=" + nixConfig}, "nix", "hash", "path", vendor))
+	got := strings.TrimSpace(run(t, src, []string{"NIX_CONFIG=" + testenv.NixConfig}, "nix", "hash", "path", vendor))
 
 	want := nixAssignment(t, readFile(t, filepath.Join(root, "flake.nix")), "vendorHash")
 	if got != want {

@@ -1,3 +1,5 @@
+//go:build integration
+
 package build
 
 import (
@@ -10,7 +12,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -74,7 +75,7 @@ func TestBuildSBOMRegistry(t *testing.T) {
 		// The fallback tag lists exactly these two referrers.
 		fallback := "docker://" + host + "/build/sbom:sha256-" + strings.TrimPrefix(s.Manifest, "sha256:")
 		var index v1.IndexManifest
-		assert.NilError(t, json.Unmarshal(skopeo(t, "inspect", "--tls-verify=false", "--raw", fallback), &index))
+		assert.NilError(t, json.Unmarshal([]byte(testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", fallback)), &index))
 		listed := map[string]string{}
 		for _, m := range index.Manifests {
 			listed[m.Digest.String()] = m.ArtifactType
@@ -84,11 +85,11 @@ func TestBuildSBOMRegistry(t *testing.T) {
 		for _, r := range []Referrer{s.SBOM, s.Provenance} {
 			var m v1.Manifest
 			ref := "docker://" + host + "/build/sbom@" + r.Digest
-			assert.NilError(t, json.Unmarshal(skopeo(t, "inspect", "--tls-verify=false", "--raw", ref), &m))
+			assert.NilError(t, json.Unmarshal([]byte(testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", ref)), &m))
 			assert.Equal(t, m.Subject.Digest.String(), s.Manifest)
 			assert.Equal(t, m.Annotations["org.opencontainers.image.created"], "2023-11-14T22:13:20Z")
 			dir := t.TempDir()
-			skopeo(t, "copy", "--src-tls-verify=false", ref, "oci:"+dir+":x")
+			testenv.Run(t, "skopeo", "copy", "--src-tls-verify=false", ref, "oci:"+dir+":x")
 			data, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", m.Layers[0].Digest.Hex))
 			assert.NilError(t, err)
 			assert.Assert(t, bytes.Equal(data, r.Data), "%s changed on the way", r.ArtifactType)
@@ -100,12 +101,12 @@ func TestBuildSBOMRegistry(t *testing.T) {
 		var found struct {
 			Referrers []struct{ Digest string }
 		}
-		assert.NilError(t, json.Unmarshal(oras(t, "discover", "--plain-http", "--format", "json",
-			"--artifact-type", sbom.MediaType, host+"/build/sbom@"+s.Manifest), &found))
+		assert.NilError(t, json.Unmarshal([]byte(testenv.Run(t, "oras", "discover", "--plain-http", "--format", "json",
+			"--artifact-type", sbom.MediaType, host+"/build/sbom@"+s.Manifest)), &found))
 		assert.Assert(t, is.Len(found.Referrers, 1))
 		assert.Equal(t, found.Referrers[0].Digest, s.SBOM.Digest)
 		pulled := t.TempDir()
-		oras(t, "pull", "--plain-http", "-o", pulled, host+"/build/sbom@"+s.SBOM.Digest)
+		testenv.Run(t, "oras", "pull", "--plain-http", "-o", pulled, host+"/build/sbom@"+s.SBOM.Digest)
 		data, err := os.ReadFile(filepath.Join(pulled, "sbom.cdx.json"))
 		assert.NilError(t, err)
 		assert.Assert(t, bytes.Equal(data, s.SBOM.Data), "oras pulled another SBOM")
@@ -249,33 +250,6 @@ func mustDigest(t *testing.T, ref string) name.Digest {
 	d, err := name.NewDigest(ref, name.Insecure)
 	assert.NilError(t, err)
 	return d
-}
-
-// oras runs the ORAS CLI (installed by scripts/setup.sh) and returns its
-// standard output.
-func oras(t *testing.T, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command("oras", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("oras %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return out
-}
-
-func skopeo(t *testing.T, args ...string) []byte {
-	t.Helper()
-	out, err := exec.Command("skopeo", args...).Output()
-	if err != nil {
-		var stderr []byte
-		if e, ok := err.(*exec.ExitError); ok {
-			stderr = e.Stderr
-		}
-		t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, stderr)
-	}
-	return out
 }
 
 // TestBuildSBOMAttachFails: a registry that refuses the referrers fails

@@ -1,3 +1,5 @@
+//go:build integration
+
 package push
 
 import (
@@ -18,53 +20,6 @@ import (
 	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
-
-// faultOptions are the default options, with a quicker backoff than the
-// default's (1 s, doubling) so that 20 pushes take seconds, not minutes;
-// the tries are as many.
-var faultOptions = Options{Backoff: remote.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Steps: DefaultBackoff.Steps}}
-
-// allReferrers makes an SBOM and a provenance statement for every
-// platform image of idx, as a build does.
-func allReferrers(t *testing.T, idx v1.ImageIndex) Attachments {
-	t.Helper()
-	im, err := idx.IndexManifest()
-	assert.NilError(t, err)
-	refs := Attachments{}
-	for _, m := range im.Manifests {
-		for _, doc := range []sbom.Document{
-			sbom.CycloneDX([]byte(`{"bomFormat":"CycloneDX","subject":"` + m.Digest.String() + `"}`)),
-			sbom.InToto([]byte(`{"_type":"https://in-toto.io/Statement/v1"}`), "https://slsa.dev/provenance/v1"),
-		} {
-			r, err := sbom.Referrer(m, doc, time.Unix(1, 0))
-			assert.NilError(t, err)
-			refs[m.Digest] = append(refs[m.Digest], r)
-		}
-	}
-	return refs
-}
-
-// checkAttached reads, from the registry itself (not through the faults),
-// the referrers of every platform image refs names, and fails unless each
-// lists both of its documents.
-func checkAttached(t *testing.T, registry, repo string, refs Attachments) {
-	t.Helper()
-	r := NewRegistry(mustTarget(t, registry+"/"+repo), Options{})
-	for subject, imgs := range refs {
-		assert.Check(t, r.Attached(context.Background(), v1.Descriptor{Digest: subject}, imgs...), "the referrers of %s are not all listed", subject)
-	}
-}
-
-// checkNoTag fails if tag exists in the repository.
-func checkNoTag(t *testing.T, registry, repo, tag string) {
-	t.Helper()
-	ref, err := name.NewTag(registry+"/"+repo+":"+tag, name.Insecure)
-	if err != nil {
-		t.Error(err)
-	} else if _, err := remote.Head(ref); err == nil {
-		t.Errorf("the failed push left the tag %s", tag)
-	}
-}
 
 // TestPushThroughFaults: with 15% of requests failing in every way the
 // proxy knows (5xx, 429, dropped connections, stalls, answers cut short),
@@ -103,7 +58,7 @@ func TestPushThroughFaults(t *testing.T) {
 	assert.Assert(t, ok.Load() >= 19, "only %d of %d pushes completed", ok.Load(), runs)
 	assert.Assert(t, proxy.Faults() >= runs, "too few faults to prove anything: %s", proxy.Report())
 	// skopeo, reading the registry directly, sees both platforms.
-	raw := run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+registry+"/faults/image:run-0")
+	raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+registry+"/faults/image:run-0")
 	assert.DeepEqual(t, platformsOf(t, raw), []string{"linux/amd64", "linux/arm64/v8"})
 }
 
@@ -149,47 +104,6 @@ func TestMergeThroughFaults(t *testing.T) {
 	testenv.CheckTags(t, registry, "faults/merge")
 	t.Logf("%d of %d merges completed; %s", ok.Load(), runs, proxy.Report())
 	assert.Assert(t, ok.Load() >= 19, "only %d of %d merges completed", ok.Load(), runs)
-}
-
-// concurrently runs f(0..n-1), four at a time: the pushes wait on
-// backoffs and Retry-After far more than they work.
-func concurrently(n int, f func(i int)) {
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			f(i)
-		})
-	}
-	wg.Wait()
-}
-
-// writeKind names what a write the registry accepted was, for the order
-// test: a blob, a platform manifest, a referrer (its manifest or the
-// fallback tag that lists it), the index by digest, or a tag.
-func writeKind(w string, platforms, referrers map[string]bool, index string, tags []string) string {
-	path := w[strings.Index(w, " ")+1:]
-	id := path[strings.LastIndex(path, "/")+1:]
-	switch {
-	case strings.Contains(path, "/blobs/"):
-		return "blob"
-	case !strings.Contains(path, "/manifests/"):
-		return "other " + w
-	case platforms[id]:
-		return "manifest"
-	case referrers[id] || strings.HasPrefix(id, "sha256-"):
-		return "referrer"
-	case id == index:
-		return "index"
-	}
-	for _, tag := range tags {
-		if id == tag {
-			return "tag"
-		}
-	}
-	return "other " + w
 }
 
 // TestWriteOrder: a proxy that records the writes the registry accepted
@@ -245,4 +159,92 @@ func TestWriteOrder(t *testing.T) {
 	r.Close()
 	assert.NilError(t, err)
 	assert.DeepEqual(t, proxy.Writes(), []string(nil))
+}
+
+// faultOptions are the default options, with a quicker backoff than the
+// default's (1 s, doubling) so that 20 pushes take seconds, not minutes;
+// the tries are as many.
+var faultOptions = Options{Backoff: remote.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Steps: DefaultBackoff.Steps}}
+
+// allReferrers makes an SBOM and a provenance statement for every
+// platform image of idx, as a build does.
+func allReferrers(t *testing.T, idx v1.ImageIndex) Attachments {
+	t.Helper()
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	refs := Attachments{}
+	for _, m := range im.Manifests {
+		for _, doc := range []sbom.Document{
+			sbom.CycloneDX([]byte(`{"bomFormat":"CycloneDX","subject":"` + m.Digest.String() + `"}`)),
+			sbom.InToto([]byte(`{"_type":"https://in-toto.io/Statement/v1"}`), "https://slsa.dev/provenance/v1"),
+		} {
+			r, err := sbom.Referrer(m, doc, time.Unix(1, 0))
+			assert.NilError(t, err)
+			refs[m.Digest] = append(refs[m.Digest], r)
+		}
+	}
+	return refs
+}
+
+// checkAttached reads, from the registry itself (not through the faults),
+// the referrers of every platform image refs names, and fails unless each
+// lists both of its documents.
+func checkAttached(t *testing.T, registry, repo string, refs Attachments) {
+	t.Helper()
+	r := NewRegistry(mustTarget(t, registry+"/"+repo), Options{})
+	for subject, imgs := range refs {
+		assert.Check(t, r.Attached(context.Background(), v1.Descriptor{Digest: subject}, imgs...), "the referrers of %s are not all listed", subject)
+	}
+}
+
+// checkNoTag fails if tag exists in the repository.
+func checkNoTag(t *testing.T, registry, repo, tag string) {
+	t.Helper()
+	ref, err := name.NewTag(registry+"/"+repo+":"+tag, name.Insecure)
+	if err != nil {
+		t.Error(err)
+	} else if _, err := remote.Head(ref); err == nil {
+		t.Errorf("the failed push left the tag %s", tag)
+	}
+}
+
+// concurrently runs f(0..n-1), four at a time: the pushes wait on
+// backoffs and Retry-After far more than they work.
+func concurrently(n int, f func(i int)) {
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
+
+// writeKind names what a write the registry accepted was, for the order
+// test: a blob, a platform manifest, a referrer (its manifest or the
+// fallback tag that lists it), the index by digest, or a tag.
+func writeKind(w string, platforms, referrers map[string]bool, index string, tags []string) string {
+	path := w[strings.Index(w, " ")+1:]
+	id := path[strings.LastIndex(path, "/")+1:]
+	switch {
+	case strings.Contains(path, "/blobs/"):
+		return "blob"
+	case !strings.Contains(path, "/manifests/"):
+		return "other " + w
+	case platforms[id]:
+		return "manifest"
+	case referrers[id] || strings.HasPrefix(id, "sha256-"):
+		return "referrer"
+	case id == index:
+		return "index"
+	}
+	for _, tag := range tags {
+		if id == tag {
+			return "tag"
+		}
+	}
+	return "other " + w
 }

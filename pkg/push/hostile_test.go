@@ -14,6 +14,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/internal/hostile"
+	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/image"
 )
 
@@ -33,12 +34,6 @@ func cachedIndex(t testing.TB, salt string) *image.Index {
 	idx, err := image.NewIndex([]*image.Image{img}, nil)
 	assert.NilError(t, err)
 	return idx
-}
-
-func startHostile(t testing.TB, b hostile.Behaviour) *hostile.Registry {
-	r := hostile.Start(b)
-	t.Cleanup(r.Close)
-	return r
 }
 
 func ref(t testing.TB, s string) name.Reference {
@@ -61,8 +56,8 @@ func hasAuth(auths []string, want string) bool {
 // a cache registry on another port, which gets the docker config's
 // credentials for it or none.
 func TestCredentialsScopedToTheirRegistry(t *testing.T) {
-	target := startHostile(t, hostile.Behaviour{RequireAuth: true})
-	other := startHostile(t, hostile.Behaviour{RequireAuth: true})
+	target := testenv.StartHostile(t, hostile.Behaviour{RequireAuth: true})
+	other := testenv.StartHostile(t, hostile.Behaviour{RequireAuth: true})
 	ctx := context.Background()
 	_, err := Push(ctx, mustTarget(t, other.Host+"/cache/img", "v1"), cachedIndex(t, "other"),
 		Options{Credentials: Credentials{Keychain: staticKeychain{other.Host, "carol", "carol-pw"}}})
@@ -99,7 +94,7 @@ func TestCredentialsScopedToTheirRegistry(t *testing.T) {
 // A registry that redirects to itself is given up on after 10 redirects,
 // by the cache reader and by the registry library's push alike.
 func TestRedirectLoop(t *testing.T) {
-	reg := startHostile(t, hostile.Behaviour{})
+	reg := testenv.StartHostile(t, hostile.Behaviour{})
 	ctx := context.Background()
 	_, err := Push(ctx, mustTarget(t, reg.Host+"/loop/img", "v1"), cachedIndex(t, "loop"), Options{Credentials: Credentials{Keychain: noCreds}})
 	assert.NilError(t, err)
@@ -124,7 +119,7 @@ func TestRedirectLoop(t *testing.T) {
 // Manifests and configs are bounded in size: a declared size over the
 // limit is refused before reading, and an endless body is cut off.
 func TestOversizedManifestsAndConfigs(t *testing.T) {
-	reg := startHostile(t, hostile.Behaviour{HugeConfig: 1 << 40, EndlessManifest: true})
+	reg := testenv.StartHostile(t, hostile.Behaviour{HugeConfig: 1 << 40, EndlessManifest: true})
 	ctx := context.Background()
 	o := Options{Credentials: Credentials{Keychain: noCreds}}
 	_, notes := ReadCache(ctx, []name.Reference{ref(t, reg.Host+"/big/img:huge"), ref(t, reg.Host+"/big/img:endless")}, o)
@@ -136,7 +131,7 @@ func TestOversizedManifestsAndConfigs(t *testing.T) {
 // index: attaching reads at most MaxManifestSize bytes of it and fails
 // naming the limit, and Attached says no.
 func TestEndlessReferrersIndex(t *testing.T) {
-	reg := startHostile(t, hostile.Behaviour{})
+	reg := testenv.StartHostile(t, hostile.Behaviour{})
 	ctx := context.Background()
 	o := Options{Credentials: Credentials{Keychain: noCreds}, Backoff: fastBackoff}
 	idx := testIndex(t, "endless-referrers", amd64)
@@ -155,7 +150,7 @@ func TestEndlessReferrersIndex(t *testing.T) {
 // A registry that trickles its answers is given up on: per request, and
 // for the whole cache read.
 func TestTricklingRegistry(t *testing.T) {
-	reg := startHostile(t, hostile.Behaviour{})
+	reg := testenv.StartHostile(t, hostile.Behaviour{})
 	ctx := context.Background()
 	_, err := Push(ctx, mustTarget(t, reg.Host+"/slow/img", "v1"), cachedIndex(t, "slow"), Options{Credentials: Credentials{Keychain: noCreds}})
 	assert.NilError(t, err)
@@ -174,7 +169,7 @@ func TestTricklingRegistry(t *testing.T) {
 // A 4,000-entry manifest list is parsed once and only its first
 // MaxCacheManifests images are read, a few at a time.
 func TestHugeManifestList(t *testing.T) {
-	reg := startHostile(t, hostile.Behaviour{})
+	reg := testenv.StartHostile(t, hostile.Behaviour{})
 	reg.ManifestList("list/img", "big", 4000, image.AnnotationLayerCache)
 	start := reg.Requests()
 	cache, notes := ReadCache(context.Background(), []name.Reference{ref(t, reg.Host+"/list/img:big")}, Options{Credentials: Credentials{Keychain: noCreds}})
@@ -184,7 +179,7 @@ func TestHugeManifestList(t *testing.T) {
 }
 
 func BenchmarkReadCacheManifestList(b *testing.B) {
-	reg := startHostile(b, hostile.Behaviour{})
+	reg := testenv.StartHostile(b, hostile.Behaviour{})
 	reg.ManifestList("list/img", "big", 4000, image.AnnotationLayerCache)
 	refs := []name.Reference{ref(b, reg.Host+"/list/img:big")}
 	for b.Loop() {
@@ -199,7 +194,7 @@ func BenchmarkReadCacheManifestList(b *testing.B) {
 // one line, so nothing it says can start a workflow command.
 func TestRegistryErrorsStayOneLine(t *testing.T) {
 	evil := "denied\n::set-output name=digest::sha256:evil\r\n::warning title=INJECTED::pwned"
-	reg := startHostile(t, hostile.Behaviour{ErrorMessage: evil})
+	reg := testenv.StartHostile(t, hostile.Behaviour{ErrorMessage: evil})
 	ctx := context.Background()
 	_, notes := ReadCache(ctx, []name.Reference{ref(t, reg.Host+"/x/img:v1")}, Options{Credentials: Credentials{Keychain: noCreds}})
 	assert.Assert(t, !strings.ContainsAny(notes[0], "\r\n"), notes[0])
@@ -214,7 +209,7 @@ func TestRegistryErrorsStayOneLine(t *testing.T) {
 // A credential helper that fails prints what it likes; none of it reaches
 // the error, which may be printed in a public log.
 func TestFailingCredentialHelperRedacted(t *testing.T) {
-	reg := startHostile(t, hostile.Behaviour{RequireAuth: true})
+	reg := testenv.StartHostile(t, hostile.Behaviour{RequireAuth: true})
 	bin, cfg := t.TempDir(), t.TempDir()
 	script := "#!/bin/sh\necho 'token=hunter2-very-secret'\nexit 3\n"
 	assert.NilError(t, os.WriteFile(filepath.Join(bin, "docker-credential-leaky"), []byte(script), 0o755))

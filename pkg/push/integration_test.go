@@ -1,7 +1,8 @@
+//go:build integration
+
 package push
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -22,17 +23,6 @@ import (
 
 // These tests push to a real registry (the distribution registry Debian
 // ships) and read the results back with clients we did not write.
-
-func run(t *testing.T, prog string, args ...string) string {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(prog, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", prog, strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String()
-}
 
 type rawIndex struct {
 	MediaType string `json:"mediaType"`
@@ -96,7 +86,7 @@ func TestRealRegistryPush(t *testing.T) {
 
 	// skopeo reads one index with both platforms under each tag.
 	for _, tag := range []string{"v1", "latest"} {
-		raw := run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+tag)
+		raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+tag)
 		assert.DeepEqual(t, platformsOf(t, raw), []string{"linux/amd64", "linux/arm64/v8"})
 	}
 	// skopeo picks the arm64 image by platform and sees its config.
@@ -105,7 +95,7 @@ func TestRealRegistryPush(t *testing.T) {
 		Variant      string
 		Config       struct{ Cmd, Env []string }
 	}
-	raw := run(t, "skopeo", "inspect", "--tls-verify=false", "--override-arch", "arm64", "--config", "docker://"+repo+":v1")
+	raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--override-arch", "arm64", "--config", "docker://"+repo+":v1")
 	assert.NilError(t, json.Unmarshal([]byte(raw), &cfg), raw)
 	assert.Equal(t, cfg.Architecture, "arm64")
 	assert.Equal(t, cfg.Variant, "v8")
@@ -197,15 +187,15 @@ func TestLayoutWithClients(t *testing.T) {
 	_, err := Write(context.Background(), Output{Kind: OCILayout, Path: dir}, idx, WriteOptions{Tags: []string{"v1"}})
 	assert.NilError(t, err)
 
-	raw := run(t, "skopeo", "inspect", "--raw", "oci:"+dir+":v1")
+	raw := testenv.Run(t, "skopeo", "inspect", "--raw", "oci:"+dir+":v1")
 	assert.DeepEqual(t, platformsOf(t, raw), []string{"linux/amd64", "linux/arm64/v8"})
 
 	// umoci unpacks one platform (it reads a layout whose tag names an
 	// image manifest, so skopeo picks the platform first).
 	single := filepath.Join(t.TempDir(), "single")
-	run(t, "skopeo", "copy", "--override-arch", "arm64", "oci:"+dir+":v1", "oci:"+single+":v1")
+	testenv.Run(t, "skopeo", "copy", "--override-arch", "arm64", "oci:"+dir+":v1", "oci:"+single+":v1")
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	run(t, "umoci", "unpack", "--rootless", "--image", single+":v1", bundle)
+	testenv.Run(t, "umoci", "unpack", "--rootless", "--image", single+":v1", bundle)
 	got, err := os.ReadFile(filepath.Join(bundle, "rootfs", "nix", "store", "bbb-hello", "bin", "hello"))
 	assert.NilError(t, err)
 	assert.Equal(t, string(got), "hello arm64clients")
@@ -224,7 +214,7 @@ func TestDockerArchiveWithSkopeo(t *testing.T) {
 		Layers       []string
 		Env          []string
 	}
-	raw := run(t, "skopeo", "inspect", "docker-archive:"+file)
+	raw := testenv.Run(t, "skopeo", "inspect", "docker-archive:"+file)
 	assert.NilError(t, json.Unmarshal([]byte(raw), &info), raw)
 	assert.Equal(t, info.Architecture, "arm64")
 	assert.Assert(t, is.Contains(strings.Join(info.Env, " "), "SSL_CERT_FILE="))
@@ -237,6 +227,6 @@ func TestDockerArchiveWithSkopeo(t *testing.T) {
 	}
 	assert.DeepEqual(t, info.Layers, want)
 
-	raw = run(t, "skopeo", "inspect", "docker-archive:"+file+":example.com/hello:v1")
+	raw = testenv.Run(t, "skopeo", "inspect", "docker-archive:"+file+":example.com/hello:v1")
 	assert.Assert(t, is.Contains(raw, `"Architecture": "arm64"`))
 }

@@ -1,3 +1,5 @@
+//go:build integration
+
 package sbom
 
 import (
@@ -20,7 +22,7 @@ func nixParseDrvNames(t *testing.T, names []string) [][2]string {
 	cmd := exec.Command("nix-instantiate", "--eval", "--json", "--strict", "--expr",
 		`{ names }: map (n: let p = builtins.parseDrvName n; in [ p.name p.version ]) (builtins.fromJSON names)`,
 		"--argstr", "names", string(arg))
-	cmd.Env = append(os.Environ(), "NIX_CONFIG=experimental-features = nix-command flakes")
+	cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("nix-instantiate: %v", err)

@@ -1,0 +1,508 @@
+//go:build integration
+
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/image"
+	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/spec"
+)
+
+// TestBuildLayout builds to an OCI layout: two platforms from one lock,
+// recorded on the index, the same bytes twice, and Close removes the
+// blob files.
+func TestBuildLayout(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	out := filepath.Join(t.TempDir(), "layout")
+	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: out}, push.WriteOptions{Tags: []string{"v1"}}), 6)
+	var log bytes.Buffer
+	res, err := Build(ctx, req, Options{TempDir: tmp, Log: logTo(&log)})
+	assert.NilError(t, err)
+	assert.Check(t, strings.HasPrefix(res.Nixpkgs, "path:"), res.Nixpkgs)
+	assert.Check(t, strings.Contains(res.Nixpkgs, "narHash="), res.Nixpkgs)
+	assert.Check(t, is.Len(res.Manifests, 2))
+	assert.Check(t, res.Packed > 0 && res.Reused == 0)
+	// Timings per phase, and per platform named as requested.
+	tm := res.Timings
+	assert.Check(t, tm.Lock > 0 && tm.Upload > 0 && tm.Total >= tm.Lock+tm.Upload, "%+v", tm)
+	for _, phase := range []map[string]float64{tm.Nix, tm.Layering, tm.Packing} {
+		assert.Check(t, is.Len(phase, 2), "%+v", tm)
+		assert.Check(t, phase["linux/amd64"] > 0 && phase["linux/arm64"] > 0, "%+v", tm)
+	}
+	assert.Equal(t, res.SchemaVersion, 1)
+	// Platforms named as requested; the customisation layer marked, last.
+	for i, want := range []string{"linux/amd64", "linux/arm64"} {
+		m := res.Manifests[i]
+		assert.Check(t, is.Equal(m.Platform, want))
+		last := m.Layers[len(m.Layers)-1]
+		assert.Check(t, last.Customisation && strings.HasPrefix(last.Key, "sha256:") && len(last.Packages) == 0, "%+v", last)
+		for _, l := range m.Layers[:len(m.Layers)-1] {
+			assert.Check(t, !l.Customisation, "%+v", l)
+		}
+	}
+	assert.Equal(t, res.Manifests[1].OCIPlatform.Variant, "v8")
+	entries, err := os.ReadDir(tmp)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 1), "the blob directory")
+	assert.NilError(t, res.Close())
+	entries, err = os.ReadDir(tmp)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 0), "Close leaves %v", entries)
+
+	// The index names the locked nixpkgs and keeps the caller's annotations.
+	idx := readLayoutIndex(t, out, res.Digest)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	assert.Equal(t, im.Annotations[AnnotationNixpkgs], res.Nixpkgs)
+	assert.Equal(t, im.Annotations["test"], t.Name())
+
+	// Same request, same bytes; Discard describes the same index.
+	req.Destination = push.Discard{}
+	again, err := Build(ctx, req, Options{TempDir: tmp})
+	assert.NilError(t, err)
+	defer again.Close()
+	assert.Equal(t, again.Digest, res.Digest)
+	assert.Equal(t, len(again.Manifests), len(res.Manifests))
+	for i, m := range again.Manifests {
+		assert.Check(t, is.Equal(m.Digest, res.Manifests[i].Digest))
+	}
+}
+
+// TestBuildFailureLeavesNothing: a missing package fails the build for
+// both platforms at once, and no blob file is left behind.
+func TestBuildFailureLeavesNothing(t *testing.T) {
+	tmp := t.TempDir()
+	req := request(t, push.Discard{}, 6)
+	s, err := spec.Parse([]string{"hello", "nosuchpackage", "helo"}, spec.Options{})
+	assert.NilError(t, err)
+	req.Spec = s
+	_, err = Build(context.Background(), req, Options{TempDir: tmp})
+	// Every platform's missing packages, with what nixpkgs has instead.
+	assert.Error(t, err, "not found in nixpkgs for x86_64-linux and aarch64-linux: helo (did you mean hello?), nosuchpackage")
+	entries, err := os.ReadDir(tmp)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 0))
+}
+
+// TestBuildRegistryCache pushes, rebuilds warm (nothing packed, nothing
+// sent, same index), then rebuilds from a poisoned cache: a layer whose
+// cache key is right but whose content is not must be packed, never
+// reused, here and when written to a layout.
+func TestBuildRegistryCache(t *testing.T) {
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	target, err := push.NewTarget(host+"/build/cache", []string{"v1"}, false)
+	assert.NilError(t, err)
+	cold, err := Build(ctx, request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
+	assert.NilError(t, err)
+	cold.Close()
+	assert.Check(t, cold.Packed > 0)
+	for _, m := range cold.Manifests {
+		for _, l := range m.Layers {
+			assert.Check(t, l.Uploaded, "layer %s of an empty registry not reported as sent", l.Digest)
+		}
+	}
+
+	warmReq := request(t, push.NewRegistry(target, push.Options{}), 6)
+	warmReq.CacheFrom = []name.Reference{target.Tags[0]}
+	warm, err := Build(ctx, warmReq, Options{})
+	assert.NilError(t, err)
+	warm.Close()
+	assert.Equal(t, warm.Digest, cold.Digest)
+	assert.Equal(t, warm.Packed, 0)
+	assert.Equal(t, warm.Reused, cold.Packed)
+	for _, m := range warm.Manifests {
+		for _, l := range m.Layers {
+			assert.Check(t, !l.Uploaded, "layer %s sent again", l.Digest)
+		}
+	}
+
+	// The poison: the first layer of the amd64 image, its cache key
+	// kept, its content replaced by /EVIL.
+	victim := cold.Manifests[0].Layers[0]
+	poisoned := poison(t, host+"/evil/cache:latest", victim.Key, victim.Digest, target)
+
+	for _, dest := range []push.Destination{
+		push.NewRegistry(mustTarget(t, host+"/build/victim", "v1"), push.Options{}),
+		push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, push.WriteOptions{}),
+	} {
+		req := request(t, dest, 6)
+		req.CacheFrom = []name.Reference{poisoned, target.Tags[0]}
+		var log bytes.Buffer
+		res, err := Build(ctx, req, Options{Log: logTo(&log)})
+		assert.NilError(t, err, "%s", dest)
+		res.Close()
+		assert.Equal(t, res.Digest, cold.Digest, "%s: the poison changed the image", dest)
+		assert.Check(t, strings.Contains(log.String(), "does not hold what its key says"), "%s: %s", dest, log.String())
+		assert.Check(t, res.Packed >= 1, "%s: the poisoned layer must be packed", dest)
+	}
+}
+
+// TestBuildStreamed streams every layer while it is packed (the threshold
+// lowered to 0) and checks that the registry holds the same image a build
+// that uploads after packing gives, read back by skopeo.
+func TestBuildStreamed(t *testing.T) {
+	testenv.Require(t, "skopeo")
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	plain, err := Build(ctx, request(t, push.NewRegistry(mustTarget(t, host+"/build/plain", "v1"), push.Options{}), 6), Options{})
+	assert.NilError(t, err)
+	plain.Close()
+
+	defer func(old int64) { streamAbove = old }(streamAbove)
+	streamAbove = 0
+	streamed, err := Build(ctx, request(t, push.NewRegistry(mustTarget(t, host+"/build/streamed", "v1"), push.Options{}), 6), Options{})
+	assert.NilError(t, err)
+	streamed.Close()
+	assert.Equal(t, streamed.Digest, plain.Digest)
+	for _, m := range streamed.Manifests {
+		for _, l := range m.Layers {
+			assert.Check(t, l.Uploaded, "layer %s not reported as sent", l.Digest)
+		}
+	}
+	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+host+"/build/streamed:v1").Output()
+	assert.NilError(t, err)
+	assert.Equal(t, "sha256:"+sha256Hex(out), streamed.Digest)
+	for _, m := range streamed.Manifests {
+		err := exec.Command("skopeo", "copy", "--src-tls-verify=false", "docker://"+host+"/build/streamed@"+m.Digest, "oci:"+filepath.Join(t.TempDir(), "copy")).Run()
+		assert.NilError(t, err, "skopeo copy %s (checks every blob's digest)", m.Digest)
+	}
+}
+
+// TestBuildFailsFast: an unreachable registry, refused credentials and an
+// unusable output path stop the build within seconds, with Nix still
+// working on a package that would take a minute.
+func TestBuildFailsFast(t *testing.T) {
+	ctx := context.Background()
+	host, user, _ := testenv.StartAuthRegistry(t)
+	slow := slowFlake(t)
+	file := filepath.Join(t.TempDir(), "file")
+	assert.NilError(t, os.WriteFile(file, []byte("x"), 0o644))
+	nonEmpty := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(nonEmpty, "notes"), []byte("x"), 0o644))
+	readOnly := testenv.ReadOnlyDir(t)
+	garbage := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(garbage, "oci-layout"), []byte(`{"imageLayoutVersion": "1.0.0"}`), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(garbage, "index.json"), []byte("garbage"), 0o644))
+	for _, tc := range []struct {
+		name string
+		dest push.Destination
+		want string
+	}{
+		{"unreachable", push.NewRegistry(mustTarget(t, "127.0.0.1:1/x/y", "v1"), push.Options{}), "cannot reach registry 127.0.0.1:1"},
+		{"wrong password", push.NewRegistry(mustTarget(t, host+"/x/y", "v1"), push.Options{Credentials: push.Credentials{Username: user, Password: "wrong", Registry: host}}), "authentication failed for registry " + host},
+		{"no credentials", push.NewRegistry(mustTarget(t, host+"/x/y", "v1"), push.Options{}), "authentication failed for registry " + host},
+		{"oci: a file", push.NewLayout(push.Output{Kind: push.OCILayout, Path: file}, push.WriteOptions{}), "is a file, not a directory"},
+		{"oci: other files", push.NewLayout(push.Output{Kind: push.OCILayout, Path: nonEmpty}, push.WriteOptions{}), "holds other files and is not an OCI layout"},
+		{"docker: a directory", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: nonEmpty}, push.WriteOptions{}), "is a directory"},
+		{"docker: no parent", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(nonEmpty, "no", "x.tar")}, push.WriteOptions{}), "does not exist"},
+		{"oci: read-only", push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(readOnly, "image")}, push.WriteOptions{}), "cannot write in " + readOnly},
+		{"oci: garbage layout", push.NewLayout(push.Output{Kind: push.OCILayout, Path: garbage}, push.WriteOptions{}), "is not a valid OCI layout"},
+		{"docker: read-only", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(readOnly, "x.tar")}, push.WriteOptions{}), "cannot write in " + readOnly},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := request(t, tc.dest, 6)
+			req.Nixpkgs = slow
+			req.Platforms = req.Platforms[:1]
+			start := time.Now()
+			_, err := Build(ctx, req, Options{})
+			assert.ErrorContains(t, err, tc.want)
+			assert.Check(t, time.Since(start) < 30*time.Second, "took %s: Nix was not stopped", time.Since(start))
+		})
+	}
+}
+
+// SSL_CERT_FILE is set exactly when the image holds the CA bundle: with
+// cacert (a default package) and without it (--no-default-packages).
+func TestBuildSSLCertFile(t *testing.T) {
+	for _, noDefaults := range []bool{false, true} {
+		out := filepath.Join(t.TempDir(), "layout")
+		req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: out}, push.WriteOptions{}), 6)
+		s, err := spec.Parse([]string{"hello"}, spec.Options{NoDefaults: noDefaults})
+		assert.NilError(t, err)
+		req.Spec = s
+		res, err := Build(context.Background(), req, Options{})
+		assert.NilError(t, err)
+		res.Close()
+		lp, err := layout.FromPath(out)
+		assert.NilError(t, err)
+		top, err := lp.ImageIndex()
+		assert.NilError(t, err)
+		idx, err := top.ImageIndex(v1.Hash{Algorithm: "sha256", Hex: strings.TrimPrefix(res.Digest, "sha256:")})
+		assert.NilError(t, err)
+		im, err := idx.IndexManifest()
+		assert.NilError(t, err)
+		for _, d := range im.Manifests {
+			img, err := idx.Image(d.Digest)
+			assert.NilError(t, err)
+			cf, err := img.ConfigFile()
+			assert.NilError(t, err)
+			env := strings.Join(cf.Config.Env, " ")
+			assert.Check(t, strings.Contains(env, "SSL_CERT_FILE="+image.CACertFile) == !noDefaults,
+				"no default packages: %v; env: %s", noDefaults, env)
+		}
+	}
+}
+
+// coldWithBlobProxy pushes a cold build to build/NAME:v1 of a registry,
+// and puts in front of it a proxy whose GETs of that image's layer blobs
+// go to blob (with the registry as next); it returns the cold build and
+// the proxy's host:port.
+func coldWithBlobProxy(t *testing.T, name string, blob func(w http.ResponseWriter, r *http.Request, next http.Handler)) (*Result, string) {
+	t.Helper()
+	host := testenv.StartRegistry(t)
+	target := mustTarget(t, host+"/build/"+name, "v1")
+	cold, err := Build(context.Background(), request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
+	assert.NilError(t, err)
+	cold.Close()
+	layerBlobs := map[string]bool{}
+	for _, m := range cold.Manifests {
+		for _, l := range m.Layers {
+			layerBlobs[l.Digest] = true
+		}
+	}
+	upstream, err := url.Parse("http://" + host)
+	assert.NilError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !layerBlobs[r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]] {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		blob(w, r, proxy)
+	}))
+	t.Cleanup(front.Close)
+	return cold, strings.TrimPrefix(front.URL, "http://")
+}
+
+// TestBuildSlowCacheBlob: a --cache-from registry that sends a layer's
+// blob a byte at a time is given up on, and the layer is packed: the
+// build ends with the cold build's image.
+func TestBuildSlowCacheBlob(t *testing.T) {
+	ctx := context.Background()
+	cold, front := coldWithBlobProxy(t, "slow", func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+		w.WriteHeader(http.StatusOK)
+		for i := 0; i < 100; i++ { // a byte every 100 ms, then nothing
+			w.Write([]byte{0x1f})
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+	ref, err := name.ParseReference(front+"/build/slow:v1", name.Insecure)
+	assert.NilError(t, err)
+
+	defer func(old func(int64) time.Duration) { fetchTime = old }(fetchTime)
+	fetchTime = func(int64) time.Duration { return time.Second }
+	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, push.WriteOptions{}), 6)
+	req.CacheFrom = []name.Reference{ref}
+	var log bytes.Buffer
+	res, err := Build(ctx, req, Options{Log: logTo(&log)})
+	assert.NilError(t, err)
+	res.Close()
+	assert.Equal(t, res.Digest, cold.Digest)
+	assert.Check(t, res.Reused == 0 && res.Packed > 0, "reused %d, packed %d", res.Reused, res.Packed)
+	assert.Check(t, strings.Contains(log.String(), "gave up after 1s"), log.String())
+}
+
+// TestBuildCacheRecordRefused pushes through a registry that refuses the
+// cache record's tag (a read-only token for it, a limit on tags): the
+// image is pushed all the same, and the log says the record was not
+// updated.
+func TestBuildCacheRecordRefused(t *testing.T) {
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	upstream, err := url.Parse("http://" + host)
+	assert.NilError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/"+push.CacheRecordTag) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"errors":[{"code":"DENIED","message":"no more tags"}]}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer refusing.Close()
+	target := mustTarget(t, strings.TrimPrefix(refusing.URL, "http://")+"/build/refused", "v1")
+
+	req := request(t, push.NewRegistry(target, push.Options{}), 6) // reads the tags and the record first
+	var log bytes.Buffer
+	res, err := Build(ctx, req, Options{Log: logTo(&log)})
+	assert.NilError(t, err)
+	res.Close()
+	assert.Check(t, res.Pushed && res.Packed > 0)
+	assert.Check(t, strings.Contains(log.String(), "cache record nixery-cache: not updated"), log.String())
+	assert.Check(t, strings.Contains(log.String(), "no more tags"), log.String())
+
+	_, err = remote.Head(mustTarget(t, host+"/build/refused", "v1").Tags[0])
+	assert.NilError(t, err, "the image was not pushed")
+	_, err = remote.Head(push.CacheRecord(target.Repo))
+	assert.ErrorContains(t, err, "404")
+}
+
+// request builds hello (with the default packages) for amd64 and arm64
+// from the stand-in nixpkgs.
+func request(t *testing.T, dest push.Destination, budget int) Request {
+	t.Helper()
+	testenv.Require(t, "nix")
+	dir, err := filepath.Abs("../../testdata/nixpkgs")
+	assert.NilError(t, err)
+	s, err := spec.Parse([]string{"hello"}, spec.Options{})
+	assert.NilError(t, err)
+	plats, err := spec.ParsePlatforms("linux/amd64", "linux/arm64")
+	assert.NilError(t, err)
+	req := Request{
+		Nixpkgs: "path:" + dir, Spec: s, Platforms: s.SelectPlatforms(plats),
+		Layers:      layers.Options{Budget: budget},
+		Annotations: map[string]string{"test": t.Name()},
+		Destination: dest,
+	}
+	if reg, ok := dest.(*push.Registry); ok {
+		req.PushTo(reg) // as the CLI does: the cache record too
+	}
+	return req
+}
+
+// poison pushes to ref an image of one layer holding /EVIL, annotated
+// with the cache key of the layer whose digest is victim in target's
+// image, and returns ref.
+func poison(t *testing.T, ref, key, victim string, target push.Target) name.Reference {
+	t.Helper()
+	desc, err := remote.Get(target.Tags[0])
+	assert.NilError(t, err)
+	idx, err := desc.ImageIndex()
+	assert.NilError(t, err)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	var cacheKey string
+	for _, m := range im.Manifests {
+		img, err := idx.Image(m.Digest)
+		assert.NilError(t, err)
+		mf, err := img.Manifest()
+		assert.NilError(t, err)
+		for _, l := range mf.Layers {
+			if l.Digest.String() == victim {
+				cacheKey = l.Annotations[image.AnnotationLayerCache]
+			}
+		}
+	}
+	assert.Assert(t, cacheKey != "", "no cache key for %s (%s)", victim, key)
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	assert.NilError(t, tw.WriteHeader(&tar.Header{Name: "EVIL", Mode: 0o644, Size: 4}))
+	_, err = tw.Write([]byte("evil"))
+	assert.NilError(t, err)
+	assert.NilError(t, tw.Close())
+	// From memory: LayerFromReader would spill it into a file in /tmp.
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(image.LayerMediaType))
+	assert.NilError(t, err)
+	img, err := mutate.Append(mutate.MediaType(empty.Image, "application/vnd.oci.image.manifest.v1+json"), mutate.Addendum{
+		Layer: layer, MediaType: image.LayerMediaType,
+		Annotations: map[string]string{image.AnnotationLayerCache: cacheKey},
+	})
+	assert.NilError(t, err)
+	r, err := name.ParseReference(ref, name.Insecure)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.Write(r, img))
+	return r
+}
+
+func mustTarget(t *testing.T, repo string, tags ...string) push.Target {
+	t.Helper()
+	target, err := push.NewTarget(repo, tags, false)
+	assert.NilError(t, err)
+	return target
+}
+
+// readLayoutIndex reads the index of digest from an OCI layout.
+func readLayoutIndex(t *testing.T, dir, digest string) v1.ImageIndex {
+	t.Helper()
+	h, err := v1.NewHash(digest)
+	assert.NilError(t, err)
+	root, err := layout.ImageIndexFromPath(dir)
+	assert.NilError(t, err)
+	idx, err := root.ImageIndex(h)
+	assert.NilError(t, err)
+	return idx
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// slowFlake is a nixpkgs whose every package takes a minute to build,
+// fresh each call.
+func slowFlake(t *testing.T) string {
+	dir := t.TempDir()
+	flake := fmt.Sprintf(`{
+  outputs = { self }: let
+    pkg = system: name: builtins.derivation {
+      inherit name system;
+      builder = "/bin/sh";
+      args = [ "-c" "sleep 60; echo %s > $out" ];
+    };
+    forSystem = system: { hello = pkg system "hello"; cacert = pkg system "cacert"; iana-etc = pkg system "iana-etc"; };
+  in { legacyPackages.x86_64-linux = forSystem "x86_64-linux"; legacyPackages.aarch64-linux = forSystem "aarch64-linux"; };
+}
+`, t.Name()+time.Now().String())
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
+	return "path:" + dir
+}
+
+// logTo is an Options.Log writing every platform's progress to buf; the
+// platforms write at once, so the writes are serialised.
+func logTo(buf *bytes.Buffer) func(string) (io.Writer, func()) {
+	var mu sync.Mutex
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	})
+	return func(string) (io.Writer, func()) { return w, func() {} }
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
