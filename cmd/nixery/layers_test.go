@@ -38,7 +38,7 @@ func buildPlanJSON(t *testing.T, closure string, roots []string, popFile string,
 		opts.Popularity, err = popularity.Load(f)
 		assert.NilError(t, err)
 	}
-	plan, err := layers.Build(g, opts)
+	plan, err := layers.Plan(g, opts)
 	assert.NilError(t, err)
 	out, err := json.Marshal(plan)
 	assert.NilError(t, err)
@@ -102,7 +102,7 @@ func TestLayersPlansAsBuild(t *testing.T) {
 	// Request, besides the default roots, a path that shares a layer
 	// with a path referencing it: it gets a layer of its own (and may
 	// take paths it shared with its referrers out with it).
-	var before layers.Plan
+	var before layers.LayerPlan
 	assert.NilError(t, json.Unmarshal([]byte(buildPlanJSON(t, small, nil, "", layers.Options{Strategy: "nixery", Budget: 125})), &before))
 	extra := ""
 	for _, l := range before.Layers {
@@ -286,7 +286,7 @@ in mk "layers-test-app-4.0" "echo ${lib} ${data} > $out"
 			code, out, errOut := runCLI(t, "layers", "--closure", closure, "--strategy", strategy, "--budget", budget)
 			assert.Equal(t, code, 0, errOut)
 			checkPlanOutput(t, out, 94)
-			var plan layers.Plan
+			var plan layers.LayerPlan
 			assert.NilError(t, json.Unmarshal([]byte(out), &plan))
 			if budget == "1" {
 				assert.Equal(t, len(plan.Layers), 1)
@@ -324,7 +324,7 @@ in mk "layers-test-app-4.0" "echo ${lib} ${data} > $out"
 	}
 	code, out, errOut := runCLI(t, "layers", "--closure", closure, "--strategy", "nixery", "--root", app, "--root", lib)
 	assert.Equal(t, code, 0, errOut)
-	var plan layers.Plan
+	var plan layers.LayerPlan
 	assert.NilError(t, json.Unmarshal([]byte(out), &plan))
 	found := false
 	for _, l := range plan.Layers {

@@ -42,7 +42,7 @@ func (b *builder) platform(ctx context.Context, nb *nix.Builder, plat spec.Platf
 	if err := g.SetRoots(res.Roots()); err != nil {
 		return nil, fmt.Errorf("closure for %s: %w", sys, err)
 	}
-	plan, err := layers.Build(g, b.req.Layers)
+	plan, err := layers.Plan(g, b.req.Layers)
 	done()
 	if err != nil {
 		return nil, err
