@@ -13,7 +13,7 @@
 #   --check   fail unless the build matches what release/ records
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/release-lib.sh
+. action/release-lib.sh
 
 # The Go release every release binary is built with. GOTOOLCHAIN makes the
 # go command fetch exactly this one (from the module proxy) when another is

@@ -43,9 +43,9 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt-get update -q >/dev/null
   apt-get install -y -q nodejs npm >/dev/null
 fi
-validator="$(dirname "$0")/../internal/cdxvalidate"
+validator="$(dirname "$0")/../tools/cdxvalidate"
 if [ ! -d "$validator/node_modules/@cyclonedx/cyclonedx-library" ]; then
-  echo "setup: installing the CycloneDX validator (npm ci in internal/cdxvalidate)" >&2
+  echo "setup: installing the CycloneDX validator (npm ci in tools/cdxvalidate)" >&2
   (cd "$validator" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 

@@ -94,7 +94,7 @@ func printStrategies(w io.Writer) error {
 
 // planFile reads a closure graph (- for stdin) and popularity data, and
 // plans the layers.
-func planFile(closure string, roots []string, popFile string, opts layers.Options) (*layers.Plan, error) {
+func planFile(closure string, roots []string, popFile string, opts layers.Options) (*layers.LayerPlan, error) {
 	in := os.Stdin
 	if closure == "-" {
 		closure = "stdin"
@@ -127,5 +127,5 @@ func planFile(closure string, roots []string, popFile string, opts layers.Option
 			return nil, fmt.Errorf("%s: %w", popFile, err)
 		}
 	}
-	return layers.Build(g, opts)
+	return layers.Plan(g, opts)
 }

@@ -68,7 +68,7 @@ in mk "layers-test-app-4.0" "echo ${lib} ${data} > $out"
 			code, out, errOut := runCLI(t, "layers", "--closure", closure, "--strategy", strategy, "--budget", budget)
 			assert.Equal(t, code, 0, errOut)
 			checkPlanOutput(t, out, 94)
-			var plan layers.Plan
+			var plan layers.LayerPlan
 			assert.NilError(t, json.Unmarshal([]byte(out), &plan))
 			if budget == "1" {
 				assert.Equal(t, len(plan.Layers), 1)
@@ -106,7 +106,7 @@ in mk "layers-test-app-4.0" "echo ${lib} ${data} > $out"
 	}
 	code, out, errOut := runCLI(t, "layers", "--closure", closure, "--strategy", "nixery", "--root", app, "--root", lib)
 	assert.Equal(t, code, 0, errOut)
-	var plan layers.Plan
+	var plan layers.LayerPlan
 	assert.NilError(t, json.Unmarshal([]byte(out), &plan))
 	found := false
 	for _, l := range plan.Layers {

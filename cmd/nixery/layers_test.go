@@ -35,7 +35,7 @@ func buildPlanJSON(t *testing.T, closure string, roots []string, popFile string,
 		opts.Popularity, err = popularity.Load(f)
 		assert.NilError(t, err)
 	}
-	plan, err := layers.Build(g, opts)
+	plan, err := layers.Plan(g, opts)
 	assert.NilError(t, err)
 	out, err := json.Marshal(plan)
 	assert.NilError(t, err)
@@ -99,7 +99,7 @@ func TestLayersPlansAsBuild(t *testing.T) {
 	// Request, besides the default roots, a path that shares a layer
 	// with a path referencing it: it gets a layer of its own (and may
 	// take paths it shared with its referrers out with it).
-	var before layers.Plan
+	var before layers.LayerPlan
 	assert.NilError(t, json.Unmarshal([]byte(buildPlanJSON(t, small, nil, "", layers.Options{Strategy: "nixery", Budget: 125})), &before))
 	extra := ""
 	for _, l := range before.Layers {

@@ -78,7 +78,7 @@ func TestLayersCommand(t *testing.T) {
 	closure := filepath.Join("..", "..", "pkg", "layers", "testdata", "shell-hello-busybox.json")
 	code, out, errOut := runCLI(t, "layers", "--closure", closure, "--budget", "4")
 	assert.Equal(t, code, 0, errOut)
-	var plan layers.Plan
+	var plan layers.LayerPlan
 	assert.NilError(t, json.Unmarshal([]byte(out), &plan))
 	assert.Assert(t, len(plan.Layers) >= 1 && len(plan.Layers) <= 4)
 	for _, l := range plan.Layers {

@@ -77,7 +77,7 @@ func testImage(t *testing.T, repo string) string {
 	diffID, _, _ := v1.SHA256(bytes.NewReader(tarBuf.Bytes()))
 	digest, size, _ := v1.SHA256(bytes.NewReader(gz.Bytes()))
 	blob := gz.Bytes()
-	img, err := image.NewImage(v1.Platform{OS: "linux", Architecture: "amd64"}, []image.Layer{{
+	img, err := image.NewImage(v1.Platform{OS: "linux", Architecture: "amd64"}, []image.Blob{{
 		Digest: digest, DiffID: diffID, Size: size,
 		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil },
 	}}, image.Options{})

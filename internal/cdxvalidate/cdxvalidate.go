@@ -1,8 +1,9 @@
 // Package cdxvalidate checks CycloneDX JSON with the CycloneDX project's
 // own validator (the JavaScript library @cyclonedx/cyclonedx-library, its
 // schemas bundled, no network), so that tests hold SBOMs to the schema
-// with tooling written by others. scripts/setup.sh installs it into this
-// directory's node_modules; without it, the test fails.
+// with tooling written by others. The Node project lives in
+// tools/cdxvalidate; scripts/setup.sh installs it into that directory's
+// node_modules; without it, the test fails.
 package cdxvalidate
 
 import (
@@ -30,7 +31,7 @@ func Check(t testing.TB, docs ...[]byte) []error {
 	if !ok {
 		t.Fatal("cdxvalidate: cannot find its own directory")
 	}
-	dir := filepath.Dir(self)
+	dir := filepath.Join(filepath.Dir(self), "..", "..", "tools", "cdxvalidate")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@cyclonedx", "cyclonedx-library")); err != nil {
 		t.Fatalf("the CycloneDX validator is not installed in %s: run scripts/setup.sh first", dir)
 	}

@@ -133,7 +133,7 @@ func TestRelease(t *testing.T) {
 
 	t.Run("source digest", func(t *testing.T) {
 		digest := func(dir string) string {
-			return strings.TrimSpace(run(t, dir, nil, "bash", "-c", `. "$1/scripts/release-lib.sh" && source_digest "$1"`, "-", dir))
+			return strings.TrimSpace(run(t, dir, nil, "bash", "-c", `. "$1/action/release-lib.sh" && source_digest "$1"`, "-", dir))
 		}
 		recorded := strings.TrimSpace(readFile(t, filepath.Join(a.dir, "release", "source")))
 		copyOf := filepath.Join(t.TempDir(), "copy")
@@ -363,7 +363,7 @@ func tools(t testing.TB, names ...string) string {
 
 var scriptTools = []string{"bash", "curl", "sha256sum", "awk", "find", "sort", "mktemp", "tr", "cut", "head", "mv", "rm", "mkdir", "chmod", "cat", "uname", "dirname"}
 
-// install runs scripts/action-install.sh of the action in dir as the
+// install runs action/install.sh of the action in dir as the
 // action's step does, and returns what it printed and the command output.
 func install(t testing.TB, dir, releasesURL string, withNix bool, env ...string) (stdout, command string, err error) {
 	t.Helper()
@@ -376,7 +376,7 @@ func install(t testing.TB, dir, releasesURL string, withNix bool, env ...string)
 	work := t.TempDir()
 	outputFile := filepath.Join(work, "output")
 	assert.NilError(t, os.WriteFile(outputFile, nil, 0o644))
-	cmd := exec.Command(filepath.Join(dir, "scripts", "action-install.sh"))
+	cmd := exec.Command(filepath.Join(dir, "action", "install.sh"))
 	cmd.Env = append([]string{
 		"PATH=" + path,
 		"HOME=" + work,

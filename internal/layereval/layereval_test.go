@@ -90,8 +90,8 @@ func contains(sorted []string, s string) bool {
 }
 
 // plan makes a plan of the given layers of store paths, as Build would.
-func plan(layersOfPaths ...[]string) *layers.Plan {
-	p := &layers.Plan{}
+func plan(layersOfPaths ...[]string) *layers.LayerPlan {
+	p := &layers.LayerPlan{}
 	for _, paths := range layersOfPaths {
 		sorted := append([]string(nil), paths...)
 		sort.Strings(sorted)
@@ -99,7 +99,7 @@ func plan(layersOfPaths ...[]string) *layers.Plan {
 		for _, s := range sorted {
 			size += sizes[s]
 		}
-		p.Layers = append(p.Layers, layers.Layer{Key: layers.KeyOf(sorted), Paths: sorted, Size: size})
+		p.Layers = append(p.Layers, layers.Group{Key: layers.KeyOf(sorted), Paths: sorted, Size: size})
 	}
 	return p
 }
@@ -111,15 +111,15 @@ func size(p string) uint64 { return sizes[p] }
 func TestSharing(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		plans []*layers.Plan
+		plans []*layers.LayerPlan
 		want  float64
 	}{
-		{"one image", []*layers.Plan{plan([]string{"a", "lib"})}, 1},
-		{"same layer twice", []*layers.Plan{plan([]string{"lib"}, []string{"a"}), plan([]string{"lib"}, []string{"b"})}, 1},
+		{"one image", []*layers.LayerPlan{plan([]string{"a", "lib"})}, 1},
+		{"same layer twice", []*layers.LayerPlan{plan([]string{"lib"}, []string{"a"}), plan([]string{"lib"}, []string{"b"})}, 1},
 		// lib is in two different layers: 1000 bytes of paths, 700 + 900 of layers.
-		{"lib in two layers", []*layers.Plan{plan([]string{"a", "lib"}), plan([]string{"b", "lib"})}, 1000.0 / 1600},
+		{"lib in two layers", []*layers.LayerPlan{plan([]string{"a", "lib"}), plan([]string{"b", "lib"})}, 1000.0 / 1600},
 		// The same paths in a different grouping are different layers.
-		{"regrouped", []*layers.Plan{plan([]string{"a", "lib"}, []string{"b"}), plan([]string{"a"}, []string{"b", "lib"})}, 1000.0 / 2000},
+		{"regrouped", []*layers.LayerPlan{plan([]string{"a", "lib"}, []string{"b"}), plan([]string{"a"}, []string{"b", "lib"})}, 1000.0 / 2000},
 		{"nothing", nil, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,7 +131,7 @@ func TestSharing(t *testing.T) {
 func TestUpdateCost(t *testing.T) {
 	for _, tc := range []struct {
 		name            string
-		from, to        *layers.Plan
+		from, to        *layers.LayerPlan
 		pulled, changed uint64
 	}{
 		{"nothing changed", plan([]string{"a"}, []string{"lib"}), plan([]string{"lib"}, []string{"a"}), 0, 0},

@@ -13,7 +13,7 @@ import (
 // the bytes of the distinct store paths over the bytes of the distinct
 // layers, a layer being known by its key (its exact set of paths). It is 1
 // when no path is pulled twice; size gives a store path's bytes.
-func Sharing(plans []*layers.Plan, size func(path string) uint64) float64 {
+func Sharing(plans []*layers.LayerPlan, size func(path string) uint64) float64 {
 	paths := map[string]bool{}
 	keys := map[string]bool{}
 	var pathBytes, layerBytes uint64
@@ -41,7 +41,7 @@ func Sharing(plans []*layers.Plan, size func(path string) uint64) float64 {
 // UpdateCost is what a host holding the image planned as from pulls to
 // get the image planned as to: the bytes of to's layers whose keys from
 // lacks, and the bytes of to's store paths that from lacks (what changed).
-func UpdateCost(from, to *layers.Plan, size func(path string) uint64) (pulled, changed uint64) {
+func UpdateCost(from, to *layers.LayerPlan, size func(path string) uint64) (pulled, changed uint64) {
 	have := map[string]bool{}
 	old := map[string]bool{}
 	for _, l := range from.Layers {
@@ -133,7 +133,7 @@ func (b *Bench) Score(strategy string, budget int, pop popularity.Data) (Score, 
 	size := func(p string) uint64 { return b.sizes[p] }
 
 	type result struct {
-		plan            *layers.Plan
+		plan            *layers.LayerPlan
 		ratios          []float64
 		pulled, changed uint64
 		err             error
@@ -147,11 +147,11 @@ func (b *Bench) Score(strategy string, budget int, pop popularity.Data) (Score, 
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			r := &results[i]
-			if r.plan, r.err = layers.Build(img.graph, opts); r.err != nil {
+			if r.plan, r.err = layers.Plan(img.graph, opts); r.err != nil {
 				return
 			}
 			for _, v := range img.variants {
-				vp, err := layers.Build(v, opts)
+				vp, err := layers.Plan(v, opts)
 				if err != nil {
 					r.err = err
 					return
@@ -165,7 +165,7 @@ func (b *Bench) Score(strategy string, budget int, pop popularity.Data) (Score, 
 	}
 	wg.Wait()
 
-	var plans []*layers.Plan
+	var plans []*layers.LayerPlan
 	var ratios float64
 	var layerCount int
 	var pulled, changed uint64

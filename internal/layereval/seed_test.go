@@ -94,7 +94,7 @@ func seedGroups(g *layers.Graph, pop popularity.Data, budget int, reverse bool) 
 	return out
 }
 
-func planGroups(p *layers.Plan) []string {
+func planGroups(p *layers.LayerPlan) []string {
 	var out []string
 	for _, l := range p.Layers {
 		out = append(out, strings.Join(l.Paths, " "))
@@ -123,7 +123,7 @@ func TestNixeryIsTheSeeds(t *testing.T) {
 		for _, budget := range []int{20, 40, 94} {
 			same, tied := 0, 0
 			for _, g := range graphs {
-				plan, err := layers.Build(g, layers.Options{Strategy: "nixery", Budget: budget, Popularity: pop})
+				plan, err := layers.Plan(g, layers.Options{Strategy: "nixery", Budget: budget, Popularity: pop})
 				assert.NilError(t, err)
 				want := seedGroups(g, pop, budget, false)
 				if strings.Join(planGroups(plan), "\n") == strings.Join(want, "\n") {

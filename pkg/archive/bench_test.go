@@ -21,7 +21,7 @@ import (
 // binaries and its crypto sources (about 31 MB of tar, half machine code,
 // half text), each directory standing for one store path. SetBytes counts
 // the uncompressed tar, so MB/s compare across packers; size/tar is the
-// compressed size over the tar's. scripts/bench-pack.sh measures the same
+// compressed size over the tar's. bench/pack.sh measures the same
 // on several hundred MB of real store paths.
 //
 //	go test -run '^$' -bench BenchmarkPack -benchtime 3x ./pkg/archive/

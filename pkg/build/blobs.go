@@ -23,19 +23,19 @@ import (
 // blob whose content is proven to be c's, else a newly packed one; either
 // way once per build, and offered to the destination as soon as it is
 // ready.
-func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Layer, error) {
+func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Blob, error) {
 	cacheKey, err := archive.CacheKey(c.key, b.req.Pack)
 	if err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
 	if err := b.waitCache(ctx); err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
 	reused := false
-	l, err := b.blobs.get(cacheKey, func() (image.Layer, error) {
+	l, err := b.blobs.get(cacheKey, func() (image.Blob, error) {
 		l, ok := b.fromCache(ctx, cacheKey, c)
 		if err := ctx.Err(); err != nil {
-			return image.Layer{}, err // interrupted, not a cache miss
+			return image.Blob{}, err // interrupted, not a cache miss
 		}
 		if ok {
 			b.reused.Add(1)
@@ -44,15 +44,15 @@ func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Laye
 			b.packed.Add(1)
 			var err error
 			if l, err = b.pack(ctx, c, r.packing()); err != nil {
-				return image.Layer{}, err
+				return image.Blob{}, err
 			}
 		}
 		l.CacheKey = cacheKey
-		b.req.Destination.Offer(ctx, l.Blob())
+		b.req.Destination.Offer(ctx, l.Layer())
 		return l, nil
 	})
 	if err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
 	l.CacheKey = cacheKey
 	stage := Packed
@@ -97,10 +97,10 @@ func (b *builder) mayBeCached(ctx context.Context, c content) (bool, error) {
 // repository is copied now, into a file, and checked while it is read.
 // Anything missing, different or unreadable means packing instead: the
 // cache can make a build faster, never different, never fail it.
-func (b *builder) fromCache(ctx context.Context, key string, c content) (image.Layer, bool) {
+func (b *builder) fromCache(ctx context.Context, key string, c content) (image.Blob, bool) {
 	cached, ok := b.cache[key]
 	if !ok {
-		return image.Layer{}, false
+		return image.Blob{}, false
 	}
 	done := b.timings.start(phaseVerify, "")
 	defer done()
@@ -109,18 +109,18 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.L
 	o.Context = ctx
 	local, err := c.pack(io.Discard, o)
 	if ctx.Err() != nil {
-		return image.Layer{}, false // interrupted: the caller says so
+		return image.Blob{}, false // interrupted: the caller says so
 	}
 	if err != nil || local.Digest != cached.DiffID.String() {
 		b.note("cache: the layer %s in %s does not hold what its key says (diffID %s, the store paths give %s); packing it", cached.Digest, cached.Repo, cached.DiffID, local.Digest)
-		return image.Layer{}, false
+		return image.Blob{}, false
 	}
 	if b.req.Destination.Holds(cached.Repo, cached.Digest) {
-		return cached.Layer, true // already where it goes
+		return cached.Blob, true // already where it goes
 	}
 	// A download broken off is started over, as often as the registry
 	// options try a request; a blob that is not what it should be is not.
-	var l image.Layer
+	var l image.Blob
 	for try := 1; ; try++ {
 		if l, err = b.fetch(ctx, cached); err == nil || try >= b.fetchTries() || !push.Transient(err) || ctx.Err() != nil {
 			break
@@ -130,7 +130,7 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.L
 		if ctx.Err() == nil {
 			b.note("cache: %v; packing it", err)
 		}
-		return image.Layer{}, false
+		return image.Blob{}, false
 	}
 	return l, true
 }
@@ -145,13 +145,13 @@ func (b *builder) fetchTries() int {
 
 // fetch copies a cached blob into a blob file, checking its size, digest
 // and diffID on the way.
-func (b *builder) fetch(ctx context.Context, cached push.CachedLayer) (image.Layer, error) {
+func (b *builder) fetch(ctx context.Context, cached push.CachedBlob) (image.Blob, error) {
 	if err := ctx.Err(); err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
 	rc, err := cached.Open()
 	if err != nil {
-		return image.Layer{}, fmt.Errorf("read layer %s from %s: %w", cached.Digest, cached.Repo, err)
+		return image.Blob{}, fmt.Errorf("read layer %s from %s: %w", cached.Digest, cached.Repo, err)
 	}
 	defer rc.Close()
 	// A registry that sends the blob slowly, or not at all, is given up on
@@ -163,7 +163,7 @@ func (b *builder) fetch(ctx context.Context, cached push.CachedLayer) (image.Lay
 	defer context.AfterFunc(ctx, func() { rc.Close() })()
 	f, err := os.CreateTemp(b.dir, "cached-")
 	if err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
 	defer f.Close()
 	digest, diffID := sha256.New(), sha256.New()
@@ -183,24 +183,24 @@ func (b *builder) fetch(ctx context.Context, cached push.CachedLayer) (image.Lay
 	zerr := <-unzipped
 	switch {
 	case ctx.Err() != nil:
-		return image.Layer{}, ctx.Err()
+		return image.Blob{}, ctx.Err()
 	case err != nil && !stop.Stop():
-		return image.Layer{}, fmt.Errorf("read layer %s from %s: gave up after %s", cached.Digest, cached.Repo, limit)
+		return image.Blob{}, fmt.Errorf("read layer %s from %s: gave up after %s", cached.Digest, cached.Repo, limit)
 	case err != nil:
-		return image.Layer{}, fmt.Errorf("read layer %s from %s: %w", cached.Digest, cached.Repo, err)
+		return image.Blob{}, fmt.Errorf("read layer %s from %s: %w", cached.Digest, cached.Repo, err)
 	case n != cached.Size:
-		return image.Layer{}, fmt.Errorf("layer %s from %s is not %d bytes long", cached.Digest, cached.Repo, cached.Size)
+		return image.Blob{}, fmt.Errorf("layer %s from %s is not %d bytes long", cached.Digest, cached.Repo, cached.Size)
 	case "sha256:"+hex.EncodeToString(digest.Sum(nil)) != cached.Digest.String():
-		return image.Layer{}, fmt.Errorf("layer %s from %s has other bytes than its digest says", cached.Digest, cached.Repo)
+		return image.Blob{}, fmt.Errorf("layer %s from %s has other bytes than its digest says", cached.Digest, cached.Repo)
 	case zerr != nil:
-		return image.Layer{}, fmt.Errorf("layer %s from %s does not decompress: %w", cached.Digest, cached.Repo, zerr)
+		return image.Blob{}, fmt.Errorf("layer %s from %s does not decompress: %w", cached.Digest, cached.Repo, zerr)
 	case "sha256:"+hex.EncodeToString(diffID.Sum(nil)) != cached.DiffID.String():
-		return image.Layer{}, fmt.Errorf("layer %s from %s decompresses to other content than its diffID says", cached.Digest, cached.Repo)
+		return image.Blob{}, fmt.Errorf("layer %s from %s decompresses to other content than its diffID says", cached.Digest, cached.Repo)
 	}
 	if err := f.Close(); err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
-	l := cached.Layer
+	l := cached.Blob
 	l.Open, l.Path = nil, filepath.Clean(f.Name())
 	return l, nil
 }
@@ -219,10 +219,10 @@ var fetchTime = func(size int64) time.Duration {
 
 // pack writes c's blob file and describes it as an image layer. A big
 // layer is streamed to a destination that can take it while it grows.
-func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l image.Layer, err error) {
+func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l image.Blob, err error) {
 	f, err := os.CreateTemp(b.dir, "layer-")
 	if err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
 	defer f.Close()
 	var w io.Writer = f
@@ -243,20 +243,20 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 	o.Context = ctx
 	blob, err := c.pack(w, o)
 	if err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
 	if err := f.Close(); err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
 	digest, err := v1.NewHash(blob.Digest)
 	if err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
 	diffID, err := v1.NewHash(blob.DiffID)
 	if err != nil {
-		return image.Layer{}, err
+		return image.Blob{}, err
 	}
-	return image.Layer{Digest: digest, DiffID: diffID, Size: blob.Size, Path: filepath.Clean(f.Name())}, nil
+	return image.Blob{Digest: digest, DiffID: diffID, Size: blob.Size, Path: filepath.Clean(f.Name())}, nil
 }
 
 // note logs a line of no platform.
@@ -276,11 +276,11 @@ type blobs struct {
 
 type blobEntry struct {
 	done  chan struct{}
-	layer image.Layer
+	layer image.Blob
 	err   error
 }
 
-func (c *blobs) get(key string, produce func() (image.Layer, error)) (image.Layer, error) {
+func (c *blobs) get(key string, produce func() (image.Blob, error)) (image.Blob, error) {
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = map[string]*blobEntry{}

@@ -43,7 +43,7 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 	if err := g.SetRoots(res.Roots()); err != nil {
 		return nil, fmt.Errorf("closure for %s: %w", sys, err)
 	}
-	plan, err := layers.Build(g, b.req.Layers)
+	plan, err := layers.Plan(g, b.req.Layers)
 	done()
 	if err != nil {
 		return nil, err
@@ -59,12 +59,12 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 	done = b.timings.start(phasePacking, plat.String())
 	defer done()
 	n := len(plan.Layers) + 1
-	imgLayers := make([]image.Layer, len(plan.Layers), n)
+	imgLayers := make([]image.Blob, len(plan.Layers), n)
 	contents := make([]content, len(plan.Layers))
 	for i, l := range plan.Layers {
 		contents[i] = pathsContent(l.Key, l.Paths, int64(min(l.Size, math.MaxInt64)))
 	}
-	err = b.layers(ctx, contents, func(i int, il image.Layer) {
+	err = b.layers(ctx, contents, func(i int, il image.Blob) {
 		il.Key = plan.Layers[i].Key
 		il.Packages = storepath.PackageNames(plan.Layers[i].Paths)
 		imgLayers[i] = il
@@ -131,7 +131,7 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 //
 // ctx is not narrowed here: it also carries the uploads the layers start,
 // which outlive this call. On an error the caller cancels the build.
-func (b *builder) layers(ctx context.Context, contents []content, done func(int, image.Layer), report func(int) *reporter) error {
+func (b *builder) layers(ctx context.Context, contents []content, done func(int, image.Blob), report func(int) *reporter) error {
 	errs := make([]error, len(contents))
 	var wg sync.WaitGroup
 	cores := make(chan struct{}, runtime.GOMAXPROCS(0))

@@ -147,7 +147,7 @@ func (o Options) env() ([]string, error) {
 }
 
 // configFile builds the config of an image for platform p over layers.
-func configFile(p v1.Platform, layers []Layer, o Options) (*v1.ConfigFile, error) {
+func configFile(p v1.Platform, layers []Blob, o Options) (*v1.ConfigFile, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func configFile(p v1.Platform, layers []Layer, o Options) (*v1.ConfigFile, error
 
 // history describes one layer by what it holds; it carries no build
 // machine details, so it is the same on every run.
-func history(l Layer, created v1.Time) v1.History {
+func history(l Blob, created v1.Time) v1.History {
 	what := "store paths of " + strings.Join(sortedUnique(l.Packages), ", ")
 	if len(l.Packages) == 0 {
 		what = "customisation layer"

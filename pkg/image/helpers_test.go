@@ -17,7 +17,7 @@ import (
 
 // blobLayerFile packs one file into a real gzip'd tar in dir and describes
 // it as a Layer, hashes computed here.
-func blobLayerFile(t testing.TB, dir, file, content string, pkgs ...string) Layer {
+func blobLayerFile(t testing.TB, dir, file, content string, pkgs ...string) Blob {
 	t.Helper()
 	var tarBuf bytes.Buffer
 	tw := tar.NewWriter(&tarBuf)
@@ -38,7 +38,7 @@ func blobLayerFile(t testing.TB, dir, file, content string, pkgs ...string) Laye
 	digest := sha256.Sum256(gzBuf.Bytes())
 	path := filepath.Join(dir, hex.EncodeToString(digest[:]))
 	assert.NilError(t, os.WriteFile(path, gzBuf.Bytes(), 0o644))
-	return Layer{
+	return Blob{
 		Digest:   v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(digest[:])},
 		DiffID:   v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(diffID[:])},
 		Size:     int64(gzBuf.Len()),
@@ -56,8 +56,8 @@ func fakeHash(s string) v1.Hash {
 
 // fakeLayer describes a blob that does not exist; building manifests must
 // not need it.
-func fakeLayer(name string, pkgs ...string) Layer {
-	return Layer{
+func fakeLayer(name string, pkgs ...string) Blob {
+	return Blob{
 		Digest:   fakeHash("blob " + name),
 		DiffID:   fakeHash("tar " + name),
 		Size:     int64(100 + len(name)),

@@ -34,7 +34,7 @@ var _ v1.Image = (*Image)(nil)
 // caller passes the plan's order with the customisation layer last.
 // An arm64 platform without a variant gets "v8", as registries and
 // runtimes expect.
-func NewImage(p v1.Platform, layers []Layer, o Options) (*Image, error) {
+func NewImage(p v1.Platform, layers []Blob, o Options) (*Image, error) {
 	p = normalizePlatform(p)
 	if p.OS == "" || p.Architecture == "" {
 		return nil, fmt.Errorf("platform %q needs an OS and an architecture", p)

@@ -23,7 +23,7 @@ func twoPlatformIndex(t *testing.T, o Options, platforms ...v1.Platform) *Index 
 	t.Helper()
 	var imgs []*Image
 	for _, p := range platforms {
-		img, err := NewImage(p, []Layer{
+		img, err := NewImage(p, []Blob{
 			fakeLayer("glibc-"+p.Architecture, "glibc"),
 			fakeLayer("hello-"+p.Architecture, "hello"),
 			fakeLayer("custom-" + p.Architecture),
@@ -105,7 +105,7 @@ func TestReproducible(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	layers := []Layer{fakeLayer("a", "zlib", "glibc", "zlib"), fakeLayer("b")}
+	layers := []Blob{fakeLayer("a", "zlib", "glibc", "zlib"), fakeLayer("b")}
 	img, err := NewImage(arm64, layers, Options{
 		Cmd:        []string{"hello"},
 		Entrypoint: []string{"/bin/sh", "-c"},
@@ -184,19 +184,19 @@ func TestErrors(t *testing.T) {
 	cases := []struct {
 		name     string
 		platform v1.Platform
-		layers   []Layer
+		layers   []Blob
 		o        Options
 		want     string
 	}{
 		{"no layers", amd64, nil, Options{}, "no layers"},
-		{"no platform", v1.Platform{}, []Layer{good}, Options{}, "needs an OS and an architecture"},
-		{"bad digest", amd64, []Layer{{DiffID: good.DiffID, Size: 1, Path: "x"}}, Options{}, "not a sha256 digest"},
-		{"no diffID", amd64, []Layer{noDiffID}, Options{}, "diffID"},
-		{"no blob", amd64, []Layer{noBlob}, Options{}, "no blob file"},
-		{"zero size", amd64, []Layer{zero}, Options{}, "size 0"},
-		{"layer twice", amd64, []Layer{good, good}, Options{}, "given twice"},
-		{"bad env", amd64, []Layer{good}, Options{Env: []string{"NOEQUALS"}}, `"NOEQUALS" is not KEY=VALUE`},
-		{"empty env key", amd64, []Layer{good}, Options{Env: []string{"=x"}}, "not KEY=VALUE"},
+		{"no platform", v1.Platform{}, []Blob{good}, Options{}, "needs an OS and an architecture"},
+		{"bad digest", amd64, []Blob{{DiffID: good.DiffID, Size: 1, Path: "x"}}, Options{}, "not a sha256 digest"},
+		{"no diffID", amd64, []Blob{noDiffID}, Options{}, "diffID"},
+		{"no blob", amd64, []Blob{noBlob}, Options{}, "no blob file"},
+		{"zero size", amd64, []Blob{zero}, Options{}, "size 0"},
+		{"layer twice", amd64, []Blob{good, good}, Options{}, "given twice"},
+		{"bad env", amd64, []Blob{good}, Options{Env: []string{"NOEQUALS"}}, `"NOEQUALS" is not KEY=VALUE`},
+		{"empty env key", amd64, []Blob{good}, Options{Env: []string{"=x"}}, "not KEY=VALUE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,7 +205,7 @@ func TestErrors(t *testing.T) {
 		})
 	}
 
-	img, err := NewImage(amd64, []Layer{good}, Options{})
+	img, err := NewImage(amd64, []Blob{good}, Options{})
 	assert.NilError(t, err)
 	_, err = NewIndex([]*Image{img, img}, nil)
 	assert.ErrorContains(t, err, "two images for linux/amd64")
@@ -221,7 +221,7 @@ func TestValidate(t *testing.T) {
 	dir := t.TempDir()
 	var imgs []*Image
 	for _, p := range []v1.Platform{arm64, amd64} {
-		img, err := NewImage(p, []Layer{
+		img, err := NewImage(p, []Blob{
 			blobLayerFile(t, dir, "nix/store/aaa-hello/bin/hello", "hello for "+p.Architecture, "hello"),
 			blobLayerFile(t, dir, "etc/motd", "shared"),
 		}, Options{})
@@ -253,7 +253,7 @@ func TestValidate(t *testing.T) {
 func TestBlobChanged(t *testing.T) {
 	dir := t.TempDir()
 	l := blobLayerFile(t, dir, "a", "content")
-	img, err := NewImage(amd64, []Layer{l}, Options{})
+	img, err := NewImage(amd64, []Blob{l}, Options{})
 	assert.NilError(t, err)
 	layer, err := img.LayerByDigest(l.Digest)
 	assert.NilError(t, err)
@@ -280,7 +280,7 @@ func TestBlobChanged(t *testing.T) {
 
 func TestLayerByDiffIDAndConfig(t *testing.T) {
 	l := fakeLayer("a")
-	img, err := NewImage(amd64, []Layer{l}, Options{})
+	img, err := NewImage(amd64, []Blob{l}, Options{})
 	assert.NilError(t, err)
 	got, err := img.LayerByDiffID(l.DiffID)
 	assert.NilError(t, err)

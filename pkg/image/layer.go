@@ -29,10 +29,10 @@ const (
 // LayerMediaType is the media type of every layer this package describes.
 const LayerMediaType = types.OCILayer
 
-// Layer describes a compressed layer blob that was packed and hashed
+// Blob describes a compressed layer blob that was packed and hashed
 // elsewhere. The hashes are trusted: the blob is only read when a writer
 // copies it.
-type Layer struct {
+type Blob struct {
 	Digest v1.Hash // sha256 of the gzip'd blob
 	DiffID v1.Hash // sha256 of the uncompressed tar
 	Size   int64   // bytes of the gzip'd blob
@@ -46,35 +46,35 @@ type Layer struct {
 	Packages []string // package names of the layer's store paths
 }
 
-// Blob is l as a v1.Layer that reads the blob file (or Open) only when
+// Layer is b as a v1.Layer that reads the blob file (or Open) only when
 // its bytes are copied.
-func (l Layer) Blob() v1.Layer { return blobLayer{l} }
+func (b Blob) Layer() v1.Layer { return blobLayer{b} }
 
-// check reports what is missing from l.
-func (l Layer) check() error {
+// check reports what is missing from b.
+func (b Blob) check() error {
 	switch {
-	case l.Digest.Algorithm != "sha256" || len(l.Digest.Hex) != 64:
-		return fmt.Errorf("layer digest %q is not a sha256 digest", l.Digest)
-	case l.DiffID.Algorithm != "sha256" || len(l.DiffID.Hex) != 64:
-		return fmt.Errorf("layer %s: diffID %q is not a sha256 digest", l.Digest, l.DiffID)
-	case l.Size <= 0:
-		return fmt.Errorf("layer %s: size %d is not positive", l.Digest, l.Size)
-	case l.Path == "" && l.Open == nil:
-		return fmt.Errorf("layer %s: no blob file to read it from", l.Digest)
+	case b.Digest.Algorithm != "sha256" || len(b.Digest.Hex) != 64:
+		return fmt.Errorf("layer digest %q is not a sha256 digest", b.Digest)
+	case b.DiffID.Algorithm != "sha256" || len(b.DiffID.Hex) != 64:
+		return fmt.Errorf("layer %s: diffID %q is not a sha256 digest", b.Digest, b.DiffID)
+	case b.Size <= 0:
+		return fmt.Errorf("layer %s: size %d is not positive", b.Digest, b.Size)
+	case b.Path == "" && b.Open == nil:
+		return fmt.Errorf("layer %s: no blob file to read it from", b.Digest)
 	}
 	return nil
 }
 
-// annotations returns the descriptor annotations of l, or nil for none.
-func (l Layer) annotations() map[string]string {
+// annotations returns the descriptor annotations of b, or nil for none.
+func (b Blob) annotations() map[string]string {
 	a := map[string]string{}
-	if l.Key != "" {
-		a[AnnotationLayerKey] = l.Key
+	if b.Key != "" {
+		a[AnnotationLayerKey] = b.Key
 	}
-	if l.CacheKey != "" {
-		a[AnnotationLayerCache] = l.CacheKey
+	if b.CacheKey != "" {
+		a[AnnotationLayerCache] = b.CacheKey
 	}
-	if pkgs := sortedUnique(l.Packages); len(pkgs) > 0 {
+	if pkgs := sortedUnique(b.Packages); len(pkgs) > 0 {
 		a[AnnotationLayerPackages] = strings.Join(pkgs, ",")
 	}
 	if len(a) == 0 {
@@ -112,7 +112,7 @@ func sortedUnique(in []string) []string {
 
 // blobLayer is a v1.Layer over a Layer. Its hashes come from the Layer, so
 // building manifests and checking a registry for the blob never read it.
-type blobLayer struct{ l Layer }
+type blobLayer struct{ l Blob }
 
 var _ v1.Layer = blobLayer{}
 

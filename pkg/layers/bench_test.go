@@ -15,7 +15,7 @@ func BenchmarkBuild10k(b *testing.B) {
 	for _, name := range Strategies() {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
-				if _, err := Build(g, Options{Strategy: name, Popularity: pop}); err != nil {
+				if _, err := Plan(g, Options{Strategy: name, Popularity: pop}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -45,7 +45,7 @@ func FuzzParseGraph(f *testing.F) {
 		assert.Equal(t, len(g.TopoOrder()), len(g.Paths))
 		for _, name := range Strategies() {
 			for _, budget := range []int{1, 3} {
-				plan, err := Build(g, Options{Strategy: name, Budget: budget})
+				plan, err := Plan(g, Options{Strategy: name, Budget: budget})
 				assert.NilError(t, err, name)
 				checkPlan(t, g, plan, budget)
 			}

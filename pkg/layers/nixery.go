@@ -27,7 +27,7 @@ package layers
 //     (Nixery's closures never had any), so every path is in a layer.
 //
 // Merged layers can reference each other both ways (a merged layer holding
-// an application and a library that a layer in between needs). Build keeps
+// an application and a library that a layer in between needs). Plan keeps
 // them apart, as the seed did, and orders the layers dependencies first as
 // far as that allows. Without merges this never happens: an edge between
 // two dominator subtrees always ends at a subtree's top.

@@ -69,7 +69,7 @@ func seedExample(t *testing.T, requested bool) (*Graph, popularity.Data) {
 
 // names turns a plan into its layers as package names, e.g. "ABG",
 // sorted.
-func names(plan *Plan) []string {
+func names(plan *LayerPlan) []string {
 	var out []string
 	for _, l := range plan.Layers {
 		var ns []string
@@ -98,7 +98,7 @@ func TestNixerySeedExample(t *testing.T) {
 		// C are roots, and D gets its edge for being big. Same layers.
 		for _, requested := range []bool{true, false} {
 			g, pop := seedExample(t, requested)
-			plan, err := Build(g, Options{Strategy: "nixery", Budget: budget, Popularity: pop})
+			plan, err := Plan(g, Options{Strategy: "nixery", Budget: budget, Popularity: pop})
 			assert.NilError(t, err)
 			assert.DeepEqual(t, names(plan), want)
 			checkPlan(t, g, plan, budget)
@@ -133,7 +133,7 @@ func TestNixeryWithoutPopularity(t *testing.T) {
 		4:  {"ABE", "C", "DF", "G"},
 		3:  {"ABEG", "C", "DF"},
 	} {
-		plan, err := Build(g, Options{Strategy: "nixery", Budget: budget})
+		plan, err := Plan(g, Options{Strategy: "nixery", Budget: budget})
 		assert.NilError(t, err)
 		assert.DeepEqual(t, names(plan), want)
 	}
@@ -158,7 +158,7 @@ func TestNixeryTies(t *testing.T) {
 			1: {"abcd"},
 		} {
 			g := graphOf(t, in)
-			plan, err := Build(g, Options{Strategy: "nixery", Budget: budget})
+			plan, err := Plan(g, Options{Strategy: "nixery", Budget: budget})
 			assert.NilError(t, err)
 			assert.DeepEqual(t, names(plan), want)
 		}
@@ -195,7 +195,7 @@ func TestNixeryHoisting(t *testing.T) {
 				{Path: app, NarSize: 1, References: []string{lib}},
 				{Path: lib, NarSize: tc.libSize},
 			})
-			plan, err := Build(g, Options{Strategy: "nixery", Budget: 94, Popularity: tc.pop})
+			plan, err := Plan(g, Options{Strategy: "nixery", Budget: 94, Popularity: tc.pop})
 			assert.NilError(t, err)
 			assert.Equal(t, len(plan.Layers) == 2, tc.hoisted, "%v", names(plan))
 		})
@@ -216,7 +216,7 @@ func TestNixeryRating(t *testing.T) {
 		{popularity.Data{"x": 3, "y": 2}, []string{"x", "yz"}},
 		{popularity.Data{"x": 2, "y": 3, "z": 4}, []string{"xy", "z"}},
 	} {
-		plan, err := Build(g, Options{Strategy: "nixery", Budget: 2, Popularity: tc.pop})
+		plan, err := Plan(g, Options{Strategy: "nixery", Budget: 2, Popularity: tc.pop})
 		assert.NilError(t, err)
 		assert.DeepEqual(t, names(plan), tc.want)
 	}
@@ -365,7 +365,7 @@ func strategyGroups(g *Graph, groups [][]int) [][]string {
 }
 
 // cyclic reports whether groups of paths reference each other in a cycle,
-// which Build must resolve by joining them.
+// which Plan must resolve by joining them.
 func cyclic(g *Graph, groups [][]string) bool {
 	groupOf := map[int]int{}
 	for gi, grp := range groups {
@@ -405,15 +405,15 @@ func cyclic(g *Graph, groups [][]string) bool {
 	return false
 }
 
-// checkAgainstDefinition compares the strategy and Build with refNixery:
-// the strategy's groups and Build's layers must both be the definition's,
+// checkAgainstDefinition compares the strategy and Plan with refNixery:
+// the strategy's groups and Plan's layers must both be the definition's,
 // even when the groups reference each other in a cycle. It reports
 // whether they did.
 func checkAgainstDefinition(t *testing.T, g *Graph, pop popularity.Data, budget int, what string) bool {
 	t.Helper()
 	want := refNixery(g, pop, budget)
 	assert.DeepEqual(t, joined(strategyGroups(g, nixeryStrategy(g, pop, budget))), joined(want))
-	plan, err := Build(g, Options{Strategy: "nixery", Budget: budget, Popularity: pop})
+	plan, err := Plan(g, Options{Strategy: "nixery", Budget: budget, Popularity: pop})
 	assert.NilError(t, err, what)
 	checkPlan(t, g, plan, budget)
 	var got [][]string
@@ -467,7 +467,7 @@ func TestNixeryMatchesDefinitionOnTestdata(t *testing.T) {
 }
 
 // Merging without sorting again can leave a merged layer on both sides of
-// another: here {app, libz} needs libc, which needs libz. Build keeps the
+// another: here {app, libz} needs libc, which needs libz. Plan keeps the
 // two layers, as the seed did.
 func TestNixeryKeepsCycles(t *testing.T) {
 	app, libc, libz := storePath("app"), storePath("libc-2.39"), storePath("libz-1.3")
@@ -479,7 +479,7 @@ func TestNixeryKeepsCycles(t *testing.T) {
 	// Ratings: app 1×13 MB, libz 100×1 MB, libc 5000×11 MB.
 	pop := popularity.Data{"libc-2.39": 5000, "libz-1.3": 100}
 	assert.DeepEqual(t, groupNames(g, nixeryStrategy(g, pop, 2)), []string{"applibz-1.3", "libc-2.39"})
-	plan, err := Build(g, Options{Strategy: "nixery", Budget: 2, Popularity: pop})
+	plan, err := Plan(g, Options{Strategy: "nixery", Budget: 2, Popularity: pop})
 	assert.NilError(t, err)
 	assert.DeepEqual(t, names(plan), []string{"applibz-1.3", "libc-2.39"})
 	checkPlan(t, g, plan, 2)
@@ -504,7 +504,7 @@ func TestNixeryGolden(t *testing.T) {
 		for _, budget := range []int{4, 94} {
 			g, err := ParseGraph(data)
 			assert.NilError(t, err)
-			plan, err := Build(g, Options{Strategy: "nixery", Budget: budget, Popularity: tc.pop})
+			plan, err := Plan(g, Options{Strategy: "nixery", Budget: budget, Popularity: tc.pop})
 			assert.NilError(t, err)
 			checkPlan(t, g, plan, budget)
 			out, err := json.MarshalIndent(plan, "", "  ")

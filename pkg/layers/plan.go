@@ -1,7 +1,8 @@
 // Package layers decides which store paths of a Nix closure go into which
-// image layer. A strategy groups the paths; Build turns the groups into a
-// Plan: one layer per group, with content keys, ordered dependencies first
-// as far as the references allow, and never more of them than the budget.
+// image layer. A strategy groups the paths; Plan turns the groups into a
+// LayerPlan: one layer per group (a Group: its store paths, their size and
+// a content key), ordered dependencies first as far as the references
+// allow, and never more of them than the budget.
 package layers
 
 import (
@@ -23,26 +24,26 @@ const MaxBudget = 125
 // Nixery does.
 const DefaultBudget = 94
 
-// Layer is one planned image layer.
-type Layer struct {
+// Group is one planned image layer: the store paths that go into it.
+type Group struct {
 	Key   string   `json:"key"`   // sha256 of the sorted paths, see KeyOf
 	Paths []string `json:"paths"` // sorted store paths
 	Size  uint64   `json:"size"`  // sum of the paths' NAR sizes
 }
 
-// Plan is the ordered list of layers for one closure.
-type Plan struct {
-	Layers []Layer `json:"layers"`
+// LayerPlan is the ordered list of layers for one closure.
+type LayerPlan struct {
+	Layers []Group `json:"layers"`
 }
 
 // Strategy groups the paths of g into at most budget groups of path
-// indexes. Every path must be in exactly one group. Build checks this, so a
+// indexes. Every path must be in exactly one group. Plan checks this, so a
 // faulty strategy is an error rather than a wrong image.
 type Strategy func(g *Graph, pop popularity.Data, budget int) [][]int
 
 var strategies = map[string]Strategy{}
 
-// DefaultStrategy is the strategy Build uses when none is named.
+// DefaultStrategy is the strategy Plan uses when none is named.
 var DefaultStrategy = "shared"
 
 func register(name string, s Strategy) { strategies[name] = s }
@@ -57,7 +58,7 @@ func Strategies() []string {
 	return names
 }
 
-// Options tune Build.
+// Options tune Plan.
 type Options struct {
 	Strategy   string          // "" means DefaultStrategy
 	Budget     int             // 0 means DefaultBudget
@@ -90,11 +91,11 @@ func (e *BudgetError) Error() string {
 	return fmt.Sprintf("layer budget %d is out of range: use 1 to %d", e.Budget, MaxBudget)
 }
 
-// Build plans the layers of g with the named strategy and checks the
+// Plan plans the layers of g with the named strategy and checks the
 // result: every path in exactly one layer, at most the budget of layers.
-// Each of the strategy's groups becomes one layer as it is: Build orders
+// Each of the strategy's groups becomes one layer as it is: Plan orders
 // layers, it never merges them.
-func Build(g *Graph, opts Options) (*Plan, error) {
+func Plan(g *Graph, opts Options) (*LayerPlan, error) {
 	if g == nil || len(g.Paths) == 0 {
 		return nil, fmt.Errorf("no closure graph to plan: read one with ParseGraph")
 	}
@@ -165,7 +166,7 @@ func KeyOf(paths []string) string {
 // overlap), so groups that reference each other in a cycle stay apart:
 // they are ordered among themselves by key, and the cycle as a whole goes
 // where a topological order of the groups' condensation puts it.
-func newPlan(g *Graph, groups [][]int) *Plan {
+func newPlan(g *Graph, groups [][]int) *LayerPlan {
 	groupOf := make([]int, len(g.Paths))
 	for gi, grp := range groups {
 		for _, i := range grp {
@@ -189,7 +190,7 @@ func newPlan(g *Graph, groups [][]int) *Plan {
 		}
 		sort.Ints(deps[gi])
 	}
-	layers := make([]Layer, len(groups))
+	layers := make([]Group, len(groups))
 	for gi, grp := range groups {
 		paths := make([]string, len(grp))
 		var size uint64
@@ -198,13 +199,13 @@ func newPlan(g *Graph, groups [][]int) *Plan {
 			size = addSizes(size, g.Paths[i].NarSize)
 		}
 		sort.Strings(paths)
-		layers[gi] = Layer{Key: KeyOf(paths), Paths: paths, Size: size}
+		layers[gi] = Group{Key: KeyOf(paths), Paths: paths, Size: size}
 	}
-	out := make([]Layer, 0, len(layers))
+	out := make([]Group, 0, len(layers))
 	for _, gi := range orderGroups(deps, func(a, b int) bool { return layers[a].Key < layers[b].Key }) {
 		out = append(out, layers[gi])
 	}
-	return &Plan{Layers: out}
+	return &LayerPlan{Layers: out}
 }
 
 // addSizes adds two sizes, stopping at the largest instead of wrapping

@@ -23,7 +23,7 @@ func TestKeyOf(t *testing.T) {
 	assert.Assert(t, KeyOf([]string{"/nix/store/ab", "c"}) != KeyOf([]string{"/nix/store/a", "bc"}))
 
 	g := graphOf(t, randomClosure(5, 100))
-	plan, err := Build(g, Options{Strategy: "nixery", Budget: 7})
+	plan, err := Plan(g, Options{Strategy: "nixery", Budget: 7})
 	assert.NilError(t, err)
 	keys := map[string]bool{}
 	for _, l := range plan.Layers {
@@ -35,27 +35,27 @@ func TestKeyOf(t *testing.T) {
 
 func TestBuildOptions(t *testing.T) {
 	g := graphOf(t, randomClosure(3, 300))
-	zero, err := Build(g, Options{})
+	zero, err := Plan(g, Options{})
 	assert.NilError(t, err)
-	explicit, err := Build(g, Options{Strategy: DefaultStrategy, Budget: DefaultBudget})
+	explicit, err := Plan(g, Options{Strategy: DefaultStrategy, Budget: DefaultBudget})
 	assert.NilError(t, err)
 	assert.DeepEqual(t, zero, explicit)
 	assert.Assert(t, DefaultBudget < MaxBudget)
 
 	for _, b := range []int{1, MaxBudget} {
-		plan, err := Build(g, Options{Budget: b})
+		plan, err := Plan(g, Options{Budget: b})
 		assert.NilError(t, err)
 		checkPlan(t, g, plan, b)
 	}
 	for _, b := range []int{-1, MaxBudget + 1, 1000, math.MinInt} {
-		_, err := Build(g, Options{Budget: b})
+		_, err := Plan(g, Options{Budget: b})
 		assert.ErrorContains(t, err, "out of range: use 1 to 125")
 	}
-	_, err = Build(g, Options{Strategy: "nope"})
+	_, err = Plan(g, Options{Strategy: "nope"})
 	assert.ErrorContains(t, err, `unknown layering strategy "nope" (known: `+strings.Join(Strategies(), ", ")+")")
-	_, err = Build(nil, Options{})
+	_, err = Plan(nil, Options{})
 	assert.ErrorContains(t, err, "no closure graph")
-	_, err = Build(&Graph{}, Options{})
+	_, err = Plan(&Graph{}, Options{})
 	assert.ErrorContains(t, err, "no closure graph")
 }
 
@@ -103,7 +103,7 @@ func TestBuildChecksStrategies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			strategies["broken-for-test"] = func(*Graph, popularity.Data, int) [][]int { return tc.groups }
 			defer delete(strategies, "broken-for-test")
-			_, err := Build(g, Options{Strategy: "broken-for-test", Budget: 2})
+			_, err := Plan(g, Options{Strategy: "broken-for-test", Budget: 2})
 			assert.ErrorContains(t, err, `strategy "broken-for-test": `+tc.want)
 		})
 	}
@@ -122,7 +122,7 @@ func TestNewPlan(t *testing.T) {
 		{Path: data, NarSize: 10000},
 	})
 	idx := func(p string) int { i, _ := g.Index(p); return i }
-	layerNames := func(plan *Plan) []string {
+	layerNames := func(plan *LayerPlan) []string {
 		var out []string
 		for _, l := range plan.Layers {
 			var ns []string
@@ -165,7 +165,7 @@ func TestNewPlan(t *testing.T) {
 	assert.Assert(t, one.Layers[0].Key < one.Layers[1].Key)
 
 	// The JSON form scripts read.
-	out, err := json.Marshal(&Plan{Layers: []Layer{{Key: "sha256:00", Paths: []string{app}, Size: 1}}})
+	out, err := json.Marshal(&LayerPlan{Layers: []Group{{Key: "sha256:00", Paths: []string{app}, Size: 1}}})
 	assert.NilError(t, err)
 	assert.Equal(t, string(out), `{"layers":[{"key":"sha256:00","paths":["`+app+`"],"size":1}]}`)
 }

@@ -122,7 +122,7 @@ func BenchmarkScale(b *testing.B) {
 					b.ResetTimer()
 					cpu := cpuTime()
 					for b.Loop() {
-						if _, err := Build(g, Options{Strategy: name, Budget: budget, Popularity: pop}); err != nil {
+						if _, err := Plan(g, Options{Strategy: name, Budget: budget, Popularity: pop}); err != nil {
 							b.Fatal(err)
 						}
 					}

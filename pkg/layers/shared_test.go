@@ -35,7 +35,7 @@ func TestSharedAcyclic(t *testing.T) {
 					} else {
 						assert.Equal(t, len(groups), budget)
 					}
-					plan, err := Build(g, Options{Strategy: "shared", Budget: budget, Popularity: pop})
+					plan, err := Plan(g, Options{Strategy: "shared", Budget: budget, Popularity: pop})
 					assert.NilError(t, err)
 					assert.Equal(t, len(plan.Layers), len(groups), "layers were merged to break a cycle")
 				})
@@ -185,7 +185,7 @@ func TestSharedCoarsens(t *testing.T) {
 	} {
 		g := graphOf(t, infos)
 		for _, budget := range []int{1, 16, 94} {
-			plan, err := Build(g, Options{Budget: budget, Popularity: popularityOf(infos)})
+			plan, err := Plan(g, Options{Budget: budget, Popularity: popularityOf(infos)})
 			assert.NilError(t, err, name)
 			checkPlan(t, g, plan, budget)
 			assert.Equal(t, len(plan.Layers), budget, "%s at %d", name, budget)

@@ -100,7 +100,7 @@ func popularityOf(infos []info) popularity.Data {
 }
 
 // checkPlan asserts what every plan of every strategy must hold.
-func checkPlan(t testing.TB, g *Graph, plan *Plan, budget int) {
+func checkPlan(t testing.TB, g *Graph, plan *LayerPlan, budget int) {
 	t.Helper()
 	assert.Assert(t, len(plan.Layers) >= 1 && len(plan.Layers) <= budget, "%d layers for budget %d", len(plan.Layers), budget)
 	layerOf := map[string]int{}
@@ -162,9 +162,9 @@ func checkPlan(t testing.TB, g *Graph, plan *Plan, budget int) {
 	}
 }
 
-// checkGroupsKept asserts that Build made one layer of each group the
+// checkGroupsKept asserts that Plan made one layer of each group the
 // strategy planned, as it was.
-func checkGroupsKept(t testing.TB, g *Graph, groups [][]int, plan *Plan) {
+func checkGroupsKept(t testing.TB, g *Graph, groups [][]int, plan *LayerPlan) {
 	t.Helper()
 	var want, got []string
 	for _, grp := range groups {
@@ -209,7 +209,7 @@ func TestEveryStrategyKeepsTheRules(t *testing.T) {
 						if budget%2 == 1 {
 							assert.NilError(t, g.SetRoots(randomRoots(rng, g)))
 						}
-						plan, err := Build(g, Options{Strategy: name, Budget: budget, Popularity: pop})
+						plan, err := Plan(g, Options{Strategy: name, Budget: budget, Popularity: pop})
 						assert.NilError(t, err, "seed %d budget %d", seed, budget)
 						checkPlan(t, g, plan, budget)
 						checkGroupsKept(t, g, strategies[name](g, pop, budget), plan)
@@ -249,7 +249,7 @@ func TestEveryStrategySmallGraphs(t *testing.T) {
 		for _, name := range Strategies() {
 			for _, budget := range []int{1, 2, 94, 125} {
 				g := graphOf(t, infos)
-				plan, err := Build(g, Options{Strategy: name, Budget: budget})
+				plan, err := Plan(g, Options{Strategy: name, Budget: budget})
 				assert.NilError(t, err, "%s on %s", name, gname)
 				checkPlan(t, g, plan, budget)
 			}
@@ -274,7 +274,7 @@ func TestDeterministic(t *testing.T) {
 					input = append([]info(nil), infos...)
 					rng.Shuffle(len(input), func(a, b int) { input[a], input[b] = input[b], input[a] })
 				}
-				plan, err := Build(graphOf(t, input), Options{Strategy: name, Budget: budget, Popularity: pop})
+				plan, err := Plan(graphOf(t, input), Options{Strategy: name, Budget: budget, Popularity: pop})
 				assert.NilError(t, err)
 				data, err := json.Marshal(plan)
 				assert.NilError(t, err)
@@ -297,11 +297,11 @@ func TestEveryStrategyOnTestdata(t *testing.T) {
 			for _, budget := range []int{1, 4, 94} {
 				g, err := ParseGraph(data)
 				assert.NilError(t, err)
-				plan, err := Build(g, Options{Strategy: name, Budget: budget, Popularity: pop})
+				plan, err := Plan(g, Options{Strategy: name, Budget: budget, Popularity: pop})
 				assert.NilError(t, err, "%s on %s", name, file)
 				checkPlan(t, g, plan, budget)
 				checkGroupsKept(t, g, strategies[name](g, pop, budget), plan)
-				again, err := Build(g, Options{Strategy: name, Budget: budget, Popularity: pop})
+				again, err := Plan(g, Options{Strategy: name, Budget: budget, Popularity: pop})
 				assert.NilError(t, err)
 				assert.DeepEqual(t, again, plan)
 			}

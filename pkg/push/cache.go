@@ -21,12 +21,12 @@ import (
 // Cache is what earlier pushes left in registries: layers by cache key
 // (image.AnnotationLayerCache), with the hashes a manifest needs and a way
 // to read the blob if it has to be copied elsewhere.
-type Cache map[string]CachedLayer
+type Cache map[string]CachedBlob
 
-// CachedLayer is a layer blob a registry holds, and the repository it is
+// CachedBlob is a layer blob a registry holds, and the repository it is
 // in. Its hashes are the registry's word: check them before use.
-type CachedLayer struct {
-	image.Layer
+type CachedBlob struct {
+	image.Blob
 	Repo name.Repository
 }
 
@@ -178,7 +178,7 @@ func (c Cache) read(ctx, outer context.Context, ref name.Reference, o Options) (
 			continue
 		}
 		blobRef := ref.Context().Digest(cd.desc.Digest.String())
-		c[cd.key] = CachedLayer{Repo: ref.Context(), Layer: image.Layer{
+		c[cd.key] = CachedBlob{Repo: ref.Context(), Blob: image.Blob{
 			Digest: cd.desc.Digest, DiffID: cd.diffID, Size: cd.desc.Size,
 			Open: func() (io.ReadCloser, error) {
 				layer, err := remote.Layer(blobRef, ropts...)

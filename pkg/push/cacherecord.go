@@ -242,12 +242,6 @@ type recordConfig struct {
 	} `json:"rootfs"`
 }
 
-// recordManifest is a manifest to put as it is.
-type recordManifest []byte
-
-func (m recordManifest) RawManifest() ([]byte, error)        { return m, nil }
-func (m recordManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
-
 // putRecord uploads the record's config and puts its manifest under tag.
 func (r *Registry) putRecord(ctx context.Context, pusher *remote.Pusher, tag name.Tag, entries []recordEntry) error {
 	cfg, manifest, err := recordBlobs(entries)
@@ -257,7 +251,7 @@ func (r *Registry) putRecord(ctx context.Context, pusher *remote.Pusher, tag nam
 	if err := pusher.Upload(ctx, tag.Context(), static.NewLayer(cfg, types.OCIConfigJSON)); err != nil {
 		return err
 	}
-	return pusher.Put(ctx, tag, recordManifest(manifest))
+	return pusher.Put(ctx, tag, image.RawManifest{Bytes: manifest, Type: types.OCIManifestSchema1})
 }
 
 // recordBlobs is the record's config and manifest.

@@ -28,7 +28,7 @@ func TestRecordCache(t *testing.T) {
 	opts := Options{Backoff: fastBackoff}
 	record := CacheRecord(mustTarget(t, host+"/rec/app").Repo)
 
-	var want []image.Layer
+	var want []image.Blob
 	for i, tag := range []string{"v1", "v2"} {
 		idx, layers := recordIndex(t, tag, amd64, arm64)
 		want = append(want, layers...)
@@ -155,18 +155,18 @@ func TestRecordCacheBlobGone(t *testing.T) {
 
 // recordIndex is an index of one image per platform, each with a layer
 // of its own and a shared one, every layer with a cache key.
-func recordIndex(t *testing.T, salt string, platforms ...v1.Platform) (*image.Index, []image.Layer) {
+func recordIndex(t *testing.T, salt string, platforms ...v1.Platform) (*image.Index, []image.Blob) {
 	t.Helper()
 	dir := t.TempDir()
 	shared := realLayer(t, dir, map[string]string{"nix/store/aaa-cacert/etc/ca.crt": "certs " + salt})
 	shared.CacheKey = "ck-shared-" + salt
-	all := []image.Layer{shared}
+	all := []image.Blob{shared}
 	var imgs []*image.Image
 	for _, p := range platforms {
 		own := realLayer(t, dir, map[string]string{"nix/store/bbb-hello/bin/hello": "hello " + p.Architecture + salt})
 		own.CacheKey = "ck-hello-" + p.Architecture + "-" + salt
 		all = append(all, own)
-		img, err := image.NewImage(p, []image.Layer{shared, own}, image.Options{})
+		img, err := image.NewImage(p, []image.Blob{shared, own}, image.Options{})
 		assert.NilError(t, err)
 		imgs = append(imgs, img)
 	}

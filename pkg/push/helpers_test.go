@@ -35,7 +35,7 @@ var (
 var fastBackoff = remote.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 3}
 
 // realLayer packs files into a real gzip'd tar blob in dir.
-func realLayer(t testing.TB, dir string, files map[string]string, pkgs ...string) image.Layer {
+func realLayer(t testing.TB, dir string, files map[string]string, pkgs ...string) image.Blob {
 	t.Helper()
 	var tarBuf bytes.Buffer
 	tw := tar.NewWriter(&tarBuf)
@@ -62,7 +62,7 @@ func realLayer(t testing.TB, dir string, files map[string]string, pkgs ...string
 	digest := sha256.Sum256(gz.Bytes())
 	path := filepath.Join(dir, hex.EncodeToString(digest[:])+".tar.gz")
 	assert.NilError(t, os.WriteFile(path, gz.Bytes(), 0o644))
-	return image.Layer{
+	return image.Blob{
 		Digest:   v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(digest[:])},
 		DiffID:   v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(diffID[:])},
 		Size:     int64(gz.Len()),
@@ -81,7 +81,7 @@ func testIndex(t testing.TB, salt string, platforms ...v1.Platform) *image.Index
 	shared := realLayer(t, dir, map[string]string{"nix/store/aaa-cacert/etc/ca.crt": "certs " + salt}, "cacert")
 	var imgs []*image.Image
 	for _, p := range platforms {
-		img, err := image.NewImage(p, []image.Layer{
+		img, err := image.NewImage(p, []image.Blob{
 			shared,
 			realLayer(t, dir, map[string]string{"nix/store/bbb-hello/bin/hello": "hello " + p.Architecture + salt}, "hello"),
 			realLayer(t, dir, map[string]string{"bin/hello": "/nix/store/bbb-hello/bin/hello " + p.Architecture + salt}),

@@ -23,7 +23,7 @@ import (
 func cachedIndex(t testing.TB, salt string) *image.Index {
 	t.Helper()
 	dir := t.TempDir()
-	var layers []image.Layer
+	var layers []image.Blob
 	for i, pkg := range []string{"cacert", "hello"} {
 		l := realLayer(t, dir, map[string]string{"nix/store/" + pkg + "/x": salt + pkg}, pkg)
 		l.CacheKey = fmt.Sprintf("sha256:%064x", i+1)

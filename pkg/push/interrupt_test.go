@@ -38,7 +38,7 @@ func interruptedIndex(t *testing.T, salt string) (*image.Index, context.Context)
 		f, err := os.Open(path)
 		return cancellingReader{f, cancel}, err
 	}
-	img, err := image.NewImage(amd64, []image.Layer{l}, image.Options{Cmd: []string{"big"}})
+	img, err := image.NewImage(amd64, []image.Blob{l}, image.Options{Cmd: []string{"big"}})
 	assert.NilError(t, err)
 	idx, err := image.NewIndex([]*image.Image{img}, nil)
 	assert.NilError(t, err)

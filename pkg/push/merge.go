@@ -51,7 +51,7 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l login) 
 	if err != nil {
 		return nil, err
 	}
-	idx := indexBytes(raw)
+	idx := image.RawManifest{Bytes: raw, Type: types.OCIImageIndex}
 	digest, _, err := v1.SHA256(bytes.NewReader(raw))
 	if err != nil {
 		return nil, err
@@ -183,9 +183,3 @@ func common(a, b map[string]string) map[string]string {
 	}
 	return out
 }
-
-// indexBytes is an index manifest to PUT as it is.
-type indexBytes []byte
-
-func (r indexBytes) RawManifest() ([]byte, error)        { return r, nil }
-func (r indexBytes) MediaType() (types.MediaType, error) { return types.OCIImageIndex, nil }

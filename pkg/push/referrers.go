@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
 
@@ -228,7 +229,7 @@ func (r *Registry) listInFallback(ctx context.Context, pusher *remote.Pusher, su
 	if err != nil {
 		return err
 	}
-	return pusher.Put(ctx, fallbackTag(r.target.Repo, subject), fallbackIndex(raw))
+	return pusher.Put(ctx, fallbackTag(r.target.Repo, subject), image.RawManifest{Bytes: raw, Type: types.OCIImageIndex})
 }
 
 // referrerDescriptor describes a referrer as the fallback index lists it:
@@ -249,12 +250,6 @@ func referrerDescriptor(img v1.Image) (v1.Descriptor, error) {
 	}
 	return *desc, nil
 }
-
-// fallbackIndex is a fallback tag's image index, to put as it is.
-type fallbackIndex []byte
-
-func (m fallbackIndex) RawManifest() ([]byte, error)        { return m, nil }
-func (m fallbackIndex) MediaType() (types.MediaType, error) { return types.OCIImageIndex, nil }
 
 // blobNotLinked tells a manifest refused for blobs the registry does not
 // (yet) know.

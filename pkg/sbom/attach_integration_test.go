@@ -56,7 +56,7 @@ func buildHello(t *testing.T, repo string) built {
 	diffID, err := v1.NewHash(blob.DiffID)
 	assert.NilError(t, err)
 	img, err := image.NewImage(v1.Platform{OS: "linux", Architecture: "amd64"},
-		[]image.Layer{{Digest: digest, DiffID: diffID, Size: blob.Size, Path: blobFile}}, image.Options{Created: epoch})
+		[]image.Blob{{Digest: digest, DiffID: diffID, Size: blob.Size, Path: blobFile}}, image.Options{Created: epoch})
 	assert.NilError(t, err)
 	idx, err := image.NewIndex([]*image.Image{img}, nil)
 	assert.NilError(t, err)

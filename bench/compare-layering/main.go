@@ -1,7 +1,7 @@
-// Command compare prints the layering comparison of docs/layering.md:
+// Command compare-layering prints the layering comparison of docs/layering.md:
 // every strategy at layer budgets 4, 8 to 12, 16, 32, 48, 94 and 125, with and without
 // popularity data, on the corpus in internal/layereval/testdata.
-// scripts/compare-layering.sh runs it.
+// bench/compare-layering.sh runs it.
 package main
 
 import (

@@ -1,19 +1,22 @@
 package main
 
 import (
+	"encoding/json"
+	"sort"
 	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/internal/layereval"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 const packages = `Package: app
 Version: 1:2.0-1
 Installed-Size: 10
 Pre-Depends: libc6 (>= 2.34)
-Depends: liba | libb, debconf (>= 0.5) | debconf-2.0, virtual-thing, libc6:any, not-in-main
+Depends: liba | libb, debconf (>= 0.5) | debconf-2.0, virtual-thing, libc6:any, not-in-main, not-in-main-either | libd
 
 Package: libc6
 Version: 2.36
@@ -37,6 +40,10 @@ Depends: libc6
 Package: libb
 Version: 1
 Installed-Size: 3
+
+Package: libd
+Version: 1
+Installed-Size: 5
 
 Package: zprovider
 Version: 1
@@ -67,10 +74,11 @@ func TestExtract(t *testing.T) {
 	for _, p := range c.Packages {
 		got[p.Name] = p
 	}
-	// First alternatives, the first provider by name, no packaging
-	// infrastructure, no duplicates, nothing from outside the index.
+	// The first alternative the index has, the first provider by name,
+	// no packaging infrastructure, no duplicates, nothing from outside
+	// the index.
 	assert.DeepEqual(t, got["app"], layereval.Package{Name: "app", Version: "1:2.0-1", Size: 10 * 1024,
-		Deps: []string{"aprovider", "liba", "libc6"}})
+		Deps: []string{"aprovider", "liba", "libc6", "libd"}})
 	// The cycle libc6 → libgcc-s1 → libc6 is broken where a walk in
 	// name order closes it.
 	assert.DeepEqual(t, got["libc6"].Deps, []string{"libgcc-s1"})
@@ -86,6 +94,35 @@ func TestExtract(t *testing.T) {
 	assert.Assert(t, hasLibb, "an updated library is in the corpus")
 
 	_, err = extract(idx, [][]string{{"nope"}}, nil)
+	assert.ErrorContains(t, err, "package nope is not in the index")
+}
+
+func TestClosures(t *testing.T) {
+	idx, err := parse(strings.NewReader(packages))
+	assert.NilError(t, err)
+	deps, err := idx.graph(nil)
+	assert.NilError(t, err)
+	paths := map[string]string{}
+	for n := range deps {
+		paths[n] = storePath(n, idx.pkgs[n].version)
+	}
+	data, members, err := closure(idx, deps, paths, []string{"libc6"}, false)
+	assert.NilError(t, err)
+	sort.Strings(members)
+	assert.DeepEqual(t, members, []string{"gcc-base", "libc6", "libgcc-s1"})
+	var infos []pathInfo
+	assert.NilError(t, json.Unmarshal(data, &infos))
+	got := map[string]pathInfo{}
+	for _, i := range infos {
+		got[i.Path] = i
+	}
+	// The whole index's cycle libc6 → libgcc-s1 → libc6 is broken the same
+	// way as in the corpus; closure sizes add the packages' sizes.
+	assert.DeepEqual(t, got[paths["libc6"]], pathInfo{Path: paths["libc6"], NarSize: 1000 * 1024,
+		ClosureSize: (1000 + 2 + 1) * 1024, References: []string{paths["libgcc-s1"]}})
+	assert.Equal(t, storepath.Name(paths["app"]), "app-1_2.0-1")
+
+	_, _, err = closure(idx, deps, paths, []string{"nope"}, true)
 	assert.ErrorContains(t, err, "package nope is not in the index")
 }
 

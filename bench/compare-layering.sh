@@ -17,9 +17,9 @@ if [ "${1:-}" = --regenerate ]; then
   fi
   index=${indexes[0]}
   out=internal/layereval/testdata/corpus.json.gz
-  /usr/lib/apt/apt-helper cat-file "$index" | go run ./internal/layereval/gencorpus > "$out.tmp"
+  /usr/lib/apt/apt-helper cat-file "$index" | go run ./tools/debclosures -corpus "$out.tmp"
   mv "$out.tmp" "$out"
   echo "regenerated $out from $index" >&2
 fi
 
-go run ./internal/layereval/compare
+go run ./bench/compare-layering

@@ -13,7 +13,7 @@
 set -euo pipefail
 
 action=${GITHUB_ACTION_PATH:-$(cd "$(dirname "$0")/.." && pwd)}
-. "$action/scripts/release-lib.sh"
+. "$action/action/release-lib.sh"
 releases=${NIXERY_TEST_RELEASES_URL:-https://github.com/nixery-action/nixery-action/releases/download}
 
 fail() { echo "::error title=nixery-action::$*"; exit 1; }

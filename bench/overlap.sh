@@ -54,7 +54,7 @@ NIX
 flake=path:$work/flake
 
 go build -o "$work/nixery" ./cmd/nixery
-go build -o "$work/throttleproxy" ./internal/throttleproxy
+go build -o "$work/throttleproxy" ./bench/throttleproxy
 mkdir -p "$work/base"
 git archive "$base" | tar -x -C "$work/base"
 (cd "$work/base" && go build -o "$work/nixery-base" ./cmd/nixery 2>/dev/null || go build -o "$work/nixery-base" ./cmd/action)

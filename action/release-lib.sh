@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by scripts/build-release.sh and scripts/action-install.sh (sourced,
+# Shared by scripts/build-release.sh and action/install.sh (sourced,
 # not run): what a release binary is built from, named the same way on the
 # release machine and in the action.
 

@@ -6,8 +6,8 @@
 # and the speed relative to the seed's packer:
 #   - nixery pack (pkg/archive: reproducible tar + pgzip, hashed in one pass),
 #   - the seed's packer: archive/tar into single-threaded compress/gzip at
-#     its default level (internal/packbench -packer seed),
-#   - a plain tar into pgzip at nixery's level (internal/packbench -packer pgzip),
+#     its default level (bench/packbench -packer seed),
+#   - a plain tar into pgzip at nixery's level (bench/packbench -packer pgzip),
 #   - tar | pigz at pigz's default level.
 # It fails unless nixery pack is at least 5 times as fast as the seed's
 # packer with output at most 10% larger, and gives the same blob each run.
@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 # Content-addressed: adding the same trees again gives the same paths.
 mapfile -t paths < <(nix-store --add "$(go env GOROOT)" /usr/bin)
 go build -o "$work/nixery" ./cmd/nixery
-go build -o "$work/packbench" ./internal/packbench
+go build -o "$work/packbench" ./bench/packbench
 
 # Warm the page cache so every packer reads from memory.
 find "${paths[@]}" -type f -exec cat {} + >/dev/null 2>&1 || true

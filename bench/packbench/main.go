@@ -1,5 +1,5 @@
 // Command packbench times packers of the same store paths for
-// scripts/bench-pack.sh and for choosing pkg/archive's level and block
+// bench/pack.sh and for choosing pkg/archive's level and block
 // size (docs/packing.md). Besides nixery's packer (pkg/archive) it has the
 // baselines: the way Nixery packed a layer (archive/tar into
 // single-threaded compress/gzip at its default level) and a plain tar into
