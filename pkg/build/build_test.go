@@ -396,6 +396,7 @@ func slowFlake(t *testing.T) string {
     pkg = system: name: builtins.derivation {
       inherit name system;
       builder = "/bin/sh";
+      PATH = "/usr/bin:/bin"; # Nix's own PATH finds no sleep
       args = [ "-c" "sleep 60; echo %s > $out" ];
     };
     forSystem = system: { hello = pkg system "hello"; cacert = pkg system "cacert"; iana-etc = pkg system "iana-etc"; };
