@@ -418,12 +418,12 @@ func (b *builder) markCustomisation(res *push.Result) {
 func (b *builder) readCache(ctx context.Context) {
 	defer close(b.cacheDone)
 	done := b.timings.start(phaseCache, "")
-	cache, notes := push.ReadCache(ctx, b.req.CacheFrom, b.opts.Registry)
+	cache, reads := push.ReadCache(ctx, b.req.CacheFrom, b.opts.Registry)
 	done()
 	b.cache = cache
 	w, end := b.log("")
-	for _, n := range notes {
-		fmt.Fprintln(w, n)
+	for _, r := range reads {
+		fmt.Fprintln(w, r)
 	}
 	end()
 }
