@@ -13,6 +13,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/image"
@@ -267,35 +268,35 @@ func (b *builder) note(format string, args ...any) {
 }
 
 // blobs makes each layer once per build: platforms often share layers
-// (architecture-independent data), and concurrent requests for the same
-// key wait for the first.
+// (architecture-independent data). Concurrent requests for the same key
+// wait for the first (singleflight); later ones get what it made.
 type blobs struct {
-	mu      sync.Mutex
-	entries map[string]*blobEntry
+	inflight singleflight.Group
+	mu       sync.Mutex
+	made     map[string]madeBlob
 }
 
-type blobEntry struct {
-	done  chan struct{}
+type madeBlob struct {
 	layer image.Blob
 	err   error
 }
 
 func (c *blobs) get(key string, produce func() (image.Blob, error)) (image.Blob, error) {
-	c.mu.Lock()
-	if c.entries == nil {
-		c.entries = map[string]*blobEntry{}
-	}
-	e, ok := c.entries[key]
-	if !ok {
-		e = &blobEntry{done: make(chan struct{})}
-		c.entries[key] = e
-	}
-	c.mu.Unlock()
-	if ok {
-		<-e.done
-		return e.layer, e.err
-	}
-	e.layer, e.err = produce()
-	close(e.done)
-	return e.layer, e.err
+	v, _, _ := c.inflight.Do(key, func() (any, error) {
+		c.mu.Lock()
+		m, ok := c.made[key]
+		c.mu.Unlock()
+		if !ok {
+			m.layer, m.err = produce()
+			c.mu.Lock()
+			if c.made == nil {
+				c.made = map[string]madeBlob{}
+			}
+			c.made[key] = m
+			c.mu.Unlock()
+		}
+		return m, nil
+	})
+	m := v.(madeBlob)
+	return m.layer, m.err
 }

@@ -218,6 +218,9 @@ type Result struct {
 	// SBOMs are the documents about each platform image, in the index's
 	// order; none unless the request asked for them.
 	SBOMs []SBOMResult `json:"sboms,omitempty"`
+	// CacheWarnings say why images of CacheFrom gave no layers (each a
+	// *push.CacheWarning); the build logged them and went on.
+	CacheWarnings []error `json:"-"`
 
 	dir string
 }
@@ -321,6 +324,7 @@ type builder struct {
 	blobs     blobs                         // each layer packed once, even when platforms share it
 	cache     push.Cache                    // layers earlier pushes left in registries
 	cacheDone chan struct{}                 // closed once cache is read; nil without one
+	cacheWarn []error                       // why cache images gave no layers, once cacheDone is closed
 	record    chan push.CacheRecordSnapshot // the cache record as read at the start
 
 	packed, reused atomic.Int64
@@ -523,11 +527,14 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 		t.Upload = 0 // nothing went anywhere
 	}
 	b.markCustomisation(res)
+	if err := b.waitCache(ctx); err != nil { // read by now: every layer waited for it
+		return nil, err
+	}
 	return &Result{
 		SchemaVersion: SchemaVersion,
 		Result:        res, Nixpkgs: locked.URL, NixpkgsRevision: locked.Rev, Installables: b.installables, Timings: t,
 		Created: image.FormatCreated(b.req.Image.Created), Contents: b.contentsInOrder(res),
-		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, dir: b.dir,
+		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, CacheWarnings: b.cacheWarn, dir: b.dir,
 	}, nil
 }
 
@@ -546,12 +553,15 @@ func (b *builder) markCustomisation(res *push.Result) {
 func (b *builder) readCache(ctx context.Context) {
 	defer close(b.cacheDone)
 	done := b.timings.start(phaseCache, "")
-	cache, notes := push.ReadCache(ctx, b.req.CacheFrom, b.opts.Registry)
+	cache, reads := push.ReadCache(ctx, b.req.CacheFrom, b.opts.Registry)
 	done()
 	b.cache = cache
 	w, end := b.log("")
-	for _, n := range notes {
-		fmt.Fprintln(w, n)
+	for _, r := range reads {
+		fmt.Fprintln(w, r)
+		if r.Err != nil {
+			b.cacheWarn = append(b.cacheWarn, r.Err)
+		}
 	}
 	end()
 }

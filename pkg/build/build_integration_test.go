@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -136,10 +138,22 @@ func TestBuildRegistryCache(t *testing.T) {
 	}
 
 	warmReq := request(t, push.NewRegistry(target, push.Options{}), 6)
-	warmReq.CacheFrom = []name.Reference{target.Tags[0]}
-	warm, err := Build(ctx, warmReq, Options{})
+	none, err := name.NewTag(host+"/build/none:v1", name.Insecure)
+	assert.NilError(t, err)
+	warmReq.CacheFrom = []name.Reference{none}
+	var warmLog bytes.Buffer
+	warm, err := Build(ctx, warmReq, Options{Log: logTo(&warmLog)})
 	assert.NilError(t, err)
 	warm.Close()
+	// The image that is not there is a warning, logged and returned.
+	assert.Check(t, strings.Contains(warmLog.String(), "cache "+none.String()+": nothing there yet\n"), warmLog.String())
+	assert.Assert(t, len(warm.CacheWarnings) == 1, "%v", warm.CacheWarnings)
+	var cw *push.CacheWarning
+	assert.Assert(t, errors.As(warm.CacheWarnings[0], &cw))
+	assert.Equal(t, cw.Ref.String(), none.String())
+	var terr *transport.Error
+	assert.Assert(t, errors.As(warm.CacheWarnings[0], &terr), "%v", warm.CacheWarnings[0])
+	assert.Equal(t, terr.StatusCode, http.StatusNotFound)
 	assert.Equal(t, warm.Digest, cold.Digest)
 	assert.Equal(t, warm.Packed, 0)
 	assert.Equal(t, warm.Reused, cold.Packed)
@@ -481,6 +495,7 @@ func slowFlake(t *testing.T) string {
     pkg = system: name: builtins.derivation {
       inherit name system;
       builder = "/bin/sh";
+      PATH = "/usr/bin:/bin"; # Nix's own PATH finds no sleep
       args = [ "-c" "sleep 60; echo %s > $out" ];
     };
     forSystem = system: { hello = pkg system "hello"; cacert = pkg system "cacert"; iana-etc = pkg system "iana-etc"; };

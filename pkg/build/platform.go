@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
@@ -127,14 +128,13 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 // index. Layers the cache may hold are only hashed to be verified, one
 // per core at once; the others are packed one after the other in the
 // plan's order (the packer itself keeps every core busy, and big layers
-// stream to the registry while they are packed).
+// stream to the registry while they are packed). The first error stops
+// starting more layers, and is returned.
 //
-// ctx is not narrowed here: it also carries the uploads the layers start,
-// which outlive this call. On an error the caller cancels the build.
+// ctx is not narrowed for the layers themselves: it also carries the
+// uploads they start, which outlive this call. On an error the caller
+// cancels the build.
 func (b *builder) layers(ctx context.Context, contents []content, done func(int, image.Blob), report func(int) *reporter) error {
-	errs := make([]error, len(contents))
-	var wg sync.WaitGroup
-	cores := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var packs, verifies []int
 	for i, c := range contents {
 		cached, err := b.mayBeCached(ctx, c)
@@ -147,28 +147,35 @@ func (b *builder) layers(ctx context.Context, contents []content, done func(int,
 			packs = append(packs, i)
 		}
 	}
-	for _, i := range verifies {
-		wg.Go(func() {
-			cores <- struct{}{}
-			defer func() { <-cores }()
-			l, err := b.layer(ctx, contents[i], report(i))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			done(i, l)
-		})
-	}
-	for _, i := range packs {
+	g, failed := errgroup.WithContext(ctx)
+	one := func(i int) error {
+		if err := failed.Err(); err != nil {
+			return err // another layer failed, or the build was cancelled
+		}
 		l, err := b.layer(ctx, contents[i], report(i))
 		if err != nil {
-			errs[i] = err
-			break
+			return err
 		}
 		done(i, l)
+		return nil
 	}
-	wg.Wait()
-	return firstError(errs)
+	g.Go(func() error {
+		var cores errgroup.Group
+		cores.SetLimit(runtime.GOMAXPROCS(0))
+		for _, i := range verifies {
+			cores.Go(func() error { return one(i) })
+		}
+		return cores.Wait()
+	})
+	g.Go(func() error {
+		for _, i := range packs {
+			if err := one(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return g.Wait()
 }
 
 // content is what a layer holds: its key (everything its bytes depend on

@@ -31,14 +31,14 @@ type CachedBlob struct {
 }
 
 // ReadCache reads the images at refs (tags or digests, indexes or single
-// images) and returns the annotated layers whose blobs are still there.
-// Anything missing, unreadable or inconsistent is left out, and said in
-// the returned notes; a cache can only make a build faster, never
-// different, since a layer's cache key covers everything its bytes
-// depend on.
-func ReadCache(ctx context.Context, refs []name.Reference, o Options) (Cache, []string) {
+// images) and returns the annotated layers whose blobs are still there,
+// and how reading each image went. Anything missing, unreadable or
+// inconsistent is left out, and said in a *CacheWarning; a cache can only
+// make a build faster, never different, since a layer's cache key covers
+// everything its bytes depend on.
+func ReadCache(ctx context.Context, refs []name.Reference, o Options) (Cache, []CacheRead) {
 	c := Cache{}
-	var notes []string
+	reads := make([]CacheRead, 0, len(refs))
 	// The whole read is bounded: a cache can only make a build faster,
 	// so a slow registry is given up on and its layers packed.
 	outer := ctx // the cached layers' blobs are read later, under it
@@ -46,21 +46,58 @@ func ReadCache(ctx context.Context, refs []name.Reference, o Options) (Cache, []
 	defer cancel()
 	for _, ref := range refs {
 		n, err := c.read(ctx, outer, ref, o)
-		var terr *transport.Error
-		switch {
-		case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
-			notes = append(notes, fmt.Sprintf("cache %s: nothing there yet", ref))
-		case err != nil && isTimeout(err) && ctx.Err() == nil:
-			notes = append(notes, fmt.Sprintf("cache %s: the registry did not answer within %s; its layers will be packed", ref, o.requestTimeout()))
-		case err != nil && ctx.Err() != nil:
-			notes = append(notes, fmt.Sprintf("cache %s: not read within %s; its layers will be packed", ref, o.registryTimeout()))
-		case err != nil:
-			notes = append(notes, fmt.Sprintf("cache %s: %s; its layers will be packed", ref, oneLineErr(err)))
-		default:
-			notes = append(notes, fmt.Sprintf("cache %s: %d layers", ref, n))
+		read := CacheRead{Ref: ref, Layers: n}
+		if err != nil {
+			read.Err = cacheWarning(ctx, ref, err, o)
 		}
+		reads = append(reads, read)
 	}
-	return c, notes
+	return c, reads
+}
+
+// CacheRead is how reading one cache image went: the layers it gave, or
+// Err, a *CacheWarning, when it gave none.
+type CacheRead struct {
+	Ref    name.Reference
+	Layers int
+	Err    error
+}
+
+// String is the line a build logs about the read.
+func (r CacheRead) String() string {
+	if r.Err != nil {
+		return r.Err.Error()
+	}
+	return fmt.Sprintf("cache %s: %d layers", r.Ref, r.Layers)
+}
+
+// CacheWarning is why a cache image gave no layers: the build goes on
+// and packs them. Its text is one line; Unwrap gives the cause.
+type CacheWarning struct {
+	Ref   name.Reference
+	msg   string
+	cause error
+}
+
+func (w *CacheWarning) Error() string { return w.msg }
+func (w *CacheWarning) Unwrap() error { return w.cause }
+
+// cacheWarning says in one line why reading ref failed with err; ctx is
+// the whole read's, whose end tells the read ran out of time.
+func cacheWarning(ctx context.Context, ref name.Reference, err error, o Options) *CacheWarning {
+	var terr *transport.Error
+	var msg string
+	switch {
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
+		msg = fmt.Sprintf("cache %s: nothing there yet", ref)
+	case isTimeout(err) && ctx.Err() == nil:
+		msg = fmt.Sprintf("cache %s: the registry did not answer within %s; its layers will be packed", ref, o.requestTimeout())
+	case ctx.Err() != nil:
+		msg = fmt.Sprintf("cache %s: not read within %s; its layers will be packed", ref, o.registryTimeout())
+	default:
+		msg = fmt.Sprintf("cache %s: %s; its layers will be packed", ref, oneLineErr(err))
+	}
+	return &CacheWarning{Ref: ref, msg: msg, cause: err}
 }
 
 // oneLineErr is err's message on one line; a registry's own words are

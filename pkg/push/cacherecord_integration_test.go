@@ -41,7 +41,9 @@ func TestRecordCache(t *testing.T) {
 		r.Close()
 	}
 	cache, notes := ReadCache(ctx, []name.Reference{record}, opts)
-	assert.DeepEqual(t, notes, []string{fmt.Sprintf("cache %s: 6 layers", record)})
+	assert.Equal(t, len(notes), 1)
+	assert.Equal(t, notes[0].String(), fmt.Sprintf("cache %s: 6 layers", record))
+	assert.NilError(t, notes[0].Err)
 	for _, l := range want {
 		got, ok := cache[l.CacheKey]
 		assert.Assert(t, ok, "%s not in the record", l.CacheKey)

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/semaphore"
 )
 
 // Destination is where a build's index goes: a registry repository, an
@@ -64,7 +65,7 @@ type Registry struct {
 
 	mu    sync.Mutex
 	early map[v1.Hash]*earlyUpload
-	sem   chan struct{}
+	jobs  *semaphore.Weighted // the uploads that run at once
 	wg    sync.WaitGroup
 }
 
@@ -77,7 +78,7 @@ type earlyUpload struct {
 
 // NewRegistry returns the destination that pushes to t.
 func NewRegistry(t Target, o Options) *Registry {
-	return &Registry{target: t, opts: o, early: map[v1.Hash]*earlyUpload{}, sem: make(chan struct{}, o.jobs())}
+	return &Registry{target: t, opts: o, early: map[v1.Hash]*earlyUpload{}, jobs: semaphore.NewWeighted(int64(o.jobs()))}
 }
 
 // Target is the repository and tags pushed to.
@@ -164,13 +165,10 @@ func (r *Registry) Present(d v1.Hash) {
 func (r *Registry) upload(ctx context.Context, e *earlyUpload, b *trackedBlob) {
 	defer r.wg.Done()
 	defer close(e.done)
-	select {
-	case r.sem <- struct{}{}:
-	case <-ctx.Done():
-		e.err = ctx.Err()
-		return
+	if e.err = r.jobs.Acquire(ctx, 1); e.err != nil {
+		return // cancelled while waiting
 	}
-	defer func() { <-r.sem }()
+	defer r.jobs.Release(1)
 	pusher, err := r.setup(ctx)
 	if err != nil {
 		e.err = err

@@ -30,35 +30,38 @@ const (
 
 // RegistryError is a failure to talk to a registry, in one line that says
 // what went wrong. It names no option of any program: callers add those
-// (see Kind).
+// (see Kind). Its cause, the error the registry client gave, stays
+// reachable through errors.Is and errors.As.
 type RegistryError struct {
 	Registry string
 	Kind     ErrorKind
 	// NoCredentials is set for Unauthorized when none were found.
 	NoCredentials bool
 	msg           string
+	cause         error
 }
 
 func (e *RegistryError) Error() string { return e.msg }
 
-func registryError(reg string, kind ErrorKind, format string, args ...any) *RegistryError {
-	return &RegistryError{Registry: reg, Kind: kind, msg: fmt.Sprintf(format, args...)}
-}
+// Unwrap returns the error the registry client gave.
+func (e *RegistryError) Unwrap() error { return e.cause }
 
 // explain turns an error from talking to the registry into one line that
-// says what went wrong. The registry library's errors name URLs and wrap
-// several layers; users need the cause.
+// says what went wrong, keeping err as its cause. The registry library's
+// errors name URLs and wrap several layers; users need the cause.
 func explain(err error, repo name.Repository, l login) error {
-	if err = explainErr(err, repo, l); err != nil {
-		var re *RegistryError
-		if !errors.As(err, &re) {
-			err = &RegistryError{Registry: repo.RegistryStr(), Kind: OtherError, msg: err.Error()}
-		}
+	if err == nil {
+		return nil
 	}
-	return err
+	kind, msg := explainErr(err, repo, l)
+	return &RegistryError{
+		Registry: repo.RegistryStr(), Kind: kind, msg: msg, cause: err,
+		NoCredentials: kind == Unauthorized && l.source == "",
+	}
 }
 
-func explainErr(err error, repo name.Repository, l login) error {
+// explainErr tells what kind of failure err is, and says it in one line.
+func explainErr(err error, repo name.Repository, l login) (ErrorKind, string) {
 	reg := repo.RegistryStr()
 	var terr *transport.Error
 	var dns *net.DNSError
@@ -67,16 +70,14 @@ func explainErr(err error, repo name.Repository, l login) error {
 	var badCert x509.CertificateInvalidError
 	switch {
 	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("push to %s cancelled", repo)
+		return OtherError, fmt.Sprintf("push to %s cancelled", repo)
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("push to %s timed out", repo)
+		return OtherError, fmt.Sprintf("push to %s timed out", repo)
 	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || hasCode(terr, transport.UnauthorizedErrorCode)):
 		if l.source == "" {
-			e := registryError(reg, Unauthorized, "authentication failed for registry %s: no credentials found", reg)
-			e.NoCredentials = true
-			return e
+			return Unauthorized, fmt.Sprintf("authentication failed for registry %s: no credentials found", reg)
 		}
-		return registryError(reg, Unauthorized, "authentication failed for registry %s with the credentials from %s: check them", reg, l.source)
+		return Unauthorized, fmt.Sprintf("authentication failed for registry %s with the credentials from %s: check them", reg, l.source)
 	case errors.As(err, &terr) && (terr.StatusCode == http.StatusForbidden || hasCode(terr, transport.DeniedErrorCode)):
 		who := "anonymous users"
 		if l.source != "" {
@@ -86,25 +87,25 @@ func explainErr(err error, repo name.Repository, l login) error {
 		if l.source == "GITHUB_TOKEN" {
 			hint = "; the workflow needs `permissions: packages: write`, and the package must grant this repository write access"
 		}
-		return registryError(reg, Denied, "registry %s denied %s the right to push to %s: %s%s", reg, who, repo.RepositoryStr(), oneLine(terr), hint)
+		return Denied, fmt.Sprintf("registry %s denied %s the right to push to %s: %s%s", reg, who, repo.RepositoryStr(), oneLine(terr), hint)
 	case errors.As(err, &terr) && terr.StatusCode == http.StatusBadRequest && repo.Scheme() == "http" && len(terr.Errors) == 0:
 		// Plain HTTP, tried after HTTPS failed, to a registry that only
 		// speaks HTTPS.
-		return fmt.Errorf("push to %s: registry answered %s to plain HTTP; if it serves HTTPS, this machine must trust its certificate (add its CA to the system store or point SSL_CERT_FILE at it)", repo, oneLine(terr))
+		return OtherError, fmt.Sprintf("push to %s: registry answered %s to plain HTTP; if it serves HTTPS, this machine must trust its certificate (add its CA to the system store or point SSL_CERT_FILE at it)", repo, oneLine(terr))
 	case errors.As(err, &terr):
-		return fmt.Errorf("push to %s: registry answered %s", repo, oneLine(terr))
+		return OtherError, fmt.Sprintf("push to %s: registry answered %s", repo, oneLine(terr))
 	case errors.As(err, &dns):
-		return registryError(reg, Unreachable, "cannot reach registry %s: no such host", reg)
+		return Unreachable, fmt.Sprintf("cannot reach registry %s: no such host", reg)
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return registryError(reg, Unreachable, "cannot reach registry %s: connection refused; check that the registry is running", reg)
+		return Unreachable, fmt.Sprintf("cannot reach registry %s: connection refused; check that the registry is running", reg)
 	case errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &badCert):
-		return registryError(reg, Untrusted, "cannot reach registry %s: its TLS certificate is not trusted (%v); use a trusted certificate", reg, err)
+		return Untrusted, fmt.Sprintf("cannot reach registry %s: its TLS certificate is not trusted (%v); use a trusted certificate", reg, err)
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return registryError(reg, PlainHTTP, "cannot reach registry %s: it speaks plain HTTP", reg)
+		return PlainHTTP, fmt.Sprintf("cannot reach registry %s: it speaks plain HTTP", reg)
 	case isTimeout(err):
-		return registryError(reg, Unreachable, "cannot reach registry %s: timed out; check the network", reg)
+		return Unreachable, fmt.Sprintf("cannot reach registry %s: timed out; check the network", reg)
 	}
-	return fmt.Errorf("push to %s: %s", repo, strings.ReplaceAll(err.Error(), "\n", "; "))
+	return OtherError, fmt.Sprintf("push to %s: %s", repo, strings.ReplaceAll(err.Error(), "\n", "; "))
 }
 
 func hasCode(e *transport.Error, code transport.ErrorCode) bool {
@@ -171,7 +172,10 @@ func retryable(err error) bool {
 	return isTimeout(err)
 }
 
-// redact replaces every secret in err's message.
+// redact replaces every secret in err's message. The cause stays
+// reachable through errors.Is and errors.As, as go-containerregistry's
+// transport.Error keeps its request; only the text is cleaned, so print
+// the returned error, not its causes.
 func redact(err error, secrets []string) error {
 	if err == nil {
 		return nil
@@ -186,11 +190,19 @@ func redact(err error, secrets []string) error {
 	if clean == msg {
 		return err
 	}
-	var re *RegistryError
-	if errors.As(err, &re) {
+	if re, ok := err.(*RegistryError); ok {
 		cp := *re
 		cp.msg = clean
 		return &cp
 	}
-	return errors.New(clean)
+	return &redactedError{msg: clean, cause: err}
 }
+
+// redactedError is an error whose text has its secrets replaced.
+type redactedError struct {
+	msg   string
+	cause error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.cause }

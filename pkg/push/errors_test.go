@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -69,6 +70,7 @@ func TestExplain(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := explain(tc.err, repo, tc.l)
 			assert.ErrorContains(t, got, tc.want)
+			assert.Check(t, errors.Is(got, tc.err), "the cause is lost")
 		})
 	}
 }
@@ -97,4 +99,36 @@ func TestRetryable(t *testing.T) {
 			assert.Equal(t, retryable(tc.err), tc.want)
 		})
 	}
+}
+
+// Redacting a registry error cleans its text and keeps its cause and
+// kind: a caller can still tell a refused connection or a 403 apart.
+func TestRedactKeepsCause(t *testing.T) {
+	repo, err := name.NewRepository("r.example/o/n")
+	assert.NilError(t, err)
+	const secret = "s3cret-token"
+
+	terr := &transport.Error{StatusCode: http.StatusForbidden, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "token " + secret + " may not push"}}}
+	got := redact(explain(terr, repo, login{source: "GITHUB_TOKEN"}), []string{secret})
+	assert.Check(t, !strings.Contains(got.Error(), secret), got.Error())
+	assert.ErrorContains(t, got, "DENIED: token *** may not push")
+	var re *RegistryError
+	assert.Assert(t, errors.As(got, &re))
+	assert.Equal(t, re.Kind, Denied)
+	var cause *transport.Error
+	assert.Assert(t, errors.As(got, &cause))
+	assert.Equal(t, cause, terr)
+
+	// An error that is not a registry's: the text is cleaned, the cause
+	// kept.
+	nerr := &url.Error{Op: "Get", URL: "https://u:" + secret + "@r.example/v2/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	got = redact(fmt.Errorf("login: %w", nerr), []string{secret})
+	assert.Equal(t, got.Error(), `login: Get "https://u:***@r.example/v2/": dial tcp: connect: connection refused`)
+	assert.Check(t, errors.Is(got, syscall.ECONNREFUSED))
+	var op *net.OpError
+	assert.Check(t, errors.As(got, &op))
+
+	// Nothing to clean: the error itself.
+	plain := errors.New("no secret here")
+	assert.Equal(t, redact(plain, []string{secret}), plain)
 }

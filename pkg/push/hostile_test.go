@@ -2,7 +2,9 @@ package push
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -82,7 +85,14 @@ func TestCredentialsScopedToTheirRegistry(t *testing.T) {
 	_, notes = ReadCache(ctx, []name.Reference{ref(t, other.Host+"/cache/img:v1")},
 		Options{Credentials: Credentials{Username: "alice", Password: "alice-secret", Keychain: noCreds}})
 	assert.Equal(t, len(other.Authorizations()), before, "%v", notes)
-	assert.Assert(t, is.Contains(notes[0], "401"))
+	assert.Assert(t, is.Contains(notes[0].String(), "401"))
+	// The warning is an error a caller can look into.
+	var cw *CacheWarning
+	assert.Assert(t, errors.As(notes[0].Err, &cw), "%T", notes[0].Err)
+	assert.Equal(t, cw.Ref.String(), other.Host+"/cache/img:v1")
+	var terr *transport.Error
+	assert.Assert(t, errors.As(notes[0].Err, &terr), "%v", notes[0].Err)
+	assert.Equal(t, terr.StatusCode, http.StatusUnauthorized)
 
 	// Push and Merge take the pair to their own registry.
 	_, err = Push(ctx, mustTarget(t, target.Host+"/app", "v2"), cachedIndex(t, "target"),
@@ -102,7 +112,7 @@ func TestRedirectLoop(t *testing.T) {
 
 	start := reg.Requests()
 	_, notes := ReadCache(ctx, []name.Reference{ref(t, reg.Host+"/loop/img:v1")}, Options{Credentials: Credentials{Keychain: noCreds}})
-	assert.Assert(t, is.Contains(notes[0], "redirect"), notes[0])
+	assert.Assert(t, is.Contains(notes[0].String(), "redirect"), notes[0].String())
 	assert.Assert(t, reg.Requests()-start <= 2*(MaxRedirects+2), "%d requests", reg.Requests()-start)
 
 	start = reg.Requests()
@@ -123,8 +133,8 @@ func TestOversizedManifestsAndConfigs(t *testing.T) {
 	ctx := context.Background()
 	o := Options{Credentials: Credentials{Keychain: noCreds}}
 	_, notes := ReadCache(ctx, []name.Reference{ref(t, reg.Host+"/big/img:huge"), ref(t, reg.Host+"/big/img:endless")}, o)
-	assert.Assert(t, is.Contains(notes[0], "declares 1099511627776 bytes"), notes[0])
-	assert.Assert(t, is.Contains(notes[1], fmt.Sprintf("more than the %d bytes allowed", MaxManifestSize)), notes[1])
+	assert.Assert(t, is.Contains(notes[0].String(), "declares 1099511627776 bytes"), notes[0].String())
+	assert.Assert(t, is.Contains(notes[1].String(), fmt.Sprintf("more than the %d bytes allowed", MaxManifestSize)), notes[1].String())
 }
 
 // A registry without the referrers API whose fallback tag is an endless
@@ -158,9 +168,9 @@ func TestTricklingRegistry(t *testing.T) {
 	refs := []name.Reference{ref(t, reg.Host+"/slow/img:v1")}
 
 	_, notes := ReadCache(ctx, refs, Options{Credentials: Credentials{Keychain: noCreds}, RequestTimeout: 300 * time.Millisecond})
-	assert.Assert(t, is.Contains(notes[0], "did not answer within 300ms"), notes[0])
+	assert.Assert(t, is.Contains(notes[0].String(), "did not answer within 300ms"), notes[0].String())
 	_, notes = ReadCache(ctx, refs, Options{Credentials: Credentials{Keychain: noCreds}, RegistryTimeout: 300 * time.Millisecond})
-	assert.Assert(t, is.Contains(notes[0], "not read within 300ms"), notes[0])
+	assert.Assert(t, is.Contains(notes[0].String(), "not read within 300ms"), notes[0].String())
 
 	err = Options{RegistryTimeout: -time.Second}.Validate()
 	assert.ErrorContains(t, err, "registry timeout -1s is negative")
@@ -197,13 +207,31 @@ func TestRegistryErrorsStayOneLine(t *testing.T) {
 	reg := testenv.StartHostile(t, hostile.Behaviour{ErrorMessage: evil})
 	ctx := context.Background()
 	_, notes := ReadCache(ctx, []name.Reference{ref(t, reg.Host+"/x/img:v1")}, Options{Credentials: Credentials{Keychain: noCreds}})
-	assert.Assert(t, !strings.ContainsAny(notes[0], "\r\n"), notes[0])
-	assert.Assert(t, is.Contains(notes[0], "::set-output"), notes[0]) // kept, but inline
+	assert.Assert(t, !strings.ContainsAny(notes[0].String(), "\r\n"), notes[0].String())
+	assert.Assert(t, is.Contains(notes[0].String(), "::set-output"), notes[0].String()) // kept, but inline
 
 	_, err := Merge(ctx, mustTarget(t, reg.Host+"/x/img", "v1"), []string{"sha256:" + strings.Repeat("1", 64)},
 		Options{Credentials: Credentials{Keychain: noCreds}, Backoff: fastBackoff})
 	assert.Assert(t, err != nil)
 	assert.Assert(t, !strings.ContainsAny(err.Error(), "\r\n"), err.Error())
+}
+
+// A registry that echoes the password in its error: the error printed
+// holds no password, and still unwraps to the registry's answer.
+func TestRegistryErrorRedactedKeepsCause(t *testing.T) {
+	const password = "p4ssw0rd-echoed"
+	reg := testenv.StartHostile(t, hostile.Behaviour{RequireAuth: true, ErrorMessage: "bad login alice:" + password})
+	_, err := Merge(context.Background(), mustTarget(t, reg.Host+"/x/img", "v1"), []string{"sha256:" + strings.Repeat("1", 64)},
+		Options{Credentials: Credentials{Username: "alice", Password: password, Registry: reg.Host, Keychain: noCreds}, Backoff: fastBackoff})
+	assert.Assert(t, err != nil)
+	assert.Assert(t, !strings.Contains(err.Error(), password), err.Error())
+	assert.ErrorContains(t, err, "DENIED: bad login alice:***")
+	var re *RegistryError
+	assert.Assert(t, errors.As(err, &re), "%T", err)
+	assert.Equal(t, re.Kind, Denied)
+	var terr *transport.Error
+	assert.Assert(t, errors.As(err, &terr), "the registry's answer is lost: %v", err)
+	assert.Equal(t, terr.StatusCode, http.StatusBadRequest)
 }
 
 // A credential helper that fails prints what it likes; none of it reaches
@@ -221,5 +249,5 @@ func TestFailingCredentialHelperRedacted(t *testing.T) {
 	assert.ErrorContains(t, err, "credential helper failed (exit status 3")
 	assert.Assert(t, !strings.Contains(err.Error(), "hunter2"), err.Error())
 	_, notes := ReadCache(context.Background(), []name.Reference{ref(t, reg.Host+"/x/img:v1")}, Options{})
-	assert.Assert(t, !strings.Contains(notes[0], "hunter2"), notes[0])
+	assert.Assert(t, !strings.Contains(notes[0].String(), "hunter2"), notes[0].String())
 }

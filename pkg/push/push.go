@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
 )
 
 // Options tune Push. The zero value pushes anonymously (or with the
@@ -379,30 +380,21 @@ func distinctBlobs(manifests []ManifestResult, images []v1.Image, onUpload func(
 // parallel runs f for 0..n-1, at most jobs at a time, and returns the
 // first error; the others are then cancelled through ctx.
 func parallel(ctx context.Context, jobs, n int, f func(ctx context.Context, i int) error) error {
-	inner, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-loop:
-	for i := 0; i < n; i++ {
-		select {
-		case sem <- struct{}{}:
-		case <-inner.Done():
-			break loop
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for i := range n {
+		if gctx.Err() != nil {
+			break // an error, or the caller's cancellation
 		}
-		wg.Add(1)
-		go func(i int) {
-			defer func() { <-sem; wg.Done() }()
-			if err := f(inner, i); err != nil {
-				once.Do(func() { first = err; cancel() })
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // waited for a slot past the end
 			}
-		}(i)
+			return f(gctx, i)
+		})
 	}
-	wg.Wait()
-	if first == nil {
-		return ctx.Err()
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	return first
+	return ctx.Err()
 }

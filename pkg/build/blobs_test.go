@@ -1,0 +1,47 @@
+package build
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"gotest.tools/v3/assert"
+
+	"github.com/nixery-action/nixery-action/pkg/image"
+)
+
+// Each key is made once per build: callers at the same time wait for the
+// first, later ones get its layer (or its error) without making it again.
+func TestBlobsOnce(t *testing.T) {
+	var c blobs
+	var made atomic.Int32
+	want := image.Blob{Digest: v1.Hash{Algorithm: "sha256", Hex: "aa"}}
+	produce := func() (image.Blob, error) {
+		made.Add(1)
+		time.Sleep(50 * time.Millisecond)
+		return want, nil
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			l, err := c.get("k", produce)
+			assert.Check(t, err)
+			assert.Check(t, l.Digest == want.Digest)
+		})
+	}
+	wg.Wait()
+	l, err := c.get("k", produce)
+	assert.NilError(t, err)
+	assert.Equal(t, l.Digest, want.Digest)
+	assert.Equal(t, made.Load(), int32(1))
+
+	boom := errors.New("boom")
+	_, err = c.get("bad", func() (image.Blob, error) { made.Add(1); return image.Blob{}, boom })
+	assert.Equal(t, err, boom)
+	_, err = c.get("bad", produce)
+	assert.Equal(t, err, boom)
+	assert.Equal(t, made.Load(), int32(2))
+}
