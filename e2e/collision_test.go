@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,19 +17,7 @@ import (
 // package kept (alpha, first by name), the one dropped and the rule.
 func TestBuildCollisionWarning(t *testing.T) {
 	testenv.Require(t, "nix")
-	dir := t.TempDir()
-	flake := `{
-  outputs = { self }: let
-    pkg = name: builtins.derivation {
-      inherit name;
-      system = "x86_64-linux";
-      builder = "/bin/sh";
-      args = [ "-c" "/bin/mkdir -p $out/bin && echo ${name} > $out/bin/tool" ];
-    };
-  in { legacyPackages.x86_64-linux = { alpha = pkg "alpha"; beta = pkg "beta"; }; };
-}
-`
-	assert.NilError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
+	dir := filepath.Join(repoRoot, "testdata", "collide")
 	r := run(t, nil, "build", "--nixpkgs", "path:"+dir, "--no-default-packages", "--push=false", "--cmd", "tool", "beta", "alpha")
 	assert.Equal(t, r.code, 0, r.stderr)
 	var warnings []string

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
@@ -51,9 +52,22 @@ type result struct {
 // run runs nixery with args and extra environment variables.
 func run(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return runStdin(t, "", env, args...)
+}
+
+// runStdin is run with standard input.
+func runStdin(t *testing.T, stdin string, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(nixery, args...)
-	cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = append(append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd and returns its output and exit status; failing to
+// start it fails the test.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -61,7 +75,7 @@ func run(t *testing.T, env []string, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("running nixery: %v", err)
+		t.Fatalf("%s: %v", cmd.Path, err)
 	}
 	return result{stdout.String(), stderr.String(), code}
 }

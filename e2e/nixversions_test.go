@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -119,22 +118,14 @@ func firstAlone(t *testing.T, spyLog string) {
 	}
 }
 
-// runCmd runs cmd and returns its output and exit status.
-func runCmd(t *testing.T, cmd *exec.Cmd) result {
+// runLogged is runCmd, logging what a failed command said.
+func runLogged(t *testing.T, cmd *exec.Cmd) result {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s: %v", cmd.Path, err)
+	r := runCmd(t, cmd)
+	if r.code != 0 {
+		t.Logf("%s exited with %d; stderr:\n%s", strings.Join(cmd.Args, " "), r.code, r.stderr)
 	}
-	if code != 0 {
-		t.Logf("%s exited with %d; stderr:\n%s", strings.Join(cmd.Args, " "), code, stderr.String())
-	}
-	return result{stdout.String(), stderr.String(), code}
+	return r
 }
 
 // TestFreshStoreHostNix runs the host's single-user Nix: Debian's nix-bin
@@ -169,7 +160,7 @@ func TestFreshStoreHostNix(t *testing.T) {
 			"sh", "-ec", `mount --bind "$0" /nix; exec "$@"`, store, nixery}, nixArgs...)...)
 		cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig, "HOME="+home, "XDG_CACHE_HOME="+home+"/.cache",
 			"PATH="+spy+":"+os.Getenv("PATH"))
-		return runCmd(t, cmd)
+		return runLogged(t, cmd)
 	})
 }
 
@@ -193,7 +184,7 @@ func TestFreshStoreNix226(t *testing.T) {
 			"-b", bin + ":/opt/nixery", "-b", store + ":/nix", "-b", home + ":/root",
 			"-b", filepath.Join(repoRoot, "testdata", "nixpkgs") + ":/src/nixpkgs",
 			"--", "NIX_CONFIG=" + testenv.NixConfig, "PATH=/opt/nixery:/usr/bin:/bin"}, args...)...)
-		return runCmd(t, cmd)
+		return runLogged(t, cmd)
 	}
 	v := inChroot("/usr/bin/nix", "--version") // not the spy: its log is for the build
 	assert.Equal(t, v.code, 0)
@@ -212,7 +203,7 @@ func TestFreshStoreNix226(t *testing.T) {
 		"--", "NIX_CONFIG="+testenv.NixConfig, "PATH=/opt/nixery:/usr/bin:/bin", "/bin/sh", "-ec",
 		"cd /src/app && /usr/bin/nix flake lock --override-input nixpkgs path:/src/nixpkgs && "+git+" commit -q -a -m relock && "+
 			"/opt/nixery/nixery build --nixpkgs path:/src/nixpkgs --platforms linux/amd64,linux/arm64 --user app --image "+host+"/e2e/app --tags v1 .#greet")
-	r := runCmd(t, cmd)
+	r := runLogged(t, cmd)
 	assert.Equal(t, r.code, 0, r.stderr)
 	assert.Check(t, is.Contains(podmanRun(t, host+"/e2e/app:v1"), "greet: running as app (1000:1000) with HOME=/home/app"))
 

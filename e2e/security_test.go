@@ -3,9 +3,6 @@
 package e2e
 
 import (
-	"bytes"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,24 +14,6 @@ import (
 	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/image"
 )
-
-// runStdin is run with standard input.
-func runStdin(t *testing.T, stdin string, env []string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(nixery, args...)
-	cmd.Env = append(append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running nixery: %v", err)
-	}
-	return result{stdout.String(), stderr.String(), code}
-}
 
 // TestHostileCacheRegistries builds against an authenticated registry
 // while reading --cache-from images from hostile registries on other

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,22 +27,8 @@ import (
 // and the rule.
 func TestBuildCollisionWarning(t *testing.T) {
 	testenv.Require(t, "nix")
-	dir := t.TempDir()
-	flake := `{
-  outputs = { self }: let
-    pkg = name: builtins.derivation {
-      inherit name;
-      system = "x86_64-linux";
-      builder = "/bin/sh";
-      args = [ "-c" "/bin/mkdir -p $out/bin && echo ${name} > $out/bin/tool && echo ${name} > $out/bin/${name}-only" ];
-    };
-  in {
-    legacyPackages.x86_64-linux = { alpha = pkg "alpha"; beta = pkg "beta"; };
-    packages.x86_64-linux.app = pkg "app";
-  };
-}
-`
-	assert.NilError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
+	dir, err := filepath.Abs("../../testdata/collide")
+	assert.NilError(t, err)
 	app := "path:" + dir + "#app"
 	s, err := spec.Parse([]string{"beta", "alpha", app}, spec.Options{NoDefaults: true})
 	assert.NilError(t, err)
