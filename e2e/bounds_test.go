@@ -125,17 +125,6 @@ func TestPopularityTooLarge(t *testing.T) {
 	oneLineFailure(t, runMeasured(t, "build", "--nixpkgs", standIn(), "--output", "oci:"+filepath.Join(dir, "oci"), "--popularity", pop, "hello"), pop+": "+want)
 }
 
-// nixHash is a valid nix-base32 hash made from n.
-func nixHash(n int64) string {
-	const digits = "0123456789abcdfghijklmnpqrsvwxyz"
-	b := []byte(strings.Repeat("0", 32))
-	for i := 31; n > 0; i-- {
-		b[i] = digits[n%32]
-		n /= 32
-	}
-	return string(b)
-}
-
 // A binary cache whose every narinfo names 5,000 new references is
 // stopped at popcount's closure bound, 500,000 paths.
 func TestPopcountEndlessReferences(t *testing.T) {
@@ -145,23 +134,23 @@ func TestPopcountEndlessReferences(t *testing.T) {
 		var b strings.Builder
 		b.WriteString("StorePath: /nix/store/x\nReferences:")
 		for range 5000 {
-			b.WriteString(" " + nixHash(next.Add(1)) + "-endless-1.0")
+			b.WriteString(" " + testenv.NixHash(next.Add(1)) + "-endless-1.0")
 		}
 		io.WriteString(w, b.String()+"\n")
 	}))
 	defer srv.Close()
-	m := runMeasured(t, "popcount", "--cache", srv.URL, "/nix/store/"+nixHash(1)+"-root")
+	m := runMeasured(t, "popcount", "--cache", srv.URL, "/nix/store/"+testenv.NixHash(1)+"-root")
 	oneLineFailure(t, m, "nixery popcount: binary cache "+srv.URL+": the closure has more than 500000 paths, the bound on popcount's walk")
 }
 
 // A narinfo naming ../../../etc/passwd is refused: nothing is counted.
 func TestPopcountPathReference(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "StorePath: /nix/store/x\nReferences: "+nixHash(2)+"-glibc ../../../etc/passwd\n")
+		io.WriteString(w, "StorePath: /nix/store/x\nReferences: "+testenv.NixHash(2)+"-glibc ../../../etc/passwd\n")
 	}))
 	defer srv.Close()
 	out := filepath.Join(t.TempDir(), "popularity.json")
-	m := runMeasured(t, "popcount", "--cache", srv.URL, "--output", out, "/nix/store/"+nixHash(1)+"-root")
+	m := runMeasured(t, "popcount", "--cache", srv.URL, "--output", out, "/nix/store/"+testenv.NixHash(1)+"-root")
 	oneLineFailure(t, m, `names the reference "../../../etc/passwd", which is not a store path's base name`)
 	_, err := os.Stat(out)
 	assert.Assert(t, os.IsNotExist(err), "no popularity data is written")
@@ -173,14 +162,14 @@ func TestPopcountTimeout(t *testing.T) {
 	var next atomic.Int64
 	next.Store(10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "StorePath: /nix/store/x\nReferences: "+nixHash(next.Add(1))+"-endless-1.0\n")
+		io.WriteString(w, "StorePath: /nix/store/x\nReferences: "+testenv.NixHash(next.Add(1))+"-endless-1.0\n")
 	}))
 	defer srv.Close()
-	m := runMeasured(t, "popcount", "--cache", srv.URL, "--timeout", "3s", "/nix/store/"+nixHash(1)+"-root")
+	m := runMeasured(t, "popcount", "--cache", srv.URL, "--timeout", "3s", "/nix/store/"+testenv.NixHash(1)+"-root")
 	oneLineFailure(t, m, "nixery popcount: binary cache "+srv.URL+": not done after 3s (the timeout), with ")
 	assert.Assert(t, m.elapsed > 3*time.Second, m.elapsed)
 
-	r := run(t, nil, "popcount", "--timeout", "0s", "/nix/store/"+nixHash(1)+"-root")
+	r := run(t, nil, "popcount", "--timeout", "0s", "/nix/store/"+testenv.NixHash(1)+"-root")
 	assert.Equal(t, r.code, 2)
 	assert.Assert(t, strings.Contains(r.stderr, "--timeout 0s: give a positive duration such as 30m"), r.stderr)
 }

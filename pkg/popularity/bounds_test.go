@@ -14,18 +14,9 @@ import (
 	"time"
 
 	"gotest.tools/v3/assert"
-)
 
-// hash32 is a valid nix-base32 hash made from n.
-func hash32(n int64) string {
-	const digits = "0123456789abcdfghijklmnpqrsvwxyz"
-	b := []byte(strings.Repeat("0", 32))
-	for i := 31; n > 0; i-- {
-		b[i] = digits[n%32]
-		n /= 32
-	}
-	return string(b)
-}
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
 
 // narinfo is a narinfo naming refs.
 func narinfo(refs []string) string {
@@ -41,7 +32,7 @@ func cacheServer(t *testing.T, answer func(hash string) string) string {
 	return srv.URL
 }
 
-var root = "/nix/store/" + hash32(1) + "-root"
+var root = "/nix/store/" + testenv.NixHash(1) + "-root"
 
 // A cache whose narinfos always name new references is stopped at the
 // closure bound (lowered here to 10,000; e2e runs the real one).
@@ -51,7 +42,7 @@ func TestPopcountEndlessReferences(t *testing.T) {
 	cache := cacheServer(t, func(string) string {
 		var refs []string
 		for range 100 {
-			refs = append(refs, hash32(next.Add(1))+"-new")
+			refs = append(refs, testenv.NixHash(next.Add(1))+"-new")
 		}
 		return narinfo(refs)
 	})
@@ -64,12 +55,12 @@ func TestPopcountEndlessReferences(t *testing.T) {
 // A reference that is not a store path's base name is an error, so no
 // package is ever counted from it; a valid one beside it is read as usual.
 func TestPopcountBadReference(t *testing.T) {
-	good := hash32(2) + "-glibc"
-	for _, bad := range []string{"../../../etc/passwd", hash32(3) + "-a/../../b", "short-x", hash32(4) + "-"} {
+	good := testenv.NixHash(2) + "-glibc"
+	for _, bad := range []string{"../../../etc/passwd", testenv.NixHash(3) + "-a/../../b", "short-x", testenv.NixHash(4) + "-"} {
 		var asked atomic.Int64
 		cache := cacheServer(t, func(hash string) string {
 			asked.Add(1)
-			if hash == hash32(1) {
+			if hash == testenv.NixHash(1) {
 				return narinfo([]string{good, bad})
 			}
 			return narinfo(nil)
@@ -84,7 +75,7 @@ func TestPopcountBadReference(t *testing.T) {
 // A narinfo over MaxNarinfoBytes is one error, over HTTP and from a file,
 // and is not retried.
 func TestPopcountOversizedNarinfo(t *testing.T) {
-	huge := narinfo([]string{hash32(2) + "-" + strings.Repeat("x", 200)}) + strings.Repeat("Sig: x\n", MaxNarinfoBytes/7)
+	huge := narinfo([]string{testenv.NixHash(2) + "-" + strings.Repeat("x", 200)}) + strings.Repeat("Sig: x\n", MaxNarinfoBytes/7)
 	var asked atomic.Int64
 	cache := cacheServer(t, func(string) string { asked.Add(1); return huge })
 	want := func(cache string) string {
@@ -95,7 +86,7 @@ func TestPopcountOversizedNarinfo(t *testing.T) {
 	assert.Equal(t, asked.Load(), int64(1))
 
 	dir := t.TempDir()
-	assert.NilError(t, os.WriteFile(filepath.Join(dir, hash32(1)+".narinfo"), []byte(huge), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, testenv.NixHash(1)+".narinfo"), []byte(huge), 0o644))
 	_, err = (&Popcount{Cache: "file://" + dir}).Run(context.Background(), []string{root})
 	assert.Error(t, err, want("file://"+dir))
 }
@@ -107,7 +98,7 @@ func TestPopcountTimeout(t *testing.T) {
 	next.Store(100)
 	cache := cacheServer(t, func(string) string {
 		time.Sleep(50 * time.Millisecond)
-		return narinfo([]string{hash32(next.Add(1)) + "-new"})
+		return narinfo([]string{testenv.NixHash(next.Add(1)) + "-new"})
 	})
 	start := time.Now()
 	_, err := (&Popcount{Cache: cache, Timeout: time.Second}).Run(context.Background(), []string{root})
@@ -130,7 +121,7 @@ func (e endlessLines) Read(p []byte) (int, error) {
 func TestReadStorePathsBounds(t *testing.T) {
 	_, err := ReadStorePaths(endlessLines{"\n"})
 	assert.Error(t, err, "larger than 100 MiB, the bound on a store-paths file (MaxStorePathsBytes): give one channel's store-paths")
-	_, err = ReadStorePaths(endlessLines{"/nix/store/" + hash32(1) + "-x\n"})
+	_, err = ReadStorePaths(endlessLines{"/nix/store/" + testenv.NixHash(1) + "-x\n"})
 	assert.Error(t, err, "more than 1000000 store paths, the bound on a store-paths file (MaxStorePaths): give one channel's store-paths")
 	_, err = ReadStorePaths(endlessLines{"x"})
 	assert.Error(t, err, "a line is longer than 64 KiB: a store-paths file has one store path a line")
