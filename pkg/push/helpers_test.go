@@ -131,3 +131,14 @@ func mustTarget(t testing.TB, image string, tags ...string) Target {
 	assert.NilError(t, err)
 	return target
 }
+
+// checkNothingUploaded fails for each layer res says it uploaded: a push
+// of what the registry holds already sends no blob.
+func checkNothingUploaded(t *testing.T, res *Result) {
+	t.Helper()
+	for _, m := range res.Manifests {
+		for _, l := range m.Layers {
+			assert.Check(t, !l.Uploaded, "%s layer %s uploaded again", m.Platform, l.Digest)
+		}
+	}
+}

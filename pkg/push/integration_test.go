@@ -115,11 +115,7 @@ func TestRealRegistryPush(t *testing.T) {
 		Options{Credentials: Credentials{Keychain: noCreds}})
 	assert.NilError(t, err)
 	assert.Equal(t, again.Digest, res.Digest)
-	for _, m := range again.Manifests {
-		for _, l := range m.Layers {
-			assert.Check(t, !l.Uploaded, "%s layer %s uploaded again", m.Platform, l.Digest)
-		}
-	}
+	checkNothingUploaded(t, again)
 	assert.DeepEqual(t, skopeoTags(t, repo), []string{"latest", "v1", "v2"})
 }
 

@@ -88,11 +88,7 @@ func TestPushTwoPlatforms(t *testing.T) {
 		Options{Credentials: Credentials{Keychain: noCreds}})
 	assert.NilError(t, err)
 	assert.Equal(t, again.Digest, res.Digest)
-	for _, m := range again.Manifests {
-		for _, l := range m.Layers {
-			assert.Check(t, !l.Uploaded, "%s layer %s uploaded again", m.Platform, l.Digest)
-		}
-	}
+	checkNothingUploaded(t, again)
 	tags, err := remote.List(target.Repo)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, tags, []string{"latest", "v1", "v2"})

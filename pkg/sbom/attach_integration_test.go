@@ -14,8 +14,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"gotest.tools/v3/assert"
@@ -141,11 +139,7 @@ func TestPushRepairsFallbackTag(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	repo, err := name.NewRepository(reg+"/repair", name.Insecure)
 	assert.NilError(t, err)
-	img, err := random.Image(100, 1)
-	assert.NilError(t, err)
-	assert.NilError(t, remote.Write(repo.Tag("v1"), img))
-	desc, err := partial.Descriptor(img)
-	assert.NilError(t, err)
+	desc := pushRandom(t, repo.Tag("v1"))
 	r, err := Referrer(*desc, CycloneDX([]byte(`{"bomFormat":"CycloneDX"}`)), epoch)
 	assert.NilError(t, err)
 	ctx := context.Background()

@@ -98,11 +98,7 @@ func TestPushReferrersAPI(t *testing.T) {
 	t.Cleanup(srv.Close)
 	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://")+"/hello", name.Insecure)
 	assert.NilError(t, err)
-	img, err := random.Image(100, 1)
-	assert.NilError(t, err)
-	assert.NilError(t, remote.Write(repo.Tag("v1"), img))
-	desc, err := partial.Descriptor(img)
-	assert.NilError(t, err)
+	desc := pushRandom(t, repo.Tag("v1"))
 
 	r, err := Referrer(*desc, CycloneDX([]byte(`{"bomFormat":"CycloneDX"}`)), time.Time{})
 	assert.NilError(t, err)
@@ -122,4 +118,16 @@ func TestPushReferrersAPI(t *testing.T) {
 	tags, err := remote.List(repo)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, tags, []string{"v1"})
+}
+
+// pushRandom pushes a random image under tag and describes it: a
+// subject for referrers.
+func pushRandom(t *testing.T, tag name.Tag) *v1.Descriptor {
+	t.Helper()
+	img, err := random.Image(100, 1)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.Write(tag, img))
+	desc, err := partial.Descriptor(img)
+	assert.NilError(t, err)
+	return desc
 }
