@@ -20,7 +20,10 @@ func TestScaleOutMerge(t *testing.T) {
 	repo := host + "/e2e/merged"
 	build := func(args ...string) pushResult {
 		t.Helper()
-		return decodeResult(t, run(t, nil, append([]string{"build", "--nixpkgs", standIn(), "--image", repo, "--json"}, append(args, "hello")...)...))
+		// Annotations at every level a registry holds: the merge keeps
+		// the descriptors' with their images.
+		annots := "manifest-descriptor:org.example.team=tools\nindex:org.example.tier=backend\norg.example.built-by=nixery"
+		return decodeResult(t, run(t, nil, append([]string{"build", "--nixpkgs", standIn(), "--image", repo, "--json", "--annotations", annots}, append(args, "hello")...)...))
 	}
 
 	amd := build("--platforms", "linux/amd64", "--push-by-digest")

@@ -105,7 +105,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.workdir, "workdir", "", "working directory `DIR` of the image: an absolute path without . or .. parts, e.g. /work")
 	fs.StringVar(&f.user, "user", "", "non-root `USER` the image runs as: NAME, NAME:GROUP, UID, UID:GID or NAME:UID:GID; the image gets its /etc/passwd and /etc/group entries and a home directory (a NAME alone is uid and gid "+fmt.Sprint(account.DefaultID)+", a UID alone is named "+account.DefaultName+")")
 	fs.Var(&f.labels, "labels", "image labels `KEY=VALUE` (repeat, or one per line; keys as for --env)")
-	fs.Var(&f.annots, "annotations", "index annotations `KEY=VALUE` (repeat, or one per line; keys as for --env)")
+	fs.Var(&f.annots, "annotations", "annotations `[LEVEL:]KEY=VALUE` (repeat, or one per line; keys as for --env), as docker/build-push-action takes them: LEVEL is index, manifest (the default), manifest-descriptor or index-descriptor (an OCI layout's index.json), or several joined by commas")
 	f.login.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 	fs.Var(&f.cacheFrom, "cache-from", "also reuse layers of this image `REF` (repeat); the target tags always are")
@@ -169,6 +169,18 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usagef("no nixpkgs to take packages from: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-26.05")
 	}
 
+	// Annotations at their levels, as build-push-action takes them.
+	levels, err := image.ParseAnnotations(f.annots.items)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	if err := image.CheckKeyValues("annotation", levels[image.LevelIndexDescriptor]); err != nil {
+		return nil, usageError{err.Error()}
+	}
+	if len(levels[image.LevelIndexDescriptor]) > 0 && !strings.HasPrefix(f.output, string(push.OCILayout)+":") {
+		return nil, usagef("index-descriptor annotations go on the index's entry in an OCI layout's index.json: write one with --output oci:DIR, or use the index level")
+	}
+
 	switch {
 	case f.output != "":
 		out, err := push.ParseOutput(f.output)
@@ -183,7 +195,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.req.Platforms))
 		}
 		// With --output, --image only names the image of a docker archive.
-		wo := push.WriteOptions{Tags: tags, Repository: f.image}
+		wo := push.WriteOptions{Tags: tags, Repository: f.image, DescriptorAnnotations: levels[image.LevelIndexDescriptor]}
 		if err := wo.Validate(out.Kind); err != nil {
 			return nil, usageError{err.Error()}
 		}
@@ -280,14 +292,12 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	if annots == nil {
 		annots = map[string]string{}
 	}
-	extra, err := keyValues("annotation", f.annots.items)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range extra {
+	for k, v := range levels[image.LevelIndex] {
 		annots[k] = v
 	}
 	j.req.Annotations = annots
+	j.req.Image.Annotations = levels[image.LevelManifest]
+	j.req.Image.DescriptorAnnotations = levels[image.LevelManifestDescriptor]
 	if j.req.SBOM, err = f.sbomOptions(); err != nil {
 		return nil, err
 	}

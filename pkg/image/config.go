@@ -41,6 +41,12 @@ type Options struct {
 	NoCACert bool
 
 	Labels map[string]string
+
+	// Annotations go on the image's manifest, DescriptorAnnotations on
+	// its descriptor in the index (the manifest and manifest-descriptor
+	// levels of ParseAnnotations). Empty values are left out.
+	Annotations           map[string]string
+	DescriptorAnnotations map[string]string
 }
 
 // Validate checks what a runtime would choke on or a config could not
@@ -86,7 +92,28 @@ func (o Options) Validate() error {
 			return err
 		}
 	}
-	return CheckKeyValues("label", o.Labels)
+	if err := CheckKeyValues("label", o.Labels); err != nil {
+		return err
+	}
+	if err := CheckKeyValues("annotation", o.Annotations); err != nil {
+		return err
+	}
+	return CheckKeyValues("annotation", o.DescriptorAnnotations)
+}
+
+// nonEmpty is m without its empty values, nil when nothing is left.
+func nonEmpty(m map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if v == "" {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // checkWorkingDir accepts "" (the runtime's default, /) or an absolute,

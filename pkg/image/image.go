@@ -26,6 +26,8 @@ type Image struct {
 	layers      []blobLayer
 	byDigest    map[v1.Hash]blobLayer
 	byDiffID    map[v1.Hash]blobLayer
+	// descriptorAnnotations go on the image's descriptor in an index.
+	descriptorAnnotations map[string]string
 }
 
 var _ v1.Image = (*Image)(nil)
@@ -80,7 +82,9 @@ func NewImage(p v1.Platform, layers []Blob, o Options) (*Image, error) {
 			Size:      cfgSize,
 			Digest:    img.configName,
 		},
+		Annotations: nonEmpty(o.Annotations),
 	}
+	img.descriptorAnnotations = nonEmpty(o.DescriptorAnnotations)
 	for _, l := range layers {
 		m.Layers = append(m.Layers, v1.Descriptor{
 			MediaType:   LayerMediaType,

@@ -43,10 +43,11 @@ func NewIndex(images []*Image, annotations map[string]string) (*Index, error) {
 	for _, img := range sorted {
 		p := img.platform
 		descs = append(descs, v1.Descriptor{
-			MediaType: types.OCIManifestSchema1,
-			Size:      int64(len(img.rawManifest)),
-			Digest:    img.digest,
-			Platform:  &p,
+			MediaType:   types.OCIManifestSchema1,
+			Size:        int64(len(img.rawManifest)),
+			Digest:      img.digest,
+			Platform:    &p,
+			Annotations: img.descriptorAnnotations,
 		})
 	}
 	raw, err := RawIndex(descs, annotations)

@@ -141,7 +141,9 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l lo
 				return nil, nil, fmt.Errorf("two images for %s among the digests to merge", key)
 			}
 			seen[key] = true
-			manifests = append(manifests, v1.Descriptor{MediaType: m.MediaType, Size: m.Size, Digest: m.Digest, Platform: m.Platform})
+			// Descriptor annotations travel with the image, so the
+			// merged index is the one a single build makes.
+			manifests = append(manifests, v1.Descriptor{MediaType: m.MediaType, Size: m.Size, Digest: m.Digest, Platform: m.Platform, Annotations: m.Annotations})
 		}
 		if n == 0 {
 			annotations = annots

@@ -60,6 +60,10 @@ type WriteOptions struct {
 	// `skopeo inspect oci:DIR:TAG` reads; an entry with the same tag is
 	// replaced) and the image in a docker archive ("latest" when none).
 	Tags []string
+	// DescriptorAnnotations go on the index's descriptor in an OCI
+	// layout's index.json (the index-descriptor level); a docker archive
+	// has no such descriptor.
+	DescriptorAnnotations map[string]string
 }
 
 // Validate checks the names for an output of kind before any work. A
@@ -102,7 +106,7 @@ func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, r
 	var err error
 	switch out.Kind {
 	case OCILayout:
-		res, err = writeLayout(ctx, out.Path, idx, o.Tags, refs)
+		res, err = writeLayout(ctx, out.Path, idx, o, refs)
 	case DockerArchive:
 		res, err = writeDockerArchive(ctx, out.Path, idx, o)
 	default:
@@ -151,7 +155,8 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 // artifact types, where clients of layouts look for them). Entries keep
 // their places, so writing the same thing again leaves index.json as it
 // was.
-func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, tags []string, refs Attachments) (res *Result, err error) {
+func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOptions, refs Attachments) (res *Result, err error) {
+	tags := o.Tags
 	w, err := openLayoutWriter(dir)
 	if err != nil {
 		return nil, err
@@ -194,7 +199,7 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, tags []stri
 	if err != nil {
 		return nil, err
 	}
-	if err := nameInIndex(im, idx, dedupe(tags)); err != nil {
+	if err := nameInIndex(im, idx, dedupe(tags), o.DescriptorAnnotations); err != nil {
 		return nil, err
 	}
 	for _, subject := range refs.subjects() {
@@ -252,10 +257,19 @@ func writeIndexBlobs(lp layout.Path, idx v1.ImageIndex) error {
 
 // nameInIndex lists idx in im once per tag, in place of an entry with
 // the same tag, or once without a name when there are no tags.
-func nameInIndex(im *v1.IndexManifest, idx v1.ImageIndex, tags []string) error {
+func nameInIndex(im *v1.IndexManifest, idx v1.ImageIndex, tags []string, annotations map[string]string) error {
 	desc, err := partial.Descriptor(idx)
 	if err != nil {
 		return err
+	}
+	for k, v := range annotations {
+		if v == "" {
+			continue
+		}
+		if desc.Annotations == nil {
+			desc.Annotations = map[string]string{}
+		}
+		desc.Annotations[k] = v
 	}
 	put := func(d v1.Descriptor, same func(v1.Descriptor) bool) {
 		for i, old := range im.Manifests {
@@ -273,7 +287,11 @@ func nameInIndex(im *v1.IndexManifest, idx v1.ImageIndex, tags []string) error {
 	}
 	for _, tag := range tags {
 		d := *desc
-		d.Annotations = map[string]string{refNameAnnotation: tag}
+		d.Annotations = map[string]string{}
+		for k, v := range desc.Annotations {
+			d.Annotations[k] = v
+		}
+		d.Annotations[refNameAnnotation] = tag // the tag wins
 		put(d, func(old v1.Descriptor) bool { return old.Annotations[refNameAnnotation] == tag })
 	}
 	return nil
