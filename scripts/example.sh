@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/nix-config.sh
 
-./scripts/setup.sh
+./scripts/setup.sh --example
 
 work=$(mktemp -d)
 cleanup() {

@@ -5,9 +5,20 @@
 # (Debian trixie's, in a chroot: scripts/trixie-nix.sh). Safe to run again.
 # It leaves /etc/nix/nix.conf alone: the scripts and tests give Nix their
 # settings through NIX_CONFIG (scripts/nix-config.sh).
+#
+#   setup.sh               everything the tests need
+#   setup.sh --no-trixie   the same without the trixie chroot (test.sh
+#                          makes it in the background)
+#   setup.sh --example     only what scripts/example.sh needs: Nix, the
+#                          registry, skopeo, podman, and the host programs
+#                          the stand-in nixpkgs copies
 set -euo pipefail
+mode=${1:-}
 
-packages=(docker-registry skopeo umoci podman runc busybox-static patchelf hello jq pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time)
+packages=(docker-registry skopeo podman runc busybox-static patchelf hello jq)
+if [ "$mode" != --example ]; then
+  packages+=(umoci pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time)
+fi
 # Debian's Nix is ours to configure; a Nix installed another way
 # (install-nix-action on GitHub runners) is kept, first on PATH, with its
 # configuration. Debian's nix-bin is installed either way (without the
@@ -33,6 +44,16 @@ if [ ${#missing[@]} -gt 0 ] || [ "$nix_bin_alone" = true ]; then
   apt-get update -q >/dev/null
   [ ${#missing[@]} -eq 0 ] || apt-get install -y -q "${missing[@]}" >/dev/null
   [ "$nix_bin_alone" = false ] || apt-get install -y -q --no-install-recommends nix-bin >/dev/null
+fi
+
+# The example needs nothing more than that.
+if [ "$mode" = --example ]; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  if [ "$own_nix" = true ]; then
+    . "$(dirname "$0")/nix-config.sh"
+    nix-store --init
+  fi
+  exit 0
 fi
 
 # The SBOM tests validate with the CycloneDX project's own JavaScript
@@ -65,7 +86,7 @@ systemctl disable --now docker-registry >/dev/null 2>&1 || true
 # The e2e tests run the build on Debian trixie's Nix 2.26 too, in a chroot
 # cached here (about 500 MB, made once; minutes on a new machine, so
 # scripts/test.sh makes it with --no-trixie in the background instead).
-if [ "${1:-}" != --no-trixie ]; then
+if [ "$mode" != --no-trixie ]; then
   "$(dirname "$0")/trixie-nix.sh" "${NIXERY_TRIXIE_DIR:-/var/cache/nixery-action/trixie}" >/dev/null
 fi
 
