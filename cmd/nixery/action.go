@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -85,7 +84,7 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 // on stderr, which the runner reads too.
 func actionError(stdout io.Writer, err error) error {
 	fmt.Fprintln(stdout, ghaction.Command("error", err.Error(), "title", "nixery"))
-	return errors.New(ghaction.Line(err.Error()))
+	return retext(err, ghaction.Line(err.Error()))
 }
 
 // writeOutputs sets the step's outputs and writes its summary through the

@@ -378,5 +378,18 @@ func nixErrorOnce(err error) error {
 	}
 	short := *ce
 	short.Tail = ""
-	return errors.New(strings.Replace(err.Error(), ce.Error(), short.Error()+" (Nix's output is above)", 1))
+	return retext(err, strings.Replace(err.Error(), ce.Error(), short.Error()+" (Nix's output is above)", 1))
 }
+
+// retextedError is an error shown with other words, keeping its cause
+// for errors.Is and errors.As.
+type retextedError struct {
+	text  string
+	cause error
+}
+
+func (e *retextedError) Error() string { return e.text }
+func (e *retextedError) Unwrap() error { return e.cause }
+
+// retext is err shown as text.
+func retext(err error, text string) error { return &retextedError{text: text, cause: err} }

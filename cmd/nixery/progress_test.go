@@ -99,8 +99,11 @@ func TestProgressBars(t *testing.T) {
 
 func TestNixErrorOnce(t *testing.T) {
 	ce := &nix.CommandError{What: "nix build for x86_64-linux", Headline: "error: builder failed", Tail: "\n    line 1\n    line 2", Err: errors.New("exit status 1")}
-	got := nixErrorOnce(ce).Error()
-	assert.Check(t, is.Equal(got, "nix build for x86_64-linux failed: error: builder failed (Nix's output is above)"))
+	short := nixErrorOnce(ce)
+	assert.Check(t, is.Equal(short.Error(), "nix build for x86_64-linux failed: error: builder failed (Nix's output is above)"))
+	// Shorter words, the same cause.
+	var got *nix.CommandError
+	assert.Check(t, errors.As(short, &got) && got == ce)
 	other := errors.New("something else")
 	assert.Check(t, nixErrorOnce(other) == other)
 }
