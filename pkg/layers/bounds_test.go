@@ -59,9 +59,6 @@ func nixObjectClosure(seed int64, n int) []byte {
 
 // A closure of 100,000 paths as Nix prints it is well within the bounds.
 func TestReadGraphLargeRealClosure(t *testing.T) {
-	if testing.Short() {
-		t.Skip("reads a 100,000-path closure")
-	}
 	data := nixObjectClosure(1, 100_000)
 	t.Logf("a closure of 100,000 paths: %.1f MiB of JSON", float64(len(data))/(1<<20))
 	assert.Assert(t, len(data) < MaxClosureBytes/2, "%d bytes", len(data))
