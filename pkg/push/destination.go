@@ -204,8 +204,8 @@ func (r *Registry) head(ctx context.Context, tag name.Tag) (v1.Hash, bool) {
 }
 
 // Write pushes idx: the blobs an early upload did not get there, the
-// manifests, the referrers refs, the index by digest, and last the index
-// under each tag (see push). Referrers already attached (an unchanged
+// manifests, the referrers refs, and last the index under each tag (see
+// push). Referrers already attached (an unchanged
 // rebuild) are not written again.
 func (r *Registry) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
 	pusher, err := r.setup(ctx)

@@ -108,7 +108,8 @@ func TestMergeThroughFaults(t *testing.T) {
 
 // TestWriteOrder: a proxy that records the writes the registry accepted
 // shows them in the order that makes the tags the commit point: blobs,
-// platform manifests, referrers, the index by digest, and the tags last.
+// platform manifests, referrers, and last the index under its tags (by
+// digest when there are none).
 func TestWriteOrder(t *testing.T) {
 	testenv.Require(t, "docker-registry")
 	registry := testenv.StartRegistry(t)
@@ -148,7 +149,7 @@ func TestWriteOrder(t *testing.T) {
 		seen[kind]++
 	}
 	assert.Equal(t, seen["manifest"], 2, "%v", writes)
-	assert.Equal(t, seen["index"], 1, "%v", writes)
+	assert.Equal(t, seen["index"], 0, "a PUT by digest before the tags: %v", writes)
 	assert.Equal(t, seen["tag"], 2, "%v", writes)
 	assert.Assert(t, seen["referrer"] >= 4, "%v", writes) // 4 manifests, and the fallback tags
 	assert.Equal(t, writeKind(writes[len(writes)-1], platforms, referrerDigests, res.Digest, tags), "tag")
@@ -159,6 +160,20 @@ func TestWriteOrder(t *testing.T) {
 	r.Close()
 	assert.NilError(t, err)
 	assert.DeepEqual(t, proxy.Writes(), []string(nil))
+
+	// Without tags, the index by digest is the last write.
+	idx2 := testIndex(t, "order-by-digest", amd64)
+	refs2 := allReferrers(t, idx2)
+	r = NewRegistry(mustTarget(t, proxy.Host+"/order/img"), Options{})
+	res, err = r.Write(context.Background(), idx2, refs2)
+	r.Close()
+	assert.NilError(t, err)
+	writes = proxy.Writes()
+	assert.Assert(t, len(writes) > 0)
+	assert.Equal(t, writes[len(writes)-1], "PUT /v2/order/img/manifests/"+res.Digest, "%v", writes)
+	for _, w := range writes[:len(writes)-1] {
+		assert.Check(t, !strings.HasSuffix(w, "/manifests/"+res.Digest), "the index went out before the end: %v", writes)
+	}
 }
 
 // faultOptions are the default options, with a quicker backoff than the

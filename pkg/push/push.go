@@ -74,8 +74,9 @@ var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.
 var once = remote.Backoff{Steps: 1}
 
 // Push writes idx to t.Repo: first every layer and config blob (those the
-// registry has are skipped), then each platform's manifest by digest, then
-// the index by digest, and last the index under each tag. An error is one
+// registry has are skipped), then each platform's manifest by digest, and
+// last the index under each tag (by digest where there are none; a PUT
+// under a tag stores it by digest too). An error is one
 // line naming the cause, and holds no credentials. It is
 // NewRegistry(t, o).Write without layers offered early or referrers.
 func Push(ctx context.Context, t Target, idx v1.ImageIndex, o Options) (*Result, error) {
@@ -97,8 +98,7 @@ type headFunc func(ctx context.Context, tag name.Tag) (d v1.Hash, ok bool)
 //  1. the blobs;
 //  2. the platform manifests;
 //  3. attach: the referrers of the platform manifests;
-//  4. the index by digest;
-//  5. the index under each tag.
+//  4. the index under each tag, or by digest where there are none.
 //
 // A failure at any step leaves every tag as it was, and running again
 // completes the push, finding what is there already. When the tags name
@@ -175,12 +175,14 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 	return pushed(t, digest, manifests), nil
 }
 
-// putIndex writes the index by digest, then under each of t's tags: the
-// tags are the last writes, the commit point of a push.
+// putIndex writes the index under each of t's tags, or by digest where
+// there are none: the last writes, the commit point of a push.
 func putIndex(ctx context.Context, pusher *remote.Pusher, t Target, digest v1.Hash, idx remote.Taggable) error {
-	if err := pusher.Put(ctx, t.Repo.Digest(digest.String()), idx); err != nil {
-		return err
+	if len(t.Tags) == 0 {
+		return pusher.Put(ctx, t.Repo.Digest(digest.String()), idx)
 	}
+	// A PUT under a tag stores the index and names it at once: no PUT by
+	// digest first.
 	for _, tag := range t.Tags {
 		if err := pusher.Put(ctx, tag, idx); err != nil {
 			return err
