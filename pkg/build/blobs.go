@@ -119,14 +119,13 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 	if b.req.Destination.Holds(cached.Repo, cached.Digest) {
 		return cached.Blob, true // already where it goes
 	}
-	// A download broken off is started over, as often as the registry
-	// options try a request; a blob that is not what it should be is not.
+	// A download broken off is started over, with the registry options'
+	// retries; a blob that is not what it should be is not.
 	var l image.Blob
-	for try := 1; ; try++ {
-		if l, err = b.fetch(ctx, cached); err == nil || try >= b.fetchTries() || !push.Transient(err) || ctx.Err() != nil {
-			break
-		}
-	}
+	err = push.Retry(ctx, b.opts.Registry.RetryBackoff(), push.Transient, func(int) error {
+		l, err = b.fetch(ctx, cached)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() == nil {
 			b.note("cache: %v; packing it", err)
@@ -134,14 +133,6 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 		return image.Blob{}, false
 	}
 	return l, true
-}
-
-// fetchTries is how many times a cached blob's download may start.
-func (b *builder) fetchTries() int {
-	if s := b.opts.Registry.Backoff.Steps; s > 0 {
-		return s
-	}
-	return push.DefaultBackoff.Steps
 }
 
 // fetch copies a cached blob into a blob file, checking its size, digest

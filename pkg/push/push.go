@@ -208,19 +208,7 @@ func pushed(t Target, digest v1.Hash, manifests []ManifestResult) *Result {
 // client library gives up on a connection dropped mid-upload, but a new
 // upload session from the start of the blob succeeds.
 func uploadBlob(ctx context.Context, pusher *remote.Pusher, repo name.Repository, b *trackedBlob, backoff remote.Backoff) error {
-	wait := backoff.Duration
-	for try := 1; ; try++ {
-		err := pusher.Upload(ctx, repo, b)
-		if err == nil || try == backoff.Steps || !uploadRetryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = time.Duration(float64(wait) * backoff.Factor)
-	}
+	return Retry(ctx, backoff, uploadRetryable, func(int) error { return pusher.Upload(ctx, repo, b) })
 }
 
 // uploadRetryable is what a fresh upload may get past: a broken
@@ -239,7 +227,11 @@ func uploadRetryable(err error) bool {
 	return retryable(err) || errors.Is(err, errTruncated)
 }
 
-func (o Options) backoff() remote.Backoff {
+func (o Options) backoff() remote.Backoff { return o.RetryBackoff() }
+
+// RetryBackoff is the backoff the options retry with: Backoff, or
+// DefaultBackoff.
+func (o Options) RetryBackoff() remote.Backoff {
 	if o.Backoff == (remote.Backoff{}) {
 		return DefaultBackoff
 	}

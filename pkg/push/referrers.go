@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -154,35 +153,33 @@ func (r *Registry) Attached(ctx context.Context, subject v1.Descriptor, imgs ...
 // registry has not finished linking: builds that push the same image at
 // once upload the same referrer blobs at once.
 func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, subject v1.Hash, img v1.Image) error {
-	// The pusher's options, like r.ropts, turn the library's own fallback
-	// off (a reused pusher keeps its options).
-	opts := []remote.Option{remote.Reuse(pusher)}
-	backoff := r.opts.backoff()
-	wait := backoff.Duration
-	for try := 1; ; try++ {
+	again := func(err error) bool { return blobNotLinked(err) || uploadRetryable(err) }
+	return Retry(ctx, r.opts.backoff(), again, func(try int) error {
+		// The pusher's options, like r.ropts, turn the library's own
+		// fallback off (a reused pusher keeps its options); a try again
+		// starts afresh, not through the pusher, which remembers the
+		// blobs it saw.
+		opts := r.ropts
+		if try == 1 {
+			opts = []remote.Option{remote.Reuse(pusher)}
+		}
 		_, err := sbom.Push(ctx, r.target.Repo, img, opts...)
-		if err != nil {
-			// With its fallback off, the library fails after the PUT
-			// where the registry has no referrers API: the manifest is
-			// then there, and the tag is written here. The library's
-			// words say so; a registry that is slow to show what was
-			// just written is not asked.
-			if strings.Contains(err.Error(), noFallback) {
-				return r.listInFallback(ctx, pusher, subject, img)
-			}
-			if d, derr := img.Digest(); derr == nil && r.manifestThere(ctx, d) {
-				return r.listInFallback(ctx, pusher, subject, img)
-			}
+		if err == nil {
+			return nil
 		}
-		if err == nil || try >= backoff.Steps || !(blobNotLinked(err) || uploadRetryable(err)) {
-			return err
+		// With its fallback off, the library fails after the PUT where
+		// the registry has no referrers API: the manifest is then there,
+		// and the tag is written here. The library's words say so; a
+		// registry that is slow to show what was just written is not
+		// asked.
+		if strings.Contains(err.Error(), noFallback) {
+			return r.listInFallback(ctx, pusher, subject, img)
 		}
-		if err := sleep(ctx, wait); err != nil {
-			return err
+		if d, derr := img.Digest(); derr == nil && r.manifestThere(ctx, d) {
+			return r.listInFallback(ctx, pusher, subject, img)
 		}
-		wait = time.Duration(float64(wait) * backoff.Factor)
-		opts = r.ropts
-	}
+		return err
+	})
 }
 
 // noFallback is how go-containerregistry says it stored a referrer on a

@@ -214,6 +214,26 @@ func jitter(d time.Duration, j float64) time.Duration {
 	return d + time.Duration(rand.Float64()*j*float64(d))
 }
 
+// Retry runs attempt (try counts from 1) until it succeeds, fails in a
+// way again does not accept, or backoff's tries are spent, waiting the
+// backoff between tries. It is the retry of what the transport cannot
+// replay request by request: a streamed upload, a download read whole.
+func Retry(ctx context.Context, backoff remote.Backoff, again func(error) bool, attempt func(try int) error) error {
+	wait := backoff.Duration
+	for try := 1; ; try++ {
+		err := attempt(try)
+		if err == nil || try >= backoff.Steps || !again(err) || ctx.Err() != nil {
+			return err
+		}
+		if err := sleep(ctx, jitter(wait, backoff.Jitter)); err != nil {
+			return err
+		}
+		if backoff.Factor > 0 {
+			wait = time.Duration(float64(wait) * backoff.Factor)
+		}
+	}
+}
+
 // sleep waits d, or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
 	select {
