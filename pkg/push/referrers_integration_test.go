@@ -13,6 +13,7 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
 
 // A registry that needs credentials gets the referrers with the push's
@@ -53,4 +54,23 @@ func TestRegistryAttachReferrers(t *testing.T) {
 	err = bad.AttachReferrers(ctx, subject, imgs...)
 	assert.ErrorContains(t, err, "authentication failed for registry "+host)
 	assert.Assert(t, !strings.Contains(err.Error(), password))
+}
+
+// pushReferrer tells a referrer stored but not listed by the registry
+// library's own words: a registry without the referrers API (the CNCF
+// one on loopback) must still produce them, with the project's options.
+func TestLibraryNoFallbackWords(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	host := testenv.StartRegistry(t)
+	ctx := context.Background()
+	idx := testIndex(t, "nofallback", amd64)
+	target := mustTarget(t, host+"/referrers/words")
+	_, err := Push(ctx, target, idx, Options{})
+	assert.NilError(t, err)
+	_, imgs, _ := referrers(t, idx)
+
+	l, err := Options{}.Credentials.resolve(target.Repo)
+	assert.NilError(t, err)
+	_, err = sbom.Push(ctx, target.Repo, imgs[0], Options{}.remoteOptions(ctx, l)...)
+	assert.ErrorContains(t, err, noFallback)
 }
