@@ -12,6 +12,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 )
 
 // layoutLayoutFile is the oci-layout file every OCI layout has.
@@ -150,31 +152,19 @@ func (w *layoutWriter) commit(im *v1.IndexManifest) error {
 	return w.replace("index.json", raw)
 }
 
-// replace writes name whole: beside it, synced, renamed over it. A file
-// nixery creates gets 0644; an existing one keeps its mode.
+// replace writes name whole, as outfile writes a regular file: beside
+// it, synced, renamed over it; a file nixery creates gets 0644, an
+// existing one keeps its mode.
 func (w *layoutWriter) replace(name string, data []byte) error {
 	dest := filepath.Join(w.dir, name)
-	mode := fs.FileMode(0o644)
-	if info, err := os.Lstat(dest); err == nil {
-		mode = info.Mode().Perm()
-	}
-	f, err := os.CreateTemp(w.dir, "."+name+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(data)
+	// check refused a symlink or anything but a regular file here, so
+	// outfile replaces it whole.
+	f, err := outfile.Create(dest)
 	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), mode)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), dest)
+		defer f.Abort()
+		if _, err = f.Write(data); err == nil {
+			err = f.Commit()
+		}
 	}
 	if err != nil {
 		var pe *fs.PathError
