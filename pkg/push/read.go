@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	bound "github.com/nixery-action/nixery-action/internal/limit"
 )
 
 // reader reads manifests and configs from one repository with every
@@ -228,12 +229,13 @@ func readLimited(resp *http.Response, limit int64, what string) ([]byte, error) 
 	if resp.ContentLength > limit {
 		return nil, fmt.Errorf("%s: the registry declares %d bytes, more than the %d allowed", what, resp.ContentLength, limit)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", what, err)
-	}
-	if int64(len(raw)) > limit {
+	raw, err := bound.ReadAll(resp.Body, limit)
+	var le *bound.Error
+	switch {
+	case errors.As(err, &le):
 		return nil, fmt.Errorf("%s: the registry sent more than the %d bytes allowed", what, limit)
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	return raw, nil
 }
