@@ -15,31 +15,6 @@ import (
 	"github.com/nixery-action/nixery-action/internal/testenv"
 )
 
-// metadataActionLabels are docker/metadata-action's labels output for a
-// push to a branch (its __tests__/meta.test.ts, case event_push.env); its
-// annotations output is each of them behind each level of
-// DOCKER_METADATA_ANNOTATIONS_LEVELS, "level:label" (its src/main.ts).
-var metadataActionLabels = []string{
-	"org.opencontainers.image.title=Hello-World",
-	"org.opencontainers.image.description=This your first repo!",
-	"org.opencontainers.image.url=https://github.com/octocat/Hello-World",
-	"org.opencontainers.image.source=https://github.com/octocat/Hello-World.git",
-	"org.opencontainers.image.version=dev",
-	"org.opencontainers.image.created=2020-01-10T00:30:00.000Z",
-	"org.opencontainers.image.revision=90dd6032fac8bda1b6c4436a2e65de27961ed071",
-	"org.opencontainers.image.licenses=MIT",
-}
-
-func metadataActionAnnotations(levels ...string) string {
-	var out []string
-	for _, l := range levels {
-		for _, label := range metadataActionLabels {
-			out = append(out, l+":"+label)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // metadata-action's labels and annotations outputs, as they are, land
 // where build-push-action would put them: the labels in each config, the
 // annotations on the manifests, their descriptors, the index and its
@@ -48,12 +23,12 @@ func TestMetadataActionOutputs(t *testing.T) {
 	testenv.Require(t, "nix", "skopeo")
 	dir := filepath.Join(t.TempDir(), "layout")
 	r := run(t, nil, "build", "--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64", "--output", "oci:"+dir, "--tags", "dev",
-		"--labels", strings.Join(metadataActionLabels, "\n"),
-		"--annotations", metadataActionAnnotations("manifest", "index", "manifest-descriptor", "index-descriptor"), "hello")
+		"--labels", strings.Join(testenv.MetadataActionLabels(), "\n"),
+		"--annotations", strings.Join(testenv.MetadataActionAnnotations("manifest", "index", "manifest-descriptor", "index-descriptor"), "\n"), "hello")
 	assert.Equal(t, r.code, 0, r.stderr)
 
 	want := map[string]string{}
-	for _, l := range metadataActionLabels {
+	for _, l := range testenv.MetadataActionLabels() {
 		k, v, _ := strings.Cut(l, "=")
 		want[k] = v
 	}

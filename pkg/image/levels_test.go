@@ -4,36 +4,12 @@ import (
 	"testing"
 
 	"gotest.tools/v3/assert"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
 )
 
-// metadataActionLabels are docker/metadata-action's labels for a push to
-// a branch (its __tests__/meta.test.ts, case event_push.env), and
-// metadataActionAnnotations its annotations output for them with
-// DOCKER_METADATA_ANNOTATIONS_LEVELS=manifest,index: each label behind
-// each level, "level:label", as its src/main.ts writes them.
-var metadataActionLabels = []string{
-	"org.opencontainers.image.title=Hello-World",
-	"org.opencontainers.image.description=This your first repo!",
-	"org.opencontainers.image.url=https://github.com/octocat/Hello-World",
-	"org.opencontainers.image.source=https://github.com/octocat/Hello-World.git",
-	"org.opencontainers.image.version=dev",
-	"org.opencontainers.image.created=2020-01-10T00:30:00.000Z",
-	"org.opencontainers.image.revision=90dd6032fac8bda1b6c4436a2e65de27961ed071",
-	"org.opencontainers.image.licenses=MIT",
-}
-
-func metadataActionAnnotations(levels ...string) []string {
-	var out []string
-	for _, l := range levels {
-		for _, label := range metadataActionLabels {
-			out = append(out, l+":"+label)
-		}
-	}
-	return out
-}
-
 func TestParseAnnotations(t *testing.T) {
-	got, err := ParseAnnotations(metadataActionAnnotations("manifest", "index"))
+	got, err := ParseAnnotations(testenv.MetadataActionAnnotations("manifest", "index"))
 	assert.NilError(t, err)
 	assert.Equal(t, len(got[LevelManifest]), 8)
 	assert.Equal(t, len(got[LevelIndex]), 8)
@@ -41,7 +17,7 @@ func TestParseAnnotations(t *testing.T) {
 	assert.Equal(t, got[LevelManifest]["org.opencontainers.image.description"], "This your first repo!")
 
 	// Its labels output, without levels: the default level's.
-	got, err = ParseAnnotations(metadataActionLabels)
+	got, err = ParseAnnotations(testenv.MetadataActionLabels())
 	assert.NilError(t, err)
 	assert.Equal(t, len(got[DefaultAnnotationLevel]), 8)
 
