@@ -174,3 +174,18 @@ func (p *Proxy) Faults() int {
 	}
 	return n
 }
+
+// Concurrently runs f(0..n-1), four at a time: runs through the proxy
+// wait on backoffs and Retry-After far more than they work.
+func Concurrently(n int, f func(i int)) {
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}

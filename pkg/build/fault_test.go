@@ -40,42 +40,35 @@ func TestBuildThroughFaults(t *testing.T) {
 	opts := push.Options{Backoff: remote.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Steps: push.DefaultBackoff.Steps}}
 	const runs = 20
 	var ok atomic.Int32
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i := 0; i < runs; i++ {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			tag := fmt.Sprintf("run-%d", i)
-			target := mustTarget(t, proxy.Host+"/faults/build", tag)
-			// With the CLI's cache sources: the tags, and the cache record.
-			req := sbomRequest(t, push.NewRegistry(target, opts))
-			// Another creation time each run: new configs, manifests
-			// and referrers to push every time.
-			req.Image.Created = sbomCreated.Add(time.Duration(i) * time.Hour)
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			res, err := Build(ctx, req, Options{Registry: opts})
-			if err != nil {
-				assert.Check(t, !strings.Contains(err.Error(), "\n"), "unclear error: %q", err)
-				t.Logf("run %d failed: %v", i, err)
-				ref, _ := name.NewTag(registry+"/faults/build:"+tag, name.Insecure)
-				_, herr := remote.Head(ref)
-				assert.Check(t, herr != nil, "the failed build left the tag %s", tag)
-				return
-			}
-			defer res.Close()
-			ok.Add(1)
-			for _, s := range res.SBOMs {
-				assert.Check(t, s.SBOM.Attached && s.Provenance.Attached)
-				subject, err := v1.NewHash(s.Manifest)
-				assert.Check(t, err)
-				listed := referrersOf(t, registry+"/faults/build", subject)
-				assert.Check(t, listed[s.SBOM.Digest] && listed[s.Provenance.Digest], "run %d: the referrers of %s lack the SBOM or provenance: %v", i, s.Platform, listed)
-			}
-		})
-	}
-	wg.Wait()
+	faultproxy.Concurrently(runs, func(i int) {
+		tag := fmt.Sprintf("run-%d", i)
+		target := mustTarget(t, proxy.Host+"/faults/build", tag)
+		// With the CLI's cache sources: the tags, and the cache record.
+		req := sbomRequest(t, push.NewRegistry(target, opts))
+		// Another creation time each run: new configs, manifests
+		// and referrers to push every time.
+		req.Image.Created = sbomCreated.Add(time.Duration(i) * time.Hour)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		res, err := Build(ctx, req, Options{Registry: opts})
+		if err != nil {
+			assert.Check(t, !strings.Contains(err.Error(), "\n"), "unclear error: %q", err)
+			t.Logf("run %d failed: %v", i, err)
+			ref, _ := name.NewTag(registry+"/faults/build:"+tag, name.Insecure)
+			_, herr := remote.Head(ref)
+			assert.Check(t, herr != nil, "the failed build left the tag %s", tag)
+			return
+		}
+		defer res.Close()
+		ok.Add(1)
+		for _, s := range res.SBOMs {
+			assert.Check(t, s.SBOM.Attached && s.Provenance.Attached)
+			subject, err := v1.NewHash(s.Manifest)
+			assert.Check(t, err)
+			listed := referrersOf(t, registry+"/faults/build", subject)
+			assert.Check(t, listed[s.SBOM.Digest] && listed[s.Provenance.Digest], "run %d: the referrers of %s lack the SBOM or provenance: %v", i, s.Platform, listed)
+		}
+	})
 	testenv.CheckTags(t, registry, "faults/build")
 	t.Logf("%d of %d builds completed; %s", ok.Load(), runs, proxy.Report())
 	assert.Assert(t, ok.Load() >= 19, "only %d of %d builds completed", ok.Load(), runs)

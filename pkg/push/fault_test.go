@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,7 +32,7 @@ func TestPushThroughFaults(t *testing.T) {
 	proxy := faultproxy.Start(t, registry, 0.15, 1)
 	const runs = 20
 	var ok atomic.Int32
-	concurrently(runs, func(i int) {
+	faultproxy.Concurrently(runs, func(i int) {
 		idx := testIndex(t, fmt.Sprintf("fault-%d", i), amd64, arm64)
 		refs := allReferrers(t, idx)
 		tag := fmt.Sprintf("run-%d", i)
@@ -72,7 +71,7 @@ func TestMergeThroughFaults(t *testing.T) {
 	proxy := faultproxy.Start(t, registry, 0.15, 2)
 	const runs = 20
 	var ok atomic.Int32
-	concurrently(runs, func(i int) {
+	faultproxy.Concurrently(runs, func(i int) {
 		tag := fmt.Sprintf("merged-%d", i)
 		err := func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -221,21 +220,6 @@ func checkNoTag(t *testing.T, registry, repo, tag string) {
 	} else if _, err := remote.Head(ref); err == nil {
 		t.Errorf("the failed push left the tag %s", tag)
 	}
-}
-
-// concurrently runs f(0..n-1), four at a time: the pushes wait on
-// backoffs and Retry-After far more than they work.
-func concurrently(n int, f func(i int)) {
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			f(i)
-		})
-	}
-	wg.Wait()
 }
 
 // writeKind names what a write the registry accepted was, for the order
