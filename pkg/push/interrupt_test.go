@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,40 +44,24 @@ func interruptedIndex(t *testing.T, salt string) (*image.Index, context.Context)
 	return idx, ctx
 }
 
-// modes maps each file and directory under dir to its mode.
-func modes(t *testing.T, dir string) map[string]fs.FileMode {
-	t.Helper()
-	m := map[string]fs.FileMode{}
-	assert.NilError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		m[p] = info.Mode()
-		return err
-	}))
-	return m
-}
-
 // An interrupted write into an existing layout leaves every file of it
 // as it was, and adds none.
 func TestWriteLayoutInterruptedLeavesItAsItWas(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "image")
 	_, err := Write(context.Background(), Output{Kind: OCILayout, Path: dir}, testIndex(t, "before", amd64), WriteOptions{Tags: []string{"v1"}})
 	assert.NilError(t, err)
-	files, perms := tree(t, dir), modes(t, dir)
+	before := snapshot(t, dir)
 
 	idx, ctx := interruptedIndex(t, "layout")
 	_, err = Write(ctx, Output{Kind: OCILayout, Path: dir}, idx, WriteOptions{Tags: []string{"v1"}})
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.DeepEqual(t, tree(t, dir), files)
-	assert.DeepEqual(t, modes(t, dir), perms)
+	assert.DeepEqual(t, snapshot(t, dir), before)
 
 	// The same through the destination.
 	idx, ctx = interruptedIndex(t, "layout2")
 	_, err = NewLayout(Output{Kind: OCILayout, Path: dir}, WriteOptions{Tags: []string{"v1"}}).Write(ctx, idx, nil)
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.DeepEqual(t, tree(t, dir), files)
+	assert.DeepEqual(t, snapshot(t, dir), before)
 }
 
 // An interrupted write of a new layout leaves no directory behind.
@@ -121,7 +104,7 @@ func TestLayoutReferrersInterrupted(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "image")
 	_, err := Write(context.Background(), Output{Kind: OCILayout, Path: dir}, testIndex(t, "before", amd64), WriteOptions{Tags: []string{"v1"}})
 	assert.NilError(t, err)
-	files, perms := tree(t, dir), modes(t, dir)
+	before := snapshot(t, dir)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -132,6 +115,5 @@ func TestLayoutReferrersInterrupted(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	var aerr *AttachError
 	assert.Assert(t, errors.As(err, &aerr), "%v", err)
-	assert.DeepEqual(t, tree(t, dir), files)
-	assert.DeepEqual(t, modes(t, dir), perms)
+	assert.DeepEqual(t, snapshot(t, dir), before)
 }
