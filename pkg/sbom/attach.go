@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
@@ -171,44 +170,4 @@ func LayoutDescriptor(referrer v1.Image) (v1.Descriptor, error) {
 		return v1.Descriptor{}, err
 	}
 	return *desc, nil
-}
-
-// WriteLayout stores a referrer made by Referrer in an OCI layout: its
-// blobs, and a descriptor in index.json (with its artifactType), which
-// is where clients of layouts (oras, regclient) look for referrers.
-// Entries keep their places and one for the same digest is kept, so
-// writing the same thing again leaves index.json as it was.
-func WriteLayout(p layout.Path, referrer v1.Image) error {
-	desc, err := LayoutDescriptor(referrer)
-	if err != nil {
-		return err
-	}
-	fail := func(err error) error {
-		return fmt.Errorf("writing referrer %s into the OCI layout %s: %w", desc.Digest, p, err)
-	}
-	if err := p.WriteImage(referrer); err != nil {
-		return fail(err)
-	}
-	top, err := p.ImageIndex()
-	if err != nil {
-		return fail(err)
-	}
-	im, err := top.IndexManifest()
-	if err != nil {
-		return fail(err)
-	}
-	for _, old := range im.Manifests {
-		if old.Digest == desc.Digest {
-			return nil
-		}
-	}
-	im.Manifests = append(im.Manifests, desc)
-	raw, err := json.MarshalIndent(im, "", "   ")
-	if err != nil {
-		return fail(err)
-	}
-	if err := p.WriteFile("index.json", raw, 0o644); err != nil {
-		return fail(err)
-	}
-	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,12 +16,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/provenance"
@@ -33,51 +32,44 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// In an OCI layout the referrers are listed in index.json next to the
-// image, with their artifact type; writing twice lists them once.
-func TestWriteLayoutReferrers(t *testing.T) {
-	dir := t.TempDir()
+// A referrer is an OCI 1.1 artifact manifest naming its subject: the
+// document as its one layer, titled, an empty config, no annotations
+// without a time, and its artifactType in the descriptor a layout's
+// index.json lists it by; the same document gives the same digest.
+func TestReferrer(t *testing.T) {
 	subject := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: 1234,
 		Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}}
-	p, err := layout.Write(dir, emptyIndex(t))
-	assert.NilError(t, err)
 	sbomDoc := CycloneDX([]byte(`{"bomFormat":"CycloneDX"}`))
 	provDoc := InToto([]byte(`{"_type":"https://in-toto.io/Statement/v1"}`), provenance.PredicateType)
 	var digests []v1.Hash
 	for _, doc := range []Document{sbomDoc, provDoc, sbomDoc} {
 		r, err := Referrer(subject, doc, time.Time{})
 		assert.NilError(t, err)
-		assert.NilError(t, WriteLayout(p, r))
-		d, err := r.Digest()
+		desc, err := LayoutDescriptor(r)
 		assert.NilError(t, err)
-		digests = append(digests, d)
-	}
-	assert.Equal(t, digests[0], digests[2])
+		assert.Equal(t, desc.ArtifactType, doc.ArtifactType)
+		assert.Equal(t, desc.MediaType, types.OCIManifestSchema1)
+		digests = append(digests, desc.Digest)
 
-	var index v1.IndexManifest
-	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
-	assert.NilError(t, err)
-	assert.NilError(t, json.Unmarshal(raw, &index))
-	assert.Equal(t, len(index.Manifests), 2)
-	for i, want := range []Document{sbomDoc, provDoc} {
-		desc := index.Manifests[i]
-		assert.Equal(t, desc.Digest, digests[i])
-		assert.Equal(t, desc.ArtifactType, want.ArtifactType)
-		var m v1.Manifest
-		raw, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", desc.Digest.Hex))
+		m, err := r.Manifest()
 		assert.NilError(t, err)
-		assert.NilError(t, json.Unmarshal(raw, &m))
 		assert.DeepEqual(t, *m.Subject, subject)
 		assert.Assert(t, m.Annotations == nil) // no time given, none written
-		data, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", m.Layers[0].Digest.Hex))
+		assert.Assert(t, is.Len(m.Layers, 1))
+		assert.Equal(t, m.Layers[0].Annotations["org.opencontainers.image.title"], doc.Title)
+		layer, err := r.LayerByDigest(m.Layers[0].Digest)
 		assert.NilError(t, err)
-		assert.Assert(t, bytes.Equal(data, want.Data))
-		assert.Equal(t, m.Layers[0].Annotations["org.opencontainers.image.title"], want.Title)
-		config, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", m.Config.Digest.Hex))
+		rc, err := layer.Compressed()
+		assert.NilError(t, err)
+		data, err := io.ReadAll(rc)
+		assert.NilError(t, err)
+		assert.Assert(t, bytes.Equal(data, doc.Data))
+		config, err := r.RawConfigFile()
 		assert.NilError(t, err)
 		assert.Equal(t, string(config), "{}")
 	}
-	assert.Assert(t, index.Manifests[1].Annotations == nil) // no tag names a referrer
+	assert.Equal(t, digests[0], digests[2])
+	assert.Assert(t, digests[0] != digests[1])
 }
 
 func TestReferrerErrors(t *testing.T) {
