@@ -14,22 +14,18 @@
 package main
 
 import (
-	"archive/tar"
 	"compress/gzip"
-	"crypto/sha256"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/klauspost/pgzip"
 
+	"github.com/nixery-action/nixery-action/internal/plaintar"
 	"github.com/nixery-action/nixery-action/pkg/archive"
 )
 
@@ -62,7 +58,7 @@ func main() {
 	case "seed":
 		pack = func(w io.Writer) (int64, error) {
 			gz := gzip.NewWriter(w)
-			n, err := plainTar(gz, flag.Args())
+			n, _, err := plaintar.Write(gz, flag.Args())
 			if err != nil {
 				return 0, err
 			}
@@ -78,7 +74,7 @@ func main() {
 			if err := gz.SetConcurrency(*block, max(runtime.GOMAXPROCS(0)-1, 1)); err != nil {
 				return 0, err
 			}
-			n, err := plainTar(gz, flag.Args())
+			n, _, err := plaintar.Write(gz, flag.Args())
 			if err != nil {
 				return 0, err
 			}
@@ -112,59 +108,6 @@ func main() {
 		r.TarBytes, r.Size = tarBytes, counter.n
 	}
 	json.NewEncoder(os.Stdout).Encode(r)
-}
-
-// plainTar writes the tar of paths the simple way (headers from the
-// files' metadata), hashing it on the way as a layer's diffID needs, and
-// returns its length.
-func plainTar(w io.Writer, paths []string) (int64, error) {
-	diff := sha256.New()
-	tarCount := &counting{w: io.MultiWriter(diff, w)}
-	tw := tar.NewWriter(tarCount)
-	for _, root := range paths {
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			var link string
-			if d.Type()&fs.ModeSymlink != 0 {
-				if link, err = os.Readlink(path); err != nil {
-					return err
-				}
-			} else if !d.Type().IsRegular() && !d.IsDir() {
-				return nil
-			}
-			h, err := tar.FileInfoHeader(info, link)
-			if err != nil {
-				return err
-			}
-			h.Name = strings.TrimPrefix(path, "/")
-			if err := tw.WriteHeader(h); err != nil {
-				return err
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.Copy(tw, f)
-			return err
-		})
-		if err != nil {
-			return 0, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return 0, err
-	}
-	return tarCount.n, nil
 }
 
 type counting struct {

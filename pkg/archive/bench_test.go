@@ -1,12 +1,10 @@
 package archive
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/pgzip"
+
+	"github.com/nixery-action/nixery-action/internal/plaintar"
 )
 
 // The benchmarks pack a corpus of real files: the Go toolchain's
@@ -110,7 +110,7 @@ func BenchmarkPackBaseline(b *testing.B) {
 	for b.Loop() {
 		size = 0
 		gz := gzip.NewWriter(&size)
-		if err := plainTar(gz, roots); err != nil {
+		if _, _, err := plaintar.Write(gz, roots); err != nil {
 			b.Fatal(err)
 		}
 		if err := gz.Close(); err != nil {
@@ -118,50 +118,6 @@ func BenchmarkPackBaseline(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(size)/float64(len(tarBytes)), "size/tar")
-}
-
-// plainTar writes the files' tar the simple way, headers from FileInfo.
-func plainTar(w io.Writer, roots []string) error {
-	tw := tar.NewWriter(w)
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			link := ""
-			if d.Type()&fs.ModeSymlink != 0 {
-				if link, err = os.Readlink(path); err != nil {
-					return err
-				}
-			}
-			h, err := tar.FileInfoHeader(info, link)
-			if err != nil {
-				return err
-			}
-			h.Name = strings.TrimPrefix(path, "/")
-			if err := tw.WriteHeader(h); err != nil {
-				return err
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.Copy(tw, f)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return tw.Close()
 }
 
 // BenchmarkPackCompress compresses the corpus's tar, already in memory,
