@@ -7,16 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-version=v1.7.12
-gobin="$PWD/.cache/actionlint-$version"
-if [ ! -x "$gobin/actionlint" ]; then
-  mkdir -p .cache
-  # Keep the cache out of git without touching the shared .gitignore.
-  [ -e .cache/.gitignore ] || echo '*' > .cache/.gitignore
-  echo "actionlint: installing $version into $gobin" >&2
-  GOBIN="$gobin" go install "github.com/rhysd/actionlint/cmd/actionlint@$version"
-fi
+actionlint=$(./scripts/go-tool.sh actionlint github.com/rhysd/actionlint/cmd/actionlint v1.7.12)
 if ! command -v shellcheck >/dev/null; then
   echo "actionlint: shellcheck is not installed, so run: scripts go unchecked (scripts/setup.sh installs it)" >&2
 fi
-exec "$gobin/actionlint" "$@"
+exec "$actionlint" "$@"
