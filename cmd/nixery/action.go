@@ -14,7 +14,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/ghaction"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
 // actionCommand is `nixery action`. The action reads its inputs from
@@ -192,7 +192,7 @@ func input(gh *githubactions.Action, name string) (string, error) {
 }
 
 // imageRef is the pushed image pinned by digest.
-func imageRef(res *push.Result) string {
+func imageRef(res *publish.Result) string {
 	if res.Reference != "" {
 		return res.Reference
 	}

@@ -15,11 +15,13 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/registry"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
@@ -94,11 +96,11 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.popularity, "popularity", "", "popularity data `FILE` (Nixery's format, at most "+limit.Size(popularity.MaxBytes)+") for the layering strategy")
 	fs.BoolVar(&f.noDefaults, "no-default-packages", false, "do not add cacert and iana-etc")
 	fs.IntVar(&f.level, "level", 0, "gzip `LEVEL` of the layers, 1 (fastest) to 9 (default "+fmt.Sprint(archive.DefaultLevel)+")")
-	fs.IntVar(&f.jobs, "jobs", push.DefaultJobs, "`N` concurrent uploads")
+	fs.IntVar(&f.jobs, "jobs", publish.DefaultJobs, "`N` concurrent uploads")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long (`DURATION`, e.g. 30m), per platform")
 	fs.BoolVar(&f.buildLogs, "print-build-logs", false, "show the build logs of what Nix builds (not only its progress)")
 	fs.BoolVar(&f.buildLogs, "L", false, "short for --print-build-logs")
-	fs.DurationVar(&f.regTimeout, "registry-timeout", push.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long (`DURATION`)")
+	fs.DurationVar(&f.regTimeout, "registry-timeout", registry.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long (`DURATION`)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "image entrypoint `COMMAND`: words, or a JSON array")
 	fs.StringVar(&f.cmd, "cmd", "", "image `COMMAND`: words, or a JSON array (default bash with the shell meta-package)")
 	fs.Var(&f.env, "env", "extra environment `KEY=VALUE` (repeat, or one per line); keys of --env, --labels and --annotations are "+image.KeyRule+"; values are UTF-8 without NUL")
@@ -141,7 +143,7 @@ Names are sorted: their order never changes the image.`
 // before Nix runs.
 type buildJob struct {
 	req      build.Request
-	target   *push.Target // pushed to once credentials are known
+	target   *publish.Target // pushed to once credentials are known
 	jobs     int
 	registry string // of --image: the credentials' registry
 }
@@ -177,13 +179,13 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	if err := image.CheckKeyValues("annotation", levels[image.LevelIndexDescriptor]); err != nil {
 		return nil, usageError{err.Error()}
 	}
-	if len(levels[image.LevelIndexDescriptor]) > 0 && !strings.HasPrefix(f.output, string(push.OCILayout)+":") {
+	if len(levels[image.LevelIndexDescriptor]) > 0 && !strings.HasPrefix(f.output, string(publish.OCILayout)+":") {
 		return nil, usagef("index-descriptor annotations go on the index's entry in an OCI layout's index.json: write one with --output oci:DIR, or use the index level")
 	}
 
 	switch {
 	case f.output != "":
-		out, err := push.ParseOutput(f.output)
+		out, err := publish.ParseOutput(f.output)
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
@@ -191,15 +193,15 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		if len(tags) == 0 {
 			tags = []string{"latest"}
 		}
-		if out.Kind == push.DockerArchive && len(j.req.Platforms) > 1 {
+		if out.Kind == publish.DockerArchive && len(j.req.Platforms) > 1 {
 			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.req.Platforms))
 		}
 		// With --output, --image only names the image of a docker archive.
-		wo := push.WriteOptions{Tags: tags, Repository: f.image, DescriptorAnnotations: levels[image.LevelIndexDescriptor]}
+		wo := publish.WriteOptions{Tags: tags, Repository: f.image, DescriptorAnnotations: levels[image.LevelIndexDescriptor]}
 		if err := wo.Validate(out.Kind); err != nil {
 			return nil, usageError{err.Error()}
 		}
-		j.req.Destination = push.NewLayout(out, wo)
+		j.req.Destination = publish.NewLayout(out, wo)
 	case f.image != "":
 		tags := f.tags.items
 		if f.byDigest {
@@ -209,7 +211,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		} else if len(tags) == 0 && !hasTag(f.image) {
 			tags = []string{"latest"}
 		}
-		t, err := push.NewTarget(f.image, tags, f.insecure)
+		t, err := publish.NewTarget(f.image, tags, f.insecure)
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
@@ -217,7 +219,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		if !f.push {
 			// Nothing will be pushed: the result says where it would
 			// have gone, and the target's tags are no cache to read.
-			j.req.Destination = push.Discard{Target: &t}
+			j.req.Destination = publish.Discard{Target: &t}
 			break
 		}
 		j.target, j.jobs = &t, f.jobs
@@ -241,7 +243,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, fmt.Errorf("%s: %w", f.popularity, err)
 		}
 	}
-	created, err := createdTime(os.Getenv)
+	created, err := build.CreatedTime(os.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +253,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	}
 	j.req.NoCache = f.noCache
 	for _, s := range f.cacheFrom.items {
-		ref, err := push.ParseCacheRef(s, f.insecure)
+		ref, err := cache.ParseRef(s, f.insecure)
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
@@ -338,18 +340,18 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 	if err != nil {
 		return nil, err
 	}
-	var creds push.Credentials
+	var creds registry.Credentials
 	if job.registry != "" || len(job.req.CacheFrom) > 0 {
 		if creds, err = f.login.credentials(job.registry, stdin, os.Getenv); err != nil {
 			return nil, err
 		}
 	}
-	ropts := push.Options{Credentials: creds, Jobs: job.jobs, RegistryTimeout: f.regTimeout, OnUpload: display.upload}
+	ropts := publish.Options{Options: registry.Options{Credentials: creds, RegistryTimeout: f.regTimeout}, Jobs: job.jobs, OnUpload: display.upload}
 	if err := ropts.Validate(); err != nil {
 		return nil, usagef("--registry-timeout/--jobs: %v", err)
 	}
 	if job.target != nil {
-		job.req.PushTo(push.NewRegistry(*job.target, ropts))
+		job.req.PushTo(publish.NewRegistry(*job.target, ropts))
 	}
 	res, err := build.Build(ctx, job.req, build.Options{
 		Log:            display.logs(),

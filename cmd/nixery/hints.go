@@ -4,27 +4,27 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
 // withHints adds to a library error the flags that change its outcome:
 // the libraries describe what went wrong and leave naming options to us.
 func withHints(err error) error {
-	var re *push.RegistryError
+	var re *registry.RegistryError
 	if err == nil || !errors.As(err, &re) {
 		return err
 	}
 	var hint string
 	switch re.Kind {
-	case push.Unreachable:
+	case registry.Unreachable:
 		hint = "check --image"
-	case push.Unauthorized:
+	case registry.Unauthorized:
 		if re.NoCredentials {
 			hint = fmt.Sprintf("pass --username with --password-stdin (or NIXERY_PASSWORD), run docker login %s, or set GITHUB_TOKEN for ghcr.io", re.Registry)
 		}
-	case push.Untrusted:
+	case registry.Untrusted:
 		hint = "or pass --insecure for a plain-HTTP registry"
-	case push.PlainHTTP:
+	case registry.PlainHTTP:
 		hint = "pass --insecure to allow that"
 	}
 	if hint == "" {

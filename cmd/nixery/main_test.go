@@ -12,7 +12,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/pkg/layers"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
 // runCLI runs the command in-process, capturing what it prints.
@@ -131,27 +131,27 @@ func TestPackCommandErrors(t *testing.T) {
 // where it would have gone, and never shows an empty tag list.
 func TestPrintResult(t *testing.T) {
 	d := "sha256:" + strings.Repeat("1", 64)
-	layers := []push.LayerResult{{Uploaded: true}, {Uploaded: false}, {Uploaded: false}}
-	two := []push.ManifestResult{{Platform: "linux/amd64", Layers: layers}, {Platform: "linux/arm64", Layers: layers}}
+	layers := []publish.LayerResult{{Uploaded: true}, {Uploaded: false}, {Uploaded: false}}
+	two := []publish.ManifestResult{{Platform: "linux/amd64", Layers: layers}, {Platform: "linux/arm64", Layers: layers}}
 	one := two[:1]
 	for _, tc := range []struct {
-		res  push.Result
+		res  publish.Result
 		want string
 	}{
-		{push.Result{Image: "ghcr.io/me/t", Digest: d, Reference: "ghcr.io/me/t@" + d, Tags: []string{"v1", "latest"}, Pushed: true, Manifests: two},
+		{publish.Result{Image: "ghcr.io/me/t", Digest: d, Reference: "ghcr.io/me/t@" + d, Tags: []string{"v1", "latest"}, Pushed: true, Manifests: two},
 			"pushed ghcr.io/me/t@" + d + " as v1, latest (2 platforms; 2 layers uploaded, 4 already there)"},
-		{push.Result{Image: "ghcr.io/me/t", Digest: d, Reference: "ghcr.io/me/t@" + d, Tags: []string{}, Pushed: true, Manifests: one},
+		{publish.Result{Image: "ghcr.io/me/t", Digest: d, Reference: "ghcr.io/me/t@" + d, Tags: []string{}, Pushed: true, Manifests: one},
 			"pushed by digest, no tags: ghcr.io/me/t@" + d + " (1 layer uploaded, 2 already there)"},
-		{push.Result{Image: "ghcr.io/me/t", Digest: d, Tags: []string{"v1"}, Manifests: two},
+		{publish.Result{Image: "ghcr.io/me/t", Digest: d, Tags: []string{"v1"}, Manifests: two},
 			"built, not pushed: ghcr.io/me/t@" + d + " (would be pushed as v1; 2 platforms; 6 layers)"},
-		{push.Result{Image: "ghcr.io/me/t", Digest: d, Tags: []string{}, Manifests: one},
+		{publish.Result{Image: "ghcr.io/me/t", Digest: d, Tags: []string{}, Manifests: one},
 			"built, not pushed: ghcr.io/me/t@" + d + " (would be pushed by digest; 3 layers)"},
-		{push.Result{Digest: d, Tags: []string{}, Manifests: one},
+		{publish.Result{Digest: d, Tags: []string{}, Manifests: one},
 			"built, not pushed: " + d + " (3 layers)"},
-		{push.Result{Image: "oci:/tmp/x", Digest: d, Tags: []string{"latest"}, Pushed: true, Manifests: one},
+		{publish.Result{Image: "oci:/tmp/x", Digest: d, Tags: []string{"latest"}, Pushed: true, Manifests: one},
 			"wrote oci:/tmp/x: " + d + " as latest (1 layer written, 2 already there)"},
-		{push.Result{Image: "ghcr.io/me/t", Digest: d, Reference: "ghcr.io/me/t@" + d, Tags: []string{"v1"}, Pushed: true,
-			Manifests: []push.ManifestResult{{Platform: "linux/amd64"}, {Platform: "linux/arm64"}}},
+		{publish.Result{Image: "ghcr.io/me/t", Digest: d, Reference: "ghcr.io/me/t@" + d, Tags: []string{"v1"}, Pushed: true,
+			Manifests: []publish.ManifestResult{{Platform: "linux/amd64"}, {Platform: "linux/arm64"}}},
 			"pushed ghcr.io/me/t@" + d + " as v1 (2 platforms)"}, // a merge
 	} {
 		var b strings.Builder

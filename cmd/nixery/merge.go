@@ -6,10 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
 // mergeFlags are the options of `nixery merge`, which joins images that
@@ -68,7 +68,7 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if len(tags) == 0 && !hasTag(f.image) {
 		tags = []string{"latest"}
 	}
-	t, err := push.NewTarget(f.image, tags, f.insecure)
+	t, err := publish.NewTarget(f.image, tags, f.insecure)
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
@@ -79,10 +79,5 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	w, end := logs("")
 	fmt.Fprintf(w, "merging %s into %s\n", plural(len(digests), "image", "images"), t.Repo)
 	end()
-	start := time.Now()
-	res, err := push.Merge(ctx, t, digests, push.Options{Credentials: creds})
-	if err != nil {
-		return nil, err
-	}
-	return &build.Result{SchemaVersion: build.SchemaVersion, Result: res, Timings: build.Timings{Upload: time.Since(start).Seconds(), Total: time.Since(start).Seconds()}}, nil
+	return build.Merge(ctx, t, digests, publish.Options{Options: registry.Options{Credentials: creds}})
 }

@@ -12,14 +12,14 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
 // progress shows each layer being packed and uploaded: live bars on a
 // terminal, plain timestamped lines elsewhere (CI logs, files).
 type progress interface {
 	layer(build.Event)
-	upload(push.UploadProgress)
+	upload(publish.UploadProgress)
 	// logs is where other progress lines go, so that they do not tear
 	// the display.
 	logs() logSink
@@ -62,7 +62,7 @@ func (l *labels) set(e build.Event) {
 	}
 }
 
-func (l *labels) of(u push.UploadProgress) string {
+func (l *labels) of(u publish.UploadProgress) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if s, ok := l.byDigest[u.Digest.String()]; ok {
@@ -144,7 +144,7 @@ func (l *lines) layer(e build.Event) {
 	}
 }
 
-func (l *lines) upload(u push.UploadProgress) {
+func (l *lines) upload(u publish.UploadProgress) {
 	took, due := l.since(u.Blob, u.Done)
 	switch {
 	case u.Done:
@@ -246,7 +246,7 @@ func (b *bars) layer(e build.Event) {
 	}
 }
 
-func (b *bars) upload(u push.UploadProgress) {
+func (b *bars) upload(u publish.UploadProgress) {
 	if u.Done {
 		b.done(u.Blob)
 		return

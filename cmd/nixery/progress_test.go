@@ -16,7 +16,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/nix"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
 // TestProgressLines: in logs, one timestamped line per layer packed,
@@ -39,11 +39,11 @@ func TestProgressLines(t *testing.T) {
 
 	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}
 	blob := new(int)
-	l.upload(push.UploadProgress{Digest: d, Blob: blob, Sent: 0, Total: 30 << 20})
+	l.upload(publish.UploadProgress{Digest: d, Blob: blob, Sent: 0, Total: 30 << 20})
 	tick(6 * time.Second)
-	l.upload(push.UploadProgress{Digest: d, Blob: blob, Sent: 12 << 20, Total: 30 << 20})
+	l.upload(publish.UploadProgress{Digest: d, Blob: blob, Sent: 12 << 20, Total: 30 << 20})
 	tick(4 * time.Second)
-	l.upload(push.UploadProgress{Digest: d, Blob: blob, Sent: 30 << 20, Total: 30 << 20, Done: true})
+	l.upload(publish.UploadProgress{Digest: d, Blob: blob, Sent: 30 << 20, Total: 30 << 20, Done: true})
 
 	want := `10:00:06 [linux/arm64] layer 2/7 packing: 150.0 MiB of 400.0 MiB, 25.0 MiB/s, about 10.0 s left
 10:00:08 [linux/arm64] layer 2/7 packed: 30.0 MiB in 8.0 s
@@ -80,7 +80,7 @@ func TestProgressBars(t *testing.T) {
 		p.layer(e)
 		time.Sleep(80 * time.Millisecond)
 	}
-	p.upload(push.UploadProgress{Blob: 1, Sent: 1 << 20, Total: -1})
+	p.upload(publish.UploadProgress{Blob: 1, Sent: 1 << 20, Total: -1})
 	time.Sleep(200 * time.Millisecond)
 	p.stop()
 	tty.Close()

@@ -19,7 +19,7 @@ import (
 	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/image"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -84,9 +84,9 @@ func testImage(t *testing.T, repo string) string {
 	assert.NilError(t, err)
 	idx, err := image.NewIndex([]*image.Image{img}, nil)
 	assert.NilError(t, err)
-	target, err := push.NewTarget(repo, nil, false)
+	target, err := publish.NewTarget(repo, nil, false)
 	assert.NilError(t, err)
-	res, err := push.Push(context.Background(), target, idx, push.Options{})
+	res, err := publish.Push(context.Background(), target, idx, publish.Options{})
 	assert.NilError(t, err)
 	return res.Digest
 }
@@ -213,9 +213,9 @@ func TestBuildValidation(t *testing.T) {
 // merged index whose platform a registry wrote, packages with '|'.
 func TestSummaryKeepsValuesOnTheirLines(t *testing.T) {
 	evil := "\n::set-output name=digest::evil\n## fake | cell `x`"
-	res := &build.Result{Result: &push.Result{
+	res := &build.Result{Result: &publish.Result{
 		Image: "oci:/x" + evil, Digest: "sha256:" + strings.Repeat("1", 64), Tags: []string{"v1"},
-		Manifests: []push.ManifestResult{{Platform: "linux/amd64" + evil, Layers: []push.LayerResult{
+		Manifests: []publish.ManifestResult{{Platform: "linux/amd64" + evil, Layers: []publish.LayerResult{
 			{Size: 10, Packages: []string{"hello" + evil}},
 		}}},
 	}}

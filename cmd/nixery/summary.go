@@ -6,18 +6,18 @@ import (
 	"strings"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
 // printResult prints the line saying what became of the image.
-func printResult(w io.Writer, res *push.Result) error {
+func printResult(w io.Writer, res *publish.Result) error {
 	_, err := fmt.Fprintln(w, resultLine(res))
 	return err
 }
 
 // resultLine says what became of the image: where it went, pinned by
 // digest, under which tags, and what was sent.
-func resultLine(res *push.Result) string {
+func resultLine(res *publish.Result) string {
 	sent, present, total := 0, 0, 0
 	for _, m := range res.Manifests {
 		for _, l := range m.Layers {

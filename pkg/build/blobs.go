@@ -1,23 +1,20 @@
 package build
 
 import (
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/image"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
 // layer returns the blob of c: a cached one when an earlier push left a
@@ -119,13 +116,7 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 	if b.req.Destination.Holds(cached.Repo, cached.Digest) {
 		return cached.Blob, true // already where it goes
 	}
-	// A download broken off is started over, with the registry options'
-	// retries; a blob that is not what it should be is not.
-	var l image.Blob
-	err = push.Retry(ctx, b.opts.Registry.RetryBackoff(), push.Transient, func(int) error {
-		l, err = b.fetch(ctx, cached)
-		return err
-	})
+	l, err := cache.Fetch(ctx, cached, b.dir, cache.FetchOptions{Backoff: b.opts.Registry.RetryBackoff(), Timeout: fetchTime})
 	if err != nil {
 		if ctx.Err() == nil {
 			b.note("cache: %v; packing it", err)
@@ -135,79 +126,14 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 	return l, true
 }
 
-// fetch copies a cached blob into a blob file, checking its size, digest
-// and diffID on the way.
-func (b *builder) fetch(ctx context.Context, cached push.CachedBlob) (image.Blob, error) {
-	if err := ctx.Err(); err != nil {
-		return image.Blob{}, err
-	}
-	rc, err := cached.Open()
-	if err != nil {
-		return image.Blob{}, fmt.Errorf("read layer %s from %s: %w", cached.Digest, cached.Repo, err)
-	}
-	defer rc.Close()
-	// A registry that sends the blob slowly, or not at all, is given up on
-	// (closing the body ends the read), and the layer is packed instead.
-	limit := fetchTime(cached.Size)
-	stop := time.AfterFunc(limit, func() { rc.Close() })
-	defer stop.Stop()
-	// A signal ends the read the same way.
-	defer context.AfterFunc(ctx, func() { rc.Close() })()
-	f, err := os.CreateTemp(b.dir, "cached-")
-	if err != nil {
-		return image.Blob{}, err
-	}
-	defer f.Close()
-	digest, diffID := sha256.New(), sha256.New()
-	pr, pw := io.Pipe()
-	unzipped := make(chan error, 1)
-	go func() {
-		zr, err := gzip.NewReader(pr)
-		if err == nil {
-			_, err = io.Copy(diffID, zr)
-		}
-		pr.CloseWithError(err)
-		unzipped <- err
-	}()
-	// One byte more than described tells a longer blob apart.
-	n, err := io.Copy(io.MultiWriter(f, digest, pw), io.LimitReader(rc, cached.Size+1))
-	pw.Close()
-	zerr := <-unzipped
-	switch {
-	case ctx.Err() != nil:
-		return image.Blob{}, ctx.Err()
-	case err != nil && !stop.Stop():
-		return image.Blob{}, fmt.Errorf("read layer %s from %s: gave up after %s", cached.Digest, cached.Repo, limit)
-	case err != nil:
-		return image.Blob{}, fmt.Errorf("read layer %s from %s: %w", cached.Digest, cached.Repo, err)
-	case n != cached.Size:
-		return image.Blob{}, fmt.Errorf("layer %s from %s is not %d bytes long", cached.Digest, cached.Repo, cached.Size)
-	case "sha256:"+hex.EncodeToString(digest.Sum(nil)) != cached.Digest.String():
-		return image.Blob{}, fmt.Errorf("layer %s from %s has other bytes than its digest says", cached.Digest, cached.Repo)
-	case zerr != nil:
-		return image.Blob{}, fmt.Errorf("layer %s from %s does not decompress: %w", cached.Digest, cached.Repo, zerr)
-	case "sha256:"+hex.EncodeToString(diffID.Sum(nil)) != cached.DiffID.String():
-		return image.Blob{}, fmt.Errorf("layer %s from %s decompresses to other content than its diffID says", cached.Digest, cached.Repo)
-	}
-	if err := f.Close(); err != nil {
-		return image.Blob{}, err
-	}
-	l := cached.Blob
-	l.Open, l.Path = nil, filepath.Clean(f.Name())
-	return l, nil
-}
-
 // streamAbove is the size from which a layer is uploaded while it is
 // packed, when the destination can: a big layer would otherwise keep the
 // link idle while it is packed. Smaller ones are uploaded once packed,
 // after asking the registry whether it has them.
 var streamAbove int64 = 16 << 20
 
-// fetchTime is how long copying a cached blob of size bytes may take: a
-// minute, and a second per MB (packing it is faster than that).
-var fetchTime = func(size int64) time.Duration {
-	return time.Minute + time.Duration(size/1_000_000)*time.Second
-}
+// fetchTime is how long copying a cached blob may take (tests shorten it).
+var fetchTime = cache.DefaultFetchTime
 
 // pack writes c's blob file and describes it as an image layer. A big
 // layer is streamed to a destination that can take it while it grows.
@@ -219,7 +145,7 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 	defer f.Close()
 	var w io.Writer = f
 	if c.size >= streamAbove {
-		if g := push.NewGrowing(f); b.req.Destination.Stream(ctx, g) {
+		if g := publish.NewGrowing(f); b.req.Destination.Stream(ctx, g) {
 			defer func() {
 				if err != nil {
 					g.Fail(err)

@@ -5,7 +5,7 @@
 // packed (a registry starts uploading it while the next one is packed).
 // Once every platform is done, the index goes out, names last.
 //
-// Data flows one way: spec → nix → layers → archive → image → push. This
+// Data flows one way: spec → nix → layers → archive → image → publish. This
 // package only sequences those packages; it reads no flags and no
 // environment (the caller passes SOURCE_DATE_EPOCH, credentials and the
 // GitHub context in the Request and Options).
@@ -28,10 +28,11 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
@@ -70,12 +71,12 @@ type Request struct {
 	NoCache   bool
 
 	// Destination receives the layers and the index; nil means
-	// push.Discard (build and check only).
-	Destination push.Destination
+	// publish.Discard (build and check only).
+	Destination publish.Destination
 	// Record, when set, is the cache record of the repository pushed to
-	// (push.Registry is one): read while Nix works, written after the
+	// (publish.Registry is one): read while Nix works, written after the
 	// tags, so that builds under other tags find the layers.
-	Record push.CacheRecorder
+	Record publish.CacheRecorder
 
 	// SBOM, when set, makes an SBOM and a provenance statement per
 	// platform image and attaches them to it (see SBOMOptions).
@@ -125,7 +126,7 @@ func PackTime(created time.Time) time.Time {
 }
 
 // PushTo makes reg the request's destination and cache record.
-func (r *Request) PushTo(reg *push.Registry) { r.Destination, r.Record = reg, reg }
+func (r *Request) PushTo(reg *publish.Registry) { r.Destination, r.Record = reg, reg }
 
 // Validate checks the request before any work; each error is one line
 // naming the problem.
@@ -184,7 +185,7 @@ type Options struct {
 	Nix    string
 	NixEnv []string
 	// Registry tunes reading CacheFrom (credentials, transport).
-	Registry push.Options
+	Registry publish.Options
 	// TempDir holds the blob files; "" means os.TempDir().
 	TempDir string
 }
@@ -197,7 +198,7 @@ const SchemaVersion = 1
 // CLI's --json output, described in docs/json.md.
 type Result struct {
 	SchemaVersion int `json:"schemaVersion"`
-	*push.Result
+	*publish.Result
 	// Nixpkgs is the locked flake reference every platform built from,
 	// NixpkgsRevision its revision when it has one (a git or github
 	// flake).
@@ -219,7 +220,7 @@ type Result struct {
 	// order; none unless the request asked for them.
 	SBOMs []SBOMResult `json:"sboms,omitempty"`
 	// CacheWarnings say why images of CacheFrom gave no layers (each a
-	// *push.CacheWarning); the build logged them and went on.
+	// *cache.Warning); the build logged them and went on.
 	CacheWarnings []error `json:"-"`
 
 	dir string
@@ -294,7 +295,7 @@ func Build(ctx context.Context, req Request, o Options) (*Result, error) {
 	}
 	req.defaults()
 	if req.Destination == nil {
-		req.Destination = push.Discard{}
+		req.Destination = publish.Discard{}
 	}
 	dir, err := os.MkdirTemp(o.TempDir, "nixery-build-")
 	if err != nil {
@@ -321,11 +322,11 @@ type builder struct {
 	dir     string
 	timings *timings
 
-	blobs     blobs                         // each layer packed once, even when platforms share it
-	cache     push.Cache                    // layers earlier pushes left in registries
-	cacheDone chan struct{}                 // closed once cache is read; nil without one
-	cacheWarn []error                       // why cache images gave no layers, once cacheDone is closed
-	record    chan push.CacheRecordSnapshot // the cache record as read at the start
+	blobs     blobs             // each layer packed once, even when platforms share it
+	cache     cache.Cache       // layers earlier pushes left in registries
+	cacheDone chan struct{}     // closed once cache is read; nil without one
+	cacheWarn []error           // why cache images gave no layers, once cacheDone is closed
+	record    chan cache.Record // the cache record as read at the start
 
 	packed, reused atomic.Int64
 
@@ -339,7 +340,7 @@ type builder struct {
 }
 
 // contentsInOrder are the platforms' contents in the result's order.
-func (b *builder) contentsInOrder(res *push.Result) []ContentsResult {
+func (b *builder) contentsInOrder(res *publish.Result) []ContentsResult {
 	b.contentsMu.Lock()
 	defer b.contentsMu.Unlock()
 	var out []ContentsResult
@@ -409,7 +410,7 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 	if rec := b.req.Record; rec != nil {
 		// Read while Nix works, so that a rebuild that changes nothing
 		// in the record need not read it again at the end.
-		b.record = make(chan push.CacheRecordSnapshot, 1)
+		b.record = make(chan cache.Record, 1)
 		go func() { b.record <- rec.ReadCacheRecord(ctx) }()
 	}
 	res, err := b.work(ctx)
@@ -541,7 +542,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 // markCustomisation marks each image's customisation layer in the
 // result: the last, as platform puts it (its key is annotated like any
 // layer's).
-func (b *builder) markCustomisation(res *push.Result) {
+func (b *builder) markCustomisation(res *publish.Result) {
 	for i := range res.Manifests {
 		if ls := res.Manifests[i].Layers; len(ls) > 0 {
 			ls[len(ls)-1].Customisation = true
@@ -553,7 +554,7 @@ func (b *builder) markCustomisation(res *push.Result) {
 func (b *builder) readCache(ctx context.Context) {
 	defer close(b.cacheDone)
 	done := b.timings.start(phaseCache, "")
-	cache, reads := push.ReadCache(ctx, b.req.CacheFrom, b.opts.Registry)
+	cache, reads := cache.Read(ctx, b.req.CacheFrom, b.opts.Registry.Options)
 	done()
 	b.cache = cache
 	w, end := b.log("")
@@ -570,8 +571,8 @@ func (b *builder) readCache(ctx context.Context) {
 // so that a build under another tag finds them. The record is a hint:
 // failing to write it (a read-only token, a registry that limits tags)
 // is only a note.
-func (b *builder) recordCache(ctx context.Context, rec push.CacheRecorder, idx v1.ImageIndex) {
-	var seen push.CacheRecordSnapshot
+func (b *builder) recordCache(ctx context.Context, rec publish.CacheRecorder, idx v1.ImageIndex) {
+	var seen cache.Record
 	select {
 	case seen = <-b.record:
 	case <-ctx.Done():
@@ -580,11 +581,11 @@ func (b *builder) recordCache(ctx context.Context, rec push.CacheRecorder, idx v
 	w, end := b.log("")
 	defer end()
 	if err != nil {
-		fmt.Fprintf(w, "cache record %s: not updated (%v); builds under other tags may pack these layers again\n", push.CacheRecordTag, err)
+		fmt.Fprintf(w, "cache record %s: not updated (%v); builds under other tags may pack these layers again\n", cache.RecordTag, err)
 		return
 	}
 	if n > 0 {
-		fmt.Fprintf(w, "cache record %s: %d layers\n", push.CacheRecordTag, n)
+		fmt.Fprintf(w, "cache record %s: %d layers\n", cache.RecordTag, n)
 	}
 }
 

@@ -35,9 +35,11 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/registry"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
@@ -48,7 +50,7 @@ func TestBuildLayout(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
 	out := filepath.Join(t.TempDir(), "layout")
-	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: out}, push.WriteOptions{Tags: []string{"v1"}}), 6)
+	req := request(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: out}, publish.WriteOptions{Tags: []string{"v1"}}), 6)
 	var log bytes.Buffer
 	res, err := Build(ctx, req, Options{TempDir: tmp, Log: logTo(&log)})
 	assert.NilError(t, err)
@@ -91,7 +93,7 @@ func TestBuildLayout(t *testing.T) {
 	assert.Equal(t, im.Annotations["test"], t.Name())
 
 	// Same request, same bytes; Discard describes the same index.
-	req.Destination = push.Discard{}
+	req.Destination = publish.Discard{}
 	again, err := Build(ctx, req, Options{TempDir: tmp})
 	assert.NilError(t, err)
 	defer again.Close()
@@ -106,7 +108,7 @@ func TestBuildLayout(t *testing.T) {
 // both platforms at once, and no blob file is left behind.
 func TestBuildFailureLeavesNothing(t *testing.T) {
 	tmp := t.TempDir()
-	req := request(t, push.Discard{}, 6)
+	req := request(t, publish.Discard{}, 6)
 	s, err := spec.Parse([]string{"hello", "nosuchpackage", "helo"}, spec.Options{})
 	assert.NilError(t, err)
 	req.Spec = s
@@ -125,9 +127,9 @@ func TestBuildFailureLeavesNothing(t *testing.T) {
 func TestBuildRegistryCache(t *testing.T) {
 	ctx := context.Background()
 	host := testenv.StartRegistry(t)
-	target, err := push.NewTarget(host+"/build/cache", []string{"v1"}, false)
+	target, err := publish.NewTarget(host+"/build/cache", []string{"v1"}, false)
 	assert.NilError(t, err)
-	cold, err := Build(ctx, request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
+	cold, err := Build(ctx, request(t, publish.NewRegistry(target, publish.Options{}), 6), Options{})
 	assert.NilError(t, err)
 	cold.Close()
 	assert.Check(t, cold.Packed > 0)
@@ -137,7 +139,7 @@ func TestBuildRegistryCache(t *testing.T) {
 		}
 	}
 
-	warmReq := request(t, push.NewRegistry(target, push.Options{}), 6)
+	warmReq := request(t, publish.NewRegistry(target, publish.Options{}), 6)
 	none, err := name.NewTag(host+"/build/none:v1", name.Insecure)
 	assert.NilError(t, err)
 	warmReq.CacheFrom = []name.Reference{none}
@@ -148,7 +150,7 @@ func TestBuildRegistryCache(t *testing.T) {
 	// The image that is not there is a warning, logged and returned.
 	assert.Check(t, strings.Contains(warmLog.String(), "cache "+none.String()+": nothing there yet\n"), warmLog.String())
 	assert.Assert(t, len(warm.CacheWarnings) == 1, "%v", warm.CacheWarnings)
-	var cw *push.CacheWarning
+	var cw *cache.Warning
 	assert.Assert(t, errors.As(warm.CacheWarnings[0], &cw))
 	assert.Equal(t, cw.Ref.String(), none.String())
 	var terr *transport.Error
@@ -168,9 +170,9 @@ func TestBuildRegistryCache(t *testing.T) {
 	victim := cold.Manifests[0].Layers[0]
 	poisoned := poison(t, host+"/evil/cache:latest", victim.Key, victim.Digest, target)
 
-	for _, dest := range []push.Destination{
-		push.NewRegistry(mustTarget(t, host+"/build/victim", "v1"), push.Options{}),
-		push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, push.WriteOptions{}),
+	for _, dest := range []publish.Destination{
+		publish.NewRegistry(mustTarget(t, host+"/build/victim", "v1"), publish.Options{}),
+		publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, publish.WriteOptions{}),
 	} {
 		req := request(t, dest, 6)
 		req.CacheFrom = []name.Reference{poisoned, target.Tags[0]}
@@ -191,13 +193,13 @@ func TestBuildStreamed(t *testing.T) {
 	testenv.Require(t, "skopeo")
 	ctx := context.Background()
 	host := testenv.StartRegistry(t)
-	plain, err := Build(ctx, request(t, push.NewRegistry(mustTarget(t, host+"/build/plain", "v1"), push.Options{}), 6), Options{})
+	plain, err := Build(ctx, request(t, publish.NewRegistry(mustTarget(t, host+"/build/plain", "v1"), publish.Options{}), 6), Options{})
 	assert.NilError(t, err)
 	plain.Close()
 
 	defer func(old int64) { streamAbove = old }(streamAbove)
 	streamAbove = 0
-	streamed, err := Build(ctx, request(t, push.NewRegistry(mustTarget(t, host+"/build/streamed", "v1"), push.Options{}), 6), Options{})
+	streamed, err := Build(ctx, request(t, publish.NewRegistry(mustTarget(t, host+"/build/streamed", "v1"), publish.Options{}), 6), Options{})
 	assert.NilError(t, err)
 	streamed.Close()
 	assert.Equal(t, streamed.Digest, plain.Digest)
@@ -232,19 +234,19 @@ func TestBuildFailsFast(t *testing.T) {
 	assert.NilError(t, os.WriteFile(filepath.Join(garbage, "index.json"), []byte("garbage"), 0o644))
 	for _, tc := range []struct {
 		name string
-		dest push.Destination
+		dest publish.Destination
 		want string
 	}{
-		{"unreachable", push.NewRegistry(mustTarget(t, "127.0.0.1:1/x/y", "v1"), push.Options{}), "cannot reach registry 127.0.0.1:1"},
-		{"wrong password", push.NewRegistry(mustTarget(t, host+"/x/y", "v1"), push.Options{Credentials: push.Credentials{Username: user, Password: "wrong", Registry: host}}), "authentication failed for registry " + host},
-		{"no credentials", push.NewRegistry(mustTarget(t, host+"/x/y", "v1"), push.Options{}), "authentication failed for registry " + host},
-		{"oci: a file", push.NewLayout(push.Output{Kind: push.OCILayout, Path: file}, push.WriteOptions{}), "is a file, not a directory"},
-		{"oci: other files", push.NewLayout(push.Output{Kind: push.OCILayout, Path: nonEmpty}, push.WriteOptions{}), "holds other files and is not an OCI layout"},
-		{"docker: a directory", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: nonEmpty}, push.WriteOptions{}), "is a directory"},
-		{"docker: no parent", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(nonEmpty, "no", "x.tar")}, push.WriteOptions{}), "does not exist"},
-		{"oci: read-only", push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(readOnly, "image")}, push.WriteOptions{}), "cannot write in " + readOnly},
-		{"oci: garbage layout", push.NewLayout(push.Output{Kind: push.OCILayout, Path: garbage}, push.WriteOptions{}), "is not a valid OCI layout"},
-		{"docker: read-only", push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(readOnly, "x.tar")}, push.WriteOptions{}), "cannot write in " + readOnly},
+		{"unreachable", publish.NewRegistry(mustTarget(t, "127.0.0.1:1/x/y", "v1"), publish.Options{}), "cannot reach registry 127.0.0.1:1"},
+		{"wrong password", publish.NewRegistry(mustTarget(t, host+"/x/y", "v1"), publish.Options{Options: registry.Options{Credentials: registry.Credentials{Username: user, Password: "wrong", Registry: host}}}), "authentication failed for registry " + host},
+		{"no credentials", publish.NewRegistry(mustTarget(t, host+"/x/y", "v1"), publish.Options{}), "authentication failed for registry " + host},
+		{"oci: a file", publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: file}, publish.WriteOptions{}), "is a file, not a directory"},
+		{"oci: other files", publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: nonEmpty}, publish.WriteOptions{}), "holds other files and is not an OCI layout"},
+		{"docker: a directory", publish.NewLayout(publish.Output{Kind: publish.DockerArchive, Path: nonEmpty}, publish.WriteOptions{}), "is a directory"},
+		{"docker: no parent", publish.NewLayout(publish.Output{Kind: publish.DockerArchive, Path: filepath.Join(nonEmpty, "no", "x.tar")}, publish.WriteOptions{}), "does not exist"},
+		{"oci: read-only", publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: filepath.Join(readOnly, "image")}, publish.WriteOptions{}), "cannot write in " + readOnly},
+		{"oci: garbage layout", publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: garbage}, publish.WriteOptions{}), "is not a valid OCI layout"},
+		{"docker: read-only", publish.NewLayout(publish.Output{Kind: publish.DockerArchive, Path: filepath.Join(readOnly, "x.tar")}, publish.WriteOptions{}), "cannot write in " + readOnly},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := request(t, tc.dest, 6)
@@ -263,7 +265,7 @@ func TestBuildFailsFast(t *testing.T) {
 func TestBuildSSLCertFile(t *testing.T) {
 	for _, noDefaults := range []bool{false, true} {
 		out := filepath.Join(t.TempDir(), "layout")
-		req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: out}, push.WriteOptions{}), 6)
+		req := request(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: out}, publish.WriteOptions{}), 6)
 		s, err := spec.Parse([]string{"hello"}, spec.Options{NoDefaults: noDefaults})
 		assert.NilError(t, err)
 		req.Spec = s
@@ -298,7 +300,7 @@ func coldWithBlobProxy(t *testing.T, name string, blob func(w http.ResponseWrite
 	t.Helper()
 	host := testenv.StartRegistry(t)
 	target := mustTarget(t, host+"/build/"+name, "v1")
-	cold, err := Build(context.Background(), request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
+	cold, err := Build(context.Background(), request(t, publish.NewRegistry(target, publish.Options{}), 6), Options{})
 	assert.NilError(t, err)
 	cold.Close()
 	layerBlobs := map[string]bool{}
@@ -343,7 +345,7 @@ func TestBuildSlowCacheBlob(t *testing.T) {
 
 	defer func(old func(int64) time.Duration) { fetchTime = old }(fetchTime)
 	fetchTime = func(int64) time.Duration { return time.Second }
-	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, push.WriteOptions{}), 6)
+	req := request(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, publish.WriteOptions{}), 6)
 	req.CacheFrom = []name.Reference{ref}
 	var log bytes.Buffer
 	res, err := Build(ctx, req, Options{Log: logTo(&log)})
@@ -365,7 +367,7 @@ func TestBuildCacheRecordRefused(t *testing.T) {
 	assert.NilError(t, err)
 	proxy := httputil.NewSingleHostReverseProxy(upstream)
 	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/"+push.CacheRecordTag) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/"+cache.RecordTag) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, `{"errors":[{"code":"DENIED","message":"no more tags"}]}`)
@@ -376,7 +378,7 @@ func TestBuildCacheRecordRefused(t *testing.T) {
 	defer refusing.Close()
 	target := mustTarget(t, strings.TrimPrefix(refusing.URL, "http://")+"/build/refused", "v1")
 
-	req := request(t, push.NewRegistry(target, push.Options{}), 6) // reads the tags and the record first
+	req := request(t, publish.NewRegistry(target, publish.Options{}), 6) // reads the tags and the record first
 	var log bytes.Buffer
 	res, err := Build(ctx, req, Options{Log: logTo(&log)})
 	assert.NilError(t, err)
@@ -387,13 +389,13 @@ func TestBuildCacheRecordRefused(t *testing.T) {
 
 	_, err = remote.Head(mustTarget(t, host+"/build/refused", "v1").Tags[0])
 	assert.NilError(t, err, "the image was not pushed")
-	_, err = remote.Head(push.CacheRecord(target.Repo))
+	_, err = remote.Head(cache.RecordRef(target.Repo))
 	assert.ErrorContains(t, err, "404")
 }
 
 // request builds hello (with the default packages) for amd64 and arm64
 // from the stand-in nixpkgs.
-func request(t *testing.T, dest push.Destination, budget int) Request {
+func request(t *testing.T, dest publish.Destination, budget int) Request {
 	t.Helper()
 	testenv.Require(t, "nix")
 	dir, err := filepath.Abs("../../testdata/nixpkgs")
@@ -408,7 +410,7 @@ func request(t *testing.T, dest push.Destination, budget int) Request {
 		Annotations: map[string]string{"test": t.Name()},
 		Destination: dest,
 	}
-	if reg, ok := dest.(*push.Registry); ok {
+	if reg, ok := dest.(*publish.Registry); ok {
 		req.PushTo(reg) // as the CLI does: the cache record too
 	}
 	return req
@@ -417,7 +419,7 @@ func request(t *testing.T, dest push.Destination, budget int) Request {
 // poison pushes to ref an image of one layer holding /EVIL, annotated
 // with the cache key of the layer whose digest is victim in target's
 // image, and returns ref.
-func poison(t *testing.T, ref, key, victim string, target push.Target) name.Reference {
+func poison(t *testing.T, ref, key, victim string, target publish.Target) name.Reference {
 	t.Helper()
 	desc, err := remote.Get(target.Tags[0])
 	assert.NilError(t, err)
@@ -462,9 +464,9 @@ func poison(t *testing.T, ref, key, victim string, target push.Target) name.Refe
 	return r
 }
 
-func mustTarget(t *testing.T, repo string, tags ...string) push.Target {
+func mustTarget(t *testing.T, repo string, tags ...string) publish.Target {
 	t.Helper()
-	target, err := push.NewTarget(repo, tags, false)
+	target, err := publish.NewTarget(repo, tags, false)
 	assert.NilError(t, err)
 	return target
 }

@@ -13,30 +13,30 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
 // cancelOnWrite is a destination that cancels the build as its index is
 // about to be written, so that the cancellation meets the push itself.
 type cancelOnWrite struct {
-	push.Destination
+	publish.Destination
 	cancel context.CancelFunc
 }
 
-func (d cancelOnWrite) Write(ctx context.Context, idx v1.ImageIndex, refs push.Attachments) (*push.Result, error) {
+func (d cancelOnWrite) Write(ctx context.Context, idx v1.ImageIndex, refs publish.Attachments) (*publish.Result, error) {
 	d.cancel()
 	return d.Destination.Write(ctx, idx, refs)
 }
 
 // A cancelled build says so as an error a caller can test for, whichever
-// phase the cancellation meets: Nix, packing, or the push.
+// phase the cancellation meets: Nix, packing, or the publish.
 func TestBuildCancelledIsCanceled(t *testing.T) {
 	host := testenv.StartRegistry(t)
 	for _, phase := range []string{"nix", "packing", "push"} {
 		t.Run(phase, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			reg := push.NewRegistry(mustTarget(t, host+"/cancel/"+phase, "v1"), push.Options{})
+			reg := publish.NewRegistry(mustTarget(t, host+"/cancel/"+phase, "v1"), publish.Options{})
 			req := request(t, reg, 6)
 			var o Options
 			switch phase {

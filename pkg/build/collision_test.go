@@ -16,7 +16,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
@@ -37,7 +37,7 @@ func TestBuildCollisionWarning(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "layout")
 	req := Request{
 		Nixpkgs: "path:" + dir, Spec: s, Platforms: s.SelectPlatforms(plats),
-		Destination: push.NewLayout(push.Output{Kind: push.OCILayout, Path: out}, push.WriteOptions{}),
+		Destination: publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: out}, publish.WriteOptions{}),
 	}
 	req.Image.Cmd = []string{"tool"}
 	var log bytes.Buffer

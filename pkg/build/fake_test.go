@@ -12,7 +12,7 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/pkg/nix"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
@@ -43,7 +43,7 @@ func fakeRequest(t *testing.T, dir string) Request {
 	plats, err := spec.ParsePlatforms("linux/amd64", "linux/arm64")
 	assert.NilError(t, err)
 	return Request{Nixpkgs: "path:/fake", Spec: s, Platforms: plats,
-		Destination: push.NewLayout(push.Output{Kind: push.OCILayout, Path: dir}, push.WriteOptions{Tags: []string{"v1"}})}
+		Destination: publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: dir}, publish.WriteOptions{Tags: []string{"v1"}})}
 }
 
 // Packages missing on several platforms are told together, in one line,

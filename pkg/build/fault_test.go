@@ -22,7 +22,8 @@ import (
 
 	"github.com/nixery-action/nixery-action/internal/faultproxy"
 	"github.com/nixery-action/nixery-action/internal/testenv"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
 // TestBuildThroughFaults: whole builds as the CLI runs them by default,
@@ -34,17 +35,17 @@ import (
 // tag names a complete index.
 func TestBuildThroughFaults(t *testing.T) {
 	testenv.Require(t, "docker-registry")
-	registry := testenv.StartRegistry(t)
-	proxy := faultproxy.Start(t, registry, 0.15, 3)
+	host := testenv.StartRegistry(t)
+	proxy := faultproxy.Start(t, host, 0.15, 3)
 	// The default number of tries, paced for a test.
-	opts := push.Options{Backoff: remote.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Steps: push.DefaultBackoff.Steps}}
+	opts := publish.Options{Options: registry.Options{Backoff: remote.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Steps: registry.DefaultBackoff.Steps}}}
 	const runs = 20
 	var ok atomic.Int32
 	faultproxy.Concurrently(runs, func(i int) {
 		tag := fmt.Sprintf("run-%d", i)
 		target := mustTarget(t, proxy.Host+"/faults/build", tag)
 		// With the CLI's cache sources: the tags, and the cache record.
-		req := sbomRequest(t, push.NewRegistry(target, opts))
+		req := sbomRequest(t, publish.NewRegistry(target, opts))
 		// Another creation time each run: new configs, manifests
 		// and referrers to push every time.
 		req.Image.Created = sbomCreated.Add(time.Duration(i) * time.Hour)
@@ -54,7 +55,7 @@ func TestBuildThroughFaults(t *testing.T) {
 		if err != nil {
 			assert.Check(t, !strings.Contains(err.Error(), "\n"), "unclear error: %q", err)
 			t.Logf("run %d failed: %v", i, err)
-			ref, _ := name.NewTag(registry+"/faults/build:"+tag, name.Insecure)
+			ref, _ := name.NewTag(host+"/faults/build:"+tag, name.Insecure)
 			_, herr := remote.Head(ref)
 			assert.Check(t, herr != nil, "the failed build left the tag %s", tag)
 			return
@@ -65,11 +66,11 @@ func TestBuildThroughFaults(t *testing.T) {
 			assert.Check(t, s.SBOM.Attached && s.Provenance.Attached)
 			subject, err := v1.NewHash(s.Manifest)
 			assert.Check(t, err)
-			listed := referrersOf(t, registry+"/faults/build", subject)
+			listed := referrersOf(t, host+"/faults/build", subject)
 			assert.Check(t, listed[s.SBOM.Digest] && listed[s.Provenance.Digest], "run %d: the referrers of %s lack the SBOM or provenance: %v", i, s.Platform, listed)
 		}
 	})
-	testenv.CheckTags(t, registry, "faults/build")
+	testenv.CheckTags(t, host, "faults/build")
 	t.Logf("%d of %d builds completed; %s", ok.Load(), runs, proxy.Report())
 	assert.Assert(t, ok.Load() >= 19, "only %d of %d builds completed", ok.Load(), runs)
 }
@@ -131,10 +132,10 @@ func TestBuildCachedBlobDropped(t *testing.T) {
 	ref, err := name.ParseReference(front+"/build/dropped:v1", name.Insecure)
 	assert.NilError(t, err)
 
-	req := request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, push.WriteOptions{}), 6)
+	req := request(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, publish.WriteOptions{}), 6)
 	req.CacheFrom = []name.Reference{ref}
 	var log bytes.Buffer
-	res, err := Build(ctx, req, Options{Log: logTo(&log), Registry: push.Options{Backoff: remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 3}}})
+	res, err := Build(ctx, req, Options{Log: logTo(&log), Registry: publish.Options{Options: registry.Options{Backoff: remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 3}}}})
 	assert.NilError(t, err)
 	res.Close()
 	assert.Equal(t, res.Digest, cold.Digest)

@@ -19,7 +19,7 @@ func (p Stage) String() string {
 }
 
 // Event tells a progress display how a platform's layer goes. Uploads are
-// told by the destination (push.Options.OnUpload), by blob digest.
+// told by the destination (publish.Options.OnUpload), by blob digest.
 type Event struct {
 	Platform string // as requested, e.g. linux/amd64
 	Layer    int    // 1-based, in the image's order

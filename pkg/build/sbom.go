@@ -12,13 +12,14 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/provenance"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/referrer"
 	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
 
 // SBOMOptions ask for a CycloneDX SBOM and an in-toto SLSA provenance
 // statement for every platform image, attached to it as OCI referrers
-// where the destination can hold them (push.Referrers: a registry, an
+// where the destination can hold them (publish.Referrers: a registry, an
 // OCI layout). Their only time is the image's creation time
 // (Request.Image.Created, SOURCE_DATE_EPOCH).
 type SBOMOptions struct {
@@ -68,7 +69,7 @@ func (b *builder) documents(img *image.Image, g *layers.Graph, res *nix.Result) 
 	if name == "" {
 		name = b.req.Spec.Name()
 	}
-	platform := push.PlatformName(img.Platform())
+	platform := publish.PlatformName(img.Platform())
 	created := b.req.Image.Created
 	subject, err := partial.Descriptor(img)
 	if err != nil {
@@ -97,10 +98,10 @@ func (b *builder) documents(img *image.Image, g *layers.Graph, res *nix.Result) 
 	}
 	r := &SBOMResult{Platform: platform, Manifest: subject.Digest.String()}
 	for _, d := range []struct {
-		doc sbom.Document
+		doc referrer.Document
 		out *Referrer
-	}{{sbom.CycloneDX(doc), &r.SBOM}, {sbom.InToto(prov, provenance.PredicateType), &r.Provenance}} {
-		ref, err := sbom.Referrer(*subject, d.doc, created)
+	}{{referrer.CycloneDX(doc), &r.SBOM}, {referrer.InToto(prov, provenance.PredicateType), &r.Provenance}} {
+		ref, err := referrer.New(*subject, d.doc, created)
 		if err != nil {
 			return err
 		}
@@ -126,7 +127,7 @@ func (b *builder) documents(img *image.Image, g *layers.Graph, res *nix.Result) 
 // attachments are the referrers to write with idx: each platform
 // image's SBOM and provenance. The destination writes them before the
 // index's names, so a tag never names an image without them.
-func (b *builder) attachments(idx v1.ImageIndex) (push.Attachments, error) {
+func (b *builder) attachments(idx v1.ImageIndex) (publish.Attachments, error) {
 	if b.req.SBOM == nil {
 		return nil, nil
 	}
@@ -134,7 +135,7 @@ func (b *builder) attachments(idx v1.ImageIndex) (push.Attachments, error) {
 	if err != nil {
 		return nil, err
 	}
-	refs := push.Attachments{}
+	refs := publish.Attachments{}
 	for _, m := range im.Manifests {
 		r := b.sboms[m.Digest]
 		if r == nil {
@@ -146,9 +147,9 @@ func (b *builder) attachments(idx v1.ImageIndex) (push.Attachments, error) {
 }
 
 // attachError explains a referrer that could not be written: nothing
-// names the image yet, so running again finishes the push.
+// names the image yet, so running again finishes the publish.
 func (b *builder) attachError(err error) error {
-	var aerr *push.AttachError
+	var aerr *publish.AttachError
 	if !errors.As(err, &aerr) {
 		return err
 	}
@@ -161,7 +162,7 @@ func (b *builder) attachError(err error) error {
 
 // sbomResults are the documents of each platform image, in the index's
 // order, marked attached where the destination holds them.
-func (b *builder) sbomResults(idx v1.ImageIndex, res *push.Result) ([]SBOMResult, error) {
+func (b *builder) sbomResults(idx v1.ImageIndex, res *publish.Result) ([]SBOMResult, error) {
 	if b.req.SBOM == nil {
 		return nil, nil
 	}
@@ -175,7 +176,7 @@ func (b *builder) sbomResults(idx v1.ImageIndex, res *push.Result) ([]SBOMResult
 		out[i].SBOM.Attached, out[i].Provenance.Attached = res.ReferrersAttached, res.ReferrersAttached
 	}
 	if res.Pushed && !res.ReferrersAttached {
-		b.note("%s: %v; the SBOM and provenance are not attached", b.req.Destination, push.ErrNoReferrers)
+		b.note("%s: %v; the SBOM and provenance are not attached", b.req.Destination, publish.ErrNoReferrers)
 	}
 	return out, nil
 }

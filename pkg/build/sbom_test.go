@@ -26,8 +26,10 @@ import (
 
 	"github.com/nixery-action/nixery-action/internal/cdxvalidate"
 	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/provenance"
-	"github.com/nixery-action/nixery-action/pkg/push"
+	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/referrer"
 	"github.com/nixery-action/nixery-action/pkg/sbom"
 )
 
@@ -36,7 +38,7 @@ var sbomCreated = time.Unix(1700000000, 0).UTC()
 
 // sbomRequest is request with SBOMs asked for, named the same whatever
 // the destination, in a GitHub run.
-func sbomRequest(t *testing.T, dest push.Destination) Request {
+func sbomRequest(t *testing.T, dest publish.Destination) Request {
 	req := request(t, dest, 6)
 	req.Image.Created = sbomCreated
 	req.SBOM = &SBOMOptions{Name: "example.org/hello", ToolVersion: "1.2.3", GitHub: &provenance.GitHub{
@@ -58,7 +60,7 @@ func TestBuildSBOMRegistry(t *testing.T) {
 	ctx := context.Background()
 	host := testenv.StartRegistry(t)
 	target := mustTarget(t, host+"/build/sbom", "v1")
-	res, err := Build(ctx, sbomRequest(t, push.NewRegistry(target, push.Options{})), Options{})
+	res, err := Build(ctx, sbomRequest(t, publish.NewRegistry(target, publish.Options{})), Options{})
 	assert.NilError(t, err)
 	defer res.Close()
 	assert.Assert(t, is.Len(res.SBOMs, 2))
@@ -69,7 +71,7 @@ func TestBuildSBOMRegistry(t *testing.T) {
 		assert.Equal(t, s.Manifest, res.Manifests[i].Digest)
 		assert.Check(t, s.SBOM.Attached && s.Provenance.Attached)
 		assert.Equal(t, s.SBOM.ArtifactType, sbom.MediaType)
-		assert.Equal(t, s.Provenance.ArtifactType, sbom.InTotoMediaType)
+		assert.Equal(t, s.Provenance.ArtifactType, referrer.InTotoMediaType)
 		docs = append(docs, s.SBOM.Data)
 
 		// The fallback tag lists exactly these two referrers.
@@ -80,7 +82,7 @@ func TestBuildSBOMRegistry(t *testing.T) {
 		for _, m := range index.Manifests {
 			listed[m.Digest.String()] = m.ArtifactType
 		}
-		assert.DeepEqual(t, listed, map[string]string{s.SBOM.Digest: sbom.MediaType, s.Provenance.Digest: sbom.InTotoMediaType})
+		assert.DeepEqual(t, listed, map[string]string{s.SBOM.Digest: sbom.MediaType, s.Provenance.Digest: referrer.InTotoMediaType})
 
 		for _, r := range []Referrer{s.SBOM, s.Provenance} {
 			var m v1.Manifest
@@ -133,11 +135,11 @@ func TestBuildSBOMRegistry(t *testing.T) {
 	cdxvalidate.Validate(t, docs...)
 
 	// The same inputs give the same referrers, wherever they go.
-	again, err := Build(ctx, sbomRequest(t, push.NewRegistry(target, push.Options{})), Options{})
+	again, err := Build(ctx, sbomRequest(t, publish.NewRegistry(target, publish.Options{})), Options{})
 	assert.NilError(t, err)
 	again.Close()
 	layoutDir := filepath.Join(t.TempDir(), "layout")
-	inLayout, err := Build(ctx, sbomRequest(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: layoutDir}, push.WriteOptions{})), Options{})
+	inLayout, err := Build(ctx, sbomRequest(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: layoutDir}, publish.WriteOptions{})), Options{})
 	assert.NilError(t, err)
 	inLayout.Close()
 	nowhere, err := Build(ctx, sbomRequest(t, nil), Options{})
@@ -172,7 +174,7 @@ func TestBuildSBOMRegistry(t *testing.T) {
 // index's platform manifests.
 func TestBuildSBOMLayout(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
-	res, err := Build(context.Background(), sbomRequest(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: dir}, push.WriteOptions{Tags: []string{"v1"}})), Options{})
+	res, err := Build(context.Background(), sbomRequest(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: dir}, publish.WriteOptions{Tags: []string{"v1"}})), Options{})
 	assert.NilError(t, err)
 	defer res.Close()
 	var top v1.IndexManifest
@@ -203,14 +205,14 @@ func TestBuildNoSBOM(t *testing.T) {
 	ctx := context.Background()
 	host := testenv.StartRegistry(t)
 	target := mustTarget(t, host+"/build/nosbom", "v1")
-	res, err := Build(ctx, request(t, push.NewRegistry(target, push.Options{}), 6), Options{})
+	res, err := Build(ctx, request(t, publish.NewRegistry(target, publish.Options{}), 6), Options{})
 	assert.NilError(t, err)
 	res.Close()
 	assert.Check(t, is.Len(res.SBOMs, 0))
 	tags, err := remote.List(target.Repo)
 	assert.NilError(t, err)
 	slices.Sort(tags)
-	assert.DeepEqual(t, tags, []string{push.CacheRecordTag, "v1"}) // the image and the cache record
+	assert.DeepEqual(t, tags, []string{cache.RecordTag, "v1"}) // the image and the cache record
 	for _, m := range res.Manifests {
 		idx, err := remote.Referrers(mustDigest(t, host+"/build/nosbom@"+m.Digest))
 		assert.NilError(t, err)
@@ -220,7 +222,7 @@ func TestBuildNoSBOM(t *testing.T) {
 	}
 
 	dir := filepath.Join(t.TempDir(), "layout")
-	res, err = Build(ctx, request(t, push.NewLayout(push.Output{Kind: push.OCILayout, Path: dir}, push.WriteOptions{}), 6), Options{})
+	res, err = Build(ctx, request(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: dir}, publish.WriteOptions{}), 6), Options{})
 	assert.NilError(t, err)
 	res.Close()
 	var top v1.IndexManifest
@@ -233,7 +235,7 @@ func TestBuildNoSBOM(t *testing.T) {
 // TestBuildSBOMDockerArchive: a docker archive has no place for
 // referrers; the build says so and succeeds, with the SBOM in the result.
 func TestBuildSBOMDockerArchive(t *testing.T) {
-	req := sbomRequest(t, push.NewLayout(push.Output{Kind: push.DockerArchive, Path: filepath.Join(t.TempDir(), "a.tar")}, push.WriteOptions{}))
+	req := sbomRequest(t, publish.NewLayout(publish.Output{Kind: publish.DockerArchive, Path: filepath.Join(t.TempDir(), "a.tar")}, publish.WriteOptions{}))
 	req.Platforms = req.Platforms[:1]
 	var log bytes.Buffer
 	res, err := Build(context.Background(), req, Options{Log: logTo(&log)})
@@ -278,7 +280,7 @@ func TestBuildSBOMAttachFails(t *testing.T) {
 	front := strings.TrimPrefix(srv.URL, "http://")
 
 	target := mustTarget(t, front+"/build/refused", "v1")
-	_, err = Build(context.Background(), sbomRequest(t, push.NewRegistry(target, push.Options{})), Options{})
+	_, err = Build(context.Background(), sbomRequest(t, publish.NewRegistry(target, publish.Options{})), Options{})
 	assert.ErrorContains(t, err, "attaching the SBOM and provenance of linux/")
 	assert.ErrorContains(t, err, "to "+front+"/build/refused failed, so no tag was written (run again to finish the push)")
 	assert.ErrorContains(t, err, "no referrers here")

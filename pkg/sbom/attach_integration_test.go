@@ -12,8 +12,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"gotest.tools/v3/assert"
@@ -25,6 +23,8 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/provenance"
+	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/referrer"
 )
 
 func buildHello(t *testing.T, repo string) built {
@@ -72,7 +72,7 @@ func buildHello(t *testing.T, repo string) built {
 // An image and its SBOM and provenance pushed to the CNCF registry, which
 // has no referrers API: the referrers land in the fallback tag, and
 // skopeo (which we did not write) reads them back, byte for byte.
-func TestPushReferrers(t *testing.T) {
+func TestAttachSBOMAndProvenance(t *testing.T) {
 	testenv.Require(t, "skopeo")
 	reg := testenv.StartRegistry(t)
 	repo, err := name.NewRepository(reg+"/hello", name.Insecure)
@@ -82,17 +82,17 @@ func TestPushReferrers(t *testing.T) {
 	assert.NilError(t, remote.WriteIndex(repo.Tag("v1"), b.index))
 
 	ctx := context.Background()
-	docs := []Document{CycloneDX(b.sbom), InToto(b.prov, provenance.PredicateType)}
-	pushed := map[string]Document{}
+	docs := []referrer.Document{referrer.CycloneDX(b.sbom), referrer.InToto(b.prov, provenance.PredicateType)}
+	pushed := map[string]referrer.Document{}
 	for _, doc := range docs {
-		r, err := Referrer(b.manifest, doc, epoch)
+		r, err := referrer.New(b.manifest, doc, epoch)
 		assert.NilError(t, err)
-		d, err := Push(ctx, repo, r)
+		dest := publish.NewRegistry(publish.Target{Repo: repo}, publish.Options{})
+		assert.NilError(t, dest.AttachReferrers(ctx, b.manifest, r))
+		// Attaching again changes nothing.
+		assert.NilError(t, dest.AttachReferrers(ctx, b.manifest, r))
+		d, err := r.Digest()
 		assert.NilError(t, err)
-		// Pushing again changes nothing.
-		again, err := Push(ctx, repo, r)
-		assert.NilError(t, err)
-		assert.Equal(t, again, d)
 		pushed[d.String()] = doc
 	}
 
@@ -130,41 +130,6 @@ func TestPushReferrers(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, len(im.Manifests), 1)
 	assert.Equal(t, pushed[im.Manifests[0].Digest.String()].ArtifactType, MediaType)
-}
-
-// A push cut short between a referrer's manifest and the fallback tag
-// (here: the tag written back without it) is repaired by pushing again,
-// although the registry has the manifest already.
-func TestPushRepairsFallbackTag(t *testing.T) {
-	reg := testenv.StartRegistry(t)
-	repo, err := name.NewRepository(reg+"/repair", name.Insecure)
-	assert.NilError(t, err)
-	desc := pushRandom(t, repo.Tag("v1"))
-	r, err := Referrer(*desc, CycloneDX([]byte(`{"bomFormat":"CycloneDX"}`)), epoch)
-	assert.NilError(t, err)
-	ctx := context.Background()
-	d, err := Push(ctx, repo, r)
-	assert.NilError(t, err)
-
-	listed := func() []v1.Descriptor {
-		idx, err := remote.Referrers(repo.Digest(desc.Digest.String()))
-		assert.NilError(t, err)
-		im, err := idx.IndexManifest()
-		assert.NilError(t, err)
-		return im.Manifests
-	}
-	assert.Equal(t, len(listed()), 1)
-	fallback := repo.Tag("sha256-" + desc.Digest.Hex)
-	assert.NilError(t, remote.WriteIndex(fallback, mutate.IndexMediaType(empty.Index, types.OCIImageIndex)))
-	assert.Equal(t, len(listed()), 0)
-
-	again, err := Push(ctx, repo, r)
-	assert.NilError(t, err)
-	assert.Equal(t, again, d)
-	got := listed()
-	assert.Equal(t, len(got), 1)
-	assert.Equal(t, got[0].Digest, d)
-	assert.Equal(t, got[0].ArtifactType, MediaType)
 }
 
 // built is the stand-in hello, realised by Nix, packed into a one-layer

@@ -29,11 +29,12 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
+	"github.com/nixery-action/nixery-action/pkg/referrer"
 )
 
 // MediaType is the media type of a CycloneDX JSON document, the artifact
 // type its referrer carries.
-const MediaType = "application/vnd.cyclonedx+json"
+const MediaType = referrer.CycloneDXMediaType
 
 // Options describe the image an SBOM is for.
 type Options struct {

@@ -1,0 +1,48 @@
+package cache
+
+import (
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/pkg/image"
+)
+
+// TestSameEntries tells a record to write apart from one as it is.
+func TestSameEntries(t *testing.T) {
+	e := func(key, digest string) recordEntry {
+		return recordEntry{desc: v1.Descriptor{Digest: v1.Hash{Algorithm: "sha256", Hex: digest}, Size: 1, Annotations: map[string]string{image.AnnotationLayerCache: key}}}
+	}
+	a := []recordEntry{e("k1", "aa"), e("k2", "bb")}
+	assert.Check(t, sameEntries(a, []recordEntry{e("k1", "aa"), e("k2", "bb")}))
+	assert.Check(t, !sameEntries(a, []recordEntry{e("k2", "bb"), e("k1", "aa")}), "order")
+	assert.Check(t, !sameEntries(a, []recordEntry{e("k1", "aa"), e("k2", "cc")}), "digest")
+	assert.Check(t, !sameEntries(a, []recordEntry{e("k1", "aa"), e("k3", "bb")}), "key")
+	assert.Check(t, !sameEntries(a, a[:1]), "length")
+	assert.Check(t, !sameEntries(a, nil), "no record")
+	d := e("k1", "aa")
+	d.diffID = v1.Hash{Algorithm: "sha256", Hex: "ff"}
+	assert.Check(t, !sameEntries(a[:1], []recordEntry{d}), "diffID")
+}
+
+// TestMergeRecord puts this build's layers first, each key once, and
+// keeps at most the limit.
+func TestMergeRecord(t *testing.T) {
+	e := func(key string) recordEntry {
+		return recordEntry{desc: v1.Descriptor{Annotations: map[string]string{image.AnnotationLayerCache: key}}}
+	}
+	keys := func(es []recordEntry) []string {
+		var out []string
+		for _, x := range es {
+			out = append(out, x.desc.Annotations[image.AnnotationLayerCache])
+		}
+		return out
+	}
+	fresh := []recordEntry{e("c"), e("a")}
+	old := []recordEntry{e("a"), e("x"), e("y"), e("z")}
+	assert.Check(t, is.DeepEqual(keys(mergeRecord(fresh, old, 10)), []string{"c", "a", "x", "y", "z"}))
+	assert.Check(t, is.DeepEqual(keys(mergeRecord(fresh, old, 3)), []string{"c", "a", "x"}))
+	assert.Check(t, is.DeepEqual(keys(mergeRecord(fresh, nil, 1)), []string{"c"}))
+}

@@ -1,0 +1,127 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Check asks the registry, before any work, whether it answers and lets
+// these credentials push to the repository (see registry.CheckPush).
+func (r *Registry) Check(ctx context.Context) error {
+	if err := r.opts.Validate(); err != nil {
+		return err
+	}
+	l, err := r.opts.Credentials.Login(r.target.Repo, true)
+	if err != nil {
+		return err
+	}
+	return r.opts.CheckPush(ctx, r.target.Repo, l)
+}
+
+// Check finds what would make writing fail, before any work: an OCI
+// layout in a file, in a directory holding something else, in an existing
+// layout whose index.json or oci-layout is not valid, or where nothing
+// can be written; a docker archive in a directory, or in a directory that
+// does not exist or cannot be written to.
+func (l *Layout) Check(context.Context) error {
+	path := l.out.Path
+	switch l.out.Kind {
+	case OCILayout:
+		info, err := os.Stat(path)
+		switch {
+		case os.IsNotExist(err):
+			return l.checkWritable(existingParent(path))
+		case err != nil:
+			return fmt.Errorf("%s: %w", l.out, err)
+		case !info.IsDir():
+			return fmt.Errorf("%s: %s is a file, not a directory: name a new or empty directory, or an OCI layout to add to", l.out, path)
+		}
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", l.out, err)
+		}
+		if _, err := os.Stat(filepath.Join(path, "oci-layout")); len(entries) > 0 && err != nil {
+			return fmt.Errorf("%s: %s holds other files and is not an OCI layout: name a new or empty directory, or an OCI layout to add to", l.out, path)
+		}
+		if len(entries) > 0 {
+			if err := checkLayoutFiles(path); err != nil {
+				return fmt.Errorf("%s: %s is not a valid OCI layout (%v): repair or remove it, or name a new directory", l.out, path, err)
+			}
+		}
+		return l.checkWritable(path)
+	case DockerArchive:
+		if info, err := os.Stat(path); err == nil && info.IsDir() {
+			return fmt.Errorf("%s: %s is a directory: name the archive file, e.g. %s", l.out, path, filepath.Join(path, "image.tar"))
+		}
+		if info, err := os.Stat(filepath.Dir(path)); err != nil || !info.IsDir() {
+			return fmt.Errorf("%s: the directory %s does not exist: create it first", l.out, filepath.Dir(path))
+		}
+		return l.checkWritable(filepath.Dir(path))
+	}
+	return nil
+}
+
+// checkWritable creates and removes a file in dir: permissions, a
+// read-only file system or an immutable directory all show, for root too.
+func (l *Layout) checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".nixery-check-")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the probe's name means nothing to the user
+		}
+		return fmt.Errorf("%s: cannot write in %s (%v): name a directory you can write to", l.out, dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// existingParent is the nearest directory above path that exists: the one
+// a new layout directory is created in.
+func existingParent(path string) string {
+	dir := filepath.Dir(path)
+	for {
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// checkLayoutFiles reads an existing layout's oci-layout and index.json
+// as writing into it will.
+func checkLayoutFiles(dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, "oci-layout"))
+	if err != nil {
+		return err
+	}
+	var marker struct {
+		Version string `json:"imageLayoutVersion"`
+	}
+	if err := json.Unmarshal(raw, &marker); err != nil || marker.Version == "" {
+		return fmt.Errorf("oci-layout is not {\"imageLayoutVersion\": ...}")
+	}
+	f, err := os.Open(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	im, err := v1.ParseIndexManifest(f)
+	if err != nil {
+		return fmt.Errorf("index.json: %v", err)
+	}
+	if im.SchemaVersion != 2 {
+		return fmt.Errorf("index.json is not an image index (schemaVersion %d)", im.SchemaVersion)
+	}
+	return nil
+}
+
+// Check has nothing to check.
+func (Discard) Check(context.Context) error { return nil }

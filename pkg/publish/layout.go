@@ -1,0 +1,35 @@
+package publish
+
+import (
+	"context"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Layout writes an OCI image layout or a docker archive (see Write).
+type Layout struct {
+	out  Output
+	opts WriteOptions
+}
+
+// NewLayout returns the destination that writes to out.
+func NewLayout(out Output, o WriteOptions) *Layout { return &Layout{out: out, opts: o} }
+
+func (l *Layout) String() string                        { return l.out.String() }
+func (l *Layout) Offer(context.Context, v1.Layer)       {}
+func (l *Layout) Stream(context.Context, *Growing) bool { return false }
+func (l *Layout) Holds(name.Repository, v1.Hash) bool   { return false }
+func (l *Layout) ImageName() string                     { return "" }
+func (l *Layout) Close()                                {}
+
+// Write writes idx, then, into an OCI layout, the referrers refs beside
+// it; a docker archive has no place for them.
+func (l *Layout) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
+	res, err := write(ctx, l.out, idx, l.opts, refs)
+	if err != nil {
+		return nil, err
+	}
+	res.ReferrersAttached = len(refs) > 0 && l.out.Kind == OCILayout
+	return res, nil
+}

@@ -1,0 +1,205 @@
+package publish
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/nixery-action/nixery-action/pkg/outfile"
+)
+
+// layoutLayoutFile is the oci-layout file every OCI layout has.
+const layoutLayoutFile = `{"imageLayoutVersion": "1.0.0"}`
+
+// MaxLayoutIndex bounds the index.json read from an existing layout.
+const MaxLayoutIndex = 16 << 20
+
+// layoutWriter writes into an OCI layout the way careful tools do: under
+// an advisory lock on the directory, so that builds writing one layout
+// at once take turns; index.json replaced whole (written beside, synced,
+// renamed), so a failure leaves the earlier one; modes set only on what
+// it creates; nothing followed out of the directory (a symlinked
+// index.json, oci-layout or blobs directory is refused); and on failure,
+// the blobs it added removed again, so the layout is as it was.
+type layoutWriter struct {
+	dir     string
+	lock    *os.File
+	created []string // blobs and directories this write made
+	before  map[string]bool
+}
+
+// openLayoutWriter locks dir (made when missing) and checks what is there.
+func openLayoutWriter(dir string) (*layoutWriter, error) {
+	w := &layoutWriter{dir: dir, before: map[string]bool{}}
+	if err := os.Mkdir(dir, 0o755); err == nil {
+		w.created = append(w.created, dir)
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	lock, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	w.lock = lock
+	if err := w.check(); err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// check refuses a layout that leads elsewhere, or a directory that holds
+// something else, and notes the blobs already there.
+func (w *layoutWriter) check() error {
+	for _, name := range []string{"index.json", "oci-layout", "blobs", filepath.Join("blobs", "sha256")} {
+		info, err := os.Lstat(filepath.Join(w.dir, name))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return err
+		case info.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%s in %s is a symlink: nixery writes nothing outside the layout directory", name, w.dir)
+		case (name == "index.json" || name == "oci-layout") && !info.Mode().IsRegular():
+			return fmt.Errorf("%s in %s is not a regular file", name, w.dir)
+		case (name == "blobs" || name == filepath.Join("blobs", "sha256")) && !info.IsDir():
+			return fmt.Errorf("%s in %s is not a directory", name, w.dir)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(w.dir, "index.json")); errors.Is(err, fs.ErrNotExist) {
+		entries, err := os.ReadDir(w.dir)
+		if err != nil {
+			return err
+		}
+		if len(entries) > 0 {
+			return fmt.Errorf("%s is a directory with files but no OCI layout (no index.json); name a new or empty directory", w.dir)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(w.dir, "blobs", "sha256"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		w.before[e.Name()] = true
+	}
+	for _, d := range []string{"blobs", filepath.Join("blobs", "sha256")} {
+		if _, err := os.Lstat(filepath.Join(w.dir, d)); errors.Is(err, fs.ErrNotExist) {
+			if err := os.Mkdir(filepath.Join(w.dir, d), 0o755); err != nil {
+				return err
+			}
+			w.created = append(w.created, filepath.Join(w.dir, d))
+		}
+	}
+	return nil
+}
+
+// path is the layout for go-containerregistry's blob writers.
+func (w *layoutWriter) path() layout.Path { return layout.Path(w.dir) }
+
+// index reads index.json, or an empty index for a new layout.
+func (w *layoutWriter) index() (*v1.IndexManifest, error) {
+	f, err := os.Open(filepath.Join(w.dir, "index.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &v1.IndexManifest{SchemaVersion: 2, MediaType: "application/vnd.oci.image.index.v1+json"}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, MaxLayoutIndex+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > MaxLayoutIndex {
+		return nil, fmt.Errorf("index.json of %s is larger than %d bytes", w.dir, MaxLayoutIndex)
+	}
+	var im v1.IndexManifest
+	if err := json.Unmarshal(raw, &im); err != nil {
+		return nil, fmt.Errorf("index.json of %s is not an OCI index: %v", w.dir, err)
+	}
+	return &im, nil
+}
+
+// commit gives the blobs this write added mode 0644, then replaces
+// index.json (and writes oci-layout where it is missing), each whole.
+func (w *layoutWriter) commit(im *v1.IndexManifest) error {
+	for _, b := range w.addedBlobs() {
+		if err := os.Chmod(b, 0o644); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(w.dir, "oci-layout")); errors.Is(err, fs.ErrNotExist) {
+		if err := w.replace("oci-layout", []byte(layoutLayoutFile)); err != nil {
+			return err
+		}
+	}
+	raw, err := json.MarshalIndent(im, "", "   ")
+	if err != nil {
+		return err
+	}
+	return w.replace("index.json", raw)
+}
+
+// replace writes name whole, as outfile writes a regular file: beside
+// it, synced, renamed over it; a file nixery creates gets 0644, an
+// existing one keeps its mode.
+func (w *layoutWriter) replace(name string, data []byte) error {
+	dest := filepath.Join(w.dir, name)
+	// check refused a symlink or anything but a regular file here, so
+	// outfile replaces it whole.
+	f, err := outfile.Create(dest)
+	if err == nil {
+		defer f.Abort()
+		if _, err = f.Write(data); err == nil {
+			err = f.Commit()
+		}
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary file's name says nothing
+		}
+		return fmt.Errorf("write %s: %w", dest, err)
+	}
+	return nil
+}
+
+// addedBlobs are the blob files this write made.
+func (w *layoutWriter) addedBlobs() []string {
+	entries, _ := os.ReadDir(filepath.Join(w.dir, "blobs", "sha256"))
+	var out []string
+	for _, e := range entries {
+		if !w.before[e.Name()] {
+			out = append(out, filepath.Join(w.dir, "blobs", "sha256", e.Name()))
+		}
+	}
+	return out
+}
+
+// abort removes what this write added, leaving the layout as it was.
+func (w *layoutWriter) abort() {
+	for _, b := range w.addedBlobs() {
+		os.Remove(b)
+	}
+	for i := len(w.created) - 1; i >= 0; i-- {
+		os.Remove(w.created[i]) // only when empty again
+	}
+}
+
+func (w *layoutWriter) close() {
+	if w.lock != nil {
+		w.lock.Close() // releases the lock
+	}
+}

@@ -1,0 +1,180 @@
+package publish
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// snapshot is every entry under dir: its mode, and its content's hash
+// (files) or target (symlinks).
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	assert.NilError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		v := info.Mode().String()
+		switch {
+		case info.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += fmt.Sprintf(" %x", sha256.Sum256(b))
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			v += " -> " + target
+		}
+		out[rel] = v
+		return nil
+	}))
+	return out
+}
+
+func writeTagged(t *testing.T, dir, salt, tag string) error {
+	t.Helper()
+	_, err := Write(context.Background(), Output{Kind: OCILayout, Path: dir}, testIndex(t, salt, amd64), WriteOptions{Tags: []string{tag}})
+	return err
+}
+
+// Writing into a layout sets modes only on what it creates: the files of
+// others keep theirs, and a file outside, hard-linked in, is untouched.
+func TestLayoutKeepsForeignModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layout")
+	assert.NilError(t, writeTagged(t, dir, "modes-1", "t1"))
+	outside := filepath.Join(t.TempDir(), "secret")
+	assert.NilError(t, os.WriteFile(outside, []byte("outside"), 0o600))
+	assert.NilError(t, os.Link(outside, filepath.Join(dir, "linked")))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "key"), []byte("k"), 0o600))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "run.sh"), []byte("#!/bin/sh\n"), 0o755))
+	assert.NilError(t, os.Mkdir(filepath.Join(dir, "private"), 0o700))
+	blobs, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	assert.NilError(t, err)
+	oldBlob := filepath.Join(dir, "blobs", "sha256", blobs[0].Name())
+	assert.NilError(t, os.Chmod(oldBlob, 0o600))
+	assert.NilError(t, os.Chmod(filepath.Join(dir, "index.json"), 0o640))
+	before := snapshot(t, dir)
+
+	assert.NilError(t, writeTagged(t, dir, "modes-2", "t2"))
+	after := snapshot(t, dir)
+	for _, name := range []string{"linked", "key", "run.sh", "private", "blobs/sha256/" + blobs[0].Name()} {
+		assert.Check(t, is.Equal(after[name], before[name]), name)
+	}
+	info, err := os.Stat(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(info.Mode().Perm(), fs.FileMode(0o640)), "index.json keeps its mode")
+	info, err = os.Stat(outside)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(info.Mode().Perm(), fs.FileMode(0o600)), "the file outside changed mode")
+	// The blobs this write added are for others to read.
+	for name, v := range after {
+		if _, old := before[name]; !old && filepath.Dir(name) == "blobs/sha256" {
+			assert.Check(t, is.Equal(v[:10], "-rw-r--r--"), name)
+		}
+	}
+}
+
+// Nothing is followed out of the layout: a symlinked index.json or blobs
+// directory is refused, and its target left alone.
+func TestLayoutRefusesSymlinks(t *testing.T) {
+	for _, name := range []string{"index.json", "blobs"} {
+		dir := filepath.Join(t.TempDir(), "layout")
+		assert.NilError(t, writeTagged(t, dir, "links", "t1"))
+		elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+		assert.NilError(t, os.Rename(filepath.Join(dir, name), elsewhere))
+		assert.NilError(t, os.Symlink(elsewhere, filepath.Join(dir, name)))
+		target := snapshot(t, filepath.Dir(elsewhere))
+		err := writeTagged(t, dir, "links-2", "t2")
+		assert.ErrorContains(t, err, name+" in "+dir+" is a symlink: nixery writes nothing outside the layout directory")
+		assert.DeepEqual(t, snapshot(t, filepath.Dir(elsewhere)), target)
+	}
+}
+
+// A write that fails half-way leaves the layout exactly as it was: no
+// new blob, the same index.json.
+func TestLayoutFailedWriteLeavesItAsItWas(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layout")
+	assert.NilError(t, writeTagged(t, dir, "fail-1", "t1"))
+	before := snapshot(t, dir)
+
+	idx := testIndex(t, "fail-2", amd64, arm64)
+	imgs, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	img, err := idx.Image(imgs.Manifests[1].Digest)
+	assert.NilError(t, err)
+	layers, err := img.Layers()
+	assert.NilError(t, err)
+	// The last platform's layer blob is gone by the time it is copied.
+	d, err := layers[1].Digest()
+	assert.NilError(t, err)
+	gone := false
+	filepath.WalkDir(filepath.Dir(filepath.Dir(t.TempDir())), func(p string, de fs.DirEntry, err error) error {
+		if err == nil && !de.IsDir() && filepath.Base(p) == d.Hex+".tar.gz" {
+			gone = os.Remove(p) == nil || gone
+		}
+		return nil
+	})
+	assert.Assert(t, gone, "no blob file to remove")
+	_, err = Write(context.Background(), Output{Kind: OCILayout, Path: dir}, idx, WriteOptions{Tags: []string{"t2"}})
+	assert.Assert(t, err != nil, "the write did not fail")
+	assert.DeepEqual(t, snapshot(t, dir), before)
+
+	// A new layout that fails is not left behind at all.
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	_, err = Write(context.Background(), Output{Kind: OCILayout, Path: fresh}, idx, WriteOptions{Tags: []string{"t1"}})
+	assert.Assert(t, err != nil)
+	_, err = os.Stat(fresh)
+	assert.Check(t, os.IsNotExist(err), "a failed new layout was left: %v", err)
+}
+
+// Builds writing one layout at once take turns: every tag is there
+// afterwards, and the layout reads back.
+func TestLayoutConcurrentWriters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layout")
+	const n = 10
+	idxs := make([]*struct{ tag, salt string }, n)
+	for i := range idxs {
+		idxs[i] = &struct{ tag, salt string }{fmt.Sprintf("t%d", i), fmt.Sprintf("concurrent-%d", i)}
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, x := range idxs {
+		idx := testIndex(t, x.salt, amd64)
+		wg.Go(func() {
+			_, errs[i] = Write(context.Background(), Output{Kind: OCILayout, Path: dir}, idx, WriteOptions{Tags: []string{x.tag}})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		assert.Check(t, err, "writer %d", i)
+	}
+	lp, err := layout.FromPath(dir)
+	assert.NilError(t, err)
+	top, err := lp.ImageIndex()
+	assert.NilError(t, err)
+	im, err := top.IndexManifest()
+	assert.NilError(t, err)
+	tags := map[string]bool{}
+	for _, m := range im.Manifests {
+		tags[m.Annotations[refNameAnnotation]] = true
+	}
+	for _, x := range idxs {
+		assert.Check(t, tags[x.tag], "tag %s lost", x.tag)
+	}
+}

@@ -1,0 +1,188 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/nixery-action/nixery-action/pkg/image"
+	"github.com/nixery-action/nixery-action/pkg/registry"
+)
+
+// Merge puts one index over images that per-platform jobs pushed by digest
+// to t.Repo, under t's tags. Each digest may name an index (what a build
+// pushes without tags) or a single image; indexes are flattened to their
+// platform manifests. Index annotations the inputs agree on are kept, so
+// the result is byte-identical to one build of all the platforms.
+func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
+	if len(digests) == 0 {
+		return nil, fmt.Errorf("no digests to merge: pass the digest output of each per-platform build")
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	l, err := o.Credentials.Login(t.Repo, true)
+	if err != nil {
+		return nil, err
+	}
+	res, err := merge(ctx, t, digests, o, l)
+	if err != nil {
+		return nil, l.Explain(err, t.Repo)
+	}
+	return res, nil
+}
+
+func merge(ctx context.Context, t Target, digests []string, o Options, l registry.Login) (*Result, error) {
+	ropts := o.remoteOptions(ctx, l)
+	manifests, annotations, err := readMerged(ctx, t, digests, o, l)
+	if err != nil {
+		return nil, err
+	}
+
+	raw, err := image.RawIndex(manifests, annotations)
+	if err != nil {
+		return nil, err
+	}
+	idx := image.RawManifest{Bytes: raw, Type: types.OCIImageIndex}
+	digest, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	// The platform images, and their referrers, were written before the
+	// per-platform builds named their indexes: the tags here come last.
+	pusher, err := remote.NewPusher(ropts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := putIndex(ctx, pusher, t, digest, idx); err != nil {
+		return nil, err
+	}
+
+	res := pushed(t, digest, nil)
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range im.Manifests {
+		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: []LayerResult{}})
+	}
+	return res, nil
+}
+
+// readMerged reads the images to merge, within o's registry timeout, and
+// returns their platform manifests and the index annotations they share.
+func readMerged(ctx context.Context, t Target, digests []string, o Options, l registry.Login) ([]v1.Descriptor, map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.WithDefaults().RegistryTimeout)
+	defer cancel()
+	r, err := registry.NewReader(ctx, t.Repo, l, o.Options)
+	if err != nil {
+		return nil, nil, err
+	}
+	var manifests []v1.Descriptor
+	var annotations map[string]string
+	seen := map[string]bool{}
+	for n, d := range digests {
+		d, err := MergeDigest(t, d)
+		if err != nil {
+			return nil, nil, err
+		}
+		raw, mt, err := r.Manifest(ctx, t.Repo.Digest(d))
+		if err != nil {
+			var terr *transport.Error
+			if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+				return nil, nil, fmt.Errorf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo)
+			}
+			if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+				return nil, nil, fmt.Errorf("read %s from %s: not done within %s", d, t.Repo, o.WithDefaults().RegistryTimeout)
+			}
+			return nil, nil, err
+		}
+		var found []v1.Descriptor
+		var annots map[string]string
+		switch {
+		case mt.IsIndex():
+			im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+			if err != nil {
+				return nil, nil, fmt.Errorf("read index %s: %w", d, err)
+			}
+			found, annots = im.Manifests, im.Annotations
+		case mt.IsImage():
+			m, err := v1.ParseManifest(bytes.NewReader(raw))
+			if err != nil {
+				return nil, nil, fmt.Errorf("read manifest %s: %w", d, err)
+			}
+			cfg, err := r.Config(ctx, m.Config)
+			if err != nil {
+				return nil, nil, err
+			}
+			p := cfg.Platform()
+			if p == nil {
+				return nil, nil, fmt.Errorf("image %s has no platform in its config", d)
+			}
+			hash, _ := v1.NewHash(d)
+			found = []v1.Descriptor{{MediaType: mt, Size: int64(len(raw)), Digest: hash, Platform: p}}
+		default:
+			return nil, nil, fmt.Errorf("%s is a %q, not an image or index", d, mt)
+		}
+		for _, m := range found {
+			if m.Platform == nil {
+				return nil, nil, fmt.Errorf("manifest %s in %s has no platform", m.Digest, d)
+			}
+			key := m.Platform.String()
+			if seen[key] {
+				return nil, nil, fmt.Errorf("two images for %s among the digests to merge", key)
+			}
+			seen[key] = true
+			// Descriptor annotations travel with the image, so the
+			// merged index is the one a single build makes.
+			manifests = append(manifests, v1.Descriptor{MediaType: m.MediaType, Size: m.Size, Digest: m.Digest, Platform: m.Platform, Annotations: m.Annotations})
+		}
+		if n == 0 {
+			annotations = annots
+		} else {
+			annotations = common(annotations, annots)
+		}
+	}
+	return manifests, annotations, nil
+}
+
+// MergeDigest returns the digest of an image to merge into t, given as
+// a digest or as NAME@DIGEST (what a build prints and the action's image
+// output holds). NAME must be t's repository: Merge reads from there only.
+func MergeDigest(t Target, s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "@") {
+		if _, err := v1.NewHash(s); err != nil {
+			return "", fmt.Errorf("%q is not a digest (sha256:<64 hex digits>) or NAME@DIGEST", s)
+		}
+		return s, nil
+	}
+	ref, err := name.NewDigest(s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not NAME@DIGEST (NAME@sha256:<64 hex digits>): %v", s, err)
+	}
+	if ref.Context().Name() != t.Repo.Name() {
+		return "", fmt.Errorf("%s is in %s, not in %s, the repository to merge in: per-platform builds must push to the same repository", s, ref.Context().Name(), t.Repo.Name())
+	}
+	return ref.DigestStr(), nil
+}
+
+// common keeps the entries a and b agree on.
+func common(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		if b[k] == v {
+			out[k] = v
+		}
+	}
+	return out
+}

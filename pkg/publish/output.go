@@ -1,0 +1,398 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+
+	"github.com/nixery-action/nixery-action/internal/ctxio"
+	"github.com/nixery-action/nixery-action/pkg/referrer"
+)
+
+// OutputKind is a kind of destination without a registry.
+type OutputKind string
+
+const (
+	// OCILayout is an OCI image layout directory holding the whole index.
+	OCILayout OutputKind = "oci"
+	// DockerArchive is a tar file of one image for `docker load` and
+	// `podman load`.
+	DockerArchive OutputKind = "docker"
+)
+
+// Output is a parsed --output destination.
+type Output struct {
+	Kind OutputKind
+	Path string
+}
+
+func (o Output) String() string { return string(o.Kind) + ":" + o.Path }
+
+// ParseOutput parses "oci:DIR" or "docker:FILE.tar".
+func ParseOutput(s string) (Output, error) {
+	kind, path, ok := strings.Cut(s, ":")
+	switch {
+	case !ok || (OutputKind(kind) != OCILayout && OutputKind(kind) != DockerArchive):
+		return Output{}, fmt.Errorf("bad output %q: write oci:DIR for an OCI layout or docker:FILE.tar for docker load", s)
+	case path == "":
+		return Output{}, fmt.Errorf("bad output %q: the path after %s: is empty", s, kind)
+	}
+	return Output{Kind: OutputKind(kind), Path: path}, nil
+}
+
+// WriteOptions name what Write writes.
+type WriteOptions struct {
+	// Repository names the image in a docker archive; "" means
+	// DefaultArchiveRepository. An OCI layout does not use it.
+	Repository string
+	// Tags name the index in an OCI layout (the ref.name annotation that
+	// `skopeo inspect oci:DIR:TAG` reads; an entry with the same tag is
+	// replaced) and the image in a docker archive ("latest" when none).
+	Tags []string
+	// DescriptorAnnotations go on the index's descriptor in an OCI
+	// layout's index.json (the index-descriptor level); a docker archive
+	// has no such descriptor.
+	DescriptorAnnotations map[string]string
+}
+
+// Validate checks the names for an output of kind before any work. A
+// repository names a docker archive's image only: an OCI layout names
+// its images by tag alone, so one given there would be silently unused.
+func (o WriteOptions) Validate(kind OutputKind) error {
+	if err := CheckTags(o.Tags); err != nil {
+		return err
+	}
+	switch {
+	case kind == OCILayout && o.Repository != "":
+		return fmt.Errorf("an OCI layout names its images by tag only, so the image name %q would go unused: leave it out, or write a docker archive", o.Repository)
+	case kind == DockerArchive:
+		_, err := archiveRefs(o.Repository, o.Tags)
+		return err
+	}
+	return nil
+}
+
+// DefaultArchiveRepository names the image in a docker archive when no
+// repository is given.
+const DefaultArchiveRepository = "nixery"
+
+// Write writes idx to out. A docker archive holds one image, so an index
+// of several platforms is an error there.
+func Write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions) (*Result, error) {
+	return write(ctx, out, idx, o, nil)
+}
+
+// write is Write with referrers, which an OCI layout lists beside the
+// image in the same index.json write.
+func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, refs Attachments) (*Result, error) {
+	if err := CheckTags(o.Tags); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var res *Result
+	var err error
+	switch out.Kind {
+	case OCILayout:
+		res, err = writeLayout(ctx, out.Path, idx, o, refs)
+	case DockerArchive:
+		res, err = writeDockerArchive(ctx, out.Path, idx, o)
+	default:
+		return nil, fmt.Errorf("unknown output kind %q", out.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", out, err)
+	}
+	res.Image, res.Pushed = out.String(), true
+	return res, nil
+}
+
+var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// referrersTagPattern is the form of OCI 1.1's referrers fallback tag,
+// sha256-<digest hex>: on a registry without the referrers API it lists
+// the SBOMs and signatures of the image with that digest, so a tag of
+// that form written by hand would replace another image's list.
+var referrersTagPattern = regexp.MustCompile(`^sha256-[0-9a-f]{64}$`)
+
+// CheckTags checks tags the way registries do, so that a bad tag fails
+// before the build rather than after it, and refuses the referrers
+// fallback form, which only the referrers code writes.
+func CheckTags(tags []string) error {
+	for _, t := range tags {
+		if t == "" {
+			return fmt.Errorf("empty tag in the tag list")
+		}
+		if !tagPattern.MatchString(t) {
+			return fmt.Errorf("bad tag %q: a tag is 1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", t)
+		}
+		if referrersTagPattern.MatchString(t) {
+			return fmt.Errorf("tag %q is the OCI referrers fallback tag of the image sha256:%s (where its SBOMs and signatures are listed): choose another tag", t, t[len("sha256-"):])
+		}
+	}
+	return nil
+}
+
+// refNameAnnotation names a descriptor in an OCI layout's index.json.
+const refNameAnnotation = "org.opencontainers.image.ref.name"
+
+// writeLayout writes idx, and the referrers refs, into the OCI layout
+// dir (see layoutWriter): the blobs, then index.json once, naming idx by
+// each tag (in place of an entry with the same tag, or once without a
+// name when there are no tags) and listing the referrers (with their
+// artifact types, where clients of layouts look for them). Entries keep
+// their places, so writing the same thing again leaves index.json as it
+// was.
+func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOptions, refs Attachments) (res *Result, err error) {
+	tags := o.Tags
+	w, err := openLayoutWriter(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	defer func() {
+		if err != nil {
+			w.abort()
+		}
+	}()
+	manifests, images, err := describe(idx)
+	if err != nil {
+		return nil, err
+	}
+	existed := map[string]bool{}
+	for _, m := range manifests {
+		for _, l := range m.Layers {
+			if _, err := os.Stat(blobPath(dir, l.Digest)); err == nil {
+				existed[l.Digest] = true
+			}
+		}
+	}
+	digest, err := idx.Digest()
+	if err != nil {
+		return nil, err
+	}
+	// The layers go first, where a signal can stop them; the layout
+	// package then finds them there and writes only the small blobs.
+	if err := writeLayers(ctx, dir, images); err != nil {
+		return nil, err
+	}
+	lp := w.path()
+	if err := writeIndexBlobs(lp, idx); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	im, err := w.index()
+	if err != nil {
+		return nil, err
+	}
+	if err := nameInIndex(im, idx, dedupe(tags), o.DescriptorAnnotations); err != nil {
+		return nil, err
+	}
+	for _, subject := range refs.subjects() {
+		for _, r := range refs[subject] {
+			err := lp.WriteImage(r)
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				return nil, &AttachError{Subject: subject, Err: err}
+			}
+			desc, err := referrer.LayoutDescriptor(r)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.ContainsFunc(im.Manifests, func(d v1.Descriptor) bool { return d.Digest == desc.Digest }) {
+				im.Manifests = append(im.Manifests, desc)
+			}
+		}
+	}
+	if err := w.commit(im); err != nil {
+		return nil, err
+	}
+	markUploaded(manifests, func(d string) bool { return !existed[d] })
+	return &Result{Digest: digest.String(), Tags: nonNil(dedupe(tags)), Manifests: manifests}, nil
+}
+
+// writeIndexBlobs writes every blob of idx, its platform images' and its
+// own manifest, and nothing else (go-containerregistry's WriteIndex also
+// rewrites oci-layout in place).
+func writeIndexBlobs(lp layout.Path, idx v1.ImageIndex) error {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, m := range im.Manifests {
+		img, err := idx.Image(m.Digest)
+		if err != nil {
+			return err
+		}
+		if err := lp.WriteImage(img); err != nil {
+			return err
+		}
+	}
+	raw, err := idx.RawManifest()
+	if err != nil {
+		return err
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	return lp.WriteBlob(d, io.NopCloser(bytes.NewReader(raw)))
+}
+
+// nameInIndex lists idx in im once per tag, in place of an entry with
+// the same tag, or once without a name when there are no tags.
+func nameInIndex(im *v1.IndexManifest, idx v1.ImageIndex, tags []string, annotations map[string]string) error {
+	desc, err := partial.Descriptor(idx)
+	if err != nil {
+		return err
+	}
+	for k, v := range annotations {
+		if v == "" {
+			continue
+		}
+		if desc.Annotations == nil {
+			desc.Annotations = map[string]string{}
+		}
+		desc.Annotations[k] = v
+	}
+	put := func(d v1.Descriptor, same func(v1.Descriptor) bool) {
+		for i, old := range im.Manifests {
+			if same(old) {
+				im.Manifests[i] = d
+				return
+			}
+		}
+		im.Manifests = append(im.Manifests, d)
+	}
+	if len(tags) == 0 {
+		put(*desc, func(old v1.Descriptor) bool {
+			return old.Digest == desc.Digest && old.Annotations[refNameAnnotation] == ""
+		})
+	}
+	for _, tag := range tags {
+		d := *desc
+		d.Annotations = map[string]string{}
+		for k, v := range desc.Annotations {
+			d.Annotations[k] = v
+		}
+		d.Annotations[refNameAnnotation] = tag // the tag wins
+		put(d, func(old v1.Descriptor) bool { return old.Annotations[refNameAnnotation] == tag })
+	}
+	return nil
+}
+
+func blobPath(dir, digest string) string {
+	alg, hex, _ := strings.Cut(digest, ":")
+	return filepath.Join(dir, "blobs", alg, hex)
+}
+
+func dedupe(in []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// archiveRefs names the image of a docker archive: repository:tag for
+// each tag.
+func archiveRefs(repository string, tags []string) ([]string, error) {
+	if repository == "" {
+		repository = DefaultArchiveRepository
+	}
+	if len(tags) == 0 {
+		tags = []string{"latest"}
+	}
+	var refs []string
+	for _, t := range dedupe(tags) {
+		ref := repository + ":" + t
+		if _, err := name.NewTag(ref); err != nil {
+			return nil, fmt.Errorf("bad image name %q: %v", ref, err)
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+// writeLayers writes the layer blobs of images into the layout in dir that
+// it does not hold yet, each to a temporary file renamed into place; ctx
+// stops a large one mid-way.
+func writeLayers(ctx context.Context, dir string, images []v1.Image) error {
+	for _, img := range images {
+		layers, err := img.Layers()
+		if err != nil {
+			return err
+		}
+		for _, l := range layers {
+			if err := writeLayer(ctx, dir, l); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeLayer(ctx context.Context, dir string, l v1.Layer) error {
+	d, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return err
+	}
+	file := blobPath(dir, d.String())
+	if info, err := os.Stat(file); err == nil && info.Mode().IsRegular() && info.Size() == size {
+		return nil
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-"+d.Hex[:12]+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, ctxio.Reader(ctx, rc))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("write layer %s: %w", d, err)
+	case n != size:
+		return fmt.Errorf("write layer %s: %d bytes, want %d", d, n, size)
+	}
+	return os.Rename(tmp.Name(), file)
+}

@@ -1,0 +1,249 @@
+package registry
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// ErrorKind says what went wrong with a registry, so that a caller can
+// tell its users which of their options to change.
+type ErrorKind int
+
+const (
+	OtherError   ErrorKind = iota
+	Unreachable            // no such host, refused, timed out
+	Unauthorized           // no credentials, or wrong ones
+	Denied                 // the credentials may not push there
+	Untrusted              // a TLS certificate this machine does not trust
+	PlainHTTP              // the registry speaks plain HTTP only
+)
+
+// RegistryError is a failure to talk to a registry, in one line that says
+// what went wrong. It names no option of any program: callers add those
+// (see Kind). Its cause, the error the registry client gave, stays
+// reachable through errors.Is and errors.As.
+type RegistryError struct {
+	Registry string
+	Kind     ErrorKind
+	// NoCredentials is set for Unauthorized when none were found.
+	NoCredentials bool
+	msg           string
+	cause         error
+}
+
+func (e *RegistryError) Error() string { return e.msg }
+
+// Unwrap returns the error the registry client gave.
+func (e *RegistryError) Unwrap() error { return e.cause }
+
+// explain turns an error from talking to the registry into one line that
+// says what went wrong, keeping err as its cause. The registry library's
+// errors name URLs and wrap several layers; users need the cause.
+func explain(err error, repo name.Repository, l Login) error {
+	if err == nil {
+		return nil
+	}
+	kind, msg := explainErr(err, repo, l)
+	return &RegistryError{
+		Registry: repo.RegistryStr(), Kind: kind, msg: msg, cause: err,
+		NoCredentials: kind == Unauthorized && l.source == "",
+	}
+}
+
+// explainErr tells what kind of failure err is, and says it in one line.
+func explainErr(err error, repo name.Repository, l Login) (ErrorKind, string) {
+	reg := repo.RegistryStr()
+	var terr *transport.Error
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var badCert x509.CertificateInvalidError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return OtherError, fmt.Sprintf("push to %s cancelled", repo)
+	case errors.Is(err, context.DeadlineExceeded):
+		return OtherError, fmt.Sprintf("push to %s timed out", repo)
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || hasCode(terr, transport.UnauthorizedErrorCode)):
+		if l.source == "" {
+			return Unauthorized, fmt.Sprintf("authentication failed for registry %s: no credentials found", reg)
+		}
+		return Unauthorized, fmt.Sprintf("authentication failed for registry %s with the credentials from %s: check them", reg, l.source)
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusForbidden || hasCode(terr, transport.DeniedErrorCode)):
+		who := "anonymous users"
+		if l.source != "" {
+			who = "the credentials from " + l.source
+		}
+		hint := ""
+		if l.source == "GITHUB_TOKEN" {
+			hint = "; the workflow needs `permissions: packages: write`, and the package must grant this repository write access"
+		}
+		return Denied, fmt.Sprintf("registry %s denied %s the right to push to %s: %s%s", reg, who, repo.RepositoryStr(), oneLine(terr), hint)
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusBadRequest && repo.Scheme() == "http" && len(terr.Errors) == 0:
+		// Plain HTTP, tried after HTTPS failed, to a registry that only
+		// speaks HTTPS.
+		return OtherError, fmt.Sprintf("push to %s: registry answered %s to plain HTTP; if it serves HTTPS, this machine must trust its certificate (add its CA to the system store or point SSL_CERT_FILE at it)", repo, oneLine(terr))
+	case errors.As(err, &terr):
+		return OtherError, fmt.Sprintf("push to %s: registry answered %s", repo, oneLine(terr))
+	case errors.As(err, &dns):
+		return Unreachable, fmt.Sprintf("cannot reach registry %s: no such host", reg)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return Unreachable, fmt.Sprintf("cannot reach registry %s: connection refused; check that the registry is running", reg)
+	case errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &badCert):
+		return Untrusted, fmt.Sprintf("cannot reach registry %s: its TLS certificate is not trusted (%v); use a trusted certificate", reg, err)
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return PlainHTTP, fmt.Sprintf("cannot reach registry %s: it speaks plain HTTP", reg)
+	case IsTimeout(err):
+		return Unreachable, fmt.Sprintf("cannot reach registry %s: timed out; check the network", reg)
+	}
+	return OtherError, fmt.Sprintf("push to %s: %s", repo, strings.ReplaceAll(err.Error(), "\n", "; "))
+}
+
+func hasCode(e *transport.Error, code transport.ErrorCode) bool {
+	for _, d := range e.Errors {
+		if d.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// oneLine describes a registry error by its status and codes, without the
+// request URL the library puts in front.
+func oneLine(e *transport.Error) string {
+	var parts []string
+	for _, d := range e.Errors {
+		s := string(d.Code)
+		if d.Message != "" {
+			s += ": " + d.Message
+		}
+		parts = append(parts, s)
+	}
+	status := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	if len(parts) == 0 {
+		return status
+	}
+	// The registry's words, but never its line breaks.
+	return status + " (" + strings.Join(strings.Fields(strings.Join(parts, "; ")), " ") + ")"
+}
+
+// IsTimeout tells a request that ran out of time: the transport's
+// deadline for the answer's headers, or the client's for the whole
+// answer (then the body's read ends with the request's context).
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Transient tells a failure that doing it again from the start may get
+// past (a connection dropped or reset, a registry that said to try
+// again, an answer cut short, an upload session the registry closed):
+// what a caller that streams a blob, which the transport cannot replay,
+// starts over for.
+func Transient(err error) bool {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		if retryStatus(terr.StatusCode) {
+			return true
+		}
+		// A retried request of a session the registry already closed,
+		// or one it moved on from.
+		return terr.StatusCode == http.StatusNotFound &&
+			(hasCode(terr, transport.BlobUploadUnknownErrorCode) || hasCode(terr, transport.BlobUploadInvalidErrorCode))
+	}
+	return retryable(err) || errors.Is(err, errTruncated)
+}
+
+// BlobNotLinked tells a manifest refused for blobs the registry does not
+// (yet) know.
+func BlobNotLinked(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && (hasCode(terr, transport.ManifestBlobUnknownErrorCode) ||
+		hasCode(terr, transport.BlobUnknownErrorCode) || hasCode(terr, transport.DigestInvalidErrorCode))
+}
+
+// IsNotFound tells an answer 404 Not Found.
+func IsNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}
+
+// OneLine is err's message on one line; a registry's own words are kept,
+// but never its line breaks, nor the request's URL.
+func OneLine(err error) string {
+	msg := err.Error()
+	var terr *transport.Error
+	var uerr *url.Error
+	switch {
+	case errors.As(err, &terr):
+		msg = oneLine(terr)
+	case errors.As(err, &uerr):
+		msg = uerr.Err.Error() // without the request's URL
+	}
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// retryable says which failures are worth another try: rate limits and
+// server errors (which the library reports as temporary), dropped and
+// refused connections, and timeouts. A refused connection is retried
+// because registries restart; a DNS or TLS failure will not go away.
+func retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	for _, e := range []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE, io.ErrUnexpectedEOF, io.EOF, net.ErrClosed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var temp interface{ Temporary() bool }
+	if errors.As(err, &temp) && temp.Temporary() {
+		return true
+	}
+	return IsTimeout(err)
+}
+
+// redact replaces every secret in err's message. The cause stays
+// reachable through errors.Is and errors.As, as go-containerregistry's
+// transport.Error keeps its request; only the text is cleaned, so print
+// the returned error, not its causes.
+func redact(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	clean := msg
+	for _, s := range secrets {
+		if len(s) >= 4 { // a shorter "secret" would blank out ordinary words
+			clean = strings.ReplaceAll(clean, s, "***")
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	if re, ok := err.(*RegistryError); ok {
+		cp := *re
+		cp.msg = clean
+		return &cp
+	}
+	return &redactedError{msg: clean, cause: err}
+}
+
+// redactedError is an error whose text has its secrets replaced.
+type redactedError struct {
+	msg   string
+	cause error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.cause }

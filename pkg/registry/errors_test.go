@@ -1,0 +1,134 @@
+package registry
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"gotest.tools/v3/assert"
+)
+
+// dialErr is how a refused connection reaches us through net/http.
+func dialErr(errno syscall.Errno) error {
+	return &url.Error{Op: "Get", URL: "https://r.example/v2/", Err: &net.OpError{
+		Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno),
+	}}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func TestExplain(t *testing.T) {
+	repo, err := name.NewRepository("r.example/o/n")
+	assert.NilError(t, err)
+	anon := Login{auth: authn.Anonymous}
+	withToken := Login{source: "GITHUB_TOKEN"}
+	cases := []struct {
+		name string
+		err  error
+		l    Login
+		want string
+	}{
+		{"refused", dialErr(syscall.ECONNREFUSED), anon,
+			"cannot reach registry r.example: connection refused; check that the registry is running"},
+		{"no such host", &url.Error{Op: "Get", URL: "https://r.example/v2/", Err: &net.DNSError{Err: "no such host", Name: "r.example", IsNotFound: true}}, anon,
+			"cannot reach registry r.example: no such host"},
+		{"timeout", &url.Error{Op: "Get", URL: "https://r.example/v2/", Err: timeoutErr{}}, anon,
+			"cannot reach registry r.example: timed out; check the network"},
+		{"untrusted certificate", &url.Error{Op: "Get", URL: "https://r.example/v2/", Err: x509.UnknownAuthorityError{}}, anon,
+			"cannot reach registry r.example: its TLS certificate is not trusted"},
+		{"plain HTTP registry", errors.New(`Get "https://r.example/v2/": http: server gave HTTP response to HTTPS client`), anon,
+			"cannot reach registry r.example: it speaks plain HTTP"},
+		{"unauthorized by code", &transport.Error{StatusCode: http.StatusForbidden, Errors: []transport.Diagnostic{{Code: transport.UnauthorizedErrorCode}}}, withToken,
+			"authentication failed for registry r.example with the credentials from GITHUB_TOKEN: check them"},
+		{"denied", &transport.Error{StatusCode: http.StatusForbidden, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "requested access to the resource is denied"}}}, withToken,
+			"registry r.example denied the credentials from GITHUB_TOKEN the right to push to o/n: 403 Forbidden (DENIED: requested access to the resource is denied); the workflow needs `permissions: packages: write`"},
+		{"denied anonymous", &transport.Error{StatusCode: http.StatusForbidden}, anon,
+			"registry r.example denied anonymous users the right to push to o/n: 403 Forbidden"},
+		{"other status", &transport.Error{StatusCode: http.StatusRequestEntityTooLarge}, anon,
+			"push to r.example/o/n: registry answered 413 Request Entity Too Large"},
+		{"cancelled", fmt.Errorf("upload: %w", context.Canceled), anon, "push to r.example/o/n cancelled"},
+		{"deadline", fmt.Errorf("upload: %w", context.DeadlineExceeded), anon, "push to r.example/o/n timed out"},
+		{"anything else", errors.New("first\nsecond"), anon, "push to r.example/o/n: first; second"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := explain(tc.err, repo, tc.l)
+			assert.ErrorContains(t, got, tc.want)
+			assert.Check(t, errors.Is(got, tc.err), "the cause is lost")
+		})
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"refused", dialErr(syscall.ECONNREFUSED), true},
+		{"reset", dialErr(syscall.ECONNRESET), true},
+		{"unexpected EOF", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
+		{"timeout", timeoutErr{}, true},
+		{"429", &transport.Error{StatusCode: http.StatusTooManyRequests}, true},
+		{"503", &transport.Error{StatusCode: http.StatusServiceUnavailable}, true},
+		{"401", &transport.Error{StatusCode: http.StatusUnauthorized}, false},
+		{"404", &transport.Error{StatusCode: http.StatusNotFound}, false},
+		{"no such host", &net.DNSError{Err: "no such host", IsNotFound: true}, false},
+		{"cancelled", context.Canceled, false},
+		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, retryable(tc.err), tc.want)
+		})
+	}
+}
+
+// Redacting a registry error cleans its text and keeps its cause and
+// kind: a caller can still tell a refused connection or a 403 apart.
+func TestRedactKeepsCause(t *testing.T) {
+	repo, err := name.NewRepository("r.example/o/n")
+	assert.NilError(t, err)
+	const secret = "s3cret-token"
+
+	terr := &transport.Error{StatusCode: http.StatusForbidden, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "token " + secret + " may not push"}}}
+	got := redact(explain(terr, repo, Login{source: "GITHUB_TOKEN"}), []string{secret})
+	assert.Check(t, !strings.Contains(got.Error(), secret), got.Error())
+	assert.ErrorContains(t, got, "DENIED: token *** may not push")
+	var re *RegistryError
+	assert.Assert(t, errors.As(got, &re))
+	assert.Equal(t, re.Kind, Denied)
+	var cause *transport.Error
+	assert.Assert(t, errors.As(got, &cause))
+	assert.Equal(t, cause, terr)
+
+	// An error that is not a registry's: the text is cleaned, the cause
+	// kept.
+	nerr := &url.Error{Op: "Get", URL: "https://u:" + secret + "@r.example/v2/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	got = redact(fmt.Errorf("login: %w", nerr), []string{secret})
+	assert.Equal(t, got.Error(), `login: Get "https://u:***@r.example/v2/": dial tcp: connect: connection refused`)
+	assert.Check(t, errors.Is(got, syscall.ECONNREFUSED))
+	var op *net.OpError
+	assert.Check(t, errors.As(got, &op))
+
+	// Nothing to clean: the error itself.
+	plain := errors.New("no secret here")
+	assert.Equal(t, redact(plain, []string{secret}), plain)
+}

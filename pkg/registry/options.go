@@ -1,0 +1,256 @@
+// Package registry is this project's client of OCI registries: whose
+// credentials go where, one bounded transport with one retry policy below
+// every request, a reader that trusts nothing a registry sends, and
+// errors that say in one line what went wrong. Writing images is
+// pkg/publish's job; reading the layer cache is pkg/cache's.
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Options say how to talk to registries. The zero value logs in with the
+// docker config's credentials and uses the defaults below.
+type Options struct {
+	Credentials Credentials
+
+	// Backoff paces the retries of requests that failed with 408, 429 or
+	// a 5xx status, a refused or dropped connection, an answer cut short,
+	// or a timeout; its Steps bound the tries of one request. The zero
+	// value means DefaultBackoff. RetryTime bounds the time one request
+	// spends waiting between its tries, a Retry-After included; 0 means
+	// DefaultRetryTime.
+	Backoff   remote.Backoff
+	RetryTime time.Duration
+
+	// RegistryTimeout bounds a whole phase of reads from registries (the
+	// cache read, merge's reading of its digests); RequestTimeout each
+	// request: until its answer's headers, and for manifests and configs
+	// until the whole answer. 0 means DefaultRegistryTimeout and
+	// DefaultRequestTimeout.
+	RegistryTimeout time.Duration
+	RequestTimeout  time.Duration
+
+	// Transport replaces remote.DefaultTransport (tests).
+	Transport http.RoundTripper
+	UserAgent string
+}
+
+// DefaultBackoff tries a request five times, waiting about 15 seconds
+// in all between the tries.
+var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1, Steps: 5}
+
+// once is the registry library's own retry turned off: the transport
+// (RoundTripper) retries every request, and uploads start over through
+// Retry; retrying again above them would multiply the tries.
+var once = remote.Backoff{Steps: 1}
+
+// Bounds on what a registry can make a build do. Whatever a registry
+// sends is untrusted: a hostile one must not be able to hang the build or
+// fill its memory.
+const (
+	// MaxRedirects is the longest redirect chain followed. The registry
+	// library replaces Go's own limit of 10 with a check that has none.
+	MaxRedirects = 10
+	// MaxManifestSize and MaxConfigSize bound the manifests, indexes and
+	// image configs read from a registry; ours are a few KiB.
+	MaxManifestSize = 4 << 20
+	MaxConfigSize   = 4 << 20
+	// ReadJobs is how many registry reads run at once.
+	ReadJobs = 8
+)
+
+// DefaultRequestTimeout bounds one registry request (until the answer's
+// headers; for manifests and configs, the whole answer), and
+// DefaultRegistryTimeout a whole phase of reads from registries (the
+// cache, the images to merge).
+const (
+	DefaultRequestTimeout  = time.Minute
+	DefaultRegistryTimeout = 5 * time.Minute
+)
+
+// Validate checks the options' numbers.
+func (o Options) Validate() error {
+	switch {
+	case o.RegistryTimeout < 0:
+		return fmt.Errorf("registry timeout %s is negative: give a positive duration such as 5m (0 means the default, %s)", o.RegistryTimeout, DefaultRegistryTimeout)
+	case o.RequestTimeout < 0:
+		return fmt.Errorf("request timeout %s is negative: give a positive duration such as 1m (0 means the default, %s)", o.RequestTimeout, DefaultRequestTimeout)
+	}
+	return nil
+}
+
+// WithDefaults is o with each unset setting at its default.
+func (o Options) WithDefaults() Options {
+	if o.Backoff == (remote.Backoff{}) {
+		o.Backoff = DefaultBackoff
+	}
+	if o.RetryTime <= 0 {
+		o.RetryTime = DefaultRetryTime
+	}
+	if o.RegistryTimeout <= 0 {
+		o.RegistryTimeout = DefaultRegistryTimeout
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	return o
+}
+
+// RetryBackoff is the backoff the options retry with: Backoff, or
+// DefaultBackoff.
+func (o Options) RetryBackoff() remote.Backoff { return o.WithDefaults().Backoff }
+
+// RoundTripper is the HTTP transport every registry request goes
+// through: o.Transport (or the library's default) with a deadline for the
+// answer's headers, counted once the request has been sent, the redirect
+// limit, and the one retry policy (retry.go).
+func (o Options) RoundTripper() http.RoundTripper {
+	o = o.WithDefaults()
+	base := o.Transport
+	if base == nil {
+		base = remote.DefaultTransport
+	}
+	if t, ok := base.(*http.Transport); ok {
+		t = t.Clone()
+		t.ResponseHeaderTimeout = o.RequestTimeout
+		base = t
+	}
+	return &retryTransport{base: boundedTransport{base}, backoff: o.Backoff, budget: o.RetryTime}
+}
+
+// Remote is go-containerregistry's options for l's requests through
+// RoundTripper, jobs at a time, with the library's own retries off.
+func (o Options) Remote(ctx context.Context, l Login, jobs int) []remote.Option {
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuth(l.auth),
+		remote.WithJobs(jobs),
+		remote.WithRetryBackoff(once),
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryPredicate(func(error) bool { return false }),
+		remote.WithTransport(o.RoundTripper()),
+		// The library would read a subject's fallback tag without a
+		// size limit; publish writes that tag itself.
+		remote.WithReferrersTagFallback(false),
+	}
+	if o.UserAgent != "" {
+		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
+	}
+	return ropts
+}
+
+// checkTimeout bounds CheckPush: it exists to fail in seconds.
+const checkTimeout = 20 * time.Second
+
+// CheckPush asks repo's registry, before any work, whether it answers and
+// lets l push to repo: the push scope's token (where the registry uses
+// tokens) and an authenticated read of /v2/. It does not retry: a
+// registry that is down now is reported now.
+func (o Options) CheckPush(ctx context.Context, repo name.Repository, l Login) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	fail := func(err error) error { return l.Explain(err, repo) }
+	rt, err := transport.NewWithContext(ctx, repo.Registry, l.auth, o.RoundTripper(), []string{repo.Scope(transport.PushScope)})
+	if err != nil {
+		return fail(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/", repo.Scheme(), repo.RegistryStr()), nil)
+	if err != nil {
+		return fail(err)
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return fail(err)
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// NameOptions are the options to parse a reference to ref's registry
+// with: strict, and plain HTTP when insecure or when the registry is this
+// machine (localhost, 127.0.0.1, ::1), as crane and ko do.
+func NameOptions(ref string, insecure bool) []name.Option {
+	opts := []name.Option{name.StrictValidation}
+	if insecure || IsLoopback(RegistryOf(ref)) {
+		opts = append(opts, name.Insecure)
+	}
+	return opts
+}
+
+// RegistryOf returns the registry part of an image reference, or "" when
+// the reference names none.
+func RegistryOf(image string) string {
+	first, _, ok := strings.Cut(image, "/")
+	if !ok || !(first == "localhost" || strings.ContainsAny(first, ".:")) {
+		return ""
+	}
+	return first
+}
+
+// IsLoopback reports whether a registry host[:port] is this machine.
+func IsLoopback(registry string) bool {
+	host := registry
+	if h, _, err := net.SplitHostPort(registry); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// boundedTransport refuses to follow more than MaxRedirects redirects.
+// The registry library builds its own http.Clients, whose redirect check
+// has no limit; but each request an http.Client makes to follow a
+// redirect carries the response that caused it, so the chain can be
+// counted here, below the library.
+type boundedTransport struct{ base http.RoundTripper }
+
+func (b boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if redirects(req) > MaxRedirects {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, &redirectError{req.URL.Host}
+	}
+	return b.base.RoundTrip(req)
+}
+
+// redirectError is a redirect chain longer than MaxRedirects.
+type redirectError struct{ host string }
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("registry %s redirected more than %d times", e.host, MaxRedirects)
+}
+
+// redirects is how many redirects led to req.
+func redirects(req *http.Request) int {
+	n := 0
+	for r := req.Response; r != nil && r.Request != nil && n <= MaxRedirects; r = r.Request.Response {
+		n++
+	}
+	return n
+}
+
+// checkRedirect is the redirect policy of the clients this package makes.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= MaxRedirects {
+		return fmt.Errorf("registry %s redirected more than %d times", req.URL.Host, MaxRedirects)
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	bound "github.com/nixery-action/nixery-action/internal/limit"
+)
+
+// Reader reads manifests and configs from one repository with every
+// bound of transport.go: sizes checked before and while reading, a
+// deadline per request, digests verified where they are known. It is the
+// registry library's remote.Get and Image.ConfigFile without their
+// trust in the registry's sizes.
+type Reader struct {
+	client *http.Client
+	repo   name.Repository
+}
+
+// NewReader opens a reader of repo with l, authenticated once for every
+// read through it.
+func NewReader(ctx context.Context, repo name.Repository, l Login, o Options) (*Reader, error) {
+	o = o.WithDefaults()
+	rt, err := transport.NewWithContext(ctx, repo.Registry, l.auth, o.RoundTripper(), []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	if o.UserAgent != "" {
+		rt = transport.NewUserAgent(rt, o.UserAgent)
+	}
+	// The client's timeout covers reading the answer too: a registry
+	// trickling bytes cannot hold a read open.
+	return &Reader{
+		client: &http.Client{Transport: rt, CheckRedirect: checkRedirect, Timeout: o.RequestTimeout},
+		repo:   repo,
+	}, nil
+}
+
+var acceptManifests = strings.Join([]string{
+	string(types.OCIImageIndex), string(types.OCIManifestSchema1),
+	string(types.DockerManifestList), string(types.DockerManifestSchema2),
+}, ",")
+
+// Manifest reads the manifest or index ref names, at most MaxManifestSize
+// bytes, checked against the digest when ref is one.
+func (r *Reader) Manifest(ctx context.Context, ref name.Reference) ([]byte, types.MediaType, error) {
+	resp, err := r.get(ctx, "manifests", ref.Identifier(), acceptManifests)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	raw, err := readLimited(resp, MaxManifestSize, "manifest "+ref.Identifier())
+	if err != nil {
+		return nil, "", err
+	}
+	if d, ok := ref.(name.Digest); ok {
+		if err := checkDigest(raw, d.DigestStr()); err != nil {
+			return nil, "", fmt.Errorf("manifest %s: %w", d.DigestStr(), err)
+		}
+	}
+	var probe struct {
+		MediaType types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, "", fmt.Errorf("manifest %s is not JSON: %v", ref.Identifier(), err)
+	}
+	mt := probe.MediaType
+	if ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "" && err == nil {
+		mt = types.MediaType(ct)
+	}
+	if mt == "" && probe.Manifests != nil {
+		mt = types.OCIImageIndex
+	}
+	return raw, mt, nil
+}
+
+// Config reads the config blob d describes, refusing one the descriptor
+// says is larger than MaxConfigSize before reading anything.
+func (r *Reader) Config(ctx context.Context, d v1.Descriptor) (*v1.ConfigFile, error) {
+	if d.Size <= 0 || d.Size > MaxConfigSize {
+		return nil, fmt.Errorf("config %s: its manifest declares %d bytes, outside 1 to %d", d.Digest, d.Size, MaxConfigSize)
+	}
+	resp, err := r.get(ctx, "blobs", d.Digest.String(), "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := readLimited(resp, d.Size, "config "+d.Digest.String())
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) != d.Size {
+		return nil, fmt.Errorf("config %s: %d bytes, but its manifest declares %d", d.Digest, len(raw), d.Size)
+	}
+	if err := checkDigest(raw, d.Digest.String()); err != nil {
+		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
+	}
+	return v1.ParseConfigFile(bytes.NewReader(raw))
+}
+
+// BlobExists asks the registry whether it still has a blob of the
+// descriptor's size.
+func (r *Reader) BlobExists(ctx context.Context, d v1.Descriptor) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("blobs", d.Digest.String()), nil)
+	if err != nil {
+		return false
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && (resp.ContentLength < 0 || resp.ContentLength == d.Size)
+}
+
+// Referrers lists subject's referrers: the registry's referrers API
+// where it has one (the first page; api true), else the OCI 1.1 fallback
+// tag sha256-<hex>, read with the bounds of manifest (a missing tag lists
+// none). Either way the answer is at most MaxManifestSize bytes.
+func (r *Reader) Referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexManifest, api bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url("referrers", subject.String()), nil)
+	if err != nil {
+		return nil, false, err
+	}
+	req.Header.Set("Accept", string(types.OCIImageIndex))
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	var raw []byte
+	switch resp.StatusCode {
+	case http.StatusOK:
+		api = true
+		if raw, err = readLimited(resp, MaxManifestSize, "the referrers of "+subject.String()); err != nil {
+			return nil, api, err
+		}
+	case http.StatusNotFound, http.StatusBadRequest: // no referrers API
+		raw, _, err = r.Manifest(ctx, FallbackTag(r.repo, subject))
+		var terr *transport.Error
+		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+			return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	default:
+		return nil, false, transport.CheckError(resp, http.StatusOK)
+	}
+	im, err = v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, api, fmt.Errorf("the referrers of %s: %w", subject, err)
+	}
+	return im, api, nil
+}
+
+// FallbackTag is the OCI 1.1 referrers tag of subject in repo.
+func FallbackTag(repo name.Repository, subject v1.Hash) name.Tag {
+	return repo.Tag(subject.Algorithm + "-" + subject.Hex)
+}
+
+// ManifestExists asks the registry whether it holds the manifest d.
+func (r *Reader) ManifestExists(ctx context.Context, d v1.Hash) bool {
+	resp, err := r.headManifest(ctx, d.String())
+	return err == nil && resp.StatusCode == http.StatusOK
+}
+
+// ManifestDigest asks the registry which manifest ref names, by the
+// Docker-Content-Digest of its answer (ok false: none, or no usable
+// answer).
+func (r *Reader) ManifestDigest(ctx context.Context, ref name.Reference) (v1.Hash, bool) {
+	resp, err := r.headManifest(ctx, ref.Identifier())
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return v1.Hash{}, false
+	}
+	d, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+	return d, err == nil
+}
+
+func (r *Reader) headManifest(ctx context.Context, id string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("manifests", id), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", acceptManifests)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	return resp, nil
+}
+
+func (r *Reader) url(kind, id string) string {
+	return fmt.Sprintf("%s://%s/v2/%s/%s/%s", r.repo.Scheme(), r.repo.RegistryStr(), r.repo.RepositoryStr(), kind, id)
+}
+
+func (r *Reader) get(ctx context.Context, kind, id, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url(kind, id), nil)
+	if err != nil {
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp, nil
+}
+
+// readLimited reads a body of at most limit bytes; a larger declared or
+// actual length is an error, found without reading more than limit+1.
+func readLimited(resp *http.Response, limit int64, what string) ([]byte, error) {
+	if resp.ContentLength > limit {
+		return nil, fmt.Errorf("%s: the registry declares %d bytes, more than the %d allowed", what, resp.ContentLength, limit)
+	}
+	raw, err := bound.ReadAll(resp.Body, limit)
+	var le *bound.Error
+	switch {
+	case errors.As(err, &le):
+		return nil, fmt.Errorf("%s: the registry sent more than the %d bytes allowed", what, limit)
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	return raw, nil
+}
+
+func checkDigest(raw []byte, want string) error {
+	got, _, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	if got.String() != want {
+		return fmt.Errorf("the registry sent content whose digest is %s", got)
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// The retry policy of every registry request a build makes (blobs,
+// manifests, referrers, tags, the cache record, tokens, the cache reads
+// and downloads): one transport, below the registry library and the
+// project's own reader, so that no request path goes without it.
+const (
+	// DefaultRetryTime bounds the waiting between the tries of one
+	// request: a registry that is still failing after it has failed.
+	DefaultRetryTime = 30 * time.Second
+	// maxBuffered is the largest answer read whole inside the transport,
+	// so that an answer cut short is tried again like a failed request:
+	// manifests, indexes, referrer lists, tokens and error bodies.
+	// Larger answers (layer blobs) stream; their readers start over.
+	maxBuffered = MaxManifestSize
+)
+
+// retryTransport tries a request again when it failed transiently: 408,
+// 429 (after the Retry-After the registry asks for, when it fits in the
+// time left), 5xx, a dropped or reset connection, a timeout of the
+// request, or an answer cut short. A request whose body cannot be sent
+// again (a streamed blob upload) is tried once: its caller starts the
+// upload over instead.
+type retryTransport struct {
+	base    http.RoundTripper
+	backoff remote.Backoff
+	budget  time.Duration // the most time spent waiting between tries
+}
+
+// retryStatus tells whether a registry's answer says to try again.
+func retryStatus(code int) bool {
+	switch code {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests,
+		http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	wait := t.backoff.Duration
+	var waited time.Duration
+	for try := 1; ; try++ {
+		attempt := req
+		if try > 1 {
+			var err error
+			if attempt, err = rewind(req); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := t.base.RoundTrip(attempt)
+		if err == nil {
+			resp, err = buffer(req, resp)
+		}
+		again, after := t.again(req, resp, err)
+		if !again || try >= t.backoff.Steps {
+			return resp, err
+		}
+		delay := jitter(wait, t.backoff.Jitter)
+		if after > delay {
+			delay = after
+		}
+		if waited+delay > t.budget {
+			return resp, err // the registry asks for more time than is left
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		waited += delay
+		if t.backoff.Factor > 0 {
+			wait = time.Duration(float64(wait) * t.backoff.Factor)
+		}
+	}
+}
+
+// again tells whether a try's outcome is worth another, and the wait the
+// registry asked for.
+func (t *retryTransport) again(req *http.Request, resp *http.Response, err error) (bool, time.Duration) {
+	if req.Context().Err() != nil {
+		return false, 0
+	}
+	if req.Method == http.MethodPatch || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
+		// A chunk of an upload, which the registry may have appended
+		// before the answer was lost, or a stream: uploadBlob starts
+		// the upload over instead.
+		return false, 0
+	}
+	if err != nil {
+		return !permanent(err), 0
+	}
+	if !retryStatus(resp.StatusCode) {
+		return false, 0
+	}
+	return true, retryAfter(resp.Header.Get("Retry-After"))
+}
+
+// rewind is req, to be sent again with a fresh copy of its body.
+func rewind(req *http.Request) (*http.Request, error) {
+	r := req.Clone(req.Context())
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		r.Body = body
+	}
+	return r, nil
+}
+
+var errTruncated = errors.New("the registry's answer was cut short")
+
+// permanent tells the failures of a request that another try will not
+// mend, or that should stop a build at once: a cancelled build, a name
+// that does not resolve, a connection refused (no registry there: a
+// wrong address is told within a second), a certificate or TLS handshake
+// refused, too many redirects. Any other failure to get an answer (a
+// connection reset, closed or timed out, an answer cut short) is the
+// network's, and passes.
+func permanent(err error) bool {
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	var record tls.RecordHeaderError
+	var verify *tls.CertificateVerificationError
+	var redirect *redirectError
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, syscall.ECONNREFUSED) ||
+		(errors.As(err, &dns) && !dns.IsTemporary && !dns.IsTimeout) ||
+		errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &host) ||
+		errors.As(err, &record) || errors.As(err, &verify) || errors.As(err, &redirect)
+}
+
+// buffer reads a small answer whole, so that one cut short is a failure
+// of this try (retried) rather than of its reader later. Blob downloads
+// of unknown length stream, as do answers larger than maxBuffered.
+func buffer(req *http.Request, resp *http.Response) (*http.Response, error) {
+	if req.Method == http.MethodHead || req.Method == http.MethodPatch || resp.Body == nil || resp.Body == http.NoBody {
+		return resp, nil
+	}
+	n := resp.ContentLength
+	if n > maxBuffered || (n < 0 && strings.Contains(req.URL.Path, "/blobs/")) {
+		return resp, nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBuffered+1))
+	if err == nil && n >= 0 && int64(len(raw)) != n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s %s: %w (%d bytes of %d): %w", req.Method, req.URL.Redacted(), errTruncated, len(raw), n, err)
+	}
+	if int64(len(raw)) > maxBuffered {
+		// Longer than announced nowhere: let the reader see it all.
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(raw), resp.Body), resp.Body}
+		return resp, nil
+	}
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return resp, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+func jitter(d time.Duration, j float64) time.Duration {
+	if j <= 0 {
+		return d
+	}
+	return d + time.Duration(rand.Float64()*j*float64(d))
+}
+
+// Retry runs attempt (try counts from 1) until it succeeds, fails in a
+// way again does not accept, or backoff's tries are spent, waiting the
+// backoff between tries. It is the retry of what the transport cannot
+// replay request by request: a streamed upload, a download read whole.
+func Retry(ctx context.Context, backoff remote.Backoff, again func(error) bool, attempt func(try int) error) error {
+	wait := backoff.Duration
+	for try := 1; ; try++ {
+		err := attempt(try)
+		if err == nil || try >= backoff.Steps || !again(err) || ctx.Err() != nil {
+			return err
+		}
+		if err := sleep(ctx, jitter(wait, backoff.Jitter)); err != nil {
+			return err
+		}
+		if backoff.Factor > 0 {
+			wait = time.Duration(float64(wait) * backoff.Factor)
+		}
+	}
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
