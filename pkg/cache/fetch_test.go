@@ -1,0 +1,120 @@
+package cache
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"gotest.tools/v3/assert"
+
+	"github.com/nixery-action/nixery-action/pkg/image"
+)
+
+// cachedBlob is a gzip'd blob of content, described truly, read from
+// memory through open (which may change what is read).
+func cachedBlob(t *testing.T, content string, open func([]byte) io.ReadCloser) Blob {
+	t.Helper()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, err := zw.Write([]byte(content))
+	assert.NilError(t, err)
+	assert.NilError(t, zw.Close())
+	raw := gz.Bytes()
+	digest, _, err := v1.SHA256(bytes.NewReader(raw))
+	assert.NilError(t, err)
+	diffID, _, err := v1.SHA256(strings.NewReader(content))
+	assert.NilError(t, err)
+	return Blob{Blob: image.Blob{Digest: digest, DiffID: diffID, Size: int64(len(raw)),
+		Open: func() (io.ReadCloser, error) { return open(raw), nil }}}
+}
+
+func plain(raw []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(raw)) }
+
+var quick = FetchOptions{Backoff: remote.Backoff{Duration: time.Millisecond, Steps: 3}}
+
+// Fetch keeps a blob only when its size, digest and diffID are what the
+// registry said, and each failure says which.
+func TestFetch(t *testing.T) {
+	dir := t.TempDir()
+	good := cachedBlob(t, "the layer", plain)
+	got, err := Fetch(context.Background(), good, dir, quick)
+	assert.NilError(t, err)
+	data, err := os.ReadFile(got.Path)
+	assert.NilError(t, err)
+	assert.Equal(t, int64(len(data)), good.Size)
+	assert.Equal(t, got.Digest, good.Digest)
+
+	longer := good
+	longer.Size--
+	_, err = Fetch(context.Background(), longer, dir, quick)
+	assert.ErrorContains(t, err, "bytes long")
+
+	other := cachedBlob(t, "the layer", plain)
+	other.Digest = cachedBlob(t, "another layer", plain).Digest
+	_, err = Fetch(context.Background(), other, dir, quick)
+	assert.ErrorContains(t, err, "other bytes than its digest says")
+
+	wrongDiffID := good
+	wrongDiffID.DiffID = other.Digest
+	_, err = Fetch(context.Background(), wrongDiffID, dir, quick)
+	assert.ErrorContains(t, err, "other content than its diffID says")
+
+	notGzip := cachedBlob(t, "x", plain)
+	notGzip.Open = func() (io.ReadCloser, error) { return plain(bytes.Repeat([]byte{'x'}, int(notGzip.Size))), nil }
+	notGzip.Digest, _, _ = v1.SHA256(bytes.NewReader(bytes.Repeat([]byte{'x'}, int(notGzip.Size))))
+	_, err = Fetch(context.Background(), notGzip, dir, quick)
+	assert.ErrorContains(t, err, "does not decompress")
+}
+
+// A download broken off is started over; one that never ends is given up
+// on after the time allowed.
+func TestFetchRetriesAndGivesUp(t *testing.T) {
+	tries := 0
+	flaky := cachedBlob(t, "the layer", func(raw []byte) io.ReadCloser {
+		tries++
+		if tries == 1 {
+			return io.NopCloser(io.MultiReader(bytes.NewReader(raw[:3]), errReader{io.ErrUnexpectedEOF}))
+		}
+		return plain(raw)
+	})
+	_, err := Fetch(context.Background(), flaky, t.TempDir(), quick)
+	assert.NilError(t, err)
+	assert.Equal(t, tries, 2)
+
+	stuck := cachedBlob(t, "the layer", func([]byte) io.ReadCloser { return newBlocked() })
+	o := quick
+	o.Timeout = func(int64) time.Duration { return 50 * time.Millisecond }
+	_, err = Fetch(context.Background(), stuck, t.TempDir(), o)
+	assert.ErrorContains(t, err, "gave up after 50ms")
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// blocked is a body that sends nothing until closed.
+type blocked struct{ done chan struct{} }
+
+func newBlocked() *blocked { return &blocked{done: make(chan struct{})} }
+
+func (b *blocked) Read([]byte) (int, error) {
+	<-b.done
+	return 0, errors.New("closed")
+}
+
+func (b *blocked) Close() error {
+	select {
+	case <-b.done:
+	default:
+		close(b.done)
+	}
+	return nil
+}
