@@ -35,7 +35,11 @@ func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result,
 		return nil, err
 	}
 	res, err := merge(ctx, t, digests, o, l)
-	if err != nil {
+	var done *explained
+	switch {
+	case errors.As(err, &done):
+		return nil, l.Redact(err)
+	case err != nil:
 		return nil, l.Explain(err, t.Repo)
 	}
 	return res, nil
@@ -99,10 +103,10 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 		if err != nil {
 			var terr *transport.Error
 			if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-				return nil, nil, fmt.Errorf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo)
+				return nil, nil, &explained{fmt.Sprintf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo), err}
 			}
 			if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
-				return nil, nil, fmt.Errorf("read %s from %s: not done within %s", d, t.Repo, o.WithDefaults().RegistryTimeout)
+				return nil, nil, &explained{fmt.Sprintf("read %s from %s: not done within %s", d, t.Repo, o.WithDefaults().RegistryTimeout), err}
 			}
 			return nil, nil, err
 		}
@@ -186,3 +190,14 @@ func common(a, b map[string]string) map[string]string {
 	}
 	return out
 }
+
+// explained is an error whose text says all a user needs (Merge adds
+// nothing to it); its cause stays reachable through errors.Is and
+// errors.As.
+type explained struct {
+	msg   string
+	cause error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.cause }
