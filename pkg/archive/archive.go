@@ -1,10 +1,12 @@
 // Package archive packs store paths into image layer blobs: a reproducible
-// tar stream compressed in parallel with pgzip, hashed on the way through,
-// so one pass over the files yields the diffID, the digest and the size.
+// tar stream compressed in parallel with pgzip (or zstd), hashed on the
+// way through, so one pass over the files yields the diffID, the digest
+// and the size.
 //
 // The same input gives the same bytes whatever the machine: entries are
-// sorted, owners, times and modes are normalised, and pgzip's output
-// depends only on the level and block size, never on the concurrency.
+// sorted, owners, times and modes are normalised, pgzip's output depends
+// only on the level and block size, and zstd's only on the level and
+// window (newZstd), never on the concurrency.
 package archive
 
 import (
@@ -18,11 +20,13 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 )
 
 // FormatVersion changes whenever the bytes packed for the same input
-// change, so caches keyed by it never mix two formats.
+// change, so caches keyed by it never mix two formats. Updating pgzip or
+// klauspost/compress may change them: TestPackGolden tells.
 const FormatVersion = "1"
 
 // DefaultLevel is the gzip level used when Options.Level is 0. Measured
@@ -41,15 +45,20 @@ var DefaultModTime = time.Unix(1, 0).UTC()
 
 // Options tune packing. The zero value is the default.
 type Options struct {
-	// Level is the gzip level, 1 to 9; 0 means DefaultLevel.
+	// Compression is gzip (the default, also for "") or zstd.
+	Compression Compression
+	// Level is the compression's level: gzip 1 to 9, zstd 1 to 22 (on
+	// zstd's scale, see zstdLevel); 0 means its default (DefaultLevel,
+	// DefaultZstdLevel).
 	Level int
-	// Concurrency is how many blocks may be compressed at once (at
-	// least 2); 0 means GOMAXPROCS. It changes the speed, never the bytes.
+	// Concurrency is how many blocks (zstd: jobs, 2 to 16) may be
+	// compressed at once; 0 means GOMAXPROCS. It changes the speed, never
+	// the bytes.
 	Concurrency int
 	// ModTime is every entry's modification time (SOURCE_DATE_EPOCH,
 	// read by the caller); zero means DefaultModTime.
 	ModTime time.Time
-	// Uncompressed writes the plain tar instead of the gzip'd blob; the
+	// Uncompressed writes the plain tar instead of the compressed blob; the
 	// Blob's Digest is then its DiffID. It is for checking a layer's
 	// content (a cached blob's diffID) at tar speed, never for images.
 	Uncompressed bool
@@ -66,10 +75,14 @@ type Options struct {
 // this only hold memory (1 MiB each, twice).
 const MaxConcurrency = 256
 
-// Validate checks the level and concurrency, and the entry time.
+// Validate checks the compression, level and concurrency.
 func (o Options) Validate() error {
-	if o.Level != 0 && (o.Level < 1 || o.Level > 9) {
-		return fmt.Errorf("gzip level %d is out of range: use 1 to 9", o.Level)
+	c := o.Compression
+	if c != "" && c != Gzip && c != Zstd {
+		return fmt.Errorf("unknown compression %q: use gzip or zstd", string(c))
+	}
+	if o.Level != 0 && (o.Level < 1 || o.Level > c.MaxLevel()) {
+		return fmt.Errorf("%s level %d is out of range: use 1 to %d", c, o.Level, c.MaxLevel())
 	}
 	if o.Concurrency < 0 || o.Concurrency > MaxConcurrency {
 		return fmt.Errorf("compression concurrency %d is out of range: use 1 to %d, or 0 for one per CPU", o.Concurrency, MaxConcurrency)
@@ -82,6 +95,9 @@ type Blob struct {
 	Digest string `json:"digest"` // sha256 of the compressed blob, "sha256:<hex>"
 	DiffID string `json:"diffID"` // sha256 of the uncompressed tar
 	Size   int64  `json:"size"`   // bytes of the compressed blob
+	// MediaType is the blob's OCI layer media type (its compression's);
+	// empty for an uncompressed tar.
+	MediaType string `json:"mediaType,omitempty"`
 }
 
 // modTime resolves the entries' time. The caller reads
@@ -94,11 +110,15 @@ func (o Options) modTime() (time.Time, error) {
 	return DefaultModTime, nil
 }
 
-// packer is the pipeline tar → (diffID hash, pgzip) → (digest hash,
-// counter, destination).
+// packer is the pipeline tar → (diffID hash, pgzip or zstd) → (digest
+// hash, counter, destination).
 type packer struct {
 	tw      *tar.Writer
 	gz      *pgzip.Writer
+	zw      *zstd.Encoder
+	gate    *gateWriter // zw's destination
+	closed  bool
+	media   string
 	diffID  hash.Hash
 	digest  hash.Hash
 	counter countingWriter
@@ -112,7 +132,7 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	}
 	level := o.Level
 	if level == 0 {
-		level = DefaultLevel
+		level = o.Compression.DefaultLevel()
 	}
 	modTime, err := o.modTime()
 	if err != nil {
@@ -141,6 +161,16 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 		p.tw = tar.NewWriter(io.MultiWriter(&p.counter, progress))
 		return p, nil
 	}
+	p.media = o.Compression.MediaType()
+	p.diffID = sha256.New()
+	if o.Compression == Zstd {
+		p.gate = &gateWriter{w: &p.counter}
+		if p.zw, err = newZstd(p.gate, level, o.Concurrency); err != nil {
+			return nil, err
+		}
+		p.tw = tar.NewWriter(io.MultiWriter(p.diffID, p.zw, progress))
+		return p, nil
+	}
 	gz, err := pgzip.NewWriterLevel(&p.counter, level)
 	if err != nil {
 		return nil, err
@@ -152,12 +182,12 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	// which gzip defines as "no time".
 	gz.ModTime = time.Unix(0, 0)
 	p.gz = gz
-	p.diffID = sha256.New()
 	p.tw = tar.NewWriter(io.MultiWriter(p.diffID, gz, progress))
 	return p, nil
 }
 
-// close flushes the tar and gzip streams and returns the blob's hashes.
+// close flushes the tar and compressed streams and returns the blob's
+// hashes.
 func (p *packer) close() (Blob, error) {
 	if err := p.tw.Close(); err != nil {
 		return Blob{}, err
@@ -167,12 +197,30 @@ func (p *packer) close() (Blob, error) {
 			return Blob{}, err
 		}
 	}
-	b := Blob{Digest: "sha256:" + hex.EncodeToString(p.digest.Sum(nil)), Size: p.counter.n}
+	if p.zw != nil {
+		p.closed = true
+		if err := p.zw.Close(); err != nil {
+			return Blob{}, err
+		}
+	}
+	b := Blob{Digest: "sha256:" + hex.EncodeToString(p.digest.Sum(nil)), Size: p.counter.n, MediaType: p.media}
 	b.DiffID = b.Digest
 	if p.diffID != nil {
 		b.DiffID = "sha256:" + hex.EncodeToString(p.diffID.Sum(nil))
 	}
 	return b, nil
+}
+
+// abort stops a packer that failed, unless it was closed: the zstd
+// encoder's goroutines end, and what they still had is dropped instead
+// of written.
+func (p *packer) abort() {
+	if p.zw == nil || p.closed {
+		return
+	}
+	p.closed = true
+	p.gate.shut.Store(true)
+	p.zw.Close()
 }
 
 // header is the normalised header every entry starts from.

@@ -128,6 +128,7 @@ func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 	if err != nil {
 		return Blob{}, err
 	}
+	defer p.abort()
 	if err := p.writeFarm(root, ""); err != nil {
 		return Blob{}, err
 	}

@@ -8,27 +8,37 @@ import (
 
 // A layer's cache key names its blob: the same key always means the same
 // bytes. It is the hash of the content key (what the layer holds) and of
-// everything else the bytes depend on (format version, level, block
-// size, entry time). Builds annotate each layer with it, and a later
-// build finds reusable blobs by it. This file is the only place it is
-// made.
+// everything else the bytes depend on (format version, compression,
+// level, block or window size, entry time). Builds annotate each layer
+// with it, and a later build finds reusable blobs by it. This file is the
+// only place it is made.
 
 // CacheKey names the blob PackPaths or PackCustomisation makes from
 // content named by contentKey (a layer key: its sorted store paths) with
 // these options: the same key always means the same bytes, since it covers
-// everything else the bytes depend on (format version, level, block size,
-// entry time).
+// everything else the bytes depend on (format version, compression, level,
+// block or window size, entry time).
 func CacheKey(contentKey string, o Options) (string, error) {
+	if err := o.Validate(); err != nil {
+		return "", err
+	}
 	level := o.Level
 	if level == 0 {
-		level = DefaultLevel
+		level = o.Compression.DefaultLevel()
 	}
 	modTime, err := o.modTime()
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "nixery-archive %s\nlevel %d\nblock %d\nmtime %d\n%s", FormatVersion, level, blockSize, modTime.Unix(), contentKey)
+	if o.Compression == Zstd {
+		// Its own lines, so a zstd blob is never taken for a gzip one or
+		// the other way round; gzip keys stay as they were. Levels that
+		// map to the same encoder give the same bytes, and so one key.
+		fmt.Fprintf(h, "nixery-archive %s\ncompression zstd\nencoder %d\nwindow %d\nmtime %d\n%s", FormatVersion, zstdLevel(level), zstdWindow, modTime.Unix(), contentKey)
+	} else {
+		fmt.Fprintf(h, "nixery-archive %s\nlevel %d\nblock %d\nmtime %d\n%s", FormatVersion, level, blockSize, modTime.Unix(), contentKey)
+	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 

@@ -33,6 +33,7 @@ func PackPaths(w io.Writer, storePaths []string, o Options) (Blob, error) {
 	if err != nil {
 		return Blob{}, err
 	}
+	defer p.abort()
 	paths := append([]string(nil), storePaths...)
 	sort.Strings(paths)
 	if err := p.dirs("nix/", "nix/store/"); err != nil {
