@@ -87,7 +87,7 @@ func NewImage(p v1.Platform, layers []Blob, o Options) (*Image, error) {
 	img.descriptorAnnotations = nonEmpty(o.DescriptorAnnotations)
 	for _, l := range layers {
 		m.Layers = append(m.Layers, v1.Descriptor{
-			MediaType:   LayerMediaType,
+			MediaType:   l.mediaType(),
 			Size:        l.Size,
 			Digest:      l.Digest,
 			Annotations: l.annotations(),

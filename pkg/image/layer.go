@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Annotations set on each layer descriptor of a manifest, so that a reader
@@ -26,16 +27,28 @@ const (
 	AnnotationLayerCache = "org.nixery-action.layer.cache"
 )
 
-// LayerMediaType is the media type of every layer this package describes.
+// LayerMediaType is the media type of gzip layers, the default.
 const LayerMediaType = types.OCILayer
+
+// LayerMediaTypeZstd is the media type of zstd layers (--compression zstd).
+const LayerMediaTypeZstd = types.OCILayerZStd
+
+// IsLayerMediaType tells whether mt is the media type of a layer this
+// package describes: gzip or zstd.
+func IsLayerMediaType(mt types.MediaType) bool {
+	return mt == LayerMediaType || mt == LayerMediaTypeZstd
+}
 
 // Blob describes a compressed layer blob that was packed and hashed
 // elsewhere. The hashes are trusted: the blob is only read when a writer
 // copies it.
 type Blob struct {
-	Digest v1.Hash // sha256 of the gzip'd blob
+	Digest v1.Hash // sha256 of the compressed blob
 	DiffID v1.Hash // sha256 of the uncompressed tar
-	Size   int64   // bytes of the gzip'd blob
+	Size   int64   // bytes of the compressed blob
+	// MediaType is LayerMediaType (gzip, also for "") or
+	// LayerMediaTypeZstd.
+	MediaType types.MediaType
 
 	// Path is the blob file; Open, when set, is used instead.
 	Path string
@@ -61,8 +74,18 @@ func (b Blob) check() error {
 		return fmt.Errorf("layer %s: size %d is not positive", b.Digest, b.Size)
 	case b.Path == "" && b.Open == nil:
 		return fmt.Errorf("layer %s: no blob file to read it from", b.Digest)
+	case !IsLayerMediaType(b.mediaType()):
+		return fmt.Errorf("layer %s: media type %q is neither gzip's nor zstd's", b.Digest, b.MediaType)
 	}
 	return nil
+}
+
+// mediaType is b's media type, gzip's when unset.
+func (b Blob) mediaType() types.MediaType {
+	if b.MediaType == "" {
+		return LayerMediaType
+	}
+	return b.MediaType
 }
 
 // annotations returns the descriptor annotations of b, or nil for none.
@@ -119,7 +142,7 @@ var _ v1.Layer = blobLayer{}
 func (b blobLayer) Digest() (v1.Hash, error)            { return b.l.Digest, nil }
 func (b blobLayer) DiffID() (v1.Hash, error)            { return b.l.DiffID, nil }
 func (b blobLayer) Size() (int64, error)                { return b.l.Size, nil }
-func (b blobLayer) MediaType() (types.MediaType, error) { return LayerMediaType, nil }
+func (b blobLayer) MediaType() (types.MediaType, error) { return b.l.mediaType(), nil }
 
 // Compressed opens the blob. Reading it checks its length against Size,
 // which costs nothing and catches a blob file that changed after packing;
@@ -145,21 +168,46 @@ func (b blobLayer) Uncompressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	zr, err := gzip.NewReader(rc)
+	zr, err := Decompress(b.l.mediaType(), rc)
 	if err != nil {
 		rc.Close()
 		return nil, fmt.Errorf("decompress layer %s: %w", b.l.Digest, err)
 	}
-	return &gunzipReader{Reader: zr, compressed: rc}, nil
+	return &decompressReader{ReadCloser: zr, compressed: rc}, nil
 }
 
-type gunzipReader struct {
-	*gzip.Reader
+// Decompress reads the tar of a layer blob of media type mt (gzip or
+// zstd) from r. Closing it does not close r.
+func Decompress(mt types.MediaType, r io.Reader) (io.ReadCloser, error) {
+	switch mt {
+	case LayerMediaType, "":
+		return gzip.NewReader(r)
+	case LayerMediaTypeZstd:
+		// One goroutine: a check reads at the pace of its hash.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		return zstdReader{zr}, nil
+	}
+	return nil, fmt.Errorf("media type %q is neither gzip's nor zstd's", mt)
+}
+
+// zstdReader is a zstd.Decoder as an io.ReadCloser.
+type zstdReader struct{ *zstd.Decoder }
+
+func (z zstdReader) Close() error {
+	z.Decoder.Close()
+	return nil
+}
+
+type decompressReader struct {
+	io.ReadCloser
 	compressed io.Closer
 }
 
-func (g *gunzipReader) Close() error {
-	return errors.Join(g.Reader.Close(), g.compressed.Close())
+func (g *decompressReader) Close() error {
+	return errors.Join(g.ReadCloser.Close(), g.compressed.Close())
 }
 
 // errSize reports a blob whose length differs from the Size it was
