@@ -184,7 +184,7 @@ func (c Cache) read(ctx, outer context.Context, ref name.Reference, o registry.O
 		}
 		for i, d := range m.Layers {
 			key := d.Annotations[image.AnnotationLayerCache]
-			if key == "" || d.MediaType != image.LayerMediaType || d.Size <= 0 || seen[key] || c[key].Size > 0 {
+			if key == "" || !image.IsLayerMediaType(d.MediaType) || d.Size <= 0 || seen[key] || c[key].Size > 0 {
 				continue
 			}
 			seen[key] = true
@@ -207,7 +207,7 @@ func (c Cache) read(ctx, outer context.Context, ref name.Reference, o registry.O
 		}
 		blobRef := ref.Context().Digest(cd.desc.Digest.String())
 		c[cd.key] = Blob{Repo: ref.Context(), Blob: image.Blob{
-			Digest: cd.desc.Digest, DiffID: cd.diffID, Size: cd.desc.Size,
+			Digest: cd.desc.Digest, DiffID: cd.diffID, Size: cd.desc.Size, MediaType: cd.desc.MediaType,
 			Open: func() (io.ReadCloser, error) {
 				layer, err := remote.Layer(blobRef, ropts...)
 				if err != nil {

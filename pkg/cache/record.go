@@ -130,12 +130,12 @@ func layerEntries(m *v1.Manifest, cfg *v1.ConfigFile) []recordEntry {
 	var out []recordEntry
 	for i, l := range m.Layers {
 		key := l.Annotations[image.AnnotationLayerCache]
-		if key == "" || l.MediaType != image.LayerMediaType || l.Size <= 0 {
+		if key == "" || !image.IsLayerMediaType(l.MediaType) || l.Size <= 0 {
 			continue
 		}
 		out = append(out, recordEntry{
 			desc: v1.Descriptor{
-				MediaType: image.LayerMediaType, Digest: l.Digest, Size: l.Size,
+				MediaType: l.MediaType, Digest: l.Digest, Size: l.Size,
 				Annotations: map[string]string{image.AnnotationLayerCache: key},
 			},
 			diffID: cfg.RootFS.DiffIDs[i],

@@ -18,6 +18,9 @@ import (
 // and commits it under the digest Finish gave. The file stays the local
 // copy that a retry sends again.
 type Growing struct {
+	// Type is the layer's media type; "" is types.OCILayer (gzip).
+	Type types.MediaType
+
 	file *os.File
 
 	mu     sync.Mutex
@@ -117,7 +120,12 @@ func (g *Growing) Size() (int64, error) {
 	return n, err
 }
 
-func (g *Growing) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (g *Growing) MediaType() (types.MediaType, error) {
+	if g.Type == "" {
+		return types.OCILayer, nil
+	}
+	return g.Type, nil
+}
 
 // Compressed reads the blob from the start, waiting for bytes not yet
 // written, until Finish or Fail.
