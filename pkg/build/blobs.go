@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
@@ -100,6 +101,16 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 	if !ok {
 		return image.Blob{}, false
 	}
+	// The key names the compression; a descriptor that says another is
+	// not this layer's blob.
+	got, want := cached.MediaType, types.MediaType(b.req.Pack.Compression.MediaType())
+	if got == "" {
+		got = image.LayerMediaType
+	}
+	if got != want {
+		b.note("cache: the layer %s in %s is %s, not %s; packing it", cached.Digest, cached.Repo, got, want)
+		return image.Blob{}, false
+	}
 	done := b.timings.start(phaseVerify, "")
 	defer done()
 	o := b.req.Pack
@@ -144,8 +155,11 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 	}
 	defer f.Close()
 	var w io.Writer = f
+	mediaType := types.MediaType(b.req.Pack.Compression.MediaType())
 	if c.size >= streamAbove {
-		if g := publish.NewGrowing(f); b.req.Destination.Stream(ctx, g) {
+		g := publish.NewGrowing(f)
+		g.Type = mediaType
+		if b.req.Destination.Stream(ctx, g) {
 			defer func() {
 				if err != nil {
 					g.Fail(err)
@@ -174,7 +188,7 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 	if err != nil {
 		return image.Blob{}, err
 	}
-	return image.Blob{Digest: digest, DiffID: diffID, Size: blob.Size, Path: filepath.Clean(f.Name())}, nil
+	return image.Blob{Digest: digest, DiffID: diffID, Size: blob.Size, MediaType: mediaType, Path: filepath.Clean(f.Name())}, nil
 }
 
 // note logs a line of no platform.

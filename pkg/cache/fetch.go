@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -78,9 +77,10 @@ func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (image.
 	pr, pw := io.Pipe()
 	unzipped := make(chan error, 1)
 	go func() {
-		zr, err := gzip.NewReader(pr)
+		zr, err := image.Decompress(b.MediaType, pr)
 		if err == nil {
 			_, err = io.Copy(diffID, zr)
+			zr.Close()
 		}
 		pr.CloseWithError(err)
 		unzipped <- err
