@@ -45,6 +45,7 @@ type buildFlags struct {
 	popularity string
 	noDefaults bool
 	level      int
+	compress   string
 	jobs       int
 	timeout    time.Duration
 	regTimeout time.Duration
@@ -95,7 +96,8 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.strategy, "strategy", "", "layering strategy `NAME`: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
 	fs.StringVar(&f.popularity, "popularity", "", "popularity data `FILE` (Nixery's format, at most "+limit.Size(popularity.MaxBytes)+") for the layering strategy")
 	fs.BoolVar(&f.noDefaults, "no-default-packages", false, "do not add cacert and iana-etc")
-	fs.IntVar(&f.level, "level", 0, "gzip `LEVEL` of the layers, 1 (fastest) to 9 (default "+fmt.Sprint(archive.DefaultLevel)+")")
+	fs.StringVar(&f.compress, "compression", string(archive.Gzip), compressionUsage)
+	fs.IntVar(&f.level, "level", 0, "`LEVEL` of the layers' compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default "+fmt.Sprint(archive.DefaultLevel)+")")
 	fs.IntVar(&f.jobs, "jobs", publish.DefaultJobs, "`N` concurrent uploads")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long (`DURATION`, e.g. 30m), per platform")
 	fs.BoolVar(&f.buildLogs, "print-build-logs", false, "show the build logs of what Nix builds (not only its progress)")
@@ -247,10 +249,11 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	if err != nil {
 		return nil, err
 	}
-	j.req.Pack = archive.Options{Level: f.level}
-	if f.level != 0 && (f.level < 1 || f.level > 9) {
-		return nil, usagef("--level %d is out of range: use 1 to 9", f.level)
+	compression, level, err := compressionOptions(f.compress, f.level)
+	if err != nil {
+		return nil, err
 	}
+	j.req.Pack = archive.Options{Compression: compression, Level: level}
 	j.req.NoCache = f.noCache
 	for _, s := range f.cacheFrom.items {
 		ref, err := cache.ParseRef(s, f.insecure)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/nixery-action/nixery-action/pkg/archive"
 )
 
 // listFlag collects a list from a flag that may be given several times,
@@ -64,4 +66,29 @@ func plural(n int, one, many string) string {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// compressionUsage explains --compression in build's and pack's --help.
+var compressionUsage = fmt.Sprintf("layer compression `ALGO[:LEVEL]`: gzip (levels 1 to 9, default %d) or zstd (OCI tar+zstd layers, levels 1 to %d as zstd's own, default %d): "+
+	"zstd layers are smaller and faster to pack and to pull, but Docker before 23.0 (and other old clients) cannot pull them, so gzip is the default",
+	archive.DefaultLevel, archive.MaxZstdLevel, archive.DefaultZstdLevel)
+
+// compressionOptions reads --compression ALGO[:LEVEL] and --level N (the
+// older flag, the level of either compression; given both, they must
+// agree).
+func compressionOptions(compression string, level int) (archive.Compression, int, error) {
+	c, l, err := archive.ParseCompression(compression)
+	if err != nil {
+		return "", 0, usagef("--compression: %v", err)
+	}
+	if level == 0 {
+		return c, l, nil
+	}
+	if level < 1 || level > c.MaxLevel() {
+		return "", 0, usagef("--level %d is out of range: use 1 to %d", level, c.MaxLevel())
+	}
+	if l != 0 && l != level {
+		return "", 0, usagef("--level %d and --compression %s give two levels: give one", level, compression)
+	}
+	return c, level, nil
 }

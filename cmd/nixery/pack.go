@@ -17,12 +17,13 @@ import (
 func packCommand() *command {
 	return &command{
 		name:    "pack",
-		summary: "pack store paths into one reproducible layer blob (tar + gzip)",
-		usage:   "--output FILE [--level N] STOREPATH...",
+		summary: "pack store paths into one reproducible layer blob (tar + gzip or zstd)",
+		usage:   "--output FILE [--compression gzip|zstd[:LEVEL]] STOREPATH...",
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			output := fs.String("output", "", "the blob `FILE` to write")
-			level := fs.Int("level", 0, fmt.Sprintf("gzip level, 1 (fastest) to 9 (default %d)", archive.DefaultLevel))
-			concurrency := fs.Int("concurrency", 0, "blocks compressed at once (default: the number of CPUs); never changes the output")
+			compress := fs.String("compression", string(archive.Gzip), compressionUsage)
+			level := fs.Int("level", 0, fmt.Sprintf("level of the compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default %d)", archive.DefaultLevel))
+			concurrency := fs.Int("concurrency", 0, "blocks (zstd: 16 MiB jobs) compressed at once (default: the number of CPUs); never changes the output")
 			return func(args []string) error {
 				if *output == "" {
 					return usagef("--output FILE is required")
@@ -35,8 +36,9 @@ func packCommand() *command {
 						return usagef("%q is not a top-level store path (/nix/store/HASH-NAME)", p)
 					}
 				}
-				if *level != 0 && (*level < 1 || *level > 9) {
-					return usagef("--level %d is out of range: use 1 to 9", *level)
+				compression, level, err := compressionOptions(*compress, *level)
+				if err != nil {
+					return err
 				}
 				created, err := image.SourceDateEpoch(os.Getenv)
 				if err != nil {
@@ -45,7 +47,7 @@ func packCommand() *command {
 				// A signal stops packing, and the temporary file goes.
 				ctx, stop := interruptContext()
 				defer stop()
-				blob, err := packToFile(*output, args, archive.Options{Level: *level, Concurrency: *concurrency, ModTime: build.PackTime(created), Context: ctx})
+				blob, err := packToFile(*output, args, archive.Options{Compression: compression, Level: level, Concurrency: *concurrency, ModTime: build.PackTime(created), Context: ctx})
 				if err != nil {
 					return err
 				}

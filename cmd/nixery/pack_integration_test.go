@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -74,7 +75,8 @@ func TestPackCommandStorePaths(t *testing.T) {
 	// The printed line is the blob's description, and nothing else.
 	var fields map[string]any
 	assert.NilError(t, json.Unmarshal([]byte(stdout), &fields))
-	assert.Equal(t, len(fields), 3, stdout)
+	assert.Equal(t, len(fields), 4, stdout)
+	assert.Equal(t, fields["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip")
 	assert.Equal(t, fields["digest"], sha256Hex(blob))
 	assert.Equal(t, fields["size"], float64(len(blob)))
 	assert.Assert(t, is.Regexp(`^sha256:[0-9a-f]{64}$`, fields["diffID"].(string)))
@@ -100,6 +102,31 @@ func TestPackCommandStorePaths(t *testing.T) {
 	var fastFields map[string]any
 	assert.NilError(t, json.Unmarshal([]byte(fast), &fastFields))
 	assert.Equal(t, fastFields["diffID"], fields["diffID"])
+
+	// zstd: the same tar, the same bytes at any concurrency, another
+	// media type; the level as --compression zstd:N or --level N.
+	zs, zsBlob := pack("d", "--compression", "zstd", paths[0], paths[1])
+	var zsFields map[string]any
+	assert.NilError(t, json.Unmarshal([]byte(zs), &zsFields))
+	assert.Equal(t, zsFields["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd")
+	assert.Equal(t, zsFields["diffID"], fields["diffID"])
+	assert.Equal(t, zsFields["digest"], sha256Hex(zsBlob))
+	zr, err := zstd.NewReader(bytes.NewReader(zsBlob))
+	assert.NilError(t, err)
+	tarBytes, err := io.ReadAll(zr)
+	assert.NilError(t, err)
+	zr.Close()
+	assert.Equal(t, sha256Hex(tarBytes), fields["diffID"])
+	for _, args := range [][]string{
+		{"--compression", "zstd:3", "--concurrency", "1", paths[1], paths[0]},
+		{"--compression", "zstd", "--level", "4", "--concurrency", "7", paths[0], paths[1]},
+	} {
+		again, againBlob := pack("e", args...)
+		assert.Equal(t, again, zs, args)
+		assert.Assert(t, bytes.Equal(againBlob, zsBlob), args)
+	}
+	best, _ := pack("f", "--compression", "zstd:19", paths[0], paths[1])
+	assert.Assert(t, best != zs)
 }
 
 func sha256Hex(b []byte) string {
