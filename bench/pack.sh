@@ -8,9 +8,18 @@
 #   - the seed's packer: archive/tar into single-threaded compress/gzip at
 #     its default level (bench/packbench -packer seed),
 #   - a plain tar into pgzip at nixery's level (bench/packbench -packer pgzip),
-#   - tar | pigz at pigz's default level.
+#   - tar | pigz at pigz's default level,
+#   - nixery pack --compression zstd:L for each L of ZSTD_LEVELS (default
+#     "1 3 7": the encoder's fastest, default and better speeds), and
+#     tar | zstd -3 -T$(nproc) for reference.
+# Then it times decompressing each blob (what a pull pays; the fastest of
+# REPEAT, from memory, in Go as the clients do: gzip with compress/gzip and
+# with pgzip's reader, zstd with klauspost/compress) and prints zstd
+# against nixery's gzip, all measured in this one run: speed, bytes and
+# decompression time as ratios.
 # It fails unless nixery pack is at least 5 times as fast as the seed's
-# packer with output at most 10% larger, and gives the same blob each run.
+# packer with output at most 10% larger, and gives the same blob each run
+# (gzip, and zstd at every level).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,8 +50,16 @@ rel=()
 for p in "${paths[@]}"; do rel+=("${p#/}"); done
 # Rounds of one run of each packer, so that load from elsewhere on the
 # machine falls on all of them alike; each packer's fastest run counts.
-nixery_s="" seed_s="" pgzip_s="" pigz_s=""
+nixery_s="" seed_s="" pgzip_s="" pigz_s="" zstdcli_s=""
+read -r -a zlevels <<<"${ZSTD_LEVELS:-1 3 7}"
+declare -A zstd_s
 for ((i = 1; i <= repeat; i++)); do
+  for l in "${zlevels[@]}"; do
+    zstd_s[$l]=$(min "${zstd_s[$l]:-}" "$(timed "$work/nixery" pack --compression "zstd:$l" --output "$work/nixery-$l.zst" "${paths[@]}")")
+    jq -r .digest "$work/out" >>"$work/zstd-digests-$l"
+  done
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  zstdcli_s=$(min "$zstdcli_s" "$(timed sh -c 'tar -C / -cf - "$@" | zstd -q -3 -T"$(nproc)" -c >"$0"' "$work/cli.zst" "${rel[@]}")")
   nixery_s=$(min "$nixery_s" "$(timed "$work/nixery" pack --output "$work/nixery.gz" "${paths[@]}")")
   jq -r .digest "$work/out" >>"$work/digests"
   seed=$("$work/packbench" -packer seed -output "$work/seed.gz" "${paths[@]}")
@@ -75,6 +92,33 @@ speedup=$(echo "$seed_s / $nixery_s" | bc -l)
 size_ratio=$(echo "$nixery_size / $seed_size" | bc -l)
 printf '\nnixery pack: %.2fx as fast as the seed packer, output %.3f times its size\n' "$speedup" "$size_ratio"
 
+# zstd against nixery's gzip, all from this run.
+dec() { # decoder file: the fastest decompression of REPEAT, seconds
+  "$work/packbench" -decompress "$1" -repeat "$repeat" "$2" | jq .seconds
+}
+gunzip_s=$(dec gzip "$work/nixery.gz")
+unpgzip_s=$(dec pgzip "$work/nixery.gz")
+gz_dec=$(min "$gunzip_s" "$unpgzip_s")
+printf '\nzstd against nixery pack (gzip level %s): %s; decompression against the faster gzip reader\n' "$level" "$(nproc) CPUs"
+printf '%-34s %8s %8s %9s %8s %8s %9s %8s\n' blob "pack s" MB/s "size MB" speed bytes "unpack s" unpack
+zrow() { # name pack-seconds size decompress-seconds
+  printf '%-34s %8.2f %8.1f %9.1f %7.2fx %7.3fx %9.2f %7.2fx\n' "$1" "$2" \
+    "$(echo "$tar_bytes / 1000000 / $2" | bc -l)" "$(echo "$3 / 1000000" | bc -l)" \
+    "$(echo "$nixery_s / $2" | bc -l)" "$(echo "$3 / $nixery_size" | bc -l)" "$4" "$(echo "$gz_dec / $4" | bc -l)"
+}
+zrow "gzip:$level (compress/gzip reader)" "$nixery_s" "$nixery_size" "$gunzip_s"
+zrow "gzip:$level (pgzip reader)" "$nixery_s" "$nixery_size" "$unpgzip_s"
+for l in "${zlevels[@]}"; do
+  zrow "zstd:$l" "${zstd_s[$l]}" "$(stat -c %s "$work/nixery-$l.zst")" "$(dec zstd "$work/nixery-$l.zst")"
+  if [ "$(sort -u "$work/zstd-digests-$l" | wc -l)" != 1 ]; then
+    echo "FAIL: nixery pack --compression zstd:$l gave different blobs for the same paths" >&2
+    exit 1
+  fi
+done
+zrow "tar | zstd -3 -T$(nproc) (reference)" "$zstdcli_s" "$(stat -c %s "$work/cli.zst")" "$(dec zstd "$work/cli.zst")"
+echo "(speed: pack MB/s over gzip's; bytes: size over gzip's; unpack: gzip's decompression time over this one's)"
+echo "goal for zstd's default (3): speed >= 1, bytes <= 0.90, unpack >= 2; the same blob every round at every level"
+
 digests=$(sort -u "$work/digests")
 if [ "$(wc -l <<<"$digests")" != 1 ]; then
   echo "FAIL: nixery pack gave different blobs for the same paths: $digests" >&2
@@ -85,3 +129,4 @@ if [ "$(echo "$speedup >= 5" | bc -l)" != 1 ] || [ "$(echo "$size_ratio <= 1.10"
   exit 1
 fi
 echo "OK: at least 5x the seed's packer, output within 10% of its size, the same blob every run ($digests)"
+
