@@ -176,6 +176,10 @@ func (b blobLayer) Uncompressed() (io.ReadCloser, error) {
 	return &decompressReader{ReadCloser: zr, compressed: rc}, nil
 }
 
+// MaxZstdWindow is the largest zstd window Decompress accepts: twice the
+// window this project's packer uses.
+const MaxZstdWindow = 8 << 20
+
 // Decompress reads the tar of a layer blob of media type mt (gzip or
 // zstd) from r. Closing it does not close r.
 func Decompress(mt types.MediaType, r io.Reader) (io.ReadCloser, error) {
@@ -183,8 +187,10 @@ func Decompress(mt types.MediaType, r io.Reader) (io.ReadCloser, error) {
 	case LayerMediaType, "":
 		return gzip.NewReader(r)
 	case LayerMediaTypeZstd:
-		// One goroutine: a check reads at the pace of its hash.
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		// One goroutine: a check reads at the pace of its hash. The
+		// blob may come from a registry: a window larger than any this
+		// project writes (4 MiB) is refused rather than allocated.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxZstdWindow))
 		if err != nil {
 			return nil, err
 		}

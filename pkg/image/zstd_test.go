@@ -87,3 +87,20 @@ func TestZstdLayer(t *testing.T) {
 	_, err = Decompress(types.DockerLayer, bytes.NewReader(nil))
 	assert.ErrorContains(t, err, "neither gzip's nor zstd's")
 }
+
+// A zstd blob that asks for a window larger than MaxZstdWindow (a
+// registry's, which could ask for gigabytes) is refused, not allocated.
+func TestDecompressRefusesHugeWindow(t *testing.T) {
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, zstd.WithWindowSize(64<<20), zstd.WithSingleSegment(false))
+	assert.NilError(t, err)
+	_, err = zw.Write(bytes.Repeat([]byte("layer "), 1<<20))
+	assert.NilError(t, err)
+	assert.NilError(t, zw.Close())
+	zr, err := Decompress(LayerMediaTypeZstd, &buf)
+	if err == nil {
+		_, err = io.Copy(io.Discard, zr)
+		zr.Close()
+	}
+	assert.ErrorContains(t, err, "window")
+}
