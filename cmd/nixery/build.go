@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
@@ -87,7 +88,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.nixpkgs, "nixpkgs", nixpkgsDefault, "nixpkgs `FLAKEREF` to take packages from (a path, github:NixOS/nixpkgs/REV, ...)")
 	fs.Var(&f.platforms, "platforms", "platforms to build, a comma separated `LIST`: linux/amd64, linux/arm64, linux/arm/v7, linux/386, linux/riscv64, linux/ppc64le, linux/s390x (default linux/amd64)")
 	fs.StringVar(&f.image, "image", "", "repository `REF` to push to, e.g. ghcr.io/OWNER/NAME (a :TAG on it adds a tag); with --output docker:FILE, the name the archive gives the image")
-	fs.Var(&f.tags, "tags", "`LIST` of tags to push, comma or newline separated (default latest)")
+	fs.Var(&f.tags, "tags", "`LIST` of tags to push, comma or newline separated (default latest): bare tags for --image, or full references REGISTRY/NAME:TAG (docker/metadata-action's tags output), which push the same index to each repository named; --image may then be left out")
 	fs.StringVar(&f.output, "output", "", "write the image to `DEST` instead of pushing it: oci:DIR (OCI layout) or docker:FILE.tar (one platform, for docker/podman load)")
 	fs.BoolVar(&f.push, "push", true, "push to --image; false builds and checks the image without pushing it")
 	fs.BoolVar(&f.byDigest, "push-by-digest", false, "push without tags, by digest only (for per-platform jobs joined later by nixery merge)")
@@ -145,7 +146,7 @@ Names are sorted: their order never changes the image.`
 // before Nix runs.
 type buildJob struct {
 	req      build.Request
-	target   *publish.Target // pushed to once credentials are known
+	targets  []publish.Target // pushed to once credentials are known, --image's first
 	jobs     int
 	registry string // of --image: the credentials' registry
 }
@@ -195,6 +196,9 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		if len(tags) == 0 {
 			tags = []string{"latest"}
 		}
+		if ref := fullReference(tags); ref != "" {
+			return nil, usagef("--tags %s is a full reference, which only a push to a registry can use: give bare tags with --output, or push with --image", ref)
+		}
 		if out.Kind == publish.DockerArchive && len(j.req.Platforms) > 1 {
 			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.req.Platforms))
 		}
@@ -204,27 +208,28 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, usageError{err.Error()}
 		}
 		j.req.Destination = publish.NewLayout(out, wo)
-	case f.image != "":
+	case f.image != "" || fullReference(f.tags.items) != "":
 		tags := f.tags.items
-		if f.byDigest {
-			if len(tags) > 0 || hasTag(f.image) {
-				return nil, usagef("--push-by-digest pushes no tags, but tags were given: drop one or the other")
-			}
-		} else if len(tags) == 0 && !hasTag(f.image) {
-			tags = []string{"latest"}
+		if f.byDigest && (len(tags) > 0 || hasTag(f.image)) {
+			return nil, usagef("--push-by-digest pushes no tags, but tags were given: drop one or the other")
 		}
-		t, err := publish.NewTarget(f.image, tags, f.insecure)
+		// Full references in the tags (docker/metadata-action's output)
+		// may name other repositories: the same index goes to each.
+		targets, err := publish.NewTargets(f.image, tags, f.insecure)
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
-		j.registry = t.Repo.RegistryStr()
+		if !f.byDigest && len(targets[0].Tags) == 0 {
+			targets[0].Tags = []name.Tag{targets[0].Repo.Tag("latest")}
+		}
+		j.registry = targets[0].Repo.RegistryStr()
 		if !f.push {
 			// Nothing will be pushed: the result says where it would
 			// have gone, and the target's tags are no cache to read.
-			j.req.Destination = publish.Discard{Target: &t}
+			j.req.Destination = publish.Discard{Target: &targets[0]}
 			break
 		}
-		j.target, j.jobs = &t, f.jobs
+		j.targets, j.jobs = targets, f.jobs
 	case !f.push:
 		// Build and check only.
 	default:
@@ -313,6 +318,17 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 }
 
 // hasTag reports whether an image reference ends in a tag (name:tag).
+// fullReference is the first of tags that is a full reference
+// (REGISTRY/NAME:TAG) rather than a bare tag, or "".
+func fullReference(tags []string) string {
+	for _, t := range tags {
+		if strings.Contains(t, "/") {
+			return t
+		}
+	}
+	return ""
+}
+
 func hasTag(ref string) bool { return strings.Contains(ref[strings.LastIndexByte(ref, '/')+1:], ":") }
 
 func runBuild(f *buildFlags, args []string, stdout, stderr io.Writer) error {
@@ -353,8 +369,12 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 	if err := ropts.Validate(); err != nil {
 		return nil, usagef("--registry-timeout/--jobs: %v", err)
 	}
-	if job.target != nil {
-		job.req.PushTo(publish.NewRegistry(*job.target, ropts))
+	switch len(job.targets) {
+	case 0:
+	case 1:
+		job.req.PushTo(publish.NewRegistry(job.targets[0], ropts))
+	default:
+		job.req.PushTo(publish.NewRegistries(job.targets, ropts))
 	}
 	res, err := build.Build(ctx, job.req, build.Options{
 		Log:            display.logs(),

@@ -186,3 +186,26 @@ func TestHelpText(t *testing.T) {
 		assert.Check(t, is.Contains(out, "nixery\n"), c)
 	}
 }
+
+// Full references in --tags need a registry push, and merge one
+// repository: said before any work, as usage errors.
+func TestTagReferencesUsage(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--nixpkgs", "path:/x", "--output", "oci:" + t.TempDir(), "--tags", "ghcr.io/me/app:v1", "hello"},
+			"--tags ghcr.io/me/app:v1 is a full reference, which only a push to a registry can use"},
+		{[]string{"build", "--nixpkgs", "path:/x", "--push-by-digest", "--tags", "ghcr.io/me/app:v1", "hello"},
+			"--push-by-digest pushes no tags, but tags were given"},
+		{[]string{"build", "--nixpkgs", "path:/x", "--tags", "ghcr.io/me/app:v1,v2", "hello"},
+			`tag "v2" names no repository: give --image, or write it as a full reference`},
+		{[]string{"merge", "--tags", "127.0.0.1:1/a:v1,127.0.0.1:1/b:v1", digest},
+			"merge writes to the repository the per-platform images are in (127.0.0.1:1/a), not to 127.0.0.1:1/b"},
+	} {
+		code, _, errOut := runCLI(t, tc.args...)
+		assert.Equal(t, code, 2, "%v: %s", tc.args, errOut)
+		assert.Check(t, strings.Contains(errOut, tc.want), "%v: %s", tc.args, errOut)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/registry"
@@ -58,19 +59,22 @@ func (f *mergeFlags) register(fs *flag.FlagSet) {
 }
 
 func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink) (*build.Result, error) {
-	if f.image == "" {
+	if f.image == "" && fullReference(f.tags.items) == "" {
 		return nil, usagef("--image is required: the repository the per-platform images were pushed to")
 	}
 	if len(digests) == 0 {
 		return nil, usagef("name the digests to merge: the digest (or NAME@DIGEST image) output of each per-platform build")
 	}
-	tags := f.tags.items
-	if len(tags) == 0 && !hasTag(f.image) {
-		tags = []string{"latest"}
-	}
-	t, err := publish.NewTarget(f.image, tags, f.insecure)
+	targets, err := publish.NewTargets(f.image, f.tags.items, f.insecure)
 	if err != nil {
 		return nil, usageError{err.Error()}
+	}
+	if len(targets) > 1 {
+		return nil, usagef("merge writes to the repository the per-platform images are in (%s), not to %s: push the per-platform images to each repository, and merge in each", targets[0].Repo, targets[1].Repo)
+	}
+	t := targets[0]
+	if len(t.Tags) == 0 {
+		t.Tags = []name.Tag{t.Repo.Tag("latest")}
 	}
 	creds, err := f.login.credentials(t.Repo.RegistryStr(), stdin, os.Getenv)
 	if err != nil {

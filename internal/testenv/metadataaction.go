@@ -30,3 +30,24 @@ func MetadataActionAnnotations(levels ...string) []string {
 	}
 	return out
 }
+
+// metadataActionTags are the tags docker/metadata-action makes for a push
+// of the git tag v1.2.3 with tags type=semver,pattern={{version}} and
+// type=semver,pattern={{major}}.{{minor}} (its README's semver example):
+// the version, its partial, then latest.
+//
+//go:embed testdata/metadata-action-tags.txt
+var metadataActionTags string
+
+// MetadataActionTags is metadata-action's tags output for those tags and
+// images: each image with each tag, "IMAGE:TAG", image by image, as its
+// src/meta.ts getTags writes them (one per line in the output).
+func MetadataActionTags(images ...string) []string {
+	var out []string
+	for _, image := range images {
+		for _, tag := range strings.Split(strings.TrimSpace(metadataActionTags), "\n") {
+			out = append(out, strings.ToLower(image)+":"+tag)
+		}
+	}
+	return out
+}

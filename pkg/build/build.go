@@ -125,8 +125,15 @@ func PackTime(created time.Time) time.Time {
 	return created
 }
 
-// PushTo makes reg the request's destination and cache record.
-func (r *Request) PushTo(reg *publish.Registry) { r.Destination, r.Record = reg, reg }
+// Pusher is a destination that keeps a cache record: a publish.Registry,
+// or publish.Registries.
+type Pusher interface {
+	publish.Destination
+	publish.CacheRecorder
+}
+
+// PushTo makes p the request's destination and cache record.
+func (r *Request) PushTo(p Pusher) { r.Destination, r.Record = p, p }
 
 // Validate checks the request before any work; each error is one line
 // naming the problem.

@@ -32,6 +32,11 @@ type Options struct {
 	// OnUpload, when set, is told how an upload goes as its bytes are
 	// read for sending. It is called from several goroutines at once.
 	OnUpload func(UploadProgress)
+
+	// mountFrom, when set, is a repository of the same registry that
+	// holds the blobs already: they are mounted from it, not uploaded
+	// (Registries sets it).
+	mountFrom *name.Repository
 }
 
 // DefaultJobs is the default number of concurrent uploads.
@@ -101,7 +106,7 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 		b := blobs[i]
 		if sent, ok := early(ctx, b.digest); ok {
 			b.sent.Store(sent)
-		} else if err := uploadBlob(ctx, pusher, t.Repo, b, o.RetryBackoff()); err != nil {
+		} else if err := uploadBlob(ctx, pusher, t.Repo, b, o); err != nil {
 			return err
 		}
 		if b.report != nil && o.OnLayer != nil {
@@ -179,8 +184,14 @@ func pushed(t Target, digest v1.Hash, manifests []ManifestResult) *Result {
 // breaks off: a stream cannot be replayed request by request, so the
 // client library gives up on a connection dropped mid-upload, but a new
 // upload session from the start of the blob succeeds.
-func uploadBlob(ctx context.Context, pusher *remote.Pusher, repo name.Repository, b *trackedBlob, backoff remote.Backoff) error {
-	return registry.Retry(ctx, backoff, registry.Transient, func(int) error { return pusher.Upload(ctx, repo, b) })
+// A blob of o.mountFrom is mounted from it where the registry can: one
+// request instead of the upload.
+func uploadBlob(ctx context.Context, pusher *remote.Pusher, repo name.Repository, b *trackedBlob, o Options) error {
+	var l v1.Layer = b
+	if o.mountFrom != nil && o.mountFrom.RegistryStr() == repo.RegistryStr() && b.digest.Hex != "" {
+		l = &remote.MountableLayer{Layer: b, Reference: o.mountFrom.Digest(b.digest.String())}
+	}
+	return registry.Retry(ctx, o.RetryBackoff(), registry.Transient, func(int) error { return pusher.Upload(ctx, repo, l) })
 }
 
 // alreadyTagged reports whether every tag of t names the index digest.

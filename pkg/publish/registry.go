@@ -139,7 +139,7 @@ func (r *Registry) upload(ctx context.Context, e *earlyUpload, b *trackedBlob) {
 		e.err = err
 		return
 	}
-	e.err = uploadBlob(ctx, pusher, r.target.Repo, b, r.opts.RetryBackoff())
+	e.err = uploadBlob(ctx, pusher, r.target.Repo, b, r.opts)
 	e.sent = b.sent.Load()
 }
 

@@ -25,10 +25,21 @@ type Result struct {
 
 	Manifests []ManifestResult `json:"manifests"`
 
+	// Repositories list every repository the index went to, Image's
+	// first, when there were several (full references in the tags).
+	Repositories []RepositoryResult `json:"repositories,omitempty"`
+
 	// ReferrersAttached tells that the destination holds every referrer
 	// Write was given (a docker archive, or a build that went nowhere,
 	// holds none).
 	ReferrersAttached bool `json:"-"`
+}
+
+// RepositoryResult is one repository an index was pushed to.
+type RepositoryResult struct {
+	Image     string   `json:"image"`
+	Reference string   `json:"reference"`
+	Tags      []string `json:"tags"`
 }
 
 // ManifestResult is one platform's image.

@@ -1,7 +1,9 @@
 package publish
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -55,6 +57,80 @@ func NewTarget(image string, tags []string, insecure bool) (Target, error) {
 		t.Tags = append(t.Tags, tag)
 	}
 	return t, nil
+}
+
+// NewTargets is NewTarget for a tag list that may hold full references
+// ("ghcr.io/me/app:v1", as docker/metadata-action writes them) beside
+// bare tags, as docker/build-push-action takes them. Bare tags, and
+// references to image's repository, are image's tags; references to
+// other repositories make targets of their own, after image's, in the
+// order first named. image may be empty when every tag is a full
+// reference: the first one's repository is then the first target. A
+// reference without a tag means :latest, as docker reads it.
+func NewTargets(image string, tags []string, insecure bool) ([]Target, error) {
+	var bare []string
+	var order []string // other repositories, as first named
+	named := map[string][]string{}
+	for _, s := range tags {
+		if !strings.Contains(s, "/") {
+			bare = append(bare, s)
+			continue
+		}
+		repo, tag, err := splitReference(s, insecure)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := named[repo]; !ok {
+			order = append(order, repo)
+		}
+		named[repo] = append(named[repo], tag)
+	}
+	if image == "" {
+		if len(order) == 0 {
+			return nil, fmt.Errorf("no image to push to: give --image REGISTRY/NAME, or full references (REGISTRY/NAME:TAG) in the tags")
+		}
+		if len(bare) > 0 {
+			return nil, fmt.Errorf("tag %q names no repository: give --image, or write it as a full reference (REGISTRY/NAME:TAG)", bare[0])
+		}
+		image = order[0]
+	}
+	first, err := NewTarget(image, bare, insecure)
+	if err != nil {
+		return nil, err
+	}
+	targets := []Target{first}
+	for _, repo := range order {
+		t, err := NewTarget(repo, named[repo], insecure)
+		if err != nil {
+			return nil, err
+		}
+		if t.Repo.Name() != first.Repo.Name() {
+			targets = append(targets, t)
+			continue
+		}
+		for _, tag := range t.Tags {
+			if !slices.ContainsFunc(targets[0].Tags, func(x name.Tag) bool { return x.String() == tag.String() }) {
+				targets[0].Tags = append(targets[0].Tags, tag)
+			}
+		}
+	}
+	return targets, nil
+}
+
+// splitReference reads a full reference from a tag list: its
+// repository's name and its tag (latest when it has none).
+func splitReference(s string, insecure bool) (repo, tag string, err error) {
+	if strings.Contains(s, "@") || registry.RegistryOf(s) == "" {
+		return "", "", badImage(s, errors.New("not a full reference"))
+	}
+	if !strings.Contains(s[strings.LastIndex(s, "/")+1:], ":") {
+		s += ":latest"
+	}
+	t, err := name.NewTag(s, registry.NameOptions(s, insecure)...)
+	if err != nil {
+		return "", "", badImage(s, err)
+	}
+	return t.Context().Name(), t.TagStr(), nil
 }
 
 // TagNames returns the target's tags as given.

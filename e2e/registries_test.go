@@ -1,0 +1,105 @@
+//go:build integration
+
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// metadata-action's tags output, as it is, pushes one build to two
+// registries: one open, one behind htpasswd whose login is in the docker
+// config (what docker/login-action writes). --username/--password would
+// go to the first registry only: here they are wrong for the second, and
+// the push works. Every tag names the same index, read back by skopeo;
+// each repository has the referrers and its cache record. The action,
+// emulated, does the same with the same text in its tags input and no
+// image input.
+func TestTagsToTwoRegistries(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	open := testenv.StartRegistry(t)
+	locked, user, password := testenv.StartAuthRegistry(t)
+	config := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	assert.NilError(t, os.WriteFile(filepath.Join(config, "config.json"), []byte(`{"auths":{"`+locked+`":{"auth":"`+auth+`"}}}`), 0o600))
+	env := []string{"DOCKER_CONFIG=" + config, "NIXERY_PASSWORD=not-" + password}
+	repos := []string{open + "/e2e/app", locked + "/e2e/app"}
+	tags := testenv.MetadataActionTags(repos...)
+
+	r := run(t, env, "build", "--nixpkgs", standIn(), "--username", user, "--tags", strings.Join(tags, "\n"), "--json", "hello")
+	assert.Equal(t, r.code, 0, r.stderr)
+	var res struct {
+		Image        string `json:"image"`
+		Digest       string `json:"digest"`
+		Repositories []struct {
+			Image     string   `json:"image"`
+			Reference string   `json:"reference"`
+			Tags      []string `json:"tags"`
+		} `json:"repositories"`
+		Manifests []struct {
+			Digest string `json:"digest"`
+		} `json:"manifests"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+	assert.Equal(t, res.Image, repos[0])
+	assert.Assert(t, is.Len(res.Repositories, 2))
+	for i, repo := range res.Repositories {
+		assert.Equal(t, repo.Image, repos[i])
+		assert.Equal(t, repo.Reference, repos[i]+"@"+res.Digest)
+		assert.DeepEqual(t, repo.Tags, []string{"1.2.3", "1.2", "latest"})
+	}
+
+	creds := func(ref string) []string {
+		if strings.HasPrefix(ref, locked) {
+			return []string{"--creds", user + ":" + password}
+		}
+		return nil
+	}
+	raw := func(ref string) string {
+		args := append([]string{"inspect", "--tls-verify=false", "--raw"}, creds(ref)...)
+		return testenv.Run(t, "skopeo", append(args, "docker://"+ref)...)
+	}
+	for _, ref := range tags {
+		sum := sha256.Sum256([]byte(raw(ref)))
+		assert.Equal(t, "sha256:"+hex.EncodeToString(sum[:]), res.Digest, ref)
+	}
+	for _, repo := range repos {
+		// The SBOM and provenance, in the referrers fallback tag of the
+		// platform manifest (the CNCF registry has no referrers API).
+		var referrers struct {
+			Manifests []struct {
+				ArtifactType string `json:"artifactType"`
+			} `json:"manifests"`
+		}
+		fallback := repo + ":sha256-" + strings.TrimPrefix(res.Manifests[0].Digest, "sha256:")
+		assert.NilError(t, json.Unmarshal([]byte(raw(fallback)), &referrers))
+		assert.Check(t, is.Len(referrers.Manifests, 2), "%s", fallback)
+		assert.Check(t, strings.Contains(raw(repo+":nixery-cache"), "org.nixery-action.cache-record"), "%s's cache record", repo)
+	}
+
+	// The action, emulated: the same tags, one per line, and no image.
+	dir := t.TempDir()
+	actionEnv := append([]string{
+		"INPUT_PACKAGES=hello", "INPUT_NIXPKGS=" + standIn(), "INPUT_TAGS=" + strings.Join(testenv.MetadataActionTags(open+"/e2e/action", locked+"/e2e/action"), "\n"),
+		"GITHUB_OUTPUT=" + filepath.Join(dir, "output"), "GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary"),
+		"RUNNER_TEMP=" + dir, "HOME=" + dir, "DOCKER_CONFIG=" + config,
+	}, githubEnv...)
+	r = run(t, actionEnv, "action")
+	assert.Equal(t, r.code, 0, "%s%s", r.stdout, r.stderr)
+	outputs := runnerOutputs(t, filepath.Join(dir, "output"))
+	assert.Assert(t, strings.HasPrefix(outputs["image"], open+"/e2e/action@sha256:"), "%v", outputs)
+	digest := strings.TrimPrefix(outputs["image"], open+"/e2e/action@")
+	sum := sha256.Sum256([]byte(raw(locked + "/e2e/action:1.2.3")))
+	assert.Equal(t, "sha256:"+hex.EncodeToString(sum[:]), digest)
+}

@@ -1,0 +1,192 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/pkg/cache"
+)
+
+// Registries pushes one index to several repositories, each under its own
+// tags, as ko's MultiPublisher does: the same bytes, so the same digest
+// everywhere. The first repository is the image's name (in SBOMs, the
+// result) and where the build's cache comes from. Layers are offered to
+// the first repository of each registry as soon as they are packed; the
+// other repositories of that registry mount them from it when the index
+// is written, which costs one request per blob instead of an upload.
+// Each repository gets the referrers and its cache record, and its tags
+// only once everything is there; a failure stops at the repository it
+// happened in, and names it.
+type Registries struct {
+	regs []*Registry
+	// early tells, per registry, whether it takes layers as they are
+	// packed (the first repository of its registry) or mounts them.
+	early []bool
+	// from is, per registry, the index of the one it mounts from (its
+	// own for the first of a registry).
+	from []int
+}
+
+// NewRegistries returns the destination that pushes to every target, with
+// the same options (each login is chosen for its own registry: see
+// registry.Credentials). There must be at least one target.
+func NewRegistries(targets []Target, o Options) *Registries {
+	m := &Registries{}
+	first := map[string]int{}
+	for i, t := range targets {
+		opts := o
+		host := t.Repo.RegistryStr()
+		from, seen := first[host]
+		if seen {
+			opts.mountFrom = &targets[from].Repo
+		} else {
+			first[host], from = i, i
+		}
+		m.regs = append(m.regs, NewRegistry(t, opts))
+		m.early = append(m.early, !seen)
+		m.from = append(m.from, from)
+	}
+	return m
+}
+
+// Targets are where the index goes, the image's repository first.
+func (m *Registries) Targets() []Target {
+	out := make([]Target, len(m.regs))
+	for i, r := range m.regs {
+		out[i] = r.Target()
+	}
+	return out
+}
+
+func (m *Registries) String() string {
+	names := make([]string, len(m.regs))
+	for i, r := range m.regs {
+		names[i] = r.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// ImageName is the first repository's name.
+func (m *Registries) ImageName() string { return m.regs[0].ImageName() }
+
+// Check checks every repository, and says which one failed.
+func (m *Registries) Check(ctx context.Context) error {
+	for _, r := range m.regs {
+		if err := r.Check(ctx); err != nil {
+			return m.which(r, err)
+		}
+	}
+	return nil
+}
+
+// Offer starts uploading l to the first repository of each registry.
+func (m *Registries) Offer(ctx context.Context, l v1.Layer) {
+	for i, r := range m.regs {
+		if m.early[i] {
+			r.Offer(ctx, l)
+		}
+	}
+}
+
+// Stream streams g to the first repository of each registry.
+func (m *Registries) Stream(ctx context.Context, g *Growing) bool {
+	for i, r := range m.regs {
+		if m.early[i] && !r.Stream(ctx, g) {
+			// A Registry always streams; were one not to, the blob
+			// would be offered to all once packed.
+			return false
+		}
+	}
+	return true
+}
+
+// Holds tells whether every repository holds d already or will mount it
+// from one that does (the repository repo marks it present); otherwise
+// the build fetches the blob to offer it to those that do not.
+func (m *Registries) Holds(repo name.Repository, d v1.Hash) bool {
+	held := make([]bool, len(m.regs))
+	for i, r := range m.regs {
+		if m.early[i] {
+			held[i] = r.Holds(repo, d)
+		}
+	}
+	for i := range m.regs {
+		if !held[m.from[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// Write writes idx and refs to each repository in turn (the first of a
+// registry before the ones that mount from it). The result is the first
+// repository's, with every repository listed in Repositories.
+func (m *Registries) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
+	var first *Result
+	var all []RepositoryResult
+	for _, r := range m.regs {
+		res, err := r.Write(ctx, idx, refs)
+		if err != nil {
+			return nil, m.which(r, err)
+		}
+		if first == nil {
+			first = res
+		}
+		all = append(all, RepositoryResult{Image: res.Image, Reference: res.Reference, Tags: res.Tags})
+	}
+	if len(all) > 1 {
+		first.Repositories = all
+	}
+	return first, nil
+}
+
+// Close waits for every repository's uploads.
+func (m *Registries) Close() {
+	for _, r := range m.regs {
+		r.Close()
+	}
+}
+
+// CacheSources are the first repository's.
+func (m *Registries) CacheSources() []name.Reference { return m.regs[0].CacheSources() }
+
+// ReadCacheRecord reads the first repository's record.
+func (m *Registries) ReadCacheRecord(ctx context.Context) cache.Record {
+	return m.regs[0].ReadCacheRecord(ctx)
+}
+
+// RecordCache updates every repository's record; seen is the first's.
+// The count is the first repository's; the first failure is returned,
+// after every record was tried.
+func (m *Registries) RecordCache(ctx context.Context, idx v1.ImageIndex, seen cache.Record) (int, error) {
+	var n int
+	var errs []error
+	for i, r := range m.regs {
+		s := seen
+		if i > 0 {
+			s = cache.Record{} // seen is the first repository's record
+		}
+		got, err := r.RecordCache(ctx, idx, s)
+		if err != nil {
+			errs = append(errs, m.which(r, err))
+		}
+		if i == 0 {
+			n = got
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// which names r in err where there are several repositories and err
+// does not name it already.
+func (m *Registries) which(r *Registry, err error) error {
+	if len(m.regs) == 1 || strings.Contains(err.Error(), r.String()) || strings.Contains(err.Error(), r.Target().Repo.RegistryStr()) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", r, err)
+}
