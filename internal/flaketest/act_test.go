@@ -3,6 +3,7 @@
 package flaketest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -18,8 +19,11 @@ import (
 )
 
 // imageWorkflow is the workflow of the app's own repository that ships
-// it: `.#greet` as user app, two platforms, tagged with the commit. The
-// first step stands for actions/checkout, which needs the network.
+// it: `.#greet` as user app, two platforms, tagged with the commit and
+// with docker/metadata-action's tags, labels and annotations outputs as
+// that action writes them (its tags name a second registry, logged in to
+// through the docker config, as docker/login-action leaves it). The first
+// step stands for actions/checkout, which needs the network.
 const imageWorkflow = `name: image
 on: push
 permissions:
@@ -31,6 +35,7 @@ jobs:
     env:
       NIX_CONFIG: |
         %NIX_CONFIG%
+      DOCKER_CONFIG: %DOCKER_CONFIG%
     steps:
       - name: Check out
         run: cp -a "$APP_CHECKOUT/." .
@@ -44,7 +49,13 @@ jobs:
           user: app
           platforms: linux/amd64,linux/arm64
           image: %IMAGE%
-          tags: ${{ github.sha }}
+          tags: |
+            ${{ github.sha }}
+            %TAGS%
+          labels: |
+            %LABELS%
+          annotations: |
+            %ANNOTATIONS%
           nixpkgs: %NIXPKGS%
       - name: Show the digest
         run: echo "pushed $IMAGE"
@@ -56,19 +67,28 @@ jobs:
 // wrote, on this machine, from a workflow in the app's own repository:
 // act puts the action at …/org-nixery-action@v1 (a path with '@', which
 // Nix does not read as a flake reference). The image it pushes runs the
-// app as its user, on both platforms, tagged with the commit.
+// app as its user, on both platforms, tagged with the commit; the same
+// index is in the second registry under metadata-action's tags, and the
+// labels and annotations are where build-push-action would put them.
 func TestActionUnderAct(t *testing.T) {
 	testenv.Require(t, "nix", "git", "go", "docker-registry", "skopeo")
 	act := strings.TrimSpace(run(t, repoRoot(t), nil, filepath.Join(repoRoot(t), "scripts", "act-install.sh")))
 	action := newFlake(t)
 	host := testenv.StartRegistry(t)
+	locked, user, password := testenv.StartAuthRegistry(t)
+	dockerConfig := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	assert.NilError(t, os.WriteFile(filepath.Join(dockerConfig, "config.json"), []byte(`{"auths":{"`+locked+`":{"auth":"`+auth+`"}}}`), 0o600))
 	standIn := "path:" + filepath.Join(repoRoot(t), "testdata", "nixpkgs")
+	block := func(lines []string) string { return strings.Join(lines, "\n            ") }
 
 	// The app's repository: testdata/app, locked to the stand-in, with
 	// its workflow, committed.
 	app := filepath.Join(t.TempDir(), "greet")
 	copyDir(t, filepath.Join(repoRoot(t), "testdata", "app"), app)
-	workflow := strings.NewReplacer("%NIX_CONFIG%", strings.ReplaceAll(strings.TrimSpace(testenv.NixConfig), "\n", "\n        "), "%CHECKOUT%", app, "%IMAGE%", host+"/team/greet", "%NIXPKGS%", standIn).Replace(imageWorkflow)
+	workflow := strings.NewReplacer("%NIX_CONFIG%", strings.ReplaceAll(strings.TrimSpace(testenv.NixConfig), "\n", "\n        "), "%CHECKOUT%", app, "%IMAGE%", host+"/team/greet", "%NIXPKGS%", standIn,
+		"%DOCKER_CONFIG%", dockerConfig, "%TAGS%", block(testenv.MetadataActionTags(host+"/team/greet", locked+"/team/greet")),
+		"%LABELS%", block(testenv.MetadataActionLabels()), "%ANNOTATIONS%", block(testenv.MetadataActionAnnotations("manifest", "index"))).Replace(imageWorkflow)
 	var parsed map[string]any
 	assert.NilError(t, yaml.Unmarshal([]byte(workflow), &parsed), workflow)
 	assert.NilError(t, os.MkdirAll(filepath.Join(app, ".github", "workflows"), 0o755))
@@ -110,6 +130,19 @@ func TestActionUnderAct(t *testing.T) {
 	assert.NilError(t, json.Unmarshal([]byte(raw), &idx))
 	assert.Equal(t, len(idx.Manifests), 2)
 	assert.Equal(t, idx.Annotations["org.nixery-action.flake..#greet.revision"], sha)
+	// metadata-action's tags: the same index in both registries.
+	for _, ref := range testenv.MetadataActionTags(host+"/team/greet", locked+"/team/greet") {
+		got := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--creds", user+":"+password, "--raw", "docker://"+ref)
+		assert.Check(t, got == raw, "%s holds another index", ref)
+	}
+	want := map[string]string{}
+	for _, l := range testenv.MetadataActionLabels() {
+		k, v, _ := strings.Cut(l, "=")
+		want[k] = v
+	}
+	for k, v := range want {
+		assert.Check(t, is.Equal(idx.Annotations[k], v), "index annotation %s", k)
+	}
 	for _, arch := range []string{"amd64", "arm64"} {
 		cfg := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--override-arch", arch, "--config", "docker://"+host+"/team/greet:"+sha)
 		var c struct {
@@ -117,6 +150,7 @@ func TestActionUnderAct(t *testing.T) {
 				User       string
 				Entrypoint []string
 				Env        []string
+				Labels     map[string]string
 			} `json:"config"`
 		}
 		assert.NilError(t, json.Unmarshal([]byte(cfg), &c), cfg)
@@ -124,5 +158,8 @@ func TestActionUnderAct(t *testing.T) {
 		assert.Assert(t, is.Len(c.Config.Entrypoint, 1))
 		assert.Check(t, strings.HasSuffix(c.Config.Entrypoint[0], "-greet-1.0/bin/greet"), c.Config.Entrypoint[0])
 		assert.Check(t, is.Contains(c.Config.Env, "HOME=/home/app"))
+		for k, v := range want {
+			assert.Check(t, is.Equal(c.Config.Labels[k], v), "%s label %s", arch, k)
+		}
 	}
 }
