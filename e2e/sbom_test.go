@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -153,20 +154,34 @@ func copyReferrer(t *testing.T, repo, digest string) []byte {
 	return data
 }
 
-// TestBuildSBOMLayout writes an OCI layout: its index.json lists each
-// platform's SBOM beside the image, with the platform manifest as its
-// subject, and the SBOM is valid CycloneDX.
+// TestBuildSBOMLayout writes an OCI layout that the usual commands take
+// as they did before SBOMs: skopeo inspects and copies it, and umoci
+// lists it, without a reference. Each platform's SBOM and provenance are
+// in its referrers layout, with the platform manifest as their subject,
+// found and pulled by oras as the README shows; the SBOM is valid
+// CycloneDX.
 func TestBuildSBOMLayout(t *testing.T) {
-	testenv.Require(t, "nix")
+	testenv.Require(t, "nix", "skopeo", "umoci", "oras")
 	dir := filepath.Join(t.TempDir(), "image")
 	res := decodeSBOMResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64",
 		"--output", "oci:"+dir, "--tags", "v1", "--json", "hello"))
+
+	// The habits: no reference needed.
+	var inspected struct{ Digest string }
+	assert.NilError(t, json.Unmarshal([]byte(testenv.Run(t, "skopeo", "inspect", "--raw", "oci:"+dir)), new(v1.IndexManifest)))
+	assert.NilError(t, json.Unmarshal([]byte(testenv.Run(t, "skopeo", "inspect", "--override-arch", "amd64", "oci:"+dir)), &inspected))
+	assert.Equal(t, inspected.Digest, res.Digest)
+	copied := t.TempDir()
+	testenv.Run(t, "skopeo", "copy", "--all", "oci:"+dir, "oci:"+copied+":v1")
+	assert.Check(t, is.Contains(testenv.Run(t, "umoci", "ls", "--layout", dir), "v1"))
+
+	side := filepath.Join(dir, "referrers")
 	var top v1.IndexManifest
-	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	raw, err := os.ReadFile(filepath.Join(side, "index.json"))
 	assert.NilError(t, err)
 	assert.NilError(t, json.Unmarshal(raw, &top))
 	blob := func(d v1.Hash) []byte {
-		b, err := os.ReadFile(filepath.Join(dir, "blobs", d.Algorithm, d.Hex))
+		b, err := os.ReadFile(filepath.Join(side, "blobs", d.Algorithm, d.Hex))
 		assert.NilError(t, err)
 		return b
 	}
@@ -193,6 +208,26 @@ func TestBuildSBOMLayout(t *testing.T) {
 	sort.Strings(got)
 	assert.DeepEqual(t, got, want)
 	cdxvalidate.Validate(t, docs...)
+
+	// oras, as the README shows it.
+	var found struct {
+		Referrers []struct {
+			Digest       string `json:"digest"`
+			ArtifactType string `json:"artifactType"`
+		} `json:"referrers"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(testenv.Run(t, "oras", "discover", "--oci-layout", side+":v1", "--platform", "linux/arm64", "--format", "json")), &found))
+	assert.Assert(t, is.Len(found.Referrers, 2))
+	for _, r := range found.Referrers {
+		if r.ArtifactType != "application/vnd.cyclonedx+json" {
+			continue
+		}
+		out := t.TempDir()
+		testenv.Run(t, "oras", "pull", "--oci-layout", side+"@"+r.Digest, "-o", out)
+		data, err := os.ReadFile(filepath.Join(out, "sbom.cdx.json"))
+		assert.NilError(t, err)
+		assert.Check(t, slices.ContainsFunc(docs, func(d []byte) bool { return bytes.Equal(d, data) }), "oras pulled another SBOM")
+	}
 }
 
 // TestActionSBOM runs the action mode: the sbom output is the SBOM file,

@@ -169,16 +169,22 @@ func TestBuildSBOMRegistry(t *testing.T) {
 	assert.Equal(t, testenv.CheckTags(t, host, "build/sbom"), 1+len(res.SBOMs)+1)
 }
 
-// TestBuildSBOMLayout writes an OCI layout: index.json lists each
-// platform's referrers beside the image, and their subjects are the
-// index's platform manifests.
+// TestBuildSBOMLayout writes an OCI layout: index.json names the image
+// alone, and the referrers layout inside it lists each platform's
+// referrers beside the image; their subjects are the index's platform
+// manifests.
 func TestBuildSBOMLayout(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	res, err := Build(context.Background(), sbomRequest(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: dir}, publish.WriteOptions{Tags: []string{"v1"}})), Options{})
 	assert.NilError(t, err)
 	defer res.Close()
-	var top v1.IndexManifest
+	var outer, top v1.IndexManifest
 	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	assert.NilError(t, json.Unmarshal(raw, &outer))
+	assert.Assert(t, is.Len(outer.Manifests, 1))
+	assert.Equal(t, outer.Manifests[0].Digest.String(), res.Digest)
+	raw, err = os.ReadFile(filepath.Join(dir, publish.ReferrersDir, "index.json"))
 	assert.NilError(t, err)
 	assert.NilError(t, json.Unmarshal(raw, &top))
 	assert.Assert(t, is.Len(top.Manifests, 1+2*len(res.SBOMs)))
@@ -186,7 +192,7 @@ func TestBuildSBOMLayout(t *testing.T) {
 	subjects := map[string]string{}
 	for _, d := range top.Manifests[1:] {
 		var m v1.Manifest
-		raw, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", d.Digest.Hex))
+		raw, err := os.ReadFile(filepath.Join(dir, publish.ReferrersDir, "blobs", "sha256", d.Digest.Hex))
 		assert.NilError(t, err)
 		assert.NilError(t, json.Unmarshal(raw, &m))
 		assert.Equal(t, m.ArtifactType, d.ArtifactType)
@@ -230,6 +236,8 @@ func TestBuildNoSBOM(t *testing.T) {
 	assert.NilError(t, err)
 	assert.NilError(t, json.Unmarshal(raw, &top))
 	assert.Check(t, is.Len(top.Manifests, 1))
+	_, err = os.Stat(filepath.Join(dir, publish.ReferrersDir))
+	assert.Check(t, os.IsNotExist(err), "a referrers layout without referrers: %v", err)
 }
 
 // TestBuildSBOMDockerArchive: a docker archive has no place for

@@ -34,6 +34,11 @@ type layoutWriter struct {
 	lock    *os.File
 	created []string // blobs and directories this write made
 	before  map[string]bool
+	// committed is what commit replaced, for revert: the index.json
+	// before it (nil: there was none), and whether it made oci-layout.
+	committed  bool
+	oldIndex   []byte
+	madeMarker bool
 }
 
 // openLayoutWriter locks dir (made when missing) and checks what is there.
@@ -63,7 +68,7 @@ func openLayoutWriter(dir string) (*layoutWriter, error) {
 // check refuses a layout that leads elsewhere, or a directory that holds
 // something else, and notes the blobs already there.
 func (w *layoutWriter) check() error {
-	for _, name := range []string{"index.json", "oci-layout", "blobs", filepath.Join("blobs", "sha256")} {
+	for _, name := range []string{"index.json", "oci-layout", "blobs", filepath.Join("blobs", "sha256"), ReferrersDir} {
 		info, err := os.Lstat(filepath.Join(w.dir, name))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -74,7 +79,7 @@ func (w *layoutWriter) check() error {
 			return fmt.Errorf("%s in %s is a symlink: nixery writes nothing outside the layout directory", name, w.dir)
 		case (name == "index.json" || name == "oci-layout") && !info.Mode().IsRegular():
 			return fmt.Errorf("%s in %s is not a regular file", name, w.dir)
-		case (name == "blobs" || name == filepath.Join("blobs", "sha256")) && !info.IsDir():
+		case (name == "blobs" || name == filepath.Join("blobs", "sha256") || name == ReferrersDir) && !info.IsDir():
 			return fmt.Errorf("%s in %s is not a directory", name, w.dir)
 		}
 	}
@@ -132,24 +137,60 @@ func (w *layoutWriter) index() (*v1.IndexManifest, error) {
 	return &im, nil
 }
 
-// commit gives the blobs this write added mode 0644, then replaces
-// index.json (and writes oci-layout where it is missing), each whole.
+// commit gives the blobs this write added mode 0644 (a hard link keeps
+// its file's), then replaces index.json (and writes oci-layout where it
+// is missing), each whole.
 func (w *layoutWriter) commit(im *v1.IndexManifest) error {
 	for _, b := range w.addedBlobs() {
+		if info, err := os.Lstat(b); err == nil && linked(info) {
+			continue // the outer layout's file, with the mode it has there
+		}
 		if err := os.Chmod(b, 0o644); err != nil {
 			return err
 		}
+	}
+	old, err := os.ReadFile(filepath.Join(w.dir, "index.json"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	if _, err := os.Lstat(filepath.Join(w.dir, "oci-layout")); errors.Is(err, fs.ErrNotExist) {
 		if err := w.replace("oci-layout", []byte(layoutLayoutFile)); err != nil {
 			return err
 		}
+		w.madeMarker = true
 	}
 	raw, err := json.MarshalIndent(im, "", "   ")
 	if err != nil {
 		return err
 	}
-	return w.replace("index.json", raw)
+	if err := w.replace("index.json", raw); err != nil {
+		return err
+	}
+	w.committed, w.oldIndex = true, old
+	return nil
+}
+
+// revert undoes a commit and the write before it: index.json back as it
+// was (or gone, with the oci-layout this write made), then abort.
+func (w *layoutWriter) revert() {
+	if w.committed {
+		if w.oldIndex != nil {
+			w.replace("index.json", w.oldIndex)
+		} else {
+			os.Remove(filepath.Join(w.dir, "index.json"))
+		}
+		if w.madeMarker {
+			os.Remove(filepath.Join(w.dir, "oci-layout"))
+		}
+	}
+	w.abort()
+}
+
+// linked tells a file with more than one name: a blob linked from the
+// outer layout.
+func linked(info fs.FileInfo) bool {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink > 1
 }
 
 // replace writes name whole, as outfile writes a regular file: beside

@@ -3,13 +3,17 @@ package publish
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -177,4 +181,29 @@ func TestLayoutConcurrentWriters(t *testing.T) {
 	for _, x := range idxs {
 		assert.Check(t, tags[x.tag], "tag %s lost", x.tag)
 	}
+}
+
+// revert undoes a commit: an existing layout gets its index.json back and
+// loses the blobs the write added; a new one is gone again.
+func TestLayoutWriterRevert(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "image")
+	assert.NilError(t, writeTagged(t, dir, "before", "v1"))
+	before := snapshot(t, dir)
+	w, err := openLayoutWriter(dir)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "blobs", "sha256", strings.Repeat("ab", 32)), []byte("new"), 0o600))
+	assert.NilError(t, w.commit(&v1.IndexManifest{SchemaVersion: 2}))
+	assert.Check(t, !reflect.DeepEqual(snapshot(t, dir), before))
+	w.revert()
+	w.close()
+	assert.DeepEqual(t, snapshot(t, dir), before)
+
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	w, err = openLayoutWriter(fresh)
+	assert.NilError(t, err)
+	assert.NilError(t, w.commit(&v1.IndexManifest{SchemaVersion: 2}))
+	w.revert()
+	w.close()
+	_, err = os.Stat(fresh)
+	assert.Check(t, errors.Is(err, fs.ErrNotExist), "%v", err)
 }

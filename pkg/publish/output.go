@@ -148,13 +148,24 @@ func CheckTags(tags []string) error {
 // refNameAnnotation names a descriptor in an OCI layout's index.json.
 const refNameAnnotation = "org.opencontainers.image.ref.name"
 
-// writeLayout writes idx, and the referrers refs, into the OCI layout
-// dir (see layoutWriter): the blobs, then index.json once, naming idx by
-// each tag (in place of an entry with the same tag, or once without a
-// name when there are no tags) and listing the referrers (with their
-// artifact types, where clients of layouts look for them). Entries keep
-// their places, so writing the same thing again leaves index.json as it
-// was.
+// ReferrersDir is the directory, inside an OCI layout written with
+// referrers, that holds the image again with its referrers (SBOM,
+// provenance): an OCI layout of its own, whose blobs are hard links to
+// the outer layout's where the file system allows. The outer index.json
+// then names the image alone, so that `skopeo copy oci:DIR` and `skopeo
+// inspect oci:DIR` need no reference; oras finds the referrers with
+// `oras discover --oci-layout DIR/referrers:TAG --platform OS/ARCH`.
+const ReferrersDir = "referrers"
+
+// writeLayout writes idx into the OCI layout dir (see layoutWriter): the
+// blobs, then index.json once, naming idx by each tag (in place of an
+// entry with the same tag, or once without a name when there are no
+// tags). With referrers, dir/referrers (ReferrersDir) gets the same
+// entries and the referrers (with their artifact types, where clients of
+// layouts look for them), written before dir's index.json, which names
+// the image last, as a push writes its tags last; a failure leaves both
+// as they were. Entries keep their places, so writing the same thing
+// again leaves both index.json files as they were.
 func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOptions, refs Attachments) (res *Result, err error) {
 	tags := o.Tags
 	w, err := openLayoutWriter(dir)
@@ -185,15 +196,32 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 	}
 	// The layers go first, where a signal can stop them; the layout
 	// package then finds them there and writes only the small blobs.
-	if err := writeLayers(ctx, dir, images); err != nil {
+	if err := writeLayers(ctx, dir, "", images); err != nil {
 		return nil, err
 	}
-	lp := w.path()
-	if err := writeIndexBlobs(lp, idx); err != nil {
+	if err := writeIndexBlobs(w.path(), idx); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if len(refs) > 0 {
+		side, err := openLayoutWriter(filepath.Join(dir, ReferrersDir))
+		if err != nil {
+			return nil, err
+		}
+		defer side.close()
+		if err := writeReferrersLayout(ctx, side, dir, idx, images, o, refs); err != nil {
+			side.abort()
+			return nil, err
+		}
+		// dir's index.json is the last write: were it to fail, the
+		// referrers layout goes back to what it was.
+		defer func() {
+			if err != nil {
+				side.revert()
+			}
+		}()
 	}
 	im, err := w.index()
 	if err != nil {
@@ -202,6 +230,30 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 	if err := nameInIndex(im, idx, dedupe(tags), o.DescriptorAnnotations); err != nil {
 		return nil, err
 	}
+	if err := w.commit(im); err != nil {
+		return nil, err
+	}
+	markUploaded(manifests, func(d string) bool { return !existed[d] })
+	return &Result{Digest: digest.String(), Tags: nonNil(dedupe(tags)), Manifests: manifests}, nil
+}
+
+// writeReferrersLayout writes idx and refs into the layout of w (dir's
+// ReferrersDir), linking the layers from dir, and commits its index.json.
+func writeReferrersLayout(ctx context.Context, w *layoutWriter, dir string, idx v1.ImageIndex, images []v1.Image, o WriteOptions, refs Attachments) error {
+	if err := writeLayers(ctx, w.dir, dir, images); err != nil {
+		return err
+	}
+	lp := w.path()
+	if err := writeIndexBlobs(lp, idx); err != nil {
+		return err
+	}
+	im, err := w.index()
+	if err != nil {
+		return err
+	}
+	if err := nameInIndex(im, idx, dedupe(o.Tags), o.DescriptorAnnotations); err != nil {
+		return err
+	}
 	for _, subject := range refs.subjects() {
 		for _, r := range refs[subject] {
 			err := lp.WriteImage(r)
@@ -209,22 +261,21 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 				err = ctx.Err()
 			}
 			if err != nil {
-				return nil, &AttachError{Subject: subject, Err: err}
+				return &AttachError{Subject: subject, Err: err}
 			}
 			desc, err := referrer.LayoutDescriptor(r)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if !slices.ContainsFunc(im.Manifests, func(d v1.Descriptor) bool { return d.Digest == desc.Digest }) {
 				im.Manifests = append(im.Manifests, desc)
 			}
 		}
 	}
-	if err := w.commit(im); err != nil {
-		return nil, err
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	markUploaded(manifests, func(d string) bool { return !existed[d] })
-	return &Result{Digest: digest.String(), Tags: nonNil(dedupe(tags)), Manifests: manifests}, nil
+	return w.commit(im)
 }
 
 // writeIndexBlobs writes every blob of idx, its platform images' and its
@@ -343,15 +394,16 @@ func archiveRefs(repository string, tags []string) ([]string, error) {
 
 // writeLayers writes the layer blobs of images into the layout in dir that
 // it does not hold yet, each to a temporary file renamed into place; ctx
-// stops a large one mid-way.
-func writeLayers(ctx context.Context, dir string, images []v1.Image) error {
+// stops a large one mid-way. With from, a layout holding them already,
+// each is a hard link to from's file where the file system allows.
+func writeLayers(ctx context.Context, dir, from string, images []v1.Image) error {
 	for _, img := range images {
 		layers, err := img.Layers()
 		if err != nil {
 			return err
 		}
 		for _, l := range layers {
-			if err := writeLayer(ctx, dir, l); err != nil {
+			if err := writeLayer(ctx, dir, from, l); err != nil {
 				return err
 			}
 		}
@@ -359,7 +411,7 @@ func writeLayers(ctx context.Context, dir string, images []v1.Image) error {
 	return nil
 }
 
-func writeLayer(ctx context.Context, dir string, l v1.Layer) error {
+func writeLayer(ctx context.Context, dir, from string, l v1.Layer) error {
 	d, err := l.Digest()
 	if err != nil {
 		return err
@@ -369,8 +421,14 @@ func writeLayer(ctx context.Context, dir string, l v1.Layer) error {
 		return err
 	}
 	file := blobPath(dir, d.String())
-	if info, err := os.Stat(file); err == nil && info.Mode().IsRegular() && info.Size() == size {
+	if info, err := os.Lstat(file); err == nil && info.Mode().IsRegular() && info.Size() == size {
 		return nil
+	}
+	if from != "" {
+		src := blobPath(from, d.String())
+		if info, err := os.Lstat(src); err == nil && info.Mode().IsRegular() && info.Size() == size && os.Link(src, file) == nil {
+			return nil
+		}
 	}
 	rc, err := l.Compressed()
 	if err != nil {

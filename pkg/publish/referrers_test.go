@@ -49,9 +49,11 @@ func referrers(t *testing.T, idx v1.ImageIndex) (v1.Descriptor, []v1.Image, []st
 	return subject, imgs, digests
 }
 
-// An OCI layout lists the referrers in index.json, beside the image, in
-// the same write; writing them again changes nothing. A docker archive
-// has no place for them and says so.
+// An OCI layout names the image alone in index.json (skopeo needs no
+// reference then), and lists the referrers beside it in its referrers
+// layout, whose layer blobs are the outer layout's files (hard links);
+// writing them again changes nothing. A docker archive has no place for
+// them and says so.
 func TestLayoutReferrers(t *testing.T) {
 	ctx := context.Background()
 	idx := testIndex(t, "layout-referrers", amd64)
@@ -60,18 +62,41 @@ func TestLayoutReferrers(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "image")
 	l := NewLayout(Output{Kind: OCILayout, Path: dir}, WriteOptions{Tags: []string{"v1"}})
+	layers := map[string]bool{}
 	for range 2 {
 		res, err := l.Write(ctx, idx, refs)
 		assert.NilError(t, err)
 		assert.Check(t, res.ReferrersAttached)
+		for _, m := range res.Manifests {
+			for _, l := range m.Layers {
+				layers[strings.TrimPrefix(l.Digest, "sha256:")] = true
+			}
+		}
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	assert.NilError(t, err)
 	var top v1.IndexManifest
 	assert.NilError(t, json.Unmarshal(raw, &top))
-	assert.Assert(t, is.Len(top.Manifests, 3))
+	assert.Assert(t, is.Len(top.Manifests, 1))
+	raw, err = os.ReadFile(filepath.Join(dir, ReferrersDir, "index.json"))
+	assert.NilError(t, err)
+	var side v1.IndexManifest
+	assert.NilError(t, json.Unmarshal(raw, &side))
+	assert.Assert(t, is.Len(side.Manifests, 3))
+	assert.DeepEqual(t, side.Manifests[0], top.Manifests[0])
+	entries, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	assert.NilError(t, err)
+	for _, e := range entries {
+		outer, err := os.Stat(filepath.Join(dir, "blobs", "sha256", e.Name()))
+		assert.NilError(t, err)
+		inner, err := os.Stat(filepath.Join(dir, ReferrersDir, "blobs", "sha256", e.Name()))
+		assert.NilError(t, err, "the referrers layout lacks %s", e.Name())
+		if layers[e.Name()] { // linked rather than copied
+			assert.Check(t, os.SameFile(outer, inner), "layer %s is a copy", e.Name())
+		}
+	}
 	var got []string
-	for _, m := range top.Manifests[1:] {
+	for _, m := range side.Manifests[1:] {
 		got = append(got, m.Digest.String())
 		assert.Check(t, m.ArtifactType != "", "a referrer without its artifactType: %+v", m)
 	}
