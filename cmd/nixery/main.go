@@ -37,6 +37,7 @@ var commands = byName(
 	layersCommand(),
 	packCommand(),
 	popcountCommand(),
+	serveCommand(),
 )
 
 func byName(cs ...*command) map[string]*command {

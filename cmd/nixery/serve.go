@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/serve"
+	"github.com/nixery-action/nixery-action/pkg/spec"
+)
+
+// serveFlags are the options of `nixery serve`.
+type serveFlags struct {
+	listen    string
+	nixpkgs   string
+	storage   string
+	platforms listFlag
+	builds    int
+	timeout   time.Duration
+}
+
+// serveCommand is `nixery serve`, the registry that builds on pull.
+func serveCommand() *command {
+	return &command{
+		name:    "serve",
+		summary: "run a registry that builds images when they are pulled, as Nixery does",
+		usage:   "--storage DIR [--listen ADDR] [--nixpkgs FLAKEREF] [--platforms LIST]",
+		help: `Pull REGISTRY/shell/git/htop:latest to get an image of those packages,
+built on the first pull and kept in --storage. Without the arm64
+meta-package a name is an index over --platforms; with it, the arm64
+image alone. With a GitHub --nixpkgs, another tag picks a branch, tag or
+commit of it.`,
+		setup: func(fs *flag.FlagSet) func([]string) error {
+			f := &serveFlags{platforms: listFlag{commas: true}}
+			fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`ADDR` to listen on (loopback unless told otherwise)")
+			fs.StringVar(&f.nixpkgs, "nixpkgs", defaultNixpkgs, "nixpkgs `FLAKEREF` of the tag latest")
+			fs.StringVar(&f.storage, "storage", "", "`DIR` that keeps the images built (an OCI layout), across restarts")
+			fs.Var(&f.platforms, "platforms", "platforms of a name without arm64, a comma separated `LIST` (default linux/amd64,linux/arm64)")
+			fs.IntVar(&f.builds, "builds", 2, "`N` builds at once")
+			fs.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up on one image's build after this long (`DURATION`)")
+			return func(args []string) error {
+				if len(args) > 0 {
+					return usagef("serve takes no arguments, but was given %q", args[0])
+				}
+				ctx, stop := interruptContext()
+				defer stop()
+				return f.run(ctx)
+			}
+		},
+	}
+}
+
+func (f *serveFlags) run(ctx context.Context) error {
+	if f.storage == "" {
+		return usagef("--storage is required: the directory that keeps the images built")
+	}
+	var platforms []spec.Platform
+	if len(f.platforms.items) > 0 {
+		var err error
+		if platforms, err = spec.ParsePlatforms(f.platforms.items...); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	srv, err := serve.New(serve.Options{
+		Nixpkgs: f.nixpkgs, Storage: f.storage, Platforms: platforms,
+		Builds: f.builds, Timeout: f.timeout, Log: log, Build: build.Options{NixTimeout: f.timeout},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.listen, err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(ln) }()
+	log.Info("serving", "address", "http://"+ln.Addr().String(), "nixpkgs", f.nixpkgs, "storage", f.storage)
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	// In-flight pulls finish; new connections are refused.
+	shutdown, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

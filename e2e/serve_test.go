@@ -1,0 +1,189 @@
+//go:build integration
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// served is a running `nixery serve` and the lines it logged.
+type served struct {
+	host string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  []string
+	done chan error
+}
+
+// startServe runs nixery serve on a free loopback port over storage, and
+// stops it (SIGTERM) when the test ends.
+func startServe(t *testing.T, storage string) *served {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	host := ln.Addr().String()
+	ln.Close()
+	s := &served{host: host, done: make(chan error, 1)}
+	s.cmd = exec.Command(nixery, "serve", "--listen", host, "--nixpkgs", standIn(), "--storage", storage)
+	s.cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
+	stderr, err := s.cmd.StderrPipe()
+	assert.NilError(t, err)
+	assert.NilError(t, s.cmd.Start())
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.log = append(s.log, sc.Text())
+			s.mu.Unlock()
+		}
+		s.done <- s.cmd.Wait()
+	}()
+	t.Cleanup(func() { s.stop(t) })
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + host + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		assert.Assert(t, i < 100, "nixery serve did not start: %v", s.lines())
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s
+}
+
+func (s *served) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.log...)
+}
+
+// builds counts the builds the server logged.
+func (s *served) builds() int {
+	n := 0
+	for _, l := range s.lines() {
+		if strings.Contains(l, `"msg":"build"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *served) stop(t *testing.T) {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		t.Errorf("nixery serve did not stop on SIGTERM")
+	}
+}
+
+// TestServe pulls images from `nixery serve` with clients we did not
+// write: a name is built on its first pull into a two-platform index
+// (podman runs it), arm64 gives the arm64 image alone, concurrent pulls
+// of one name wait for one build, an unknown package is an error docker
+// and podman print, pushes are refused, blobs are read by range, and a
+// restart serves what was built without building again.
+func TestServe(t *testing.T) {
+	testenv.Require(t, "nix", "skopeo", "podman", "runc")
+	storage := t.TempDir()
+	s := startServe(t, storage)
+	inspect := func(ref string) (string, error) {
+		out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/"+ref).CombinedOutput()
+		return string(out), err
+	}
+
+	raw, err := inspect("hello:latest")
+	assert.NilError(t, err, raw)
+	var idx v1.IndexManifest
+	assert.NilError(t, json.Unmarshal([]byte(raw), &idx))
+	var archs []string
+	for _, m := range idx.Manifests {
+		archs = append(archs, m.Platform.Architecture)
+	}
+	assert.DeepEqual(t, archs, []string{"amd64", "arm64"})
+	assert.Equal(t, strings.TrimSpace(podmanRun(t, s.host+"/hello", "hello")), "Hello, world!")
+	assert.Equal(t, s.builds(), 1)
+
+	raw, err = inspect("arm64/hello:latest")
+	assert.NilError(t, err, raw)
+	var m v1.Manifest
+	assert.NilError(t, json.Unmarshal([]byte(raw), &m))
+	assert.Equal(t, m.MediaType, types.OCIManifestSchema1)
+	cfg, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--config", "docker://"+s.host+"/arm64/hello:latest").Output()
+	assert.NilError(t, err)
+	var c v1.ConfigFile
+	assert.NilError(t, json.Unmarshal(cfg, &c))
+	assert.Equal(t, c.Architecture, "arm64")
+
+	// Three pulls of a new name at once: one build.
+	before := s.builds()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = inspect("busybox/hello:latest") })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		assert.NilError(t, err)
+	}
+	assert.Equal(t, s.builds(), before+1)
+
+	out, err := inspect("helo:latest")
+	assert.Assert(t, err != nil)
+	assert.Check(t, is.Contains(out, "not found in nixpkgs"))
+	assert.Check(t, is.Contains(out, "helo (did you mean hello?)"))
+	out, err = inspect("hello:v2")
+	assert.Assert(t, err != nil)
+	assert.Check(t, is.Contains(out, "serves only the tag latest"))
+
+	// Pushes are refused; blobs are read by range.
+	resp, err := http.Post("http://"+s.host+"/v2/hello/blobs/uploads/", "application/octet-stream", nil)
+	assert.NilError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, resp.StatusCode, http.StatusMethodNotAllowed)
+	assert.Check(t, is.Contains(string(body), "UNSUPPORTED"))
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.host+"/v2/hello/blobs/"+m.Layers[0].Digest.String(), nil)
+	assert.NilError(t, err)
+	req.Header.Set("Range", "bytes=0-9")
+	resp, err = http.DefaultClient.Do(req)
+	assert.NilError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, resp.StatusCode, http.StatusPartialContent)
+	assert.Equal(t, len(body), 10)
+
+	// A restart serves from the storage.
+	s.stop(t)
+	_, err = os.Stat(filepath.Join(storage, "index.json"))
+	assert.NilError(t, err)
+	s = startServe(t, storage)
+	raw, err = inspect("hello:latest")
+	assert.NilError(t, err, raw)
+	assert.Check(t, is.Contains(raw, idx.Manifests[0].Digest.String()))
+	assert.Equal(t, s.builds(), 0)
+}

@@ -1,0 +1,422 @@
+// Package serve is a registry that builds images on pull, as Nixery does:
+// the repository path names the packages (shell/git/htop), and the
+// manifest is built on the first request, kept in an OCI layout on disk,
+// and served from there afterwards. It serves the pull side of the OCI
+// distribution API (manifests and blobs, GET and HEAD, range reads) and
+// refuses pushes.
+package serve
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/nixery-action/nixery-action/internal/limit"
+	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/spec"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Nixpkgs is the flake reference the tag latest builds from. When it
+	// is a GitHub one (github:OWNER/REPO[/REF]), another tag names a
+	// branch, tag or commit of that repository, as Nixery's tags do.
+	Nixpkgs string
+	// Storage is the directory of the OCI layout that keeps every image
+	// built; a restart serves them again without building.
+	Storage string
+	// Platforms are those of a name without the arm64 meta-package;
+	// nil means linux/amd64 and linux/arm64.
+	Platforms []spec.Platform
+	// Builds bounds the builds that run at once; 0 means 2.
+	Builds int
+	// Timeout bounds one image's build; 0 means 20 minutes.
+	Timeout time.Duration
+	// Log receives a line per request and per build; nil discards them.
+	Log *slog.Logger
+	// Build are the pipeline's settings (Nix, logs).
+	Build build.Options
+}
+
+// Server answers registry requests, building what is asked for. It is an
+// http.Handler.
+type Server struct {
+	o      Options
+	flight singleflight.Group
+	slots  *semaphore.Weighted
+
+	mu    sync.Mutex
+	built map[string]v1.Hash // key (a tag in the storage layout) → index digest
+}
+
+// New checks o and reads what the storage holds already.
+func New(o Options) (*Server, error) {
+	if o.Nixpkgs == "" {
+		return nil, errors.New("no nixpkgs to build from: give a flake reference")
+	}
+	if o.Storage == "" {
+		return nil, errors.New("no storage directory: give one to keep the images in")
+	}
+	if o.Platforms == nil {
+		var err error
+		if o.Platforms, err = spec.ParsePlatforms("linux/amd64,linux/arm64"); err != nil {
+			return nil, err
+		}
+	}
+	if o.Builds <= 0 {
+		o.Builds = 2
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 20 * time.Minute
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), built: map[string]v1.Hash{}}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// load reads the images the storage names already.
+func (s *Server) load() error {
+	f, err := os.Open(filepath.Join(s.o.Storage, "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	raw, err := limit.ReadAll(f, publish.MaxLayoutIndex)
+	if err != nil {
+		return fmt.Errorf("read the storage's index.json: %w", err)
+	}
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("the storage's index.json: %w", err)
+	}
+	for _, d := range im.Manifests {
+		if key := d.Annotations["org.opencontainers.image.ref.name"]; key != "" {
+			s.built[key] = d.Digest
+		}
+	}
+	return nil
+}
+
+var (
+	// tagPattern is the distribution spec's tag.
+	tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	// digestPattern is the only digest this registry stores.
+	digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+)
+
+// ServeHTTP routes /v2/ requests.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	s.route(rec, r)
+	s.o.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "bytes", rec.bytes, "seconds", time.Since(start).Seconds())
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" {
+		w.Write([]byte("ok\n"))
+		return
+	}
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "this registry builds images when they are pulled; it takes no pushes")
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v2/")
+	switch {
+	case r.URL.Path == "/v2" || r.URL.Path == "/v2/":
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
+	case !ok:
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "not a registry path: pull REGISTRY/PACKAGE/PACKAGE:latest")
+	default:
+		if i := strings.LastIndex(rest, "/manifests/"); i > 0 {
+			s.manifest(w, r, rest[:i], rest[i+len("/manifests/"):])
+			return
+		}
+		if i := strings.LastIndex(rest, "/blobs/"); i > 0 {
+			s.blob(w, r, rest[i+len("/blobs/"):])
+			return
+		}
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "this registry serves manifests and blobs only")
+	}
+}
+
+// manifest answers for the image name names, by tag or digest.
+func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref string) {
+	if digestPattern.MatchString(ref) {
+		s.manifestBlob(w, r, ref)
+		return
+	}
+	if !tagPattern.MatchString(ref) {
+		writeError(w, http.StatusBadRequest, "TAG_INVALID", fmt.Sprintf("%q is not a tag", ref))
+		return
+	}
+	img, err := s.parse(name, ref)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "NAME_UNKNOWN", err.Error())
+		return
+	}
+	digest, err := s.image(r.Context(), img)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", err.Error())
+		return
+	}
+	if img.single {
+		// arm64 alone: the image of the one platform, as Nixery serves it.
+		d, err := s.onlyManifest(digest)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+			return
+		}
+		digest = d
+	}
+	s.manifestBlob(w, r, digest.String())
+}
+
+// request is an image asked for: what to build and the key it is kept
+// under.
+type request struct {
+	spec      *spec.Spec
+	nixpkgs   string
+	platforms []spec.Platform
+	single    bool // the arm64 meta-package: one platform, served alone
+	key       string
+}
+
+// parse reads a repository path (shell/git/htop) and tag as Nixery does.
+func (s *Server) parse(name, tag string) (request, error) {
+	sp, err := spec.Parse([]string{name}, spec.Options{})
+	if err != nil {
+		return request{}, err
+	}
+	if len(sp.Installables) > 0 {
+		return request{}, fmt.Errorf("%s: only nixpkgs packages can be pulled by name", name)
+	}
+	nixpkgs, err := s.nixpkgsFor(tag)
+	if err != nil {
+		return request{}, err
+	}
+	// A meta-package (arm64) picks the platform, and the image is served
+	// alone; otherwise the name is an index over the server's platforms.
+	platforms, single := s.o.Platforms, false
+	if len(sp.Platforms) > 0 {
+		platforms = sp.SelectPlatforms(nil)
+		single = len(platforms) == 1
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "nixery-serve 1\nnixpkgs %s\npackages %s\n", nixpkgs, strings.Join(sp.AllPackages(), " "))
+	for _, p := range platforms {
+		fmt.Fprintf(h, "platform %s\n", p)
+	}
+	return request{spec: sp, nixpkgs: nixpkgs, platforms: platforms, single: single, key: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// githubRef is a GitHub flake reference: owner/repo and an optional ref.
+var githubRef = regexp.MustCompile(`^github:([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)(/[^?#]*)?$`)
+
+// nixpkgsFor is the flake reference tag names: Nixpkgs for latest; for
+// a GitHub Nixpkgs, the same repository at the branch, tag or commit tag.
+func (s *Server) nixpkgsFor(tag string) (string, error) {
+	if tag == "latest" {
+		return s.o.Nixpkgs, nil
+	}
+	m := githubRef.FindStringSubmatch(s.o.Nixpkgs)
+	if m == nil {
+		return "", fmt.Errorf("tag %s: this registry serves only the tag latest (its nixpkgs, %s, has no other revisions to pick)", tag, s.o.Nixpkgs)
+	}
+	return "github:" + m[1] + "/" + tag, nil
+}
+
+// image returns the index digest of img, building it first when the
+// storage does not hold it: once for all the requests that want it at
+// once, at most Builds at a time.
+func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
+	s.mu.Lock()
+	d, ok := s.built[img.key]
+	s.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	ch := s.flight.DoChan(img.key, func() (any, error) {
+		// The build outlives the request that started it: others may
+		// wait for it, and it is kept.
+		ctx, cancel := context.WithTimeout(context.Background(), s.o.Timeout)
+		defer cancel()
+		if err := s.slots.Acquire(ctx, 1); err != nil {
+			return nil, fmt.Errorf("not built within %s: the server is busy", s.o.Timeout)
+		}
+		defer s.slots.Release(1)
+		return s.build(ctx, img)
+	})
+	select {
+	case <-ctx.Done():
+		return v1.Hash{}, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return v1.Hash{}, res.Err
+		}
+		return res.Val.(v1.Hash), nil
+	}
+}
+
+// build builds img into the storage under its key.
+func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
+	start := time.Now()
+	name := img.spec.Name()
+	s.o.Log.Info("build", "image", name, "nixpkgs", img.nixpkgs, "key", img.key)
+	req := build.Request{
+		Nixpkgs:     img.nixpkgs,
+		Spec:        img.spec,
+		Platforms:   img.platforms,
+		NoCache:     true,
+		Destination: publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: s.o.Storage}, publish.WriteOptions{Tags: []string{img.key}}),
+	}
+	res, err := build.Build(ctx, req, s.o.Build)
+	if err != nil {
+		s.o.Log.Error("build failed", "image", name, "error", err.Error())
+		return v1.Hash{}, errors.New(firstLine(err.Error()))
+	}
+	res.Close()
+	d, err := v1.NewHash(res.Digest)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	s.mu.Lock()
+	s.built[img.key] = d
+	s.mu.Unlock()
+	s.o.Log.Info("built", "image", name, "digest", d.String(), "seconds", time.Since(start).Seconds())
+	return d, nil
+}
+
+// onlyManifest is the one platform manifest of the index digest.
+func (s *Server) onlyManifest(digest v1.Hash) (v1.Hash, error) {
+	f, err := os.Open(s.blobPath(digest.String()))
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer f.Close()
+	im, err := v1.ParseIndexManifest(io.LimitReader(f, 4<<20))
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if len(im.Manifests) != 1 {
+		return v1.Hash{}, fmt.Errorf("index %s has %d platforms, not one", digest, len(im.Manifests))
+	}
+	return im.Manifests[0].Digest, nil
+}
+
+// manifestBlob serves the manifest or index stored as blob digest, with
+// its media type.
+func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest string) {
+	f, err := os.Open(s.blobPath(digest))
+	if err != nil {
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
+		return
+	}
+	defer f.Close()
+	raw, err := limit.ReadAll(f, 4<<20)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
+		return
+	}
+	var probe struct {
+		MediaType types.MediaType `json:"mediaType"`
+	}
+	if json.Unmarshal(raw, &probe) != nil || !(probe.MediaType.IsIndex() || probe.MediaType.IsImage()) {
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", digest+" is not a manifest")
+		return
+	}
+	w.Header().Set("Content-Type", string(probe.MediaType))
+	w.Header().Set("Docker-Content-Digest", digest)
+	w.Header().Set("Content-Length", fmt.Sprint(len(raw)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(raw)
+}
+
+// blob serves a blob of the storage, with range reads.
+func (s *Server) blob(w http.ResponseWriter, r *http.Request, digest string) {
+	if !digestPattern.MatchString(digest) {
+		writeError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("%q is not a sha256 digest", digest))
+		return
+	}
+	f, err := os.Open(s.blobPath(digest))
+	if err != nil {
+		writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest)
+		return
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Docker-Content-Digest", digest)
+	w.Header().Set("ETag", `"`+digest+`"`)
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+func (s *Server) blobPath(digest string) string {
+	return filepath.Join(s.o.Storage, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
+}
+
+// writeError answers with the distribution spec's error JSON, whose
+// message docker and podman print.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
+
+// recorder notes the status and size of an answer, for the request log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}

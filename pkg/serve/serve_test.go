@@ -1,0 +1,146 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/spec"
+)
+
+// stored writes a two-platform index into storage under the key of
+// name:latest, as a build would, and returns it.
+func stored(t *testing.T, s *Server, storage, name string) v1.ImageIndex {
+	t.Helper()
+	req, err := s.parse(name, "latest")
+	assert.NilError(t, err)
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(64, 1)
+		assert.NilError(t, err)
+		img = mutate.MediaType(mutate.ConfigMediaType(img, types.OCIConfigJSON), types.OCIManifestSchema1)
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), types.OCIImageIndex)
+	_, err = publish.Write(context.Background(), publish.Output{Kind: publish.OCILayout, Path: storage}, idx, publish.WriteOptions{Tags: []string{req.key}})
+	assert.NilError(t, err)
+	return idx
+}
+
+func get(t *testing.T, h http.Handler, method, path string) (*http.Response, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	res := rec.Result()
+	body, _ := io.ReadAll(res.Body)
+	return res, string(body)
+}
+
+// What the storage holds is served without a build (none could run
+// here: there is no Nix), by tag and by digest, GET and HEAD; a new
+// server over the same storage serves it too.
+func TestServeFromStorage(t *testing.T) {
+	storage := t.TempDir()
+	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	idx := stored(t, s, storage, "hello/shell")
+	digest, err := idx.Digest()
+	assert.NilError(t, err)
+
+	s, err = New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	for _, path := range []string{"/v2/shell/hello/manifests/latest", "/v2/hello/shell/manifests/latest", "/v2/x/manifests/" + digest.String()} {
+		res, body := get(t, s, http.MethodGet, path)
+		assert.Equal(t, res.StatusCode, http.StatusOK, "%s: %s", path, body)
+		assert.Equal(t, res.Header.Get("Docker-Content-Digest"), digest.String(), path)
+		assert.Equal(t, res.Header.Get("Content-Type"), string(types.OCIImageIndex), path)
+	}
+	res, body := get(t, s, http.MethodHead, "/v2/shell/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK)
+	assert.Equal(t, body, "")
+	assert.Check(t, res.ContentLength > 0)
+
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	img, err := idx.Image(im.Manifests[0].Digest)
+	assert.NilError(t, err)
+	layers, err := img.Layers()
+	assert.NilError(t, err)
+	ld, err := layers[0].Digest()
+	assert.NilError(t, err)
+	res, body = get(t, s, http.MethodGet, "/v2/shell/hello/blobs/"+ld.String())
+	assert.Equal(t, res.StatusCode, http.StatusOK)
+	assert.Equal(t, int64(len(body)), mustSize(t, layers[0]))
+	// A layer is no manifest.
+	res, _ = get(t, s, http.MethodGet, "/v2/x/manifests/"+ld.String())
+	assert.Equal(t, res.StatusCode, http.StatusNotFound)
+}
+
+func mustSize(t *testing.T, l v1.Layer) int64 {
+	n, err := l.Size()
+	assert.NilError(t, err)
+	return n
+}
+
+// The errors a client prints: JSON in the distribution spec's form.
+func TestServeErrors(t *testing.T) {
+	platforms, err := spec.ParsePlatforms("linux/amd64")
+	assert.NilError(t, err)
+	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Platforms: platforms})
+	assert.NilError(t, err)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		code, msg    string
+	}{
+		{http.MethodPut, "/v2/hello/manifests/latest", http.StatusMethodNotAllowed, "UNSUPPORTED", "takes no pushes"},
+		{http.MethodPost, "/v2/hello/blobs/uploads/", http.StatusMethodNotAllowed, "UNSUPPORTED", "takes no pushes"},
+		{http.MethodGet, "/v2/hello/manifests/v1", http.StatusNotFound, "NAME_UNKNOWN", "serves only the tag latest"},
+		{http.MethodGet, "/v2/hello/manifests/.bad", http.StatusBadRequest, "TAG_INVALID", "not a tag"},
+		{http.MethodGet, "/v2/hello/blobs/sha256:zz", http.StatusBadRequest, "DIGEST_INVALID", "not a sha256 digest"},
+		{http.MethodGet, "/v2/hello/blobs/sha256:" + strings.Repeat("0", 64), http.StatusNotFound, "BLOB_UNKNOWN", "no blob"},
+		{http.MethodGet, "/v2/a;b/manifests/latest", http.StatusNotFound, "NAME_UNKNOWN", ""},
+		{http.MethodGet, "/v3/", http.StatusNotFound, "NOT_FOUND", "not a registry path"},
+	} {
+		res, body := get(t, s, tc.method, tc.path)
+		assert.Equal(t, res.StatusCode, tc.status, "%s %s: %s", tc.method, tc.path, body)
+		var e struct {
+			Errors []struct{ Code, Message string }
+		}
+		assert.NilError(t, json.Unmarshal([]byte(body), &e), body)
+		assert.Assert(t, is.Len(e.Errors, 1))
+		assert.Equal(t, e.Errors[0].Code, tc.code, tc.path)
+		assert.Check(t, is.Contains(e.Errors[0].Message, tc.msg), tc.path)
+	}
+	res, body := get(t, s, http.MethodGet, "/v2/")
+	assert.Equal(t, res.StatusCode, http.StatusOK)
+	assert.Equal(t, body, "{}")
+	assert.Equal(t, res.Header.Get("Docker-Distribution-API-Version"), "registry/2.0")
+}
+
+// Tags pick nixpkgs revisions only where nixpkgs is a GitHub flake.
+func TestNixpkgsFor(t *testing.T) {
+	s := &Server{o: Options{Nixpkgs: "github:NixOS/nixpkgs/nixos-26.05"}}
+	got, err := s.nixpkgsFor("nixos-unstable")
+	assert.NilError(t, err)
+	assert.Equal(t, got, "github:NixOS/nixpkgs/nixos-unstable")
+	got, err = s.nixpkgsFor("latest")
+	assert.NilError(t, err)
+	assert.Equal(t, got, "github:NixOS/nixpkgs/nixos-26.05")
+	s.o.Nixpkgs = "path:/src/nixpkgs"
+	_, err = s.nixpkgsFor("v1")
+	assert.ErrorContains(t, err, "serves only the tag latest")
+}
