@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/crypto/bcrypt"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -36,14 +37,14 @@ type served struct {
 
 // startServe runs nixery serve on a free loopback port over storage, and
 // stops it (SIGTERM) when the test ends.
-func startServe(t *testing.T, storage string) *served {
+func startServe(t *testing.T, storage string, args ...string) *served {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	assert.NilError(t, err)
 	host := ln.Addr().String()
 	ln.Close()
 	s := &served{host: host, done: make(chan error, 1)}
-	s.cmd = exec.Command(nixery, "serve", "--listen", host, "--nixpkgs", standIn(), "--storage", storage)
+	s.cmd = exec.Command(nixery, append([]string{"serve", "--listen", host, "--nixpkgs", standIn(), "--storage", storage}, args...)...)
 	s.cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
 	stderr, err := s.cmd.StderrPipe()
 	assert.NilError(t, err)
@@ -186,4 +187,25 @@ func TestServe(t *testing.T) {
 	assert.NilError(t, err, raw)
 	assert.Check(t, is.Contains(raw, idx.Manifests[0].Digest.String()))
 	assert.Equal(t, s.builds(), 0)
+}
+
+// TestServeAuth: with --htpasswd, skopeo needs the login; /metrics
+// counts the build.
+func TestServeAuth(t *testing.T) {
+	testenv.Require(t, "nix", "skopeo")
+	hash, err := bcrypt.GenerateFromPassword([]byte("team-s3cret"), bcrypt.MinCost)
+	assert.NilError(t, err)
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	assert.NilError(t, os.WriteFile(htpasswd, []byte("team:"+string(hash)+"\n"), 0o600))
+	s := startServe(t, t.TempDir(), "--htpasswd", htpasswd)
+	ref := "docker://" + s.host + "/hello:latest"
+	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", ref).CombinedOutput()
+	assert.Assert(t, err != nil, "pulled without a login: %s", out)
+	assert.Check(t, is.Contains(strings.ToLower(string(out)), "unauthorized"), string(out))
+	testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "--creds", "team:team-s3cret", ref)
+	resp, err := http.Get("http://" + s.host + "/metrics")
+	assert.NilError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Check(t, is.Contains(string(body), `nixery_serve_builds_total{result="ok"} 1`))
 }

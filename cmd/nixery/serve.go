@@ -24,6 +24,8 @@ type serveFlags struct {
 	platforms listFlag
 	builds    int
 	timeout   time.Duration
+	htpasswd  string
+	tokenFile string
 }
 
 // serveCommand is `nixery serve`, the registry that builds on pull.
@@ -45,6 +47,8 @@ commit of it.`,
 			fs.Var(&f.platforms, "platforms", "platforms of a name without arm64, a comma separated `LIST` (default linux/amd64,linux/arm64)")
 			fs.IntVar(&f.builds, "builds", 2, "`N` builds at once")
 			fs.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up on one image's build after this long (`DURATION`)")
+			fs.StringVar(&f.htpasswd, "htpasswd", "", "require basic authentication against this htpasswd `FILE` (bcrypt entries: htpasswd -B)")
+			fs.StringVar(&f.tokenFile, "token-file", "", "require this `FILE`'s token, as a bearer token or as the password of any user")
 			return func(args []string) error {
 				if len(args) > 0 {
 					return usagef("serve takes no arguments, but was given %q", args[0])
@@ -68,9 +72,26 @@ func (f *serveFlags) run(ctx context.Context) error {
 			return usageError{err.Error()}
 		}
 	}
+	var auth serve.Auth
+	switch {
+	case f.htpasswd != "" && f.tokenFile != "":
+		return usagef("--htpasswd and --token-file exclude each other: give one")
+	case f.htpasswd != "":
+		h, err := serve.LoadHtpasswd(f.htpasswd)
+		if err != nil {
+			return err
+		}
+		auth = h
+	case f.tokenFile != "":
+		tok, err := serve.LoadToken(f.tokenFile)
+		if err != nil {
+			return err
+		}
+		auth = tok
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	srv, err := serve.New(serve.Options{
-		Nixpkgs: f.nixpkgs, Storage: f.storage, Platforms: platforms,
+		Nixpkgs: f.nixpkgs, Storage: f.storage, Platforms: platforms, Auth: auth,
 		Builds: f.builds, Timeout: f.timeout, Log: log, Build: build.Options{NixTimeout: f.timeout},
 	})
 	if err != nil {

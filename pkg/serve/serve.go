@@ -53,6 +53,9 @@ type Options struct {
 	Timeout time.Duration
 	// Log receives a line per request and per build; nil discards them.
 	Log *slog.Logger
+	// Auth, when set, is asked about every request but /healthz and
+	// /metrics.
+	Auth Auth
 	// Build are the pipeline's settings (Nix, logs).
 	Build build.Options
 }
@@ -60,9 +63,10 @@ type Options struct {
 // Server answers registry requests, building what is asked for. It is an
 // http.Handler.
 type Server struct {
-	o      Options
-	flight singleflight.Group
-	slots  *semaphore.Weighted
+	o       Options
+	flight  singleflight.Group
+	slots   *semaphore.Weighted
+	metrics *metrics
 
 	mu    sync.Mutex
 	built map[string]v1.Hash // key (a tag in the storage layout) → index digest
@@ -91,7 +95,7 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), built: map[string]v1.Hash{}}
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), built: map[string]v1.Hash{}, metrics: newMetrics()}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -136,15 +140,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	s.route(rec, r)
+	if r.URL.Path != "/metrics" {
+		s.metrics.served.Add(float64(rec.bytes))
+	}
 	s.o.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "bytes", rec.bytes, "seconds", time.Since(start).Seconds())
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/healthz" {
+	switch r.URL.Path {
+	case "/healthz":
 		w.Write([]byte("ok\n"))
+		return
+	case "/metrics":
+		s.metrics.handler.ServeHTTP(w, r)
 		return
 	}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	if s.o.Auth != nil && !s.o.Auth.Allow(r) {
+		w.Header().Set("WWW-Authenticate", s.o.Auth.Challenge())
+		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "log in to this registry first (docker login / podman login)")
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "this registry builds images when they are pulled; it takes no pushes")
 		return
@@ -263,8 +279,10 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 	d, ok := s.built[img.key]
 	s.mu.Unlock()
 	if ok {
+		s.metrics.manifests.WithLabelValues("hit").Inc()
 		return d, nil
 	}
+	s.metrics.manifests.WithLabelValues("miss").Inc()
 	ch := s.flight.DoChan(img.key, func() (any, error) {
 		// The build outlives the request that started it: others may
 		// wait for it, and it is kept.
@@ -274,7 +292,15 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 			return nil, fmt.Errorf("not built within %s: the server is busy", s.o.Timeout)
 		}
 		defer s.slots.Release(1)
-		return s.build(ctx, img)
+		s.metrics.running.Inc()
+		defer s.metrics.running.Dec()
+		d, err := s.build(ctx, img)
+		result := "ok"
+		if err != nil {
+			result = "failed"
+		}
+		s.metrics.builds.WithLabelValues(result).Inc()
+		return d, err
 	})
 	select {
 	case <-ctx.Done():

@@ -1,0 +1,113 @@
+package serve
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nixery-action/nixery-action/internal/limit"
+)
+
+// Auth says whether a request may pull. A Server without one serves
+// anyone who can reach it (it listens on loopback by default).
+type Auth interface {
+	// Allow checks the request's Authorization header.
+	Allow(r *http.Request) bool
+	// Challenge is the WWW-Authenticate header of a refusal.
+	Challenge() string
+}
+
+// maxAuthFile bounds an htpasswd or token file.
+const maxAuthFile = 1 << 20
+
+// Htpasswd is basic authentication against an htpasswd file of bcrypt
+// entries (htpasswd -B), as the CNCF registry takes them.
+type Htpasswd map[string][]byte
+
+// LoadHtpasswd reads an htpasswd file; only bcrypt entries are taken.
+func LoadHtpasswd(path string) (Htpasswd, error) {
+	raw, err := readSmall(path)
+	if err != nil {
+		return nil, err
+	}
+	h := Htpasswd{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, hash, ok := strings.Cut(line, ":")
+		if !ok || user == "" || !strings.HasPrefix(hash, "$2") {
+			return nil, fmt.Errorf("%s line %d: not USER:BCRYPT-HASH (make entries with htpasswd -B)", path, n)
+		}
+		h[user] = []byte(hash)
+	}
+	if len(h) == 0 {
+		return nil, fmt.Errorf("%s holds no users", path)
+	}
+	return h, nil
+}
+
+func (h Htpasswd) Allow(r *http.Request) bool {
+	user, password, ok := r.BasicAuth()
+	hash, known := h[user]
+	if !ok || !known {
+		return false
+	}
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+}
+
+func (Htpasswd) Challenge() string { return `Basic realm="nixery"` }
+
+// Token is one shared secret, sent as a bearer token or as the password
+// of basic authentication (any user name), which is what `docker login`
+// and `podman login` send.
+type Token []byte
+
+// LoadToken reads a token file: its first line.
+func LoadToken(path string) (Token, error) {
+	raw, err := readSmall(path)
+	if err != nil {
+		return nil, err
+	}
+	line, _, _ := bytes.Cut(raw, []byte("\n"))
+	line = bytes.TrimSpace(line)
+	if len(line) < 16 {
+		return nil, fmt.Errorf("%s: the token is shorter than 16 characters", path)
+	}
+	return Token(line), nil
+}
+
+func (t Token) Allow(r *http.Request) bool {
+	got := ""
+	if _, password, ok := r.BasicAuth(); ok {
+		got = password
+	} else if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		got = bearer
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), t) == 1
+}
+
+func (Token) Challenge() string { return `Basic realm="nixery"` }
+
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := limit.ReadAll(f, maxAuthFile)
+	var le *limit.Error
+	if errors.As(err, &le) {
+		return nil, fmt.Errorf("%s is larger than %s", path, limit.Size(maxAuthFile))
+	}
+	return raw, err
+}

@@ -1,0 +1,94 @@
+package serve
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// With Auth, every registry request needs the credentials: refused ones
+// get 401 with the challenge docker and podman answer with a login;
+// /healthz and /metrics stay open.
+func TestServeAuth(t *testing.T) {
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("# team\nalice:"+string(hash)+"\n"), 0o600))
+	h, err := LoadHtpasswd(filepath.Join(dir, "htpasswd"))
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "token"), []byte("0123456789abcdef-token\n"), 0o600))
+	tok, err := LoadToken(filepath.Join(dir, "token"))
+	assert.NilError(t, err)
+
+	for _, tc := range []struct {
+		auth Auth
+		set  func(*http.Request)
+		ok   bool
+	}{
+		{h, func(r *http.Request) { r.SetBasicAuth("alice", "s3cret") }, true},
+		{h, func(r *http.Request) { r.SetBasicAuth("alice", "wrong") }, false},
+		{h, func(r *http.Request) { r.SetBasicAuth("bob", "s3cret") }, false},
+		{h, func(*http.Request) {}, false},
+		{tok, func(r *http.Request) { r.SetBasicAuth("anyone", "0123456789abcdef-token") }, true},
+		{tok, func(r *http.Request) { r.Header.Set("Authorization", "Bearer 0123456789abcdef-token") }, true},
+		{tok, func(r *http.Request) { r.Header.Set("Authorization", "Bearer 0123456789abcdef") }, false},
+		{tok, func(*http.Request) {}, false},
+	} {
+		s, err := New(Options{Nixpkgs: "path:/x", Storage: t.TempDir(), Auth: tc.auth})
+		assert.NilError(t, err)
+		req := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+		tc.set(req)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if tc.ok {
+			assert.Check(t, is.Equal(rec.Code, http.StatusOK))
+			continue
+		}
+		assert.Check(t, is.Equal(rec.Code, http.StatusUnauthorized))
+		assert.Check(t, is.Equal(rec.Header().Get("WWW-Authenticate"), `Basic realm="nixery"`))
+		for _, open := range []string{"/healthz", "/metrics"} {
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, open, nil))
+			assert.Check(t, is.Equal(rec.Code, http.StatusOK), open)
+		}
+	}
+
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "md5"), []byte("alice:$apr1$x$y\n"), 0o600))
+	_, err = LoadHtpasswd(filepath.Join(dir, "md5"))
+	assert.ErrorContains(t, err, "htpasswd -B")
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "short"), []byte("abc\n"), 0o600))
+	_, err = LoadToken(filepath.Join(dir, "short"))
+	assert.ErrorContains(t, err, "shorter than 16")
+}
+
+// /metrics counts manifest requests and bytes served, in Prometheus'
+// text format.
+func TestServeMetrics(t *testing.T) {
+	storage := t.TempDir()
+	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	stored(t, s, storage, "hello")
+	s, err = New(Options{Nixpkgs: "path:/nonexistent", Storage: storage}) // reads what is stored
+	assert.NilError(t, err)
+	for range 2 {
+		res, _ := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK)
+	}
+	_, body := get(t, s, http.MethodGet, "/metrics")
+	assert.Check(t, is.Contains(body, `nixery_serve_manifest_requests_total{cache="hit"} 2`))
+	assert.Check(t, is.Contains(body, "nixery_serve_builds_running 0"))
+	var served string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "nixery_serve_bytes_served_total ") {
+			served = l
+		}
+	}
+	assert.Check(t, served != "" && served != "nixery_serve_bytes_served_total 0", served)
+}
