@@ -152,6 +152,14 @@ func TestServe(t *testing.T) {
 		assert.NilError(t, err)
 	}
 	assert.Equal(t, s.builds(), before+1)
+	// Its layers of hello's closure came from the storage, not packed again.
+	var built struct{ Packed, Reused int }
+	for _, l := range s.lines() {
+		if strings.Contains(l, `"msg":"built","image":"busybox/hello"`) {
+			assert.NilError(t, json.Unmarshal([]byte(l), &built))
+		}
+	}
+	assert.Check(t, built.Reused >= 4 && built.Packed > 0, "packed %d, reused %d", built.Packed, built.Reused)
 
 	out, err := inspect("helo:latest")
 	assert.Assert(t, err != nil)

@@ -69,6 +69,10 @@ type Request struct {
 	// paths, equals the cached one. NoCache reads no cache at all.
 	CacheFrom []name.Reference
 	NoCache   bool
+	// LocalCache are layers whose blobs are at hand already (e.g. in the
+	// OCI layout written to: cache.ReadLayout), used like the registry
+	// cache, their diffIDs checked the same way, before it.
+	LocalCache cache.Cache
 
 	// Destination receives the layers and the index; nil means
 	// publish.Discard (build and check only).
@@ -109,7 +113,7 @@ func (r *Request) defaults() {
 	}
 	switch {
 	case r.NoCache:
-		r.CacheFrom = nil
+		r.CacheFrom, r.LocalCache = nil, nil
 	case r.Record != nil:
 		r.CacheFrom = append(r.Record.CacheSources(), r.CacheFrom...)
 	}
@@ -308,7 +312,10 @@ func Build(ctx context.Context, req Request, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create a directory for layer blobs: %w", err)
 	}
-	b := &builder{req: req, opts: o, dir: dir, timings: newTimings()}
+	b := &builder{req: req, opts: o, dir: dir, timings: newTimings(), cache: cache.Cache{}}
+	for k, v := range req.LocalCache {
+		b.cache[k] = v
+	}
 	res, err := b.run(ctx)
 	req.Destination.Close()
 	if err != nil {
@@ -561,9 +568,13 @@ func (b *builder) markCustomisation(res *publish.Result) {
 func (b *builder) readCache(ctx context.Context) {
 	defer close(b.cacheDone)
 	done := b.timings.start(phaseCache, "")
-	cache, reads := cache.Read(ctx, b.req.CacheFrom, b.opts.Registry.Options)
+	remote, reads := cache.Read(ctx, b.req.CacheFrom, b.opts.Registry.Options)
 	done()
-	b.cache = cache
+	for k, v := range remote {
+		if _, ok := b.cache[k]; !ok { // a blob at hand beats a download
+			b.cache[k] = v
+		}
+	}
 	w, end := b.log("")
 	for _, r := range reads {
 		fmt.Fprintln(w, r)

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"os"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -19,9 +20,18 @@ func NewLayout(out Output, o WriteOptions) *Layout { return &Layout{out: out, op
 func (l *Layout) String() string                        { return l.out.String() }
 func (l *Layout) Offer(context.Context, v1.Layer)       {}
 func (l *Layout) Stream(context.Context, *Growing) bool { return false }
-func (l *Layout) Holds(name.Repository, v1.Hash) bool   { return false }
-func (l *Layout) ImageName() string                     { return "" }
-func (l *Layout) Close()                                {}
+
+// Holds tells whether an OCI layout holds the blob d already (a docker
+// archive is written whole, and holds nothing before).
+func (l *Layout) Holds(_ name.Repository, d v1.Hash) bool {
+	if l.out.Kind != OCILayout {
+		return false
+	}
+	info, err := os.Lstat(blobPath(l.out.Path, d.String()))
+	return err == nil && info.Mode().IsRegular()
+}
+func (l *Layout) ImageName() string { return "" }
+func (l *Layout) Close()            {}
 
 // Write writes idx, then, into an OCI layout, the referrers refs beside
 // it; a docker archive has no place for them.

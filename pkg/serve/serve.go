@@ -31,6 +31,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
@@ -318,11 +319,17 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	start := time.Now()
 	name := img.spec.Name()
 	s.o.Log.Info("build", "image", name, "nixpkgs", img.nixpkgs, "key", img.key)
+	// Layers the storage holds already, under the same cache keys as the
+	// CLI's, are reused (their content checked) instead of packed again.
+	known, err := cache.ReadLayout(s.o.Storage)
+	if err != nil {
+		s.o.Log.Warn("storage not read as a cache", "error", err.Error())
+	}
 	req := build.Request{
 		Nixpkgs:     img.nixpkgs,
 		Spec:        img.spec,
 		Platforms:   img.platforms,
-		NoCache:     true,
+		LocalCache:  known,
 		Destination: publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: s.o.Storage}, publish.WriteOptions{Tags: []string{img.key}}),
 	}
 	res, err := build.Build(ctx, req, s.o.Build)
@@ -338,7 +345,7 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	s.mu.Lock()
 	s.built[img.key] = d
 	s.mu.Unlock()
-	s.o.Log.Info("built", "image", name, "digest", d.String(), "seconds", time.Since(start).Seconds())
+	s.o.Log.Info("built", "image", name, "digest", d.String(), "packed", res.Packed, "reused", res.Reused, "seconds", time.Since(start).Seconds())
 	return d, nil
 }
 
