@@ -39,6 +39,10 @@ type layoutWriter struct {
 	committed  bool
 	oldIndex   []byte
 	madeMarker bool
+	// linksOuter marks the referrers layout, whose layer blobs are hard
+	// links to the outer layout's files: their modes are the outer
+	// layout's to set.
+	linksOuter bool
 }
 
 // openLayoutWriter locks dir (made when missing) and checks what is there.
@@ -142,7 +146,7 @@ func (w *layoutWriter) index() (*v1.IndexManifest, error) {
 // is missing), each whole.
 func (w *layoutWriter) commit(im *v1.IndexManifest) error {
 	for _, b := range w.addedBlobs() {
-		if info, err := os.Lstat(b); err == nil && linked(info) {
+		if info, err := os.Lstat(b); err == nil && w.linksOuter && linked(info) {
 			continue // the outer layout's file, with the mode it has there
 		}
 		if err := os.Chmod(b, 0o644); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -206,4 +207,39 @@ func TestLayoutWriterRevert(t *testing.T) {
 	w.close()
 	_, err = os.Stat(fresh)
 	assert.Check(t, errors.Is(err, fs.ErrNotExist), "%v", err)
+}
+
+// PruneLayout drops the entries it is told to and the blobs only they
+// reached; what the kept image needs stays, and skopeo-style readers
+// (go-containerregistry's) still read it whole.
+func TestPruneLayout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "image")
+	assert.NilError(t, writeTagged(t, dir, "one", "one"))
+	assert.NilError(t, writeTagged(t, dir, "two", "two"))
+	before, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	assert.NilError(t, err)
+
+	n, err := PruneLayout(dir, func(name string) bool { return name == "two" })
+	assert.NilError(t, err)
+	after, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	assert.NilError(t, err)
+	assert.Equal(t, len(before)-n, len(after))
+	assert.Assert(t, n > 0)
+
+	lp, err := layout.FromPath(dir)
+	assert.NilError(t, err)
+	idx, err := lp.ImageIndex()
+	assert.NilError(t, err)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	assert.Equal(t, len(im.Manifests), 1)
+	assert.Equal(t, im.Manifests[0].Annotations[refNameAnnotation], "two")
+	kept, err := idx.ImageIndex(im.Manifests[0].Digest)
+	assert.NilError(t, err)
+	assert.NilError(t, validate.Index(kept))
+
+	// Nothing more to drop: nothing removed.
+	n, err = PruneLayout(dir, func(string) bool { return true })
+	assert.NilError(t, err)
+	assert.Equal(t, n, 0)
 }

@@ -211,6 +211,7 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 			return nil, err
 		}
 		defer side.close()
+		side.linksOuter = true
 		if err := writeReferrersLayout(ctx, side, dir, idx, images, o, refs); err != nil {
 			side.abort()
 			return nil, err

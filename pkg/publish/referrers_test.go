@@ -94,6 +94,9 @@ func TestLayoutReferrers(t *testing.T) {
 		if layers[e.Name()] { // linked rather than copied
 			assert.Check(t, os.SameFile(outer, inner), "layer %s is a copy", e.Name())
 		}
+		// A new layout's files are 0644, whatever their names.
+		assert.Check(t, is.Equal(outer.Mode().Perm(), os.FileMode(0o644)), e.Name())
+		assert.Check(t, is.Equal(inner.Mode().Perm(), os.FileMode(0o644)), e.Name())
 	}
 	var got []string
 	for _, m := range side.Manifests[1:] {
