@@ -26,6 +26,7 @@ type serveFlags struct {
 	timeout   time.Duration
 	htpasswd  string
 	tokenFile string
+	maxImages int
 }
 
 // serveCommand is `nixery serve`, the registry that builds on pull.
@@ -47,6 +48,7 @@ commit of it.`,
 			fs.Var(&f.platforms, "platforms", "platforms of a name without arm64, a comma separated `LIST` (default linux/amd64,linux/arm64)")
 			fs.IntVar(&f.builds, "builds", 2, "`N` builds at once")
 			fs.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up on one image's build after this long (`DURATION`)")
+			fs.IntVar(&f.maxImages, "max-images", 0, "keep at most `N` images, dropping those pulled least recently (0: keep all)")
 			fs.StringVar(&f.htpasswd, "htpasswd", "", "require basic authentication against this htpasswd `FILE` (bcrypt entries: htpasswd -B)")
 			fs.StringVar(&f.tokenFile, "token-file", "", "require this `FILE`'s token, as a bearer token or as the password of any user")
 			return func(args []string) error {
@@ -92,7 +94,7 @@ func (f *serveFlags) run(ctx context.Context) error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	srv, err := serve.New(serve.Options{
 		Nixpkgs: f.nixpkgs, Storage: f.storage, Platforms: platforms, Auth: auth,
-		Builds: f.builds, Timeout: f.timeout, Log: log, Build: build.Options{NixTimeout: f.timeout},
+		Builds: f.builds, Timeout: f.timeout, MaxImages: f.maxImages, Log: log, Build: build.Options{NixTimeout: f.timeout},
 	})
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ type metrics struct {
 	running   prometheus.Gauge
 	manifests *prometheus.CounterVec // by cache: hit (kept), miss (built or waited for)
 	served    prometheus.Counter     // bytes of manifests and blobs sent
+	pruned    prometheus.Counter     // images dropped from the storage
 	handler   http.Handler
 }
 
@@ -32,8 +33,11 @@ func newMetrics() *metrics {
 		served: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nixery_serve_bytes_served_total", Help: "Bytes of manifests and blobs sent.",
 		}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nixery_serve_images_pruned_total", Help: "Images dropped from the storage to keep it within --max-images.",
+		}),
 	}
-	m.registry.MustRegister(m.builds, m.running, m.manifests, m.served)
+	m.registry.MustRegister(m.builds, m.running, m.manifests, m.served, m.pruned)
 	m.handler = promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 	return m
 }

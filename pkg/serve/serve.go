@@ -52,6 +52,10 @@ type Options struct {
 	Builds int
 	// Timeout bounds one image's build; 0 means 20 minutes.
 	Timeout time.Duration
+	// MaxImages bounds the images kept: past it, those pulled least
+	// recently are dropped from the storage with the blobs only they
+	// use (and built again when pulled). 0 keeps every image.
+	MaxImages int
 	// Log receives a line per request and per build; nil discards them.
 	Log *slog.Logger
 	// Auth, when set, is asked about every request but /healthz and
@@ -71,6 +75,13 @@ type Server struct {
 
 	mu    sync.Mutex
 	built map[string]v1.Hash // key (a tag in the storage layout) → index digest
+	used  map[string]int64   // key → when last pulled (a counter)
+	clock int64
+
+	// gc is held for reading by every build, and for writing while the
+	// storage is pruned: a prune removes blobs, which a build may be
+	// writing or reusing.
+	gc sync.RWMutex
 }
 
 // New checks o and reads what the storage holds already.
@@ -96,7 +107,7 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), built: map[string]v1.Hash{}, metrics: newMetrics()}
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), built: map[string]v1.Hash{}, used: map[string]int64{}, metrics: newMetrics()}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -278,6 +289,8 @@ func (s *Server) nixpkgsFor(tag string) (string, error) {
 func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 	s.mu.Lock()
 	d, ok := s.built[img.key]
+	s.clock++
+	s.used[img.key] = s.clock
 	s.mu.Unlock()
 	if ok {
 		s.metrics.manifests.WithLabelValues("hit").Inc()
@@ -294,13 +307,18 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 		}
 		defer s.slots.Release(1)
 		s.metrics.running.Inc()
-		defer s.metrics.running.Dec()
+		s.gc.RLock()
 		d, err := s.build(ctx, img)
+		s.gc.RUnlock()
+		s.metrics.running.Dec()
 		result := "ok"
 		if err != nil {
 			result = "failed"
 		}
 		s.metrics.builds.WithLabelValues(result).Inc()
+		if err == nil {
+			s.prune(img.key)
+		}
 		return d, err
 	})
 	select {
@@ -347,6 +365,47 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	s.mu.Unlock()
 	s.o.Log.Info("built", "image", name, "digest", d.String(), "packed", res.Packed, "reused", res.Reused, "seconds", time.Since(start).Seconds())
 	return d, nil
+}
+
+// prune drops the images pulled least recently while more than MaxImages
+// are kept; just is the one just built, which stays.
+func (s *Server) prune(just string) {
+	if s.o.MaxImages <= 0 {
+		return
+	}
+	s.gc.Lock()
+	defer s.gc.Unlock()
+	s.mu.Lock()
+	var dropped []string
+	for len(s.built) > s.o.MaxImages {
+		victim, oldest := "", int64(-1)
+		for k := range s.built {
+			if k != just && (oldest < 0 || s.used[k] < oldest || (s.used[k] == oldest && k < victim)) {
+				victim, oldest = k, s.used[k]
+			}
+		}
+		if victim == "" {
+			break
+		}
+		delete(s.built, victim)
+		delete(s.used, victim)
+		dropped = append(dropped, victim)
+	}
+	keep := map[string]bool{}
+	for k := range s.built {
+		keep[k] = true
+	}
+	s.mu.Unlock()
+	if len(dropped) == 0 {
+		return
+	}
+	n, err := publish.PruneLayout(s.o.Storage, func(name string) bool { return keep[name] })
+	if err != nil {
+		s.o.Log.Error("prune failed", "error", err.Error())
+		return
+	}
+	s.metrics.pruned.Add(float64(len(dropped)))
+	s.o.Log.Info("pruned", "images", len(dropped), "blobs", n)
 }
 
 // onlyManifest is the one platform manifest of the index digest.

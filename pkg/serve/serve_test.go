@@ -144,3 +144,34 @@ func TestNixpkgsFor(t *testing.T) {
 	_, err = s.nixpkgsFor("v1")
 	assert.ErrorContains(t, err, "serves only the tag latest")
 }
+
+// With MaxImages, the image pulled least recently is dropped, with the
+// blobs only it used; the others are served as before.
+func TestServePrunes(t *testing.T) {
+	storage := t.TempDir()
+	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	for _, name := range []string{"a", "b", "c"} {
+		stored(t, s, storage, name)
+	}
+	s, err = New(Options{Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 2})
+	assert.NilError(t, err)
+	for _, name := range []string{"c", "a", "b"} { // c is now the least recent
+		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK, name)
+	}
+	b, err := s.parse("b", "latest")
+	assert.NilError(t, err)
+	s.prune(b.key)
+	res, body := get(t, s, http.MethodGet, "/v2/c/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusNotFound, body) // built again: no Nix here
+	for _, name := range []string{"a", "b"} {
+		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK, name)
+	}
+	again, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	assert.Equal(t, len(again.built), 2)
+	_, body = get(t, s, http.MethodGet, "/metrics")
+	assert.Check(t, is.Contains(body, "nixery_serve_images_pruned_total 1"))
+}
