@@ -217,3 +217,37 @@ func TestServeAuth(t *testing.T) {
 	resp.Body.Close()
 	assert.Check(t, is.Contains(string(body), `nixery_serve_builds_total{result="ok"} 1`))
 }
+
+// TestServeSystemdUnit: deploy/nixery-serve.service is a unit systemd
+// accepts, and its command line is one nixery serve takes.
+func TestServeSystemdUnit(t *testing.T) {
+	testenv.Require(t, "systemd-analyze")
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "deploy", "nixery-serve.service"))
+	assert.NilError(t, err)
+	unit := strings.ReplaceAll(string(raw), "/usr/local/bin/nixery", nixery)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "nixery-serve.service")
+	assert.NilError(t, os.WriteFile(file, []byte(unit), 0o644))
+	out, err := exec.Command("systemd-analyze", "verify", "--man=no", file).CombinedOutput()
+	assert.NilError(t, err, "%s", out)
+	assert.Equal(t, strings.TrimSpace(string(out)), "", "systemd warns") // unknown keys are only warnings
+
+	var args []string
+	for _, line := range strings.Split(unit, "\n") {
+		if rest, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			args = strings.Fields(rest)[1:]
+		}
+	}
+	assert.Assert(t, len(args) > 2, "no ExecStart")
+	for i, a := range args {
+		switch {
+		case a == "--storage":
+			args[i+1] = filepath.Join(dir, "storage")
+		case strings.Contains(a, "${CREDENTIALS_DIRECTORY}"):
+			args[i] = filepath.Join(dir, "htpasswd") // missing: the error names it
+		}
+	}
+	r := run(t, nil, args...)
+	assert.Equal(t, r.code, 1, "the unit's flags are not all nixery serve's: %s", r.stderr)
+	assert.Check(t, is.Contains(r.stderr, filepath.Join(dir, "htpasswd")))
+}

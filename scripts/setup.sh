@@ -17,7 +17,7 @@ mode=${1:-}
 
 packages=(docker-registry skopeo podman runc busybox-static patchelf hello jq)
 if [ "$mode" != --example ]; then
-  packages+=(umoci pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time)
+  packages+=(umoci pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time systemd)
 fi
 # Debian's Nix is ours to configure; a Nix installed another way
 # (install-nix-action on GitHub runners) is kept, first on PATH, with its
