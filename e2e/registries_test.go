@@ -4,10 +4,8 @@ package e2e
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,9 +28,7 @@ func TestTagsToTwoRegistries(t *testing.T) {
 	testenv.Require(t, "nix", "docker-registry", "skopeo")
 	open := testenv.StartRegistry(t)
 	locked, user, password := testenv.StartAuthRegistry(t)
-	config := t.TempDir()
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
-	assert.NilError(t, os.WriteFile(filepath.Join(config, "config.json"), []byte(`{"auths":{"`+locked+`":{"auth":"`+auth+`"}}}`), 0o600))
+	config := testenv.DockerConfig(t, locked, user, password)
 	env := []string{"DOCKER_CONFIG=" + config, "NIXERY_PASSWORD=not-" + password}
 	repos := []string{open + "/e2e/app", locked + "/e2e/app"}
 	tags := testenv.MetadataActionTags(repos...)

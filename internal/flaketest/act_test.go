@@ -3,7 +3,6 @@
 package flaketest
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -76,9 +75,7 @@ func TestActionUnderAct(t *testing.T) {
 	action := newFlake(t)
 	host := testenv.StartRegistry(t)
 	locked, user, password := testenv.StartAuthRegistry(t)
-	dockerConfig := t.TempDir()
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
-	assert.NilError(t, os.WriteFile(filepath.Join(dockerConfig, "config.json"), []byte(`{"auths":{"`+locked+`":{"auth":"`+auth+`"}}}`), 0o600))
+	dockerConfig := testenv.DockerConfig(t, locked, user, password)
 	standIn := "path:" + filepath.Join(repoRoot(t), "testdata", "nixpkgs")
 	block := func(lines []string) string { return strings.Join(lines, "\n            ") }
 
