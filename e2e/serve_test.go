@@ -251,3 +251,33 @@ func TestServeSystemdUnit(t *testing.T) {
 	assert.Equal(t, r.code, 1, "the unit's flags are not all nixery serve's: %s", r.stderr)
 	assert.Check(t, is.Contains(r.stderr, filepath.Join(dir, "htpasswd")))
 }
+
+// TestServeSharedStorage: two servers share a registry repository as
+// their storage. What one built, the other serves without building
+// (podman runs it through the second); a new image on the second reuses
+// the layers the first pushed (the repository's cache record).
+func TestServeSharedStorage(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo", "podman", "runc")
+	storage := "docker://" + testenv.StartRegistry(t) + "/nixery/store"
+	a := startServe(t, storage)
+	b := startServe(t, storage)
+	inspect := func(s *served, ref string) string {
+		return testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/"+ref)
+	}
+	fromA := inspect(a, "hello:latest")
+	assert.Equal(t, a.builds(), 1)
+	fromB := inspect(b, "hello:latest")
+	assert.Equal(t, fromB, fromA)
+	assert.Equal(t, b.builds(), 0)
+	assert.Equal(t, strings.TrimSpace(podmanRun(t, b.host+"/hello", "hello")), "Hello, world!")
+
+	inspect(b, "busybox/hello:latest")
+	assert.Equal(t, b.builds(), 1)
+	var built struct{ Packed, Reused int }
+	for _, l := range b.lines() {
+		if strings.Contains(l, `"msg":"built"`) {
+			assert.NilError(t, json.Unmarshal([]byte(l), &built))
+		}
+	}
+	assert.Check(t, built.Reused >= 4, "packed %d, reused %d", built.Packed, built.Reused)
+}

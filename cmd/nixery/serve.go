@@ -27,6 +27,7 @@ type serveFlags struct {
 	htpasswd  string
 	tokenFile string
 	maxImages int
+	insecure  bool
 }
 
 // serveCommand is `nixery serve`, the registry that builds on pull.
@@ -34,7 +35,7 @@ func serveCommand() *command {
 	return &command{
 		name:    "serve",
 		summary: "run a registry that builds images when they are pulled, as Nixery does",
-		usage:   "--storage DIR [--listen ADDR] [--nixpkgs FLAKEREF] [--platforms LIST]",
+		usage:   "--storage DIR|docker://REGISTRY/NAME [--listen ADDR] [--nixpkgs FLAKEREF] [--platforms LIST]",
 		help: `Pull REGISTRY/shell/git/htop:latest to get an image of those packages,
 built on the first pull and kept in --storage. Without the arm64
 meta-package a name is an index over --platforms; with it, the arm64
@@ -44,7 +45,8 @@ commit of it.`,
 			f := &serveFlags{platforms: listFlag{commas: true}}
 			fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`ADDR` to listen on (loopback unless told otherwise)")
 			fs.StringVar(&f.nixpkgs, "nixpkgs", defaultNixpkgs, "nixpkgs `FLAKEREF` of the tag latest")
-			fs.StringVar(&f.storage, "storage", "", "`DIR` that keeps the images built (an OCI layout), across restarts")
+			fs.StringVar(&f.storage, "storage", "", "where the images built are kept, across restarts: a `DIR` (an OCI layout), or docker://REGISTRY/NAME, a repository several servers share (logged in to with the docker config)")
+			fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to a registry --storage (loopback registries always are)")
 			fs.Var(&f.platforms, "platforms", "platforms of a name without arm64, a comma separated `LIST` (default linux/amd64,linux/arm64)")
 			fs.IntVar(&f.builds, "builds", 2, "`N` builds at once")
 			fs.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up on one image's build after this long (`DURATION`)")
@@ -93,7 +95,7 @@ func (f *serveFlags) run(ctx context.Context) error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	srv, err := serve.New(serve.Options{
-		Nixpkgs: f.nixpkgs, Storage: f.storage, Platforms: platforms, Auth: auth,
+		Nixpkgs: f.nixpkgs, Storage: f.storage, Insecure: f.insecure, Platforms: platforms, Auth: auth,
 		Builds: f.builds, Timeout: f.timeout, MaxImages: f.maxImages, Log: log, Build: build.Options{NixTimeout: f.timeout},
 	})
 	if err != nil {

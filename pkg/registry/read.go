@@ -25,6 +25,7 @@ import (
 // trust in the registry's sizes.
 type Reader struct {
 	client *http.Client
+	stream *http.Client // for blobs: no bound on the whole answer
 	repo   name.Repository
 }
 
@@ -43,6 +44,7 @@ func NewReader(ctx context.Context, repo name.Repository, l Login, o Options) (*
 	// trickling bytes cannot hold a read open.
 	return &Reader{
 		client: &http.Client{Transport: rt, CheckRedirect: checkRedirect, Timeout: o.RequestTimeout},
+		stream: &http.Client{Transport: rt, CheckRedirect: checkRedirect},
 		repo:   repo,
 	}, nil
 }
@@ -108,6 +110,29 @@ func (r *Reader) Config(ctx context.Context, d v1.Descriptor) (*v1.ConfigFile, e
 		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
 	}
 	return v1.ParseConfigFile(bytes.NewReader(raw))
+}
+
+// Blob asks for the blob d with method (GET or HEAD), passing on
+// rangeHeader when it is set: the registry's answer, 200 or 206, whose
+// body streams (only its headers are waited for within the request
+// timeout). The caller closes it.
+func (r *Reader) Blob(ctx context.Context, method string, d v1.Hash, rangeHeader string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, r.url("blobs", d.String()), nil)
+	if err != nil {
+		return nil, err
+	}
+	if rangeHeader != "" {
+		req.Header.Set("Range", rangeHeader)
+	}
+	resp, err := r.stream.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := transport.CheckError(resp, http.StatusOK, http.StatusPartialContent); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp, nil
 }
 
 // BlobExists asks the registry whether it still has a blob of the

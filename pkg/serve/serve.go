@@ -17,8 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -29,10 +27,8 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/build"
-	"github.com/nixery-action/nixery-action/pkg/cache"
-	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/registry"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
@@ -42,9 +38,15 @@ type Options struct {
 	// is a GitHub one (github:OWNER/REPO[/REF]), another tag names a
 	// branch, tag or commit of that repository, as Nixery's tags do.
 	Nixpkgs string
-	// Storage is the directory of the OCI layout that keeps every image
-	// built; a restart serves them again without building.
+	// Storage keeps every image built, so that a restart serves them
+	// again without building: the directory of an OCI layout, or
+	// docker://REGISTRY/NAME, a registry repository that several servers
+	// share (each image is then built once between them).
 	Storage string
+	// Registry are the credentials and bounds for a registry Storage.
+	Registry registry.Options
+	// Insecure talks plain HTTP to a registry Storage (loopback always is).
+	Insecure bool
 	// Platforms are those of a name without the arm64 meta-package;
 	// nil means linux/amd64 and linux/arm64.
 	Platforms []spec.Platform
@@ -69,6 +71,7 @@ type Options struct {
 // http.Handler.
 type Server struct {
 	o       Options
+	store   store
 	flight  singleflight.Group
 	slots   *semaphore.Weighted
 	metrics *metrics
@@ -107,37 +110,24 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), built: map[string]v1.Hash{}, used: map[string]int64{}, metrics: newMetrics()}
-	if err := s.load(); err != nil {
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, metrics: newMetrics()}
+	dir, repo, err := parseStorage(o.Storage, o.Insecure)
+	switch {
+	case err != nil:
+		return nil, err
+	case repo != nil && o.MaxImages > 0:
+		return nil, errors.New("a registry storage is bounded by the registry's own garbage collection: drop --max-images, or store in a directory")
+	case repo != nil:
+		if s.store, err = newRegistryStore(*repo, o.Registry); err != nil {
+			return nil, err
+		}
+	default:
+		s.store = layoutStore{dir: dir}
+	}
+	if s.built, err = s.store.load(); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-// load reads the images the storage names already.
-func (s *Server) load() error {
-	f, err := os.Open(filepath.Join(s.o.Storage, "index.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	raw, err := limit.ReadAll(f, publish.MaxLayoutIndex)
-	if err != nil {
-		return fmt.Errorf("read the storage's index.json: %w", err)
-	}
-	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("the storage's index.json: %w", err)
-	}
-	for _, d := range im.Manifests {
-		if key := d.Annotations["org.opencontainers.image.ref.name"]; key != "" {
-			s.built[key] = d.Digest
-		}
-	}
-	return nil
 }
 
 var (
@@ -219,7 +209,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 	}
 	if img.single {
 		// arm64 alone: the image of the one platform, as Nixery serves it.
-		d, err := s.onlyManifest(digest)
+		d, err := s.onlyManifest(r.Context(), digest)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
 			return
@@ -296,6 +286,14 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 		s.metrics.manifests.WithLabelValues("hit").Inc()
 		return d, nil
 	}
+	if d, ok := s.store.lookup(ctx, img.key); ok {
+		// Another server built it.
+		s.mu.Lock()
+		s.built[img.key] = d
+		s.mu.Unlock()
+		s.metrics.manifests.WithLabelValues("hit").Inc()
+		return d, nil
+	}
 	s.metrics.manifests.WithLabelValues("miss").Inc()
 	ch := s.flight.DoChan(img.key, func() (any, error) {
 		// The build outlives the request that started it: others may
@@ -337,19 +335,8 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	start := time.Now()
 	name := img.spec.Name()
 	s.o.Log.Info("build", "image", name, "nixpkgs", img.nixpkgs, "key", img.key)
-	// Layers the storage holds already, under the same cache keys as the
-	// CLI's, are reused (their content checked) instead of packed again.
-	known, err := cache.ReadLayout(s.o.Storage)
-	if err != nil {
-		s.o.Log.Warn("storage not read as a cache", "error", err.Error())
-	}
-	req := build.Request{
-		Nixpkgs:     img.nixpkgs,
-		Spec:        img.spec,
-		Platforms:   img.platforms,
-		LocalCache:  known,
-		Destination: publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: s.o.Storage}, publish.WriteOptions{Tags: []string{img.key}}),
-	}
+	req := build.Request{Nixpkgs: img.nixpkgs, Spec: img.spec, Platforms: img.platforms}
+	s.store.prepare(&req, img.key)
 	res, err := build.Build(ctx, req, s.o.Build)
 	if err != nil {
 		s.o.Log.Error("build failed", "image", name, "error", err.Error())
@@ -399,7 +386,7 @@ func (s *Server) prune(just string) {
 	if len(dropped) == 0 {
 		return
 	}
-	n, err := publish.PruneLayout(s.o.Storage, func(name string) bool { return keep[name] })
+	n, err := s.store.prune(func(name string) bool { return keep[name] })
 	if err != nil {
 		s.o.Log.Error("prune failed", "error", err.Error())
 		return
@@ -409,13 +396,12 @@ func (s *Server) prune(just string) {
 }
 
 // onlyManifest is the one platform manifest of the index digest.
-func (s *Server) onlyManifest(digest v1.Hash) (v1.Hash, error) {
-	f, err := os.Open(s.blobPath(digest.String()))
+func (s *Server) onlyManifest(ctx context.Context, digest v1.Hash) (v1.Hash, error) {
+	raw, err := s.store.manifest(ctx, digest)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	defer f.Close()
-	im, err := v1.ParseIndexManifest(io.LimitReader(f, 4<<20))
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -425,16 +411,14 @@ func (s *Server) onlyManifest(digest v1.Hash) (v1.Hash, error) {
 	return im.Manifests[0].Digest, nil
 }
 
-// manifestBlob serves the manifest or index stored as blob digest, with
-// its media type.
+// manifestBlob serves the manifest or index digest, with its media type.
 func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest string) {
-	f, err := os.Open(s.blobPath(digest))
+	d, err := v1.NewHash(digest)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
 		return
 	}
-	defer f.Close()
-	raw, err := limit.ReadAll(f, 4<<20)
+	raw, err := s.store.manifest(r.Context(), d)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
 		return
@@ -455,31 +439,18 @@ func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest str
 	w.Write(raw)
 }
 
-// blob serves a blob of the storage, with range reads.
+// blob serves a blob of the store, with range reads.
 func (s *Server) blob(w http.ResponseWriter, r *http.Request, digest string) {
 	if !digestPattern.MatchString(digest) {
 		writeError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("%q is not a sha256 digest", digest))
 		return
 	}
-	f, err := os.Open(s.blobPath(digest))
+	d, err := v1.NewHash(digest)
 	if err != nil {
-		writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest)
+		writeError(w, http.StatusBadRequest, "DIGEST_INVALID", err.Error())
 		return
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil || !info.Mode().IsRegular() {
-		writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Docker-Content-Digest", digest)
-	w.Header().Set("ETag", `"`+digest+`"`)
-	http.ServeContent(w, r, "", time.Time{}, f)
-}
-
-func (s *Server) blobPath(digest string) string {
-	return filepath.Join(s.o.Storage, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
+	s.store.serveBlob(w, r, d)
 }
 
 // writeError answers with the distribution spec's error JSON, whose

@@ -1,0 +1,200 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/internal/limit"
+	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/cache"
+	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/registry"
+)
+
+// maxManifest bounds a manifest or index read from the store.
+const maxManifest = 4 << 20
+
+// store is where a Server keeps the images it builds, each under its key
+// as a tag: an OCI layout on disk (one server), or a registry repository
+// (any number of servers, which then build each image once between them).
+type store interface {
+	// load lists the images kept already: key → index digest.
+	load() (map[string]v1.Hash, error)
+	// lookup finds an image another server stored (ok false: none).
+	lookup(ctx context.Context, key string) (v1.Hash, bool)
+	// prepare makes req write the image into the store under key, and
+	// reuse the layers the store holds.
+	prepare(req *build.Request, key string)
+	// manifest reads a manifest or index the store holds.
+	manifest(ctx context.Context, digest v1.Hash) ([]byte, error)
+	// serveBlob answers a GET or HEAD of a blob, with range reads.
+	serveBlob(w http.ResponseWriter, r *http.Request, digest v1.Hash)
+	// prune drops the images keep refuses, and the blobs only they use.
+	prune(keep func(key string) bool) (int, error)
+}
+
+// layoutStore keeps the images in an OCI layout.
+type layoutStore struct{ dir string }
+
+func (l layoutStore) load() (map[string]v1.Hash, error) {
+	built := map[string]v1.Hash{}
+	f, err := os.Open(filepath.Join(l.dir, "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return built, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := limit.ReadAll(f, publish.MaxLayoutIndex)
+	if err != nil {
+		return nil, fmt.Errorf("read the storage's index.json: %w", err)
+	}
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("the storage's index.json: %w", err)
+	}
+	for _, d := range im.Manifests {
+		if key := d.Annotations["org.opencontainers.image.ref.name"]; key != "" {
+			built[key] = d.Digest
+		}
+	}
+	return built, nil
+}
+
+func (layoutStore) lookup(context.Context, string) (v1.Hash, bool) { return v1.Hash{}, false }
+
+func (l layoutStore) prepare(req *build.Request, key string) {
+	// Layers the storage holds already, under the same cache keys as the
+	// CLI's, are reused (their content checked) instead of packed again.
+	req.LocalCache, _ = cache.ReadLayout(l.dir)
+	req.Destination = publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: l.dir}, publish.WriteOptions{Tags: []string{key}})
+}
+
+func (l layoutStore) manifest(_ context.Context, digest v1.Hash) ([]byte, error) {
+	f, err := os.Open(l.blobPath(digest))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return limit.ReadAll(f, maxManifest)
+}
+
+func (l layoutStore) serveBlob(w http.ResponseWriter, r *http.Request, digest v1.Hash) {
+	f, err := os.Open(l.blobPath(digest))
+	if err != nil {
+		writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest.String())
+		return
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest.String())
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Docker-Content-Digest", digest.String())
+	w.Header().Set("ETag", `"`+digest.String()+`"`)
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+func (l layoutStore) prune(keep func(string) bool) (int, error) {
+	return publish.PruneLayout(l.dir, keep)
+}
+
+func (l layoutStore) blobPath(digest v1.Hash) string {
+	return filepath.Join(l.dir, "blobs", digest.Algorithm, digest.Hex)
+}
+
+// registryStore keeps the images in a registry repository, where several
+// servers find what the others built; the registry's own credentials
+// and bounds apply (pkg/registry).
+type registryStore struct {
+	repo name.Repository
+	opts registry.Options
+	rd   *registry.Reader
+}
+
+func newRegistryStore(repo name.Repository, o registry.Options) (*registryStore, error) {
+	l, err := o.Credentials.Login(repo, true)
+	if err != nil {
+		return nil, err
+	}
+	rd, err := registry.NewReader(context.Background(), repo, l, o)
+	if err != nil {
+		return nil, l.Explain(err, repo)
+	}
+	return &registryStore{repo: repo, opts: o, rd: rd}, nil
+}
+
+func (*registryStore) load() (map[string]v1.Hash, error) { return map[string]v1.Hash{}, nil }
+
+func (s *registryStore) lookup(ctx context.Context, key string) (v1.Hash, bool) {
+	return s.rd.ManifestDigest(ctx, s.repo.Tag(key))
+}
+
+func (s *registryStore) prepare(req *build.Request, key string) {
+	// The repository's cache record lists the layers earlier images
+	// pushed: they are reused, as a CLI build reuses them.
+	req.PushTo(publish.NewRegistry(publish.Target{Repo: s.repo, Tags: []name.Tag{s.repo.Tag(key)}}, publish.Options{Options: s.opts}))
+}
+
+func (s *registryStore) manifest(ctx context.Context, digest v1.Hash) ([]byte, error) {
+	raw, _, err := s.rd.Manifest(ctx, s.repo.Digest(digest.String()))
+	return raw, err
+}
+
+// serveBlob passes the registry's answer on: the client never needs the
+// store's credentials.
+func (s *registryStore) serveBlob(w http.ResponseWriter, r *http.Request, digest v1.Hash) {
+	resp, err := s.rd.Blob(r.Context(), r.Method, digest, r.Header.Get("Range"))
+	if err != nil {
+		if registry.IsNotFound(err) {
+			writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest.String())
+			return
+		}
+		writeError(w, http.StatusBadGateway, "UNKNOWN", "the storage registry: "+registry.OneLine(err))
+		return
+	}
+	defer resp.Body.Close()
+	for _, h := range []string{"Content-Length", "Content-Range", "Accept-Ranges"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Docker-Content-Digest", digest.String())
+	w.WriteHeader(resp.StatusCode)
+	if r.Method != http.MethodHead {
+		io.Copy(w, resp.Body)
+	}
+}
+
+func (s *registryStore) prune(func(string) bool) (int, error) {
+	return 0, errors.New("a registry storage is pruned by the registry's own garbage collection")
+}
+
+// parseStorage reads --storage: docker://REGISTRY/REPOSITORY for a
+// registry, else a directory.
+func parseStorage(s string, insecure bool) (dir string, repo *name.Repository, err error) {
+	ref, ok := strings.CutPrefix(s, "docker://")
+	if !ok {
+		return s, nil, nil
+	}
+	r, err := name.NewRepository(ref, registry.NameOptions(ref, insecure)...)
+	if err != nil {
+		return "", nil, fmt.Errorf("--storage %s: not a repository (docker://REGISTRY/NAME): %v", s, err)
+	}
+	return "", &r, nil
+}
