@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -126,8 +127,9 @@ func TestServe(t *testing.T) {
 		archs = append(archs, m.Platform.Architecture)
 	}
 	assert.DeepEqual(t, archs, []string{"amd64", "arm64"})
-	assert.Equal(t, strings.TrimSpace(podmanRun(t, s.host+"/hello", "hello")), "Hello, world!")
 	assert.Equal(t, s.builds(), 1)
+	assert.Equal(t, strings.TrimSpace(podmanRun(t, s.host+"/shell/hello", "hello")), "Hello, world!")
+	assert.Equal(t, strings.TrimSpace(podmanRun(t, s.host+"/hello/jq", "jq", "-n", "1+1")), "2")
 
 	raw, err = inspect("arm64/hello:latest")
 	assert.NilError(t, err, raw)
@@ -140,16 +142,18 @@ func TestServe(t *testing.T) {
 	assert.NilError(t, json.Unmarshal(cfg, &c))
 	assert.Equal(t, c.Architecture, "arm64")
 
-	// Three pulls of a new name at once: one build.
+	// Ten pulls of a new name at once: one build, one digest.
 	before := s.builds()
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
+	errs := make([]error, 10)
+	indexes := make([]string, 10)
 	for i := range errs {
-		wg.Go(func() { _, errs[i] = inspect("busybox/hello:latest") })
+		wg.Go(func() { indexes[i], errs[i] = inspect("busybox/hello:latest") })
 	}
 	wg.Wait()
-	for _, err := range errs {
-		assert.NilError(t, err)
+	for i, err := range errs {
+		assert.NilError(t, err, indexes[i])
+		assert.Equal(t, indexes[i], indexes[0])
 	}
 	assert.Equal(t, s.builds(), before+1)
 	// Its layers of hello's closure came from the storage, not packed again.
@@ -165,6 +169,11 @@ func TestServe(t *testing.T) {
 	assert.Assert(t, err != nil)
 	assert.Check(t, is.Contains(out, "not found in nixpkgs"))
 	assert.Check(t, is.Contains(out, "helo (did you mean hello?)"))
+	// podman prints it too.
+	pull := exec.Command("podman", append(podmanBase(t), "pull", "--tls-verify=false", s.host+"/helo")...)
+	out2, err := pull.CombinedOutput()
+	assert.Assert(t, err != nil, "%s", out2)
+	assert.Check(t, is.Contains(string(out2), "helo (did you mean hello?)"))
 	out, err = inspect("hello:v2")
 	assert.Assert(t, err != nil)
 	assert.Check(t, is.Contains(out, "serves only the tag latest"))
@@ -280,4 +289,33 @@ func TestServeSharedStorage(t *testing.T) {
 		}
 	}
 	assert.Check(t, built.Reused >= 4, "packed %d, reused %d", built.Packed, built.Reused)
+}
+
+// TestServeDrains: SIGTERM during a pull lets it finish (here a build
+// in flight), then the server exits and takes no new connection.
+func TestServeDrains(t *testing.T) {
+	testenv.Require(t, "nix", "skopeo")
+	s := startServe(t, t.TempDir())
+	pulled := make(chan error, 1)
+	go func() {
+		out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/moreutils/nano:latest").CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+		pulled <- err
+	}()
+	// Once the build has begun, stop the server.
+	for i := 0; s.builds() == 0; i++ {
+		assert.Assert(t, i < 200, "no build started: %v", s.lines())
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.NilError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	assert.NilError(t, <-pulled, "the pull in flight was cut off")
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("nixery serve did not exit after SIGTERM")
+	}
+	_, err := http.Get("http://" + s.host + "/healthz")
+	assert.Assert(t, err != nil, "still serving after SIGTERM")
 }

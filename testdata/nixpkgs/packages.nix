@@ -50,6 +50,17 @@ let
     relink /usr/bin/hello $out/bin/hello ${glibc}/lib program
   '';
 
+  # jq and its two libraries (libjq, libonig), which it finds in its own
+  # lib directory.
+  jq = package "jq" ''
+    ${relink}
+    mkdir -p $out/bin $out/lib
+    for lib in libjq.so.1 libonig.so.5; do
+      relink "$(ldd /usr/bin/jq | awk -v l="$lib" '$1 == l { print $3 }')" $out/lib/$lib $out/lib:${glibc}/lib ""
+    done
+    relink /usr/bin/jq $out/bin/jq $out/lib:${glibc}/lib program
+  '';
+
   # Statically linked: no references.
   busybox = package "busybox" ''
     mkdir -p $out/bin
@@ -164,6 +175,6 @@ let
   '';
 in
 {
-  inherit glibc hello busybox ncurses bashInteractive coreutils moreutils nano
+  inherit glibc hello jq busybox ncurses bashInteractive coreutils moreutils nano
     cacert iana-etc python3Packages largefile;
 }
