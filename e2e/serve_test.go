@@ -38,7 +38,7 @@ type served struct {
 
 // startServe runs nixery serve on a free loopback port over storage, and
 // stops it (SIGTERM) when the test ends.
-func startServe(t *testing.T, storage string, args ...string) *served {
+func startServe(t testing.TB, storage string, args ...string) *served {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	assert.NilError(t, err)
@@ -90,7 +90,7 @@ func (s *served) builds() int {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (s *served) stop(t *testing.T) {
+func (s *served) stop(t testing.TB) {
 	if s.cmd.ProcessState != nil {
 		return
 	}

@@ -1,0 +1,125 @@
+//go:build integration
+
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
+)
+
+// BenchmarkServe measures `nixery serve` against baselines taken in the
+// same run, on loopback, with the stand-in nixpkgs:
+//   - cold-ratio: a first pull of shell/hello/largefile (built on pull,
+//     copied by skopeo into an OCI layout) over `nixery build --output
+//     oci:` of the same packages (goal ≤ 1.10); build-ratio takes out
+//     what a warm pull of the same image costs (skopeo and the copy);
+//   - head-p99-ms: the 99th percentile of 1,000 manifest HEADs of an image
+//     kept (goal < 10 ms);
+//   - blob-ratio: MB/s of GETs of the image's largest blob from nixery
+//     serve over the same blob from Debian's registry (goal ≥ 1).
+//
+// Run: go test -tags integration -run '^$' -bench Serve -benchtime 1x ./e2e
+func BenchmarkServe(b *testing.B) {
+	testenv.Require(b, "nix", "skopeo", "docker-registry")
+	name := "shell/hello/largefile"
+	for b.Loop() {
+		// The baseline: the CLI writing the same image to a layout (its
+		// closure realised already, as the server's will be: both build
+		// the same derivations, which the first of them realises).
+		runNixery(b, "build", "--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64", "--output", "oci:"+filepath.Join(b.TempDir(), "warmup"), "shell", "hello", "largefile")
+		start := time.Now()
+		runNixery(b, "build", "--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64", "--output", "oci:"+filepath.Join(b.TempDir(), "cli"), "shell", "hello", "largefile")
+		cli := time.Since(start)
+
+		s := startServe(b, b.TempDir())
+		start = time.Now()
+		testenv.Run(b, "skopeo", "copy", "--all", "--src-tls-verify=false", "docker://"+s.host+"/"+name+":latest", "oci:"+filepath.Join(b.TempDir(), "pulled")+":x")
+		cold := time.Since(start)
+		start = time.Now()
+		testenv.Run(b, "skopeo", "copy", "--all", "--src-tls-verify=false", "docker://"+s.host+"/"+name+":latest", "oci:"+filepath.Join(b.TempDir(), "again")+":x")
+		warm := time.Since(start)
+		b.ReportMetric(cold.Seconds()/cli.Seconds(), "cold-ratio")
+		// What the pull itself costs (skopeo, the copy), the same warm or
+		// cold, taken out: the build on pull against the CLI's build.
+		b.ReportMetric((cold-warm).Seconds()/cli.Seconds(), "build-ratio")
+		b.ReportMetric(cli.Seconds(), "cli-s")
+		b.ReportMetric(cold.Seconds(), "cold-s")
+		b.ReportMetric(warm.Seconds(), "warm-s")
+
+		url := "http://" + s.host + "/v2/" + name + "/manifests/latest"
+		var lat []time.Duration
+		for range 1000 {
+			t0 := time.Now()
+			resp, err := http.Head(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+			lat = append(lat, time.Since(t0))
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[989].Microseconds())/1000, "head-p99-ms")
+
+		// The largest blob, from both servers.
+		raw := testenv.Run(b, "skopeo", "inspect", "--tls-verify=false", "--raw", "--override-arch", "amd64", "docker://"+s.host+"/"+name+":latest")
+		var idx v1.IndexManifest
+		if err := json.Unmarshal([]byte(raw), &idx); err != nil {
+			b.Fatal(err)
+		}
+		mraw := testenv.Run(b, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/"+name+"@"+idx.Manifests[0].Digest.String())
+		var m v1.Manifest
+		if err := json.Unmarshal([]byte(mraw), &m); err != nil {
+			b.Fatal(err)
+		}
+		big := m.Layers[0]
+		for _, l := range m.Layers {
+			if l.Size > big.Size {
+				big = l
+			}
+		}
+		reg := testenv.StartRegistry(b)
+		testenv.Run(b, "skopeo", "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false", "docker://"+s.host+"/"+name+":latest", "docker://"+reg+"/bench/serve:latest")
+		ours := throughput(b, "http://"+s.host+"/v2/"+name+"/blobs/"+big.Digest.String(), big.Size)
+		theirs := throughput(b, "http://"+reg+"/v2/bench/serve/blobs/"+big.Digest.String(), big.Size)
+		b.ReportMetric(ours/theirs, "blob-ratio")
+		b.ReportMetric(ours, "serve-MB/s")
+		b.ReportMetric(float64(big.Size)/1e6, "blob-MB")
+	}
+}
+
+// throughput GETs url 50 times and returns MB/s.
+func throughput(b *testing.B, url string, size int64) float64 {
+	start := time.Now()
+	for range 50 {
+		resp, err := http.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || n != size {
+			b.Fatalf("GET %s: %d bytes of %d, %v", url, n, size, err)
+		}
+	}
+	return float64(50*size) / 1e6 / time.Since(start).Seconds()
+}
+
+// runNixery runs nixery with the stand-in's Nix settings, failing on error.
+func runNixery(b *testing.B, args ...string) {
+	b.Helper()
+	cmd := exec.Command(nixery, args...)
+	cmd.Env = append(cmd.Environ(), "NIX_CONFIG="+testenv.NixConfig)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("nixery %v: %v\n%s", args, err, out)
+	}
+}
