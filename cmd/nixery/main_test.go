@@ -209,3 +209,15 @@ func TestTagReferencesUsage(t *testing.T) {
 		assert.Check(t, strings.Contains(errOut, tc.want), "%v: %s", tc.args, errOut)
 	}
 }
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "512": 512, "4K": 4096, "20G": 20 << 30, "1t": 1 << 40, "3MB": 3 << 20} {
+		var b byteSize
+		assert.NilError(t, b.Set(in), in)
+		assert.Equal(t, int64(b), want, in)
+	}
+	for _, in := range []string{"", "G", "-1G", "1.5G", "20X", "99999999999T"} {
+		var b byteSize
+		assert.ErrorContains(t, b.Set(in), "is not a size", in)
+	}
+}

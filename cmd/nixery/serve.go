@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
@@ -27,7 +30,30 @@ type serveFlags struct {
 	htpasswd  string
 	tokenFile string
 	maxImages int
+	maxBytes  byteSize
 	insecure  bool
+}
+
+// byteSize is a flag of bytes: a number with an optional K, M, G or T
+// (powers of 1024).
+type byteSize int64
+
+func (b *byteSize) String() string { return fmt.Sprint(int64(*b)) }
+
+func (b *byteSize) Set(s string) error {
+	units := map[string]int64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+	t := strings.ToUpper(strings.TrimSuffix(strings.TrimSpace(s), "B"))
+	i := strings.IndexFunc(t, func(r rune) bool { return r < '0' || r > '9' })
+	if i < 0 {
+		i = len(t)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	unit, ok := units[t[i:]]
+	if err != nil || !ok || n < 0 || n > math.MaxInt64/unit {
+		return fmt.Errorf("%q is not a size: give bytes, or a number with K, M, G or T, e.g. 20G", s)
+	}
+	*b = byteSize(n * unit)
+	return nil
 }
 
 // serveCommand is `nixery serve`, the registry that builds on pull.
@@ -51,6 +77,7 @@ commit of it.`,
 			fs.IntVar(&f.builds, "builds", 2, "`N` builds at once")
 			fs.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up on one image's build after this long (`DURATION`)")
 			fs.IntVar(&f.maxImages, "max-images", 0, "keep at most `N` images, dropping those pulled least recently (0: keep all)")
+			fs.Var(&f.maxBytes, "max-storage", "keep the storage's blobs within `SIZE` (e.g. 20G), dropping the images pulled least recently (0: no bound)")
 			fs.StringVar(&f.htpasswd, "htpasswd", "", "require basic authentication against this htpasswd `FILE` (bcrypt entries: htpasswd -B)")
 			fs.StringVar(&f.tokenFile, "token-file", "", "require this `FILE`'s token, as a bearer token or as the password of any user")
 			return func(args []string) error {
@@ -96,7 +123,7 @@ func (f *serveFlags) run(ctx context.Context) error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	srv, err := serve.New(serve.Options{
 		Nixpkgs: f.nixpkgs, Storage: f.storage, Insecure: f.insecure, Platforms: platforms, Auth: auth,
-		Builds: f.builds, Timeout: f.timeout, MaxImages: f.maxImages, Log: log, Build: build.Options{NixTimeout: f.timeout},
+		Builds: f.builds, Timeout: f.timeout, MaxImages: f.maxImages, MaxBytes: int64(f.maxBytes), Log: log, Build: build.Options{NixTimeout: f.timeout},
 	})
 	if err != nil {
 		return err

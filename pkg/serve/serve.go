@@ -54,10 +54,12 @@ type Options struct {
 	Builds int
 	// Timeout bounds one image's build; 0 means 20 minutes.
 	Timeout time.Duration
-	// MaxImages bounds the images kept: past it, those pulled least
-	// recently are dropped from the storage with the blobs only they
-	// use (and built again when pulled). 0 keeps every image.
+	// MaxImages and MaxBytes bound the images kept and the bytes of
+	// their blobs: past either, those pulled least recently are dropped
+	// from the storage with the blobs only they use (and built again when
+	// pulled). 0 is no bound. A directory storage only.
 	MaxImages int
+	MaxBytes  int64
 	// Log receives a line per request and per build; nil discards them.
 	Log *slog.Logger
 	// Auth, when set, is asked about every request but /healthz and
@@ -80,6 +82,9 @@ type Server struct {
 	built map[string]v1.Hash // key (a tag in the storage layout) → index digest
 	used  map[string]int64   // key → when last pulled (a counter)
 	clock int64
+	// failed remembers a failed build for failedFor, so that pulls of a
+	// name that does not build (a typo) do not each run Nix.
+	failed map[string]failure
 
 	// gc is held for reading by every build, and for writing while the
 	// storage is pruned: a prune removes blobs, which a build may be
@@ -110,13 +115,13 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, metrics: newMetrics()}
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, metrics: newMetrics()}
 	dir, repo, err := parseStorage(o.Storage, o.Insecure)
 	switch {
 	case err != nil:
 		return nil, err
-	case repo != nil && o.MaxImages > 0:
-		return nil, errors.New("a registry storage is bounded by the registry's own garbage collection: drop --max-images, or store in a directory")
+	case repo != nil && (o.MaxImages > 0 || o.MaxBytes > 0):
+		return nil, errors.New("a registry storage is bounded by the registry's own garbage collection: drop --max-images and --max-storage, or store in a directory")
 	case repo != nil:
 		if s.store, err = newRegistryStore(*repo, o.Registry); err != nil {
 			return nil, err
@@ -219,6 +224,17 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 	s.manifestBlob(w, r, digest.String())
 }
 
+// failedFor is how long a failed build's error is given again without
+// building: long enough to spare Nix a burst of retries, short enough for
+// a fixed nixpkgs to be seen.
+const failedFor = time.Minute
+
+// failure is a failed build's error, and until when it stands.
+type failure struct {
+	err   error
+	until time.Time
+}
+
 // request is an image asked for: what to build and the key it is kept
 // under.
 type request struct {
@@ -281,7 +297,11 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 	d, ok := s.built[img.key]
 	s.clock++
 	s.used[img.key] = s.clock
+	f, failed := s.failed[img.key]
 	s.mu.Unlock()
+	if !ok && failed && time.Now().Before(f.until) {
+		return v1.Hash{}, f.err
+	}
 	if ok {
 		s.metrics.manifests.WithLabelValues("hit").Inc()
 		return d, nil
@@ -314,10 +334,14 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 			result = "failed"
 		}
 		s.metrics.builds.WithLabelValues(result).Inc()
-		if err == nil {
-			s.prune(img.key)
+		if err != nil {
+			s.mu.Lock()
+			s.failed[img.key] = failure{err: err, until: time.Now().Add(failedFor)}
+			s.mu.Unlock()
+			return d, err
 		}
-		return d, err
+		s.prune(img.key)
+		return d, nil
 	})
 	select {
 	case <-ctx.Done():
@@ -354,45 +378,59 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	return d, nil
 }
 
-// prune drops the images pulled least recently while more than MaxImages
-// are kept; just is the one just built, which stays.
+// prune drops the images pulled least recently while more than
+// MaxImages are kept, or the storage holds more than MaxBytes; just is
+// the one just built, which stays.
 func (s *Server) prune(just string) {
-	if s.o.MaxImages <= 0 {
+	if s.o.MaxImages <= 0 && s.o.MaxBytes <= 0 {
 		return
 	}
 	s.gc.Lock()
 	defer s.gc.Unlock()
-	s.mu.Lock()
-	var dropped []string
-	for len(s.built) > s.o.MaxImages {
+	dropped, blobs := 0, 0
+	for s.over() {
+		s.mu.Lock()
 		victim, oldest := "", int64(-1)
 		for k := range s.built {
 			if k != just && (oldest < 0 || s.used[k] < oldest || (s.used[k] == oldest && k < victim)) {
 				victim, oldest = k, s.used[k]
 			}
 		}
-		if victim == "" {
-			break
+		if victim != "" {
+			delete(s.built, victim)
+			delete(s.used, victim)
 		}
-		delete(s.built, victim)
-		delete(s.used, victim)
-		dropped = append(dropped, victim)
+		keep := map[string]bool{}
+		for k := range s.built {
+			keep[k] = true
+		}
+		s.mu.Unlock()
+		if victim == "" {
+			break // only the image just built is left
+		}
+		n, err := s.store.prune(func(name string) bool { return keep[name] })
+		if err != nil {
+			s.o.Log.Error("prune failed", "error", err.Error())
+			return
+		}
+		dropped++
+		blobs += n
+		s.metrics.pruned.Inc()
 	}
-	keep := map[string]bool{}
-	for k := range s.built {
-		keep[k] = true
+	if dropped > 0 {
+		s.o.Log.Info("pruned", "images", dropped, "blobs", blobs)
 	}
+}
+
+// over tells whether the storage holds more than its bounds allow.
+func (s *Server) over() bool {
+	s.mu.Lock()
+	n := len(s.built)
 	s.mu.Unlock()
-	if len(dropped) == 0 {
-		return
+	if s.o.MaxImages > 0 && n > s.o.MaxImages {
+		return true
 	}
-	n, err := s.store.prune(func(name string) bool { return keep[name] })
-	if err != nil {
-		s.o.Log.Error("prune failed", "error", err.Error())
-		return
-	}
-	s.metrics.pruned.Add(float64(len(dropped)))
-	s.o.Log.Info("pruned", "images", len(dropped), "blobs", n)
+	return s.o.MaxBytes > 0 && s.store.size() > s.o.MaxBytes
 }
 
 // onlyManifest is the one platform manifest of the index digest.

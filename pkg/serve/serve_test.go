@@ -175,3 +175,43 @@ func TestServePrunes(t *testing.T) {
 	_, body = get(t, s, http.MethodGet, "/metrics")
 	assert.Check(t, is.Contains(body, "nixery_serve_images_pruned_total 1"))
 }
+
+// A name that does not build is not built again at once: the second pull
+// gets the same error from memory.
+func TestServeRemembersFailures(t *testing.T) {
+	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: t.TempDir()})
+	assert.NilError(t, err)
+	var bodies []string
+	for range 2 {
+		res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusNotFound)
+		bodies = append(bodies, body)
+	}
+	assert.Equal(t, bodies[1], bodies[0])
+	_, metrics := get(t, s, http.MethodGet, "/metrics")
+	assert.Check(t, is.Contains(metrics, `nixery_serve_builds_total{result="failed"} 1`))
+}
+
+// MaxBytes drops images pulled least recently until the blobs fit.
+func TestServePrunesToSize(t *testing.T) {
+	storage := t.TempDir()
+	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	for _, name := range []string{"a", "b", "c"} {
+		stored(t, s, storage, name)
+	}
+	full := layoutStore{dir: storage}.size()
+	s, err = New(Options{Nixpkgs: "path:/nonexistent", Storage: storage, MaxBytes: full - 1})
+	assert.NilError(t, err)
+	for _, name := range []string{"a", "b", "c"} {
+		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK, name)
+	}
+	c, err := s.parse("c", "latest")
+	assert.NilError(t, err)
+	s.prune(c.key)
+	assert.Check(t, layoutStore{dir: storage}.size() <= full-1)
+	assert.Equal(t, len(s.built), 2) // a, the least recent, went
+	res, _ := get(t, s, http.MethodGet, "/v2/b/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK)
+}

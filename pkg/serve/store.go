@@ -42,6 +42,8 @@ type store interface {
 	serveBlob(w http.ResponseWriter, r *http.Request, digest v1.Hash)
 	// prune drops the images keep refuses, and the blobs only they use.
 	prune(keep func(key string) bool) (int, error)
+	// size is the bytes of the blobs kept (0 where it is not known).
+	size() int64
 }
 
 // layoutStore keeps the images in an OCI layout.
@@ -113,6 +115,17 @@ func (l layoutStore) prune(keep func(string) bool) (int, error) {
 	return publish.PruneLayout(l.dir, keep)
 }
 
+func (l layoutStore) size() int64 {
+	entries, _ := os.ReadDir(filepath.Join(l.dir, "blobs", "sha256"))
+	var n int64
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+	}
+	return n
+}
+
 func (l layoutStore) blobPath(digest v1.Hash) string {
 	return filepath.Join(l.dir, "blobs", digest.Algorithm, digest.Hex)
 }
@@ -180,6 +193,8 @@ func (s *registryStore) serveBlob(w http.ResponseWriter, r *http.Request, digest
 		io.Copy(w, resp.Body)
 	}
 }
+
+func (*registryStore) size() int64 { return 0 }
 
 func (s *registryStore) prune(func(string) bool) (int, error) {
 	return 0, errors.New("a registry storage is pruned by the registry's own garbage collection")
