@@ -173,8 +173,14 @@ let
       print $buf;
     ' > $out/share/largefile/data.bin
   '';
+  # A large tree for benchmarks (never built by the tests): this machine's
+  # Go toolchain, about 270 MB.
+  gotree = package "gotree" ''
+    cp -r /usr/local/go $out/go
+  '';
 in
 {
+  inherit gotree;
   inherit glibc hello jq busybox ncurses bashInteractive coreutils moreutils nano
     cacert iana-etc python3Packages largefile;
 }
