@@ -9,18 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nixery-action/nixery-action/internal/closuregen"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
 
 // info is one entry of path-info JSON, for building test graphs.
-type info struct {
-	Path        string   `json:"path,omitempty"`
-	NarSize     uint64   `json:"narSize"`
-	ClosureSize uint64   `json:"closureSize,omitempty"`
-	References  []string `json:"references"`
-}
+type info = closuregen.Info
 
 // storePath makes a store path for a test package name.
 func storePath(name string) string {

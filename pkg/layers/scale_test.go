@@ -2,74 +2,20 @@ package layers
 
 import (
 	"fmt"
-	"math/rand"
-	"sort"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nixery-action/nixery-action/internal/closuregen"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 )
 
-// denseClosure makes a closure of n paths shaped like a big image's, the
-// same for the same seed: each path references up to 6 earlier ones,
-// anywhere before it, and a few base libraries (the first 5 paths: a libc,
-// a compiler runtime, zlib, ...) are referenced by most paths. NAR sizes
-// are long-tailed with the odd huge path; cacert and iana-etc are there as
-// Nixery adds them. Closure sizes are filled in as `nix path-info
-// --closure-size` prints them. This is the shape on which issue 13
-// measured the default strategy as super-linear.
-func denseClosure(seed int64, n int) []info {
-	rng := rand.New(rand.NewSource(seed))
-	infos := make([]info, n)
-	for i := range infos {
-		name := fmt.Sprintf("pkg%d-1.%d", i, rng.Intn(10))
-		switch i {
-		case 5:
-			name = "nss-cacert-3.98"
-		case 6:
-			name = "iana-etc-20240318"
-		}
-		size := uint64(1000 + rng.ExpFloat64()*3e6)
-		if rng.Intn(50) == 0 {
-			size = uint64(50e6 + rng.Float64()*400e6)
-		}
-		infos[i] = info{Path: fmt.Sprintf("/nix/store/%032x-%s", rng.Uint64(), name), NarSize: size}
-		if i < 7 {
-			continue
-		}
-		var refs []int
-		for b := 0; b < 5; b++ {
-			if rng.Float64() < 0.9/float64(b+1) {
-				refs = append(refs, b)
-			}
-		}
-		for k := rng.Intn(7); k > 0; k-- {
-			refs = append(refs, rng.Intn(i))
-		}
-		sort.Ints(refs)
-		for k, j := range refs {
-			if k == 0 || j != refs[k-1] {
-				infos[i].References = append(infos[i].References, infos[j].Path)
-			}
-		}
-	}
-	return withClosureSizes(infos)
-}
+// denseClosure is closuregen.Dense with closure sizes, as `nix path-info
+// --closure-size` prints them.
+func denseClosure(seed int64, n int) []info { return withClosureSizes(closuregen.Dense(seed, n)) }
 
-// flatClosure makes a closure of n paths with no depth: one root that
-// references n-1 leaves of long-tailed sizes, as an environment of many
-// independent packages would be.
-func flatClosure(seed int64, n int) []info {
-	rng := rand.New(rand.NewSource(seed))
-	infos := make([]info, n)
-	infos[0] = info{Path: fmt.Sprintf("/nix/store/%032x-env", rng.Uint64()), NarSize: 1000}
-	for i := 1; i < n; i++ {
-		infos[i] = info{Path: fmt.Sprintf("/nix/store/%032x-leaf%d-1.0", rng.Uint64(), i), NarSize: uint64(1000 + rng.ExpFloat64()*3e6)}
-		infos[0].References = append(infos[0].References, infos[i].Path)
-	}
-	return withClosureSizes(infos)
-}
+// flatClosure is closuregen.Flat with closure sizes.
+func flatClosure(seed int64, n int) []info { return withClosureSizes(closuregen.Flat(seed, n)) }
 
 // withClosureSizes fills in the closure sizes, as ParseGraph computes them.
 func withClosureSizes(infos []info) []info {
