@@ -13,7 +13,7 @@ printf '%-8s %8s %10s %8s %s\n' paths "wall s" "peak MiB" "goal s" ""
 for spec in 10000:0.5 30000:2 100000:10; do
   n=${spec%%:*} goal=${spec#*:}
   "$dir/closuregen" -n "$n" > "$dir/closure.json"
-  best= mem=
+  best='' mem=''
   for _ in 1 2 3; do
     out=$( { /usr/bin/time -f '%e %M' "$dir/nixery" layers --closure "$dir/closure.json" > /dev/null; } 2>&1 | tail -1)
     read -r s kb <<< "$out"
