@@ -117,3 +117,20 @@ func TestLayoutReferrersInterrupted(t *testing.T) {
 	assert.Assert(t, errors.As(err, &aerr), "%v", err)
 	assert.DeepEqual(t, snapshot(t, dir), before)
 }
+
+// When DIR's own index.json cannot be written after the referrers layout
+// was (here: an index.json that is no index), the referrers layout goes
+// back to what it was: no referrers of an image DIR does not name.
+func TestLayoutReferrersRevertedWhenIndexFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "image")
+	_, err := Write(context.Background(), Output{Kind: OCILayout, Path: dir}, testIndex(t, "before", amd64), WriteOptions{Tags: []string{"v1"}})
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "index.json"), []byte("not an index"), 0o644))
+	before := snapshot(t, dir)
+
+	idx := testIndex(t, "after", amd64)
+	subject, imgs, _ := referrers(t, idx)
+	_, err = NewLayout(Output{Kind: OCILayout, Path: dir}, WriteOptions{Tags: []string{"v1"}}).Write(context.Background(), idx, Attachments{subject.Digest: imgs})
+	assert.ErrorContains(t, err, "is not an OCI index")
+	assert.DeepEqual(t, snapshot(t, dir), before)
+}

@@ -206,18 +206,19 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 		return nil, err
 	}
 	if len(refs) > 0 {
-		side, err := openLayoutWriter(filepath.Join(dir, ReferrersDir))
-		if err != nil {
-			return nil, err
+		side, serr := openLayoutWriter(filepath.Join(dir, ReferrersDir))
+		if serr != nil {
+			return nil, serr
 		}
 		defer side.close()
 		side.linksOuter = true
-		if err := writeReferrersLayout(ctx, side, dir, idx, images, o, refs); err != nil {
+		if serr := writeReferrersLayout(ctx, side, dir, idx, images, o, refs); serr != nil {
 			side.abort()
-			return nil, err
+			return nil, serr
 		}
-		// dir's index.json is the last write: were it to fail, the
-		// referrers layout goes back to what it was.
+		// dir's index.json is the last write: were it to fail (err is
+		// the named result), the referrers layout goes back to what it
+		// was.
 		defer func() {
 			if err != nil {
 				side.revert()
