@@ -57,7 +57,11 @@ func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (image.
 	if err := ctx.Err(); err != nil {
 		return image.Blob{}, err
 	}
-	rc, err := b.Open()
+	open := b.Open
+	if open == nil { // a blob file at hand (ReadLayout's)
+		open = func() (io.ReadCloser, error) { return os.Open(b.Path) }
+	}
+	rc, err := open()
 	if err != nil {
 		return image.Blob{}, fmt.Errorf("read layer %s from %s: %w", b.Digest, b.Repo, err)
 	}

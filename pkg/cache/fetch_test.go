@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -117,4 +118,23 @@ func (b *blocked) Close() error {
 		close(b.done)
 	}
 	return nil
+}
+
+// A blob file at hand (ReadLayout's: a Path, no Open) is copied the same way.
+func TestFetchFromPath(t *testing.T) {
+	b := cachedBlob(t, "the layer", plain)
+	raw, err := io.ReadAll(mustOpen(t, b))
+	assert.NilError(t, err)
+	b.Path = filepath.Join(t.TempDir(), "blob")
+	assert.NilError(t, os.WriteFile(b.Path, raw, 0o644))
+	b.Open = nil
+	got, err := Fetch(context.Background(), b, t.TempDir(), quick)
+	assert.NilError(t, err)
+	assert.Equal(t, got.Digest, b.Digest)
+}
+
+func mustOpen(t *testing.T, b Blob) io.Reader {
+	rc, err := b.Open()
+	assert.NilError(t, err)
+	return rc
 }

@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -242,4 +244,46 @@ func TestPruneLayout(t *testing.T) {
 	n, err = PruneLayout(dir, func(string) bool { return true })
 	assert.NilError(t, err)
 	assert.Equal(t, n, 0)
+}
+
+// An entry without a media type (as other tools write them) keeps what
+// its manifest names: the manifest's own media type says what it is.
+func TestPruneLayoutUntypedEntry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "image")
+	assert.NilError(t, writeTagged(t, dir, "untyped", "one"))
+	assert.NilError(t, writeTagged(t, dir, "other", "two"))
+	raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	var im v1.IndexManifest
+	assert.NilError(t, json.Unmarshal(raw, &im))
+	for i := range im.Manifests {
+		im.Manifests[i].MediaType = ""
+	}
+	raw, err = json.Marshal(im)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "index.json"), raw, 0o644))
+
+	_, err = PruneLayout(dir, func(name string) bool { return name == "one" })
+	assert.NilError(t, err)
+	// go-containerregistry reads typed entries only: type it again, and
+	// check that every blob of the kept image is there.
+	raw, err = os.ReadFile(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	assert.NilError(t, json.Unmarshal(raw, &im))
+	for i := range im.Manifests {
+		im.Manifests[i].MediaType = types.OCIImageIndex
+	}
+	raw, err = json.Marshal(im)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "index.json"), raw, 0o644))
+	lp, err := layout.FromPath(dir)
+	assert.NilError(t, err)
+	kept, err := lp.ImageIndex()
+	assert.NilError(t, err)
+	km, err := kept.IndexManifest()
+	assert.NilError(t, err)
+	assert.Equal(t, len(km.Manifests), 1)
+	one, err := kept.ImageIndex(km.Manifests[0].Digest)
+	assert.NilError(t, err)
+	assert.NilError(t, validate.Index(one))
 }

@@ -2,12 +2,14 @@ package publish
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nixery-action/nixery-action/internal/limit"
 )
@@ -73,8 +75,8 @@ func reach(dir string, d v1.Descriptor, reached map[string]bool) error {
 		return nil
 	}
 	reached[d.Digest.Hex] = true
-	if !d.MediaType.IsIndex() && !d.MediaType.IsImage() {
-		return nil
+	if !d.MediaType.IsIndex() && !d.MediaType.IsImage() && d.MediaType != "" {
+		return nil // a blob: it names nothing
 	}
 	f, err := os.Open(blobPath(dir, d.Digest.String()))
 	if err != nil {
@@ -85,7 +87,29 @@ func reach(dir string, d v1.Descriptor, reached map[string]bool) error {
 	if err != nil {
 		return fmt.Errorf("prune %s: read %s: %w", dir, d.Digest, err)
 	}
-	if d.MediaType.IsIndex() {
+	mt := d.MediaType
+	if mt == "" {
+		// A descriptor without a media type (other tools write them):
+		// the manifest's own says what it is; what it cannot say, it
+		// must not lose its blobs over.
+		var probe struct {
+			MediaType types.MediaType `json:"mediaType"`
+			Manifests json.RawMessage `json:"manifests"`
+			Layers    json.RawMessage `json:"layers"`
+		}
+		if err := json.Unmarshal(raw, &probe); err != nil {
+			return fmt.Errorf("prune %s: %s is neither blob nor manifest it can tell: %w", dir, d.Digest, err)
+		}
+		switch {
+		case probe.MediaType.IsIndex() || probe.Manifests != nil:
+			mt = types.OCIImageIndex
+		case probe.MediaType.IsImage() || probe.Layers != nil:
+			mt = types.OCIManifestSchema1
+		default:
+			return fmt.Errorf("prune %s: cannot tell what %s is; nothing pruned", dir, d.Digest)
+		}
+	}
+	if mt.IsIndex() {
 		im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
 			return fmt.Errorf("prune %s: %s: %w", dir, d.Digest, err)

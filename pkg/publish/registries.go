@@ -185,7 +185,7 @@ func (m *Registries) RecordCache(ctx context.Context, idx v1.ImageIndex, seen ca
 // which names r in err where there are several repositories and err
 // does not name it already.
 func (m *Registries) which(r *Registry, err error) error {
-	if len(m.regs) == 1 || strings.Contains(err.Error(), r.String()) || strings.Contains(err.Error(), r.Target().Repo.RegistryStr()) {
+	if len(m.regs) == 1 || strings.Contains(err.Error(), r.String()) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", r, err)

@@ -90,6 +90,9 @@ func (l layoutStore) manifest(_ context.Context, digest v1.Hash) ([]byte, error)
 		return nil, err
 	}
 	defer f.Close()
+	if info, err := f.Stat(); err != nil || info.Size() > maxManifest {
+		return nil, fmt.Errorf("%s is no manifest (larger than %d bytes)", digest, maxManifest)
+	}
 	return limit.ReadAll(f, maxManifest)
 }
 
