@@ -132,7 +132,7 @@ func (f *serveFlags) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
 	log.Info("serving", "address", "http://"+ln.Addr().String(), "nixpkgs", f.nixpkgs, "storage", f.storage)
@@ -144,9 +144,13 @@ func (f *serveFlags) run(ctx context.Context) error {
 	// In-flight pulls finish; new connections are refused.
 	shutdown, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := hs.Shutdown(shutdown); errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("pulls still in flight after a minute were cut off")
+	} else if err != nil {
 		return err
 	}
+	// Builds nobody waits for any more stop, leaving the storage as it was.
+	srv.Close()
 	log.Info("stopped")
 	return nil
 }

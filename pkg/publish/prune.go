@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -20,7 +21,8 @@ var hexName = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // PruneLayout drops from the OCI layout dir's index.json every entry
 // whose name (org.opencontainers.image.ref.name) keep refuses (entries
 // without a name stay), then removes every blob that no remaining entry
-// reaches, and says how many it removed. It holds the layout's lock, so
+// reaches, and the temporary files of killed writers, and says how many
+// it removed. It holds the layout's lock, so
 // it waits for writers and they for it; index.json is replaced whole
 // before any blob goes, so a failure never leaves an entry without its
 // blobs.
@@ -58,7 +60,10 @@ func PruneLayout(dir string, keep func(name string) bool) (int, error) {
 	}
 	removed := 0
 	for _, e := range entries {
-		if hexName.MatchString(e.Name()) && !reached[e.Name()] {
+		// Under the lock no writer is at work: a temporary file is what
+		// a killed one left.
+		stale := strings.HasPrefix(e.Name(), ".tmp-")
+		if stale || hexName.MatchString(e.Name()) && !reached[e.Name()] {
 			if err := os.Remove(filepath.Join(dir, "blobs", "sha256", e.Name())); err != nil {
 				return removed, err
 			}

@@ -113,9 +113,9 @@ func (r *Reader) Config(ctx context.Context, d v1.Descriptor) (*v1.ConfigFile, e
 }
 
 // Blob asks for the blob d with method (GET or HEAD), passing on
-// rangeHeader when it is set: the registry's answer, 200 or 206, whose
-// body streams (only its headers are waited for within the request
-// timeout). The caller closes it.
+// rangeHeader when it is set: the registry's answer, 200 or 206 (or 416
+// for a range outside the blob), whose body streams (only its headers
+// are waited for within the request timeout). The caller closes it.
 func (r *Reader) Blob(ctx context.Context, method string, d v1.Hash, rangeHeader string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, r.url("blobs", d.String()), nil)
 	if err != nil {
@@ -128,7 +128,7 @@ func (r *Reader) Blob(ctx context.Context, method string, d v1.Hash, rangeHeader
 	if err != nil {
 		return nil, err
 	}
-	if err := transport.CheckError(resp, http.StatusOK, http.StatusPartialContent); err != nil {
+	if err := transport.CheckError(resp, http.StatusOK, http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable); err != nil {
 		resp.Body.Close()
 		return nil, err
 	}

@@ -3,12 +3,15 @@ package serve
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -28,16 +31,32 @@ type Auth interface {
 const maxAuthFile = 1 << 20
 
 // Htpasswd is basic authentication against an htpasswd file of bcrypt
-// entries (htpasswd -B), as the CNCF registry takes them.
-type Htpasswd map[string][]byte
+// entries (htpasswd -B), as the CNCF registry takes them. A pull sends
+// the login with every request: a login checked once is taken again for
+// a while without bcrypt's cost.
+type Htpasswd struct {
+	users map[string][]byte
+	ok    sync.Map // sha256 of user NUL password → time checked
+}
+
+// okFor is how long a checked login is taken without bcrypt.
+const okFor = 5 * time.Minute
+
+// dummyHash makes an unknown user cost what a known one does, so that
+// timing does not tell which names exist.
+// It is made on first use: bcrypt's cost is not for every program start.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("nixery"), bcrypt.DefaultCost)
+	return h
+})
 
 // LoadHtpasswd reads an htpasswd file; only bcrypt entries are taken.
-func LoadHtpasswd(path string) (Htpasswd, error) {
+func LoadHtpasswd(path string) (*Htpasswd, error) {
 	raw, err := readSmall(path)
 	if err != nil {
 		return nil, err
 	}
-	h := Htpasswd{}
+	h := &Htpasswd{users: map[string][]byte{}}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -48,24 +67,36 @@ func LoadHtpasswd(path string) (Htpasswd, error) {
 		if !ok || user == "" || !strings.HasPrefix(hash, "$2") {
 			return nil, fmt.Errorf("%s line %d: not USER:BCRYPT-HASH (make entries with htpasswd -B)", path, n)
 		}
-		h[user] = []byte(hash)
+		h.users[user] = []byte(hash)
 	}
-	if len(h) == 0 {
+	if len(h.users) == 0 {
 		return nil, fmt.Errorf("%s holds no users", path)
 	}
 	return h, nil
 }
 
-func (h Htpasswd) Allow(r *http.Request) bool {
+func (h *Htpasswd) Allow(r *http.Request) bool {
 	user, password, ok := r.BasicAuth()
-	hash, known := h[user]
-	if !ok || !known {
+	if !ok {
 		return false
 	}
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	sum := sha256.Sum256([]byte(user + "\x00" + password))
+	if t, ok := h.ok.Load(sum); ok && time.Since(t.(time.Time)) < okFor {
+		return true
+	}
+	hash, known := h.users[user]
+	if !known {
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		return false
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
+		return false
+	}
+	h.ok.Store(sum, time.Now())
+	return true
 }
 
-func (Htpasswd) Challenge() string { return `Basic realm="nixery"` }
+func (*Htpasswd) Challenge() string { return `Basic realm="nixery"` }
 
 // Token is one shared secret, sent as a bearer token or as the password
 // of basic authentication (any user name), which is what `docker login`

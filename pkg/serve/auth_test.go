@@ -53,6 +53,16 @@ func TestServeAuth(t *testing.T) {
 		}
 		assert.Check(t, is.Equal(rec.Code, http.StatusUnauthorized))
 		assert.Check(t, is.Equal(rec.Header().Get("WWW-Authenticate"), `Basic realm="nixery"`))
+		// Every registry route asks, before anything is read or built.
+		for _, path := range []string{"/v2/hello/manifests/latest", "/v2/hello/blobs/sha256:" + strings.Repeat("0", 64), "/v2/x/manifests/sha256:" + strings.Repeat("0", 64)} {
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				req := httptest.NewRequest(method, path, nil)
+				tc.set(req)
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, req)
+				assert.Check(t, is.Equal(rec.Code, http.StatusUnauthorized), "%s %s", method, path)
+			}
+		}
 		for _, open := range []string{"/healthz", "/metrics"} {
 			rec := httptest.NewRecorder()
 			s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, open, nil))

@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -90,6 +91,11 @@ type Server struct {
 	// storage is pruned: a prune removes blobs, which a build may be
 	// writing or reusing.
 	gc sync.RWMutex
+
+	pending  atomic.Int64   // builds running or waiting for a slot
+	building sync.WaitGroup // builds running
+	life     context.Context
+	end      context.CancelFunc
 }
 
 // New checks o and reads what the storage holds already.
@@ -132,7 +138,15 @@ func New(o Options) (*Server, error) {
 	if s.built, err = s.store.load(); err != nil {
 		return nil, err
 	}
+	s.life, s.end = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// Close stops the builds still running (they leave the storage as it
+// was) and waits for them. Call it after the HTTP server has shut down.
+func (s *Server) Close() {
+	s.end()
+	s.building.Wait()
 }
 
 var (
@@ -208,7 +222,18 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		return
 	}
 	digest, err := s.image(r.Context(), img)
-	if err != nil {
+	if err == nil && !s.stored(r.Context(), digest) {
+		// Gone from the store (a registry's garbage collection): build
+		// it again.
+		s.forget(img.key)
+		digest, err = s.image(r.Context(), img)
+	}
+	switch {
+	case errors.Is(err, errBusy):
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", err.Error())
+		return
+	case err != nil:
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", err.Error())
 		return
 	}
@@ -295,35 +320,41 @@ func (s *Server) nixpkgsFor(tag string) (string, error) {
 func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 	s.mu.Lock()
 	d, ok := s.built[img.key]
-	s.clock++
-	s.used[img.key] = s.clock
+	if ok {
+		s.clock++
+		s.used[img.key] = s.clock
+	}
 	f, failed := s.failed[img.key]
 	s.mu.Unlock()
-	if !ok && failed && time.Now().Before(f.until) {
-		return v1.Hash{}, f.err
-	}
 	if ok {
 		s.metrics.manifests.WithLabelValues("hit").Inc()
 		return d, nil
 	}
+	if failed && time.Now().Before(f.until) {
+		return v1.Hash{}, f.err
+	}
 	if d, ok := s.store.lookup(ctx, img.key); ok {
 		// Another server built it.
-		s.mu.Lock()
-		s.built[img.key] = d
-		s.mu.Unlock()
+		s.keep(img.key, d)
 		s.metrics.manifests.WithLabelValues("hit").Inc()
 		return d, nil
 	}
 	s.metrics.manifests.WithLabelValues("miss").Inc()
 	ch := s.flight.DoChan(img.key, func() (any, error) {
-		// The build outlives the request that started it: others may
-		// wait for it, and it is kept.
-		ctx, cancel := context.WithTimeout(context.Background(), s.o.Timeout)
+		defer s.pending.Add(-1)
+		if s.pending.Add(1) > int64(s.o.Builds*(1+queuedPerBuild)) {
+			return nil, errBusy
+		}
+		// The build outlives the request that started it (others may
+		// wait for it, and it is kept), not the server.
+		ctx, cancel := context.WithTimeout(s.life, s.o.Timeout)
 		defer cancel()
 		if err := s.slots.Acquire(ctx, 1); err != nil {
 			return nil, fmt.Errorf("not built within %s: the server is busy", s.o.Timeout)
 		}
 		defer s.slots.Release(1)
+		s.building.Add(1)
+		defer s.building.Done()
 		s.metrics.running.Inc()
 		s.gc.RLock()
 		d, err := s.build(ctx, img)
@@ -335,11 +366,12 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 		}
 		s.metrics.builds.WithLabelValues(result).Inc()
 		if err != nil {
-			s.mu.Lock()
-			s.failed[img.key] = failure{err: err, until: time.Now().Add(failedFor)}
-			s.mu.Unlock()
+			s.fail(img.key, err)
 			return d, err
 		}
+		s.keep(img.key, d)
+		// Pruning waits for no build: one that is running prunes when
+		// it is done.
 		s.prune(img.key)
 		return d, nil
 	})
@@ -352,6 +384,45 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 		}
 		return res.Val.(v1.Hash), nil
 	}
+}
+
+// queuedPerBuild bounds the builds waiting for a slot: past Builds times
+// this, a pull of a new image is refused at once (TOOMANYREQUESTS) rather
+// than queued for --timeout.
+const queuedPerBuild = 4
+
+// errBusy refuses a pull of a new image while too many wait.
+var errBusy = errors.New("too many images are being built: try again shortly")
+
+// keep records that key's image is stored as d, and pulled now.
+func (s *Server) keep(key string, d v1.Hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.built[key] = d
+	s.clock++
+	s.used[key] = s.clock
+	delete(s.failed, key)
+}
+
+// forget drops key: its image is no longer in the store.
+func (s *Server) forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.built, key)
+	delete(s.used, key)
+}
+
+// fail remembers a failed build, and forgets those that stand no more.
+func (s *Server) fail(key string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for k, f := range s.failed {
+		if now.After(f.until) {
+			delete(s.failed, k)
+		}
+	}
+	s.failed[key] = failure{err: err, until: now.Add(failedFor)}
 }
 
 // build builds img into the storage under its key.
@@ -371,9 +442,6 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	s.mu.Lock()
-	s.built[img.key] = d
-	s.mu.Unlock()
 	s.o.Log.Info("built", "image", name, "digest", d.String(), "packed", res.Packed, "reused", res.Reused, "seconds", time.Since(start).Seconds())
 	return d, nil
 }
@@ -385,7 +453,9 @@ func (s *Server) prune(just string) {
 	if s.o.MaxImages <= 0 && s.o.MaxBytes <= 0 {
 		return
 	}
-	s.gc.Lock()
+	if !s.gc.TryLock() {
+		return // a build is running; it prunes when it is done
+	}
 	defer s.gc.Unlock()
 	dropped, blobs := 0, 0
 	for s.over() {
@@ -431,6 +501,12 @@ func (s *Server) over() bool {
 		return true
 	}
 	return s.o.MaxBytes > 0 && s.store.size() > s.o.MaxBytes
+}
+
+// stored tells whether the store still holds the index digest.
+func (s *Server) stored(ctx context.Context, digest v1.Hash) bool {
+	_, err := s.store.manifest(ctx, digest)
+	return err == nil
 }
 
 // onlyManifest is the one platform manifest of the index digest.
@@ -521,3 +597,13 @@ func (r *recorder) Write(b []byte) (int, error) {
 	r.bytes += int64(n)
 	return n, err
 }
+
+// ReadFrom lets http.ServeContent send a blob file with sendfile.
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	n, err := io.Copy(r.ResponseWriter, src)
+	r.bytes += n
+	return n, err
+}
+
+// Unwrap gives http.ResponseController the connection's writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

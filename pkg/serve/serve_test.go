@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -162,7 +164,10 @@ func TestServePrunes(t *testing.T) {
 	}
 	b, err := s.parse("b", "latest")
 	assert.NilError(t, err)
+	cIndex := s.built[mustKey(t, s, "c")]
 	s.prune(b.key)
+	_, err = os.Stat(filepath.Join(storage, "blobs", "sha256", cIndex.Hex))
+	assert.Check(t, os.IsNotExist(err), "c's index is still stored: %v", err)
 	res, body := get(t, s, http.MethodGet, "/v2/c/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusNotFound, body) // built again: no Nix here
 	for _, name := range []string{"a", "b"} {
@@ -214,4 +219,31 @@ func TestServePrunesToSize(t *testing.T) {
 	assert.Equal(t, len(s.built), 2) // a, the least recent, went
 	res, _ := get(t, s, http.MethodGet, "/v2/b/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusOK)
+}
+
+func mustKey(t *testing.T, s *Server, name string) string {
+	req, err := s.parse(name, "latest")
+	assert.NilError(t, err)
+	return req.key
+}
+
+// An image gone from the store (its index removed under the server) is
+// built again, not answered "no manifest" for ever.
+func TestServeRebuildsWhatIsGone(t *testing.T) {
+	storage := t.TempDir()
+	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	idx := stored(t, s, storage, "hello")
+	s, err = New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	res, _ := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK)
+	d, err := idx.Digest()
+	assert.NilError(t, err)
+	assert.NilError(t, os.Remove(filepath.Join(storage, "blobs", "sha256", d.Hex)))
+	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusNotFound)
+	assert.Check(t, !strings.Contains(body, "no manifest"), "answered from the lost entry: %s", body)
+	_, metrics := get(t, s, http.MethodGet, "/metrics")
+	assert.Check(t, is.Contains(metrics, `nixery_serve_builds_total{result="failed"} 1`), "no build was tried")
 }

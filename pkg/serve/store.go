@@ -58,6 +58,12 @@ func (l layoutStore) load() (map[string]v1.Hash, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What a build cut off by a crash left (unnamed blobs, temporary
+	// files) goes; every named image stays.
+	if _, err := publish.PruneLayout(l.dir, func(string) bool { return true }); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("clean the storage: %w", err)
+	}
 	defer f.Close()
 	raw, err := limit.ReadAll(f, publish.MaxLayoutIndex)
 	if err != nil {
