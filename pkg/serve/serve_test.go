@@ -3,13 +3,16 @@ package serve
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -19,6 +22,8 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
@@ -246,4 +251,45 @@ func TestServeRebuildsWhatIsGone(t *testing.T) {
 	assert.Check(t, !strings.Contains(body, "no manifest"), "answered from the lost entry: %s", body)
 	_, metrics := get(t, s, http.MethodGet, "/metrics")
 	assert.Check(t, is.Contains(metrics, `nixery_serve_builds_total{result="failed"} 1`), "no build was tried")
+}
+
+// blockingNix is a Realiser whose lock waits until released: builds that
+// take as long as a test wants, with no Nix.
+type blockingNix struct{ release chan struct{} }
+
+func (b blockingNix) Lock(ctx context.Context) (nix.Locked, error) {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return nix.Locked{}, errors.New("released")
+}
+
+func (b blockingNix) LockFlake(ctx context.Context, _ string) (nix.Locked, error) { return b.Lock(ctx) }
+
+func (b blockingNix) BuildLogged(context.Context, string, []string, io.Writer) (*nix.Result, error) {
+	return nil, errors.New("not here")
+}
+
+// Past Builds×5 images building or waiting, a new one is refused at once
+// with TOOMANYREQUESTS; Close stops the builds nobody needs.
+func TestServeQueueBound(t *testing.T) {
+	fake := blockingNix{release: make(chan struct{})}
+	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Builds: 1, Build: build.Options{Realiser: fake}})
+	assert.NilError(t, err)
+	var wg sync.WaitGroup
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		wg.Go(func() { get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest") })
+	}
+	for i := 0; s.pending.Load() < 5; i++ {
+		assert.Assert(t, i < 500, "only %d builds pending", s.pending.Load())
+		time.Sleep(2 * time.Millisecond)
+	}
+	res, body := get(t, s, http.MethodGet, "/v2/f/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusTooManyRequests, body)
+	assert.Check(t, is.Contains(body, "TOOMANYREQUESTS"))
+	assert.Equal(t, res.Header.Get("Retry-After"), "10")
+	s.Close() // the pulls waiting get their builds' errors
+	wg.Wait()
+	assert.Equal(t, s.pending.Load(), int64(0))
 }
