@@ -85,10 +85,10 @@ gotest() { # JSON-FILE PACKAGE...
     | "\(now | strftime("%H:%M:%S")) \(.Action) \(.Package | sub("^github.com/nixery-action/nixery-action/"; "")) \(.Test // "(package)") \(.Elapsed // 0)s"'
 }
 step "go test (all but e2e; the concurrent pipeline under the race detector)"
-# pkg/build, pkg/publish and pkg/cache run layers, uploads and registry reads at once:
+# pkg/build, pkg/publish, pkg/cache and pkg/serve run layers, uploads and registry reads at once:
 # their tests run with -race instead of without.
-race_packages=(./pkg/build ./pkg/publish ./pkg/cache)
-mapfile -t packages < <(go list -tags integration ./... | grep -v -e '/e2e$' -e '/pkg/build$' -e '/pkg/publish$' -e '/pkg/cache$' -e '/internal/flaketest$')
+race_packages=(./pkg/build ./pkg/publish ./pkg/cache ./pkg/serve)
+mapfile -t packages < <(go list -tags integration ./... | grep -v -e '/e2e$' -e '/pkg/build$' -e '/pkg/publish$' -e '/pkg/cache$' -e '/pkg/serve$' -e '/internal/flaketest$')
 gotest "$json" "${packages[@]}" &
 tests_pid=$!
 gotest "$race_json" -race "${race_packages[@]}" &
