@@ -216,6 +216,10 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		writeError(w, http.StatusBadRequest, "TAG_INVALID", fmt.Sprintf("%q is not a tag", ref))
 		return
 	}
+	if _, err := s.nixpkgsFor(ref); err != nil {
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", err.Error())
+		return
+	}
 	img, err := s.parse(name, ref)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "NAME_UNKNOWN", err.Error())
