@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,10 +16,14 @@ import (
 	"testing"
 	"time"
 
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -292,4 +298,46 @@ func TestServeQueueBound(t *testing.T) {
 	s.Close() // the pulls waiting get their builds' errors
 	wg.Wait()
 	assert.Equal(t, s.pending.Load(), int64(0))
+}
+
+// A registry storage: what is stored under an image's key is served with
+// no build, blobs passed on with their range reads and HEADs.
+func TestServeFromRegistryStorage(t *testing.T) {
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	storage := "docker://" + strings.TrimPrefix(srv.URL, "http://") + "/nixery/store"
+	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	req, err := s.parse("hello", "latest")
+	assert.NilError(t, err)
+	img, err := random.Image(4096, 1)
+	assert.NilError(t, err)
+	tag, err := name.NewTag(strings.TrimPrefix(storage, "docker://")+":"+req.key, name.Insecure)
+	assert.NilError(t, err)
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	assert.NilError(t, remote.WriteIndex(tag, idx))
+
+	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	layers, err := img.Layers()
+	assert.NilError(t, err)
+	ld, err := layers[0].Digest()
+	assert.NilError(t, err)
+	size, err := layers[0].Size()
+	assert.NilError(t, err)
+
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/v2/hello/blobs/"+ld.String(), nil)
+	r.Header.Set("Range", "bytes=0-9")
+	s.ServeHTTP(rec, r)
+	assert.Equal(t, rec.Code, http.StatusPartialContent)
+	assert.Equal(t, rec.Body.Len(), 10)
+	res, body = get(t, s, http.MethodHead, "/v2/hello/blobs/"+ld.String())
+	assert.Equal(t, res.StatusCode, http.StatusOK)
+	assert.Equal(t, body, "")
+	assert.Equal(t, res.Header.Get("Content-Length"), fmt.Sprint(size))
+	res, _ = get(t, s, http.MethodGet, "/v2/hello/blobs/sha256:"+strings.Repeat("0", 64))
+	assert.Equal(t, res.StatusCode, http.StatusNotFound)
+	_, metrics := get(t, s, http.MethodGet, "/metrics")
+	assert.Check(t, is.Contains(metrics, `nixery_serve_manifest_requests_total{cache="hit"} 1`))
 }
