@@ -72,15 +72,7 @@ func randomClosure(seed int64, n int) []info {
 			infos[i].References = append(infos[i].References, infos[i].Path) // Nix lists self references
 		}
 	}
-	g, err := ParseGraph(mustJSON(infos)) // fills in the closure sizes
-	if err != nil {
-		panic(err)
-	}
-	for i := range infos {
-		k, _ := g.Index(infos[i].Path)
-		infos[i].ClosureSize = g.Paths[k].ClosureSize
-	}
-	return infos
+	return withClosureSizes(infos)
 }
 
 func mustJSON(v any) []byte {
