@@ -7,16 +7,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/nix-config.sh
 
-./scripts/setup.sh --example
-
 work=$(mktemp -d)
 cleanup() {
   [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null || true
+  [ -n "${build_pid:-}" ] && kill "$build_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-go build -o "$work/nixery" ./cmd/nixery
+# Compiling (CPU) and installing packages (network, disk) overlap: on a
+# new machine each takes about half a minute.
+go build -o "$work/nixery" ./cmd/nixery &
+build_pid=$!
+./scripts/setup.sh --example
+wait "$build_pid"
+build_pid=
 
 . scripts/registry.sh
 start_registry "$work"
