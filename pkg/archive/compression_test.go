@@ -156,9 +156,6 @@ func bigTree(t testing.TB, size int) string {
 // (golden digests), so an update of klauspost/compress that changes them
 // fails here, and must change FormatVersion.
 func TestPackZstdReproducible(t *testing.T) {
-	if testing.Short() {
-		t.Skip("packs 40 MB a dozen times")
-	}
 	dir := bigTree(t, 40<<20)
 	golden := map[int]string{
 		1:  "sha256:28a90a6c271e74d3510be147e94163c4915820f22fccad14f666ba40bc6aca58",
