@@ -183,12 +183,8 @@ func TestActionInputsIssueNoCommands(t *testing.T) {
 func TestActionGroupsPerPlatform(t *testing.T) {
 	testenv.Require(t, "nix")
 	dir := t.TempDir()
-	env := append([]string{
-		"INPUT_PACKAGES=hello", "INPUT_NIXPKGS=" + standIn(), "INPUT_PLATFORMS=linux/arm64,linux/amd64",
-		"INPUT_OUTPUT=oci:" + filepath.Join(dir, "image"), "INPUT_SBOM=false",
-		"GITHUB_OUTPUT=" + filepath.Join(dir, "output"), "GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary"),
-		"RUNNER_TEMP=" + dir, "HOME=" + dir,
-	}, githubEnv...)
+	env := runnerEnv(dir, "INPUT_PACKAGES=hello", "INPUT_NIXPKGS="+standIn(), "INPUT_PLATFORMS=linux/arm64,linux/amd64",
+		"INPUT_OUTPUT=oci:"+filepath.Join(dir, "image"), "INPUT_SBOM=false")
 	r := run(t, env, "action")
 	assert.Equal(t, r.code, 0, "%s%s", r.stdout, r.stderr)
 	ownCommands(t, r.stdout)

@@ -86,11 +86,8 @@ func TestTagsToTwoRegistries(t *testing.T) {
 
 	// The action, emulated: the same tags, one per line, and no image.
 	dir := t.TempDir()
-	actionEnv := append([]string{
-		"INPUT_PACKAGES=hello", "INPUT_NIXPKGS=" + standIn(), "INPUT_TAGS=" + strings.Join(testenv.MetadataActionTags(open+"/e2e/action", locked+"/e2e/action"), "\n"),
-		"GITHUB_OUTPUT=" + filepath.Join(dir, "output"), "GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary"),
-		"RUNNER_TEMP=" + dir, "HOME=" + dir, "DOCKER_CONFIG=" + config,
-	}, githubEnv...)
+	actionEnv := runnerEnv(dir, "INPUT_PACKAGES=hello", "INPUT_NIXPKGS="+standIn(), "DOCKER_CONFIG="+config,
+		"INPUT_TAGS="+strings.Join(testenv.MetadataActionTags(open+"/e2e/action", locked+"/e2e/action"), "\n"))
 	r = run(t, actionEnv, "action")
 	assert.Equal(t, r.code, 0, "%s%s", r.stdout, r.stderr)
 	outputs := runnerOutputs(t, filepath.Join(dir, "output"))

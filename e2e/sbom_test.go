@@ -52,6 +52,14 @@ func decodeSBOMResult(t *testing.T, r result) sbomResult {
 	return res
 }
 
+// runnerEnv is the environment of an action step, inputs first, whose
+// runner files (outputs, summary, temporary directory, home) are in dir.
+func runnerEnv(dir string, inputs ...string) []string {
+	env := append(inputs, "GITHUB_OUTPUT="+filepath.Join(dir, "output"), "GITHUB_STEP_SUMMARY="+filepath.Join(dir, "summary"),
+		"RUNNER_TEMP="+dir, "HOME="+dir)
+	return append(env, githubEnv...)
+}
+
 // githubEnv is a GitHub Actions run, as the runner describes it.
 var githubEnv = []string{
 	"GITHUB_ACTIONS=true", "GITHUB_SERVER_URL=https://github.com", "GITHUB_REPOSITORY=me/tools",
@@ -241,10 +249,7 @@ func TestActionSBOM(t *testing.T) {
 		t.Helper()
 		dir := t.TempDir()
 		out := filepath.Join(dir, "output")
-		env := append([]string{
-			"INPUT_PACKAGES=hello", "INPUT_IMAGE=" + repo, "INPUT_NIXPKGS=" + standIn(), "INPUT_SBOM=" + sbom,
-			"GITHUB_OUTPUT=" + out, "GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary"), "RUNNER_TEMP=" + dir,
-		}, githubEnv...)
+		env := runnerEnv(dir, "INPUT_PACKAGES=hello", "INPUT_IMAGE="+repo, "INPUT_NIXPKGS="+standIn(), "INPUT_SBOM="+sbom)
 		r := run(t, env, "action")
 		assert.Equal(t, r.code, 0, "%s%s", r.stdout, r.stderr)
 		return actionOutputs(t, out), dir

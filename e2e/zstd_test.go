@@ -81,12 +81,8 @@ func TestBuildZstdPullAndRun(t *testing.T) {
 
 	// The action's input.
 	dir := t.TempDir()
-	env := append([]string{
-		"INPUT_PACKAGES=hello", "INPUT_NIXPKGS=" + standIn(), "INPUT_COMPRESSION=zstd",
-		"INPUT_OUTPUT=oci:" + filepath.Join(dir, "image"), "INPUT_SBOM=false",
-		"GITHUB_OUTPUT=" + filepath.Join(dir, "output"), "GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary"),
-		"RUNNER_TEMP=" + dir, "HOME=" + dir,
-	}, githubEnv...)
+	env := runnerEnv(dir, "INPUT_PACKAGES=hello", "INPUT_NIXPKGS="+standIn(), "INPUT_COMPRESSION=zstd",
+		"INPUT_OUTPUT=oci:"+filepath.Join(dir, "image"), "INPUT_SBOM=false")
 	r := run(t, env, "action")
 	assert.Equal(t, r.code, 0, "%s%s", r.stdout, r.stderr)
 	// index.json → the image index → the platform's manifest.
