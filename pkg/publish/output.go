@@ -121,6 +121,9 @@ func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, r
 
 var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 
+// IsTag tells whether s is a tag as the distribution spec reads one.
+func IsTag(s string) bool { return tagPattern.MatchString(s) }
+
 // referrersTagPattern is the form of OCI 1.1's referrers fallback tag,
 // sha256-<digest hex>: on a registry without the referrers API it lists
 // the SBOMs and signatures of the image with that digest, so a tag of

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
@@ -150,8 +151,6 @@ func (s *Server) Close() {
 }
 
 var (
-	// tagPattern is the distribution spec's tag.
-	tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	// digestPattern is the only digest this registry stores.
 	digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 )
@@ -212,7 +211,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		s.manifestBlob(w, r, ref)
 		return
 	}
-	if !tagPattern.MatchString(ref) {
+	if !publish.IsTag(ref) {
 		writeError(w, http.StatusBadRequest, "TAG_INVALID", fmt.Sprintf("%q is not a tag", ref))
 		return
 	}
@@ -226,11 +225,16 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		return
 	}
 	digest, err := s.image(r.Context(), img)
-	if err == nil && !s.stored(r.Context(), digest) {
-		// Gone from the store (a registry's garbage collection): build
-		// it again.
-		s.forget(img.key)
-		digest, err = s.image(r.Context(), img)
+	var raw []byte
+	if err == nil {
+		if raw, err = s.store.manifest(r.Context(), digest); err != nil {
+			// Gone from the store (a registry's garbage collection):
+			// build it again.
+			s.forget(img.key)
+			if digest, err = s.image(r.Context(), img); err == nil {
+				raw, err = s.store.manifest(r.Context(), digest)
+			}
+		}
 	}
 	switch {
 	case errors.Is(err, errBusy):
@@ -243,14 +247,15 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 	}
 	if img.single {
 		// arm64 alone: the image of the one platform, as Nixery serves it.
-		d, err := s.onlyManifest(r.Context(), digest)
+		if digest, err = onlyManifest(digest, raw); err == nil {
+			raw, err = s.store.manifest(r.Context(), digest)
+		}
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
 			return
 		}
-		digest = d
 	}
-	s.manifestBlob(w, r, digest.String())
+	serveManifest(w, r, digest, raw)
 }
 
 // failedFor is how long a failed build's error is given again without
@@ -507,18 +512,8 @@ func (s *Server) over() bool {
 	return s.o.MaxBytes > 0 && s.store.size() > s.o.MaxBytes
 }
 
-// stored tells whether the store still holds the index digest.
-func (s *Server) stored(ctx context.Context, digest v1.Hash) bool {
-	_, err := s.store.manifest(ctx, digest)
-	return err == nil
-}
-
-// onlyManifest is the one platform manifest of the index digest.
-func (s *Server) onlyManifest(ctx context.Context, digest v1.Hash) (v1.Hash, error) {
-	raw, err := s.store.manifest(ctx, digest)
-	if err != nil {
-		return v1.Hash{}, err
-	}
+// onlyManifest is the one platform manifest of the index raw (digest).
+func onlyManifest(digest v1.Hash, raw []byte) (v1.Hash, error) {
 	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
 		return v1.Hash{}, err
@@ -529,27 +524,31 @@ func (s *Server) onlyManifest(ctx context.Context, digest v1.Hash) (v1.Hash, err
 	return im.Manifests[0].Digest, nil
 }
 
-// manifestBlob serves the manifest or index digest, with its media type.
+// manifestBlob serves the manifest or index digest (asked for by digest).
 func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest string) {
 	d, err := v1.NewHash(digest)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
-		return
+	if err == nil {
+		var raw []byte
+		if raw, err = s.store.manifest(r.Context(), d); err == nil {
+			serveManifest(w, r, d, raw)
+			return
+		}
 	}
-	raw, err := s.store.manifest(r.Context(), d)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
-		return
-	}
+	writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
+}
+
+// serveManifest answers with raw, the manifest or index digest, and its
+// media type; a blob that is neither is no manifest.
+func serveManifest(w http.ResponseWriter, r *http.Request, digest v1.Hash, raw []byte) {
 	var probe struct {
 		MediaType types.MediaType `json:"mediaType"`
 	}
 	if json.Unmarshal(raw, &probe) != nil || !(probe.MediaType.IsIndex() || probe.MediaType.IsImage()) {
-		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", digest+" is not a manifest")
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", digest.String()+" is not a manifest")
 		return
 	}
 	w.Header().Set("Content-Type", string(probe.MediaType))
-	w.Header().Set("Docker-Content-Digest", digest)
+	w.Header().Set("Docker-Content-Digest", digest.String())
 	w.Header().Set("Content-Length", fmt.Sprint(len(raw)))
 	if r.Method == http.MethodHead {
 		return
