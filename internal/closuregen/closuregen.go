@@ -28,18 +28,7 @@ func Dense(seed int64, n int) []Info {
 	rng := rand.New(rand.NewSource(seed))
 	infos := make([]Info, n)
 	for i := range infos {
-		name := fmt.Sprintf("pkg%d-1.%d", i, rng.Intn(10))
-		switch i {
-		case 5:
-			name = "nss-cacert-3.98"
-		case 6:
-			name = "iana-etc-20240318"
-		}
-		size := uint64(1000 + rng.ExpFloat64()*3e6)
-		if rng.Intn(50) == 0 {
-			size = uint64(50e6 + rng.Float64()*400e6)
-		}
-		infos[i] = Info{Path: fmt.Sprintf("/nix/store/%032x-%s", rng.Uint64(), name), NarSize: size}
+		infos[i] = node(rng, i, 5, 6)
 		if i < 7 {
 			continue
 		}
@@ -60,6 +49,72 @@ func Dense(seed int64, n int) []Info {
 		}
 	}
 	return infos
+}
+
+// Local makes a closure of n paths shaped like nixpkgs ones: a few base
+// libraries most paths use, long-tailed NAR sizes with the odd huge path
+// (a compiler, a font set), cacert and iana-etc, and a handful of roots
+// that everything else hangs from; a path mostly references the ones
+// just before it, and a quarter of the paths list themselves, as Nix
+// does. Closure sizes are left out.
+func Local(seed int64, n int) []Info {
+	rng := rand.New(rand.NewSource(seed))
+	infos := make([]Info, n)
+	referenced := make([]bool, n)
+	refs := make([]map[int]bool, n)
+	for i := range infos {
+		infos[i] = node(rng, i, 1, 2)
+		// Paths reference lower-numbered ones only, so the graph is a
+		// DAG; the lowest ones are the base libraries.
+		refs[i] = map[int]bool{}
+		if i == 0 {
+			continue
+		}
+		for k := rng.Intn(6); k > 0; k-- {
+			var j int
+			if rng.Intn(3) == 0 {
+				j = rng.Intn(min(i, 8))
+			} else {
+				j = i - 1 - rng.Intn(min(i, 40))
+			}
+			refs[i][j] = true
+			referenced[j] = true
+		}
+	}
+	// All but the last few paths are used by something later, so the
+	// closure has few roots, like an image's.
+	for j := 0; j < n-n/50-1; j++ {
+		if !referenced[j] {
+			refs[j+1+rng.Intn(n-j-1)][j] = true
+		}
+	}
+	for i := range infos {
+		for j := range refs[i] {
+			infos[i].References = append(infos[i].References, infos[j].Path)
+		}
+		sort.Strings(infos[i].References)
+		if rng.Intn(4) == 0 {
+			infos[i].References = append(infos[i].References, infos[i].Path) // Nix lists self references
+		}
+	}
+	return infos
+}
+
+// node makes path i: its name (cacert and iana-etc at the indexes given,
+// as Nixery adds them) and a long-tailed NAR size with the odd huge path.
+func node(rng *rand.Rand, i, cacert, ianaEtc int) Info {
+	name := fmt.Sprintf("pkg%d-1.%d", i, rng.Intn(10))
+	switch i {
+	case cacert:
+		name = "nss-cacert-3.98"
+	case ianaEtc:
+		name = "iana-etc-20240318"
+	}
+	size := uint64(1000 + rng.ExpFloat64()*3e6)
+	if rng.Intn(50) == 0 {
+		size = uint64(50e6 + rng.Float64()*400e6)
+	}
+	return Info{Path: fmt.Sprintf("/nix/store/%032x-%s", rng.Uint64(), name), NarSize: size}
 }
 
 // Flat makes a closure of n paths with no depth: one root that references

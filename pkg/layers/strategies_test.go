@@ -12,68 +12,13 @@ import (
 
 	"gotest.tools/v3/assert"
 
+	"github.com/nixery-action/nixery-action/internal/closuregen"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 )
 
-// randomClosure makes a closure of n paths shaped like nixpkgs ones, the
-// same for the same seed: a few base libraries most paths use, long-tailed
-// NAR sizes with the odd huge path (a compiler, a font set), cacert and
-// iana-etc, and a handful of roots that everything else hangs from.
-// Closure sizes are filled in as `nix path-info --closure-size` prints
-// them.
-func randomClosure(seed int64, n int) []info {
-	rng := rand.New(rand.NewSource(seed))
-	infos := make([]info, n)
-	referenced := make([]bool, n)
-	refs := make([]map[int]bool, n)
-	for i := range infos {
-		name := fmt.Sprintf("pkg%d-1.%d", i, rng.Intn(10))
-		switch i {
-		case 1:
-			name = "nss-cacert-3.98"
-		case 2:
-			name = "iana-etc-20240318"
-		}
-		size := uint64(1000 + rng.ExpFloat64()*3e6)
-		if rng.Intn(50) == 0 {
-			size = uint64(50e6 + rng.Float64()*400e6)
-		}
-		infos[i] = info{Path: fmt.Sprintf("/nix/store/%032x-%s", rng.Uint64(), name), NarSize: size}
-		// Paths reference lower-numbered ones only, so the graph is a
-		// DAG; the lowest ones are the base libraries.
-		refs[i] = map[int]bool{}
-		if i == 0 {
-			continue
-		}
-		for k := rng.Intn(6); k > 0; k-- {
-			var j int
-			if rng.Intn(3) == 0 {
-				j = rng.Intn(min(i, 8))
-			} else {
-				j = i - 1 - rng.Intn(min(i, 40))
-			}
-			refs[i][j] = true
-			referenced[j] = true
-		}
-	}
-	// All but the last few paths are used by something later, so the
-	// closure has few roots, like an image's.
-	for j := 0; j < n-n/50-1; j++ {
-		if !referenced[j] {
-			refs[j+1+rng.Intn(n-j-1)][j] = true
-		}
-	}
-	for i := range infos {
-		for j := range refs[i] {
-			infos[i].References = append(infos[i].References, infos[j].Path)
-		}
-		sort.Strings(infos[i].References)
-		if rng.Intn(4) == 0 {
-			infos[i].References = append(infos[i].References, infos[i].Path) // Nix lists self references
-		}
-	}
-	return withClosureSizes(infos)
-}
+// randomClosure is closuregen.Local with closure sizes, as `nix path-info
+// --closure-size` prints them.
+func randomClosure(seed int64, n int) []info { return withClosureSizes(closuregen.Local(seed, n)) }
 
 func mustJSON(v any) []byte {
 	data, err := json.Marshal(v)
