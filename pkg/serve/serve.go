@@ -342,14 +342,16 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 	if failed && time.Now().Before(f.until) {
 		return v1.Hash{}, f.err
 	}
-	if d, ok := s.store.lookup(ctx, img.key); ok {
-		// Another server built it.
-		s.keep(img.key, d)
-		s.metrics.manifests.WithLabelValues("hit").Inc()
-		return d, nil
-	}
-	s.metrics.manifests.WithLabelValues("miss").Inc()
+	// One flight per image, shared by every pull that wants it: it asks
+	// the store (another server may have built it), else builds.
 	ch := s.flight.DoChan(img.key, func() (any, error) {
+		lookup, cancel := context.WithTimeout(s.life, s.o.Timeout)
+		d, ok := s.store.lookup(lookup, img.key)
+		cancel()
+		if ok {
+			s.keep(img.key, d)
+			return flight{d, true}, nil
+		}
 		defer s.pending.Add(-1)
 		if s.pending.Add(1) > int64(s.o.Builds*(1+queuedPerBuild)) {
 			return nil, errBusy
@@ -376,23 +378,37 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 		s.metrics.builds.WithLabelValues(result).Inc()
 		if err != nil {
 			s.fail(img.key, err)
-			return d, err
+			return nil, err
 		}
 		s.keep(img.key, d)
 		// Pruning waits for no build: one that is running prunes when
 		// it is done.
 		s.prune(img.key)
-		return d, nil
+		return flight{d, false}, nil
 	})
 	select {
 	case <-ctx.Done():
 		return v1.Hash{}, ctx.Err()
 	case res := <-ch:
 		if res.Err != nil {
+			s.metrics.manifests.WithLabelValues("miss").Inc()
 			return v1.Hash{}, res.Err
 		}
-		return res.Val.(v1.Hash), nil
+		f := res.Val.(flight)
+		cache := "miss"
+		if f.stored {
+			cache = "hit"
+		}
+		s.metrics.manifests.WithLabelValues(cache).Inc()
+		return f.digest, nil
 	}
+}
+
+// flight is what one image's flight found: its index digest, and whether
+// the store had it already.
+type flight struct {
+	digest v1.Hash
+	stored bool
 }
 
 // queuedPerBuild bounds the builds waiting for a slot: past Builds times
