@@ -78,7 +78,7 @@ func run(file, only string) error {
 		}
 		fmt.Println()
 	}
-	table := func(what string, value func(layereval.Score) float64, format string) {
+	table := func(what string, value func(layereval.Score) float64, format string, extra func()) {
 		header(what)
 		for _, r := range rows {
 			fmt.Printf("| %s | %s |", r.name, r.pop)
@@ -87,19 +87,28 @@ func run(file, only string) error {
 			}
 			fmt.Println()
 		}
+		if extra != nil {
+			extra()
+		}
 		fmt.Println()
 	}
 	fmt.Println("Sharing (bytes of distinct paths ÷ bytes of distinct layers; 1 is perfect):")
 	fmt.Println()
-	table("sharing", func(s layereval.Score) float64 { return s.Sharing }, "%.3f")
+	table("sharing", func(s layereval.Score) float64 { return s.Sharing }, "%.3f", func() {
+		fmt.Print("| *oracle*: knows which images hold each path (a reference, not a strategy) | every image |")
+		for _, budget := range budgets {
+			fmt.Printf(" %.3f |", b.OracleSharing(budget))
+		}
+		fmt.Println()
+	})
 	fmt.Println("Update overhead, mean of ratios (bytes pulled ÷ bytes changed; 1 is perfect):")
 	fmt.Println()
-	table("update", func(s layereval.Score) float64 { return s.UpdateOverhead }, "%.3f")
+	table("update", func(s layereval.Score) float64 { return s.UpdateOverhead }, "%.3f", nil)
 	fmt.Println("Update overhead as a ratio of sums (all bytes pulled ÷ all bytes changed):")
 	fmt.Println()
-	table("update", func(s layereval.Score) float64 { return s.UpdateBytes }, "%.3f")
+	table("update", func(s layereval.Score) float64 { return s.UpdateBytes }, "%.3f", nil)
 	fmt.Println("Layers per image:")
 	fmt.Println()
-	table("layers", func(s layereval.Score) float64 { return s.Layers }, "%.1f")
+	table("layers", func(s layereval.Score) float64 { return s.Layers }, "%.1f", nil)
 	return nil
 }

@@ -55,8 +55,41 @@ func TestDefaultBeatsTheBaselines(t *testing.T) {
 				budget, pop != nil, s.Sharing, sharer, bestSharing)
 			assert.Check(t, s.UpdateOverhead <= autoUpdate, "budget %d, popularity %v: update overhead %.3f, auto-layer has %.3f",
 				budget, pop != nil, s.UpdateOverhead, autoUpdate)
+			// What a plan of one image cannot know bounds it: the oracle,
+			// which knows every image, shares at least as much.
+			assert.Check(t, b.OracleSharing(budget) >= s.Sharing, "budget %d, popularity %v: sharing %.3f, the oracle has %.3f",
+				budget, pop != nil, s.Sharing, b.OracleSharing(budget))
 		}
 	}
+	// No image of the corpus holds more co-occurrence classes than a
+	// runtime's most layers.
+	assert.Equal(t, b.OracleSharing(layers.MaxBudget), 1.0)
+}
+
+// TestOracleSharing: classes held by several images keep a layer each,
+// the heaviest first; the rest of an image is one layer.
+func TestOracleSharing(t *testing.T) {
+	c := &Corpus{
+		Packages: []Package{
+			{Name: "app1", Version: "1", Size: 100, Deps: []string{"lib"}},
+			{Name: "app2", Version: "1", Size: 300, Deps: []string{"data", "lib"}},
+			{Name: "lib", Version: "1", Size: 600},
+			{Name: "data", Version: "1", Size: 1000},
+		},
+		Images: [][]string{{"app1"}, {"app2"}, {"data"}},
+	}
+	assert.NilError(t, c.check())
+	b, err := NewBench(c)
+	assert.NilError(t, err)
+
+	// lib is held by images 1 and 2, data by 2 and 3: with three layers
+	// each class has its own, and nothing is pulled twice.
+	assert.Equal(t, b.OracleSharing(3), 1.0)
+	// With two, app2's image keeps data (the heavier) and puts lib with
+	// app2: {lib} 600, {app1} 100, {data} 1000, {app2, lib} 900.
+	assert.Equal(t, b.OracleSharing(2), 2000.0/2600)
+	// With one, every image is one layer: 700, 1900 and 1000.
+	assert.Equal(t, b.OracleSharing(1), 2000.0/3600)
 }
 
 // TestCorpus: the committed corpus is what docs/layering.md describes.

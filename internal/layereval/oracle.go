@@ -1,0 +1,75 @@
+package layereval
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/nixery-action/nixery-action/pkg/layers"
+)
+
+// OracleSharing is a reference point for Sharing, not a strategy: it
+// plans each image knowing which images of the corpus hold each path,
+// which a plan made from one image cannot know. Paths held by the same
+// images (a co-occurrence class) go together, so such a layer recurs in
+// every image that holds any of it; the classes that only this image
+// holds share one layer. When the classes exceed the budget, the heaviest
+// budget−1 classes held by several images keep their layers and the rest
+// joins the image's own layer. It shows how much of the distance to 1 is
+// the information a strategy lacks rather than the budget.
+func (b *Bench) OracleSharing(budget int) float64 {
+	holders := map[string][]byte{} // store path -> which images hold it
+	for i, img := range b.images {
+		for _, p := range img.graph.Paths {
+			if holders[p.Name] == nil {
+				holders[p.Name] = make([]byte, len(b.images))
+			}
+			holders[p.Name][i] = 1
+		}
+	}
+	var plans []*layers.LayerPlan
+	for _, img := range b.images {
+		classes := map[string][]string{}
+		for _, p := range img.graph.Paths {
+			classes[string(holders[p.Name])] = append(classes[string(holders[p.Name])], p.Name)
+		}
+		var shared []layers.Group
+		var own []string
+		for key, paths := range classes {
+			if strings.Count(key, "\x01") == 1 {
+				own = append(own, paths...)
+				continue
+			}
+			shared = append(shared, b.group(paths))
+		}
+		sort.Slice(shared, func(x, y int) bool {
+			if shared[x].Size != shared[y].Size {
+				return shared[x].Size > shared[y].Size
+			}
+			return shared[x].Key < shared[y].Key
+		})
+		if n := len(shared); n > budget || n == budget && len(own) > 0 {
+			keep := max(budget-1, 0)
+			for _, g := range shared[keep:] {
+				own = append(own, g.Paths...)
+			}
+			shared = shared[:keep]
+		}
+		plan := &layers.LayerPlan{Layers: shared}
+		if len(own) > 0 {
+			plan.Layers = append(plan.Layers, b.group(own))
+		}
+		plans = append(plans, plan)
+	}
+	return Sharing(plans, func(p string) uint64 { return b.sizes[p] })
+}
+
+// group is the layer of paths, keyed as layers.Plan keys its layers.
+func (b *Bench) group(paths []string) layers.Group {
+	paths = append([]string(nil), paths...)
+	sort.Strings(paths)
+	g := layers.Group{Key: layers.KeyOf(paths), Paths: paths}
+	for _, p := range paths {
+		g.Size += b.sizes[p]
+	}
+	return g
+}
