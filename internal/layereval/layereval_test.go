@@ -66,17 +66,23 @@ func TestDefaultBeatsTheBaselines(t *testing.T) {
 	assert.Equal(t, b.OracleSharing(layers.MaxBudget), 1.0)
 }
 
+// smallPackages are the packages of the hand-made corpora: two apps on a
+// library, one of them also on a data package.
+func smallPackages() []Package {
+	return []Package{
+		{Name: "app1", Version: "1", Size: 100, Deps: []string{"lib"}},
+		{Name: "app2", Version: "1", Size: 300, Deps: []string{"data", "lib"}},
+		{Name: "lib", Version: "1", Size: 600},
+		{Name: "data", Version: "1", Size: 1000},
+	}
+}
+
 // TestOracleSharing: classes held by several images keep a layer each,
 // the heaviest first; the rest of an image is one layer.
 func TestOracleSharing(t *testing.T) {
 	c := &Corpus{
-		Packages: []Package{
-			{Name: "app1", Version: "1", Size: 100, Deps: []string{"lib"}},
-			{Name: "app2", Version: "1", Size: 300, Deps: []string{"data", "lib"}},
-			{Name: "lib", Version: "1", Size: 600},
-			{Name: "data", Version: "1", Size: 1000},
-		},
-		Images: [][]string{{"app1"}, {"app2"}, {"data"}},
+		Packages: smallPackages(),
+		Images:   [][]string{{"app1"}, {"app2"}, {"data"}},
 	}
 	assert.NilError(t, c.check())
 	b, err := NewBench(c)
@@ -189,14 +195,9 @@ func TestUpdateCost(t *testing.T) {
 // path alone (any strategy with a budget of at least the closure size).
 func TestScore(t *testing.T) {
 	c := &Corpus{
-		Packages: []Package{
-			{Name: "app1", Version: "1", Size: 100, Deps: []string{"lib"}},
-			{Name: "app2", Version: "1", Size: 300, Deps: []string{"data", "lib"}},
-			{Name: "lib", Version: "1", Size: 600},
-			{Name: "data", Version: "1", Size: 1000},
-		},
-		Images:  [][]string{{"app1"}, {"app2"}},
-		Updates: []string{"lib", "data"},
+		Packages: smallPackages(),
+		Images:   [][]string{{"app1"}, {"app2"}},
+		Updates:  []string{"lib", "data"},
 	}
 	assert.NilError(t, c.check())
 	b, err := NewBench(c)
