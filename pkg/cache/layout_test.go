@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/pkg/cache"
@@ -17,7 +21,7 @@ import (
 )
 
 // blob writes a gzip'd blob of content into dir, with a cache key.
-func blob(t *testing.T, dir, content, key string) image.Blob {
+func blob(t testing.TB, dir, content, key string) image.Blob {
 	t.Helper()
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -57,4 +61,111 @@ func TestReadLayout(t *testing.T) {
 	none, err := cache.ReadLayout(filepath.Join(t.TempDir(), "nothing"))
 	assert.NilError(t, err)
 	assert.Equal(t, len(none), 0)
+}
+
+// layoutOf writes n two-platform images into a new OCI layout, each
+// image's 20 layers drawn from a pool of 400 cache-keyed blobs, and
+// returns the layout's directory.
+func layoutOf(t testing.TB, n int) string {
+	t.Helper()
+	src := t.TempDir()
+	var pool []image.Blob
+	for i := range 400 {
+		pool = append(pool, blob(t, src, fmt.Sprintf("layer %d", i), fmt.Sprintf("sha256:%064x", i)))
+	}
+	lp, err := layout.Write(filepath.Join(t.TempDir(), "layout"), empty.Index)
+	assert.NilError(t, err)
+	for k := range n {
+		var imgs []*image.Image
+		for p, arch := range []string{"amd64", "arm64"} {
+			var ls []image.Blob
+			for j := range 20 {
+				ls = append(ls, pool[(k*7+j*13+p)%len(pool)])
+			}
+			img, err := image.NewImage(v1.Platform{OS: "linux", Architecture: arch}, ls, image.Options{Labels: map[string]string{"k": fmt.Sprint(k)}})
+			assert.NilError(t, err)
+			imgs = append(imgs, img)
+		}
+		idx, err := image.NewIndex(imgs, nil)
+		assert.NilError(t, err)
+		assert.NilError(t, lp.AppendIndex(idx))
+	}
+	return string(lp)
+}
+
+// A LayoutReader gives what ReadLayout gives, reads again only the
+// images added since, and forgets the images the layout no longer names.
+func TestLayoutReader(t *testing.T) {
+	dir := layoutOf(t, 3)
+	var r cache.LayoutReader
+	first, err := r.Read(dir)
+	assert.NilError(t, err)
+	fresh, err := cache.ReadLayout(dir)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, blobsOf(first), blobsOf(fresh))
+	assert.Assert(t, len(first) > 0)
+
+	// The images read are remembered: their manifests are not read
+	// again (here they are gone, which a fresh read notices).
+	lp := layout.Path(dir)
+	top, err := lp.ImageIndex()
+	assert.NilError(t, err)
+	im, err := top.IndexManifest()
+	assert.NilError(t, err)
+	first0, err := top.ImageIndex(im.Manifests[0].Digest)
+	assert.NilError(t, err)
+	m0, err := first0.IndexManifest()
+	assert.NilError(t, err)
+	for _, d := range m0.Manifests {
+		assert.NilError(t, os.Remove(filepath.Join(dir, "blobs", "sha256", d.Digest.Hex)))
+	}
+	again, err := r.Read(dir)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, blobsOf(again), blobsOf(first))
+	fresh, err = cache.ReadLayout(dir)
+	assert.NilError(t, err)
+	assert.Assert(t, len(fresh) < len(first))
+
+	// An image dropped from index.json is forgotten.
+	assert.NilError(t, lp.RemoveDescriptors(match.Digests(im.Manifests[0].Digest)))
+	dropped, err := r.Read(dir)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, blobsOf(dropped), blobsOf(fresh))
+}
+
+// blobsOf is a layout's cache without the repositories, which a layout's
+// blobs do not have.
+func blobsOf(c cache.Cache) map[string]image.Blob {
+	out := map[string]image.Blob{}
+	for k, b := range c {
+		out[k] = b.Blob
+	}
+	return out
+}
+
+// BenchmarkReadLayout reads the cache of a layout of 1,000 two-platform
+// images (nixery serve reads its storage before every build), once
+// fresh and once with the reader that read it before.
+//
+//	go test -run '^$' -bench ReadLayout -benchtime 5x ./pkg/cache/
+func BenchmarkReadLayout(b *testing.B) {
+	dir := layoutOf(b, 1000)
+	b.Run("fresh", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := cache.ReadLayout(dir); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		var r cache.LayoutReader
+		if _, err := r.Read(dir); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := r.Read(dir); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -102,17 +102,26 @@ func indexEntries(idx v1.ImageIndex) ([]recordEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []recordEntry
-	for _, d := range im.Manifests {
+	return manifestEntries(im, func(d v1.Descriptor) (*v1.Manifest, *v1.ConfigFile, error) {
 		img, err := idx.Image(d.Digest)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		m, err := img.Manifest()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cfg, err := img.ConfigFile()
+		return m, cfg, err
+	})
+}
+
+// manifestEntries lists the cache-keyed layers of the images im lists,
+// in index and layer order, each image's manifest and config got by read.
+func manifestEntries(im *v1.IndexManifest, read func(v1.Descriptor) (*v1.Manifest, *v1.ConfigFile, error)) ([]recordEntry, error) {
+	var out []recordEntry
+	for _, d := range im.Manifests {
+		m, cfg, err := read(d)
 		if err != nil {
 			return nil, err
 		}

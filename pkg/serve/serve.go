@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 	"github.com/nixery-action/nixery-action/pkg/spec"
@@ -134,7 +135,7 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	default:
-		s.store = layoutStore{dir: dir}
+		s.store = layoutStore{dir: dir, layers: new(cache.LayoutReader)}
 	}
 	if s.built, err = s.store.load(); err != nil {
 		return nil, err

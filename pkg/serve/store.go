@@ -47,7 +47,10 @@ type store interface {
 }
 
 // layoutStore keeps the images in an OCI layout.
-type layoutStore struct{ dir string }
+type layoutStore struct {
+	dir    string
+	layers *cache.LayoutReader // remembers the images read before the last build
+}
 
 func (l layoutStore) load() (map[string]v1.Hash, error) {
 	built := map[string]v1.Hash{}
@@ -86,7 +89,7 @@ func (layoutStore) lookup(context.Context, string) (v1.Hash, bool) { return v1.H
 func (l layoutStore) prepare(req *build.Request, key string) {
 	// Layers the storage holds already, under the same cache keys as the
 	// CLI's, are reused (their content checked) instead of packed again.
-	req.LocalCache, _ = cache.ReadLayout(l.dir)
+	req.LocalCache, _ = l.layers.Read(l.dir)
 	req.Destination = publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: l.dir}, publish.WriteOptions{Tags: []string{key}})
 }
 
