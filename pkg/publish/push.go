@@ -127,7 +127,9 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 		// The blobs are there, so these only PUT manifests (or find
 		// them there already).
 		err := parallel.Do(ctx, jobs, len(images), func(ctx context.Context, n int) error {
-			return pusher.Push(ctx, t.Repo.Digest(manifests[n].Digest), images[n])
+			return putAgain(ctx, o, func() error {
+				return pusher.Push(ctx, t.Repo.Digest(manifests[n].Digest), images[n])
+			})
 		})
 		if err != nil {
 			return nil, err
@@ -139,7 +141,7 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 		}
 	}
 	if !done {
-		if err := putIndex(ctx, pusher, t, digest, idx); err != nil {
+		if err := putAgain(ctx, o, func() error { return putIndex(ctx, pusher, t, digest, idx) }); err != nil {
 			return nil, err
 		}
 	}
@@ -150,6 +152,17 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 	}
 	markUploaded(manifests, func(d string) bool { return sent[d] })
 	return pushed(t, digest, manifests), nil
+}
+
+// putAgain PUTs a manifest, and again, as the retry policy paces it,
+// while the registry refuses it for blobs or manifests it does not know:
+// builds that push the same blobs to one repository at once make Docker's
+// registry rewrite the blobs' links in the repository while it checks
+// another build's manifest against them (e2e TestConcurrentBuilds saw
+// it). The manifest is checked again; the pusher does not upload again
+// what it uploaded.
+func putAgain(ctx context.Context, o Options, put func() error) error {
+	return registry.Retry(ctx, o.RetryBackoff(), registry.BlobNotLinked, func(int) error { return put() })
 }
 
 // putIndex writes the index under each of t's tags, or by digest where

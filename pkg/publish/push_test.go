@@ -178,6 +178,64 @@ func TestRetries(t *testing.T) {
 	}
 }
 
+// notLinkedYet answers a manifest PUT as Docker's registry does while
+// another build rewrites the links of the blobs it names.
+func notLinkedYet(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	w.Write([]byte(`{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}`))
+}
+
+// A manifest refused for blobs the registry has not linked yet is PUT
+// again, and the push completes: each platform manifest and the index are
+// refused once here. A registry that keeps refusing fails the push after
+// the retry policy's tries, with its words, and no tag.
+func TestManifestBlobsNotLinkedYet(t *testing.T) {
+	var mu sync.Mutex
+	refused := map[string]int{}
+	var always atomic.Bool
+	host := memRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+				mu.Lock()
+				refused[r.URL.Path]++
+				first := refused[r.URL.Path] == 1
+				mu.Unlock()
+				if first || always.Load() {
+					notLinkedYet(w)
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	opts := Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}, Backoff: fastBackoff}}
+	_, err := Push(context.Background(), mustTarget(t, host+"/linking/img", "v1"), testIndex(t, "linking", amd64, arm64), opts)
+	assert.NilError(t, err)
+	// Two platform manifests by digest and the index under its tag, each
+	// PUT twice.
+	assert.Equal(t, len(refused), 3)
+	for path, n := range refused {
+		assert.Check(t, n == 2, "%s: %d PUTs", path, n)
+	}
+
+	always.Store(true)
+	_, err = Push(context.Background(), mustTarget(t, host+"/linking/other", "v1"), testIndex(t, "other", amd64), opts)
+	assert.ErrorContains(t, err, "blob unknown to registry")
+	assert.Check(t, !strings.Contains(err.Error(), "\n"), err.Error())
+	mu.Lock()
+	for path, n := range refused {
+		if strings.Contains(path, "/linking/other/") {
+			assert.Check(t, n == fastBackoff.Steps, "%s: %d PUTs", path, n)
+		}
+	}
+	mu.Unlock()
+	ref, err := name.ParseReference(host + "/linking/other:v1")
+	assert.NilError(t, err)
+	_, err = remote.Head(ref)
+	assert.Check(t, err != nil, "the tag was written")
+}
+
 // basicAuth only lets user:password in, as registries with htpasswd do.
 func basicAuth(user, password string) func(http.Handler) http.Handler {
 	return func(h http.Handler) http.Handler {
