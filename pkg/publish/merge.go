@@ -67,7 +67,7 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 	if err != nil {
 		return nil, err
 	}
-	if err := putIndex(ctx, pusher, t, digest, idx); err != nil {
+	if err := putAgain(ctx, o, func() error { return putIndex(ctx, pusher, t, digest, idx) }); err != nil {
 		return nil, err
 	}
 

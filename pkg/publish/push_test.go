@@ -187,8 +187,8 @@ func notLinkedYet(w http.ResponseWriter) {
 }
 
 // A manifest refused for blobs the registry has not linked yet is PUT
-// again, and the push completes: each platform manifest and the index are
-// refused once here. A registry that keeps refusing fails the push after
+// again, and the push completes: each platform manifest and the index,
+// and a merged index, are refused once here. A registry that keeps refusing fails the push after
 // the retry policy's tries, with its words, and no tag.
 func TestManifestBlobsNotLinkedYet(t *testing.T) {
 	var mu sync.Mutex
@@ -210,11 +210,14 @@ func TestManifestBlobsNotLinkedYet(t *testing.T) {
 		})
 	})
 	opts := Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}, Backoff: fastBackoff}}
-	_, err := Push(context.Background(), mustTarget(t, host+"/linking/img", "v1"), testIndex(t, "linking", amd64, arm64), opts)
+	res, err := Push(context.Background(), mustTarget(t, host+"/linking/img", "v1"), testIndex(t, "linking", amd64, arm64), opts)
 	assert.NilError(t, err)
-	// Two platform manifests by digest and the index under its tag, each
-	// PUT twice.
-	assert.Equal(t, len(refused), 3)
+	// The scale-out merge's index too.
+	_, err = Merge(context.Background(), mustTarget(t, host+"/linking/img", "merged"), []string{res.Manifests[0].Digest, res.Manifests[1].Digest}, opts)
+	assert.NilError(t, err)
+	// Two platform manifests by digest, the index under its tag and the
+	// merged index under its own: each PUT twice.
+	assert.Equal(t, len(refused), 4)
 	for path, n := range refused {
 		assert.Check(t, n == 2, "%s: %d PUTs", path, n)
 	}
