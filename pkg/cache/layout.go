@@ -97,7 +97,7 @@ func (r *LayoutReader) Read(dir string) (Cache, error) {
 // h. Each index, manifest and config is read from its blob file:
 // go-containerregistry's lookup of an index that index.json names parses
 // all of index.json again, which made reading a layout quadratic in the
-// images it holds (5 s for 1,000 images).
+// images it holds (3.7 s for 1,000 images, BenchmarkReadLayout).
 func layoutEntries(lp layout.Path, h v1.Hash) ([]recordEntry, error) {
 	idx, err := parseBlob(lp, h, v1.ParseIndexManifest)
 	if err != nil {

@@ -155,12 +155,11 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 }
 
 // putAgain PUTs a manifest, and again, as the retry policy paces it,
-// while the registry refuses it for blobs or manifests it does not know:
-// builds that push the same blobs to one repository at once make Docker's
-// registry rewrite the blobs' links in the repository while it checks
-// another build's manifest against them (e2e TestConcurrentBuilds saw
-// it). The manifest is checked again; the pusher does not upload again
-// what it uploaded.
+// while the registry refuses it for blobs or manifests it does not know.
+// Registries can say so of blobs just written when several builds push
+// the same blobs to one repository at once (Docker's registry did in e2e
+// TestConcurrentBuilds; moby/moby#22854); asked again, they find them.
+// The pusher does not upload again what it uploaded.
 func putAgain(ctx context.Context, o Options, put func() error) error {
 	return registry.Retry(ctx, o.RetryBackoff(), registry.BlobNotLinked, func(int) error { return put() })
 }
