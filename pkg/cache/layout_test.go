@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -131,6 +132,30 @@ func TestLayoutReader(t *testing.T) {
 	dropped, err := r.Read(dir)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, blobsOf(dropped), blobsOf(fresh))
+}
+
+// Concurrent reads through one LayoutReader, as concurrent serve builds
+// make, each give the whole cache (go test -race checks the sharing).
+func TestLayoutReaderConcurrent(t *testing.T) {
+	dir := layoutOf(t, 6)
+	want, err := cache.ReadLayout(dir)
+	assert.NilError(t, err)
+	var r cache.LayoutReader
+	got := make([]cache.Cache, 8)
+	errs := make([]error, len(got))
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = r.Read(dir)
+		}()
+	}
+	wg.Wait()
+	for i := range got {
+		assert.NilError(t, errs[i])
+		assert.DeepEqual(t, blobsOf(got[i]), blobsOf(want))
+	}
 }
 
 // blobsOf is a layout's cache without the repositories, which a layout's
