@@ -16,22 +16,6 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
-// tree maps each file under dir to its content.
-func tree(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	files := map[string]string{}
-	assert.NilError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		files[rel] = string(b)
-		return err
-	}))
-	return files
-}
-
 func TestWriteLayout(t *testing.T) {
 	idx := testIndex(t, "layout", arm64, amd64)
 	digest, _ := idx.Digest()
@@ -69,10 +53,10 @@ func TestWriteLayout(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "image")
 	_, err = Write(context.Background(), Output{Kind: OCILayout, Path: other}, testIndex(t, "layout", amd64, arm64), WriteOptions{Tags: []string{"v1", "latest"}})
 	assert.NilError(t, err)
-	assert.DeepEqual(t, tree(t, other), tree(t, dir))
+	assert.DeepEqual(t, snapshot(t, other), snapshot(t, dir))
 
 	// Writing again into the same layout replaces the tag, adds no blob.
-	before := tree(t, dir)
+	before := snapshot(t, dir)
 	again, err := Write(context.Background(), Output{Kind: OCILayout, Path: dir}, idx, WriteOptions{Tags: []string{"v1"}})
 	assert.NilError(t, err)
 	for _, m := range again.Manifests {
@@ -80,7 +64,7 @@ func TestWriteLayout(t *testing.T) {
 			assert.Check(t, !l.Uploaded, "layer %s written again", l.Digest)
 		}
 	}
-	assert.DeepEqual(t, tree(t, dir), before)
+	assert.DeepEqual(t, snapshot(t, dir), before)
 
 	// Without tags the index is listed once, however often it is written.
 	untagged := filepath.Join(t.TempDir(), "untagged")
@@ -98,9 +82,10 @@ func TestWriteLayout(t *testing.T) {
 func TestWriteLayoutRefusesOtherDirectory(t *testing.T) {
 	dir := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644))
+	before := snapshot(t, dir)
 	_, err := Write(context.Background(), Output{Kind: OCILayout, Path: dir}, testIndex(t, "x", amd64), WriteOptions{})
 	assert.ErrorContains(t, err, "is a directory with files but no OCI layout")
-	assert.DeepEqual(t, tree(t, dir), map[string]string{"notes.txt": "mine"})
+	assert.DeepEqual(t, snapshot(t, dir), before)
 }
 
 func TestWriteDockerArchive(t *testing.T) {
