@@ -32,6 +32,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 
+	"github.com/nixery-action/nixery-action/internal/counting"
 	"github.com/nixery-action/nixery-action/internal/plaintar"
 	"github.com/nixery-action/nixery-action/pkg/archive"
 )
@@ -121,7 +122,7 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		counter := &counting{w: f}
+		counter := &counting.Writer{W: f}
 		start := time.Now()
 		tarBytes, err := pack(counter)
 		if err == nil {
@@ -133,7 +134,7 @@ func main() {
 		if s := time.Since(start).Seconds(); i == 0 || s < r.Seconds {
 			r.Seconds = s
 		}
-		r.TarBytes, r.Size = tarBytes, counter.n
+		r.TarBytes, r.Size = tarBytes, counter.N
 	}
 	json.NewEncoder(os.Stdout).Encode(r)
 }
@@ -177,17 +178,6 @@ func timeDecompress(decoder, file string, repeat int) {
 		r.TarBytes = n
 	}
 	json.NewEncoder(os.Stdout).Encode(r)
-}
-
-type counting struct {
-	w io.Writer
-	n int64
-}
-
-func (c *counting) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 func fail(err error) {

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/nixery-action/nixery-action/internal/counting"
 )
 
 // Write writes the tar of roots to w and returns its length and its
@@ -20,7 +22,7 @@ import (
 // symlinks are left out.
 func Write(w io.Writer, roots []string) (n int64, diffID []byte, err error) {
 	diff := sha256.New()
-	counted := &counter{w: io.MultiWriter(diff, w)}
+	counted := &counting.Writer{W: io.MultiWriter(diff, w)}
 	tw := tar.NewWriter(counted)
 	for _, root := range roots {
 		if err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -35,7 +37,7 @@ func Write(w io.Writer, roots []string) (n int64, diffID []byte, err error) {
 	if err := tw.Close(); err != nil {
 		return 0, nil, err
 	}
-	return counted.n, diff.Sum(nil), nil
+	return counted.N, diff.Sum(nil), nil
 }
 
 // add writes one entry of the walk.
@@ -71,16 +73,4 @@ func add(tw *tar.Writer, path string, d fs.DirEntry) error {
 	defer f.Close()
 	_, err = io.Copy(tw, f)
 	return err
-}
-
-// counter counts the bytes written through it.
-type counter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

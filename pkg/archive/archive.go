@@ -22,6 +22,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+
+	"github.com/nixery-action/nixery-action/internal/counting"
 )
 
 // FormatVersion changes whenever the bytes packed for the same input
@@ -121,7 +123,7 @@ type packer struct {
 	media   string
 	diffID  hash.Hash
 	digest  hash.Hash
-	counter countingWriter
+	counter counting.Writer
 	modTime time.Time
 	ctx     context.Context
 }
@@ -151,7 +153,7 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	if p.ctx == nil {
 		p.ctx = context.Background()
 	}
-	p.counter.w = io.MultiWriter(p.digest, w)
+	p.counter.W = io.MultiWriter(p.digest, w)
 	var progress io.Writer = io.Discard
 	if o.Progress != nil {
 		progress = progressWriter(o.Progress)
@@ -203,7 +205,7 @@ func (p *packer) close() (Blob, error) {
 			return Blob{}, err
 		}
 	}
-	b := Blob{Digest: "sha256:" + hex.EncodeToString(p.digest.Sum(nil)), Size: p.counter.n, MediaType: p.media}
+	b := Blob{Digest: "sha256:" + hex.EncodeToString(p.digest.Sum(nil)), Size: p.counter.N, MediaType: p.media}
 	b.DiffID = b.Digest
 	if p.diffID != nil {
 		b.DiffID = "sha256:" + hex.EncodeToString(p.diffID.Sum(nil))
@@ -241,15 +243,4 @@ type progressWriter func(n int)
 func (f progressWriter) Write(b []byte) (int, error) {
 	f(len(b))
 	return len(b), nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
 }
