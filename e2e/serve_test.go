@@ -319,3 +319,71 @@ func TestServeDrains(t *testing.T) {
 	_, err := http.Get("http://" + s.host + "/healthz")
 	assert.Assert(t, err != nil, "still serving after SIGTERM")
 }
+
+// TestServeRevisions: with a git nixpkgs, a tag picks a branch or a
+// commit of it, and both give one image (kept under the revision); a
+// branch that does not exist is an error skopeo shows; latest follows
+// its branch when it moves.
+func TestServeRevisions(t *testing.T) {
+	testenv.Require(t, "nix", "git", "skopeo")
+	dir := filepath.Join(t.TempDir(), "nixpkgs")
+	testenv.Run(t, "cp", "-r", filepath.Join(repoRoot, "testdata", "nixpkgs"), dir)
+	git := func(args ...string) string {
+		t.Helper()
+		return mustRunIn(t, dir, "git", append([]string{"-c", "user.email=ci@example.org", "-c", "user.name=CI", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"}, args...)...)
+	}
+	// addPackage commits a package only this branch has.
+	addPackage := func(name string) {
+		t.Helper()
+		file := filepath.Join(dir, "packages.nix")
+		src, err := os.ReadFile(file)
+		assert.NilError(t, err)
+		pkg := fmt.Sprintf("inherit gotree;\n  %s = package %q \"mkdir -p $out/share; echo %s > $out/share/branch\";", name, name, name)
+		assert.NilError(t, os.WriteFile(file, []byte(strings.Replace(string(src), "inherit gotree;", pkg, 1)), 0o644))
+		git("commit", "-q", "-a", "-m", "add "+name)
+	}
+	git("init", "-q")
+	git("add", "-A")
+	git("commit", "-q", "-m", "stand-in nixpkgs")
+	git("checkout", "-q", "-b", "other")
+	addPackage("marked")
+	other := strings.TrimSpace(git("rev-parse", "HEAD"))
+	git("checkout", "-q", "main")
+
+	s := startServe(t, t.TempDir(), "--nixpkgs", "git+file://"+dir, "--platforms", "linux/amd64", "--nixpkgs-refresh", "1ms")
+	inspect := func(ref string) (string, error) {
+		out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/"+ref).CombinedOutput()
+		return string(out), err
+	}
+	out, err := inspect("hello/marked:latest")
+	assert.Assert(t, err != nil, "main has no marked: %s", out)
+	assert.Check(t, is.Contains(out, "not found in nixpkgs"))
+
+	byBranch, err := inspect("hello/marked:other")
+	assert.NilError(t, err, byBranch)
+	byCommit, err := inspect("hello/marked:" + other)
+	assert.NilError(t, err, byCommit)
+	assert.Equal(t, byCommit, byBranch)
+	var built []string
+	for _, l := range s.lines() {
+		if strings.Contains(l, `"msg":"build","image":"hello/marked"`) {
+			built = append(built, l)
+		}
+	}
+	// The pull of latest, then one of other and its commit.
+	assert.Assert(t, is.Len(built, 2), "the commit of a branch built again")
+	assert.Check(t, is.Contains(built[1], "rev="+other), built[1])
+
+	out, err = inspect("hello:nosuch")
+	assert.Assert(t, err != nil, "pulled a branch that does not exist: %s", out)
+	assert.Check(t, is.Contains(out, "tag nosuch: nixpkgs git+file://"+dir+"?ref=nosuch cannot be locked"))
+
+	// main moves; latest follows it at once (--nixpkgs-refresh), not
+	// held back by the failure of a minute ago, which was of the old
+	// revision.
+	out, err = inspect("later:latest")
+	assert.Assert(t, err != nil, "main has no later yet: %s", out)
+	addPackage("later")
+	raw, err := inspect("later:latest")
+	assert.NilError(t, err, raw)
+}

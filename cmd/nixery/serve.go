@@ -27,6 +27,7 @@ type serveFlags struct {
 	platforms listFlag
 	builds    int
 	timeout   time.Duration
+	refresh   time.Duration
 	htpasswd  string
 	tokenFile string
 	maxImages int
@@ -65,12 +66,15 @@ func serveCommand() *command {
 		help: `Pull REGISTRY/shell/git/htop:latest to get an image of those packages,
 built on the first pull and kept in --storage. Without the arm64
 meta-package a name is an index over --platforms; with it, the arm64
-image alone. With a GitHub --nixpkgs, another tag picks a branch, tag or
-commit of it.`,
+image alone. With a git-based --nixpkgs (github:, gitlab:, sourcehut:,
+git+URL), another tag picks a branch, tag or commit of it. An image is
+kept under the nixpkgs revision its tag was locked to, and tags are
+locked again every --nixpkgs-refresh, so that latest follows a branch.`,
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			f := &serveFlags{platforms: listFlag{commas: true}}
 			fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`ADDR` to listen on (loopback unless told otherwise)")
 			fs.StringVar(&f.nixpkgs, "nixpkgs", defaultNixpkgs, "nixpkgs `FLAKEREF` of the tag latest")
+			fs.DurationVar(&f.refresh, "nixpkgs-refresh", 5*time.Minute, "lock the revision a tag names again after this long (`DURATION`); Nix's tarball-ttl also holds a forge's branches")
 			fs.StringVar(&f.storage, "storage", "", "where the images built are kept, across restarts: a `DIR` (an OCI layout), or docker://REGISTRY/NAME, a repository several servers share (logged in to with the docker config)")
 			fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to a registry --storage (loopback registries always are)")
 			fs.Var(&f.platforms, "platforms", "platforms of a name without arm64, a comma separated `LIST` (default linux/amd64,linux/arm64)")
@@ -95,6 +99,9 @@ commit of it.`,
 func (f *serveFlags) run(ctx context.Context) error {
 	if f.storage == "" {
 		return usagef("--storage is required: the directory that keeps the images built")
+	}
+	if f.refresh <= 0 {
+		return usagef("--nixpkgs-refresh must be a positive duration, such as 5m")
 	}
 	var platforms []spec.Platform
 	if len(f.platforms.items) > 0 {
@@ -122,7 +129,7 @@ func (f *serveFlags) run(ctx context.Context) error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	srv, err := serve.New(serve.Options{
-		Nixpkgs: f.nixpkgs, Storage: f.storage, Insecure: f.insecure, Platforms: platforms, Auth: auth,
+		Nixpkgs: f.nixpkgs, Refresh: f.refresh, Storage: f.storage, Insecure: f.insecure, Platforms: platforms, Auth: auth,
 		Builds: f.builds, Timeout: f.timeout, MaxImages: f.maxImages, MaxBytes: int64(f.maxBytes), Log: log, Build: build.Options{NixTimeout: f.timeout},
 	})
 	if err != nil {

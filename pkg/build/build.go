@@ -52,9 +52,12 @@ const (
 type Request struct {
 	// Nixpkgs is the nixpkgs flake reference; it is locked once, so every
 	// platform builds from the same revision.
-	Nixpkgs   string
-	Spec      *spec.Spec
-	Platforms []spec.Platform
+	Nixpkgs string
+	// NixpkgsLocked, when set, is Nixpkgs locked already (a server keys
+	// images by it); the build takes it instead of locking again.
+	NixpkgsLocked *nix.Locked
+	Spec          *spec.Spec
+	Platforms     []spec.Platform
 
 	Layers layers.Options
 	Pack   archive.Options
@@ -446,7 +449,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	var nb Realiser = b.opts.Realiser
 	if nb == nil {
 		nb = &nix.Builder{
-			Flake: b.req.Nixpkgs, Installables: b.req.Spec.Installables, Timeout: b.opts.NixTimeout, Log: nixLog,
+			Flake: b.req.Nixpkgs, Locked: b.req.NixpkgsLocked, Installables: b.req.Spec.Installables, Timeout: b.opts.NixTimeout, Log: nixLog,
 			PrintBuildLogs: b.opts.PrintBuildLogs, Nix: b.opts.Nix, Env: b.opts.NixEnv, Label: platformName,
 		}
 	}

@@ -41,6 +41,10 @@ func (b *Builder) Lock(ctx context.Context) (Locked, error) {
 	if b.locked.URL != "" {
 		return b.locked, nil
 	}
+	if b.Locked != nil {
+		b.locked = *b.Locked
+		return b.locked, nil
+	}
 	l, err := b.lock(ctx, b.Flake, "nixpkgs flake")
 	if err != nil {
 		return Locked{}, err

@@ -54,6 +54,10 @@ type Builder struct {
 
 	maxOutput int64 // MaxOutputBytes; tests lower it
 
+	// Locked, when set, is Flake's lock taken before (a server keys its
+	// images by it): Lock gives it without asking Nix again.
+	Locked *Locked
+
 	// Installables are packages of other flakes to realise with the
 	// nixpkgs attributes of every Build (see LockFlake).
 	Installables []spec.Installable

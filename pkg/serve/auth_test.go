@@ -41,7 +41,7 @@ func TestServeAuth(t *testing.T) {
 		{tok, func(r *http.Request) { r.Header.Set("Authorization", "Bearer 0123456789abcdef") }, false},
 		{tok, func(*http.Request) {}, false},
 	} {
-		s, err := New(Options{Nixpkgs: "path:/x", Storage: t.TempDir(), Auth: tc.auth})
+		s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/x", Storage: t.TempDir(), Auth: tc.auth})
 		assert.NilError(t, err)
 		req := httptest.NewRequest(http.MethodGet, "/v2/", nil)
 		tc.set(req)
@@ -82,10 +82,10 @@ func TestServeAuth(t *testing.T) {
 // text format.
 func TestServeMetrics(t *testing.T) {
 	storage := t.TempDir()
-	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
 	stored(t, s, storage, "hello")
-	s, err = New(Options{Nixpkgs: "path:/nonexistent", Storage: storage}) // reads what is stored
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage}) // reads what is stored
 	assert.NilError(t, err)
 	for range 2 {
 		res, _ := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")

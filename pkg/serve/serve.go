@@ -30,6 +30,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/cache"
+	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 	"github.com/nixery-action/nixery-action/pkg/spec"
@@ -38,9 +39,17 @@ import (
 // Options configure a Server.
 type Options struct {
 	// Nixpkgs is the flake reference the tag latest builds from. When it
-	// is a GitHub one (github:OWNER/REPO[/REF]), another tag names a
-	// branch, tag or commit of that repository, as Nixery's tags do.
+	// is git-based (github:OWNER/REPO[/REF], gitlab:, sourcehut:,
+	// git+URL), another tag names a branch, tag or commit of that
+	// repository, as Nixery's tags do.
 	Nixpkgs string
+	// Refresh is how long the revision a tag names is kept before it is
+	// locked again, so that latest follows a branch; 0 means 5 minutes.
+	// (Nix keeps a forge's branch for its own tarball-ttl too.)
+	Refresh time.Duration
+	// Lock locks a flake reference to one revision; nil means Nix (`nix
+	// flake metadata`) with Build's Nix settings.
+	Lock func(ctx context.Context, ref string) (nix.Locked, error)
 	// Storage keeps every image built, so that a restart serves them
 	// again without building: the directory of an OCI layout, or
 	// docker://REGISTRY/NAME, a registry repository that several servers
@@ -88,6 +97,8 @@ type Server struct {
 	// failed remembers a failed build for failedFor, so that pulls of a
 	// name that does not build (a typo) do not each run Nix.
 	failed map[string]failure
+	// locks are the revisions the references tags name were locked to.
+	locks map[string]lockEntry
 
 	// gc is held for reading by every build, and for writing while the
 	// storage is pruned: a prune removes blobs, which a build may be
@@ -120,10 +131,16 @@ func New(o Options) (*Server, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 20 * time.Minute
 	}
+	if o.Refresh <= 0 {
+		o.Refresh = 5 * time.Minute
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, metrics: newMetrics()}
+	if o.Lock == nil {
+		o.Lock = nixLock(o)
+	}
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, locks: map[string]lockEntry{}, metrics: newMetrics()}
 	dir, repo, err := parseStorage(o.Storage, o.Insecure)
 	switch {
 	case err != nil:
@@ -225,6 +242,10 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		writeError(w, http.StatusNotFound, "NAME_UNKNOWN", err.Error())
 		return
 	}
+	if err := s.resolve(r.Context(), &img); err != nil {
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("tag %s: %v", ref, err))
+		return
+	}
 	digest, err := s.image(r.Context(), img)
 	var raw []byte
 	if err == nil {
@@ -274,10 +295,13 @@ type failure struct {
 // under.
 type request struct {
 	spec      *spec.Spec
-	nixpkgs   string
+	nixpkgs   string // what the tag names
 	platforms []spec.Platform
 	single    bool // the arm64 meta-package: one platform, served alone
-	key       string
+	// locked is nixpkgs locked to one revision, and key the image's key
+	// under it (see resolve).
+	locked nix.Locked
+	key    string
 }
 
 // parse reads a repository path (shell/git/htop) and tag as Nixery does.
@@ -300,28 +324,23 @@ func (s *Server) parse(name, tag string) (request, error) {
 		platforms = sp.SelectPlatforms(nil)
 		single = len(platforms) == 1
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "nixery-serve 1\nnixpkgs %s\npackages %s\n", nixpkgs, strings.Join(sp.AllPackages(), " "))
-	for _, p := range platforms {
-		fmt.Fprintf(h, "platform %s\n", p)
-	}
-	return request{spec: sp, nixpkgs: nixpkgs, platforms: platforms, single: single, key: hex.EncodeToString(h.Sum(nil))}, nil
+	return request{spec: sp, nixpkgs: nixpkgs, platforms: platforms, single: single}, nil
 }
 
-// githubRef is a GitHub flake reference: owner/repo and an optional ref.
-var githubRef = regexp.MustCompile(`^github:([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)(/[^?#]*)?$`)
-
-// nixpkgsFor is the flake reference tag names: Nixpkgs for latest; for
-// a GitHub Nixpkgs, the same repository at the branch, tag or commit tag.
-func (s *Server) nixpkgsFor(tag string) (string, error) {
-	if tag == "latest" {
-		return s.o.Nixpkgs, nil
+// resolve locks img's nixpkgs and keys img by its revision, its packages
+// and its platforms.
+func (s *Server) resolve(ctx context.Context, img *request) error {
+	l, err := s.lock(ctx, img.nixpkgs)
+	if err != nil {
+		return err
 	}
-	m := githubRef.FindStringSubmatch(s.o.Nixpkgs)
-	if m == nil {
-		return "", fmt.Errorf("tag %s: this registry serves only the tag latest (its nixpkgs, %s, has no other revisions to pick)", tag, s.o.Nixpkgs)
+	h := sha256.New()
+	fmt.Fprintf(h, "nixery-serve 2\nnixpkgs %s\npackages %s\n", revisionKey(l.URL), strings.Join(img.spec.AllPackages(), " "))
+	for _, p := range img.platforms {
+		fmt.Fprintf(h, "platform %s\n", p)
 	}
-	return "github:" + m[1] + "/" + tag, nil
+	img.locked, img.key = l, hex.EncodeToString(h.Sum(nil))
+	return nil
 }
 
 // image returns the index digest of img, building it first when the
@@ -455,8 +474,8 @@ func (s *Server) fail(key string, err error) {
 func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	start := time.Now()
 	name := img.spec.Name()
-	s.o.Log.Info("build", "image", name, "nixpkgs", img.nixpkgs, "key", img.key)
-	req := build.Request{Nixpkgs: img.nixpkgs, Spec: img.spec, Platforms: img.platforms}
+	s.o.Log.Info("build", "image", name, "nixpkgs", img.locked.URL, "key", img.key)
+	req := build.Request{Nixpkgs: img.locked.URL, NixpkgsLocked: &img.locked, Spec: img.spec, Platforms: img.platforms}
 	s.store.prepare(&req, img.key)
 	res, err := build.Build(ctx, req, s.o.Build)
 	if err != nil {

@@ -34,12 +34,23 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
+// fakeLock locks a reference to itself, with no Nix.
+func fakeLock(_ context.Context, ref string) (nix.Locked, error) { return nix.Locked{URL: ref}, nil }
+
+// resolved is name:latest as a pull asks for it: locked and keyed.
+func resolved(t *testing.T, s *Server, name string) request {
+	t.Helper()
+	req, err := s.parse(name, "latest")
+	assert.NilError(t, err)
+	assert.NilError(t, s.resolve(context.Background(), &req))
+	return req
+}
+
 // stored writes a two-platform index into storage under the key of
 // name:latest, as a build would, and returns it.
 func stored(t *testing.T, s *Server, storage, name string) v1.ImageIndex {
 	t.Helper()
-	req, err := s.parse(name, "latest")
-	assert.NilError(t, err)
+	req := resolved(t, s, name)
 	var adds []mutate.IndexAddendum
 	for _, arch := range []string{"amd64", "arm64"} {
 		img, err := random.Image(64, 1)
@@ -48,7 +59,7 @@ func stored(t *testing.T, s *Server, storage, name string) v1.ImageIndex {
 		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
 	}
 	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), types.OCIImageIndex)
-	_, err = publish.Write(context.Background(), publish.Output{Kind: publish.OCILayout, Path: storage}, idx, publish.WriteOptions{Tags: []string{req.key}})
+	_, err := publish.Write(context.Background(), publish.Output{Kind: publish.OCILayout, Path: storage}, idx, publish.WriteOptions{Tags: []string{req.key}})
 	assert.NilError(t, err)
 	return idx
 }
@@ -67,13 +78,13 @@ func get(t *testing.T, h http.Handler, method, path string) (*http.Response, str
 // server over the same storage serves it too.
 func TestServeFromStorage(t *testing.T) {
 	storage := t.TempDir()
-	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
 	idx := stored(t, s, storage, "hello/shell")
 	digest, err := idx.Digest()
 	assert.NilError(t, err)
 
-	s, err = New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
 	for _, path := range []string{"/v2/shell/hello/manifests/latest", "/v2/hello/shell/manifests/latest", "/v2/x/manifests/" + digest.String()} {
 		res, body := get(t, s, http.MethodGet, path)
@@ -112,7 +123,7 @@ func mustSize(t *testing.T, l v1.Layer) int64 {
 func TestServeErrors(t *testing.T) {
 	platforms, err := spec.ParsePlatforms("linux/amd64")
 	assert.NilError(t, err)
-	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Platforms: platforms})
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Platforms: platforms})
 	assert.NilError(t, err)
 	for _, tc := range []struct {
 		method, path string
@@ -144,37 +155,22 @@ func TestServeErrors(t *testing.T) {
 	assert.Equal(t, res.Header.Get("Docker-Distribution-API-Version"), "registry/2.0")
 }
 
-// Tags pick nixpkgs revisions only where nixpkgs is a GitHub flake.
-func TestNixpkgsFor(t *testing.T) {
-	s := &Server{o: Options{Nixpkgs: "github:NixOS/nixpkgs/nixos-26.05"}}
-	got, err := s.nixpkgsFor("nixos-unstable")
-	assert.NilError(t, err)
-	assert.Equal(t, got, "github:NixOS/nixpkgs/nixos-unstable")
-	got, err = s.nixpkgsFor("latest")
-	assert.NilError(t, err)
-	assert.Equal(t, got, "github:NixOS/nixpkgs/nixos-26.05")
-	s.o.Nixpkgs = "path:/src/nixpkgs"
-	_, err = s.nixpkgsFor("v1")
-	assert.ErrorContains(t, err, "serves only the tag latest")
-}
-
 // With MaxImages, the image pulled least recently is dropped, with the
 // blobs only it used; the others are served as before.
 func TestServePrunes(t *testing.T) {
 	storage := t.TempDir()
-	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
 	for _, name := range []string{"a", "b", "c"} {
 		stored(t, s, storage, name)
 	}
-	s, err = New(Options{Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 2})
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 2})
 	assert.NilError(t, err)
 	for _, name := range []string{"c", "a", "b"} { // c is now the least recent
 		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, name)
 	}
-	b, err := s.parse("b", "latest")
-	assert.NilError(t, err)
+	b := resolved(t, s, "b")
 	cIndex := s.built[mustKey(t, s, "c")]
 	s.prune(b.key)
 	_, err = os.Stat(filepath.Join(storage, "blobs", "sha256", cIndex.Hex))
@@ -185,7 +181,7 @@ func TestServePrunes(t *testing.T) {
 		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, name)
 	}
-	again, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	again, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
 	assert.Equal(t, len(again.built), 2)
 	_, body = get(t, s, http.MethodGet, "/metrics")
@@ -195,7 +191,7 @@ func TestServePrunes(t *testing.T) {
 // A name that does not build is not built again at once: the second pull
 // gets the same error from memory.
 func TestServeRemembersFailures(t *testing.T) {
-	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: t.TempDir()})
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: t.TempDir()})
 	assert.NilError(t, err)
 	var bodies []string
 	for range 2 {
@@ -211,20 +207,19 @@ func TestServeRemembersFailures(t *testing.T) {
 // MaxBytes drops images pulled least recently until the blobs fit.
 func TestServePrunesToSize(t *testing.T) {
 	storage := t.TempDir()
-	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
 	for _, name := range []string{"a", "b", "c"} {
 		stored(t, s, storage, name)
 	}
 	full := layoutStore{dir: storage}.size()
-	s, err = New(Options{Nixpkgs: "path:/nonexistent", Storage: storage, MaxBytes: full - 1})
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxBytes: full - 1})
 	assert.NilError(t, err)
 	for _, name := range []string{"a", "b", "c"} {
 		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, name)
 	}
-	c, err := s.parse("c", "latest")
-	assert.NilError(t, err)
+	c := resolved(t, s, "c")
 	s.prune(c.key)
 	assert.Check(t, layoutStore{dir: storage}.size() <= full-1)
 	assert.Equal(t, len(s.built), 2) // a, the least recent, went
@@ -233,8 +228,7 @@ func TestServePrunesToSize(t *testing.T) {
 }
 
 func mustKey(t *testing.T, s *Server, name string) string {
-	req, err := s.parse(name, "latest")
-	assert.NilError(t, err)
+	req := resolved(t, s, name)
 	return req.key
 }
 
@@ -242,10 +236,10 @@ func mustKey(t *testing.T, s *Server, name string) string {
 // built again, not answered "no manifest" for ever.
 func TestServeRebuildsWhatIsGone(t *testing.T) {
 	storage := t.TempDir()
-	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
 	idx := stored(t, s, storage, "hello")
-	s, err = New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
 	res, _ := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusOK)
@@ -281,7 +275,7 @@ func (b blockingNix) BuildLogged(context.Context, string, []string, io.Writer) (
 // with TOOMANYREQUESTS; Close stops the builds nobody needs.
 func TestServeQueueBound(t *testing.T) {
 	fake := blockingNix{release: make(chan struct{})}
-	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Builds: 1, Build: build.Options{Realiser: fake}})
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Builds: 1, Build: build.Options{Realiser: fake}})
 	assert.NilError(t, err)
 	var wg sync.WaitGroup
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
@@ -306,10 +300,9 @@ func TestServeFromRegistryStorage(t *testing.T) {
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	storage := "docker://" + strings.TrimPrefix(srv.URL, "http://") + "/nixery/store"
-	s, err := New(Options{Nixpkgs: "path:/nonexistent", Storage: storage})
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
-	req, err := s.parse("hello", "latest")
-	assert.NilError(t, err)
+	req := resolved(t, s, "hello")
 	img, err := random.Image(4096, 1)
 	assert.NilError(t, err)
 	tag, err := name.NewTag(strings.TrimPrefix(storage, "docker://")+":"+req.key, name.Insecure)

@@ -1,0 +1,154 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nixery-action/nixery-action/pkg/nix"
+)
+
+// A tag names a nixpkgs flake reference (nixpkgsFor), which is locked to
+// one revision before anything else (lock): the image is kept under that
+// revision, so a tag whose branch moves builds anew, and a branch and its
+// commit give the same image. A lock stands for Options.Refresh.
+
+// forgeRef is a flake reference of a git forge: type, owner/repo, an
+// optional ref, optional parameters.
+var forgeRef = regexp.MustCompile(`^(github|gitlab|sourcehut):([^/?#]+/[^/?#]+)(?:/[^?#]*)?(\?[^#]*)?$`)
+
+// fullRev is a whole git commit hash, which Nix takes as a rev.
+var fullRev = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// nixpkgsFor is the flake reference tag names: Nixpkgs for latest; for a
+// git-based Nixpkgs (github:, gitlab:, sourcehut:, git+…), the same
+// repository at the branch, tag or commit tag.
+func (s *Server) nixpkgsFor(tag string) (string, error) {
+	if tag == "latest" {
+		return s.o.Nixpkgs, nil
+	}
+	ref := s.o.Nixpkgs
+	if m := forgeRef.FindStringSubmatch(ref); m != nil {
+		q, err := withoutRevision(strings.TrimPrefix(m[3], "?"))
+		if err != nil {
+			return "", fmt.Errorf("tag %s: the nixpkgs reference %s has parameters that are not a query: %w", tag, ref, err)
+		}
+		if q != "" {
+			q = "?" + q
+		}
+		return m[1] + ":" + m[2] + "/" + tag + q, nil
+	}
+	if strings.HasPrefix(ref, "git+") {
+		u, err := url.Parse(ref)
+		if err != nil {
+			return "", fmt.Errorf("tag %s: the nixpkgs reference %s is not a URL: %w", tag, ref, err)
+		}
+		q := u.Query()
+		q.Del("ref")
+		q.Del("rev")
+		if fullRev.MatchString(tag) {
+			q.Set("rev", tag)
+		} else {
+			q.Set("ref", tag)
+		}
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	return "", fmt.Errorf("tag %s: this registry serves only the tag latest (its nixpkgs, %s, is not a git repository whose branches and commits tags could name)", tag, ref)
+}
+
+// withoutRevision is the query q without the parameters that pick a
+// revision (ref, rev), which the tag replaces.
+func withoutRevision(q string) (string, error) {
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		return "", err
+	}
+	v.Del("ref")
+	v.Del("rev")
+	return v.Encode(), nil
+}
+
+// lockEntry is what locking a reference gave, and when.
+type lockEntry struct {
+	locked nix.Locked
+	err    error
+	at     time.Time
+}
+
+// lock locks ref, or gives its lock of less than Refresh ago (a failure:
+// of less than failedFor ago). One lock runs per reference at a time,
+// for every request that wants it. When a reference that locked before
+// cannot be locked again (the forge is down), its last lock stands.
+func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
+	s.mu.Lock()
+	e, ok := s.locks[ref]
+	s.mu.Unlock()
+	if ok && e.err == nil && time.Since(e.at) < s.o.Refresh {
+		return e.locked, nil
+	}
+	if ok && e.err != nil && time.Since(e.at) < failedFor {
+		return nix.Locked{}, e.err
+	}
+	ch := s.flight.DoChan("lock "+ref, func() (any, error) {
+		lctx, cancel := context.WithTimeout(s.life, s.o.Timeout)
+		defer cancel()
+		l, err := s.o.Lock(lctx, ref)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		prev, had := s.locks[ref]
+		switch {
+		case err == nil:
+			if had && prev.err == nil && prev.locked.URL != l.URL {
+				s.o.Log.Info("nixpkgs moved", "nixpkgs", ref, "from", prev.locked.URL, "to", l.URL)
+			}
+			s.locks[ref] = lockEntry{locked: l, at: time.Now()}
+		case had && prev.err == nil:
+			s.o.Log.Warn("nixpkgs could not be locked again: serving its last lock", "nixpkgs", ref, "locked", prev.locked.URL, "error", err.Error())
+			s.locks[ref] = lockEntry{locked: prev.locked, at: time.Now()}
+			return prev.locked, nil
+		default:
+			s.o.Log.Error("nixpkgs could not be locked", "nixpkgs", ref, "error", err.Error())
+			err = fmt.Errorf("nixpkgs %s cannot be locked: %s", ref, firstLine(err.Error()))
+			s.locks[ref] = lockEntry{err: err, at: time.Now()}
+			return nil, err
+		}
+		return l, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nix.Locked{}, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return nix.Locked{}, res.Err
+		}
+		return res.Val.(nix.Locked), nil
+	}
+}
+
+// revisionKey is what identifies a locked reference's revision: its URL
+// without ref, which a rev makes redundant (Nix writes a branch's lock
+// as ?ref=B&rev=R and the commit's as ?rev=R).
+func revisionKey(locked string) string {
+	base, query, ok := strings.Cut(locked, "?")
+	if !ok {
+		return locked
+	}
+	v, err := url.ParseQuery(query)
+	if err != nil || v.Get("rev") == "" {
+		return locked
+	}
+	v.Del("ref")
+	return base + "?" + v.Encode()
+}
+
+// nixLock locks ref with Nix, with the build's Nix settings.
+func nixLock(o Options) func(ctx context.Context, ref string) (nix.Locked, error) {
+	return func(ctx context.Context, ref string) (nix.Locked, error) {
+		b := &nix.Builder{Flake: ref, Nix: o.Build.Nix, Env: o.Build.NixEnv}
+		return b.Lock(ctx)
+	}
+}

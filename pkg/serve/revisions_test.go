@@ -1,0 +1,143 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/pkg/nix"
+)
+
+// A tag names a branch, tag or commit of a git-based nixpkgs, whatever
+// revision the reference of latest names; other references serve latest
+// only.
+func TestNixpkgsFor(t *testing.T) {
+	const rev = "0123456789abcdef0123456789abcdef01234567"
+	for _, tc := range []struct{ nixpkgs, tag, want string }{
+		{"github:NixOS/nixpkgs/nixos-26.05", "latest", "github:NixOS/nixpkgs/nixos-26.05"},
+		{"github:NixOS/nixpkgs/nixos-26.05", "nixos-unstable", "github:NixOS/nixpkgs/nixos-unstable"},
+		{"github:NixOS/nixpkgs", rev, "github:NixOS/nixpkgs/" + rev},
+		{"github:team/pkgs/main?dir=nix&ref=x", "v2", "github:team/pkgs/v2?dir=nix"},
+		{"gitlab:team/nixpkgs", "release", "gitlab:team/nixpkgs/release"},
+		{"sourcehut:~team/nixpkgs/main", "next", "sourcehut:~team/nixpkgs/next"},
+		{"git+https://git.example.org/nixpkgs?ref=main&shallow=1", "release-1", "git+https://git.example.org/nixpkgs?ref=release-1&shallow=1"},
+		{"git+https://git.example.org/nixpkgs?ref=main", rev, "git+https://git.example.org/nixpkgs?rev=" + rev},
+		{"git+file:///srv/nixpkgs?rev=" + rev, "other", "git+file:///srv/nixpkgs?ref=other"},
+	} {
+		s := &Server{o: Options{Nixpkgs: tc.nixpkgs}}
+		got, err := s.nixpkgsFor(tc.tag)
+		assert.NilError(t, err, tc.nixpkgs)
+		assert.Check(t, is.Equal(got, tc.want), "%s at %s", tc.nixpkgs, tc.tag)
+	}
+	for _, ref := range []string{"path:/src/nixpkgs", "/src/nixpkgs", "https://example.org/nixpkgs.tar.gz", "nixpkgs"} {
+		s := &Server{o: Options{Nixpkgs: ref}}
+		_, err := s.nixpkgsFor("v1")
+		assert.Check(t, is.ErrorContains(err, "serves only the tag latest"), ref)
+		got, err := s.nixpkgsFor("latest")
+		assert.Check(t, err)
+		assert.Check(t, is.Equal(got, ref))
+	}
+}
+
+// A branch's lock and its commit's name one revision: one key.
+func TestRevisionKey(t *testing.T) {
+	const rev = "59391d28677139e93ec6c7d2903a70d418f0d8d6"
+	branch := revisionKey("git+file:///r?ref=other&rev=" + rev)
+	assert.Equal(t, branch, revisionKey("git+file:///r?rev="+rev))
+	assert.Check(t, branch != revisionKey("git+file:///r?rev=69391d28677139e93ec6c7d2903a70d418f0d8d6"))
+	path := "path:/r?lastModified=1&narHash=sha256-x"
+	assert.Equal(t, revisionKey(path), path)
+	assert.Equal(t, revisionKey("github:o/r/"+rev+"?narHash=sha256-x"), "github:o/r/"+rev+"?narHash=sha256-x")
+}
+
+// locks is a Lock over a table of references, counting its calls.
+type locks struct {
+	mu    sync.Mutex
+	to    map[string]string // reference → locked URL; missing: an error
+	calls map[string]int
+}
+
+func (l *locks) lock(_ context.Context, ref string) (nix.Locked, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls[ref]++
+	if u, ok := l.to[ref]; ok {
+		return nix.Locked{URL: u}, nil
+	}
+	return nix.Locked{}, errors.New("error: cannot find ref\nand more lines")
+}
+
+func (l *locks) set(ref, url string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if url == "" {
+		delete(l.to, ref)
+	} else {
+		l.to[ref] = url
+	}
+}
+
+func (l *locks) called(ref string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.calls[ref]
+}
+
+// An image is kept under its nixpkgs's locked revision: the lock stands
+// for Refresh, a moved branch is a new image, a lock that fails leaves
+// the last one standing, and a reference that never locked is an error
+// pulls see, not locked again for a while.
+func TestServeLocksRevisions(t *testing.T) {
+	const ref = "git+file:///srv/nixpkgs"
+	l := &locks{to: map[string]string{ref: ref + "?ref=main&rev=aaaa"}, calls: map[string]int{}}
+	storage := t.TempDir()
+	s, err := New(Options{Lock: l.lock, Nixpkgs: ref, Storage: storage, Refresh: time.Hour})
+	assert.NilError(t, err)
+	stored(t, s, storage, "hello")
+	s, err = New(Options{Lock: l.lock, Nixpkgs: ref, Storage: storage, Refresh: time.Hour})
+	assert.NilError(t, err)
+	l.calls = map[string]int{}
+
+	for range 3 {
+		res, body := get(t, s, http.MethodHead, "/v2/hello/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	}
+	assert.Equal(t, l.called(ref), 1, "locked again within Refresh")
+
+	// The branch moves: once the lock is older than Refresh, latest is
+	// another image (here it cannot build: no nixpkgs).
+	l.set(ref, ref+"?ref=main&rev=bbbb")
+	s.o.Refresh = time.Nanosecond
+	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusNotFound, body)
+	assert.Equal(t, l.called(ref), 2)
+	_, metrics := get(t, s, http.MethodGet, "/metrics")
+	assert.Check(t, is.Contains(metrics, `nixery_serve_builds_total{result="failed"} 1`), "the moved branch was not built")
+
+	// Back to the stored revision, then the forge fails: the last lock
+	// stands, and the image is served.
+	l.set(ref, ref+"?ref=main&rev=aaaa")
+	res, body = get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	l.set(ref, "")
+	res, body = get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	assert.Equal(t, l.called(ref), 4)
+
+	// A branch that does not exist: an error naming the tag, remembered.
+	for range 2 {
+		res, body = get(t, s, http.MethodGet, "/v2/hello/manifests/nosuch")
+		assert.Equal(t, res.StatusCode, http.StatusNotFound, body)
+		assert.Check(t, is.Contains(body, "MANIFEST_UNKNOWN"))
+		assert.Check(t, is.Contains(body, "tag nosuch: nixpkgs "+ref+"?ref=nosuch cannot be locked: error: cannot find ref"), body)
+		assert.Check(t, !strings.Contains(body, "more lines"), body)
+	}
+	assert.Equal(t, l.called(ref+"?ref=nosuch"), 1, "a failed lock was tried again at once")
+}
