@@ -81,8 +81,10 @@ type lockEntry struct {
 
 // lock locks ref, or gives its lock of less than Refresh ago (a failure:
 // of less than failedFor ago). One lock runs per reference at a time,
-// for every request that wants it. When a reference that locked before
-// cannot be locked again (the forge is down), its last lock stands.
+// for every request that wants it, and as many locks as builds may wait
+// (tags are the client's to choose; each new one runs Nix). When a
+// reference that locked before cannot be locked again (the forge is
+// down), its last lock stands.
 func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 	s.mu.Lock()
 	e, ok := s.locks[ref]
@@ -94,29 +96,14 @@ func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 		return nix.Locked{}, e.err
 	}
 	ch := s.flight.DoChan("lock "+ref, func() (any, error) {
+		defer s.locking.Add(-1)
+		if s.locking.Add(1) > int64(s.o.Builds*(1+queuedPerBuild)) {
+			return nil, errBusy
+		}
 		lctx, cancel := context.WithTimeout(s.life, s.o.Timeout)
 		defer cancel()
 		l, err := s.o.Lock(lctx, ref)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		prev, had := s.locks[ref]
-		switch {
-		case err == nil:
-			if had && prev.err == nil && prev.locked.URL != l.URL {
-				s.o.Log.Info("nixpkgs moved", "nixpkgs", ref, "from", prev.locked.URL, "to", l.URL)
-			}
-			s.locks[ref] = lockEntry{locked: l, at: time.Now()}
-		case had && prev.err == nil:
-			s.o.Log.Warn("nixpkgs could not be locked again: serving its last lock", "nixpkgs", ref, "locked", prev.locked.URL, "error", err.Error())
-			s.locks[ref] = lockEntry{locked: prev.locked, at: time.Now()}
-			return prev.locked, nil
-		default:
-			s.o.Log.Error("nixpkgs could not be locked", "nixpkgs", ref, "error", err.Error())
-			err = fmt.Errorf("nixpkgs %s cannot be locked: %s", ref, firstLine(err.Error()))
-			s.locks[ref] = lockEntry{err: err, at: time.Now()}
-			return nil, err
-		}
-		return l, nil
+		return s.locked(ref, l, err)
 	})
 	select {
 	case <-ctx.Done():
@@ -126,6 +113,42 @@ func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 			return nix.Locked{}, res.Err
 		}
 		return res.Val.(nix.Locked), nil
+	}
+}
+
+// keepLocksFor is how long a lock is kept past Refresh, to stand in
+// when its reference cannot be locked again.
+const keepLocksFor = 24 * time.Hour
+
+// locked records how locking ref went, and forgets the locks that stand
+// no more.
+func (s *Server) locked(ref string, l nix.Locked, err error) (nix.Locked, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for r, e := range s.locks {
+		if (e.err != nil && now.Sub(e.at) > failedFor) || now.Sub(e.at) > s.o.Refresh+keepLocksFor {
+			delete(s.locks, r)
+		}
+	}
+	prev, had := s.locks[ref]
+	had = had && prev.err == nil
+	switch {
+	case err == nil:
+		if had && prev.locked.URL != l.URL {
+			s.o.Log.Info("nixpkgs moved", "nixpkgs", ref, "from", prev.locked.URL, "to", l.URL)
+		}
+		s.locks[ref] = lockEntry{locked: l, at: now}
+		return l, nil
+	case had:
+		s.o.Log.Warn("nixpkgs could not be locked again: its last lock stands", "nixpkgs", ref, "locked", prev.locked.URL, "error", err.Error())
+		s.locks[ref] = lockEntry{locked: prev.locked, at: now}
+		return prev.locked, nil
+	default:
+		s.o.Log.Error("nixpkgs could not be locked", "nixpkgs", ref, "error", err.Error())
+		err = fmt.Errorf("nixpkgs %s cannot be locked: %s", ref, firstLine(err.Error()))
+		s.locks[ref] = lockEntry{err: err, at: now}
+		return nix.Locked{}, err
 	}
 }
 

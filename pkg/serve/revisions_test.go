@@ -141,3 +141,47 @@ func TestServeLocksRevisions(t *testing.T) {
 	}
 	assert.Equal(t, l.called(ref+"?ref=nosuch"), 1, "a failed lock was tried again at once")
 }
+
+// Tags are the client's to choose, and each new one runs Nix: past
+// Builds×5 locks at once, a pull of another is refused with
+// TOOMANYREQUESTS. Failed locks are forgotten once they stand no more.
+func TestServeLockBound(t *testing.T) {
+	release := make(chan struct{})
+	block := func(ctx context.Context, ref string) (nix.Locked, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nix.Locked{}, errors.New("no such ref")
+	}
+	s, err := New(Options{Lock: block, Nixpkgs: "git+file:///srv/nixpkgs", Storage: t.TempDir(), Builds: 1})
+	assert.NilError(t, err)
+	var wg sync.WaitGroup
+	for _, tag := range []string{"a", "b", "c", "d", "e"} {
+		wg.Go(func() { get(t, s, http.MethodGet, "/v2/hello/manifests/"+tag) })
+	}
+	for i := 0; s.locking.Load() < 5; i++ {
+		assert.Assert(t, i < 500, "only %d locks running", s.locking.Load())
+		time.Sleep(2 * time.Millisecond)
+	}
+	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/f")
+	assert.Equal(t, res.StatusCode, http.StatusTooManyRequests, body)
+	assert.Check(t, is.Contains(body, "TOOMANYREQUESTS"))
+	close(release)
+	wg.Wait()
+	assert.Equal(t, s.locking.Load(), int64(0))
+
+	s.mu.Lock()
+	assert.Equal(t, len(s.locks), 5)
+	for ref, e := range s.locks {
+		e.at = e.at.Add(-failedFor - time.Second)
+		s.locks[ref] = e
+	}
+	s.mu.Unlock()
+	s.o.Lock = fakeLock
+	res, body = get(t, s, http.MethodHead, "/v2/hello/manifests/a")
+	assert.Equal(t, res.StatusCode, http.StatusNotFound, body) // locked; no Nix to build
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Equal(t, len(s.locks), 1, "failed locks kept past failedFor")
+}

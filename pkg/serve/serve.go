@@ -106,6 +106,7 @@ type Server struct {
 	gc sync.RWMutex
 
 	pending  atomic.Int64   // builds running or waiting for a slot
+	locking  atomic.Int64   // locks of nixpkgs references running
 	building sync.WaitGroup // builds running
 	life     context.Context
 	end      context.CancelFunc
@@ -242,11 +243,14 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		writeError(w, http.StatusNotFound, "NAME_UNKNOWN", err.Error())
 		return
 	}
-	if err := s.resolve(r.Context(), &img); err != nil {
-		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("tag %s: %v", ref, err))
-		return
+	err = s.resolve(r.Context(), &img)
+	if err != nil && !errors.Is(err, errBusy) {
+		err = fmt.Errorf("tag %s: %w", ref, err)
 	}
-	digest, err := s.image(r.Context(), img)
+	var digest v1.Hash
+	if err == nil {
+		digest, err = s.image(r.Context(), img)
+	}
 	var raw []byte
 	if err == nil {
 		if raw, err = s.store.manifest(r.Context(), digest); err != nil {
