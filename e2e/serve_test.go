@@ -377,6 +377,7 @@ func TestServeRevisions(t *testing.T) {
 	out, err = inspect("hello:nosuch")
 	assert.Assert(t, err != nil, "pulled a branch that does not exist: %s", out)
 	assert.Check(t, is.Contains(out, "tag nosuch: nixpkgs git+file://"+dir+"?ref=nosuch cannot be locked"))
+	assert.Check(t, is.Contains(out, "(is there such a branch, tag or commit?)"))
 
 	// main moves; latest follows it at once (--nixpkgs-refresh), not
 	// held back by the failure of a minute ago, which was of the old

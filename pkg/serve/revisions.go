@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -146,7 +147,12 @@ func (s *Server) locked(ref string, l nix.Locked, err error) (nix.Locked, error)
 		return prev.locked, nil
 	default:
 		s.o.Log.Error("nixpkgs could not be locked", "nixpkgs", ref, "error", err.Error())
-		err = fmt.Errorf("nixpkgs %s cannot be locked: %s", ref, firstLine(err.Error()))
+		why := firstLine(err.Error())
+		var ce *nix.CommandError
+		if errors.As(err, &ce) && ce.Headline != "" {
+			why = ce.Headline
+		}
+		err = fmt.Errorf("nixpkgs %s cannot be locked: %s", ref, why)
 		s.locks[ref] = lockEntry{err: err, at: now}
 		return nix.Locked{}, err
 	}

@@ -244,8 +244,12 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		return
 	}
 	err = s.resolve(r.Context(), &img)
-	if err != nil && !errors.Is(err, errBusy) {
+	switch {
+	case err == nil, errors.Is(err, errBusy):
+	case ref == "latest":
 		err = fmt.Errorf("tag %s: %w", ref, err)
+	default:
+		err = fmt.Errorf("tag %s: %w (is there such a branch, tag or commit?)", ref, err)
 	}
 	var digest v1.Hash
 	if err == nil {
