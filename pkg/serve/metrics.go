@@ -15,6 +15,7 @@ type metrics struct {
 	manifests *prometheus.CounterVec // by cache: hit (kept), miss (built or waited for)
 	served    prometheus.Counter     // bytes of manifests and blobs sent
 	pruned    prometheus.Counter     // images dropped from the storage
+	locks     *prometheus.CounterVec // nixpkgs locks, by result: ok, moved, stale, failed
 	handler   http.Handler
 }
 
@@ -36,8 +37,11 @@ func newMetrics() *metrics {
 		pruned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nixery_serve_images_pruned_total", Help: "Images dropped from the storage to keep it within --max-images.",
 		}),
+		locks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nixery_serve_nixpkgs_locks_total", Help: "Locks of the nixpkgs revisions tags name, by result: ok, moved (to another revision than before), stale (failed; the last lock stands), failed.",
+		}, []string{"result"}),
 	}
-	m.registry.MustRegister(m.builds, m.running, m.manifests, m.served, m.pruned)
+	m.registry.MustRegister(m.builds, m.running, m.manifests, m.served, m.pruned, m.locks)
 	m.handler = promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 	return m
 }

@@ -136,16 +136,21 @@ func (s *Server) locked(ref string, l nix.Locked, err error) (nix.Locked, error)
 	had = had && prev.err == nil
 	switch {
 	case err == nil:
+		result := "ok"
 		if had && prev.locked.URL != l.URL {
+			result = "moved"
 			s.o.Log.Info("nixpkgs moved", "nixpkgs", ref, "from", prev.locked.URL, "to", l.URL)
 		}
+		s.metrics.locks.WithLabelValues(result).Inc()
 		s.locks[ref] = lockEntry{locked: l, at: now}
 		return l, nil
 	case had:
+		s.metrics.locks.WithLabelValues("stale").Inc()
 		s.o.Log.Warn("nixpkgs could not be locked again: its last lock stands", "nixpkgs", ref, "locked", prev.locked.URL, "error", err.Error())
 		s.locks[ref] = lockEntry{locked: prev.locked, at: now}
 		return prev.locked, nil
 	default:
+		s.metrics.locks.WithLabelValues("failed").Inc()
 		s.o.Log.Error("nixpkgs could not be locked", "nixpkgs", ref, "error", err.Error())
 		why := firstLine(err.Error())
 		var ce *nix.CommandError

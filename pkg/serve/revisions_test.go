@@ -140,6 +140,10 @@ func TestServeLocksRevisions(t *testing.T) {
 		assert.Check(t, !strings.Contains(body, "more lines"), body)
 	}
 	assert.Equal(t, l.called(ref+"?ref=nosuch"), 1, "a failed lock was tried again at once")
+	_, metrics = get(t, s, http.MethodGet, "/metrics")
+	for _, want := range []string{`result="ok"} 1`, `result="moved"} 2`, `result="stale"} 1`, `result="failed"} 1`} {
+		assert.Check(t, is.Contains(metrics, "nixery_serve_nixpkgs_locks_total{"+want), metrics)
+	}
 }
 
 // Tags are the client's to choose, and each new one runs Nix: past
