@@ -24,6 +24,9 @@ import (
 //     copied by skopeo into an OCI layout) over `nixery build --output
 //     oci:` of the same packages (goal ≤ 1.10); build-ratio takes out
 //     what a warm pull of the same image costs (skopeo and the copy);
+//     cold-vs-cli-copy is the first pull over the CLI's build plus
+//     skopeo copying the CLI's layout into another, what the client
+//     itself costs with no server at all;
 //   - head-p99-ms: the 99th percentile of 1,000 manifest HEADs of an image
 //     kept (goal < 10 ms);
 //   - blob-ratio: MB/s of GETs of the image's largest blob from nixery
@@ -94,9 +97,16 @@ func cold(b *testing.B, s *served, packages []string, prefix string) {
 		runNixery(b, append(args, packages...)...)
 	}
 	build(filepath.Join(b.TempDir(), "warmup"))
+	cliDir := filepath.Join(b.TempDir(), "cli")
 	start := time.Now()
-	build(filepath.Join(b.TempDir(), "cli"))
+	build(cliDir)
 	cli := time.Since(start)
+
+	// What the same client pays to copy the CLI's layout into another:
+	// the part of a pull no server can take away.
+	start = time.Now()
+	testenv.Run(b, "skopeo", "copy", "--all", "oci:"+cliDir, "oci:"+filepath.Join(b.TempDir(), "copied")+":x")
+	clientCopy := time.Since(start)
 
 	ref := "docker://" + s.host + "/" + strings.Join(packages, "/") + ":latest"
 	start = time.Now()
@@ -109,6 +119,7 @@ func cold(b *testing.B, s *served, packages []string, prefix string) {
 	// What the pull itself costs (skopeo, the copy), the same warm or
 	// cold, taken out: the build on pull against the CLI's build.
 	b.ReportMetric((coldPull-warm).Seconds()/cli.Seconds(), prefix+"build-ratio")
+	b.ReportMetric(coldPull.Seconds()/(cli+clientCopy).Seconds(), prefix+"cold-vs-cli-copy")
 	b.ReportMetric(cli.Seconds(), prefix+"cli-s")
 	b.ReportMetric(coldPull.Seconds(), prefix+"cold-s")
 }
