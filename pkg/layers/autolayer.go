@@ -26,6 +26,20 @@ import (
 func init() { register("autolayer", autolayerStrategy) }
 
 func autolayerStrategy(g *Graph, _ popularity.Data, budget int) [][]int {
+	return autolayer(g, budget, false)
+}
+
+// fillTries bounds the paths autolayer looks at after the first primary
+// that overflows, when it fills.
+const fillTries = 64
+
+// autolayer is auto-layer; with fill, once a primary overflows the
+// budget, it goes on down the sizes for primaries that fit and take only
+// paths no primary holds yet (the image's own remainder, which holds its
+// roots and so recurs in no other image). The layers that could recur
+// stay as they are, and the budget auto-layer leaves unused splits the
+// remainder, so an update in one part of it pulls less.
+func autolayer(g *Graph, budget int, fill bool) [][]int {
 	n := len(g.Paths)
 	bySize := make([]int, n)
 	for i := range bySize {
@@ -43,8 +57,20 @@ func autolayerStrategy(g *Graph, _ popularity.Data, budget int) [][]int {
 	labels := newLabels(n)
 	inDeps := make([]bool, n)
 	isUser := make([]bool, n)
+	overflowed, tries := false, 0
 	for _, p := range bySize {
+		if overflowed {
+			if tries++; tries > fillTries {
+				break
+			}
+			if len(labels.of[p]) > 0 {
+				continue
+			}
+		}
 		deps := walkFrom(p, g.Refs)
+		if overflowed && !unlabelled(labels, deps) {
+			continue
+		}
 		above := walkFrom(p, users)
 		for _, d := range deps {
 			inDeps[d] = true
@@ -77,7 +103,10 @@ func autolayerStrategy(g *Graph, _ popularity.Data, budget int) [][]int {
 		}
 		if labels.count() > budget {
 			labels.undo()
-			break
+			if !fill {
+				break
+			}
+			overflowed = true
 		}
 	}
 	return labels.groups()
@@ -111,6 +140,16 @@ func walkFrom(p int, edges [][]int) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// unlabelled tells whether no primary holds any of paths.
+func unlabelled(l *labels, paths []int) bool {
+	for _, p := range paths {
+		if len(l.of[p]) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func insertSorted(s []int, v int) []int {

@@ -34,3 +34,22 @@ func TestAutolayer(t *testing.T) {
 		})
 	}
 }
+
+// Below a budget of 10, shared is auto-layer that fills the budget from
+// the image's own paths: at 3, where auto-layer stops with 2 layers (big2
+// would split x off too), yy, which no primary holds, gets the third;
+// app cannot (it takes big1 and x, which big1 holds).
+func TestSharedFillsLowBudgets(t *testing.T) {
+	g := graphOf(t, []info{
+		{Path: storePath("app"), NarSize: 10, References: []string{storePath("big1"), storePath("big2")}},
+		{Path: storePath("big1"), NarSize: 100, References: []string{storePath("x")}},
+		{Path: storePath("big2"), NarSize: 90, References: []string{storePath("x"), storePath("yy")}},
+		{Path: storePath("x"), NarSize: 1},
+		{Path: storePath("yy"), NarSize: 1},
+	})
+	assert.DeepEqual(t, sortedGroupPathNames(g, sharedStrategy(g, nil, 3)), [][]string{{"app", "big2"}, {"big1", "x"}, {"yy"}})
+	// Where auto-layer uses the whole budget, shared is the same.
+	for _, budget := range []int{1, 2, 4, 5} {
+		assert.DeepEqual(t, sortedGroupPathNames(g, sharedStrategy(g, nil, budget)), sortedGroupPathNames(g, autolayerStrategy(g, nil, budget)))
+	}
+}

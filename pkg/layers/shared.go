@@ -81,17 +81,18 @@ const (
 	// bigger closure is coarsened to this many layers first.
 	sharedDirect = 1024
 	// sharedLowBudget is the budget below which shared plans as
-	// auto-layer does: with so few layers, half of them protected leaves
-	// too few for the rest, and auto-layer's groups (the biggest paths
-	// each with what only they use) share more on the corpus at budgets
-	// 4 to 9; from 10 on, shared's own merges share more and pull less on
-	// updates (docs/layering.md).
+	// auto-layer does, filling the budget auto-layer leaves unused from
+	// the image's own paths: with so few layers, half of them protected
+	// leaves too few for the rest, and auto-layer's groups (the biggest
+	// paths each with what only they use) share more on the corpus at
+	// budgets 4 to 9; from 10 on, shared's own merges share more and pull
+	// less on updates (docs/layering.md).
 	sharedLowBudget = 10
 )
 
 func sharedStrategy(g *Graph, pop popularity.Data, budget int) [][]int {
 	if budget < sharedLowBudget {
-		return autolayerStrategy(g, pop, budget)
+		return autolayer(g, budget, true)
 	}
 	if len(g.Paths) <= budget {
 		groups := make([][]int, len(g.Paths))
