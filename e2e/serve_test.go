@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -351,6 +352,14 @@ func TestServeRevisions(t *testing.T) {
 	git("checkout", "-q", "main")
 
 	s := startServe(t, t.TempDir(), "--nixpkgs", "git+file://"+dir, "--platforms", "linux/amd64", "--nixpkgs-refresh", "1ms")
+	// The server locks latest as it starts, and says to what.
+	main := strings.TrimSpace(git("rev-parse", "HEAD"))
+	for i := 0; !slices.ContainsFunc(s.lines(), func(l string) bool {
+		return strings.Contains(l, `"msg":"nixpkgs locked"`) && strings.Contains(l, "rev="+main)
+	}); i++ {
+		assert.Assert(t, i < 100, "no lock of latest logged: %v", s.lines())
+		time.Sleep(50 * time.Millisecond)
+	}
 	inspect := func(ref string) (string, error) {
 		out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/"+ref).CombinedOutput()
 		return string(out), err

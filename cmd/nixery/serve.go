@@ -143,6 +143,8 @@ func (f *serveFlags) run(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
 	log.Info("serving", "address", "http://"+ln.Addr().String(), "nixpkgs", f.nixpkgs, "storage", f.storage)
+	// The server logs how locking went; pulls of latest find it done.
+	go srv.LockLatest(ctx)
 	select {
 	case err := <-done:
 		return err

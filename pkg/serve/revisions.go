@@ -117,6 +117,13 @@ func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 	}
 }
 
+// LockLatest locks the nixpkgs of the tag latest, as the first pull
+// would: a server calls it as it starts, so that a reference Nix cannot
+// lock is in its log at once, and the first pull does not wait for it.
+func (s *Server) LockLatest(ctx context.Context) (nix.Locked, error) {
+	return s.lock(ctx, s.o.Nixpkgs)
+}
+
 // keepLocksFor is how long a lock is kept past Refresh, to stand in
 // when its reference cannot be locked again.
 const keepLocksFor = 24 * time.Hour
@@ -137,6 +144,9 @@ func (s *Server) locked(ref string, l nix.Locked, err error) (nix.Locked, error)
 	switch {
 	case err == nil:
 		result := "ok"
+		if !had {
+			s.o.Log.Info("nixpkgs locked", "nixpkgs", ref, "locked", l.URL)
+		}
 		if had && prev.locked.URL != l.URL {
 			result = "moved"
 			s.o.Log.Info("nixpkgs moved", "nixpkgs", ref, "from", prev.locked.URL, "to", l.URL)
