@@ -7,16 +7,21 @@ import (
 	"gotest.tools/v3/assert"
 )
 
-// An app using two big libraries that share a small one, x; big2 also
-// uses y. Primaries by size: big1, big2, app, then x and y.
-func TestAutolayer(t *testing.T) {
-	g := graphOf(t, []info{
+// twoBigs is an app using two big libraries that share a small one, x;
+// big2 also uses yy. Primaries by size: big1, big2, app, then x and yy.
+func twoBigs(t *testing.T) *Graph {
+	t.Helper()
+	return graphOf(t, []info{
 		{Path: storePath("app"), NarSize: 10, References: []string{storePath("big1"), storePath("big2")}},
 		{Path: storePath("big1"), NarSize: 100, References: []string{storePath("x")}},
 		{Path: storePath("big2"), NarSize: 90, References: []string{storePath("x"), storePath("yy")}},
 		{Path: storePath("x"), NarSize: 1},
 		{Path: storePath("yy"), NarSize: 1},
 	})
+}
+
+func TestAutolayer(t *testing.T) {
+	g := twoBigs(t)
 	for _, tc := range []struct {
 		budget int
 		want   [][]string
@@ -40,13 +45,7 @@ func TestAutolayer(t *testing.T) {
 // would split x off too), yy, which no primary holds, gets the third;
 // app cannot (it takes big1 and x, which big1 holds).
 func TestSharedFillsLowBudgets(t *testing.T) {
-	g := graphOf(t, []info{
-		{Path: storePath("app"), NarSize: 10, References: []string{storePath("big1"), storePath("big2")}},
-		{Path: storePath("big1"), NarSize: 100, References: []string{storePath("x")}},
-		{Path: storePath("big2"), NarSize: 90, References: []string{storePath("x"), storePath("yy")}},
-		{Path: storePath("x"), NarSize: 1},
-		{Path: storePath("yy"), NarSize: 1},
-	})
+	g := twoBigs(t)
 	assert.DeepEqual(t, sortedGroupPathNames(g, sharedStrategy(g, nil, 3)), [][]string{{"app", "big2"}, {"big1", "x"}, {"yy"}})
 	// Where auto-layer uses the whole budget, shared is the same.
 	for _, budget := range []int{1, 2, 4, 5} {
