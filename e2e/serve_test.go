@@ -41,13 +41,19 @@ type served struct {
 // stops it (SIGTERM) when the test ends.
 func startServe(t testing.TB, storage string, args ...string) *served {
 	t.Helper()
+	return startServeEnv(t, nil, storage, args...)
+}
+
+// startServeEnv is startServe with more environment variables.
+func startServeEnv(t testing.TB, env []string, storage string, args ...string) *served {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	assert.NilError(t, err)
 	host := ln.Addr().String()
 	ln.Close()
 	s := &served{host: host, done: make(chan error, 1)}
 	s.cmd = exec.Command(nixery, append([]string{"serve", "--listen", host, "--nixpkgs", standIn(), "--storage", storage}, args...)...)
-	s.cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
+	s.cmd.Env = append(append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig), env...)
 	stderr, err := s.cmd.StderrPipe()
 	assert.NilError(t, err)
 	assert.NilError(t, s.cmd.Start())
@@ -388,12 +394,23 @@ func TestServeRevisions(t *testing.T) {
 	assert.Check(t, is.Contains(out, "tag nosuch: nixpkgs git+file://"+dir+"?ref=nosuch cannot be locked"))
 	assert.Check(t, is.Contains(out, "(is there such a branch, tag or commit?)"))
 
+	// A flake registry name (as nixpkgs is) takes tags too: here one
+	// that a registry file of the test's maps to the repository.
+	registry := filepath.Join(t.TempDir(), "registry.json")
+	entry := fmt.Sprintf(`{"version":2,"flakes":[{"from":{"type":"indirect","id":"team-nixpkgs"},"to":{"type":"git","url":"file://%s"}}]}`, dir)
+	assert.NilError(t, os.WriteFile(registry, []byte(entry), 0o644))
+	byName := startServeEnv(t, []string{"NIX_CONFIG=" + testenv.NixConfig + "flake-registry = " + registry + "\n"},
+		t.TempDir(), "--nixpkgs", "team-nixpkgs", "--platforms", "linux/amd64")
+	raw, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+byName.host+"/hello/marked:other").CombinedOutput()
+	assert.NilError(t, err, "%s", raw)
+	assert.Check(t, is.Contains(string(raw), other), "not built from other's commit: %s", raw)
+
 	// main moves; latest follows it at once (--nixpkgs-refresh), not
 	// held back by the failure of a minute ago, which was of the old
 	// revision.
 	out, err = inspect("later:latest")
 	assert.Assert(t, err != nil, "main has no later yet: %s", out)
 	addPackage("later")
-	raw, err := inspect("later:latest")
-	assert.NilError(t, err, raw)
+	latest, err := inspect("later:latest")
+	assert.NilError(t, err, latest)
 }

@@ -67,7 +67,8 @@ func serveCommand() *command {
 built on the first pull and kept in --storage. Without the arm64
 meta-package a name is an index over --platforms; with it, the arm64
 image alone. With a git-based --nixpkgs (github:, gitlab:, sourcehut:,
-git+URL), another tag picks a branch, tag or commit of it. An image is
+git+URL, or a registry name such as nixpkgs), another tag picks a
+branch, tag or commit of it. An image is
 kept under the nixpkgs revision its tag was locked to, and tags are
 locked again every --nixpkgs-refresh, so that latest follows a branch.`,
 		setup: func(fs *flag.FlagSet) func([]string) error {

@@ -21,26 +21,37 @@ import (
 // optional ref, optional parameters.
 var forgeRef = regexp.MustCompile(`^(github|gitlab|sourcehut):([^/?#]+/[^/?#]+)(?:/[^?#]*)?(\?[^#]*)?$`)
 
+// indirectRef is a flake reference through the flake registry (nixpkgs,
+// nixpkgs/nixos-26.05, flake:nixpkgs): the id, optional parameters.
+var indirectRef = regexp.MustCompile(`^(?:flake:)?([A-Za-z][A-Za-z0-9_-]*)(?:/[^?#]*)?(\?[^#]*)?$`)
+
 // fullRev is a whole git commit hash, which Nix takes as a rev.
 var fullRev = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // nixpkgsFor is the flake reference tag names: Nixpkgs for latest; for a
-// git-based Nixpkgs (github:, gitlab:, sourcehut:, git+…), the same
-// repository at the branch, tag or commit tag.
+// git-based Nixpkgs (github:, gitlab:, sourcehut:, git+…, or a flake
+// registry name such as nixpkgs, which the registry maps to one), the
+// same repository at the branch, tag or commit tag.
 func (s *Server) nixpkgsFor(tag string) (string, error) {
 	if tag == "latest" {
 		return s.o.Nixpkgs, nil
 	}
 	ref := s.o.Nixpkgs
-	if m := forgeRef.FindStringSubmatch(ref); m != nil {
-		q, err := withoutRevision(strings.TrimPrefix(m[3], "?"))
+	withTag := func(base, query string) (string, error) {
+		q, err := withoutRevision(strings.TrimPrefix(query, "?"))
 		if err != nil {
 			return "", fmt.Errorf("tag %s: the nixpkgs reference %s has parameters that are not a query: %w", tag, ref, err)
 		}
 		if q != "" {
 			q = "?" + q
 		}
-		return m[1] + ":" + m[2] + "/" + tag + q, nil
+		return base + "/" + tag + q, nil
+	}
+	if m := forgeRef.FindStringSubmatch(ref); m != nil {
+		return withTag(m[1]+":"+m[2], m[3])
+	}
+	if m := indirectRef.FindStringSubmatch(ref); m != nil {
+		return withTag("flake:"+m[1], m[2])
 	}
 	if strings.HasPrefix(ref, "git+") {
 		u, err := url.Parse(ref)

@@ -30,13 +30,16 @@ func TestNixpkgsFor(t *testing.T) {
 		{"git+https://git.example.org/nixpkgs?ref=main&shallow=1", "release-1", "git+https://git.example.org/nixpkgs?ref=release-1&shallow=1"},
 		{"git+https://git.example.org/nixpkgs?ref=main", rev, "git+https://git.example.org/nixpkgs?rev=" + rev},
 		{"git+file:///srv/nixpkgs?rev=" + rev, "other", "git+file:///srv/nixpkgs?ref=other"},
+		{"nixpkgs", "nixos-unstable", "flake:nixpkgs/nixos-unstable"},
+		{"nixpkgs/nixos-26.05", rev, "flake:nixpkgs/" + rev},
+		{"flake:team-pkgs/main?dir=nix", "v2", "flake:team-pkgs/v2?dir=nix"},
 	} {
 		s := &Server{o: Options{Nixpkgs: tc.nixpkgs}}
 		got, err := s.nixpkgsFor(tc.tag)
 		assert.NilError(t, err, tc.nixpkgs)
 		assert.Check(t, is.Equal(got, tc.want), "%s at %s", tc.nixpkgs, tc.tag)
 	}
-	for _, ref := range []string{"path:/src/nixpkgs", "/src/nixpkgs", "https://example.org/nixpkgs.tar.gz", "nixpkgs"} {
+	for _, ref := range []string{"path:/src/nixpkgs", "/src/nixpkgs", "./nixpkgs", "https://example.org/nixpkgs.tar.gz", "tarball+https://example.org/n.tar.gz"} {
 		s := &Server{o: Options{Nixpkgs: ref}}
 		_, err := s.nixpkgsFor("v1")
 		assert.Check(t, is.ErrorContains(err, "serves only the tag latest"), ref)

@@ -40,8 +40,9 @@ import (
 type Options struct {
 	// Nixpkgs is the flake reference the tag latest builds from. When it
 	// is git-based (github:OWNER/REPO[/REF], gitlab:, sourcehut:,
-	// git+URL), another tag names a branch, tag or commit of that
-	// repository, as Nixery's tags do.
+	// git+URL, or a flake registry name such as nixpkgs), another tag
+	// names a branch, tag or commit of that repository, as Nixery's tags
+	// do.
 	Nixpkgs string
 	// Refresh is how long the revision a tag names is kept before it is
 	// locked again, so that latest follows a branch; 0 means 5 minutes.
