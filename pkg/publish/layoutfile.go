@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/outfile"
 )
 
@@ -118,8 +118,12 @@ func (w *layoutWriter) check() error {
 func (w *layoutWriter) path() layout.Path { return layout.Path(w.dir) }
 
 // index reads index.json, or an empty index for a new layout.
-func (w *layoutWriter) index() (*v1.IndexManifest, error) {
-	f, err := os.Open(filepath.Join(w.dir, "index.json"))
+func (w *layoutWriter) index() (*v1.IndexManifest, error) { return ReadLayoutIndex(w.dir) }
+
+// ReadLayoutIndex reads the index.json of the OCI layout dir, at most
+// MaxLayoutIndex bytes of it; a layout without one has an empty index.
+func ReadLayoutIndex(dir string) (*v1.IndexManifest, error) {
+	f, err := os.Open(filepath.Join(dir, "index.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return &v1.IndexManifest{SchemaVersion: 2, MediaType: "application/vnd.oci.image.index.v1+json"}, nil
 	}
@@ -127,16 +131,13 @@ func (w *layoutWriter) index() (*v1.IndexManifest, error) {
 		return nil, err
 	}
 	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, MaxLayoutIndex+1))
+	raw, err := limit.ReadAll(f, MaxLayoutIndex)
 	if err != nil {
-		return nil, err
-	}
-	if len(raw) > MaxLayoutIndex {
-		return nil, fmt.Errorf("index.json of %s is larger than %d bytes", w.dir, MaxLayoutIndex)
+		return nil, fmt.Errorf("index.json of %s: %w", dir, err)
 	}
 	var im v1.IndexManifest
 	if err := json.Unmarshal(raw, &im); err != nil {
-		return nil, fmt.Errorf("index.json of %s is not an OCI index: %v", w.dir, err)
+		return nil, fmt.Errorf("index.json of %s is not an OCI index: %v", dir, err)
 	}
 	return &im, nil
 }

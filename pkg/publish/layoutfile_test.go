@@ -287,3 +287,17 @@ func TestPruneLayoutUntypedEntry(t *testing.T) {
 	assert.NilError(t, err)
 	assert.NilError(t, validate.Index(one))
 }
+
+// An index.json past MaxLayoutIndex is refused, unread (its size says so).
+func TestReadLayoutIndexBound(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	assert.NilError(t, f.Truncate(MaxLayoutIndex+1))
+	assert.NilError(t, f.Close())
+	_, err = ReadLayoutIndex(dir)
+	assert.ErrorContains(t, err, "index.json of "+dir+": larger than 16 MiB")
+	im, err := ReadLayoutIndex(t.TempDir())
+	assert.NilError(t, err)
+	assert.Equal(t, len(im.Manifests), 0)
+}

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,27 +53,17 @@ type layoutStore struct {
 
 func (l layoutStore) load() (map[string]v1.Hash, error) {
 	built := map[string]v1.Hash{}
-	f, err := os.Open(filepath.Join(l.dir, "index.json"))
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(l.dir, "index.json")); errors.Is(err, os.ErrNotExist) {
 		return built, nil
-	}
-	if err != nil {
-		return nil, err
 	}
 	// What a build cut off by a crash left (unnamed blobs, temporary
 	// files) goes; every named image stays.
 	if _, err := publish.PruneLayout(l.dir, func(string) bool { return true }); err != nil {
-		f.Close()
 		return nil, fmt.Errorf("clean the storage: %w", err)
 	}
-	defer f.Close()
-	raw, err := limit.ReadAll(f, publish.MaxLayoutIndex)
+	im, err := publish.ReadLayoutIndex(l.dir)
 	if err != nil {
-		return nil, fmt.Errorf("read the storage's index.json: %w", err)
-	}
-	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("the storage's index.json: %w", err)
+		return nil, fmt.Errorf("read the storage: %w", err)
 	}
 	for _, d := range im.Manifests {
 		if key := d.Annotations["org.opencontainers.image.ref.name"]; key != "" {
@@ -99,10 +88,11 @@ func (l layoutStore) manifest(_ context.Context, digest v1.Hash) ([]byte, error)
 		return nil, err
 	}
 	defer f.Close()
-	if info, err := f.Stat(); err != nil || info.Size() > maxManifest {
-		return nil, fmt.Errorf("%s is no manifest (larger than %d bytes)", digest, maxManifest)
+	raw, err := limit.ReadAll(f, maxManifest)
+	if err != nil {
+		return nil, fmt.Errorf("%s is no manifest: %w", digest, err)
 	}
-	return limit.ReadAll(f, maxManifest)
+	return raw, nil
 }
 
 func (l layoutStore) serveBlob(w http.ResponseWriter, r *http.Request, digest v1.Hash) {
