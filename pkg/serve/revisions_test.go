@@ -167,10 +167,7 @@ func TestServeLockBound(t *testing.T) {
 	for _, tag := range []string{"a", "b", "c", "d", "e"} {
 		wg.Go(func() { get(t, s, http.MethodGet, "/v2/hello/manifests/"+tag) })
 	}
-	for i := 0; s.locking.Load() < 5; i++ {
-		assert.Assert(t, i < 500, "only %d locks running", s.locking.Load())
-		time.Sleep(2 * time.Millisecond)
-	}
+	reaches(t, &s.locking, 5, "locks running")
 	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/f")
 	assert.Equal(t, res.StatusCode, http.StatusTooManyRequests, body)
 	assert.Check(t, is.Contains(body, "TOOMANYREQUESTS"))

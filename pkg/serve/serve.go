@@ -235,11 +235,12 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		writeError(w, http.StatusBadRequest, "TAG_INVALID", fmt.Sprintf("%q is not a tag", ref))
 		return
 	}
-	if _, err := s.nixpkgsFor(ref); err != nil {
+	nixpkgs, err := s.nixpkgsFor(ref)
+	if err != nil {
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", err.Error())
 		return
 	}
-	img, err := s.parse(name, ref)
+	img, err := s.parse(name, nixpkgs)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "NAME_UNKNOWN", err.Error())
 		return
@@ -313,18 +314,15 @@ type request struct {
 	key    string
 }
 
-// parse reads a repository path (shell/git/htop) and tag as Nixery does.
-func (s *Server) parse(name, tag string) (request, error) {
+// parse reads a repository path (shell/git/htop) as Nixery does, to be
+// built from nixpkgs (what its tag names).
+func (s *Server) parse(name, nixpkgs string) (request, error) {
 	sp, err := spec.Parse([]string{name}, spec.Options{})
 	if err != nil {
 		return request{}, err
 	}
 	if len(sp.Installables) > 0 {
 		return request{}, fmt.Errorf("%s: only nixpkgs packages can be pulled by name", name)
-	}
-	nixpkgs, err := s.nixpkgsFor(tag)
-	if err != nil {
-		return request{}, err
 	}
 	// A meta-package (arm64) picks the platform, and the image is served
 	// alone; otherwise the name is an index over the server's platforms.

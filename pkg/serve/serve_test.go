@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,7 +41,7 @@ func fakeLock(_ context.Context, ref string) (nix.Locked, error) { return nix.Lo
 // resolved is name:latest as a pull asks for it: locked and keyed.
 func resolved(t *testing.T, s *Server, name string) request {
 	t.Helper()
-	req, err := s.parse(name, "latest")
+	req, err := s.parse(name, s.o.Nixpkgs)
 	assert.NilError(t, err)
 	assert.NilError(t, s.resolve(context.Background(), &req))
 	return req
@@ -253,6 +254,15 @@ func TestServeRebuildsWhatIsGone(t *testing.T) {
 	assert.Check(t, is.Contains(metrics, `nixery_serve_builds_total{result="failed"} 1`), "no build was tried")
 }
 
+// reaches waits, a second at most, for n to reach want.
+func reaches(t *testing.T, n *atomic.Int64, want int64, what string) {
+	t.Helper()
+	for i := 0; n.Load() < want; i++ {
+		assert.Assert(t, i < 500, "only %d %s", n.Load(), what)
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // blockingNix is a Realiser whose lock waits until released: builds that
 // take as long as a test wants, with no Nix.
 type blockingNix struct{ release chan struct{} }
@@ -281,10 +291,7 @@ func TestServeQueueBound(t *testing.T) {
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
 		wg.Go(func() { get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest") })
 	}
-	for i := 0; s.pending.Load() < 5; i++ {
-		assert.Assert(t, i < 500, "only %d builds pending", s.pending.Load())
-		time.Sleep(2 * time.Millisecond)
-	}
+	reaches(t, &s.pending, 5, "builds pending")
 	res, body := get(t, s, http.MethodGet, "/v2/f/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusTooManyRequests, body)
 	assert.Check(t, is.Contains(body, "TOOMANYREQUESTS"))
