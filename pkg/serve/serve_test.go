@@ -19,7 +19,7 @@ import (
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	ggcrname "github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -29,9 +29,11 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/nixery-action/nixery-action/internal/hostile"
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/registry"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
@@ -301,6 +303,70 @@ func TestServeQueueBound(t *testing.T) {
 	assert.Equal(t, s.pending.Load(), int64(0))
 }
 
+// storedInRegistry pushes a one-platform index to the registry storage
+// under the key of name:latest, as a server would, and returns its image.
+func storedInRegistry(t *testing.T, s *Server, storage, name string) v1.Image {
+	t.Helper()
+	req := resolved(t, s, name)
+	img, err := random.Image(4096, 1)
+	assert.NilError(t, err)
+	tag, err := ggcrname.NewTag(strings.TrimPrefix(storage, "docker://")+":"+req.key, ggcrname.Insecure)
+	assert.NilError(t, err)
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	assert.NilError(t, remote.WriteIndex(tag, idx))
+	return img
+}
+
+// A registry storage is untrusted as any registry is: its redirects are
+// bounded, a slow answer times out, and its words reach the client on
+// one line, if at all.
+func TestServeHostileRegistryStorage(t *testing.T) {
+	h := hostile.Start(hostile.Behaviour{})
+	t.Cleanup(h.Close)
+	storage := "docker://" + h.Host + "/nixery/store"
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Registry: registry.Options{RequestTimeout: time.Second}})
+	assert.NilError(t, err)
+	img := storedInRegistry(t, s, storage, "hello")
+	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	index := res.Header.Get("Docker-Content-Digest")
+	layers, err := img.Layers()
+	assert.NilError(t, err)
+	ld, err := layers[0].Digest()
+	assert.NilError(t, err)
+
+	oneLine := func(body string) {
+		t.Helper()
+		var e struct {
+			Errors []struct{ Code, Message string }
+		}
+		assert.NilError(t, json.Unmarshal([]byte(body), &e), body)
+		assert.Assert(t, is.Len(e.Errors, 1), body)
+		assert.Check(t, !strings.ContainsAny(e.Errors[0].Message, "\r\n"), "%q", e.Errors[0].Message)
+		assert.Check(t, !strings.Contains(e.Errors[0].Message, "::error::"), "%q", e.Errors[0].Message)
+	}
+	for _, tc := range []struct {
+		name   string
+		behave hostile.Behaviour
+		path   string
+		status int
+	}{
+		{"blob redirected for ever", hostile.Behaviour{RedirectLoop: true}, "/v2/hello/blobs/" + ld.String(), http.StatusBadGateway},
+		{"manifest redirected for ever", hostile.Behaviour{RedirectLoop: true}, "/v2/hello/manifests/" + index, http.StatusNotFound},
+		{"manifest refused with lines", hostile.Behaviour{ErrorMessage: "denied\n::error::injected"}, "/v2/hello/manifests/" + index, http.StatusNotFound},
+		{"manifest trickled", hostile.Behaviour{Trickle: 50 * time.Millisecond}, "/v2/hello/manifests/" + index, http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h.Set(tc.behave)
+			start := time.Now()
+			res, body := get(t, s, http.MethodGet, tc.path)
+			assert.Equal(t, res.StatusCode, tc.status, body)
+			oneLine(body)
+			assert.Check(t, time.Since(start) < 10*time.Second, "answered after %s", time.Since(start))
+		})
+	}
+}
+
 // A registry storage: what is stored under an image's key is served with
 // no build, blobs passed on with their range reads and HEADs.
 func TestServeFromRegistryStorage(t *testing.T) {
@@ -309,13 +375,7 @@ func TestServeFromRegistryStorage(t *testing.T) {
 	storage := "docker://" + strings.TrimPrefix(srv.URL, "http://") + "/nixery/store"
 	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
-	req := resolved(t, s, "hello")
-	img, err := random.Image(4096, 1)
-	assert.NilError(t, err)
-	tag, err := name.NewTag(strings.TrimPrefix(storage, "docker://")+":"+req.key, name.Insecure)
-	assert.NilError(t, err)
-	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
-	assert.NilError(t, remote.WriteIndex(tag, idx))
+	img := storedInRegistry(t, s, storage, "hello")
 
 	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusOK, body)
