@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,10 +32,7 @@ func TestAuthentication(t *testing.T) {
 		{"tls", tlsHost, tlsUser, tlsPassword, []string{"SSL_CERT_FILE=" + ca}},
 	} {
 		t.Run(reg.name, func(t *testing.T) {
-			dockerConfig := t.TempDir()
-			auth := base64.StdEncoding.EncodeToString([]byte(reg.user + ":" + reg.password))
-			assert.NilError(t, os.WriteFile(filepath.Join(dockerConfig, "config.json"),
-				[]byte(`{"auths":{"`+reg.host+`":{"auth":"`+auth+`"}}}`), 0o600))
+			dockerConfig := testenv.DockerConfig(t, reg.host, reg.user, reg.password)
 			empty := t.TempDir()
 			base := []string{"build", "--nixpkgs", standIn()}
 			for _, tc := range []struct {
