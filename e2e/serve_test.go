@@ -79,6 +79,13 @@ func startServeEnv(t testing.TB, env []string, storage string, args ...string) *
 	return s
 }
 
+// inspect is skopeo's raw manifest of ref (NAME:TAG) on the server, and
+// skopeo's output and error when it fails.
+func (s *served) inspect(ref string) (string, error) {
+	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/"+ref).CombinedOutput()
+	return string(out), err
+}
+
 func (s *served) lines() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,12 +127,8 @@ func TestServe(t *testing.T) {
 	testenv.Require(t, "nix", "skopeo", "podman", "runc")
 	storage := t.TempDir()
 	s := startServe(t, storage)
-	inspect := func(ref string) (string, error) {
-		out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/"+ref).CombinedOutput()
-		return string(out), err
-	}
 
-	raw, err := inspect("hello:latest")
+	raw, err := s.inspect("hello:latest")
 	assert.NilError(t, err, raw)
 	var idx v1.IndexManifest
 	assert.NilError(t, json.Unmarshal([]byte(raw), &idx))
@@ -138,7 +141,7 @@ func TestServe(t *testing.T) {
 	assert.Equal(t, strings.TrimSpace(podmanRun(t, s.host+"/shell/hello", "hello")), "Hello, world!")
 	assert.Equal(t, strings.TrimSpace(podmanRun(t, s.host+"/hello/jq", "jq", "-n", "1+1")), "2")
 
-	raw, err = inspect("arm64/hello:latest")
+	raw, err = s.inspect("arm64/hello:latest")
 	assert.NilError(t, err, raw)
 	var m v1.Manifest
 	assert.NilError(t, json.Unmarshal([]byte(raw), &m))
@@ -155,7 +158,7 @@ func TestServe(t *testing.T) {
 	errs := make([]error, 10)
 	indexes := make([]string, 10)
 	for i := range errs {
-		wg.Go(func() { indexes[i], errs[i] = inspect("busybox/hello:latest") })
+		wg.Go(func() { indexes[i], errs[i] = s.inspect("busybox/hello:latest") })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -172,7 +175,7 @@ func TestServe(t *testing.T) {
 	}
 	assert.Check(t, built.Reused >= 4 && built.Packed > 0, "packed %d, reused %d", built.Packed, built.Reused)
 
-	out, err := inspect("helo:latest")
+	out, err := s.inspect("helo:latest")
 	assert.Assert(t, err != nil)
 	assert.Check(t, is.Contains(out, "not found in nixpkgs"))
 	assert.Check(t, is.Contains(out, "helo (did you mean hello?)"))
@@ -181,7 +184,7 @@ func TestServe(t *testing.T) {
 	out2, err := pull.CombinedOutput()
 	assert.Assert(t, err != nil, "%s", out2)
 	assert.Check(t, is.Contains(string(out2), "helo (did you mean hello?)"))
-	out, err = inspect("hello:v2")
+	out, err = s.inspect("hello:v2")
 	assert.Assert(t, err != nil)
 	assert.Check(t, is.Contains(out, "serves only the tag latest"))
 
@@ -207,7 +210,7 @@ func TestServe(t *testing.T) {
 	_, err = os.Stat(filepath.Join(storage, "index.json"))
 	assert.NilError(t, err)
 	s = startServe(t, storage)
-	raw, err = inspect("hello:latest")
+	raw, err = s.inspect("hello:latest")
 	assert.NilError(t, err, raw)
 	assert.Check(t, is.Contains(raw, idx.Manifests[0].Digest.String()))
 	assert.Equal(t, s.builds(), 0)
@@ -278,7 +281,9 @@ func TestServeSharedStorage(t *testing.T) {
 	a := startServe(t, storage)
 	b := startServe(t, storage)
 	inspect := func(s *served, ref string) string {
-		return testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/"+ref)
+		out, err := s.inspect(ref)
+		assert.NilError(t, err, out)
+		return out
 	}
 	fromA := inspect(a, "hello:latest")
 	assert.Equal(t, a.builds(), 1)
@@ -305,7 +310,7 @@ func TestServeDrains(t *testing.T) {
 	s := startServe(t, t.TempDir())
 	pulled := make(chan error, 1)
 	go func() {
-		out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/moreutils/nano:latest").CombinedOutput()
+		out, err := s.inspect("moreutils/nano:latest")
 		if err != nil {
 			err = fmt.Errorf("%v: %s", err, out)
 		}
@@ -366,17 +371,13 @@ func TestServeRevisions(t *testing.T) {
 		assert.Assert(t, i < 100, "no lock of latest logged: %v", s.lines())
 		time.Sleep(50 * time.Millisecond)
 	}
-	inspect := func(ref string) (string, error) {
-		out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+s.host+"/"+ref).CombinedOutput()
-		return string(out), err
-	}
-	out, err := inspect("hello/marked:latest")
+	out, err := s.inspect("hello/marked:latest")
 	assert.Assert(t, err != nil, "main has no marked: %s", out)
 	assert.Check(t, is.Contains(out, "not found in nixpkgs"))
 
-	byBranch, err := inspect("hello/marked:other")
+	byBranch, err := s.inspect("hello/marked:other")
 	assert.NilError(t, err, byBranch)
-	byCommit, err := inspect("hello/marked:" + other)
+	byCommit, err := s.inspect("hello/marked:" + other)
 	assert.NilError(t, err, byCommit)
 	assert.Equal(t, byCommit, byBranch)
 	var built []string
@@ -389,7 +390,7 @@ func TestServeRevisions(t *testing.T) {
 	assert.Assert(t, is.Len(built, 2), "the commit of a branch built again")
 	assert.Check(t, is.Contains(built[1], "rev="+other), built[1])
 
-	out, err = inspect("hello:nosuch")
+	out, err = s.inspect("hello:nosuch")
 	assert.Assert(t, err != nil, "pulled a branch that does not exist: %s", out)
 	assert.Check(t, is.Contains(out, "tag nosuch: nixpkgs git+file://"+dir+"?ref=nosuch cannot be locked"))
 	assert.Check(t, is.Contains(out, "(is there such a branch, tag or commit?)"))
@@ -401,16 +402,16 @@ func TestServeRevisions(t *testing.T) {
 	assert.NilError(t, os.WriteFile(registry, []byte(entry), 0o644))
 	byName := startServeEnv(t, []string{"NIX_CONFIG=" + testenv.NixConfig + "flake-registry = " + registry + "\n"},
 		t.TempDir(), "--nixpkgs", "team-nixpkgs", "--platforms", "linux/amd64")
-	raw, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+byName.host+"/hello/marked:other").CombinedOutput()
-	assert.NilError(t, err, "%s", raw)
-	assert.Check(t, is.Contains(string(raw), other), "not built from other's commit: %s", raw)
+	raw, err := byName.inspect("hello/marked:other")
+	assert.NilError(t, err, raw)
+	assert.Check(t, is.Contains(raw, other), "not built from other's commit: %s", raw)
 
 	// main moves; latest follows it at once (--nixpkgs-refresh), not
 	// held back by the failure of a minute ago, which was of the old
 	// revision.
-	out, err = inspect("later:latest")
+	out, err = s.inspect("later:latest")
 	assert.Assert(t, err != nil, "main has no later yet: %s", out)
 	addPackage("later")
-	latest, err := inspect("later:latest")
+	latest, err := s.inspect("later:latest")
 	assert.NilError(t, err, latest)
 }
