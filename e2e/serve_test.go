@@ -412,6 +412,14 @@ func TestServeRevisions(t *testing.T) {
 	out, err = s.inspect("later:latest")
 	assert.Assert(t, err != nil, "main has no later yet: %s", out)
 	addPackage("later")
-	latest, err := s.inspect("later:latest")
+	// A pull waits a few seconds for the new lock, then takes the last
+	// one; the pull after the lock has ended builds from it in any case.
+	var latest string
+	for i := 0; ; i++ {
+		if latest, err = s.inspect("later:latest"); err == nil || i == 4 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	assert.NilError(t, err, latest)
 }

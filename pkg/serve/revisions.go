@@ -96,7 +96,8 @@ type lockEntry struct {
 // for every request that wants it, and as many locks as builds may wait
 // (tags are the client's to choose; each new one runs Nix). When a
 // reference that locked before cannot be locked again (the forge is
-// down), its last lock stands.
+// down), or not within relockWait (the forge hangs), its last lock
+// stands.
 func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 	s.mu.Lock()
 	e, ok := s.locks[ref]
@@ -112,15 +113,45 @@ func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 		if s.locking.Add(1) > int64(s.o.Builds*(1+queuedPerBuild)) {
 			return nil, errBusy
 		}
+		s.mu.Lock()
+		s.relocking[ref] = time.Now()
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.relocking, ref)
+			s.mu.Unlock()
+		}()
 		lctx, cancel := context.WithTimeout(s.life, s.o.Timeout)
 		defer cancel()
 		l, err := s.o.Lock(lctx, ref)
 		return s.locked(ref, l, err)
 	})
+	// A reference locked before is not waited for long: a forge that
+	// hangs (or a branch's new revision that takes a while to fetch)
+	// must not hold the pulls of images already built. Past relockWait
+	// from the lock's start, the last lock stands for this pull; the lock
+	// goes on, for the pulls after it.
+	var late <-chan time.Time
+	if ok && e.err == nil {
+		s.mu.Lock()
+		began, running := s.relocking[ref]
+		s.mu.Unlock()
+		if !running {
+			began = time.Now()
+		}
+		t := time.NewTimer(max(0, s.relockWait-time.Since(began)))
+		defer t.Stop()
+		late = t.C
+	}
 	select {
 	case <-ctx.Done():
 		return nix.Locked{}, ctx.Err()
+	case <-late:
+		return e.locked, nil
 	case res := <-ch:
+		if errors.Is(res.Err, errBusy) && ok && e.err == nil {
+			return e.locked, nil // too many locks at once: the last one stands
+		}
 		if res.Err != nil {
 			return nix.Locked{}, res.Err
 		}
@@ -134,6 +165,12 @@ func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 func (s *Server) LockLatest(ctx context.Context) (nix.Locked, error) {
 	return s.lock(ctx, s.o.Nixpkgs)
 }
+
+// relockWait is how long a pull waits for a reference it has a lock of
+// to be locked again. Nix answers from its own cache within its
+// tarball-ttl, and a forge's API in under a second; a new revision of
+// nixpkgs is a tarball of some 40 MB to fetch.
+const relockWait = 3 * time.Second
 
 // keepLocksFor is how long a lock is kept past Refresh, to stand in
 // when its reference cannot be locked again.

@@ -189,3 +189,59 @@ func TestServeLockBound(t *testing.T) {
 	defer s.mu.Unlock()
 	assert.Equal(t, len(s.locks), 1, "failed locks kept past failedFor")
 }
+
+// A forge that hangs does not hold the pulls of an image built: past
+// relockWait the last lock stands, while the lock goes on; its result
+// is what later pulls get.
+func TestServeRelockHangs(t *testing.T) {
+	const ref = "git+file:///srv/nixpkgs"
+	release := make(chan string)
+	hang := false
+	var mu sync.Mutex
+	lock := func(ctx context.Context, ref string) (nix.Locked, error) {
+		mu.Lock()
+		h := hang
+		mu.Unlock()
+		if !h {
+			return nix.Locked{URL: ref + "?ref=main&rev=aaaa"}, nil
+		}
+		select {
+		case rev := <-release:
+			return nix.Locked{URL: ref + "?ref=main&rev=" + rev}, nil
+		case <-ctx.Done():
+			return nix.Locked{}, ctx.Err()
+		}
+	}
+	storage := t.TempDir()
+	s, err := New(Options{Lock: lock, Nixpkgs: ref, Storage: storage, Refresh: time.Nanosecond})
+	assert.NilError(t, err)
+	stored(t, s, storage, "hello")
+	s, err = New(Options{Lock: lock, Nixpkgs: ref, Storage: storage, Refresh: time.Nanosecond, Timeout: 5 * time.Second})
+	assert.NilError(t, err)
+	s.relockWait = 50 * time.Millisecond
+	res, body := get(t, s, http.MethodHead, "/v2/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+
+	mu.Lock()
+	hang = true
+	mu.Unlock()
+	for range 3 {
+		res, body := get(t, s, http.MethodHead, "/v2/hello/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK, body)
+		assert.Equal(t, s.locking.Load(), int64(1), "the pull waited for the lock to end")
+	}
+	release <- "bbbb"
+	for i := 0; s.locking.Load() != 0; i++ {
+		assert.Assert(t, i < 500, "the lock did not end")
+		time.Sleep(2 * time.Millisecond)
+	}
+	mu.Lock()
+	hang = false // the branch stays at aaaa from now: the next lock says it moved back
+	mu.Unlock()
+	s.mu.Lock()
+	got := s.locks[ref].locked.URL
+	s.mu.Unlock()
+	assert.Equal(t, got, ref+"?ref=main&rev=bbbb", "the lock's result was dropped")
+	_, metrics := get(t, s, http.MethodGet, "/metrics")
+	assert.Check(t, is.Contains(metrics, `nixery_serve_nixpkgs_locks_total{result="moved"} 1`), metrics)
+}

@@ -98,8 +98,13 @@ type Server struct {
 	// failed remembers a failed build for failedFor, so that pulls of a
 	// name that does not build (a typo) do not each run Nix.
 	failed map[string]failure
-	// locks are the revisions the references tags name were locked to.
-	locks map[string]lockEntry
+	// locks are the revisions the references tags name were locked to;
+	// relocking, when each lock running began.
+	locks     map[string]lockEntry
+	relocking map[string]time.Time
+	// relockWait is how long a pull waits for a reference to be locked
+	// again before it takes the reference's last lock.
+	relockWait time.Duration
 
 	// gc is held for reading by every build, and for writing while the
 	// storage is pruned: a prune removes blobs, which a build may be
@@ -142,7 +147,7 @@ func New(o Options) (*Server, error) {
 	if o.Lock == nil {
 		o.Lock = nixLock(o)
 	}
-	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, locks: map[string]lockEntry{}, metrics: newMetrics()}
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, locks: map[string]lockEntry{}, relocking: map[string]time.Time{}, relockWait: relockWait, metrics: newMetrics()}
 	dir, repo, err := parseStorage(o.Storage, o.Insecure)
 	switch {
 	case err != nil:
