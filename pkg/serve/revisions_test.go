@@ -244,4 +244,13 @@ func TestServeRelockHangs(t *testing.T) {
 	assert.Equal(t, got, ref+"?ref=main&rev=bbbb", "the lock's result was dropped")
 	_, metrics := get(t, s, http.MethodGet, "/metrics")
 	assert.Check(t, is.Contains(metrics, `nixery_serve_nixpkgs_locks_total{result="moved"} 1`), metrics)
+
+	// With every lock slot taken (by other tags), the last lock stands
+	// too, rather than TOOMANYREQUESTS: bbbb, which is not stored (and
+	// cannot build here).
+	s.locking.Add(100)
+	defer s.locking.Add(-100)
+	res, body = get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusNotFound, body)
+	assert.Check(t, !strings.Contains(body, "TOOMANYREQUESTS"), body)
 }
