@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/serve"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
@@ -143,7 +144,7 @@ func (f *serveFlags) run(ctx context.Context) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
-	log.Info("serving", "address", "http://"+ln.Addr().String(), "nixpkgs", f.nixpkgs, "storage", f.storage)
+	log.Info("serving", "address", "http://"+ln.Addr().String(), "nixpkgs", flakeref.Redacted(f.nixpkgs), "storage", f.storage)
 	// The server logs how locking went; pulls of latest find it done.
 	go srv.LockLatest(ctx)
 	select {

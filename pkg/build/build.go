@@ -29,6 +29,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/cache"
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
@@ -377,7 +378,7 @@ func (b *builder) lockFlakes(ctx context.Context, nb Realiser) error {
 		if err != nil {
 			return err
 		}
-		b.installables = append(b.installables, InstallableResult{Installable: inst.Ref, Flake: l.URL, Revision: l.Rev, Entrypoint: b.appEntrypoint()})
+		b.installables = append(b.installables, InstallableResult{Installable: flakeref.Redacted(inst.Ref), Flake: flakeref.Redacted(l.URL), Revision: l.Rev, Entrypoint: b.appEntrypoint()})
 	}
 	return nil
 }
@@ -499,21 +500,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 
-	annots := map[string]string{}
-	for k, v := range b.req.Annotations {
-		annots[k] = v
-	}
-	annots[AnnotationNixpkgs] = locked.URL
-	if locked.Rev != "" {
-		annots[AnnotationNixpkgsRevision] = locked.Rev
-	}
-	for _, r := range b.installables {
-		annots[AnnotationFlake+r.Installable] = r.Flake
-		if r.Revision != "" {
-			annots[AnnotationFlake+r.Installable+".revision"] = r.Revision
-		}
-	}
-	idx, err := image.NewIndex(images, annots)
+	idx, err := image.NewIndex(images, indexAnnotations(b.req.Annotations, locked, b.installables))
 	if err != nil {
 		return nil, fmt.Errorf("assemble the image index: %w", err)
 	}
@@ -550,7 +537,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	}
 	return &Result{
 		SchemaVersion: SchemaVersion,
-		Result:        res, Nixpkgs: locked.URL, NixpkgsRevision: locked.Rev, Installables: b.installables, Timings: t,
+		Result:        res, Nixpkgs: flakeref.Redacted(locked.URL), NixpkgsRevision: locked.Rev, Installables: b.installables, Timings: t,
 		Created: image.FormatCreated(b.req.Image.Created), Contents: b.contentsInOrder(res),
 		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, CacheWarnings: b.cacheWarn, dir: b.dir,
 	}, nil
@@ -639,4 +626,24 @@ func firstError(errs []error) error {
 		}
 	}
 	return nil
+}
+
+// indexAnnotations are the index's annotations: those asked for, and
+// what the image was built from (credentials hidden).
+func indexAnnotations(asked map[string]string, locked nix.Locked, installables []InstallableResult) map[string]string {
+	annots := map[string]string{}
+	for k, v := range asked {
+		annots[k] = v
+	}
+	annots[AnnotationNixpkgs] = flakeref.Redacted(locked.URL)
+	if locked.Rev != "" {
+		annots[AnnotationNixpkgsRevision] = locked.Rev
+	}
+	for _, r := range installables {
+		annots[AnnotationFlake+r.Installable] = r.Flake
+		if r.Revision != "" {
+			annots[AnnotationFlake+r.Installable+".revision"] = r.Revision
+		}
+	}
+	return annots
 }

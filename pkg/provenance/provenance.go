@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 )
 
 const (
@@ -183,13 +185,16 @@ func New(o Options) ([]byte, error) {
 	if name == "" {
 		name = "image"
 	}
-	pkgs := append([]string{}, o.Packages...)
+	var pkgs []string
+	for _, p := range o.Packages {
+		pkgs = append(pkgs, flakeref.Redacted(p))
+	}
 	sort.Strings(pkgs)
 
 	p := Provenance{
 		BuildDefinition: BuildDefinition{
 			BuildType:            BuildType,
-			ExternalParameters:   ExternalParameters{Packages: pkgs, Platform: o.Platform, Nixpkgs: o.Nixpkgs},
+			ExternalParameters:   ExternalParameters{Packages: pkgs, Platform: o.Platform, Nixpkgs: flakeref.Redacted(o.Nixpkgs)},
 			ResolvedDependencies: []Resource{flakeResource("nixpkgs", o.Nixpkgs)},
 		},
 		RunDetails: RunDetails{
@@ -255,7 +260,7 @@ func New(o Options) ([]byte, error) {
 // flakeResource describes a locked flake reference as a resolved
 // dependency: its revision as a git commit, its narHash as given.
 func flakeResource(name, ref string) Resource {
-	r := Resource{Name: name, URI: ref}
+	r := Resource{Name: flakeref.Redacted(name), URI: flakeref.Redacted(ref)}
 	base, query, _ := strings.Cut(ref, "?")
 	q, _ := url.ParseQuery(query)
 	rev := q.Get("rev")

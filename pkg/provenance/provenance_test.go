@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -108,4 +109,26 @@ func TestNewErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "must be a sha256 manifest digest")
 	_, err = New(Options{Subject: subject})
 	assert.ErrorContains(t, err, "no nixpkgs flake reference")
+}
+
+// Credentials in the flake references built from never reach the
+// statement (it is pushed beside the image); the revisions still do.
+func TestNewHidesCredentials(t *testing.T) {
+	const rev = "0123456789abcdef0123456789abcdef01234567"
+	doc, err := New(Options{Subject: subject,
+		Nixpkgs:  "git+https://oauth2:glpat-SECRET1@git.example.org/nixpkgs?ref=main&rev=" + rev,
+		Packages: []string{"hello", "git+https://ghp_SECRET2@github.com/team/app#app"},
+		Flakes:   []Flake{{Installable: "git+https://ghp_SECRET2@github.com/team/app#app", URL: "git+https://ghp_SECRET2@github.com/team/app?rev=" + rev}},
+	})
+	assert.NilError(t, err)
+	for _, secret := range []string{"SECRET1", "SECRET2", "glpat", "ghp_"} {
+		assert.Check(t, !bytes.Contains(doc, []byte(secret)), "%s in %s", secret, doc)
+	}
+	_, p := parse(t, doc)
+	deps := p.GetBuildDefinition().GetResolvedDependencies()
+	assert.Equal(t, len(deps), 2)
+	for _, d := range deps {
+		assert.Check(t, strings.Contains(d.GetUri(), "REDACTED@"), d.GetUri())
+		assert.Check(t, d.GetDigest()["gitCommit"] == rev, "%v", d.GetDigest())
+	}
 }

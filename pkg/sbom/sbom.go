@@ -27,6 +27,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/package-url/packageurl-go"
 
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/referrer"
@@ -127,7 +128,7 @@ func Generate(g *layers.Graph, pkgs []nix.Package, o Options) ([]byte, error) {
 		BOMRef:     rootRef,
 		Type:       cdx.ComponentTypeContainer,
 		Name:       image,
-		Properties: properties(propPlatform, o.Platform, propNixpkgs, o.Nixpkgs),
+		Properties: properties(propPlatform, o.Platform, propNixpkgs, flakeref.Redacted(o.Nixpkgs)),
 	}
 	tool := cdx.Component{Type: cdx.ComponentTypeApplication, Name: "nixery", Version: o.ToolVersion,
 		ExternalReferences: &[]cdx.ExternalReference{{Type: cdx.ERTypeVCS, URL: "https://github.com/nixery-action/nixery-action"}}}
@@ -242,10 +243,10 @@ func component(p layers.Path, req *request) (cdx.Component, error) {
 	if req != nil {
 		c.Type = cdx.ComponentTypeApplication
 		for _, a := range req.attrs {
-			props = append(props, propAttribute, a)
+			props = append(props, propAttribute, flakeref.Redacted(a))
 		}
 		for _, f := range req.flakes {
-			props = append(props, propFlake, f.URL, propFlakeRev, f.Rev)
+			props = append(props, propFlake, flakeref.Redacted(f.URL), propFlakeRev, f.Rev)
 		}
 		describe(&c, req.meta)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
+	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
 const store = "/nix/store/"
@@ -124,4 +125,20 @@ func TestEncodeAsVersion(t *testing.T) {
 	enc.SetEscapeHTML(false)
 	assert.NilError(t, enc.EncodeVersion(decode(t, doc), cdx.SpecVersion1_6))
 	assert.Equal(t, string(doc), converted.String())
+}
+
+// Credentials in the flake references built from never reach the SBOM
+// (it is pushed beside the image).
+func TestGenerateHidesCredentials(t *testing.T) {
+	pkgs := append([]nix.Package(nil), oddPackages...)
+	pkgs = append(pkgs, nix.Package{Attr: "git+https://ghp_SECRET2@github.com/team/app#app", Installable: &spec.Installable{},
+		Flake:   &nix.Locked{URL: "git+https://ghp_SECRET2@github.com/team/app?rev=0123456789abcdef0123456789abcdef01234567", Rev: "0123456789abcdef0123456789abcdef01234567"},
+		Outputs: map[string]string{"out": store + "00000000000000000000000000000007-hello"}})
+	doc, err := Generate(graphOf(t, oddClosure), pkgs, Options{Nixpkgs: "git+https://oauth2:glpat-SECRET1@git.example.org/nixpkgs?ref=main"})
+	assert.NilError(t, err)
+	for _, secret := range []string{"SECRET1", "SECRET2", "glpat", "ghp_"} {
+		assert.Check(t, !bytes.Contains(doc, []byte(secret)), "%s in %s", secret, doc)
+	}
+	assert.Check(t, is.Contains(string(doc), "git+https://REDACTED@git.example.org/nixpkgs?ref=main"))
+	assert.Check(t, is.Contains(string(doc), "0123456789abcdef0123456789abcdef01234567"), "the revision went too")
 }

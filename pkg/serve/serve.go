@@ -30,6 +30,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/cache"
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/registry"
@@ -102,6 +103,8 @@ type Server struct {
 	// relocking, when each lock running began.
 	locks     map[string]lockEntry
 	relocking map[string]time.Time
+	// secrets are the credentials in Nixpkgs, kept from logs and clients.
+	secrets []string
 	// relockWait is how long a pull waits for a reference to be locked
 	// again before it takes the reference's last lock.
 	relockWait time.Duration
@@ -144,10 +147,14 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	secrets := flakeref.Secrets(o.Nixpkgs)
+	if len(secrets) > 0 {
+		o.Log = slog.New(scrubbed{o.Log.Handler(), secrets})
+	}
 	if o.Lock == nil {
 		o.Lock = nixLock(o)
 	}
-	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, locks: map[string]lockEntry{}, relocking: map[string]time.Time{}, relockWait: relockWait, metrics: newMetrics()}
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, locks: map[string]lockEntry{}, relocking: map[string]time.Time{}, relockWait: relockWait, secrets: secrets, metrics: newMetrics()}
 	dir, repo, err := parseStorage(o.Storage, o.Insecure)
 	switch {
 	case err != nil:
@@ -216,7 +223,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte("{}"))
 	case !ok:
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "not a registry path: pull REGISTRY/PACKAGE/PACKAGE:latest")
+		writeError(w, http.StatusNotFound, "UNSUPPORTED", "not a registry path: pull REGISTRY/PACKAGE/PACKAGE:latest")
 	default:
 		if i := strings.LastIndex(rest, "/manifests/"); i > 0 {
 			s.manifest(w, r, rest[:i], rest[i+len("/manifests/"):])
@@ -226,7 +233,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			s.blob(w, r, rest[i+len("/blobs/"):])
 			return
 		}
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "this registry serves manifests and blobs only")
+		writeError(w, http.StatusNotFound, "UNSUPPORTED", "this registry serves manifests and blobs only")
 	}
 }
 
@@ -237,12 +244,12 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		return
 	}
 	if !publish.IsTag(ref) {
-		writeError(w, http.StatusBadRequest, "TAG_INVALID", fmt.Sprintf("%q is not a tag", ref))
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("%q is not a tag", ref))
 		return
 	}
 	nixpkgs, err := s.nixpkgsFor(ref)
 	if err != nil {
-		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", err.Error())
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", s.scrub(err.Error()))
 		return
 	}
 	img, err := s.parse(name, nixpkgs)
@@ -276,10 +283,10 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 	switch {
 	case errors.Is(err, errBusy):
 		w.Header().Set("Retry-After", "10")
-		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", err.Error())
+		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", s.scrub(err.Error()))
 		return
 	case err != nil:
-		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", err.Error())
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", s.scrub(err.Error()))
 		return
 	}
 	if img.single {

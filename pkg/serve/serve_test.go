@@ -136,11 +136,11 @@ func TestServeErrors(t *testing.T) {
 		{http.MethodPut, "/v2/hello/manifests/latest", http.StatusMethodNotAllowed, "UNSUPPORTED", "takes no pushes"},
 		{http.MethodPost, "/v2/hello/blobs/uploads/", http.StatusMethodNotAllowed, "UNSUPPORTED", "takes no pushes"},
 		{http.MethodGet, "/v2/hello/manifests/v1", http.StatusNotFound, "MANIFEST_UNKNOWN", "serves only the tag latest"},
-		{http.MethodGet, "/v2/hello/manifests/.bad", http.StatusBadRequest, "TAG_INVALID", "not a tag"},
+		{http.MethodGet, "/v2/hello/manifests/.bad", http.StatusNotFound, "MANIFEST_UNKNOWN", "not a tag"},
 		{http.MethodGet, "/v2/hello/blobs/sha256:zz", http.StatusBadRequest, "DIGEST_INVALID", "not a sha256 digest"},
 		{http.MethodGet, "/v2/hello/blobs/sha256:" + strings.Repeat("0", 64), http.StatusNotFound, "BLOB_UNKNOWN", "no blob"},
 		{http.MethodGet, "/v2/a;b/manifests/latest", http.StatusNotFound, "NAME_UNKNOWN", ""},
-		{http.MethodGet, "/v3/", http.StatusNotFound, "NOT_FOUND", "not a registry path"},
+		{http.MethodGet, "/v3/", http.StatusNotFound, "UNSUPPORTED", "not a registry path"},
 	} {
 		res, body := get(t, s, tc.method, tc.path)
 		assert.Equal(t, res.StatusCode, tc.status, "%s %s: %s", tc.method, tc.path, body)
