@@ -103,6 +103,8 @@ type Server struct {
 	// relocking, when each lock running began.
 	locks     map[string]lockEntry
 	relocking map[string]time.Time
+	// builder builds an image into the storage (build, but for tests).
+	builder func(context.Context, request) (v1.Hash, error)
 	// secrets are the credentials in Nixpkgs, kept from logs and clients.
 	secrets []string
 	// relockWait is how long a pull waits for a reference to be locked
@@ -155,6 +157,7 @@ func New(o Options) (*Server, error) {
 		o.Lock = nixLock(o)
 	}
 	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, locks: map[string]lockEntry{}, relocking: map[string]time.Time{}, relockWait: relockWait, secrets: secrets, metrics: newMetrics()}
+	s.builder = s.build
 	dir, repo, err := parseStorage(o.Storage, o.Insecure)
 	switch {
 	case err != nil:
@@ -395,19 +398,28 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 		if s.pending.Add(1) > int64(s.o.Builds*(1+queuedPerBuild)) {
 			return nil, errBusy
 		}
+		// Waiting for a slot and building are bounded apart: a build
+		// that waited still gets all of Timeout. A pull that waited a
+		// whole Timeout is refused as busy, not remembered as failed.
+		wait, cancelWait := context.WithTimeout(s.life, s.o.Timeout)
+		err := s.slots.Acquire(wait, 1)
+		cancelWait()
+		if err != nil {
+			if s.life.Err() != nil {
+				return nil, s.life.Err()
+			}
+			return nil, fmt.Errorf("%w (no build slot within %s)", errBusy, s.o.Timeout)
+		}
+		defer s.slots.Release(1)
 		// The build outlives the request that started it (others may
 		// wait for it, and it is kept), not the server.
 		ctx, cancel := context.WithTimeout(s.life, s.o.Timeout)
 		defer cancel()
-		if err := s.slots.Acquire(ctx, 1); err != nil {
-			return nil, fmt.Errorf("not built within %s: the server is busy", s.o.Timeout)
-		}
-		defer s.slots.Release(1)
 		s.building.Add(1)
 		defer s.building.Done()
 		s.metrics.running.Inc()
 		s.gc.RLock()
-		d, err := s.build(ctx, img)
+		d, err = s.builder(ctx, img)
 		s.gc.RUnlock()
 		s.metrics.running.Dec()
 		result := "ok"

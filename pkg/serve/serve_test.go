@@ -401,3 +401,54 @@ func TestServeFromRegistryStorage(t *testing.T) {
 	_, metrics := get(t, s, http.MethodGet, "/metrics")
 	assert.Check(t, is.Contains(metrics, `nixery_serve_manifest_requests_total{cache="hit"} 1`))
 }
+
+// A build that waited for a slot still gets all of Timeout; a pull that
+// waits a whole Timeout for a slot is told the server is busy (and may
+// retry at once), not that the image failed.
+func TestServeSlotWaitApart(t *testing.T) {
+	storage := t.TempDir()
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	idx := stored(t, s, storage, "x")
+	d, err := idx.Digest()
+	assert.NilError(t, err)
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Builds: 1, Timeout: time.Second})
+	assert.NilError(t, err)
+	slow := func(ctx context.Context, _ request) (v1.Hash, error) {
+		select {
+		case <-time.After(600 * time.Millisecond): // each within Timeout, not both
+			return d, nil
+		case <-ctx.Done():
+			return v1.Hash{}, ctx.Err()
+		}
+	}
+	s.builder = slow
+	var wg sync.WaitGroup
+	for _, name := range []string{"a", "b"} {
+		wg.Go(func() {
+			res, body := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
+			assert.Check(t, is.Equal(res.StatusCode, http.StatusOK), "%s: %s", name, body)
+		})
+	}
+	wg.Wait()
+
+	// A build that holds the only slot past Timeout: the next new image
+	// is TOOMANYREQUESTS, and built once the slot is free.
+	started, release := make(chan struct{}), make(chan struct{})
+	s.builder = func(context.Context, request) (v1.Hash, error) {
+		close(started)
+		<-release
+		return d, nil
+	}
+	s.o.Timeout = 200 * time.Millisecond
+	wg.Go(func() { get(t, s, http.MethodGet, "/v2/c/manifests/latest") })
+	<-started
+	res, body := get(t, s, http.MethodGet, "/v2/e/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusTooManyRequests, body)
+	assert.Check(t, is.Contains(body, "no build slot within 200ms"))
+	close(release)
+	wg.Wait()
+	s.builder, s.o.Timeout = slow, time.Second
+	res, body = get(t, s, http.MethodGet, "/v2/e/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+}
