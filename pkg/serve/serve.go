@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -274,14 +275,18 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 	}
 	var raw []byte
 	if err == nil {
-		if raw, err = s.store.manifest(r.Context(), digest); err != nil {
-			// Gone from the store (a registry's garbage collection):
-			// build it again.
-			s.forget(img.key)
-			if digest, err = s.image(r.Context(), img); err == nil {
-				raw, err = s.store.manifest(r.Context(), digest)
-			}
+		digest, raw, err = s.readManifest(r.Context(), img, digest)
+	}
+	var se *storageError
+	if errors.As(err, &se) {
+		// The storage failing is not the image failing: nothing is
+		// forgotten or built, and the client may retry.
+		if r.Context().Err() == nil {
+			s.o.Log.Error("storage read failed", "digest", digest.String(), "error", se.err.Error())
 		}
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, "UNKNOWN", "the server cannot read its storage now: try again shortly")
+		return
 	}
 	switch {
 	case errors.Is(err, errBusy):
@@ -298,11 +303,41 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 			raw, err = s.store.manifest(r.Context(), digest)
 		}
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+			s.o.Log.Error("storage read failed", "digest", digest.String(), "error", err.Error())
+			writeError(w, http.StatusInternalServerError, "UNKNOWN", "the server cannot read its storage: see its log")
 			return
 		}
 	}
 	serveManifest(w, r, digest, raw)
+}
+
+// readManifest reads img's index, digest, from the store; one gone from
+// it (a registry's garbage collection) is built again. An error reading
+// the store is a *storageError.
+func (s *Server) readManifest(ctx context.Context, img request, digest v1.Hash) (v1.Hash, []byte, error) {
+	raw, err := s.store.manifest(ctx, digest)
+	if gone(err) {
+		s.forget(img.key)
+		if digest, err = s.image(ctx, img); err != nil {
+			return digest, nil, err
+		}
+		raw, err = s.store.manifest(ctx, digest)
+	}
+	if err != nil {
+		return digest, nil, &storageError{err}
+	}
+	return digest, raw, nil
+}
+
+// storageError is the store failing to answer.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return "storage: " + e.err.Error() }
+
+// gone tells whether err says the store does not hold what was asked
+// for, rather than that it could not be read.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || registry.IsNotFound(err)
 }
 
 // failedFor is how long a failed build's error is given again without

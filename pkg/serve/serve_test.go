@@ -1,12 +1,14 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -450,5 +452,47 @@ func TestServeSlotWaitApart(t *testing.T) {
 	wg.Wait()
 	s.builder, s.o.Timeout = slow, time.Second
 	res, body = get(t, s, http.MethodGet, "/v2/e/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+}
+
+// flakyStore is a store whose manifest reads fail while broken is set.
+type flakyStore struct {
+	store
+	broken *atomic.Bool
+}
+
+func (f flakyStore) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
+	if f.broken.Load() {
+		return nil, errors.New("read tcp 127.0.0.1:5000: connection reset by peer")
+	}
+	return f.store.manifest(ctx, d)
+}
+
+// A storage that fails to answer for a moment is not an image gone: the
+// pull is told to retry (503), nothing is built or remembered as failed,
+// and the next pull is served.
+func TestServeStorageBlip(t *testing.T) {
+	storage := t.TempDir()
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	stored(t, s, storage, "hello")
+	var log bytes.Buffer
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
+	assert.NilError(t, err)
+	broken := new(atomic.Bool)
+	s.store = flakyStore{s.store, broken}
+	s.builder = func(context.Context, request) (v1.Hash, error) {
+		t.Error("built")
+		return v1.Hash{}, errors.New("built")
+	}
+
+	broken.Store(true)
+	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusServiceUnavailable, body)
+	assert.Equal(t, res.Header.Get("Retry-After"), "10")
+	assert.Check(t, !strings.Contains(body, "127.0.0.1"), body)
+	assert.Check(t, is.Contains(log.String(), "connection reset by peer"))
+	broken.Store(false)
+	res, body = get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusOK, body)
 }
