@@ -97,6 +97,10 @@ type Server struct {
 	built map[string]v1.Hash // key (a tag in the storage layout) → index digest
 	used  map[string]int64   // key → when last pulled (a counter)
 	clock int64
+	// served are the manifests arm64 images were served as, by tag:
+	// manifest digest → index digest, so that pulls by the manifest's
+	// digest count as use of the image (see touch).
+	served map[v1.Hash]v1.Hash
 	// failed remembers a failed build for failedFor, so that pulls of a
 	// name that does not build (a typo) do not each run Nix.
 	failed map[string]failure
@@ -116,6 +120,10 @@ type Server struct {
 	// storage is pruned: a prune removes blobs, which a build may be
 	// writing or reusing.
 	gc sync.RWMutex
+
+	startPruner sync.Once
+	pruneAsked  chan struct{} // holds one ask for the pruner
+	pruneWait   time.Duration // pruneWait, but for tests
 
 	pending  atomic.Int64   // builds running or waiting for a slot
 	locking  atomic.Int64   // locks of nixpkgs references running
@@ -157,7 +165,8 @@ func New(o Options) (*Server, error) {
 	if o.Lock == nil {
 		o.Lock = nixLock(o)
 	}
-	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, locks: map[string]lockEntry{}, relocking: map[string]time.Time{}, relockWait: relockWait, secrets: secrets, metrics: newMetrics()}
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, locks: map[string]lockEntry{}, relocking: map[string]time.Time{}, relockWait: relockWait, secrets: secrets, metrics: newMetrics(),
+		served: map[v1.Hash]v1.Hash{}, pruneAsked: make(chan struct{}, 1), pruneWait: pruneWait}
 	s.builder = s.build
 	dir, repo, err := parseStorage(o.Storage, o.Insecure)
 	switch {
@@ -176,6 +185,9 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.life, s.end = context.WithCancel(context.Background())
+	if s.o.MaxImages > 0 || s.o.MaxBytes > 0 {
+		s.pruneNow() // bounds lowered since the last start apply now
+	}
 	return s, nil
 }
 
@@ -299,7 +311,11 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 	}
 	if img.single {
 		// arm64 alone: the image of the one platform, as Nixery serves it.
+		index := digest
 		if digest, err = onlyManifest(digest, raw); err == nil {
+			s.mu.Lock()
+			s.served[digest] = index
+			s.mu.Unlock()
 			raw, err = s.store.manifest(r.Context(), digest)
 		}
 		if err != nil {
@@ -467,9 +483,7 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 			return nil, err
 		}
 		s.keep(img.key, d)
-		// Pruning waits for no build: one that is running prunes when
-		// it is done.
-		s.prune(img.key)
+		s.prune()
 		return flight{d, false}, nil
 	})
 	select {
@@ -519,8 +533,36 @@ func (s *Server) keep(key string, d v1.Hash) {
 func (s *Server) forget(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dropLocked(key)
+}
+
+// dropLocked forgets key's image; s.mu is held.
+func (s *Server) dropLocked(key string) {
+	d := s.built[key]
 	delete(s.built, key)
 	delete(s.used, key)
+	for child, idx := range s.served {
+		if idx == d {
+			delete(s.served, child)
+		}
+	}
+}
+
+// touch records a pull by digest d of an index, or of the one manifest
+// an arm64 image is served as: an image pinned by digest is in use too,
+// and is not dropped as the least recently pulled.
+func (s *Server) touch(d v1.Hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if idx, ok := s.served[d]; ok {
+		d = idx
+	}
+	for k, kd := range s.built {
+		if kd == d {
+			s.clock++
+			s.used[k] = s.clock
+		}
+	}
 }
 
 // fail remembers a failed build, and forgets those that stand no more.
@@ -557,29 +599,80 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	return d, nil
 }
 
-// prune drops the images pulled least recently while more than
-// MaxImages are kept, or the storage holds more than MaxBytes; just is
-// the one just built, which stays.
-func (s *Server) prune(just string) {
+// Pruning removes blobs, which a running build may be reusing or
+// writing, so it runs under the gc lock alone. After a build, prune asks
+// the pruner, which takes the lock as soon as no build holds it; while
+// builds run back to back it waits at most pruneWait, then holds new
+// builds back until those running end, so the bounds hold under any load.
+const (
+	pruneWait  = 30 * time.Second
+	pruneRetry = 100 * time.Millisecond
+)
+
+// prune asks for the storage to be brought within its bounds, soon and
+// off the request that asks.
+func (s *Server) prune() {
 	if s.o.MaxImages <= 0 && s.o.MaxBytes <= 0 {
 		return
 	}
-	if !s.gc.TryLock() {
-		return // a build is running; it prunes when it is done
+	s.startPruner.Do(func() {
+		s.building.Add(1)
+		go s.pruner()
+	})
+	select {
+	case s.pruneAsked <- struct{}{}:
+	default: // asked already: the next round sees this image too
 	}
+}
+
+// pruner prunes once per ask until the server stops.
+func (s *Server) pruner() {
+	defer s.building.Done()
+	for {
+		select {
+		case <-s.life.Done():
+			return
+		case <-s.pruneAsked:
+		}
+		deadline := time.Now().Add(s.pruneWait)
+		for !s.gc.TryLock() {
+			if time.Now().After(deadline) {
+				s.gc.Lock()
+				break
+			}
+			select {
+			case <-s.life.Done():
+				return
+			case <-time.After(pruneRetry):
+			}
+		}
+		s.pruneLocked()
+		s.gc.Unlock()
+	}
+}
+
+// pruneNow prunes at once, waiting for the builds running.
+func (s *Server) pruneNow() {
+	s.gc.Lock()
 	defer s.gc.Unlock()
+	s.pruneLocked()
+}
+
+// pruneLocked drops the images pulled least recently while more than
+// MaxImages are kept, or the storage holds more than MaxBytes; the image
+// pulled last (or just built) stays. The caller holds the gc lock.
+func (s *Server) pruneLocked() {
 	dropped, blobs := 0, 0
 	for s.over() {
 		s.mu.Lock()
-		victim, oldest := "", int64(-1)
+		victim, oldest, last := "", int64(-1), s.lastUsed()
 		for k := range s.built {
-			if k != just && (oldest < 0 || s.used[k] < oldest || (s.used[k] == oldest && k < victim)) {
+			if k != last && (oldest < 0 || s.used[k] < oldest || (s.used[k] == oldest && k < victim)) {
 				victim, oldest = k, s.used[k]
 			}
 		}
 		if victim != "" {
-			delete(s.built, victim)
-			delete(s.used, victim)
+			s.dropLocked(victim)
 		}
 		keep := map[string]bool{}
 		for k := range s.built {
@@ -587,7 +680,7 @@ func (s *Server) prune(just string) {
 		}
 		s.mu.Unlock()
 		if victim == "" {
-			break // only the image just built is left
+			break // only the image pulled last is left
 		}
 		n, err := s.store.prune(func(name string) bool { return keep[name] })
 		if err != nil {
@@ -601,6 +694,17 @@ func (s *Server) prune(just string) {
 	if dropped > 0 {
 		s.o.Log.Info("pruned", "images", dropped, "blobs", blobs)
 	}
+}
+
+// lastUsed is the key pulled last ("" for none); s.mu is held.
+func (s *Server) lastUsed() string {
+	last, at := "", int64(-1)
+	for k := range s.built {
+		if s.used[k] > at || (s.used[k] == at && k < last) {
+			last, at = k, s.used[k]
+		}
+	}
+	return last
 }
 
 // over tells whether the storage holds more than its bounds allow.
@@ -632,6 +736,7 @@ func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest str
 	if err == nil {
 		var raw []byte
 		if raw, err = s.store.manifest(r.Context(), d); err == nil {
+			s.touch(d)
 			serveManifest(w, r, d, raw)
 			return
 		}

@@ -169,15 +169,15 @@ func TestServePrunes(t *testing.T) {
 	for _, name := range []string{"a", "b", "c"} {
 		stored(t, s, storage, name)
 	}
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 2})
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 3})
 	assert.NilError(t, err)
+	s.o.MaxImages = 2
 	for _, name := range []string{"c", "a", "b"} { // c is now the least recent
 		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, name)
 	}
-	b := resolved(t, s, "b")
 	cIndex := s.built[mustKey(t, s, "c")]
-	s.prune(b.key)
+	s.pruneNow()
 	_, err = os.Stat(filepath.Join(storage, "blobs", "sha256", cIndex.Hex))
 	assert.Check(t, os.IsNotExist(err), "c's index is still stored: %v", err)
 	res, body := get(t, s, http.MethodGet, "/v2/c/manifests/latest")
@@ -218,14 +218,14 @@ func TestServePrunesToSize(t *testing.T) {
 		stored(t, s, storage, name)
 	}
 	full := layoutStore{dir: storage}.size()
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxBytes: full - 1})
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxBytes: full})
 	assert.NilError(t, err)
+	s.o.MaxBytes = full - 1
 	for _, name := range []string{"a", "b", "c"} {
 		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, name)
 	}
-	c := resolved(t, s, "c")
-	s.prune(c.key)
+	s.pruneNow()
 	assert.Check(t, layoutStore{dir: storage}.size() <= full-1)
 	assert.Equal(t, len(s.built), 2) // a, the least recent, went
 	res, _ := get(t, s, http.MethodGet, "/v2/b/manifests/latest")
@@ -495,4 +495,91 @@ func TestServeStorageBlip(t *testing.T) {
 	broken.Store(false)
 	res, body = get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+}
+
+// threeStored is a storage holding images a, b and c.
+func threeStored(t *testing.T) string {
+	storage := t.TempDir()
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	for _, name := range []string{"a", "b", "c"} {
+		stored(t, s, storage, name)
+	}
+	return storage
+}
+
+// Bounds lowered since the last start apply as the server starts.
+func TestServePrunesAtStart(t *testing.T) {
+	storage := threeStored(t)
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 1})
+	assert.NilError(t, err)
+	assert.Equal(t, len(s.built), 1)
+	again, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	assert.Equal(t, len(again.built), 1, "the storage kept more")
+}
+
+// Builds running back to back, always one at a time or more, do not keep
+// the storage over its bounds: past pruneWait the pruner holds new builds
+// back until those running end.
+func TestServePrunesUnderLoad(t *testing.T) {
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: threeStored(t), MaxImages: 3})
+	assert.NilError(t, err)
+	s.o.MaxImages, s.pruneWait = 1, 200*time.Millisecond
+	stop := make(chan struct{})
+	var builds sync.WaitGroup
+	s.gc.RLock() // a build runs as pruning is asked
+	for range 2 {
+		builds.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s.gc.RLock() // overlapping the other's
+				time.Sleep(50 * time.Millisecond)
+				s.gc.RUnlock()
+			}
+		})
+	}
+	s.prune()
+	time.Sleep(60 * time.Millisecond)
+	s.gc.RUnlock()
+	for i := 0; ; i++ {
+		s.mu.Lock()
+		n := len(s.built)
+		s.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		assert.Assert(t, i < 250, "still %d images under load", n)
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	builds.Wait()
+	s.Close()
+}
+
+// Pulls by digest (a deployment pinned to it) count as use: such an
+// image is not the least recently pulled, and stays pullable by digest.
+func TestServeDigestPullsCountAsUse(t *testing.T) {
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: threeStored(t), MaxImages: 3})
+	assert.NilError(t, err)
+	s.o.MaxImages = 2
+	for _, name := range []string{"a", "b", "c"} {
+		res, _ := get(t, s, http.MethodHead, "/v2/"+name+"/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK, name)
+	}
+	a := s.built[mustKey(t, s, "a")]
+	res, body := get(t, s, http.MethodGet, "/v2/a/manifests/"+a.String())
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	s.pruneNow()
+	assert.Check(t, is.Len(s.built, 2))
+	_, kept := s.built[mustKey(t, s, "a")]
+	assert.Check(t, kept, "the image pulled by digest went")
+	res, body = get(t, s, http.MethodGet, "/v2/a/manifests/"+a.String())
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	res, _ = get(t, s, http.MethodHead, "/v2/b/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusNotFound, "b, the least recent, is still kept")
 }
