@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -37,18 +38,35 @@ const maxAuthFile = 1 << 20
 type Htpasswd struct {
 	users map[string][]byte
 	ok    sync.Map // sha256 of user NUL password → time checked
+	// dummy is checked against for an unknown user, at the cost the
+	// file's entries have, so that timing does not tell which names
+	// exist. It is made on first use: bcrypt's cost is not for every
+	// program start.
+	dummy func() []byte
+	// checks bounds the bcrypt checks running at once, so that logins
+	// sent in a flood take no more than the machine's cores.
+	checks chan struct{}
 }
 
 // okFor is how long a checked login is taken without bcrypt.
 const okFor = 5 * time.Minute
 
-// dummyHash makes an unknown user cost what a known one does, so that
-// timing does not tell which names exist.
-// It is made on first use: bcrypt's cost is not for every program start.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("nixery"), bcrypt.DefaultCost)
-	return h
-})
+// usualCost is the bcrypt cost most of hashes have (the higher on a tie).
+func usualCost(hashes map[string][]byte) int {
+	count := map[int]int{}
+	best := bcrypt.DefaultCost
+	for _, h := range hashes {
+		c, err := bcrypt.Cost(h)
+		if err != nil {
+			continue
+		}
+		count[c]++
+		if count[c] > count[best] || count[c] == count[best] && c > best {
+			best = c
+		}
+	}
+	return best
+}
 
 // LoadHtpasswd reads an htpasswd file; only bcrypt entries are taken.
 func LoadHtpasswd(path string) (*Htpasswd, error) {
@@ -72,6 +90,12 @@ func LoadHtpasswd(path string) (*Htpasswd, error) {
 	if len(h.users) == 0 {
 		return nil, fmt.Errorf("%s holds no users", path)
 	}
+	cost := usualCost(h.users)
+	h.dummy = sync.OnceValue(func() []byte {
+		d, _ := bcrypt.GenerateFromPassword([]byte("nixery"), cost)
+		return d
+	})
+	h.checks = make(chan struct{}, runtime.GOMAXPROCS(0))
 	return h, nil
 }
 
@@ -84,9 +108,15 @@ func (h *Htpasswd) Allow(r *http.Request) bool {
 	if t, ok := h.ok.Load(sum); ok && time.Since(t.(time.Time)) < okFor {
 		return true
 	}
+	select {
+	case h.checks <- struct{}{}:
+		defer func() { <-h.checks }()
+	case <-r.Context().Done():
+		return false
+	}
 	hash, known := h.users[user]
 	if !known {
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		bcrypt.CompareHashAndPassword(h.dummy(), []byte(password))
 		return false
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -101,4 +102,24 @@ func TestServeMetrics(t *testing.T) {
 		}
 	}
 	assert.Check(t, served != "" && served != "nixery_serve_bytes_served_total 0", served)
+}
+
+// An unknown user costs what a known one does: the dummy hash checked
+// for it has the cost most of the file's entries have (htpasswd -B
+// makes cost 5; bcrypt's default is 10, 32 times as slow).
+func TestHtpasswdUnknownUserCost(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	for i, cost := range []int{5, 5, 6} {
+		hash, err := bcrypt.GenerateFromPassword([]byte("pw"), cost)
+		assert.NilError(t, err)
+		lines = append(lines, fmt.Sprintf("user%d:%s", i, hash))
+	}
+	file := filepath.Join(dir, "htpasswd")
+	assert.NilError(t, os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o600))
+	h, err := LoadHtpasswd(file)
+	assert.NilError(t, err)
+	cost, err := bcrypt.Cost(h.dummy())
+	assert.NilError(t, err)
+	assert.Equal(t, cost, 5)
 }
