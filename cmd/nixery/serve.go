@@ -102,8 +102,14 @@ func (f *serveFlags) run(ctx context.Context) error {
 	if f.storage == "" {
 		return usagef("--storage is required: the directory that keeps the images built")
 	}
+	if f.nixpkgs == "" || strings.HasPrefix(f.nixpkgs, "-") {
+		return usagef("no nixpkgs for the tag latest: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-26.05")
+	}
 	if f.refresh <= 0 {
 		return usagef("--nixpkgs-refresh must be a positive duration, such as 5m")
+	}
+	if _, _, err := net.SplitHostPort(f.listen); err != nil {
+		return usagef("--listen %s is not HOST:PORT, such as 127.0.0.1:8080 (or :8080 for every address)", f.listen)
 	}
 	var platforms []spec.Platform
 	if len(f.platforms.items) > 0 {
@@ -119,13 +125,13 @@ func (f *serveFlags) run(ctx context.Context) error {
 	case f.htpasswd != "":
 		h, err := serve.LoadHtpasswd(f.htpasswd)
 		if err != nil {
-			return err
+			return fmt.Errorf("--htpasswd: %w", err)
 		}
 		auth = h
 	case f.tokenFile != "":
 		tok, err := serve.LoadToken(f.tokenFile)
 		if err != nil {
-			return err
+			return fmt.Errorf("--token-file: %w", err)
 		}
 		auth = tok
 	}

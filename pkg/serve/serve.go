@@ -179,6 +179,9 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	default:
+		if err := usableStorage(dir); err != nil {
+			return nil, err
+		}
 		s.store = layoutStore{dir: dir, layers: new(cache.LayoutReader)}
 	}
 	if s.built, err = s.store.load(); err != nil {

@@ -583,3 +583,26 @@ func TestServeDigestPullsCountAsUse(t *testing.T) {
 	res, _ = get(t, s, http.MethodHead, "/v2/b/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusNotFound, "b, the least recent, is still kept")
 }
+
+// A storage the server could not use is refused as it starts, not found
+// out by every pull; one not there yet is made.
+func TestServeStorageChecks(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	assert.NilError(t, os.WriteFile(file, []byte("x"), 0o644))
+	other := filepath.Join(dir, "other")
+	assert.NilError(t, os.MkdirAll(filepath.Join(other, "photos"), 0o755))
+	for storage, want := range map[string]string{
+		file:  "storage " + file + " is not a directory: give a directory to keep the images in",
+		other: "storage " + other + " holds other files and is no OCI layout: give an empty directory, or the storage of an earlier nixery serve",
+	} {
+		_, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+		assert.Check(t, is.Error(err, want))
+	}
+	fresh := filepath.Join(dir, "new", "storage")
+	_, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: fresh})
+	assert.NilError(t, err)
+	entries, err := os.ReadDir(fresh)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 0), "the write check was left behind")
+}

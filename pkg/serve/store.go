@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -200,6 +202,33 @@ func (*registryStore) size() int64 { return 0 }
 
 func (s *registryStore) prune(func(string) bool) (int, error) {
 	return 0, errors.New("a registry storage is pruned by the registry's own garbage collection")
+}
+
+// usableStorage checks a storage directory before any pull needs it:
+// one that is not there is made; a file, a directory of other files or
+// one the server cannot write in is refused, rather than every build
+// failing later.
+func usableStorage(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("storage %s is not a directory: give a directory to keep the images in", dir)
+		}
+		return fmt.Errorf("storage %s cannot be made: %w", dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("storage %s cannot be read: %w", dir, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "oci-layout")); len(entries) > 0 && err != nil {
+		return fmt.Errorf("storage %s holds other files and is no OCI layout: give an empty directory, or the storage of an earlier nixery serve", dir)
+	}
+	probe, err := os.CreateTemp(dir, ".nixery-write-check-*")
+	if err != nil {
+		return fmt.Errorf("storage %s cannot be written in: %w", dir, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
 }
 
 // parseStorage reads --storage: docker://REGISTRY/REPOSITORY for a

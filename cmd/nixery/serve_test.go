@@ -1,0 +1,32 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// serve's mistakes are told before it listens: a bad command line exits
+// 2, a file or storage it cannot use names the flag and what to do.
+func TestServeStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	storage := filepath.Join(dir, "storage")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--listen", "bogus"}, 2, "nixery serve: --listen bogus is not HOST:PORT, such as 127.0.0.1:8080 (or :8080 for every address)\n"},
+		{[]string{"--nixpkgs", ""}, 2, "nixery serve: no nixpkgs for the tag latest: pass --nixpkgs FLAKEREF"},
+		{[]string{"--htpasswd", filepath.Join(dir, "none")}, 1, "nixery serve: --htpasswd: open " + filepath.Join(dir, "none") + ": no such file or directory\n"},
+		{[]string{"--token-file", filepath.Join(dir, "none")}, 1, "nixery serve: --token-file: open "},
+	} {
+		args := append([]string{"serve", "--storage", storage, "--nixpkgs", "path:/nonexistent"}, tc.args...)
+		code, out, errOut := runCLI(t, args...)
+		assert.Check(t, is.Equal(code, tc.code), tc.args)
+		assert.Check(t, is.Contains(errOut, tc.want), tc.args)
+		assert.Check(t, is.Equal(out, ""), tc.args)
+	}
+}
