@@ -66,7 +66,7 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 
 	res, err := actionRun(ctx, gh, stdout)
 	if err != nil {
-		return actionError(stdout, withHints(err))
+		return actionError(stdout, withHints(err, actionInput))
 	}
 	defer res.Close()
 	if _, err := fmt.Fprintln(stdout, ghaction.Line(resultLine(res.Result))); err != nil {
@@ -277,4 +277,12 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// actionInput tells whether the action has an input named as the flag:
+// build's and merge's flags, for the hints of withHints.
+func actionInput(name string) bool {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	new(buildFlags).register(fs)
+	return fs.Lookup(name) != nil
 }

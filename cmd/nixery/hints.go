@@ -9,7 +9,8 @@ import (
 
 // withHints adds to a library error the flags that change its outcome:
 // the libraries describe what went wrong and leave naming options to us.
-func withHints(err error) error {
+// has tells which flags the command has.
+func withHints(err error, has func(flag string) bool) error {
 	var re *registry.RegistryError
 	if err == nil || !errors.As(err, &re) {
 		return err
@@ -17,10 +18,19 @@ func withHints(err error) error {
 	var hint string
 	switch re.Kind {
 	case registry.Unreachable:
-		hint = "check --image"
+		switch {
+		case has("storage"):
+			hint = "check --storage"
+		case has("image"):
+			hint = "check --image"
+		}
 	case registry.Unauthorized:
-		if re.NoCredentials {
+		switch {
+		case !re.NoCredentials:
+		case has("username"):
 			hint = fmt.Sprintf("pass --username with --password-stdin (or NIXERY_PASSWORD), run docker login %s, or set GITHUB_TOKEN for ghcr.io", re.Registry)
+		default:
+			hint = fmt.Sprintf("run docker login %s (the docker config is read)", re.Registry)
 		}
 	case registry.Untrusted:
 		hint = "or pass --insecure for a plain-HTTP registry"

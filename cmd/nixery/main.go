@@ -93,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nixery %s: %s\n", c.name, flagError(err, fs, c.name))
 		return 2
 	}
-	err := withHints(runCmd(fs.Args()))
+	err := withHints(runCmd(fs.Args()), func(name string) bool { return fs.Lookup(name) != nil })
 	if sig := interrupted(); err != nil && sig != 0 {
 		// What the command said about being cancelled is noise here. A
 		// signal that came after the work was done changes nothing.

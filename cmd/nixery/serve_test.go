@@ -1,11 +1,14 @@
 package main
 
 import (
+	"flag"
 	"path/filepath"
 	"testing"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
 // serve's mistakes are told before it listens: a bad command line exits
@@ -29,4 +32,23 @@ func TestServeStartErrors(t *testing.T) {
 		assert.Check(t, is.Contains(errOut, tc.want), tc.args)
 		assert.Check(t, is.Equal(out, ""), tc.args)
 	}
+}
+
+// Hints name the flags of the command that failed: serve has --storage
+// and logs in with the docker config only.
+func TestHintsNameTheCommandsFlags(t *testing.T) {
+	flags := func(register func(*flag.FlagSet)) func(string) bool {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		register(fs)
+		return func(name string) bool { return fs.Lookup(name) != nil }
+	}
+	serveHas := flags(func(fs *flag.FlagSet) { serveCommand().setup(fs) })
+	buildHas := flags(new(buildFlags).register)
+	unreachable := &registry.RegistryError{Registry: "127.0.0.1:5999", Kind: registry.Unreachable}
+	noLogin := &registry.RegistryError{Registry: "ghcr.io", Kind: registry.Unauthorized, NoCredentials: true}
+	assert.Check(t, is.ErrorContains(withHints(unreachable, serveHas), "; check --storage"))
+	assert.Check(t, is.ErrorContains(withHints(unreachable, buildHas), "; check --image"))
+	assert.Check(t, is.ErrorContains(withHints(noLogin, serveHas), "; run docker login ghcr.io (the docker config is read)"))
+	assert.Check(t, is.ErrorContains(withHints(noLogin, buildHas), "; pass --username with --password-stdin"))
+	assert.Check(t, is.ErrorContains(withHints(noLogin, actionInput), "; pass --username with --password-stdin"))
 }
