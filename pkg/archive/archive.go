@@ -213,16 +213,17 @@ func (p *packer) close() (Blob, error) {
 	return b, nil
 }
 
-// abort stops a packer that failed, unless it was closed: the zstd
-// encoder's goroutines end, and what they still had is dropped instead
-// of written.
+// abort stops a packer that failed, unless it was closed: what the zstd
+// encoder still has is dropped instead of written, and its goroutines
+// end in the background, not waited for (at high levels a block takes
+// seconds, and a cancelled build should stop at once).
 func (p *packer) abort() {
 	if p.zw == nil || p.closed {
 		return
 	}
 	p.closed = true
 	p.gate.shut.Store(true)
-	p.zw.Close()
+	go p.zw.Close()
 }
 
 // header is the normalised header every entry starts from.
