@@ -266,6 +266,9 @@ func TestServeSystemdUnit(t *testing.T) {
 			args[i] = filepath.Join(dir, "htpasswd") // missing: the error names it
 		}
 	}
+	// The unit takes the flake's built-in nixpkgs; the binary under test,
+	// built by go build, has none.
+	args = append(args, "--nixpkgs", "path:"+dir)
 	r := run(t, nil, args...)
 	assert.Equal(t, r.code, 1, "the unit's flags are not all nixery serve's: %s", r.stderr)
 	assert.Check(t, is.Contains(r.stderr, filepath.Join(dir, "htpasswd")))
