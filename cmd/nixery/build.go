@@ -159,6 +159,9 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, usagef("%s comes after the package names: put every flag before them", a)
 		}
 	}
+	if err := f.conflicts(); err != nil {
+		return nil, err
+	}
 	if j.req.Spec, err = spec.Parse(args, spec.Options{NoDefaults: f.noDefaults}); err != nil {
 		return nil, usageError{err.Error()}
 	}
@@ -315,6 +318,20 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usageError{err.Error()}
 	}
 	return j, nil
+}
+
+// conflicts refuses flags that ask for opposite things, rather than
+// follow one and silently ignore the other.
+func (f *buildFlags) conflicts() error {
+	switch {
+	case f.output != "" && f.byDigest:
+		return usagef("--push-by-digest pushes to a registry, but --output writes the image to %s: drop one of them", f.output)
+	case f.output != "" && !f.push:
+		return usagef("--push=false writes the image nowhere, but --output writes it to %s: drop one of them", f.output)
+	case f.noCache && len(f.cacheFrom.items) > 0:
+		return usagef("--no-cache reuses no layers, but --cache-from names images to reuse them from: drop one of them")
+	}
+	return nil
 }
 
 // hasTag reports whether an image reference ends in a tag (name:tag).

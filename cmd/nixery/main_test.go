@@ -221,3 +221,23 @@ func TestByteSize(t *testing.T) {
 		assert.ErrorContains(t, b.Set(in), "is not a size", in)
 	}
 }
+
+// Flags asking for opposite things are refused, both named, before any
+// work: neither is silently ignored.
+func TestConflictingFlags(t *testing.T) {
+	out := "oci:" + filepath.Join(t.TempDir(), "oci")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--output", out, "--push-by-digest"}, "--push-by-digest pushes to a registry, but --output writes the image to " + out + ": drop one of them"},
+		{[]string{"--output", out, "--push=false"}, "--push=false writes the image nowhere, but --output writes it to " + out + ": drop one of them"},
+		{[]string{"--image", "127.0.0.1:1/x", "--no-cache", "--cache-from", "127.0.0.1:1/y:v1"}, "--no-cache reuses no layers, but --cache-from names images to reuse them from: drop one of them"},
+	} {
+		args := append(append([]string{"build", "--nixpkgs", "path:/nonexistent"}, tc.args...), "hello")
+		code, stdout, stderr := runCLI(t, args...)
+		assert.Check(t, is.Equal(code, 2), "%v: %s", tc.args, stderr)
+		assert.Check(t, is.Equal(stderr, "nixery build: "+tc.want+"\nRun 'nixery build --help' for usage.\n"), "%v", tc.args)
+		assert.Check(t, is.Equal(stdout, ""))
+	}
+}
