@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -240,4 +242,52 @@ func TestConflictingFlags(t *testing.T) {
 		assert.Check(t, is.Equal(stderr, "nixery build: "+tc.want+"\nRun 'nixery build --help' for usage.\n"), "%v", tc.args)
 		assert.Check(t, is.Equal(stdout, ""))
 	}
+}
+
+// A bad value on the command line is a usage error, exit status 2, as
+// the README promises, found before any work: a merge's bad digest before
+// the registry is asked anything.
+func TestUsageErrorsExitTwo(t *testing.T) {
+	closure := filepath.Join("..", "..", "pkg", "layers", "testdata", "shell-hello-busybox.json")
+	registry, conns := countingListener(t)
+	path := "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-ok"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"layers", "--closure", closure, "--budget", "0"}, "nixery layers: --budget 0 is out of range: use 1 to"},
+		{[]string{"layers", "--closure", closure, "--strategy", "bogus"}, `nixery layers: unknown --strategy "bogus"`},
+		{[]string{"pack", "--output", filepath.Join(t.TempDir(), "b"), "--concurrency", "-5", path}, "nixery pack: --concurrency -5 is out of range: use 1 to 256, or 0 for one per CPU"},
+		{[]string{"popcount", "--cache", "ftp://x", path}, `nixery popcount: --cache: binary cache "ftp://x" is not an https://, http:// or file:// URL`},
+		{[]string{"merge", "--image", registry + "/x", "notadigest"}, `nixery merge: "notadigest" is not a digest (sha256:<64 hex digits>) or NAME@DIGEST`},
+	} {
+		code, stdout, stderr := runCLI(t, tc.args...)
+		assert.Check(t, is.Equal(code, 2), "%v: %s", tc.args, stderr)
+		line, _, _ := strings.Cut(stderr, "\n")
+		assert.Check(t, strings.HasPrefix(line, tc.want), "%v: %s", tc.args, stderr)
+		assert.Check(t, is.Equal(strings.Count(stderr, "\n"), 2), "one line and the --help hint: %q", stderr)
+		assert.Check(t, is.Equal(stdout, ""), "%v", tc.args)
+	}
+	assert.Check(t, is.Equal(conns(), 0), "the registry was asked")
+}
+
+// countingListener is a TCP address on loopback that counts the
+// connections made to it and answers none.
+func countingListener(t *testing.T) (string, func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	var n atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().String(), func() int { return int(n.Load()) }
 }

@@ -36,6 +36,9 @@ func packCommand() *command {
 						return usagef("%q is not a top-level store path (/nix/store/HASH-NAME)", p)
 					}
 				}
+				if *concurrency < 0 || *concurrency > archive.MaxConcurrency {
+					return usagef("--concurrency %d is out of range: use 1 to %d, or 0 for one per CPU", *concurrency, archive.MaxConcurrency)
+				}
 				compression, level, err := compressionOptions(*compress, *level)
 				if err != nil {
 					return err

@@ -37,13 +37,17 @@ func popcountCommand() *command {
 				if *timeout <= 0 {
 					return usagef("--timeout %s: give a positive duration such as 30m", *timeout)
 				}
+				pc := &popularity.Popcount{Cache: *cache, Jobs: *jobs, Timeout: *timeout}
+				if err := pc.Validate(); err != nil {
+					return usagef("--cache: %v", err)
+				}
 				paths, err := popcountInput(args)
 				if err != nil {
 					return err
 				}
 				ctx, stop := interruptContext()
 				defer stop()
-				data, err := (&popularity.Popcount{Cache: *cache, Jobs: *jobs, Timeout: *timeout}).Run(ctx, paths)
+				data, err := pc.Run(ctx, paths)
 				if err != nil {
 					return err
 				}
