@@ -291,3 +291,31 @@ func countingListener(t *testing.T) (string, func() int) {
 	t.Cleanup(func() { l.Close() })
 	return l.Addr().String(), func() int { return int(n.Load()) }
 }
+
+// "-" as an output is stdout where stdout is free (popcount's data), and
+// refused where stdout carries something else (pack's blob description,
+// build's result): never a file named "-".
+func TestDashOutput(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cache, _ := narinfoServer(t)
+	code, stdout, stderr := runCLI(t, "popcount", "--cache", cache, "--output", "-", popcountRoot)
+	assert.Equal(t, code, 0, stderr)
+	assert.Check(t, is.Contains(stdout, `"glibc-2.40": 1`))
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pack", "--output", "-", "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-ok"}, "nixery pack: --output -: the blob cannot go to stdout, which carries its description: name a file"},
+		{[]string{"build", "--nixpkgs", "path:/nonexistent", "--push=false", "--sbom-file", "-", "hello"}, "nixery build: --sbom-file -: the SBOM cannot go to stdout, which carries the result: name a file"},
+		{[]string{"build", "--nixpkgs", "path:/nonexistent", "--output", "docker:-", "hello"}, `nixery build: bad output "docker:-": the image cannot go to stdout`},
+	} {
+		code, stdout, stderr := runCLI(t, tc.args...)
+		assert.Check(t, is.Equal(code, 2), "%v: %s", tc.args, stderr)
+		assert.Check(t, strings.HasPrefix(stderr, tc.want), "%v: %s", tc.args, stderr)
+		assert.Check(t, is.Equal(stdout, ""), "%v", tc.args)
+	}
+	entries, err := os.ReadDir(".")
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 0), "written: %v", entries)
+}

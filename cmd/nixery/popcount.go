@@ -27,7 +27,7 @@ func popcountCommand() *command {
 			limit.Size(popularity.MaxNarinfoBytes), popularity.MaxClosurePaths),
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			cache := fs.String("cache", "https://cache.nixos.org", "binary cache `URL` to read narinfos from: https://, http:// or file://")
-			output := fs.String("output", "", "write the data to `FILE` instead of stdout")
+			output := fs.String("output", "", "write the data to `FILE` instead of stdout (- is stdout)")
 			jobs := fs.Int("jobs", 16, "`N` narinfos fetched at once")
 			timeout := fs.Duration("timeout", popularity.DefaultTimeout, "give up after `DURATION` in all")
 			return func(args []string) error {
@@ -51,7 +51,7 @@ func popcountCommand() *command {
 				if err != nil {
 					return err
 				}
-				if *output == "" {
+				if *output == "" || *output == "-" {
 					return popularity.Write(os.Stdout, data)
 				}
 				f, err := os.Create(*output)
