@@ -297,7 +297,7 @@ func countingListener(t *testing.T) (string, func() int) {
 // build's result): never a file named "-".
 func TestDashOutput(t *testing.T) {
 	t.Chdir(t.TempDir())
-	cache, _ := narinfoServer(t)
+	cache, _ := narinfoServer(t, "")
 	code, stdout, stderr := runCLI(t, "popcount", "--cache", cache, "--output", "-", popcountRoot)
 	assert.Equal(t, code, 0, stderr)
 	assert.Check(t, is.Contains(stdout, `"glibc-2.40": 1`))

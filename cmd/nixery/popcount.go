@@ -1,13 +1,16 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/nixery-action/nixery-action/internal/limit"
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
@@ -45,27 +48,54 @@ func popcountCommand() *command {
 				if err != nil {
 					return err
 				}
-				ctx, stop := interruptContext()
-				defer stop()
-				data, err := pc.Run(ctx, paths)
-				if err != nil {
-					return err
-				}
 				if *output == "" || *output == "-" {
-					return popularity.Write(os.Stdout, data)
+					return popcount(pc, paths, os.Stdout)
 				}
-				f, err := os.Create(*output)
+				// Opened before the walk, which takes minutes: a path that
+				// cannot be written fails now, and a failed run leaves what
+				// was there.
+				f, err := createOutput(*output)
 				if err != nil {
 					return err
 				}
-				if err := popularity.Write(f, data); err != nil {
-					f.Close()
+				defer f.Abort()
+				if err := popcount(pc, paths, f); err != nil {
 					return err
 				}
-				return f.Close()
+				if err := f.Commit(); err != nil {
+					return fmt.Errorf("write %s: %w", *output, err)
+				}
+				return nil
 			}
 		},
 	}
+}
+
+// popcount walks the cache from paths, stopping on a signal, and writes
+// the data to w.
+func popcount(pc *popularity.Popcount, paths []string, w io.Writer) error {
+	ctx, stop := interruptContext()
+	defer stop()
+	data, err := pc.Run(ctx, paths)
+	if err != nil {
+		return err
+	}
+	return popularity.Write(w, data)
+}
+
+// createOutput starts writing --output FILE, as outfile writes it: to a
+// temporary file renamed into place when complete.
+func createOutput(path string) (*outfile.File, error) {
+	f, err := outfile.Create(path)
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
+		// The temporary file's name means nothing to the user.
+		return nil, fmt.Errorf("--output %s: cannot write there (%v): name a file in a directory you can write to", path, pe.Err)
+	case err != nil:
+		return nil, fmt.Errorf("--output %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // popcountInput reads store paths given directly, or from one file.
