@@ -76,10 +76,18 @@ func buildCommand() *command {
 		usage:   "[--nixpkgs FLAKEREF] [--platforms LIST] (--image REF [--tags LIST] | --output DEST) [flags] PACKAGE...",
 		help:    buildHelp,
 		setup: func(fs *flag.FlagSet) func([]string) error {
-			f := &buildFlags{platforms: listFlag{commas: true}, tags: listFlag{commas: true}}
+			f := newBuildFlags()
 			f.register(fs)
 			return func(args []string) error { return runBuild(f, args, os.Stdout, os.Stderr) }
 		},
+	}
+}
+
+// newBuildFlags are build's flags before parsing.
+func newBuildFlags() *buildFlags {
+	return &buildFlags{
+		platforms: listFlag{commas: true, ifEmpty: "no platform in it: name one or more, e.g. linux/amd64,linux/arm64"},
+		tags:      listFlag{commas: true},
 	}
 }
 
@@ -98,7 +106,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.popularity, "popularity", "", "popularity data `FILE` (Nixery's format, at most "+limit.Size(popularity.MaxBytes)+") for the layering strategy")
 	fs.BoolVar(&f.noDefaults, "no-default-packages", false, "do not add cacert and iana-etc")
 	fs.StringVar(&f.compress, "compression", string(archive.Gzip), compressionUsage)
-	fs.IntVar(&f.level, "level", 0, "`LEVEL` of the layers' compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default "+fmt.Sprint(archive.DefaultLevel)+")")
+	fs.Var((*levelFlag)(&f.level), "level", "`LEVEL` of the layers' compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default "+fmt.Sprint(archive.DefaultLevel)+")")
 	fs.IntVar(&f.jobs, "jobs", publish.DefaultJobs, "`N` concurrent uploads")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long (`DURATION`, e.g. 30m), per platform")
 	fs.BoolVar(&f.buildLogs, "print-build-logs", false, "show the build logs of what Nix builds (not only its progress)")

@@ -319,3 +319,28 @@ func TestDashOutput(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 0), "written: %v", entries)
 }
+
+// An empty --platforms would build the default platform, and --level 0
+// is outside the 1 to 9 (or 22) the help promises: both refused where
+// the flags are read, as the action's inputs too.
+func TestEmptyPlatformsAndLevelZero(t *testing.T) {
+	const noPlatform = "no platform in it: name one or more, e.g. linux/amd64,linux/arm64"
+	const levels = "use 1 to 9 (gzip) or 1 to 22 (zstd)"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--platforms", "", "hello"}, `nixery build: invalid value "" for flag --platforms: ` + noPlatform},
+		{[]string{"build", "--platforms", ",", "hello"}, `nixery build: invalid value "," for flag --platforms: ` + noPlatform},
+		{[]string{"build", "--level", "0", "hello"}, `nixery build: invalid value "0" for flag --level: ` + levels},
+		{[]string{"pack", "--output", filepath.Join(t.TempDir(), "b"), "--level", "0", "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-ok"}, `nixery pack: invalid value "0" for flag --level: ` + levels},
+	} {
+		code, stdout, stderr := runCLI(t, tc.args...)
+		assert.Check(t, is.Equal(code, 2), "%v: %s", tc.args, stderr)
+		assert.Check(t, is.Equal(stderr, tc.want+"\n"), "%v", tc.args)
+		assert.Check(t, is.Equal(stdout, ""), "%v", tc.args)
+	}
+	var out bytes.Buffer
+	err := runAction(envOf(map[string]string{"INPUT_PLATFORMS": ",", "INPUT_PACKAGES": "hello", "INPUT_PUSH": "false", "INPUT_NIXPKGS": "path:/nonexistent"}), &out)
+	assert.Check(t, is.ErrorContains(err, "input platforms: "+noPlatform))
+}

@@ -22,7 +22,8 @@ func packCommand() *command {
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			output := fs.String("output", "", "the blob `FILE` to write (not -: stdout carries the blob's description)")
 			compress := fs.String("compression", string(archive.Gzip), compressionUsage)
-			level := fs.Int("level", 0, fmt.Sprintf("level of the compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default %d)", archive.DefaultLevel))
+			level := new(int)
+			fs.Var((*levelFlag)(level), "level", fmt.Sprintf("`LEVEL` of the compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default %d)", archive.DefaultLevel))
 			concurrency := fs.Int("concurrency", 0, "blocks (zstd: 16 MiB jobs) compressed at once (default: the number of CPUs); never changes the output")
 			return func(args []string) error {
 				if *output == "" {
