@@ -45,9 +45,10 @@ func TestScaleOutMerge(t *testing.T) {
 	r := run(t, nil, "merge", "--image", repo, "--tags", "broken", "sha256:"+strings.Repeat("0", 64))
 	assert.Assert(t, r.code != 0)
 	assert.Assert(t, strings.Contains(errorLine(r.stderr), "sha256:0000"), r.stderr)
-	// So does a digest of another repository.
+	// So does a digest of another repository, a usage error found
+	// before the registry is asked.
 	r = run(t, nil, "merge", "--image", repo, "--tags", "broken", amd.Digest, host+"/e2e/elsewhere@"+arm.Digest)
-	assert.Equal(t, r.code, 1)
+	assert.Equal(t, r.code, 2)
 	assert.Assert(t, strings.Contains(errorLine(r.stderr), "e2e/elsewhere, not in "+repo), r.stderr)
 	out, _ = runOutput("skopeo", "list-tags", "--tls-verify=false", "docker://"+repo)
 	assert.Assert(t, !strings.Contains(out, `"broken"`), out)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,4 +75,37 @@ func errAs(err error, target **exec.ExitError) bool {
 	ee, ok := err.(*exec.ExitError)
 	*target = ee
 	return ok
+}
+
+// TestClosedOutputPipe: a build whose output goes to a pipe closed early,
+// as `nixery build ... 2>&1 | head -3` does, stops as a signal stops it:
+// exit status 141 (SIGPIPE's, as shells report it), no temporary layer
+// files, no half OCI layout.
+func TestClosedOutputPipe(t *testing.T) {
+	testenv.Require(t, "nix")
+	tmp := t.TempDir()
+	layout := filepath.Join(t.TempDir(), "oci")
+	r, w, err := os.Pipe()
+	assert.NilError(t, err)
+	cmd := exec.Command(nixery, "build", "--nixpkgs", standIn(), "--no-cache", "--output", "oci:"+layout, "gotree", "hello")
+	cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig, "TMPDIR="+tmp)
+	cmd.Stdout, cmd.Stderr = w, w
+	assert.NilError(t, cmd.Start())
+	w.Close()
+
+	// Read the first line, as head -1 would, and go.
+	line, err := bufio.NewReader(r).ReadString('\n')
+	assert.NilError(t, err)
+	assert.Assert(t, is.Contains(line, "building"), line)
+	r.Close()
+
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	assert.Assert(t, errAs(err, &ee), "exit: %v", err)
+	assert.Equal(t, ee.ExitCode(), 141, "%v", err)
+	left, err := os.ReadDir(tmp)
+	assert.NilError(t, err)
+	assert.Equal(t, len(left), 0, "left in TMPDIR: %v", left)
+	_, err = os.Stat(layout)
+	assert.Assert(t, os.IsNotExist(err), "a half layout: %v", err)
 }

@@ -143,7 +143,7 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 		return f.execute(ctx, strings.FieldsFunc(digests, func(r rune) bool { return r == ',' || r == '\n' || r == ' ' }), logs)
 	}
 
-	f := &buildFlags{platforms: listFlag{commas: true}, tags: listFlag{commas: true}}
+	f := newBuildFlags()
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	f.register(fs)

@@ -76,10 +76,18 @@ func buildCommand() *command {
 		usage:   "[--nixpkgs FLAKEREF] [--platforms LIST] (--image REF [--tags LIST] | --output DEST) [flags] PACKAGE...",
 		help:    buildHelp,
 		setup: func(fs *flag.FlagSet) func([]string) error {
-			f := &buildFlags{platforms: listFlag{commas: true}, tags: listFlag{commas: true}}
+			f := newBuildFlags()
 			f.register(fs)
 			return func(args []string) error { return runBuild(f, args, os.Stdout, os.Stderr) }
 		},
+	}
+}
+
+// newBuildFlags are build's flags before parsing.
+func newBuildFlags() *buildFlags {
+	return &buildFlags{
+		platforms: listFlag{commas: true, ifEmpty: "no platform in it: name one or more, e.g. linux/amd64,linux/arm64"},
+		tags:      listFlag{commas: true},
 	}
 }
 
@@ -98,7 +106,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.popularity, "popularity", "", "popularity data `FILE` (Nixery's format, at most "+limit.Size(popularity.MaxBytes)+") for the layering strategy")
 	fs.BoolVar(&f.noDefaults, "no-default-packages", false, "do not add cacert and iana-etc")
 	fs.StringVar(&f.compress, "compression", string(archive.Gzip), compressionUsage)
-	fs.IntVar(&f.level, "level", 0, "`LEVEL` of the layers' compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default "+fmt.Sprint(archive.DefaultLevel)+")")
+	fs.Var((*levelFlag)(&f.level), "level", "`LEVEL` of the layers' compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default "+fmt.Sprint(archive.DefaultLevel)+")")
 	fs.IntVar(&f.jobs, "jobs", publish.DefaultJobs, "`N` concurrent uploads")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long (`DURATION`, e.g. 30m), per platform")
 	fs.BoolVar(&f.buildLogs, "print-build-logs", false, "show the build logs of what Nix builds (not only its progress)")
@@ -116,7 +124,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.cacheFrom, "cache-from", "also reuse layers of this image `REF` (repeat); the target tags always are")
 	fs.BoolVar(&f.noCache, "no-cache", false, "pack every layer, reusing nothing from the registry")
 	fs.BoolVar(&f.sbom, "sbom", true, "attach a CycloneDX SBOM and SLSA provenance to each platform image; false makes neither")
-	fs.StringVar(&f.sbomFile, "sbom-file", "", "also write the SBOM to `FILE` (several platforms: FILE with the platform before its extension, e.g. sbom.linux-amd64.cdx.json)")
+	fs.StringVar(&f.sbomFile, "sbom-file", "", "also write the SBOM to `FILE` (several platforms: FILE with the platform before its extension, e.g. sbom.linux-amd64.cdx.json; not -: stdout carries the result)")
 }
 
 // buildHelp explains the package arguments in build's --help.
@@ -158,6 +166,9 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		if strings.HasPrefix(a, "-") {
 			return nil, usagef("%s comes after the package names: put every flag before them", a)
 		}
+	}
+	if err := f.conflicts(); err != nil {
+		return nil, err
 	}
 	if j.req.Spec, err = spec.Parse(args, spec.Options{NoDefaults: f.noDefaults}); err != nil {
 		return nil, usageError{err.Error()}
@@ -315,6 +326,20 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usageError{err.Error()}
 	}
 	return j, nil
+}
+
+// conflicts refuses flags that ask for opposite things, rather than
+// follow one and silently ignore the other.
+func (f *buildFlags) conflicts() error {
+	switch {
+	case f.output != "" && f.byDigest:
+		return usagef("--push-by-digest pushes to a registry, but --output writes the image to %s: drop one of them", f.output)
+	case f.output != "" && !f.push:
+		return usagef("--push=false writes the image nowhere, but --output writes it to %s: drop one of them", f.output)
+	case f.noCache && len(f.cacheFrom.items) > 0:
+		return usagef("--no-cache reuses no layers, but --cache-from names images to reuse them from: drop one of them")
+	}
+	return nil
 }
 
 // hasTag reports whether an image reference ends in a tag (name:tag).

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
@@ -14,17 +16,43 @@ import (
 type listFlag struct {
 	items  []string
 	commas bool
+	// ifEmpty, when set, refuses a value with no items (--platforms ""
+	// would otherwise mean the default), saying this.
+	ifEmpty string
 }
 
 func (l *listFlag) String() string { return strings.Join(l.items, ",") }
 
 func (l *listFlag) Set(v string) error {
 	sep := func(r rune) bool { return r == '\n' || (l.commas && r == ',') }
+	n := len(l.items)
 	for _, item := range strings.FieldsFunc(v, sep) {
 		if item = strings.TrimSpace(item); item != "" {
 			l.items = append(l.items, item)
 		}
 	}
+	if l.ifEmpty != "" && len(l.items) == n {
+		return errors.New(l.ifEmpty)
+	}
+	return nil
+}
+
+// levelFlag is --level: 0, its default, means no level given, so a 0
+// given is refused here. compressionOptions checks the top of the range,
+// which depends on the compression.
+type levelFlag int
+
+func (l *levelFlag) String() string { return strconv.Itoa(int(*l)) }
+
+func (l *levelFlag) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return errors.New("parse error")
+	}
+	if n < 1 {
+		return fmt.Errorf("use 1 to %d (gzip) or 1 to %d (zstd)", archive.Gzip.MaxLevel(), archive.Zstd.MaxLevel())
+	}
+	*l = levelFlag(n)
 	return nil
 }
 

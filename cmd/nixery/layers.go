@@ -42,7 +42,7 @@ func layersCommand() *command {
 				if len(args) > 0 {
 					return usagef("unexpected arguments %q: store paths go in --root", args)
 				}
-				// Bad values are one line each, for scripts to show as they are.
+				// Bad values are one line each, then the --help hint.
 				opts := layers.Options{Strategy: *strategy, Budget: *budget}
 				if err := layerOptions(opts, "--budget"); err != nil {
 					return err
@@ -62,20 +62,22 @@ func layersCommand() *command {
 
 // layerOptions checks layer options, naming the flags: budgetFlag for the
 // budget (0 is out of range here: the flags have a default), --strategy.
+// What is wrong is the command line's: a usage error.
 func layerOptions(o layers.Options, budgetFlag string) error {
 	if o.Budget == 0 {
-		return fmt.Errorf("%s 0 is out of range: use 1 to %d", budgetFlag, layers.MaxBudget)
+		return usagef("%s 0 is out of range: use 1 to %d", budgetFlag, layers.MaxBudget)
 	}
 	var be *layers.BudgetError
 	var se *layers.StrategyError
 	switch err := o.Validate(); {
 	case errors.As(err, &be):
-		return fmt.Errorf("%s %d is out of range: use 1 to %d", budgetFlag, be.Budget, layers.MaxBudget)
+		return usagef("%s %d is out of range: use 1 to %d", budgetFlag, be.Budget, layers.MaxBudget)
 	case errors.As(err, &se):
-		return fmt.Errorf("unknown --strategy %q: use one of %s (--strategy help lists them)", se.Name, strings.Join(layers.Strategies(), ", "))
-	default:
-		return err
+		return usagef("unknown --strategy %q: use one of %s (--strategy help lists them)", se.Name, strings.Join(layers.Strategies(), ", "))
+	case err != nil:
+		return usageError{err.Error()}
 	}
+	return nil
 }
 
 // printStrategies lists the layering strategies, one a line, the default

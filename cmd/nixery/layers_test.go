@@ -204,10 +204,6 @@ func TestLayersBadInput(t *testing.T) {
 		{"bad JSON", []string{"--closure", notJSON}, notJSON + ": closure graph: invalid JSON object: the input ends in entry"},
 		{"not a store path", []string{"--closure", outside}, outside + `: closure graph: "/usr/bin/x" is not a store path under /nix/store/`},
 		{"incomplete closure", []string{"--closure", dangling}, `/nix/store/abc-x references "/nix/store/def-y", which is not in the graph`},
-		{"budget 0", []string{"--closure", closure, "--budget", "0"}, "--budget 0 is out of range: use 1 to 125"},
-		{"budget 126", []string{"--closure", closure, "--budget", "126"}, "--budget 126 is out of range: use 1 to 125"},
-		{"budget -1", []string{"--closure", closure, "--budget", "-1"}, "--budget -1 is out of range: use 1 to 125"},
-		{"unknown strategy", []string{"--closure", closure, "--strategy", "nope"}, `unknown --strategy "nope": use one of ` + strings.Join(layers.Strategies(), ", ")},
 		{"unknown root", []string{"--closure", closure, "--root", "/nix/store/aaaa-nope"}, `root "/nix/store/aaaa-nope" is not in the closure graph`},
 		{"missing popularity", []string{"--closure", closure, "--popularity", filepath.Join(dir, "nope")}, "read popularity data: open " + filepath.Join(dir, "nope")},
 		{"bad popularity", []string{"--closure", closure, "--popularity", badPop}, badPop + `: popularity data: the count of "glibc" is negative (-3)`},
@@ -223,12 +219,25 @@ func TestLayersBadInput(t *testing.T) {
 		})
 	}
 
-	// Calling it wrong is a usage error, with the hint to --help.
-	for _, args := range [][]string{{"layers"}, {"layers", "--closure", closure, "/nix/store/abc-x"}} {
-		code, out, errOut := runCLI(t, args...)
-		assert.Equal(t, code, 2)
+	// Calling it wrong, or with a bad flag value, is a usage error: one
+	// line, then the hint to --help.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "--closure FILE is required"},
+		{[]string{"--closure", closure, "/nix/store/abc-x"}, "unexpected arguments"},
+		{[]string{"--closure", closure, "--budget", "0"}, "--budget 0 is out of range: use 1 to 125"},
+		{[]string{"--closure", closure, "--budget", "126"}, "--budget 126 is out of range: use 1 to 125"},
+		{[]string{"--closure", closure, "--budget", "-1"}, "--budget -1 is out of range: use 1 to 125"},
+		{[]string{"--closure", closure, "--strategy", "nope"}, `unknown --strategy "nope": use one of ` + strings.Join(layers.Strategies(), ", ")},
+	} {
+		code, out, errOut := runCLI(t, append([]string{"layers"}, tc.args...)...)
+		assert.Equal(t, code, 2, tc.args)
 		assert.Equal(t, out, "")
-		assert.Assert(t, is.Contains(errOut, "Run 'nixery layers --help' for usage."))
+		line, hint, _ := strings.Cut(errOut, "\n")
+		assert.Assert(t, is.Contains(line, tc.want), errOut)
+		assert.Equal(t, hint, "Run 'nixery layers --help' for usage.\n")
 	}
 }
 

@@ -182,6 +182,8 @@ func signalName(sig syscall.Signal) string {
 		return "SIGINT"
 	case syscall.SIGTERM:
 		return "SIGTERM"
+	case syscall.SIGPIPE:
+		return "SIGPIPE (its output pipe was closed)"
 	}
 	return sig.String()
 }

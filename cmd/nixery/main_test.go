@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -220,4 +222,125 @@ func TestByteSize(t *testing.T) {
 		var b byteSize
 		assert.ErrorContains(t, b.Set(in), "is not a size", in)
 	}
+}
+
+// Flags asking for opposite things are refused, both named, before any
+// work: neither is silently ignored.
+func TestConflictingFlags(t *testing.T) {
+	out := "oci:" + filepath.Join(t.TempDir(), "oci")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--output", out, "--push-by-digest"}, "--push-by-digest pushes to a registry, but --output writes the image to " + out + ": drop one of them"},
+		{[]string{"--output", out, "--push=false"}, "--push=false writes the image nowhere, but --output writes it to " + out + ": drop one of them"},
+		{[]string{"--image", "127.0.0.1:1/x", "--no-cache", "--cache-from", "127.0.0.1:1/y:v1"}, "--no-cache reuses no layers, but --cache-from names images to reuse them from: drop one of them"},
+	} {
+		args := append(append([]string{"build", "--nixpkgs", "path:/nonexistent"}, tc.args...), "hello")
+		code, stdout, stderr := runCLI(t, args...)
+		assert.Check(t, is.Equal(code, 2), "%v: %s", tc.args, stderr)
+		assert.Check(t, is.Equal(stderr, "nixery build: "+tc.want+"\nRun 'nixery build --help' for usage.\n"), "%v", tc.args)
+		assert.Check(t, is.Equal(stdout, ""))
+	}
+}
+
+// A bad value on the command line is a usage error, exit status 2, as
+// the README promises, found before any work: a merge's bad digest before
+// the registry is asked anything.
+func TestUsageErrorsExitTwo(t *testing.T) {
+	closure := filepath.Join("..", "..", "pkg", "layers", "testdata", "shell-hello-busybox.json")
+	registry, conns := countingListener(t)
+	path := "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-ok"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"layers", "--closure", closure, "--budget", "0"}, "nixery layers: --budget 0 is out of range: use 1 to"},
+		{[]string{"layers", "--closure", closure, "--strategy", "bogus"}, `nixery layers: unknown --strategy "bogus"`},
+		{[]string{"pack", "--output", filepath.Join(t.TempDir(), "b"), "--concurrency", "-5", path}, "nixery pack: --concurrency -5 is out of range: use 1 to 256, or 0 for one per CPU"},
+		{[]string{"popcount", "--cache", "ftp://x", path}, `nixery popcount: --cache: binary cache "ftp://x" is not an https://, http:// or file:// URL`},
+		{[]string{"merge", "--image", registry + "/x", "notadigest"}, `nixery merge: "notadigest" is not a digest (sha256:<64 hex digits>) or NAME@DIGEST`},
+	} {
+		code, stdout, stderr := runCLI(t, tc.args...)
+		assert.Check(t, is.Equal(code, 2), "%v: %s", tc.args, stderr)
+		line, _, _ := strings.Cut(stderr, "\n")
+		assert.Check(t, strings.HasPrefix(line, tc.want), "%v: %s", tc.args, stderr)
+		assert.Check(t, is.Equal(strings.Count(stderr, "\n"), 2), "one line and the --help hint: %q", stderr)
+		assert.Check(t, is.Equal(stdout, ""), "%v", tc.args)
+	}
+	assert.Check(t, is.Equal(conns(), 0), "the registry was asked")
+}
+
+// countingListener is a TCP address on loopback that counts the
+// connections made to it and answers none.
+func countingListener(t *testing.T) (string, func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	var n atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().String(), func() int { return int(n.Load()) }
+}
+
+// "-" as an output is stdout where stdout is free (popcount's data), and
+// refused where stdout carries something else (pack's blob description,
+// build's result): never a file named "-".
+func TestDashOutput(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cache, _ := narinfoServer(t, "")
+	code, stdout, stderr := runCLI(t, "popcount", "--cache", cache, "--output", "-", popcountRoot)
+	assert.Equal(t, code, 0, stderr)
+	assert.Check(t, is.Contains(stdout, `"glibc-2.40": 1`))
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pack", "--output", "-", "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-ok"}, "nixery pack: --output -: the blob cannot go to stdout, which carries its description: name a file"},
+		{[]string{"build", "--nixpkgs", "path:/nonexistent", "--push=false", "--sbom-file", "-", "hello"}, "nixery build: --sbom-file -: the SBOM cannot go to stdout, which carries the result: name a file"},
+		{[]string{"build", "--nixpkgs", "path:/nonexistent", "--output", "docker:-", "hello"}, `nixery build: bad output "docker:-": the image cannot go to stdout`},
+	} {
+		code, stdout, stderr := runCLI(t, tc.args...)
+		assert.Check(t, is.Equal(code, 2), "%v: %s", tc.args, stderr)
+		assert.Check(t, strings.HasPrefix(stderr, tc.want), "%v: %s", tc.args, stderr)
+		assert.Check(t, is.Equal(stdout, ""), "%v", tc.args)
+	}
+	entries, err := os.ReadDir(".")
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 0), "written: %v", entries)
+}
+
+// An empty --platforms would build the default platform, and --level 0
+// is outside the 1 to 9 (or 22) the help promises: both refused where
+// the flags are read, as the action's inputs too.
+func TestEmptyPlatformsAndLevelZero(t *testing.T) {
+	const noPlatform = "no platform in it: name one or more, e.g. linux/amd64,linux/arm64"
+	const levels = "use 1 to 9 (gzip) or 1 to 22 (zstd)"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--platforms", "", "hello"}, `nixery build: invalid value "" for flag --platforms: ` + noPlatform},
+		{[]string{"build", "--platforms", ",", "hello"}, `nixery build: invalid value "," for flag --platforms: ` + noPlatform},
+		{[]string{"build", "--level", "0", "hello"}, `nixery build: invalid value "0" for flag --level: ` + levels},
+		{[]string{"pack", "--output", filepath.Join(t.TempDir(), "b"), "--level", "0", "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-ok"}, `nixery pack: invalid value "0" for flag --level: ` + levels},
+	} {
+		code, stdout, stderr := runCLI(t, tc.args...)
+		assert.Check(t, is.Equal(code, 2), "%v: %s", tc.args, stderr)
+		assert.Check(t, is.Equal(stderr, tc.want+"\n"), "%v", tc.args)
+		assert.Check(t, is.Equal(stdout, ""), "%v", tc.args)
+	}
+	var out bytes.Buffer
+	err := runAction(envOf(map[string]string{"INPUT_PLATFORMS": ",", "INPUT_PACKAGES": "hello", "INPUT_PUSH": "false", "INPUT_NIXPKGS": "path:/nonexistent"}), &out)
+	assert.Check(t, is.ErrorContains(err, "input platforms: "+noPlatform))
 }

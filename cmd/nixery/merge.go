@@ -76,6 +76,12 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if len(t.Tags) == 0 {
 		t.Tags = []name.Tag{t.Repo.Tag("latest")}
 	}
+	for _, d := range digests {
+		// Checked before any credentials are read or registry asked.
+		if _, err := publish.MergeDigest(t, d); err != nil {
+			return nil, usageError{err.Error()}
+		}
+	}
 	creds, err := f.login.credentials(t.Repo.RegistryStr(), stdin, os.Getenv)
 	if err != nil {
 		return nil, err

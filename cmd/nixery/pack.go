@@ -20,13 +20,17 @@ func packCommand() *command {
 		summary: "pack store paths into one reproducible layer blob (tar + gzip or zstd)",
 		usage:   "--output FILE [--compression gzip|zstd[:LEVEL]] STOREPATH...",
 		setup: func(fs *flag.FlagSet) func([]string) error {
-			output := fs.String("output", "", "the blob `FILE` to write")
+			output := fs.String("output", "", "the blob `FILE` to write (not -: stdout carries the blob's description)")
 			compress := fs.String("compression", string(archive.Gzip), compressionUsage)
-			level := fs.Int("level", 0, fmt.Sprintf("level of the compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default %d)", archive.DefaultLevel))
+			level := new(int)
+			fs.Var((*levelFlag)(level), "level", fmt.Sprintf("`LEVEL` of the compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default %d)", archive.DefaultLevel))
 			concurrency := fs.Int("concurrency", 0, "blocks (zstd: 16 MiB jobs) compressed at once (default: the number of CPUs); never changes the output")
 			return func(args []string) error {
 				if *output == "" {
 					return usagef("--output FILE is required")
+				}
+				if *output == "-" {
+					return usagef("--output -: the blob cannot go to stdout, which carries its description: name a file")
 				}
 				if len(args) == 0 {
 					return usagef("name the store paths to pack")
@@ -35,6 +39,9 @@ func packCommand() *command {
 					if !storepath.Valid(p) {
 						return usagef("%q is not a top-level store path (/nix/store/HASH-NAME)", p)
 					}
+				}
+				if *concurrency < 0 || *concurrency > archive.MaxConcurrency {
+					return usagef("--concurrency %d is out of range: use 1 to %d, or 0 for one per CPU", *concurrency, archive.MaxConcurrency)
 				}
 				compression, level, err := compressionOptions(*compress, *level)
 				if err != nil {

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/nixery-action/nixery-action/internal/limit"
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
@@ -27,7 +30,7 @@ func popcountCommand() *command {
 			limit.Size(popularity.MaxNarinfoBytes), popularity.MaxClosurePaths),
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			cache := fs.String("cache", "https://cache.nixos.org", "binary cache `URL` to read narinfos from: https://, http:// or file://")
-			output := fs.String("output", "", "write the data to `FILE` instead of stdout")
+			output := fs.String("output", "", "write the data to `FILE` instead of stdout (- is stdout)")
 			jobs := fs.Int("jobs", 16, "`N` narinfos fetched at once")
 			timeout := fs.Duration("timeout", popularity.DefaultTimeout, "give up after `DURATION` in all")
 			return func(args []string) error {
@@ -37,31 +40,62 @@ func popcountCommand() *command {
 				if *timeout <= 0 {
 					return usagef("--timeout %s: give a positive duration such as 30m", *timeout)
 				}
+				pc := &popularity.Popcount{Cache: *cache, Jobs: *jobs, Timeout: *timeout}
+				if err := pc.Validate(); err != nil {
+					return usagef("--cache: %v", err)
+				}
 				paths, err := popcountInput(args)
 				if err != nil {
 					return err
 				}
-				ctx, stop := interruptContext()
-				defer stop()
-				data, err := (&popularity.Popcount{Cache: *cache, Jobs: *jobs, Timeout: *timeout}).Run(ctx, paths)
+				if *output == "" || *output == "-" {
+					return popcount(pc, paths, os.Stdout)
+				}
+				// Opened before the walk, which takes minutes: a path that
+				// cannot be written fails now, and a failed run leaves what
+				// was there.
+				f, err := createOutput(*output)
 				if err != nil {
 					return err
 				}
-				if *output == "" {
-					return popularity.Write(os.Stdout, data)
-				}
-				f, err := os.Create(*output)
-				if err != nil {
+				defer f.Abort()
+				if err := popcount(pc, paths, f); err != nil {
 					return err
 				}
-				if err := popularity.Write(f, data); err != nil {
-					f.Close()
-					return err
+				if err := f.Commit(); err != nil {
+					return fmt.Errorf("write %s: %w", *output, err)
 				}
-				return f.Close()
+				return nil
 			}
 		},
 	}
+}
+
+// popcount walks the cache from paths, stopping on a signal, and writes
+// the data to w.
+func popcount(pc *popularity.Popcount, paths []string, w io.Writer) error {
+	ctx, stop := interruptContext()
+	defer stop()
+	data, err := pc.Run(ctx, paths)
+	if err != nil {
+		return err
+	}
+	return popularity.Write(w, data)
+}
+
+// createOutput starts writing --output FILE, as outfile writes it: to a
+// temporary file renamed into place when complete.
+func createOutput(path string) (*outfile.File, error) {
+	f, err := outfile.Create(path)
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
+		// The temporary file's name means nothing to the user.
+		return nil, fmt.Errorf("--output %s: cannot write there (%v): name a file in a directory you can write to", path, pe.Err)
+	case err != nil:
+		return nil, fmt.Errorf("--output %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // popcountInput reads store paths given directly, or from one file.

@@ -24,6 +24,9 @@ func (f *buildFlags) sbomOptions() (*build.SBOMOptions, error) {
 		}
 		return nil, nil
 	}
+	if f.sbomFile == "-" {
+		return nil, usagef("--sbom-file -: the SBOM cannot go to stdout, which carries the result: name a file")
+	}
 	if f.sbomFile != "" {
 		dir := filepath.Dir(f.sbomFile)
 		if info, err := os.Stat(dir); err != nil || !info.IsDir() {

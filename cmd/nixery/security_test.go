@@ -204,8 +204,8 @@ func TestBuildValidation(t *testing.T) {
 		assert.Equal(t, strings.Count(stderr, "\n"), 2, "one line and the --help hint: %q", stderr)
 	}
 	code, _, stderr := runCLI(t, "pack", "--output", filepath.Join(t.TempDir(), "b"), "--concurrency", "-2", "/nix/store/aaaa-x")
-	assert.Equal(t, code, 1, stderr)
-	assert.Assert(t, is.Contains(stderr, "concurrency -2 is out of range"))
+	assert.Equal(t, code, 2, stderr)
+	assert.Assert(t, is.Contains(stderr, "--concurrency -2 is out of range"))
 }
 
 // Values in the step summary stay in their heading, paragraph or table

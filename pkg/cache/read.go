@@ -8,6 +8,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -49,7 +50,7 @@ func Read(ctx context.Context, refs []name.Reference, o registry.Options) (Cache
 	// The whole read is bounded: a cache can only make a build faster,
 	// so a slow registry is given up on and its layers packed.
 	outer := ctx // the cached layers' blobs are read later, under it
-	ctx, cancel := context.WithTimeout(ctx, o.RegistryTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, o.RegistryTimeout, errNotInTime)
 	defer cancel()
 	for _, ref := range refs {
 		n, err := c.read(ctx, outer, ref, o)
@@ -89,8 +90,13 @@ type Warning struct {
 func (w *Warning) Error() string { return w.msg }
 func (w *Warning) Unwrap() error { return w.cause }
 
+// errNotInTime is why Read's context ends when RegistryTimeout passes,
+// which its caller's cancelling (another failure, a signal) is not.
+var errNotInTime = errors.New("cache not read in time")
+
 // cacheWarning says in one line why reading ref failed with err; ctx is
-// the whole read's, whose end tells the read ran out of time.
+// the whole read's, whose cause tells whether the read ran out of time or
+// the build stopped it.
 func cacheWarning(ctx context.Context, ref name.Reference, err error, o registry.Options) *Warning {
 	var msg string
 	switch {
@@ -98,8 +104,10 @@ func cacheWarning(ctx context.Context, ref name.Reference, err error, o registry
 		msg = fmt.Sprintf("cache %s: nothing there yet", ref)
 	case registry.IsTimeout(err) && ctx.Err() == nil:
 		msg = fmt.Sprintf("cache %s: the registry did not answer within %s; its layers will be packed", ref, o.RequestTimeout)
-	case ctx.Err() != nil:
+	case errors.Is(context.Cause(ctx), errNotInTime):
 		msg = fmt.Sprintf("cache %s: not read within %s; its layers will be packed", ref, o.RegistryTimeout)
+	case ctx.Err() != nil:
+		msg = fmt.Sprintf("cache %s: not read, the build stopped first", ref)
 	default:
 		msg = fmt.Sprintf("cache %s: %s; its layers will be packed", ref, registry.OneLine(err))
 	}

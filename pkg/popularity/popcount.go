@@ -153,11 +153,26 @@ func (w *walk) next() (p string, ok bool) {
 	return p, true
 }
 
-// Run fetches the closure of paths from the cache and counts references.
-func (pc *Popcount) Run(ctx context.Context, paths []string) (Data, error) {
+// cacheURL parses the cache's URL, refusing what Run cannot read.
+func (pc *Popcount) cacheURL() (*url.URL, error) {
 	base, err := url.Parse(pc.Cache)
 	if err != nil || (base.Scheme != "https" && base.Scheme != "http" && base.Scheme != "file") {
 		return nil, fmt.Errorf("binary cache %q is not an https://, http:// or file:// URL", pc.Cache)
+	}
+	return base, nil
+}
+
+// Validate finds, before any work, a cache Run cannot read.
+func (pc *Popcount) Validate() error {
+	_, err := pc.cacheURL()
+	return err
+}
+
+// Run fetches the closure of paths from the cache and counts references.
+func (pc *Popcount) Run(ctx context.Context, paths []string) (Data, error) {
+	base, err := pc.cacheURL()
+	if err != nil {
+		return nil, err
 	}
 	jobs := pc.Jobs
 	if jobs <= 0 {

@@ -28,8 +28,8 @@ func (r *Registry) Check(ctx context.Context) error {
 // Check finds what would make writing fail, before any work: an OCI
 // layout in a file, in a directory holding something else, in an existing
 // layout whose index.json or oci-layout is not valid, or where nothing
-// can be written; a docker archive in a directory, or in a directory that
-// does not exist or cannot be written to.
+// can be written; a docker archive in a directory; either in a directory
+// that does not exist or cannot be written to.
 func (l *Layout) Check(context.Context) error {
 	path := l.out.Path
 	switch l.out.Kind {
@@ -37,7 +37,11 @@ func (l *Layout) Check(context.Context) error {
 		info, err := os.Stat(path)
 		switch {
 		case os.IsNotExist(err):
-			return l.checkWritable(existingParent(path))
+			// The layout's directory is made, not its parents.
+			if err := checkParent(l.out, path); err != nil {
+				return err
+			}
+			return l.checkWritable(filepath.Dir(path))
 		case err != nil:
 			return fmt.Errorf("%s: %w", l.out, err)
 		case !info.IsDir():
@@ -60,8 +64,8 @@ func (l *Layout) Check(context.Context) error {
 		if info, err := os.Stat(path); err == nil && info.IsDir() {
 			return fmt.Errorf("%s: %s is a directory: name the archive file, e.g. %s", l.out, path, filepath.Join(path, "image.tar"))
 		}
-		if info, err := os.Stat(filepath.Dir(path)); err != nil || !info.IsDir() {
-			return fmt.Errorf("%s: the directory %s does not exist: create it first", l.out, filepath.Dir(path))
+		if err := checkParent(l.out, path); err != nil {
+			return err
 		}
 		return l.checkWritable(filepath.Dir(path))
 	}
@@ -83,16 +87,12 @@ func (l *Layout) checkWritable(dir string) error {
 	return os.Remove(f.Name())
 }
 
-// existingParent is the nearest directory above path that exists: the one
-// a new layout directory is created in.
-func existingParent(path string) string {
-	dir := filepath.Dir(path)
-	for {
-		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
-			return dir
-		}
-		dir = filepath.Dir(dir)
+// checkParent finds a missing directory for path to go in.
+func checkParent(out Output, path string) error {
+	if info, err := os.Stat(filepath.Dir(path)); err != nil || !info.IsDir() {
+		return fmt.Errorf("%s: the directory %s does not exist: create it first", out, filepath.Dir(path))
 	}
+	return nil
 }
 
 // checkLayoutFiles reads an existing layout's oci-layout and index.json

@@ -47,6 +47,10 @@ func ParseOutput(s string) (Output, error) {
 		return Output{}, fmt.Errorf("bad output %q: write oci:DIR for an OCI layout or docker:FILE.tar for docker load", s)
 	case path == "":
 		return Output{}, fmt.Errorf("bad output %q: the path after %s: is empty", s, kind)
+	case path == "-":
+		// Not stdout, which carries the result line: a file named "-" is
+		// never what was meant.
+		return Output{}, fmt.Errorf("bad output %q: the image cannot go to stdout, which carries the result: name a path, e.g. oci:image or docker:image.tar", s)
 	}
 	return Output{Kind: OutputKind(kind), Path: path}, nil
 }

@@ -35,11 +35,11 @@ func TestLayoutCheck(t *testing.T) {
 		out  Output
 		want string // "" for no error
 	}{
-		{"oci: new", Output{OCILayout, filepath.Join(t.TempDir(), "a", "b")}, ""},
+		{"oci: new", Output{OCILayout, filepath.Join(t.TempDir(), "a")}, ""},
 		{"oci: existing layout", Output{OCILayout, valid}, ""},
 		{"docker: new", Output{DockerArchive, filepath.Join(t.TempDir(), "x.tar")}, ""},
 		{"oci: in a read-only directory", Output{OCILayout, filepath.Join(readOnly, "image")}, "cannot write in " + readOnly + " (operation not permitted)"},
-		{"oci: deeper in a read-only directory", Output{OCILayout, filepath.Join(readOnly, "a", "image")}, "cannot write in " + readOnly},
+		{"oci: deeper in a read-only directory", Output{OCILayout, filepath.Join(readOnly, "a", "image")}, "the directory " + filepath.Join(readOnly, "a") + " does not exist: create it first"},
 		{"oci: the read-only directory itself", Output{OCILayout, readOnly}, "cannot write in " + readOnly},
 		{"docker: in a read-only directory", Output{DockerArchive, filepath.Join(readOnly, "x.tar")}, "cannot write in " + readOnly},
 		{"oci: garbage index.json", Output{OCILayout, layoutWith("index.json", "garbage")}, "is not a valid OCI layout (index.json: "},

@@ -191,3 +191,19 @@ func TestWriteLayoutModes(t *testing.T) {
 		}
 	}
 }
+
+// A layout or archive whose directory is missing is found before any
+// work, as the build would only find it when writing: the layout's own
+// directory is made, never its parents.
+func TestLayoutCheckMissingDirectory(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, out := range []Output{
+		{OCILayout, filepath.Join(missing, "image")},
+		{DockerArchive, filepath.Join(missing, "image.tar")},
+	} {
+		err := NewLayout(out, WriteOptions{}).Check(context.Background())
+		assert.Error(t, err, out.String()+": the directory "+missing+" does not exist: create it first")
+	}
+	_, err := os.Stat(missing)
+	assert.Assert(t, os.IsNotExist(err), "the check made %s", missing)
+}

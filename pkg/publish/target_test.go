@@ -103,6 +103,8 @@ func TestParseOutput(t *testing.T) {
 		{in: "docker:hello.tar", want: Output{Kind: DockerArchive, Path: "hello.tar"}},
 		{in: "oci:", err: "the path after oci: is empty"},
 		{in: "docker:", err: "the path after docker: is empty"},
+		{in: "docker:-", err: `bad output "docker:-": the image cannot go to stdout, which carries the result: name a path`},
+		{in: "oci:-", err: `bad output "oci:-": the image cannot go to stdout, which carries the result: name a path`},
 		{in: "tar:x", err: `bad output "tar:x": write oci:DIR`},
 		{in: "out/image", err: "write oci:DIR for an OCI layout or docker:FILE.tar"},
 		{in: "", err: "bad output"},
