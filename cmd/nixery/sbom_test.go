@@ -44,3 +44,13 @@ func TestSBOMFlagErrors(t *testing.T) {
 		assert.Check(t, is.Contains(stderr, tc.want))
 	}
 }
+
+// A --sbom-file in a directory that cannot be written in fails before
+// any build, not after the image is pushed.
+func TestSBOMFileNotWritable(t *testing.T) {
+	// /proc takes no new files, even from root.
+	code, _, stderr := runCLI(t, "build", "--nixpkgs", "nixpkgs", "--push=false", "--sbom-file", "/proc/sbom.json", "hello")
+	assert.Check(t, is.Equal(code, 1), stderr)
+	assert.Check(t, is.Contains(stderr, "nixery build: --sbom-file /proc/sbom.json: cannot write in /proc ("), stderr)
+	assert.Check(t, is.Contains(stderr, "): name a file in a directory you can write to"), stderr)
+}
