@@ -297,11 +297,12 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	j.req.User = user
 	j.req.Image = image.Options{
 		Created: created, Entrypoint: entrypoint, Cmd: cmd, Env: f.env.items,
-		WorkingDir: f.workdir, User: f.user, Labels: labels,
+		WorkingDir: f.workdir, Labels: labels,
 	}
 	if user != nil {
 		j.req.Image.User = user.Config()
-	}
+	} // root (root, 0, root:0:0): the image as without --user, whose User is empty
+
 	if err := j.req.Image.Validate(); err != nil {
 		return nil, usageError{err.Error()}
 	}

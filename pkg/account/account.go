@@ -64,12 +64,14 @@ func Parse(s string) (*User, error) {
 	}
 	parts := strings.Split(s, ":")
 	var u User
+	named := false // names only, no ids: root and root:root are root
 	switch len(parts) {
 	case 1:
 		if id, ok := number(parts[0]); ok {
 			u = User{Name: DefaultName, UID: id, Group: DefaultName, GID: id}
 		} else {
 			u = User{Name: parts[0], UID: DefaultID, Group: parts[0], GID: DefaultID}
+			named = true
 		}
 	case 2:
 		uid, uidNum := number(parts[0])
@@ -79,6 +81,7 @@ func Parse(s string) (*User, error) {
 			u = User{Name: DefaultName, UID: uid, Group: DefaultName, GID: gid}
 		case !uidNum && !gidNum:
 			u = User{Name: parts[0], UID: DefaultID, Group: parts[1], GID: DefaultID}
+			named = true
 		default:
 			return bad("mixes a name and a number")
 		}
@@ -93,7 +96,7 @@ func Parse(s string) (*User, error) {
 		return bad("too many ':'")
 	}
 	for _, n := range []string{u.Name, u.Group} {
-		if !nameRE.MatchString(n) {
+		if !nameRE.MatchString(n) || n == "." || n == ".." {
 			return bad(fmt.Sprintf("%q is not a portable user or group name", n))
 		}
 	}
@@ -101,6 +104,10 @@ func Parse(s string) (*User, error) {
 		return bad(fmt.Sprintf("ids run from 0 to %d", maxID))
 	}
 	switch {
+	case named && u.Name == "root" && u.Group == "root":
+		return nil, nil // root: the image as it is
+	case u.UID == 0 && u.GID == 0 && u.Name != "root" && u.Name != DefaultName:
+		return bad(fmt.Sprintf("uid 0 is root, not %s: leave --user out to run as root, or give %s another uid", u.Name, u.Name))
 	case u.UID == 0 && u.GID == 0:
 		return nil, nil // root: the image as it is
 	case u.UID == 0:

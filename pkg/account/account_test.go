@@ -22,7 +22,7 @@ func TestParse(t *testing.T) {
 		assert.NilError(t, err, in)
 		assert.DeepEqual(t, *got, want)
 	}
-	for _, root := range []string{"", "0", "0:0", "root:0:0"} {
+	for _, root := range []string{"", "0", "0:0", "root:0:0", "root", "root:root"} {
 		got, err := Parse(root)
 		assert.NilError(t, err, root)
 		assert.Check(t, got == nil, "%q is root: the image stays as it is", root)
@@ -44,8 +44,13 @@ func TestParseRefusesInjection(t *testing.T) {
 		"app:x:1":               "needs numbers after the name",
 		"99999999999":           "ids run from 0",
 		"0:1000":                "uid 0 is root",
-		"root":                  "root is uid and gid 0",
 		"app:root":              "root is uid and gid 0",
+		"root:staff":            "root is uid and gid 0",
+		"root:5:5":              "root is uid and gid 0",
+		"app:0:0":               "uid 0 is root, not app: leave --user out to run as root",
+		".":                     "not a portable user or group name",
+		"..:x":                  "not a portable user or group name",
+		"app:..":                "not a portable user or group name",
 		strings.Repeat("a", 33): "not a portable user or group name",
 		"":                      "",
 	} {
