@@ -206,6 +206,7 @@ func TestAppErrors(t *testing.T) {
 		{[]string{"#greet"}, "invalid flake installable `#greet`: no flake before '#'"},
 		{[]string{"--user", "app:x:0:0::/:/bin/sh", ".#greet"}, `--user "app:x:0:0::/:/bin/sh": too many ':'`},
 		{[]string{"--user", "app\nroot:x:0:0:root:/root:/bin/sh", ".#greet"}, "it holds a line break or control character"},
+		{[]string{".#site"}, ".#site has no program bin/site for x86_64-linux (its meta.mainProgram, else its name): pass --entrypoint or --cmd"},
 	} {
 		args := append([]string{"build", "--nixpkgs", standIn(), "--push=false"}, tc.args...)
 		r := runIn(t, dir, nil, args...)

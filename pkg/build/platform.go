@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -94,6 +95,11 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 		app := res.Packages[len(res.Packages)-1] // the installable comes last
 		if app.Program() == "" {
 			return nil, fmt.Errorf("%s: cannot tell its main program for %s (its meta did not evaluate): pass --entrypoint or --cmd", app.Attr, sys)
+		}
+		// nix run fails at once on a package without the program it
+		// names; the image would only fail when started.
+		if _, err := os.Lstat(app.Program()); err != nil {
+			return nil, fmt.Errorf("%s has no program bin/%s for %s (its meta.mainProgram, else its name): pass --entrypoint or --cmd to say what the image starts", app.Attr, app.Meta.MainProgram, sys)
 		}
 		opts.Entrypoint = []string{app.Program()}
 	}

@@ -87,6 +87,11 @@ func (e *CommandError) Error() string {
 	if head == "" {
 		head = e.Err.Error()
 	}
+	if strings.Contains(head, "flake input") && strings.Contains(head, "in pure mode") {
+		// builtins.getFlake reads a flake purely: its inputs must be
+		// locked, where nix build would lock them on the fly.
+		head += " (the flake's flake.lock is missing or out of date: run nix flake lock in the flake and commit flake.lock)"
+	}
 	if e.Tail == "" {
 		return fmt.Sprintf("%s failed: %s", e.What, head)
 	}

@@ -51,6 +51,13 @@
       packages = forAll (system: rec {
         greet = greetFor system;
         default = greet;
+        # Data only: no bin/, so no program to start.
+        site = builtins.derivation {
+          name = "site-1.0";
+          inherit system;
+          builder = "/bin/sh";
+          args = [ "-c" "/bin/mkdir -p $out/share/site && echo hi > $out/share/site/index.html" ];
+        } // { pname = "site"; version = "1.0"; };
       });
     };
 }
