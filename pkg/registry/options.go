@@ -8,6 +8,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -125,7 +126,7 @@ func (o Options) RoundTripper() http.RoundTripper {
 		t.ResponseHeaderTimeout = o.RequestTimeout
 		base = t
 	}
-	return &retryTransport{base: boundedTransport{base}, backoff: o.Backoff, budget: o.RetryTime}
+	return &retryTransport{base: boundedTransport{base: base, idle: o.RequestTimeout}, backoff: o.Backoff, budget: o.RetryTime}
 }
 
 // Remote is go-containerregistry's options for l's requests through
@@ -219,7 +220,13 @@ func IsLoopback(registry string) bool {
 // has no limit; but each request an http.Client makes to follow a
 // redirect carries the response that caused it, so the chain can be
 // counted here, below the library.
-type boundedTransport struct{ base http.RoundTripper }
+type boundedTransport struct {
+	base http.RoundTripper
+	// idle bounds how long a request body may wait to be taken: Go's
+	// ResponseHeaderTimeout starts only once the body is sent, so a
+	// registry that stops reading an upload would hold it for ever.
+	idle time.Duration
+}
 
 func (b boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if redirects(req) > MaxRedirects {
@@ -228,8 +235,65 @@ func (b boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, &redirectError{req.URL.Host}
 	}
-	return b.base.RoundTrip(req)
+	if req.Body == nil || req.Body == http.NoBody || b.idle <= 0 {
+		return b.base.RoundTrip(req)
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	stalled := &stallError{host: req.URL.Host, idle: b.idle}
+	timer := time.AfterFunc(b.idle, func() { cancel(stalled) })
+	sent := req.Clone(ctx)
+	sent.Body = &progressBody{ReadCloser: req.Body, timer: timer, idle: b.idle}
+	resp, err := b.base.RoundTrip(sent)
+	timer.Stop()
+	if err != nil {
+		if context.Cause(ctx) == stalled {
+			err = stalled
+		}
+		cancel(nil)
+		return nil, err
+	}
+	// The answer's body is read under ctx: it ends when it is closed.
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(nil) }}
+	return resp, nil
 }
+
+// progressBody is a request body that puts off its stall timer with
+// every read the transport makes of it.
+type progressBody struct {
+	io.ReadCloser
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (p *progressBody) Read(b []byte) (int, error) {
+	p.timer.Reset(p.idle)
+	return p.ReadCloser.Read(b)
+}
+
+// cancelOnClose releases a request's context once its answer is read.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// stallError is a registry that took none of a request's body for idle.
+// It is a timeout: the request is tried again as a timed-out one is.
+type stallError struct {
+	host string
+	idle time.Duration
+}
+
+func (e *stallError) Error() string {
+	return fmt.Sprintf("registry %s took no more of the upload for %s", e.host, e.idle)
+}
+func (e *stallError) Timeout() bool   { return true }
+func (e *stallError) Temporary() bool { return true }
 
 // redirectError is a redirect chain longer than MaxRedirects.
 type redirectError struct{ host string }
