@@ -124,6 +124,13 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 		b.note("cache: the layer %s in %s does not hold what its key says (diffID %s, the store paths give %s); packing it", cached.Digest, cached.Repo, cached.DiffID, local.Digest)
 		return image.Blob{}, false
 	}
+	// Compressed, a layer is no larger than its tar but for the format's
+	// framing: more is a registry padding it, which would fill the disk
+	// and the image.
+	if cached.Size > local.Size+local.Size/100+64<<10 {
+		b.note("cache: the layer %s in %s is %d bytes, more than its %d-byte tar compresses to; packing it", cached.Digest, cached.Repo, cached.Size, local.Size)
+		return image.Blob{}, false
+	}
 	if b.req.Destination.Holds(cached.Repo, cached.Digest) {
 		return cached.Blob, true // already where it goes
 	}

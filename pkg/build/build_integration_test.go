@@ -5,6 +5,7 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -184,6 +185,48 @@ func TestBuildRegistryCache(t *testing.T) {
 		assert.Check(t, strings.Contains(log.String(), "does not hold what its key says"), "%s: %s", dest, log.String())
 		assert.Check(t, res.Packed >= 1, "%s: the poisoned layer must be packed", dest)
 	}
+
+	// The padding: the same layer, its content and cache key right, but
+	// followed by megabytes of empty gzip members (it decompresses to
+	// the same tar): packed, never copied.
+	req := request(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: filepath.Join(t.TempDir(), "layout")}, publish.WriteOptions{}), 6)
+	req.CacheFrom = []name.Reference{pad(t, host+"/evil/padded:latest", victim.Digest, target)}
+	var log bytes.Buffer
+	res, err := Build(ctx, req, Options{Log: logTo(&log)})
+	assert.NilError(t, err)
+	res.Close()
+	assert.Equal(t, res.Digest, cold.Digest)
+	assert.Check(t, strings.Contains(log.String(), "tar compresses to; packing it"), log.String())
+}
+
+// pad pushes to ref an image whose one layer is target's layer victim,
+// its cache key kept, with empty gzip members after it.
+func pad(t *testing.T, ref, victim string, target publish.Target) name.Reference {
+	t.Helper()
+	l, err := remote.Layer(target.Repo.Digest(victim))
+	assert.NilError(t, err)
+	rc, err := l.Compressed()
+	assert.NilError(t, err)
+	data, err := io.ReadAll(rc)
+	assert.NilError(t, err)
+	rc.Close()
+	var member bytes.Buffer
+	assert.NilError(t, gzip.NewWriter(&member).Close())
+	data = append(data, bytes.Repeat(member.Bytes(), (4*len(data)+1<<20)/member.Len())...)
+	padded, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(image.LayerMediaType))
+	assert.NilError(t, err)
+	key := layerCacheKey(t, target, victim)
+	img, err := mutate.Append(mutate.MediaType(empty.Image, "application/vnd.oci.image.manifest.v1+json"), mutate.Addendum{
+		Layer: padded, MediaType: image.LayerMediaType,
+		Annotations: map[string]string{image.AnnotationLayerCache: key},
+	})
+	assert.NilError(t, err)
+	r, err := name.ParseReference(ref, name.Insecure)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.Write(r, img))
+	return r
 }
 
 // TestBuildStreamed streams every layer while it is packed (the threshold
@@ -421,30 +464,11 @@ func request(t *testing.T, dest publish.Destination, budget int) Request {
 // image, and returns ref.
 func poison(t *testing.T, ref, key, victim string, target publish.Target) name.Reference {
 	t.Helper()
-	desc, err := remote.Get(target.Tags[0])
-	assert.NilError(t, err)
-	idx, err := desc.ImageIndex()
-	assert.NilError(t, err)
-	im, err := idx.IndexManifest()
-	assert.NilError(t, err)
-	var cacheKey string
-	for _, m := range im.Manifests {
-		img, err := idx.Image(m.Digest)
-		assert.NilError(t, err)
-		mf, err := img.Manifest()
-		assert.NilError(t, err)
-		for _, l := range mf.Layers {
-			if l.Digest.String() == victim {
-				cacheKey = l.Annotations[image.AnnotationLayerCache]
-			}
-		}
-	}
-	assert.Assert(t, cacheKey != "", "no cache key for %s (%s)", victim, key)
-
+	cacheKey := layerCacheKey(t, target, victim)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	assert.NilError(t, tw.WriteHeader(&tar.Header{Name: "EVIL", Mode: 0o644, Size: 4}))
-	_, err = tw.Write([]byte("evil"))
+	_, err := tw.Write([]byte("evil"))
 	assert.NilError(t, err)
 	assert.NilError(t, tw.Close())
 	// From memory: LayerFromReader would spill it into a file in /tmp.
@@ -462,6 +486,30 @@ func poison(t *testing.T, ref, key, victim string, target publish.Target) name.R
 	assert.NilError(t, err)
 	assert.NilError(t, remote.Write(r, img))
 	return r
+}
+
+// layerCacheKey is the cache key target's image gives its layer victim.
+func layerCacheKey(t *testing.T, target publish.Target, victim string) string {
+	t.Helper()
+	desc, err := remote.Get(target.Tags[0])
+	assert.NilError(t, err)
+	idx, err := desc.ImageIndex()
+	assert.NilError(t, err)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	for _, m := range im.Manifests {
+		img, err := idx.Image(m.Digest)
+		assert.NilError(t, err)
+		mf, err := img.Manifest()
+		assert.NilError(t, err)
+		for _, l := range mf.Layers {
+			if l.Digest.String() == victim {
+				return l.Annotations[image.AnnotationLayerCache]
+			}
+		}
+	}
+	t.Fatalf("no cache key for %s", victim)
+	return ""
 }
 
 func mustTarget(t *testing.T, repo string, tags ...string) publish.Target {

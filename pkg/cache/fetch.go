@@ -52,8 +52,19 @@ func Fetch(ctx context.Context, b Blob, dir string, o FetchOptions) (image.Blob,
 	return l, err
 }
 
+// readError is a blob read that failed, told in one line whatever the
+// registry answered (its words escaped, never its line breaks), its
+// cause kept for the retry policy.
+type readError struct {
+	what string
+	err  error
+}
+
+func (e *readError) Error() string { return e.what + ": " + registry.OneLine(e.err) }
+func (e *readError) Unwrap() error { return e.err }
+
 // fetch is one try of Fetch, given up after limit.
-func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (image.Blob, error) {
+func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (_ image.Blob, err error) {
 	if err := ctx.Err(); err != nil {
 		return image.Blob{}, err
 	}
@@ -63,7 +74,7 @@ func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (image.
 	}
 	rc, err := open()
 	if err != nil {
-		return image.Blob{}, fmt.Errorf("read layer %s from %s: %w", b.Digest, b.Repo, err)
+		return image.Blob{}, &readError{fmt.Sprintf("read layer %s from %s", b.Digest, b.Repo), err}
 	}
 	defer rc.Close()
 	// A registry that sends the blob slowly, or not at all, is given up on
@@ -77,6 +88,11 @@ func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (image.
 		return image.Blob{}, err
 	}
 	defer f.Close()
+	defer func() {
+		if err != nil {
+			os.Remove(f.Name()) // a try that failed leaves no file
+		}
+	}()
 	digest, diffID := sha256.New(), sha256.New()
 	pr, pw := io.Pipe()
 	unzipped := make(chan error, 1)
@@ -99,7 +115,7 @@ func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (image.
 	case err != nil && !stop.Stop():
 		return image.Blob{}, fmt.Errorf("read layer %s from %s: gave up after %s", b.Digest, b.Repo, limit)
 	case err != nil:
-		return image.Blob{}, fmt.Errorf("read layer %s from %s: %w", b.Digest, b.Repo, err)
+		return image.Blob{}, &readError{fmt.Sprintf("read layer %s from %s", b.Digest, b.Repo), err}
 	case n != b.Size:
 		return image.Blob{}, fmt.Errorf("layer %s from %s is not %d bytes long", b.Digest, b.Repo, b.Size)
 	case "sha256:"+hex.EncodeToString(digest.Sum(nil)) != b.Digest.String():

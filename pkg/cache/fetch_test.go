@@ -73,6 +73,23 @@ func TestFetch(t *testing.T) {
 	notGzip.Digest, _, _ = v1.SHA256(bytes.NewReader(bytes.Repeat([]byte{'x'}, int(notGzip.Size))))
 	_, err = Fetch(context.Background(), notGzip, dir, quick)
 	assert.ErrorContains(t, err, "does not decompress")
+
+	// Only the good blob's file is left: failed tries remove theirs.
+	entries, err := os.ReadDir(dir)
+	assert.NilError(t, err)
+	assert.Equal(t, len(entries), 1, "files of failed tries were left")
+}
+
+// A registry's answer to a blob read is told in one line, its control
+// characters escaped.
+func TestFetchErrorOneLine(t *testing.T) {
+	b := cachedBlob(t, "the layer", plain)
+	b.Open = func() (io.ReadCloser, error) {
+		return nil, errors.New("unexpected status code 400: nope\n::error title=x::injected\n\x1b[31mred\x1b[0m")
+	}
+	_, err := Fetch(context.Background(), b, t.TempDir(), quick)
+	assert.ErrorContains(t, err, `nope ::error title=x::injected \x1b[31mred\x1b[0m`)
+	assert.Check(t, !strings.ContainsAny(err.Error(), "\n\x1b"), "%q", err)
 }
 
 // A download broken off is started over; one that never ends is given up

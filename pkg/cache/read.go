@@ -114,11 +114,14 @@ func cacheWarning(ctx context.Context, ref name.Reference, err error, o registry
 	return &Warning{Ref: ref, msg: msg, cause: err}
 }
 
-func (c Cache) read(ctx, outer context.Context, ref name.Reference, o registry.Options) (int, error) {
+func (c Cache) read(ctx, outer context.Context, ref name.Reference, o registry.Options) (_ int, err error) {
 	l, err := o.Credentials.Login(ref.Context(), false)
 	if err != nil {
 		return 0, err
 	}
+	// A registry may echo what it was sent: the warning made of an error
+	// never shows the login.
+	defer func() { err = l.Redact(err) }()
 	// One authenticated client for every request: each new one would
 	// first ping the registry again.
 	r, err := registry.NewReader(ctx, ref.Context(), l, o)
@@ -219,9 +222,10 @@ func (c Cache) read(ctx, outer context.Context, ref name.Reference, o registry.O
 			Open: func() (io.ReadCloser, error) {
 				layer, err := remote.Layer(blobRef, ropts...)
 				if err != nil {
-					return nil, err
+					return nil, l.Redact(err)
 				}
-				return layer.Compressed()
+				rc, err := layer.Compressed()
+				return rc, l.Redact(err)
 			},
 		}}
 		found++

@@ -12,6 +12,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/nixery-action/nixery-action/internal/hostile"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
@@ -40,4 +41,22 @@ func TestReadWarnings(t *testing.T) {
 	_, reports = Read(ctx, []name.Reference{ref}, o)
 	assert.Assert(t, is.Len(reports, 1))
 	assert.Check(t, is.Error(reports[0].Err, "cache "+ref.String()+": not read, the build stopped first"))
+}
+
+// A registry that echoes the login in its errors, with escape sequences
+// to rewrite the terminal: the cache warning shows neither.
+func TestReadWarningHidesLoginAndEscapes(t *testing.T) {
+	const pw = "p4ssw0rd-echoed"
+	h := hostile.Start(hostile.Behaviour{RequireAuth: true, ErrorMessage: "bad login alice:" + pw + " \x1b]0;pwned\x07\x1b[2K\x1b[1Apushed OK"})
+	defer h.Close()
+	ref, err := name.ParseReference(h.Host+"/x:latest", name.Insecure)
+	assert.NilError(t, err)
+	o := registry.Options{Credentials: registry.Credentials{Username: "alice", Password: pw, Registry: h.Host}}
+	_, reports := Read(context.Background(), []name.Reference{ref}, o)
+	assert.Assert(t, is.Len(reports, 1))
+	msg := reports[0].Err.Error()
+	assert.Check(t, is.Contains(msg, "bad login alice:***"), msg)
+	assert.Check(t, !strings.Contains(msg, pw), msg)
+	assert.Check(t, !strings.ContainsAny(msg, "\x1b\x07\n"), "%q", msg)
+	assert.Check(t, is.Contains(msg, `\x1b]0;pwned\x07`), msg)
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"unicode"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -179,18 +180,42 @@ func IsNotFound(err error) bool {
 }
 
 // OneLine is err's message on one line; a registry's own words are kept,
-// but never its line breaks, nor the request's URL.
+// but never its line breaks, its control characters (which would move a
+// terminal's cursor or set its title), the request's URL, or the
+// credentials an error of Login.Redact hides.
 func OneLine(err error) string {
 	msg := err.Error()
+	var re *RegistryError
+	var red *redactedError
 	var terr *transport.Error
 	var uerr *url.Error
 	switch {
+	case errors.As(err, &re):
+		msg = re.msg // already one line, and redacted
+	case errors.As(err, &red):
+		msg = scrub(OneLine(red.cause), red.secrets)
 	case errors.As(err, &terr):
 		msg = oneLine(terr)
 	case errors.As(err, &uerr):
 		msg = uerr.Err.Error() // without the request's URL
 	}
-	return strings.Join(strings.Fields(msg), " ")
+	return printable(strings.Join(strings.Fields(msg), " "))
+}
+
+// printable escapes the control characters of s (\x1b for ESC).
+func printable(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // retryable says which failures are worth another try: rate limits and
@@ -222,27 +247,35 @@ func redact(err error, secrets []string) error {
 		return nil
 	}
 	msg := err.Error()
-	clean := msg
-	for _, s := range secrets {
-		if len(s) >= 4 { // a shorter "secret" would blank out ordinary words
-			clean = strings.ReplaceAll(clean, s, "***")
-		}
-	}
+	clean := scrub(msg, secrets)
 	if clean == msg {
-		return err
+		return err // the causes' words are in its text: none has a secret
 	}
 	if re, ok := err.(*RegistryError); ok {
 		cp := *re
 		cp.msg = clean
 		return &cp
 	}
-	return &redactedError{msg: clean, cause: err}
+	// OneLine reads a registry's own words from the cause: it hides
+	// the secrets there too.
+	return &redactedError{msg: clean, cause: err, secrets: secrets}
+}
+
+// scrub replaces each secret in s.
+func scrub(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if len(sec) >= 4 { // a shorter "secret" would blank out ordinary words
+			s = strings.ReplaceAll(s, sec, "***")
+		}
+	}
+	return s
 }
 
 // redactedError is an error whose text has its secrets replaced.
 type redactedError struct {
-	msg   string
-	cause error
+	msg     string
+	cause   error
+	secrets []string
 }
 
 func (e *redactedError) Error() string { return e.msg }
