@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -82,6 +83,10 @@ func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 	if c.StoreDir == "" && len(c.Packages) > 0 {
 		c.StoreDir = path.Dir(c.Packages[0])
 	}
+	j := &joiner{Customisation: c, ctx: o.Context, onPath: map[string]bool{}}
+	if j.ctx == nil {
+		j.ctx = context.Background()
+	}
 	for _, pkg := range c.Packages {
 		if info, err := os.Stat(pkg); err == nil && !info.IsDir() {
 			// buildEnv refuses these too: there is no directory to join.
@@ -95,10 +100,18 @@ func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 			return Blob{}, fmt.Errorf("read package %s: %w", pkg, err)
 		}
 		for _, e := range entries {
-			if e.Name() == "nix-support" {
+			switch e.Name() {
+			case "nix-support":
+				continue
+			case "nix":
+				// The image's /nix holds the store itself: a package's
+				// own nix/ must not replace it.
+				if c.OnCollision != nil {
+					c.OnCollision("nix", "(the Nix store)", path.Join(pkg, e.Name()))
+				}
 				continue
 			}
-			if err := c.join(root, "", e.Name(), path.Join(pkg, e.Name())); err != nil {
+			if err := j.join(root, "", e.Name(), path.Join(pkg, e.Name())); err != nil {
 				return Blob{}, err
 			}
 		}
@@ -135,39 +148,73 @@ func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 	return p.close()
 }
 
+// maxFarmEntries bounds the entries joining packages may make: symlinks
+// that fan out to the same directories many times over would otherwise
+// make an exponential tree.
+const maxFarmEntries = 1 << 20
+
+// joiner joins packages into the farm. onPath holds the real directories
+// being joined on the way to the current one: a symlink back to one of
+// them (share/d/x -> .) would unfold for ever, so it stays a symlink.
+type joiner struct {
+	Customisation
+	ctx     context.Context
+	onPath  map[string]bool
+	entries int
+}
+
 // join adds src under dir (at image path prefix) as name, unfolding
 // symlinked directories into real ones where two packages meet.
-func (c Customisation) join(dir *farmNode, prefix, name, src string) error {
+func (j *joiner) join(dir *farmNode, prefix, name, src string) error {
+	if err := j.ctx.Err(); err != nil {
+		return err
+	}
+	if j.entries++; j.entries > maxFarmEntries {
+		return fmt.Errorf("joining the packages into the image root makes more than %d entries (symlinks to directories fan out, at %s): give fewer packages", maxFarmEntries, prefix+name)
+	}
 	existing, ok := dir.children[name]
 	if !ok {
 		dir.children[name] = &farmNode{target: src}
 		return nil
 	}
-	if !c.isDir(src) || (existing.target != "" && !c.isDir(existing.target)) {
+	loop := j.onPath[j.real(src)] || (existing.target != "" && j.onPath[j.real(existing.target)])
+	if loop || !j.isDir(src) || (existing.target != "" && !j.isDir(existing.target)) {
 		kept := existing.target
 		if kept == "" {
 			kept = "(a directory)"
 		}
-		if c.OnCollision != nil {
-			c.OnCollision(prefix+name, kept, src)
+		if j.OnCollision != nil {
+			j.OnCollision(prefix+name, kept, src)
 		}
 		return nil
 	}
 	if existing.target != "" {
-		if err := c.unfold(existing); err != nil {
+		real := j.real(existing.target)
+		if err := j.unfold(existing); err != nil {
 			return err
 		}
+		j.onPath[real] = true
+		defer delete(j.onPath, real)
 	}
-	entries, err := c.readDir(src)
+	real := j.real(src)
+	j.onPath[real] = true
+	defer delete(j.onPath, real)
+	entries, err := j.readDir(src)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", src, err)
 	}
 	for _, e := range entries {
-		if err := c.join(existing, prefix+name+"/", e.Name(), path.Join(src, e.Name())); err != nil {
+		if err := j.join(existing, prefix+name+"/", e.Name(), path.Join(src, e.Name())); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// real is the directory p resolves to in the store ("" when none).
+func (c Customisation) real(p string) string {
+	r, _ := resolveInStore(c.StoreDir, p)
+	return r
 }
 
 // unfold turns a symlink to a directory into a real directory of symlinks

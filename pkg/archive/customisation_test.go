@@ -128,3 +128,73 @@ func TestCustomisationFilesAndDirs(t *testing.T) {
 	other.Dirs = []Dir{{Path: "home/app", Mode: 0o755, UID: 1000, GID: 1000}}
 	assert.Assert(t, CustomisationKey(c) != CustomisationKey(other))
 }
+
+// A package's own top-level nix/ never replaces the image's /nix (the
+// store): it is left out, and the caller hears of it.
+func TestCustomisationKeepsNix(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "store")
+	app := filepath.Join(store, "aaa-app")
+	assert.NilError(t, os.MkdirAll(filepath.Join(app, "nix", "var"), 0o755))
+	assert.NilError(t, os.MkdirAll(filepath.Join(app, "bin"), 0o755))
+	var dropped []string
+	var buf bytes.Buffer
+	_, err := PackCustomisation(&buf, Customisation{Packages: []string{app}, OnCollision: func(name, _, drop string) {
+		dropped = append(dropped, name+" "+drop)
+	}}, Options{})
+	assert.NilError(t, err)
+	for _, e := range readBack(t, buf.Bytes()) {
+		assert.Check(t, e.Name != "nix" && !strings.HasPrefix(e.Name, "nix/"), "%+v", e)
+	}
+	assert.DeepEqual(t, dropped, []string{"nix " + filepath.Join(app, "nix")})
+}
+
+// Directory symlinks that loop (share/d/x -> .) in two packages joined
+// stay links: the join ends at once, with the same layer every time,
+// rather than unfolding 2^40 levels.
+func TestCustomisationLoopingLinks(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "store")
+	var pkgs []string
+	for _, name := range []string{"aaa-a", "bbb-b"} {
+		d := filepath.Join(store, name, "share", "d")
+		assert.NilError(t, os.MkdirAll(d, 0o755))
+		assert.NilError(t, os.Symlink(".", filepath.Join(d, "x")))
+		assert.NilError(t, os.Symlink(".", filepath.Join(d, "y")))
+		assert.NilError(t, os.WriteFile(filepath.Join(d, name+".txt"), []byte(name), 0o644))
+		pkgs = append(pkgs, filepath.Join(store, name))
+	}
+	var first []byte
+	for range 2 {
+		var buf bytes.Buffer
+		_, err := PackCustomisation(&buf, Customisation{Packages: pkgs}, Options{})
+		assert.NilError(t, err)
+		var names []string
+		for _, e := range readBack(t, buf.Bytes()) {
+			names = append(names, e.Name)
+		}
+		assert.Check(t, is.Contains(names, "share/d/aaa-a.txt"))
+		assert.Check(t, is.Contains(names, "share/d/bbb-b.txt"))
+		assert.Check(t, is.Contains(names, "share/d/x"))
+		assert.Check(t, len(names) < 20, "%d entries: %v", len(names), names)
+		if first == nil {
+			first = buf.Bytes()
+		} else {
+			assert.Check(t, bytes.Equal(first, buf.Bytes()), "not reproducible")
+		}
+	}
+}
+
+// A file that is a symlink by the time it is opened (swapped while the
+// store path was walked) is never read through: its target may be any
+// file of the host.
+func TestAddFileNeverFollowsLinks(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	assert.NilError(t, os.WriteFile(secret, []byte("SECRET"), 0o644))
+	link := filepath.Join(dir, "f")
+	assert.NilError(t, os.Symlink(secret, link))
+	p, err := newPacker(io.Discard, Options{})
+	assert.NilError(t, err)
+	defer p.abort()
+	err = p.addFile(link, "nix/store/x/f") // as if walked as a regular file
+	assert.ErrorContains(t, err, link+" changed while it was packed (it is a symlink now)")
+}

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/nixery-action/nixery-action/internal/ctxio"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
@@ -96,13 +98,21 @@ func (p *packer) addEntry(path, name string, d fs.DirEntry) error {
 	}
 }
 
-// openFile opens files to pack; tests replace it to make files vanish.
-var openFile = os.Open
+// openFile opens files to pack, never through a symlink: a file swapped
+// for a link while the store path is walked would put the link's target,
+// from anywhere on the host, into the layer. Tests replace it to make
+// files vanish.
+var openFile = func(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+}
 
 // addFile copies a regular file, checking that it does not change size
 // while it is read.
 func (p *packer) addFile(path, name string) error {
 	f, err := openFile(path)
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("%s changed while it was packed (it is a symlink now)", path)
+	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
