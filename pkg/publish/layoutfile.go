@@ -45,10 +45,20 @@ type layoutWriter struct {
 	linksOuter bool
 }
 
+// mkdir makes a directory of the layout, 0755 whatever the umask, as the
+// files it writes are 0644: a layout is shared with other users' tools
+// (a registry, skopeo run as another user).
+func mkdir(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
+}
+
 // openLayoutWriter locks dir (made when missing) and checks what is there.
 func openLayoutWriter(dir string) (*layoutWriter, error) {
 	w := &layoutWriter{dir: dir, before: map[string]bool{}}
-	if err := os.Mkdir(dir, 0o755); err == nil {
+	if err := mkdir(dir); err == nil {
 		w.created = append(w.created, dir)
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, err
@@ -105,7 +115,7 @@ func (w *layoutWriter) check() error {
 	}
 	for _, d := range []string{"blobs", filepath.Join("blobs", "sha256")} {
 		if _, err := os.Lstat(filepath.Join(w.dir, d)); errors.Is(err, fs.ErrNotExist) {
-			if err := os.Mkdir(filepath.Join(w.dir, d), 0o755); err != nil {
+			if err := mkdir(filepath.Join(w.dir, d)); err != nil {
 				return err
 			}
 			w.created = append(w.created, filepath.Join(w.dir, d))

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -300,4 +301,21 @@ func TestReadLayoutIndexBound(t *testing.T) {
 	im, err := ReadLayoutIndex(t.TempDir())
 	assert.NilError(t, err)
 	assert.Equal(t, len(im.Manifests), 0)
+}
+
+// A new layout's directories are 0755 and its files 0644 whatever the
+// umask, as the README says.
+func TestLayoutModesUnderUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "layout")
+	assert.NilError(t, writeTagged(t, dir, "umask", "t1"))
+	for _, d := range []string{"", "blobs", "blobs/sha256"} {
+		info, err := os.Stat(filepath.Join(dir, d))
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(info.Mode().Perm(), fs.FileMode(0o755)), "directory %q", d)
+	}
+	info, err := os.Stat(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(info.Mode().Perm(), fs.FileMode(0o644)))
 }
