@@ -213,20 +213,7 @@ func pad(t *testing.T, ref, victim string, target publish.Target) name.Reference
 	var member bytes.Buffer
 	assert.NilError(t, gzip.NewWriter(&member).Close())
 	data = append(data, bytes.Repeat(member.Bytes(), (4*len(data)+1<<20)/member.Len())...)
-	padded, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(image.LayerMediaType))
-	assert.NilError(t, err)
-	key := layerCacheKey(t, target, victim)
-	img, err := mutate.Append(mutate.MediaType(empty.Image, "application/vnd.oci.image.manifest.v1+json"), mutate.Addendum{
-		Layer: padded, MediaType: image.LayerMediaType,
-		Annotations: map[string]string{image.AnnotationLayerCache: key},
-	})
-	assert.NilError(t, err)
-	r, err := name.ParseReference(ref, name.Insecure)
-	assert.NilError(t, err)
-	assert.NilError(t, remote.Write(r, img))
-	return r
+	return pushCacheLayer(t, ref, data, layerCacheKey(t, target, victim))
 }
 
 // TestBuildStreamed streams every layer while it is packed (the threshold
@@ -471,15 +458,21 @@ func poison(t *testing.T, ref, key, victim string, target publish.Target) name.R
 	_, err := tw.Write([]byte("evil"))
 	assert.NilError(t, err)
 	assert.NilError(t, tw.Close())
+	return pushCacheLayer(t, ref, buf.Bytes(), cacheKey)
+}
+
+// pushCacheLayer pushes to ref an image of one layer, data (a tar, or
+// gzip'd), annotated with the cache key key.
+func pushCacheLayer(t *testing.T, ref string, data []byte, key string) name.Reference {
+	t.Helper()
 	// From memory: LayerFromReader would spill it into a file in /tmp.
-	data := buf.Bytes()
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	}, tarball.WithMediaType(image.LayerMediaType))
 	assert.NilError(t, err)
 	img, err := mutate.Append(mutate.MediaType(empty.Image, "application/vnd.oci.image.manifest.v1+json"), mutate.Addendum{
 		Layer: layer, MediaType: image.LayerMediaType,
-		Annotations: map[string]string{image.AnnotationLayerCache: cacheKey},
+		Annotations: map[string]string{image.AnnotationLayerCache: key},
 	})
 	assert.NilError(t, err)
 	r, err := name.ParseReference(ref, name.Insecure)
