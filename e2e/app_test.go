@@ -207,6 +207,7 @@ func TestAppErrors(t *testing.T) {
 		{[]string{"--user", "app:x:0:0::/:/bin/sh", ".#greet"}, `--user "app:x:0:0::/:/bin/sh": too many ':'`},
 		{[]string{"--user", "app\nroot:x:0:0:root:/root:/bin/sh", ".#greet"}, "it holds a line break or control character"},
 		{[]string{".#site"}, ".#site has no program bin/site for x86_64-linux (its meta.mainProgram, else its name): pass --entrypoint or --cmd"},
+		{[]string{"--platforms", "linux/arm64", ".#packages.x86_64-linux.greet"}, ".#packages.x86_64-linux.greet names a package of x86_64-linux, but the image is for aarch64-linux: name it .#greet"},
 	} {
 		args := append([]string{"build", "--nixpkgs", standIn(), "--push=false"}, tc.args...)
 		r := runIn(t, dir, nil, args...)
@@ -215,11 +216,15 @@ func TestAppErrors(t *testing.T) {
 		assert.Check(t, !strings.Contains(r.stderr, "goroutine"), r.stderr)
 	}
 
+	// The full attribute path, as nix build takes it, for its system.
+	r := runIn(t, dir, nil, "build", "--nixpkgs", standIn(), "--push=false", ".#packages.x86_64-linux.greet")
+	assert.Check(t, is.Equal(r.code, 0), r.stderr)
+
 	// A flake that fails to evaluate: Nix's own error, shown once.
 	broken := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(broken, "flake.nix"),
 		[]byte(`{ outputs = { self }: { packages.x86_64-linux.app = throw "the app is broken"; }; }`), 0o644))
-	r := run(t, nil, "build", "--nixpkgs", standIn(), "--push=false", "path:"+broken+"#app", "hello")
+	r = run(t, nil, "build", "--nixpkgs", standIn(), "--push=false", "path:"+broken+"#app", "hello")
 	assert.Check(t, r.code != 0)
 	assert.Check(t, is.Contains(errorLine(r.stderr), "evaluating the flake path:"+broken+" for x86_64-linux failed: the app is broken"), r.stderr)
 	assert.Check(t, strings.Count(r.stderr, "error: the app is broken") == 1, r.stderr)

@@ -133,6 +133,7 @@ type License struct {
 type found struct {
 	DrvPath string
 	Set     string // the output set it is in: legacyPackages, packages
+	Attr    string // its attribute path in Set.<system>
 	Meta    *Meta  // nil when meta failed to evaluate
 }
 
@@ -201,7 +202,11 @@ var installableSets = []string{"packages", "legacyPackages"}
 func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, locked, system string, insts []spec.Installable) (map[string]found, error) {
 	var names []string
 	for _, i := range insts {
-		names = append(names, i.Name())
+		name, err := withinSystem(i, system)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, name)
 	}
 	res, err := b.evalLookup(ctx, log, fmt.Sprintf("evaluating the flake %s for %s", ref, system), locked, system, names, installableSets)
 	if err != nil {
@@ -216,7 +221,7 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		inst := insts[i]
 		switch p.Status {
 		case "package":
-			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Meta: p.Meta}
+			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: names[i], Meta: p.Meta}
 		case "missing":
 			return nil, fmt.Errorf("%s: the flake %s has no package %s for %s%s (it has packages for: %s)",
 				inst.Ref, ref, inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)
@@ -228,6 +233,28 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		return nil, fmt.Errorf("%s: the flake %s has no packages for %s (it has packages for: %s)", insts[0].Ref, ref, system, systems)
 	}
 	return drvs, nil
+}
+
+// withinSystem is inst's attribute path under the system's set: nix build
+// also takes the full path (packages.x86_64-linux.app), which names a
+// package of one system only, so it is refused for another.
+func withinSystem(inst spec.Installable, system string) (string, error) {
+	name := inst.Name()
+	for _, set := range installableSets {
+		rest, ok := strings.CutPrefix(name, set+".")
+		if !ok {
+			continue
+		}
+		sys, attr, ok := strings.Cut(rest, ".")
+		switch {
+		case !ok || !strings.Contains(sys, "-"):
+			return name, nil // an attribute of the set itself, not a system
+		case sys != system:
+			return "", fmt.Errorf("%s names a package of %s, but the image is for %s: name it %s#%s", inst.Ref, sys, system, inst.Flake, attr)
+		}
+		return attr, nil
+	}
+	return name, nil
 }
 
 // evalLookup runs lookupExpr in one Nix process.

@@ -292,7 +292,7 @@ type app struct {
 
 // installed is the attribute nix build is given: SET.SYSTEM.ATTR.
 func (a app) installed(system string) string {
-	return a.found.Set + "." + system + "." + a.inst.Name()
+	return a.found.Set + "." + system + "." + a.found.Attr
 }
 
 // lookupAll finds b.Installables for a system: each flake locked once
