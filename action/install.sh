@@ -32,11 +32,10 @@ esac
 asset=nixery-$os-$arch
 version=$(tr -d ' \n' < "$action/VERSION")
 
-# use_nix says why there is no binary and leaves nixery to `nix run`.
+# use_nix says why there is no binary and leaves nixery to `nix run`
+# (the action checks for Nix, or installs it, after this step when
+# merging, which needs no Nix otherwise).
 use_nix() {
-  if ! command -v nix >/dev/null 2>&1; then
-    fail "no nixery binary for this action ($1), and Nix is missing to build it: set 'install-nix: true' or add cachix/install-nix-action before this step"
-  fi
   echo "nixery-action: $1; building nixery with nix run"
   output ""
   exit 0

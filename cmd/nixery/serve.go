@@ -108,6 +108,9 @@ func (f *serveFlags) run(ctx context.Context) error {
 	if f.refresh <= 0 {
 		return usagef("--nixpkgs-refresh must be a positive duration, such as 5m")
 	}
+	if strings.HasPrefix(f.storage, "docker://") && (f.maxImages > 0 || f.maxBytes > 0) {
+		return usagef("--max-images and --max-storage bound a directory storage; a registry storage (%s) is bounded by the registry's own garbage collection: drop them", f.storage)
+	}
 	if _, _, err := net.SplitHostPort(f.listen); err != nil {
 		return usagef("--listen %s is not HOST:PORT, such as 127.0.0.1:8080 (or :8080 for every address)", f.listen)
 	}

@@ -25,6 +25,7 @@ func TestServeStartErrors(t *testing.T) {
 		{[]string{"--nixpkgs", ""}, 2, "nixery serve: no nixpkgs for the tag latest: pass --nixpkgs FLAKEREF"},
 		{[]string{"--htpasswd", filepath.Join(dir, "none")}, 1, "nixery serve: --htpasswd: open " + filepath.Join(dir, "none") + ": no such file or directory\n"},
 		{[]string{"--token-file", filepath.Join(dir, "none")}, 1, "nixery serve: --token-file: open "},
+		{[]string{"--storage", "docker://127.0.0.1:1/x", "--max-storage", "20G"}, 2, "nixery serve: --max-images and --max-storage bound a directory storage"},
 	} {
 		args := append([]string{"serve", "--storage", storage, "--nixpkgs", "path:/nonexistent"}, tc.args...)
 		code, out, errOut := runCLI(t, args...)

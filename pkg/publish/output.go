@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/nixery-action/nixery-action/internal/ctxio"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/referrer"
 )
 
@@ -147,6 +148,11 @@ func CheckTags(tags []string) error {
 		}
 		if referrersTagPattern.MatchString(t) {
 			return fmt.Errorf("tag %q is the OCI referrers fallback tag of the image sha256:%s (where its SBOMs and signatures are listed): choose another tag", t, t[len("sha256-"):])
+		}
+		// Refused for layouts and archives too: copied to a registry,
+		// the image would replace the record there.
+		if t == cache.RecordTag {
+			return fmt.Errorf("tag %q is where builds keep the repository's cache record: choose another tag", t)
 		}
 	}
 	return nil

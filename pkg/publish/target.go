@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
@@ -42,11 +41,6 @@ func NewTarget(image string, tags []string, insecure bool) (Target, error) {
 	// distribution spec does first.
 	if err := CheckTags(tags); err != nil {
 		return Target{}, err
-	}
-	for _, s := range tags {
-		if s == cache.RecordTag {
-			return Target{}, fmt.Errorf("tag %q is where builds keep the repository's cache record: choose another tag", s)
-		}
 	}
 	t := Target{Repo: repo}
 	for _, s := range dedupe(tags) {

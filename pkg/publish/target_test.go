@@ -81,6 +81,8 @@ func TestCheckTags(t *testing.T) {
 		{tags: []string{"v1", "sha256-" + strings.Repeat("a1", 32)}, err: "is the OCI referrers fallback tag of the image sha256:a1a1"},
 		// Only the exact form is the fallback tag's.
 		{tags: []string{"sha256-" + strings.Repeat("a1", 31), "sha256-" + strings.Repeat("A1", 32), "sha256-latest", "sha512-" + strings.Repeat("a1", 32)}},
+		// The cache record's tag, for layouts and archives too.
+		{tags: []string{"v1", "nixery-cache"}, err: `tag "nixery-cache" is where builds keep the repository's cache record`},
 	}
 	for _, tc := range cases {
 		err := CheckTags(tc.tags)
