@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"sync"
 
@@ -36,13 +37,52 @@ type groups struct {
 }
 
 // group is one platform's held lines; open counts its writers not yet
-// ended: the platform is done when none is left.
+// ended: the platform is done when none is left. What is held is bounded
+// (a chatty evaluation, or -L, must not fill a runner's memory): the
+// first heldHead bytes and the last heldTail, with a line saying how much
+// was left out between them.
 type group struct {
 	name    string
-	buf     bytes.Buffer
+	buf     bytes.Buffer // the head
+	tail    []byte
+	dropped int64
 	open    int
 	done    bool
 	written bool
+}
+
+const (
+	heldHead = 1 << 20
+	heldTail = 7 << 20
+)
+
+// hold keeps p as the bounds allow.
+func (gr *group) hold(p []byte) {
+	if n := min(len(p), heldHead-gr.buf.Len()); n > 0 {
+		gr.buf.Write(p[:n])
+		p = p[n:]
+	}
+	gr.tail = append(gr.tail, p...)
+	if len(gr.tail) > 2*heldTail {
+		gr.trim()
+	}
+}
+
+// trim keeps the last heldTail bytes of the tail.
+func (gr *group) trim() {
+	if cut := len(gr.tail) - heldTail; cut > 0 {
+		gr.dropped += int64(cut)
+		gr.tail = append([]byte(nil), gr.tail[cut:]...)
+	}
+}
+
+// held is what gr holds, as it goes out.
+func (gr *group) held() string {
+	gr.trim()
+	if gr.dropped == 0 {
+		return gr.buf.String() + string(gr.tail)
+	}
+	return fmt.Sprintf("%s\n[nixery: %d bytes of this log left out]\n%s", gr.buf.String(), gr.dropped, gr.tail)
 }
 
 func newGroups(w io.Writer, mark func(platform string) (start, end string)) *groups {
@@ -84,7 +124,8 @@ func (g *groups) writeTo(gr *group, p []byte) (int, error) {
 	if gr.written {
 		return g.w.Write(p)
 	}
-	return gr.buf.Write(p)
+	gr.hold(p)
+	return len(p), nil
 }
 
 func (g *groups) end(gr *group) {
@@ -107,9 +148,10 @@ func (g *groups) flush() {
 			return
 		}
 		start, end := g.mark(gr.name)
-		io.WriteString(g.w, start+gr.buf.String()+end)
+		io.WriteString(g.w, start+gr.held()+end)
 		gr.written = true
 		gr.buf.Reset()
+		gr.tail = nil
 	}
 }
 

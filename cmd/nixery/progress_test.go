@@ -163,3 +163,26 @@ func TestGroupsOnePerPlatform(t *testing.T) {
 	g.finish()
 	assert.Equal(t, out.String(), "<linux/386>\nheld\n</>\n")
 }
+
+// A platform's held log is bounded: its head and its tail go out, with a
+// line saying how much was left out, however much Nix printed.
+func TestGroupsBounded(t *testing.T) {
+	var out bytes.Buffer
+	g := newGroups(&out, func(p string) (string, string) { return "<" + p + ">\n", "</>\n" })
+	w, end := g.sink("linux/amd64")
+	line := []byte(strings.Repeat("x", 1023) + "\n")
+	const lines = 20 << 10 // 20 MiB in all
+	w.Write([]byte("first line\n"))
+	for range lines {
+		w.Write(line)
+	}
+	w.Write([]byte("the error at the end\n"))
+	gr := g.byName["linux/amd64"]
+	assert.Check(t, gr.buf.Len()+len(gr.tail) <= heldHead+2*heldTail, "held %d bytes", gr.buf.Len()+len(gr.tail))
+	end()
+	got := out.String()
+	assert.Check(t, strings.HasPrefix(got, "<linux/amd64>\nfirst line\n"))
+	assert.Check(t, strings.HasSuffix(got, "the error at the end\n</>\n"))
+	assert.Check(t, is.Contains(got, " bytes of this log left out]"))
+	assert.Check(t, len(got) < heldHead+heldTail+1024, "%d bytes out", len(got))
+}

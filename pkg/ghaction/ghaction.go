@@ -49,17 +49,15 @@ func EscapeProperty(s string) string {
 }
 
 // Line makes foreign text safe to print as one plain log line: line breaks
-// are escaped, and a leading command prefix ("::" or "##[", after any
-// blanks) is defused by escaping its first character.
+// are escaped, a leading "::" (after any blanks) is defused by escaping
+// its first character, and so is every "##[": the runner takes an
+// old-style command ("##[name]...") anywhere in a line.
 func Line(s string) string {
-	s = EscapeData(s)
+	s = strings.ReplaceAll(EscapeData(s), "##[", "%23#[")
 	trimmed := strings.TrimLeft(s, " \t\v\f")
 	lead := s[:len(s)-len(trimmed)]
-	switch {
-	case strings.HasPrefix(trimmed, "::"):
+	if strings.HasPrefix(trimmed, "::") {
 		return lead + "%3A" + trimmed[1:]
-	case strings.HasPrefix(trimmed, "##["):
-		return lead + "%23" + trimmed[1:]
 	}
 	return s
 }
@@ -93,22 +91,37 @@ type LineWriter struct {
 // NewLineWriter returns a LineWriter writing to w.
 func NewLineWriter(w io.Writer) *LineWriter { return &LineWriter{w: w} }
 
+// maxLine bounds a line held for its newline: a longer one goes out in
+// pieces of this length, so that text without newlines neither fills
+// memory nor is scanned again with every write.
+const maxLine = 64 << 10
+
 func (l *LineWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			break
+	n := len(p)
+	emit := func(line []byte) error {
+		_, err := io.WriteString(l.w, Line(strings.TrimSuffix(string(line), "\r"))+"\n")
+		return err
+	}
+	for len(p) > 0 {
+		if i := bytes.IndexByte(p, '\n'); i >= 0 {
+			line := append(l.buf, p[:i]...)
+			l.buf, p = l.buf[:0], p[i+1:]
+			if err := emit(line); err != nil {
+				return n, err
+			}
+			continue
 		}
-		line := strings.TrimSuffix(string(l.buf[:i]), "\r")
-		l.buf = l.buf[i+1:]
-		if _, err := io.WriteString(l.w, Line(line)+"\n"); err != nil {
-			return len(p), err
+		l.buf, p = append(l.buf, p...), nil
+		for len(l.buf) >= maxLine {
+			if err := emit(l.buf[:maxLine]); err != nil {
+				return n, err
+			}
+			l.buf = append(l.buf[:0], l.buf[maxLine:]...)
 		}
 	}
-	return len(p), nil
+	return n, nil
 }
 
 // Flush writes a held partial line.

@@ -32,6 +32,11 @@ func TestLineNeverStartsACommand(t *testing.T) {
 		"error\n::add-mask::x\n##[set-output name=a;]b",
 		"\t##[error]fake",
 		"ok\r::endgroup::",
+		// The runner takes "##[" anywhere in a line, as Nix's prefixed
+		// lines and an error's later lines have it.
+		"[x86_64-linux] warning: foo ##[stop-commands]tok",
+		"error: bad ##[set-output name=digest;]sha256:evil",
+		"###[error]x",
 	}
 	for _, s := range hostile {
 		out := Line(s)
@@ -43,8 +48,7 @@ func TestLineNeverStartsACommand(t *testing.T) {
 }
 
 func isCommand(line string) bool {
-	line = strings.TrimLeft(line, " \t\v\f")
-	return strings.HasPrefix(line, "::") || strings.HasPrefix(line, "##[")
+	return strings.HasPrefix(strings.TrimLeft(line, " \t\v\f"), "::") || strings.Contains(line, "##[")
 }
 
 func TestLineWriter(t *testing.T) {
@@ -131,4 +135,22 @@ func TestCheckInput(t *testing.T) {
 	assert.NilError(t, CheckInput("packages", strings.Repeat("x", MaxInputBytes)))
 	assert.Error(t, CheckInput("packages", strings.Repeat("x", MaxInputBytes+1)),
 		"input packages is 65537 bytes, more than the 64 KiB an input may hold (MaxInputBytes): shorten it")
+}
+
+// Text without newlines goes out in bounded pieces, each a safe line,
+// rather than being held whole.
+func TestLineWriterLongLine(t *testing.T) {
+	var out bytes.Buffer
+	w := NewLineWriter(&out)
+	chunk := []byte(strings.Repeat("a", 1000) + "##[")
+	for range 300 { // about 300 KB, no newline
+		_, err := w.Write(chunk)
+		assert.NilError(t, err)
+	}
+	assert.Check(t, len(w.buf) < maxLine, "held %d bytes", len(w.buf))
+	assert.NilError(t, w.Flush())
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		assert.Check(t, len(l) <= maxLine+maxLine/2, "a line of %d bytes", len(l))
+		assert.Check(t, !isCommand(l))
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/nixery-action/nixery-action/pkg/spec"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"github.com/nixery-action/nixery-action/pkg/suggest"
 )
 
@@ -279,6 +280,14 @@ func (b *Builder) evalLookup(ctx context.Context, log io.Writer, what, locked, s
 	var res lookupResult
 	if err := json.Unmarshal(out, &res); err != nil {
 		return nil, fmt.Errorf("%s: unexpected output of nix eval: %w", what, err)
+	}
+	if res.HasSystem && len(res.Packages) != len(attrs) {
+		return nil, fmt.Errorf("%s: unexpected output of nix eval: %d answers for %d attributes", what, len(res.Packages), len(attrs))
+	}
+	for _, p := range res.Packages {
+		if p.Status == "package" && (!storepath.Valid(p.DrvPath) || !strings.HasSuffix(p.DrvPath, ".drv")) {
+			return nil, fmt.Errorf("%s: unexpected output of nix eval: %q is no derivation in the store", what, p.DrvPath)
+		}
 	}
 	return &res, nil
 }

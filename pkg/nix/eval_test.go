@@ -1,6 +1,8 @@
 package nix
 
 import (
+	"context"
+	"io"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -26,4 +28,38 @@ func TestWithinSystem(t *testing.T) {
 	}
 	_, err := withinSystem(spec.Installable{Ref: ".#packages.x86_64-linux.greet", Flake: ".", Attr: "packages.x86_64-linux.greet"}, "aarch64-linux")
 	assert.Error(t, err, ".#packages.x86_64-linux.greet names a package of x86_64-linux, but the image is for aarch64-linux: name it .#greet")
+}
+
+// An answer of nix eval that is not what the lookup asked for (another
+// count of packages, a derivation path outside the store) is one error,
+// not a panic or an empty path.
+func TestLookupUnexpectedAnswers(t *testing.T) {
+	for answer, want := range map[string]string{
+		`{"hasSystem":true,"packages":[]}`: "unexpected output of nix eval: 0 answers for 1 attributes",
+		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package"},{"attr":"x","status":"missing"}]}`: "2 answers for 1 attributes",
+		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/../../etc/passwd","status":"package"}]}`:                                                           `"/nix/store/../../etc/passwd" is no derivation in the store`,
+	} {
+		f := newFakeNix(t)
+		f.answer("eval", 1, answer, "", 0)
+		b := &Builder{Nix: f.path}
+		_, err := b.evalLookup(context.Background(), io.Discard, "evaluating nixpkgs for x86_64-linux", "path:/x", "x86_64-linux", []string{"hello"}, []string{"legacyPackages"})
+		assert.Check(t, is.ErrorContains(err, want), answer)
+	}
+}
+
+// The program a package runs is a file of its bin/: a meta.mainProgram
+// that is a path (../../etc/x) names none.
+func TestProgram(t *testing.T) {
+	p := Package{Outputs: map[string]string{"out": "/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello"}}
+	for main, want := range map[string]string{
+		"hello":          "/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello/bin/hello",
+		"":               "",
+		"../../etc/x":    "",
+		"sub/x":          "",
+		"..":             "",
+		"hello-2.12.bin": "/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello/bin/hello-2.12.bin",
+	} {
+		p.Meta = &Meta{MainProgram: main}
+		assert.Check(t, is.Equal(p.Program(), want), main)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // Locked is a nixpkgs flake reference locked to one version of its
@@ -201,7 +203,9 @@ func prefetchRef(what string, out []byte, dir string) (string, error) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		return "", fmt.Errorf("%s: unexpected output of nix flake prefetch: %w", what, err)
 	}
-	if !strings.HasPrefix(res.StorePath, "/") || strings.ContainsAny(res.StorePath, "?#") || res.Hash == "" {
+	// A store path, and one a path: reference can hold (no ? or #).
+	if !storepath.Valid(res.StorePath) || !storepath.ValidBase(strings.TrimPrefix(res.StorePath, storepath.Dir)) ||
+		strings.ContainsAny(res.StorePath, "?#") || res.Hash == "" {
 		return "", fmt.Errorf("%s: nix flake prefetch gave no store path and hash", what)
 	}
 	if dir != "" {

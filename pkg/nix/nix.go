@@ -89,6 +89,9 @@ func (p Package) Program() string {
 	if p.Meta == nil || p.Meta.MainProgram == "" {
 		return ""
 	}
+	if m := p.Meta.MainProgram; strings.Contains(m, "/") || m == "." || m == ".." {
+		return "" // a name in bin/, nothing else (a meta says "../../x")
+	}
 	dir, ok := p.Outputs["bin"]
 	if !ok {
 		dir = p.Outputs["out"]

@@ -18,17 +18,28 @@ type lineWriter struct {
 	buf    []byte
 }
 
+// maxLine bounds a line held for its newline: a longer one is cut into
+// lines of this length, so that output without newlines neither fills
+// memory nor is scanned again with every write.
+const maxLine = 64 << 10
+
 func (l *lineWriter) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			break
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i >= 0 {
+			l.buf = append(l.buf, p[:i]...)
+			l.emit(l.buf)
+			l.buf, p = l.buf[:0], p[i+1:]
+			continue
 		}
-		l.emit(l.buf[:i])
-		l.buf = l.buf[i+1:]
+		l.buf, p = append(l.buf, p...), nil
+		for len(l.buf) >= maxLine {
+			l.emit(l.buf[:maxLine])
+			l.buf = append(l.buf[:0], l.buf[maxLine:]...)
+		}
 	}
-	return len(p), nil
+	return n, nil
 }
 
 // Flush writes a last line that had no newline.

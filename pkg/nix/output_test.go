@@ -78,3 +78,20 @@ func TestCheckSystem(t *testing.T) {
 		assert.Assert(t, checkSystem(bad) != nil, bad)
 	}
 }
+
+// Output without newlines is cut into bounded lines, not held whole.
+func TestLineWriterLongLine(t *testing.T) {
+	var out bytes.Buffer
+	l := &lineWriter{mu: new(sync.Mutex), w: &out, prefix: "[x] "}
+	chunk := []byte(strings.Repeat("a", 1000))
+	for range 300 {
+		l.Write(chunk)
+	}
+	assert.Check(t, len(l.buf) < maxLine, "held %d bytes", len(l.buf))
+	l.Flush()
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	assert.Check(t, len(lines) == 5, "%d lines", len(lines))
+	for _, line := range lines {
+		assert.Check(t, strings.HasPrefix(line, "[x] ") && len(line) <= len("[x] ")+maxLine)
+	}
+}

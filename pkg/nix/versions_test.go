@@ -101,7 +101,7 @@ func TestPrefetchRef(t *testing.T) {
 		assert.NilError(t, err)
 		assert.Equal(t, got, tc.want)
 	}
-	for _, bad := range []string{`{}`, `{"storePath":"relative","hash":"sha256-x"}`, `{"storePath":"/nix/store/x"}`, `[`, `{"storePath":"/nix/store/x?dir=a","hash":"h"}`} {
+	for _, bad := range []string{`{}`, `{"storePath":"relative","hash":"sha256-x"}`, `{"storePath":"/nix/store/x"}`, `[`, `{"storePath":"/nix/store/x?dir=a","hash":"h"}`, `{"storePath":"/nix/store/../../etc","hash":"h"}`, `{"storePath":"/etc/passwd","hash":"h"}`} {
 		_, err := prefetchRef("copying x", []byte(bad), "")
 		assert.ErrorContains(t, err, "copying x: ")
 	}
