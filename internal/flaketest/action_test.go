@@ -101,17 +101,17 @@ func (r *runner) eval(t *testing.T, s string) string {
 }
 
 // condition evaluates the `if:` forms the action uses: comparisons of
-// inputs with literals (== or !=), joined by &&.
+// inputs or earlier steps' outputs with literals (== or !=), joined by &&.
 func (r *runner) condition(t *testing.T, cond string) bool {
 	t.Helper()
 	if cond == "" {
 		return true
 	}
-	comparison := regexp.MustCompile(`^inputs\.([a-z-]+) (==|!=) '([^']*)'$`)
+	comparison := regexp.MustCompile(`^(inputs\.[a-z-]+|steps\.[a-z_-]+\.outputs\.[a-z_-]+) (==|!=) '([^']*)'$`)
 	for _, part := range strings.Split(cond, "&&") {
 		m := comparison.FindStringSubmatch(strings.TrimSpace(part))
 		assert.Assert(t, m != nil, "the test runner cannot evaluate if: %s", cond)
-		if (r.inputs[m[1]] == m[3]) != (m[2] == "==") {
+		if (r.eval(t, "${{ "+m[1]+" }}") == m[3]) != (m[2] == "==") {
 			return false
 		}
 	}
