@@ -21,6 +21,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
+	"github.com/nixery-action/nixery-action/pkg/sbom"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
@@ -310,7 +311,9 @@ func (b *builder) imageMeta(res *nix.Result) (description, licenses string) {
 		// A list of licences in nixpkgs says neither AND nor OR.
 		return m.Description, ""
 	}
-	return m.Description, m.Licenses[0].SPDXID
+	// The label is an SPDX expression: an id on the SPDX list, or none.
+	id, _ := sbom.SPDXID(m.Licenses[0].SPDXID)
+	return m.Description, id
 }
 
 // hasEnv tells whether env (KEY=VALUE entries) sets key.

@@ -16,7 +16,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/github/go-spdx/v2/spdxexp"
+	"github.com/github/go-spdx/v2/spdxexp/spdxlicenses"
 	"github.com/google/uuid"
 	"github.com/package-url/packageurl-go"
 
@@ -265,9 +266,18 @@ func purl(n Name, storePath string) string {
 	return packageurl.NewPackageURL(packageurl.TypeGeneric, "", n.Name, n.Version, packageurl.QualifiersFromMap(q), "").ToString()
 }
 
-// spdxID is the form of an SPDX license identifier; anything else (and
-// LicenseRef-s, which CycloneDX does not take as ids) is given as a name.
-var spdxID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+-]*$`)
+// SPDXID is id as the SPDX license list spells it, and whether it is on
+// the list (active or deprecated): CycloneDX takes only those as ids, so
+// anything else (a licence of nixpkgs' own, LicenseRef-s) is a name.
+func SPDXID(id string) (string, bool) {
+	if ok, canonical := spdxexp.ActiveLicense(id); ok {
+		return canonical, true
+	}
+	if ok, canonical := spdxlicenses.IsDeprecatedLicense(id); ok {
+		return canonical, true
+	}
+	return "", false
+}
 
 // describe adds what the requested packages' meta say: the first
 // description and homepage, and every licence once.
@@ -286,9 +296,10 @@ func describe(c *cdx.Component, metas []*nix.Meta) {
 		}
 		for _, l := range m.Licenses {
 			var lic cdx.License
+			id, listed := SPDXID(l.SPDXID)
 			switch {
-			case l.SPDXID != "" && spdxID.MatchString(l.SPDXID) && !strings.HasPrefix(l.SPDXID, "LicenseRef-"):
-				lic.ID = l.SPDXID
+			case listed:
+				lic.ID = id
 			case l.Name != "":
 				lic.Name = l.Name
 			case l.SPDXID != "":

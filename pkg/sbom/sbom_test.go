@@ -142,3 +142,26 @@ func TestGenerateHidesCredentials(t *testing.T) {
 	assert.Check(t, is.Contains(string(doc), "git+https://REDACTED@git.example.org/nixpkgs?ref=main"))
 	assert.Check(t, is.Contains(string(doc), "0123456789abcdef0123456789abcdef01234567"), "the revision went too")
 }
+
+// Only identifiers on the SPDX license list are ids (CycloneDX's schema
+// refuses any other); the list's spelling is used; others are names.
+func TestGenerateLicenceIDs(t *testing.T) {
+	pkgs := []nix.Package{{Attr: "hello", Outputs: map[string]string{"out": store + "00000000000000000000000000000007-hello"},
+		Meta: &nix.Meta{Licenses: []nix.License{{SPDXID: "NCUL1", Name: "Netdata Cloud UI License v1.0"}, {SPDXID: "WXwindows"}, {SPDXID: "mit"}, {SPDXID: "GPL-2.0"}}}}}
+	doc, err := Generate(graphOf(t, oddClosure), pkgs, Options{})
+	assert.NilError(t, err)
+	var licences []cdx.License
+	for _, c := range *decode(t, doc).Components {
+		if c.Name == "hello" && c.Licenses != nil {
+			for _, l := range *c.Licenses {
+				licences = append(licences, *l.License)
+			}
+		}
+	}
+	assert.DeepEqual(t, licences, []cdx.License{
+		{Name: "Netdata Cloud UI License v1.0"},
+		{ID: "wxWindows"}, // the list's spelling (a deprecated id)
+		{ID: "MIT"},
+		{ID: "GPL-2.0"}, // deprecated, still on the list
+	})
+}
