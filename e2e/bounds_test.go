@@ -125,6 +125,11 @@ func TestPopularityTooLarge(t *testing.T) {
 	oneLineFailure(t, runMeasured(t, "build", "--nixpkgs", standIn(), "--output", "oci:"+filepath.Join(dir, "oci"), "--popularity", pop, "hello"), pop+": "+want)
 }
 
+// storePathLine is a narinfo's StorePath line for the path r asks for.
+func storePathLine(r *http.Request) string {
+	return "StorePath: /nix/store/" + strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), ".narinfo") + "-x\n"
+}
+
 // A binary cache whose every narinfo names 5,000 new references is
 // stopped at popcount's closure bound, 500,000 paths.
 func TestPopcountEndlessReferences(t *testing.T) {
@@ -132,7 +137,7 @@ func TestPopcountEndlessReferences(t *testing.T) {
 	next.Store(10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b strings.Builder
-		b.WriteString("StorePath: /nix/store/x\nReferences:")
+		b.WriteString(storePathLine(r) + "References:")
 		for range 5000 {
 			b.WriteString(" " + testenv.NixHash(next.Add(1)) + "-endless-1.0")
 		}
@@ -146,7 +151,7 @@ func TestPopcountEndlessReferences(t *testing.T) {
 // A narinfo naming ../../../etc/passwd is refused: nothing is counted.
 func TestPopcountPathReference(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "StorePath: /nix/store/x\nReferences: "+testenv.NixHash(2)+"-glibc ../../../etc/passwd\n")
+		io.WriteString(w, storePathLine(r)+"References: "+testenv.NixHash(2)+"-glibc ../../../etc/passwd\n")
 	}))
 	defer srv.Close()
 	out := filepath.Join(t.TempDir(), "popularity.json")
@@ -162,7 +167,7 @@ func TestPopcountTimeout(t *testing.T) {
 	var next atomic.Int64
 	next.Store(10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "StorePath: /nix/store/x\nReferences: "+testenv.NixHash(next.Add(1))+"-endless-1.0\n")
+		io.WriteString(w, storePathLine(r)+"References: "+testenv.NixHash(next.Add(1))+"-endless-1.0\n")
 	}))
 	defer srv.Close()
 	m := runMeasured(t, "popcount", "--cache", srv.URL, "--timeout", "3s", "/nix/store/"+testenv.NixHash(1)+"-root")

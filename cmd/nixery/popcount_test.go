@@ -26,14 +26,15 @@ func narinfoServer(t *testing.T, refs string) (string, func() int) {
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
-		if !strings.HasPrefix(r.URL.Path, "/"+testenv.NixHash(1)) {
-			io.WriteString(w, "StorePath: /nix/store/x\nReferences: \n")
+		hash := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/"), ".narinfo")
+		if hash != testenv.NixHash(1) {
+			io.WriteString(w, "StorePath: /nix/store/"+hash+"-x\nReferences: \n")
 			return
 		}
 		if refs == "" {
 			refs = testenv.NixHash(2) + "-glibc-2.40"
 		}
-		io.WriteString(w, "StorePath: /nix/store/x\nReferences: "+refs+"\n")
+		io.WriteString(w, "StorePath: "+popcountRoot+"\nReferences: "+refs+"\n")
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, func() int { return int(n.Load()) }

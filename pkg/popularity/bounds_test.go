@@ -19,8 +19,8 @@ import (
 )
 
 // narinfo is a narinfo naming refs.
-func narinfo(refs []string) string {
-	return "StorePath: /nix/store/x\nURL: nar/x.nar\nCompression: none\nNarSize: 1\nReferences: " + strings.Join(refs, " ") + "\n"
+func narinfo(hash string, refs []string) string {
+	return "StorePath: /nix/store/" + hash + "-x\nURL: nar/x.nar\nCompression: none\nNarSize: 1\nReferences: " + strings.Join(refs, " ") + "\n"
 }
 
 // cacheServer serves narinfos made by answer from the request's hash.
@@ -39,12 +39,12 @@ var root = "/nix/store/" + testenv.NixHash(1) + "-root"
 func TestPopcountEndlessReferences(t *testing.T) {
 	var next atomic.Int64
 	next.Store(100)
-	cache := cacheServer(t, func(string) string {
+	cache := cacheServer(t, func(hash string) string {
 		var refs []string
 		for range 100 {
 			refs = append(refs, testenv.NixHash(next.Add(1))+"-new")
 		}
-		return narinfo(refs)
+		return narinfo(hash, refs)
 	})
 	start := time.Now()
 	_, err := (&Popcount{Cache: cache, maxPaths: 10_000}).Run(context.Background(), []string{root})
@@ -61,9 +61,9 @@ func TestPopcountBadReference(t *testing.T) {
 		cache := cacheServer(t, func(hash string) string {
 			asked.Add(1)
 			if hash == testenv.NixHash(1) {
-				return narinfo([]string{good, bad})
+				return narinfo(hash, []string{good, bad})
 			}
-			return narinfo(nil)
+			return narinfo(hash, nil)
 		})
 		d, err := (&Popcount{Cache: cache}).Run(context.Background(), []string{root})
 		assert.Error(t, err, fmt.Sprintf("binary cache %s: the narinfo of %s names the reference %q, which is not a store path's base name (32 nix-base32 characters, a dash, a name): is it a Nix binary cache?", cache, root, bad))
@@ -75,7 +75,7 @@ func TestPopcountBadReference(t *testing.T) {
 // A narinfo over MaxNarinfoBytes is one error, over HTTP and from a file,
 // and is not retried.
 func TestPopcountOversizedNarinfo(t *testing.T) {
-	huge := narinfo([]string{testenv.NixHash(2) + "-" + strings.Repeat("x", 200)}) + strings.Repeat("Sig: x\n", MaxNarinfoBytes/7)
+	huge := narinfo(testenv.NixHash(1), []string{testenv.NixHash(2) + "-" + strings.Repeat("x", 200)}) + strings.Repeat("Sig: x\n", MaxNarinfoBytes/7)
 	var asked atomic.Int64
 	cache := cacheServer(t, func(string) string { asked.Add(1); return huge })
 	want := func(cache string) string {
@@ -96,9 +96,9 @@ func TestPopcountOversizedNarinfo(t *testing.T) {
 func TestPopcountTimeout(t *testing.T) {
 	var next atomic.Int64
 	next.Store(100)
-	cache := cacheServer(t, func(string) string {
+	cache := cacheServer(t, func(hash string) string {
 		time.Sleep(50 * time.Millisecond)
-		return narinfo([]string{testenv.NixHash(next.Add(1)) + "-new"})
+		return narinfo(hash, []string{testenv.NixHash(next.Add(1)) + "-new"})
 	})
 	start := time.Now()
 	_, err := (&Popcount{Cache: cache, Timeout: time.Second}).Run(context.Background(), []string{root})
@@ -125,4 +125,19 @@ func TestReadStorePathsBounds(t *testing.T) {
 	assert.Error(t, err, "more than 1000000 store paths, the bound on a store-paths file (MaxStorePaths): give one channel's store-paths")
 	_, err = ReadStorePaths(endlessLines{"x"})
 	assert.Error(t, err, "a line is longer than 64 KiB: a store-paths file has one store path a line")
+}
+
+// A server that answers 200 with something else than narinfos (a wrong
+// URL, a web page) is no binary cache: an error, not {} over good data;
+// so is a list of no store paths.
+func TestPopcountNotABinaryCache(t *testing.T) {
+	page := cacheServer(t, func(string) string { return "<html><body>Welcome</body></html>" })
+	d, err := (&Popcount{Cache: page}).Run(context.Background(), []string{root})
+	assert.Error(t, err, "binary cache "+page+": the answer for "+root+" is not its narinfo (no StorePath: line naming it): is "+page+" a Nix binary cache?")
+	assert.Assert(t, d == nil)
+	other := cacheServer(t, func(string) string { return narinfo(testenv.NixHash(9), nil) })
+	_, err = (&Popcount{Cache: other}).Run(context.Background(), []string{root})
+	assert.ErrorContains(t, err, "is not its narinfo")
+	_, err = (&Popcount{Cache: page}).Run(context.Background(), nil)
+	assert.Error(t, err, "no store paths to count: give store paths, or a store-paths file that lists some")
 }

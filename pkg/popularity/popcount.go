@@ -174,6 +174,10 @@ func (pc *Popcount) Run(ctx context.Context, paths []string) (Data, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(paths) == 0 {
+		// Counting nothing would write {} over good data.
+		return nil, errors.New("no store paths to count: give store paths, or a store-paths file that lists some")
+	}
 	jobs := pc.Jobs
 	if jobs <= 0 {
 		jobs = 16
@@ -256,20 +260,30 @@ func (pc *Popcount) narinfoRefs(ctx context.Context, base *url.URL, p string) ([
 	if err != nil {
 		return nil, fmt.Errorf("narinfo of %s: %w", p, err)
 	}
+	// A narinfo names its store path: an answer that does not (a web
+	// page, a wrong URL answering 200) is no narinfo, not a path without
+	// references.
+	var out []string
+	named := false
 	for _, line := range strings.Split(string(body), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if v, ok := strings.CutPrefix(line, "StorePath:"); ok {
+			named = storeHash(strings.TrimSpace(v)) == storeHash(p)
+		}
 		if v, ok := strings.CutPrefix(line, "References:"); ok {
-			var out []string
 			for _, r := range strings.Fields(v) {
 				if !storepath.ValidBase(r) {
 					return nil, fmt.Errorf("binary cache %s: the narinfo of %s names the reference %q, which is not a store path's base name (32 nix-base32 characters, a dash, a name): is it a Nix binary cache?", pc.Cache, p, r)
 				}
 				out = append(out, storepath.Dir+r)
 			}
-			sort.Strings(out)
-			return out, nil
 		}
 	}
-	return nil, nil
+	if !named {
+		return nil, fmt.Errorf("binary cache %s: the answer for %s is not its narinfo (no StorePath: line naming it): is %s a Nix binary cache?", pc.Cache, p, pc.Cache)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // errPermanent marks failures a retry will not mend.
