@@ -3,6 +3,7 @@ package publish
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -94,11 +95,17 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 	var manifests []v1.Descriptor
 	var annotations map[string]string
 	seen := map[string]bool{}
-	for n, d := range digests {
+	given := map[string]bool{}
+	n := 0
+	for _, d := range digests {
 		d, err := MergeDigest(t, d)
 		if err != nil {
 			return nil, nil, err
 		}
+		if given[d] {
+			continue // the same image given twice is merged once
+		}
+		given[d] = true
 		raw, mt, err := r.Manifest(ctx, t.Repo.Digest(d))
 		if err != nil {
 			var terr *transport.Error
@@ -110,6 +117,9 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 			}
 			return nil, nil, err
 		}
+		if err := sameKind(raw, mt); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", d, err)
+		}
 		var found []v1.Descriptor
 		var annots map[string]string
 		switch {
@@ -117,6 +127,14 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 			im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 			if err != nil {
 				return nil, nil, fmt.Errorf("read index %s: %w", d, err)
+			}
+			if len(im.Manifests) == 0 {
+				return nil, nil, fmt.Errorf("index %s lists no images: merge the digests of images", d)
+			}
+			for _, m := range im.Manifests {
+				if !m.MediaType.IsImage() {
+					return nil, nil, fmt.Errorf("index %s lists %s, a %q, not an image: merge the digests of images", d, m.Digest, m.MediaType)
+				}
 			}
 			found, annots = im.Manifests, im.Annotations
 		case mt.IsImage():
@@ -141,7 +159,8 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 			if m.Platform == nil {
 				return nil, nil, fmt.Errorf("manifest %s in %s has no platform", m.Digest, d)
 			}
-			key := m.Platform.String()
+			// As PlatformName reads them: linux/arm64 is linux/arm64/v8.
+			key := PlatformName(*m.Platform)
 			if seen[key] {
 				return nil, nil, fmt.Errorf("two images for %s among the digests to merge", key)
 			}
@@ -155,8 +174,34 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 		} else {
 			annotations = common(annotations, annots)
 		}
+		n++
 	}
 	return manifests, annotations, nil
+}
+
+// sameKind checks that a manifest's body is what the registry's media
+// type says: an index lists manifests, an image has a config, and a
+// mediaType in the body is the same. A registry that says "index" for an
+// image would otherwise make it an index of nothing, and its platform
+// would vanish from the merge.
+func sameKind(raw []byte, mt types.MediaType) error {
+	var body struct {
+		MediaType types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+		Config    json.RawMessage `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return fmt.Errorf("not a manifest: %w", err)
+	}
+	switch {
+	case body.MediaType != "" && body.MediaType != mt:
+		return fmt.Errorf("the registry says it is a %q, but it says it is a %q", mt, body.MediaType)
+	case mt.IsIndex() && body.Manifests == nil:
+		return fmt.Errorf("the registry says it is a %q, but it lists no manifests", mt)
+	case mt.IsImage() && body.Config == nil:
+		return fmt.Errorf("the registry says it is a %q, but it has no config", mt)
+	}
+	return nil
 }
 
 // MergeDigest returns the digest of an image to merge into t, given as

@@ -8,8 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
@@ -44,4 +52,96 @@ func TestMergeErrorsKeepCause(t *testing.T) {
 	_, err = Merge(context.Background(), mustTarget(t, slow+"/merge/app", "v1"), []string{missing}, o)
 	assert.ErrorContains(t, err, "not done within 200ms")
 	assert.Assert(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
+}
+
+// pushImage pushes a random image of platform p to repo and returns its
+// digest.
+func pushImage(t *testing.T, repo string, p v1.Platform) string {
+	t.Helper()
+	img, err := random.Image(64, 1)
+	assert.NilError(t, err)
+	cf, err := img.ConfigFile()
+	assert.NilError(t, err)
+	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
+	img, err = mutate.ConfigFile(img, cf)
+	assert.NilError(t, err)
+	img = mutate.MediaType(mutate.ConfigMediaType(img, types.OCIConfigJSON), types.OCIManifestSchema1)
+	ref, err := name.ParseReference(repo+":x", name.Insecure)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.Write(ref, img))
+	d, err := img.Digest()
+	assert.NilError(t, err)
+	return d.String()
+}
+
+// pushIndex pushes idx to repo and returns its digest.
+func pushIndex(t *testing.T, repo string, idx v1.ImageIndex) string {
+	t.Helper()
+	ref, err := name.ParseReference(repo+":i", name.Insecure)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.WriteIndex(ref, idx))
+	d, err := idx.Digest()
+	assert.NilError(t, err)
+	return d.String()
+}
+
+// What merge is given is what it merges, or a one-line refusal: a digest
+// given twice counts once; two images of one platform (arm64 and
+// arm64/v8 are one) are refused; so is an index of no images, and an
+// index of indexes.
+func TestMergeInputs(t *testing.T) {
+	anon := Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}}}
+	host := memRegistry(t, nil)
+	repo := host + "/merge/app"
+	amd := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "amd64"})
+	arm := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "arm64"})
+	armV8 := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"})
+	emptyIndex := pushIndex(t, repo, mutate.IndexMediaType(empty.Index, types.OCIImageIndex))
+	inner, err := random.Index(64, 1, 1)
+	assert.NilError(t, err)
+	nested := pushIndex(t, repo, mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: inner, Descriptor: v1.Descriptor{MediaType: types.OCIImageIndex, Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}}))
+
+	res, err := Merge(context.Background(), mustTarget(t, repo, "v1"), []string{amd, amd, arm}, anon)
+	assert.NilError(t, err)
+	assert.Equal(t, len(res.Manifests), 2)
+
+	for _, tc := range []struct {
+		digests []string
+		want    string
+	}{
+		{[]string{arm, armV8}, "two images for linux/arm64 among the digests to merge"},
+		{[]string{amd, emptyIndex}, "index " + emptyIndex + " lists no images"},
+		{[]string{nested}, "not an image: merge the digests of images"},
+	} {
+		_, err := Merge(context.Background(), mustTarget(t, repo, "v2"), tc.digests, anon)
+		assert.Check(t, is.ErrorContains(err, tc.want), tc.digests)
+	}
+}
+
+// A body that is not what the registry calls it is refused: an image
+// manifest without a mediaType field, served as an index, would be an
+// index of nothing and its platform would vanish from the merge.
+func TestMergeSameKind(t *testing.T) {
+	image := `{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`
+	index := `{"schemaVersion":2,"manifests":[]}`
+	for _, tc := range []struct {
+		raw  string
+		mt   types.MediaType
+		want string
+	}{
+		{image, types.OCIManifestSchema1, ""},
+		{index, types.OCIImageIndex, ""},
+		{image, types.OCIImageIndex, "it lists no manifests"},
+		{index, types.OCIManifestSchema1, "it has no config"},
+		{`{"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{}}`, types.OCIImageIndex, `but it says it is a "application/vnd.oci.image.manifest.v1+json"`},
+		{`<html>`, types.OCIImageIndex, "not a manifest"},
+	} {
+		err := sameKind([]byte(tc.raw), tc.mt)
+		if tc.want == "" {
+			assert.Check(t, err, tc.raw)
+		} else {
+			assert.Check(t, is.ErrorContains(err, tc.want), tc.raw)
+		}
+	}
 }
