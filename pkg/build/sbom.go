@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -71,6 +72,11 @@ func (b *builder) documents(img *image.Image, g *layers.Graph, res *nix.Result) 
 	}
 	platform := publish.PlatformName(img.Platform())
 	created := b.req.Image.Created
+	if created.Unix() == 0 {
+		// The epoch stands for "no time" in the image (reproducible):
+		// an SBOM and its referrers say none rather than 1970.
+		created = time.Time{}
+	}
 	subject, err := partial.Descriptor(img)
 	if err != nil {
 		return err

@@ -272,7 +272,9 @@ func flakeResource(name, ref string) Resource {
 			}
 		}
 	}
-	if rev != "" {
+	// A rev is a git commit only where the reference is git's: a
+	// Mercurial changeset (hg+https://…?rev=) is not one.
+	if scheme, _, _ := strings.Cut(base, ":"); rev != "" && !strings.HasPrefix(scheme, "hg") {
 		r.Digest = map[string]string{"gitCommit": rev}
 	}
 	if h := q.Get("narHash"); h != "" {

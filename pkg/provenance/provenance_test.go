@@ -132,3 +132,18 @@ func TestNewHidesCredentials(t *testing.T) {
 		assert.Check(t, d.GetDigest()["gitCommit"] == rev, "%v", d.GetDigest())
 	}
 }
+
+// A revision is a git commit only for git's references: a Mercurial
+// changeset is kept in the URI, not called a gitCommit.
+func TestFlakeResourceRevisions(t *testing.T) {
+	const rev = "89ab89ab89ab89ab89ab89ab89ab89ab89ab89ab"
+	for ref, commit := range map[string]string{
+		"git+https://git.example/x?ref=main&rev=" + rev: rev,
+		"github:o/r/" + rev:                             rev,
+		"hg+https://hg.example/x?rev=" + rev:            "",
+		"path:/nix/store/x-source?narHash=sha256-x":     "",
+	} {
+		r := flakeResource("x", ref)
+		assert.Equal(t, r.Digest["gitCommit"], commit, ref)
+	}
+}
