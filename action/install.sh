@@ -50,8 +50,10 @@ fi
 want=$(awk -v a="$asset" '$2 == a { print $1 }' "$action/release/SHA256SUMS")
 [ -n "$want" ] || use_nix "release v$version has no $asset"
 
-dir=${RUNNER_TEMP:-${TMPDIR:-/tmp}}/nixery-v$version
-mkdir -p "$dir"
+# A directory of this run's own: another job sharing RUNNER_TEMP (a
+# self-hosted runner), or another user's directory of the same name in
+# /tmp, cannot swap the file between its check and its use.
+dir=$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/nixery-v$version.XXXXXX")
 url=$releases/v$version/$asset
 part=$dir/$asset.part
 rm -f "$part"

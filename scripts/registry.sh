@@ -17,7 +17,10 @@ CONF
   registry_pid=$!
   registry=127.0.0.1:$port
   for _ in $(seq 50); do
-    curl -fs "http://$registry/v2/" >/dev/null && return 0
+    # Ours, still running: another registry that took the port first
+    # would answer too.
+    kill -0 "$registry_pid" 2>/dev/null || break
+    curl -fs "http://$registry/v2/" >/dev/null && kill -0 "$registry_pid" 2>/dev/null && return 0
     sleep 0.1
   done
   echo "docker-registry did not start: $(cat "$dir/registry.log")" >&2

@@ -17,7 +17,15 @@ step setup
 # new machine): made while the checks below run, waited for before the
 # tests.
 trixie_log=$(mktemp)
-trap 'rm -f "$trixie_log"' EXIT
+# On any exit: the background jobs still running (the chroot, the test
+# runs, with their registries) stop too, and this script's files go.
+kill_tree() { local c; for c in $(pgrep -P "$1"); do kill_tree "$c"; done; kill "$1" 2>/dev/null || true; }
+cleanup() {
+  local p
+  for p in $(jobs -p); do kill_tree "$p"; done
+  rm -f "$trixie_log" "${json:-}" "${race_json:-}" "${e2e_json:-}" "${flake_json:-}" "${act_log:-}"
+}
+trap cleanup EXIT
 ./scripts/trixie-nix.sh "${NIXERY_TRIXIE_DIR:-/var/cache/nixery-action/trixie}" >"$trixie_log" 2>&1 &
 trixie_pid=$!
 
@@ -52,7 +60,7 @@ check_host() {
   fi
 }
 # What is in /tmp, but for this script's own files.
-tmp_entries() { ls -A /tmp | grep -v -x -F -e "$(basename "${trixie_log:-x}")" -e "$(basename "${json:-x}")" -e "$(basename "${e2e_json:-x}")" -e "$(basename "${race_json:-x}")" -e "$(basename "${flake_json:-x}")" -e "$(basename "${act_log:-x}")" | sort; }
+tmp_entries() { { ls -A /tmp | grep -v -x -F -e "$(basename "${trixie_log:-x}")" -e "$(basename "${json:-x}")" -e "$(basename "${e2e_json:-x}")" -e "$(basename "${race_json:-x}")" -e "$(basename "${flake_json:-x}")" -e "$(basename "${act_log:-x}")" || true; } | sort; }
 
 step "gofmt, vet (linux and darwin), actionlint"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
@@ -75,7 +83,6 @@ e2e_json=$(mktemp)
 flake_json=$(mktemp)
 act_log=$(mktemp)
 tmp_before=$(tmp_entries)
-trap 'rm -f "$trixie_log" "$json" "$race_json" "$e2e_json" "$flake_json" "$act_log"' EXIT
 gotest() { # JSON-FILE PACKAGE...
   local out=$1
   shift

@@ -41,6 +41,14 @@ create() {
   if [ -f "$dir/.nixery-trixie" ] && [ "$(cat "$dir/.nixery-trixie")" = "$version" ]; then
     return
   fi
+  # One run makes the chroot at a time: another (a second test.sh, or
+  # setup.sh) waits for it, then finds it made.
+  mkdir -p "$(dirname "$dir")"
+  exec 9>"$dir.lock"
+  flock 9
+  if [ -f "$dir/.nixery-trixie" ] && [ "$(cat "$dir/.nixery-trixie")" = "$version" ]; then
+    return
+  fi
   for tool in debootstrap unshare findmnt; do
     command -v "$tool" >/dev/null || { echo "$0: $tool is missing: run scripts/setup.sh" >&2; exit 1; }
   done
