@@ -297,11 +297,22 @@ func TestServeSharedStorage(t *testing.T) {
 
 	inspect(b, "busybox/hello:latest")
 	assert.Equal(t, b.builds(), 1)
+	// The server's log is read as it comes: its "built" line may follow
+	// the pull by a moment.
 	var built struct{ Packed, Reused int }
-	for _, l := range b.lines() {
-		if strings.Contains(l, `"msg":"built"`) {
-			assert.NilError(t, json.Unmarshal([]byte(l), &built))
+	for i := 0; ; i++ {
+		found := false
+		for _, l := range b.lines() {
+			if strings.Contains(l, `"msg":"built"`) {
+				assert.NilError(t, json.Unmarshal([]byte(l), &built))
+				found = true
+			}
 		}
+		if found {
+			break
+		}
+		assert.Assert(t, i < 100, "no built line in the log: %v", b.lines())
+		time.Sleep(50 * time.Millisecond)
 	}
 	assert.Check(t, built.Reused >= 4, "packed %d, reused %d", built.Packed, built.Reused)
 }
