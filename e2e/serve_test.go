@@ -92,6 +92,24 @@ func (s *served) lines() []string {
 	return append([]string(nil), s.log...)
 }
 
+// built waits for the server's "built" line of image and returns the
+// layers it says were packed and reused: the log is read as it comes, so
+// the line may follow the pull by a moment.
+func (s *served) built(t *testing.T, image string) (packed, reused int) {
+	t.Helper()
+	for i := 0; ; i++ {
+		for _, l := range s.lines() {
+			if strings.Contains(l, `"msg":"built","image":"`+image+`"`) {
+				var b struct{ Packed, Reused int }
+				assert.NilError(t, json.Unmarshal([]byte(l), &b))
+				return b.Packed, b.Reused
+			}
+		}
+		assert.Assert(t, i < 100, "no built line for %s in the log: %v", image, s.lines())
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // builds counts the builds the server logged.
 func (s *served) builds() int {
 	n := 0
@@ -167,13 +185,8 @@ func TestServe(t *testing.T) {
 	}
 	assert.Equal(t, s.builds(), before+1)
 	// Its layers of hello's closure came from the storage, not packed again.
-	var built struct{ Packed, Reused int }
-	for _, l := range s.lines() {
-		if strings.Contains(l, `"msg":"built","image":"busybox/hello"`) {
-			assert.NilError(t, json.Unmarshal([]byte(l), &built))
-		}
-	}
-	assert.Check(t, built.Reused >= 4 && built.Packed > 0, "packed %d, reused %d", built.Packed, built.Reused)
+	packed, reused := s.built(t, "busybox/hello")
+	assert.Check(t, reused >= 4 && packed > 0, "packed %d, reused %d", packed, reused)
 
 	out, err := s.inspect("helo:latest")
 	assert.Assert(t, err != nil)
@@ -297,24 +310,8 @@ func TestServeSharedStorage(t *testing.T) {
 
 	inspect(b, "busybox/hello:latest")
 	assert.Equal(t, b.builds(), 1)
-	// The server's log is read as it comes: its "built" line may follow
-	// the pull by a moment.
-	var built struct{ Packed, Reused int }
-	for i := 0; ; i++ {
-		found := false
-		for _, l := range b.lines() {
-			if strings.Contains(l, `"msg":"built"`) {
-				assert.NilError(t, json.Unmarshal([]byte(l), &built))
-				found = true
-			}
-		}
-		if found {
-			break
-		}
-		assert.Assert(t, i < 100, "no built line in the log: %v", b.lines())
-		time.Sleep(50 * time.Millisecond)
-	}
-	assert.Check(t, built.Reused >= 4, "packed %d, reused %d", built.Packed, built.Reused)
+	packed, reused := b.built(t, "busybox/hello")
+	assert.Check(t, reused >= 4, "packed %d, reused %d", packed, reused)
 }
 
 // TestServeDrains: SIGTERM during a pull lets it finish (here a build
