@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/ghaction"
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/provenance"
 )
 
@@ -38,7 +37,7 @@ func (f *buildFlags) sbomOptions() (*build.SBOMOptions, error) {
 			return nil, usagef("--sbom-file %s is a directory: name a file in it, e.g. %s", f.sbomFile, filepath.Join(f.sbomFile, "sbom.cdx.json"))
 		}
 		// Found out now, not after the image is pushed.
-		if err := writableDir(dir); err != nil {
+		if err := outfile.CheckDir(dir); err != nil {
 			return nil, fmt.Errorf("--sbom-file %s: cannot write in %s (%v): name a file in a directory you can write to", f.sbomFile, dir, err)
 		}
 	}
@@ -50,20 +49,6 @@ func (f *buildFlags) sbomOptions() (*build.SBOMOptions, error) {
 		}
 	}
 	return o, nil
-}
-
-// writableDir tells why a file cannot be made in dir, if it cannot.
-func writableDir(dir string) error {
-	probe, err := os.CreateTemp(dir, ".nixery-write-check-*")
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return pe.Err // the probe's name means nothing to the user
-		}
-		return err
-	}
-	probe.Close()
-	return os.Remove(probe.Name())
 }
 
 // sbomFileName is where the SBOM of platform goes for --sbom-file FILE:

@@ -139,3 +139,20 @@ func kind(m fs.FileMode) string {
 	}
 	return m.Type().String()
 }
+
+// CheckDir makes and removes a file in dir, so that a directory nothing
+// can be written in shows before any work: permissions, a read-only file
+// system or an immutable directory, for root too. The error is the
+// system's reason alone (the probe's name means nothing to a user).
+func CheckDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".nixery-check-")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return pe.Err
+		}
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -102,4 +103,18 @@ func TestRefused(t *testing.T) {
 	assert.NilError(t, os.Symlink(dir, link))
 	_, err = Create(link)
 	assert.ErrorContains(t, err, "leads to a directory")
+}
+
+// CheckDir passes a directory a file can be made in, leaving nothing
+// there, and gives the system's reason for one it cannot (/proc takes
+// no new files, even from root).
+func TestCheckDir(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, CheckDir(dir))
+	entries, err := os.ReadDir(dir)
+	assert.NilError(t, err)
+	assert.Equal(t, len(entries), 0)
+	err = CheckDir("/proc")
+	assert.Assert(t, err != nil)
+	assert.Check(t, !strings.Contains(err.Error(), ".nixery-check-"), err.Error())
 }

@@ -3,13 +3,13 @@ package publish
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 )
 
 // Check asks the registry, before any work, whether it answers and lets
@@ -72,19 +72,12 @@ func (l *Layout) Check(context.Context) error {
 	return nil
 }
 
-// checkWritable creates and removes a file in dir: permissions, a
-// read-only file system or an immutable directory all show, for root too.
+// checkWritable tells whether a file can be made in dir.
 func (l *Layout) checkWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".nixery-check-")
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the probe's name means nothing to the user
-		}
+	if err := outfile.CheckDir(dir); err != nil {
 		return fmt.Errorf("%s: cannot write in %s (%v): name a directory you can write to", l.out, dir, err)
 	}
-	f.Close()
-	return os.Remove(f.Name())
+	return nil
 }
 
 // checkParent finds a missing directory for path to go in.

@@ -19,6 +19,7 @@ import (
 	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/cache"
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
@@ -223,12 +224,10 @@ func usableStorage(dir string) error {
 	if _, err := os.Lstat(filepath.Join(dir, "oci-layout")); len(entries) > 0 && err != nil {
 		return fmt.Errorf("storage %s holds other files and is no OCI layout: give an empty directory, or the storage of an earlier nixery serve", dir)
 	}
-	probe, err := os.CreateTemp(dir, ".nixery-write-check-*")
-	if err != nil {
-		return fmt.Errorf("storage %s cannot be written in: %w", dir, err)
+	if err := outfile.CheckDir(dir); err != nil {
+		return fmt.Errorf("storage %s cannot be written in (%v): give a directory the server can write in", dir, err)
 	}
-	probe.Close()
-	return os.Remove(probe.Name())
+	return nil
 }
 
 // parseStorage reads --storage: docker://REGISTRY/REPOSITORY for a
