@@ -177,8 +177,13 @@ func (j *joiner) join(dir *farmNode, prefix, name, src string) error {
 		dir.children[name] = &farmNode{target: src}
 		return nil
 	}
-	loop := j.onPath[j.real(src)] || (existing.target != "" && j.onPath[j.real(existing.target)])
-	if loop || !j.isDir(src) || (existing.target != "" && !j.isDir(existing.target)) {
+	// Each side resolved once: the directory it leads to in the store,
+	// or "" when it is not a directory there.
+	srcDir, oldDir := j.dir(src), ""
+	if existing.target != "" {
+		oldDir = j.dir(existing.target)
+	}
+	if srcDir == "" || (existing.target != "" && oldDir == "") || j.onPath[srcDir] || j.onPath[oldDir] {
 		kept := existing.target
 		if kept == "" {
 			kept = "(a directory)"
@@ -189,17 +194,15 @@ func (j *joiner) join(dir *farmNode, prefix, name, src string) error {
 		return nil
 	}
 	if existing.target != "" {
-		real := j.real(existing.target)
 		if err := j.unfold(existing); err != nil {
 			return err
 		}
-		j.onPath[real] = true
-		defer delete(j.onPath, real)
+		j.onPath[oldDir] = true
+		defer delete(j.onPath, oldDir)
 	}
-	real := j.real(src)
-	j.onPath[real] = true
-	defer delete(j.onPath, real)
-	entries, err := j.readDir(src)
+	j.onPath[srcDir] = true
+	defer delete(j.onPath, srcDir)
+	entries, err := os.ReadDir(srcDir)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", src, err)
 	}
@@ -211,10 +214,17 @@ func (j *joiner) join(dir *farmNode, prefix, name, src string) error {
 	return nil
 }
 
-// real is the directory p resolves to in the store ("" when none).
-func (c Customisation) real(p string) string {
-	r, _ := resolveInStore(c.StoreDir, p)
-	return r
+// dir is the directory p leads to inside the store, or "" when it leads
+// to none (a file, nothing, or out of the store).
+func (c Customisation) dir(p string) string {
+	real, ok := resolveInStore(c.StoreDir, p)
+	if !ok {
+		return ""
+	}
+	if info, err := os.Lstat(real); err != nil || !info.IsDir() {
+		return ""
+	}
+	return real
 }
 
 // unfold turns a symlink to a directory into a real directory of symlinks
@@ -304,14 +314,7 @@ func (p *packer) writeFarm(dir *farmNode, prefix string) error {
 
 // isDir reports whether p is a directory, following symlinks as buildEnv
 // does, but only inside the store.
-func (c Customisation) isDir(p string) bool {
-	real, ok := resolveInStore(c.StoreDir, p)
-	if !ok {
-		return false
-	}
-	info, err := os.Lstat(real)
-	return err == nil && info.IsDir()
-}
+func (c Customisation) isDir(p string) bool { return c.dir(p) != "" }
 
 // readDir lists the directory p leads to inside the store.
 func (c Customisation) readDir(p string) ([]os.DirEntry, error) {
