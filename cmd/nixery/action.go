@@ -31,7 +31,7 @@ func actionCommand() *command {
 				if len(args) > 0 {
 					return usagef("takes no arguments: it reads the action's inputs from INPUT_* variables")
 				}
-				return runAction(os.Getenv, os.Stdout)
+				return runAction(getenv, os.Stdout)
 			}
 		},
 	}

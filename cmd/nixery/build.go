@@ -261,7 +261,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, fmt.Errorf("%s: %w", f.popularity, err)
 		}
 	}
-	created, err := build.CreatedTime(os.Getenv)
+	created, err := build.CreatedTime(getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +310,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usageError{err.Error()}
 	}
 
-	annots := image.GitHubAnnotations(os.Getenv)
+	annots := image.GitHubAnnotations(getenv)
 	if annots == nil {
 		annots = map[string]string{}
 	}
@@ -387,7 +387,7 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 	}
 	var creds registry.Credentials
 	if job.registry != "" || len(job.req.CacheFrom) > 0 {
-		if creds, err = f.login.credentials(job.registry, stdin, os.Getenv); err != nil {
+		if creds, err = f.login.credentials(job.registry, stdin, getenv); err != nil {
 			return nil, err
 		}
 	}

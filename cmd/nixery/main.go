@@ -59,6 +59,7 @@ func usagef(format string, args ...any) error {
 }
 
 func main() {
+	holdSecrets()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -82,7 +82,7 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 			return nil, usageError{err.Error()}
 		}
 	}
-	creds, err := f.login.credentials(t.Repo.RegistryStr(), stdin, os.Getenv)
+	creds, err := f.login.credentials(t.Repo.RegistryStr(), stdin, getenv)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func packCommand() *command {
 				if err != nil {
 					return err
 				}
-				created, err := image.SourceDateEpoch(os.Getenv)
+				created, err := image.SourceDateEpoch(getenv)
 				if err != nil {
 					return err
 				}

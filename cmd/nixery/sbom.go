@@ -41,7 +41,7 @@ func (f *buildFlags) sbomOptions() (*build.SBOMOptions, error) {
 			return nil, fmt.Errorf("--sbom-file %s: cannot write in %s (%v): name a file in a directory you can write to", f.sbomFile, dir, err)
 		}
 	}
-	o := &build.SBOMOptions{ToolVersion: version, GitHub: provenance.GitHubFromEnv(os.Getenv)}
+	o := &build.SBOMOptions{ToolVersion: version, GitHub: provenance.GitHubFromEnv(getenv)}
 	if f.image != "" {
 		// The image's repository, without tag, as the registry names it.
 		if ref, err := name.ParseReference(f.image); err == nil {
