@@ -355,6 +355,10 @@ type builder struct {
 
 	contentsMu sync.Mutex
 	contents   map[string]ContentsResult // by platform name
+
+	popularityOnce   sync.Once // the popularity data's digest, for provenance
+	popularityDigest string
+	popularityErr    error
 }
 
 // contentsInOrder are the platforms' contents in the result's order.

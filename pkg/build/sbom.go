@@ -2,8 +2,10 @@ package build
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -12,6 +14,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
+	"github.com/nixery-action/nixery-action/pkg/popularity"
 	"github.com/nixery-action/nixery-action/pkg/provenance"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/referrer"
@@ -95,9 +98,13 @@ func (b *builder) documents(img *image.Image, g *layers.Graph, res *nix.Result) 
 			flakes = append(flakes, provenance.Flake{Installable: p.Attr, URL: p.Flake.URL})
 		}
 	}
+	settings, err := b.settings(img)
+	if err != nil {
+		return err
+	}
 	prov, err := provenance.New(provenance.Options{
 		Name: name, Subject: subject.Digest, Nixpkgs: res.Flake, Packages: b.req.Spec.AllPackages(), Flakes: flakes,
-		Platform: platform, Version: o.ToolVersion, SBOM: &sum, GitHub: o.GitHub,
+		Platform: platform, Version: o.ToolVersion, SBOM: &sum, GitHub: o.GitHub, Settings: settings,
 	})
 	if err != nil {
 		return fmt.Errorf("make the provenance of %s: %w", platform, err)
@@ -185,4 +192,36 @@ func (b *builder) sbomResults(idx v1.ImageIndex, res *publish.Result) ([]SBOMRes
 		b.note("%s: %v; the SBOM and provenance are not attached", b.req.Destination, publish.ErrNoReferrers)
 	}
 	return out, nil
+}
+
+// settings are the provenance's record of the choices that shaped img
+// beyond its packages: its config as built (defaults and the
+// entrypoint taken from an installable included), its annotations and
+// how its layers were made.
+func (b *builder) settings(img *image.Image) (*provenance.Settings, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	c := cf.Config
+	s := &provenance.Settings{
+		Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir, User: c.User, Labels: c.Labels,
+		Annotations: b.req.Image.Annotations,
+		Created:     image.FormatCreated(b.req.Image.Created),
+		LayerBudget: cmp.Or(b.req.Layers.Budget, layers.DefaultBudget),
+		Strategy:    cmp.Or(b.req.Layers.Strategy, layers.DefaultStrategy),
+		Compression: fmt.Sprintf("%s:%d", b.req.Pack.Compression, cmp.Or(b.req.Pack.Level, b.req.Pack.Compression.DefaultLevel())),
+	}
+	for _, kv := range c.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		s.EnvNames = append(s.EnvNames, k)
+	}
+	if b.req.Layers.Popularity != nil {
+		b.popularityOnce.Do(func() { b.popularityDigest, b.popularityErr = popularity.Digest(b.req.Layers.Popularity) })
+		if b.popularityErr != nil {
+			return nil, b.popularityErr
+		}
+		s.Popularity = b.popularityDigest
+	}
+	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +27,10 @@ import (
 
 	"github.com/nixery-action/nixery-action/internal/cdxvalidate"
 	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/cache"
+	"github.com/nixery-action/nixery-action/pkg/layers"
+	"github.com/nixery-action/nixery-action/pkg/popularity"
 	"github.com/nixery-action/nixery-action/pkg/provenance"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/referrer"
@@ -295,4 +299,49 @@ func TestBuildSBOMAttachFails(t *testing.T) {
 	assert.Check(t, !strings.Contains(err.Error(), "\n"), err.Error())
 	_, err = remote.Index(mustTarget(t, host+"/build/refused", "v1").Tags[0])
 	assert.ErrorContains(t, err, "MANIFEST_UNKNOWN", "the tag was written without the referrers")
+}
+
+// The provenance records the choices that shaped the image beyond its
+// packages, as built: the config (environment variable names only), the
+// layering and the compression; the same data gives the same digest.
+func TestProvenanceSettings(t *testing.T) {
+	statement := func(req Request) provenance.Statement {
+		t.Helper()
+		res, err := Build(context.Background(), req, Options{})
+		assert.NilError(t, err)
+		defer res.Close()
+		var st provenance.Statement
+		assert.NilError(t, json.Unmarshal(res.SBOMs[0].Provenance.Data, &st))
+		assert.Assert(t, !strings.Contains(string(res.SBOMs[0].Provenance.Data), "s3cr3t-value"))
+		return st
+	}
+
+	st := statement(sbomRequest(t, nil))
+	got := st.Predicate.BuildDefinition.ExternalParameters.Settings
+	assert.Assert(t, got != nil)
+	assert.Equal(t, got.Strategy, layers.DefaultStrategy)
+	assert.Equal(t, got.LayerBudget, 6)
+	assert.Equal(t, got.Compression, fmt.Sprintf("gzip:%d", archive.DefaultLevel))
+	assert.Equal(t, got.Created, "2023-11-14T22:13:20Z")
+	assert.Equal(t, got.Popularity, "")
+
+	req := sbomRequest(t, nil)
+	req.Image.Entrypoint = []string{"/bin/hello", "--greeting"}
+	req.Image.Env = []string{"API_KEY=s3cr3t-value", "MODE=prod"}
+	req.Image.Labels = map[string]string{"org.example.team": "tools"}
+	req.Image.Annotations = map[string]string{"org.example.tier": "backend"}
+	req.Layers.Strategy = "autolayer"
+	req.Layers.Popularity = popularity.Data{"glibc": 10, "hello": 1}
+	req.Pack.Compression, req.Pack.Level = archive.Zstd, 7
+	got = statement(req).Predicate.BuildDefinition.ExternalParameters.Settings
+	assert.DeepEqual(t, got.Entrypoint, []string{"/bin/hello", "--greeting"})
+	assert.Assert(t, slices.Contains(got.EnvNames, "API_KEY") && slices.Contains(got.EnvNames, "MODE") && slices.Contains(got.EnvNames, "PATH"), "%v", got.EnvNames)
+	assert.Equal(t, got.Labels["org.example.team"], "tools")
+	assert.DeepEqual(t, got.Annotations, map[string]string{"org.example.tier": "backend"})
+	assert.Equal(t, got.Strategy, "autolayer")
+	assert.Equal(t, got.Compression, "zstd:7")
+	want, err := popularity.Digest(popularity.Data{"hello": 1, "glibc": 10})
+	assert.NilError(t, err)
+	assert.Equal(t, got.Popularity, want)
+	assert.Assert(t, strings.HasPrefix(want, "sha256:") && len(want) == 71, want)
 }

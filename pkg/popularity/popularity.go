@@ -8,6 +8,8 @@
 package popularity
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -165,4 +167,14 @@ func Write(w io.Writer, d Data) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(d) // encoding/json sorts map keys
+}
+
+// Digest is the sha256 of d as Write writes it ("sha256:<hex>"), the
+// same for the same data whatever file it came from.
+func Digest(d Data) (string, error) {
+	h := sha256.New()
+	if err := Write(h, d); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -60,6 +60,33 @@ type Options struct {
 	SBOM *v1.Hash
 	// GitHub describes the GitHub Actions run; nil outside Actions.
 	GitHub *GitHub
+	// Settings are the other choices that shaped the image; nil leaves
+	// them out.
+	Settings *Settings
+}
+
+// Settings are what a user chose beyond the packages, nixpkgs and the
+// platform: the image's config and how its layers were made. Env gives
+// variable names only: a value may be a secret, and a provenance
+// statement may be published where the image is not (a transparency
+// log); the config in the subject holds the values.
+type Settings struct {
+	Entrypoint  []string          `json:"entrypoint,omitempty"`
+	Cmd         []string          `json:"cmd,omitempty"`
+	EnvNames    []string          `json:"envNames,omitempty"`
+	WorkingDir  string            `json:"workingDir,omitempty"`
+	User        string            `json:"user,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Created     string            `json:"created,omitempty"`
+	// LayerBudget and Strategy are the layering's; Popularity the
+	// sha256 of the popularity data it used (see PopularityDigest), if
+	// any.
+	LayerBudget int    `json:"layerBudget,omitempty"`
+	Strategy    string `json:"strategy,omitempty"`
+	Popularity  string `json:"popularity,omitempty"`
+	// Compression is the layers' compression and level, e.g. gzip:4.
+	Compression string `json:"compression,omitempty"`
 }
 
 // Flake is a flake other than nixpkgs that the image's packages came from.
@@ -145,6 +172,7 @@ type ExternalParameters struct {
 	Packages []string  `json:"packages"`
 	Platform string    `json:"platform,omitempty"`
 	Nixpkgs  string    `json:"nixpkgs"`
+	Settings *Settings `json:"settings,omitempty"`
 	Workflow *Workflow `json:"workflow,omitempty"`
 }
 
@@ -194,7 +222,7 @@ func New(o Options) ([]byte, error) {
 	p := Provenance{
 		BuildDefinition: BuildDefinition{
 			BuildType:            BuildType,
-			ExternalParameters:   ExternalParameters{Packages: pkgs, Platform: o.Platform, Nixpkgs: flakeref.Redacted(o.Nixpkgs)},
+			ExternalParameters:   ExternalParameters{Packages: pkgs, Platform: o.Platform, Nixpkgs: flakeref.Redacted(o.Nixpkgs), Settings: o.Settings},
 			ResolvedDependencies: []Resource{flakeResource("nixpkgs", o.Nixpkgs)},
 		},
 		RunDetails: RunDetails{
