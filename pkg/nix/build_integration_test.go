@@ -286,3 +286,27 @@ func TestBuildDirtyGitFlake(t *testing.T) {
 	assert.Assert(t, strings.HasPrefix(res.Flake, "path:/nix/store/"), res.Flake)
 	assert.Assert(t, is.Contains(log.String(), "[nix] "+flake+" cannot be locked"))
 }
+
+// A path flake is locked by its content: touching its files (a fresh
+// checkout does) changes Nix's lastModified but not the locked reference,
+// which the image records; the reference still builds.
+func TestLockPathIgnoresMtimes(t *testing.T) {
+	testenv.Require(t, "nix")
+	flake := writeFlake(t, `{ a = drv "touched" "echo > $out"; }`)
+	lock := func() string {
+		t.Helper()
+		l, err := (&Builder{Flake: flake}).Lock(context.Background())
+		assert.NilError(t, err)
+		return l.URL
+	}
+	first := lock()
+	later := time.Now().Add(time.Hour)
+	assert.NilError(t, os.Chtimes(filepath.Join(strings.TrimPrefix(flake, "path:"), "flake.nix"), later, later))
+	assert.Equal(t, lock(), first)
+	assert.Assert(t, !strings.Contains(first, "lastModified"), first)
+	assert.Assert(t, strings.Contains(first, "narHash="), first)
+
+	res, err := (&Builder{Flake: first}).Build(context.Background(), "x86_64-linux", []string{"a"})
+	assert.NilError(t, err)
+	assert.Equal(t, res.Flake, first)
+}

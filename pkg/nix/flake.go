@@ -104,7 +104,33 @@ func (b *Builder) lock(ctx context.Context, ref, what string) (Locked, error) {
 			return Locked{}, fmt.Errorf("reading the %s %q: Nix cannot lock its copy %s", what, ref, copyRef)
 		}
 	}
-	return Locked{URL: meta.URL, Rev: meta.Locked.Rev, NarHash: meta.Locked.NarHash, LastModified: meta.LastModified}, nil
+	ref = meta.URL
+	if meta.Locked.Type == "path" {
+		ref = withoutLastModified(ref)
+	}
+	return Locked{URL: ref, Rev: meta.Locked.Rev, NarHash: meta.Locked.NarHash, LastModified: meta.LastModified}, nil
+}
+
+// withoutLastModified drops lastModified from a locked path: reference.
+// For a path Nix takes it from the files' mtimes, which a fresh checkout
+// or a touch changes while the content (narHash) stays: kept, it would
+// change the image's annotations, provenance and SBOM, and a server's
+// key, for the same sources. Nix locks a path by its narHash alone.
+func withoutLastModified(ref string) string {
+	base, query, ok := strings.Cut(ref, "?")
+	if !ok {
+		return ref
+	}
+	var kept []string
+	for _, kv := range strings.Split(query, "&") {
+		if !strings.HasPrefix(kv, "lastModified=") {
+			kept = append(kept, kv)
+		}
+	}
+	if len(kept) == 0 {
+		return base
+	}
+	return base + "?" + strings.Join(kept, "&")
 }
 
 // lockError says that locking ran out of time when it did (err is then

@@ -77,7 +77,7 @@ func TestLockDirtyGitPrefetches(t *testing.T) {
 	l, err := b.Lock(context.Background())
 	assert.NilError(t, err)
 	assert.DeepEqual(t, l, Locked{
-		URL:          "path:/nix/store/g8dq2k3b8qmixdgz490lqp1s1zy46d9g-source?lastModified=1786195404&narHash=sha256-MIfaEjtgsUINambJiSikQ1onJPOTCwW2lkau4MDN30A%3D",
+		URL:          "path:/nix/store/g8dq2k3b8qmixdgz490lqp1s1zy46d9g-source?narHash=sha256-MIfaEjtgsUINambJiSikQ1onJPOTCwW2lkau4MDN30A%3D",
 		NarHash:      "sha256-MIfaEjtgsUINambJiSikQ1onJPOTCwW2lkau4MDN30A=",
 		LastModified: 1786195404,
 	})
