@@ -55,7 +55,7 @@ var dataEscape = strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A")
 // its end, the mask of a secret it was given, or its error.
 func ownCommands(t *testing.T, text string, secrets ...string) {
 	t.Helper()
-	own := regexp.MustCompile(`^(::group::Build linux/[a-z0-9/]+|::endgroup::|::error title=nixery::.*)$`)
+	own := regexp.MustCompile(`^(::group::Build linux/[a-z0-9/]+|::endgroup::|::(error|warning) title=nixery::.*)$`)
 	for _, line := range strings.Split(text, "\n") {
 		trimmed := strings.TrimLeft(line, " \t\v\f")
 		if !strings.HasPrefix(trimmed, "::") && !strings.HasPrefix(trimmed, "##[") {

@@ -29,6 +29,11 @@ func TestCacheFromAnotherImage(t *testing.T) {
 	assert.Equal(t, warm.Packed, 0)
 	cold := build("--output", "oci:"+filepath.Join(t.TempDir(), "cold"), "--tags", "v1")
 	assert.Equal(t, warm.Digest, cold.Digest)
+	// build-push-action's way of writing it reads the same image.
+	written := build("--output", "oci:"+filepath.Join(t.TempDir(), "bpa"), "--tags", "v1",
+		"--cache-from", "type=registry,ref="+host+"/e2e/source:v1,mode=max")
+	assert.Equal(t, written.Packed, 0)
+	assert.Equal(t, written.Digest, cold.Digest)
 
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	testenv.Run(t, "umoci", "unpack", "--rootless", "--image", dir+":v1", bundle)

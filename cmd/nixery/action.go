@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sethvargo/go-githubactions"
 
@@ -66,14 +71,18 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 
 	res, err := actionRun(ctx, gh, stdout)
 	if err != nil {
-		return actionError(stdout, withHints(err, actionInput))
+		return actionError(stdout, inputWords(withHints(err, actionInput, true)))
 	}
 	defer res.Close()
 	if _, err := fmt.Fprintln(stdout, ghaction.Line(resultLine(res.Result))); err != nil {
 		return err
 	}
 	if err := writeOutputs(getenv, res); err != nil {
-		return actionError(stdout, fmt.Errorf("%s was pushed, but %w", imageRef(res.Result), err))
+		what := "the image was built"
+		if res.Pushed {
+			what = imageRef(res.Result) + " was pushed"
+		}
+		return actionError(stdout, fmt.Errorf("%s, but %w", what, err))
 	}
 	return nil
 }
@@ -118,7 +127,7 @@ func writeOutputs(getenv func(string) string, res *build.Result) error {
 			return err
 		}
 	}
-	return ghaction.AppendSummary(getenv("GITHUB_STEP_SUMMARY"), summary(res))
+	return ghaction.AppendSummary(getenv("GITHUB_STEP_SUMMARY"), summary(res, packageNames(getenv("INPUT_PACKAGES"))))
 }
 
 // actionRun maps the inputs onto the flags of build (or merge) and runs it.
@@ -137,7 +146,13 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 		f := &mergeFlags{tags: listFlag{commas: true}}
 		fs := flag.NewFlagSet("merge", flag.ContinueOnError)
 		f.register(fs)
+		if err := buildOnlyInputs(gh, fs); err != nil {
+			return nil, err
+		}
 		if err := setFromInputs(gh, fs); err != nil {
+			return nil, err
+		}
+		if err := loginInputs(gh, &f.login, f.push, stdout); err != nil {
 			return nil, err
 		}
 		return f.execute(ctx, strings.FieldsFunc(digests, func(r rune) bool { return r == ',' || r == '\n' || r == ' ' }), logs)
@@ -148,6 +163,9 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 	fs.SetOutput(io.Discard)
 	f.register(fs)
 	if err := setFromInputs(gh, fs); err != nil {
+		return nil, err
+	}
+	if err := loginInputs(gh, &f.login, f.push && f.output == "", stdout); err != nil {
 		return nil, err
 	}
 	packages, err := input(gh, "packages")
@@ -178,11 +196,71 @@ func setFromInputs(gh *githubactions.Action, fs *flag.FlagSet) error {
 		}
 		if v != "" {
 			if setErr := fs.Set(fl.Name, v); setErr != nil {
-				err = fmt.Errorf("input %s: %v", fl.Name, setErr)
+				err = inputError(fl, v, setErr)
 			}
 		}
 	})
 	return err
+}
+
+// inputError says why an input's value is refused; the flag package's
+// "parse error" names neither the value nor what would do.
+func inputError(fl *flag.Flag, v string, err error) error {
+	if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return fmt.Errorf("input %s: %q is not a boolean: use true or false", fl.Name, v)
+	}
+	if err.Error() == "parse error" {
+		return fmt.Errorf("input %s: %q is not a number", fl.Name, v)
+	}
+	return fmt.Errorf("input %s: %v", fl.Name, err)
+}
+
+// buildOnlyInputs refuses, for a merge, the inputs only a build reads,
+// rather than ignore them: a boolean one when it is not its default, any
+// other when it is set. merge is the merge's flags.
+func buildOnlyInputs(gh *githubactions.Action, merge *flag.FlagSet) error {
+	build := flag.NewFlagSet("build", flag.ContinueOnError)
+	newBuildFlags().register(build)
+	for _, name := range actionInputs {
+		if name == "merge-digests" || merge.Lookup(name) != nil {
+			continue
+		}
+		v, err := input(gh, name)
+		if err != nil {
+			return err
+		}
+		if fl := build.Lookup(name); fl != nil && v != "" {
+			if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				on, err := strconv.ParseBool(v)
+				if err != nil {
+					return inputError(fl, v, err)
+				}
+				if strconv.FormatBool(on) == fl.DefValue {
+					continue
+				}
+			}
+		}
+		if v != "" && name != "install-nix" { // action.yml's, not nixery's
+			return fmt.Errorf("input %s is for building, which merge-digests replaces: a merge only takes image, tags, merge-digests, push, insecure and the login inputs (username, password); drop %s", name, name)
+		}
+	}
+	return nil
+}
+
+// loginInputs deals with a username input whose password is empty, which
+// is what a pull request from a fork sends (it gets no secrets). With
+// nothing to push the build goes on anonymously, after a warning;
+// pushing, it is an error that says so.
+func loginInputs(gh *githubactions.Action, l *loginFlags, pushes bool, stdout io.Writer) error {
+	if l.username == "" || l.password != "" || gh.Getenv("NIXERY_PASSWORD") != "" {
+		return nil
+	}
+	if pushes {
+		return errors.New("the username input is set but the password input is empty: set password (e.g. password: ${{ secrets.REGISTRY_TOKEN }}); pull requests from forks get no secrets, so push only on other events, e.g. push: ${{ github.event_name != 'pull_request' }}")
+	}
+	fmt.Fprintln(stdout, ghaction.Command("warning", "the username input is set but the password input is empty (a pull request from a fork gets no secrets): nothing is pushed, so this goes on without logging in", "title", "nixery"))
+	l.username = ""
+	return nil
 }
 
 // input reads an input, at most ghaction.MaxInputBytes long.
@@ -191,12 +269,22 @@ func input(gh *githubactions.Action, name string) (string, error) {
 	return v, ghaction.CheckInput(name, v)
 }
 
-// imageRef is the pushed image pinned by digest.
+// imageRef is the image pinned by digest, or "" when it has no
+// repository (built without image, not pushed).
 func imageRef(res *publish.Result) string {
-	if res.Reference != "" {
+	switch {
+	case res.Reference != "":
 		return res.Reference
+	case res.Image == "":
+		return ""
 	}
 	return res.Image + "@" + res.Digest
+}
+
+// packageNames is the packages input on one line, for a summary's
+// heading when there is no image to name.
+func packageNames(packages string) string {
+	return strings.Join(strings.FieldsFunc(packages, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }), " ")
 }
 
 // summary is the step summary: per platform a table of its layers, then
@@ -204,15 +292,30 @@ func imageRef(res *publish.Result) string {
 // or Nix is escaped for markdown, so that it stays in its heading or
 // cell (a merged index's platforms are the registry's text); digests and
 // figures are nixery's own.
-func summary(res *build.Result) string {
+// packages names the image when it has no repository.
+func summary(res *build.Result, packages string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### %s\n\n%s\n\n", ghaction.MarkdownText(res.Image), ghaction.MarkdownCode(imageRef(res.Result)))
+	heading := res.Image
+	if heading == "" {
+		heading = packages
+	}
+	fmt.Fprintf(&b, "### %s\n\n", ghaction.MarkdownText(heading))
+	if ref := imageRef(res.Result); ref != "" {
+		fmt.Fprintf(&b, "%s\n\n", ghaction.MarkdownCode(ref))
+	}
+	if !res.Pushed {
+		fmt.Fprintf(&b, "Built and checked, not pushed (push: false): %s\n\n", ghaction.MarkdownCode(res.Digest))
+	}
 	if len(res.Tags) > 0 {
 		tags := make([]string, len(res.Tags))
 		for i, t := range res.Tags {
 			tags[i] = ghaction.MarkdownCode(t)
 		}
-		fmt.Fprintf(&b, "Tags: %s\n\n", strings.Join(tags, ", "))
+		label := "Tags"
+		if !res.Pushed {
+			label = "Tags it would have had"
+		}
+		fmt.Fprintf(&b, "%s: %s\n\n", label, strings.Join(tags, ", "))
 	}
 	if res.Created != "" {
 		fmt.Fprintf(&b, "Created: %s\n\n", ghaction.MarkdownText(res.Created))
@@ -238,7 +341,10 @@ func summary(res *build.Result) string {
 		b.WriteString("| # | size | packages | upload |\n|---:|---:|---|---|\n")
 		for i, l := range m.Layers {
 			status := "already present"
-			if l.Uploaded {
+			switch {
+			case !res.Pushed:
+				status = "not pushed"
+			case l.Uploaded:
 				status = "uploaded"
 			}
 			pkgs := ghaction.MarkdownText(strings.Join(l.Packages, ", "))
@@ -279,10 +385,39 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// actionInput tells whether the action has an input named as the flag:
-// build's and merge's flags, for the hints of withHints.
-func actionInput(name string) bool {
-	fs := flag.NewFlagSet("build", flag.ContinueOnError)
-	new(buildFlags).register(fs)
-	return fs.Lookup(name) != nil
+// actionInputs are the inputs of action.yml (a test keeps them equal).
+// Each but packages, merge-digests and install-nix is a flag of build or
+// merge under the same name.
+var actionInputs = []string{
+	"packages", "platforms", "image", "tags", "push", "push-by-digest", "merge-digests", "cache-from", "no-cache",
+	"nixpkgs", "layer-budget", "strategy", "popularity", "compression", "labels", "annotations", "entrypoint", "cmd",
+	"env", "workdir", "user", "username", "password", "insecure", "output", "sbom", "install-nix",
+}
+
+// actionInput tells whether the action has an input named as the flag,
+// for the hints of withHints.
+func actionInput(name string) bool { return slices.Contains(actionInputs, name) }
+
+// flagWord is a flag (--name, --name=VALUE) in a message.
+var flagWord = regexp.MustCompile(`--([a-z][a-z0-9-]*)(=[^\s:;,]+)?`)
+
+// inputWords is err with the flags it names written as the action's
+// inputs (--push=false as push: false, --image as the image input),
+// for a user who sets inputs, not flags. Flags with no input stay.
+func inputWords(err error) error {
+	if err == nil {
+		return nil
+	}
+	text := strings.ReplaceAll(err.Error(), "--username/--password", "the username and password inputs")
+	text = flagWord.ReplaceAllStringFunc(text, func(w string) string {
+		m := flagWord.FindStringSubmatch(w)
+		switch {
+		case !actionInput(m[1]):
+			return w
+		case m[2] != "":
+			return m[1] + ": " + m[2][1:]
+		}
+		return "the " + m[1] + " input"
+	})
+	return retext(err, text)
 }

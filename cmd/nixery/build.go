@@ -157,6 +157,7 @@ type buildJob struct {
 	targets  []publish.Target // pushed to once credentials are known, --image's first
 	jobs     int
 	registry string // of --image: the credentials' registry
+	notes    []string
 }
 
 func (f *buildFlags) check(args []string) (*buildJob, error) {
@@ -272,6 +273,13 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	j.req.Pack = archive.Options{Compression: compression, Level: level}
 	j.req.NoCache = f.noCache
 	for _, s := range f.cacheFrom.items {
+		s, note, err := cacheFromRef(s)
+		if err != nil {
+			return nil, err
+		}
+		if note != "" {
+			j.notes = append(j.notes, note)
+		}
 		ref, err := cache.ParseRef(s, f.insecure)
 		if err != nil {
 			return nil, usageError{err.Error()}
@@ -329,6 +337,39 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	return j, nil
 }
 
+// cacheFromRef reads a --cache-from value written as build-push-action
+// takes it, type=registry,ref=REF, as REF: nixery reuses layers of
+// images only, so its other keys (mode, ...) mean nothing here and are
+// ignored with a note, and other types (gha, local, s3, ...) are
+// refused. A plain image reference is returned as it is.
+func cacheFromRef(s string) (ref, note string, err error) {
+	if !strings.Contains(s, "=") { // no image reference holds one
+		return s, "", nil
+	}
+	var ignored []string
+	kind := "registry"
+	for _, field := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(field), "=")
+		switch k {
+		case "type":
+			kind = v
+		case "ref":
+			ref = v
+		default:
+			ignored = append(ignored, field)
+		}
+	}
+	switch {
+	case kind != "registry":
+		return "", "", usagef("--cache-from %q: nixery's cache-from takes image references (REGISTRY/NAME:TAG, or type=registry,ref=REF), whose layers it reuses; there is no type=%s cache", s, kind)
+	case ref == "":
+		return "", "", usagef("--cache-from %q names no image: write type=registry,ref=REGISTRY/NAME:TAG, or the reference alone", s)
+	case len(ignored) > 0:
+		note = fmt.Sprintf("cache-from %s: ignoring %s (nixery reuses the layers of the image, nothing else)", ref, strings.Join(ignored, ","))
+	}
+	return ref, note, nil
+}
+
 // conflicts refuses flags that ask for opposite things, rather than
 // follow one and silently ignore the other.
 func (f *buildFlags) conflicts() error {
@@ -384,6 +425,11 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 	job, err := f.check(args)
 	if err != nil {
 		return nil, err
+	}
+	for _, note := range job.notes {
+		w, end := display.logs()("")
+		fmt.Fprintln(w, note)
+		end()
 	}
 	var creds registry.Credentials
 	if job.registry != "" || len(job.req.CacheFrom) > 0 {

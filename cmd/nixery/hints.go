@@ -9,10 +9,13 @@ import (
 
 // withHints adds to a library error the flags that change its outcome:
 // the libraries describe what went wrong and leave naming options to us.
-// has tells which flags the command has.
-func withHints(err error, has func(flag string) bool) error {
+// has tells which flags the command has; action words the hints as the
+// action's inputs. An error gets its hints once: action mode adds them,
+// and main, which adds them for every command, then finds them there.
+func withHints(err error, has func(flag string) bool, action bool) error {
 	var re *registry.RegistryError
-	if err == nil || !errors.As(err, &re) {
+	var done *hintedError
+	if err == nil || !errors.As(err, &re) || errors.As(err, &done) {
 		return err
 	}
 	var hint string
@@ -27,18 +30,39 @@ func withHints(err error, has func(flag string) bool) error {
 	case registry.Unauthorized:
 		switch {
 		case !re.NoCredentials:
+		case action:
+			hint = fmt.Sprintf("set the username and password inputs for %s, or log in with docker/login-action before this step", re.Registry)
 		case has("username"):
 			hint = fmt.Sprintf("pass --username with --password-stdin (or NIXERY_PASSWORD), run docker login %s, or set GITHUB_TOKEN for ghcr.io", re.Registry)
 		default:
 			hint = fmt.Sprintf("run docker login %s (the docker config is read)", re.Registry)
 		}
+	case registry.Denied:
+		switch {
+		case !re.PullRequestToken:
+		case action:
+			hint = "build pull requests without pushing: push: ${{ github.event_name != 'pull_request' }}"
+		case has("push"):
+			hint = "build pull requests without pushing (--push=false)"
+		}
 	case registry.Untrusted:
 		hint = "or pass --insecure for a plain-HTTP registry"
+		if action {
+			hint = "or set insecure: true for a plain-HTTP registry"
+		}
 	case registry.PlainHTTP:
 		hint = "pass --insecure to allow that"
+		if action {
+			hint = "set insecure: true to allow that"
+		}
 	}
 	if hint == "" {
 		return err
 	}
-	return fmt.Errorf("%w; %s", err, hint)
+	return &hintedError{fmt.Errorf("%w; %s", err, hint)}
 }
+
+// hintedError is an error withHints added its hint to.
+type hintedError struct{ error }
+
+func (e *hintedError) Unwrap() error { return e.error }

@@ -62,7 +62,7 @@ func (f *loginFlags) credentials(host string, stdin io.Reader, getenv func(strin
 	}
 	return registry.Credentials{
 		Username: f.username, Password: password, Registry: host,
-		GitHubToken: getenv("GITHUB_TOKEN"), GitHubActor: getenv("GITHUB_ACTOR"),
+		GitHubToken: getenv("GITHUB_TOKEN"), GitHubActor: getenv("GITHUB_ACTOR"), GitHubEvent: getenv("GITHUB_EVENT_NAME"),
 	}, nil
 }
 

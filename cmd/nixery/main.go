@@ -94,7 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nixery %s: %s\n", c.name, flagError(err, fs, c.name))
 		return 2
 	}
-	err := withHints(runCmd(fs.Args()), func(name string) bool { return fs.Lookup(name) != nil })
+	err := withHints(runCmd(fs.Args()), func(name string) bool { return fs.Lookup(name) != nil }, false)
 	if sig := interrupted(); err != nil && sig != 0 {
 		// What the command said about being cancelled is noise here. A
 		// signal that came after the work was done changes nothing.
@@ -105,7 +105,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nixery %s: %v\n", c.name, err)
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "Run 'nixery %s --help' for usage.\n", c.name)
+			// The action's user sets inputs: its --help is no help.
+			if c.name != "action" {
+				fmt.Fprintf(stderr, "Run 'nixery %s --help' for usage.\n", c.name)
+			}
 			return 2
 		}
 		return 1

@@ -19,6 +19,7 @@ type mergeFlags struct {
 	image    string
 	tags     listFlag
 	insecure bool
+	push     bool
 	login    loginFlags
 	json     bool
 }
@@ -54,6 +55,7 @@ func (f *mergeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.image, "image", "", "repository `REF` the per-platform images were pushed to, e.g. ghcr.io/OWNER/NAME")
 	fs.Var(&f.tags, "tags", "`LIST` of tags to put the index under, comma or newline separated (default latest)")
 	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
+	fs.BoolVar(&f.push, "push", true, "write the index and its tags; false reads the images and gives the index's digest, writing nothing")
 	f.login.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 }
@@ -87,7 +89,11 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 		return nil, err
 	}
 	w, end := logs("")
-	fmt.Fprintf(w, "merging %s into %s\n", plural(len(digests), "image", "images"), t.Repo)
+	into := "into"
+	if !f.push {
+		into = "for" // nothing is written there
+	}
+	fmt.Fprintf(w, "merging %s %s %s\n", plural(len(digests), "image", "images"), into, t.Repo)
 	end()
-	return build.Merge(ctx, t, digests, publish.Options{Options: registry.Options{Credentials: creds}})
+	return build.Merge(ctx, t, digests, publish.Options{Options: registry.Options{Credentials: creds}}, f.push)
 }

@@ -220,7 +220,7 @@ func TestSummaryKeepsValuesOnTheirLines(t *testing.T) {
 			{Size: 10, Packages: []string{"hello" + evil}},
 		}}},
 	}}
-	md := summary(res)
+	md := summary(res, "")
 	lines := strings.Split(md, "\n")
 	for _, l := range lines {
 		bare := strings.TrimLeft(l, "#|` ")

@@ -47,9 +47,9 @@ func TestHintsNameTheCommandsFlags(t *testing.T) {
 	buildHas := flags(new(buildFlags).register)
 	unreachable := &registry.RegistryError{Registry: "127.0.0.1:5999", Kind: registry.Unreachable}
 	noLogin := &registry.RegistryError{Registry: "ghcr.io", Kind: registry.Unauthorized, NoCredentials: true}
-	assert.Check(t, is.ErrorContains(withHints(unreachable, serveHas), "; check --storage"))
-	assert.Check(t, is.ErrorContains(withHints(unreachable, buildHas), "; check --image"))
-	assert.Check(t, is.ErrorContains(withHints(noLogin, serveHas), "; run docker login ghcr.io (the docker config is read)"))
-	assert.Check(t, is.ErrorContains(withHints(noLogin, buildHas), "; pass --username with --password-stdin"))
-	assert.Check(t, is.ErrorContains(withHints(noLogin, actionInput), "; pass --username with --password-stdin"))
+	assert.Check(t, is.ErrorContains(withHints(unreachable, serveHas, false), "; check --storage"))
+	assert.Check(t, is.ErrorContains(withHints(unreachable, buildHas, false), "; check --image"))
+	assert.Check(t, is.ErrorContains(withHints(noLogin, serveHas, false), "; run docker login ghcr.io (the docker config is read)"))
+	assert.Check(t, is.ErrorContains(withHints(noLogin, buildHas, false), "; pass --username with --password-stdin"))
+	assert.Check(t, is.ErrorContains(withHints(noLogin, actionInput, true), "; set the username and password inputs for ghcr.io"))
 }

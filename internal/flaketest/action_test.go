@@ -226,3 +226,19 @@ func runnerArch(t testing.TB) string {
 	t.Fatalf("no runner architecture for %s", runtime.GOARCH)
 	return ""
 }
+
+// TestActionInstallNixNotBoolean: install-nix: yes, which the runner's
+// `== 'true'` would read as false, stops the action at its first check,
+// before Nix is looked for; True passes it, as the runner reads it as true.
+func TestActionInstallNixNotBoolean(t *testing.T) {
+	root := repoRoot(t)
+	r := newRunner(t, root, map[string]string{"packages": "hello", "image": "ghcr.io/example/hello", "install-nix": "yes"},
+		[]string{"PATH=" + t.TempDir(), "HOME=" + t.TempDir()})
+	err := r.run(t)
+	assert.ErrorContains(t, err, `step "Check install-nix"`)
+	assert.Assert(t, is.Contains(r.stdout, "::error title=nixery-action::input install-nix is neither true nor false"))
+
+	r = newRunner(t, root, map[string]string{"packages": "hello", "image": "ghcr.io/example/hello", "install-nix": "False"},
+		[]string{"PATH=" + t.TempDir(), "HOME=" + t.TempDir()})
+	assert.ErrorContains(t, r.run(t), `step "Check for Nix"`)
+}

@@ -11,10 +11,15 @@ import (
 // digest (publish.Merge), and reports it as the Result of one build of
 // every platform would be: the same index, with no build details (nothing
 // was locked, packed or read from a cache). Writing to the registry is
-// all a merge does, so its time is both its Upload and its Total.
-func Merge(ctx context.Context, t publish.Target, digests []string, o publish.Options) (*Result, error) {
+// all a merge does, so its time is both its Upload and its Total. With
+// push false nothing is written (publish.MergeUnpushed).
+func Merge(ctx context.Context, t publish.Target, digests []string, o publish.Options, push bool) (*Result, error) {
 	start := time.Now()
-	res, err := publish.Merge(ctx, t, digests, o)
+	merge := publish.Merge
+	if !push {
+		merge = publish.MergeUnpushed
+	}
+	res, err := merge(ctx, t, digests, o)
 	if err != nil {
 		return nil, err
 	}

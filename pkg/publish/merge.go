@@ -25,6 +25,17 @@ import (
 // platform manifests. Index annotations the inputs agree on are kept, so
 // the result is byte-identical to one build of all the platforms.
 func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
+	return mergeTo(ctx, t, digests, o, true)
+}
+
+// MergeUnpushed reads the images as Merge does and makes their index, but
+// writes nothing: no manifest, no tag. Its Result says where the index
+// would have gone (Pushed is false).
+func MergeUnpushed(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
+	return mergeTo(ctx, t, digests, o, false)
+}
+
+func mergeTo(ctx context.Context, t Target, digests []string, o Options, push bool) (*Result, error) {
 	if len(digests) == 0 {
 		return nil, fmt.Errorf("no digests to merge: pass the digest output of each per-platform build")
 	}
@@ -35,7 +46,7 @@ func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result,
 	if err != nil {
 		return nil, err
 	}
-	res, err := merge(ctx, t, digests, o, l)
+	res, err := merge(ctx, t, digests, o, l, push)
 	var done *explained
 	switch {
 	case errors.As(err, &done):
@@ -46,7 +57,7 @@ func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result,
 	return res, nil
 }
 
-func merge(ctx context.Context, t Target, digests []string, o Options, l registry.Login) (*Result, error) {
+func merge(ctx context.Context, t Target, digests []string, o Options, l registry.Login, push bool) (*Result, error) {
 	ropts := o.remoteOptions(ctx, l)
 	manifests, annotations, err := readMerged(ctx, t, digests, o, l)
 	if err != nil {
@@ -62,17 +73,20 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 	if err != nil {
 		return nil, err
 	}
-	// The platform images, and their referrers, were written before the
-	// per-platform builds named their indexes: the tags here come last.
-	pusher, err := remote.NewPusher(ropts...)
-	if err != nil {
-		return nil, err
+	res := &Result{Image: t.Repo.Name(), Digest: digest.String(), Tags: t.TagNames()}
+	if push {
+		// The platform images, and their referrers, were written before
+		// the per-platform builds named their indexes: the tags here
+		// come last.
+		pusher, err := remote.NewPusher(ropts...)
+		if err != nil {
+			return nil, err
+		}
+		if err := putAgain(ctx, o, func() error { return putIndex(ctx, pusher, t, digest, idx) }); err != nil {
+			return nil, err
+		}
+		res = pushed(t, digest, nil)
 	}
-	if err := putAgain(ctx, o, func() error { return putIndex(ctx, pusher, t, digest, idx) }); err != nil {
-		return nil, err
-	}
-
-	res := pushed(t, digest, nil)
 	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
 		return nil, err

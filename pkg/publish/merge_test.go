@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,4 +145,38 @@ func TestMergeSameKind(t *testing.T) {
 			assert.Check(t, is.ErrorContains(err, tc.want), tc.raw)
 		}
 	}
+}
+
+// MergeUnpushed makes the index Merge would push, from the same images,
+// and writes nothing to the registry: no manifest, no tag.
+func TestMergeUnpushedWritesNothing(t *testing.T) {
+	anon := Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}}}
+	var writes atomic.Int64
+	host := memRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				writes.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	repo := host + "/merge/dry"
+	amd := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "amd64"})
+	arm := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "arm64"})
+	before := writes.Load()
+
+	dry, err := MergeUnpushed(context.Background(), mustTarget(t, repo, "dry"), []string{amd, arm}, anon)
+	assert.NilError(t, err)
+	assert.Equal(t, writes.Load(), before, "MergeUnpushed wrote to the registry")
+	assert.Check(t, !dry.Pushed && dry.Reference == "")
+	assert.DeepEqual(t, dry.Tags, []string{"dry"})
+	tag, err := name.NewTag(repo+":dry", name.Insecure)
+	assert.NilError(t, err)
+	_, err = remote.Head(tag, remote.WithAuthFromKeychain(noCreds))
+	assert.Check(t, err != nil, "the tag exists")
+
+	pushed, err := Merge(context.Background(), mustTarget(t, repo, "wet"), []string{amd, arm}, anon)
+	assert.NilError(t, err)
+	assert.Equal(t, dry.Digest, pushed.Digest)
+	assert.Equal(t, len(dry.Manifests), 2)
 }

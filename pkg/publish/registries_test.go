@@ -47,6 +47,9 @@ func TestNewTargets(t *testing.T) {
 		{name: "no image, no tags", err: "no image to push to"},
 		{name: "a digest", image: "ghcr.io/me/app", tags: []string{"ghcr.io/me/app@sha256:" + strings.Repeat("0", 64)}, err: "not a digest"},
 		{name: "no registry", image: "ghcr.io/me/app", tags: []string{"me/app:v1"}, err: "name the registry too"},
+		{name: "a branch name", image: "ghcr.io/me/app", tags: []string{"v1", "feature/login"},
+			err: `tag "feature/login" holds a '/', which a tag cannot (a branch name?): give docker/metadata-action's tags output, or replace '/' with '-' (feature-login)`},
+		{name: "a branch name without an image", tags: []string{"feature/login"}, err: "holds a '/', which a tag cannot"},
 		{name: "bad tag in a reference", image: "ghcr.io/me/app", tags: []string{"quay.io/me/app:.v1"}, err: `bad tag ".v1"`},
 		{name: "the cache record's tag", image: "ghcr.io/me/app", tags: []string{"quay.io/me/app:" + cache.RecordTag}, err: "cache record"},
 	}

@@ -70,6 +70,9 @@ func NewTargets(image string, tags []string, insecure bool) ([]Target, error) {
 			bare = append(bare, s)
 			continue
 		}
+		if slashedTag(s) {
+			return nil, fmt.Errorf("tag %q holds a '/', which a tag cannot (a branch name?): give docker/metadata-action's tags output, or replace '/' with '-' (%s)", s, strings.ReplaceAll(s, "/", "-"))
+		}
 		repo, tag, err := splitReference(s, insecure)
 		if err != nil {
 			return nil, err
@@ -111,6 +114,13 @@ func NewTargets(image string, tags []string, insecure bool) ([]Target, error) {
 	return targets, nil
 }
 
+// slashedTag tells a tag with a '/' (a branch name such as feature/login)
+// from a full reference: it names no registry, tag or digest. It is never
+// read as a Docker Hub repository.
+func slashedTag(s string) bool {
+	return registry.RegistryOf(s) == "" && !strings.ContainsAny(s, ":@")
+}
+
 // splitReference reads a full reference from a tag list: its
 // repository's name and its tag (latest when it has none).
 func splitReference(s string, insecure bool) (repo, tag string, err error) {
@@ -146,10 +156,24 @@ func badImage(image string, err error) error {
 			image, lastPart(image), lastPart(image))
 	}
 	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "+image); i > 0 {
-		msg = msg[:i] // name's errors repeat the input
+	if i := strings.LastIndex(msg, ": "); i > 0 && strings.HasSuffix(image, msg[i+2:]) {
+		msg = msg[:i] // name's errors repeat the input, or its repository
+	}
+	if hasUpper(image) {
+		msg += "; repository names must be lowercase"
 	}
 	return fmt.Errorf("bad image reference %q: %s", image, msg)
+}
+
+// hasUpper tells whether the repository path of image (after its
+// registry, before its tag) has capitals, which registries refuse, as a
+// GitHub owner's name may give them.
+func hasUpper(image string) bool {
+	_, path, _ := strings.Cut(image, "/")
+	if i := strings.LastIndex(path, ":"); i > strings.LastIndex(path, "/") {
+		path = path[:i]
+	}
+	return strings.ToLower(path) != path
 }
 
 func lastPart(image string) string {

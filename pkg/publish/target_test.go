@@ -36,6 +36,7 @@ func TestNewTarget(t *testing.T) {
 		{name: "docker hub", image: "docker.io/user/n", repo: "index.docker.io/user/n", wantTags: []string{}, scheme: "https"},
 
 		{name: "spaces and capitals", image: "Not A/Reference", err: `bad image reference "Not A/Reference": repository can only contain`},
+		{name: "capitals", image: "ghcr.io/Owner/tools:V1", err: `repository can only contain the characters ` + "`abcdefghijklmnopqrstuvwxyz0123456789_-./`" + `; repository names must be lowercase`},
 		{name: "no registry", image: "hello", err: `bad image reference "hello": name the registry too, e.g. ghcr.io/OWNER/hello`},
 		{name: "no registry with namespace", image: "user/hello:v1", err: `name the registry too, e.g. ghcr.io/OWNER/hello or docker.io/USER/hello`},
 		{name: "digest", image: "ghcr.io/o/n@sha256:0000000000000000000000000000000000000000000000000000000000000000", err: "not a digest"},

@@ -31,6 +31,10 @@ type Credentials struct {
 	// GitHubActor, or as "token" when that is empty.
 	GitHubToken string
 	GitHubActor string
+	// GitHubEvent is the workflow's event (GITHUB_EVENT_NAME): a
+	// pull_request's token is read-only when the pull request comes
+	// from a fork, which a denied push then says.
+	GitHubEvent string
 }
 
 // ScopedKeychain answers with user and password for registry alone
@@ -75,6 +79,7 @@ type Login struct {
 	auth    authn.Authenticator
 	source  string
 	secrets []string
+	event   string // the workflow's event, with the GITHUB_TOKEN source
 }
 
 // Authenticator is what the login sends.
@@ -123,7 +128,7 @@ func (c Credentials) login(repo name.Repository, target bool) (Login, error) {
 		l = Login{auth: auth, source: "the docker config"}
 		if auth == authn.Anonymous {
 			auth, _ = GitHubKeychain(c.GitHubToken, c.GitHubActor).Resolve(repo)
-			l = Login{auth: auth, source: "GITHUB_TOKEN"}
+			l = Login{auth: auth, source: "GITHUB_TOKEN", event: c.GitHubEvent}
 		}
 		if auth == authn.Anonymous {
 			l.source = ""

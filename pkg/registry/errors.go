@@ -39,8 +39,12 @@ type RegistryError struct {
 	Kind     ErrorKind
 	// NoCredentials is set for Unauthorized when none were found.
 	NoCredentials bool
-	msg           string
-	cause         error
+	// PullRequestToken is set for Denied when the credentials were the
+	// workflow token of a pull_request event, which has no write access
+	// when the pull request comes from a fork.
+	PullRequestToken bool
+	msg              string
+	cause            error
 }
 
 func (e *RegistryError) Error() string { return e.msg }
@@ -58,7 +62,8 @@ func explain(err error, repo name.Repository, l Login) error {
 	kind, msg := explainErr(err, repo, l)
 	return &RegistryError{
 		Registry: repo.RegistryStr(), Kind: kind, msg: msg, cause: err,
-		NoCredentials: kind == Unauthorized && l.source == "",
+		NoCredentials:    kind == Unauthorized && l.source == "",
+		PullRequestToken: kind == Denied && l.source == "GITHUB_TOKEN" && l.event == "pull_request",
 	}
 }
 
@@ -88,6 +93,9 @@ func explainErr(err error, repo name.Repository, l Login) (ErrorKind, string) {
 		hint := ""
 		if l.source == "GITHUB_TOKEN" {
 			hint = "; the workflow needs `permissions: packages: write`, and the package must grant this repository write access"
+		}
+		if l.source == "GITHUB_TOKEN" && l.event == "pull_request" {
+			hint += "; but a pull request from a fork gets a read-only token, whatever the workflow asks for"
 		}
 		return Denied, fmt.Sprintf("registry %s denied %s the right to push to %s: %s%s", reg, who, repo.RepositoryStr(), oneLine(terr), hint)
 	case errors.As(err, &terr) && terr.StatusCode == http.StatusBadRequest && repo.Scheme() == "http" && len(terr.Errors) == 0:

@@ -58,6 +58,9 @@ func TestExplain(t *testing.T) {
 			"authentication failed for registry r.example with the credentials from GITHUB_TOKEN: check them"},
 		{"denied", &transport.Error{StatusCode: http.StatusForbidden, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "requested access to the resource is denied"}}}, withToken,
 			"registry r.example denied the credentials from GITHUB_TOKEN the right to push to o/n: 403 Forbidden (DENIED: requested access to the resource is denied); the workflow needs `permissions: packages: write`"},
+		{"denied in a pull request", &transport.Error{StatusCode: http.StatusForbidden, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "installation not allowed to Write organization package"}}},
+			Login{source: "GITHUB_TOKEN", event: "pull_request"},
+			"the workflow needs `permissions: packages: write`, and the package must grant this repository write access; but a pull request from a fork gets a read-only token, whatever the workflow asks for"},
 		{"denied anonymous", &transport.Error{StatusCode: http.StatusForbidden}, anon,
 			"registry r.example denied anonymous users the right to push to o/n: 403 Forbidden"},
 		{"other status", &transport.Error{StatusCode: http.StatusRequestEntityTooLarge}, anon,
@@ -70,6 +73,9 @@ func TestExplain(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := explain(tc.err, repo, tc.l)
 			assert.ErrorContains(t, got, tc.want)
+			var re *RegistryError
+			assert.Assert(t, errors.As(got, &re))
+			assert.Check(t, re.PullRequestToken == (tc.l.event == "pull_request"))
 			assert.Check(t, errors.Is(got, tc.err), "the cause is lost")
 		})
 	}
