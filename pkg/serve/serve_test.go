@@ -141,7 +141,15 @@ func TestServeErrors(t *testing.T) {
 		{http.MethodGet, "/v2/hello/manifests/.bad", http.StatusNotFound, "MANIFEST_UNKNOWN", "not a tag"},
 		{http.MethodGet, "/v2/hello/blobs/sha256:zz", http.StatusBadRequest, "DIGEST_INVALID", "not a sha256 digest"},
 		{http.MethodGet, "/v2/hello/blobs/sha256:" + strings.Repeat("0", 64), http.StatusNotFound, "BLOB_UNKNOWN", "no blob"},
-		{http.MethodGet, "/v2/a;b/manifests/latest", http.StatusNotFound, "NAME_UNKNOWN", ""},
+		{http.MethodGet, "/v2/a;b/manifests/latest", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/-hello/manifests/latest", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/" + strings.Repeat("a", 300) + "/manifests/latest", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/hello%00/manifests/latest", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/hello/../x/manifests/latest", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/../blobs/sha256:" + strings.Repeat("0", 64), http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/-x/tags/list", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/hello/manifests/sha256:abc", http.StatusBadRequest, "DIGEST_INVALID", "not a sha256 digest"},
+		{http.MethodGet, "/v2/hello/catalog", http.StatusNotFound, "UNSUPPORTED", "manifests, blobs and tag lists only"},
 		{http.MethodGet, "/v3/", http.StatusNotFound, "UNSUPPORTED", "not a registry path"},
 	} {
 		res, body := get(t, s, tc.method, tc.path)
@@ -157,6 +165,14 @@ func TestServeErrors(t *testing.T) {
 	res, body := get(t, s, http.MethodGet, "/v2/")
 	assert.Equal(t, res.StatusCode, http.StatusOK)
 	assert.Equal(t, body, "{}")
+	// The tag list skopeo inspect asks for: latest, for any name.
+	res, body = get(t, s, http.MethodGet, "/v2/shell/hello/tags/list")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	assert.Equal(t, res.Header.Get("Content-Type"), "application/json")
+	assert.Equal(t, body, `{"name":"shell/hello","tags":["latest"]}`)
+	res, body = get(t, s, http.MethodHead, "/v2/shell/hello/tags/list")
+	assert.Equal(t, res.StatusCode, http.StatusOK)
+	assert.Equal(t, body, "")
 	assert.Equal(t, res.Header.Get("Docker-Distribution-API-Version"), "registry/2.0")
 }
 
