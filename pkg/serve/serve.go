@@ -233,9 +233,13 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.metrics.handler.ServeHTTP(w, r)
 		return
 	}
+	if t, ok := s.o.Auth.(Token); ok && r.URL.Path == tokenPath {
+		t.serveToken(w, r)
+		return
+	}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if s.o.Auth != nil && !s.o.Auth.Allow(r) {
-		w.Header().Set("WWW-Authenticate", s.o.Auth.Challenge())
+		w.Header().Set("WWW-Authenticate", s.o.Auth.Challenge(r))
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "log in to this registry first (docker login / podman login)")
 		return
 	}
