@@ -286,6 +286,20 @@ func TestServeTokenAuth(t *testing.T) {
 	assert.Check(t, is.Equal(resp.StatusCode, http.StatusOK))
 }
 
+// TestServeCaseless: clients send names in lowercase only, so a package
+// of a set with an uppercase name (python3Packages) is pulled by its
+// lowercase name, and the names suggested are ones a client can send.
+func TestServeCaseless(t *testing.T) {
+	testenv.Require(t, "nix", "skopeo", "podman")
+	s := startServe(t, t.TempDir())
+	raw, err := s.inspect("python3packages.requests:latest")
+	assert.NilError(t, err, raw)
+	testenv.Run(t, "podman", append(podmanBase(t), "pull", "--tls-verify=false", s.host+"/python3packages.requests")...)
+	out, err := s.inspect("python3packages.reqests:latest")
+	assert.Assert(t, err != nil, out)
+	assert.Check(t, is.Contains(out, "python3packages.reqests (did you mean python3packages.requests?)"))
+}
+
 // TestServeSystemdUnit: deploy/nixery-serve.service is a unit systemd
 // accepts, and its command line is one nixery serve takes.
 func TestServeSystemdUnit(t *testing.T) {

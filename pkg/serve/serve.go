@@ -158,6 +158,9 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// Clients send names in lowercase only: python3packages.requests
+	// finds python3Packages.requests.
+	o.Build.Caseless = true
 	secrets := flakeref.Secrets(o.Nixpkgs)
 	if len(secrets) > 0 {
 		o.Log = slog.New(scrubbed{o.Log.Handler(), secrets})
