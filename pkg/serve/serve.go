@@ -178,7 +178,7 @@ func New(o Options) (*Server, error) {
 	case repo != nil && (o.MaxImages > 0 || o.MaxBytes > 0):
 		return nil, errors.New("a registry storage is bounded by the registry's own garbage collection: drop --max-images and --max-storage, or store in a directory")
 	case repo != nil:
-		if s.store, err = newRegistryStore(*repo, o.Registry); err != nil {
+		if s.store, err = newRegistryStore(*repo, o.Registry, o.Log); err != nil {
 			return nil, err
 		}
 	default:
@@ -811,11 +811,31 @@ func serveManifest(w http.ResponseWriter, r *http.Request, digest v1.Hash, raw [
 	}
 	w.Header().Set("Content-Type", string(probe.MediaType))
 	w.Header().Set("Docker-Content-Digest", digest.String())
+	w.Header().Set("ETag", etag(digest))
+	if etagMatches(r.Header.Get("If-None-Match"), digest) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	w.Header().Set("Content-Length", fmt.Sprint(len(raw)))
 	if r.Method == http.MethodHead {
 		return
 	}
 	w.Write(raw)
+}
+
+// etag is the entity tag of a manifest or blob: its digest, quoted.
+func etag(digest v1.Hash) string { return `"` + digest.String() + `"` }
+
+// etagMatches tells whether an If-None-Match or If-Range header names
+// digest's entity tag (or any, for If-None-Match's *).
+func etagMatches(header string, digest v1.Hash) bool {
+	for _, tag := range strings.Split(header, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == "*" || tag == etag(digest) {
+			return true
+		}
+	}
+	return false
 }
 
 // blob serves a blob of the store, with range reads.
