@@ -295,6 +295,11 @@ func TestServeCaseless(t *testing.T) {
 	raw, err := s.inspect("python3packages.requests:latest")
 	assert.NilError(t, err, raw)
 	testenv.Run(t, "podman", append(podmanBase(t), "pull", "--tls-verify=false", s.host+"/python3packages.requests")...)
+	// A plain skopeo inspect lists the tags first.
+	out2 := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "docker://"+s.host+"/python3packages.requests")
+	var info struct{ RepoTags []string }
+	assert.NilError(t, json.Unmarshal([]byte(out2), &info), out2)
+	assert.Check(t, is.DeepEqual(info.RepoTags, []string{"latest"}))
 	out, err := s.inspect("python3packages.reqests:latest")
 	assert.Assert(t, err != nil, out)
 	assert.Check(t, is.Contains(out, "python3packages.reqests (did you mean python3packages.requests?)"))
