@@ -250,6 +250,61 @@ func TestServeAuth(t *testing.T) {
 	assert.Check(t, is.Contains(string(body), `nixery_serve_builds_total{result="ok"} 1`))
 }
 
+// TestServeTokenAuth: with --token-file, every client way of giving the
+// token works: skopeo --registry-token (sent after the bearer challenge),
+// skopeo --creds and podman login with the token as password (traded at
+// the token endpoint), and a bearer header in any case; nothing without.
+// A plain skopeo inspect (tag list, config) works too.
+func TestServeTokenAuth(t *testing.T) {
+	testenv.Require(t, "nix", "skopeo", "podman")
+	const token = "team-token-0123456789"
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	assert.NilError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
+	s := startServe(t, t.TempDir(), "--token-file", tokenFile)
+	ref := "docker://" + s.host + "/hello:latest"
+
+	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", ref).CombinedOutput()
+	assert.Assert(t, err != nil, "pulled without the token: %s", out)
+	assert.Check(t, is.Contains(strings.ToLower(string(out)), "unauthorized"), string(out))
+	testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "--registry-token", token, ref)
+	out2 := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--creds", "x:"+token, ref)
+	var info struct{ Name, Architecture string }
+	assert.NilError(t, json.Unmarshal([]byte(out2), &info), out2)
+	assert.Check(t, is.Equal(info.Architecture, "amd64"))
+
+	authfile := filepath.Join(t.TempDir(), "auth.json")
+	base := podmanBase(t)
+	testenv.Run(t, "podman", append(base, "login", "--tls-verify=false", "--authfile", authfile, "-u", "x", "-p", token, s.host)...)
+	testenv.Run(t, "podman", append(base, "pull", "--tls-verify=false", "--authfile", authfile, s.host+"/hello")...)
+
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.host+"/v2/hello/manifests/latest", nil)
+	assert.NilError(t, err)
+	req.Header.Set("Authorization", "bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Check(t, is.Equal(resp.StatusCode, http.StatusOK))
+}
+
+// TestServeCaseless: clients send names in lowercase only, so a package
+// of a set with an uppercase name (python3Packages) is pulled by its
+// lowercase name, and the names suggested are ones a client can send.
+func TestServeCaseless(t *testing.T) {
+	testenv.Require(t, "nix", "skopeo", "podman")
+	s := startServe(t, t.TempDir())
+	raw, err := s.inspect("python3packages.requests:latest")
+	assert.NilError(t, err, raw)
+	testenv.Run(t, "podman", append(podmanBase(t), "pull", "--tls-verify=false", s.host+"/python3packages.requests")...)
+	// A plain skopeo inspect lists the tags first.
+	out2 := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "docker://"+s.host+"/python3packages.requests")
+	var info struct{ RepoTags []string }
+	assert.NilError(t, json.Unmarshal([]byte(out2), &info), out2)
+	assert.Check(t, is.DeepEqual(info.RepoTags, []string{"latest"}))
+	out, err := s.inspect("python3packages.reqests:latest")
+	assert.Assert(t, err != nil, out)
+	assert.Check(t, is.Contains(out, "python3packages.reqests (did you mean python3packages.requests?)"))
+}
+
 // TestServeSystemdUnit: deploy/nixery-serve.service is a unit systemd
 // accepts, and its command line is one nixery serve takes.
 func TestServeSystemdUnit(t *testing.T) {

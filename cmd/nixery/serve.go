@@ -98,6 +98,17 @@ locked again every --nixpkgs-refresh, so that latest follows a branch.`,
 	}
 }
 
+// serveReadTimeout bounds the reading of a whole request, body too:
+// pulls send none, and a request that announces a body it never sends
+// would otherwise hold its connection for good (the server waits to
+// discard the body after answering).
+const serveReadTimeout = 30 * time.Second
+
+// httpServer is the HTTP server in front of h, with its bounds.
+func httpServer(h http.Handler, readTimeout time.Duration) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+}
+
 func (f *serveFlags) run(ctx context.Context) error {
 	if f.storage == "" {
 		return usagef("--storage is required: the directory that keeps the images built")
@@ -150,7 +161,7 @@ func (f *serveFlags) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	hs := httpServer(srv, serveReadTimeout)
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
 	log.Info("serving", "address", "http://"+ln.Addr().String(), "nixpkgs", flakeref.Redacted(f.nixpkgs), "storage", f.storage)

@@ -2,8 +2,12 @@ package main
 
 import (
 	"flag"
+	"io"
+	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -52,4 +56,27 @@ func TestHintsNameTheCommandsFlags(t *testing.T) {
 	assert.Check(t, is.ErrorContains(withHints(noLogin, serveHas, false), "; run docker login ghcr.io (the docker config is read)"))
 	assert.Check(t, is.ErrorContains(withHints(noLogin, buildHas, false), "; pass --username with --password-stdin"))
 	assert.Check(t, is.ErrorContains(withHints(noLogin, actionInput, true), "; set the username and password inputs for ghcr.io"))
+}
+
+// A request that announces a body and never sends it is answered or
+// closed within the read bound, not held open for good.
+func TestServeBoundsRequestRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	hs := httpServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	}), 300*time.Millisecond)
+	go hs.Serve(ln)
+	defer hs.Close()
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	assert.NilError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "POST /v2/hello/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+	assert.NilError(t, err)
+	start := time.Now()
+	conn.SetReadDeadline(start.Add(5 * time.Second))
+	_, err = io.Copy(io.Discard, conn)
+	assert.NilError(t, err, "the connection was still open after %s", time.Since(start))
+	assert.Check(t, time.Since(start) < 3*time.Second, "closed after %s", time.Since(start))
 }

@@ -195,6 +195,9 @@ type Options struct {
 	NixTimeout time.Duration
 	// PrintBuildLogs passes Nix's build logs through to Log.
 	PrintBuildLogs bool
+	// Caseless finds nixpkgs attributes regardless of case (see
+	// nix.Builder's Caseless): for names from registry clients.
+	Caseless bool
 	// Nix is the nix program ("" means nix from PATH); NixEnv its
 	// environment (nil means this process's).
 	Nix    string
@@ -455,7 +458,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	if nb == nil {
 		nb = &nix.Builder{
 			Flake: b.req.Nixpkgs, Locked: b.req.NixpkgsLocked, Installables: b.req.Spec.Installables, Timeout: b.opts.NixTimeout, Log: nixLog,
-			PrintBuildLogs: b.opts.PrintBuildLogs, Nix: b.opts.Nix, Env: b.opts.NixEnv, Label: platformName,
+			PrintBuildLogs: b.opts.PrintBuildLogs, Nix: b.opts.Nix, Env: b.opts.NixEnv, Label: platformName, Caseless: b.opts.Caseless,
 		}
 	}
 	// One lock for every platform, and the first contact with Nix made

@@ -310,3 +310,24 @@ func TestLockPathIgnoresMtimes(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, res.Flake, first)
 }
+
+// With Caseless (serve's names, which clients send in lowercase), a name
+// nixpkgs lacks is its one name equal but for case, and suggestions are
+// lowercase; without it, names are exact.
+func TestBuildCaseless(t *testing.T) {
+	testenv.Require(t, "nix")
+	b := &Builder{Flake: standIn(t), Caseless: true}
+	res, err := b.Build(context.Background(), "x86_64-linux", []string{"python3packages.requests", "bashinteractive"})
+	assert.NilError(t, err)
+	assert.Equal(t, len(res.Packages), 2)
+	assert.Equal(t, res.Packages[0].Attr, "python3packages.requests")
+	assert.Check(t, strings.HasSuffix(res.Packages[0].Outputs["out"], "-python3-requests"), res.Packages[0].Outputs)
+	assert.Check(t, strings.HasSuffix(res.Packages[1].Outputs["out"], "-bash-interactive"), res.Packages[1].Outputs)
+
+	_, err = b.Build(context.Background(), "x86_64-linux", []string{"python3packages.reqests"})
+	assert.Error(t, err, "not found in nixpkgs for x86_64-linux: python3packages.reqests (did you mean python3packages.requests?)")
+
+	b = &Builder{Flake: standIn(t)}
+	_, err = b.Build(context.Background(), "x86_64-linux", []string{"python3packages.requests"})
+	assert.ErrorContains(t, err, "not found in nixpkgs for x86_64-linux: python3packages.requests")
+}

@@ -23,7 +23,7 @@ import (
 // the attribute paths reach it as strings through --argstr, never spliced
 // into the code. Attribute paths were checked against nixpkgs' grammar,
 // so splitting them on dots is exact.
-const lookupExpr = `{ flake, system, attrs, sets }:
+const lookupExpr = `{ flake, system, attrs, sets, caseless }:
 {
   result =
     let
@@ -36,11 +36,25 @@ const lookupExpr = `{ flake, system, attrs, sets }:
       # A missing attribute keeps the set it is missing from, whose names
       # of about its length (a closer name differs by at most 3 letters)
       # are the candidates for "did you mean".
+      # With caseless (a name from a client that only sends lowercase),
+      # a name the set lacks is the one name of the set that is equal to
+      # it but for case. Nix has no toLower.
+      lower = builtins.replaceStrings
+        (builtins.genList (i: builtins.substring i 1 "ABCDEFGHIJKLMNOPQRSTUVWXYZ") 26)
+        (builtins.genList (i: builtins.substring i 1 "abcdefghijklmnopqrstuvwxyz") 26);
+      alike = set: name:
+        if caseless == "true" && (set.type or null) != "derivation"
+        then builtins.filter (n: lower n == lower name) (builtins.attrNames set)
+        else [ ];
       step = acc: name:
         if !acc.found then acc
         else if builtins.isAttrs acc.value && acc.value ? ${name}
         then { found = true; value = acc.value.${name}; path = acc.path ++ [ name ]; }
-        else { found = false; inherit name; inherit (acc) path; parent = acc.value; };
+        else
+          let same = if builtins.isAttrs acc.value then alike acc.value name else [ ]; in
+          if builtins.length same == 1
+          then { found = true; value = acc.value.${builtins.head same}; path = acc.path ++ same; }
+          else { found = false; inherit name; inherit (acc) path; parent = acc.value; };
       near = name: n:
         let d = builtins.stringLength n - builtins.stringLength name; in d <= 3 && d >= -3;
       candidates = r:
@@ -84,7 +98,7 @@ const lookupExpr = `{ flake, system, attrs, sets }:
         else
           let h = builtins.head hits; v = h.hit.value; in
           if builtins.isAttrs v && (v.type or null) == "derivation"
-          then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; meta = metaOf v; }
+          then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; meta = metaOf v; inherit (h.hit) path; }
           else { inherit attr; status = "not-package"; };
     in
     if roots != [ ]
@@ -103,7 +117,8 @@ type lookupResult struct {
 		DrvPath string `json:"drvPath"`
 		Meta    *Meta  `json:"meta"`
 		// For a missing attribute: its name, the path of the set it is
-		// missing from, and that set's names of about its length.
+		// missing from, and that set's names of about its length. For a
+		// package, Path is its attribute path as nixpkgs spells it.
 		Name       string   `json:"name"`
 		Path       []string `json:"path"`
 		Candidates []string `json:"candidates"`
@@ -143,7 +158,7 @@ type found struct {
 // and meta, or a NotFoundError naming every attribute that is missing or
 // not a package.
 func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system string, attrs []string) (map[string]found, error) {
-	res, err := b.evalLookup(ctx, log, "evaluating nixpkgs for "+system, locked, system, attrs, []string{"legacyPackages"})
+	res, err := b.evalLookup(ctx, log, "evaluating nixpkgs for "+system, locked, system, attrs, []string{"legacyPackages"}, b.Caseless)
 	if err != nil {
 		return nil, err
 	}
@@ -155,10 +170,16 @@ func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system stri
 	for _, p := range res.Packages {
 		switch p.Status {
 		case "package":
-			drvs[p.Attr] = found{DrvPath: p.DrvPath, Set: p.Set, Meta: p.Meta}
+			drvs[p.Attr] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Meta: p.Meta}
 		case "missing":
 			nf.Missing = append(nf.Missing, p.Attr)
 			if close := closest(p.Name, p.Path, p.Candidates); len(close) > 0 {
+				if b.Caseless {
+					// What a client that sends lowercase can ask for.
+					for i := range close {
+						close[i] = strings.ToLower(close[i])
+					}
+				}
 				if nf.Suggestions == nil {
 					nf.Suggestions = map[string][]string{}
 				}
@@ -209,7 +230,7 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		}
 		names = append(names, name)
 	}
-	res, err := b.evalLookup(ctx, log, fmt.Sprintf("evaluating the flake %s for %s", ref, system), locked, system, names, installableSets)
+	res, err := b.evalLookup(ctx, log, fmt.Sprintf("evaluating the flake %s for %s", ref, system), locked, system, names, installableSets, false)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +280,7 @@ func withinSystem(inst spec.Installable, system string) (string, error) {
 }
 
 // evalLookup runs lookupExpr in one Nix process.
-func (b *Builder) evalLookup(ctx context.Context, log io.Writer, what, locked, system string, attrs, sets []string) (*lookupResult, error) {
+func (b *Builder) evalLookup(ctx context.Context, log io.Writer, what, locked, system string, attrs, sets []string, caseless bool) (*lookupResult, error) {
 	attrsJSON, err := json.Marshal(attrs)
 	if err != nil {
 		return nil, err
@@ -273,7 +294,8 @@ func (b *Builder) evalLookup(ctx context.Context, log io.Writer, what, locked, s
 		"--argstr", "flake", locked,
 		"--argstr", "system", system,
 		"--argstr", "attrs", string(attrsJSON),
-		"--argstr", "sets", string(setsJSON))
+		"--argstr", "sets", string(setsJSON),
+		"--argstr", "caseless", fmt.Sprint(caseless))
 	if err != nil {
 		return nil, err
 	}

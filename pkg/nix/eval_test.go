@@ -42,7 +42,7 @@ func TestLookupUnexpectedAnswers(t *testing.T) {
 		f := newFakeNix(t)
 		f.answer("eval", 1, answer, "", 0)
 		b := &Builder{Nix: f.path}
-		_, err := b.evalLookup(context.Background(), io.Discard, "evaluating nixpkgs for x86_64-linux", "path:/x", "x86_64-linux", []string{"hello"}, []string{"legacyPackages"})
+		_, err := b.evalLookup(context.Background(), io.Discard, "evaluating nixpkgs for x86_64-linux", "path:/x", "x86_64-linux", []string{"hello"}, []string{"legacyPackages"}, false)
 		assert.Check(t, is.ErrorContains(err, want), answer)
 	}
 }

@@ -58,6 +58,13 @@ type Builder struct {
 	// images by it): Lock gives it without asking Nix again.
 	Locked *Locked
 
+	// Caseless matches a name of an attribute path that nixpkgs lacks
+	// against the names of its set regardless of case, taking the one
+	// that matches (python3packages.requests is
+	// python3Packages.requests), and gives suggestions in lowercase: for
+	// names from registry clients, which send only lowercase.
+	Caseless bool
+
 	// Installables are packages of other flakes to realise with the
 	// nixpkgs attributes of every Build (see LockFlake).
 	Installables []spec.Installable
@@ -238,6 +245,9 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	}
 	args = append(args, "--")
 	for _, a := range attrs {
+		if real := drvs[a].Attr; b.Caseless && real != "" {
+			a = real // as nixpkgs spells it (see Caseless)
+		}
 		args = append(args, locked+"#legacyPackages."+system+"."+a)
 	}
 	for _, a := range apps {

@@ -164,6 +164,11 @@ func buffer(req *http.Request, resp *http.Response) (*http.Response, error) {
 	if req.Method == http.MethodHead || req.Method == http.MethodPatch || resp.Body == nil || resp.Body == http.NoBody {
 		return resp, nil
 	}
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		// A final answer, whose Content-Length the CNCF registry gives
+		// as the blob's, not its short body's: no try would mend it.
+		return resp, nil
+	}
 	n := resp.ContentLength
 	if n > maxBuffered || (n < 0 && strings.Contains(req.URL.Path, "/blobs/")) {
 		return resp, nil

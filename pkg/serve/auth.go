@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,8 +25,8 @@ import (
 type Auth interface {
 	// Allow checks the request's Authorization header.
 	Allow(r *http.Request) bool
-	// Challenge is the WWW-Authenticate header of a refusal.
-	Challenge() string
+	// Challenge is the WWW-Authenticate header of a refusal of r.
+	Challenge(r *http.Request) string
 }
 
 // maxAuthFile bounds an htpasswd or token file.
@@ -126,12 +127,18 @@ func (h *Htpasswd) Allow(r *http.Request) bool {
 	return true
 }
 
-func (*Htpasswd) Challenge() string { return `Basic realm="nixery"` }
+func (*Htpasswd) Challenge(*http.Request) string { return `Basic realm="nixery"` }
 
 // Token is one shared secret, sent as a bearer token or as the password
-// of basic authentication (any user name), which is what `docker login`
-// and `podman login` send.
+// of basic authentication (any user name). Its challenge is a bearer
+// one, whose realm is this server's token endpoint (tokenPath), as the
+// distribution spec's token flow has it: a client logged in (docker or
+// podman login, skopeo --creds) trades the login there for the token,
+// and a client given the token (skopeo --registry-token) sends it as is.
 type Token []byte
+
+// tokenPath is where a Token server trades a login for the token.
+const tokenPath = "/token"
 
 // LoadToken reads a token file: its first line.
 func LoadToken(path string) (Token, error) {
@@ -151,13 +158,32 @@ func (t Token) Allow(r *http.Request) bool {
 	got := ""
 	if _, password, ok := r.BasicAuth(); ok {
 		got = password
-	} else if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		got = bearer
+	} else if scheme, bearer, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		got = strings.TrimSpace(bearer)
 	}
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), t) == 1
 }
 
-func (Token) Challenge() string { return `Basic realm="nixery"` }
+func (Token) Challenge(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	return fmt.Sprintf(`Bearer realm="%s://%s%s",service="nixery"`, scheme, r.Host, tokenPath)
+}
+
+// serveToken is the token endpoint: a login whose password is the token
+// gets it back as the bearer token to send.
+func (t Token) serveToken(w http.ResponseWriter, r *http.Request) {
+	if !t.Allow(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="nixery"`)
+		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "log in with the server's token as the password")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(map[string]string{"token": string(t), "access_token": string(t)})
+}
 
 func readSmall(path string) ([]byte, error) {
 	f, err := os.Open(path)

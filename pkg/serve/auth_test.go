@@ -40,6 +40,10 @@ func TestServeAuth(t *testing.T) {
 		{tok, func(r *http.Request) { r.SetBasicAuth("anyone", "0123456789abcdef-token") }, true},
 		{tok, func(r *http.Request) { r.Header.Set("Authorization", "Bearer 0123456789abcdef-token") }, true},
 		{tok, func(r *http.Request) { r.Header.Set("Authorization", "Bearer 0123456789abcdef") }, false},
+		// The scheme is case-insensitive (RFC 7235).
+		{tok, func(r *http.Request) { r.Header.Set("Authorization", "bearer 0123456789abcdef-token") }, true},
+		{tok, func(r *http.Request) { r.Header.Set("Authorization", "BEARER 0123456789abcdef-token") }, true},
+		{tok, func(r *http.Request) { r.Header.Set("Authorization", "Bearer0123456789abcdef-token") }, false},
 		{tok, func(*http.Request) {}, false},
 	} {
 		s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/x", Storage: t.TempDir(), Auth: tc.auth})
@@ -53,9 +57,13 @@ func TestServeAuth(t *testing.T) {
 			continue
 		}
 		assert.Check(t, is.Equal(rec.Code, http.StatusUnauthorized))
-		assert.Check(t, is.Equal(rec.Header().Get("WWW-Authenticate"), `Basic realm="nixery"`))
+		challenge := `Basic realm="nixery"`
+		if _, ok := tc.auth.(Token); ok {
+			challenge = `Bearer realm="http://example.com/token",service="nixery"`
+		}
+		assert.Check(t, is.Equal(rec.Header().Get("WWW-Authenticate"), challenge))
 		// Every registry route asks, before anything is read or built.
-		for _, path := range []string{"/v2/hello/manifests/latest", "/v2/hello/blobs/sha256:" + strings.Repeat("0", 64), "/v2/x/manifests/sha256:" + strings.Repeat("0", 64)} {
+		for _, path := range []string{"/v2/hello/manifests/latest", "/v2/hello/tags/list", "/v2/hello/blobs/sha256:" + strings.Repeat("0", 64), "/v2/x/manifests/sha256:" + strings.Repeat("0", 64)} {
 			for _, method := range []string{http.MethodGet, http.MethodHead} {
 				req := httptest.NewRequest(method, path, nil)
 				tc.set(req)
@@ -70,6 +78,40 @@ func TestServeAuth(t *testing.T) {
 			assert.Check(t, is.Equal(rec.Code, http.StatusOK), open)
 		}
 	}
+
+	// The token endpoint of the bearer challenge trades a login whose
+	// password is the token for the token; nothing else gets it.
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/x", Storage: t.TempDir(), Auth: tok})
+	assert.NilError(t, err)
+	for _, tc := range []struct {
+		user, password string
+		status         int
+	}{
+		{"anyone", "0123456789abcdef-token", http.StatusOK},
+		{"anyone", "wrong", http.StatusUnauthorized},
+		{"", "", http.StatusUnauthorized},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/token?service=nixery&scope=repository:hello:pull", nil)
+		if tc.password != "" {
+			req.SetBasicAuth(tc.user, tc.password)
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		assert.Check(t, is.Equal(rec.Code, tc.status), tc.password)
+		if tc.status == http.StatusOK {
+			assert.Check(t, is.Equal(strings.TrimSpace(rec.Body.String()), `{"access_token":"0123456789abcdef-token","token":"0123456789abcdef-token"}`))
+		} else {
+			assert.Check(t, !strings.Contains(rec.Body.String(), "0123456789abcdef-token"))
+		}
+	}
+	// With htpasswd there is no token endpoint.
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/x", Storage: t.TempDir(), Auth: h})
+	assert.NilError(t, err)
+	req := httptest.NewRequest(http.MethodGet, "/token", nil)
+	req.SetBasicAuth("alice", "s3cret")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	assert.Check(t, is.Equal(rec.Code, http.StatusNotFound))
 
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "md5"), []byte("alice:$apr1$x$y\n"), 0o600))
 	_, err = LoadHtpasswd(filepath.Join(dir, "md5"))

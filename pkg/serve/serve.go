@@ -158,6 +158,9 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// Clients send names in lowercase only: python3packages.requests
+	// finds python3Packages.requests.
+	o.Build.Caseless = true
 	secrets := flakeref.Secrets(o.Nixpkgs)
 	if len(secrets) > 0 {
 		o.Log = slog.New(scrubbed{o.Log.Handler(), secrets})
@@ -175,7 +178,7 @@ func New(o Options) (*Server, error) {
 	case repo != nil && (o.MaxImages > 0 || o.MaxBytes > 0):
 		return nil, errors.New("a registry storage is bounded by the registry's own garbage collection: drop --max-images and --max-storage, or store in a directory")
 	case repo != nil:
-		if s.store, err = newRegistryStore(*repo, o.Registry); err != nil {
+		if s.store, err = newRegistryStore(*repo, o.Registry, o.Log); err != nil {
 			return nil, err
 		}
 	default:
@@ -204,7 +207,14 @@ func (s *Server) Close() {
 var (
 	// digestPattern is the only digest this registry stores.
 	digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	// namePattern is the distribution spec's repository name, but for
+	// letters of either case (clients send lowercase; curl may send an
+	// attribute's own name).
+	namePattern = regexp.MustCompile(`^[a-zA-Z0-9]+(?:(?:[._]|__|-+)[a-zA-Z0-9]+)*(?:/[a-zA-Z0-9]+(?:(?:[._]|__|-+)[a-zA-Z0-9]+)*)*$`)
 )
+
+// maxName bounds a repository name, as the CNCF registry does.
+const maxName = 255
 
 // ServeHTTP routes /v2/ requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -226,9 +236,13 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.metrics.handler.ServeHTTP(w, r)
 		return
 	}
+	if t, ok := s.o.Auth.(Token); ok && r.URL.Path == tokenPath {
+		t.serveToken(w, r)
+		return
+	}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if s.o.Auth != nil && !s.o.Auth.Allow(r) {
-		w.Header().Set("WWW-Authenticate", s.o.Auth.Challenge())
+		w.Header().Set("WWW-Authenticate", s.o.Auth.Challenge(r))
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "log in to this registry first (docker login / podman login)")
 		return
 	}
@@ -244,15 +258,49 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case !ok:
 		writeError(w, http.StatusNotFound, "UNSUPPORTED", "not a registry path: pull REGISTRY/PACKAGE/PACKAGE:latest")
 	default:
-		if i := strings.LastIndex(rest, "/manifests/"); i > 0 {
-			s.manifest(w, r, rest[:i], rest[i+len("/manifests/"):])
-			return
+		name, kind, ref := splitPath(rest)
+		switch {
+		case kind == "":
+			writeError(w, http.StatusNotFound, "UNSUPPORTED", "this registry serves manifests, blobs and tag lists only")
+		case !namePattern.MatchString(name) || len(name) > maxName:
+			writeError(w, http.StatusBadRequest, "NAME_INVALID", fmt.Sprintf("%q is not a repository name: name packages, such as shell/hello", name))
+		case kind == "manifests":
+			s.manifest(w, r, name, ref)
+		case kind == "blobs":
+			s.blob(w, r, ref)
+		default:
+			s.tags(w, r, name)
 		}
-		if i := strings.LastIndex(rest, "/blobs/"); i > 0 {
-			s.blob(w, r, rest[i+len("/blobs/"):])
-			return
+	}
+}
+
+// splitPath cuts a path under /v2/ into the repository name, what is
+// asked of it (manifests, blobs, tags) and the reference; kind is "" for
+// no such request.
+func splitPath(rest string) (name, kind, ref string) {
+	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok && name != "" {
+		return name, "tags", ""
+	}
+	for _, kind := range []string{"manifests", "blobs"} {
+		if i := strings.LastIndex(rest, "/"+kind+"/"); i > 0 {
+			return rest[:i], kind, rest[i+len(kind)+2:]
 		}
-		writeError(w, http.StatusNotFound, "UNSUPPORTED", "this registry serves manifests and blobs only")
+	}
+	return "", "", ""
+}
+
+// tags lists the tag a name is always pulled by (another tag names a
+// revision of a git nixpkgs, which no list holds).
+func (s *Server) tags(w http.ResponseWriter, r *http.Request, name string) {
+	if _, err := s.parse(name, s.o.Nixpkgs); err != nil {
+		writeError(w, http.StatusNotFound, "NAME_UNKNOWN", err.Error())
+		return
+	}
+	raw, _ := json.Marshal(map[string]any{"name": name, "tags": []string{"latest"}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", fmt.Sprint(len(raw)))
+	if r.Method != http.MethodHead {
+		w.Write(raw)
 	}
 }
 
@@ -260,6 +308,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref string) {
 	if digestPattern.MatchString(ref) {
 		s.manifestBlob(w, r, ref)
+		return
+	}
+	if strings.Contains(ref, ":") {
+		writeError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("%q is not a sha256 digest", ref))
 		return
 	}
 	if !publish.IsTag(ref) {
@@ -759,11 +811,31 @@ func serveManifest(w http.ResponseWriter, r *http.Request, digest v1.Hash, raw [
 	}
 	w.Header().Set("Content-Type", string(probe.MediaType))
 	w.Header().Set("Docker-Content-Digest", digest.String())
+	w.Header().Set("ETag", etag(digest))
+	if etagMatches(r.Header.Get("If-None-Match"), digest) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	w.Header().Set("Content-Length", fmt.Sprint(len(raw)))
 	if r.Method == http.MethodHead {
 		return
 	}
 	w.Write(raw)
+}
+
+// etag is the entity tag of a manifest or blob: its digest, quoted.
+func etag(digest v1.Hash) string { return `"` + digest.String() + `"` }
+
+// etagMatches tells whether an If-None-Match or If-Range header names
+// digest's entity tag (or any, for If-None-Match's *).
+func etagMatches(header string, digest v1.Hash) bool {
+	for _, tag := range strings.Split(header, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == "*" || tag == etag(digest) {
+			return true
+		}
+	}
+	return false
 }
 
 // blob serves a blob of the store, with range reads.

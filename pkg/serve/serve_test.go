@@ -32,6 +32,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/internal/hostile"
+	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/publish"
@@ -141,7 +142,15 @@ func TestServeErrors(t *testing.T) {
 		{http.MethodGet, "/v2/hello/manifests/.bad", http.StatusNotFound, "MANIFEST_UNKNOWN", "not a tag"},
 		{http.MethodGet, "/v2/hello/blobs/sha256:zz", http.StatusBadRequest, "DIGEST_INVALID", "not a sha256 digest"},
 		{http.MethodGet, "/v2/hello/blobs/sha256:" + strings.Repeat("0", 64), http.StatusNotFound, "BLOB_UNKNOWN", "no blob"},
-		{http.MethodGet, "/v2/a;b/manifests/latest", http.StatusNotFound, "NAME_UNKNOWN", ""},
+		{http.MethodGet, "/v2/a;b/manifests/latest", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/-hello/manifests/latest", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/" + strings.Repeat("a", 300) + "/manifests/latest", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/hello%00/manifests/latest", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/hello/../x/manifests/latest", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/../blobs/sha256:" + strings.Repeat("0", 64), http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/-x/tags/list", http.StatusBadRequest, "NAME_INVALID", "not a repository name"},
+		{http.MethodGet, "/v2/hello/manifests/sha256:abc", http.StatusBadRequest, "DIGEST_INVALID", "not a sha256 digest"},
+		{http.MethodGet, "/v2/hello/catalog", http.StatusNotFound, "UNSUPPORTED", "manifests, blobs and tag lists only"},
 		{http.MethodGet, "/v3/", http.StatusNotFound, "UNSUPPORTED", "not a registry path"},
 	} {
 		res, body := get(t, s, tc.method, tc.path)
@@ -157,6 +166,14 @@ func TestServeErrors(t *testing.T) {
 	res, body := get(t, s, http.MethodGet, "/v2/")
 	assert.Equal(t, res.StatusCode, http.StatusOK)
 	assert.Equal(t, body, "{}")
+	// The tag list skopeo inspect asks for: latest, for any name.
+	res, body = get(t, s, http.MethodGet, "/v2/shell/hello/tags/list")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	assert.Equal(t, res.Header.Get("Content-Type"), "application/json")
+	assert.Equal(t, body, `{"name":"shell/hello","tags":["latest"]}`)
+	res, body = get(t, s, http.MethodHead, "/v2/shell/hello/tags/list")
+	assert.Equal(t, res.StatusCode, http.StatusOK)
+	assert.Equal(t, body, "")
 	assert.Equal(t, res.Header.Get("Docker-Distribution-API-Version"), "registry/2.0")
 }
 
@@ -364,6 +381,7 @@ func TestServeHostileRegistryStorage(t *testing.T) {
 			res, body := get(t, s, http.MethodGet, tc.path)
 			assert.Equal(t, res.StatusCode, tc.status, body)
 			oneLine(body)
+			assert.Check(t, !strings.Contains(body, h.Host), "the storage's address reached the client: %s", body)
 			assert.Check(t, time.Since(start) < 10*time.Second, "answered after %s", time.Since(start))
 		})
 	}
@@ -605,4 +623,78 @@ func TestServeStorageChecks(t *testing.T) {
 	entries, err := os.ReadDir(fresh)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 0), "the write check was left behind")
+}
+
+// A registry storage (the CNCF registry) passes range reads on as the
+// registry answers them: several ranges keep their multipart type, a
+// range outside the blob is 416 at once; conditional requests are
+// answered by the digest, the entity tag.
+func TestServeRegistryStorageRanges(t *testing.T) {
+	storage := "docker://" + testenv.StartRegistry(t) + "/nixery/store"
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	img := storedInRegistry(t, s, storage, "hello")
+	layers, err := img.Layers()
+	assert.NilError(t, err)
+	ld, err := layers[0].Digest()
+	assert.NilError(t, err)
+	blob := "/v2/hello/blobs/" + ld.String()
+	ask := func(headers ...string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, blob, nil)
+		for i := 0; i < len(headers); i += 2 {
+			r.Header.Set(headers[i], headers[i+1])
+		}
+		s.ServeHTTP(rec, r)
+		return rec
+	}
+
+	rec := ask("Range", "bytes=0-1,5-6")
+	assert.Equal(t, rec.Code, http.StatusPartialContent)
+	assert.Check(t, strings.HasPrefix(rec.Header().Get("Content-Type"), "multipart/byteranges; boundary="), rec.Header().Get("Content-Type"))
+
+	start := time.Now()
+	rec = ask("Range", "bytes=99999999-")
+	assert.Equal(t, rec.Code, http.StatusRequestedRangeNotSatisfiable, rec.Body.String())
+	assert.Check(t, time.Since(start) < 2*time.Second, "answered after %s", time.Since(start))
+	assert.Check(t, is.Contains(rec.Body.String(), "RANGE_INVALID"))
+
+	rec = ask("If-None-Match", `"`+ld.String()+`"`)
+	assert.Equal(t, rec.Code, http.StatusNotModified)
+	assert.Equal(t, rec.Body.Len(), 0)
+	rec = ask("If-None-Match", `"sha256:other"`)
+	assert.Equal(t, rec.Code, http.StatusOK)
+	assert.Equal(t, rec.Header().Get("ETag"), `"`+ld.String()+`"`)
+	assert.Equal(t, int64(rec.Body.Len()), mustSize(t, layers[0]))
+	// If-Range: the range of this blob, else all of it.
+	rec = ask("Range", "bytes=0-9", "If-Range", `"`+ld.String()+`"`)
+	assert.Equal(t, rec.Code, http.StatusPartialContent)
+	rec = ask("Range", "bytes=0-9", "If-Range", `"sha256:other"`)
+	assert.Equal(t, rec.Code, http.StatusOK)
+	assert.Equal(t, int64(rec.Body.Len()), mustSize(t, layers[0]))
+}
+
+// Manifests carry their digest as entity tag, and If-None-Match with it
+// is 304, by tag and by digest.
+func TestServeManifestETag(t *testing.T) {
+	storage := t.TempDir()
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	idx := stored(t, s, storage, "hello")
+	digest, err := idx.Digest()
+	assert.NilError(t, err)
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	for _, path := range []string{"/v2/hello/manifests/latest", "/v2/hello/manifests/" + digest.String()} {
+		res, _ := get(t, s, http.MethodGet, path)
+		assert.Equal(t, res.Header.Get("ETag"), `"`+digest.String()+`"`, path)
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			rec := httptest.NewRecorder()
+			r := httptest.NewRequest(method, path, nil)
+			r.Header.Set("If-None-Match", `"sha256:x", "`+digest.String()+`"`)
+			s.ServeHTTP(rec, r)
+			assert.Equal(t, rec.Code, http.StatusNotModified, "%s %s", method, path)
+			assert.Equal(t, rec.Body.Len(), 0)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ func (l layoutStore) serveBlob(w http.ResponseWriter, r *http.Request, digest v1
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Docker-Content-Digest", digest.String())
-	w.Header().Set("ETag", `"`+digest.String()+`"`)
+	w.Header().Set("ETag", etag(digest))
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
@@ -142,9 +143,10 @@ type registryStore struct {
 	repo name.Repository
 	opts registry.Options
 	rd   *registry.Reader
+	log  *slog.Logger // the storage's failures, which clients are not told
 }
 
-func newRegistryStore(repo name.Repository, o registry.Options) (*registryStore, error) {
+func newRegistryStore(repo name.Repository, o registry.Options, log *slog.Logger) (*registryStore, error) {
 	l, err := o.Credentials.Login(repo, true)
 	if err != nil {
 		return nil, err
@@ -153,7 +155,7 @@ func newRegistryStore(repo name.Repository, o registry.Options) (*registryStore,
 	if err != nil {
 		return nil, l.Explain(err, repo)
 	}
-	return &registryStore{repo: repo, opts: o, rd: rd}, nil
+	return &registryStore{repo: repo, opts: o, rd: rd, log: log}, nil
 }
 
 func (*registryStore) load() (map[string]v1.Hash, error) { return map[string]v1.Hash{}, nil }
@@ -174,25 +176,46 @@ func (s *registryStore) manifest(ctx context.Context, digest v1.Hash) ([]byte, e
 }
 
 // serveBlob passes the registry's answer on: the client never needs the
-// store's credentials.
+// store's credentials. The entity tag is the digest, so conditional
+// requests are answered here.
 func (s *registryStore) serveBlob(w http.ResponseWriter, r *http.Request, digest v1.Hash) {
-	resp, err := s.rd.Blob(r.Context(), r.Method, digest, r.Header.Get("Range"))
+	w.Header().Set("Docker-Content-Digest", digest.String())
+	w.Header().Set("ETag", etag(digest))
+	if etagMatches(r.Header.Get("If-None-Match"), digest) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	rangeHeader := r.Header.Get("Range")
+	if ir := r.Header.Get("If-Range"); ir != "" && !etagMatches(ir, digest) {
+		rangeHeader = "" // another entity (or a date): the whole blob
+	}
+	resp, err := s.rd.Blob(r.Context(), r.Method, digest, rangeHeader)
 	if err != nil {
 		if registry.IsNotFound(err) {
 			writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest.String())
 			return
 		}
-		writeError(w, http.StatusBadGateway, "UNKNOWN", "the storage registry: "+registry.OneLine(err))
+		if r.Context().Err() == nil {
+			s.log.Error("storage blob read failed", "digest", digest.String(), "error", registry.OneLine(err))
+		}
+		writeError(w, http.StatusBadGateway, "UNKNOWN", "the server cannot read its storage registry now: see its log")
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		w.Header().Set("Content-Range", resp.Header.Get("Content-Range"))
+		writeError(w, http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", fmt.Sprintf("the range %q is outside the blob", rangeHeader))
+		return
+	}
 	for _, h := range []string{"Content-Length", "Content-Range", "Accept-Ranges"} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)
 		}
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Docker-Content-Digest", digest.String())
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode == http.StatusPartialContent && strings.HasPrefix(ct, "multipart/byteranges") {
+		w.Header().Set("Content-Type", ct) // the parts' boundary
+	}
 	w.WriteHeader(resp.StatusCode)
 	if r.Method != http.MethodHead {
 		io.Copy(w, resp.Body)
