@@ -29,7 +29,8 @@ const (
 // PackPaths packs store paths as they are on disk into one layer blob
 // written to w. The tar holds nix/, nix/store/ and each path's tree under
 // relative names; symlinks are kept as symlinks (never followed), hard
-// links become regular files, and sockets, devices and fifos are errors.
+// links become regular files, and sockets, devices, fifos and names
+// starting with .wh. (whiteouts to OCI readers) are errors.
 func PackPaths(w io.Writer, storePaths []string, o Options) (Blob, error) {
 	p, err := newPacker(w, o)
 	if err != nil {
@@ -72,13 +73,16 @@ func (p *packer) addTree(root, name string) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
-		return p.addEntry(path, name+strings.TrimPrefix(path, root), d)
+		return p.addEntry(root, path, name+strings.TrimPrefix(path, root), d)
 	})
 }
 
-func (p *packer) addEntry(path, name string, d fs.DirEntry) error {
+func (p *packer) addEntry(root, path, name string, d fs.DirEntry) error {
 	if err := p.ctx.Err(); err != nil {
 		return err
+	}
+	if isWhiteout(d.Name()) {
+		return whiteoutError(root, path)
 	}
 	switch t := d.Type(); {
 	case t.IsDir():
@@ -96,6 +100,17 @@ func (p *packer) addEntry(path, name string, d fs.DirEntry) error {
 	default:
 		return fmt.Errorf("%s is a %s: store paths may hold only files, directories and symlinks", path, kind(t))
 	}
+}
+
+// whiteoutPrefix starts the names OCI layers use for whiteouts: a reader
+// unpacking .wh.NAME deletes NAME below it instead of creating a file,
+// and .wh..wh..opq hides the whole directory's lower content.
+const whiteoutPrefix = ".wh."
+
+func isWhiteout(base string) bool { return strings.HasPrefix(base, whiteoutPrefix) }
+
+func whiteoutError(storePath, entry string) error {
+	return fmt.Errorf("store path %s holds %s: OCI layers cannot hold names starting with %s (readers take them for whiteouts)", storePath, entry, whiteoutPrefix)
 }
 
 // openFile opens files to pack, never through a symlink: a file swapped
