@@ -256,15 +256,38 @@ func TestPackRejectsSpecialFiles(t *testing.T) {
 func TestPackVanishingFile(t *testing.T) {
 	dir := fs.NewDir(t, "abc-vanish", fs.WithFile("a", "x"), fs.WithFile("b", "y"))
 	victim := filepath.Join(dir.Path(), "b")
-	defer func(open func(string) (*os.File, error)) { openFile = open }(openFile)
-	openFile = func(name string) (*os.File, error) {
-		if name == victim {
-			os.Remove(name)
+	defer func(open func(*os.File, string) (*os.File, error)) { openFile = open }(openFile)
+	openFile = func(dir *os.File, name string) (*os.File, error) {
+		if filepath.Join(dir.Name(), name) == victim {
+			os.Remove(victim)
 		}
-		return os.Open(name)
+		return openAt(dir, name, 0)
 	}
 	_, _, err := packDir(t, dir.Path(), Options{})
 	assert.ErrorContains(t, err, "read "+victim)
+}
+
+// A directory swapped for a symlink while the store path is packed is
+// never read through: the link may lead to any directory of the host.
+// Here a directory becomes a link to one holding a secret while a file
+// listed before it is opened.
+func TestPackNeverFollowsSwappedDirectories(t *testing.T) {
+	for _, tc := range []struct{ swap, when string }{{"b", "a/file"}, {"b/c", "b/a"}} {
+		host := fs.NewDir(t, "host", fs.WithFile("secret", "SECRET", fs.WithMode(0o600)))
+		dir := fs.NewDir(t, "abc-x", fs.WithDir("a", fs.WithFile("file", "x")),
+			fs.WithDir("b", fs.WithFile("a", "y"), fs.WithDir("c", fs.WithFile("inner", "z"))))
+		victim := filepath.Join(dir.Path(), tc.swap)
+		defer func(open func(*os.File, string) (*os.File, error)) { openFile = open }(openFile)
+		openFile = func(d *os.File, name string) (*os.File, error) {
+			if filepath.Join(d.Name(), name) == filepath.Join(dir.Path(), tc.when) {
+				assert.NilError(t, os.Rename(victim, filepath.Join(t.TempDir(), "moved")))
+				assert.NilError(t, os.Symlink(host.Path(), victim))
+			}
+			return openAt(d, name, 0)
+		}
+		_, _, err := packDir(t, dir.Path(), Options{})
+		assert.Error(t, err, victim+" changed while it was packed (it is no directory now)", tc.swap)
+	}
 }
 
 func TestPackPathsErrors(t *testing.T) {
