@@ -69,3 +69,32 @@ func TestBuildDockerArchive(t *testing.T) {
 		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000", image, "hello")...)
 	assert.Equal(t, strings.TrimSpace(out), "Hello, world!")
 }
+
+// TestBuildDockerArchiveNames: a :TAG on --image adds a tag to the
+// archive, as it does to a push; each layer file is named by its
+// compression, and skopeo reads the archive in both.
+func TestBuildDockerArchiveNames(t *testing.T) {
+	testenv.Require(t, "nix", "skopeo", "umoci", "tar")
+	for _, tc := range []struct{ compression, ext string }{{"gzip", ".tar.gz"}, {"zstd", ".tar.zst"}} {
+		file := filepath.Join(t.TempDir(), "hi.tar")
+		r := run(t, nil, "build", "--nixpkgs", standIn(), "--output", "docker:"+file,
+			"--compression", tc.compression, "--image", "example/hi:v1", "--tags", "extra", "hello")
+		assert.Equal(t, r.code, 0, r.stderr)
+
+		var manifest []struct{ RepoTags, Layers []string }
+		assert.NilError(t, json.Unmarshal([]byte(testenv.Run(t, "tar", "-xOf", file, "manifest.json")), &manifest))
+		assert.Equal(t, len(manifest), 1)
+		assert.DeepEqual(t, manifest[0].RepoTags, []string{"example/hi:v1", "example/hi:extra"})
+		assert.Assert(t, len(manifest[0].Layers) > 1)
+		for _, l := range manifest[0].Layers {
+			assert.Assert(t, strings.HasSuffix(l, tc.ext), "%s layer file %s", tc.compression, l)
+		}
+
+		layout := filepath.Join(t.TempDir(), "layout")
+		testenv.Run(t, "skopeo", "copy", "docker-archive:"+file, "oci:"+layout+":v1")
+		bundle := filepath.Join(t.TempDir(), "bundle")
+		testenv.Run(t, "umoci", "unpack", "--rootless", "--image", layout+":v1", bundle)
+		_, err := os.Stat(filepath.Join(bundle, "rootfs", "bin", "hello"))
+		assert.NilError(t, err, "%s: bin/hello missing from the image", tc.compression)
+	}
+}

@@ -204,7 +204,14 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		if err != nil {
 			return nil, usageError{err.Error()}
 		}
-		tags := f.tags.items
+		repository, tags := f.image, f.tags.items
+		if out.Kind == publish.DockerArchive {
+			// A :TAG on --image adds a tag, as it does to a push.
+			var tag string
+			if repository, tag = publish.SplitTag(f.image); tag != "" {
+				tags = append([]string{tag}, tags...)
+			}
+		}
 		if len(tags) == 0 {
 			tags = []string{"latest"}
 		}
@@ -215,7 +222,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.req.Platforms))
 		}
 		// With --output, --image only names the image of a docker archive.
-		wo := publish.WriteOptions{Tags: tags, Repository: f.image, DescriptorAnnotations: levels[image.LevelIndexDescriptor]}
+		wo := publish.WriteOptions{Tags: tags, Repository: repository, DescriptorAnnotations: levels[image.LevelIndexDescriptor]}
 		if err := wo.Validate(out.Kind); err != nil {
 			return nil, usageError{err.Error()}
 		}

@@ -55,7 +55,7 @@ func TestCompressionOptions(t *testing.T) {
 func TestCompressionFlag(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "blob")
 	for _, args := range [][]string{
-		{"pack", "--output", out, "--compression", "brotli", "/nix/store/abc-x"},
+		{"pack", "--output", out, "--compression", "brotli", "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-x"},
 		{"build", "--nixpkgs", "path:/nonexistent", "--output", "oci:" + out, "--compression", "brotli", "hello"},
 	} {
 		code, _, errOut := runCLI(t, args...)

@@ -115,10 +115,10 @@ func TestPackCommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"pack", "/nix/store/abc-x"}, "--output FILE is required"},
+		{[]string{"pack", "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-x"}, "--output FILE is required"},
 		{[]string{"pack", "--output", out}, "name the store paths"},
 		{[]string{"pack", "--output", out, "/etc"}, `"/etc" is not a top-level store path`},
-		{[]string{"pack", "--output", out, "--level", "10", "/nix/store/abc-x"}, "--level 10 is out of range"},
+		{[]string{"pack", "--output", out, "--level", "10", "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-x"}, "--level 10 is out of range"},
 		{[]string{"pack", "--output", out, "/nix/store/00000000000000000000000000000000-gone"}, "read /nix/store/00000000000000000000000000000000-gone"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/build"
@@ -35,9 +36,11 @@ func packCommand() *command {
 				if len(args) == 0 {
 					return usagef("name the store paths to pack")
 				}
+				// Nix's own entries of the store (.links, the hard-link
+				// directory) are no store paths: only HASH-NAME is.
 				for _, p := range args {
-					if !storepath.Valid(p) {
-						return usagef("%q is not a top-level store path (/nix/store/HASH-NAME)", p)
+					if !storepath.Valid(p) || !storepath.ValidBase(strings.TrimPrefix(p, storepath.Dir)) {
+						return usagef("%q is not a top-level store path (/nix/store/HASH-NAME, HASH 32 nix-base32 characters)", p)
 					}
 				}
 				if *concurrency < 0 || *concurrency > archive.MaxConcurrency {

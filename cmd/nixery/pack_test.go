@@ -24,6 +24,11 @@ func TestPackCommandNotStorePaths(t *testing.T) {
 		"/nix/store/../../etc",
 		"/usr/bin",
 		"",
+		"/nix/store/.links",
+		"/nix/store/.links/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b",
+		"/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b",
+		"/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-.hidden",
+		"/nix/store/short-hello",
 	} {
 		code, _, stderr := runCLI(t, "pack", "--output", out, "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-ok", p)
 		assert.Equal(t, code, 2, p)

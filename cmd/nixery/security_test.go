@@ -204,7 +204,7 @@ func TestBuildValidation(t *testing.T) {
 		assert.Assert(t, is.Contains(stderr, tc.want), "%v", tc.args)
 		assert.Equal(t, strings.Count(stderr, "\n"), 2, "one line and the --help hint: %q", stderr)
 	}
-	code, _, stderr := runCLI(t, "pack", "--output", filepath.Join(t.TempDir(), "b"), "--concurrency", "-2", "/nix/store/aaaa-x")
+	code, _, stderr := runCLI(t, "pack", "--output", filepath.Join(t.TempDir(), "b"), "--concurrency", "-2", "/nix/store/0c5ma6vzrfd1asz7jg4z0pb8dh8f6z2b-x")
 	assert.Equal(t, code, 2, stderr)
 	assert.Assert(t, is.Contains(stderr, "--concurrency -2 is out of range"))
 }

@@ -256,15 +256,38 @@ func TestPackRejectsSpecialFiles(t *testing.T) {
 func TestPackVanishingFile(t *testing.T) {
 	dir := fs.NewDir(t, "abc-vanish", fs.WithFile("a", "x"), fs.WithFile("b", "y"))
 	victim := filepath.Join(dir.Path(), "b")
-	defer func(open func(string) (*os.File, error)) { openFile = open }(openFile)
-	openFile = func(name string) (*os.File, error) {
-		if name == victim {
-			os.Remove(name)
+	defer func(open func(*os.File, string) (*os.File, error)) { openFile = open }(openFile)
+	openFile = func(dir *os.File, name string) (*os.File, error) {
+		if filepath.Join(dir.Name(), name) == victim {
+			os.Remove(victim)
 		}
-		return os.Open(name)
+		return openAt(dir, name, 0)
 	}
 	_, _, err := packDir(t, dir.Path(), Options{})
 	assert.ErrorContains(t, err, "read "+victim)
+}
+
+// A directory swapped for a symlink while the store path is packed is
+// never read through: the link may lead to any directory of the host.
+// Here a directory becomes a link to one holding a secret while a file
+// listed before it is opened.
+func TestPackNeverFollowsSwappedDirectories(t *testing.T) {
+	for _, tc := range []struct{ swap, when string }{{"b", "a/file"}, {"b/c", "b/a"}} {
+		host := fs.NewDir(t, "host", fs.WithFile("secret", "SECRET", fs.WithMode(0o600)))
+		dir := fs.NewDir(t, "abc-x", fs.WithDir("a", fs.WithFile("file", "x")),
+			fs.WithDir("b", fs.WithFile("a", "y"), fs.WithDir("c", fs.WithFile("inner", "z"))))
+		victim := filepath.Join(dir.Path(), tc.swap)
+		defer func(open func(*os.File, string) (*os.File, error)) { openFile = open }(openFile)
+		openFile = func(d *os.File, name string) (*os.File, error) {
+			if filepath.Join(d.Name(), name) == filepath.Join(dir.Path(), tc.when) {
+				assert.NilError(t, os.Rename(victim, filepath.Join(t.TempDir(), "moved")))
+				assert.NilError(t, os.Symlink(host.Path(), victim))
+			}
+			return openAt(d, name, 0)
+		}
+		_, _, err := packDir(t, dir.Path(), Options{})
+		assert.Error(t, err, victim+" changed while it was packed (it is no directory now)", tc.swap)
+	}
 }
 
 func TestPackPathsErrors(t *testing.T) {
@@ -388,6 +411,9 @@ func FuzzPackNames(f *testing.F) {
 			if p == "" || p == "." || p == ".." || len(p) > 255 || strings.Contains(p, "\x00") {
 				return // not a name a file system takes
 			}
+			if strings.HasPrefix(p, ".wh.") {
+				return // a whiteout's name, refused
+			}
 		}
 		root := filepath.Join(t.TempDir(), "abc-fuzz")
 		file := filepath.Join(root, rel)
@@ -410,4 +436,57 @@ func FuzzPackNames(f *testing.F) {
 		}
 		assert.DeepEqual(t, got, want)
 	})
+}
+
+// Names starting with .wh. are whiteouts to every OCI reader: unpacked,
+// .wh.NAME deletes NAME and .wh..wh..opq empties its directory. A store
+// path holding one is refused, naming it, never packed to vanish.
+func TestPackRefusesWhiteoutNames(t *testing.T) {
+	for _, rel := range []string{"share/.wh.gone", ".wh..wh..opq", ".wh.nix", "lib/.wh.d/x"} {
+		dir := fs.NewDir(t, "abc-whiteout", fs.WithFile("ok", "x"))
+		file := filepath.Join(dir.Path(), rel)
+		assert.NilError(t, os.MkdirAll(filepath.Dir(file), 0o755))
+		assert.NilError(t, os.WriteFile(file, nil, 0o644))
+		_, _, err := packDir(t, dir.Path(), Options{})
+		// The first .wh. name on the way is the one named.
+		i := strings.Index(rel, ".wh.")
+		entry := filepath.Join(dir.Path(), rel[:i]+strings.SplitN(rel[i:], "/", 2)[0])
+		assert.Error(t, err, "store path "+dir.Path()+" holds "+entry+": OCI layers cannot hold names starting with .wh. (readers take them for whiteouts)", rel)
+	}
+}
+
+// The customisation layer is the image's top layer: a package's top-level
+// .wh..wh..opq or .wh.nix there would hide the whole store below it.
+func TestCustomisationRefusesWhiteoutNames(t *testing.T) {
+	for _, tc := range []struct {
+		a, b []fs.PathOp
+		bad  string // relative to the package named
+		pkg  string // "a" or "b"
+	}{
+		{a: []fs.PathOp{fs.WithFile(".wh..wh..opq", "")}, bad: ".wh..wh..opq", pkg: "a"},
+		{a: []fs.PathOp{fs.WithDir(".wh.nix")}, bad: ".wh.nix", pkg: "a"},
+		// Joined directories: the entries of each package's share/.
+		{
+			a:   []fs.PathOp{fs.WithDir("share", fs.WithFile("a", ""))},
+			b:   []fs.PathOp{fs.WithDir("share", fs.WithFile(".wh.a", ""))},
+			bad: "share/.wh.a", pkg: "b",
+		},
+		{
+			a:   []fs.PathOp{fs.WithDir("share", fs.WithFile(".wh.b", ""))},
+			b:   []fs.PathOp{fs.WithDir("share", fs.WithFile("b", ""))},
+			bad: "share/.wh.b", pkg: "a",
+		},
+	} {
+		store := t.TempDir()
+		pa, pb := filepath.Join(store, "aaa-a"), filepath.Join(store, "bbb-b")
+		for p, ops := range map[string][]fs.PathOp{pa: tc.a, pb: tc.b} {
+			assert.NilError(t, os.Mkdir(p, 0o755))
+			fs.Apply(t, fs.DirFromPath(t, p), ops...)
+		}
+		pkg := map[string]string{"a": pa, "b": pb}[tc.pkg]
+		_, err := PackCustomisation(io.Discard, Customisation{Packages: []string{pa, pb}}, Options{})
+		assert.Error(t, err, "store path "+pkg+" holds "+pkg+"/"+tc.bad+": OCI layers cannot hold names starting with .wh. (readers take them for whiteouts)", tc.bad)
+	}
+	_, err := PackCustomisation(io.Discard, Customisation{Dirs: []Dir{{Path: "home/.wh..wh..opq", Mode: 0o755}}}, Options{})
+	assert.Error(t, err, "image path /home/.wh..wh..opq: OCI layers cannot hold names starting with .wh. (readers take them for whiteouts)")
 }

@@ -156,8 +156,9 @@ func BenchmarkPackCompress(b *testing.B) {
 // overlapping directories.
 func BenchmarkPackCustomisation(b *testing.B) {
 	var pkgs []string
+	store := b.TempDir() // one store: a package elsewhere leads out of it
 	for _, name := range []string{"aaa-one", "bbb-two"} {
-		pkg := filepath.Join(b.TempDir(), name)
+		pkg := filepath.Join(store, name)
 		for _, dir := range []string{"bin", "lib", "share/man/man1", "share/doc"} {
 			for i := range 50 {
 				p := filepath.Join(pkg, dir, fmt.Sprintf("%s-%d", name, i))

@@ -77,7 +77,9 @@ func newDir(mode int64) *farmNode { return &farmNode{children: map[string]*farmN
 // symlink to that package's directory; when a second package provides it
 // too, it becomes a real directory holding both packages' entries,
 // recursively. When two packages provide the same file, the first in
-// Packages wins and OnCollision is told.
+// Packages wins and OnCollision is told. A name starting with .wh. is an
+// error: in the image's top layer, readers would take it for a whiteout
+// hiding what is below (.wh.nix, the whole store).
 func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 	root := newDir(0o755)
 	if c.StoreDir == "" && len(c.Packages) > 0 {
@@ -172,6 +174,9 @@ func (j *joiner) join(dir *farmNode, prefix, name, src string) error {
 	if j.entries++; j.entries > maxFarmEntries {
 		return fmt.Errorf("joining the packages into the image root makes more than %d entries (symlinks to directories fan out, at %s): give fewer packages", maxFarmEntries, prefix+name)
 	}
+	if isWhiteout(name) {
+		return whiteoutError(j.storePath(src), src)
+	}
 	existing, ok := dir.children[name]
 	if !ok {
 		dir.children[name] = &farmNode{target: src}
@@ -237,6 +242,9 @@ func (c Customisation) unfold(n *farmNode) error {
 	}
 	n.target, n.children, n.mode = "", map[string]*farmNode{}, 0o755
 	for _, e := range entries {
+		if isWhiteout(e.Name()) {
+			return whiteoutError(c.storePath(src), path.Join(src, e.Name()))
+		}
 		n.children[e.Name()] = &farmNode{target: path.Join(src, e.Name())}
 	}
 	return nil
@@ -246,6 +254,11 @@ func (c Customisation) unfold(n *farmNode) error {
 // on the way and replacing what was there.
 func (c Customisation) force(root *farmNode, name string, node *farmNode) error {
 	parts := strings.Split(name, "/")
+	for _, part := range parts {
+		if isWhiteout(part) {
+			return fmt.Errorf("image path /%s: OCI layers cannot hold names starting with %s (readers take them for whiteouts)", name, whiteoutPrefix)
+		}
+	}
 	dir := root
 	for _, part := range parts[:len(parts)-1] {
 		next, ok := dir.children[part]
@@ -310,6 +323,14 @@ func (p *packer) writeFarm(dir *farmNode, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// storePath is the top-level store path p is in: the package a farm
+// entry comes from.
+func (c Customisation) storePath(p string) string {
+	store := path.Clean(c.StoreDir)
+	top, _, _ := strings.Cut(strings.TrimPrefix(p, store+"/"), "/")
+	return path.Join(store, top)
 }
 
 // isDir reports whether p is a directory, following symlinks as buildEnv

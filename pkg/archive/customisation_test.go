@@ -195,6 +195,9 @@ func TestAddFileNeverFollowsLinks(t *testing.T) {
 	p, err := newPacker(io.Discard, Options{})
 	assert.NilError(t, err)
 	defer p.abort()
-	err = p.addFile(link, "nix/store/x/f") // as if walked as a regular file
+	d, err := os.Open(dir)
+	assert.NilError(t, err)
+	defer d.Close()
+	err = p.addFile(d, link, "nix/store/x/f") // as if walked as a regular file
 	assert.ErrorContains(t, err, link+" changed while it was packed (it is a symlink now)")
 }

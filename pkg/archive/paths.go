@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nixery-action/nixery-action/internal/ctxio"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
@@ -29,7 +31,8 @@ const (
 // PackPaths packs store paths as they are on disk into one layer blob
 // written to w. The tar holds nix/, nix/store/ and each path's tree under
 // relative names; symlinks are kept as symlinks (never followed), hard
-// links become regular files, and sockets, devices and fifos are errors.
+// links become regular files, and sockets, devices, fifos and names
+// starting with .wh. (whiteouts to OCI readers) are errors.
 func PackPaths(w io.Writer, storePaths []string, o Options) (Blob, error) {
 	p, err := newPacker(w, o)
 	if err != nil {
@@ -65,26 +68,41 @@ func (p *packer) dirs(names ...string) error {
 	return nil
 }
 
-// addTree writes the tree at root, in lexical order, under the tar name
-// name (root's own entry) and name/... for what is below it.
-func (p *packer) addTree(root, name string) error {
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		return p.addEntry(path, name+strings.TrimPrefix(path, root), d)
-	})
+// addTree writes the store path at storePath, in lexical order, under
+// the tar name name (its own entry) and name/... for what is below it.
+//
+// Every entry is opened relative to its directory's open descriptor and
+// never through a symlink (O_NOFOLLOW), directories included: an entry
+// swapped for a symlink while the path is packed is an error, so nothing
+// outside the store path, no file of the host, is read into the layer.
+func (p *packer) addTree(storePath, name string) error {
+	info, err := os.Lstat(storePath)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", storePath, err)
+	}
+	store, err := os.Open(filepath.Dir(storePath))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", storePath, err)
+	}
+	defer store.Close()
+	return p.addEntry(store, storePath, storePath, name, info.Mode().Type())
 }
 
-func (p *packer) addEntry(path, name string, d fs.DirEntry) error {
+// addEntry writes the entry path, of type t, found in the directory dir
+// of the store path storePath.
+func (p *packer) addEntry(dir *os.File, storePath, path, name string, t fs.FileMode) error {
 	if err := p.ctx.Err(); err != nil {
 		return err
 	}
-	switch t := d.Type(); {
+	base := filepath.Base(path)
+	if isWhiteout(base) {
+		return whiteoutError(storePath, path)
+	}
+	switch {
 	case t.IsDir():
-		return p.dirs(name + "/")
+		return p.addDir(dir, storePath, path, name)
 	case t&fs.ModeSymlink != 0:
-		target, err := os.Readlink(path)
+		target, err := readlinkAt(dir, base)
 		if err != nil {
 			return fmt.Errorf("read symlink %s: %w", path, err)
 		}
@@ -92,24 +110,86 @@ func (p *packer) addEntry(path, name string, d fs.DirEntry) error {
 		h.Linkname = target
 		return p.tw.WriteHeader(h)
 	case t.IsRegular():
-		return p.addFile(path, name)
+		return p.addFile(dir, path, name)
 	default:
 		return fmt.Errorf("%s is a %s: store paths may hold only files, directories and symlinks", path, kind(t))
 	}
 }
 
-// openFile opens files to pack, never through a symlink: a file swapped
-// for a link while the store path is walked would put the link's target,
-// from anywhere on the host, into the layer. Tests replace it to make
-// files vanish.
-var openFile = func(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+// addDir writes the directory path, found in dir, and what it holds.
+func (p *packer) addDir(dir *os.File, storePath, path, name string) error {
+	d, err := openAt(dir, filepath.Base(path), unix.O_DIRECTORY)
+	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%s changed while it was packed (it is no directory now)", path)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := p.dirs(name + "/"); err != nil {
+		return err
+	}
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		if err := p.addEntry(d, storePath, filepath.Join(path, e.Name()), name+"/"+e.Name(), e.Type()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// whiteoutPrefix starts the names OCI layers use for whiteouts: a reader
+// unpacking .wh.NAME deletes NAME below it instead of creating a file,
+// and .wh..wh..opq hides the whole directory's lower content.
+const whiteoutPrefix = ".wh."
+
+func isWhiteout(base string) bool { return strings.HasPrefix(base, whiteoutPrefix) }
+
+func whiteoutError(storePath, entry string) error {
+	return fmt.Errorf("store path %s holds %s: OCI layers cannot hold names starting with %s (readers take them for whiteouts)", storePath, entry, whiteoutPrefix)
+}
+
+// openAt opens the entry name of dir for reading, never through a
+// symlink: a symlink fails with ELOOP.
+func openAt(dir *os.File, name string, flags int) (*os.File, error) {
+	for {
+		fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|flags, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return os.NewFile(uintptr(fd), filepath.Join(dir.Name(), name)), nil
+	}
+}
+
+// readlinkAt reads the symlink name of dir.
+func readlinkAt(dir *os.File, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(int(dir.Fd()), name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// openFile opens the file name of dir to pack (openAt). Tests replace it
+// to make files vanish or change.
+var openFile = func(dir *os.File, name string) (*os.File, error) { return openAt(dir, name, 0) }
 
 // addFile copies a regular file, checking that it does not change size
 // while it is read.
-func (p *packer) addFile(path, name string) error {
-	f, err := openFile(path)
+func (p *packer) addFile(dir *os.File, path, name string) error {
+	f, err := openFile(dir, filepath.Base(path))
 	if errors.Is(err, syscall.ELOOP) {
 		return fmt.Errorf("%s changed while it was packed (it is a symlink now)", path)
 	}

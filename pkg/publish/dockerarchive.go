@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nixery-action/nixery-action/internal/ctxio"
 	"github.com/nixery-action/nixery-action/pkg/outfile"
@@ -92,8 +93,11 @@ func writeArchive(ctx context.Context, w io.Writer, img v1.Image, refs []string)
 		if err != nil {
 			return err
 		}
-		// The extension tells gunzip-minded tools what the file holds.
-		file := d.Hex + ".tar.gz"
+		mt, err := l.MediaType()
+		if err != nil {
+			return err
+		}
+		file := d.Hex + layerExtension(mt)
 		m.Layers = append(m.Layers, file)
 		if seen[d] {
 			continue
@@ -112,6 +116,16 @@ func writeArchive(ctx context.Context, w io.Writer, img v1.Image, refs []string)
 		return err
 	}
 	return tw.Close()
+}
+
+// layerExtension tells tools that go by a file's name what the layer
+// holds; docker load and skopeo find the layers through manifest.json
+// and read their compression from the bytes.
+func layerExtension(mt types.MediaType) string {
+	if mt == types.OCILayerZStd {
+		return ".tar.zst"
+	}
+	return ".tar.gz"
 }
 
 func addLayer(ctx context.Context, tw *tar.Writer, file string, l v1.Layer) error {

@@ -137,6 +137,17 @@ func splitReference(s string, insecure bool) (repo, tag string, err error) {
 	return t.Context().Name(), t.TagStr(), nil
 }
 
+// SplitTag takes a ":TAG" off the last part of image
+// ("example/hi:v1" is example/hi and v1); a colon before the last slash
+// is a registry's port, not a tag.
+func SplitTag(image string) (repository, tag string) {
+	i := strings.LastIndexByte(image, ':')
+	if i < 0 || strings.Contains(image[i+1:], "/") {
+		return image, ""
+	}
+	return image[:i], image[i+1:]
+}
+
 // TagNames returns the target's tags as given.
 func (t Target) TagNames() []string {
 	names := make([]string, 0, len(t.Tags))

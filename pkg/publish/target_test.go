@@ -171,3 +171,17 @@ func TestNewTargetRefusesRecordTag(t *testing.T) {
 	_, err := NewTarget("127.0.0.1:5000/app", []string{"v1", cache.RecordTag}, false)
 	assert.ErrorContains(t, err, `tag "nixery-cache" is where builds keep`)
 }
+
+func TestSplitTag(t *testing.T) {
+	for _, tc := range []struct{ image, repo, tag string }{
+		{"example/hi:v1", "example/hi", "v1"},
+		{"example/hi", "example/hi", ""},
+		{"localhost:5000/hi", "localhost:5000/hi", ""},
+		{"localhost:5000/team/hi:v1.2", "localhost:5000/team/hi", "v1.2"},
+		{"", "", ""},
+	} {
+		repo, tag := SplitTag(tc.image)
+		assert.Equal(t, repo, tc.repo, tc.image)
+		assert.Equal(t, tag, tc.tag, tc.image)
+	}
+}

@@ -1,11 +1,15 @@
 package publish
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -69,4 +73,43 @@ func TestGrowingMediaType(t *testing.T) {
 	mt, err = g.MediaType()
 	assert.NilError(t, err)
 	assert.Equal(t, mt, types.OCILayerZStd)
+}
+
+// A docker archive names each layer file by its compression: .tar.gz for
+// gzip, .tar.zst for zstd.
+func TestDockerArchiveLayerNames(t *testing.T) {
+	dir := t.TempDir()
+	gz := realLayer(t, dir, map[string]string{"nix/store/a/x": "a"}, "a")
+	zs := realLayer(t, dir, map[string]string{"nix/store/b/x": "b"}, "b")
+	zs.MediaType = image.LayerMediaTypeZstd
+	img, err := image.NewImage(amd64, []image.Blob{gz, zs}, image.Options{})
+	assert.NilError(t, err)
+	idx, err := image.NewIndex([]*image.Image{img}, nil)
+	assert.NilError(t, err)
+	file := filepath.Join(t.TempDir(), "img.tar")
+	_, err = Write(context.Background(), Output{Kind: DockerArchive, Path: file}, idx, WriteOptions{})
+	assert.NilError(t, err)
+
+	f, err := os.Open(file)
+	assert.NilError(t, err)
+	defer f.Close()
+	var names []string
+	var manifest []archiveManifest
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		assert.NilError(t, err)
+		names = append(names, h.Name)
+		if h.Name == "manifest.json" {
+			assert.NilError(t, json.NewDecoder(tr).Decode(&manifest))
+		}
+	}
+	assert.Equal(t, len(manifest), 1)
+	assert.DeepEqual(t, manifest[0].Layers, []string{gz.Digest.Hex + ".tar.gz", zs.Digest.Hex + ".tar.zst"})
+	for _, l := range manifest[0].Layers {
+		assert.Assert(t, slices.Contains(names, l), "%s is not in the archive (%v)", l, names)
+	}
 }
