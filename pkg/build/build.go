@@ -515,6 +515,9 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	w, end := b.log("")
 	fmt.Fprintf(w, "writing to %s\n", b.req.Destination)
 	end()
+	if l, ok := b.req.Destination.(*publish.Layout); ok && l.Note == nil {
+		l.Note = func(s string) { b.note("%s", s) } // a layout another process holds
+	}
 	refs, err := b.attachments(idx)
 	if err != nil {
 		return nil, err

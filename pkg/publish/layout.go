@@ -12,6 +12,9 @@ import (
 type Layout struct {
 	out  Output
 	opts WriteOptions
+	// Note, when set, is told once what Write waits for: another
+	// process writing the same OCI layout.
+	Note func(string)
 }
 
 // NewLayout returns the destination that writes to out.
@@ -36,7 +39,7 @@ func (l *Layout) Close()            {}
 // Write writes idx, then, into an OCI layout, the referrers refs beside
 // it; a docker archive has no place for them.
 func (l *Layout) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
-	res, err := write(ctx, l.out, idx, l.opts, refs)
+	res, err := write(ctx, l.out, idx, l.opts, refs, l.Note)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -55,8 +57,10 @@ func mkdir(dir string) error {
 	return os.Chmod(dir, 0o755)
 }
 
-// openLayoutWriter locks dir (made when missing) and checks what is there.
-func openLayoutWriter(dir string) (*layoutWriter, error) {
+// openLayoutWriter locks dir (made when missing) and checks what is
+// there. While another process holds the lock it waits, telling note
+// once (when set), until the lock is free or ctx ends.
+func openLayoutWriter(ctx context.Context, dir string, note func(string)) (*layoutWriter, error) {
 	w := &layoutWriter{dir: dir, before: map[string]bool{}}
 	if err := mkdir(dir); err == nil {
 		w.created = append(w.created, dir)
@@ -67,9 +71,12 @@ func openLayoutWriter(dir string) (*layoutWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	if err := lockDir(ctx, lock, dir, note); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+		for _, d := range w.created {
+			os.Remove(d) // only when still empty; no blob is this write's yet
+		}
+		return nil, err
 	}
 	w.lock = lock
 	if err := w.check(); err != nil {
@@ -77,6 +84,33 @@ func openLayoutWriter(dir string) (*layoutWriter, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// lockPoll is how often a layout another process holds is tried again.
+const lockPoll = 50 * time.Millisecond
+
+// lockDir takes the exclusive lock on the open directory f. A blocking
+// flock would not return for a signal: it is tried without blocking,
+// every lockPoll, until it is free or ctx ends.
+func lockDir(ctx context.Context, f *os.File, dir string, note func(string)) error {
+	told := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case err != syscall.EWOULDBLOCK && err != syscall.EINTR:
+			return fmt.Errorf("lock %s: %w", dir, err)
+		case !told && note != nil:
+			note(fmt.Sprintf("waiting for another nixery writing %s", dir))
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(lockPoll):
+		}
+	}
 }
 
 // check refuses a layout that leads elsewhere, or a directory that holds

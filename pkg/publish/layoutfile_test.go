@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -193,7 +194,7 @@ func TestLayoutWriterRevert(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "image")
 	assert.NilError(t, writeTagged(t, dir, "before", "v1"))
 	before := snapshot(t, dir)
-	w, err := openLayoutWriter(dir)
+	w, err := openLayoutWriter(context.Background(), dir, nil)
 	assert.NilError(t, err)
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "blobs", "sha256", strings.Repeat("ab", 32)), []byte("new"), 0o600))
 	assert.NilError(t, w.commit(&v1.IndexManifest{SchemaVersion: 2}))
@@ -203,7 +204,7 @@ func TestLayoutWriterRevert(t *testing.T) {
 	assert.DeepEqual(t, snapshot(t, dir), before)
 
 	fresh := filepath.Join(t.TempDir(), "fresh")
-	w, err = openLayoutWriter(fresh)
+	w, err = openLayoutWriter(context.Background(), fresh, nil)
 	assert.NilError(t, err)
 	assert.NilError(t, w.commit(&v1.IndexManifest{SchemaVersion: 2}))
 	w.revert()
@@ -318,4 +319,48 @@ func TestLayoutModesUnderUmask(t *testing.T) {
 	info, err := os.Stat(filepath.Join(dir, "index.json"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(info.Mode().Perm(), fs.FileMode(0o644)))
+}
+
+// A layout another process holds is waited for, said once, and given up
+// on as soon as the context ends: a blocking flock would not return for
+// a signal.
+func TestLayoutWaitEndsWithContext(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "image")
+	assert.NilError(t, writeTagged(t, dir, "before", "v1"))
+	before := snapshot(t, dir)
+	holder, err := os.Open(dir)
+	assert.NilError(t, err)
+	defer holder.Close()
+	assert.NilError(t, syscall.Flock(int(holder.Fd()), syscall.LOCK_EX)) // another open file: another holder
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	notes := make(chan string, 10)
+	l := NewLayout(Output{Kind: OCILayout, Path: dir}, WriteOptions{Tags: []string{"v2"}})
+	l.Note = func(s string) { notes <- s }
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Write(ctx, testIndex(t, "after", amd64), nil)
+		done <- err
+	}()
+	select {
+	case n := <-notes:
+		assert.Equal(t, n, "waiting for another nixery writing "+dir)
+	case err := <-done:
+		t.Fatalf("the write did not wait for the lock: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing said about the wait")
+	}
+	time.Sleep(3 * lockPoll)
+	assert.Equal(t, len(notes), 0, "the wait was told more than once")
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-done:
+		assert.Check(t, errors.Is(err, context.Canceled), "%v", err)
+		assert.Check(t, time.Since(start) < time.Second, "stopped %s after the cancel", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the wait for the lock went on after the context ended")
+	}
+	assert.DeepEqual(t, snapshot(t, dir), before)
 }

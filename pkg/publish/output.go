@@ -95,12 +95,13 @@ const DefaultArchiveRepository = "nixery"
 // Write writes idx to out. A docker archive holds one image, so an index
 // of several platforms is an error there.
 func Write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions) (*Result, error) {
-	return write(ctx, out, idx, o, nil)
+	return write(ctx, out, idx, o, nil, nil)
 }
 
 // write is Write with referrers, which an OCI layout lists beside the
-// image in the same index.json write.
-func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, refs Attachments) (*Result, error) {
+// image in the same index.json write, and note, told what the write
+// waits for (nil: nothing is told).
+func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, refs Attachments, note func(string)) (*Result, error) {
 	if err := CheckTags(o.Tags); err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, r
 	var err error
 	switch out.Kind {
 	case OCILayout:
-		res, err = writeLayout(ctx, out.Path, idx, o, refs)
+		res, err = writeLayout(ctx, out.Path, idx, o, refs, note)
 	case DockerArchive:
 		res, err = writeDockerArchive(ctx, out.Path, idx, o)
 	default:
@@ -179,9 +180,9 @@ const ReferrersDir = "referrers"
 // the image last, as a push writes its tags last; a failure leaves both
 // as they were. Entries keep their places, so writing the same thing
 // again leaves both index.json files as they were.
-func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOptions, refs Attachments) (res *Result, err error) {
+func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOptions, refs Attachments, note func(string)) (res *Result, err error) {
 	tags := o.Tags
-	w, err := openLayoutWriter(dir)
+	w, err := openLayoutWriter(ctx, dir, note)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +220,7 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 		return nil, err
 	}
 	if len(refs) > 0 {
-		side, serr := openLayoutWriter(filepath.Join(dir, ReferrersDir))
+		side, serr := openLayoutWriter(ctx, filepath.Join(dir, ReferrersDir), nil)
 		if serr != nil {
 			return nil, serr
 		}

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -27,7 +28,7 @@ var hexName = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // before any blob goes, so a failure never leaves an entry without its
 // blobs.
 func PruneLayout(dir string, keep func(name string) bool) (int, error) {
-	w, err := openLayoutWriter(dir)
+	w, err := openLayoutWriter(context.Background(), dir, nil)
 	if err != nil {
 		return 0, err
 	}
