@@ -259,16 +259,6 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	if err := layerOptions(j.req.Layers, "--layer-budget"); err != nil {
 		return nil, usageError{err.Error()}
 	}
-	if f.popularity != "" {
-		file, err := os.Open(f.popularity)
-		if err != nil {
-			return nil, fmt.Errorf("read popularity data: %w", err)
-		}
-		defer file.Close()
-		if j.req.Layers.Popularity, err = popularity.Load(file); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.popularity, err)
-		}
-	}
 	created, err := build.CreatedTime(getenv)
 	if err != nil {
 		return nil, err
@@ -432,6 +422,12 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 	job, err := f.check(args)
 	if err != nil {
 		return nil, err
+	}
+	if f.popularity != "" {
+		// Read here, where a signal can stop the wait for a FIFO's writer.
+		if job.req.Layers.Popularity, err = readPopularity(ctx, f.popularity); err != nil {
+			return nil, err
+		}
 	}
 	for _, note := range job.notes {
 		w, end := display.logs()("")

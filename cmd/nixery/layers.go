@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -47,7 +48,9 @@ func layersCommand() *command {
 				if err := layerOptions(opts, "--budget"); err != nil {
 					return err
 				}
-				plan, err := planFile(*closure, roots.items, *pop, opts)
+				ctx, stop := interruptContext()
+				defer stop()
+				plan, err := planFile(ctx, *closure, roots.items, *pop, opts)
 				if err != nil {
 					return err
 				}
@@ -96,7 +99,7 @@ func printStrategies(w io.Writer) error {
 
 // planFile reads a closure graph (- for stdin) and popularity data, and
 // plans the layers.
-func planFile(closure string, roots []string, popFile string, opts layers.Options) (*layers.LayerPlan, error) {
+func planFile(ctx context.Context, closure string, roots []string, popFile string, opts layers.Options) (*layers.LayerPlan, error) {
 	in := os.Stdin
 	if closure == "-" {
 		closure = "stdin"
@@ -120,14 +123,40 @@ func planFile(closure string, roots []string, popFile string, opts layers.Option
 		return nil, fmt.Errorf("%s: %w", closure, err)
 	}
 	if popFile != "" {
-		f, err := os.Open(popFile)
-		if err != nil {
-			return nil, fmt.Errorf("read popularity data: %w", err)
-		}
-		defer f.Close()
-		if opts.Popularity, err = popularity.Load(f); err != nil {
-			return nil, fmt.Errorf("%s: %w", popFile, err)
+		if opts.Popularity, err = readPopularity(ctx, popFile); err != nil {
+			return nil, err
 		}
 	}
 	return layers.Plan(g, opts)
+}
+
+// readPopularity reads the popularity data file (a FIFO too: the shell's
+// <(...)). Opening a FIFO waits for its writer and reading it for the
+// writer's end, neither of which a signal interrupts: both happen in a
+// goroutine, given up on (and left to the process's exit) when ctx ends.
+func readPopularity(ctx context.Context, file string) (popularity.Data, error) {
+	type loaded struct {
+		data popularity.Data
+		err  error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		f, err := os.Open(file)
+		if err != nil {
+			done <- loaded{err: fmt.Errorf("read popularity data: %w", err)}
+			return
+		}
+		defer f.Close()
+		d, err := popularity.Load(f)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", file, err)
+		}
+		done <- loaded{d, err}
+	}()
+	select {
+	case l := <-done:
+		return l.data, l.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("read popularity data from %s: %w", file, ctx.Err())
+	}
 }
