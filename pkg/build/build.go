@@ -34,6 +34,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/registry"
 	"github.com/nixery-action/nixery-action/pkg/spec"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
@@ -599,7 +600,7 @@ func (b *builder) recordCache(ctx context.Context, rec publish.CacheRecorder, id
 	w, end := b.log("")
 	defer end()
 	if err != nil {
-		fmt.Fprintf(w, "cache record %s: not updated (%v); builds under other tags may pack these layers again\n", cache.RecordTag, err)
+		fmt.Fprintf(w, "cache record %s: not updated (%s); builds under other tags may pack these layers again\n", cache.RecordTag, registry.OneLine(err))
 		return
 	}
 	if n > 0 {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -252,4 +253,32 @@ func TestFailingCredentialHelperRedacted(t *testing.T) {
 	assert.Assert(t, !strings.Contains(err.Error(), "hunter2"), err.Error())
 	_, notes := cache.Read(context.Background(), []name.Reference{ref(t, reg.Host+"/x/img:v1")}, registry.Options{})
 	assert.Assert(t, !strings.Contains(notes[0].String(), "hunter2"), notes[0].String())
+}
+
+// A registry's error message cannot reach the terminal with escape
+// sequences (colours, line clears, a window title): a push's error, a
+// merge's and a cache note all escape them.
+func TestRegistryErrorsEscaped(t *testing.T) {
+	evil := "denied \x1b[2K\x1b[31mred\x1b]0;owned\x07 \u202etxet"
+	reg := testenv.StartHostile(t, hostile.Behaviour{ErrorMessage: evil})
+	ctx := context.Background()
+	opts := Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}, Backoff: fastBackoff}}
+	clean := func(what, s string) {
+		t.Helper()
+		assert.Check(t, !strings.ContainsFunc(s, func(r rune) bool { return r != ' ' && !unicode.IsPrint(r) }), "%s: %q", what, s)
+		assert.Check(t, is.Contains(s, `\x1b[2K\x1b[31mred\x1b]0;owned\x07 \u202etxet`), what)
+	}
+	printable := func(what, s string) {
+		t.Helper()
+		assert.Check(t, !strings.ContainsFunc(s, func(r rune) bool { return r != ' ' && !unicode.IsPrint(r) }), "%s: %q", what, s)
+	}
+	_, notes := cache.Read(ctx, []name.Reference{ref(t, reg.Host+"/x/img:v1")}, opts.Options)
+	assert.Assert(t, len(notes) > 0)
+	clean("cache note", notes[0].String())
+	_, err := Merge(ctx, mustTarget(t, reg.Host+"/x/img", "v1"), []string{"sha256:" + strings.Repeat("1", 64)}, opts)
+	assert.Assert(t, err != nil)
+	clean("merge", err.Error())
+	_, err = Push(ctx, mustTarget(t, reg.Host+"/x/img", "v1"), cachedIndex(t, "escaped"), opts)
+	assert.Assert(t, err != nil)
+	printable("push", err.Error())
 }

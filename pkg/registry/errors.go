@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -109,13 +110,13 @@ func explainErr(err error, repo name.Repository, l Login) (ErrorKind, string) {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return Unreachable, fmt.Sprintf("cannot reach registry %s: connection refused; check that the registry is running", reg)
 	case errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &badCert):
-		return Untrusted, fmt.Sprintf("cannot reach registry %s: its TLS certificate is not trusted (%v); use a trusted certificate", reg, err)
+		return Untrusted, fmt.Sprintf("cannot reach registry %s: its TLS certificate is not trusted (%s); use a trusted certificate", reg, quoted(err.Error()))
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return PlainHTTP, fmt.Sprintf("cannot reach registry %s: it speaks plain HTTP", reg)
 	case IsTimeout(err):
 		return Unreachable, fmt.Sprintf("cannot reach registry %s: timed out; check the network", reg)
 	}
-	return OtherError, fmt.Sprintf("push to %s: %s", repo, strings.ReplaceAll(err.Error(), "\n", "; "))
+	return OtherError, fmt.Sprintf("push to %s: %s", repo, quoted(strings.ReplaceAll(err.Error(), "\n", "; ")))
 }
 
 func hasCode(e *transport.Error, code transport.ErrorCode) bool {
@@ -142,8 +143,26 @@ func oneLine(e *transport.Error) string {
 	if len(parts) == 0 {
 		return status
 	}
-	// The registry's words, but never its line breaks.
-	return status + " (" + strings.Join(strings.Fields(strings.Join(parts, "; ")), " ") + ")"
+	return status + " (" + quoted(strings.Join(parts, "; ")) + ")"
+}
+
+// maxQuoted bounds how many bytes of a registry's words an error quotes:
+// a registry may send pages.
+const maxQuoted = 1000
+
+// quoted is a registry's words fit for a terminal and a log: on one
+// line, every character a terminal would act on escaped (printable),
+// and at most maxQuoted bytes.
+func quoted(s string) string {
+	s = printable(strings.Join(strings.Fields(s), " "))
+	if len(s) <= maxQuoted {
+		return s
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "… (cut at " + fmt.Sprint(maxQuoted) + " bytes)"
 }
 
 // IsTimeout tells a request that ran out of time: the transport's
@@ -199,7 +218,7 @@ func OneLine(err error) string {
 	var uerr *url.Error
 	switch {
 	case errors.As(err, &re):
-		msg = re.msg // already one line, and redacted
+		return re.msg // already quoted, and redacted
 	case errors.As(err, &red):
 		msg = scrub(OneLine(red.cause), red.secrets)
 	case errors.As(err, &terr):
@@ -207,24 +226,34 @@ func OneLine(err error) string {
 	case errors.As(err, &uerr):
 		msg = uerr.Err.Error() // without the request's URL
 	}
-	return printable(strings.Join(strings.Fields(msg), " "))
+	return quoted(msg)
 }
 
-// printable escapes the control characters of s (\x1b for ESC).
+// printable escapes every character of s that is not printable, space
+// aside: control characters (\x1b for ESC, which starts colours,
+// line clears and window titles) and invisible ones (\u202e, which
+// reverses the text after it). Bytes that are not UTF-8 become U+FFFD.
 func printable(s string) string {
-	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+	if utf8.ValidString(s) && strings.IndexFunc(s, unprintable) < 0 {
 		return s
 	}
 	var b strings.Builder
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		switch {
+		case !unprintable(r):
+			b.WriteRune(r)
+		case r < utf8.RuneSelf:
 			fmt.Fprintf(&b, "\\x%02x", r)
-			continue
+		case r <= 0xffff:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			fmt.Fprintf(&b, "\\U%08x", r)
 		}
-		b.WriteRune(r)
 	}
 	return b.String()
 }
+
+func unprintable(r rune) bool { return r != ' ' && !unicode.IsPrint(r) }
 
 // retryable says which failures are worth another try: rate limits and
 // server errors (which the library reports as temporary), dropped and

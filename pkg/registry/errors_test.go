@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -137,4 +138,26 @@ func TestRedactKeepsCause(t *testing.T) {
 	// Nothing to clean: the error itself.
 	plain := errors.New("no secret here")
 	assert.Equal(t, redact(plain, []string{secret}), plain)
+}
+
+// A registry's words reach the terminal with nothing a terminal acts on:
+// colours, line clears, a window title (OSC ... BEL) and bidirectional
+// overrides come out escaped, and a message of pages is cut.
+func TestExplainEscapesRegistryWords(t *testing.T) {
+	repo, err := name.NewRepository("r.example/o/n")
+	assert.NilError(t, err)
+	evil := "\x1b[31mred\x1b[0m \x1b[2K\x1b]0;owned\x07 \u202eelif \xff"
+	for _, code := range []int{http.StatusForbidden, http.StatusBadRequest} {
+		msg := explain(&transport.Error{StatusCode: code, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: evil}}}, repo, Login{}).Error()
+		assert.Check(t, strings.Contains(msg, `\x1b[31mred\x1b[0m \x1b[2K\x1b]0;owned\x07 \u202eelif `+"\ufffd"), msg)
+		assert.Check(t, strings.IndexFunc(msg, unprintable) < 0, "%q", msg)
+		assert.Equal(t, OneLine(fmt.Errorf("wrapped: %w", explain(&transport.Error{StatusCode: code, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: evil}}}, repo, Login{}))), msg)
+	}
+	msg := explain(errors.New("odd failure: \x1b]0;title\x07"), repo, Login{}).Error()
+	assert.Check(t, strings.IndexFunc(msg, unprintable) < 0, "%q", msg)
+
+	long := explain(&transport.Error{StatusCode: http.StatusBadRequest, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: strings.Repeat("é", 5000)}}}, repo, Login{}).Error()
+	assert.Check(t, len(long) < maxQuoted+200, "%d bytes", len(long))
+	assert.Check(t, strings.Contains(long, "… (cut at 1000 bytes)"), long)
+	assert.Check(t, utf8.ValidString(long))
 }
