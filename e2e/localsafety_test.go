@@ -101,6 +101,9 @@ echo "== same blobs, new tag"
 if nixery build --nixpkgs "$NIXPKGS" --output "oci:$DISK/layout" --tags t2 hello 2>&1; then echo UNEXPECTED-SUCCESS; fi
 echo "== new blobs"
 if nixery build --nixpkgs "$NIXPKGS" --output "oci:$DISK/layout" --tags t3 largefile 2>&1; then echo UNEXPECTED-SUCCESS; fi
+echo "== TMPDIR full"
+mkdir "$DISK/tmp"
+if TMPDIR="$DISK/tmp" nixery build --nixpkgs "$NIXPKGS" --output "oci:$DISK/../other" --tags t4 largefile 2>&1; then echo UNEXPECTED-SUCCESS; fi
 echo "== read back"
 skopeo inspect --raw "oci:$DISK/layout:t1" >/dev/null && echo T1-READS
 if diff -r "$DISK/../before" "$DISK/layout"; then echo UNCHANGED; fi
@@ -114,7 +117,11 @@ ls -a "$DISK/layout"
 	text := string(out)
 	assert.NilError(t, err, text)
 	assert.Check(t, !strings.Contains(text, "UNEXPECTED-SUCCESS"), text)
-	assert.Check(t, strings.Count(text, "no space left on device") >= 2, text)
+	// The disk named, and what to do: the layout's, and TMPDIR's.
+	layoutFull := "no space left on the disk holding " + filepath.Join(dir, "disk", "layout") + ": free space or write the image elsewhere"
+	assert.Check(t, strings.Count(text, layoutFull) >= 2, text)
+	assert.Check(t, is.Contains(text, "no space left on the disk holding "+filepath.Join(dir, "disk", "tmp")+": free space or point TMPDIR elsewhere"), text)
+	assert.Check(t, !strings.Contains(text, "read /nix/store/"), "a full disk told as a read: %s", text)
 	assert.Check(t, is.Contains(text, "T1-READS"), text)
 	assert.Check(t, is.Contains(text, "UNCHANGED"), text)
 	assert.Check(t, !regexp.MustCompile(`(?m)^\.index\.json\.`).MatchString(text), "a temporary index was left: %s", text)

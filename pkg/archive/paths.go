@@ -218,20 +218,39 @@ func (p *packer) addFile(dir *os.File, path, name string) error {
 	// before each read, so a signal stops a large file within one buffer.
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
-	n, err := io.CopyBuffer(p.tw, ctxio.Reader(p.ctx, f), *buf)
-	if err != nil {
-		if p.ctx.Err() != nil {
-			return err
-		}
-		if err == tar.ErrWriteTooLong {
-			return fmt.Errorf("%s grew while it was packed", path)
-		}
+	src := &readSide{r: ctxio.Reader(p.ctx, f)}
+	n, err := io.CopyBuffer(p.tw, src, *buf)
+	switch {
+	case err == nil:
+	case p.ctx.Err() != nil:
+		return err
+	case err == tar.ErrWriteTooLong:
+		return fmt.Errorf("%s grew while it was packed", path)
+	case src.err != nil:
 		return fmt.Errorf("read %s: %w", path, err)
+	default:
+		// The layer's file, not the store path (a full disk).
+		return fmt.Errorf("write the layer (at %s): %w", path, err)
 	}
 	if n != info.Size() {
 		return fmt.Errorf("%s shrank while it was packed", path)
 	}
 	return nil
+}
+
+// readSide is a file being packed, keeping its read error, so that a
+// copy's error is told as a read or as a write (of the layer).
+type readSide struct {
+	r   io.Reader
+	err error
+}
+
+func (s *readSide) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 // copyBuffers are the file copy buffers, kept between layers: a build

@@ -15,6 +15,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/image"
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
@@ -156,6 +157,11 @@ var fetchTime = cache.DefaultFetchTime
 // pack writes c's blob file and describes it as an image layer. A big
 // layer is streamed to a destination that can take it while it grows.
 func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l image.Blob, err error) {
+	defer func() {
+		// The blob file's disk, not the store path's, full: say which.
+		dir, _, advice := b.opts.tempDir()
+		err = outfile.NoSpace(err, dir, advice)
+	}()
 	f, err := os.CreateTemp(b.dir, "layer-")
 	if err != nil {
 		return image.Blob{}, err

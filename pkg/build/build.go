@@ -16,11 +16,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -33,6 +35,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 	"github.com/nixery-action/nixery-action/pkg/spec"
@@ -209,6 +212,32 @@ type Options struct {
 	TempDir string
 }
 
+// tempDir is the directory the blob files go in, named for people (as
+// TMPDIR, or as the option that set it), and what to do when it fills.
+func (o Options) tempDir() (dir, name, advice string) {
+	if o.TempDir != "" {
+		return o.TempDir, "the directory for layer blobs (" + o.TempDir + ")", "name another directory for layer blobs"
+	}
+	return os.TempDir(), "TMPDIR (" + os.TempDir() + ")", "point TMPDIR elsewhere"
+}
+
+// tempDirError explains a directory for the blob files that could not
+// be made: TMPDIR missing, read-only, full.
+func (o Options) tempDirError(err error) error {
+	dir, name, advice := o.tempDir()
+	if errors.Is(err, syscall.ENOSPC) {
+		return outfile.NoSpace(err, dir, advice)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is named already
+	}
+	if o.TempDir != "" {
+		return fmt.Errorf("%s is not a writable directory (%v): name one", name, err)
+	}
+	return fmt.Errorf("%s is not a writable directory (%v): set TMPDIR to one", name, err)
+}
+
 // SchemaVersion is the version of Result's JSON form (docs/json.md); it
 // changes when a field changes meaning or goes away, not when one is added.
 const SchemaVersion = 1
@@ -318,7 +347,7 @@ func Build(ctx context.Context, req Request, o Options) (*Result, error) {
 	}
 	dir, err := os.MkdirTemp(o.TempDir, "nixery-build-")
 	if err != nil {
-		return nil, fmt.Errorf("create a directory for layer blobs: %w", err)
+		return nil, o.tempDirError(err)
 	}
 	b := &builder{req: req, opts: o, dir: dir, timings: newTimings(), cache: cache.Cache{}}
 	for k, v := range req.LocalCache {

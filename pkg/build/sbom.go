@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -160,7 +161,9 @@ func (b *builder) attachments(idx v1.ImageIndex) (publish.Attachments, error) {
 }
 
 // attachError explains a referrer that could not be written: nothing
-// names the image yet, so running again finishes the publish.
+// names the image yet. Running again finishes a push to a registry (a
+// refusal or a dropped connection may pass); a full disk fails the same
+// way again, and says to free space.
 func (b *builder) attachError(err error) error {
 	var aerr *publish.AttachError
 	if !errors.As(err, &aerr) {
@@ -170,7 +173,12 @@ func (b *builder) attachError(err error) error {
 	if r := b.sboms[aerr.Subject]; r != nil {
 		platform = r.Platform
 	}
-	return fmt.Errorf("attaching the SBOM and provenance of %s to %s failed, so no tag was written (run again to finish the push): %w", platform, b.req.Destination, err)
+	_, layout := b.req.Destination.(*publish.Layout)
+	hint := " (run again to finish the push)"
+	if layout || errors.Is(err, syscall.ENOSPC) {
+		hint = ""
+	}
+	return fmt.Errorf("attaching the SBOM and provenance of %s to %s failed, so no tag was written%s: %w", platform, b.req.Destination, hint, err)
 }
 
 // sbomResults are the documents of each platform image, in the index's

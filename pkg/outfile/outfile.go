@@ -156,3 +156,27 @@ func CheckDir(dir string) error {
 	f.Close()
 	return os.Remove(f.Name())
 }
+
+// NoSpaceError is a write that failed for want of space (ENOSPC) on the
+// disk holding Dir. Its text says which disk and what to do (Advice);
+// the cause stays reachable through errors.Is.
+type NoSpaceError struct {
+	Dir, Advice string
+	Err         error
+}
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("no space left on the disk holding %s: free space or %s", e.Dir, e.Advice)
+}
+
+func (e *NoSpaceError) Unwrap() error { return e.Err }
+
+// NoSpace returns err as a NoSpaceError for dir when it is a full disk,
+// and as it is otherwise (or when explained already).
+func NoSpace(err error, dir, advice string) error {
+	var ns *NoSpaceError
+	if err == nil || !errors.Is(err, syscall.ENOSPC) || errors.As(err, &ns) {
+		return err
+	}
+	return &NoSpaceError{Dir: dir, Advice: advice, Err: err}
+}

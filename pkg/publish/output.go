@@ -18,6 +18,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/internal/ctxio"
 	"github.com/nixery-action/nixery-action/pkg/cache"
+	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/referrer"
 )
 
@@ -119,10 +120,23 @@ func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, r
 		return nil, fmt.Errorf("unknown output kind %q", out.Kind)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", out, err)
+		return nil, fmt.Errorf("write %s: %w", out, out.noSpace(err))
 	}
 	res.Image, res.Pushed = out.String(), true
 	return res, nil
+}
+
+// noSpace explains a full disk: the layout's directory, or the
+// archive's. A device written through (/dev/full) is no disk to free.
+func (o Output) noSpace(err error) error {
+	dir := o.Path
+	if o.Kind == DockerArchive {
+		if info, serr := os.Stat(o.Path); serr == nil && !info.Mode().IsRegular() {
+			return err
+		}
+		dir = filepath.Dir(o.Path)
+	}
+	return outfile.NoSpace(err, dir, "write the image elsewhere")
 }
 
 var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
