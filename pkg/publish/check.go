@@ -3,9 +3,11 @@ package publish
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -55,7 +57,10 @@ func (l *Layout) Check(context.Context) error {
 			return fmt.Errorf("%s: %s holds other files and is not an OCI layout: name a new or empty directory, or an OCI layout to add to", l.out, path)
 		}
 		if len(entries) > 0 {
-			if err := checkLayoutFiles(path); err != nil {
+			var ve *layoutVersionError
+			if err := checkLayoutFiles(path); errors.As(err, &ve) {
+				return fmt.Errorf("%s: %w", l.out, err)
+			} else if err != nil {
 				return fmt.Errorf("%s: %s is not a valid OCI layout (%v): repair or remove it, or name a new directory", l.out, path, err)
 			}
 		}
@@ -91,15 +96,8 @@ func checkParent(out Output, path string) error {
 // checkLayoutFiles reads an existing layout's oci-layout and index.json
 // as writing into it will.
 func checkLayoutFiles(dir string) error {
-	raw, err := os.ReadFile(filepath.Join(dir, "oci-layout"))
-	if err != nil {
+	if err := checkLayoutVersion(dir); err != nil {
 		return err
-	}
-	var marker struct {
-		Version string `json:"imageLayoutVersion"`
-	}
-	if err := json.Unmarshal(raw, &marker); err != nil || marker.Version == "" {
-		return fmt.Errorf("oci-layout is not {\"imageLayoutVersion\": ...}")
 	}
 	f, err := os.Open(filepath.Join(dir, "index.json"))
 	if err != nil {
@@ -118,3 +116,30 @@ func checkLayoutFiles(dir string) error {
 
 // Check has nothing to check.
 func (Discard) Check(context.Context) error { return nil }
+
+// layoutVersionError is a layout of another version than the 1.x that
+// nixery writes: what it would add might not be what that version means.
+type layoutVersionError struct{ version string }
+
+func (e *layoutVersionError) Error() string {
+	return fmt.Sprintf("an OCI layout of version %q, which nixery does not write into (it writes version 1.0.0): name a new directory", e.version)
+}
+
+// checkLayoutVersion reads dir's oci-layout file and refuses any
+// imageLayoutVersion but 1.x (the spec's is "1.0.0").
+func checkLayoutVersion(dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, "oci-layout"))
+	if err != nil {
+		return err
+	}
+	var marker struct {
+		Version string `json:"imageLayoutVersion"`
+	}
+	if err := json.Unmarshal(raw, &marker); err != nil || marker.Version == "" {
+		return fmt.Errorf("oci-layout is not {\"imageLayoutVersion\": ...}")
+	}
+	if v := marker.Version; v != "1" && !strings.HasPrefix(v, "1.") {
+		return &layoutVersionError{version: v}
+	}
+	return nil
+}

@@ -131,6 +131,12 @@ func (w *layoutWriter) check() error {
 			return fmt.Errorf("%s in %s is not a directory", name, w.dir)
 		}
 	}
+	// Another version's layout is not written into (Check says so first;
+	// this is for a file replaced since).
+	var ve *layoutVersionError
+	if err := checkLayoutVersion(w.dir); errors.As(err, &ve) {
+		return err
+	}
 	if _, err := os.Lstat(filepath.Join(w.dir, "index.json")); errors.Is(err, fs.ErrNotExist) {
 		entries, err := os.ReadDir(w.dir)
 		if err != nil {

@@ -364,3 +364,27 @@ func TestLayoutWaitEndsWithContext(t *testing.T) {
 	}
 	assert.DeepEqual(t, snapshot(t, dir), before)
 }
+
+// A layout of another version than 1.x is not written into, by Check
+// (before the build) or by the write itself, in one line; 1.x is.
+func TestLayoutOtherVersionRefused(t *testing.T) {
+	ctx := context.Background()
+	for version, ok := range map[string]bool{"1.0.0": true, "1.1.0": true, "9.9": false, "2.0.0": false, "10.0.0": false} {
+		dir := filepath.Join(t.TempDir(), "image")
+		assert.NilError(t, writeTagged(t, dir, "before", "v1"))
+		assert.NilError(t, os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"`+version+`"}`), 0o644))
+		before := snapshot(t, dir)
+		out := Output{Kind: OCILayout, Path: dir}
+		checkErr := NewLayout(out, WriteOptions{}).Check(ctx)
+		writeErr := writeTagged(t, dir, "after", "v2")
+		if ok {
+			assert.Check(t, checkErr, version)
+			assert.Check(t, writeErr, version)
+			continue
+		}
+		want := "oci:" + dir + `: an OCI layout of version "` + version + `", which nixery does not write into (it writes version 1.0.0): name a new directory`
+		assert.Check(t, is.Error(checkErr, want), version)
+		assert.Check(t, is.Error(writeErr, "write "+want), version)
+		assert.DeepEqual(t, snapshot(t, dir), before)
+	}
+}

@@ -53,8 +53,23 @@ func ParseOutput(s string) (Output, error) {
 		// Not stdout, which carries the result line: a file named "-" is
 		// never what was meant.
 		return Output{}, fmt.Errorf("bad output %q: the image cannot go to stdout, which carries the result: name a path, e.g. oci:image or docker:image.tar", s)
+	case OutputKind(kind) == OCILayout && strings.Contains(filepath.Base(path), ":") && !isDir(path):
+		// skopeo's and podman's oci:DIR:TAG. A directory of that name
+		// that exists already is a layout someone named so: it is
+		// written into; a new one would be a tag taken for a name.
+		i := strings.LastIndex(path, ":")
+		tag := path[i+1:]
+		if tag == "" {
+			tag = "TAG"
+		}
+		return Output{}, fmt.Errorf("bad output %q: a tag goes in --tags, not after the directory: write --output oci:%s --tags %s", s, path[:i], tag)
 	}
 	return Output{Kind: OutputKind(kind), Path: path}, nil
+}
+
+func isDir(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.IsDir()
 }
 
 // WriteOptions name what Write writes.

@@ -1,6 +1,8 @@
 package publish
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -96,13 +98,22 @@ func TestCheckTags(t *testing.T) {
 }
 
 func TestParseOutput(t *testing.T) {
+	// A directory named with a colon that exists already is a layout
+	// someone named so, not skopeo's DIR:TAG.
+	existing := filepath.Join(t.TempDir(), "image:v1")
+	assert.NilError(t, os.Mkdir(existing, 0o755))
 	cases := []struct {
 		in   string
 		want Output
 		err  string
 	}{
 		{in: "oci:out/image", want: Output{Kind: OCILayout, Path: "out/image"}},
-		{in: "oci:/abs/dir:with:colons", want: Output{Kind: OCILayout, Path: "/abs/dir:with:colons"}},
+		{in: "oci:/abs/dir:with:colons", err: `bad output "oci:/abs/dir:with:colons": a tag goes in --tags, not after the directory: write --output oci:/abs/dir:with --tags colons`},
+		{in: "oci:out/image:v1", err: `bad output "oci:out/image:v1": a tag goes in --tags, not after the directory: write --output oci:out/image --tags v1`},
+		{in: "oci:out/image:", err: "write --output oci:out/image --tags TAG"},
+		{in: "oci:/a:b/image", want: Output{Kind: OCILayout, Path: "/a:b/image"}},
+		{in: "oci:" + existing, want: Output{Kind: OCILayout, Path: existing}},
+		{in: "docker:out/image:v1.tar", want: Output{Kind: DockerArchive, Path: "out/image:v1.tar"}},
 		{in: "docker:hello.tar", want: Output{Kind: DockerArchive, Path: "hello.tar"}},
 		{in: "oci:", err: "the path after oci: is empty"},
 		{in: "docker:", err: "the path after docker: is empty"},
