@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -25,18 +24,7 @@ const injection = "\n::set-output name=digest::evil\n::error::x\r\n##[warning]y\
 // actionInputs reads the inputs of action.yml and their defaults.
 func actionInputs(t *testing.T) map[string]string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "action.yml"))
-	assert.NilError(t, err)
-	var action struct {
-		Inputs map[string]struct {
-			Default string `yaml:"default"`
-		} `yaml:"inputs"`
-	}
-	assert.NilError(t, yaml.Unmarshal(raw, &action))
-	inputs := map[string]string{}
-	for name, in := range action.Inputs {
-		inputs[name] = in.Default
-	}
+	inputs := testenv.ActionInputs(t, filepath.Join(repoRoot, "action.yml"))
 	assert.Assert(t, len(inputs) > 20, "inputs of action.yml: %v", inputs)
 	return inputs
 }

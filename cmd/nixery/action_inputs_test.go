@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"gopkg.in/yaml.v3"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -23,20 +22,7 @@ import (
 
 // actionYML is action.yml's inputs and their defaults.
 func actionYML(t *testing.T) map[string]string {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "action.yml"))
-	assert.NilError(t, err)
-	var action struct {
-		Inputs map[string]struct {
-			Default string `yaml:"default"`
-		} `yaml:"inputs"`
-	}
-	assert.NilError(t, yaml.Unmarshal(raw, &action))
-	inputs := map[string]string{}
-	for n, in := range action.Inputs {
-		inputs[n] = in.Default
-	}
-	return inputs
+	return testenv.ActionInputs(t, filepath.Join("..", "..", "action.yml"))
 }
 
 // The inputs nixery knows are action.yml's, and the README's table
