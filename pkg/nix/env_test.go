@@ -3,6 +3,7 @@ package nix
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -120,4 +121,32 @@ func TestStripANSI(t *testing.T) {
 	} {
 		assert.Equal(t, string(stripANSI([]byte(in))), want)
 	}
+}
+
+// A Nix that refuses --json-format is probed once per process, not once
+// per Builder: the CLI and nixery serve make a Builder for every build.
+func TestJSONFormatProbedOnce(t *testing.T) {
+	f := newFakeNix(t)
+	lixBuild(f, lixUnknownFlag)
+	f.answer("metadata", 2, lixMetadata, "", 0)
+	f.answer("eval", 2, `{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package"}]}`, "", 0)
+	f.answer("build", 2, `[{"drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","outputs":{"out":"/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello"}}]`, "", 0)
+	f.answer("path-info", 3, lixPathInfo, "", 0)
+	for range 2 {
+		b := &Builder{Flake: "path:/src/nixpkgs", Nix: f.path}
+		res, err := b.Build(context.Background(), "x86_64-linux", []string{"hello"})
+		assert.NilError(t, err)
+		assert.Equal(t, string(res.Closure), lixPathInfo)
+	}
+	var probes, pathInfos int
+	for _, c := range f.calls() {
+		if c[0] == "path-info" {
+			pathInfos++
+			if slices.Contains(c, "--json-format") {
+				probes++
+			}
+		}
+	}
+	assert.Equal(t, pathInfos, 3) // the probe, then one call per build
+	assert.Equal(t, probes, 1)
 }

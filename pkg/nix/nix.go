@@ -69,10 +69,9 @@ type Builder struct {
 	// nixpkgs attributes of every Build (see LockFlake).
 	Installables []spec.Installable
 
-	mu         sync.Mutex
-	locked     Locked
-	flakes     map[string]Locked // other flakes, by reference as given
-	jsonFormat int               // path-info: 0 not yet known, 1 takes --json-format, -1 does not
+	mu     sync.Mutex
+	locked Locked
+	flakes map[string]Locked // other flakes, by reference as given
 }
 
 // Package is one requested package, realised.
