@@ -68,3 +68,30 @@ func TestCacheRecordNewTag(t *testing.T) {
 	assert.Equal(t, v3.Packed, v1.Packed)
 	assert.Equal(t, v3.Digest, v1.Digest)
 }
+
+// TestLayoutRebuild builds the same image twice into one OCI layout: the
+// second build reuses every layer the layout holds (their content checked)
+// and writes the same index; --no-cache packs them all again.
+func TestLayoutRebuild(t *testing.T) {
+	testenv.Require(t, "nix", "skopeo")
+	dir := filepath.Join(t.TempDir(), "oci")
+	build := func(args ...string) pushResult {
+		t.Helper()
+		return decodeResult(t, run(t, nil, append([]string{"build", "--nixpkgs", standIn(), "--json",
+			"--platforms", "linux/amd64,linux/arm64", "--output", "oci:" + dir}, append(args, "hello")...)...))
+	}
+	first := build("--tags", "v1")
+	assert.Assert(t, first.Packed > 0)
+	assert.Equal(t, first.Reused, 0)
+
+	again := build("--tags", "v2")
+	assert.Equal(t, again.Packed, 0)
+	assert.Equal(t, again.Reused, first.Packed)
+	assert.Equal(t, again.Digest, first.Digest)
+
+	cold := build("--tags", "v3", "--no-cache")
+	assert.Equal(t, cold.Packed, first.Packed)
+	assert.Equal(t, cold.Reused, 0)
+	assert.Equal(t, cold.Digest, first.Digest)
+	testenv.Run(t, "skopeo", "inspect", "--raw", "oci:"+dir+":v2")
+}

@@ -158,6 +158,7 @@ type buildJob struct {
 	jobs     int
 	registry string // of --image: the credentials' registry
 	notes    []string
+	layout   string // the OCI layout written to (--output oci:DIR), or ""
 }
 
 func (f *buildFlags) check(args []string) (*buildJob, error) {
@@ -227,6 +228,9 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			return nil, usageError{err.Error()}
 		}
 		j.req.Destination = publish.NewLayout(out, wo)
+		if out.Kind == publish.OCILayout {
+			j.layout = out.Path
+		}
 	case f.image != "" || fullReference(f.tags.items) != "":
 		tags := f.tags.items
 		if f.byDigest && (len(tags) > 0 || hasTag(f.image)) {
@@ -429,6 +433,7 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 			return nil, err
 		}
 	}
+	job.readLayoutCache(f.noCache)
 	for _, note := range job.notes {
 		w, end := display.logs()("")
 		fmt.Fprintln(w, note)
@@ -467,6 +472,22 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 		return nil, err
 	}
 	return res, nil
+}
+
+// readLayoutCache makes the layers of the OCI layout written to a cache:
+// an image built into it again packs only what changed. Like any cache
+// it is a hint: a layout that cannot be read as one is noted and every
+// layer packed (one that is no layout at all is refused by the write).
+func (j *buildJob) readLayoutCache(noCache bool) {
+	if j.layout == "" || noCache {
+		return
+	}
+	c, err := cache.ReadLayout(j.layout)
+	if err != nil {
+		j.notes = append(j.notes, fmt.Sprintf("cache: the layout %s cannot be read as a cache (%v); packing every layer", j.layout, err))
+		return
+	}
+	j.req.LocalCache = c
 }
 
 // nixErrorOnce shortens a Nix failure whose output was already shown as

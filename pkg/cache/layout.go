@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/image"
 )
 
@@ -20,8 +21,9 @@ import (
 // every image its index.json names, each a blob file of the layout (the
 // Blob's Path; its Repo is empty). A missing layout is an empty cache;
 // images that are unreadable or inconsistent are left out, as in Read.
-// It is for a layout this program writes, such as nixery serve's
-// storage, not for one of unknown origin: its files are read whole.
+// The layout may be one a user names (the CLI's --output oci:DIR): its
+// index.json, indexes, manifests and configs are read up to a bound
+// each, and one larger is no cache (an error, or an image left out).
 func ReadLayout(dir string) (Cache, error) {
 	return new(LayoutReader).Read(dir)
 }
@@ -46,6 +48,9 @@ func (r *LayoutReader) Read(dir string) (Cache, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if info, err := os.Stat(filepath.Join(dir, "index.json")); err == nil && info.Size() > maxLayoutIndex {
+		return nil, fmt.Errorf("index.json of %s is %s", dir, (&limit.Error{Bound: maxLayoutIndex}).Error())
 	}
 	top, err := lp.ImageIndex()
 	if err != nil {
@@ -116,12 +121,24 @@ func layoutEntries(lp layout.Path, h v1.Hash) ([]recordEntry, error) {
 	})
 }
 
-// parseBlob parses the layout's blob h.
+// Bounds of what ReadLayout reads: index.json, and each index, manifest
+// and config blob (a descriptor may name a layer, or a link to a device).
+const (
+	maxLayoutIndex = 16 << 20
+	maxLayoutBlob  = 4 << 20
+)
+
+// parseBlob parses the layout's blob h, at most maxLayoutBlob bytes.
 func parseBlob[T any](lp layout.Path, h v1.Hash, parse func(io.Reader) (T, error)) (T, error) {
-	raw, err := lp.Bytes(h)
+	var none T
+	rc, err := lp.Blob(h)
 	if err != nil {
-		var none T
 		return none, err
+	}
+	defer rc.Close()
+	raw, err := limit.ReadAll(rc, maxLayoutBlob)
+	if err != nil {
+		return none, fmt.Errorf("blob %s: %w", h, err)
 	}
 	return parse(bytes.NewReader(raw))
 }

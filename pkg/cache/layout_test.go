@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,6 +63,41 @@ func TestReadLayout(t *testing.T) {
 	none, err := cache.ReadLayout(filepath.Join(t.TempDir(), "nothing"))
 	assert.NilError(t, err)
 	assert.Equal(t, len(none), 0)
+}
+
+// A layout a user names may hold anything: an index descriptor naming a
+// huge blob leaves that image out, read up to a bound only, and an
+// index.json past its bound is an error, not read.
+func TestReadLayoutBounds(t *testing.T) {
+	src := t.TempDir()
+	a := blob(t, src, "layer a", "sha256:"+string(bytes.Repeat([]byte("a"), 64)))
+	img, err := image.NewImage(v1.Platform{OS: "linux", Architecture: "amd64"}, []image.Blob{a}, image.Options{})
+	assert.NilError(t, err)
+	idx, err := image.NewIndex([]*image.Image{img}, nil)
+	assert.NilError(t, err)
+	dir := filepath.Join(t.TempDir(), "layout")
+	_, err = publish.Write(context.Background(), publish.Output{Kind: publish.OCILayout, Path: dir}, idx, publish.WriteOptions{Tags: []string{"v1"}})
+	assert.NilError(t, err)
+
+	huge := "sha256:" + string(bytes.Repeat([]byte("f"), 64))
+	big, err := os.Create(filepath.Join(dir, "blobs", "sha256", huge[len("sha256:"):]))
+	assert.NilError(t, err)
+	assert.NilError(t, big.Truncate(1<<30)) // sparse: reading it whole would take 1 GiB
+	assert.NilError(t, big.Close())
+	im, err := publish.ReadLayoutIndex(dir)
+	assert.NilError(t, err)
+	im.Manifests = append([]v1.Descriptor{{MediaType: "application/vnd.oci.image.index.v1+json", Size: 1 << 30, Digest: v1.Hash{Algorithm: "sha256", Hex: huge[len("sha256:"):]}}}, im.Manifests...)
+	raw, err := json.Marshal(im)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "index.json"), raw, 0o644))
+	c, err := cache.ReadLayout(dir)
+	assert.NilError(t, err)
+	assert.Equal(t, len(c), 1)
+	assert.Equal(t, c[a.CacheKey].Digest, a.Digest)
+
+	assert.NilError(t, os.Truncate(filepath.Join(dir, "index.json"), 17<<20))
+	_, err = cache.ReadLayout(dir)
+	assert.ErrorContains(t, err, "larger than")
 }
 
 // layoutOf writes n two-platform images into a new OCI layout, each
