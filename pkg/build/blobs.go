@@ -136,6 +136,9 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 		return cached.Blob, true // already where it goes
 	}
 	l, err := cache.Fetch(ctx, cached, b.dir, cache.FetchOptions{Backoff: b.opts.Registry.RetryBackoff(), Timeout: fetchTime})
+	if err == nil && b.syncBlobs {
+		err = syncFile(l.Path)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			b.note("cache: %v; packing it", err)
@@ -190,6 +193,13 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 	if err != nil {
 		return image.Blob{}, err
 	}
+	if b.syncBlobs {
+		// Here, while other layers still pack, rather than when the
+		// layout is written (see syncBlobs).
+		if err := f.Sync(); err != nil {
+			return image.Blob{}, err
+		}
+	}
 	if err := f.Close(); err != nil {
 		return image.Blob{}, err
 	}
@@ -202,6 +212,16 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 		return image.Blob{}, err
 	}
 	return image.Blob{Digest: digest, DiffID: diffID, Size: blob.Size, MediaType: mediaType, Path: filepath.Clean(f.Name())}, nil
+}
+
+// syncFile flushes the file at path to its disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // note logs a line of no platform.

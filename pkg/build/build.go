@@ -350,6 +350,9 @@ func Build(ctx context.Context, req Request, o Options) (*Result, error) {
 		return nil, o.tempDirError(err)
 	}
 	b := &builder{req: req, opts: o, dir: dir, timings: newTimings(), cache: cache.Cache{}}
+	if l, ok := req.Destination.(*publish.Layout); ok {
+		b.syncBlobs = l.KeepsBlobs()
+	}
 	for k, v := range req.LocalCache {
 		b.cache[k] = v
 	}
@@ -372,6 +375,9 @@ type builder struct {
 	opts    Options
 	dir     string
 	timings *timings
+	// syncBlobs syncs each layer file once written: the destination
+	// keeps it (an OCI layout).
+	syncBlobs bool
 
 	blobs     blobs             // each layer packed once, even when platforms share it
 	cache     cache.Cache       // layers earlier pushes left in registries

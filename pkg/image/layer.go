@@ -144,6 +144,15 @@ func (b blobLayer) DiffID() (v1.Hash, error)            { return b.l.DiffID, nil
 func (b blobLayer) Size() (int64, error)                { return b.l.Size, nil }
 func (b blobLayer) MediaType() (types.MediaType, error) { return b.l.mediaType(), nil }
 
+// File is the blob file, "" when the blob is read through Open: a
+// writer on the same file system may link it rather than copy it.
+func (b blobLayer) File() string {
+	if b.l.Open != nil {
+		return ""
+	}
+	return b.l.Path
+}
+
 // Compressed opens the blob. Reading it checks its length against Size,
 // which costs nothing and catches a blob file that changed after packing;
 // the registry checks the digest.

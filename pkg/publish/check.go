@@ -49,7 +49,7 @@ func (l *Layout) Check(context.Context) error {
 		case !info.IsDir():
 			return fmt.Errorf("%s: %s is a file, not a directory: name a new or empty directory, or an OCI layout to add to", l.out, path)
 		}
-		entries, err := os.ReadDir(path)
+		entries, err := LayoutEntries(path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", l.out, err)
 		}

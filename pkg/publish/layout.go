@@ -34,7 +34,12 @@ func (l *Layout) Holds(_ name.Repository, d v1.Hash) bool {
 	return err == nil && info.Mode().IsRegular()
 }
 func (l *Layout) ImageName() string { return "" }
-func (l *Layout) Close()            {}
+
+// KeepsBlobs tells an OCI layout, which keeps the layers' blob files
+// (linked where it can): each is best synced to disk by the goroutine
+// that packed it, while others still pack, before index.json names it.
+func (l *Layout) KeepsBlobs() bool { return l.out.Kind == OCILayout }
+func (l *Layout) Close()           {}
 
 // Write writes idx, then, into an OCI layout, the referrers refs beside
 // it; a docker archive has no place for them.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -20,6 +21,18 @@ import (
 
 // layoutLayoutFile is the oci-layout file every OCI layout has.
 const layoutLayoutFile = `{"imageLayoutVersion": "1.0.0"}`
+
+// ScratchDir is a directory in an OCI layout where its owner (nixery
+// serve, in its storage) keeps its builds' temporary files: on the
+// layout's file system, so that their layers are linked into the layout,
+// not copied. Nothing of the layout is in it; a new layout may hold it.
+const ScratchDir = ".nixery-tmp"
+
+// LayoutEntries lists the directory of a layout, but for ScratchDir.
+func LayoutEntries(dir string) ([]fs.DirEntry, error) {
+	entries, err := os.ReadDir(dir)
+	return slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return e.Name() == ScratchDir }), err
+}
 
 // MaxLayoutIndex bounds the index.json read from an existing layout.
 const MaxLayoutIndex = 16 << 20
@@ -138,7 +151,7 @@ func (w *layoutWriter) check() error {
 		return err
 	}
 	if _, err := os.Lstat(filepath.Join(w.dir, "index.json")); errors.Is(err, fs.ErrNotExist) {
-		entries, err := os.ReadDir(w.dir)
+		entries, err := LayoutEntries(w.dir)
 		if err != nil {
 			return err
 		}
@@ -194,7 +207,10 @@ func ReadLayoutIndex(dir string) (*v1.IndexManifest, error) {
 
 // commit gives the blobs this write added mode 0644 (a hard link keeps
 // its file's), then replaces index.json (and writes oci-layout where it
-// is missing), each whole.
+// is missing), each whole. The blobs and their directory entries are
+// synced before index.json names them, so that a power loss cannot leave
+// an index naming empty blobs (a layer's data is synced as soon as it is
+// packed, which leaves little to do here).
 func (w *layoutWriter) commit(im *v1.IndexManifest) error {
 	for _, b := range w.addedBlobs() {
 		if info, err := os.Lstat(b); err == nil && w.linksOuter && linked(info) {
@@ -203,6 +219,12 @@ func (w *layoutWriter) commit(im *v1.IndexManifest) error {
 		if err := os.Chmod(b, 0o644); err != nil {
 			return err
 		}
+		if err := syncFile(b); err != nil {
+			return err
+		}
+	}
+	if err := syncFile(filepath.Join(w.dir, "blobs", "sha256")); err != nil {
+		return err
 	}
 	old, err := os.ReadFile(filepath.Join(w.dir, "index.json"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -268,6 +290,20 @@ func (w *layoutWriter) replace(name string, data []byte) error {
 			err = pe.Err // the temporary file's name says nothing
 		}
 		return fmt.Errorf("write %s: %w", dest, err)
+	}
+	return nil
+}
+
+// syncFile flushes the file or directory at path to its disk (a file
+// system that cannot sync a directory says EINVAL: nothing to do).
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("sync %s: %w", path, err)
 	}
 	return nil
 }

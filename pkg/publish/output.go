@@ -438,9 +438,11 @@ func archiveRefs(repository string, tags []string) ([]string, error) {
 }
 
 // writeLayers writes the layer blobs of images into the layout in dir that
-// it does not hold yet, each to a temporary file renamed into place; ctx
-// stops a large one mid-way. With from, a layout holding them already,
-// each is a hard link to from's file where the file system allows.
+// it does not hold yet. Each is a hard link to a file holding it already
+// where the file system allows: from's, a layout holding them, or else
+// the layer's own blob file (a build's, packed beside the layout); else
+// it is copied to a temporary file, synced and renamed into place, ctx
+// stopping a large one mid-way.
 func writeLayers(ctx context.Context, dir, from string, images []v1.Image) error {
 	for _, img := range images {
 		layers, err := img.Layers()
@@ -456,6 +458,9 @@ func writeLayers(ctx context.Context, dir, from string, images []v1.Image) error
 	return nil
 }
 
+// fileLayer is a layer read from a file of its own (image.Blob's).
+type fileLayer interface{ File() string }
+
 func writeLayer(ctx context.Context, dir, from string, l v1.Layer) error {
 	d, err := l.Digest()
 	if err != nil {
@@ -466,14 +471,18 @@ func writeLayer(ctx context.Context, dir, from string, l v1.Layer) error {
 		return err
 	}
 	file := blobPath(dir, d.String())
-	if info, err := os.Lstat(file); err == nil && info.Mode().IsRegular() && info.Size() == size {
+	if isBlobFile(file, size) {
 		return nil
 	}
+	src := ""
 	if from != "" {
-		src := blobPath(from, d.String())
-		if info, err := os.Lstat(src); err == nil && info.Mode().IsRegular() && info.Size() == size && os.Link(src, file) == nil {
-			return nil
-		}
+		src = blobPath(from, d.String())
+	} else if fl, ok := l.(fileLayer); ok {
+		src = fl.File()
+	}
+	// Another file system (EXDEV) or one without links: copied instead.
+	if src != "" && isBlobFile(src, size) && os.Link(src, file) == nil {
+		return nil
 	}
 	rc, err := l.Compressed()
 	if err != nil {
@@ -486,6 +495,9 @@ func writeLayer(ctx context.Context, dir, from string, l v1.Layer) error {
 	}
 	defer os.Remove(tmp.Name())
 	n, err := io.Copy(tmp, ctxio.Reader(ctx, rc))
+	if err == nil {
+		err = tmp.Sync() // before index.json names it (see commit)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -498,4 +510,10 @@ func writeLayer(ctx context.Context, dir, from string, l v1.Layer) error {
 		return fmt.Errorf("write layer %s: %d bytes, want %d", d, n, size)
 	}
 	return os.Rename(tmp.Name(), file)
+}
+
+// isBlobFile tells a regular file of size bytes.
+func isBlobFile(path string, size int64) bool {
+	info, err := os.Lstat(path)
+	return err == nil && info.Mode().IsRegular() && info.Size() == size
 }

@@ -185,6 +185,11 @@ func New(o Options) (*Server, error) {
 		if err := usableStorage(dir); err != nil {
 			return nil, err
 		}
+		if s.o.Build.TempDir == "" {
+			if s.o.Build.TempDir, err = scratchDir(dir); err != nil {
+				return nil, err
+			}
+		}
 		s.store = layoutStore{dir: dir, layers: new(cache.LayoutReader)}
 	}
 	if s.built, err = s.store.load(); err != nil {

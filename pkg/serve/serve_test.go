@@ -620,9 +620,12 @@ func TestServeStorageChecks(t *testing.T) {
 	fresh := filepath.Join(dir, "new", "storage")
 	_, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: fresh})
 	assert.NilError(t, err)
-	entries, err := os.ReadDir(fresh)
+	entries, err := publish.LayoutEntries(fresh)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 0), "the write check was left behind")
+	entries, err = os.ReadDir(filepath.Join(fresh, publish.ScratchDir))
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 0))
 }
 
 // A registry storage (the CNCF registry) passes range reads on as the

@@ -240,7 +240,7 @@ func usableStorage(dir string) error {
 		}
 		return fmt.Errorf("storage %s cannot be made: %w", dir, err)
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := publish.LayoutEntries(dir)
 	if err != nil {
 		return fmt.Errorf("storage %s cannot be read: %w", dir, err)
 	}
@@ -251,6 +251,21 @@ func usableStorage(dir string) error {
 		return fmt.Errorf("storage %s cannot be written in (%v): give a directory the server can write in", dir, err)
 	}
 	return nil
+}
+
+// scratchDir makes the directory of the builds' temporary files in the
+// storage dir (publish.ScratchDir), empty: what a server killed while it
+// built left there goes. Being on the storage's file system, the layers
+// packed there are linked into it, not copied.
+func scratchDir(dir string) (string, error) {
+	scratch := filepath.Join(dir, publish.ScratchDir)
+	if err := os.RemoveAll(scratch); err != nil {
+		return "", fmt.Errorf("storage %s: clean %s: %w", dir, publish.ScratchDir, err)
+	}
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		return "", fmt.Errorf("storage %s: make %s: %w", dir, publish.ScratchDir, err)
+	}
+	return scratch, nil
 }
 
 // parseStorage reads --storage: docker://REGISTRY/REPOSITORY for a
