@@ -38,7 +38,12 @@ const maxAuthFile = 1 << 20
 // a while without bcrypt's cost.
 type Htpasswd struct {
 	users map[string][]byte
-	ok    sync.Map // sha256 of user NUL password → time checked
+	// ok are the logins checked within okFor, at most maxOK of them:
+	// sha256 of user NUL password → time checked. (bcrypt reads 72
+	// bytes of a password, so one login has endless spellings.)
+	mu    sync.Mutex
+	ok    map[[sha256.Size]byte]time.Time
+	maxOK int
 	// dummy is checked against for an unknown user, at the cost the
 	// file's entries have, so that timing does not tell which names
 	// exist. It is made on first use: bcrypt's cost is not for every
@@ -51,6 +56,10 @@ type Htpasswd struct {
 
 // okFor is how long a checked login is taken without bcrypt.
 const okFor = 5 * time.Minute
+
+// maxOK bounds the logins remembered as checked; past it, expired ones
+// go, then the one checked longest ago.
+const maxOK = 1024
 
 // usualCost is the bcrypt cost most of hashes have (the higher on a tie).
 func usualCost(hashes map[string][]byte) int {
@@ -75,7 +84,7 @@ func LoadHtpasswd(path string) (*Htpasswd, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Htpasswd{users: map[string][]byte{}}
+	h := &Htpasswd{users: map[string][]byte{}, ok: map[[sha256.Size]byte]time.Time{}, maxOK: maxOK}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -106,7 +115,7 @@ func (h *Htpasswd) Allow(r *http.Request) bool {
 		return false
 	}
 	sum := sha256.Sum256([]byte(user + "\x00" + password))
-	if t, ok := h.ok.Load(sum); ok && time.Since(t.(time.Time)) < okFor {
+	if h.checked(sum) {
 		return true
 	}
 	select {
@@ -123,8 +132,36 @@ func (h *Htpasswd) Allow(r *http.Request) bool {
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
 		return false
 	}
-	h.ok.Store(sum, time.Now())
+	h.remember(sum)
 	return true
+}
+
+// checked tells whether the login sum was checked within okFor.
+func (h *Htpasswd) checked(sum [sha256.Size]byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.ok[sum]
+	return ok && time.Since(t) < okFor
+}
+
+// remember notes the login sum as checked now, within maxOK logins.
+func (h *Htpasswd) remember(sum [sha256.Size]byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.ok[sum]; !ok && len(h.ok) >= h.maxOK {
+		oldest, at := [sha256.Size]byte{}, time.Time{}
+		for k, t := range h.ok {
+			if time.Since(t) >= okFor {
+				delete(h.ok, k)
+			} else if at.IsZero() || t.Before(at) {
+				oldest, at = k, t
+			}
+		}
+		if len(h.ok) >= h.maxOK {
+			delete(h.ok, oldest)
+		}
+	}
+	h.ok[sum] = time.Now()
 }
 
 func (*Htpasswd) Challenge(*http.Request) string { return `Basic realm="nixery"` }

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"gotest.tools/v3/assert"
@@ -165,3 +167,43 @@ func TestHtpasswdUnknownUserCost(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, cost, 5)
 }
+
+// The logins remembered as checked are bounded: bcrypt reads only 72
+// bytes of a password, so a client can send one good login in endless
+// spellings, each of which is checked and remembered. Past the bound the
+// expired go first, then the oldest; every spelling is still let in.
+func TestHtpasswdLoginCacheBound(t *testing.T) {
+	dir := t.TempDir()
+	password := strings.Repeat("p", 72)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("alice:"+string(hash)+"\n"), 0o600))
+	h, err := LoadHtpasswd(filepath.Join(dir, "htpasswd"))
+	assert.NilError(t, err)
+	assert.Equal(t, h.maxOK, maxOK)
+	h.maxOK = 4
+	login := func(suffix int) bool {
+		req := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+		req.SetBasicAuth("alice", fmt.Sprint(password, suffix))
+		return h.Allow(req)
+	}
+	for i := range 20 {
+		assert.Check(t, login(i), "spelling %d", i)
+		assert.Assert(t, len(h.ok) <= 4, "%d logins remembered after %d", len(h.ok), i+1)
+	}
+	// The latest are those kept.
+	for i := 16; i < 20; i++ {
+		assert.Check(t, h.checked(sha(fmt.Sprint("alice\x00", password, i))), "spelling %d was dropped", i)
+	}
+	// Logins checked longer than okFor ago are no longer taken, and go.
+	h.mu.Lock()
+	for k := range h.ok {
+		h.ok[k] = time.Now().Add(-okFor - time.Second)
+	}
+	h.mu.Unlock()
+	assert.Check(t, !h.checked(sha(fmt.Sprint("alice\x00", password, 19))))
+	assert.Check(t, login(100))
+	assert.Check(t, is.Len(h.ok, 1))
+}
+
+func sha(s string) [sha256.Size]byte { return sha256.Sum256([]byte(s)) }
