@@ -146,6 +146,8 @@ func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 	select {
 	case <-ctx.Done():
 		return nix.Locked{}, ctx.Err()
+	case <-s.life.Done():
+		return nix.Locked{}, errStopping
 	case <-late:
 		return e.locked, nil
 	case res := <-ch:
@@ -179,6 +181,9 @@ const keepLocksFor = 24 * time.Hour
 // locked records how locking ref went, and forgets the locks that stand
 // no more.
 func (s *Server) locked(ref string, l nix.Locked, err error) (nix.Locked, error) {
+	if err != nil && s.life.Err() != nil {
+		return nix.Locked{}, errStopping // cut off, not failed: not remembered
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()

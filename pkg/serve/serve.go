@@ -97,6 +97,13 @@ type Server struct {
 	built map[string]v1.Hash // key (a tag in the storage layout) → index digest
 	used  map[string]int64   // key → when last pulled (a counter)
 	clock int64
+	// servedAt is when a manifest of each image was last served: a
+	// client that has it goes on to fetch its blobs (see servedGrace).
+	servedAt map[string]time.Time
+	grace    time.Duration // servedGrace, but for tests
+	// stall is how long a blob's client may take no data (stallLimit,
+	// but for tests).
+	stall time.Duration
 	// served are the manifests arm64 images were served as, by tag:
 	// manifest digest → index digest, so that pulls by the manifest's
 	// digest count as use of the image (see touch).
@@ -168,7 +175,7 @@ func New(o Options) (*Server, error) {
 	if o.Lock == nil {
 		o.Lock = nixLock(o)
 	}
-	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, failed: map[string]failure{}, locks: map[string]lockEntry{}, relocking: map[string]time.Time{}, relockWait: relockWait, secrets: secrets, metrics: newMetrics(),
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, servedAt: map[string]time.Time{}, grace: servedGrace, stall: stallLimit, failed: map[string]failure{}, locks: map[string]lockEntry{}, relocking: map[string]time.Time{}, relockWait: relockWait, secrets: secrets, metrics: newMetrics(),
 		served: map[v1.Hash]v1.Hash{}, pruneAsked: make(chan struct{}, 1), pruneWait: pruneWait}
 	s.builder = s.build
 	dir, repo, err := parseStorage(o.Storage, o.Insecure)
@@ -202,8 +209,15 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the builds still running (they leave the storage as it
-// was) and waits for them. Call it after the HTTP server has shut down.
+// Stop cancels the builds running or waiting (they leave the storage as
+// it was): the pulls waiting for them are told at once to come back
+// (503), while manifests and blobs of images built are still served.
+// Call it as the HTTP server begins to shut down, so that its drain
+// waits for transfers only, never for a build.
+func (s *Server) Stop() { s.end() }
+
+// Close stops the builds still running and waits for them to end. Call
+// it after the HTTP server has shut down.
 func (s *Server) Close() {
 	s.end()
 	s.building.Wait()
@@ -365,6 +379,12 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		w.Header().Set("Retry-After", "10")
 		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", s.scrub(err.Error()))
 		return
+	case err != nil && s.life.Err() != nil:
+		// Whatever was cut off (a build, a lock) was cut off by the
+		// server stopping, which says nothing of the image.
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", errStopping.Error())
+		return
 	case err != nil:
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", s.scrub(err.Error()))
 		return
@@ -483,8 +503,7 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 	s.mu.Lock()
 	d, ok := s.built[img.key]
 	if ok {
-		s.clock++
-		s.used[img.key] = s.clock
+		s.useLocked(img.key)
 	}
 	f, failed := s.failed[img.key]
 	s.mu.Unlock()
@@ -517,7 +536,7 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 		cancelWait()
 		if err != nil {
 			if s.life.Err() != nil {
-				return nil, s.life.Err()
+				return nil, errStopping
 			}
 			return nil, fmt.Errorf("%w (no build slot within %s)", errBusy, s.o.Timeout)
 		}
@@ -533,6 +552,14 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 		d, err = s.builder(ctx, img)
 		s.gc.RUnlock()
 		s.metrics.running.Dec()
+		if err != nil && s.life.Err() != nil {
+			// Cut off by the server stopping, not failed: nothing is
+			// remembered, and the pull is told to come back.
+			return nil, errStopping
+		}
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("the build of %s took longer than the server's --timeout (%s)", img.spec.Name(), s.o.Timeout)
+		}
 		result := "ok"
 		if err != nil {
 			result = "failed"
@@ -549,6 +576,9 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 	select {
 	case <-ctx.Done():
 		return v1.Hash{}, ctx.Err()
+	case <-s.life.Done():
+		// The build may take a moment to stop: the pull does not wait.
+		return v1.Hash{}, errStopping
 	case res := <-ch:
 		if res.Err != nil {
 			s.metrics.manifests.WithLabelValues("miss").Inc()
@@ -579,14 +609,25 @@ const queuedPerBuild = 4
 // errBusy refuses a pull of a new image while too many wait.
 var errBusy = errors.New("too many images are being built: try again shortly")
 
+// errStopping answers a pull whose image was to be built as the server
+// stops: the build was cancelled, and the pull may be tried again (at
+// this server once it is back, or at another).
+var errStopping = errors.New("the server is shutting down and cancelled the build of this image: pull again in a moment")
+
 // keep records that key's image is stored as d, and pulled now.
 func (s *Server) keep(key string, d v1.Hash) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.built[key] = d
+	s.useLocked(key)
+	delete(s.failed, key)
+}
+
+// useLocked records that key's manifest is served now; s.mu is held.
+func (s *Server) useLocked(key string) {
 	s.clock++
 	s.used[key] = s.clock
-	delete(s.failed, key)
+	s.servedAt[key] = time.Now()
 }
 
 // forget drops key: its image is no longer in the store.
@@ -601,6 +642,7 @@ func (s *Server) dropLocked(key string) {
 	d := s.built[key]
 	delete(s.built, key)
 	delete(s.used, key)
+	delete(s.servedAt, key)
 	for child, idx := range s.served {
 		if idx == d {
 			delete(s.served, child)
@@ -619,8 +661,7 @@ func (s *Server) touch(d v1.Hash) {
 	}
 	for k, kd := range s.built {
 		if kd == d {
-			s.clock++
-			s.used[k] = s.clock
+			s.useLocked(k)
 		}
 	}
 }
@@ -669,6 +710,12 @@ const (
 	pruneRetry = 100 * time.Millisecond
 )
 
+// servedGrace is how long an image whose manifest was served is kept
+// whatever the bounds: the client fetches its blobs next, which must not
+// be pruned under it. The bounds may be exceeded meanwhile; the pruner
+// runs again as the grace ends.
+const servedGrace = 10 * time.Minute
+
 // prune asks for the storage to be brought within its bounds, soon and
 // off the request that asks.
 func (s *Server) prune() {
@@ -706,8 +753,11 @@ func (s *Server) pruner() {
 			case <-time.After(pruneRetry):
 			}
 		}
-		s.pruneLocked()
+		again := s.pruneLocked()
 		s.gc.Unlock()
+		if again > 0 {
+			time.AfterFunc(again, s.prune)
+		}
 	}
 }
 
@@ -720,13 +770,22 @@ func (s *Server) pruneNow() {
 
 // pruneLocked drops the images pulled least recently while more than
 // MaxImages are kept, or the storage holds more than MaxBytes; the image
-// pulled last (or just built) stays. The caller holds the gc lock.
-func (s *Server) pruneLocked() {
+// pulled last (or just built) stays, and so do those served within the
+// grace. It returns how long until the first of those still over the
+// bounds leaves the grace (0: none). The caller holds the gc lock.
+func (s *Server) pruneLocked() (again time.Duration) {
 	dropped, blobs := 0, 0
 	for s.over() {
 		s.mu.Lock()
 		victim, oldest, last := "", int64(-1), s.lastUsed()
+		var wait time.Duration
 		for k := range s.built {
+			if left := s.grace - time.Since(s.servedAt[k]); k != last && left > 0 {
+				if wait == 0 || left < wait {
+					wait = left
+				}
+				continue
+			}
 			if k != last && (oldest < 0 || s.used[k] < oldest || (s.used[k] == oldest && k < victim)) {
 				victim, oldest = k, s.used[k]
 			}
@@ -740,7 +799,9 @@ func (s *Server) pruneLocked() {
 		}
 		s.mu.Unlock()
 		if victim == "" {
-			break // only the image pulled last is left
+			// Only the image pulled last, and those in their grace, are left.
+			again = wait
+			break
 		}
 		n, err := s.store.prune(func(name string) bool { return keep[name] })
 		if err != nil {
@@ -754,6 +815,7 @@ func (s *Server) pruneLocked() {
 	if dropped > 0 {
 		s.o.Log.Info("pruned", "images", dropped, "blobs", blobs)
 	}
+	return again
 }
 
 // lastUsed is the key pulled last ("" for none); s.mu is held.
@@ -854,8 +916,66 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, digest string) {
 		writeError(w, http.StatusBadRequest, "DIGEST_INVALID", err.Error())
 		return
 	}
-	s.store.serveBlob(w, r, d)
+	s.store.serveBlob(&stallBound{ResponseWriter: w, rc: http.NewResponseController(w), limit: s.stall}, r, d)
 }
+
+// stallLimit is how long a client may take none of a blob before its
+// connection is dropped: one that stops reading would otherwise hold the
+// connection and the blob's file (and the disk of a blob pruned since)
+// for good.
+const stallLimit = time.Minute
+
+// stallChunk is how much of a blob is sent within one write deadline.
+const stallChunk = 1 << 20
+
+// stallBound renews the connection's write deadline before each chunk it
+// writes, so that a transfer may take as long as it needs while data
+// flows, and fails once none has for limit.
+type stallBound struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	limit time.Duration
+}
+
+func (b *stallBound) renew() { b.rc.SetWriteDeadline(time.Now().Add(b.limit)) }
+
+func (b *stallBound) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		b.renew()
+		k, err := b.ResponseWriter.Write(p[:min(len(p), stallChunk)])
+		n += k
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// ReadFrom sends src a chunk at a time, each still by sendfile when src
+// is a file, or a part of one (http.ServeContent sends a range so).
+func (b *stallBound) ReadFrom(src io.Reader) (int64, error) {
+	lr, ok := src.(*io.LimitedReader)
+	if !ok {
+		lr = &io.LimitedReader{R: src, N: 1<<63 - 1}
+	}
+	var total int64
+	for lr.N > 0 {
+		b.renew()
+		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, stallChunk)}
+		n, err := io.Copy(b.ResponseWriter, chunk)
+		total += n
+		lr.N -= n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// Unwrap gives http.ResponseController the connection's writer.
+func (b *stallBound) Unwrap() http.ResponseWriter { return b.ResponseWriter }
 
 // writeError answers with the distribution spec's error JSON, whose
 // message docker and podman print.

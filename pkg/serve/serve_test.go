@@ -188,7 +188,8 @@ func TestServePrunes(t *testing.T) {
 	}
 	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 3})
 	assert.NilError(t, err)
-	s.o.MaxImages = 2
+	// The order of use is tested here, not the grace.
+	s.o.MaxImages, s.grace = 2, 0
 	for _, name := range []string{"c", "a", "b"} { // c is now the least recent
 		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, name)
@@ -237,7 +238,8 @@ func TestServePrunesToSize(t *testing.T) {
 	full := layoutStore{dir: storage}.size()
 	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxBytes: full})
 	assert.NilError(t, err)
-	s.o.MaxBytes = full - 1
+	// The order of use is tested here, not the grace.
+	s.o.MaxBytes, s.grace = full-1, 0
 	for _, name := range []string{"a", "b", "c"} {
 		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, name)
@@ -584,7 +586,8 @@ func TestServePrunesUnderLoad(t *testing.T) {
 func TestServeDigestPullsCountAsUse(t *testing.T) {
 	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: threeStored(t), MaxImages: 3})
 	assert.NilError(t, err)
-	s.o.MaxImages = 2
+	// The order of use is tested here, not the grace.
+	s.o.MaxImages, s.grace = 2, 0
 	for _, name := range []string{"a", "b", "c"} {
 		res, _ := get(t, s, http.MethodHead, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, name)
