@@ -82,8 +82,8 @@ locked again every --nixpkgs-refresh, so that latest follows a branch.`,
 			fs.Var(&f.platforms, "platforms", "platforms of a name without arm64, a comma separated `LIST` (default linux/amd64,linux/arm64)")
 			fs.IntVar(&f.builds, "builds", 2, "`N` builds at once")
 			fs.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up on one image's build after this long (`DURATION`)")
-			fs.IntVar(&f.maxImages, "max-images", 0, "keep at most `N` images, dropping those pulled least recently (0: keep all)")
-			fs.Var(&f.maxBytes, "max-storage", "keep the storage's blobs within `SIZE` (e.g. 20G), dropping the images pulled least recently (0: no bound)")
+			fs.IntVar(&f.maxImages, "max-images", 0, "keep at most `N` images, dropping those pulled least recently (0: keep all); an image whose manifest was served in the last 10 minutes is kept, exceeding the bound meanwhile")
+			fs.Var(&f.maxBytes, "max-storage", "keep the storage's blobs within `SIZE` (e.g. 20G), dropping the images pulled least recently (0: no bound); an image whose manifest was served in the last 10 minutes is kept, exceeding the bound meanwhile")
 			fs.StringVar(&f.htpasswd, "htpasswd", "", "require basic authentication against this htpasswd `FILE` (bcrypt entries: htpasswd -B)")
 			fs.StringVar(&f.tokenFile, "token-file", "", "require this `FILE`'s token, as a bearer token or as the password of any user")
 			return func(args []string) error {
@@ -172,16 +172,27 @@ func (f *serveFlags) run(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
-	// In-flight pulls finish; new connections are refused.
-	shutdown, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := hs.Shutdown(shutdown); errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("pulls still in flight after a minute were cut off")
-	} else if err != nil {
+	if err := drain(hs, srv, time.Minute, log); err != nil {
 		return err
 	}
-	// Builds nobody waits for any more stop, leaving the storage as it was.
-	srv.Close()
 	log.Info("stopped")
 	return nil
+}
+
+// drain stops hs and srv: builds are cancelled at once (a build may take
+// minutes, and docker stop or Kubernetes kill after 10 or 30 seconds),
+// their pulls told to come back; transfers of images built finish,
+// within transfers; new connections are refused.
+func drain(hs *http.Server, srv *serve.Server, transfers time.Duration, log *slog.Logger) error {
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), transfers)
+	defer cancel()
+	err := hs.Shutdown(ctx)
+	// The builds end as Nix does, leaving the storage as it was.
+	srv.Close()
+	if errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("transfers still in flight were cut off", "after", transfers.String())
+		return nil
+	}
+	return err
 }

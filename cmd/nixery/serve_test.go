@@ -1,18 +1,24 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/registry"
+	"github.com/nixery-action/nixery-action/pkg/serve"
 )
 
 // serve's mistakes are told before it listens: a bad command line exits
@@ -79,4 +85,64 @@ func TestServeBoundsRequestRead(t *testing.T) {
 	_, err = io.Copy(io.Discard, conn)
 	assert.NilError(t, err, "the connection was still open after %s", time.Since(start))
 	assert.Check(t, time.Since(start) < 3*time.Second, "closed after %s", time.Since(start))
+}
+
+// stuckNix is Nix building for as long as it is let: every call ends
+// only with its context.
+type stuckNix struct{}
+
+func (stuckNix) Lock(ctx context.Context) (nix.Locked, error) {
+	<-ctx.Done()
+	return nix.Locked{}, ctx.Err()
+}
+
+func (n stuckNix) LockFlake(ctx context.Context, _ string) (nix.Locked, error) { return n.Lock(ctx) }
+
+func (stuckNix) BuildLogged(ctx context.Context, _ string, _ []string, _ io.Writer) (*nix.Result, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Stopping serve while a pull waits for a build does not wait for the
+// build: the pull gets 503 with a Retry-After at once, and the drain
+// ends in well under docker stop's 10 seconds, though transfers may
+// take a minute.
+func TestServeDrainCancelsBuilds(t *testing.T) {
+	lock := func(_ context.Context, ref string) (nix.Locked, error) { return nix.Locked{URL: ref}, nil }
+	srv, err := serve.New(serve.Options{Nixpkgs: "path:/nonexistent", Lock: lock, Storage: t.TempDir(), Build: build.Options{Realiser: stuckNix{}}})
+	assert.NilError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	hs := httpServer(srv, serveReadTimeout)
+	go hs.Serve(ln)
+	defer hs.Close()
+	base := "http://" + ln.Addr().String()
+
+	pulled := make(chan *http.Response, 1)
+	go func() {
+		res, err := http.Get(base + "/v2/hello/manifests/latest")
+		assert.Check(t, err)
+		pulled <- res
+	}()
+	for i := 0; ; i++ {
+		res, err := http.Get(base + "/metrics")
+		assert.NilError(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(body), "nixery_serve_builds_running 1") {
+			break
+		}
+		assert.Assert(t, i < 250, "no build started")
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	assert.NilError(t, drain(hs, srv, time.Minute, slog.New(slog.DiscardHandler)))
+	took := time.Since(start)
+	res := <-pulled
+	assert.Assert(t, res != nil)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Check(t, is.Equal(res.StatusCode, http.StatusServiceUnavailable), string(body))
+	assert.Check(t, res.Header.Get("Retry-After") != "")
+	assert.Check(t, took < 2*time.Second, "drained in %s", took)
 }
