@@ -369,33 +369,104 @@ func TestServeSharedStorage(t *testing.T) {
 	assert.Check(t, reused >= 4, "packed %d, reused %d", packed, reused)
 }
 
-// TestServeDrains: SIGTERM during a pull lets it finish (here a build
-// in flight), then the server exits and takes no new connection.
+// TestServeDrains: SIGTERM lets a blob transfer in flight finish, but
+// cancels a build at once: the pull waiting for it gets 503 with a
+// Retry-After, and the server exits within seconds (docker stop kills
+// after 10), then takes no new connection.
 func TestServeDrains(t *testing.T) {
-	testenv.Require(t, "nix", "skopeo")
-	s := startServe(t, t.TempDir())
-	pulled := make(chan error, 1)
+	testenv.Require(t, "nix")
+	s := startServe(t, t.TempDir(), "--platforms", "linux/amd64")
+	layer := largestLayer(t, s, "largefile")
+
+	// A transfer in flight: the response begun, most of it unread.
+	conn, err := net.Dial("tcp", s.host)
+	assert.NilError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "GET /v2/largefile/blobs/%s HTTP/1.1\r\nHost: %s\r\n\r\n", layer.Digest, s.host)
+	assert.NilError(t, err)
+	transfer := bufio.NewReader(conn)
+	res, err := http.ReadResponse(transfer, nil)
+	assert.NilError(t, err)
+	assert.Equal(t, res.StatusCode, http.StatusOK)
+	_, err = io.ReadFull(res.Body, make([]byte, 1024))
+	assert.NilError(t, err)
+
+	// A pull waiting for a build that would take an hour.
+	pulled := make(chan *http.Response, 1)
 	go func() {
-		out, err := s.inspect("moreutils/nano:latest")
-		if err != nil {
-			err = fmt.Errorf("%v: %s", err, out)
-		}
-		pulled <- err
+		res, err := http.Get("http://" + s.host + "/v2/slow/manifests/latest")
+		assert.Check(t, err)
+		pulled <- res
 	}()
-	// Once the build has begun, stop the server.
-	for i := 0; s.builds() == 0; i++ {
-		assert.Assert(t, i < 200, "no build started: %v", s.lines())
+	for i := 0; s.builds() < 2; i++ {
+		assert.Assert(t, i < 500, "no build of slow started: %v", s.lines())
 		time.Sleep(10 * time.Millisecond)
 	}
+	time.Sleep(500 * time.Millisecond) // Nix is building
+	stopped := time.Now()
 	assert.NilError(t, s.cmd.Process.Signal(syscall.SIGTERM))
-	assert.NilError(t, <-pulled, "the pull in flight was cut off")
+	pull := <-pulled
+	answered := time.Since(stopped)
+	assert.Assert(t, pull != nil)
+	body, _ := io.ReadAll(pull.Body)
+	pull.Body.Close()
+	assert.Check(t, is.Equal(pull.StatusCode, http.StatusServiceUnavailable), string(body))
+	assert.Check(t, is.Contains(string(body), "UNAVAILABLE"))
+	assert.Check(t, pull.Header.Get("Retry-After") != "")
+	assert.Check(t, answered < 2*time.Second, "the pull waited %s", answered)
+
+	time.Sleep(200 * time.Millisecond)
+	n, err := io.Copy(io.Discard, res.Body)
+	assert.NilError(t, err, "the transfer in flight was cut off")
+	assert.Equal(t, n+1024, layer.Size, "the transfer in flight was cut short")
 	select {
 	case <-s.done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("nixery serve did not exit after SIGTERM")
 	}
-	_, err := http.Get("http://" + s.host + "/healthz")
+	exited := time.Since(stopped)
+	t.Logf("SIGTERM: the pull answered after %s, the server exited after %s", answered, exited)
+	assert.Check(t, exited < 7*time.Second, "exited %s after SIGTERM", exited)
+	_, err = http.Get("http://" + s.host + "/healthz")
 	assert.Assert(t, err != nil, "still serving after SIGTERM")
+}
+
+// largestLayer pulls name:latest (a one-platform index) as a client
+// does and returns its largest layer.
+func largestLayer(t *testing.T, s *served, name string) v1.Descriptor {
+	t.Helper()
+	var idx v1.IndexManifest
+	getJSON(t, "http://"+s.host+"/v2/"+name+"/manifests/latest", &idx)
+	var m v1.Manifest
+	getJSON(t, "http://"+s.host+"/v2/"+name+"/manifests/"+idx.Manifests[0].Digest.String(), &m)
+	largest := m.Layers[0]
+	for _, l := range m.Layers {
+		if l.Size > largest.Size {
+			largest = l
+		}
+	}
+	return largest
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	res, err := http.Get(url)
+	assert.NilError(t, err)
+	defer res.Body.Close()
+	assert.Equal(t, res.StatusCode, http.StatusOK, url)
+	assert.NilError(t, json.NewDecoder(res.Body).Decode(v))
+}
+
+// TestServeTimeout: a build cut off by --timeout names it.
+func TestServeTimeout(t *testing.T) {
+	testenv.Require(t, "nix")
+	s := startServe(t, t.TempDir(), "--platforms", "linux/amd64", "--timeout", "5s")
+	res, err := http.Get("http://" + s.host + "/v2/slow/manifests/latest")
+	assert.NilError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Check(t, is.Equal(res.StatusCode, http.StatusNotFound), string(body))
+	assert.Check(t, is.Contains(string(body), "the build of slow took longer than the server's --timeout (5s)"))
 }
 
 // TestServeRevisions: with a git nixpkgs, a tag picks a branch or a

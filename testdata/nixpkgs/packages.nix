@@ -178,9 +178,14 @@ let
   gotree = package "gotree" ''
     cp -r /usr/local/go $out/go
   '';
+  # A build that does not end by itself, for the tests that stop builds.
+  slow = package "slow" ''
+    sleep 3600
+  '';
 in
 {
   inherit gotree;
+  inherit slow;
   inherit glibc hello jq busybox ncurses bashInteractive coreutils moreutils nano
     cacert iana-etc python3Packages largefile;
 }
