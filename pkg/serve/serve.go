@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -953,12 +954,17 @@ func (b *stallBound) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// ReadFrom sends src a chunk at a time, each still by sendfile when src
-// is a file, or a part of one (http.ServeContent sends a range so).
+// ReadFrom sends a part of a file (as http.ServeContent sends a blob) a
+// chunk at a time, each still by sendfile; anything else (a registry
+// storage's answer) is written as it is read, each write renewing the
+// deadline, so that a slow source does not count against the client.
 func (b *stallBound) ReadFrom(src io.Reader) (int64, error) {
 	lr, ok := src.(*io.LimitedReader)
+	if ok {
+		_, ok = lr.R.(*os.File)
+	}
 	if !ok {
-		lr = &io.LimitedReader{R: src, N: 1<<63 - 1}
+		return io.Copy(struct{ io.Writer }{b}, src)
 	}
 	var total int64
 	for lr.N > 0 {
