@@ -217,7 +217,8 @@ func New(o Options) (*Server, error) {
 // waits for transfers only, never for a build.
 func (s *Server) Stop() { s.end() }
 
-// Close stops the builds still running and waits for them to end. Call
+// Close stops the builds still running (and the pulls waiting for a
+// build slot) and waits for them to end. Call
 // it after the HTTP server has shut down.
 func (s *Server) Close() {
 	s.end()
@@ -525,6 +526,10 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 			s.keep(img.key, d)
 			return flight{d, true}, nil
 		}
+		// Close waits for the builds and for the flights waiting for a
+		// slot; pending is back down before it returns.
+		s.building.Add(1)
+		defer s.building.Done()
 		defer s.pending.Add(-1)
 		if s.pending.Add(1) > int64(s.o.Builds*(1+queuedPerBuild)) {
 			return nil, errBusy
@@ -546,8 +551,6 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 		// wait for it, and it is kept), not the server.
 		ctx, cancel := context.WithTimeout(s.life, s.o.Timeout)
 		defer cancel()
-		s.building.Add(1)
-		defer s.building.Done()
 		s.metrics.running.Inc()
 		s.gc.RLock()
 		d, err = s.builder(ctx, img)

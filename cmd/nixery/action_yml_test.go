@@ -1,0 +1,189 @@
+//go:build integration
+
+// These tests read action.yml and README.md, which the Nix sandbox's
+// copy of the sources (nix/source.nix) leaves out; the integration run
+// of scripts/test.sh has them.
+
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/hostile"
+	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/registry"
+)
+
+// actionYML is action.yml's inputs and their defaults.
+func actionYML(t *testing.T) map[string]string {
+	return testenv.ActionInputs(t, filepath.Join("..", "..", "action.yml"))
+}
+
+// The inputs nixery knows are action.yml's, and the README's table
+// lists each.
+func TestActionInputsAreActionYMLs(t *testing.T) {
+	var names []string
+	for n := range actionYML(t) {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	known := append([]string(nil), actionInputs...)
+	sort.Strings(known)
+	assert.DeepEqual(t, known, names)
+
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	assert.NilError(t, err)
+	var table []string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "| `") {
+			table = append(table, line)
+		}
+	}
+	rows := strings.Join(table, "\n")
+	for _, n := range names {
+		assert.Check(t, strings.Contains(rows, "| `"+n+"`") || strings.Contains(rows, ", `"+n+"` |"), "the README's input table misses %s", n)
+	}
+}
+
+// actionEnv is action.yml's defaults as the runner passes them, with
+// GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files in dir, and set on top.
+func actionEnv(t *testing.T, dir string, set map[string]string) map[string]string {
+	t.Helper()
+	env := map[string]string{
+		"GITHUB_OUTPUT": filepath.Join(dir, "output"), "GITHUB_STEP_SUMMARY": filepath.Join(dir, "summary"),
+		"HOME": dir, "RUNNER_TEMP": dir,
+	}
+	for _, f := range []string{"output", "summary"} {
+		assert.NilError(t, os.WriteFile(filepath.Join(dir, f), nil, 0o644))
+	}
+	for n, v := range actionYML(t) {
+		env["INPUT_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_"))] = v
+	}
+	for k, v := range set {
+		env[k] = v
+	}
+	return env
+}
+
+// With merge-digests, inputs only a build reads are refused, naming
+// the input, before the registry is asked; the defaults action.yml
+// passes are no such input.
+func TestActionMergeRefusesBuildInputs(t *testing.T) {
+	reg := testenv.StartHostile(t, hostile.Behaviour{})
+	digest := testImage(t, reg.Host+"/ok/img")
+	for _, in := range []string{"INPUT_PACKAGES=hello", "INPUT_PLATFORMS=linux/arm64", "INPUT_LABELS=a=b",
+		"INPUT_ANNOTATIONS=index:a=b", "INPUT_NO_CACHE=true", "INPUT_SBOM=false", "INPUT_OUTPUT=oci:x", "INPUT_CACHE_FROM=" + reg.Host + "/ok/img"} {
+		t.Run(in, func(t *testing.T) {
+			k, v, _ := strings.Cut(in, "=")
+			dir := t.TempDir()
+			before := reg.Requests()
+			err := runAction(envOf(actionEnv(t, dir, map[string]string{
+				"INPUT_IMAGE": reg.Host + "/ok/img", "INPUT_MERGE_DIGESTS": digest, k: v,
+			})), new(bytes.Buffer))
+			input := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(k, "INPUT_")), "_", "-")
+			assert.ErrorContains(t, err, "input "+input+" is for building, which merge-digests replaces: a merge only takes image, tags, merge-digests, push, insecure and the login inputs")
+			assert.Equal(t, reg.Requests(), before)
+		})
+	}
+	dir := t.TempDir()
+	err := runAction(envOf(actionEnv(t, dir, map[string]string{"INPUT_IMAGE": reg.Host + "/ok/img", "INPUT_MERGE_DIGESTS": digest})), new(bytes.Buffer))
+	assert.NilError(t, err)
+}
+
+// push: false with merge-digests gives the merged index's digest and
+// writes nothing: the tag is not there afterwards, and the summary
+// says it was not pushed.
+func TestActionMergeWithoutPush(t *testing.T) {
+	reg := testenv.StartHostile(t, hostile.Behaviour{})
+	digest := testImage(t, reg.Host+"/ok/img")
+	dir := t.TempDir()
+	var stdout bytes.Buffer
+	err := runAction(envOf(actionEnv(t, dir, map[string]string{
+		"INPUT_IMAGE": reg.Host + "/ok/img", "INPUT_TAGS": "v1", "INPUT_MERGE_DIGESTS": digest, "INPUT_PUSH": "false",
+	})), &stdout)
+	assert.NilError(t, err, stdout.String())
+	outputs, err := os.ReadFile(filepath.Join(dir, "output"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(string(outputs), "digest<<"))
+	assert.Check(t, is.Contains(stdout.String(), "built, not pushed: "+reg.Host+"/ok/img@sha256:"))
+	tag, err := name.NewTag(reg.Host+"/ok/img:v1", name.Insecure)
+	assert.NilError(t, err)
+	_, err = remote.Head(tag)
+	assert.Check(t, registry.IsNotFound(err), "tag v1 was pushed: %v", err)
+	summary, err := os.ReadFile(filepath.Join(dir, "summary"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(string(summary), "not pushed (push: false)"))
+}
+
+// A username with an empty password (a fork's pull request: no
+// secrets) warns and goes on anonymously when nothing is pushed; when
+// pushing, the error names the inputs and the way out for pull requests.
+func TestActionUsernameWithoutPassword(t *testing.T) {
+	reg := testenv.StartHostile(t, hostile.Behaviour{})
+	digest := testImage(t, reg.Host+"/ok/img")
+	set := map[string]string{"INPUT_IMAGE": reg.Host + "/ok/img", "INPUT_MERGE_DIGESTS": digest, "INPUT_USERNAME": "octocat", "INPUT_PUSH": "false"}
+
+	var stdout bytes.Buffer
+	err := runAction(envOf(actionEnv(t, t.TempDir(), set)), &stdout)
+	assert.NilError(t, err, stdout.String())
+	assert.Check(t, is.Contains(stdout.String(), "::warning title=nixery::the username input is set but the password input is empty"))
+
+	set["INPUT_PUSH"] = "true"
+	stdout.Reset()
+	err = runAction(envOf(actionEnv(t, t.TempDir(), set)), &stdout)
+	assert.ErrorContains(t, err, "the username input is set but the password input is empty")
+	assert.ErrorContains(t, err, "pull requests from forks get no secrets")
+	assert.ErrorContains(t, err, "push: ${{ github.event_name != 'pull_request' }}")
+	assert.Check(t, !strings.Contains(err.Error(), "--"), err.Error())
+}
+
+// Bad input values are named with what would do.
+func TestActionInputValues(t *testing.T) {
+	reg := testenv.StartHostile(t, hostile.Behaviour{})
+	for in, want := range map[string]string{
+		"INPUT_PUSH=yes":          `input push: "yes" is not a boolean: use true or false`,
+		"INPUT_TAGS=feature/x":    `tag "feature/x" holds a '/', which a tag cannot`,
+		"INPUT_IMAGE=":            "the image input is required",
+		"INPUT_IMAGE=ghcr.io/A/b": "repository names must be lowercase",
+	} {
+		k, v, _ := strings.Cut(in, "=")
+		err := runAction(envOf(actionEnv(t, t.TempDir(), map[string]string{
+			"INPUT_IMAGE": reg.Host + "/ok/img", "INPUT_MERGE_DIGESTS": "sha256:" + strings.Repeat("1", 64), k: v,
+		})), new(bytes.Buffer))
+		assert.Check(t, is.ErrorContains(err, want), in)
+	}
+}
+
+// In action mode stderr has the error once, its hint once, in the
+// action's words (inputs, not flags), and no pointer to --help.
+func TestActionStderrNamesInputs(t *testing.T) {
+	reg := testenv.StartHostile(t, hostile.Behaviour{RequireAuth: true})
+	dir := t.TempDir()
+	for k, v := range actionEnv(t, dir, map[string]string{
+		"INPUT_IMAGE": reg.Host + "/ok/img", "INPUT_MERGE_DIGESTS": "sha256:" + strings.Repeat("1", 64),
+		"DOCKER_CONFIG": dir, "GITHUB_TOKEN": "",
+	}) {
+		t.Setenv(k, v)
+	}
+	code, stdout, stderr := runCLI(t, "action")
+	assert.Equal(t, code, 1, stdout+stderr)
+	assert.Check(t, is.Equal(strings.Count(stderr, "\n"), 1), stderr)
+	assert.Check(t, is.Equal(strings.Count(stderr, "; set the username and password inputs for "+reg.Host), 1), stderr)
+	assert.Check(t, !strings.Contains(stderr, "docker login") && !strings.Contains(stderr, "--"), stderr)
+
+	t.Setenv("INPUT_TAGS", "feature/x")
+	code, _, stderr = runCLI(t, "action")
+	assert.Equal(t, code, 2, stderr)
+	assert.Check(t, !strings.Contains(stderr, "--help"), stderr)
+	assert.Check(t, is.Equal(strings.Count(stderr, "\n"), 1), stderr)
+}
