@@ -5,7 +5,6 @@ package e2e
 import (
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -19,9 +18,7 @@ import (
 // is left in TMPDIR or in the layout's blobs.
 func TestLayoutBlobsFromTMPDIR(t *testing.T) {
 	testenv.Require(t, "nix")
-	tmpfs := t.TempDir()
-	assert.NilError(t, syscall.Mount("tmpfs", tmpfs, "tmpfs", 0, "size=256m"), "mount a tmpfs on %s (the test runs as root)", tmpfs)
-	t.Cleanup(func() { syscall.Unmount(tmpfs, 0) })
+	tmpfs := mountTmpfs(t, "256m")
 	for name, tmp := range map[string]string{"same file system": t.TempDir(), "tmpfs": tmpfs} {
 		dir := filepath.Join(t.TempDir(), "oci")
 		res := decodeResult(t, run(t, []string{"TMPDIR=" + tmp}, "build", "--nixpkgs", standIn(), "--json",

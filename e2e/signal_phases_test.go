@@ -246,6 +246,7 @@ func TestSignalsStopEveryPhase(t *testing.T) {
 		args  func(sig string, tmp, out string) []string
 		ready func(tmp, out string, pid int) bool
 		after time.Duration // how long after the start ready is first asked
+		tmpfs bool          // TMPDIR on another file system than out
 		check func(t *testing.T, sig string, tmp, out string)
 	}
 	packing := func(tmp, _ string, _ int) bool {
@@ -297,9 +298,12 @@ func TestSignalsStopEveryPhase(t *testing.T) {
 			},
 		},
 		{
-			name: "writing a new OCI layout",
-			cmd:  "build",
-			args: func(_, _, out string) []string { return build("1", "--output", "oci:"+filepath.Join(out, "layout")) },
+			// With TMPDIR on the layout's file system the layers are
+			// linked into it at once; on another, they are copied.
+			name:  "writing a new OCI layout",
+			cmd:   "build",
+			tmpfs: true,
+			args:  func(_, _, out string) []string { return build("1", "--output", "oci:"+filepath.Join(out, "layout")) },
 			ready: func(_, out string, _ int) bool {
 				return grown(filepath.Join(out, "layout", "blobs", "sha256", "*"), bigBlob)()
 			},
@@ -357,6 +361,9 @@ func TestSignalsStopEveryPhase(t *testing.T) {
 		for _, s := range stopSignals {
 			t.Run(ph.name+"/"+s.name, func(t *testing.T) {
 				tmp, out := t.TempDir(), t.TempDir()
+				if ph.tmpfs {
+					tmp = mountTmpfs(t, "1g")
+				}
 				start := time.Now()
 				ready := func(pid int) bool { return time.Since(start) >= ph.after && ph.ready(tmp, out, pid) }
 				got := interruptWhen(t, tmp, ph.args(s.name, tmp, out), s.sig, ready)
