@@ -286,9 +286,10 @@ func TestSignalsStopEveryPhase(t *testing.T) {
 			check: func(t *testing.T, sig, _, _ string) { assertNoTags(t, registry+"/signal/stream-"+strings.ToLower(sig)) },
 		},
 		{
-			name: "writing into an existing OCI layout",
-			cmd:  "build",
-			args: func(string, string, string) []string { return build("1", "--output", "oci:"+existing) },
+			name:  "writing into an existing OCI layout",
+			cmd:   "build",
+			tmpfs: true, // as below
+			args:  func(string, string, string) []string { return build("1", "--output", "oci:"+existing) },
 			ready: func(string, string, int) bool {
 				// A new blob: a run that left one must not fire the next.
 				return grown(filepath.Join(existing, "blobs", "sha256", "*"), bigBlob, before)()
@@ -299,7 +300,8 @@ func TestSignalsStopEveryPhase(t *testing.T) {
 		},
 		{
 			// With TMPDIR on the layout's file system the layers are
-			// linked into it at once; on another, they are copied.
+			// linked into it at once, leaving no time to interrupt; on
+			// another, they are copied.
 			name:  "writing a new OCI layout",
 			cmd:   "build",
 			tmpfs: true,
