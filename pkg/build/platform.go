@@ -30,7 +30,7 @@ import (
 // layer packed (or taken from the cache) and offered to the destination.
 func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform, log io.Writer) (*image.Image, error) {
 	sys := plat.System
-	fmt.Fprintf(log, "[%s] building %s\n", plat, strings.Join(b.req.Spec.AllPackages(), " "))
+	fmt.Fprintf(log, "[%s] building %s\n", plat, strings.Join(b.req.Spec.Shown(), " "))
 	done := b.timings.start(phaseNix, plat.String())
 	res, err := nb.BuildLogged(ctx, sys, b.req.Spec.Packages, log)
 	done()

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
+
 	"github.com/nixery-action/nixery-action/pkg/spec"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"github.com/nixery-action/nixery-action/pkg/suggest"
@@ -163,7 +165,7 @@ func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system stri
 		return nil, err
 	}
 	if !res.HasSystem {
-		return nil, fmt.Errorf("%s has no legacyPackages.%s: is it nixpkgs, and does it support %s?", b.Flake, system, system)
+		return nil, fmt.Errorf("%s has no legacyPackages.%s: is it nixpkgs, and does it support %s?", flakeref.Redacted(b.Flake), system, system)
 	}
 	drvs := map[string]found{}
 	nf := &NotFoundError{System: system}
@@ -230,7 +232,7 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		}
 		names = append(names, name)
 	}
-	res, err := b.evalLookup(ctx, log, fmt.Sprintf("evaluating the flake %s for %s", ref, system), locked, system, names, installableSets, false)
+	res, err := b.evalLookup(ctx, log, fmt.Sprintf("evaluating the flake %s for %s", flakeref.Redacted(ref), system), locked, system, names, installableSets, false)
 	if err != nil {
 		return nil, err
 	}
@@ -246,13 +248,13 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: names[i], Meta: p.Meta}
 		case "missing":
 			return nil, fmt.Errorf("%s: the flake %s has no package %s for %s%s (it has packages for: %s)",
-				inst.Ref, ref, inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)
+				flakeref.Redacted(inst.Ref), flakeref.Redacted(ref), inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)
 		default:
-			return nil, fmt.Errorf("%s: %s in the flake %s is not a package for %s (name one inside, e.g. %s.NAME)", inst.Ref, inst.Name(), ref, system, inst.Name())
+			return nil, fmt.Errorf("%s: %s in the flake %s is not a package for %s (name one inside, e.g. %s.NAME)", flakeref.Redacted(inst.Ref), inst.Name(), flakeref.Redacted(ref), system, inst.Name())
 		}
 	}
 	if !res.HasSystem {
-		return nil, fmt.Errorf("%s: the flake %s has no packages for %s (it has packages for: %s)", insts[0].Ref, ref, system, systems)
+		return nil, fmt.Errorf("%s: the flake %s has no packages for %s (it has packages for: %s)", flakeref.Redacted(insts[0].Ref), flakeref.Redacted(ref), system, systems)
 	}
 	return drvs, nil
 }
@@ -272,7 +274,7 @@ func withinSystem(inst spec.Installable, system string) (string, error) {
 		case !ok || !strings.Contains(sys, "-"):
 			return name, nil // an attribute of the set itself, not a system
 		case sys != system:
-			return "", fmt.Errorf("%s names a package of %s, but the image is for %s: name it %s#%s", inst.Ref, sys, system, inst.Flake, attr)
+			return "", fmt.Errorf("%s names a package of %s, but the image is for %s: name it %s#%s", flakeref.Redacted(inst.Ref), sys, system, flakeref.Redacted(inst.Flake), attr)
 		}
 		return attr, nil
 	}

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
+
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
@@ -96,12 +98,12 @@ func (b *Builder) lock(ctx context.Context, ref, what string) (Locked, error) {
 		if err != nil {
 			return Locked{}, lockError(parent, b, ref, what, err)
 		}
-		b.logf("[nix] ", "%s cannot be locked (uncommitted changes?): building from its copy %s", ref, copyRef)
+		b.logf("[nix] ", "%s cannot be locked (uncommitted changes?): building from its copy %s", flakeref.Redacted(ref), copyRef)
 		if meta, err = b.metadata(ctx, copyRef, what); err != nil {
 			return Locked{}, lockError(parent, b, ref, what, err)
 		}
 		if !meta.Locked.isLocked() {
-			return Locked{}, fmt.Errorf("reading the %s %q: Nix cannot lock its copy %s", what, ref, copyRef)
+			return Locked{}, fmt.Errorf("reading the %s %q: Nix cannot lock its copy %s", what, flakeref.Redacted(ref), copyRef)
 		}
 	}
 	ref = meta.URL
@@ -137,7 +139,7 @@ func withoutLastModified(ref string) string {
 // the bare context error): a *TimeoutError.
 func lockError(parent context.Context, b *Builder, ref, what string, err error) error {
 	if parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return &TimeoutError{What: fmt.Sprintf("locking the %s %q", what, ref), After: b.Timeout}
+		return &TimeoutError{What: fmt.Sprintf("locking the %s %q", what, flakeref.Redacted(ref)), After: b.Timeout}
 	}
 	return err
 }
@@ -178,7 +180,7 @@ func (l lockedInput) isLocked() bool {
 }
 
 func (b *Builder) metadata(ctx context.Context, ref, kind string) (*flakeMetadata, error) {
-	what := fmt.Sprintf("reading the %s %q", kind, ref)
+	what := fmt.Sprintf("reading the %s %q", kind, flakeref.Redacted(ref))
 	out, err := b.run(ctx, b.Log, what, "[nix] ", "flake", "metadata", "--json", "--no-write-lock-file", "--", ref)
 	if err != nil {
 		return nil, err
@@ -210,7 +212,7 @@ const noRegistry = "/nonexistent/nixery-no-flake-registry.json"
 // the store and returns a path: reference to the copy, locked by its
 // hash; dir is the flake's directory inside the source, if any.
 func (b *Builder) prefetch(ctx context.Context, ref, dir, kind string) (string, error) {
-	what := fmt.Sprintf("copying the %s %q to the store", kind, ref)
+	what := fmt.Sprintf("copying the %s %q to the store", kind, flakeref.Redacted(ref))
 	out, err := b.run(ctx, b.Log, what, "[nix] ", "flake", "prefetch", "--json",
 		"--option", "flake-registry", noRegistry, "--", ref)
 	if err != nil {
@@ -249,11 +251,11 @@ func checkFlakeRef(ref, what string) error {
 	case ref == "":
 		return fmt.Errorf("no %s reference given (e.g. github:NixOS/nixpkgs/nixos-26.05)", what)
 	case strings.HasPrefix(ref, "-"):
-		return fmt.Errorf("%s reference %q starts with '-'", what, ref)
+		return fmt.Errorf("%s reference starts with '-' (an option where a reference goes?)", what)
 	case strings.Contains(ref, "#"):
-		return fmt.Errorf("%s reference %q has a #fragment: give the flake alone and name packages separately", what, ref)
+		return fmt.Errorf("%s reference %q has a #fragment: give the flake alone and name packages separately", what, flakeref.Redacted(ref))
 	case strings.IndexFunc(ref, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0:
-		return fmt.Errorf("%s reference %q contains spaces or control characters", what, ref)
+		return fmt.Errorf("%s reference %q contains spaces or control characters", what, flakeref.Redacted(ref))
 	}
 	return nil
 }

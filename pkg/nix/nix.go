@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
+
 	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
@@ -281,7 +283,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	for _, a := range apps {
 		outs := outputs[a.found.DrvPath]
 		if len(outs) == 0 {
-			return nil, fmt.Errorf("nix build for %s: nix build did not report the outputs of %s (%s)", system, a.inst.Ref, a.found.DrvPath)
+			return nil, fmt.Errorf("nix build for %s: nix build did not report the outputs of %s (%s)", system, flakeref.Redacted(a.inst.Ref), a.found.DrvPath)
 		}
 		inst, lock := a.inst, a.lock
 		res.Packages = append(res.Packages, Package{Attr: inst.Ref, DrvPath: a.found.DrvPath, Outputs: outs, Meta: a.found.Meta,

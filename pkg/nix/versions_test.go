@@ -150,3 +150,20 @@ func TestOneLockForAllSystems(t *testing.T) {
 		assert.Assert(t, c[0] != "flake", "locked again: %v", c)
 	}
 }
+
+// A token in a flake reference never reaches nixery's own messages (Nix's
+// own lines hide it already): the error of a failed lock shows REDACTED.
+func TestLockErrorHidesCredentials(t *testing.T) {
+	f := newFakeNix(t)
+	f.answer("metadata", 1, "", "error: unable to download 'https://127.0.0.1:1/x.git'\n", 1)
+	for _, ref := range []string{"git+https://oauth2:s3cr3t-tok@127.0.0.1:1/x.git", "https://127.0.0.1:1/x.tar.gz?access_token=s3cr3t-tok"} {
+		var log bytes.Buffer
+		_, err := (&Builder{Flake: ref, Nix: f.path, Log: &log}).Lock(context.Background())
+		assert.Assert(t, err != nil)
+		assert.Assert(t, !strings.Contains(err.Error(), "s3cr3t-tok"), err.Error())
+		assert.Assert(t, is.Contains(err.Error(), "REDACTED"))
+		assert.Assert(t, !strings.Contains(log.String(), "s3cr3t-tok"), log.String())
+	}
+	_, err := (&Builder{Flake: "-git+https://oauth2:s3cr3t-tok@h/x.git", Nix: f.path}).Lock(context.Background())
+	assert.Assert(t, err != nil && !strings.Contains(err.Error(), "s3cr3t-tok"), "%v", err)
+}

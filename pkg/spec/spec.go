@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 )
 
 // Meta-packages: names that are not nixpkgs attributes but change the image.
@@ -150,8 +152,25 @@ func Parse(args []string, opts Options) (*Spec, error) {
 }
 
 // Name returns Nixery's name for the image: the requested names, sorted,
-// joined by "/".
-func (s *Spec) Name() string { return strings.Join(s.Requested, "/") }
+// joined by "/", with the credentials of flake references hidden (the
+// name goes into the image's title annotation and logs).
+func (s *Spec) Name() string {
+	names := make([]string, len(s.Requested))
+	for i, n := range s.Requested {
+		names[i] = flakeref.Redacted(n)
+	}
+	return strings.Join(names, "/")
+}
+
+// Shown are AllPackages with the credentials of flake references
+// hidden, for logs.
+func (s *Spec) Shown() []string {
+	all := s.AllPackages()
+	for i, p := range all {
+		all[i] = flakeref.Redacted(p)
+	}
+	return all
+}
 
 // SelectPlatforms returns the platforms to build: those requested (e.g. by
 // a --platforms flag) merged with those the meta-packages selected, in

@@ -200,3 +200,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The image's name (its title annotation) and the packages logged hide a
+// flake reference's token.
+func TestNameHidesCredentials(t *testing.T) {
+	s, err := Parse([]string{"hello", "git+https://oauth2:s3cr3t-tok@example.com/app.git#app"}, Options{})
+	assert.NilError(t, err)
+	for _, shown := range []string{s.Name(), strings.Join(s.Shown(), " ")} {
+		assert.Assert(t, !strings.Contains(shown, "s3cr3t-tok"), shown)
+		assert.Assert(t, strings.Contains(shown, "REDACTED@example.com/app.git#app"), shown)
+	}
+	assert.Assert(t, strings.Contains(strings.Join(s.AllPackages(), " "), "s3cr3t-tok"), "what Nix is given keeps the token")
+}
