@@ -270,12 +270,16 @@ func input(gh *githubactions.Action, name string) (string, error) {
 }
 
 // imageRef is the image pinned by digest, or "" when it has no
-// repository (built without image, not pushed).
+// repository (built without image, not pushed, or written to an
+// output: oci:DIR@sha256:… names nothing a client reads).
 func imageRef(res *publish.Result) string {
 	switch {
 	case res.Reference != "":
 		return res.Reference
 	case res.Image == "":
+		return ""
+	}
+	if _, err := publish.ParseOutput(res.Image); err == nil {
 		return ""
 	}
 	return res.Image + "@" + res.Digest

@@ -63,4 +63,12 @@ func TestSummaryNotPushed(t *testing.T) {
 	assert.Check(t, !strings.Contains(md, "already present"), md)
 	assert.Check(t, !strings.Contains(md, "@sha256"), md)
 	assert.Equal(t, imageRef(res.Result), "")
+
+	// Written to an output, the image is no NAME@DIGEST either.
+	for _, out := range []string{"oci:/tmp/x/layout", "docker:/tmp/x/img.tar"} {
+		written := &publish.Result{Image: out, Digest: res.Digest, Pushed: true}
+		assert.Equal(t, imageRef(written), "", out)
+	}
+	pushed := &publish.Result{Image: "ghcr.io/me/app", Digest: res.Digest, Reference: "ghcr.io/me/app@" + res.Digest, Pushed: true}
+	assert.Equal(t, imageRef(pushed), pushed.Reference)
 }

@@ -115,6 +115,8 @@ func TestActionMergeWithoutPush(t *testing.T) {
 	outputs, err := os.ReadFile(filepath.Join(dir, "output"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Contains(string(outputs), "digest<<"))
+	assert.Check(t, is.Contains(string(outputs), `"total":`))
+	assert.Check(t, !strings.Contains(string(outputs), `"upload":`), "an upload time for a merge that wrote nothing: %s", outputs)
 	assert.Check(t, is.Contains(stdout.String(), "built, not pushed: "+reg.Host+"/ok/img@sha256:"))
 	tag, err := name.NewTag(reg.Host+"/ok/img:v1", name.Insecure)
 	assert.NilError(t, err)

@@ -12,7 +12,8 @@ import (
 // every platform would be: the same index, with no build details (nothing
 // was locked, packed or read from a cache). Writing to the registry is
 // all a merge does, so its time is both its Upload and its Total. With
-// push false nothing is written (publish.MergeUnpushed).
+// push false nothing is written (publish.MergeUnpushed), and there is no
+// Upload time, as for a build that pushes nothing.
 func Merge(ctx context.Context, t publish.Target, digests []string, o publish.Options, push bool) (*Result, error) {
 	start := time.Now()
 	merge := publish.Merge
@@ -24,5 +25,9 @@ func Merge(ctx context.Context, t publish.Target, digests []string, o publish.Op
 		return nil, err
 	}
 	took := time.Since(start).Seconds()
-	return &Result{SchemaVersion: SchemaVersion, Result: res, Timings: Timings{Upload: took, Total: took}}, nil
+	timings := Timings{Upload: took, Total: took}
+	if !push {
+		timings.Upload = 0
+	}
+	return &Result{SchemaVersion: SchemaVersion, Result: res, Timings: timings}, nil
 }
