@@ -52,6 +52,10 @@ func startServeEnv(t testing.TB, env []string, storage string, args ...string) *
 	host := ln.Addr().String()
 	ln.Close()
 	s := &served{host: host, done: make(chan error, 1)}
+	args = slices.Clone(args)
+	for i := range args {
+		args[i] = strings.ReplaceAll(args[i], "{host}", host) // the server's own address
+	}
 	s.cmd = exec.Command(nixery, append([]string{"serve", "--listen", host, "--nixpkgs", standIn(), "--storage", storage}, args...)...)
 	s.cmd.Env = append(append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig), env...)
 	stderr, err := s.cmd.StderrPipe()
@@ -260,10 +264,17 @@ func TestServeTokenAuth(t *testing.T) {
 	const token = "team-token-0123456789"
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	assert.NilError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
-	s := startServe(t, t.TempDir(), "--token-file", tokenFile)
+	// Without --public-url the challenge is basic: logins work, a bare
+	// token is never sent.
+	basic := startServe(t, t.TempDir(), "--token-file", tokenFile)
+	testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "--creds", "x:"+token, "docker://"+basic.host+"/hello:latest")
+	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "--registry-token", token, "docker://"+basic.host+"/hello:latest").CombinedOutput()
+	assert.Assert(t, err != nil, "a bare token went without a bearer challenge: %s", out)
+
+	s := startServe(t, t.TempDir(), "--token-file", tokenFile, "--public-url", "http://{host}")
 	ref := "docker://" + s.host + "/hello:latest"
 
-	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", ref).CombinedOutput()
+	out, err = exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", ref).CombinedOutput()
 	assert.Assert(t, err != nil, "pulled without the token: %s", out)
 	assert.Check(t, is.Contains(strings.ToLower(string(out)), "unauthorized"), string(out))
 	testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "--registry-token", token, ref)

@@ -31,6 +31,7 @@ type serveFlags struct {
 	refresh   time.Duration
 	htpasswd  string
 	tokenFile string
+	publicURL string
 	maxImages int
 	maxBytes  byteSize
 	insecure  bool
@@ -85,7 +86,8 @@ locked again every --nixpkgs-refresh, so that latest follows a branch.`,
 			fs.IntVar(&f.maxImages, "max-images", 0, "keep at most `N` images, dropping those pulled least recently (0: keep all); an image whose manifest was served in the last 10 minutes is kept, exceeding the bound meanwhile")
 			fs.Var(&f.maxBytes, "max-storage", "keep the storage's blobs within `SIZE` (e.g. 20G), dropping the images pulled least recently (0: no bound); an image whose manifest was served in the last 10 minutes is kept, exceeding the bound meanwhile")
 			fs.StringVar(&f.htpasswd, "htpasswd", "", "require basic authentication against this htpasswd `FILE` (bcrypt entries: htpasswd -B)")
-			fs.StringVar(&f.tokenFile, "token-file", "", "require this `FILE`'s token, as a bearer token or as the password of any user")
+			fs.StringVar(&f.tokenFile, "token-file", "", "require this `FILE`'s token (16 characters or more), as a bearer token or as the password of any user")
+			fs.StringVar(&f.publicURL, "public-url", "", "with --token-file, the `URL` clients reach this server at (e.g. https://nixery.example.com): the challenge then names its token endpoint, so that clients given the token alone (skopeo --registry-token) send it; without it, clients log in with the token as password")
 			return func(args []string) error {
 				if len(args) > 0 {
 					return usagef("serve takes no arguments, but was given %q", args[0])
@@ -142,12 +144,21 @@ func (f *serveFlags) run(ctx context.Context) error {
 			return fmt.Errorf("--htpasswd: %w", err)
 		}
 		auth = h
+	case f.publicURL != "" && f.tokenFile == "":
+		return usagef("--public-url names the token endpoint of --token-file: give --token-file too, or drop --public-url")
 	case f.tokenFile != "":
 		tok, err := serve.LoadToken(f.tokenFile)
 		if err != nil {
 			return fmt.Errorf("--token-file: %w", err)
 		}
 		auth = tok
+		if f.publicURL != "" {
+			realm, err := serve.TokenRealm(f.publicURL)
+			if err != nil {
+				return usagef("--public-url: %v", err)
+			}
+			auth = serve.BearerToken{Token: tok, Realm: realm}
+		}
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	srv, err := serve.New(serve.Options{

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -167,11 +168,9 @@ func (h *Htpasswd) remember(sum [sha256.Size]byte) {
 func (*Htpasswd) Challenge(*http.Request) string { return `Basic realm="nixery"` }
 
 // Token is one shared secret, sent as a bearer token or as the password
-// of basic authentication (any user name). Its challenge is a bearer
-// one, whose realm is this server's token endpoint (tokenPath), as the
-// distribution spec's token flow has it: a client logged in (docker or
-// podman login, skopeo --creds) trades the login there for the token,
-// and a client given the token (skopeo --registry-token) sends it as is.
+// of basic authentication (any user name). Its challenge is basic: what
+// docker and podman login, and skopeo --creds, answer. BearerToken adds
+// the bearer challenge that skopeo --registry-token needs.
 type Token []byte
 
 // tokenPath is where a Token server trades a login for the token.
@@ -201,12 +200,32 @@ func (t Token) Allow(r *http.Request) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), t) == 1
 }
 
-func (Token) Challenge(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-		scheme = "https"
+func (Token) Challenge(*http.Request) string { return `Basic realm="nixery"` }
+
+// BearerToken is Token with a bearer challenge whose realm is Realm, the
+// public URL of this server's token endpoint (tokenPath), as the
+// distribution spec's token flow has it: a client logged in trades the
+// login there for the token, and a client given the token sends it as
+// is. Realm comes from the configuration, never from the request: a
+// client sends its login to the realm, and a Host header that a proxy
+// rewrote, or a client chose, would name another server.
+type BearerToken struct {
+	Token
+	Realm string
+}
+
+func (b BearerToken) Challenge(*http.Request) string {
+	return fmt.Sprintf(`Bearer realm=%q,service="nixery"`, b.Realm)
+}
+
+// TokenRealm is the token endpoint's URL under a server's public URL
+// (https://nixery.example.com), which must be an absolute http(s) URL.
+func TokenRealm(public string) (string, error) {
+	u, err := url.Parse(public)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(public, "\"\\ ") {
+		return "", fmt.Errorf("%q is no public URL of the server: write its scheme and host, e.g. https://nixery.example.com", public)
 	}
-	return fmt.Sprintf(`Bearer realm="%s://%s%s",service="nixery"`, scheme, r.Host, tokenPath)
+	return strings.TrimSuffix(u.String(), "/") + tokenPath, nil
 }
 
 // serveToken is the token endpoint: a login whose password is the token

@@ -59,11 +59,9 @@ func TestServeAuth(t *testing.T) {
 			continue
 		}
 		assert.Check(t, is.Equal(rec.Code, http.StatusUnauthorized))
-		challenge := `Basic realm="nixery"`
-		if _, ok := tc.auth.(Token); ok {
-			challenge = `Bearer realm="http://example.com/token",service="nixery"`
-		}
-		assert.Check(t, is.Equal(rec.Header().Get("WWW-Authenticate"), challenge))
+		// A token's challenge is basic: the realm of a bearer one is
+		// the configuration's, never the request's Host.
+		assert.Check(t, is.Equal(rec.Header().Get("WWW-Authenticate"), `Basic realm="nixery"`))
 		// Every registry route asks, before anything is read or built.
 		for _, path := range []string{"/v2/hello/manifests/latest", "/v2/hello/tags/list", "/v2/hello/blobs/sha256:" + strings.Repeat("0", 64), "/v2/x/manifests/sha256:" + strings.Repeat("0", 64)} {
 			for _, method := range []string{http.MethodGet, http.MethodHead} {
@@ -207,3 +205,33 @@ func TestHtpasswdLoginCacheBound(t *testing.T) {
 }
 
 func sha(s string) [sha256.Size]byte { return sha256.Sum256([]byte(s)) }
+
+// A bearer challenge names the configured public URL's token endpoint,
+// whatever Host the request says; the endpoint trades a login for the
+// token. A public URL must be an absolute http(s) URL.
+func TestBearerTokenRealm(t *testing.T) {
+	realm, err := TokenRealm("https://nixery.example.com/")
+	assert.NilError(t, err)
+	assert.Equal(t, realm, "https://nixery.example.com/token")
+	for _, bad := range []string{"nixery.example.com", "ftp://x", "https://", "https://u:p@x", `https://x/"a`, "https://x?q=1"} {
+		_, err := TokenRealm(bad)
+		assert.Check(t, err != nil, bad)
+	}
+	auth := BearerToken{Token: Token("0123456789abcdef-token"), Realm: realm}
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/x", Storage: t.TempDir(), Auth: auth})
+	assert.NilError(t, err)
+	req := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+	req.Host = "attacker.example:8080"
+	req.Header.Set("X-Forwarded-Proto", "http")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	assert.Equal(t, rec.Code, http.StatusUnauthorized)
+	assert.Equal(t, rec.Header().Get("WWW-Authenticate"), `Bearer realm="https://nixery.example.com/token",service="nixery"`)
+
+	req = httptest.NewRequest(http.MethodGet, "/token", nil)
+	req.SetBasicAuth("team", "0123456789abcdef-token")
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	assert.Equal(t, rec.Code, http.StatusOK)
+	assert.Check(t, is.Contains(rec.Body.String(), `"token":"0123456789abcdef-token"`))
+}

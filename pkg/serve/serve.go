@@ -257,9 +257,15 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.metrics.handler.ServeHTTP(w, r)
 		return
 	}
-	if t, ok := s.o.Auth.(Token); ok && r.URL.Path == tokenPath {
-		t.serveToken(w, r)
-		return
+	if r.URL.Path == tokenPath {
+		switch t := s.o.Auth.(type) {
+		case Token:
+			t.serveToken(w, r)
+			return
+		case BearerToken:
+			t.serveToken(w, r)
+			return
+		}
 	}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if s.o.Auth != nil && !s.o.Auth.Allow(r) {
