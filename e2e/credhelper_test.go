@@ -25,7 +25,8 @@ func TestCredentialHelperGetsNoSecrets(t *testing.T) {
 	assert.NilError(t, os.WriteFile(filepath.Join(bin, "docker-credential-dump"), []byte(script), 0o755))
 	assert.NilError(t, os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"credHelpers":{"`+host+`":"dump"}}`), 0o644))
 
-	secrets := map[string]string{"GITHUB_TOKEN": "ghs_tokenvalue1", "INPUT_PASSWORD": "inputpassword2"}
+	secrets := map[string]string{"GITHUB_TOKEN": "ghs_tokenvalue1", "INPUT_PASSWORD": "inputpassword2",
+		"INPUT_NIXPKGS": "git+https://oauth2:flaketoken3@example.com/nixpkgs.git"}
 	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "DOCKER_CONFIG=" + cfg, "AWS_PROFILE=kept"}
 	for k, v := range secrets {
 		env = append(env, k+"="+v)

@@ -1,14 +1,23 @@
 package main
 
-import "os"
+import (
+	"os"
+	"slices"
+	"strings"
+)
 
 // secretEnv are the variables holding a secret nixery itself uses: the
-// action's password input, the CLI's password and GitHub's token. main
-// takes them out of the process's environment before anything runs, so
-// that no child inherits them: Docker credential helpers, git and Nix
-// (which gets an allow-list anyway) never need them, and a helper, or
-// whatever it runs, may log its environment.
-var secretEnv = []string{"INPUT_PASSWORD", "NIXERY_PASSWORD", "GITHUB_TOKEN"}
+// CLI's password and GitHub's token; and every input of the action
+// (INPUT_*: the password, and flake references in nixpkgs or packages
+// may hold tokens). main takes them out of the process's environment
+// before anything runs, so that no child inherits them: Docker
+// credential helpers, git and Nix (which gets an allow-list anyway)
+// never need them, and a helper, or whatever it runs, may log its
+// environment.
+var secretEnv = []string{"NIXERY_PASSWORD", "GITHUB_TOKEN"}
+
+// secretPrefix starts the names of the action's inputs.
+const secretPrefix = "INPUT_"
 
 // heldEnv holds the values taken out by holdSecrets.
 var heldEnv = map[string]string{}
@@ -16,8 +25,9 @@ var heldEnv = map[string]string{}
 // holdSecrets moves secretEnv from the environment into heldEnv. It runs
 // once, first thing in main, before any goroutine or child exists.
 func holdSecrets() {
-	for _, k := range secretEnv {
-		if v, ok := os.LookupEnv(k); ok {
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, secretPrefix) || slices.Contains(secretEnv, k) {
 			heldEnv[k] = v
 			os.Unsetenv(k)
 		}
