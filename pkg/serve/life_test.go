@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -264,4 +265,40 @@ func TestServeDropsStalledReaders(t *testing.T) {
 	var ne net.Error
 	assert.Check(t, !(errors.As(err, &ne) && ne.Timeout()), "the connection is still open")
 	assert.Check(t, n < size, "the whole blob went")
+
+	// A slow reader that never stops is no stalled one: 32 KiB every
+	// 20 ms takes a stallChunk in 160 ms, within the 300 ms bound. Small
+	// socket buffers on both sides, so that the server's writes wait
+	// for the reader, not for buffers megabytes long.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	slow := ln.(*net.TCPListener)
+	hs := &http.Server{Handler: s}
+	go hs.Serve(smallBuffers{slow})
+	defer hs.Close()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10) })
+	}}
+	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	res, err = client.Get("http://" + slow.Addr().String() + path)
+	assert.NilError(t, err)
+	defer res.Body.Close()
+	buf := make([]byte, 32<<10)
+	for read := 0; read < 3<<20; {
+		k, err := io.ReadFull(res.Body, buf)
+		assert.NilError(t, err, "dropped after %d bytes", read+k)
+		read += k
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// smallBuffers gives accepted connections a small send buffer.
+type smallBuffers struct{ *net.TCPListener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err == nil {
+		c.SetWriteBuffer(64 << 10)
+	}
+	return c, err
 }

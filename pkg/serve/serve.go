@@ -935,8 +935,11 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, digest string) {
 // for good.
 const stallLimit = time.Minute
 
-// stallChunk is how much of a blob is sent within one write deadline.
-const stallChunk = 1 << 20
+// stallChunk is how much of a blob is sent within one write deadline: a
+// client slower than that a stallLimit (4 KiB/s) is taken as stalled.
+// Small enough for a slow link shared by several layers, large enough
+// that renewing the deadline costs nothing against sendfile's work.
+const stallChunk = 256 << 10
 
 // stallBound renews the connection's write deadline before each chunk it
 // writes, so that a transfer may take as long as it needs while data
