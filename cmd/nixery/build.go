@@ -196,7 +196,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		return nil, usageError{err.Error()}
 	}
 	if len(levels[image.LevelIndexDescriptor]) > 0 && !strings.HasPrefix(f.output, string(publish.OCILayout)+":") {
-		return nil, usagef("index-descriptor annotations go on the index's entry in an OCI layout's index.json: write one with --output oci:DIR, or use the index level")
+		return nil, usagef("index-descriptor annotations go on the index's entry in an OCI layout's index.json: write one with --output=oci:DIR, or use the index level")
 	}
 
 	switch {
@@ -217,10 +217,10 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 			tags = []string{"latest"}
 		}
 		if ref := fullReference(tags); ref != "" {
-			return nil, usagef("--tags %s is a full reference, which only a push to a registry can use: give bare tags with --output, or push with --image", ref)
+			return nil, usagef("--tags=%s is a full reference, which only a push to a registry can use: give bare tags with --output, or push with --image", ref)
 		}
 		if out.Kind == publish.DockerArchive && len(j.req.Platforms) > 1 {
-			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one --platforms value, or use --output oci:DIR", len(j.req.Platforms))
+			return nil, usagef("a docker archive holds one platform, but %d were asked for: pass one platform in --platforms, or use --output=oci:DIR", len(j.req.Platforms))
 		}
 		// With --output, --image only names the image of a docker archive.
 		wo := publish.WriteOptions{Tags: tags, Repository: repository, DescriptorAnnotations: levels[image.LevelIndexDescriptor]}
@@ -256,7 +256,7 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	case !f.push:
 		// Build and check only.
 	default:
-		return nil, usagef("say where the image goes: --image REGISTRY/NAME to push, or --output oci:DIR / docker:FILE.tar")
+		return nil, usagef("say where the image goes: --image=REGISTRY/NAME to push, or --output=oci:DIR or --output=docker:FILE.tar")
 	}
 
 	j.req.Layers = layers.Options{Strategy: f.strategy, Budget: f.budget}

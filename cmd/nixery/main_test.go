@@ -198,7 +198,7 @@ func TestTagReferencesUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"build", "--nixpkgs", "path:/x", "--output", "oci:" + t.TempDir(), "--tags", "ghcr.io/me/app:v1", "hello"},
-			"--tags ghcr.io/me/app:v1 is a full reference, which only a push to a registry can use"},
+			"--tags=ghcr.io/me/app:v1 is a full reference, which only a push to a registry can use"},
 		{[]string{"build", "--nixpkgs", "path:/x", "--push-by-digest", "--tags", "ghcr.io/me/app:v1", "hello"},
 			"--push-by-digest pushes no tags, but tags were given"},
 		{[]string{"build", "--nixpkgs", "path:/x", "--tags", "ghcr.io/me/app:v1,v2", "hello"},

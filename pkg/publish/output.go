@@ -62,7 +62,7 @@ func ParseOutput(s string) (Output, error) {
 		if tag == "" {
 			tag = "TAG"
 		}
-		return Output{}, fmt.Errorf("bad output %q: a tag goes in --tags, not after the directory: write --output oci:%s --tags %s", s, path[:i], tag)
+		return Output{}, fmt.Errorf("bad output %q: a tag goes in --tags, not after the directory: write --output=oci:%s --tags=%s", s, path[:i], tag)
 	}
 	return Output{Kind: OutputKind(kind), Path: path}, nil
 }

@@ -84,7 +84,7 @@ func NewTargets(image string, tags []string, insecure bool) ([]Target, error) {
 	}
 	if image == "" {
 		if len(order) == 0 {
-			return nil, fmt.Errorf("no image to push to: give --image REGISTRY/NAME, or full references (REGISTRY/NAME:TAG) in the tags")
+			return nil, fmt.Errorf("no image to push to: give --image=REGISTRY/NAME, or full references (REGISTRY/NAME:TAG) in the tags")
 		}
 		if len(bare) > 0 {
 			return nil, fmt.Errorf("tag %q names no repository: give --image, or write it as a full reference (REGISTRY/NAME:TAG)", bare[0])

@@ -108,9 +108,9 @@ func TestParseOutput(t *testing.T) {
 		err  string
 	}{
 		{in: "oci:out/image", want: Output{Kind: OCILayout, Path: "out/image"}},
-		{in: "oci:/abs/dir:with:colons", err: `bad output "oci:/abs/dir:with:colons": a tag goes in --tags, not after the directory: write --output oci:/abs/dir:with --tags colons`},
-		{in: "oci:out/image:v1", err: `bad output "oci:out/image:v1": a tag goes in --tags, not after the directory: write --output oci:out/image --tags v1`},
-		{in: "oci:out/image:", err: "write --output oci:out/image --tags TAG"},
+		{in: "oci:/abs/dir:with:colons", err: `bad output "oci:/abs/dir:with:colons": a tag goes in --tags, not after the directory: write --output=oci:/abs/dir:with --tags=colons`},
+		{in: "oci:out/image:v1", err: `bad output "oci:out/image:v1": a tag goes in --tags, not after the directory: write --output=oci:out/image --tags=v1`},
+		{in: "oci:out/image:", err: "write --output=oci:out/image --tags=TAG"},
 		{in: "oci:/a:b/image", want: Output{Kind: OCILayout, Path: "/a:b/image"}},
 		{in: "oci:" + existing, want: Output{Kind: OCILayout, Path: existing}},
 		{in: "docker:out/image:v1.tar", want: Output{Kind: DockerArchive, Path: "out/image:v1.tar"}},
