@@ -329,6 +329,9 @@ func TestServeSystemdUnit(t *testing.T) {
 	out, err := exec.Command("systemd-analyze", "verify", "--man=no", file).CombinedOutput()
 	assert.NilError(t, err, "%s", out)
 	assert.Equal(t, strings.TrimSpace(string(out)), "", "systemd warns") // unknown keys are only warnings
+	// A dynamic user's HOME is not writable: Nix's caches go to the
+	// unit's cache directory.
+	assert.Check(t, strings.Contains(unit, "\nCacheDirectory=nixery\n") && strings.Contains(unit, "XDG_CACHE_HOME=%C/nixery"), "no writable cache for Nix")
 
 	var args []string
 	for _, line := range strings.Split(unit, "\n") {

@@ -31,8 +31,8 @@ func layersCommand() *command {
 			var roots listFlag
 			fs.Var(&roots, "root", "a requested store `PATH` (repeat); default: the paths nothing else references")
 			pop := fs.String("popularity", "", "popularity data `FILE` (Nixery's format, at most "+limit.Size(popularity.MaxBytes)+")")
-			budget := fs.Int("budget", layers.DefaultBudget, fmt.Sprintf("most layers, 1 to %d", layers.MaxBudget))
-			strategy := fs.String("strategy", "", "layering strategy: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
+			budget := fs.Int("budget", layers.DefaultBudget, fmt.Sprintf("most layers (`N`), 1 to %d", layers.MaxBudget))
+			strategy := fs.String("strategy", "", "layering strategy `NAME`: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
 			return func(args []string) error {
 				if *strategy == "help" {
 					return printStrategies(os.Stdout)

@@ -20,8 +20,8 @@ type loginFlags struct {
 }
 
 func (f *loginFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.username, "username", "", "registry user name, sent to the --image registry only")
-	fs.StringVar(&f.password, "password", "", "registry password or token; other users of this machine can see it in ps: prefer --password-stdin or the NIXERY_PASSWORD environment variable")
+	fs.StringVar(&f.username, "username", "", "registry user `NAME`, sent to the --image registry only")
+	fs.StringVar(&f.password, "password", "", "registry `PASSWORD` or token; other users of this machine can see it in ps: prefer --password-stdin or the NIXERY_PASSWORD environment variable")
 	fs.BoolVar(&f.passwordStdin, "password-stdin", false, "read the registry password or token from standard input (as docker login does)")
 }
 

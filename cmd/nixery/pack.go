@@ -25,7 +25,7 @@ func packCommand() *command {
 			compress := fs.String("compression", string(archive.Gzip), compressionUsage)
 			level := new(int)
 			fs.Var((*levelFlag)(level), "level", fmt.Sprintf("`LEVEL` of the compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default %d)", archive.DefaultLevel))
-			concurrency := fs.Int("concurrency", 0, "blocks (zstd: 16 MiB jobs) compressed at once (default: the number of CPUs); never changes the output")
+			concurrency := fs.Int("concurrency", 0, "`N` blocks (zstd: 16 MiB jobs) compressed at once (default: the number of CPUs); never changes the output")
 			return func(args []string) error {
 				if *output == "" {
 					return usagef("--output FILE is required")

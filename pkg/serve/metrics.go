@@ -35,7 +35,7 @@ func newMetrics() *metrics {
 			Name: "nixery_serve_bytes_served_total", Help: "Bytes of manifests and blobs sent.",
 		}),
 		pruned: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "nixery_serve_images_pruned_total", Help: "Images dropped from the storage to keep it within --max-images.",
+			Name: "nixery_serve_images_pruned_total", Help: "Images dropped from the storage to keep it within --max-images and --max-storage.",
 		}),
 		locks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nixery_serve_nixpkgs_locks_total", Help: "Locks of the nixpkgs revisions tags name, by result: ok, moved (to another revision than before), stale (failed; the last lock stands), failed.",
