@@ -137,7 +137,7 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 	}
 	l, err := cache.Fetch(ctx, cached, b.dir, cache.FetchOptions{Backoff: b.opts.Registry.RetryBackoff(), Timeout: fetchTime})
 	if err == nil && b.syncBlobs {
-		err = syncFile(l.Path)
+		err = outfile.Sync(l.Path)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -212,16 +212,6 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 		return image.Blob{}, err
 	}
 	return image.Blob{Digest: digest, DiffID: diffID, Size: blob.Size, MediaType: mediaType, Path: filepath.Clean(f.Name())}, nil
-}
-
-// syncFile flushes the file at path to its disk.
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // note logs a line of no platform.

@@ -97,7 +97,7 @@ func (f *File) Commit() error {
 		os.Remove(f.tmp)
 		return err
 	}
-	return syncDir(filepath.Dir(f.dest))
+	return Sync(filepath.Dir(f.dest))
 }
 
 // Abort gives the output up: a temporary file is removed. A stream keeps
@@ -117,15 +117,16 @@ func (f *File) Abort() {
 // or symlink) rather than renamed into place.
 func (f *File) Streamed() bool { return f.tmp == "" }
 
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// Sync makes the file or directory at path durable: a file's bytes, a
+// directory's entries (a rename or link in it).
+func Sync(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err // (EINVAL: a file system that cannot sync a directory)
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("sync %s: %w", path, err) // (EINVAL: a file system that cannot sync a directory)
 	}
 	return nil
 }

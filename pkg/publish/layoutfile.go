@@ -219,11 +219,11 @@ func (w *layoutWriter) commit(im *v1.IndexManifest) error {
 		if err := os.Chmod(b, 0o644); err != nil {
 			return err
 		}
-		if err := syncFile(b); err != nil {
+		if err := outfile.Sync(b); err != nil {
 			return err
 		}
 	}
-	if err := syncFile(filepath.Join(w.dir, "blobs", "sha256")); err != nil {
+	if err := outfile.Sync(filepath.Join(w.dir, "blobs", "sha256")); err != nil {
 		return err
 	}
 	old, err := os.ReadFile(filepath.Join(w.dir, "index.json"))
@@ -290,20 +290,6 @@ func (w *layoutWriter) replace(name string, data []byte) error {
 			err = pe.Err // the temporary file's name says nothing
 		}
 		return fmt.Errorf("write %s: %w", dest, err)
-	}
-	return nil
-}
-
-// syncFile flushes the file or directory at path to its disk (a file
-// system that cannot sync a directory says EINVAL: nothing to do).
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("sync %s: %w", path, err)
 	}
 	return nil
 }
