@@ -140,7 +140,7 @@ func (l *lines) layer(e build.Event) {
 	case build.Packed:
 		l.printf(e.Platform, "%s packed: %s in %s", layerLabel(e), humanSize(e.Size), seconds(took))
 	case build.Reused:
-		l.printf(e.Platform, "%s reused from the registry: %s", layerLabel(e), humanSize(e.Size))
+		l.printf(e.Platform, "%s reused from the cache: %s", layerLabel(e), humanSize(e.Size))
 	}
 }
 

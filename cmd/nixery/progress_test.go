@@ -47,7 +47,7 @@ func TestProgressLines(t *testing.T) {
 
 	want := `10:00:06 [linux/arm64] layer 2/7 packing: 150.0 MiB of 400.0 MiB, 25.0 MiB/s, about 10.0 s left
 10:00:08 [linux/arm64] layer 2/7 packed: 30.0 MiB in 8.0 s
-10:00:08 [linux/amd64] layer 1/7 reused from the registry: 1.0 MiB
+10:00:08 [linux/amd64] layer 1/7 reused from the cache: 1.0 MiB
 10:00:14 uploading [linux/arm64] layer 2/7: 12.0 MiB of 30.0 MiB, 2.0 MiB/s, about 9.0 s left
 10:00:18 uploaded [linux/arm64] layer 2/7: 30.0 MiB in 10.0 s (3.0 MiB/s)
 `
