@@ -18,6 +18,7 @@ import (
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/ghaction"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 )
@@ -60,8 +61,14 @@ func newActions(getenv func(string) string, w io.Writer) *githubactions.Action {
 // ghaction.Line, which keeps it one line that issues no command.
 func runAction(getenv func(string) string, stdout io.Writer) error {
 	gh := newActions(getenv, stdout)
-	// Masked before anything can print it.
-	for _, secret := range []string{gh.GetInput("password"), getenv("GITHUB_TOKEN"), getenv("NIXERY_PASSWORD")} {
+	// Masked before anything can print it: the passwords, and the
+	// credentials of flake references (in the forms flakeref.Secrets
+	// gives: as written in the reference, and decoded).
+	secrets := []string{gh.GetInput("password"), getenv("GITHUB_TOKEN"), getenv("NIXERY_PASSWORD")}
+	for _, ref := range append([]string{gh.GetInput("nixpkgs")}, strings.Fields(strings.ReplaceAll(gh.GetInput("packages"), ",", " "))...) {
+		secrets = append(secrets, flakeref.Secrets(ref)...)
+	}
+	for _, secret := range secrets {
 		if secret != "" {
 			fmt.Fprintln(stdout, ghaction.Command("add-mask", secret))
 		}

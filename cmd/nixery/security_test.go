@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -232,4 +233,29 @@ func TestSummaryKeepsValuesOnTheirLines(t *testing.T) {
 	assert.Check(t, is.Contains(md, "### oci:/x%0A::set-output name=digest::evil%0A\\#\\# fake \\| cell \\`x\\`\n"))
 	assert.Check(t, is.Contains(md, "#### linux/amd64%0A::set-output"))
 	assert.Check(t, is.Contains(md, "``oci:/x%0A::set-output name=digest::evil%0A## fake | cell `x`@sha256:"))
+}
+
+// A token in the nixpkgs or packages input is masked, as the password is,
+// before anything is printed: the runner then hides it in every step.
+func TestActionMasksFlakeTokens(t *testing.T) {
+	var stdout bytes.Buffer
+	err := runAction(envOf(map[string]string{
+		"INPUT_NIXPKGS":       "git+https://oauth2:tok3n-one@example.com/nixpkgs.git",
+		"INPUT_PACKAGES":      "hello, https://example.com/app.tar.gz?access_token=tok3n-two#app",
+		"INPUT_MERGE_DIGESTS": "sha256:" + strings.Repeat("1", 64),
+		"INPUT_IMAGE":         "127.0.0.1:1/x/img",
+		"HOME":                t.TempDir(),
+	}), &stdout)
+	assert.Assert(t, err != nil) // a merge takes neither input
+	var masks []string
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if m, ok := strings.CutPrefix(line, "::add-mask::"); ok {
+			masks = append(masks, m)
+		}
+	}
+	for _, tok := range []string{"tok3n-one", "tok3n-two"} {
+		assert.Check(t, slices.ContainsFunc(masks, func(m string) bool { return strings.Contains(m, tok) }), "%s not masked: %v", tok, masks)
+	}
+	first := strings.Index(stdout.String(), "::add-mask::")
+	assert.Check(t, first == 0, "something was printed before the masks: %q", stdout.String())
 }

@@ -49,8 +49,14 @@ func (r *LayoutReader) Read(dir string) (Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info, err := os.Stat(filepath.Join(dir, "index.json")); err == nil && info.Size() > maxLayoutIndex {
-		return nil, fmt.Errorf("index.json of %s is %s", dir, (&limit.Error{Bound: maxLayoutIndex}).Error())
+	if info, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
+		switch {
+		case !info.Mode().IsRegular():
+			// A FIFO would block the read for good.
+			return nil, fmt.Errorf("index.json of %s is no regular file", dir)
+		case info.Size() > maxLayoutIndex:
+			return nil, fmt.Errorf("index.json of %s is %s", dir, (&limit.Error{Bound: maxLayoutIndex}).Error())
+		}
 	}
 	top, err := lp.ImageIndex()
 	if err != nil {

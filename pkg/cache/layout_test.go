@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -98,6 +100,18 @@ func TestReadLayoutBounds(t *testing.T) {
 	assert.NilError(t, os.Truncate(filepath.Join(dir, "index.json"), 17<<20))
 	_, err = cache.ReadLayout(dir)
 	assert.ErrorContains(t, err, "larger than")
+
+	// A FIFO would block the read for good: refused at once.
+	assert.NilError(t, os.Remove(filepath.Join(dir, "index.json")))
+	assert.NilError(t, syscall.Mkfifo(filepath.Join(dir, "index.json"), 0o644))
+	done := make(chan error, 1)
+	go func() { _, err := cache.ReadLayout(dir); done <- err }()
+	select {
+	case err := <-done:
+		assert.ErrorContains(t, err, "no regular file")
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading a layout whose index.json is a FIFO still blocks after 5s")
+	}
 }
 
 // layoutOf writes n two-platform images into a new OCI layout, each
