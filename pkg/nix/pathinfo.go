@@ -56,12 +56,17 @@ func jsonFormat(program string) int {
 // program is the Nix program run: its path as exec resolves it, else its
 // name.
 func (b *Builder) program() string {
-	nix := b.Nix
-	if nix == "" {
-		nix = "nix"
-	}
+	nix := b.nix()
 	if path, err := exec.LookPath(nix); err == nil {
 		return path
 	}
 	return nix
+}
+
+// nix is the Nix program to run: Nix, else nix from PATH.
+func (b *Builder) nix() string {
+	if b.Nix == "" {
+		return "nix"
+	}
+	return b.Nix
 }

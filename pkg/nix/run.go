@@ -53,11 +53,7 @@ var commonArgs = []string{"--extra-experimental-features", "nix-command flakes"}
 // stops its builders, which run in sessions of their own) and, after
 // killGrace, its process group gets SIGKILL.
 func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string, args ...string) ([]byte, error) {
-	nix := b.Nix
-	if nix == "" {
-		nix = "nix"
-	}
-	cmd := exec.CommandContext(ctx, nix, append(append([]string{}, commonArgs...), args...)...)
+	cmd := exec.CommandContext(ctx, b.nix(), append(append([]string{}, commonArgs...), args...)...)
 	env := b.Env
 	if env == nil {
 		env = os.Environ()

@@ -228,6 +228,12 @@ func TokenRealm(public string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/") + tokenPath, nil
 }
 
+// tokenServer is an Auth with a token endpoint (Token, and BearerToken,
+// which embeds it).
+type tokenServer interface {
+	serveToken(w http.ResponseWriter, r *http.Request)
+}
+
 // serveToken is the token endpoint: a login whose password is the token
 // gets it back as the bearer token to send.
 func (t Token) serveToken(w http.ResponseWriter, r *http.Request) {

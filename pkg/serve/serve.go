@@ -257,15 +257,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.metrics.handler.ServeHTTP(w, r)
 		return
 	}
-	if r.URL.Path == tokenPath {
-		switch t := s.o.Auth.(type) {
-		case Token:
-			t.serveToken(w, r)
-			return
-		case BearerToken:
-			t.serveToken(w, r)
-			return
-		}
+	if t, ok := s.o.Auth.(tokenServer); ok && r.URL.Path == tokenPath {
+		t.serveToken(w, r)
+		return
 	}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if s.o.Auth != nil && !s.o.Auth.Allow(r) {
@@ -936,7 +930,7 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request, digest string) {
 const stallLimit = time.Minute
 
 // stallChunk is how much of a blob is sent within one write deadline: a
-// client slower than that a stallLimit (4 KiB/s) is taken as stalled.
+// client taking less than that in a stallLimit (4 KiB/s) is stalled.
 // Small enough for a slow link shared by several layers, large enough
 // that renewing the deadline costs nothing against sendfile's work.
 const stallChunk = 256 << 10

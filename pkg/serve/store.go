@@ -203,7 +203,9 @@ func (s *registryStore) serveBlob(w http.ResponseWriter, r *http.Request, digest
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
-		w.Header().Set("Content-Range", resp.Header.Get("Content-Range"))
+		if cr := resp.Header.Get("Content-Range"); cr != "" {
+			w.Header().Set("Content-Range", cr) // the blob's size, when the storage says it
+		}
 		writeError(w, http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", fmt.Sprintf("the range %q is outside the blob", rangeHeader))
 		return
 	}
