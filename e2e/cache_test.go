@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -94,4 +96,18 @@ func TestLayoutRebuild(t *testing.T) {
 	assert.Equal(t, cold.Reused, 0)
 	assert.Equal(t, cold.Digest, first.Digest)
 	testenv.Run(t, "skopeo", "inspect", "--raw", "oci:"+dir+":v2")
+
+	// A layer blob whose bytes went bad (same size) is not reused: it is
+	// packed again and the layout mended, so that every blob holds its
+	// digest's bytes.
+	layer := first.Manifests[0].Layers[0].Digest
+	file := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(layer, "sha256:"))
+	data, err := os.ReadFile(file)
+	assert.NilError(t, err)
+	data[len(data)/2] ^= 0xff
+	assert.NilError(t, os.WriteFile(file, data, 0o644))
+	mended := build("--tags", "v4")
+	assert.Equal(t, mended.Packed, 1)
+	assert.Equal(t, mended.Digest, first.Digest)
+	checkBlobs(t, dir)
 }

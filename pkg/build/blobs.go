@@ -109,7 +109,7 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 		got = image.LayerMediaType
 	}
 	if got != want {
-		b.note("cache: the layer %s in %s is %s, not %s; packing it", cached.Digest, cached.Repo, got, want)
+		b.note("cache: the layer %s in %s is %s, not %s; packing it", cached.Digest, cached.Where(), got, want)
 		return image.Blob{}, false
 	}
 	done := b.timings.start(phaseVerify, "")
@@ -122,14 +122,14 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 		return image.Blob{}, false // interrupted: the caller says so
 	}
 	if err != nil || local.Digest != cached.DiffID.String() {
-		b.note("cache: the layer %s in %s does not hold what its key says (diffID %s, the store paths give %s); packing it", cached.Digest, cached.Repo, cached.DiffID, local.Digest)
+		b.note("cache: the layer %s in %s does not hold what its key says (diffID %s, the store paths give %s); packing it", cached.Digest, cached.Where(), cached.DiffID, local.Digest)
 		return image.Blob{}, false
 	}
 	// Compressed, a layer is no larger than its tar but for the format's
 	// framing: more is a registry padding it, which would fill the disk
 	// and the image.
 	if cached.Size > local.Size+local.Size/100+64<<10 {
-		b.note("cache: the layer %s in %s is %d bytes, more than its %d-byte tar compresses to; packing it", cached.Digest, cached.Repo, cached.Size, local.Size)
+		b.note("cache: the layer %s in %s is %d bytes, more than its %d-byte tar compresses to; packing it", cached.Digest, cached.Where(), cached.Size, local.Size)
 		return image.Blob{}, false
 	}
 	if b.req.Destination.Holds(cached.Repo, cached.Digest) {

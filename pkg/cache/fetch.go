@@ -74,7 +74,7 @@ func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (_ imag
 	}
 	rc, err := open()
 	if err != nil {
-		return image.Blob{}, &readError{fmt.Sprintf("read layer %s from %s", b.Digest, b.Repo), err}
+		return image.Blob{}, &readError{fmt.Sprintf("read layer %s from %s", b.Digest, b.Where()), err}
 	}
 	defer rc.Close()
 	// A registry that sends the blob slowly, or not at all, is given up on
@@ -113,17 +113,17 @@ func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (_ imag
 	case ctx.Err() != nil:
 		return image.Blob{}, ctx.Err()
 	case err != nil && !stop.Stop():
-		return image.Blob{}, fmt.Errorf("read layer %s from %s: gave up after %s", b.Digest, b.Repo, limit)
+		return image.Blob{}, fmt.Errorf("read layer %s from %s: gave up after %s", b.Digest, b.Where(), limit)
 	case err != nil:
-		return image.Blob{}, &readError{fmt.Sprintf("read layer %s from %s", b.Digest, b.Repo), err}
+		return image.Blob{}, &readError{fmt.Sprintf("read layer %s from %s", b.Digest, b.Where()), err}
 	case n != b.Size:
-		return image.Blob{}, fmt.Errorf("layer %s from %s is not %d bytes long", b.Digest, b.Repo, b.Size)
+		return image.Blob{}, fmt.Errorf("layer %s from %s is not %d bytes long", b.Digest, b.Where(), b.Size)
 	case "sha256:"+hex.EncodeToString(digest.Sum(nil)) != b.Digest.String():
-		return image.Blob{}, fmt.Errorf("layer %s from %s has other bytes than its digest says", b.Digest, b.Repo)
+		return image.Blob{}, fmt.Errorf("layer %s from %s has other bytes than its digest says", b.Digest, b.Where())
 	case zerr != nil:
-		return image.Blob{}, fmt.Errorf("layer %s from %s does not decompress: %w", b.Digest, b.Repo, zerr)
+		return image.Blob{}, fmt.Errorf("layer %s from %s does not decompress: %w", b.Digest, b.Where(), zerr)
 	case "sha256:"+hex.EncodeToString(diffID.Sum(nil)) != b.DiffID.String():
-		return image.Blob{}, fmt.Errorf("layer %s from %s decompresses to other content than its diffID says", b.Digest, b.Repo)
+		return image.Blob{}, fmt.Errorf("layer %s from %s decompresses to other content than its diffID says", b.Digest, b.Where())
 	}
 	if err := f.Close(); err != nil {
 		return image.Blob{}, err

@@ -37,6 +37,15 @@ type Blob struct {
 	Repo name.Repository
 }
 
+// Where names where the blob is, for messages: its repository, or the
+// file of a layout's (ReadLayout's, which have no repository).
+func (b Blob) Where() string {
+	if r := b.Repo.String(); r != "" {
+		return r
+	}
+	return b.Path
+}
+
 // Read reads the images at refs (tags or digests, indexes or single
 // images) and returns the annotated layers whose blobs are still there,
 // and how reading each image went. Anything missing, unreadable or
