@@ -112,6 +112,10 @@
         }
       );
 
+      # `nixery serve` as a NixOS service: services.nixery (nix/module.nix).
+      nixosModules.default = import ./nix/module.nix { inherit self; };
+      nixosModules.nixery = self.nixosModules.default;
+
       formatter = forAllSystems (system: pkgs: pkgs.nixfmt-tree);
     };
 }

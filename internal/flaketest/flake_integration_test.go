@@ -114,6 +114,8 @@ func TestFlake(t *testing.T) {
 		t.FailNow()
 	}
 
+	t.Run("NixOS module", func(t *testing.T) { testNixOSModule(t, f, out) })
+
 	t.Run("default nixpkgs", func(t *testing.T) {
 		var meta struct{ Path string }
 		assert.NilError(t, json.Unmarshal([]byte(run(t, f.dir, []string{"NIX_CONFIG=" + testenv.NixConfig},
