@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the example need on a fresh Debian 12 machine
 # (run as root): Nix, a registry server, image clients (skopeo, umoci,
-# podman, oras), chattr (e2fsprogs) for read-only directories, and a second Nix
+# podman, oras), bsdtar (libarchive-tools) to read layers, chattr (e2fsprogs)
+# for read-only directories, and a second Nix
 # (Debian trixie's, in a chroot: scripts/trixie-nix.sh). Safe to run again.
 # It leaves /etc/nix/nix.conf alone: the scripts and tests give Nix their
 # settings through NIX_CONFIG (scripts/nix-config.sh).
@@ -17,7 +18,7 @@ mode=${1:-}
 
 packages=(docker-registry skopeo podman runc busybox-static patchelf hello jq)
 if [ "$mode" != --example ]; then
-  packages+=(umoci pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time systemd)
+  packages+=(umoci libarchive-tools pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time systemd)
 fi
 # Debian's Nix is ours to configure; a Nix installed another way
 # (install-nix-action on GitHub runners) is kept, first on PATH, with its

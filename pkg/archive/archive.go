@@ -19,6 +19,7 @@ import (
 	"io"
 	"runtime"
 	"time"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -28,8 +29,10 @@ import (
 
 // FormatVersion changes whenever the bytes packed for the same input
 // change, so caches keyed by it never mix two formats. Updating pgzip or
-// klauspost/compress may change them: TestPackGolden tells.
-const FormatVersion = "1"
+// klauspost/compress may change them (TestPackZstdReproducible pins
+// zstd's).
+// 2: headers with names that are not UTF-8 carry hdrcharset=BINARY.
+const FormatVersion = "2"
 
 // DefaultLevel is the gzip level used when Options.Level is 0. Measured
 // on 615 MB of store paths (docs/packing.md), it packs about 7 times as
@@ -236,6 +239,28 @@ func (p *packer) header(name string, typ byte, mode int64) *tar.Header {
 		// Format left unset: USTAR where it fits, PAX for long or
 		// non-ASCII names, chosen from the header alone.
 	}
+}
+
+// writeHeader writes h. A header with a name that is not UTF-8 (a store
+// path may hold any bytes in a file or link target name) gets the PAX
+// record hdrcharset=BINARY: POSIX reads PAX names as UTF-8 without it, and
+// bsdtar fails on them. Every other header is written as it is.
+func (p *packer) writeHeader(h *tar.Header) error {
+	if !utf8Names(h) {
+		h.PAXRecords = map[string]string{"hdrcharset": "BINARY"}
+	}
+	return p.tw.WriteHeader(h)
+}
+
+// utf8Names tells whether every name of h that archive/tar may write as a
+// PAX record (path, linkpath, uname, gname) is valid UTF-8.
+func utf8Names(h *tar.Header) bool {
+	for _, s := range []string{h.Name, h.Linkname, h.Uname, h.Gname} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // progressWriter reports the length of each write.

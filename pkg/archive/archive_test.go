@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -74,9 +75,18 @@ func readHeaders(t testing.TB, blob []byte) []*tar.Header {
 		assert.Equal(t, h.Uname, "")
 		assert.Equal(t, h.Gname, "")
 		assert.Assert(t, h.AccessTime.IsZero() && h.ChangeTime.IsZero(), "%s has an atime or ctime", h.Name)
-		for k := range h.PAXRecords {
-			assert.Assert(t, k == "path" || k == "linkpath", "%s has the PAX record %q", h.Name, k)
+		// hdrcharset=BINARY marks exactly the headers with non-UTF-8 names.
+		binary := !utf8.ValidString(h.Name) || !utf8.ValidString(h.Linkname)
+		for k, v := range h.PAXRecords {
+			switch k {
+			case "path", "linkpath":
+			case "hdrcharset":
+				assert.Assert(t, binary && v == "BINARY", "%q (link %q) has hdrcharset=%s", h.Name, h.Linkname, v)
+			default:
+				t.Fatalf("%q has the PAX record %q", h.Name, k)
+			}
 		}
+		assert.Assert(t, !binary || h.PAXRecords["hdrcharset"] == "BINARY", "%q (link %q) has no hdrcharset=BINARY", h.Name, h.Linkname)
 		if len(out) > 0 {
 			assert.Assert(t, h.ModTime.Equal(out[0].ModTime), "%s: time %v, not %v", h.Name, h.ModTime, out[0].ModTime)
 		}
@@ -135,6 +145,65 @@ func TestPackLayout(t *testing.T) {
 		{Name: base + "/share/data-link", Type: tar.TypeReg, Mode: 0o444, Size: 10},
 		{Name: base + "/share/" + long, Type: tar.TypeReg, Mode: 0o444, Size: 1},
 		{Name: base + "/share/naïve-ünïcode", Type: tar.TypeReg, Mode: 0o444, Size: 1},
+	})
+}
+
+// binaryTree is a store path whose names are not all UTF-8, as a Nix
+// store path may hold: a Latin-1 file name, a directory with such a name
+// and a file in it, and a symlink to such a name; beside them a UTF-8
+// non-ASCII name and a long one, which stay without hdrcharset.
+func binaryTree(t *testing.T) string {
+	long := strings.Repeat("long-name-", 20)
+	dir := fs.NewDir(t, "abc123-binary",
+		fs.WithFile("caf\xe9", "latin-1"),
+		fs.WithDir("d\xff", fs.WithFile("inner", "x")),
+		fs.WithFile("naïve", "utf-8"),
+		fs.WithFile(long, "y"),
+	)
+	assert.NilError(t, os.Symlink("/nix/store/t-\xff\xfe/bin", filepath.Join(dir.Path(), "link")))
+	return dir.Path()
+}
+
+// TestPackBinaryNames: names that are not UTF-8 come back byte for byte,
+// and only their headers carry hdrcharset=BINARY (readHeaders checks
+// that of every test's headers), in bytes that do not change between runs.
+func TestPackBinaryNames(t *testing.T) {
+	dir := binaryTree(t)
+	blob, _, err := packDir(t, dir, Options{})
+	assert.NilError(t, err)
+	base := "nix/store/" + filepath.Base(dir) + "/"
+	var marked []string
+	links := map[string]string{}
+	for _, h := range readHeaders(t, blob) {
+		if h.PAXRecords["hdrcharset"] != "" {
+			marked = append(marked, h.Name)
+		}
+		links[h.Name] = h.Linkname
+	}
+	assert.DeepEqual(t, marked, []string{base + "caf\xe9", base + "d\xff/", base + "d\xff/inner", base + "link"})
+	assert.Equal(t, links[base+"link"], "/nix/store/t-\xff\xfe/bin")
+	_, hasUTF8 := links[base+"naïve"]
+	assert.Assert(t, hasUTF8)
+
+	again, _, err := packDir(t, dir, Options{})
+	assert.NilError(t, err)
+	assert.Assert(t, bytes.Equal(again, blob), "packing twice gave different bytes")
+	tarBytes, _, err := packDir(t, dir, Options{Uncompressed: true})
+	assert.NilError(t, err)
+	assert.Equal(t, bytes.Count(tarBytes, []byte(" hdrcharset=BINARY\n")), 4)
+
+	// The customisation layer's links to such names are marked too
+	// (readHeaders fails on one that is not).
+	a := fs.NewDir(t, "aaa-pkg", fs.WithDir("bin", fs.WithFile("x\xff", "")))
+	b := fs.NewDir(t, "bbb-pkg", fs.WithDir("bin", fs.WithFile("y", "")))
+	var buf bytes.Buffer
+	_, err = PackCustomisation(&buf, Customisation{Packages: []string{a.Path(), b.Path()}}, Options{})
+	assert.NilError(t, err)
+	assert.DeepEqual(t, readBack(t, buf.Bytes()), []entry{
+		{Name: "bin/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "bin/x\xff", Type: tar.TypeSymlink, Mode: 0o777, Link: a.Path() + "/bin/x\xff"},
+		{Name: "bin/y", Type: tar.TypeSymlink, Mode: 0o777, Link: b.Path() + "/bin/y"},
+		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
 	})
 }
 

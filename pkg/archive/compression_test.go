@@ -196,15 +196,17 @@ func TestPackZstdReproducible(t *testing.T) {
 	assert.Assert(t, bytes.Equal(a, b))
 }
 
-// A gzip key stays what it was before zstd came (caches stay valid); a
+// A gzip key is made as it was before zstd came, so only a new
+// FormatVersion changes it (and then every cached blob misses once); a
 // zstd key differs from it, and names the encoder, not the level.
 func TestCacheKeyCompression(t *testing.T) {
 	const content = "sha256:0123"
-	legacy := func(level int) string {
+	gzipKey := func(version string, level int) string {
 		h := sha256.New()
-		fmt.Fprintf(h, "nixery-archive 1\nlevel %d\nblock 1048576\nmtime 1\n%s", level, content)
+		fmt.Fprintf(h, "nixery-archive %s\nlevel %d\nblock 1048576\nmtime 1\n%s", version, level, content)
 		return "sha256:" + hex.EncodeToString(h.Sum(nil))
 	}
+	legacy := func(level int) string { return gzipKey(FormatVersion, level) }
 	key := func(o Options) string {
 		k, err := CacheKey(content, o)
 		assert.NilError(t, err)
@@ -213,6 +215,8 @@ func TestCacheKeyCompression(t *testing.T) {
 	assert.Equal(t, key(Options{}), legacy(DefaultLevel))
 	assert.Equal(t, key(Options{Compression: Gzip}), legacy(DefaultLevel))
 	assert.Equal(t, key(Options{Compression: Gzip, Level: 6}), legacy(6))
+	// Blobs of version 1 (before hdrcharset=BINARY) are not reused.
+	assert.Check(t, key(Options{}) != gzipKey("1", DefaultLevel))
 
 	zstdKey := key(Options{Compression: Zstd})
 	seen := map[string]string{}

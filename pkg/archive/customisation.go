@@ -297,7 +297,7 @@ func (p *packer) writeFarm(dir *farmNode, prefix string) error {
 		if child.target != "" {
 			h := p.header(name, tar.TypeSymlink, symlinkMode)
 			h.Linkname = child.target
-			if err := p.tw.WriteHeader(h); err != nil {
+			if err := p.writeHeader(h); err != nil {
 				return err
 			}
 			continue
@@ -305,7 +305,7 @@ func (p *packer) writeFarm(dir *farmNode, prefix string) error {
 		if child.file {
 			h := p.header(name, tar.TypeReg, child.mode)
 			h.Size = int64(len(child.data))
-			if err := p.tw.WriteHeader(h); err != nil {
+			if err := p.writeHeader(h); err != nil {
 				return err
 			}
 			if _, err := p.tw.Write(child.data); err != nil {
@@ -315,7 +315,7 @@ func (p *packer) writeFarm(dir *farmNode, prefix string) error {
 		}
 		h := p.header(name+"/", tar.TypeDir, child.mode)
 		h.Uid, h.Gid = child.uid, child.gid
-		if err := p.tw.WriteHeader(h); err != nil {
+		if err := p.writeHeader(h); err != nil {
 			return err
 		}
 		if err := p.writeFarm(child, name+"/"); err != nil {

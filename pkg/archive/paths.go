@@ -61,7 +61,7 @@ func PackPaths(w io.Writer, storePaths []string, o Options) (Blob, error) {
 // dirs writes directory entries.
 func (p *packer) dirs(names ...string) error {
 	for _, n := range names {
-		if err := p.tw.WriteHeader(p.header(n, tar.TypeDir, dirMode)); err != nil {
+		if err := p.writeHeader(p.header(n, tar.TypeDir, dirMode)); err != nil {
 			return err
 		}
 	}
@@ -108,7 +108,7 @@ func (p *packer) addEntry(dir *os.File, storePath, path, name string, t fs.FileM
 		}
 		h := p.header(name, tar.TypeSymlink, symlinkMode)
 		h.Linkname = target
-		return p.tw.WriteHeader(h)
+		return p.writeHeader(h)
 	case t.IsRegular():
 		return p.addFile(dir, path, name)
 	default:
@@ -210,7 +210,7 @@ func (p *packer) addFile(dir *os.File, path, name string) error {
 	}
 	h := p.header(name, tar.TypeReg, mode)
 	h.Size = info.Size()
-	if err := p.tw.WriteHeader(h); err != nil {
+	if err := p.writeHeader(h); err != nil {
 		return err
 	}
 	// Large reads keep the per-call cost of hashing and pgzip low; hiding
