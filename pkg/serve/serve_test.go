@@ -704,3 +704,65 @@ func TestServeManifestETag(t *testing.T) {
 		}
 	}
 }
+
+// A client whose Accept header lists Docker's media types only is told
+// that the image is an OCI index or manifest (404 MANIFEST_UNKNOWN, as
+// the CNCF registry answers), GET and HEAD alike, rather than sent what
+// it cannot parse; no Accept header, a wildcard or the OCI types get the
+// image as before.
+func TestServeAccept(t *testing.T) {
+	storage := t.TempDir()
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	idx := stored(t, s, storage, "hello")
+	digest, err := idx.Digest()
+	assert.NilError(t, err)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	manifest := im.Manifests[0].Digest
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+
+	const (
+		docker     = "application/vnd.docker.distribution.manifest.v2+json"
+		dockerList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	)
+	ask := func(method, path string, accept ...string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(method, path, nil)
+		for _, a := range accept {
+			r.Header.Add("Accept", a)
+		}
+		s.ServeHTTP(rec, r)
+		return rec
+	}
+	for _, tc := range []struct {
+		path, what string
+		want       types.MediaType
+	}{
+		{"/v2/hello/manifests/latest", "index", types.OCIImageIndex},
+		{"/v2/hello/manifests/" + digest.String(), "index", types.OCIImageIndex},
+		{"/v2/hello/manifests/" + manifest.String(), "manifest", types.OCIManifestSchema1},
+	} {
+		for _, accept := range [][]string{{docker}, {docker + ", " + dockerList}, {docker, dockerList}, {"text/html"}} {
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				rec := ask(method, tc.path, accept...)
+				assert.Equal(t, rec.Code, http.StatusNotFound, "%s %s %q", method, tc.path, accept)
+				assert.Equal(t, rec.Header().Get("Docker-Content-Digest"), "", "%s %s %q", method, tc.path, accept)
+				if method == http.MethodGet {
+					assert.Check(t, is.Contains(rec.Body.String(), `"code":"MANIFEST_UNKNOWN"`))
+					assert.Check(t, is.Contains(rec.Body.String(), "the image is an OCI "+tc.what+" ("+string(tc.want)+")"))
+					assert.Check(t, is.Contains(rec.Body.String(), "accepts OCI media types"))
+				}
+			}
+		}
+		for _, accept := range [][]string{nil, {"*/*"}, {docker + ", application/*;q=0.5"}, {docker, string(tc.want) + ";q=0.9"},
+			{string(types.OCIImageIndex) + "," + string(types.OCIManifestSchema1) + "," + docker}} {
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				rec := ask(method, tc.path, accept...)
+				assert.Equal(t, rec.Code, http.StatusOK, "%s %s %q: %s", method, tc.path, accept, rec.Body.String())
+				assert.Equal(t, rec.Header().Get("Content-Type"), string(tc.want))
+			}
+		}
+	}
+}
