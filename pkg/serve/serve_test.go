@@ -766,3 +766,41 @@ func TestServeAccept(t *testing.T) {
 		}
 	}
 }
+
+// With a registry storage, a conditional request of a blob the registry
+// does not have (never stored, or garbage collected) is 404 BLOB_UNKNOWN,
+// not 304: the entity tag matching says nothing of the blob being there.
+func TestServeRegistryStorageConditionalMissing(t *testing.T) {
+	storage := "docker://" + testenv.StartRegistry(t) + "/nixery/store"
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	img := storedInRegistry(t, s, storage, "hello")
+	layers, err := img.Layers()
+	assert.NilError(t, err)
+	there, err := layers[0].Digest()
+	assert.NilError(t, err)
+	missing := "sha256:" + strings.Repeat("0", 64)
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		for _, tc := range []struct {
+			digest, ifNoneMatch string
+			status              int
+		}{
+			{missing, `"` + missing + `"`, http.StatusNotFound},
+			{missing, "*", http.StatusNotFound},
+			{there.String(), `"` + there.String() + `"`, http.StatusNotModified},
+			{there.String(), "*", http.StatusNotModified},
+		} {
+			rec := httptest.NewRecorder()
+			r := httptest.NewRequest(method, "/v2/hello/blobs/"+tc.digest, nil)
+			r.Header.Set("If-None-Match", tc.ifNoneMatch)
+			s.ServeHTTP(rec, r)
+			assert.Equal(t, rec.Code, tc.status, "%s %s If-None-Match %s", method, tc.digest, tc.ifNoneMatch)
+			if tc.status == http.StatusNotFound {
+				assert.Check(t, is.Contains(rec.Body.String(), "BLOB_UNKNOWN"))
+			} else {
+				assert.Equal(t, rec.Body.Len(), 0)
+				assert.Equal(t, rec.Header().Get("ETag"), `"`+tc.digest+`"`)
+			}
+		}
+	}
+}
