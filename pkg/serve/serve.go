@@ -34,7 +34,6 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/nix"
-	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 	"github.com/nixery-action/nixery-action/pkg/spec"
@@ -198,6 +197,7 @@ func New(o Options) (*Server, error) {
 			if s.o.Build.TempDir, err = scratchDir(dir); err != nil {
 				return nil, err
 			}
+			s.o.Build.TempDirFull = storageFull
 		}
 		s.store = layoutStore{dir: dir, layers: new(cache.LayoutReader)}
 	}
@@ -693,9 +693,8 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	s.store.prepare(&req, img.key)
 	res, err := build.Build(ctx, req, s.o.Build)
 	if err != nil {
-		msg := s.advised(err)
-		s.o.Log.Error("build failed", "image", name, "error", msg)
-		return v1.Hash{}, errors.New(firstLine(msg))
+		s.o.Log.Error("build failed", "image", name, "error", err.Error())
+		return v1.Hash{}, errors.New(firstLine(err.Error()))
 	}
 	res.Close()
 	d, err := v1.NewHash(res.Digest)
@@ -710,19 +709,6 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 // storage's disk is full (the layers are packed there too, in its
 // scratch directory).
 const storageFull = "bound the storage with a lower --max-storage or --max-images, or give --storage a directory on a larger disk"
-
-// advised is err's text, where a full disk's advice (the build's, which
-// fits the CLI) is what a serve operator can do instead. A registry
-// storage's builds pack in TMPDIR, which the build's advice names.
-func (s *Server) advised(err error) string {
-	var ns *outfile.NoSpaceError
-	if _, dir := s.store.(layoutStore); !dir || !errors.As(err, &ns) {
-		return err.Error()
-	}
-	// The errors wrapping it hold its text already, not the error.
-	ours := outfile.NoSpaceError{Dir: ns.Dir, Advice: storageFull}
-	return strings.Replace(err.Error(), ns.Error(), ours.Error(), 1)
-}
 
 // Pruning removes blobs, which a running build may be reusing or
 // writing, so it runs under the gc lock alone. After a build, prune asks

@@ -83,7 +83,7 @@ func (l layoutStore) prepare(req *build.Request, key string) {
 	// Layers the storage holds already, under the same cache keys as the
 	// CLI's, are reused (their content checked) instead of packed again.
 	req.LocalCache, _ = l.layers.Read(l.dir)
-	req.Destination = publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: l.dir}, publish.WriteOptions{Tags: []string{key}})
+	req.Destination = publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: l.dir}, publish.WriteOptions{Tags: []string{key}, Full: storageFull})
 }
 
 func (l layoutStore) manifest(_ context.Context, digest v1.Hash) ([]byte, error) {
