@@ -383,6 +383,24 @@ func TestServeSharedStorage(t *testing.T) {
 	assert.Check(t, reused >= 4, "packed %d, reused %d", packed, reused)
 }
 
+// TestServeDiskFull: a build that fills the storage's disk (a small
+// tmpfs) fails with advice a serve operator can follow (its own
+// options), told to the client and logged, not the CLI's.
+func TestServeDiskFull(t *testing.T) {
+	testenv.Require(t, "nix", "skopeo")
+	storage := mountTmpfs(t, "2m")
+	s := startServe(t, storage, "--platforms", "linux/amd64")
+	out, err := s.inspect("largefile:latest")
+	assert.Assert(t, err != nil, out)
+	want := "no space left on the disk holding " + storage
+	advice := "free space or bound the storage with a lower --max-storage or --max-images, or give --storage a directory on a larger disk"
+	assert.Check(t, is.Contains(out, want), out)
+	assert.Check(t, is.Contains(out, advice), out)
+	log := strings.Join(s.lines(), "\n")
+	assert.Check(t, is.Contains(log, advice), log)
+	assert.Check(t, !strings.Contains(out+log, "layer blobs"), "the CLI's advice: %s\n%s", out, log)
+}
+
 // TestServeDrains: SIGTERM lets a blob transfer in flight finish, but
 // cancels a build at once: the pull waiting for it gets 503 with a
 // Retry-After, and the server exits within seconds (docker stop kills

@@ -210,13 +210,20 @@ type Options struct {
 	Registry publish.Options
 	// TempDir holds the blob files; "" means os.TempDir().
 	TempDir string
+	// TempDirFull is what to do when TempDir's disk fills; "" is the
+	// CLI's advice (name another directory).
+	TempDirFull string
 }
 
 // tempDir is the directory the blob files go in, named for people (as
 // TMPDIR, or as the option that set it), and what to do when it fills.
 func (o Options) tempDir() (dir, name, advice string) {
 	if o.TempDir != "" {
-		return o.TempDir, "the directory for layer blobs (" + o.TempDir + ")", "name another directory for layer blobs"
+		advice = o.TempDirFull
+		if advice == "" {
+			advice = "name another directory for layer blobs"
+		}
+		return o.TempDir, "the directory for layer blobs (" + o.TempDir + ")", advice
 	}
 	return os.TempDir(), "TMPDIR (" + os.TempDir() + ")", "point TMPDIR elsewhere"
 }

@@ -85,6 +85,9 @@ type WriteOptions struct {
 	// layout's index.json (the index-descriptor level); a docker archive
 	// has no such descriptor.
 	DescriptorAnnotations map[string]string
+	// Full is what to do when the output's disk fills; "" means "write
+	// the image elsewhere".
+	Full string
 }
 
 // Validate checks the names for an output of kind before any work. A
@@ -135,7 +138,7 @@ func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, r
 		return nil, fmt.Errorf("unknown output kind %q", out.Kind)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", out, out.noSpace(err))
+		return nil, fmt.Errorf("write %s: %w", out, out.noSpace(err, o.Full))
 	}
 	res.Image, res.Pushed = out.String(), true
 	return res, nil
@@ -143,7 +146,7 @@ func write(ctx context.Context, out Output, idx v1.ImageIndex, o WriteOptions, r
 
 // noSpace explains a full disk: the layout's directory, or the
 // archive's. A device written through (/dev/full) is no disk to free.
-func (o Output) noSpace(err error) error {
+func (o Output) noSpace(err error, advice string) error {
 	dir := o.Path
 	if o.Kind == DockerArchive {
 		if info, serr := os.Stat(o.Path); serr == nil && !info.Mode().IsRegular() {
@@ -151,7 +154,10 @@ func (o Output) noSpace(err error) error {
 		}
 		dir = filepath.Dir(o.Path)
 	}
-	return outfile.NoSpace(err, dir, "write the image elsewhere")
+	if advice == "" {
+		advice = "write the image elsewhere"
+	}
+	return outfile.NoSpace(err, dir, advice)
 }
 
 var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)

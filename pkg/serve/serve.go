@@ -197,6 +197,7 @@ func New(o Options) (*Server, error) {
 			if s.o.Build.TempDir, err = scratchDir(dir); err != nil {
 				return nil, err
 			}
+			s.o.Build.TempDirFull = storageFull
 		}
 		s.store = layoutStore{dir: dir, layers: new(cache.LayoutReader)}
 	}
@@ -704,6 +705,11 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	return d, nil
 }
 
+// storageFull is what a serve operator can do when a directory
+// storage's disk is full (the layers are packed there too, in its
+// scratch directory).
+const storageFull = "bound the storage with a lower --max-storage or --max-images, or give --storage a directory on a larger disk"
+
 // Pruning removes blobs, which a running build may be reusing or
 // writing, so it runs under the gc lock alone. After a build, prune asks
 // the pruner, which takes the lock as soon as no build holds it; while
@@ -880,6 +886,17 @@ func serveManifest(w http.ResponseWriter, r *http.Request, digest v1.Hash, raw [
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", digest.String()+" is not a manifest")
 		return
 	}
+	if isOCI(probe.MediaType) && !accepts(r, probe.MediaType) {
+		// As the CNCF registry answers: a client given a type it did not
+		// ask for (one that knows Docker's types only) fails to parse
+		// it, with a less clear message.
+		what := "manifest"
+		if probe.MediaType.IsIndex() {
+			what = "index"
+		}
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("the image is an OCI %s (%s), which the request's Accept header does not allow: pull with a client that accepts OCI media types", what, probe.MediaType))
+		return
+	}
 	w.Header().Set("Content-Type", string(probe.MediaType))
 	w.Header().Set("Docker-Content-Digest", digest.String())
 	w.Header().Set("ETag", etag(digest))
@@ -892,6 +909,29 @@ func serveManifest(w http.ResponseWriter, r *http.Request, digest v1.Hash, raw [
 		return
 	}
 	w.Write(raw)
+}
+
+// accepts tells whether r's Accept header allows media type mt. A
+// request with none takes any (curl, and clients that predate the
+// header), as do */* and application/*; q-values are not weighed.
+func accepts(r *http.Request, mt types.MediaType) bool {
+	listed := false
+	for _, header := range r.Header.Values("Accept") {
+		for _, item := range strings.Split(header, ",") {
+			t, _, _ := strings.Cut(item, ";")
+			t = strings.TrimSpace(t)
+			if t == "*/*" || t == "application/*" || strings.EqualFold(t, string(mt)) {
+				return true
+			}
+			listed = listed || t != ""
+		}
+	}
+	return !listed
+}
+
+// isOCI tells whether mt is the OCI index or image manifest type.
+func isOCI(mt types.MediaType) bool {
+	return mt == types.OCIImageIndex || mt == types.OCIManifestSchema1
 }
 
 // etag is the entity tag of a manifest or blob: its digest, quoted.

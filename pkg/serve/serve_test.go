@@ -704,3 +704,103 @@ func TestServeManifestETag(t *testing.T) {
 		}
 	}
 }
+
+// A client whose Accept header lists Docker's media types only is told
+// that the image is an OCI index or manifest (404 MANIFEST_UNKNOWN, as
+// the CNCF registry answers), GET and HEAD alike, rather than sent what
+// it cannot parse; no Accept header, a wildcard or the OCI types get the
+// image as before.
+func TestServeAccept(t *testing.T) {
+	storage := t.TempDir()
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	idx := stored(t, s, storage, "hello")
+	digest, err := idx.Digest()
+	assert.NilError(t, err)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	manifest := im.Manifests[0].Digest
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+
+	const (
+		docker     = "application/vnd.docker.distribution.manifest.v2+json"
+		dockerList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	)
+	ask := func(method, path string, accept ...string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(method, path, nil)
+		for _, a := range accept {
+			r.Header.Add("Accept", a)
+		}
+		s.ServeHTTP(rec, r)
+		return rec
+	}
+	for _, tc := range []struct {
+		path, what string
+		want       types.MediaType
+	}{
+		{"/v2/hello/manifests/latest", "index", types.OCIImageIndex},
+		{"/v2/hello/manifests/" + digest.String(), "index", types.OCIImageIndex},
+		{"/v2/hello/manifests/" + manifest.String(), "manifest", types.OCIManifestSchema1},
+	} {
+		for _, accept := range [][]string{{docker}, {docker + ", " + dockerList}, {docker, dockerList}, {"text/html"}} {
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				rec := ask(method, tc.path, accept...)
+				assert.Equal(t, rec.Code, http.StatusNotFound, "%s %s %q", method, tc.path, accept)
+				assert.Equal(t, rec.Header().Get("Docker-Content-Digest"), "", "%s %s %q", method, tc.path, accept)
+				if method == http.MethodGet {
+					assert.Check(t, is.Contains(rec.Body.String(), `"code":"MANIFEST_UNKNOWN"`))
+					assert.Check(t, is.Contains(rec.Body.String(), "the image is an OCI "+tc.what+" ("+string(tc.want)+")"))
+					assert.Check(t, is.Contains(rec.Body.String(), "accepts OCI media types"))
+				}
+			}
+		}
+		for _, accept := range [][]string{nil, {"*/*"}, {docker + ", application/*;q=0.5"}, {docker, string(tc.want) + ";q=0.9"},
+			{string(types.OCIImageIndex) + "," + string(types.OCIManifestSchema1) + "," + docker}} {
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				rec := ask(method, tc.path, accept...)
+				assert.Equal(t, rec.Code, http.StatusOK, "%s %s %q: %s", method, tc.path, accept, rec.Body.String())
+				assert.Equal(t, rec.Header().Get("Content-Type"), string(tc.want))
+			}
+		}
+	}
+}
+
+// With a registry storage, a conditional request of a blob the registry
+// does not have (never stored, or garbage collected) is 404 BLOB_UNKNOWN,
+// not 304: the entity tag matching says nothing of the blob being there.
+func TestServeRegistryStorageConditionalMissing(t *testing.T) {
+	storage := "docker://" + testenv.StartRegistry(t) + "/nixery/store"
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	img := storedInRegistry(t, s, storage, "hello")
+	layers, err := img.Layers()
+	assert.NilError(t, err)
+	there, err := layers[0].Digest()
+	assert.NilError(t, err)
+	missing := "sha256:" + strings.Repeat("0", 64)
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		for _, tc := range []struct {
+			digest, ifNoneMatch string
+			status              int
+		}{
+			{missing, `"` + missing + `"`, http.StatusNotFound},
+			{missing, "*", http.StatusNotFound},
+			{there.String(), `"` + there.String() + `"`, http.StatusNotModified},
+			{there.String(), "*", http.StatusNotModified},
+		} {
+			rec := httptest.NewRecorder()
+			r := httptest.NewRequest(method, "/v2/hello/blobs/"+tc.digest, nil)
+			r.Header.Set("If-None-Match", tc.ifNoneMatch)
+			s.ServeHTTP(rec, r)
+			assert.Equal(t, rec.Code, tc.status, "%s %s If-None-Match %s", method, tc.digest, tc.ifNoneMatch)
+			if tc.status == http.StatusNotFound {
+				assert.Check(t, is.Contains(rec.Body.String(), "BLOB_UNKNOWN"))
+			} else {
+				assert.Equal(t, rec.Body.Len(), 0)
+				assert.Equal(t, rec.Header().Get("ETag"), `"`+tc.digest+`"`)
+			}
+		}
+	}
+}

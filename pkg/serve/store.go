@@ -83,7 +83,7 @@ func (l layoutStore) prepare(req *build.Request, key string) {
 	// Layers the storage holds already, under the same cache keys as the
 	// CLI's, are reused (their content checked) instead of packed again.
 	req.LocalCache, _ = l.layers.Read(l.dir)
-	req.Destination = publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: l.dir}, publish.WriteOptions{Tags: []string{key}})
+	req.Destination = publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: l.dir}, publish.WriteOptions{Tags: []string{key}, Full: storageFull})
 }
 
 func (l layoutStore) manifest(_ context.Context, digest v1.Hash) ([]byte, error) {
@@ -177,19 +177,18 @@ func (s *registryStore) manifest(ctx context.Context, digest v1.Hash) ([]byte, e
 
 // serveBlob passes the registry's answer on: the client never needs the
 // store's credentials. The entity tag is the digest, so conditional
-// requests are answered here.
+// requests are answered here, once the registry has the blob (a HEAD
+// of it): a blob gone (garbage collected) is unknown, not unmodified.
 func (s *registryStore) serveBlob(w http.ResponseWriter, r *http.Request, digest v1.Hash) {
-	w.Header().Set("Docker-Content-Digest", digest.String())
-	w.Header().Set("ETag", etag(digest))
-	if etagMatches(r.Header.Get("If-None-Match"), digest) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	rangeHeader := r.Header.Get("Range")
+	method, rangeHeader := r.Method, r.Header.Get("Range")
 	if ir := r.Header.Get("If-Range"); ir != "" && !etagMatches(ir, digest) {
 		rangeHeader = "" // another entity (or a date): the whole blob
 	}
-	resp, err := s.rd.Blob(r.Context(), r.Method, digest, rangeHeader)
+	notModified := etagMatches(r.Header.Get("If-None-Match"), digest)
+	if notModified {
+		method, rangeHeader = http.MethodHead, ""
+	}
+	resp, err := s.rd.Blob(r.Context(), method, digest, rangeHeader)
 	if err != nil {
 		if registry.IsNotFound(err) {
 			writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest.String())
@@ -202,6 +201,12 @@ func (s *registryStore) serveBlob(w http.ResponseWriter, r *http.Request, digest
 		return
 	}
 	defer resp.Body.Close()
+	w.Header().Set("Docker-Content-Digest", digest.String())
+	w.Header().Set("ETag", etag(digest))
+	if notModified {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		if cr := resp.Header.Get("Content-Range"); cr != "" {
 			w.Header().Set("Content-Range", cr) // the blob's size, when the storage says it
