@@ -1,0 +1,319 @@
+package serve
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nixery-action/nixery-action/pkg/build"
+	"github.com/nixery-action/nixery-action/pkg/nix"
+	"github.com/nixery-action/nixery-action/pkg/registry"
+	"github.com/nixery-action/nixery-action/pkg/spec"
+)
+
+// readManifest reads img's index, digest, from the store; one gone from
+// it (a registry's garbage collection) is built again. An error reading
+// the store is a *storageError.
+func (s *Server) readManifest(ctx context.Context, img request, digest v1.Hash) (v1.Hash, []byte, error) {
+	raw, err := s.store.manifest(ctx, digest)
+	if gone(err) {
+		s.forget(img.key)
+		if digest, err = s.image(ctx, img); err != nil {
+			return digest, nil, err
+		}
+		raw, err = s.store.manifest(ctx, digest)
+	}
+	if err != nil {
+		return digest, nil, &storageError{err}
+	}
+	return digest, raw, nil
+}
+
+// storageError is the store failing to answer.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return "storage: " + e.err.Error() }
+
+// gone tells whether err says the store does not hold what was asked
+// for, rather than that it could not be read.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || registry.IsNotFound(err)
+}
+
+// failedFor is how long a failed build's error is given again without
+// building: long enough to spare Nix a burst of retries, short enough for
+// a fixed nixpkgs to be seen.
+const failedFor = time.Minute
+
+// failure is a failed build's error, and until when it stands.
+type failure struct {
+	err   error
+	until time.Time
+}
+
+// request is an image asked for: what to build and the key it is kept
+// under.
+type request struct {
+	spec      *spec.Spec
+	nixpkgs   string // what the tag names
+	platforms []spec.Platform
+	single    bool // the arm64 meta-package: one platform, served alone
+	// locked is nixpkgs locked to one revision, and key the image's key
+	// under it (see resolve).
+	locked nix.Locked
+	key    string
+}
+
+// parse reads a repository path (shell/git/htop) as Nixery does, to be
+// built from nixpkgs (what its tag names).
+func (s *Server) parse(name, nixpkgs string) (request, error) {
+	sp, err := spec.Parse([]string{name}, spec.Options{})
+	if err != nil {
+		return request{}, err
+	}
+	if len(sp.Installables) > 0 {
+		return request{}, fmt.Errorf("%s: only nixpkgs packages can be pulled by name", name)
+	}
+	// A meta-package (arm64) picks the platform, and the image is served
+	// alone; otherwise the name is an index over the server's platforms.
+	platforms, single := s.o.Platforms, false
+	if len(sp.Platforms) > 0 {
+		platforms = sp.SelectPlatforms(nil)
+		single = len(platforms) == 1
+	}
+	return request{spec: sp, nixpkgs: nixpkgs, platforms: platforms, single: single}, nil
+}
+
+// resolve locks img's nixpkgs and keys img by its revision, its packages
+// and its platforms.
+func (s *Server) resolve(ctx context.Context, img *request) error {
+	l, err := s.lock(ctx, img.nixpkgs)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "nixery-serve 2\nnixpkgs %s\npackages %s\n", revisionKey(l.URL), strings.Join(img.spec.AllPackages(), " "))
+	for _, p := range img.platforms {
+		fmt.Fprintf(h, "platform %s\n", p)
+	}
+	img.locked, img.key = l, hex.EncodeToString(h.Sum(nil))
+	return nil
+}
+
+// image returns the index digest of img, building it first when the
+// storage does not hold it: once for all the requests that want it at
+// once, at most Builds at a time.
+func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
+	s.mu.Lock()
+	d, ok := s.built[img.key]
+	if ok {
+		s.useLocked(img.key)
+	}
+	f, failed := s.failed[img.key]
+	s.mu.Unlock()
+	if ok {
+		s.metrics.manifests.WithLabelValues("hit").Inc()
+		return d, nil
+	}
+	if failed && time.Now().Before(f.until) {
+		return v1.Hash{}, f.err
+	}
+	// One flight per image, shared by every pull that wants it: it asks
+	// the store (another server may have built it), else builds.
+	ch := s.flight.DoChan(img.key, func() (any, error) {
+		lookup, cancel := context.WithTimeout(s.life, s.o.Timeout)
+		d, ok := s.store.lookup(lookup, img.key)
+		cancel()
+		if ok {
+			s.keep(img.key, d)
+			return flight{d, true}, nil
+		}
+		// Close waits for the builds and for the flights waiting for a
+		// slot; pending is back down before it returns.
+		s.building.Add(1)
+		defer s.building.Done()
+		defer s.pending.Add(-1)
+		if s.pending.Add(1) > int64(s.o.Builds*(1+queuedPerBuild)) {
+			return nil, errBusy
+		}
+		// Waiting for a slot and building are bounded apart: a build
+		// that waited still gets all of Timeout. A pull that waited a
+		// whole Timeout is refused as busy, not remembered as failed.
+		wait, cancelWait := context.WithTimeout(s.life, s.o.Timeout)
+		err := s.slots.Acquire(wait, 1)
+		cancelWait()
+		if err != nil {
+			if s.life.Err() != nil {
+				return nil, errStopping
+			}
+			return nil, fmt.Errorf("%w (no build slot within %s)", errBusy, s.o.Timeout)
+		}
+		defer s.slots.Release(1)
+		// The build outlives the request that started it (others may
+		// wait for it, and it is kept), not the server.
+		ctx, cancel := context.WithTimeout(s.life, s.o.Timeout)
+		defer cancel()
+		s.metrics.running.Inc()
+		s.gc.RLock()
+		d, err = s.builder(ctx, img)
+		s.gc.RUnlock()
+		s.metrics.running.Dec()
+		if err != nil && s.life.Err() != nil {
+			// Cut off by the server stopping, not failed: nothing is
+			// remembered, and the pull is told to come back.
+			return nil, errStopping
+		}
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("the build of %s took longer than the server's --timeout (%s)", img.spec.Name(), s.o.Timeout)
+		}
+		result := "ok"
+		if err != nil {
+			result = "failed"
+		}
+		s.metrics.builds.WithLabelValues(result).Inc()
+		if err != nil {
+			s.fail(img.key, err)
+			return nil, err
+		}
+		s.keep(img.key, d)
+		s.prune()
+		return flight{d, false}, nil
+	})
+	select {
+	case <-ctx.Done():
+		return v1.Hash{}, ctx.Err()
+	case <-s.life.Done():
+		// The build may take a moment to stop: the pull does not wait.
+		return v1.Hash{}, errStopping
+	case res := <-ch:
+		if res.Err != nil {
+			s.metrics.manifests.WithLabelValues("miss").Inc()
+			return v1.Hash{}, res.Err
+		}
+		f := res.Val.(flight)
+		cache := "miss"
+		if f.stored {
+			cache = "hit"
+		}
+		s.metrics.manifests.WithLabelValues(cache).Inc()
+		return f.digest, nil
+	}
+}
+
+// flight is what one image's flight found: its index digest, and whether
+// the store had it already.
+type flight struct {
+	digest v1.Hash
+	stored bool
+}
+
+// queuedPerBuild bounds the builds waiting for a slot: past Builds times
+// this, a pull of a new image is refused at once (TOOMANYREQUESTS) rather
+// than queued for --timeout.
+const queuedPerBuild = 4
+
+// errBusy refuses a pull of a new image while too many wait.
+var errBusy = errors.New("too many images are being built: try again shortly")
+
+// errStopping answers a pull whose image was to be built as the server
+// stops: the build was cancelled, and the pull may be tried again (at
+// this server once it is back, or at another).
+var errStopping = errors.New("the server is shutting down and cancelled the build of this image: pull again in a moment")
+
+// keep records that key's image is stored as d, and pulled now.
+func (s *Server) keep(key string, d v1.Hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.built[key] = d
+	s.useLocked(key)
+	delete(s.failed, key)
+}
+
+// useLocked records that key's manifest is served now; s.mu is held.
+func (s *Server) useLocked(key string) {
+	s.clock++
+	s.used[key] = s.clock
+	s.servedAt[key] = time.Now()
+}
+
+// forget drops key: its image is no longer in the store.
+func (s *Server) forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropLocked(key)
+}
+
+// dropLocked forgets key's image; s.mu is held.
+func (s *Server) dropLocked(key string) {
+	d := s.built[key]
+	delete(s.built, key)
+	delete(s.used, key)
+	delete(s.servedAt, key)
+	for child, idx := range s.served {
+		if idx == d {
+			delete(s.served, child)
+		}
+	}
+}
+
+// touch records a pull by digest d of an index, or of the one manifest
+// an arm64 image is served as: an image pinned by digest is in use too,
+// and is not dropped as the least recently pulled.
+func (s *Server) touch(d v1.Hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if idx, ok := s.served[d]; ok {
+		d = idx
+	}
+	for k, kd := range s.built {
+		if kd == d {
+			s.useLocked(k)
+		}
+	}
+}
+
+// fail remembers a failed build, and forgets those that stand no more.
+func (s *Server) fail(key string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for k, f := range s.failed {
+		if now.After(f.until) {
+			delete(s.failed, k)
+		}
+	}
+	s.failed[key] = failure{err: err, until: now.Add(failedFor)}
+}
+
+// build builds img into the storage under its key.
+func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
+	start := time.Now()
+	name := img.spec.Name()
+	s.o.Log.Info("build", "image", name, "nixpkgs", img.locked.URL, "key", img.key)
+	req := build.Request{Nixpkgs: img.locked.URL, NixpkgsLocked: &img.locked, Spec: img.spec, Platforms: img.platforms}
+	s.store.prepare(&req, img.key)
+	res, err := build.Build(ctx, req, s.o.Build)
+	if err != nil {
+		s.o.Log.Error("build failed", "image", name, "error", err.Error())
+		return v1.Hash{}, errors.New(firstLine(err.Error()))
+	}
+	res.Close()
+	d, err := v1.NewHash(res.Digest)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	s.o.Log.Info("built", "image", name, "digest", d.String(), "packed", res.Packed, "reused", res.Reused, "seconds", time.Since(start).Seconds())
+	return d, nil
+}
+
+// storageFull is what a serve operator can do when a directory
+// storage's disk is full (the layers are packed there too, in its
+// scratch directory).
+const storageFull = "bound the storage with a lower --max-storage or --max-images, or give --storage a directory on a larger disk"
