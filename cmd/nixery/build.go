@@ -379,6 +379,10 @@ func (f *buildFlags) conflicts() error {
 		return usagef("--push-by-digest pushes to a registry, but --output writes the image to %s: drop one of them", f.output)
 	case f.output != "" && !f.push:
 		return usagef("--push=false writes the image nowhere, but --output writes it to %s: drop one of them", f.output)
+	case !f.push && f.image == "" && f.output == "" && len(f.tags.items) > 0 && fullReference(f.tags.items) == "":
+		// Bare tags name an image of --image's repository (or in
+		// --output's layout, which --push=false refuses): here, none.
+		return usagef("--tags=%s tag nothing: --push=false without --image builds an image no tag names; add --image=REGISTRY/NAME (nothing is pushed there), or drop --tags", f.tags.String())
 	case f.noCache && len(f.cacheFrom.items) > 0:
 		return usagef("--no-cache reuses no layers, but --cache-from names images to reuse them from: drop one of them")
 	}
