@@ -140,7 +140,9 @@ packages of your own flakes:
   .#app  .                   a package of the flake in the working directory
                              (. is its default package), found as nix build
                              finds it: packages.SYSTEM.app, then
-                             legacyPackages.SYSTEM.app
+                             legacyPackages.SYSTEM.app (., the default:
+                             packages.SYSTEM.default, else the older
+                             defaultPackage.SYSTEM)
   path:../x#pkg  github:owner/repo#pkg  git+https://host/r.git?ref=v1#pkg
                              a package of any flake Nix can fetch
 With exactly one flake package and no --entrypoint or --cmd, the image runs
