@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
 // TestCacheFromAnotherImage reuses the layers of an image in the registry
@@ -109,5 +111,78 @@ func TestLayoutRebuild(t *testing.T) {
 	mended := build("--tags", "v4")
 	assert.Equal(t, mended.Packed, 1)
 	assert.Equal(t, mended.Digest, first.Digest)
-	checkBlobs(t, dir)
+	checkLayoutBlobs(t, dir)
+}
+
+// checkLayoutBlobs checks that each blob of the OCI layout dir, and of
+// the referrers layout in it, holds its digest's bytes and has mode 0644
+// like every blob a layout write makes.
+func checkLayoutBlobs(t *testing.T, dir string) {
+	t.Helper()
+	for _, d := range []string{dir, filepath.Join(dir, publish.ReferrersDir)} {
+		checkBlobs(t, d)
+		entries, err := os.ReadDir(filepath.Join(d, "blobs", "sha256"))
+		assert.NilError(t, err)
+		for _, e := range entries {
+			info, err := e.Info()
+			assert.NilError(t, err)
+			assert.Check(t, info.Mode().Perm() == 0o644, "blob %s of %s has mode %v, not 0644", e.Name(), d, info.Mode().Perm())
+		}
+	}
+}
+
+// TestLayoutMendsBadBlobs: blobs of an OCI layout gone bad are written
+// again, each with mode 0644 like every other blob, in the layout and in
+// its referrers layout (whose layer blobs are links to the same files):
+// a layer cut short (another size), and, with --no-cache, which trusts
+// nothing already there, a layer and a config whose bytes changed but
+// not their size. umoci, which checks every blob's digest, then unpacks
+// the image.
+func TestLayoutMendsBadBlobs(t *testing.T) {
+	testenv.Require(t, "nix", "umoci")
+	dir := filepath.Join(t.TempDir(), "oci")
+	build := func(args ...string) pushResult {
+		t.Helper()
+		return decodeResult(t, run(t, nil, append([]string{"build", "--nixpkgs", standIn(), "--json", "--output", "oci:" + dir}, append(args, "hello")...)...))
+	}
+	blobFile := func(digest string) string {
+		return filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
+	}
+	first := build("--tags", "v1")
+	layer := blobFile(first.Manifests[0].Layers[0].Digest)
+	assert.NilError(t, os.Truncate(layer, 100))
+	cut := build("--tags", "v2")
+	assert.Equal(t, cut.Digest, first.Digest)
+	checkLayoutBlobs(t, dir)
+
+	var manifest struct {
+		Config struct{ Digest string } `json:"config"`
+	}
+	raw, err := os.ReadFile(blobFile(first.Manifests[0].Digest))
+	assert.NilError(t, err)
+	assert.NilError(t, json.Unmarshal(raw, &manifest))
+	for _, file := range []string{layer, blobFile(manifest.Config.Digest)} {
+		flipByte(t, file)
+	}
+	cold := build("--tags", "v3", "--no-cache")
+	assert.Equal(t, cold.Digest, first.Digest)
+	checkLayoutBlobs(t, dir)
+	testenv.Run(t, "umoci", "unpack", "--rootless", "--image", dir+":v3", filepath.Join(t.TempDir(), "bundle"))
+}
+
+// flipByte changes a byte in the middle of file, in place: the file
+// keeps its size and its inode (and so its other links).
+func flipByte(t *testing.T, file string) {
+	t.Helper()
+	f, err := os.OpenFile(file, os.O_RDWR, 0)
+	assert.NilError(t, err)
+	defer f.Close()
+	info, err := f.Stat()
+	assert.NilError(t, err)
+	b := make([]byte, 1)
+	_, err = f.ReadAt(b, info.Size()/2)
+	assert.NilError(t, err)
+	b[0] ^= 0xff
+	_, err = f.WriteAt(b, info.Size()/2)
+	assert.NilError(t, err)
 }

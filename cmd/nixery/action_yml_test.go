@@ -189,3 +189,12 @@ func TestActionStderrNamesInputs(t *testing.T) {
 	assert.Check(t, !strings.Contains(stderr, "--help"), stderr)
 	assert.Check(t, is.Equal(strings.Count(stderr, "\n"), 1), stderr)
 }
+
+// Tags with push false and no image name nothing: the build is refused
+// before Nix runs, in the action's words (inputs, not flags).
+func TestActionTagsWithoutImageNorPush(t *testing.T) {
+	err := runAction(envOf(actionEnv(t, t.TempDir(), map[string]string{
+		"INPUT_PACKAGES": "hello", "INPUT_NIXPKGS": "path:/nonexistent", "INPUT_PUSH": "false", "INPUT_TAGS": "v1",
+	})), new(bytes.Buffer))
+	assert.Check(t, is.Error(err, "tags: v1 tag nothing: push: false without the image input builds an image no tag names; add image: REGISTRY/NAME (nothing is pushed there), or drop the tags input"))
+}

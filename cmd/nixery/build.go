@@ -140,7 +140,9 @@ packages of your own flakes:
   .#app  .                   a package of the flake in the working directory
                              (. is its default package), found as nix build
                              finds it: packages.SYSTEM.app, then
-                             legacyPackages.SYSTEM.app
+                             legacyPackages.SYSTEM.app (., the default:
+                             packages.SYSTEM.default, else the older
+                             defaultPackage.SYSTEM)
   path:../x#pkg  github:owner/repo#pkg  git+https://host/r.git?ref=v1#pkg
                              a package of any flake Nix can fetch
 With exactly one flake package and no --entrypoint or --cmd, the image runs
@@ -379,6 +381,10 @@ func (f *buildFlags) conflicts() error {
 		return usagef("--push-by-digest pushes to a registry, but --output writes the image to %s: drop one of them", f.output)
 	case f.output != "" && !f.push:
 		return usagef("--push=false writes the image nowhere, but --output writes it to %s: drop one of them", f.output)
+	case !f.push && f.image == "" && f.output == "" && len(f.tags.items) > 0 && fullReference(f.tags.items) == "":
+		// Bare tags name an image of --image's repository (or in
+		// --output's layout, which --push=false refuses): here, none.
+		return usagef("--tags=%s tag nothing: --push=false without --image builds an image no tag names; add --image=REGISTRY/NAME (nothing is pushed there), or drop --tags", f.tags.String())
 	case f.noCache && len(f.cacheFrom.items) > 0:
 		return usagef("--no-cache reuses no layers, but --cache-from names images to reuse them from: drop one of them")
 	}

@@ -235,6 +235,7 @@ func TestConflictingFlags(t *testing.T) {
 		{[]string{"--output", out, "--push-by-digest"}, "--push-by-digest pushes to a registry, but --output writes the image to " + out + ": drop one of them"},
 		{[]string{"--output", out, "--push=false"}, "--push=false writes the image nowhere, but --output writes it to " + out + ": drop one of them"},
 		{[]string{"--image", "127.0.0.1:1/x", "--no-cache", "--cache-from", "127.0.0.1:1/y:v1"}, "--no-cache reuses no layers, but --cache-from names images to reuse them from: drop one of them"},
+		{[]string{"--push=false", "--tags", "v1,latest"}, "--tags=v1,latest tag nothing: --push=false without --image builds an image no tag names; add --image=REGISTRY/NAME (nothing is pushed there), or drop --tags"},
 	} {
 		args := append(append([]string{"build", "--nixpkgs", "path:/nonexistent"}, tc.args...), "hello")
 		code, stdout, stderr := runCLI(t, args...)

@@ -5,13 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/outfile"
-	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // packCommand is `nixery pack`.
@@ -39,7 +37,7 @@ func packCommand() *command {
 				// Nix's own entries of the store (.links, the hard-link
 				// directory) are no store paths: only HASH-NAME is.
 				for _, p := range args {
-					if !storepath.Valid(p) || !storepath.ValidBase(strings.TrimPrefix(p, storepath.Dir)) {
+					if !isStorePath(p) {
 						return usagef("%q is not a top-level store path (/nix/store/HASH-NAME, HASH 32 nix-base32 characters)", p)
 					}
 				}

@@ -21,7 +21,10 @@ func popcountCommand() *command {
 		name:    "popcount",
 		summary: "compute popularity data from a binary cache (for --popularity)",
 		usage:   "[--cache URL] [--output FILE] [--jobs N] [--timeout DURATION] (STORE-PATHS-FILE | STOREPATH...)",
-		help: fmt.Sprintf(`Bounds (exceeding one is an error naming it):
+		help: fmt.Sprintf(`Store paths are top-level ones, /nix/store/HASH-NAME; any other argument
+is a store-paths file, read alone (plain or .xz; - is stdin), a file
+inside a store path too (a channel's /nix/store/HASH-NAME/store-paths.xz).
+Bounds (exceeding one is an error naming it):
   a store-paths file: at most %d paths and %s (after xz)
   a narinfo: at most %s; its References must be store path base names
     (HASH-NAME), or the cache is refused
@@ -98,13 +101,23 @@ func createOutput(path string) (*outfile.File, error) {
 	return f, nil
 }
 
-// popcountInput reads store paths given directly, or from one file.
+// popcountInput reads the store paths to start from. Which kind each
+// argument is goes by its form alone, never by what is on disk: a
+// top-level store path (/nix/store/HASH-NAME, what a cache has a narinfo
+// for) is a store path; anything else is a FILE listing them (- for
+// stdin), a file inside a store path too (a channel's store-paths.xz).
+// Store paths may be several; a FILE comes alone.
 func popcountInput(args []string) ([]string, error) {
-	if strings.HasPrefix(args[0], storepath.Dir) {
+	if isStorePath(args[0]) {
+		for _, a := range args[1:] {
+			if !isStorePath(a) {
+				return nil, usagef("%q is not a top-level store path (/nix/store/HASH-NAME): give one store-paths file, or store paths", a)
+			}
+		}
 		return args, nil
 	}
 	if len(args) > 1 {
-		return nil, usagef("give one store-paths file, or store paths")
+		return nil, usagef("%q is no top-level store path, so it is read as a store-paths file, which comes alone: give one store-paths file, or store paths", args[0])
 	}
 	var r io.Reader = os.Stdin
 	if args[0] != "-" {
@@ -120,4 +133,10 @@ func popcountInput(args []string) ([]string, error) {
 		return nil, fmt.Errorf("%s: %w", args[0], err)
 	}
 	return paths, nil
+}
+
+// isStorePath tells a top-level store path: /nix/store/HASH-NAME, nothing
+// after it.
+func isStorePath(p string) bool {
+	return storepath.Valid(p) && storepath.ValidBase(strings.TrimPrefix(p, storepath.Dir))
 }

@@ -97,3 +97,33 @@ func TestAction(t *testing.T) {
 		assert.Assert(t, !strings.Contains(text, password), "password leaked")
 	}
 }
+
+// TestActionRemovesItsCopy: an action at a path Nix cannot read as a
+// flake reference (act and runners put it at …/owner-repo@ref) is built
+// from a copy in RUNNER_TEMP, which is gone once nixery runs.
+func TestActionRemovesItsCopy(t *testing.T) {
+	testenv.Require(t, "nix", "git", "go")
+	f := newFlake(t)
+	at := filepath.Join(t.TempDir(), "org-nixery-action@v1")
+	assert.NilError(t, os.Rename(f.dir, at))
+	r := newRunner(t, at, map[string]string{
+		"packages": "hello",
+		"nixpkgs":  "path:" + filepath.Join(repoRoot(t), "testdata", "nixpkgs"),
+		"push":     "false",
+		"sbom":     "false",
+	}, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "NIX_CONFIG=" + testenv.NixConfig})
+	assert.NilError(t, r.run(t), r.stdout)
+	assert.Assert(t, is.Contains(r.stdout, "as a flake reference; running the copy "+r.temp+"/nixery-action."))
+	assert.Assert(t, strings.HasPrefix(r.outputs(t)["digest"], "sha256:"), r.stdout)
+	left, err := filepath.Glob(filepath.Join(r.temp, "nixery-action.*"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(left, 0), "the copy was left: %v", left)
+
+	// Nor is it left when nixery cannot be built.
+	assert.NilError(t, os.WriteFile(filepath.Join(at, "flake.nix"), []byte(`{ outputs = _: throw "no nixery here"; }`), 0o644))
+	assert.ErrorContains(t, r.run(t), `step "Build and push"`)
+	assert.Assert(t, is.Contains(r.stdout, "no nixery here"))
+	left, err = filepath.Glob(filepath.Join(r.temp, "nixery-action.*"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(left, 0), "the copy was left: %v", left)
+}

@@ -53,6 +53,7 @@ type runner struct {
 	steps   map[string]map[string]string // step id -> outputs
 	summary string                       // GITHUB_STEP_SUMMARY contents
 	stdout  string                       // everything the steps printed
+	temp    string                       // RUNNER_TEMP of the last run
 }
 
 var expression = regexp.MustCompile(`\$\{\{\s*(.*?)\s*\}\}`)
@@ -122,6 +123,7 @@ func (r *runner) condition(t *testing.T, cond string) bool {
 func (r *runner) run(t *testing.T) error {
 	t.Helper()
 	dir := t.TempDir()
+	r.temp = dir
 	summaryFile := filepath.Join(dir, "summary.md")
 	for n, step := range r.action.Runs.Steps {
 		if !r.condition(t, step.If) {

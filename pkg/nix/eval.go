@@ -34,7 +34,16 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
       # The sets that have this system, in the order they are tried.
       roots = map (s: { set = s; value = f.${s}.${system}; })
         (builtins.filter (s: f.${s} ? ${system}) setsOf);
-      systems = builtins.concatLists (map (s: builtins.attrNames f.${s}) setsOf);
+      # A flake reference alone names its default package, which nix
+      # build looks for in packages.<system>.default, then in the older
+      # output defaultPackage.<system> (then, here, legacyPackages).
+      hasOld = builtins.elem "packages" (builtins.fromJSON sets) && builtins.isAttrs (f.defaultPackage or null);
+      oldDefault =
+        if hasOld && f.defaultPackage ? ${system}
+        then [ { set = "defaultPackage"; hit = { found = true; value = f.defaultPackage.${system}; path = [ ]; }; } ]
+        else [ ];
+      systems = builtins.concatLists (map (s: builtins.attrNames f.${s}) setsOf)
+        ++ (if hasOld then builtins.attrNames f.defaultPackage else [ ]);
       # A missing attribute keeps the set it is missing from, whose names
       # of about its length (a closer name differs by at most 3 letters)
       # are the candidates for "did you mean".
@@ -90,10 +99,16 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
         if t.success then t.value else null;
       parts = attr: builtins.filter builtins.isString (builtins.split "[.]" attr);
       find = root: attr: builtins.foldl' step { found = true; value = root.value; path = [ ]; } (parts attr);
+      # attr "" is a flake reference alone: its default package.
       lookup = attr:
         let
-          hits = builtins.filter (r: r.hit.found) (map (root: { inherit (root) set; hit = find root attr; }) roots);
-          miss = find (builtins.head roots) attr;
+          name = if attr == "" then "default" else attr;
+          found = builtins.filter (r: r.hit.found) (map (root: { inherit (root) set; hit = find root name; }) roots);
+          hits =
+            if attr == ""
+            then builtins.filter (h: h.set == "packages") found ++ oldDefault ++ builtins.filter (h: h.set != "packages") found
+            else found;
+          miss = find (if roots == [ ] then { value = { }; } else builtins.head roots) name;
         in
         if hits == [ ]
         then { inherit attr; status = "missing"; inherit (miss) name path; candidates = candidates miss; }
@@ -103,7 +118,7 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
           then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; meta = metaOf v; inherit (h.hit) path; }
           else { inherit attr; status = "not-package"; };
     in
-    if roots != [ ]
+    if roots != [ ] || oldDefault != [ ]
     then { hasSystem = true; inherit systems; packages = map lookup (builtins.fromJSON attrs); }
     else { hasSystem = false; inherit systems; packages = [ ]; };
 }
@@ -150,8 +165,8 @@ type License struct {
 // found is one package the lookup found.
 type found struct {
 	DrvPath string
-	Set     string // the output set it is in: legacyPackages, packages
-	Attr    string // its attribute path in Set.<system>
+	Set     string // the output set it is in: legacyPackages, packages, defaultPackage
+	Attr    string // its attribute path in Set.<system> ("" for defaultPackage)
 	Meta    *Meta  // nil when meta failed to evaluate
 }
 
@@ -230,6 +245,9 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		if err != nil {
 			return nil, err
 		}
+		if i.Attr == "" {
+			name = "" // the default package, wherever nix build finds it
+		}
 		names = append(names, name)
 	}
 	res, err := b.evalLookup(ctx, log, fmt.Sprintf("evaluating the flake %s for %s", flakeref.Redacted(ref), system), locked, system, names, installableSets, false)
@@ -245,7 +263,7 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		inst := insts[i]
 		switch p.Status {
 		case "package":
-			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: names[i], Meta: p.Meta}
+			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Meta: p.Meta}
 		case "missing":
 			return nil, fmt.Errorf("%s: the flake %s has no package %s for %s%s (it has packages for: %s)",
 				flakeref.Redacted(inst.Ref), flakeref.Redacted(ref), inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)

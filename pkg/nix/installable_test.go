@@ -112,3 +112,61 @@ func TestInstallableErrors(t *testing.T) {
 	_, err := b.Build(context.Background(), "x86_64-linux", []string{"hello"})
 	assert.ErrorContains(t, err, "the app is broken")
 }
+
+// A flake with only the older defaultPackage.<system> output: a bare
+// reference names it, as nix build takes it; packages.<system>.default
+// comes first where a flake has both, and a named package (#default)
+// is no default package.
+func TestDefaultPackageOutput(t *testing.T) {
+	testenv.Require(t, "nix")
+	write := func(outputs string) string {
+		dir := t.TempDir()
+		flake := fmt.Sprintf(`{
+  outputs = { self }:
+    let
+      mk = name: builtins.derivation {
+        inherit name; system = "x86_64-linux"; nonce = %q;
+        builder = "/bin/sh";
+        args = [ "-eu" "-c" "mkdir -p $out/bin; echo > $out/bin/${name}" ];
+        PATH = "/usr/bin:/bin";
+      };
+    in %s;
+}
+`, t.Name()+time.Now().String(), outputs)
+		assert.NilError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
+		return "path:" + dir
+	}
+	nixpkgs := writeFlake(t, `{ hello = drv "hello" "echo > $out"; }`)
+	build := func(ref string) (Package, error) {
+		t.Helper()
+		b := &Builder{Flake: nixpkgs, Installables: installables(t, ref)}
+		res, err := b.Build(context.Background(), "x86_64-linux", []string{"hello"})
+		if err != nil {
+			return Package{}, err
+		}
+		for _, p := range res.Packages {
+			if p.Attr == ref {
+				return p, nil
+			}
+		}
+		t.Fatalf("%s is not among the packages built", ref)
+		return Package{}, nil
+	}
+
+	old := write(`{ defaultPackage.x86_64-linux = mk "oldapp"; }`)
+	p, err := build(old)
+	assert.NilError(t, err)
+	assert.Equal(t, p.Installed, "defaultPackage.x86_64-linux")
+	assert.Equal(t, p.Meta.MainProgram, "oldapp")
+	assert.Check(t, strings.HasSuffix(p.Outputs["out"], "-oldapp"), p.Outputs["out"])
+	_, err = build(old + "#default")
+	assert.ErrorContains(t, err, "has no package default for x86_64-linux")
+	_, err = (&Builder{Flake: nixpkgs, Installables: installables(t, old)}).Build(context.Background(), "aarch64-linux", []string{"hello"})
+	assert.ErrorContains(t, err, "has no packages for aarch64-linux (it has packages for: x86_64-linux)")
+
+	both := write(`{ packages.x86_64-linux.default = mk "newapp"; defaultPackage.x86_64-linux = mk "oldapp"; }`)
+	p, err = build(both)
+	assert.NilError(t, err)
+	assert.Equal(t, p.Installed, "packages.x86_64-linux.default")
+	assert.Equal(t, p.Meta.MainProgram, "newapp")
+}

@@ -304,8 +304,12 @@ type app struct {
 	found found
 }
 
-// installed is the attribute nix build is given: SET.SYSTEM.ATTR.
+// installed is the attribute nix build is given: SET.SYSTEM.ATTR, or
+// defaultPackage.SYSTEM, which is a package itself.
 func (a app) installed(system string) string {
+	if a.found.Attr == "" {
+		return a.found.Set + "." + system
+	}
 	return a.found.Set + "." + system + "." + a.found.Attr
 }
 

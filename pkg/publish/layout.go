@@ -2,8 +2,6 @@ package publish
 
 import (
 	"context"
-	"os"
-	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -29,31 +27,9 @@ func (l *Layout) Stream(context.Context, *Growing) bool { return false }
 // archive is written whole, and holds nothing before): a regular file
 // whose bytes are d's. Unlike a registry, a directory checks nothing its
 // files are given, so the bytes are hashed; a file that is not d's is
-// removed (no reader would take it under that name), so that the write
-// puts d's blob in its place.
+// replaced by the write (see writeLayers).
 func (l *Layout) Holds(_ name.Repository, d v1.Hash) bool {
-	if l.out.Kind != OCILayout {
-		return false
-	}
-	path := blobPath(l.out.Path, d.String())
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil || !info.Mode().IsRegular() {
-		return false
-	}
-	got, _, err := v1.SHA256(f)
-	if err != nil {
-		return false
-	}
-	if got != d {
-		os.Remove(path)
-		return false
-	}
-	return true
+	return l.out.Kind == OCILayout && holdsDigest(blobPath(l.out.Path, d.String()), d)
 }
 func (l *Layout) ImageName() string { return "" }
 

@@ -58,6 +58,9 @@ type layoutWriter struct {
 	// links to the outer layout's files: their modes are the outer
 	// layout's to set.
 	linksOuter bool
+	// mended are blob files found bad and written again (dropBadBlobs):
+	// not this write's to remove, but its to give their mode.
+	mended []string
 }
 
 // mkdir makes a directory of the layout, 0755 whatever the umask, as the
@@ -212,7 +215,7 @@ func ReadLayoutIndex(dir string) (*v1.IndexManifest, error) {
 // an index naming empty blobs (a layer's data is synced as soon as it is
 // packed, which leaves little to do here).
 func (w *layoutWriter) commit(im *v1.IndexManifest) error {
-	for _, b := range w.addedBlobs() {
+	for _, b := range append(w.addedBlobs(), w.mended...) {
 		if info, err := os.Lstat(b); err == nil && w.linksOuter && linked(info) {
 			continue // the outer layout's file, with the mode it has there
 		}
@@ -320,4 +323,61 @@ func (w *layoutWriter) close() {
 	if w.lock != nil {
 		w.lock.Close() // releases the lock
 	}
+}
+
+// dropBadBlobs removes the files of blobs among ds that the layout has
+// but that do not hold their digest's bytes, so that the write puts the
+// blobs in their place (go-containerregistry's layout writer keeps any
+// file it finds); commit gives those mode 0644 like the blobs it adds.
+func (w *layoutWriter) dropBadBlobs(ds []v1.Hash) error {
+	for _, d := range ds {
+		file := filepath.Join(w.dir, "blobs", d.Algorithm, d.Hex)
+		if _, err := os.Lstat(file); errors.Is(err, fs.ErrNotExist) || holdsDigest(file, d) {
+			continue
+		}
+		if err := os.Remove(file); err != nil {
+			return fmt.Errorf("remove %s, which does not hold its digest's bytes: %w", file, err)
+		}
+		w.mended = append(w.mended, file)
+	}
+	return nil
+}
+
+// indexBlobs are the digests of idx's small blobs: its manifest and its
+// platform images' manifests and configs.
+func indexBlobs(idx v1.ImageIndex) []v1.Hash {
+	var out []v1.Hash
+	if d, err := idx.Digest(); err == nil {
+		out = append(out, d)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return out
+	}
+	for _, m := range im.Manifests {
+		if img, err := idx.Image(m.Digest); err == nil {
+			out = append(out, imageBlobs(img, false)...)
+		}
+	}
+	return out
+}
+
+// imageBlobs are the digests of img's manifest and config, and of its
+// layers when withLayers is set.
+func imageBlobs(img v1.Image, withLayers bool) []v1.Hash {
+	var out []v1.Hash
+	if d, err := img.Digest(); err == nil {
+		out = append(out, d)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return out
+	}
+	out = append(out, m.Config.Digest)
+	if withLayers {
+		for _, l := range m.Layers {
+			out = append(out, l.Digest)
+		}
+	}
+	return out
 }

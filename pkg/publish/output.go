@@ -3,13 +3,16 @@ package publish
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -231,21 +234,17 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 	if err != nil {
 		return nil, err
 	}
-	existed := map[string]bool{}
-	for _, m := range manifests {
-		for _, l := range m.Layers {
-			if _, err := os.Stat(blobPath(dir, l.Digest)); err == nil {
-				existed[l.Digest] = true
-			}
-		}
-	}
 	digest, err := idx.Digest()
 	if err != nil {
 		return nil, err
 	}
 	// The layers go first, where a signal can stop them; the layout
 	// package then finds them there and writes only the small blobs.
-	if err := writeLayers(ctx, dir, "", images); err != nil {
+	written := map[string]bool{}
+	if err := writeLayers(ctx, dir, "", images, written); err != nil {
+		return nil, err
+	}
+	if err := w.dropBadBlobs(indexBlobs(idx)); err != nil {
 		return nil, err
 	}
 	if err := writeIndexBlobs(w.path(), idx); err != nil {
@@ -284,14 +283,23 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 	if err := w.commit(im); err != nil {
 		return nil, err
 	}
-	markUploaded(manifests, func(d string) bool { return !existed[d] })
+	markUploaded(manifests, func(d string) bool { return written[d] })
 	return &Result{Digest: digest.String(), Tags: nonNil(dedupe(tags)), Manifests: manifests}, nil
 }
 
 // writeReferrersLayout writes idx and refs into the layout of w (dir's
 // ReferrersDir), linking the layers from dir, and commits its index.json.
 func writeReferrersLayout(ctx context.Context, w *layoutWriter, dir string, idx v1.ImageIndex, images []v1.Image, o WriteOptions, refs Attachments) error {
-	if err := writeLayers(ctx, w.dir, dir, images); err != nil {
+	if err := writeLayers(ctx, w.dir, dir, images, nil); err != nil {
+		return err
+	}
+	small := indexBlobs(idx)
+	for _, subject := range refs.subjects() {
+		for _, r := range refs[subject] {
+			small = append(small, imageBlobs(r, true)...)
+		}
+	}
+	if err := w.dropBadBlobs(small); err != nil {
 		return err
 	}
 	lp := w.path()
@@ -443,21 +451,29 @@ func archiveRefs(repository string, tags []string) ([]string, error) {
 	return refs, nil
 }
 
-// writeLayers writes the layer blobs of images into the layout in dir that
-// it does not hold yet. Each is a hard link to a file holding it already
-// where the file system allows: from's, a layout holding them, or else
-// the layer's own blob file (a build's, packed beside the layout); else
-// it is copied to a temporary file, synced and renamed into place, ctx
-// stopping a large one mid-way.
-func writeLayers(ctx context.Context, dir, from string, images []v1.Image) error {
+// writeLayers writes the layer blobs of images into the layout in dir,
+// noting in written (when not nil) the digests of those it put there.
+// Each is a hard link to a file holding it already where the file system
+// allows: from's (a layout written just before), or else the layer's own
+// blob file (a build's, packed beside the layout); else it is copied to a
+// temporary file, synced and renamed into place, ctx stopping a large one
+// mid-way. A file already in the layout is trusted only when it is that
+// same file (a layer reused from the layout, checked then) or its bytes
+// hash to its digest: a layout is a directory anyone may have written
+// into, and --no-cache trusts nothing in it.
+func writeLayers(ctx context.Context, dir, from string, images []v1.Image, written map[string]bool) error {
 	for _, img := range images {
 		layers, err := img.Layers()
 		if err != nil {
 			return err
 		}
 		for _, l := range layers {
-			if err := writeLayer(ctx, dir, from, l); err != nil {
+			wrote, err := writeLayer(ctx, dir, from, l)
+			if err != nil {
 				return err
+			}
+			if d, _ := l.Digest(); wrote && written != nil {
+				written[d.String()] = true
 			}
 		}
 	}
@@ -467,29 +483,66 @@ func writeLayers(ctx context.Context, dir, from string, images []v1.Image) error
 // fileLayer is a layer read from a file of its own (image.Blob's).
 type fileLayer interface{ File() string }
 
-func writeLayer(ctx context.Context, dir, from string, l v1.Layer) error {
+// writeLayer puts l's blob into the layout in dir (see writeLayers) and
+// tells whether it wrote it, rather than keep the file there.
+func writeLayer(ctx context.Context, dir, from string, l v1.Layer) (bool, error) {
 	d, err := l.Digest()
 	if err != nil {
-		return err
+		return false, err
 	}
 	size, err := l.Size()
 	if err != nil {
-		return err
+		return false, err
 	}
 	file := blobPath(dir, d.String())
-	if isBlobFile(file, size) {
-		return nil
-	}
 	src := ""
 	if from != "" {
 		src = blobPath(from, d.String())
 	} else if fl, ok := l.(fileLayer); ok {
 		src = fl.File()
 	}
-	// Another file system (EXDEV) or one without links: copied instead.
-	if src != "" && isBlobFile(src, size) && os.Link(src, file) == nil {
-		return nil
+	if src != "" && isBlobFile(src, size) {
+		if sameFile(src, file) {
+			return false, nil
+		}
+		// Another file system (EXDEV) or one without links: copied below.
+		if linkBlob(src, file, d) == nil {
+			if from == "" {
+				// The build's file, 0600 as made: a replaced blob gets
+				// no mode from commit, which sets the new ones'.
+				return true, os.Chmod(file, 0o644)
+			}
+			return true, nil // from's file, with the mode it has there
+		}
 	}
+	if isBlobFile(file, size) && holdsDigest(file, d) {
+		return false, nil
+	}
+	return true, copyLayer(ctx, file, d, size, l)
+}
+
+// linkBlob makes file a hard link to src, in place of any file there
+// (renamed over it, so that it is never missing).
+func linkBlob(src, file string, d v1.Hash) error {
+	err := os.Link(src, file)
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(file), ".tmp-"+d.Hex[:12]+"-link")
+	os.Remove(tmp) // a killed write's, under the layout's lock
+	if err := os.Link(src, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// copyLayer copies l's bytes to file through a temporary file, synced,
+// given mode 0644 and renamed over whatever file is there.
+func copyLayer(ctx context.Context, file string, d v1.Hash, size int64, l v1.Layer) error {
 	rc, err := l.Compressed()
 	if err != nil {
 		return err
@@ -501,6 +554,9 @@ func writeLayer(ctx context.Context, dir, from string, l v1.Layer) error {
 	}
 	defer os.Remove(tmp.Name())
 	n, err := io.Copy(tmp, ctxio.Reader(ctx, rc))
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
 	if err == nil {
 		err = tmp.Sync() // before index.json names it (see commit)
 	}
@@ -522,4 +578,29 @@ func writeLayer(ctx context.Context, dir, from string, l v1.Layer) error {
 func isBlobFile(path string, size int64) bool {
 	info, err := os.Lstat(path)
 	return err == nil && info.Mode().IsRegular() && info.Size() == size
+}
+
+// sameFile tells two names of one file.
+func sameFile(a, b string) bool {
+	ia, err := os.Lstat(a)
+	if err != nil {
+		return false
+	}
+	ib, err := os.Lstat(b)
+	return err == nil && os.SameFile(ia, ib)
+}
+
+// holdsDigest tells whether the regular file at path (no symlink
+// followed) holds bytes that hash to d.
+func holdsDigest(path string, d v1.Hash) bool {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		return false
+	}
+	got, _, err := v1.SHA256(f)
+	return err == nil && got == d
 }
