@@ -21,12 +21,10 @@ import (
 // BenchmarkServe measures `nixery serve` against baselines taken in the
 // same run, on loopback, with the stand-in nixpkgs:
 //   - cold-ratio: a first pull of shell/hello/largefile (built on pull,
-//     copied by skopeo into an OCI layout) over `nixery build --output
-//     oci:` of the same packages (goal ≤ 1.10); build-ratio takes out
-//     what a warm pull of the same image costs (skopeo and the copy);
-//     cold-vs-cli-copy is the first pull over the CLI's build plus
-//     skopeo copying the CLI's layout into another, what the client
-//     itself costs with no server at all;
+//     the client's platform copied by skopeo into an OCI layout, as a
+//     docker pull is) over `nixery build --output oci:` of the same
+//     packages (goal ≤ 1.10); cold-all-ratio copies every platform, and
+//     the other figures are explained at cold;
 //   - head-p99-ms: the 99th percentile of 1,000 manifest HEADs of an image
 //     kept (goal < 10 ms);
 //   - blob-ratio: MB/s of GETs of the image's largest blob from nixery
@@ -84,9 +82,18 @@ func BenchmarkServe(b *testing.B) {
 	}
 }
 
-// cold reports a first pull of packages from s (built on pull, copied by
-// skopeo into an OCI layout) against `nixery build --output oci:` of the
-// same image, and against a warm pull's cost taken out.
+// cold reports first pulls of packages, built on pull, against `nixery
+// build --output oci:` of the same image (both platforms), in two forms:
+//   - cold-ratio: a client's pull, as docker pull and podman pull are:
+//     the index, then the image of the client's platform (skopeo copy
+//     with --override-arch amd64 into an OCI layout);
+//   - cold-all-ratio: every platform's image copied (skopeo copy --all),
+//     from a second server with storage of its own, so built again.
+//
+// build-ratio takes out what a warm --all copy of the same image costs
+// (skopeo and the copy); cold-vs-cli-copy is the --all pull over the
+// CLI's build plus skopeo copying the CLI's layout (--all) into another,
+// what the client itself costs with no server at all.
 func cold(b *testing.B, s *served, packages []string, prefix string) {
 	// The baseline: the CLI writing the same image to a layout (its
 	// closure realised already, as the server's will be: both build
@@ -108,18 +115,27 @@ func cold(b *testing.B, s *served, packages []string, prefix string) {
 	testenv.Run(b, "skopeo", "copy", "--all", "oci:"+cliDir, "oci:"+filepath.Join(b.TempDir(), "copied")+":x")
 	clientCopy := time.Since(start)
 
-	ref := "docker://" + s.host + "/" + strings.Join(packages, "/") + ":latest"
+	repo := "/" + strings.Join(packages, "/") + ":latest"
 	start = time.Now()
-	testenv.Run(b, "skopeo", "copy", "--all", "--src-tls-verify=false", ref, "oci:"+filepath.Join(b.TempDir(), "pulled")+":x")
+	testenv.Run(b, "skopeo", "--override-os", "linux", "--override-arch", "amd64", "copy", "--src-tls-verify=false", "docker://"+s.host+repo, "oci:"+filepath.Join(b.TempDir(), "pulled")+":x")
 	coldPull := time.Since(start)
+
+	all := startServe(b, b.TempDir())
+	ref := "docker://" + all.host + repo
+	start = time.Now()
+	testenv.Run(b, "skopeo", "copy", "--all", "--src-tls-verify=false", ref, "oci:"+filepath.Join(b.TempDir(), "pulled-all")+":x")
+	coldAll := time.Since(start)
 	start = time.Now()
 	testenv.Run(b, "skopeo", "copy", "--all", "--src-tls-verify=false", ref, "oci:"+filepath.Join(b.TempDir(), "again")+":x")
 	warm := time.Since(start)
+	all.stop(b)
+
 	b.ReportMetric(coldPull.Seconds()/cli.Seconds(), prefix+"cold-ratio")
+	b.ReportMetric(coldAll.Seconds()/cli.Seconds(), prefix+"cold-all-ratio")
 	// What the pull itself costs (skopeo, the copy), the same warm or
 	// cold, taken out: the build on pull against the CLI's build.
-	b.ReportMetric((coldPull-warm).Seconds()/cli.Seconds(), prefix+"build-ratio")
-	b.ReportMetric(coldPull.Seconds()/(cli+clientCopy).Seconds(), prefix+"cold-vs-cli-copy")
+	b.ReportMetric((coldAll-warm).Seconds()/cli.Seconds(), prefix+"build-ratio")
+	b.ReportMetric(coldAll.Seconds()/(cli+clientCopy).Seconds(), prefix+"cold-vs-cli-copy")
 	b.ReportMetric(cli.Seconds(), prefix+"cli-s")
 	b.ReportMetric(coldPull.Seconds(), prefix+"cold-s")
 }
