@@ -79,7 +79,12 @@ type Score struct {
 	// UpdateBytes is the bytes pulled over the bytes changed, summed
 	// over the same pairs before dividing.
 	UpdateBytes float64
-	Layers      float64 // mean layers per image
+	// OwnUpdateBytes is UpdateBytes for the updates of each image's
+	// requested packages (its applications, which the libraries' updates
+	// leave out), over OwnPairs (image, package) pairs.
+	OwnUpdateBytes float64
+	OwnPairs       int
+	Layers         float64 // mean layers per image
 }
 
 // Bench is a corpus made ready for scoring: every image and each of its
@@ -92,6 +97,7 @@ type Bench struct {
 type benchImage struct {
 	graph    *layers.Graph
 	variants []*layers.Graph // one per updated library the image holds
+	own      []*layers.Graph // one per requested package, updated
 }
 
 // NewBench builds the graphs of c's images and their update variants.
@@ -120,6 +126,16 @@ func NewBench(c *Corpus) (*Bench, error) {
 			}
 			img.variants = append(img.variants, v)
 		}
+		for _, root := range roots {
+			v, sizes, err := w.graph(roots, root)
+			if err != nil {
+				return nil, err
+			}
+			for p, s := range sizes {
+				b.sizes[p] = s
+			}
+			img.own = append(img.own, v)
+		}
 		b.images = append(b.images, img)
 	}
 	return b, nil
@@ -136,6 +152,9 @@ func (b *Bench) Score(strategy string, budget int, pop popularity.Data) (Score, 
 		plan            *layers.LayerPlan
 		ratios          []float64
 		pulled, changed uint64
+		ownPairs        int
+		ownPulled       uint64
+		ownChanged      uint64
 		err             error
 	}
 	results := make([]result, len(b.images))
@@ -161,12 +180,24 @@ func (b *Bench) Score(strategy string, budget int, pop popularity.Data) (Score, 
 				r.pulled += pulled
 				r.changed += changed
 			}
+			for _, v := range img.own {
+				vp, err := layers.Plan(v, opts)
+				if err != nil {
+					r.err = err
+					return
+				}
+				pulled, changed := UpdateCost(r.plan, vp, size)
+				r.ownPulled += pulled
+				r.ownChanged += changed
+				r.ownPairs++
+			}
 		}()
 	}
 	wg.Wait()
 
 	var plans []*layers.LayerPlan
 	var ratios float64
+	var ownPulled, ownChanged uint64
 	var layerCount int
 	var pulled, changed uint64
 	for _, r := range results {
@@ -181,11 +212,17 @@ func (b *Bench) Score(strategy string, budget int, pop popularity.Data) (Score, 
 			ratios += x
 			s.Pairs++
 		}
+		s.OwnPairs += r.ownPairs
+		ownPulled += r.ownPulled
+		ownChanged += r.ownChanged
 	}
 	s.Sharing = Sharing(plans, size)
 	if s.Pairs > 0 {
 		s.UpdateOverhead = ratios / float64(s.Pairs)
 		s.UpdateBytes = float64(pulled) / float64(changed)
+	}
+	if ownChanged > 0 {
+		s.OwnUpdateBytes = float64(ownPulled) / float64(ownChanged)
 	}
 	s.Layers = float64(layerCount) / float64(len(b.images))
 	return s, nil
