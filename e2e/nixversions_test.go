@@ -207,6 +207,27 @@ func TestFreshStoreNix226(t *testing.T) {
 	assert.Equal(t, r.code, 0, r.stderr)
 	assert.Check(t, is.Contains(podmanRun(t, host+"/e2e/app:v1"), "greet: running as app (1000:1000) with HOME=/home/app"))
 
+	// A flake with only the older defaultPackage output: a bare
+	// reference names it, as this Nix's nix build takes it.
+	old := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(old, "flake.nix"), []byte(`{
+  outputs = { self }: {
+    # The chroot's static busybox: the image runs it as its entrypoint.
+    defaultPackage.x86_64-linux = builtins.derivation {
+      name = "busybox"; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/usr/bin:/bin";
+      args = [ "-eu" "-c" "mkdir -p $out/bin; cp /bin/busybox $out/bin/busybox" ];
+    };
+  };
+}
+`), 0o644))
+	cmd = exec.Command(script, chroot, "run", "-b", bin+":/opt/nixery", "-b", store+":/nix", "-b", home+":/root",
+		"-b", filepath.Join(repoRoot, "testdata", "nixpkgs")+":/src/nixpkgs", "-b", old+":/src/old",
+		"--", "NIX_CONFIG="+testenv.NixConfig, "PATH=/opt/nixery:/usr/bin:/bin",
+		"/opt/nixery/nixery", "build", "--nixpkgs", "path:/src/nixpkgs", "--platforms", "linux/amd64", "--image", host+"/e2e/old", "--tags", "v1", "path:/src/old")
+	r = runLogged(t, cmd)
+	assert.Equal(t, r.code, 0, r.stderr)
+	assert.Check(t, is.Equal(strings.TrimSpace(podmanRun(t, host+"/e2e/old:v1", "echo", "old")), "old"))
+
 	// Nothing stays mounted under the chroot.
 	mounts, err := os.ReadFile("/proc/self/mountinfo")
 	assert.NilError(t, err)
