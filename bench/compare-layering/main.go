@@ -104,6 +104,33 @@ func run(file, only string) error {
 	fmt.Println("Update overhead, mean of ratios (bytes pulled ÷ bytes changed; 1 is perfect):")
 	fmt.Println()
 	table("update", func(s layereval.Score) float64 { return s.UpdateOverhead }, "%.3f", nil)
+	fmt.Println("*Joint oracle* (a reference, not a strategy): knows which images hold each path and which libraries are updated; sharing, then update overhead:")
+	fmt.Println()
+	fmt.Print("| figure |")
+	for _, budget := range budgets {
+		fmt.Printf(" %d |", budget)
+	}
+	fmt.Print("\n|---|")
+	for range budgets {
+		fmt.Print("---:|")
+	}
+	fmt.Println()
+	var shares, updates []float64
+	for _, budget := range budgets {
+		s, u := b.JointOracle(budget)
+		shares, updates = append(shares, s), append(updates, u)
+	}
+	for _, row := range []struct {
+		name string
+		v    []float64
+	}{{"sharing", shares}, {"update overhead", updates}} {
+		fmt.Printf("| %s |", row.name)
+		for _, v := range row.v {
+			fmt.Printf(" %.3f |", v)
+		}
+		fmt.Println()
+	}
+	fmt.Println()
 	fmt.Println("Update overhead as a ratio of sums (all bytes pulled ÷ all bytes changed):")
 	fmt.Println()
 	table("update", func(s layereval.Score) float64 { return s.UpdateBytes }, "%.3f", nil)

@@ -2,6 +2,7 @@ package layereval
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"testing"
 
@@ -83,6 +84,33 @@ func smallPackages() []Package {
 		{Name: "lib", Version: "1", Size: 600},
 		{Name: "data", Version: "1", Size: 1000},
 	}
+}
+
+// TestJointOracle: paths held by the same images and changed by the same
+// updates share a layer; past the budget, the classes are regrouped by
+// the updates that change them, and the rest joins one layer.
+func TestJointOracle(t *testing.T) {
+	c := &Corpus{
+		Packages: smallPackages(),
+		Images:   [][]string{{"app1"}, {"app2"}},
+		Updates:  []string{"lib", "data"},
+	}
+	assert.NilError(t, c.check())
+	b, err := NewBench(c)
+	assert.NilError(t, err)
+
+	// Every class a layer: app1, lib, app2, data. Nothing pulled twice,
+	// each update pulls what it changes.
+	sharing, update := b.JointOracle(3)
+	assert.Equal(t, sharing, 1.0)
+	assert.Equal(t, update, 1.0)
+
+	// app2's image has three classes for two layers: regrouped by update
+	// they are still three (data, lib, app2), so the lightest two join
+	// (lib and app2). Updating data pulls that layer too.
+	sharing, update = b.JointOracle(2)
+	assert.Equal(t, sharing, 2000.0/2600)
+	assert.Assert(t, math.Abs(update-(1+1+1900.0/1300)/3) < 1e-12, update)
 }
 
 // TestOracleSharing: classes held by several images keep a layer each,

@@ -90,8 +90,9 @@ type Score struct {
 // Bench is a corpus made ready for scoring: every image and each of its
 // update variants as a closure graph, built once for every strategy.
 type Bench struct {
-	images []benchImage
-	sizes  map[string]uint64 // every store path of every graph
+	images  []benchImage
+	sizes   map[string]uint64 // every store path of every graph
+	updates []string          // the updated libraries' store paths, as the images hold them
 }
 
 type benchImage struct {
@@ -104,6 +105,9 @@ type benchImage struct {
 func NewBench(c *Corpus) (*Bench, error) {
 	w := newWorld(c)
 	b := &Bench{sizes: map[string]uint64{}}
+	for _, lib := range c.Updates {
+		b.updates = append(b.updates, w.storePaths([]string{lib}, "")[lib])
+	}
 	for _, roots := range c.Images {
 		g, sizes, err := w.graph(roots, "")
 		if err != nil {

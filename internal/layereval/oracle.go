@@ -41,12 +41,7 @@ func (b *Bench) OracleSharing(budget int) float64 {
 			}
 			shared = append(shared, b.group(paths))
 		}
-		sort.Slice(shared, func(x, y int) bool {
-			if shared[x].Size != shared[y].Size {
-				return shared[x].Size > shared[y].Size
-			}
-			return shared[x].Key < shared[y].Key
-		})
+		sortGroups(shared)
 		if n := len(shared); n > budget || n == budget && len(own) > 0 {
 			keep := max(budget-1, 0)
 			for _, g := range shared[keep:] {
