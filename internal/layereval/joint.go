@@ -19,15 +19,7 @@ import (
 // the update overhead (mean of ratios over the (image, library) pairs),
 // a layer being pulled again when an update changes any of its paths.
 func (b *Bench) JointOracle(budget int) (sharing, update float64) {
-	holders := map[string][]byte{} // store path -> which images hold it
-	for i, img := range b.images {
-		for _, p := range img.graph.Paths {
-			if holders[p.Name] == nil {
-				holders[p.Name] = make([]byte, len(b.images))
-			}
-			holders[p.Name][i] = 1
-		}
-	}
+	holders := b.holders()
 	var plans []*layers.LayerPlan
 	var ratios float64
 	var pairs int

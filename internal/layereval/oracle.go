@@ -17,15 +17,7 @@ import (
 // joins the image's own layer. It shows how much of the distance to 1 is
 // the information a strategy lacks rather than the budget.
 func (b *Bench) OracleSharing(budget int) float64 {
-	holders := map[string][]byte{} // store path -> which images hold it
-	for i, img := range b.images {
-		for _, p := range img.graph.Paths {
-			if holders[p.Name] == nil {
-				holders[p.Name] = make([]byte, len(b.images))
-			}
-			holders[p.Name][i] = 1
-		}
-	}
+	holders := b.holders()
 	var plans []*layers.LayerPlan
 	for _, img := range b.images {
 		classes := map[string][]string{}
@@ -56,6 +48,21 @@ func (b *Bench) OracleSharing(budget int) float64 {
 		plans = append(plans, plan)
 	}
 	return Sharing(plans, func(p string) uint64 { return b.sizes[p] })
+}
+
+// holders tells, for each store path of the images, which images hold
+// it: one byte per image.
+func (b *Bench) holders() map[string][]byte {
+	holders := map[string][]byte{}
+	for i, img := range b.images {
+		for _, p := range img.graph.Paths {
+			if holders[p.Name] == nil {
+				holders[p.Name] = make([]byte, len(b.images))
+			}
+			holders[p.Name][i] = 1
+		}
+	}
+	return holders
 }
 
 // group is the layer of paths, keyed as layers.Plan keys its layers.
