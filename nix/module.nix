@@ -23,6 +23,8 @@ let
   # % and $ in ExecStart as specifiers and variables: a value's own are
   # doubled, so that it reaches nixery as written.
   literal = s: lib.replaceStrings [ "%" "$" ] [ "%%" "$$" ] (toString s);
+  # LoadCredential= expands specifiers but no variables.
+  path = s: lib.replaceStrings [ "%" ] [ "%%" ] s;
   flagWith = quote: name: value: lib.optionals (value != null && value != false) ([ "--${name}" ] ++ lib.optional (value != true) (quote value));
   flag = flagWith literal;
   # A value made of systemd specifiers, expanded by systemd.
@@ -75,6 +77,8 @@ in
         Where images are kept: null for the service's state directory
         (/var/lib/nixery), or docker://REGISTRY/NAME, a repository several
         servers share (logged in to with {option}`services.nixery.dockerConfigFile`).
+        For more room, mount a larger disk at /var/lib/private/nixery,
+        where systemd keeps a dynamic user's state.
       '';
     };
 
@@ -86,7 +90,7 @@ in
     };
 
     platforms = mkOption {
-      type = types.nullOr (types.listOf types.str);
+      type = types.nullOr (types.nonEmptyListOf types.str);
       default = null;
       example = [ "linux/amd64" ];
       description = "Platforms of an image named without arm64; null for linux/amd64 and linux/arm64.";
@@ -188,7 +192,11 @@ in
         "network-online.target"
         "nix-daemon.service"
       ];
-      path = [ config.nix.package ];
+      # git for git+https nixpkgs references, as Nix fetches them.
+      path = [
+        config.nix.package
+        pkgs.git
+      ];
       environment =
         {
           NIX_REMOTE = "daemon";
@@ -201,9 +209,9 @@ in
       serviceConfig = {
         ExecStart = "${cfg.package}/bin/nixery ${lib.escapeShellArgs args}";
         LoadCredential =
-          lib.optional (cfg.htpasswdFile != null) "htpasswd:${literal cfg.htpasswdFile}"
-          ++ lib.optional (cfg.tokenFile != null) "token:${literal cfg.tokenFile}"
-          ++ lib.optional (cfg.dockerConfigFile != null) "config.json:${literal cfg.dockerConfigFile}";
+          lib.optional (cfg.htpasswdFile != null) "htpasswd:${path cfg.htpasswdFile}"
+          ++ lib.optional (cfg.tokenFile != null) "token:${path cfg.tokenFile}"
+          ++ lib.optional (cfg.dockerConfigFile != null) "config.json:${path cfg.dockerConfigFile}";
         DynamicUser = true;
         StateDirectory = "nixery";
         CacheDirectory = "nixery";

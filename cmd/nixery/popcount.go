@@ -121,6 +121,10 @@ func popcountInput(args []string) ([]string, error) {
 	}
 	var r io.Reader = os.Stdin
 	if args[0] != "-" {
+		if info, err := os.Stat(args[0]); err == nil && info.IsDir() {
+			// A store path with the slash a shell's completion adds.
+			return nil, usagef("%q is a directory, not a store-paths file: give store paths as /nix/store/HASH-NAME (no trailing /), or a file listing them", args[0])
+		}
 		f, err := os.Open(args[0])
 		if err != nil {
 			return nil, fmt.Errorf("read store paths: %w", err)

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -70,4 +71,14 @@ func TestPopcountOutputFile(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 1), "left behind: %v", entries)
+}
+
+// popcount DIR/: a directory (a store path with a trailing slash, as a
+// shell completes it) is neither a store path nor a store-paths file.
+func TestPopcountDirectory(t *testing.T) {
+	dir := t.TempDir() + "/"
+	code, stdout, stderr := runCLI(t, "popcount", "--cache", "http://127.0.0.1:1", dir)
+	assert.Equal(t, code, 2)
+	assert.Equal(t, stdout, "")
+	assert.Check(t, is.Contains(stderr, strconv.Quote(dir)+" is a directory, not a store-paths file: give store paths as /nix/store/HASH-NAME (no trailing /)"))
 }

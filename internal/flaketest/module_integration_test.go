@@ -40,7 +40,7 @@ type service struct {
 // sets, as NixOS declares them, so that the module system checks every
 // option type and default. The whole of NixOS is not available offline.
 const moduleHarness = `
-{ flake, lib, services, nixBin }:
+{ flake, lib, services, nixBin, gitBin }:
 let
   stubs = { lib, ... }: {
     options.systemd.services = lib.mkOption {
@@ -50,7 +50,10 @@ let
     options.assertions = lib.mkOption { type = lib.types.listOf lib.types.unspecified; default = [ ]; };
     options.nix.package = lib.mkOption { type = lib.types.package; };
     config.nix.package = { type = "derivation"; name = "nix"; outPath = nixBin; };
-    config._module.args.pkgs.stdenv.hostPlatform.system = builtins.currentSystem;
+    config._module.args.pkgs = {
+      stdenv.hostPlatform.system = builtins.currentSystem;
+      git = { type = "derivation"; name = "git"; outPath = gitBin; };
+    };
   };
   eval = lib.evalModules { modules = [ stubs flake.nixosModules.default { services.nixery = services; } ]; };
   failed = map (a: a.message) (builtins.filter (a: !a.assertion) eval.config.assertions);
@@ -70,8 +73,8 @@ func (f *flake) evalModule(t *testing.T, lib, services string) (service, string,
 	dir := t.TempDir()
 	harness := filepath.Join(dir, "harness.nix")
 	assert.NilError(t, os.WriteFile(harness, []byte(moduleHarness), 0o644))
-	expr := fmt.Sprintf(`import %s { flake = builtins.getFlake %s; lib = import %s; services = %s; nixBin = %s; }`,
-		harness, nixString("git+file://"+f.dir), filepath.Join(lib, "lib"), services, nixString("/usr"))
+	expr := fmt.Sprintf(`import %s { flake = builtins.getFlake %s; lib = import %s; services = %s; nixBin = %s; gitBin = %s; }`,
+		harness, nixString("git+file://"+f.dir), filepath.Join(lib, "lib"), services, nixString("/usr"), nixString("/git"))
 	stdout, stderr, err := f.nixErr("eval", "--impure", "--json", "--expr", expr)
 	if err != nil {
 		return service{}, stderr, err
@@ -212,7 +215,7 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 		assert.Check(t, is.Contains(s.ServiceConfig["LoadCredential"], "htpasswd:/etc/nixery/htpasswd"))
 		assert.Check(t, is.Equal(s.ServiceConfig["DynamicUser"], true))
 		assert.Check(t, is.Equal(s.Environment["XDG_CACHE_HOME"], "%C/nixery"))
-		assert.Check(t, is.Equal(s.Environment["PATH"], "/usr/bin"), "the service's path is config.nix.package")
+		assert.Check(t, is.Equal(s.Environment["PATH"], "/usr/bin:/git/bin"), "the service's path is config.nix.package and git")
 	})
 
 	t.Run("its command line serves", func(t *testing.T) {
@@ -266,10 +269,14 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 
 	t.Run("values reach nixery as written", func(t *testing.T) {
 		// systemd would read % and $ in them as specifiers and variables.
-		s, stderr, err := f.evalModule(t, lib, `{ enable = true; nixpkgs = "github:o/r?dir=a%2Fb"; extraArgs = [ "--timeout" "$x" ]; }`)
+		s, stderr, err := f.evalModule(t, lib, `{ enable = true; nixpkgs = "github:o/r?dir=a%2Fb"; extraArgs = [ "--timeout" "$x" ]; tokenFile = "/run/keys/n$x%y"; }`)
 		assert.NilError(t, err, stderr)
-		words := systemdWords(t, s.ServiceConfig["ExecStart"].(string), map[byte]string{'S': "/var/lib"})
-		assert.Check(t, is.Contains(strings.Join(words, " "), "--nixpkgs github:o/r?dir=a%2Fb --timeout $x"))
+		words := systemdWords(t, s.ServiceConfig["ExecStart"].(string), map[byte]string{'S': "/var/lib", 'd': "/run/credentials"})
+		line := strings.Join(words, " ")
+		assert.Check(t, is.Contains(line, "--nixpkgs github:o/r?dir=a%2Fb "))
+		assert.Check(t, is.Contains(line, " --timeout $x"))
+		// LoadCredential= expands specifiers, not variables.
+		assert.Check(t, is.DeepEqual(s.ServiceConfig["LoadCredential"], []any{"token:/run/keys/n$x%%y"}))
 	})
 
 	t.Run("bad settings are refused", func(t *testing.T) {
@@ -278,6 +285,7 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 			`{ enable = true; publicURL = "https://x"; }`:               "publicURL needs tokenFile",
 			`{ enable = true; storage = "/srv/nixery"; }`:               "services.nixery.storage",
 			`{ enable = true; htpasswdFile = "htpasswd"; }`:             "services.nixery.htpasswdFile",
+			`{ enable = true; platforms = [ ]; }`:                       "services.nixery.platforms",
 		} {
 			_, stderr, err := f.evalModule(t, lib, settings)
 			assert.Check(t, err != nil, "%s was accepted", settings)
