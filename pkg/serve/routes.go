@@ -141,6 +141,15 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		writeError(w, http.StatusNotFound, "NAME_UNKNOWN", err.Error())
 		return
 	}
+	// What is served is known before it is built: nothing is built for
+	// a client that cannot take it.
+	served := types.OCIImageIndex
+	if img.single {
+		served = types.OCIManifestSchema1
+	}
+	if refused(w, r, served) {
+		return
+	}
 	err = s.resolve(r.Context(), &img)
 	switch {
 	case err == nil, errors.Is(err, errBusy):
@@ -237,15 +246,7 @@ func serveManifest(w http.ResponseWriter, r *http.Request, digest v1.Hash, raw [
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", digest.String()+" is not a manifest")
 		return
 	}
-	if isOCI(probe.MediaType) && !accepts(r, probe.MediaType) {
-		// As the CNCF registry answers: a client given a type it did not
-		// ask for (one that knows Docker's types only) fails to parse
-		// it, with a less clear message.
-		what := "manifest"
-		if probe.MediaType.IsIndex() {
-			what = "index"
-		}
-		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("the image is an OCI %s (%s), which the request's Accept header does not allow: pull with a client that accepts OCI media types", what, probe.MediaType))
+	if isOCI(probe.MediaType) && refused(w, r, probe.MediaType) {
 		return
 	}
 	w.Header().Set("Content-Type", string(probe.MediaType))
@@ -260,6 +261,22 @@ func serveManifest(w http.ResponseWriter, r *http.Request, digest v1.Hash, raw [
 		return
 	}
 	w.Write(raw)
+}
+
+// refused answers a request whose Accept header does not allow the OCI
+// type mt as the CNCF registry does, and tells whether it did: a client
+// given a type it did not ask for (one that knows Docker's types only)
+// fails to parse it, with a less clear message.
+func refused(w http.ResponseWriter, r *http.Request, mt types.MediaType) bool {
+	if accepts(r, mt) {
+		return false
+	}
+	what := "manifest"
+	if mt.IsIndex() {
+		what = "index"
+	}
+	writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("the image is an OCI %s (%s), which the request's Accept header does not allow: pull with a client that accepts OCI media types", what, mt))
+	return true
 }
 
 // accepts tells whether r's Accept header allows media type mt. A

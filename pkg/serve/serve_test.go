@@ -765,6 +765,13 @@ func TestServeAccept(t *testing.T) {
 			}
 		}
 	}
+	// A name not built yet is refused before any build (this server's
+	// nixpkgs does not exist: a build would fail with another error).
+	for path, what := range map[string]string{"/v2/jq/manifests/latest": "index", "/v2/arm64/jq/manifests/latest": "manifest"} {
+		rec := ask(http.MethodGet, path, docker)
+		assert.Equal(t, rec.Code, http.StatusNotFound, path)
+		assert.Check(t, is.Contains(rec.Body.String(), "the image is an OCI "+what), path)
+	}
 }
 
 // With a registry storage, a conditional request of a blob the registry
