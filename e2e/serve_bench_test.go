@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -35,11 +36,10 @@ func BenchmarkServe(b *testing.B) {
 	testenv.Require(b, "nix", "skopeo", "docker-registry")
 	name := "shell/hello/largefile"
 	for b.Loop() {
-		s := startServe(b, b.TempDir())
-		cold(b, s, []string{"shell", "hello", "largefile"}, "")
+		s := cold(b, []string{"shell", "hello", "largefile"}, "")
 		// A large image (270 MB of store paths), where packing weighs
 		// more than the pull's fixed costs.
-		cold(b, s, []string{"hello", "gotree"}, "large-")
+		cold(b, []string{"hello", "gotree"}, "large-")
 
 		url := "http://" + s.host + "/v2/" + name + "/manifests/latest"
 		var lat []time.Duration
@@ -82,7 +82,8 @@ func BenchmarkServe(b *testing.B) {
 	}
 }
 
-// cold reports first pulls of packages, built on pull, against `nixery
+// cold reports first pulls of packages, each from a server with storage
+// of its own (nothing reused), built on pull, against `nixery
 // build --output oci:` of the same image (both platforms), in two forms:
 //   - cold-ratio: a client's pull, as docker pull and podman pull are:
 //     the index, then the image of the client's platform (skopeo copy
@@ -93,8 +94,9 @@ func BenchmarkServe(b *testing.B) {
 // build-ratio takes out what a warm --all copy of the same image costs
 // (skopeo and the copy); cold-vs-cli-copy is the --all pull over the
 // CLI's build plus skopeo copying the CLI's layout (--all) into another,
-// what the client itself costs with no server at all.
-func cold(b *testing.B, s *served, packages []string, prefix string) {
+// what the client itself costs with no server at all. It returns the
+// first server, which holds the image.
+func cold(b *testing.B, packages []string, prefix string) *served {
 	// The baseline: the CLI writing the same image to a layout (its
 	// closure realised already, as the server's will be: both build
 	// the same derivations, which the first of them realises).
@@ -116,9 +118,28 @@ func cold(b *testing.B, s *served, packages []string, prefix string) {
 	clientCopy := time.Since(start)
 
 	repo := "/" + strings.Join(packages, "/") + ":latest"
+	s := startServe(b, b.TempDir())
 	start = time.Now()
 	testenv.Run(b, "skopeo", "--override-os", "linux", "--override-arch", "amd64", "copy", "--src-tls-verify=false", "docker://"+s.host+repo, "oci:"+filepath.Join(b.TempDir(), "pulled")+":x")
 	coldPull := time.Since(start)
+
+	// Both sides made the same image.
+	var layout v1.IndexManifest
+	raw, err := os.ReadFile(filepath.Join(cliDir, "index.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &layout)
+	}
+	if err != nil || len(layout.Manifests) != 1 {
+		b.Fatalf("the CLI's layout: %v, %d images", err, len(layout.Manifests))
+	}
+	resp, err := http.Head("http://" + s.host + "/v2/" + strings.Join(packages, "/") + "/manifests/latest")
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Docker-Content-Digest"); got != layout.Manifests[0].Digest.String() {
+		b.Fatalf("serve built %s, the CLI %s: not the same image", got, layout.Manifests[0].Digest)
+	}
 
 	all := startServe(b, b.TempDir())
 	ref := "docker://" + all.host + repo
@@ -138,6 +159,7 @@ func cold(b *testing.B, s *served, packages []string, prefix string) {
 	b.ReportMetric(coldAll.Seconds()/(cli+clientCopy).Seconds(), prefix+"cold-vs-cli-copy")
 	b.ReportMetric(cli.Seconds(), prefix+"cli-s")
 	b.ReportMetric(coldPull.Seconds(), prefix+"cold-s")
+	return s
 }
 
 // throughput GETs url 50 times and returns MB/s.
