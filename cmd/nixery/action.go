@@ -293,9 +293,15 @@ func imageRef(res *publish.Result) string {
 }
 
 // packageNames is the packages input on one line, for a summary's
-// heading when there is no image to name.
+// heading when there is no image to name, with the credentials of flake
+// references hidden: the summary's markdown escapes would keep the
+// runner's masks from matching them.
 func packageNames(packages string) string {
-	return strings.Join(strings.FieldsFunc(packages, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }), " ")
+	names := strings.FieldsFunc(packages, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	for i, n := range names {
+		names[i] = flakeref.Redacted(n)
+	}
+	return strings.Join(names, " ")
 }
 
 // summary is the step summary: per platform a table of its layers, then
