@@ -339,6 +339,9 @@ func summary(res *build.Result, packages string) string {
 	if res.Created != "" {
 		fmt.Fprintf(&b, "Created: %s\n\n", ghaction.MarkdownText(res.Created))
 	}
+	// An output (oci:DIR, docker:FILE), written to: told in the words of
+	// the result line.
+	written := res.Pushed && res.Reference == ""
 	for _, m := range res.Manifests {
 		var total int64
 		for _, l := range m.Layers {
@@ -363,6 +366,10 @@ func summary(res *build.Result, packages string) string {
 			switch {
 			case !res.Pushed:
 				status = "not pushed"
+			case written && l.Uploaded:
+				status = "written"
+			case written:
+				status = "already there"
 			case l.Uploaded:
 				status = "uploaded"
 			}

@@ -41,3 +41,19 @@ func TestEveryRepositoryShown(t *testing.T) {
 	md = summary(&build.Result{Result: res}, "")
 	assert.Check(t, is.Contains(md, "`reg/z/r1@"+d+"`\n\nTags: `v1`\n"), md)
 }
+
+// Written to an output, the layers are "written" or "already there", as
+// the result line says, not "uploaded".
+func TestSummaryOutputWords(t *testing.T) {
+	d := "sha256:" + strings.Repeat("1", 64)
+	res := &publish.Result{Image: "oci:/tmp/x/layout", Digest: d, Tags: []string{"v1"}, Pushed: true,
+		Manifests: []publish.ManifestResult{{Platform: "linux/amd64", Layers: []publish.LayerResult{
+			{Size: 10, Uploaded: true, Packages: []string{"hello"}},
+			{Size: 20, Packages: []string{"glibc"}},
+		}}},
+	}
+	assert.Equal(t, resultLine(res), "wrote oci:/tmp/x/layout: "+d+" as v1 (1 layer written, 1 already there)")
+	md := summary(&build.Result{Result: res}, "")
+	assert.Check(t, is.Contains(md, "| 1 | 10 B | hello | written |\n| 2 | 20 B | glibc | already there |\n"), md)
+	assert.Check(t, !strings.Contains(md, "uploaded") && !strings.Contains(md, "already present"), md)
+}
