@@ -57,3 +57,13 @@ func TestSummaryOutputWords(t *testing.T) {
 	assert.Check(t, is.Contains(md, "| 1 | 10 B | hello | written |\n| 2 | 20 B | glibc | already there |\n"), md)
 	assert.Check(t, !strings.Contains(md, "uploaded") && !strings.Contains(md, "already present"), md)
 }
+
+// The heading of a summary without an image names flake references with
+// their credentials hidden: escaped for markdown ('_' as '\_'), a token
+// would not match the runner's mask.
+func TestSummaryHeadingHidesTokens(t *testing.T) {
+	res := &build.Result{Result: &publish.Result{Digest: "sha256:" + strings.Repeat("1", 64)}}
+	md := summary(res, packageNames("hello, http://127.0.0.1:1/a.tar.gz?access_token=s3cr3t_t0ken#app\ngit+https://oauth2:tok_en@example.com/x.git#y"))
+	assert.Check(t, !strings.Contains(md, "s3cr3t") && !strings.Contains(md, "tok_en") && !strings.Contains(md, `tok\_en`), md)
+	assert.Check(t, strings.HasPrefix(md, "### hello http://127.0.0.1:1/a.tar.gz?access\\_token=REDACTED\\#app git+https://REDACTED@example.com/x.git\\#y\n"), md)
+}
