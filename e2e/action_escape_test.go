@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unicode"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -45,7 +46,7 @@ func ownCommands(t *testing.T, text string, secrets ...string) {
 	t.Helper()
 	own := regexp.MustCompile(`^(::group::Build linux/[a-z0-9/]+|::endgroup::|::(error|warning) title=nixery::.*)$`)
 	for _, line := range strings.Split(text, "\n") {
-		trimmed := strings.TrimLeft(line, " \t\v\f")
+		trimmed := strings.TrimLeftFunc(line, unicode.IsSpace) // as the runner trims
 		if !strings.HasPrefix(trimmed, "::") && !strings.HasPrefix(trimmed, "##[") {
 			continue
 		}

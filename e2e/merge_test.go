@@ -3,10 +3,14 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
 )
@@ -40,9 +44,30 @@ func TestScaleOutMerge(t *testing.T) {
 
 	both := build("--platforms", "linux/amd64,linux/arm64", "--tags", "together")
 	assert.Equal(t, merged.Digest, both.Digest)
+	// The merge lists the layers of each platform, none uploaded by it.
+	for i, built := range []pushResult{amd, arm} {
+		m := merged.Manifests[i]
+		assert.Assert(t, len(m.Layers) > 0 && len(m.Layers) == len(built.Manifests[0].Layers), "%s: %d layers", m.Platform, len(m.Layers))
+		for j, l := range m.Layers {
+			assert.Check(t, l.Digest == built.Manifests[0].Layers[j].Digest && !l.Uploaded, "%s layer %d", m.Platform, j)
+		}
+	}
+
+	// The action's merge: its summary counts the layers and lists them.
+	dir := t.TempDir()
+	r := run(t, runnerEnv(dir, "INPUT_IMAGE="+repo, "INPUT_TAGS=v2", "INPUT_MERGE_DIGESTS="+amd.Digest+"\n"+arm.Digest), "action")
+	assert.Equal(t, r.code, 0, "%s%s", r.stdout, r.stderr)
+	summary, err := os.ReadFile(filepath.Join(dir, "summary"))
+	assert.NilError(t, err)
+	for _, built := range []pushResult{amd, arm} {
+		heading := fmt.Sprintf("#### %s (%d layers, ", built.Manifests[0].Platform, len(built.Manifests[0].Layers))
+		assert.Check(t, is.Contains(string(summary), heading), "%s", summary)
+	}
+	assert.Check(t, is.Contains(string(summary), "| 1 | "), "%s", summary)
+	assert.Check(t, !strings.Contains(string(summary), "0 layers"), "%s", summary)
 
 	// Merging what is not there fails and tags nothing.
-	r := run(t, nil, "merge", "--image", repo, "--tags", "broken", "sha256:"+strings.Repeat("0", 64))
+	r = run(t, nil, "merge", "--image", repo, "--tags", "broken", "sha256:"+strings.Repeat("0", 64))
 	assert.Assert(t, r.code != 0)
 	assert.Assert(t, strings.Contains(errorLine(r.stderr), "sha256:0000"), r.stderr)
 	// So does a digest of another repository, a usage error found

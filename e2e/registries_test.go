@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,4 +96,13 @@ func TestTagsToTwoRegistries(t *testing.T) {
 	digest := strings.TrimPrefix(outputs["image"], open+"/e2e/action@")
 	sum := sha256.Sum256([]byte(raw(locked + "/e2e/action:1.2.3")))
 	assert.Equal(t, "sha256:"+hex.EncodeToString(sum[:]), digest)
+	// The result line and the summary name both repositories, each with
+	// its tags.
+	each := []string{open + "/e2e/action@" + digest + " as 1.2.3, 1.2, latest", locked + "/e2e/action@" + digest + " as 1.2.3, 1.2, latest"}
+	assert.Check(t, is.Contains(r.stdout, "\npushed "+strings.Join(each, "; ")+" ("), r.stdout)
+	summary, err := os.ReadFile(filepath.Join(dir, "summary"))
+	assert.NilError(t, err)
+	for _, repo := range []string{open, locked} {
+		assert.Check(t, is.Contains(string(summary), "- `"+repo+"/e2e/action@"+digest+"`: `1.2.3`, `1.2`, `latest`\n"), "%s", summary)
+	}
 }

@@ -293,9 +293,15 @@ func imageRef(res *publish.Result) string {
 }
 
 // packageNames is the packages input on one line, for a summary's
-// heading when there is no image to name.
+// heading when there is no image to name, with the credentials of flake
+// references hidden: the summary's markdown escapes would keep the
+// runner's masks from matching them.
 func packageNames(packages string) string {
-	return strings.Join(strings.FieldsFunc(packages, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }), " ")
+	names := strings.FieldsFunc(packages, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	for i, n := range names {
+		names[i] = flakeref.Redacted(n)
+	}
+	return strings.Join(names, " ")
 }
 
 // summary is the step summary: per platform a table of its layers, then
@@ -311,26 +317,31 @@ func summary(res *build.Result, packages string) string {
 		heading = packages
 	}
 	fmt.Fprintf(&b, "### %s\n\n", ghaction.MarkdownText(heading))
-	if ref := imageRef(res.Result); ref != "" {
+	if len(res.Repositories) > 1 {
+		fmt.Fprintf(&b, "Pushed to %d repositories (the uploads below are to the first):\n\n", len(res.Repositories))
+		for _, r := range res.Repositories {
+			fmt.Fprintf(&b, "- %s: %s\n", ghaction.MarkdownCode(r.Reference), markdownTags(r.Tags))
+		}
+		b.WriteString("\n")
+	} else if ref := imageRef(res.Result); ref != "" {
 		fmt.Fprintf(&b, "%s\n\n", ghaction.MarkdownCode(ref))
 	}
 	if !res.Pushed {
 		fmt.Fprintf(&b, "Built and checked, not pushed (push: false): %s\n\n", ghaction.MarkdownCode(res.Digest))
 	}
-	if len(res.Tags) > 0 {
-		tags := make([]string, len(res.Tags))
-		for i, t := range res.Tags {
-			tags[i] = ghaction.MarkdownCode(t)
-		}
+	if len(res.Tags) > 0 && len(res.Repositories) <= 1 {
 		label := "Tags"
 		if !res.Pushed {
 			label = "Tags it would have had"
 		}
-		fmt.Fprintf(&b, "%s: %s\n\n", label, strings.Join(tags, ", "))
+		fmt.Fprintf(&b, "%s: %s\n\n", label, markdownTags(res.Tags))
 	}
 	if res.Created != "" {
 		fmt.Fprintf(&b, "Created: %s\n\n", ghaction.MarkdownText(res.Created))
 	}
+	// An output (oci:DIR, docker:FILE), written to: told in the words of
+	// the result line.
+	written := res.Pushed && res.Reference == ""
 	for _, m := range res.Manifests {
 		var total int64
 		for _, l := range m.Layers {
@@ -355,6 +366,10 @@ func summary(res *build.Result, packages string) string {
 			switch {
 			case !res.Pushed:
 				status = "not pushed"
+			case written && l.Uploaded:
+				status = "written"
+			case written:
+				status = "already there"
 			case l.Uploaded:
 				status = "uploaded"
 			}
@@ -372,6 +387,18 @@ func summary(res *build.Result, packages string) string {
 		fmt.Fprintf(&b, "| %s | %s | %.2f |\n", p.Name, ghaction.MarkdownText(p.Platform), p.Seconds)
 	}
 	return b.String()
+}
+
+// markdownTags are tags as code spans, "by digest, no tags" for none.
+func markdownTags(tags []string) string {
+	if len(tags) == 0 {
+		return "by digest, no tags"
+	}
+	code := make([]string, len(tags))
+	for i, t := range tags {
+		code[i] = ghaction.MarkdownCode(t)
+	}
+	return strings.Join(code, ", ")
 }
 
 // contentsOf finds the contents of platform in res, or nil (merge).

@@ -52,12 +52,23 @@ func resultLine(res *publish.Result) string {
 		}
 	case res.Reference != "":
 		if total > 0 {
-			details = append(details, fmt.Sprintf("%s uploaded, %d already there", plural(sent, "layer", "layers"), present))
+			to := ""
+			if len(res.Repositories) > 1 { // the counts are the first's
+				to = " to " + res.Image
+			}
+			details = append(details, fmt.Sprintf("%s uploaded%s, %d already there", plural(sent, "layer", "layers"), to, present))
 		}
-		if len(res.Tags) == 0 {
+		switch {
+		case len(res.Repositories) > 1:
+			var each []string
+			for _, r := range res.Repositories {
+				each = append(each, pushedAs(r.Reference, r.Tags))
+			}
+			line = "pushed " + strings.Join(each, "; ")
+		case len(res.Tags) == 0:
 			line = "pushed by digest, no tags: " + res.Reference
-		} else {
-			line = "pushed " + res.Reference + " as " + tags
+		default:
+			line = "pushed " + pushedAs(res.Reference, res.Tags)
 		}
 	default: // an OCI layout or docker archive
 		if total > 0 {
@@ -72,6 +83,15 @@ func resultLine(res *publish.Result) string {
 		line += " (" + strings.Join(details, "; ") + ")"
 	}
 	return line
+}
+
+// pushedAs is a reference pushed under tags: "REF as v1, latest", or
+// "REF by digest".
+func pushedAs(ref string, tags []string) string {
+	if len(tags) == 0 {
+		return ref + " by digest"
+	}
+	return ref + " as " + strings.Join(tags, ", ")
 }
 
 // formatTimings is the timings on one line: "lock 0.19s, nix linux/amd64

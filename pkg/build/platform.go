@@ -18,6 +18,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
@@ -95,12 +96,12 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 	if b.appEntrypoint() {
 		app := res.Packages[len(res.Packages)-1] // the installable comes last
 		if app.Program() == "" {
-			return nil, fmt.Errorf("%s: cannot tell its main program for %s (its meta did not evaluate): pass --entrypoint or --cmd", app.Attr, sys)
+			return nil, fmt.Errorf("%s: cannot tell its main program for %s (its meta did not evaluate): pass --entrypoint or --cmd", flakeref.Redacted(app.Attr), sys)
 		}
 		// nix run fails at once on a package without the program it
 		// names; the image would only fail when started.
 		if _, err := os.Lstat(app.Program()); err != nil {
-			return nil, fmt.Errorf("%s has no program bin/%s for %s (its meta.mainProgram, else its name): pass --entrypoint or --cmd to say what the image starts", app.Attr, app.Meta.MainProgram, sys)
+			return nil, fmt.Errorf("%s has no program bin/%s for %s (its meta.mainProgram, else its name): pass --entrypoint or --cmd to say what the image starts", flakeref.Redacted(app.Attr), app.Meta.MainProgram, sys)
 		}
 		opts.Entrypoint = []string{app.Program()}
 	}
@@ -222,7 +223,7 @@ func customisationContent(res *nix.Result, u *account.User, log io.Writer, platf
 	owners := map[string]string{} // store path → the package's name
 	for _, pkg := range pkgs {
 		for _, p := range pkg.Paths() {
-			owners[p] = pkg.Attr
+			owners[p] = flakeref.Redacted(pkg.Attr) // for the log
 		}
 		c.Packages = append(c.Packages, pkg.Paths()...)
 		if pkg.Attr == "cacert" {
@@ -282,7 +283,7 @@ func (b *builder) noteMainProgram(app nix.Package) {
 	b.sbomMu.Lock()
 	defer b.sbomMu.Unlock()
 	for i := range b.installables {
-		if b.installables[i].Installable == app.Attr {
+		if b.installables[i].Installable == flakeref.Redacted(app.Attr) { // as recorded
 			b.installables[i].MainProgram = app.Meta.MainProgram
 		}
 	}

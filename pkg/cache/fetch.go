@@ -63,6 +63,25 @@ type readError struct {
 func (e *readError) Error() string { return e.what + ": " + registry.OneLine(e.err) }
 func (e *readError) Unwrap() error { return e.err }
 
+// afterFailure passes writes to w until one fails, then drops them: a
+// blob that stops decompressing part way is still read to its end, so
+// that its size and digest tell whether it changed on the way or was
+// stored so, and the decoder's error (not a failed write to it) says
+// what is wrong.
+type afterFailure struct {
+	w      io.Writer
+	failed bool
+}
+
+func (a *afterFailure) Write(p []byte) (int, error) {
+	if !a.failed {
+		if _, err := a.w.Write(p); err != nil {
+			a.failed = true
+		}
+	}
+	return len(p), nil
+}
+
 // fetch is one try of Fetch, given up after limit.
 func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (_ image.Blob, err error) {
 	if err := ctx.Err(); err != nil {
@@ -106,7 +125,7 @@ func fetch(ctx context.Context, b Blob, dir string, limit time.Duration) (_ imag
 		unzipped <- err
 	}()
 	// One byte more than described tells a longer blob apart.
-	n, err := io.Copy(io.MultiWriter(f, digest, pw), io.LimitReader(rc, b.Size+1))
+	n, err := io.Copy(io.MultiWriter(f, digest, &afterFailure{w: pw}), io.LimitReader(rc, b.Size+1))
 	pw.Close()
 	zerr := <-unzipped
 	switch {

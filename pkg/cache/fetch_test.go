@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/pkg/image"
@@ -154,4 +158,54 @@ func mustOpen(t *testing.T, b Blob) io.Reader {
 	rc, err := b.Open()
 	assert.NilError(t, err)
 	return rc
+}
+
+// A blob that breaks off part way through decompression is told as such,
+// not as a failed read: the one stored with those bytes "does not
+// decompress", one whose bytes changed on the way has "other bytes".
+func TestFetchCorruptMidway(t *testing.T) {
+	var text bytes.Buffer
+	rng := rand.New(rand.NewPCG(1, 2))
+	for text.Len() < 2<<20 {
+		fmt.Fprintf(&text, "%x %d word%d\n", rng.Uint64(), rng.IntN(1000), rng.IntN(50))
+	}
+	content := text.Bytes()
+	for _, tc := range []struct {
+		mt       types.MediaType
+		compress func(io.Writer) io.WriteCloser
+	}{
+		{image.LayerMediaType, func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }},
+		{image.LayerMediaTypeZstd, func(w io.Writer) io.WriteCloser {
+			zw, err := zstd.NewWriter(w)
+			assert.NilError(t, err)
+			return zw
+		}},
+	} {
+		var z bytes.Buffer
+		zw := tc.compress(&z)
+		_, err := zw.Write(content)
+		assert.NilError(t, err)
+		assert.NilError(t, zw.Close())
+		raw := z.Bytes()
+		assert.Assert(t, len(raw) > 256<<10, "%s: %d bytes compressed, too few to break off midway", tc.mt, len(raw))
+		sent, _, err := v1.SHA256(bytes.NewReader(raw))
+		assert.NilError(t, err)
+		bad := bytes.Clone(raw)
+		for i := len(bad) / 3; i < len(bad)/3+4096; i++ { // deflate reads on through a few bytes
+			bad[i] ^= 0xff
+		}
+		stored, _, err := v1.SHA256(bytes.NewReader(bad))
+		assert.NilError(t, err)
+		diffID, _, err := v1.SHA256(bytes.NewReader(content))
+		assert.NilError(t, err)
+		b := Blob{Blob: image.Blob{MediaType: tc.mt, Digest: stored, DiffID: diffID, Size: int64(len(bad)),
+			Open: func() (io.ReadCloser, error) { return plain(bad), nil }}}
+		_, err = Fetch(context.Background(), b, t.TempDir(), quick)
+		assert.ErrorContains(t, err, "does not decompress", "%s", tc.mt)
+		assert.Check(t, !strings.Contains(err.Error(), "read layer"), "%s: %v", tc.mt, err)
+
+		b.Digest = sent
+		_, err = Fetch(context.Background(), b, t.TempDir(), quick)
+		assert.ErrorContains(t, err, "other bytes than its digest says", "%s", tc.mt)
+	}
 }

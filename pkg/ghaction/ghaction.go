@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // MaxInputBytes bounds one input of the action. A packages input of a
@@ -51,10 +52,13 @@ func EscapeProperty(s string) string {
 // Line makes foreign text safe to print as one plain log line: line breaks
 // are escaped, a leading "::" (after any blanks) is defused by escaping
 // its first character, and so is every "##[": the runner takes an
-// old-style command ("##[name]...") anywhere in a line.
+// old-style command ("##[name]...") anywhere in a line. The blanks are
+// those the runner trims (.NET's TrimStart): Unicode's white space,
+// U+00A0, U+2003, U+3000 and U+0085 among them, which unicode.IsSpace
+// tells too.
 func Line(s string) string {
 	s = strings.ReplaceAll(EscapeData(s), "##[", "%23#[")
-	trimmed := strings.TrimLeft(s, " \t\v\f")
+	trimmed := strings.TrimLeftFunc(s, unicode.IsSpace)
 	lead := s[:len(s)-len(trimmed)]
 	if strings.HasPrefix(trimmed, "::") {
 		return lead + "%3A" + trimmed[1:]

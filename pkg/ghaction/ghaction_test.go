@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -44,11 +45,15 @@ func TestLineNeverStartsACommand(t *testing.T) {
 		assert.Assert(t, !isCommand(out), "%q gave %q", s, out)
 	}
 	assert.Equal(t, Line("::x::y"), "%3A:x::y")
+	// The runner trims .NET's white space before it looks for "::".
+	for _, blank := range []string{"\u00a0", "\u0085", "\u1680", "\u2003", "\u2028", "\u202f", "\u3000", " \u00a0\t"} {
+		assert.Equal(t, Line(blank+"::add-mask::x"), blank+"%3A:add-mask::x", "%q", blank)
+	}
 	assert.Equal(t, Line("fine: text"), "fine: text")
 }
 
 func isCommand(line string) bool {
-	return strings.HasPrefix(strings.TrimLeft(line, " \t\v\f"), "::") || strings.Contains(line, "##[")
+	return strings.HasPrefix(strings.TrimLeftFunc(line, unicode.IsSpace), "::") || strings.Contains(line, "##[")
 }
 
 func TestLineWriter(t *testing.T) {

@@ -59,7 +59,7 @@ func mergeTo(ctx context.Context, t Target, digests []string, o Options, push bo
 
 func merge(ctx context.Context, t Target, digests []string, o Options, l registry.Login, push bool) (*Result, error) {
 	ropts := o.remoteOptions(ctx, l)
-	manifests, annotations, err := readMerged(ctx, t, digests, o, l)
+	manifests, annotations, layers, err := readMerged(ctx, t, digests, o, l)
 	if err != nil {
 		return nil, err
 	}
@@ -92,29 +92,31 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 		return nil, err
 	}
 	for _, m := range im.Manifests {
-		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: []LayerResult{}})
+		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: layers[m.Digest]})
 	}
 	return res, nil
 }
 
 // readMerged reads the images to merge, within o's registry timeout, and
-// returns their platform manifests and the index annotations they share.
-func readMerged(ctx context.Context, t Target, digests []string, o Options, l registry.Login) ([]v1.Descriptor, map[string]string, error) {
+// returns their platform manifests, the index annotations they share and
+// each platform manifest's layers (none uploaded: a merge sends no blob).
+func readMerged(ctx context.Context, t Target, digests []string, o Options, l registry.Login) ([]v1.Descriptor, map[string]string, map[v1.Hash][]LayerResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.WithDefaults().RegistryTimeout)
 	defer cancel()
 	r, err := registry.NewReader(ctx, t.Repo, l, o.Options)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var manifests []v1.Descriptor
 	var annotations map[string]string
+	layers := map[v1.Hash][]LayerResult{}
 	seen := map[string]bool{}
 	given := map[string]bool{}
 	n := 0
 	for _, d := range digests {
 		d, err := MergeDigest(t, d)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if given[d] {
 			continue // the same image given twice is merged once
@@ -124,15 +126,15 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 		if err != nil {
 			var terr *transport.Error
 			if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-				return nil, nil, &explained{fmt.Sprintf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo), err}
+				return nil, nil, nil, &explained{fmt.Sprintf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo), err}
 			}
 			if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
-				return nil, nil, &explained{fmt.Sprintf("read %s from %s: not done within %s", d, t.Repo, o.WithDefaults().RegistryTimeout), err}
+				return nil, nil, nil, &explained{fmt.Sprintf("read %s from %s: not done within %s", d, t.Repo, o.WithDefaults().RegistryTimeout), err}
 			}
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := sameKind(raw, mt); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", d, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", d, err)
 		}
 		var found []v1.Descriptor
 		var annots map[string]string
@@ -140,43 +142,49 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 		case mt.IsIndex():
 			im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 			if err != nil {
-				return nil, nil, fmt.Errorf("read index %s: %w", d, err)
+				return nil, nil, nil, fmt.Errorf("read index %s: %w", d, err)
 			}
 			if len(im.Manifests) == 0 {
-				return nil, nil, fmt.Errorf("index %s lists no images: merge the digests of images", d)
+				return nil, nil, nil, fmt.Errorf("index %s lists no images: merge the digests of images", d)
 			}
 			for _, m := range im.Manifests {
 				if !m.MediaType.IsImage() {
-					return nil, nil, fmt.Errorf("index %s lists %s, a %q, not an image: merge the digests of images", d, m.Digest, m.MediaType)
+					return nil, nil, nil, fmt.Errorf("index %s lists %s, a %q, not an image: merge the digests of images", d, m.Digest, m.MediaType)
 				}
 			}
 			found, annots = im.Manifests, im.Annotations
+			for _, m := range im.Manifests {
+				if layers[m.Digest], err = readLayers(ctx, r, t, m.Digest); err != nil {
+					return nil, nil, nil, fmt.Errorf("index %s: %w", d, err)
+				}
+			}
 		case mt.IsImage():
 			m, err := v1.ParseManifest(bytes.NewReader(raw))
 			if err != nil {
-				return nil, nil, fmt.Errorf("read manifest %s: %w", d, err)
+				return nil, nil, nil, fmt.Errorf("read manifest %s: %w", d, err)
 			}
 			cfg, err := r.Config(ctx, m.Config)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			p := cfg.Platform()
 			if p == nil {
-				return nil, nil, fmt.Errorf("image %s has no platform in its config", d)
+				return nil, nil, nil, fmt.Errorf("image %s has no platform in its config", d)
 			}
 			hash, _ := v1.NewHash(d)
+			layers[hash] = layerResults(m)
 			found = []v1.Descriptor{{MediaType: mt, Size: int64(len(raw)), Digest: hash, Platform: p}}
 		default:
-			return nil, nil, fmt.Errorf("%s is a %q, not an image or index", d, mt)
+			return nil, nil, nil, fmt.Errorf("%s is a %q, not an image or index", d, mt)
 		}
 		for _, m := range found {
 			if m.Platform == nil {
-				return nil, nil, fmt.Errorf("manifest %s in %s has no platform", m.Digest, d)
+				return nil, nil, nil, fmt.Errorf("manifest %s in %s has no platform", m.Digest, d)
 			}
 			// As PlatformName reads them: linux/arm64 is linux/arm64/v8.
 			key := PlatformName(*m.Platform)
 			if seen[key] {
-				return nil, nil, fmt.Errorf("two images for %s among the digests to merge", key)
+				return nil, nil, nil, fmt.Errorf("two images for %s among the digests to merge", key)
 			}
 			seen[key] = true
 			// Descriptor annotations travel with the image, so the
@@ -190,7 +198,20 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 		}
 		n++
 	}
-	return manifests, annotations, nil
+	return manifests, annotations, layers, nil
+}
+
+// readLayers reads the layers of the image manifest d of t.Repo.
+func readLayers(ctx context.Context, r *registry.Reader, t Target, d v1.Hash) ([]LayerResult, error) {
+	raw, _, err := r.Manifest(ctx, t.Repo.Digest(d.String()))
+	if err != nil {
+		return nil, err
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", d, err)
+	}
+	return layerResults(m), nil
 }
 
 // sameKind checks that a manifest's body is what the registry's media

@@ -180,3 +180,47 @@ func TestMergeUnpushedWritesNothing(t *testing.T) {
 	assert.Equal(t, dry.Digest, pushed.Digest)
 	assert.Equal(t, len(dry.Manifests), 2)
 }
+
+// A merge's result lists each platform's layers, read from the images it
+// merges (an image given alone, and one inside an index), none uploaded:
+// a merge sends no blob.
+func TestMergeListsLayers(t *testing.T) {
+	anon := Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}}}
+	host := memRegistry(t, nil)
+	repo := host + "/merge/layers"
+	amd := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "amd64"})
+	arm := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "arm64"})
+	armImage := readImage(t, repo+"@"+arm)
+	armIndex := pushIndex(t, repo, mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: armImage, Descriptor: v1.Descriptor{MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}}))
+
+	for _, merge := range []func(context.Context, Target, []string, Options) (*Result, error){Merge, MergeUnpushed} {
+		res, err := merge(context.Background(), mustTarget(t, repo, "v1"), []string{amd, armIndex}, anon)
+		assert.NilError(t, err)
+		assert.Assert(t, is.Len(res.Manifests, 2))
+		for _, m := range res.Manifests {
+			img := readImage(t, repo+"@"+m.Digest)
+			layers, err := img.Layers()
+			assert.NilError(t, err)
+			assert.Assert(t, is.Len(m.Layers, len(layers)), m.Platform)
+			for i, l := range layers {
+				d, err := l.Digest()
+				assert.NilError(t, err)
+				size, err := l.Size()
+				assert.NilError(t, err)
+				assert.Check(t, is.Equal(m.Layers[i].Digest, d.String()))
+				assert.Check(t, is.Equal(m.Layers[i].Size, size))
+				assert.Check(t, !m.Layers[i].Uploaded)
+			}
+		}
+	}
+}
+
+func readImage(t *testing.T, ref string) v1.Image {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	assert.NilError(t, err)
+	img, err := remote.Image(r, remote.WithAuthFromKeychain(noCreds))
+	assert.NilError(t, err)
+	return img
+}

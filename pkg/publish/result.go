@@ -124,26 +124,33 @@ func describe(idx v1.ImageIndex) ([]ManifestResult, []v1.Image, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		mr := ManifestResult{Digest: d.Digest.String(), Layers: []LayerResult{}}
+		mr := ManifestResult{Digest: d.Digest.String(), Layers: layerResults(m)}
 		if d.Platform != nil {
 			mr.Platform, mr.OCIPlatform = PlatformName(*d.Platform), d.Platform
-		}
-		for _, l := range m.Layers {
-			pkgs := image.LayerPackages(l.Annotations)
-			if pkgs == nil {
-				pkgs = []string{}
-			}
-			mr.Layers = append(mr.Layers, LayerResult{
-				Digest:   l.Digest.String(),
-				Size:     l.Size,
-				Key:      l.Annotations[image.AnnotationLayerKey],
-				Packages: pkgs,
-			})
 		}
 		images = append(images, img)
 		out = append(out, mr)
 	}
 	return out, images, nil
+}
+
+// layerResults are the layers of m as its descriptors tell them; none is
+// Uploaded.
+func layerResults(m *v1.Manifest) []LayerResult {
+	out := []LayerResult{}
+	for _, l := range m.Layers {
+		pkgs := image.LayerPackages(l.Annotations)
+		if pkgs == nil {
+			pkgs = []string{}
+		}
+		out = append(out, LayerResult{
+			Digest:   l.Digest.String(),
+			Size:     l.Size,
+			Key:      l.Annotations[image.AnnotationLayerKey],
+			Packages: pkgs,
+		})
+	}
+	return out
 }
 
 // markUploaded sets Uploaded on every layer whose digest is in sent.
