@@ -14,13 +14,14 @@
 #                          registry, skopeo, podman, and the host programs
 #                          the stand-in nixpkgs copies
 #   setup.sh --bench       what the bench/ scripts need: the --example set
-#                          and git, curl, bc, pigz, zstd and GNU time
+#                          and git, curl, bc, pigz, zstd, GNU time and
+#                          debootstrap
 set -euo pipefail
 mode=${1:-}
 
 packages=(docker-registry skopeo podman runc busybox-static patchelf hello jq)
 if [ "$mode" = --bench ]; then
-  packages+=(git curl bc pigz zstd time)
+  packages+=(git curl bc pigz zstd time debootstrap)
 elif [ "$mode" != --example ]; then
   packages+=(umoci libarchive-tools pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time systemd)
 fi
