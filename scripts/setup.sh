@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Installs what the tests and the example need on a fresh Debian 12 machine
 # (run as root): Nix, a registry server, image clients (skopeo, umoci,
 # podman, oras), bsdtar (libarchive-tools) to read layers, chattr (e2fsprogs)
