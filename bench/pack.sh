@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packing speed, measured in one run against baselines on the same store
 # paths: this machine's Go toolchain and /usr/bin, added to the Nix store
-# (several hundred MB). For each packer it prints the seconds (the fastest
+# (several hundred MB; deleted again at the end unless they were there
+# before). For each packer it prints the seconds (the fastest
 # of REPEAT rounds, default 3), MB/s of the uncompressed tar, the output size
 # and the speed relative to the seed's packer:
 #   - pkg/archive (reproducible tar + pgzip, hashed in one pass), timed
