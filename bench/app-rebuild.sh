@@ -11,7 +11,8 @@
 # platform) and the customisation layers that link them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh --no-trixie >/dev/null
+. bench/lib.sh
+bench_setup app-rebuild.sh go nix jq bc git docker-registry
 
 . scripts/nix-config.sh
 work=$(mktemp -d)

@@ -16,7 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "fresh-example: run as root (debootstrap, chroot, mounts)" >&2; exit 1; }
-command -v debootstrap >/dev/null || { echo "fresh-example: needs debootstrap (apt-get install debootstrap)" >&2; exit 1; }
+. bench/lib.sh
+bench_setup fresh-example debootstrap git go
 
 rounds=${ROUNDS:-3}
 parts=false

@@ -6,19 +6,28 @@
 #   cold     `build --output oci:DIR` into a new layout, TMPDIR on the
 #            same file system: the layers are linked, not copied (its
 #            upload phase is the layout write);
-#   serve    a cold pull from `nixery serve` (new storage each time);
+#   serve    a cold pull from `nixery serve` (new storage each time):
+#            skopeo copies this machine's platform's image, every blob,
+#            into an OCI layout;
 #   probes   nix path-info --json-format probes a serve makes for three
 #            pulls (a wrapper nix counts them), and what one costs.
 # OLD is a git revision (default: the branch's fork point from main),
-# built from `git archive`; NEW is the working tree. ROUNDS (default 5)
+# built from `git archive`; NEW is the working tree (OLD may be HEAD only
+# when the tree has changes). ROUNDS (default 5)
 # rounds, the order of old and new swapped each round. Prints min and
 # median per binary and new/old ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
+bench_setup layout-write.sh go nix git jq bc curl skopeo
 . scripts/nix-config.sh
 old_rev=${OLD:-$(git merge-base HEAD main 2>/dev/null || git rev-parse HEAD~1)}
+if [ "$(git rev-parse "$old_rev^{commit}")" = "$(git rev-parse HEAD)" ] && git diff --quiet HEAD; then
+  echo "layout-write.sh: OLD ($old_rev) is HEAD and the tree has no changes: old and new would be the same; set OLD to an earlier revision (e.g. OLD=HEAD~1)" >&2
+  exit 1
+fi
 rounds=${ROUNDS:-5}
-pkgs="hello gotree"
+pkgs=(hello gotree)
 platforms=linux/amd64,linux/arm64
 work=$(mktemp -d)
 serve_pid=
@@ -30,7 +39,7 @@ git archive "$old_rev" | tar -x -C "$work/old-src"
 (cd "$work/old-src" && go build -o "$work/old" ./cmd/nixery)
 go build -o "$work/new" ./cmd/nixery
 nixpkgs="path:$PWD/testdata/nixpkgs"
-"$work/new" build --nixpkgs "$nixpkgs" --platforms "$platforms" --output "oci:$work/warmup" $pkgs >/dev/null 2>&1
+"$work/new" build --nixpkgs "$nixpkgs" --platforms "$platforms" --output "oci:$work/warmup" "${pkgs[@]}" >/dev/null 2>&1
 rm -rf "$work/warmup"
 mkdir "$work/tmp"
 export TMPDIR=$work/tmp
@@ -39,7 +48,7 @@ now() { date +%s.%N; }
 record() { echo "$1 $2 $3" >>"$work/times"; } # measure binary seconds
 
 build() { # binary dir → the --json result
-  "$work/$1" build --nixpkgs "$nixpkgs" --platforms "$platforms" --output "oci:$2" --json $pkgs 2>"$work/log"
+  "$work/$1" build --nixpkgs "$nixpkgs" --platforms "$platforms" --output "oci:$2" --json "${pkgs[@]}" 2>"$work/log"
 }
 
 # A wrapper nix on PATH that logs each call's arguments.
@@ -47,11 +56,13 @@ mkdir "$work/bin"
 printf '#!/bin/sh\necho "$*" >>%q\nexec %q "$@"\n' "$work/nix-calls" "$(command -v nix)" >"$work/bin/nix"
 chmod +x "$work/bin/nix"
 
-pull() { # host image → seconds
-  local t0
+pull() { # host image → seconds to copy this machine's platform's image
+  local t0 dir=$work/pulled
   t0=$(now)
-  skopeo inspect --tls-verify=false --raw "docker://$1/$2:latest" >/dev/null
+  skopeo copy -q --src-tls-verify=false "docker://$1/$2:latest" "oci:$dir:latest" >/dev/null ||
+    { echo "layout-write.sh: skopeo copy of $2 from $1 failed" >&2; return 1; }
   echo "$(now) - $t0" | bc -l
+  rm -rf "$dir"
 }
 
 serve_round() { # binary round
@@ -61,7 +72,13 @@ serve_round() { # binary round
   : >"$work/nix-calls"
   PATH=$work/bin:$PATH "$work/$1" serve --listen "127.0.0.1:$port" --nixpkgs "$nixpkgs" --storage "$storage" 2>"$work/serve.log" &
   serve_pid=$!
-  until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; do sleep 0.05; done
+  local up=false
+  for _ in $(seq 100); do
+    kill -0 "$serve_pid" 2>/dev/null || break
+    if curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && kill -0 "$serve_pid" 2>/dev/null; then up=true; break; fi
+    sleep 0.1
+  done
+  [ "$up" = true ] || { echo "layout-write.sh: $1 serve did not start on 127.0.0.1:$port: $(cat "$work/serve.log")" >&2; exit 1; }
   t=$(pull "127.0.0.1:$port" "hello/gotree")
   record serve "$1" "$t"
   pull "127.0.0.1:$port" hello >/dev/null

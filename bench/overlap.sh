@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Does packing overlap uploading? Builds an image of about 740 MB of store
-# paths (this machine's Go toolchain, /usr/bin and /usr/lib/gcc, copied into the store
-# by a throwaway flake) and pushes it through a proxy limited to RATE
+# paths (this machine's Go toolchain, $(go env GOROOT), /usr/bin and
+# /usr/lib/gcc, copied into the store by a throwaway flake; deleted from
+# the store at the end unless they were there before) and pushes it through a proxy limited to RATE
 # bytes/s (default 60 MB/s) in front of a local registry. In one run it
 # measures, for this tree and for BASE (a git revision, default the last
 # one before packing overlapped uploading):
@@ -12,7 +13,9 @@
 # no overlap at all when packing and uploading take as long.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/registry.sh
+. bench/lib.sh
+bench_setup overlap.sh go nix jq bc curl git docker-registry time
+. scripts/registry.sh
 
 export NIX_CONFIG="experimental-features = nix-command flakes
 sandbox = false
@@ -22,27 +25,31 @@ rate=${RATE:-60000000}
 base=${BASE:-7110a18}
 work=$(mktemp -d)
 cleanup() {
-  [ -n "${proxy_pid:-}" ] && kill "$proxy_pid" 2>/dev/null
-  [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null
+  if [ -n "${proxy_pid:-}" ]; then kill "$proxy_pid" 2>/dev/null || true; fi
+  if [ -n "${registry_pid:-}" ]; then kill "$registry_pid" 2>/dev/null || true; fi
   wait 2>/dev/null
+  store_delete "$work/store"
   rm -rf "$work"
 }
 trap cleanup EXIT
+store_snapshot "$work/store"
+goroot=$(go env GOROOT)
 
 # The packages: real directories copied into the store, four layers' worth.
 mkdir -p "$work/flake"
 cat >"$work/flake/flake.nix" <<'NIX'
 {
   outputs = { self }: let
+    goroot = "@GOROOT@";
     pkg = system: name: src: builtins.derivation {
       inherit name system;
       builder = "/bin/sh";
       args = [ "-c" "/bin/cp -r ${src} $out" ];
     };
     forSystem = system: {
-      gosrc = pkg system "go-src" "/usr/local/go/src";
-      gopkg = pkg system "go-pkg" "/usr/local/go/pkg";
-      gorest = pkg system "go-rest" "/usr/local/go/bin";
+      gosrc = pkg system "go-src" "${goroot}/src";
+      gopkg = pkg system "go-pkg" "${goroot}/pkg";
+      gorest = pkg system "go-rest" "${goroot}/bin";
       usrbin = pkg system "usr-bin" "/usr/bin";
       gcclib = pkg system "gcc-lib" "/usr/lib/gcc";
       cacert = pkg system "cacert" "/usr/share/ca-certificates";
@@ -51,13 +58,23 @@ cat >"$work/flake/flake.nix" <<'NIX'
   in { legacyPackages.x86_64-linux = forSystem "x86_64-linux"; };
 }
 NIX
+sed -i "s|@GOROOT@|$goroot|" "$work/flake/flake.nix"
 flake=path:$work/flake
+# What the builds put in the store, to delete at the end: the flake's
+# source, the derivations (written by this evaluation) and their outputs.
+mapfile -t made < <(nix eval --json "$flake#legacyPackages.x86_64-linux" \
+  --apply 'ps: builtins.concatMap (p: [ p.outPath p.drvPath ]) (builtins.attrValues ps)' | jq -r '.[]')
+store_added "$work/store" "${made[@]}" "$(nix flake metadata --json "$flake" | jq -r .path)"
+[ ${#made[@]} -gt 0 ] || { echo "overlap.sh: cannot evaluate the packages' flake $flake" >&2; exit 1; }
 
 go build -o "$work/nixery" ./cmd/nixery
 go build -o "$work/throttleproxy" ./bench/throttleproxy
 mkdir -p "$work/base"
 git archive "$base" | tar -x -C "$work/base"
-(cd "$work/base" && go build -o "$work/nixery-base" ./cmd/nixery 2>/dev/null || go build -o "$work/nixery-base" ./cmd/action)
+# Revisions before the CLI have only cmd/action.
+base_main=./cmd/nixery
+[ -d "$work/base/cmd/nixery" ] || base_main=./cmd/action
+(cd "$work/base" && go build -o "$work/nixery-base" "$base_main")
 
 mkdir -p "$work/reg"
 start_registry "$work/reg"
@@ -78,7 +95,11 @@ now() { date +%s.%N; }
 timed() {
   local t0 t1
   t0=$(now)
-  /usr/bin/time -f %M -o "$work/rss" "$@" >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; return 1; }
+  if ! /usr/bin/time -f %M -o "$work/rss" "$@" >"$work/out" 2>"$work/err"; then
+    cat "$work/err" >&2
+    echo "overlap.sh: failed: $*" >&2
+    return 1
+  fi
   t1=$(now)
   echo "$t1 - $t0" | bc -l
 }
@@ -99,8 +120,12 @@ for ((i = 1; i <= ${REPEAT:-3}; i++)); do
     extra=()
     # SBOMs are new work the base does not do; leave them out of both.
     [ "$bin" = nixery ] && extra=(--sbom=false)
-    pack[$bin]=$(min "${pack[$bin]:-}" "$(timed "$work/$bin" "${build[@]}" "${extra[@]}" --push=false "${pkgs[@]}")")
-    push[$bin]=$(min "${push[$bin]:-}" "$(timed "$work/$bin" "${build[@]}" "${extra[@]}" --image "$proxied/bench/$bin-$i" "${pkgs[@]}")")
+    # Each timed on a line of its own: set -e does not see a failure
+    # inside $(min ... "$(timed ...)").
+    t=$(timed "$work/$bin" "${build[@]}" "${extra[@]}" --push=false "${pkgs[@]}")
+    pack[$bin]=$(min "${pack[$bin]:-}" "$t")
+    t=$(timed "$work/$bin" "${build[@]}" "${extra[@]}" --image "$proxied/bench/$bin-$i" "${pkgs[@]}")
+    push[$bin]=$(min "${push[$bin]:-}" "$t")
     rss[$bin]=$(( $(cat "$work/rss") > ${rss[$bin]:-0} ? $(cat "$work/rss") : ${rss[$bin]:-0} ))
   done
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packing speed, measured in one run against baselines on the same store
 # paths: this machine's Go toolchain and /usr/bin, added to the Nix store
-# (several hundred MB). For each packer it prints the seconds (the fastest
+# (several hundred MB; deleted again at the end unless they were there
+# before). For each packer it prints the seconds (the fastest
 # of REPEAT rounds, default 3), MB/s of the uncompressed tar, the output size
 # and the speed relative to the seed's packer:
 #   - pkg/archive (reproducible tar + pgzip, hashed in one pass), timed
@@ -27,14 +28,21 @@
 # (gzip, and zstd at every level).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
+bench_setup pack.sh go nix-store jq bc tar gzip pigz zstd
 
 . scripts/nix-config.sh
 repeat=${REPEAT:-3}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The trees added to the store here go again at the end (those that were
+# there before stay).
+trap 'store_delete "$work/store"; rm -rf "$work"' EXIT
+store_snapshot "$work/store"
 
 # Content-addressed: adding the same trees again gives the same paths.
 mapfile -t paths < <(nix-store --add "$(go env GOROOT)" /usr/bin)
+store_added "$work/store" "${paths[@]}"
+[ ${#paths[@]} = 2 ] || { echo "pack.sh: nix-store --add of $(go env GOROOT) and /usr/bin failed" >&2; exit 1; }
 go build -o "$work/nixery" ./cmd/nixery
 go build -o "$work/packbench" ./bench/packbench
 
@@ -43,10 +51,17 @@ find "${paths[@]}" -type f -exec cat {} + >/dev/null 2>&1 || true
 
 now() { date +%s.%N; }
 # timed COMMAND... runs the command, its stdout to $work/out, and prints
-# the seconds it took.
+# the seconds it took; a command that fails stops the script (each call is
+# an assignment of its own: set -e does not see into $(min ... "$(timed)")).
 timed() {
-  local t0 t1
-  t0=$(now); "$@" >"$work/out"; t1=$(now)
+  local t0 t1 rc=0
+  t0=$(now)
+  "$@" >"$work/out" || rc=$?
+  t1=$(now)
+  if [ "$rc" != 0 ]; then
+    echo "pack.sh: failed (exit $rc): $*" >&2
+    return 1
+  fi
   echo "$t1 - $t0" | bc -l
 }
 min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
@@ -60,12 +75,15 @@ read -r -a zlevels <<<"${ZSTD_LEVELS:-1 3 7}"
 declare -A zstd_s
 for ((i = 1; i <= repeat; i++)); do
   for l in "${zlevels[@]}"; do
-    zstd_s[$l]=$(min "${zstd_s[$l]:-}" "$(timed "$work/nixery" pack --compression "zstd:$l" --output "$work/nixery-$l.zst" "${paths[@]}")")
+    t=$(timed "$work/nixery" pack --compression "zstd:$l" --output "$work/nixery-$l.zst" "${paths[@]}")
+    zstd_s[$l]=$(min "${zstd_s[$l]:-}" "$t")
     jq -r .digest "$work/out" >>"$work/zstd-digests-$l"
   done
   # shellcheck disable=SC2016 # expanded by the inner shell
-  zstdcli_s=$(min "$zstdcli_s" "$(timed sh -c 'tar -C / -cf - "$@" | zstd -q -3 -T"$(nproc)" -c >"$0"' "$work/cli.zst" "${rel[@]}")")
-  nixery_s=$(min "$nixery_s" "$(timed "$work/nixery" pack --output "$work/nixery.gz" "${paths[@]}")")
+  t=$(timed bash -c 'set -o pipefail; tar -C / -cf - "$@" | zstd -q -3 -T"$(nproc)" -c >"$0"' "$work/cli.zst" "${rel[@]}")
+  zstdcli_s=$(min "$zstdcli_s" "$t")
+  t=$(timed "$work/nixery" pack --output "$work/nixery.gz" "${paths[@]}")
+  nixery_s=$(min "$nixery_s" "$t")
   jq -r .digest "$work/out" >>"$work/digests"
   lib=$("$work/packbench" -packer nixery -output "$work/lib.gz" "${paths[@]}")
   lib_s=$(min "$lib_s" "$(jq .seconds <<<"$lib")")
@@ -75,7 +93,8 @@ for ((i = 1; i <= repeat; i++)); do
   pgzip=$("$work/packbench" -packer pgzip -output "$work/pgzip.gz" "${paths[@]}")
   pgzip_s=$(min "$pgzip_s" "$(jq .seconds <<<"$pgzip")")
   # shellcheck disable=SC2016 # expanded by the inner shell
-  pigz_s=$(min "$pigz_s" "$(timed sh -c 'tar -C / -cf - "$@" | pigz >"$0"' "$work/pigz.gz" "${rel[@]}")")
+  t=$(timed bash -c 'set -o pipefail; tar -C / -cf - "$@" | pigz >"$0"' "$work/pigz.gz" "${rel[@]}")
+  pigz_s=$(min "$pigz_s" "$t")
 done
 level=$(jq .level <<<"$pgzip")
 nixery_size=$(stat -c %s "$work/nixery.gz")

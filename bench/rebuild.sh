@@ -19,7 +19,8 @@
 # (issue 15's goal) and all three give the same index.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh >/dev/null
+. bench/lib.sh
+bench_setup rebuild.sh go nix jq bc docker-registry
 
 . scripts/nix-config.sh
 work=$(mktemp -d)
@@ -51,7 +52,7 @@ build() { # label tag repository → prints a JSON line of the result with the w
 
 # fastest A B → whichever of two result lines took less time apart from Nix
 fastest() { [ -z "$1" ] && { echo "$2"; return; }; jq -cn --argjson a "$1" --argjson b "$2" 'if ($a.wall-$a.nix) <= ($b.wall-$b.nix) then $a else $b end'; }
-cold= warm= newtag=
+cold='' warm='' newtag=''
 rounds=${ROUNDS:-3}
 for r in $(seq "$rounds"); do
   c=$(build cold v1 "rebuild-$r"); w=$(build warm v1 "rebuild-$r"); n=$(build newtag v2 "rebuild-$r")
@@ -60,7 +61,6 @@ for r in $(seq "$rounds"); do
     { echo "round $r: the rebuilds packed or uploaded, or gave another index" >&2; exit 1; }
   cold=$(fastest "$cold" "$c"); warm=$(fastest "$warm" "$w"); newtag=$(fastest "$newtag" "$n")
 done
-old=$(nix path-info --json "$nixpkgs#legacyPackages.x86_64-linux.moreutils" "$nixpkgs#legacyPackages.aarch64-linux.moreutils" | jq '[.[].path]')
 sed -i 's/soak up standard input,/soak up all of standard input,/' "$work/nixpkgs/packages.nix"
 nix build --no-link "$nixpkgs#legacyPackages.x86_64-linux.moreutils" "$nixpkgs#legacyPackages.aarch64-linux.moreutils"
 changed_bytes=$(nix path-info --json "$nixpkgs#legacyPackages.x86_64-linux.moreutils" "$nixpkgs#legacyPackages.aarch64-linux.moreutils" | jq '[.[].narSize] | add')

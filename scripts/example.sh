@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 
 work=$(mktemp -d)
 cleanup() {
-  [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null || true
-  [ -n "${build_pid:-}" ] && kill "$build_pid" 2>/dev/null || true
+  if [ -n "${registry_pid:-}" ]; then kill "$registry_pid" 2>/dev/null || true; fi
+  if [ -n "${build_pid:-}" ]; then kill "$build_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT

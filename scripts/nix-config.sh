@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts: Nix's offline single-user settings (the machine
 # recipes'), for the sourcing script and what it runs only. They are never
 # written to /etc/nix/nix.conf, where they would turn off the binary cache

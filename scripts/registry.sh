@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts: start_registry DIR starts Debian's docker-registry on
 # a free loopback port with its storage under DIR, waits until it answers,
 # and sets registry (127.0.0.1:PORT) and registry_pid.

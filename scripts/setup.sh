@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Installs what the tests and the example need on a fresh Debian 12 machine
 # (run as root): Nix, a registry server, image clients (skopeo, umoci,
 # podman, oras), bsdtar (libarchive-tools) to read layers, chattr (e2fsprogs)
@@ -13,11 +14,16 @@
 #   setup.sh --example     only what scripts/example.sh needs: Nix, the
 #                          registry, skopeo, podman, and the host programs
 #                          the stand-in nixpkgs copies
+#   setup.sh --bench       what the bench/ scripts need: the --example set
+#                          and git, curl, bc, pigz, zstd, GNU time and
+#                          debootstrap
 set -euo pipefail
 mode=${1:-}
 
 packages=(docker-registry skopeo podman runc busybox-static patchelf hello jq)
-if [ "$mode" != --example ]; then
+if [ "$mode" = --bench ]; then
+  packages+=(git curl bc pigz zstd time debootstrap)
+elif [ "$mode" != --example ]; then
   packages+=(umoci libarchive-tools pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time systemd)
 fi
 # Debian's Nix is ours to configure; a Nix installed another way
@@ -47,8 +53,8 @@ if [ ${#missing[@]} -gt 0 ] || [ "$nix_bin_alone" = true ]; then
   [ "$nix_bin_alone" = false ] || apt-get install -y -q --no-install-recommends nix-bin >/dev/null
 fi
 
-# The example needs nothing more than that.
-if [ "$mode" = --example ]; then
+# The example and the benchmarks need nothing more than that.
+if [ "$mode" = --example ] || [ "$mode" = --bench ]; then
   systemctl disable --now docker-registry >/dev/null 2>&1 || true
   if [ "$own_nix" = true ]; then
     . "$(dirname "$0")/nix-config.sh"

@@ -59,11 +59,14 @@ check_host() {
     return 1
   fi
 }
-# What is in /tmp, but for this script's own files.
+# What is in /tmp, but for this script's own files (names, not paths:
+# a pattern matches the whole name).
+# shellcheck disable=SC2010 # the names are compared, not opened
 tmp_entries() { { ls -A /tmp | grep -v -x -F -e "$(basename "${trixie_log:-x}")" -e "$(basename "${json:-x}")" -e "$(basename "${e2e_json:-x}")" -e "$(basename "${race_json:-x}")" -e "$(basename "${flake_json:-x}")" -e "$(basename "${act_log:-x}")" || true; } | sort; }
 
-step "gofmt, vet (linux and darwin), actionlint"
-unformatted=$(gofmt -l $(git ls-files '*.go'))
+step "gofmt, vet (linux and darwin), actionlint, shellcheck"
+mapfile -t go_files < <(git ls-files '*.go')
+unformatted=$(gofmt -l "${go_files[@]}")
 if [ -n "$unformatted" ]; then
   echo "gofmt wants to rewrite: $unformatted" >&2
   exit 1
@@ -73,6 +76,7 @@ go vet -tags integration ./...
 GOOS=darwin GOARCH=arm64 go build ./...
 GOOS=darwin GOARCH=arm64 go vet -tags integration ./...
 ./scripts/actionlint.sh
+shellcheck -x scripts/*.sh bench/*.sh
 # Every test, packages in parallel; a line per top-level test as it ends
 # (no package is silent for minutes), and the output of any that failed.
 # The e2e package needs the trixie chroot: the other packages start at

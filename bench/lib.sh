@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# Sourced by the bench/ scripts, from the repository's root.
+
+# bench_setup NAME TOOL... installs what the benchmarks need
+# (scripts/setup.sh --bench) and stops with one line naming any TOOL still
+# missing. "time" stands for GNU time at /usr/bin/time.
+bench_setup() {
+  local name=$1 tool missing=()
+  shift
+  ./scripts/setup.sh --bench >/dev/null
+  for tool in "$@"; do
+    if [ "$tool" = time ]; then
+      /usr/bin/time -f %M true >/dev/null 2>&1 || missing+=("GNU time (/usr/bin/time)")
+    else
+      command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    fi
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "$name: missing ${missing[*]}: install them (./scripts/setup.sh --bench does on Debian)" >&2
+    exit 1
+  fi
+}
+
+# The store paths a script adds stay on the machine unless it deletes them:
+# store_snapshot FILE lists what the store holds now, store_added FILE
+# PATH... keeps the PATHs not in it in FILE.added, and store_delete FILE
+# deletes those (only those: what else is new may be another process's).
+store_snapshot() { ls /nix/store >"$1"; }
+store_added() {
+  local snapshot=$1 p
+  shift
+  for p in "$@"; do
+    grep -qxF "${p#/nix/store/}" "$snapshot" || echo "$p" >>"$snapshot.added"
+  done
+}
+store_delete() {
+  local added=$1.added p others
+  [ -f "$added" ] || return 0
+  # Outputs before the derivations that made them (a derivation is alive
+  # while its output is); one at a time, so that a path another process
+  # holds on to stays without stopping the others. A path that others
+  # refer to stays too: Nix would delete them with it.
+  { grep -v '\.drv$' "$added" || true; grep '\.drv$' "$added" || true; } | while read -r p; do
+    [ -e "$p" ] || continue
+    others=$(nix-store -q --referrers "$p" | grep -vxF -f "$added" || true)
+    if [ -n "$others" ] || ! nix-store --delete "$p" >/dev/null 2>&1; then
+      echo "note: kept $p: still in use (referenced or rooted); nix-store --delete it later" >&2
+    fi
+  done
+}
