@@ -109,34 +109,33 @@ func NewBench(c *Corpus) (*Bench, error) {
 		b.updates = append(b.updates, w.storePaths([]string{lib}, "")[lib])
 	}
 	for _, roots := range c.Images {
-		g, sizes, err := w.graph(roots, "")
+		// graph is the image with updated changed, its sizes noted.
+		graph := func(updated string) (*layers.Graph, error) {
+			g, sizes, err := w.graph(roots, updated)
+			for p, s := range sizes {
+				b.sizes[p] = s
+			}
+			return g, err
+		}
+		g, err := graph("")
 		if err != nil {
 			return nil, err
-		}
-		for p, s := range sizes {
-			b.sizes[p] = s
 		}
 		img := benchImage{graph: g}
 		for _, lib := range c.Updates {
 			if _, held := g.Index(w.storePaths([]string{lib}, "")[lib]); !held {
 				continue
 			}
-			v, sizes, err := w.graph(roots, lib)
+			v, err := graph(lib)
 			if err != nil {
 				return nil, err
-			}
-			for p, s := range sizes {
-				b.sizes[p] = s
 			}
 			img.variants = append(img.variants, v)
 		}
 		for _, root := range roots {
-			v, sizes, err := w.graph(roots, root)
+			v, err := graph(root)
 			if err != nil {
 				return nil, err
-			}
-			for p, s := range sizes {
-				b.sizes[p] = s
 			}
 			img.own = append(img.own, v)
 		}
