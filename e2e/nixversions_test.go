@@ -3,11 +3,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -206,6 +208,24 @@ func TestFreshStoreNix226(t *testing.T) {
 	r := runLogged(t, cmd)
 	assert.Equal(t, r.code, 0, r.stderr)
 	assert.Check(t, is.Contains(podmanRun(t, host+"/e2e/app:v1"), "greet: running as app (1000:1000) with HOME=/home/app"))
+
+	// A package whose meta.outputsToInstall adds its man pages: this
+	// Nix's own nix build would build both outputs, but an image holds
+	// the default output alone, as one built by Nix 2.8 does.
+	r = inChroot("/opt/nixery/nixery", "build", "--nixpkgs", "path:/src/nixpkgs", "--platforms", "linux/amd64", "--push=false", "--json", "withman")
+	assert.Equal(t, r.code, 0, r.stderr)
+	var built struct {
+		Manifests []struct {
+			Layers []struct{ Packages []string }
+		}
+	}
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &built), r.stdout)
+	var packages []string
+	for _, l := range built.Manifests[0].Layers {
+		packages = append(packages, l.Packages...)
+	}
+	assert.Check(t, is.Contains(packages, "withman-bin"))
+	assert.Check(t, !slices.Contains(packages, "withman-man"), "the image holds the man output: %v", packages)
 
 	// A flake with only the older defaultPackage output: a bare
 	// reference names it, as this Nix's nix build takes it.

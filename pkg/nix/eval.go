@@ -115,7 +115,7 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
         else
           let h = builtins.head hits; v = h.hit.value; in
           if builtins.isAttrs v && (v.type or null) == "derivation"
-          then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; meta = metaOf v; inherit (h.hit) path; }
+          then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; output = v.outputName or "out"; meta = metaOf v; inherit (h.hit) path; }
           else { inherit attr; status = "not-package"; };
     in
     if roots != [ ] || oldDefault != [ ]
@@ -132,6 +132,7 @@ type lookupResult struct {
 		Set     string `json:"set"` // where it was found: legacyPackages, packages
 		Status  string `json:"status"`
 		DrvPath string `json:"drvPath"`
+		Output  string `json:"output"` // the default output, outputName
 		Meta    *Meta  `json:"meta"`
 		// For a missing attribute: its name, the path of the set it is
 		// missing from, and that set's names of about its length. For a
@@ -167,6 +168,7 @@ type found struct {
 	DrvPath string
 	Set     string // the output set it is in: legacyPackages, packages, defaultPackage
 	Attr    string // its attribute path in Set.<system> ("" for defaultPackage)
+	Output  string // the output built: the default one (outputName)
 	Meta    *Meta  // nil when meta failed to evaluate
 }
 
@@ -187,7 +189,7 @@ func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system stri
 	for _, p := range res.Packages {
 		switch p.Status {
 		case "package":
-			drvs[p.Attr] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Meta: p.Meta}
+			drvs[p.Attr] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Output: p.Output, Meta: p.Meta}
 		case "missing":
 			nf.Missing = append(nf.Missing, p.Attr)
 			if close := closest(p.Name, p.Path, p.Candidates); len(close) > 0 {
@@ -263,7 +265,7 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		inst := insts[i]
 		switch p.Status {
 		case "package":
-			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Meta: p.Meta}
+			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Output: p.Output, Meta: p.Meta}
 		case "missing":
 			return nil, fmt.Errorf("%s: the flake %s has no package %s for %s%s (it has packages for: %s)",
 				flakeref.Redacted(inst.Ref), flakeref.Redacted(ref), inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)

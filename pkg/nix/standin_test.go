@@ -172,3 +172,20 @@ func mapKeys(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestBuildDefaultOutput: a package whose meta.outputsToInstall names a
+// second output (man pages) is realised as its default output alone, as
+// every Nix does it here (this machine's; e2e TestFreshStoreNix226 has
+// Nix 2.26, whose own nix build would build both), with nothing of the
+// other output in the closure.
+func TestBuildDefaultOutput(t *testing.T) {
+	testenv.Require(t, "nix")
+	var log bytes.Buffer
+	b := &Builder{Flake: standIn(t), Log: &log}
+	res, err := b.Build(context.Background(), "x86_64-linux", []string{"withman"})
+	assert.NilError(t, err, "log:\n%s", log.String())
+	assert.Equal(t, len(res.Packages), 1)
+	assert.DeepEqual(t, mapKeys(res.Packages[0].Outputs), []string{"bin"})
+	assert.Check(t, !strings.Contains(string(res.Closure), "-withman-man"), "the man output is in the closure")
+	assert.Equal(t, runClean(t, filepath.Join(res.Packages[0].Outputs["bin"], "bin", "withman"), "ok"), "ok\n")
+}

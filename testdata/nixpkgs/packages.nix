@@ -173,6 +173,24 @@ let
       print $buf;
     ' > $out/share/largefile/data.bin
   '';
+  # Two outputs, and meta.outputsToInstall naming both, as nixpkgs'
+  # packages with man pages have: nix build of the package builds bin
+  # alone on Nix 2.8 but bin and man from Nix 2.13; nixery takes bin, the
+  # default output (outputName), on every Nix.
+  withman = (builtins.derivation {
+    name = "withman";
+    inherit system;
+    builder = "/bin/sh";
+    outputs = [ "bin" "man" ];
+    args = [ "-eu" "-c" ''
+      mkdir -p $bin/bin $bin/nix-support $man/share/man/man1
+      echo ${system} > $bin/nix-support/system
+      printf '#!/bin/sh\necho "$@"\n' > $bin/bin/withman
+      chmod +x $bin/bin/withman
+      echo '.TH WITHMAN 1' > $man/share/man/man1/withman.1
+    '' ];
+    PATH = hostPath;
+  }) // { meta.outputsToInstall = [ "bin" "man" ]; };
   # A large tree for benchmarks (never built by the tests): this machine's
   # Go toolchain, about 270 MB.
   gotree = package "gotree" ''
@@ -184,7 +202,7 @@ let
   '';
 in
 {
-  inherit gotree;
+  inherit gotree withman;
   inherit slow;
   inherit glibc hello jq busybox ncurses bashInteractive coreutils moreutils nano
     cacert iana-etc python3Packages largefile;
