@@ -202,7 +202,8 @@ let
   '';
 in
 {
-  inherit gotree withman;
+  inherit gotree;
+  inherit withman;
   inherit slow;
   inherit glibc hello jq busybox ncurses bashInteractive coreutils moreutils nano
     cacert iana-etc python3Packages largefile;
