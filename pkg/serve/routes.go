@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -286,15 +287,30 @@ func accepts(r *http.Request, mt types.MediaType) bool {
 	listed := false
 	for _, header := range r.Header.Values("Accept") {
 		for _, item := range strings.Split(header, ",") {
-			t, _, _ := strings.Cut(item, ";")
+			t, params, _ := strings.Cut(item, ";")
 			t = strings.TrimSpace(t)
+			listed = listed || t != ""
+			if refusedByQ(params) {
+				continue // q=0: "not acceptable" (RFC 9110)
+			}
 			if t == "*/*" || t == "application/*" || strings.EqualFold(t, string(mt)) {
 				return true
 			}
-			listed = listed || t != ""
 		}
 	}
 	return !listed
+}
+
+// refusedByQ tells whether an Accept item's parameters give it weight 0.
+func refusedByQ(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		name, value, _ := strings.Cut(p, "=")
+		if strings.EqualFold(strings.TrimSpace(name), "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			return err == nil && q == 0
+		}
+	}
+	return false
 }
 
 // isOCI tells whether mt is the OCI index or image manifest type.

@@ -744,7 +744,8 @@ func TestServeAccept(t *testing.T) {
 		{"/v2/hello/manifests/" + digest.String(), "index", types.OCIImageIndex},
 		{"/v2/hello/manifests/" + manifest.String(), "manifest", types.OCIManifestSchema1},
 	} {
-		for _, accept := range [][]string{{docker}, {docker + ", " + dockerList}, {docker, dockerList}, {"text/html"}} {
+		for _, accept := range [][]string{{docker}, {docker + ", " + dockerList}, {docker, dockerList}, {"text/html"},
+			{docker + ", " + string(tc.want) + ";q=0", "*/*; q=0.0"}} {
 			for _, method := range []string{http.MethodGet, http.MethodHead} {
 				rec := ask(method, tc.path, accept...)
 				assert.Equal(t, rec.Code, http.StatusNotFound, "%s %s %q", method, tc.path, accept)
