@@ -373,7 +373,7 @@ func summary(res *build.Result, packages string) string {
 			case l.Uploaded:
 				status = "uploaded"
 			}
-			pkgs := ghaction.MarkdownText(strings.Join(l.Packages, ", "))
+			pkgs := ghaction.MarkdownText(packageCell(l.Packages))
 			if l.Customisation || pkgs == "" {
 				pkgs = "(customisation: symlinks, /tmp, CA bundle)"
 			}
@@ -387,6 +387,19 @@ func summary(res *build.Result, packages string) string {
 		fmt.Fprintf(&b, "| %s | %s | %.2f |\n", p.Name, ghaction.MarkdownText(p.Platform), p.Seconds)
 	}
 	return b.String()
+}
+
+// cellPackages is the most package names a layer's row lists: GitHub
+// drops a step summary of more than 1 MiB whole, and 125 layers of a
+// closure of thousands of paths on several platforms would pass it.
+const cellPackages = 12
+
+// packageCell is a layer's packages for its row, the rest counted.
+func packageCell(names []string) string {
+	if len(names) <= cellPackages {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:cellPackages], ", "), len(names)-cellPackages)
 }
 
 // markdownTags are tags as code spans, "by digest, no tags" for none.

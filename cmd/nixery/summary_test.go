@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -66,4 +67,25 @@ func TestSummaryHeadingHidesTokens(t *testing.T) {
 	md := summary(res, packageNames("hello, http://127.0.0.1:1/a.tar.gz?access_token=s3cr3t_t0ken#app\ngit+https://oauth2:tok_en@example.com/x.git#y"))
 	assert.Check(t, !strings.Contains(md, "s3cr3t") && !strings.Contains(md, "tok_en") && !strings.Contains(md, `tok\_en`), md)
 	assert.Check(t, strings.HasPrefix(md, "### hello http://127.0.0.1:1/a.tar.gz?access\\_token=REDACTED\\#app git+https://REDACTED@example.com/x.git\\#y\n"), md)
+}
+
+// A summary stays far below GitHub's 1 MiB for a step however many
+// packages the layers hold: a row lists a dozen and counts the rest.
+func TestSummaryBounded(t *testing.T) {
+	var layers []publish.LayerResult
+	for i := range 125 {
+		var pkgs []string
+		for j := range 80 {
+			pkgs = append(pkgs, fmt.Sprintf("python3.12-package-number-%d-of-layer-%d-1.0.0", j, i))
+		}
+		layers = append(layers, publish.LayerResult{Size: 1, Packages: pkgs})
+	}
+	var manifests []publish.ManifestResult
+	for _, p := range []string{"linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386", "linux/riscv64", "linux/ppc64le", "linux/s390x"} {
+		manifests = append(manifests, publish.ManifestResult{Platform: p, Layers: layers})
+	}
+	md := summary(&build.Result{Result: &publish.Result{Digest: "sha256:" + strings.Repeat("1", 64), Manifests: manifests}}, "x")
+	assert.Check(t, len(md) < 768<<10, "%d bytes", len(md))
+	assert.Check(t, is.Contains(md, "python3.12-package-number-11-of-layer-0-1.0.0 and 68 more |"))
+	assert.Check(t, !strings.Contains(md, "python3.12-package-number-12-of-layer-0-1.0.0"))
 }
