@@ -97,6 +97,13 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
           t = builtins.tryEval (builtins.deepSeq v v);
         in
         if t.success then t.value else null;
+      # What follows a package's installable so that nix build builds its
+      # default output alone: Nix 2.9 and later build meta.outputsToInstall
+      # (man pages too) unless FLAKE#ATTR^OUTPUT names one; 2.8 builds
+      # the default output and knows no ^.
+      selectOutput = v:
+        if builtins.compareVersions builtins.nixVersion "2.9" < 0 then ""
+        else "^" + (v.outputName or "out");
       parts = attr: builtins.filter builtins.isString (builtins.split "[.]" attr);
       find = root: attr: builtins.foldl' step { found = true; value = root.value; path = [ ]; } (parts attr);
       # attr "" is a flake reference alone: its default package.
@@ -115,7 +122,7 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
         else
           let h = builtins.head hits; v = h.hit.value; in
           if builtins.isAttrs v && (v.type or null) == "derivation"
-          then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; output = v.outputName or "out"; meta = metaOf v; inherit (h.hit) path; }
+          then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; select = selectOutput v; meta = metaOf v; inherit (h.hit) path; }
           else { inherit attr; status = "not-package"; };
     in
     if roots != [ ] || oldDefault != [ ]
@@ -132,7 +139,7 @@ type lookupResult struct {
 		Set     string `json:"set"` // where it was found: legacyPackages, packages
 		Status  string `json:"status"`
 		DrvPath string `json:"drvPath"`
-		Output  string `json:"output"` // the default output, outputName
+		Select  string `json:"select"` // see found
 		Meta    *Meta  `json:"meta"`
 		// For a missing attribute: its name, the path of the set it is
 		// missing from, and that set's names of about its length. For a
@@ -168,7 +175,7 @@ type found struct {
 	DrvPath string
 	Set     string // the output set it is in: legacyPackages, packages, defaultPackage
 	Attr    string // its attribute path in Set.<system> ("" for defaultPackage)
-	Output  string // the output built: the default one (outputName)
+	Select  string // after its installable: "^OUTPUT" (the default output) on Nix 2.9 and later, "" before
 	Meta    *Meta  // nil when meta failed to evaluate
 }
 
@@ -189,7 +196,7 @@ func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system stri
 	for _, p := range res.Packages {
 		switch p.Status {
 		case "package":
-			drvs[p.Attr] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Output: p.Output, Meta: p.Meta}
+			drvs[p.Attr] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, Meta: p.Meta}
 		case "missing":
 			nf.Missing = append(nf.Missing, p.Attr)
 			if close := closest(p.Name, p.Path, p.Candidates); len(close) > 0 {
@@ -265,7 +272,7 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		inst := insts[i]
 		switch p.Status {
 		case "package":
-			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Output: p.Output, Meta: p.Meta}
+			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, Meta: p.Meta}
 		case "missing":
 			return nil, fmt.Errorf("%s: the flake %s has no package %s for %s%s (it has packages for: %s)",
 				flakeref.Redacted(inst.Ref), flakeref.Redacted(ref), inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)

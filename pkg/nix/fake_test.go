@@ -28,11 +28,6 @@ type fakeNix struct {
 // is atomic).
 const fakeScript = `#!/bin/sh
 d=%q
-# The probe for FLAKE#ATTR^OUTPUT (selectsOutputs), answered as a Nix
-# that takes it answers, and not counted as a call.
-case "$*" in *nonexistent-nixery-probe*)
-  echo "error: path '/nonexistent-nixery-probe' does not exist" >&2; exit 1 ;;
-esac
 until mkdir "$d/lock" 2>/dev/null; do sleep 0.01; done
 n=$(( $(cat "$d/calls" 2>/dev/null || echo 0) + 1 ))
 echo $n > "$d/calls"

@@ -7,7 +7,7 @@
 //
 // It works with Nix 2.8 and later: it uses `nix build --json` (not
 // --print-out-paths), builds each package's default output on every Nix
-// (see selectsOutputs), and asks path-info for its version-1 JSON on Nix
+// (see found.Select), and asks path-info for its version-1 JSON on Nix
 // versions that version it.
 package nix
 
@@ -246,27 +246,18 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		args = append(args, "--print-build-logs")
 	}
 	args = append(args, "--")
-	// Each package's default output (outputName) alone, as Nixery and
-	// dockerTools take a package: nix build of a package builds that on
-	// Nix 2.8, but meta.outputsToInstall (man pages too) on newer Nix,
-	// where FLAKE#ATTR^OUTPUT names the output. An image must not depend
-	// on the Nix that built it.
-	selects := b.selectsOutputs(ctx)
-	installable := func(ref, output string) string {
-		if selects {
-			return ref + "^" + output
-		}
-		return ref
-	}
+	// Each package's default output (outputName) alone, on every Nix
+	// (found.Select), as Nixery and dockerTools take a package: an image
+	// must not depend on the Nix that built it.
 	for _, a := range attrs {
 		f := drvs[a]
 		if b.Caseless && f.Attr != "" {
 			a = f.Attr // as nixpkgs spells it (see Caseless)
 		}
-		args = append(args, installable(locked+"#legacyPackages."+system+"."+a, f.Output))
+		args = append(args, locked+"#legacyPackages."+system+"."+a+f.Select)
 	}
 	for _, a := range apps {
-		args = append(args, installable(a.lock.URL+"#"+a.installed(system), a.found.Output))
+		args = append(args, a.lock.URL+"#"+a.installed(system)+a.found.Select)
 	}
 	out, err := b.run(ctx, log, "nix build for "+system, prefix, args...)
 	if err != nil {

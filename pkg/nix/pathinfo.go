@@ -53,29 +53,6 @@ func jsonFormat(program string) int {
 	return v.(int)
 }
 
-// selectsOutputs tells whether the Nix program's installables take
-// FLAKE#ATTR^OUTPUT (Nix 2.8 reads the ^ as part of a URL and refuses
-// it). It asks once per program for the process (see jsonFormats), with
-// a reference to a path that does not exist: every Nix fails, but only
-// one without the syntax says the reference is no valid URL.
-func (b *Builder) selectsOutputs(ctx context.Context) bool {
-	program := b.program()
-	if v, ok := outputSyntaxes.Load(program); ok {
-		return v.(bool)
-	}
-	_, err := b.run(ctx, nil, "asking Nix whether it selects outputs", "", "build", "--dry-run", "--no-link", "path:/nonexistent-nixery-probe#x^out")
-	if ctx.Err() != nil {
-		return false // the build fails anyway; nothing learnt
-	}
-	var ce *CommandError
-	selects := !(errors.As(err, &ce) && strings.Contains(ce.Headline, "is not a valid URL"))
-	outputSyntaxes.Store(program, selects)
-	return selects
-}
-
-// outputSyntaxes remembers, by Nix program, what selectsOutputs found.
-var outputSyntaxes sync.Map // string → bool
-
 // program is the Nix program run: its path as exec resolves it, else its
 // name.
 func (b *Builder) program() string {

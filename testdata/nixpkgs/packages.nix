@@ -175,7 +175,7 @@ let
   '';
   # Two outputs, and meta.outputsToInstall naming both, as nixpkgs'
   # packages with man pages have: nix build of the package builds bin
-  # alone on Nix 2.8 but bin and man from Nix 2.13; nixery takes bin, the
+  # alone on Nix 2.8 but bin and man from Nix 2.9; nixery takes bin, the
   # default output (outputName), on every Nix.
   withman = (builtins.derivation {
     name = "withman";
