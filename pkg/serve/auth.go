@@ -27,7 +27,7 @@ type Auth interface {
 	// Allow checks the request's Authorization header.
 	Allow(r *http.Request) bool
 	// Challenge is the WWW-Authenticate header of a refusal of r.
-	Challenge(r *http.Request) string
+	Challenge() string
 }
 
 // maxAuthFile bounds an htpasswd or token file.
@@ -165,7 +165,7 @@ func (h *Htpasswd) remember(sum [sha256.Size]byte) {
 	h.ok[sum] = time.Now()
 }
 
-func (*Htpasswd) Challenge(*http.Request) string { return `Basic realm="nixery"` }
+func (*Htpasswd) Challenge() string { return basicChallenge }
 
 // Token is one shared secret, sent as a bearer token or as the password
 // of basic authentication (any user name). Its challenge is basic: what
@@ -200,7 +200,7 @@ func (t Token) Allow(r *http.Request) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), t) == 1
 }
 
-func (Token) Challenge(*http.Request) string { return `Basic realm="nixery"` }
+func (Token) Challenge() string { return basicChallenge }
 
 // BearerToken is Token with a bearer challenge whose realm is Realm, the
 // public URL of this server's token endpoint (tokenPath), as the
@@ -214,7 +214,7 @@ type BearerToken struct {
 	Realm string
 }
 
-func (b BearerToken) Challenge(*http.Request) string {
+func (b BearerToken) Challenge() string {
 	return fmt.Sprintf(`Bearer realm=%q,service="nixery"`, b.Realm)
 }
 
@@ -228,6 +228,9 @@ func TokenRealm(public string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/") + tokenPath, nil
 }
 
+// basicChallenge asks for a login (htpasswd, or the token as password).
+const basicChallenge = `Basic realm="nixery"`
+
 // tokenServer is an Auth with a token endpoint (Token, and BearerToken,
 // which embeds it).
 type tokenServer interface {
@@ -238,7 +241,7 @@ type tokenServer interface {
 // gets it back as the bearer token to send.
 func (t Token) serveToken(w http.ResponseWriter, r *http.Request) {
 	if !t.Allow(r) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="nixery"`)
+		w.Header().Set("WWW-Authenticate", basicChallenge)
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "log in with the server's token as the password")
 		return
 	}

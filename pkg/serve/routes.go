@@ -56,7 +56,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if s.o.Auth != nil && !s.o.Auth.Allow(r) {
-		w.Header().Set("WWW-Authenticate", s.o.Auth.Challenge(r))
+		w.Header().Set("WWW-Authenticate", s.o.Auth.Challenge())
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "log in to this registry first (docker login / podman login)")
 		return
 	}
@@ -208,7 +208,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 			return
 		}
 	}
-	serveManifest(w, r, digest, raw)
+	serveManifest(w, r, digest, raw, false)
 }
 
 // onlyManifest is the one platform manifest of the index raw (digest).
@@ -230,7 +230,7 @@ func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest str
 		var raw []byte
 		if raw, err = s.store.manifest(r.Context(), d); err == nil {
 			s.touch(d)
-			serveManifest(w, r, d, raw)
+			serveManifest(w, r, d, raw, true)
 			return
 		}
 	}
@@ -238,8 +238,9 @@ func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest str
 }
 
 // serveManifest answers with raw, the manifest or index digest, and its
-// media type; a blob that is neither is no manifest.
-func serveManifest(w http.ResponseWriter, r *http.Request, digest v1.Hash, raw []byte) {
+// media type; a blob that is neither is no manifest. checkAccept is for a
+// request by digest: one by tag was checked before its build.
+func serveManifest(w http.ResponseWriter, r *http.Request, digest v1.Hash, raw []byte, checkAccept bool) {
 	var probe struct {
 		MediaType types.MediaType `json:"mediaType"`
 	}
@@ -247,21 +248,14 @@ func serveManifest(w http.ResponseWriter, r *http.Request, digest v1.Hash, raw [
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", digest.String()+" is not a manifest")
 		return
 	}
-	if isOCI(probe.MediaType) && refused(w, r, probe.MediaType) {
+	if checkAccept && isOCI(probe.MediaType) && refused(w, r, probe.MediaType) {
 		return
 	}
 	w.Header().Set("Content-Type", string(probe.MediaType))
 	w.Header().Set("Docker-Content-Digest", digest.String())
 	w.Header().Set("ETag", etag(digest))
-	if etagMatches(r.Header.Get("If-None-Match"), digest) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	w.Header().Set("Content-Length", fmt.Sprint(len(raw)))
-	if r.Method == http.MethodHead {
-		return
-	}
-	w.Write(raw)
+	// The entity tag answers If-None-Match (304), HEAD gets no body.
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(raw))
 }
 
 // refused answers a request whose Accept header does not allow the OCI
