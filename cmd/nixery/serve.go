@@ -183,26 +183,30 @@ func (f *serveFlags) run(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
-	if err := drain(hs, srv, time.Minute, log); err != nil {
+	if err := drain(hs, srv, log); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
 }
 
+// drainTransfers is how long blob transfers in flight may take to end
+// on SIGTERM (the systemd unit's TimeoutStopSec leaves room for it).
+const drainTransfers = time.Minute
+
 // drain stops hs and srv: builds are cancelled at once (a build may take
 // minutes, and docker stop or Kubernetes kill after 10 or 30 seconds),
 // their pulls told to come back; transfers of images built finish,
-// within transfers; new connections are refused.
-func drain(hs *http.Server, srv *serve.Server, transfers time.Duration, log *slog.Logger) error {
+// within drainTransfers; new connections are refused.
+func drain(hs *http.Server, srv *serve.Server, log *slog.Logger) error {
 	srv.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), transfers)
+	ctx, cancel := context.WithTimeout(context.Background(), drainTransfers)
 	defer cancel()
 	err := hs.Shutdown(ctx)
 	// The builds end as Nix does, leaving the storage as it was.
 	srv.Close()
 	if errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("transfers still in flight were cut off", "after", transfers.String())
+		log.Warn("transfers still in flight were cut off", "after", drainTransfers.String())
 		return nil
 	}
 	return err

@@ -136,7 +136,7 @@ func TestServeDrainCancelsBuilds(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	start := time.Now()
-	assert.NilError(t, drain(hs, srv, time.Minute, slog.New(slog.DiscardHandler)))
+	assert.NilError(t, drain(hs, srv, slog.New(slog.DiscardHandler)))
 	took := time.Since(start)
 	res := <-pulled
 	assert.Assert(t, res != nil)

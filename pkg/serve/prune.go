@@ -58,7 +58,13 @@ func (s *Server) pruner() {
 		again := s.pruneLocked()
 		s.gc.Unlock()
 		if again > 0 {
-			time.AfterFunc(again, s.prune)
+			// One timer, moved: a round a minute under steady load
+			// would otherwise leave a timer each.
+			if s.pruneAgain == nil {
+				s.pruneAgain = time.AfterFunc(again, s.prune)
+			} else {
+				s.pruneAgain.Reset(again)
+			}
 		}
 	}
 }

@@ -120,6 +120,7 @@ type Server struct {
 	startPruner sync.Once
 	pruneAsked  chan struct{} // holds one ask for the pruner
 	pruneWait   time.Duration // pruneWait, but for tests
+	pruneAgain  *time.Timer   // the pruner's next round past a grace; its goroutine's alone
 
 	pending  atomic.Int64   // builds running or waiting for a slot
 	locking  atomic.Int64   // locks of nixpkgs references running
