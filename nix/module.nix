@@ -192,11 +192,8 @@ in
         "network-online.target"
         "nix-daemon.service"
       ];
-      # git for git+https nixpkgs references, as Nix fetches them.
-      path = [
-        config.nix.package
-        pkgs.git
-      ];
+      # git for a git+ nixpkgs reference, which Nix may fetch with it.
+      path = [ config.nix.package ] ++ lib.optional (cfg.nixpkgs != null && lib.hasPrefix "git+" cfg.nixpkgs) pkgs.git;
       environment =
         {
           NIX_REMOTE = "daemon";

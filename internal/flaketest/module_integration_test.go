@@ -215,7 +215,26 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 		assert.Check(t, is.Contains(s.ServiceConfig["LoadCredential"], "htpasswd:/etc/nixery/htpasswd"))
 		assert.Check(t, is.Equal(s.ServiceConfig["DynamicUser"], true))
 		assert.Check(t, is.Equal(s.Environment["XDG_CACHE_HOME"], "%C/nixery"))
-		assert.Check(t, is.Equal(s.Environment["PATH"], "/usr/bin:/git/bin"), "the service's path is config.nix.package and git")
+		assert.Check(t, is.Equal(s.Environment["PATH"], "/usr/bin"), "the service's path is config.nix.package")
+		// The same service as deploy/nixery-serve.service: its settings
+		// but those naming files and flags are the module's too.
+		raw, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "nixery-serve.service"))
+		assert.NilError(t, err)
+		unit := s.unitFile()
+		section := ""
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(line, "[") {
+				section = line
+			}
+			key, value, ok := strings.Cut(line, "=")
+			if section != "[Service]" || !ok || strings.HasPrefix(key, "#") || key == "ExecStart" || key == "LoadCredential" || key == "Environment" {
+				continue
+			}
+			for _, v := range strings.Fields(value) {
+				v = strings.NewReplacer("yes", "true").Replace(v)
+				assert.Check(t, strings.Contains(unit, "\n"+key+"="+v+"\n") || strings.Contains(unit, "\n"+key+"="+value+"\n"), "%s=%s of the unit file is not the module's", key, value)
+			}
+		}
 	})
 
 	t.Run("its command line serves", func(t *testing.T) {
@@ -275,6 +294,12 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 		line := strings.Join(words, " ")
 		assert.Check(t, is.Contains(line, "--nixpkgs github:o/r?dir=a%2Fb "))
 		assert.Check(t, is.Contains(line, " --timeout $x"))
+		assert.Check(t, !strings.Contains(s.Environment["PATH"], "/git/bin"), "git on the path for a github: nixpkgs")
+		s, stderr, err = f.evalModule(t, lib, `{ enable = true; nixpkgs = "git+https://example.com/nixpkgs"; }`)
+		assert.NilError(t, err, stderr)
+		assert.Check(t, is.Equal(s.Environment["PATH"], "/usr/bin:/git/bin"), "git on the path for a git+ nixpkgs")
+		s, _, err = f.evalModule(t, lib, `{ enable = true; tokenFile = "/run/keys/n$x%y"; }`)
+		assert.NilError(t, err)
 		// LoadCredential= expands specifiers, not variables.
 		assert.Check(t, is.DeepEqual(s.ServiceConfig["LoadCredential"], []any{"token:/run/keys/n$x%%y"}))
 	})
