@@ -6,16 +6,19 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 )
 
 // lineWriter copies Nix's stderr to the caller's writer one whole line at
 // a time, each line prefixed (e.g. with the system), so that the output
 // of builds running side by side does not interleave mid-line.
 type lineWriter struct {
-	mu     *sync.Mutex // shared by every writer to the same destination
-	w      io.Writer
-	prefix string
-	buf    []byte
+	mu      *sync.Mutex // shared by every writer to the same destination
+	w       io.Writer
+	prefix  string
+	secrets []string // credentials of flake references, hidden in every line
+	buf     []byte
 }
 
 // maxLine bounds a line held for its newline: a longer one is cut into
@@ -55,8 +58,9 @@ func (l *lineWriter) emit(line []byte) {
 	if l.w == nil {
 		return
 	}
-	out := make([]byte, 0, len(l.prefix)+len(line)+1)
-	out = append(append(append(out, l.prefix...), line...), '\n')
+	text := flakeref.Scrub(string(line), l.secrets)
+	out := make([]byte, 0, len(l.prefix)+len(text)+1)
+	out = append(append(append(out, l.prefix...), text...), '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// A broken log must not fail the build.

@@ -7,8 +7,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sort"
 	"sync"
 	"time"
+
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 
 	"github.com/nixery-action/nixery-action/internal/limit"
 )
@@ -41,6 +44,18 @@ func (o *outputBuffer) Write(p []byte) (int, error) {
 		return 0, &limit.Error{Bound: int64(o.max)}
 	}
 	return o.buf.Write(p)
+}
+
+// secrets are the credentials in the flake references Nix is given
+// (nixpkgs', the installables'), which Nix quotes in its messages.
+func (b *Builder) secrets() []string {
+	out := flakeref.Secrets(b.Flake)
+	for _, inst := range b.Installables {
+		out = append(out, flakeref.Secrets(inst.Flake)...)
+	}
+	// Longest first, as Scrub wants them.
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }
 
 // commonArgs come before every command's own: the features this package
@@ -79,7 +94,8 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 		stdout.max = MaxOutputBytes
 	}
 	tail := &tailBuffer{max: stderrKept}
-	log := &lineWriter{mu: &b.logMu, w: logTo, prefix: prefix}
+	secrets := b.secrets()
+	log := &lineWriter{mu: &b.logMu, w: logTo, prefix: prefix, secrets: secrets}
 	cmd.Stdout = stdout
 	cmd.Stderr = io.MultiWriter(log, tail)
 
@@ -105,7 +121,7 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 		return nil, fmt.Errorf("%s: Nix printed more than %s, the bound on one Nix command's output (MaxOutputBytes): is this one image's closure?", what, limit.Size(int64(stdout.max)))
 	}
 	if err != nil {
-		headline, lines := summarize(string(tail.buf))
+		headline, lines := summarize(flakeref.Scrub(string(tail.buf), secrets))
 		return nil, &CommandError{What: what, Headline: headline, Tail: lines, Err: err}
 	}
 	return stdout.buf.Bytes(), nil

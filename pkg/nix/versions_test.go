@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nixery-action/nixery-action/pkg/spec"
+
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -166,4 +168,25 @@ func TestLockErrorHidesCredentials(t *testing.T) {
 	}
 	_, err := (&Builder{Flake: "-git+https://oauth2:s3cr3t-tok@h/x.git", Nix: f.path}).Lock(context.Background())
 	assert.Assert(t, err != nil && !strings.Contains(err.Error(), "s3cr3t-tok"), "%v", err)
+}
+
+// Nix quotes the flake references it is given in its own messages: the
+// credentials in them are hidden from the log and the error, for
+// nixpkgs' reference and an installable's flake alike.
+func TestNixOutputHidesCredentials(t *testing.T) {
+	app := "git+https://oauth2:s3cr3t-tok@127.0.0.1:1/app.git"
+	for b, said := range map[*Builder]string{
+		{Flake: "https://127.0.0.1:1/x.tar.gz?access_token=s3cr3t-tok"}:                                    "error: unable to download 'https://127.0.0.1:1/x.tar.gz?access_token=s3cr3t-tok'\n",
+		{Flake: "path:/x", Installables: []spec.Installable{{Flake: app, Attr: "app", Ref: app + "#app"}}}: "warning: fetching " + app + "\nerror: cannot lock " + app + "\n",
+	} {
+		f := newFakeNix(t)
+		f.answer("metadata", 1, "", said, 1)
+		var log bytes.Buffer
+		b.Nix, b.Log = f.path, &log
+		_, err := b.Lock(context.Background())
+		assert.Assert(t, err != nil)
+		assert.Check(t, !strings.Contains(err.Error(), "s3cr3t-tok"), err.Error())
+		assert.Check(t, !strings.Contains(log.String(), "s3cr3t-tok"), log.String())
+		assert.Check(t, is.Contains(log.String()+err.Error(), "REDACTED"))
+	}
 }
