@@ -10,6 +10,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/outfile"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // packCommand is `nixery pack`.
@@ -37,7 +38,7 @@ func packCommand() *command {
 				// Nix's own entries of the store (.links, the hard-link
 				// directory) are no store paths: only HASH-NAME is.
 				for _, p := range args {
-					if !isStorePath(p) {
+					if !storepath.Exact(p) {
 						return usagef("%q is not a top-level store path (/nix/store/HASH-NAME, HASH 32 nix-base32 characters)", p)
 					}
 				}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 
 	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/outfile"
@@ -108,9 +107,9 @@ func createOutput(path string) (*outfile.File, error) {
 // stdin), a file inside a store path too (a channel's store-paths.xz).
 // Store paths may be several; a FILE comes alone.
 func popcountInput(args []string) ([]string, error) {
-	if isStorePath(args[0]) {
+	if storepath.Exact(args[0]) {
 		for _, a := range args[1:] {
-			if !isStorePath(a) {
+			if !storepath.Exact(a) {
 				return nil, usagef("%q is not a top-level store path (/nix/store/HASH-NAME): give one store-paths file, or store paths", a)
 			}
 		}
@@ -137,10 +136,4 @@ func popcountInput(args []string) ([]string, error) {
 		return nil, fmt.Errorf("%s: %w", args[0], err)
 	}
 	return paths, nil
-}
-
-// isStorePath tells a top-level store path: /nix/store/HASH-NAME, nothing
-// after it.
-func isStorePath(p string) bool {
-	return storepath.Valid(p) && storepath.ValidBase(strings.TrimPrefix(p, storepath.Dir))
 }

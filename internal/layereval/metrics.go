@@ -122,8 +122,8 @@ func NewBench(c *Corpus) (*Bench, error) {
 			return nil, err
 		}
 		img := benchImage{graph: g}
-		for _, lib := range c.Updates {
-			if _, held := g.Index(w.storePaths([]string{lib}, "")[lib]); !held {
+		for u, lib := range c.Updates {
+			if _, held := g.Index(b.updates[u]); !held {
 				continue
 			}
 			v, err := graph(lib)

@@ -232,8 +232,7 @@ func prefetchRef(what string, out []byte, dir string) (string, error) {
 		return "", fmt.Errorf("%s: unexpected output of nix flake prefetch: %w", what, err)
 	}
 	// A store path, and one a path: reference can hold (no ? or #).
-	if !storepath.Valid(res.StorePath) || !storepath.ValidBase(strings.TrimPrefix(res.StorePath, storepath.Dir)) ||
-		strings.ContainsAny(res.StorePath, "?#") || res.Hash == "" {
+	if !storepath.Exact(res.StorePath) || strings.ContainsAny(res.StorePath, "?#") || res.Hash == "" {
 		return "", fmt.Errorf("%s: nix flake prefetch gave no store path and hash", what)
 	}
 	if dir != "" {

@@ -251,7 +251,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	// must not depend on the Nix that built it.
 	for _, a := range attrs {
 		f := drvs[a]
-		if b.Caseless && f.Attr != "" {
+		if f.Attr != "" {
 			a = f.Attr // as nixpkgs spells it (see Caseless)
 		}
 		args = append(args, locked+"#legacyPackages."+system+"."+a+f.Select)

@@ -58,6 +58,12 @@ func ValidBase(base string) bool {
 	return true
 }
 
+// Exact reports whether p is a top-level store path exactly as Nix makes
+// them: Valid, with a base that is ValidBase.
+func Exact(p string) bool {
+	return Valid(p) && ValidBase(strings.TrimPrefix(p, Dir))
+}
+
 // Full puts the store directory in front of a path given as its base name
 // only (hash-name), as narinfo References list them.
 func Full(p string) string {

@@ -58,3 +58,20 @@ func TestValidBase(t *testing.T) {
 		assert.Check(t, is.Equal(ValidBase(base), want), base)
 	}
 }
+
+func TestExact(t *testing.T) {
+	hash := strings.Repeat("0", 32)
+	for p, want := range map[string]bool{
+		"/nix/store/" + hash + "-hello":         true,
+		"/nix/store/" + hash + "-hello/":        false, // a shell's completion
+		"/nix/store/" + hash + "-hello/bin":     false,
+		"/nix/store/" + hash + "-.hidden":       false,
+		"/nix/store/" + hash:                    false,
+		"/nix/store/short-hello":                false,
+		"/nix/store/.links":                     false,
+		"/usr/bin":                              false,
+		"/nix/store/" + hash + "-x/store-paths": false,
+	} {
+		assert.Equal(t, Exact(p), want, p)
+	}
+}
