@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/sethvargo/go-githubactions"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/ghaction"
 	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/spec"
 )
 
 // actionCommand is `nixery action`. The action reads its inputs from
@@ -65,7 +65,7 @@ func runAction(getenv func(string) string, stdout io.Writer) error {
 	// credentials of flake references (in the forms flakeref.Secrets
 	// gives: as written in the reference, and decoded).
 	secrets := []string{gh.GetInput("password"), getenv("GITHUB_TOKEN"), getenv("NIXERY_PASSWORD")}
-	for _, ref := range append([]string{gh.GetInput("nixpkgs")}, strings.Fields(strings.ReplaceAll(gh.GetInput("packages"), ",", " "))...) {
+	for _, ref := range append([]string{gh.GetInput("nixpkgs")}, spec.Words(gh.GetInput("packages"))...) {
 		secrets = append(secrets, flakeref.Secrets(ref)...)
 	}
 	for _, secret := range secrets {
@@ -297,7 +297,7 @@ func imageRef(res *publish.Result) string {
 // references hidden: the summary's markdown escapes would keep the
 // runner's masks from matching them.
 func packageNames(packages string) string {
-	names := strings.FieldsFunc(packages, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	names := spec.Words(packages)
 	for i, n := range names {
 		names[i] = flakeref.Redacted(n)
 	}

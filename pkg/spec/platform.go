@@ -88,7 +88,7 @@ func ParsePlatform(s string) (Platform, error) {
 func ParsePlatforms(lists ...string) ([]Platform, error) {
 	var out []Platform
 	for _, list := range lists {
-		for _, f := range strings.FieldsFunc(list, isListSep) {
+		for _, f := range Words(list) {
 			p, err := ParsePlatform(f)
 			if err != nil {
 				return nil, err
@@ -119,3 +119,7 @@ func MergePlatforms(lists ...[]Platform) []Platform {
 func isListSep(r rune) bool {
 	return r == ',' || unicode.IsSpace(r)
 }
+
+// Words splits a list as packages and platforms are given: separated by
+// commas, spaces or newlines.
+func Words(list string) []string { return strings.FieldsFunc(list, isListSep) }

@@ -78,7 +78,7 @@ func Parse(args []string, opts Options) (*Spec, error) {
 		// A flake installable keeps its slashes (path:../x#app); the
 		// other words are split on them, Nixery's path form.
 		var fields []string
-		for _, w := range strings.FieldsFunc(arg, isListSep) {
+		for _, w := range Words(arg) {
 			if IsInstallable(w) {
 				fields = append(fields, w)
 			} else {
