@@ -237,7 +237,7 @@ func TestActionInstallNixNotBoolean(t *testing.T) {
 	r := newRunner(t, root, map[string]string{"packages": "hello", "image": "ghcr.io/example/hello", "install-nix": "yes"},
 		[]string{"PATH=" + t.TempDir(), "HOME=" + t.TempDir()})
 	err := r.run(t)
-	assert.ErrorContains(t, err, `step "Check install-nix"`)
+	assert.ErrorContains(t, err, `step "Check the runner"`)
 	assert.Assert(t, is.Contains(r.stdout, "::error title=nixery-action::input install-nix is neither true nor false"))
 
 	r = newRunner(t, root, map[string]string{"packages": "hello", "image": "ghcr.io/example/hello", "install-nix": "False"},
