@@ -631,19 +631,27 @@ func TestServeStorageChecks(t *testing.T) {
 	assert.Check(t, is.Len(entries, 0))
 }
 
-// A registry storage (the CNCF registry) passes range reads on as the
-// registry answers them: several ranges keep their multipart type, a
-// range outside the blob is 416 at once; conditional requests are
-// answered by the digest, the entity tag.
-func TestServeRegistryStorageRanges(t *testing.T) {
+// registryStoredLayer is a server whose storage is a registry holding
+// the image of hello, and that image's first layer and its digest.
+func registryStoredLayer(t *testing.T) (*Server, v1.Layer, v1.Hash) {
+	t.Helper()
 	storage := "docker://" + testenv.StartRegistry(t) + "/nixery/store"
 	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
 	assert.NilError(t, err)
 	img := storedInRegistry(t, s, storage, "hello")
 	layers, err := img.Layers()
 	assert.NilError(t, err)
-	ld, err := layers[0].Digest()
+	d, err := layers[0].Digest()
 	assert.NilError(t, err)
+	return s, layers[0], d
+}
+
+// A registry storage (the CNCF registry) passes range reads on as the
+// registry answers them: several ranges keep their multipart type, a
+// range outside the blob is 416 at once; conditional requests are
+// answered by the digest, the entity tag.
+func TestServeRegistryStorageRanges(t *testing.T) {
+	s, layer, ld := registryStoredLayer(t)
 	blob := "/v2/hello/blobs/" + ld.String()
 	ask := func(headers ...string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
@@ -671,13 +679,13 @@ func TestServeRegistryStorageRanges(t *testing.T) {
 	rec = ask("If-None-Match", `"sha256:other"`)
 	assert.Equal(t, rec.Code, http.StatusOK)
 	assert.Equal(t, rec.Header().Get("ETag"), `"`+ld.String()+`"`)
-	assert.Equal(t, int64(rec.Body.Len()), mustSize(t, layers[0]))
+	assert.Equal(t, int64(rec.Body.Len()), mustSize(t, layer))
 	// If-Range: the range of this blob, else all of it.
 	rec = ask("Range", "bytes=0-9", "If-Range", `"`+ld.String()+`"`)
 	assert.Equal(t, rec.Code, http.StatusPartialContent)
 	rec = ask("Range", "bytes=0-9", "If-Range", `"sha256:other"`)
 	assert.Equal(t, rec.Code, http.StatusOK)
-	assert.Equal(t, int64(rec.Body.Len()), mustSize(t, layers[0]))
+	assert.Equal(t, int64(rec.Body.Len()), mustSize(t, layer))
 }
 
 // Manifests carry their digest as entity tag, and If-None-Match with it
@@ -779,14 +787,7 @@ func TestServeAccept(t *testing.T) {
 // does not have (never stored, or garbage collected) is 404 BLOB_UNKNOWN,
 // not 304: the entity tag matching says nothing of the blob being there.
 func TestServeRegistryStorageConditionalMissing(t *testing.T) {
-	storage := "docker://" + testenv.StartRegistry(t) + "/nixery/store"
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
-	img := storedInRegistry(t, s, storage, "hello")
-	layers, err := img.Layers()
-	assert.NilError(t, err)
-	there, err := layers[0].Digest()
-	assert.NilError(t, err)
+	s, _, there := registryStoredLayer(t)
 	missing := "sha256:" + strings.Repeat("0", 64)
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		for _, tc := range []struct {
