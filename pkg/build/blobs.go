@@ -138,6 +138,7 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 	l, err := cache.Fetch(ctx, cached, b.dir, cache.FetchOptions{Backoff: b.opts.Registry.RetryBackoff(), Timeout: fetchTime})
 	if err == nil && b.syncBlobs {
 		err = outfile.Sync(l.Path)
+		l.Synced = err == nil
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -211,7 +212,7 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 	if err != nil {
 		return image.Blob{}, err
 	}
-	return image.Blob{Digest: digest, DiffID: diffID, Size: blob.Size, MediaType: mediaType, Path: filepath.Clean(f.Name())}, nil
+	return image.Blob{Digest: digest, DiffID: diffID, Size: blob.Size, MediaType: mediaType, Path: filepath.Clean(f.Name()), Synced: b.syncBlobs}, nil
 }
 
 // note logs a line of no platform.

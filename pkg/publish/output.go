@@ -241,7 +241,7 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 	// The layers go first, where a signal can stop them; the layout
 	// package then finds them there and writes only the small blobs.
 	written := map[string]bool{}
-	if err := writeLayers(ctx, dir, "", images, written); err != nil {
+	if err := writeLayers(ctx, w, "", images, written); err != nil {
 		return nil, err
 	}
 	if err := w.dropBadBlobs(indexBlobs(idx)); err != nil {
@@ -290,7 +290,7 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 // writeReferrersLayout writes idx and refs into the layout of w (dir's
 // ReferrersDir), linking the layers from dir, and commits its index.json.
 func writeReferrersLayout(ctx context.Context, w *layoutWriter, dir string, idx v1.ImageIndex, images []v1.Image, o WriteOptions, refs Attachments) error {
-	if err := writeLayers(ctx, w.dir, dir, images, nil); err != nil {
+	if err := writeLayers(ctx, w, dir, images, nil); err != nil {
 		return err
 	}
 	small := indexBlobs(idx)
@@ -451,8 +451,9 @@ func archiveRefs(repository string, tags []string) ([]string, error) {
 	return refs, nil
 }
 
-// writeLayers writes the layer blobs of images into the layout in dir,
-// noting in written (when not nil) the digests of those it put there.
+// writeLayers writes the layer blobs of images into w's layout, noting
+// in written (when not nil) the digests of those it put there, and in w
+// the files it put there synced already (commit need not sync them).
 // Each is a hard link to a file holding it already where the file system
 // allows: from's (a layout written just before), or else the layer's own
 // blob file (a build's, packed beside the layout); else it is copied to a
@@ -461,19 +462,23 @@ func archiveRefs(repository string, tags []string) ([]string, error) {
 // same file (a layer reused from the layout, checked then) or its bytes
 // hash to its digest: a layout is a directory anyone may have written
 // into, and --no-cache trusts nothing in it.
-func writeLayers(ctx context.Context, dir, from string, images []v1.Image, written map[string]bool) error {
+func writeLayers(ctx context.Context, w *layoutWriter, from string, images []v1.Image, written map[string]bool) error {
 	for _, img := range images {
 		layers, err := img.Layers()
 		if err != nil {
 			return err
 		}
 		for _, l := range layers {
-			wrote, err := writeLayer(ctx, dir, from, l)
+			wrote, synced, err := writeLayer(ctx, w.dir, from, l)
 			if err != nil {
 				return err
 			}
-			if d, _ := l.Digest(); wrote && written != nil {
+			d, _ := l.Digest()
+			if wrote && written != nil {
 				written[d.String()] = true
+			}
+			if wrote && synced {
+				w.synced[blobPath(w.dir, d.String())] = true
 			}
 		}
 	}
@@ -483,16 +488,21 @@ func writeLayers(ctx context.Context, dir, from string, images []v1.Image, writt
 // fileLayer is a layer read from a file of its own (image.Blob's).
 type fileLayer interface{ File() string }
 
+// syncedLayer is a layer whose file is synced to disk already.
+type syncedLayer interface{ Synced() bool }
+
 // writeLayer puts l's blob into the layout in dir (see writeLayers) and
-// tells whether it wrote it, rather than keep the file there.
-func writeLayer(ctx context.Context, dir, from string, l v1.Layer) (bool, error) {
+// tells whether it wrote it, rather than keep the file there, and
+// whether what it wrote is synced already: a copy is, and so is a link
+// to a file synced where it was made.
+func writeLayer(ctx context.Context, dir, from string, l v1.Layer) (wrote, synced bool, err error) {
 	d, err := l.Digest()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	size, err := l.Size()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	file := blobPath(dir, d.String())
 	src := ""
@@ -503,22 +513,23 @@ func writeLayer(ctx context.Context, dir, from string, l v1.Layer) (bool, error)
 	}
 	if src != "" && isBlobFile(src, size) {
 		if sameFile(src, file) {
-			return false, nil
+			return false, false, nil
 		}
 		// Another file system (EXDEV) or one without links: copied below.
 		if linkBlob(src, file, d) == nil {
 			if from == "" {
 				// The build's file, 0600 as made: a replaced blob gets
 				// no mode from commit, which sets the new ones'.
-				return true, os.Chmod(file, 0o644)
+				sl, ok := l.(syncedLayer)
+				return true, ok && sl.Synced(), os.Chmod(file, 0o644)
 			}
-			return true, nil // from's file, with the mode it has there
+			return true, false, nil // from's file, with the mode it has there
 		}
 	}
 	if isBlobFile(file, size) && holdsDigest(file, d) {
-		return false, nil
+		return false, false, nil
 	}
-	return true, copyLayer(ctx, file, d, size, l)
+	return true, true, copyLayer(ctx, file, d, size, l)
 }
 
 // linkBlob makes file a hard link to src, in place of any file there
