@@ -132,7 +132,7 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 		b.note("cache: the layer %s in %s is %d bytes, more than its %d-byte tar compresses to; packing it", cached.Digest, cached.Where(), cached.Size, local.Size)
 		return image.Blob{}, false
 	}
-	if b.req.Destination.Holds(cached.Repo, cached.Digest) {
+	if b.req.Destination.Holds(cached.Repo, cached.Digest, cached.Size) {
 		return cached.Blob, true // already where it goes
 	}
 	l, err := cache.Fetch(ctx, cached, b.dir, cache.FetchOptions{Backoff: b.opts.Registry.RetryBackoff(), Timeout: fetchTime})
