@@ -15,7 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
-	"github.com/nixery-action/nixery-action/internal/limit"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/outfile"
 )
 
@@ -39,7 +39,7 @@ func LayoutEntries(dir string) ([]fs.DirEntry, error) {
 var syncFile = outfile.Sync
 
 // MaxLayoutIndex bounds the index.json read from an existing layout.
-const MaxLayoutIndex = 16 << 20
+const MaxLayoutIndex = cache.MaxLayoutIndex
 
 // layoutWriter writes into an OCI layout the way careful tools do: under
 // an advisory lock on the directory, so that builds writing one layout
@@ -195,25 +195,7 @@ func (w *layoutWriter) index() (*v1.IndexManifest, error) { return ReadLayoutInd
 
 // ReadLayoutIndex reads the index.json of the OCI layout dir, at most
 // MaxLayoutIndex bytes of it; a layout without one has an empty index.
-func ReadLayoutIndex(dir string) (*v1.IndexManifest, error) {
-	f, err := os.Open(filepath.Join(dir, "index.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return &v1.IndexManifest{SchemaVersion: 2, MediaType: "application/vnd.oci.image.index.v1+json"}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	raw, err := limit.ReadAll(f, MaxLayoutIndex)
-	if err != nil {
-		return nil, fmt.Errorf("index.json of %s: %w", dir, err)
-	}
-	var im v1.IndexManifest
-	if err := json.Unmarshal(raw, &im); err != nil {
-		return nil, fmt.Errorf("index.json of %s is not an OCI index: %v", dir, err)
-	}
-	return &im, nil
-}
+func ReadLayoutIndex(dir string) (*v1.IndexManifest, error) { return cache.ReadLayoutIndex(dir) }
 
 // commit gives the blobs this write added mode 0644 (a hard link keeps
 // its file's), then replaces index.json (and writes oci-layout where it
