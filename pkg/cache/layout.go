@@ -69,7 +69,7 @@ func (r *LayoutReader) Read(dir string) (Cache, error) {
 		for _, e := range entries {
 			key := e.desc.Annotations[image.AnnotationLayerCache]
 			path := filepath.Join(dir, "blobs", e.desc.Digest.Algorithm, e.desc.Digest.Hex)
-			if _, ok := c[key]; ok || !sized(path, e.desc.Size) {
+			if _, ok := c[key]; ok || !IsBlobFile(path, e.desc.Size) {
 				continue
 			}
 			c[key] = Blob{Blob: image.Blob{
@@ -162,8 +162,8 @@ func parseBlob[T any](lp layout.Path, h v1.Hash, parse func(io.Reader) (T, error
 	return parse(bytes.NewReader(raw))
 }
 
-// sized tells a regular file of size bytes.
-func sized(path string, size int64) bool {
+// IsBlobFile tells a regular file of size bytes (no symlink followed).
+func IsBlobFile(path string, size int64) bool {
 	info, err := os.Lstat(path)
 	return err == nil && info.Mode().IsRegular() && info.Size() == size
 }

@@ -513,7 +513,7 @@ func writeLayer(ctx context.Context, dir, from string, l v1.Layer) (wrote, synce
 	} else if fl, ok := l.(fileLayer); ok {
 		src = fl.File()
 	}
-	if src != "" && isBlobFile(src, size) {
+	if src != "" && cache.IsBlobFile(src, size) {
 		if sameFile(src, file) {
 			return false, false, nil
 		}
@@ -585,12 +585,6 @@ func copyLayer(ctx context.Context, file string, d v1.Hash, size int64, l v1.Lay
 		return fmt.Errorf("write layer %s: %d bytes, want %d", d, n, size)
 	}
 	return os.Rename(tmp.Name(), file)
-}
-
-// isBlobFile tells a regular file of size bytes.
-func isBlobFile(path string, size int64) bool {
-	info, err := os.Lstat(path)
-	return err == nil && info.Mode().IsRegular() && info.Size() == size
 }
 
 // sameFile tells two names of one file.
