@@ -162,9 +162,11 @@ var fetchTime = cache.DefaultFetchTime
 // layer is streamed to a destination that can take it while it grows.
 func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l image.Blob, err error) {
 	defer func() {
-		// The blob file's disk, not the store path's, full: say which.
-		dir, _, advice := b.opts.tempDir()
-		err = outfile.NoSpace(err, dir, advice)
+		if err != nil {
+			// The blob file's disk, not the store path's, full: say which.
+			dir, _, advice := b.opts.tempDir()
+			err = outfile.NoSpace(err, dir, advice)
+		}
 	}()
 	f, err := os.CreateTemp(b.dir, "layer-")
 	if err != nil {
