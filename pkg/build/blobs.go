@@ -132,12 +132,13 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 		b.note("cache: the layer %s in %s is %d bytes, more than its %d-byte tar compresses to; packing it", cached.Digest, cached.Where(), cached.Size, local.Size)
 		return image.Blob{}, false
 	}
-	if b.req.Destination.Holds(cached.Repo, cached.Digest) {
+	if b.req.Destination.Holds(cached.Repo, cached.Digest, cached.Size) {
 		return cached.Blob, true // already where it goes
 	}
 	l, err := cache.Fetch(ctx, cached, b.dir, cache.FetchOptions{Backoff: b.opts.Registry.RetryBackoff(), Timeout: fetchTime})
 	if err == nil && b.syncBlobs {
 		err = outfile.Sync(l.Path)
+		l.Synced = err == nil
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -161,9 +162,11 @@ var fetchTime = cache.DefaultFetchTime
 // layer is streamed to a destination that can take it while it grows.
 func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l image.Blob, err error) {
 	defer func() {
-		// The blob file's disk, not the store path's, full: say which.
-		dir, _, advice := b.opts.tempDir()
-		err = outfile.NoSpace(err, dir, advice)
+		if err != nil {
+			// The blob file's disk, not the store path's, full: say which.
+			dir, _, advice := b.opts.tempDir()
+			err = outfile.NoSpace(err, dir, advice)
+		}
 	}()
 	f, err := os.CreateTemp(b.dir, "layer-")
 	if err != nil {
@@ -211,7 +214,7 @@ func (b *builder) pack(ctx context.Context, c content, progress func(int)) (l im
 	if err != nil {
 		return image.Blob{}, err
 	}
-	return image.Blob{Digest: digest, DiffID: diffID, Size: blob.Size, MediaType: mediaType, Path: filepath.Clean(f.Name())}, nil
+	return image.Blob{Digest: digest, DiffID: diffID, Size: blob.Size, MediaType: mediaType, Path: filepath.Clean(f.Name()), Synced: b.syncBlobs}, nil
 }
 
 // note logs a line of no platform.

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,30 +43,11 @@ type LayoutReader struct {
 // Read is ReadLayout, with what r remembers.
 func (r *LayoutReader) Read(dir string) (Cache, error) {
 	c := Cache{}
-	lp, err := layout.FromPath(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return c, nil
-	}
+	im, err := ReadLayoutIndex(dir)
 	if err != nil {
 		return nil, err
 	}
-	if info, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
-		switch {
-		case !info.Mode().IsRegular():
-			// A FIFO would block the read for good.
-			return nil, fmt.Errorf("index.json of %s is no regular file", dir)
-		case info.Size() > maxLayoutIndex:
-			return nil, fmt.Errorf("index.json of %s is %s", dir, (&limit.Error{Bound: maxLayoutIndex}).Error())
-		}
-	}
-	top, err := lp.ImageIndex()
-	if err != nil {
-		return nil, err
-	}
-	im, err := top.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
+	lp := layout.Path(dir)
 	var known map[v1.Hash][]recordEntry
 	if r != nil {
 		r.mu.Lock()
@@ -87,7 +69,7 @@ func (r *LayoutReader) Read(dir string) (Cache, error) {
 		for _, e := range entries {
 			key := e.desc.Annotations[image.AnnotationLayerCache]
 			path := filepath.Join(dir, "blobs", e.desc.Digest.Algorithm, e.desc.Digest.Hex)
-			if _, ok := c[key]; ok || !sized(path, e.desc.Size) {
+			if _, ok := c[key]; ok || !IsBlobFile(path, e.desc.Size) {
 				continue
 			}
 			c[key] = Blob{Blob: image.Blob{
@@ -127,12 +109,43 @@ func layoutEntries(lp layout.Path, h v1.Hash) ([]recordEntry, error) {
 	})
 }
 
-// Bounds of what ReadLayout reads: index.json, and each index, manifest
-// and config blob (a descriptor may name a layer, or a link to a device).
-const (
-	maxLayoutIndex = 16 << 20
-	maxLayoutBlob  = 4 << 20
-)
+// MaxLayoutIndex bounds the index.json read from an existing layout.
+const MaxLayoutIndex = 16 << 20
+
+// maxLayoutBlob bounds each index, manifest and config blob ReadLayout
+// reads (a descriptor may name a layer, or a link to a device).
+const maxLayoutBlob = 4 << 20
+
+// ReadLayoutIndex reads the index.json of the OCI layout dir, at most
+// MaxLayoutIndex bytes of it; a layout without one has an empty index.
+func ReadLayoutIndex(dir string) (*v1.IndexManifest, error) {
+	file := filepath.Join(dir, "index.json")
+	info, err := os.Stat(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &v1.IndexManifest{SchemaVersion: 2, MediaType: "application/vnd.oci.image.index.v1+json"}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		// A FIFO would block the read for good.
+		return nil, fmt.Errorf("index.json of %s is no regular file", dir)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := limit.ReadAll(f, MaxLayoutIndex)
+	if err != nil {
+		return nil, fmt.Errorf("index.json of %s: %w", dir, err)
+	}
+	var im v1.IndexManifest
+	if err := json.Unmarshal(raw, &im); err != nil {
+		return nil, fmt.Errorf("index.json of %s is not an OCI index: %v", dir, err)
+	}
+	return &im, nil
+}
 
 // parseBlob parses the layout's blob h, at most maxLayoutBlob bytes.
 func parseBlob[T any](lp layout.Path, h v1.Hash, parse func(io.Reader) (T, error)) (T, error) {
@@ -149,8 +162,8 @@ func parseBlob[T any](lp layout.Path, h v1.Hash, parse func(io.Reader) (T, error
 	return parse(bytes.NewReader(raw))
 }
 
-// sized tells a regular file of size bytes.
-func sized(path string, size int64) bool {
+// IsBlobFile tells a regular file of size bytes (no symlink followed).
+func IsBlobFile(path string, size int64) bool {
 	info, err := os.Lstat(path)
 	return err == nil && info.Mode().IsRegular() && info.Size() == size
 }

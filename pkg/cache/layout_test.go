@@ -60,7 +60,7 @@ func TestReadLayout(t *testing.T) {
 	assert.Equal(t, got.Digest, a.Digest)
 	assert.Equal(t, got.DiffID, a.DiffID)
 	assert.Equal(t, got.Path, filepath.Join(dir, "blobs", "sha256", a.Digest.Hex))
-	assert.Assert(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: dir}, publish.WriteOptions{}).Holds(got.Repo, got.Digest))
+	assert.Assert(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: dir}, publish.WriteOptions{}).Holds(got.Repo, got.Digest, got.Size))
 
 	none, err := cache.ReadLayout(filepath.Join(t.TempDir(), "nothing"))
 	assert.NilError(t, err)

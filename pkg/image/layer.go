@@ -53,6 +53,9 @@ type Blob struct {
 	// Path is the blob file; Open, when set, is used instead.
 	Path string
 	Open func() (io.ReadCloser, error)
+	// Synced tells that Path's bytes are on disk already (fsynced where
+	// the file was made): a layout linking the file need not sync it.
+	Synced bool
 
 	Key      string   // the layer plan's key, "" for none
 	CacheKey string   // the key a later build finds the blob by, "" for none
@@ -152,6 +155,9 @@ func (b blobLayer) File() string {
 	}
 	return b.l.Path
 }
+
+// Synced tells that File's bytes are on disk already (Blob.Synced).
+func (b blobLayer) Synced() bool { return b.l.Open == nil && b.l.Synced }
 
 // Compressed opens the blob. Reading it checks its length against Size,
 // which costs nothing and catches a blob file that changed after packing;

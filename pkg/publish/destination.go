@@ -24,10 +24,10 @@ type Destination interface {
 	// reports whether it did; a destination that cannot (false) is
 	// offered the blob once packed.
 	Stream(ctx context.Context, g *Growing) bool
-	// Holds tells whether the blob d, found in the repository repo by
-	// the build's cache read, is where the image goes already; Write then
-	// neither asks for it nor sends it.
-	Holds(repo name.Repository, d v1.Hash) bool
+	// Holds tells whether the blob d of size bytes, found in the
+	// repository repo by the build's cache read, is where the image goes
+	// already; Write then neither asks for it nor sends it.
+	Holds(repo name.Repository, d v1.Hash, size int64) bool
 	// ImageName is what documents about the image (SBOM, provenance)
 	// call it: the repository pushed to, or "" where there is none.
 	ImageName() string
@@ -50,11 +50,11 @@ type Discard struct {
 	Target *Target
 }
 
-func (Discard) String() string                        { return "nowhere (not pushed)" }
-func (Discard) Offer(context.Context, v1.Layer)       {}
-func (Discard) Stream(context.Context, *Growing) bool { return false }
-func (Discard) Holds(name.Repository, v1.Hash) bool   { return false }
-func (Discard) Close()                                {}
+func (Discard) String() string                             { return "nowhere (not pushed)" }
+func (Discard) Offer(context.Context, v1.Layer)            {}
+func (Discard) Stream(context.Context, *Growing) bool      { return false }
+func (Discard) Holds(name.Repository, v1.Hash, int64) bool { return false }
+func (Discard) Close()                                     {}
 
 // ImageName is the repository the image would have gone to, if any.
 func (d Discard) ImageName() string {

@@ -15,7 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
-	"github.com/nixery-action/nixery-action/internal/limit"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/outfile"
 )
 
@@ -34,8 +34,12 @@ func LayoutEntries(dir string) ([]fs.DirEntry, error) {
 	return slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return e.Name() == ScratchDir }), err
 }
 
+// syncFile makes a blob file, or the blobs directory, durable (a
+// variable so that a test can count the syncs).
+var syncFile = outfile.Sync
+
 // MaxLayoutIndex bounds the index.json read from an existing layout.
-const MaxLayoutIndex = 16 << 20
+const MaxLayoutIndex = cache.MaxLayoutIndex
 
 // layoutWriter writes into an OCI layout the way careful tools do: under
 // an advisory lock on the directory, so that builds writing one layout
@@ -61,6 +65,9 @@ type layoutWriter struct {
 	// mended are blob files found bad and written again (dropBadBlobs):
 	// not this write's to remove, but its to give their mode.
 	mended []string
+	// synced are blob files this write put in place synced already
+	// (writeLayers): commit gives them their mode, not another fsync.
+	synced map[string]bool
 }
 
 // mkdir makes a directory of the layout, 0755 whatever the umask, as the
@@ -77,7 +84,7 @@ func mkdir(dir string) error {
 // there. While another process holds the lock it waits, telling note
 // once (when set), until the lock is free or ctx ends.
 func openLayoutWriter(ctx context.Context, dir string, note func(string)) (*layoutWriter, error) {
-	w := &layoutWriter{dir: dir, before: map[string]bool{}}
+	w := &layoutWriter{dir: dir, before: map[string]bool{}, synced: map[string]bool{}}
 	if err := mkdir(dir); err == nil {
 		w.created = append(w.created, dir)
 	} else if !errors.Is(err, fs.ErrExist) {
@@ -188,45 +195,31 @@ func (w *layoutWriter) index() (*v1.IndexManifest, error) { return ReadLayoutInd
 
 // ReadLayoutIndex reads the index.json of the OCI layout dir, at most
 // MaxLayoutIndex bytes of it; a layout without one has an empty index.
-func ReadLayoutIndex(dir string) (*v1.IndexManifest, error) {
-	f, err := os.Open(filepath.Join(dir, "index.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return &v1.IndexManifest{SchemaVersion: 2, MediaType: "application/vnd.oci.image.index.v1+json"}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	raw, err := limit.ReadAll(f, MaxLayoutIndex)
-	if err != nil {
-		return nil, fmt.Errorf("index.json of %s: %w", dir, err)
-	}
-	var im v1.IndexManifest
-	if err := json.Unmarshal(raw, &im); err != nil {
-		return nil, fmt.Errorf("index.json of %s is not an OCI index: %v", dir, err)
-	}
-	return &im, nil
-}
+func ReadLayoutIndex(dir string) (*v1.IndexManifest, error) { return cache.ReadLayoutIndex(dir) }
 
 // commit gives the blobs this write added mode 0644 (a hard link keeps
 // its file's), then replaces index.json (and writes oci-layout where it
 // is missing), each whole. The blobs and their directory entries are
 // synced before index.json names them, so that a power loss cannot leave
 // an index naming empty blobs (a layer's data is synced as soon as it is
-// packed, which leaves little to do here).
+// packed or copied: those are not synced again).
 func (w *layoutWriter) commit(im *v1.IndexManifest) error {
-	for _, b := range append(w.addedBlobs(), w.mended...) {
+	added := w.addedBlobs()
+	for i, b := range append(added, w.mended...) {
 		if info, err := os.Lstat(b); err == nil && w.linksOuter && linked(info) {
 			continue // the outer layout's file, with the mode it has there
 		}
 		if err := os.Chmod(b, 0o644); err != nil {
 			return err
 		}
-		if err := outfile.Sync(b); err != nil {
+		if i < len(added) && w.synced[b] {
+			continue // a mended blob is synced whatever it was
+		}
+		if err := syncFile(b); err != nil {
 			return err
 		}
 	}
-	if err := outfile.Sync(filepath.Join(w.dir, "blobs", "sha256")); err != nil {
+	if err := syncFile(filepath.Join(w.dir, "blobs", "sha256")); err != nil {
 		return err
 	}
 	old, err := os.ReadFile(filepath.Join(w.dir, "index.json"))

@@ -76,3 +76,55 @@ func fileDigest(t *testing.T, path string) v1.Hash {
 	sum := sha256.Sum256(data)
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }
+
+// commit fsyncs what is not on disk already, once: a layer linked from a
+// build's file the build synced, or copied (synced as copied), is not
+// synced again; one linked from a file not known synced is, and so is
+// every small blob (config, manifest, index) and the blobs directory.
+func TestWriteLayoutSyncsOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		src        string
+		synced     bool
+		layerSyncs int // commit's fsyncs of each layer blob
+	}{
+		{name: "linked-synced", src: t.TempDir(), synced: true, layerSyncs: 0},
+		{name: "linked-unsynced", src: t.TempDir(), synced: false, layerSyncs: 1},
+		{name: "copied", src: mountTmpfs(t), synced: false, layerSyncs: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			syncs := map[string]int{}
+			orig := syncFile
+			syncFile = func(path string) error { syncs[path]++; return orig(path) }
+			t.Cleanup(func() { syncFile = orig })
+
+			var blobs []image.Blob
+			layers := map[string]bool{}
+			for _, content := range []string{"one " + tc.name, "two " + tc.name} {
+				b := realLayer(t, tc.src, map[string]string{"nix/store/x/" + content: content})
+				b.Synced = tc.synced
+				blobs = append(blobs, b)
+				layers[b.Digest.Hex] = true
+			}
+			img, err := image.NewImage(amd64, blobs, image.Options{})
+			assert.NilError(t, err)
+			idx, err := image.NewIndex([]*image.Image{img}, nil)
+			assert.NilError(t, err)
+			dir := filepath.Join(t.TempDir(), "oci")
+			_, err = Write(context.Background(), Output{Kind: OCILayout, Path: dir}, idx, WriteOptions{Tags: []string{"v1"}})
+			assert.NilError(t, err)
+
+			entries, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+			assert.NilError(t, err)
+			assert.Equal(t, len(entries), 5) // 2 layers, config, manifest, index
+			for _, e := range entries {
+				want := 1
+				if layers[e.Name()] {
+					want = tc.layerSyncs
+				}
+				assert.Check(t, syncs[filepath.Join(dir, "blobs", "sha256", e.Name())] == want, "%s synced %d times, want %d", e.Name(), syncs[filepath.Join(dir, "blobs", "sha256", e.Name())], want)
+			}
+			assert.Equal(t, syncs[filepath.Join(dir, "blobs", "sha256")], 1)
+		})
+	}
+}

@@ -73,7 +73,7 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Image: t.Repo.Name(), Digest: digest.String(), Tags: t.TagNames()}
+	res := pushed(t, digest, nil)
 	if push {
 		// The platform images, and their referrers, were written before
 		// the per-platform builds named their indexes: the tags here
@@ -85,7 +85,8 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 		if err := putAgain(ctx, o, func() error { return putIndex(ctx, pusher, t, digest, idx) }); err != nil {
 			return nil, err
 		}
-		res = pushed(t, digest, nil)
+	} else {
+		res.Reference, res.Pushed = "", false // a dry run pushed nothing
 	}
 	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {

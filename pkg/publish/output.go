@@ -12,7 +12,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -241,7 +243,7 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 	// The layers go first, where a signal can stop them; the layout
 	// package then finds them there and writes only the small blobs.
 	written := map[string]bool{}
-	if err := writeLayers(ctx, dir, "", images, written); err != nil {
+	if err := writeLayers(ctx, w, "", images, written); err != nil {
 		return nil, err
 	}
 	if err := w.dropBadBlobs(indexBlobs(idx)); err != nil {
@@ -290,7 +292,7 @@ func writeLayout(ctx context.Context, dir string, idx v1.ImageIndex, o WriteOpti
 // writeReferrersLayout writes idx and refs into the layout of w (dir's
 // ReferrersDir), linking the layers from dir, and commits its index.json.
 func writeReferrersLayout(ctx context.Context, w *layoutWriter, dir string, idx v1.ImageIndex, images []v1.Image, o WriteOptions, refs Attachments) error {
-	if err := writeLayers(ctx, w.dir, dir, images, nil); err != nil {
+	if err := writeLayers(ctx, w, dir, images, nil); err != nil {
 		return err
 	}
 	small := indexBlobs(idx)
@@ -451,8 +453,9 @@ func archiveRefs(repository string, tags []string) ([]string, error) {
 	return refs, nil
 }
 
-// writeLayers writes the layer blobs of images into the layout in dir,
-// noting in written (when not nil) the digests of those it put there.
+// writeLayers writes the layer blobs of images into w's layout, noting
+// in written (when not nil) the digests of those it put there, and in w
+// the files it put there synced already (commit need not sync them).
 // Each is a hard link to a file holding it already where the file system
 // allows: from's (a layout written just before), or else the layer's own
 // blob file (a build's, packed beside the layout); else it is copied to a
@@ -461,19 +464,23 @@ func archiveRefs(repository string, tags []string) ([]string, error) {
 // same file (a layer reused from the layout, checked then) or its bytes
 // hash to its digest: a layout is a directory anyone may have written
 // into, and --no-cache trusts nothing in it.
-func writeLayers(ctx context.Context, dir, from string, images []v1.Image, written map[string]bool) error {
+func writeLayers(ctx context.Context, w *layoutWriter, from string, images []v1.Image, written map[string]bool) error {
 	for _, img := range images {
 		layers, err := img.Layers()
 		if err != nil {
 			return err
 		}
 		for _, l := range layers {
-			wrote, err := writeLayer(ctx, dir, from, l)
+			wrote, synced, err := writeLayer(ctx, w.dir, from, l)
 			if err != nil {
 				return err
 			}
-			if d, _ := l.Digest(); wrote && written != nil {
+			d, _ := l.Digest()
+			if wrote && written != nil {
 				written[d.String()] = true
+			}
+			if wrote && synced {
+				w.synced[blobPath(w.dir, d.String())] = true
 			}
 		}
 	}
@@ -483,16 +490,21 @@ func writeLayers(ctx context.Context, dir, from string, images []v1.Image, writt
 // fileLayer is a layer read from a file of its own (image.Blob's).
 type fileLayer interface{ File() string }
 
+// syncedLayer is a layer whose file is synced to disk already.
+type syncedLayer interface{ Synced() bool }
+
 // writeLayer puts l's blob into the layout in dir (see writeLayers) and
-// tells whether it wrote it, rather than keep the file there.
-func writeLayer(ctx context.Context, dir, from string, l v1.Layer) (bool, error) {
+// tells whether it wrote it, rather than keep the file there, and
+// whether what it wrote is synced already: a copy is, and so is a link
+// to a file synced where it was made.
+func writeLayer(ctx context.Context, dir, from string, l v1.Layer) (wrote, synced bool, err error) {
 	d, err := l.Digest()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	size, err := l.Size()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	file := blobPath(dir, d.String())
 	src := ""
@@ -501,24 +513,25 @@ func writeLayer(ctx context.Context, dir, from string, l v1.Layer) (bool, error)
 	} else if fl, ok := l.(fileLayer); ok {
 		src = fl.File()
 	}
-	if src != "" && isBlobFile(src, size) {
+	if src != "" && cache.IsBlobFile(src, size) {
 		if sameFile(src, file) {
-			return false, nil
+			return false, false, nil
 		}
 		// Another file system (EXDEV) or one without links: copied below.
 		if linkBlob(src, file, d) == nil {
 			if from == "" {
 				// The build's file, 0600 as made: a replaced blob gets
 				// no mode from commit, which sets the new ones'.
-				return true, os.Chmod(file, 0o644)
+				sl, ok := l.(syncedLayer)
+				return true, ok && sl.Synced(), os.Chmod(file, 0o644)
 			}
-			return true, nil // from's file, with the mode it has there
+			return true, false, nil // from's file, with the mode it has there
 		}
 	}
-	if isBlobFile(file, size) && holdsDigest(file, d) {
-		return false, nil
+	if holdsBlob(file, d, size) {
+		return false, false, nil
 	}
-	return true, copyLayer(ctx, file, d, size, l)
+	return true, true, copyLayer(ctx, file, d, size, l)
 }
 
 // linkBlob makes file a hard link to src, in place of any file there
@@ -574,12 +587,6 @@ func copyLayer(ctx context.Context, file string, d v1.Hash, size int64, l v1.Lay
 	return os.Rename(tmp.Name(), file)
 }
 
-// isBlobFile tells a regular file of size bytes.
-func isBlobFile(path string, size int64) bool {
-	info, err := os.Lstat(path)
-	return err == nil && info.Mode().IsRegular() && info.Size() == size
-}
-
 // sameFile tells two names of one file.
 func sameFile(a, b string) bool {
 	ia, err := os.Lstat(a)
@@ -592,15 +599,96 @@ func sameFile(a, b string) bool {
 
 // holdsDigest tells whether the regular file at path (no symlink
 // followed) holds bytes that hash to d.
-func holdsDigest(path string, d v1.Hash) bool {
+func holdsDigest(path string, d v1.Hash) bool { return holdsBlob(path, d, -1) }
+
+// holdsBlob is holdsDigest for a blob of size bytes (-1: unknown): a
+// file of another size is not read. A file hashed before in this process
+// and unchanged since (verified) is not read again.
+func holdsBlob(path string, d v1.Hash, size int64) bool {
+	info, err := os.Lstat(path)
+	if err != nil || !info.Mode().IsRegular() || (size >= 0 && info.Size() != size) {
+		return false // nor opened: a FIFO would block the open
+	}
+	id, known := blobFileID(path, info)
+	if known && verified.has(id, d) {
+		return true
+	}
+	start := time.Now()
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+	if info, err = f.Stat(); err != nil || !info.Mode().IsRegular() {
 		return false
 	}
-	got, _, err := v1.SHA256(f)
-	return err == nil && got == d
+	got, err := hashBlob(f)
+	if err != nil || got != d {
+		return false
+	}
+	// Only what the open file still is, and a file changed well before
+	// the hash began: one written again within the same clock tick could
+	// keep its times.
+	if now, ok := blobFileID(path, info); ok && now == id && max(id.mtime, id.ctime) < start.Add(-settle).UnixNano() {
+		verified.add(id, d)
+	}
+	return true
+}
+
+// hashBlob hashes a blob file (a variable so that a test can count).
+var hashBlob = func(f *os.File) (v1.Hash, error) {
+	h, _, err := v1.SHA256(f)
+	return h, err
+}
+
+// settle is how long before a hash a file's mtime must be for the file
+// to be remembered as verified (see holdsBlob).
+const settle = time.Second
+
+// fileID tells a file's version apart: its path, and the (device,
+// inode, size, mtime, ctime) that any write to it or replacement of it
+// changes (ctime too when its mtime is set back, or a new file takes
+// the inode of a removed one).
+type fileID struct {
+	path         string
+	dev, inode   uint64
+	size         int64
+	mtime, ctime int64 // ns
+}
+
+func blobFileID(path string, info fs.FileInfo) (fileID, bool) {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{path: path, dev: uint64(st.Dev), inode: uint64(st.Ino), size: info.Size(), mtime: info.ModTime().UnixNano(), ctime: ctime(st)}, true
+}
+
+// maxVerified bounds verifiedFiles; when full it is emptied.
+const maxVerified = 4096
+
+// verifiedFiles remembers the blob files this process hashed and found
+// to hold their digests: nixery serve checks every reused layer of
+// every build, and a base layer's blob is shared by most.
+type verifiedFiles struct {
+	mu    sync.Mutex
+	files map[fileID]v1.Hash
+}
+
+var verified verifiedFiles
+
+func (v *verifiedFiles) has(id fileID, d v1.Hash) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	got, ok := v.files[id]
+	return ok && got == d
+}
+
+func (v *verifiedFiles) add(id fileID, d v1.Hash) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.files == nil || len(v.files) >= maxVerified {
+		v.files = map[fileID]v1.Hash{}
+	}
+	v.files[id] = d
 }

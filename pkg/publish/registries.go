@@ -108,11 +108,11 @@ func (m *Registries) Stream(ctx context.Context, g *Growing) bool {
 // Holds tells whether every repository holds d already or will mount it
 // from one that does (the repository repo marks it present); otherwise
 // the build fetches the blob to offer it to those that do not.
-func (m *Registries) Holds(repo name.Repository, d v1.Hash) bool {
+func (m *Registries) Holds(repo name.Repository, d v1.Hash, size int64) bool {
 	held := make([]bool, len(m.regs))
 	for i, r := range m.regs {
 		if m.early[i] {
-			held[i] = r.Holds(repo, d)
+			held[i] = r.Holds(repo, d, size)
 		}
 	}
 	for i := range m.regs {

@@ -54,7 +54,7 @@ func (r *Registry) Target() Target { return r.target }
 func (r *Registry) ImageName() string { return r.target.Repo.Name() }
 
 // Holds marks blob d present when repo is the target repository.
-func (r *Registry) Holds(repo name.Repository, d v1.Hash) bool {
+func (r *Registry) Holds(repo name.Repository, d v1.Hash, _ int64) bool {
 	if repo.String() != r.target.Repo.String() {
 		return false
 	}
