@@ -26,9 +26,9 @@ func (l *Layout) Stream(context.Context, *Growing) bool { return false }
 // Holds tells whether an OCI layout holds the blob d of size bytes
 // already (a docker archive is written whole, and holds nothing before):
 // a regular file of that size whose bytes are d's. Unlike a registry, a
-// directory checks nothing its files are given, so the bytes are hashed,
-// once per process while the file is unchanged (see holdsBlob); a file
-// that is not d's is replaced by the write (see writeLayers).
+// directory checks nothing its files are given, so the bytes are hashed
+// (a file of another size is not read); a file that is not d's is
+// replaced by the write (see writeLayers).
 func (l *Layout) Holds(_ name.Repository, d v1.Hash, size int64) bool {
 	return l.out.Kind == OCILayout && holdsBlob(blobPath(l.out.Path, d.String()), d, size)
 }

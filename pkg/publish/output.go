@@ -12,9 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -602,18 +600,12 @@ func sameFile(a, b string) bool {
 func holdsDigest(path string, d v1.Hash) bool { return holdsBlob(path, d, -1) }
 
 // holdsBlob is holdsDigest for a blob of size bytes (-1: unknown): a
-// file of another size is not read. A file hashed before in this process
-// and unchanged since (verified) is not read again.
+// file of another size is neither opened nor read.
 func holdsBlob(path string, d v1.Hash, size int64) bool {
 	info, err := os.Lstat(path)
 	if err != nil || !info.Mode().IsRegular() || (size >= 0 && info.Size() != size) {
 		return false // nor opened: a FIFO would block the open
 	}
-	id, known := blobFileID(path, info)
-	if known && verified.has(id, d) {
-		return true
-	}
-	start := time.Now()
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false
@@ -623,72 +615,11 @@ func holdsBlob(path string, d v1.Hash, size int64) bool {
 		return false
 	}
 	got, err := hashBlob(f)
-	if err != nil || got != d {
-		return false
-	}
-	// Only what the open file still is, and a file changed well before
-	// the hash began: one written again within the same clock tick could
-	// keep its times.
-	if now, ok := blobFileID(path, info); ok && now == id && max(id.mtime, id.ctime) < start.Add(-settle).UnixNano() {
-		verified.add(id, d)
-	}
-	return true
+	return err == nil && got == d
 }
 
 // hashBlob hashes a blob file (a variable so that a test can count).
 var hashBlob = func(f *os.File) (v1.Hash, error) {
 	h, _, err := v1.SHA256(f)
 	return h, err
-}
-
-// settle is how long before a hash a file's mtime must be for the file
-// to be remembered as verified (see holdsBlob).
-const settle = time.Second
-
-// fileID tells a file's version apart: its path, and the (device,
-// inode, size, mtime, ctime) that any write to it or replacement of it
-// changes (ctime too when its mtime is set back, or a new file takes
-// the inode of a removed one).
-type fileID struct {
-	path         string
-	dev, inode   uint64
-	size         int64
-	mtime, ctime int64 // ns
-}
-
-func blobFileID(path string, info fs.FileInfo) (fileID, bool) {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, false
-	}
-	return fileID{path: path, dev: uint64(st.Dev), inode: uint64(st.Ino), size: info.Size(), mtime: info.ModTime().UnixNano(), ctime: ctime(st)}, true
-}
-
-// maxVerified bounds verifiedFiles; when full it is emptied.
-const maxVerified = 4096
-
-// verifiedFiles remembers the blob files this process hashed and found
-// to hold their digests: nixery serve checks every reused layer of
-// every build, and a base layer's blob is shared by most.
-type verifiedFiles struct {
-	mu    sync.Mutex
-	files map[fileID]v1.Hash
-}
-
-var verified verifiedFiles
-
-func (v *verifiedFiles) has(id fileID, d v1.Hash) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	got, ok := v.files[id]
-	return ok && got == d
-}
-
-func (v *verifiedFiles) add(id fileID, d v1.Hash) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.files == nil || len(v.files) >= maxVerified {
-		v.files = map[fileID]v1.Hash{}
-	}
-	v.files[id] = d
 }
