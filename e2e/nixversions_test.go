@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -76,17 +77,43 @@ func freshBuild(t *testing.T, store, spyLog string, nixery func(args ...string) 
 }
 
 // nixSpy writes, into dir, a program named nix that runs realNix and logs
-// when each call starts and ends to logPath (as the program sees it).
+// when each call starts and ends to logPath (as the program sees it), and
+// its arguments to logPath.args.
 func nixSpy(t *testing.T, dir, realNix, logPath string) {
 	t.Helper()
 	script := fmt.Sprintf(`#!/bin/sh
 echo "start $$ $(date +%%s%%N)" >> %[1]q
+{ echo "call $$"; for a in "$@"; do printf '\t%%s\n' "$a"; done; } >> %[1]q.args
 %[2]q "$@"
 rc=$?
 echo "end $$ $(date +%%s%%N)" >> %[1]q
 exit $rc
 `, logPath, realNix)
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "nix"), []byte(script), 0o755))
+}
+
+// spyBuilds returns, from a nixSpy's log, the installables of each nix
+// build call (its words after --).
+func spyBuilds(t *testing.T, spyLog string) [][]string {
+	t.Helper()
+	data, err := os.ReadFile(spyLog + ".args")
+	assert.NilError(t, err)
+	var calls [][]string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "call ") {
+			calls = append(calls, nil)
+		} else if arg, ok := strings.CutPrefix(l, "\t"); ok && len(calls) > 0 {
+			calls[len(calls)-1] = append(calls[len(calls)-1], arg)
+		}
+	}
+	var builds [][]string
+	for _, c := range calls {
+		if i := slices.Index(c, "--"); i >= 0 && slices.Contains(c[:i], "build") {
+			builds = append(builds, c[i+1:])
+		}
+	}
+	assert.Assert(t, len(builds) > 0, "no nix build call logged:\n%s", data)
+	return builds
 }
 
 // firstAlone checks, in a nixSpy's log, that the first Nix command ended
@@ -164,6 +191,13 @@ func TestFreshStoreHostNix(t *testing.T) {
 			"PATH="+spy+":"+os.Getenv("PATH"))
 		return runLogged(t, cmd)
 	})
+	// Nix 2.8 cannot build a derivation's one output by its path: it
+	// is given the flake's attributes (evaluating the flake again).
+	for _, b := range spyBuilds(t, spyLog) {
+		for _, inst := range b {
+			assert.Check(t, strings.Contains(inst, "#legacyPackages."), "nix build was given %q", inst)
+		}
+	}
 }
 
 func TestFreshStoreNix226(t *testing.T) {
@@ -247,6 +281,18 @@ func TestFreshStoreNix226(t *testing.T) {
 	r = runLogged(t, cmd)
 	assert.Equal(t, r.code, 0, r.stderr)
 	assert.Check(t, is.Equal(strings.TrimSpace(podmanRun(t, host+"/e2e/old:v1", "echo", "old")), "old"))
+
+	// This Nix builds the derivations the lookup found by their paths
+	// (nixpkgs' packages, the app, the older defaultPackage), so each
+	// flake is evaluated once per system, not a second time by nix build.
+	byPath := regexp.MustCompile(`^/nix/store/[0-9a-z]{32}-[^/]+\.drv\^[A-Za-z0-9_-]+$`)
+	builds := spyBuilds(t, filepath.Join(bin, "calls.log"))
+	for _, b := range builds {
+		for _, inst := range b {
+			assert.Check(t, byPath.MatchString(inst), "nix build was given %q, not a derivation's output by path", inst)
+		}
+	}
+	assert.Check(t, is.Contains(strings.Join(builds[len(builds)-1], " "), "-busybox.drv^out"), "the last build was %v", builds[len(builds)-1])
 
 	// Nothing stays mounted under the chroot.
 	mounts, err := os.ReadFile("/proc/self/mountinfo")

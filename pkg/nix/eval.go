@@ -104,6 +104,12 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
       selectOutput = v:
         if builtins.compareVersions builtins.nixVersion "2.9" < 0 then ""
         else "^" + (v.outputName or "out");
+      # Nix 2.13 and later build a derivation this evaluation wrote by its
+      # path (DRV^OUTPUT), so nix build need not evaluate the flake again
+      # (for nixpkgs, seconds per system on a cold evaluation cache).
+      byPath = v:
+        if builtins.compareVersions builtins.nixVersion "2.13" < 0 then ""
+        else v.drvPath + "^" + (v.outputName or "out");
       parts = attr: builtins.filter builtins.isString (builtins.split "[.]" attr);
       find = root: attr: builtins.foldl' step { found = true; value = root.value; path = [ ]; } (parts attr);
       # attr "" is a flake reference alone: its default package.
@@ -122,7 +128,7 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
         else
           let h = builtins.head hits; v = h.hit.value; in
           if builtins.isAttrs v && (v.type or null) == "derivation"
-          then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; select = selectOutput v; meta = metaOf v; inherit (h.hit) path; }
+          then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; select = selectOutput v; byPath = byPath v; meta = metaOf v; inherit (h.hit) path; }
           else { inherit attr; status = "not-package"; };
     in
     if roots != [ ] || oldDefault != [ ]
@@ -140,6 +146,7 @@ type lookupResult struct {
 		Status  string `json:"status"`
 		DrvPath string `json:"drvPath"`
 		Select  string `json:"select"` // see found
+		ByPath  string `json:"byPath"` // see found
 		Meta    *Meta  `json:"meta"`
 		// For a missing attribute: its name, the path of the set it is
 		// missing from, and that set's names of about its length. For a
@@ -176,7 +183,18 @@ type found struct {
 	Set     string // the output set it is in: legacyPackages, packages, defaultPackage
 	Attr    string // its attribute path in Set.<system> ("" for defaultPackage)
 	Select  string // after its installable: "^OUTPUT" (the default output) on Nix 2.9 and later, "" before
+	ByPath  string // DRV^OUTPUT, what nix build is given instead on Nix 2.13 and later; "" before
 	Meta    *Meta  // nil when meta failed to evaluate
+}
+
+// installable is what nix build is given for the package found in a
+// flake as attr (FLAKE#ATTR): its derivation by path where Nix builds
+// one by path, else attr with the default output selected.
+func (f found) installable(attr string) string {
+	if f.ByPath != "" {
+		return f.ByPath
+	}
+	return attr + f.Select
 }
 
 // lookup evaluates the attributes of nixpkgs' legacyPackages for a
@@ -196,7 +214,7 @@ func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system stri
 	for _, p := range res.Packages {
 		switch p.Status {
 		case "package":
-			drvs[p.Attr] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, Meta: p.Meta}
+			drvs[p.Attr] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
 		case "missing":
 			nf.Missing = append(nf.Missing, p.Attr)
 			if close := closest(p.Name, p.Path, p.Candidates); len(close) > 0 {
@@ -272,7 +290,7 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		inst := insts[i]
 		switch p.Status {
 		case "package":
-			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, Meta: p.Meta}
+			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
 		case "missing":
 			return nil, fmt.Errorf("%s: the flake %s has no package %s for %s%s (it has packages for: %s)",
 				flakeref.Redacted(inst.Ref), flakeref.Redacted(ref), inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)

@@ -7,8 +7,9 @@
 //
 // It works with Nix 2.8 and later: it uses `nix build --json` (not
 // --print-out-paths), builds each package's default output on every Nix
-// (see found.Select), and asks path-info for its version-1 JSON on Nix
-// versions that version it.
+// (see found.Select), asks path-info for its version-1 JSON on Nix
+// versions that version it, and, from Nix 2.13 on, builds the derivations
+// its evaluation found by path, so each system's flake is evaluated once.
 package nix
 
 import (
@@ -248,16 +249,17 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	args = append(args, "--")
 	// Each package's default output (outputName) alone, on every Nix
 	// (found.Select), as Nixery and dockerTools take a package: an image
-	// must not depend on the Nix that built it.
+	// must not depend on the Nix that built it. Where Nix can, by the
+	// derivation's path (found.installable).
 	for _, a := range attrs {
 		f := drvs[a]
 		if f.Attr != "" {
 			a = f.Attr // as nixpkgs spells it (see Caseless)
 		}
-		args = append(args, locked+"#legacyPackages."+system+"."+a+f.Select)
+		args = append(args, f.installable(locked+"#legacyPackages."+system+"."+a))
 	}
 	for _, a := range apps {
-		args = append(args, a.lock.URL+"#"+a.installed(system)+a.found.Select)
+		args = append(args, a.found.installable(a.lock.URL+"#"+a.installed(system)))
 	}
 	out, err := b.run(ctx, log, "nix build for "+system, prefix, args...)
 	if err != nil {
