@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,4 +107,67 @@ func TestTagsToTwoRegistries(t *testing.T) {
 	for _, repo := range []string{open, locked} {
 		assert.Check(t, is.Contains(string(summary), "- `"+repo+"/e2e/action@"+digest+"`: `1.2.3`, `1.2`, `latest`\n"), "%s", summary)
 	}
+}
+
+// With --push=false, tags naming two repositories in two registries
+// describe both, as a push does: the JSON lists each with its tags (and,
+// nothing being pushed, no reference), the action's result line and
+// summary say where each would have gone. Neither registry receives
+// anything: no repository, so no tag, blob or cache record.
+func TestTagsToTwoRegistriesNotPushed(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry")
+	hosts := []string{testenv.StartRegistry(t), testenv.StartRegistry(t)}
+	repos := []string{hosts[0] + "/e2e/dry", hosts[1] + "/e2e/dry"}
+	tags := testenv.MetadataActionTags(repos...)
+
+	r := run(t, nil, "build", "--nixpkgs", standIn(), "--push=false", "--tags", strings.Join(tags, ","), "--json", "hello")
+	m := decodeJSON(t, jsonSchema(t), r)
+	digest, _ := m["digest"].(string)
+	assert.Check(t, is.Equal(m["pushed"], false))
+	assert.Check(t, is.Equal(m["image"], repos[0]))
+	assert.Check(t, m["reference"] == nil, r.stdout)
+	want := []any{
+		map[string]any{"image": repos[0], "tags": []any{"1.2.3", "1.2", "latest"}},
+		map[string]any{"image": repos[1], "tags": []any{"1.2.3", "1.2", "latest"}},
+	}
+	assert.Check(t, is.DeepEqual(m["repositories"], want), r.stdout)
+
+	// The action, emulated: push false, the same tags one per line.
+	dir := t.TempDir()
+	r = run(t, runnerEnv(dir, "INPUT_PACKAGES=hello", "INPUT_NIXPKGS="+standIn(), "INPUT_PUSH=false",
+		"INPUT_TAGS="+strings.Join(tags, "\n")), "action")
+	assert.Equal(t, r.code, 0, "%s%s", r.stdout, r.stderr)
+	ownCommands(t, r.stdout)
+	digest = runnerOutputs(t, filepath.Join(dir, "output"))["digest"]
+	assert.Check(t, is.Contains(r.stdout, "\nbuilt, not pushed: "+digest+" (would be pushed to "+repos[0]+" as 1.2.3, 1.2, latest; to "+repos[1]+" as 1.2.3, 1.2, latest; "), r.stdout)
+	raw, err := os.ReadFile(filepath.Join(dir, "summary"))
+	assert.NilError(t, err)
+	summary := string(raw)
+	assert.Check(t, strings.HasPrefix(summary, "### "+repos[0]+" and 1 more\n"), summary)
+	assert.Check(t, is.Contains(summary, "Would have been pushed to 2 repositories (push: false):\n\n"), summary)
+	for _, repo := range repos {
+		assert.Check(t, is.Contains(summary, "- `"+repo+"@"+digest+"`: `1.2.3`, `1.2`, `latest`\n"), summary)
+	}
+	assert.Check(t, !strings.Contains(summary, "Pushed to"), summary)
+
+	for _, host := range hosts {
+		code, body := get(t, "http://"+host+"/v2/_catalog")
+		assert.Check(t, is.Equal(code, http.StatusOK), body)
+		assert.Check(t, is.Equal(body, `{"repositories":[]}`), host)
+		for _, tag := range []string{"1.2.3", "1.2", "latest"} {
+			code, body = get(t, "http://"+host+"/v2/e2e/dry/manifests/"+tag)
+			assert.Check(t, is.Equal(code, http.StatusNotFound), "%s/e2e/dry:%s: %s", host, tag, body)
+		}
+	}
+}
+
+// get is the status and body a GET of url answers.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	assert.NilError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	assert.NilError(t, err)
+	return resp.StatusCode, strings.TrimSpace(string(body))
 }

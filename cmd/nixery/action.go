@@ -313,14 +313,25 @@ func packageNames(packages string) string {
 func summary(res *build.Result, packages string) string {
 	var b strings.Builder
 	heading := res.Image
-	if heading == "" {
+	switch {
+	case heading == "":
 		heading = packages
+	case len(res.Repositories) > 1:
+		heading += fmt.Sprintf(" and %d more", len(res.Repositories)-1)
 	}
 	fmt.Fprintf(&b, "### %s\n\n", ghaction.MarkdownText(heading))
 	if len(res.Repositories) > 1 {
-		fmt.Fprintf(&b, "Pushed to %d repositories (the uploads below are to the first):\n\n", len(res.Repositories))
+		if res.Pushed {
+			fmt.Fprintf(&b, "Pushed to %d repositories (the uploads below are to the first):\n\n", len(res.Repositories))
+		} else {
+			fmt.Fprintf(&b, "Would have been pushed to %d repositories (push: false):\n\n", len(res.Repositories))
+		}
 		for _, r := range res.Repositories {
-			fmt.Fprintf(&b, "- %s: %s\n", ghaction.MarkdownCode(r.Reference), markdownTags(r.Tags))
+			ref := r.Reference
+			if ref == "" { // not pushed: the reference it would have had
+				ref = r.Image + "@" + res.Digest
+			}
+			fmt.Fprintf(&b, "- %s: %s\n", ghaction.MarkdownCode(ref), markdownTags(r.Tags))
 		}
 		b.WriteString("\n")
 	} else if ref := imageRef(res.Result); ref != "" {

@@ -250,8 +250,8 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 		j.registry = targets[0].Repo.RegistryStr()
 		if !f.push {
 			// Nothing will be pushed: the result says where it would
-			// have gone, and the target's tags are no cache to read.
-			j.req.Destination = publish.Discard{Target: &targets[0]}
+			// have gone, and the targets' tags are no cache to read.
+			j.req.Destination = publish.Discard{Targets: targets}
 			break
 		}
 		j.targets, j.jobs = targets, f.jobs

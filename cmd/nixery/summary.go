@@ -43,6 +43,13 @@ func resultLine(res *publish.Result) string {
 		switch {
 		case res.Image == "":
 			line = "built, not pushed: " + res.Digest
+		case len(res.Repositories) > 1:
+			var each []string
+			for _, r := range res.Repositories {
+				each = append(each, wouldPushTo(r.Image, r.Tags))
+			}
+			line = "built, not pushed: " + res.Digest
+			details = append([]string{"would be pushed " + strings.Join(each, "; ")}, details...)
 		case len(res.Tags) == 0:
 			line = "built, not pushed: " + res.Image + "@" + res.Digest
 			details = append([]string{"would be pushed by digest"}, details...)
@@ -92,6 +99,15 @@ func pushedAs(ref string, tags []string) string {
 		return ref + " by digest"
 	}
 	return ref + " as " + strings.Join(tags, ", ")
+}
+
+// wouldPushTo is where an image not pushed would have gone: "to REPO as
+// v1, latest", or "to REPO by digest".
+func wouldPushTo(repo string, tags []string) string {
+	if len(tags) == 0 {
+		return "to " + repo + " by digest"
+	}
+	return "to " + repo + " as " + strings.Join(tags, ", ")
 }
 
 // formatTimings is the timings on one line: "lock 0.19s, nix linux/amd64

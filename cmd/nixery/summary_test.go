@@ -33,14 +33,43 @@ func TestEveryRepositoryShown(t *testing.T) {
 	assert.Equal(t, resultLine(res), "pushed reg/z/r1@"+d+" as v1; reg/z/r2@"+d+" as v2, latest (1 layer uploaded to reg/z/r1, 0 already there)")
 
 	md := summary(&build.Result{Result: res}, "")
-	assert.Check(t, is.Contains(md, "- `reg/z/r1@"+d+"`: `v1`\n- `reg/z/r2@"+d+"`: `v2`, `latest`\n"), md)
+	assert.Check(t, strings.HasPrefix(md, "### reg/z/r1 and 1 more\n"), md)
+	assert.Check(t, is.Contains(md, "Pushed to 2 repositories (the uploads below are to the first):\n\n- `reg/z/r1@"+d+"`: `v1`\n- `reg/z/r2@"+d+"`: `v2`, `latest`\n"), md)
 	assert.Check(t, !strings.Contains(md, "Tags:"), md)
 
 	// One repository: as before.
 	res.Repositories = nil
 	assert.Equal(t, resultLine(res), "pushed reg/z/r1@"+d+" as v1 (1 layer uploaded, 0 already there)")
 	md = summary(&build.Result{Result: res}, "")
+	assert.Check(t, strings.HasPrefix(md, "### reg/z/r1\n"), md)
 	assert.Check(t, is.Contains(md, "`reg/z/r1@"+d+"`\n\nTags: `v1`\n"), md)
+}
+
+// Not pushed (push: false) with tags naming several repositories, the
+// result line and the summary say where each would have gone, as for a
+// push, and claim no push.
+func TestEveryRepositoryShownNotPushed(t *testing.T) {
+	res := pushedTwice()
+	d := res.Digest
+	res.Pushed, res.Reference = false, ""
+	for i := range res.Repositories {
+		res.Repositories[i].Reference = ""
+	}
+	res.Manifests[0].Layers[0].Uploaded = false
+	assert.Check(t, is.Equal(resultLine(res), "built, not pushed: "+d+" (would be pushed to reg/z/r1 as v1; to reg/z/r2 as v2, latest; 1 layer)"))
+
+	md := summary(&build.Result{Result: res}, "")
+	assert.Check(t, strings.HasPrefix(md, "### reg/z/r1 and 1 more\n"), md)
+	assert.Check(t, is.Contains(md, "Would have been pushed to 2 repositories (push: false):\n\n- `reg/z/r1@"+d+"`: `v1`\n- `reg/z/r2@"+d+"`: `v2`, `latest`\n"), md)
+	assert.Check(t, is.Contains(md, "Built and checked, not pushed (push: false): `"+d+"`"), md)
+	assert.Check(t, !strings.Contains(md, "Pushed to"), md)
+	assert.Check(t, !strings.Contains(md, "uploaded") && !strings.Contains(md, "already present"), md)
+	assert.Check(t, !strings.Contains(md, "Tags"), md)
+
+	// Markdown in a repository's name stays in its code span.
+	res.Repositories[1].Image = "reg/z/`r2"
+	md = summary(&build.Result{Result: res}, "")
+	assert.Check(t, !strings.Contains(md, "- `reg/z/`r2"), md)
 }
 
 // Written to an output, the layers are "written" or "already there", as

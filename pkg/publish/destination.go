@@ -44,10 +44,11 @@ type Destination interface {
 }
 
 // Discard writes nothing: the build only checks that the image can be
-// made, and the result describes it, with the repository and tags of
-// Target when it is set (where the image would have been pushed).
+// made, and the result describes it, with the repositories and tags of
+// Targets when there are any (where the image would have been pushed,
+// the image's repository first).
 type Discard struct {
-	Target *Target
+	Targets []Target
 }
 
 func (Discard) String() string                             { return "nowhere (not pushed)" }
@@ -58,8 +59,8 @@ func (Discard) Close()                                     {}
 
 // ImageName is the repository the image would have gone to, if any.
 func (d Discard) ImageName() string {
-	if d.Target != nil {
-		return d.Target.Repo.Name()
+	if len(d.Targets) > 0 {
+		return d.Targets[0].Repo.Name()
 	}
 	return ""
 }
@@ -69,8 +70,8 @@ func (d Discard) Write(ctx context.Context, idx v1.ImageIndex, _ Attachments) (*
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if d.Target != nil {
-		return WouldPush(*d.Target, idx)
+	if len(d.Targets) > 0 {
+		return WouldPush(d.Targets, idx)
 	}
 	return Describe(idx)
 }

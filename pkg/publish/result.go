@@ -25,8 +25,9 @@ type Result struct {
 
 	Manifests []ManifestResult `json:"manifests"`
 
-	// Repositories list every repository the index went to, Image's
-	// first, when there were several (full references in the tags).
+	// Repositories list every repository the index went to (when Pushed
+	// is false, would have gone to), Image's first, when there were
+	// several (full references in the tags).
 	Repositories []RepositoryResult `json:"repositories,omitempty"`
 
 	// ReferrersAttached tells that the destination holds every referrer
@@ -35,10 +36,11 @@ type Result struct {
 	ReferrersAttached bool `json:"-"`
 }
 
-// RepositoryResult is one repository an index was pushed to.
+// RepositoryResult is one repository an index was pushed to, or would
+// have been: Reference, Image@Digest, is empty then, as Result's is.
 type RepositoryResult struct {
 	Image     string   `json:"image"`
-	Reference string   `json:"reference"`
+	Reference string   `json:"reference,omitempty"`
 	Tags      []string `json:"tags"`
 }
 
@@ -95,14 +97,20 @@ func Describe(idx v1.ImageIndex) (*Result, error) {
 	return &Result{Digest: digest.String(), Tags: []string{}, Manifests: manifests}, nil
 }
 
-// WouldPush returns the result of an index not pushed to t: the
-// repository and the tags it would have been pushed under.
-func WouldPush(t Target, idx v1.ImageIndex) (*Result, error) {
+// WouldPush returns the result of an index not pushed to targets (at
+// least one): the repositories and the tags it would have been pushed
+// under, as Registries.Write reports a push, the first's as the image's.
+func WouldPush(targets []Target, idx v1.ImageIndex) (*Result, error) {
 	res, err := Describe(idx)
 	if err != nil {
 		return nil, err
 	}
-	res.Image, res.Tags = t.Repo.Name(), t.TagNames()
+	res.Image, res.Tags = targets[0].Repo.Name(), targets[0].TagNames()
+	if len(targets) > 1 {
+		for _, t := range targets {
+			res.Repositories = append(res.Repositories, RepositoryResult{Image: t.Repo.Name(), Tags: t.TagNames()})
+		}
+	}
 	return res, nil
 }
 
