@@ -7,8 +7,6 @@ import (
 	"os"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
-	"github.com/nixery-action/nixery-action/pkg/build"
-	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/outfile"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
@@ -49,14 +47,10 @@ func packCommand() *command {
 				if err != nil {
 					return err
 				}
-				created, err := image.SourceDateEpoch(getenv)
-				if err != nil {
-					return err
-				}
 				// A signal stops packing, and the temporary file goes.
 				ctx, stop := interruptContext()
 				defer stop()
-				blob, err := packToFile(*output, args, archive.Options{Compression: compression, Level: level, Concurrency: *concurrency, ModTime: build.PackTime(created), Context: ctx})
+				blob, err := packToFile(*output, args, archive.Options{Compression: compression, Level: level, Concurrency: *concurrency, Context: ctx})
 				if err != nil {
 					return err
 				}

@@ -44,8 +44,11 @@ const DefaultLevel = 4
 // it is fixed rather than tuned to the machine.
 const blockSize = 1 << 20
 
-// DefaultModTime is the time of every entry when SOURCE_DATE_EPOCH is
-// unset: one second after the epoch, since some tools treat 0 as unset.
+// DefaultModTime is the time of every entry, whatever the image's
+// creation time: one second after the epoch, as Nix dates store paths (and
+// some tools treat 0 as unset). A layer's bytes then follow from its
+// content alone, so images created at other times (other commits, other
+// SOURCE_DATE_EPOCHs) share their layers, as Nix's image builders do.
 var DefaultModTime = time.Unix(1, 0).UTC()
 
 // Options tune packing. The zero value is the default.
@@ -60,9 +63,6 @@ type Options struct {
 	// compressed at once; 0 means GOMAXPROCS. It changes the speed, never
 	// the bytes.
 	Concurrency int
-	// ModTime is every entry's modification time (SOURCE_DATE_EPOCH,
-	// read by the caller); zero means DefaultModTime.
-	ModTime time.Time
 	// Uncompressed writes the plain tar instead of the compressed blob; the
 	// Blob's Digest is then its DiffID. It is for checking a layer's
 	// content (a cached blob's diffID) at tar speed, never for images.
@@ -105,16 +105,6 @@ type Blob struct {
 	MediaType string `json:"mediaType,omitempty"`
 }
 
-// modTime resolves the entries' time. The caller reads
-// SOURCE_DATE_EPOCH (image.ParseSourceDateEpoch) and passes it as
-// ModTime: this package reads no environment.
-func (o Options) modTime() (time.Time, error) {
-	if !o.ModTime.IsZero() {
-		return o.ModTime.UTC(), nil
-	}
-	return DefaultModTime, nil
-}
-
 // packer is the pipeline tar → (diffID hash, pgzip or zstd) → (digest
 // hash, counter, destination).
 type packer struct {
@@ -127,7 +117,6 @@ type packer struct {
 	diffID  hash.Hash
 	digest  hash.Hash
 	counter counting.Writer
-	modTime time.Time
 	ctx     context.Context
 }
 
@@ -139,10 +128,6 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	if level == 0 {
 		level = o.Compression.DefaultLevel()
 	}
-	modTime, err := o.modTime()
-	if err != nil {
-		return nil, err
-	}
 	inFlight := o.Concurrency
 	if inFlight <= 0 {
 		inFlight = runtime.GOMAXPROCS(0)
@@ -152,7 +137,7 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	// faster on 2 cores, and up to 14% slower under load from elsewhere
 	// (BenchmarkPackPaths/concurrency=2 and 3); it also holds more memory.
 	blocks := max(inFlight-1, 1)
-	p := &packer{digest: sha256.New(), modTime: modTime, ctx: o.Context}
+	p := &packer{digest: sha256.New(), ctx: o.Context}
 	if p.ctx == nil {
 		p.ctx = context.Background()
 	}
@@ -170,9 +155,11 @@ func newPacker(w io.Writer, o Options) (*packer, error) {
 	p.diffID = sha256.New()
 	if o.Compression == Zstd {
 		p.gate = &gateWriter{w: &p.counter}
-		if p.zw, err = newZstd(p.gate, level, o.Concurrency); err != nil {
+		zw, err := newZstd(p.gate, level, o.Concurrency)
+		if err != nil {
 			return nil, err
 		}
+		p.zw = zw
 		p.tw = tar.NewWriter(io.MultiWriter(p.diffID, p.zw, progress))
 		return p, nil
 	}
@@ -235,7 +222,7 @@ func (p *packer) header(name string, typ byte, mode int64) *tar.Header {
 		Typeflag: typ,
 		Name:     name,
 		Mode:     mode,
-		ModTime:  p.modTime,
+		ModTime:  DefaultModTime,
 		// Format left unset: USTAR where it fits, PAX for long or
 		// non-ASCII names, chosen from the header alone.
 	}

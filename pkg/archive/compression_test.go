@@ -201,11 +201,12 @@ func TestPackZstdReproducible(t *testing.T) {
 // zstd key differs from it, and names the encoder, not the level.
 func TestCacheKeyCompression(t *testing.T) {
 	const content = "sha256:0123"
-	gzipKey := func(version string, level int) string {
+	gzipKeyAt := func(version string, level int, mtime int64) string {
 		h := sha256.New()
-		fmt.Fprintf(h, "nixery-archive %s\nlevel %d\nblock 1048576\nmtime 1\n%s", version, level, content)
+		fmt.Fprintf(h, "nixery-archive %s\nlevel %d\nblock 1048576\nmtime %d\n%s", version, level, mtime, content)
 		return "sha256:" + hex.EncodeToString(h.Sum(nil))
 	}
+	gzipKey := func(version string, level int) string { return gzipKeyAt(version, level, 1) }
 	legacy := func(level int) string { return gzipKey(FormatVersion, level) }
 	key := func(o Options) string {
 		k, err := CacheKey(content, o)
@@ -229,8 +230,9 @@ func TestCacheKeyCompression(t *testing.T) {
 	// zstd levels 3 to 5 are one encoder, so one blob.
 	assert.Equal(t, key(Options{Compression: Zstd, Level: 3}), zstdKey)
 	assert.Equal(t, key(Options{Compression: Zstd, Level: 5}), zstdKey)
-	// The entry time still counts.
-	assert.Check(t, key(Options{Compression: Zstd, ModTime: time.Unix(2, 0)}) != zstdKey)
+	// Blobs whose entries older versions dated SOURCE_DATE_EPOCH (mtime
+	// in their keys) are not taken for today's, dated 1.
+	assert.Check(t, key(Options{}) != gzipKeyAt(FormatVersion, DefaultLevel, 1700000000))
 	_, err := CacheKey(content, Options{Compression: "xz"})
 	assert.ErrorContains(t, err, `unknown compression "xz"`)
 }

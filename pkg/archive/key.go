@@ -26,18 +26,19 @@ func CacheKey(contentKey string, o Options) (string, error) {
 	if level == 0 {
 		level = o.Compression.DefaultLevel()
 	}
-	modTime, err := o.modTime()
-	if err != nil {
-		return "", err
-	}
+	// The entry time is DefaultModTime now, always; it stays in the key
+	// so that blobs packed at other times by older versions (entries
+	// dated SOURCE_DATE_EPOCH) never match, while theirs at
+	// DefaultModTime, the same bytes, still do.
+	mtime := DefaultModTime.Unix()
 	h := sha256.New()
 	if o.Compression == Zstd {
 		// Its own lines, so a zstd blob is never taken for a gzip one or
 		// the other way round; gzip keys stay as they were. Levels that
 		// map to the same encoder give the same bytes, and so one key.
-		fmt.Fprintf(h, "nixery-archive %s\ncompression zstd\nencoder %d\nwindow %d\nmtime %d\n%s", FormatVersion, zstdLevel(level), zstdWindow, modTime.Unix(), contentKey)
+		fmt.Fprintf(h, "nixery-archive %s\ncompression zstd\nencoder %d\nwindow %d\nmtime %d\n%s", FormatVersion, zstdLevel(level), zstdWindow, mtime, contentKey)
 	} else {
-		fmt.Fprintf(h, "nixery-archive %s\nlevel %d\nblock %d\nmtime %d\n%s", FormatVersion, level, blockSize, modTime.Unix(), contentKey)
+		fmt.Fprintf(h, "nixery-archive %s\nlevel %d\nblock %d\nmtime %d\n%s", FormatVersion, level, blockSize, mtime, contentKey)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -102,8 +102,9 @@ type Request struct {
 
 // defaults fills in what a request leaves to the library: bash as the
 // command of a shell image (unless one installable is the entrypoint, or
-// a command was given), the index's created and title annotations, the
-// layers' entry time from the creation time, and the cache sources.
+// a command was given), the index's created and title annotations, and
+// the cache sources. The creation time never reaches the layers: their
+// entries are dated archive.DefaultModTime, so they stay the same.
 func (r *Request) defaults() {
 	if r.Image.Cmd == nil && r.Image.Entrypoint == nil && r.Spec.Shell && len(r.Spec.Installables) != 1 {
 		r.Image.Cmd = []string{"bash"}
@@ -116,25 +117,12 @@ func (r *Request) defaults() {
 		annots[k] = v
 	}
 	r.Annotations = annots
-	if r.Pack.ModTime.IsZero() {
-		r.Pack.ModTime = PackTime(r.Image.Created)
-	}
 	switch {
 	case r.NoCache:
 		r.CacheFrom, r.LocalCache = nil, nil
 	case r.Record != nil:
 		r.CacheFrom = append(r.Record.CacheSources(), r.CacheFrom...)
 	}
-}
-
-// PackTime is the layers' entry time for an image created at created
-// (SOURCE_DATE_EPOCH): that time, or, for the epoch, the packer's default
-// (one second after it, since some tools read 0 as unset).
-func PackTime(created time.Time) time.Time {
-	if created.Unix() == 0 {
-		return archive.DefaultModTime
-	}
-	return created
 }
 
 // Pusher is a destination that keeps a cache record: a publish.Registry,

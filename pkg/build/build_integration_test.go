@@ -564,3 +564,74 @@ func logTo(buf *bytes.Buffer) func(string) (io.Writer, func()) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestBuildCreatedKeepsLayers: two builds of the same packages created
+// at different times (two commits, two SOURCE_DATE_EPOCHs) share every
+// layer, the customisation layer too, whose entries are all dated
+// archive.DefaultModTime; only the configs, manifests and index differ,
+// each config created when its build says.
+func TestBuildCreatedKeepsLayers(t *testing.T) {
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "layout")
+	var results []*Result
+	times := []time.Time{time.Unix(1700000000, 0).UTC(), time.Unix(1710000000, 0).UTC()}
+	for i, created := range times {
+		tag := fmt.Sprintf("v%d", i+1)
+		req := request(t, publish.NewLayout(publish.Output{Kind: publish.OCILayout, Path: out}, publish.WriteOptions{Tags: []string{tag}}), 6)
+		req.Image.Created = created
+		res, err := Build(ctx, req, Options{})
+		assert.NilError(t, err)
+		defer res.Close()
+		results = append(results, res)
+	}
+	first, second := results[0], results[1]
+	assert.Check(t, first.Digest != second.Digest, "the same index for two creation times")
+	assert.Equal(t, len(first.Manifests), len(second.Manifests))
+	for i, m := range first.Manifests {
+		m2 := second.Manifests[i]
+		assert.Check(t, m.Digest != m2.Digest, "%s: the same manifest for two creation times", m.Platform)
+		assert.Equal(t, len(m.Layers), len(m2.Layers))
+		for j, l := range m.Layers {
+			assert.Check(t, is.Equal(m2.Layers[j].Digest, l.Digest), "%s layer %d (customisation %v)", m.Platform, j, l.Customisation)
+		}
+	}
+	for i, res := range results {
+		idx := readLayoutIndex(t, out, res.Digest)
+		im, err := idx.IndexManifest()
+		assert.NilError(t, err)
+		img, err := idx.Image(im.Manifests[0].Digest)
+		assert.NilError(t, err)
+		cfg, err := img.ConfigFile()
+		assert.NilError(t, err)
+		assert.Check(t, cfg.Created.Time.Equal(times[i]), "config created %v, want %v", cfg.Created.Time, times[i])
+		layers, err := img.Layers()
+		assert.NilError(t, err)
+		for _, l := range layers {
+			assertEntryTimes(t, l, time.Unix(1, 0))
+		}
+	}
+}
+
+// assertEntryTimes checks that every entry of l is dated want.
+func assertEntryTimes(t *testing.T, l v1.Layer, want time.Time) {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	assert.NilError(t, err)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	n := 0
+	var wrong []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		assert.NilError(t, err)
+		n++
+		if !h.ModTime.Equal(want) {
+			wrong = append(wrong, fmt.Sprintf("%s (%v)", h.Name, h.ModTime.UTC()))
+		}
+	}
+	assert.Check(t, n > 0, "an empty layer")
+	assert.Check(t, len(wrong) == 0, "%d of %d entries not dated %v: %v", len(wrong), n, want.UTC(), wrong)
+}
