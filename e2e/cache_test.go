@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -185,4 +186,81 @@ func flipByte(t *testing.T, file string) {
 	b[0] ^= 0xff
 	_, err = f.WriteAt(b, info.Size()/2)
 	assert.NilError(t, err)
+}
+
+// TestCommitsShareLayers is a workflow building the same packages at two
+// commits of different dates, each under its own tag (the reviewer's
+// case): the creation time follows the commit, in the config and the
+// JSON, but the layers do not, so the second build packs nothing and
+// uploads no layer; nor does a third with SOURCE_DATE_EPOCH set.
+func TestCommitsShareLayers(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "git", "skopeo")
+	host := testenv.StartRegistry(t)
+	repo := t.TempDir()
+	dates := []string{"2024-01-02T03:04:05Z", "2025-06-07T08:09:10Z"}
+	var shas []string
+	git := func(date string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.email=ci@example.org", "-c", "user.name=CI", "-c", "init.defaultBranch=main"}, args...)...)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE="+date, "GIT_AUTHOR_DATE="+date)
+		out, err := cmd.CombinedOutput()
+		assert.NilError(t, err, "git %v: %s", args, out)
+		return strings.TrimSpace(string(out))
+	}
+	git("", "init", "-q")
+	for _, d := range dates {
+		git(d, "commit", "-q", "--allow-empty", "-m", "at "+d)
+		shas = append(shas, git("", "rev-parse", "HEAD"))
+	}
+
+	type buildResult struct {
+		pushResult
+		Created string `json:"created"`
+	}
+	build := func(env []string, tag string) buildResult {
+		t.Helper()
+		r := run(t, env, "build", "--nixpkgs", standIn(), "--json", "--image", host+"/e2e/gh", "--tags", tag, "hello")
+		var res buildResult
+		assert.NilError(t, json.Unmarshal([]byte(r.stdout), &res), "nixery failed: %s", r.stderr)
+		assert.Equal(t, r.code, 0, r.stderr)
+		created := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--override-arch", "amd64", "--config", "docker://"+host+"/e2e/gh:"+tag)
+		var cfg struct{ Created string }
+		assert.NilError(t, json.Unmarshal([]byte(created), &cfg), created)
+		assert.Check(t, cfg.Created == res.Created, "config created %s, --json says %s", cfg.Created, res.Created)
+		return res
+	}
+	workflow := func(sha string) []string {
+		return []string{"GITHUB_ACTIONS=true", "GITHUB_WORKSPACE=" + repo, "GITHUB_SHA=" + sha, "SOURCE_DATE_EPOCH="}
+	}
+	first := build(workflow(shas[0]), shas[0][:7])
+	assert.Equal(t, first.Created, dates[0])
+	assert.Assert(t, first.Packed > 0)
+
+	// The reviewer's case: the next commit, a new tag.
+	second := build(workflow(shas[1]), shas[1][:7])
+	assert.Equal(t, second.Created, dates[1])
+	assert.Check(t, second.Digest != first.Digest, "the same index for two commit times")
+	assertSameLayersNotUploaded(t, first.pushResult, second.pushResult)
+
+	// Another SOURCE_DATE_EPOCH: another creation time, the same layers.
+	third := build([]string{"GITHUB_ACTIONS=", "SOURCE_DATE_EPOCH=1800000000"}, "sde")
+	assert.Equal(t, third.Created, "2027-01-15T08:00:00Z")
+	assertSameLayersNotUploaded(t, first.pushResult, third.pushResult)
+}
+
+// assertSameLayersNotUploaded checks that again packed nothing and sent
+// no layer, every one of them being first's.
+func assertSameLayersNotUploaded(t *testing.T, first, again pushResult) {
+	t.Helper()
+	assert.Check(t, again.Packed == 0, "%d layers packed again", again.Packed)
+	assert.Check(t, again.Reused == first.Packed, "%d layers reused of %d", again.Reused, first.Packed)
+	assert.Equal(t, len(again.Manifests), len(first.Manifests))
+	for i, m := range again.Manifests {
+		assert.Equal(t, len(m.Layers), len(first.Manifests[i].Layers))
+		for j, l := range m.Layers {
+			assert.Check(t, l.Digest == first.Manifests[i].Layers[j].Digest, "%s layer %d: %s, not %s", m.Platform, j, l.Digest, first.Manifests[i].Layers[j].Digest)
+			assert.Check(t, !l.Uploaded, "%s layer %s uploaded again", m.Platform, l.Digest)
+		}
+	}
 }
