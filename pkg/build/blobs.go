@@ -113,10 +113,10 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 		b.note("cache: the layer %s in %s is %s, not %s; packing it", cached.Digest, cached.Where(), got, want)
 		return image.Blob{}, false
 	}
-	// A blob holds one layer: entries under several keys naming it are
-	// all suspect, and which one is right would take downloading it.
+	// A blob holds one layer: entries naming it with different diffIDs
+	// are all suspect, and which one is right would take downloading it.
 	if b.shared[cached.Digest] {
-		b.note("cache: the layer %s in %s is listed under more than one cache key; packing it", cached.Digest, cached.Where())
+		b.note("cache: the layer %s in %s is listed with different diffIDs under more than one cache key; packing it", cached.Digest, cached.Where())
 		return image.Blob{}, false
 	}
 	done := b.timings.start(phaseVerify, "")
@@ -156,17 +156,18 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 	return l, true
 }
 
-// sharedDigests are the blob digests that more than one cache key names.
+// sharedDigests are the blob digests that cache entries give different
+// diffIDs for: a blob holds one layer, so all but one of them are wrong.
+// (Keys that differ only in what gives the same bytes, a compression
+// level on a small layer, may name one blob with one diffID: no conflict.)
 func sharedDigests(c cache.Cache) map[v1.Hash]bool {
-	keys := map[v1.Hash]int{}
-	for _, b := range c {
-		keys[b.Digest]++
-	}
+	diffIDs := map[v1.Hash]v1.Hash{}
 	shared := map[v1.Hash]bool{}
-	for d, n := range keys {
-		if n > 1 {
-			shared[d] = true
+	for _, b := range c {
+		if d, ok := diffIDs[b.Digest]; ok && d != b.DiffID {
+			shared[b.Digest] = true
 		}
+		diffIDs[b.Digest] = b.DiffID
 	}
 	return shared
 }
