@@ -3,13 +3,16 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
@@ -263,4 +266,71 @@ func assertSameLayersNotUploaded(t *testing.T, first, again pushResult) {
 			assert.Check(t, !l.Uploaded, "%s layer %s uploaded again", m.Platform, l.Digest)
 		}
 	}
+}
+
+// TestCacheRecordSharedBlob: a cache record rewritten so that the
+// customisation layer's entry names the blob of another layer of the same
+// image. The build neither fails nor pushes an image with one blob for
+// two layers: the entry is dropped and the layer packed, whether the
+// other layer's entry names the blob too or that layer is packed.
+func TestCacheRecordSharedBlob(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	host := testenv.StartRegistry(t)
+	repo := host + "/e2e/shared"
+	build := func(tag string) pushResult {
+		t.Helper()
+		r := run(t, nil, "build", "--nixpkgs", standIn(), "--json", "--image", repo, "--tags", tag, "hello")
+		res := decodeResult(t, r)
+		assert.Assert(t, strings.Contains(r.stderr, "packing it"), "no word of the dropped entry: %s", r.stderr)
+		return res
+	}
+	first := decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--json", "--image", repo, "--tags", "v1", "hello"))
+	layers := first.Manifests[0].Layers
+	custom := len(layers) - 1
+	other := 0 // the smallest other layer: its blob passes for the customisation layer's by size
+	for i := range layers[:custom] {
+		if layers[i].Size < layers[other].Size {
+			other = i
+		}
+	}
+
+	// Both entries name the other layer's blob.
+	rewriteRecord(t, host, "e2e/shared", func(m *v1.Manifest) {
+		m.Layers[custom].Digest, m.Layers[custom].Size = m.Layers[other].Digest, m.Layers[other].Size
+	})
+	v2 := build("v2")
+	assert.Equal(t, v2.Digest, first.Digest)
+	assert.Equal(t, v2.Packed, 2)
+
+	// Only the customisation layer's entry names it: the other layer's
+	// entry gives another size, so the cache finds no such blob and that
+	// layer is packed, to the blob the customisation entry names.
+	rewriteRecord(t, host, "e2e/shared", func(m *v1.Manifest) {
+		m.Layers[custom].Digest, m.Layers[custom].Size = m.Layers[other].Digest, m.Layers[other].Size
+		m.Layers[other].Size++
+	})
+	v3 := build("v3")
+	assert.Equal(t, v3.Digest, first.Digest)
+	assert.Equal(t, v3.Packed, 2)
+	testenv.Run(t, "skopeo", "copy", "--src-tls-verify=false", "docker://"+repo+":v3", "oci:"+filepath.Join(t.TempDir(), "oci")+":v3")
+}
+
+// rewriteRecord changes the cache record of host/repo with change and
+// puts it back under its tag.
+func rewriteRecord(t *testing.T, host, repo string, change func(*v1.Manifest)) {
+	t.Helper()
+	url := "http://" + host + "/v2/" + repo + "/manifests/nixery-cache"
+	raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+host+"/"+repo+":nixery-cache")
+	var m v1.Manifest
+	assert.NilError(t, json.Unmarshal([]byte(raw), &m))
+	change(&m)
+	body, err := json.Marshal(m)
+	assert.NilError(t, err)
+	req, err := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
+	assert.NilError(t, err)
+	req.Header.Set("Content-Type", string(m.MediaType))
+	resp, err := http.DefaultClient.Do(req)
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, resp.StatusCode, http.StatusCreated)
 }

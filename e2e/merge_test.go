@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,4 +88,77 @@ func TestScaleOutMerge(t *testing.T) {
 	assert.Assert(t, strings.Contains(errorLine(r.stderr), "is the OCI referrers fallback tag of the image "+amd.Manifests[0].Digest), r.stderr)
 	after := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+fallback)
 	assert.Equal(t, after, before)
+}
+
+// TestMergeMissingBlob: a merge of an image one of whose layer blobs the
+// registry no longer holds fails, naming the platform and the blob, and
+// tags nothing; the platform's build run again pushes the blob back, and
+// the merge then gives a tag that skopeo copies.
+func TestMergeMissingBlob(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	host := testenv.StartRegistry(t)
+	repo := host + "/e2e/mm"
+	build := func() pushResult {
+		t.Helper()
+		return decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--image", repo, "--json", "--platforms", "linux/amd64", "--push-by-digest", "hello"))
+	}
+	built := build()
+	layer := built.Manifests[0].Layers[0].Digest
+	registryDelete(t, "http://"+host+"/v2/e2e/mm/blobs/"+layer)
+
+	r := run(t, nil, "merge", "--image", repo, "--tags", "release", built.Digest)
+	assert.Assert(t, r.code != 0, "%s%s", r.stdout, r.stderr)
+	line := errorLine(r.stderr)
+	assert.Assert(t, strings.Contains(line, "linux/amd64") && strings.Contains(line, layer) && strings.Contains(line, "build again"), r.stderr)
+	out, _ := runOutput("skopeo", "list-tags", "--tls-verify=false", "docker://"+repo)
+	assert.Assert(t, !strings.Contains(out, `"release"`), out)
+
+	again := build()
+	assert.Equal(t, again.Digest, built.Digest)
+	decodeResult(t, run(t, nil, "merge", "--image", repo, "--tags", "release", "--json", again.Digest))
+	testenv.Run(t, "skopeo", "copy", "--src-tls-verify=false", "docker://"+repo+":release", "oci:"+filepath.Join(t.TempDir(), "oci")+":release")
+}
+
+// TestMergeRefusesCacheRecord: the repository's cache record (the tag
+// nixery-cache) is an image manifest of no platform; given to merge by
+// its digest it is refused, and nothing is tagged.
+func TestMergeRefusesCacheRecord(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	host := testenv.StartRegistry(t)
+	repo := host + "/e2e/m"
+	built := decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--image", repo, "--json", "--platforms", "linux/amd64", "--push-by-digest", "hello"))
+	record := manifestDigest(t, "http://"+host+"/v2/e2e/m/manifests/nixery-cache")
+
+	r := run(t, nil, "merge", "--image", repo, "--tags", "withrec", built.Digest, record)
+	assert.Assert(t, r.code != 0, "%s%s", r.stdout, r.stderr)
+	assert.Assert(t, strings.Contains(errorLine(r.stderr), record+" is nixery's cache record"), r.stderr)
+	out, _ := runOutput("skopeo", "list-tags", "--tls-verify=false", "docker://"+repo)
+	assert.Assert(t, !strings.Contains(out, `"withrec"`), out)
+}
+
+// registryDelete sends DELETE to url, a registry's blob or manifest.
+func registryDelete(t *testing.T, url string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodDelete, url, nil)
+	assert.NilError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, resp.StatusCode, http.StatusAccepted)
+}
+
+// manifestDigest is the digest of the OCI manifest at url, as the
+// registry says it.
+func manifestDigest(t *testing.T, url string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodHead, url, nil)
+	assert.NilError(t, err)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, resp.StatusCode, http.StatusOK)
+	d := resp.Header.Get("Docker-Content-Digest")
+	assert.Assert(t, strings.HasPrefix(d, "sha256:"), "digest %q", d)
+	return d
 }

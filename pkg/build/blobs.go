@@ -39,6 +39,7 @@ func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Blob
 		}
 		if ok {
 			b.reused.Add(1)
+			b.reusedKey.Store(cacheKey, true)
 			reused = true
 		} else {
 			b.packed.Add(1)
@@ -112,6 +113,12 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 		b.note("cache: the layer %s in %s is %s, not %s; packing it", cached.Digest, cached.Where(), got, want)
 		return image.Blob{}, false
 	}
+	// A blob holds one layer: entries naming it with different diffIDs
+	// are all suspect, and which one is right would take downloading it.
+	if b.shared[cached.Digest] {
+		b.note("cache: the layer %s in %s is listed with different diffIDs under more than one cache key; packing it", cached.Digest, cached.Where())
+		return image.Blob{}, false
+	}
 	done := b.timings.start(phaseVerify, "")
 	defer done()
 	o := b.req.Pack
@@ -147,6 +154,50 @@ func (b *builder) fromCache(ctx context.Context, key string, c content) (image.B
 		return image.Blob{}, false
 	}
 	return l, true
+}
+
+// sharedDigests are the blob digests that cache entries give different
+// diffIDs for: a blob holds one layer, so all but one of them are wrong.
+// (Keys that differ only in what gives the same bytes, a compression
+// level on a small layer, may name one blob with one diffID: no conflict.)
+func sharedDigests(c cache.Cache) map[v1.Hash]bool {
+	diffIDs := map[v1.Hash]v1.Hash{}
+	shared := map[v1.Hash]bool{}
+	for _, b := range c {
+		if d, ok := diffIDs[b.Digest]; ok && d != b.DiffID {
+			shared[b.Digest] = true
+		}
+		diffIDs[b.Digest] = b.DiffID
+	}
+	return shared
+}
+
+// unshare packs again each layer of an image taken from the cache whose
+// blob digest another of its layers has too: a cache entry naming the
+// blob of another layer (a record rewritten, or gone wrong) would
+// otherwise give the image one blob for two layers. contents are the
+// layers' contents, in the same order.
+func (b *builder) unshare(ctx context.Context, layers []image.Blob, contents []content) error {
+	count := map[v1.Hash]int{}
+	for _, l := range layers {
+		count[l.Digest]++
+	}
+	for i, l := range layers {
+		if _, reused := b.reusedKey.Load(l.CacheKey); count[l.Digest] < 2 || !reused {
+			continue
+		}
+		b.note("cache: the layer %s in the cache is also another layer's blob in this image; packing it", l.Digest)
+		packed, err := b.pack(ctx, contents[i], nil)
+		if err != nil {
+			return err
+		}
+		b.reused.Add(-1)
+		b.packed.Add(1)
+		packed.Key, packed.CacheKey, packed.Packages = l.Key, l.CacheKey, l.Packages
+		b.req.Destination.Offer(ctx, packed.Layer())
+		layers[i] = packed
+	}
+	return nil
 }
 
 // streamAbove is the size from which a layer is uploaded while it is

@@ -2,6 +2,7 @@ package build
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"gotest.tools/v3/assert"
 
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/image"
 )
 
@@ -44,4 +46,20 @@ func TestBlobsOnce(t *testing.T) {
 	_, err = c.get("bad", produce)
 	assert.Equal(t, err, boom)
 	assert.Equal(t, made.Load(), int32(2))
+}
+
+// A blob named by cache entries with different diffIDs is suspect under
+// every key; one named under two keys with the same diffID (two
+// compression levels giving the same bytes) is not.
+func TestSharedDigests(t *testing.T) {
+	h := func(s string) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(s, 64)} }
+	entry := func(digest, diffID string) cache.Blob {
+		return cache.Blob{Blob: image.Blob{Digest: h(digest), DiffID: h(diffID)}}
+	}
+	got := sharedDigests(cache.Cache{
+		"custom": entry("a", "1"), "other": entry("a", "2"),
+		"level6": entry("b", "3"), "level9": entry("b", "3"),
+		"alone": entry("c", "4"),
+	})
+	assert.DeepEqual(t, got, map[v1.Hash]bool{h("a"): true})
 }

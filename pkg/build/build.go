@@ -351,6 +351,7 @@ func Build(ctx context.Context, req Request, o Options) (*Result, error) {
 	for k, v := range req.LocalCache {
 		b.cache[k] = v
 	}
+	b.shared = sharedDigests(b.cache)
 	res, err := b.run(ctx)
 	req.Destination.Close()
 	if err != nil {
@@ -378,6 +379,8 @@ type builder struct {
 	cache     cache.Cache       // layers earlier pushes left in registries
 	cacheDone chan struct{}     // closed once cache is read; nil without one
 	cacheWarn []error           // why cache images gave no layers, once cacheDone is closed
+	shared    map[v1.Hash]bool  // blob digests more than one cache entry gives (sharedDigests)
+	reusedKey sync.Map          // cache keys whose blob came from the cache
 	record    chan cache.Record // the cache record as read at the start
 
 	packed, reused atomic.Int64
@@ -606,6 +609,7 @@ func (b *builder) readCache(ctx context.Context) {
 			b.cache[k] = v
 		}
 	}
+	b.shared = sharedDigests(b.cache)
 	w, end := b.log("")
 	for _, r := range reads {
 		fmt.Fprintln(w, r)

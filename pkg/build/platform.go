@@ -83,6 +83,9 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 	}
 	custom.Key = cc.key
 	imgLayers = append(imgLayers, custom)
+	if err := b.unshare(ctx, imgLayers, append(contents, cc)); err != nil {
+		return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
+	}
 
 	opts := b.req.Image
 	opts.NoCACert = !cc.caCert

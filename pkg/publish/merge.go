@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/nixery-action/nixery-action/internal/parallel"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
@@ -101,6 +103,8 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 // readMerged reads the images to merge, within o's registry timeout, and
 // returns their platform manifests, the index annotations they share and
 // each platform manifest's layers (none uploaded: a merge sends no blob).
+// Every config and layer blob they name must be in t.Repo: a tag must
+// not name an image that cannot be pulled.
 func readMerged(ctx context.Context, t Target, digests []string, o Options, l registry.Login) ([]v1.Descriptor, map[string]string, map[v1.Hash][]LayerResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.WithDefaults().RegistryTimeout)
 	defer cancel()
@@ -111,6 +115,7 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 	var manifests []v1.Descriptor
 	var annotations map[string]string
 	layers := map[v1.Hash][]LayerResult{}
+	var blobs []platformBlob
 	seen := map[string]bool{}
 	given := map[string]bool{}
 	n := 0
@@ -155,9 +160,15 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 			}
 			found, annots = im.Manifests, im.Annotations
 			for _, m := range im.Manifests {
-				if layers[m.Digest], err = readLayers(ctx, r, t, m.Digest); err != nil {
+				pm, err := readImageManifest(ctx, r, t, m.Digest)
+				if err == nil {
+					err = platformImage(m.Digest, pm, m.Platform)
+				}
+				if err != nil {
 					return nil, nil, nil, fmt.Errorf("index %s: %w", d, err)
 				}
+				layers[m.Digest] = layerResults(pm)
+				blobs = append(blobs, blobsOf(m.Platform, m.Digest, pm)...)
 			}
 		case mt.IsImage():
 			m, err := v1.ParseManifest(bytes.NewReader(raw))
@@ -169,11 +180,12 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 				return nil, nil, nil, err
 			}
 			p := cfg.Platform()
-			if p == nil {
-				return nil, nil, nil, fmt.Errorf("image %s has no platform in its config", d)
-			}
 			hash, _ := v1.NewHash(d)
+			if err := platformImage(hash, m, p); err != nil {
+				return nil, nil, nil, err
+			}
 			layers[hash] = layerResults(m)
+			blobs = append(blobs, blobsOf(p, hash, m)...)
 			found = []v1.Descriptor{{MediaType: mt, Size: int64(len(raw)), Digest: hash, Platform: p}}
 		default:
 			return nil, nil, nil, fmt.Errorf("%s is a %q, not an image or index", d, mt)
@@ -199,11 +211,14 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 		}
 		n++
 	}
+	if err := checkBlobs(ctx, r, t, blobs, o); err != nil {
+		return nil, nil, nil, err
+	}
 	return manifests, annotations, layers, nil
 }
 
-// readLayers reads the layers of the image manifest d of t.Repo.
-func readLayers(ctx context.Context, r *registry.Reader, t Target, d v1.Hash) ([]LayerResult, error) {
+// readImageManifest reads the image manifest d of t.Repo.
+func readImageManifest(ctx context.Context, r *registry.Reader, t Target, d v1.Hash) (*v1.Manifest, error) {
 	raw, _, err := r.Manifest(ctx, t.Repo.Digest(d.String()))
 	if err != nil {
 		return nil, err
@@ -212,7 +227,65 @@ func readLayers(ctx context.Context, r *registry.Reader, t Target, d v1.Hash) ([
 	if err != nil {
 		return nil, fmt.Errorf("read manifest %s: %w", d, err)
 	}
-	return layerResults(m), nil
+	return m, nil
+}
+
+// platformImage refuses an image manifest d that is no platform's image:
+// nixery's cache record (a manifest for no platform, which a runtime
+// would never pick) or one whose platform p is missing or unknown.
+func platformImage(d v1.Hash, m *v1.Manifest, p *v1.Platform) error {
+	if _, ok := m.Annotations[cache.AnnotationRecord]; ok {
+		return &explained{fmt.Sprintf("%s is nixery's cache record (the tag %s), not a platform image: merge the digests the per-platform builds printed", d, cache.RecordTag), nil}
+	}
+	if p == nil || p.OS == "" || p.Architecture == "" || p.OS == "unknown" || p.Architecture == "unknown" {
+		return &explained{fmt.Sprintf("image %s has no usable platform in its config: merge the digests the per-platform builds printed", d), nil}
+	}
+	return nil
+}
+
+// platformBlob is a config or layer blob of a platform image to merge.
+type platformBlob struct {
+	platform string
+	image    v1.Hash
+	what     string // "config" or "layer"
+	desc     v1.Descriptor
+}
+
+// blobsOf lists the config and layer blobs of the image manifest m.
+func blobsOf(p *v1.Platform, d v1.Hash, m *v1.Manifest) []platformBlob {
+	name := PlatformName(*p)
+	out := []platformBlob{{name, d, "config", m.Config}}
+	for _, l := range m.Layers {
+		out = append(out, platformBlob{name, d, "layer", l})
+	}
+	return out
+}
+
+// checkBlobs asks the registry, a few blobs at a time, whether it holds
+// each of blobs with its size (a HEAD each, nothing downloaded). The
+// first one missing fails the merge, naming its platform: that
+// platform's build pushes it again.
+func checkBlobs(ctx context.Context, r *registry.Reader, t Target, blobs []platformBlob, o Options) error {
+	held := make([]bool, len(blobs))
+	err := parallel.Do(ctx, registry.ReadJobs, len(blobs), func(ctx context.Context, i int) error {
+		held[i] = r.BlobExists(ctx, blobs[i].desc)
+		return nil
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return &explained{fmt.Sprintf("check the blobs of the images to merge in %s: not done within %s", t.Repo, o.WithDefaults().RegistryTimeout), err}
+		}
+		return err
+	}
+	for i, b := range blobs {
+		if !held[i] {
+			return &explained{fmt.Sprintf("the %s image %s names the %s blob %s (%d bytes), which %s does not hold: run the %s build again (it pushes its blobs again) and merge the digest it prints", b.platform, b.image, b.what, b.desc.Digest, b.desc.Size, t.Repo, b.platform), nil}
+		}
+	}
+	return nil
 }
 
 // sameKind checks that a manifest's body is what the registry's media

@@ -88,8 +88,8 @@ func pushIndex(t *testing.T, repo string, idx v1.ImageIndex) string {
 
 // What merge is given is what it merges, or a one-line refusal: a digest
 // given twice counts once; two images of one platform (arm64 and
-// arm64/v8 are one) are refused; so is an index of no images, and an
-// index of indexes.
+// arm64/v8 are one) are refused; so is an index of no images, an index
+// of indexes, and an image for the unknown/unknown platform.
 func TestMergeInputs(t *testing.T) {
 	anon := Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}}}
 	host := memRegistry(t, nil)
@@ -97,6 +97,7 @@ func TestMergeInputs(t *testing.T) {
 	amd := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "amd64"})
 	arm := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "arm64"})
 	armV8 := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"})
+	unknown := pushImage(t, repo, v1.Platform{OS: "unknown", Architecture: "unknown"})
 	emptyIndex := pushIndex(t, repo, mutate.IndexMediaType(empty.Index, types.OCIImageIndex))
 	inner, err := random.Index(64, 1, 1)
 	assert.NilError(t, err)
@@ -114,6 +115,7 @@ func TestMergeInputs(t *testing.T) {
 		{[]string{arm, armV8}, "two images for linux/arm64 among the digests to merge"},
 		{[]string{amd, emptyIndex}, "index " + emptyIndex + " lists no images"},
 		{[]string{nested}, "not an image: merge the digests of images"},
+		{[]string{amd, unknown}, "image " + unknown + " has no usable platform"},
 	} {
 		_, err := Merge(context.Background(), mustTarget(t, repo, "v2"), tc.digests, anon)
 		assert.Check(t, is.ErrorContains(err, tc.want), tc.digests)
