@@ -3,8 +3,10 @@ package archive
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"sort"
@@ -32,7 +34,8 @@ type Customisation struct {
 	// Files are regular files to put in the image's root (a user's
 	// /etc/passwd and /etc/group), replacing what packages put there.
 	Files []File
-	// Dirs are directories to make, with their owners (a user's home).
+	// Dirs are directories to make, with their owners (a user's home,
+	// its working directory).
 	Dirs []Dir
 }
 
@@ -48,6 +51,10 @@ type Dir struct {
 	Path     string // slash-separated, relative to the image root
 	Mode     int64
 	UID, GID int
+	// IfMissing makes it only where the layer has nothing at Path yet
+	// (a working directory): what packages, /tmp or an earlier Dir
+	// provide stays as it is, and no file on the way is replaced.
+	IfMissing bool
 }
 
 // caBundle is where cacert keeps its bundle in nixpkgs.
@@ -132,6 +139,9 @@ func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 		}
 	}
 	for _, d := range c.Dirs {
+		if d.IfMissing && !c.missing(root, d.Path) {
+			continue
+		}
 		n := newDir(d.Mode)
 		n.uid, n.gid = d.UID, d.GID
 		if err := c.force(root, d.Path, n); err != nil {
@@ -279,6 +289,42 @@ func (c Customisation) force(root *farmNode, name string, node *farmNode) error 
 	}
 	dir.children[parts[len(parts)-1]] = node
 	return nil
+}
+
+// missing reports whether the slash-separated name can be made a new
+// directory: nothing is there yet, and every entry on the way is a
+// directory, of the farm or, through a symlink, of a package.
+func (c Customisation) missing(root *farmNode, name string) bool {
+	parts := strings.Split(name, "/")
+	dir := root
+	for i, part := range parts {
+		next, ok := dir.children[part]
+		switch {
+		case !ok:
+			return true
+		case next.file || i == len(parts)-1:
+			return false
+		case next.target != "":
+			return c.missingInStore(next.target, parts[i+1:])
+		}
+		dir = next
+	}
+	return false
+}
+
+// missingInStore is missing below a farm symlink to target: the rest of
+// the name is looked up in the package it leads into.
+func (c Customisation) missingInStore(target string, rest []string) bool {
+	for _, part := range rest {
+		if !c.isDir(target) {
+			return false // a file, or a link out of the store
+		}
+		target = path.Join(target, part)
+		if _, err := os.Lstat(target); err != nil {
+			return errors.Is(err, fs.ErrNotExist)
+		}
+	}
+	return false
 }
 
 // writeFarm writes the farm's entries in lexical order.

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -200,4 +201,78 @@ func TestAddFileNeverFollowsLinks(t *testing.T) {
 	defer d.Close()
 	err = p.addFile(d, link, "nix/store/x/f") // as if walked as a regular file
 	assert.ErrorContains(t, err, link+" changed while it was packed (it is a symlink now)")
+}
+
+// A working directory the image lacks (IfMissing) is made the user's,
+// with root-owned parents; one the image has already (/tmp, the home, a
+// real /etc, a package's directory, or a name below a package's file)
+// leaves the layer byte for byte as it is without it.
+func TestCustomisationWorkdir(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "store")
+	pkg := filepath.Join(store, "aaa-app")
+	for _, d := range []string{"bin", "share/greet", "etc/ssl"} {
+		assert.NilError(t, os.MkdirAll(filepath.Join(pkg, d), 0o755))
+	}
+	assert.NilError(t, os.WriteFile(filepath.Join(pkg, "bin", "app"), []byte("#!/bin/sh\n"), 0o755))
+	base := Customisation{Packages: []string{pkg},
+		Files: []File{{Path: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\n"), Mode: 0o644}},
+		Dirs:  []Dir{{Path: "home/app", Mode: 0o755, UID: 1000, GID: 1001}},
+	}
+	pack := func(workdir string) []byte {
+		t.Helper()
+		c := base
+		if workdir != "" {
+			c.Dirs = append(c.Dirs[:1:1], Dir{Path: workdir, Mode: 0o755, UID: 1000, GID: 1001, IfMissing: true})
+		}
+		var buf bytes.Buffer
+		_, err := PackCustomisation(&buf, c, Options{})
+		assert.NilError(t, err)
+		return buf.Bytes()
+	}
+	without := pack("")
+	for _, dir := range []string{"tmp", "home/app", "etc", "share", "share/greet", "etc/ssl", "bin/app", "bin/app/x"} {
+		assert.Check(t, bytes.Equal(pack(dir), without), "workdir /%s changed the layer", dir)
+	}
+
+	for _, tc := range []struct {
+		dir  string
+		want map[string]string // directory → uid:gid mode
+	}{
+		{"srv/app/work", map[string]string{"srv/": "0:0 755", "srv/app/": "0:0 755", "srv/app/work/": "1000:1001 755"}},
+		{"home/app/src", map[string]string{"home/": "0:0 755", "home/app/": "1000:1001 755", "home/app/src/": "1000:1001 755"}},
+		{"tmp/work", map[string]string{"tmp/": "0:0 1777", "tmp/work/": "1000:1001 755"}},
+		// A new name in a package's directory: the link becomes a real
+		// directory holding the package's entries and the new one.
+		{"share/work", map[string]string{"share/": "0:0 755", "share/work/": "1000:1001 755"}},
+	} {
+		got := map[string]string{}
+		var links []string
+		zr, err := gzip.NewReader(bytes.NewReader(pack(tc.dir)))
+		assert.NilError(t, err)
+		tr := tar.NewReader(zr)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			assert.NilError(t, err)
+			if _, ok := tc.want[h.Name]; ok {
+				got[h.Name] = fmt.Sprintf("%d:%d %o", h.Uid, h.Gid, h.Mode)
+			}
+			if h.Typeflag == tar.TypeSymlink {
+				links = append(links, h.Name)
+			}
+		}
+		assert.Check(t, is.DeepEqual(got, tc.want), tc.dir)
+		if tc.dir == "share/work" {
+			assert.Check(t, is.Contains(links, "share/greet"))
+		}
+	}
+
+	c := base
+	c.Dirs = append(c.Dirs[:1:1], Dir{Path: "srv/work", Mode: 0o755, UID: 1000, GID: 1001, IfMissing: true})
+	always := base
+	always.Dirs = append(always.Dirs[:1:1], Dir{Path: "srv/work", Mode: 0o755, UID: 1000, GID: 1001})
+	assert.Check(t, CustomisationKey(c) != CustomisationKey(always))
+	assert.Check(t, CustomisationKey(c) != CustomisationKey(base))
 }

@@ -58,6 +58,9 @@ func CustomisationKey(c Customisation) string {
 	}
 	for _, d := range c.Dirs {
 		fmt.Fprintf(h, "dir %q %o %d:%d\n", d.Path, d.Mode, d.UID, d.GID)
+		if d.IfMissing {
+			fmt.Fprintf(h, "if missing\n")
+		}
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

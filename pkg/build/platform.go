@@ -76,7 +76,7 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 	if err != nil {
 		return nil, fmt.Errorf("pack a layer of %s: %w", sys, err)
 	}
-	cc := customisationContent(res, b.req.User, log, plat.String())
+	cc := customisationContent(res, b.req.User, b.req.Image.WorkingDir, log, plat.String())
 	custom, err := b.layer(ctx, cc, b.reporter(plat.String(), n, n, 0))
 	if err != nil {
 		return nil, fmt.Errorf("pack the customisation layer of %s: %w", sys, err)
@@ -212,16 +212,20 @@ func pathsContent(key string, paths []string, size int64) content {
 //
 // The installables (the team's own software) come first: where they and
 // nixpkgs' packages provide the same file, theirs wins. A user gets its
-// /etc/passwd, /etc/group and a home directory it owns. Each file two
+// /etc/passwd, /etc/group, a home directory it owns and, when the image
+// lacks it, its working directory (userWorkdir). Each file two
 // packages provide is told on log, one line each, once however often the
 // layer is packed (a cache check packs it too).
-func customisationContent(res *nix.Result, u *account.User, log io.Writer, platform string) content {
+func customisationContent(res *nix.Result, u *account.User, workdir string, log io.Writer, platform string) content {
 	c := archive.Customisation{}
 	pkgs := append([]nix.Package(nil), res.Packages...)
 	sort.SliceStable(pkgs, func(i, j int) bool { return pkgs[i].Installable != nil && pkgs[j].Installable == nil })
 	if u != nil {
 		c.Files = []archive.File{{Path: "etc/passwd", Data: u.Passwd(), Mode: 0o644}, {Path: "etc/group", Data: u.GroupFile(), Mode: 0o644}}
 		c.Dirs = []archive.Dir{{Path: strings.TrimPrefix(u.Home(), "/"), Mode: 0o755, UID: u.UID, GID: u.GID}}
+		if d, ok := userWorkdir(u, workdir); ok {
+			c.Dirs = append(c.Dirs, d)
+		}
 	}
 	owners := map[string]string{} // store path → the package's name
 	for _, pkg := range pkgs {
@@ -253,6 +257,18 @@ func customisationContent(res *nix.Result, u *account.User, log io.Writer, platf
 		}
 		return blob, err
 	}}
+}
+
+// userWorkdir is the user's working directory for the customisation
+// layer: Docker, containerd and runc make a missing one owned by root,
+// where the user cannot write. The root, the store and the home are left
+// out, and IfMissing leaves what the image has already (/tmp, a
+// package's directory) as it is.
+func userWorkdir(u *account.User, workdir string) (archive.Dir, bool) {
+	if workdir == "" || workdir == "/" || workdir == u.Home() || workdir == "/nix" || strings.HasPrefix(workdir, "/nix/") {
+		return archive.Dir{}, false
+	}
+	return archive.Dir{Path: strings.TrimPrefix(workdir, "/"), Mode: 0o755, UID: u.UID, GID: u.GID, IfMissing: true}, true
 }
 
 // collisionRule is how the customisation layer picks between two
