@@ -311,3 +311,86 @@ func copyFile(t *testing.T, from, to string) {
 	assert.NilError(t, err)
 	assert.NilError(t, dst.Close())
 }
+
+// TestSameImageOnNix28AndNix226 builds the same git flake, from the same
+// commit at the same path, with the same nixpkgs, on the host's Nix (2.8
+// on Debian 12) and on Nix 2.26 in the chroot: the image (index and its
+// annotations), the --json result and the SBOM and provenance are the
+// same, although each Nix spells the locked references its own way
+// (ref=master or ref=refs/heads/master; narHash=...%2f...= or .../...%3D).
+func TestSameImageOnNix28AndNix226(t *testing.T) {
+	testenv.Require(t, "nix", "git")
+	requireRoot(t)
+	chroot := trixieDir()
+	if _, err := os.Stat(filepath.Join(chroot, ".nixery-trixie")); err != nil {
+		t.Fatalf("no trixie chroot in %s: run scripts/setup.sh (as root) first", chroot)
+	}
+	// The sources are under the temporary directory, which the chroot
+	// sees at the same path: Nix records the path.
+	tmp := os.TempDir()
+	if _, err := os.Stat(filepath.Join(chroot, tmp)); err != nil {
+		t.Fatalf("the chroot has no %s to mount the temporary directory on", tmp)
+	}
+	work := t.TempDir()
+	bin, store, home := filepath.Join(work, "bin"), filepath.Join(work, "nix"), filepath.Join(work, "home")
+	for _, d := range []string{bin, store, home} {
+		assert.NilError(t, os.Mkdir(d, 0o755))
+	}
+	copyFile(t, nixery, filepath.Join(bin, "nixery"))
+	nixpkgs := filepath.Join(work, "nixpkgs")
+	testenv.Run(t, "cp", "-r", filepath.Join(repoRoot, "testdata", "nixpkgs"), nixpkgs)
+	app := filepath.Join(work, "app")
+	assert.NilError(t, os.Mkdir(app, 0o755))
+	// Built from the chroot's or the host's /bin/sh, the same derivation
+	// and the same output: the image's layers do not depend on the Nix.
+	assert.NilError(t, os.WriteFile(filepath.Join(app, "flake.nix"), []byte(`{
+  outputs = { self }: {
+    packages.x86_64-linux.default = builtins.derivation {
+      name = "note"; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/usr/bin:/bin";
+      args = [ "-c" "mkdir $out; echo same > $out/note" ];
+    };
+  };
+}
+`), 0o644))
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "flake.nix"}, {"commit", "-q", "-m", "note"}} {
+		cmd := exec.Command("git", append([]string{"-c", "user.email=ci@example.org", "-c", "user.name=CI"}, args...)...)
+		cmd.Dir = app
+		out, err := cmd.CombinedOutput()
+		assert.NilError(t, err, "git %v: %s", args, out)
+	}
+	build := []string{"build", "--nixpkgs", "path:" + nixpkgs, "--no-default-packages", "--platforms", "linux/amd64",
+		"--cmd", "/note", "--json", "--output"}
+
+	cmd := exec.Command(nixery, append(build, "oci:"+filepath.Join(work, "host"), ".")...)
+	cmd.Dir = app
+	cmd.Env = append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig)
+	host := runLogged(t, cmd)
+	assert.Equal(t, host.code, 0)
+
+	script := filepath.Join(repoRoot, "scripts", "trixie-nix.sh")
+	cmd = exec.Command(script, chroot, "run", "-b", bin+":/opt/nixery", "-b", store+":/nix", "-b", home+":/root", "-b", tmp+":"+tmp,
+		"--", "NIX_CONFIG="+testenv.NixConfig, "PATH=/opt/nixery:/usr/bin:/bin", "/bin/sh", "-ec",
+		`cd "$0"; nix --version >&2; exec nixery "$@"`, app)
+	cmd.Args = append(cmd.Args, append(build, "oci:"+filepath.Join(work, "chroot"), ".")...)
+	trixie := runLogged(t, cmd)
+	assert.Equal(t, trixie.code, 0)
+	hostVersion := strings.TrimSpace(testenv.Run(t, "nix", "--version"))
+	assert.Assert(t, is.Contains(trixie.stderr, "2.26"), "the chroot's Nix: %s", trixie.stderr)
+	assert.Assert(t, !strings.Contains(hostVersion, "2.26"), "the host's Nix is %s too: nothing compared", hostVersion)
+
+	type recorded struct {
+		Digest       string          `json:"digest"`
+		Nixpkgs      string          `json:"nixpkgs"`
+		Installables json.RawMessage `json:"installables"`
+		SBOMs        json.RawMessage `json:"sboms"`
+	}
+	var fromHost, fromTrixie recorded
+	assert.NilError(t, json.Unmarshal([]byte(host.stdout), &fromHost), host.stdout)
+	assert.NilError(t, json.Unmarshal([]byte(trixie.stdout), &fromTrixie), trixie.stdout)
+	t.Logf("%s: %s", hostVersion, host.stdout)
+	assert.Check(t, is.Equal(fromHost.Nixpkgs, fromTrixie.Nixpkgs))
+	assert.Check(t, is.Equal(string(fromHost.Installables), string(fromTrixie.Installables)))
+	assert.Check(t, is.Equal(string(fromHost.SBOMs), string(fromTrixie.SBOMs)))
+	assert.Check(t, is.Equal(fromHost.Digest, fromTrixie.Digest), "the index differs")
+	assert.Check(t, strings.HasPrefix(fromHost.Digest, "sha256:"), "no digest in %s", host.stdout)
+}
