@@ -324,7 +324,7 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 			return nil, fmt.Errorf("%s: the flake %s has no package %s for %s%s (it has packages for: %s)",
 				flakeref.Redacted(inst.Ref), flakeref.Redacted(ref), inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)
 		case "other-system":
-			return nil, fmt.Errorf("%s: %s in the flake %s is a package of %s, but the image is for %s: name one of %s, or build the image for %s alone",
+			return nil, fmt.Errorf("%s: %s in the flake %s is a package of %s, but the image is for %s: name a package of %s, or build the image for %s alone",
 				flakeref.Redacted(inst.Ref), inst.Name(), flakeref.Redacted(ref), p.DrvSystem, system, system, p.DrvSystem)
 		default:
 			return nil, fmt.Errorf("%s: %s in the flake %s is not a package for %s (name one inside, e.g. %s.NAME)", flakeref.Redacted(inst.Ref), inst.Name(), flakeref.Redacted(ref), system, inst.Name())

@@ -227,7 +227,7 @@ func TestInstallableFullPath(t *testing.T) {
 	} {
 		_, err = build(tc.system, ref+tc.inst)
 		assert.Check(t, is.Error(err, ref+tc.inst+": "+tc.inst[1:]+" in the flake "+ref+" is a package of "+tc.other+", but the image is for "+tc.system+
-			": name one of "+tc.system+", or build the image for "+tc.other+" alone"), tc.inst)
+			": name a package of "+tc.system+", or build the image for "+tc.other+" alone"), tc.inst)
 	}
 
 	// A path that is not there is still missing; one that is no package,
