@@ -246,20 +246,34 @@ func TestFreshStoreNix226(t *testing.T) {
 	// A package whose meta.outputsToInstall adds its man pages: this
 	// Nix's own nix build would build both outputs, but an image holds
 	// the default output alone, as one built by Nix 2.8 does.
-	r = inChroot("/opt/nixery/nixery", "build", "--nixpkgs", "path:/src/nixpkgs", "--platforms", "linux/amd64", "--push=false", "--json", "withman")
-	assert.Equal(t, r.code, 0, r.stderr)
-	var built struct {
-		Manifests []struct {
-			Layers []struct{ Packages []string }
+	packagesOf := func(stdout string) []string { // of the first manifest's layers
+		t.Helper()
+		var built struct {
+			Manifests []struct {
+				Layers []struct{ Packages []string }
+			}
 		}
+		assert.NilError(t, json.Unmarshal([]byte(stdout), &built), stdout)
+		var packages []string
+		for _, l := range built.Manifests[0].Layers {
+			packages = append(packages, l.Packages...)
+		}
+		return packages
 	}
-	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &built), r.stdout)
-	var packages []string
-	for _, l := range built.Manifests[0].Layers {
-		packages = append(packages, l.Packages...)
+	layerPackages := func(args ...string) []string {
+		t.Helper()
+		r := inChroot(append([]string{"/opt/nixery/nixery", "build", "--nixpkgs", "path:/src/nixpkgs", "--platforms", "linux/amd64", "--push=false", "--json"}, args...)...)
+		assert.Equal(t, r.code, 0, r.stderr)
+		return packagesOf(r.stdout)
 	}
+	packages := layerPackages("withman")
 	assert.Check(t, is.Contains(packages, "withman-bin"))
 	assert.Check(t, !slices.Contains(packages, "withman-man"), "the image holds the man output: %v", packages)
+	// Both outputs asked for (curl curl.dev): this Nix reports them as two
+	// results of one derivation, and the image holds both, as on Nix 2.8.
+	packages = layerPackages("--no-default-packages", "withman", "withman.man")
+	assert.Check(t, is.Contains(packages, "withman-bin"))
+	assert.Check(t, is.Contains(packages, "withman-man"))
 
 	// A flake with only the older defaultPackage output: a bare
 	// reference names it, as this Nix's nix build takes it.
@@ -281,6 +295,15 @@ func TestFreshStoreNix226(t *testing.T) {
 	r = runLogged(t, cmd)
 	assert.Equal(t, r.code, 0, r.stderr)
 	assert.Check(t, is.Equal(strings.TrimSpace(podmanRun(t, host+"/e2e/old:v1", "echo", "old")), "old"))
+	// Its full attribute path, which nix build finds among the flake's
+	// outputs after packages and legacyPackages.
+	cmd = exec.Command(script, chroot, "run", "-b", bin+":/opt/nixery", "-b", store+":/nix", "-b", home+":/root",
+		"-b", filepath.Join(repoRoot, "testdata", "nixpkgs")+":/src/nixpkgs", "-b", old+":/src/old",
+		"--", "NIX_CONFIG="+testenv.NixConfig, "PATH=/opt/nixery:/usr/bin:/bin",
+		"/opt/nixery/nixery", "build", "--nixpkgs", "path:/src/nixpkgs", "--platforms", "linux/amd64", "--push=false", "--json", "path:/src/old#defaultPackage.x86_64-linux")
+	r = runLogged(t, cmd)
+	assert.Equal(t, r.code, 0, r.stderr)
+	assert.Check(t, is.Contains(packagesOf(r.stdout), "busybox"))
 
 	// This Nix builds the derivations the lookup found by their paths
 	// (nixpkgs' packages, the app, the older defaultPackage), so each

@@ -31,7 +31,7 @@ const lixPathInfo = `[{"closureSize":1000,"narHash":"sha256-FePFYIlMuycIXPZbWi7L
 // Build of hello, the first path-info refused as stderr says.
 func lixBuild(f *fakeNix, pathInfoErr string) {
 	f.answer("metadata", 1, lixMetadata, "", 0)
-	f.answer("eval", 1, `{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package"}]}`, "", 0)
+	f.answer("eval", 1, `{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package","output":"out"}]}`, "", 0)
 	f.answer("build", 1, `[{"drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","outputs":{"out":"/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello"}}]`, "", 0)
 	f.answer("path-info", 1, "", pathInfoErr, 1)
 	f.answer("path-info", 2, lixPathInfo, "", 0)
@@ -129,7 +129,7 @@ func TestJSONFormatProbedOnce(t *testing.T) {
 	f := newFakeNix(t)
 	lixBuild(f, lixUnknownFlag)
 	f.answer("metadata", 2, lixMetadata, "", 0)
-	f.answer("eval", 2, `{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package"}]}`, "", 0)
+	f.answer("eval", 2, `{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package","output":"out"}]}`, "", 0)
 	f.answer("build", 2, `[{"drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","outputs":{"out":"/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello"}}]`, "", 0)
 	f.answer("path-info", 3, lixPathInfo, "", 0)
 	for range 2 {

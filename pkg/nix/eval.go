@@ -17,10 +17,12 @@ import (
 
 // lookupExpr finds the requested attributes in a flake's output sets
 // for a system (nixpkgs: legacyPackages.<system>; another flake, as nix
-// build looks: packages.<system>, then legacyPackages.<system>) and
-// returns, for each, whether it is missing, a package (with its
-// derivation path, what its meta says of licences, homepage and
-// description, and the program nix run would start) or something else.
+// build looks: packages.<system>, then legacyPackages.<system>, then the
+// flake's outputs themselves, e.g. hydraJobs.app.<system>) and returns,
+// for each, whether it is missing, a package (with its derivation path,
+// its default output, what its meta says of licences, homepage and
+// description, and the program nix run would start), a package of
+// another system, or something else.
 // It is constant Nix code: the flake reference, the system, the sets and
 // the attribute paths reach it as strings through --argstr, never spliced
 // into the code. Attribute paths were checked against nixpkgs' grammar,
@@ -37,11 +39,16 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
       # A flake reference alone names its default package, which nix
       # build looks for in packages.<system>.default, then in the older
       # output defaultPackage.<system> (then, here, legacyPackages).
-      hasOld = builtins.elem "packages" (builtins.fromJSON sets) && builtins.isAttrs (f.defaultPackage or null);
+      installables = builtins.elem "packages" (builtins.fromJSON sets);
+      hasOld = installables && builtins.isAttrs (f.defaultPackage or null);
       oldDefault =
         if hasOld && f.defaultPackage ? ${system}
         then [ { set = "defaultPackage"; hit = { found = true; value = f.defaultPackage.${system}; path = [ ]; }; } ]
         else [ ];
+      # Last, as nix build does, a flake's attribute path names itself in
+      # the flake's outputs (defaultPackage.x86_64-linux): a package of
+      # one system, refused for another (see lookup).
+      bare = if installables then [ { set = ""; value = f; } ] else [ ];
       systems = builtins.concatLists (map (s: builtins.attrNames f.${s}) setsOf)
         ++ (if hasOld then builtins.attrNames f.defaultPackage else [ ]);
       # A missing attribute keeps the set it is missing from, whose names
@@ -116,7 +123,8 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
       lookup = attr:
         let
           name = if attr == "" then "default" else attr;
-          found = builtins.filter (r: r.hit.found) (map (root: { inherit (root) set; hit = find root name; }) roots);
+          found = builtins.filter (r: r.hit.found)
+            (map (root: { inherit (root) set; hit = find root name; }) (roots ++ (if attr == "" then [ ] else bare)));
           hits =
             if attr == ""
             then builtins.filter (h: h.set == "packages") found ++ oldDefault ++ builtins.filter (h: h.set != "packages") found
@@ -127,13 +135,19 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
         then { inherit attr; status = "missing"; inherit (miss) name path; candidates = candidates miss; }
         else
           let h = builtins.head hits; v = h.hit.value; in
-          if builtins.isAttrs v && (v.type or null) == "derivation"
-          then { inherit attr; inherit (h) set; status = "package"; drvPath = v.drvPath; select = selectOutput v; byPath = byPath v; meta = metaOf v; inherit (h.hit) path; }
-          else { inherit attr; status = "not-package"; };
+          if !(builtins.isAttrs v && (v.type or null) == "derivation")
+          then { inherit attr; status = "not-package"; }
+          else if h.set == "" && (v.system or null) != system
+          then { inherit attr; status = "other-system"; drvSystem = str (v.system or ""); }
+          else {
+            inherit attr; inherit (h) set; status = "package";
+            drvPath = v.drvPath; output = v.outputName or "out";
+            select = selectOutput v; byPath = byPath v; meta = metaOf v; inherit (h.hit) path;
+          };
+      packages = map lookup (builtins.fromJSON attrs);
+      hasSystem = roots != [ ] || oldDefault != [ ] || builtins.any (p: p.status != "missing") packages;
     in
-    if roots != [ ] || oldDefault != [ ]
-    then { hasSystem = true; inherit systems; packages = map lookup (builtins.fromJSON attrs); }
-    else { hasSystem = false; inherit systems; packages = [ ]; };
+    { inherit hasSystem systems; packages = if hasSystem then packages else [ ]; };
 }
 `
 
@@ -142,12 +156,16 @@ type lookupResult struct {
 	Systems   []string `json:"systems"`
 	Packages  []struct {
 		Attr    string `json:"attr"`
-		Set     string `json:"set"` // where it was found: legacyPackages, packages
+		Set     string `json:"set"` // where it was found: legacyPackages, packages, "" for the flake's outputs
 		Status  string `json:"status"`
 		DrvPath string `json:"drvPath"`
-		Select  string `json:"select"` // see found
-		ByPath  string `json:"byPath"` // see found
-		Meta    *Meta  `json:"meta"`
+		Output  string `json:"output"` // its default output (outputName), the one built
+		// DrvSystem is the system of a package found in the flake's
+		// outputs for another system (status other-system).
+		DrvSystem string `json:"drvSystem"`
+		Select    string `json:"select"` // see found
+		ByPath    string `json:"byPath"` // see found
+		Meta      *Meta  `json:"meta"`
 		// For a missing attribute: its name, the path of the set it is
 		// missing from, and that set's names of about its length. For a
 		// package, Path is its attribute path as nixpkgs spells it.
@@ -180,11 +198,22 @@ type License struct {
 // found is one package the lookup found.
 type found struct {
 	DrvPath string
-	Set     string // the output set it is in: legacyPackages, packages, defaultPackage
-	Attr    string // its attribute path in Set.<system> ("" for defaultPackage)
+	Output  string // its default output (outputName): the one output nix build builds and the package has
+	Set     string // the output set it is in: legacyPackages, packages, defaultPackage; "" for the flake's outputs
+	Attr    string // its attribute path in Set.<system> ("" for defaultPackage), or in the flake's outputs
 	Select  string // after its installable: "^OUTPUT" (the default output) on Nix 2.9 and later, "" before
 	ByPath  string // DRV^OUTPUT, what nix build is given instead on Nix 2.13 and later; "" before
 	Meta    *Meta  // nil when meta failed to evaluate
+}
+
+// outputIn is the package's one output among the outputs nix build
+// reported by derivation, as Package.Outputs.
+func (f found) outputIn(built map[string]map[string]string) (map[string]string, bool) {
+	path, ok := built[f.DrvPath][f.Output]
+	if !ok {
+		return nil, false
+	}
+	return map[string]string{f.Output: path}, true
 }
 
 // installable is what nix build is given for the package found in a
@@ -214,7 +243,7 @@ func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system stri
 	for _, p := range res.Packages {
 		switch p.Status {
 		case "package":
-			drvs[p.Attr] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
+			drvs[p.Attr] = found{DrvPath: p.DrvPath, Output: p.Output, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
 		case "missing":
 			nf.Missing = append(nf.Missing, p.Attr)
 			if close := closest(p.Name, p.Path, p.Candidates); len(close) > 0 {
@@ -290,10 +319,13 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		inst := insts[i]
 		switch p.Status {
 		case "package":
-			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
+			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Output: p.Output, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
 		case "missing":
 			return nil, fmt.Errorf("%s: the flake %s has no package %s for %s%s (it has packages for: %s)",
 				flakeref.Redacted(inst.Ref), flakeref.Redacted(ref), inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)
+		case "other-system":
+			return nil, fmt.Errorf("%s: %s in the flake %s is a package of %s, but the image is for %s: name a package of %s, or build the image for %s alone",
+				flakeref.Redacted(inst.Ref), inst.Name(), flakeref.Redacted(ref), p.DrvSystem, system, system, p.DrvSystem)
 		default:
 			return nil, fmt.Errorf("%s: %s in the flake %s is not a package for %s (name one inside, e.g. %s.NAME)", flakeref.Redacted(inst.Ref), inst.Name(), flakeref.Redacted(ref), system, inst.Name())
 		}
@@ -354,8 +386,14 @@ func (b *Builder) evalLookup(ctx context.Context, log io.Writer, what, locked, s
 		return nil, fmt.Errorf("%s: unexpected output of nix eval: %d answers for %d attributes", what, len(res.Packages), len(attrs))
 	}
 	for _, p := range res.Packages {
-		if p.Status == "package" && (!storepath.Valid(p.DrvPath) || !strings.HasSuffix(p.DrvPath, ".drv")) {
+		if p.Status != "package" {
+			continue
+		}
+		if !storepath.Valid(p.DrvPath) || !strings.HasSuffix(p.DrvPath, ".drv") {
 			return nil, fmt.Errorf("%s: unexpected output of nix eval: %q is no derivation in the store", what, p.DrvPath)
+		}
+		if p.Output == "" {
+			return nil, fmt.Errorf("%s: unexpected output of nix eval: no output named for %s", what, p.DrvPath)
 		}
 	}
 	return &res, nil

@@ -36,8 +36,9 @@ func TestWithinSystem(t *testing.T) {
 func TestLookupUnexpectedAnswers(t *testing.T) {
 	for answer, want := range map[string]string{
 		`{"hasSystem":true,"packages":[]}`: "unexpected output of nix eval: 0 answers for 1 attributes",
-		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package"},{"attr":"x","status":"missing"}]}`: "2 answers for 1 attributes",
-		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/../../etc/passwd","status":"package"}]}`:                                                           `"/nix/store/../../etc/passwd" is no derivation in the store`,
+		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package","output":"out"},{"attr":"x","status":"missing"}]}`: "2 answers for 1 attributes",
+		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/../../etc/passwd","status":"package","output":"out"}]}`:                                                           `"/nix/store/../../etc/passwd" is no derivation in the store`,
+		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package"}]}`:                                                "no output named for /nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv",
 	} {
 		f := newFakeNix(t)
 		f.answer("eval", 1, answer, "", 0)

@@ -170,3 +170,70 @@ func TestDefaultPackageOutput(t *testing.T) {
 	assert.Equal(t, p.Installed, "packages.x86_64-linux.default")
 	assert.Equal(t, p.Meta.MainProgram, "newapp")
 }
+
+// A full attribute path outside packages and legacyPackages
+// (defaultPackage.x86_64-linux, hydraJobs.app.x86_64-linux) is found as
+// nix build finds it, after those two sets, and only for the system of
+// its derivation: a package of another system is refused in one line.
+func TestInstallableFullPath(t *testing.T) {
+	testenv.Require(t, "nix")
+	dir := t.TempDir()
+	flake := fmt.Sprintf(`{
+  outputs = { self }:
+    let
+      mk = system: name: builtins.derivation {
+        inherit name system; nonce = %q;
+        builder = "/bin/sh";
+        args = [ "-eu" "-c" "mkdir -p $out/bin; echo > $out/bin/${name}" ];
+        PATH = "/usr/bin:/bin";
+      };
+    in {
+      defaultPackage.x86_64-linux = mk "x86_64-linux" "oldapp";
+      hydraJobs.app = { x86_64-linux = mk "x86_64-linux" "jobapp"; aarch64-linux = mk "aarch64-linux" "jobapp"; };
+    };
+}
+`, t.Name()+time.Now().String())
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644))
+	ref := "path:" + dir
+	nixpkgs := writeFlake(t, `{ hello = drv "hello" "echo > $out"; }`)
+	build := func(system string, refs ...string) (*Result, error) {
+		t.Helper()
+		b := &Builder{Flake: nixpkgs, Installables: installables(t, refs...)}
+		return b.Build(context.Background(), system, []string{"hello"})
+	}
+
+	res, err := build("x86_64-linux", ref+"#defaultPackage.x86_64-linux", ref+"#hydraJobs.app.x86_64-linux")
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(res.Packages, 3))
+	old, job := res.Packages[1], res.Packages[2]
+	assert.Equal(t, old.Installed, "defaultPackage.x86_64-linux")
+	assert.Check(t, strings.HasSuffix(old.Outputs["out"], "-oldapp"), old.Outputs["out"])
+	assert.Equal(t, job.Installed, "hydraJobs.app.x86_64-linux")
+	assert.Equal(t, job.Meta.MainProgram, "jobapp")
+	assert.Check(t, strings.HasSuffix(job.Outputs["out"], "-jobapp"), job.Outputs["out"])
+	_, err = os.Stat(filepath.Join(job.Outputs["out"], "bin", "jobapp"))
+	assert.NilError(t, err)
+
+	// The aarch64-linux job for an aarch64-linux image.
+	res, err = build("aarch64-linux", ref+"#hydraJobs.app.aarch64-linux")
+	assert.NilError(t, err)
+	assert.Equal(t, res.Packages[1].Installed, "hydraJobs.app.aarch64-linux")
+
+	// A package of one system in an image for another.
+	for _, tc := range []struct{ inst, system, other string }{
+		{"#hydraJobs.app.aarch64-linux", "x86_64-linux", "aarch64-linux"},
+		{"#hydraJobs.app.x86_64-linux", "aarch64-linux", "x86_64-linux"},
+		{"#defaultPackage.x86_64-linux", "aarch64-linux", "x86_64-linux"},
+	} {
+		_, err = build(tc.system, ref+tc.inst)
+		assert.Check(t, is.Error(err, ref+tc.inst+": "+tc.inst[1:]+" in the flake "+ref+" is a package of "+tc.other+", but the image is for "+tc.system+
+			": name a package of "+tc.system+", or build the image for "+tc.other+" alone"), tc.inst)
+	}
+
+	// A path that is not there is still missing; one that is no package,
+	// not a package.
+	_, err = build("x86_64-linux", ref+"#hydraJobs.app.riscv64-linux")
+	assert.ErrorContains(t, err, "has no package hydraJobs.app.riscv64-linux for x86_64-linux")
+	_, err = build("x86_64-linux", ref+"#hydraJobs.app")
+	assert.ErrorContains(t, err, "hydraJobs.app in the flake "+ref+" is not a package for x86_64-linux")
+}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -82,7 +83,7 @@ type Builder struct {
 type Package struct {
 	Attr    string            // attribute path, e.g. python3Packages.requests; for an installable, as given (.#app)
 	DrvPath string            // its derivation
-	Outputs map[string]string // output name → store path: the outputs nix build gives by default
+	Outputs map[string]string // output name → store path: its default output (outputName) alone, e.g. bin for curl, dev for curl.dev
 	Meta    *Meta             // licences, homepage, description; nil when meta failed to evaluate
 	// Installable is set for a package of another flake than nixpkgs,
 	// with Flake its flake's lock and Installed the attribute it was
@@ -266,7 +267,10 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		return nil, err
 	}
 	// Nix 2.8 does not list results in the order of the installables, so
-	// they are matched to attributes by derivation path.
+	// they are matched to attributes by derivation path. Two outputs of
+	// one derivation (curl curl.dev) are one result on Nix 2.8 and one
+	// each on later Nix: the results of a derivation are merged, and
+	// each package takes the output it names.
 	var built []struct {
 		DrvPath string            `json:"drvPath"`
 		Outputs map[string]string `json:"outputs"`
@@ -276,21 +280,24 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	}
 	outputs := map[string]map[string]string{}
 	for _, r := range built {
-		outputs[r.DrvPath] = r.Outputs
+		if outputs[r.DrvPath] == nil {
+			outputs[r.DrvPath] = map[string]string{}
+		}
+		maps.Copy(outputs[r.DrvPath], r.Outputs)
 	}
 	res := &Result{System: system, Flake: locked, Locked: lock}
 	for _, a := range attrs {
 		f := drvs[a]
-		outs := outputs[f.DrvPath]
-		if len(outs) == 0 {
-			return nil, fmt.Errorf("nix build for %s: nix build did not report the outputs of %s (%s)", system, a, f.DrvPath)
+		outs, ok := f.outputIn(outputs)
+		if !ok {
+			return nil, fmt.Errorf("nix build for %s: nix build did not report output %s of %s (%s)", system, f.Output, a, f.DrvPath)
 		}
 		res.Packages = append(res.Packages, Package{Attr: a, DrvPath: f.DrvPath, Outputs: outs, Meta: f.Meta})
 	}
 	for _, a := range apps {
-		outs := outputs[a.found.DrvPath]
-		if len(outs) == 0 {
-			return nil, fmt.Errorf("nix build for %s: nix build did not report the outputs of %s (%s)", system, flakeref.Redacted(a.inst.Ref), a.found.DrvPath)
+		outs, ok := a.found.outputIn(outputs)
+		if !ok {
+			return nil, fmt.Errorf("nix build for %s: nix build did not report output %s of %s (%s)", system, a.found.Output, flakeref.Redacted(a.inst.Ref), a.found.DrvPath)
 		}
 		inst, lock := a.inst, a.lock
 		res.Packages = append(res.Packages, Package{Attr: inst.Ref, DrvPath: a.found.DrvPath, Outputs: outs, Meta: a.found.Meta,
@@ -311,9 +318,13 @@ type app struct {
 	found found
 }
 
-// installed is the attribute nix build is given: SET.SYSTEM.ATTR, or
-// defaultPackage.SYSTEM, which is a package itself.
+// installed is the attribute nix build is given: SET.SYSTEM.ATTR,
+// defaultPackage.SYSTEM, which is a package itself, or an attribute path
+// of the flake's outputs, which nix build tries after those sets.
 func (a app) installed(system string) string {
+	if a.found.Set == "" {
+		return a.found.Attr
+	}
 	if a.found.Attr == "" {
 		return a.found.Set + "." + system
 	}

@@ -189,3 +189,29 @@ func TestBuildDefaultOutput(t *testing.T) {
 	assert.Check(t, !strings.Contains(string(res.Closure), "-withman-man"), "the man output is in the closure")
 	assert.Equal(t, runClean(t, filepath.Join(res.Packages[0].Outputs["bin"], "bin", "withman"), "ok"), "ok\n")
 }
+
+// TestBuildTwoOutputs: two outputs of one derivation requested together
+// (curl curl.dev) give each package the output it names, and the image
+// both; Nix 2.8 reports them as one result, later Nix as one per
+// installable with the same derivation.
+func TestBuildTwoOutputs(t *testing.T) {
+	testenv.Require(t, "nix")
+	var log bytes.Buffer
+	b := &Builder{Flake: standIn(t), Log: &log}
+	res, err := b.Build(context.Background(), "x86_64-linux", []string{"withman", "withman.man"})
+	assert.NilError(t, err, "log:\n%s", log.String())
+	assert.Assert(t, is.Len(res.Packages, 2))
+	bin, man := res.Packages[0], res.Packages[1]
+	assert.Equal(t, bin.Attr, "withman")
+	assert.Equal(t, man.Attr, "withman.man")
+	assert.Equal(t, bin.DrvPath, man.DrvPath)
+	assert.DeepEqual(t, mapKeys(bin.Outputs), []string{"bin"})
+	assert.DeepEqual(t, mapKeys(man.Outputs), []string{"man"})
+	assert.Check(t, strings.HasSuffix(bin.Outputs["bin"], "-withman-bin"), bin.Outputs["bin"])
+	assert.Check(t, strings.HasSuffix(man.Outputs["man"], "-withman-man"), man.Outputs["man"])
+	roots := []string{bin.Outputs["bin"], man.Outputs["man"]}
+	sort.Strings(roots)
+	assert.DeepEqual(t, res.Roots(), roots)
+	_, err = os.Stat(filepath.Join(man.Outputs["man"], "share", "man", "man1", "withman.1"))
+	assert.NilError(t, err)
+}

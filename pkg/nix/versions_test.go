@@ -126,7 +126,7 @@ func TestOneLockForAllSystems(t *testing.T) {
 	f := newFakeNix(t)
 	f.answer("metadata", 1, determinateMetadata, "", 0)
 	for k := 1; k <= 2; k++ {
-		f.answer("eval", k, `{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package"}]}`, "", 0)
+		f.answer("eval", k, `{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package","output":"out"}]}`, "", 0)
 		f.answer("build", k, `[{"drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","outputs":{"out":"/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello"}}]`, "", 0)
 		f.answer("path-info", k, `{"/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello":{"closureSize":1,"narSize":1,"references":[]}}`, "", 0)
 	}
@@ -189,4 +189,42 @@ func TestNixOutputHidesCredentials(t *testing.T) {
 		assert.Check(t, !strings.Contains(log.String(), "s3cr3t-tok"), log.String())
 		assert.Check(t, is.Contains(log.String()+err.Error(), "REDACTED"))
 	}
+}
+
+// Two outputs of one derivation (curl curl.dev): Nix 2.8 reports them as
+// one result, Nix 2.26 as one result each with the same derivation;
+// either way each package has the output it names, and both are roots.
+func TestTwoOutputsOfOneDerivation(t *testing.T) {
+	const (
+		drv = "/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-curl.drv"
+		bin = "/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-curl-bin"
+		dev = "/nix/store/h5wkd9frr45pa74if5gpz9j7mifg27fh-curl-dev"
+	)
+	for name, built := range map[string]string{
+		"Nix 2.8":  `[{"drvPath":"` + drv + `","outputs":{"bin":"` + bin + `","dev":"` + dev + `"}}]`,
+		"Nix 2.26": `[{"drvPath":"` + drv + `","outputs":{"bin":"` + bin + `"}},{"drvPath":"` + drv + `","outputs":{"dev":"` + dev + `"}}]`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeNix(t)
+			f.answer("metadata", 1, determinateMetadata, "", 0)
+			f.answer("eval", 1, `{"hasSystem":true,"packages":[`+
+				`{"attr":"curl","drvPath":"`+drv+`","status":"package","output":"bin"},`+
+				`{"attr":"curl.dev","drvPath":"`+drv+`","status":"package","output":"dev"}]}`, "", 0)
+			f.answer("build", 1, built, "", 0)
+			f.answer("path-info", 1, `{"`+bin+`":{"closureSize":1,"narSize":1,"references":[]},"`+dev+`":{"closureSize":1,"narSize":1,"references":[]}}`, "", 0)
+			res, err := (&Builder{Flake: "github:NixOS/nixpkgs", Nix: f.path}).Build(context.Background(), "x86_64-linux", []string{"curl", "curl.dev"})
+			assert.NilError(t, err)
+			assert.DeepEqual(t, res.Packages[0].Outputs, map[string]string{"bin": bin})
+			assert.DeepEqual(t, res.Packages[1].Outputs, map[string]string{"dev": dev})
+			assert.DeepEqual(t, res.Roots(), []string{dev, bin})
+		})
+	}
+	// An output nix build did not report is an error, not a package
+	// without outputs.
+	f := newFakeNix(t)
+	f.answer("metadata", 1, determinateMetadata, "", 0)
+	f.answer("eval", 1, `{"hasSystem":true,"packages":[{"attr":"curl.dev","drvPath":"`+drv+`","status":"package","output":"dev"}]}`, "", 0)
+	f.answer("build", 1, `[{"drvPath":"`+drv+`","outputs":{"bin":"`+bin+`"}}]`, "", 0)
+	_, err := (&Builder{Flake: "github:NixOS/nixpkgs", Nix: f.path}).Build(context.Background(), "x86_64-linux", []string{"curl.dev"})
+	assert.ErrorContains(t, err, "nix build did not report output dev of curl.dev ("+drv+")")
 }
