@@ -6,7 +6,9 @@
 package flakeref
 
 import (
+	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -64,36 +66,37 @@ func Redacted(ref string) string {
 	return u.String()
 }
 
-// Secrets are the parts of ref that Redacted hides, in the forms a
-// message (Nix's, quoting a URL) may hold them: as written and
-// percent-decoded, each with what marks it as a credential (user@,
-// :password@, name=value), longest first.
+// Secrets are the parts of ref that Redacted hides, each with what marks
+// it as a credential (user@, :password@, name=value), in the forms a
+// message may hold them: as written, percent-decoded, and re-encoded as
+// Nix and Go write them (%2f and %2F), a few per secret; longest first.
+// They are what the action masks; Scrub also finds them by pattern.
 func Secrets(ref string) []string {
 	u, err := url.Parse(ref)
 	if err != nil {
 		return nil
 	}
 	seen := map[string]bool{}
-	add := func(s string) {
-		if s != "" && s != redactedText {
-			seen[s] = true
+	add := func(prefix string, forms []string, suffix string) {
+		for _, f := range forms {
+			if f != "" && f != redactedText {
+				seen[prefix+f+suffix] = true
+			}
 		}
 	}
 	if u.User != nil {
-		user := u.User.Username()
-		password, hasPassword := u.User.Password()
-		raw := u.User.String() // as written, percent-encoded
+		rawUser, rawPassword, hasPassword := strings.Cut(rawUserinfo(ref), ":")
 		if httpLike(u.Scheme) {
-			add(raw + "@")
-			add(user + "@")
-			if hasPassword {
-				add(user + ":" + password + "@")
+			users, passwords := encodings(rawUser, false), encodings(rawPassword, false)
+			for i, user := range users {
+				if hasPassword {
+					user += ":" + passwords[i] // both encoded alike
+				}
+				add("", []string{user}, "@")
 			}
 		}
 		if hasPassword {
-			_, encoded, _ := strings.Cut(raw, ":")
-			add(":" + encoded + "@")
-			add(":" + password + "@")
+			add(":", encodings(rawPassword, false), "@")
 		}
 	}
 	for _, kv := range strings.Split(u.RawQuery, "&") {
@@ -102,9 +105,8 @@ func Secrets(ref string) []string {
 		if err != nil || flakeParams[name] || v == "" {
 			continue
 		}
-		add(k + "=" + v)
-		if value, err := url.QueryUnescape(v); err == nil {
-			add(name + "=" + value)
+		for _, n := range []string{k, name} {
+			add(n+"=", encodings(v, true), "")
 		}
 	}
 	out := make([]string, 0, len(seen))
@@ -120,8 +122,63 @@ func Secrets(ref string) []string {
 	return out
 }
 
-// Scrub replaces in s every secret (as Secrets gives them) by REDACTED,
-// keeping what marks it (the @, the name=).
+// rawUserinfo is the userinfo of the URL ref as written (url.URL's User
+// re-encodes it): what is before the last '@' of the authority.
+func rawUserinfo(ref string) string {
+	_, rest, ok := strings.Cut(ref, "://")
+	if !ok {
+		return ""
+	}
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+		rest = rest[:end]
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return ""
+	}
+	return rest[:at]
+}
+
+// encodings are the forms of a percent-encoded part of a URL (a query
+// value when query) that a message may quote, five of them: as written,
+// decoded (a query's '+' kept, as Nix reads it), re-encoded as Nix does
+// (lower-case hex, upper-case in newer versions), and as Go does.
+func encodings(raw string, query bool) []string {
+	decoded, err := url.PathUnescape(raw)
+	if err != nil {
+		return []string{raw, raw, raw, raw, raw}
+	}
+	goEncoded := url.User(decoded).String()
+	if query {
+		goEncoded = url.QueryEscape(decoded)
+	}
+	return []string{raw, decoded, nixEncode(decoded, false), nixEncode(decoded, true), goEncoded}
+}
+
+// nixEncode percent-encodes s as Nix does: all but the unreserved
+// characters and the sub-delimiters, ':' and '@'.
+func nixEncode(s string, upper bool) string {
+	format := "%%%02x"
+	if upper {
+		format = "%%%02X"
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~!$&'()*+,;=:@", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, format, c)
+		}
+	}
+	return b.String()
+}
+
+// Scrub hides credentials in s, a message that may quote flake
+// references (Nix's, a registry's): first the secrets given (as Secrets
+// gives them), then, whatever their encoding, the userinfo and the
+// values of secret query parameters of every URL in s, by the rule of
+// Redacted. What marks a credential stays: REDACTED@, name=REDACTED.
 func Scrub(s string, secrets []string) string {
 	for _, sec := range secrets {
 		if !strings.Contains(s, sec) {
@@ -139,7 +196,55 @@ func Scrub(s string, secrets []string) string {
 		}
 		s = strings.ReplaceAll(s, sec, with)
 	}
-	return s
+	s = userinfoInText.ReplaceAllStringFunc(s, scrubUserinfo)
+	return urlInText.ReplaceAllStringFunc(s, scrubQuery)
+}
+
+// notInURL are the characters that end a URL quoted in a message: blanks,
+// quotes, brackets, control characters.
+const notInURL = "\\s'\"`<>\\x00-\\x1f\\x7f"
+
+// userinfoInText matches scheme://USERINFO@ in a message, the userinfo up
+// to the authority's last '@'.
+var userinfoInText = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*)://([^/?#` + notInURL + `]*)@`)
+
+// urlInText matches what may be a URL in a message: a scheme, then up to
+// a character that ends it.
+var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*:[^` + notInURL + `]+`)
+
+// queryParam matches one name=value of a URL's query.
+var queryParam = regexp.MustCompile(`([?&])([^=&?#]+)=([^&#]*)`)
+
+// scrubUserinfo hides, as Redacted does, the userinfo of an http(s) URL
+// and the password of any other in m, a match of userinfoInText.
+func scrubUserinfo(m string) string {
+	sub := userinfoInText.FindStringSubmatch(m)
+	scheme, userinfo := sub[1], sub[2]
+	user, _, hasPassword := strings.Cut(userinfo, ":")
+	switch {
+	case httpLike(strings.ToLower(scheme)):
+		userinfo = redactedText
+	case hasPassword:
+		userinfo = user + ":" + redactedText
+	}
+	return scheme + "://" + userinfo + "@"
+}
+
+// scrubQuery hides, as Redacted does, the value of every query parameter
+// of the URL u that is not a flake attribute, however it is encoded.
+func scrubQuery(u string) string {
+	q := strings.IndexByte(u, '?')
+	if q < 0 {
+		return u
+	}
+	return u[:q] + queryParam.ReplaceAllStringFunc(u[q:], func(kv string) string {
+		m := queryParam.FindStringSubmatch(kv)
+		name, err := url.QueryUnescape(m[2])
+		if err == nil && flakeParams[name] || m[3] == "" {
+			return kv
+		}
+		return m[1] + m[2] + "=" + redactedText
+	})
 }
 
 // httpLike tells whether a URL scheme is http(s), alone or under a

@@ -52,3 +52,58 @@ func TestScrub(t *testing.T) {
 	ssh := Secrets("git+ssh://git:hunter22@git.example.org/r")
 	assert.Equal(t, Scrub("fetching git+ssh://git:hunter22@git.example.org/r", ssh), "fetching git+ssh://git:REDACTED@git.example.org/r")
 }
+
+// Nix quotes a reference in its own encoding, not as written: Scrub hides
+// its credentials in any encoding, given the reference's secrets or not,
+// and Secrets (what the action masks) holds the forms Nix and Go write.
+func TestScrubAnyEncoding(t *testing.T) {
+	for _, c := range []struct {
+		ref, nix, want string
+		leaks          []string
+	}{
+		{"http://h/x.tar.gz?access_token=QTokB/x2", "unable to download 'http://h/x.tar.gz?access_token=QTokB%2fx2': HTTP error 404",
+			"unable to download 'http://h/x.tar.gz?access_token=REDACTED': HTTP error 404", []string{"QTokB"}},
+		{"http://h/x.tar.gz?access_token=QTokB/x2", "unable to download 'http://h/x.tar.gz?access_token=QTokB%2Fx2'",
+			"unable to download 'http://h/x.tar.gz?access_token=REDACTED'", []string{"QTokB"}},
+		{"http://h/x?rev=abc&access_token=a%2Bb+c%3Dd", "fetching 'http://h/x?rev=abc&access_token=a+b+c=d' failed",
+			"fetching 'http://h/x?rev=abc&access_token=REDACTED' failed", []string{"a+b", "c=d"}},
+		{"http://h/x?access_token=a+b=c", "fetching 'http://h/x?access_token=a%2Bb%3Dc' failed",
+			"fetching 'http://h/x?access_token=REDACTED' failed", []string{"a%2Bb"}},
+		{"http://pk-user:a%2Bb%3DTok8@h/x.tar.gz", "unable to download 'http://pk-user:a%2Bb%3DTok8@h/x.tar.gz'",
+			"unable to download 'http://REDACTED@h/x.tar.gz'", []string{"Tok8", "pk-user"}},
+		{"http://pk-user:a+b=Tok8@h/x.tar.gz", "unable to download 'http://pk-user:a%2bb%3dTok8@h/x.tar.gz'",
+			"unable to download 'http://REDACTED@h/x.tar.gz'", []string{"Tok8", "pk-user"}},
+		{"http://pk-user:a%2fTok9@h/x.tar.gz", "unable to download 'http://pk-user:a%2FTok9@h/x.tar.gz'",
+			"unable to download 'http://REDACTED@h/x.tar.gz'", []string{"Tok9"}},
+		{"https://p%40k%3Auser:a%3Ab%40Tok7@h/x", "unable to download 'https://p@k:user:a:b@Tok7@h/x'",
+			"unable to download 'https://REDACTED@h/x'", []string{"Tok7", "user"}},
+		{"git+ssh://git:hun%2Fter@h/r", "fetching git+ssh://git:hun%2fter@h/r", "fetching git+ssh://git:REDACTED@h/r", []string{"hun"}},
+		{"github:o/r?dir=x&token=T%2fk", "error: 'github:o/r?dir=x&token=T/k': nope", "error: 'github:o/r?dir=x&token=REDACTED': nope", []string{"T/k"}},
+	} {
+		secrets := Secrets(c.ref)
+		for _, given := range [][]string{secrets, nil} {
+			got := Scrub(c.nix, given)
+			assert.Check(t, is.Equal(got, c.want), c.ref)
+			for _, leak := range c.leaks {
+				assert.Check(t, !strings.Contains(got, leak), "%s: %q left in %s", c.ref, leak, got)
+			}
+		}
+		assert.Check(t, len(secrets) <= 10, "%s: %d secrets: %q", c.ref, len(secrets), secrets)
+	}
+
+	// A secret quoted outside a URL is found only by its forms.
+	assert.Check(t, is.Equal(Scrub("HTTP error 401 (p%40k%3Auser:a%3Ab%40Tok7@h)", Secrets("https://p%40k%3Auser:a%3Ab%40Tok7@h/x")), "HTTP error 401 (REDACTED@h)"))
+
+	masks := Secrets("http://u:a%2fTok9@h/x?access_token=Q/x2")
+	for _, want := range []string{"u:a%2fTok9@", "u:a%2FTok9@", "u:a/Tok9@", ":a%2fTok9@", "access_token=Q%2fx2", "access_token=Q%2Fx2", "access_token=Q/x2"} {
+		assert.Check(t, is.Contains(masks, want))
+	}
+	// What is not a credential stays.
+	for _, text := range []string{
+		"fetching 'git+ssh://git@github.com/team/pkgs?ref=main&rev=0123'",
+		"path:/nix/store/abc-source?lastModified=1&narHash=sha256-x",
+		"error: a?b=c is no URL",
+	} {
+		assert.Check(t, is.Equal(Scrub(text, nil), text))
+	}
+}

@@ -121,7 +121,8 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 		return nil, fmt.Errorf("%s: Nix printed more than %s, the bound on one Nix command's output (MaxOutputBytes): is this one image's closure?", what, limit.Size(int64(stdout.max)))
 	}
 	if err != nil {
-		headline, lines := summarize(flakeref.Scrub(string(tail.buf), secrets))
+		// Scrubbed without colours, which would split a URL.
+		headline, lines := summarize(flakeref.Scrub(string(stripANSI(tail.buf)), secrets))
 		return nil, &CommandError{What: what, Headline: headline, Tail: lines, Err: err}
 	}
 	return stdout.buf.Bytes(), nil
