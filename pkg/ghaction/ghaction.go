@@ -1,9 +1,9 @@
 // Package ghaction writes to a GitHub Actions runner without letting
 // foreign text (registry errors, Nix's output) act as a workflow command.
 // The runner treats any stdout line that starts with "::" (or the older
-// "##[") as a command, so text we did not write is escaped the way
-// @actions/core escapes command data, kept to one line per write, and
-// never allowed to start a line with a command prefix. Outputs and the
+// "##[") as a command, so text we did not write is kept to one line per
+// write and never allowed to start a line with a command prefix; in a
+// command's own data it is escaped the way @actions/core does. Outputs and the
 // step summary go to the runner's files with errors, not panics.
 package ghaction
 
@@ -49,15 +49,22 @@ func EscapeProperty(s string) string {
 	return strings.ReplaceAll(s, ",", "%2C")
 }
 
+// oneLine escapes line breaks as a command's data does (%0D, %0A) but
+// leaves '%' as it is: the runner unescapes command data only, so in a
+// plain line or the summary an escaped '%' would stay %25, garbling every
+// URL and hiding its secrets from the runner's masks.
+var oneLine = strings.NewReplacer("\r", "%0D", "\n", "%0A")
+
 // Line makes foreign text safe to print as one plain log line: line breaks
-// are escaped, a leading "::" (after any blanks) is defused by escaping
-// its first character, and so is every "##[": the runner takes an
-// old-style command ("##[name]...") anywhere in a line. The blanks are
+// are escaped (not '%', see oneLine), a leading "::" (after any blanks) is
+// defused by escaping its first character, and so is every "##[": the
+// runner takes an old-style command ("##[name]...") anywhere in a line.
+// The blanks are
 // those the runner trims (.NET's TrimStart): Unicode's white space,
 // U+00A0, U+2003, U+3000 and U+0085 among them, which unicode.IsSpace
 // tells too.
 func Line(s string) string {
-	s = strings.ReplaceAll(EscapeData(s), "##[", "%23#[")
+	s = strings.ReplaceAll(oneLine.Replace(s), "##[", "%23#[")
 	trimmed := strings.TrimLeftFunc(s, unicode.IsSpace)
 	lead := s[:len(s)-len(trimmed)]
 	if strings.HasPrefix(trimmed, "::") {
@@ -142,12 +149,11 @@ func (l *LineWriter) Flush() error {
 }
 
 // MarkdownText makes foreign text literal markdown on one line, fit for a
-// heading or a table cell: line breaks escaped as in a command's data (the
-// one rule of the log), and every character markdown or a table gives a
+// heading or a table cell: line breaks escaped as in a plain log line, and every character markdown or a table gives a
 // meaning to escaped with a backslash.
 func MarkdownText(s string) string {
 	var b strings.Builder
-	for _, r := range EscapeData(s) {
+	for _, r := range oneLine.Replace(s) {
 		if strings.ContainsRune(markdownSpecial, r) {
 			b.WriteByte('\\')
 		}
@@ -160,9 +166,9 @@ const markdownSpecial = "\\`*_[]<>|~#!&"
 
 // MarkdownCode makes foreign text a code span on one line (outside
 // tables, where '|' would end the cell): line breaks escaped as in a
-// command's data, fenced by more backticks than the text holds in a row.
+// plain log line, fenced by more backticks than the text holds in a row.
 func MarkdownCode(s string) string {
-	s = EscapeData(s)
+	s = oneLine.Replace(s)
 	run, longest := 0, 0
 	for _, r := range s {
 		if r == '`' {

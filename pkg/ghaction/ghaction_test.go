@@ -52,6 +52,27 @@ func TestLineNeverStartsACommand(t *testing.T) {
 	assert.Equal(t, Line("fine: text"), "fine: text")
 }
 
+// The runner does not unescape a plain line: Line escapes only what would
+// break it, so a URL reads as Nix wrote it and the runner's masks (and
+// the %2f forms nixery registers) match it.
+func TestLineKeepsPercent(t *testing.T) {
+	for in, want := range map[string]string{
+		"unable to download 'http://h/x?access_token=QTokB%2fx2': 404": "unable to download 'http://h/x?access_token=QTokB%2fx2': 404",
+		"100% done":             "100% done",
+		"a%0Ab\r\nc":            "a%0Ab%0D%0Ac",
+		"::x %25 ##[y]":         "%3A:x %25 %23#[y]",
+		"\u00a0::add-mask::a%b": "\u00a0%3A:add-mask::a%b",
+	} {
+		assert.Check(t, is.Equal(Line(in), want), "%q", in)
+	}
+	var out bytes.Buffer
+	w := NewLineWriter(&out)
+	_, err := w.Write([]byte("get http://u:a%2fTok@h/ failed\nrest 50%"))
+	assert.NilError(t, err)
+	assert.NilError(t, w.Flush())
+	assert.Equal(t, out.String(), "get http://u:a%2fTok@h/ failed\nrest 50%\n")
+}
+
 func isCommand(line string) bool {
 	return strings.HasPrefix(strings.TrimLeftFunc(line, unicode.IsSpace), "::") || strings.Contains(line, "##[")
 }
@@ -127,7 +148,7 @@ func TestMarkdown(t *testing.T) {
 	for _, tc := range []struct{ in, text, code string }{
 		{"ghcr.io/me/app", "ghcr.io/me/app", "`ghcr.io/me/app`"},
 		{"oci:/x\n::set-output name=digest::evil", "oci:/x%0A::set-output name=digest::evil", "`oci:/x%0A::set-output name=digest::evil`"},
-		{"a|b `c` *d* <e> 100%", "a\\|b \\`c\\` \\*d\\* \\<e\\> 100%25", "``a|b `c` *d* <e> 100%25``"},
+		{"a|b `c` *d* <e> 100%", "a\\|b \\`c\\` \\*d\\* \\<e\\> 100%", "``a|b `c` *d* <e> 100%``"},
 		{"`x``", "\\`x\\`\\`", "``` `x`` ```"},
 		{"# h\r\n", "\\# h%0D%0A", "`# h%0D%0A`"},
 	} {
