@@ -29,11 +29,12 @@ var flakeParams = map[string]bool{
 // REDACTED: the user and password of an http(s) URL (a token may be
 // either), the password of any other URL (an ssh URL's user is a login
 // name, kept), and the values of query parameters that are not flake
-// attributes. A reference with none is returned as it is.
+// attributes. A reference with none is returned as it is; one that is no
+// valid URL (a control character, a bad escape) is scrubbed as text.
 func Redacted(ref string) string {
 	u, err := url.Parse(ref)
 	if err != nil {
-		return ref
+		return Scrub(ref, nil)
 	}
 	changed := false
 	if u.User != nil {

@@ -3,6 +3,8 @@ package spec
 import (
 	"fmt"
 	"strings"
+
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 )
 
 // Installable is a package of a flake other than nixpkgs, named as `nix
@@ -45,7 +47,7 @@ func IsInstallable(s string) bool {
 // ParseInstallable reads FLAKEREF[#ATTR], naming what is wrong with it.
 func ParseInstallable(s string) (Installable, error) {
 	bad := func(why string) (Installable, error) {
-		return Installable{}, fmt.Errorf("invalid flake installable %s: %s", quote(s), why)
+		return Installable{}, fmt.Errorf("invalid flake installable %s: %s", quote(flakeref.Redacted(s)), why)
 	}
 	if strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return bad("it holds spaces or control characters")

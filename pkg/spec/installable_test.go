@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -68,4 +69,25 @@ func TestParseMixed(t *testing.T) {
 
 	_, err = Parse([]string{"hello", ".#"}, Options{})
 	assert.ErrorContains(t, err, "invalid flake installable `.#`")
+}
+
+// An invalid installable is named with its credentials hidden, however it
+// is invalid (a bad attribute, a control character, a bad escape), and so
+// is the argument a bad name came in.
+func TestInvalidInstallableHidesCredentials(t *testing.T) {
+	for _, in := range []string{
+		"http://pk-user:SpecTok1@127.0.0.1:5392/np.tar.gz#hel$lo",
+		"git+https://oauth2:SpecTok1@h/r.git#a#b",
+		"https://h/x.tar.gz?access_token=SpecTok1#",
+		"https://pk-user:SpecTok1@h/x\x01.tar.gz#app",
+		"https://pk-user:SpecTok1@h/x%zz.tar.gz#a$b",
+	} {
+		_, err := ParseInstallable(in)
+		assert.ErrorContains(t, err, "invalid flake installable", in)
+		assert.Check(t, !strings.Contains(err.Error(), "SpecTok1"), "%q: %v", in, err)
+		assert.Check(t, strings.Contains(err.Error(), "REDACTED"), "%q: %v", in, err)
+	}
+	_, err := Parse([]string{"git+https://oauth2:SpecTok2@h/r.git#app bad$name"}, Options{})
+	assert.ErrorContains(t, err, "bad$name")
+	assert.Check(t, !strings.Contains(err.Error(), "SpecTok2"), "%v", err)
 }

@@ -102,7 +102,8 @@ func Parse(args []string, opts Options) (*Spec, error) {
 			}
 			if err := CheckAttr(f); err != nil {
 				if len(fields) > 1 {
-					bad = append(bad, fmt.Sprintf("%s (in %s)", quote(f), quote(arg)))
+					// The argument may hold a flake reference and its token.
+					bad = append(bad, fmt.Sprintf("%s (in %s)", quote(f), quote(flakeref.Scrub(arg, nil))))
 				} else {
 					bad = append(bad, quote(f))
 				}
