@@ -39,14 +39,47 @@ func TestCacheFromRef(t *testing.T) {
 	ref, note, err = cacheFromRef("type=registry,ref=ghcr.io/o/x:v1,mode=max")
 	assert.NilError(t, err)
 	assert.Equal(t, ref, "ghcr.io/o/x:v1")
-	assert.Check(t, is.Contains(note, "ignoring mode=max"))
+	assert.Check(t, is.Contains(note, "ignoring mode "))
 	ref, _, err = cacheFromRef("ghcr.io/o/x:v1")
 	assert.NilError(t, err)
 	assert.Equal(t, ref, "ghcr.io/o/x:v1")
 
 	code, _, stderr := runCLI(t, "build", "--nixpkgs", "path:/nonexistent", "--output", "oci:"+t.TempDir()+"/o", "--cache-from", "type=gha", "hello")
 	assert.Equal(t, code, 2, stderr)
-	assert.Check(t, is.Contains(stderr, `--cache-from "type=gha": nixery's cache-from takes image references`), stderr)
+	assert.Check(t, is.Contains(stderr, `--cache-from type=gha (keys type): nixery's cache-from takes image references`), stderr)
+}
+
+// A --cache-from value may hold another cache's credentials: messages name
+// its type and keys, never their values, and a reference's user and
+// password are refused without being shown.
+func TestCacheFromHidesSecrets(t *testing.T) {
+	_, _, err := cacheFromRef("type=s3,region=us-east-1,bucket=b,access_key_id=AKIAEXAMPLE,secret_access_key=S3SecretKey99")
+	assert.ErrorContains(t, err, "--cache-from type=s3 (keys type,region,bucket,access_key_id,secret_access_key)")
+	assert.Check(t, !strings.Contains(err.Error(), "S3SecretKey99") && !strings.Contains(err.Error(), "AKIAEXAMPLE"), err)
+
+	_, _, err = cacheFromRef("mode=max,secret_access_key=S3SecretKey97")
+	assert.ErrorContains(t, err, "with keys mode,secret_access_key names no image")
+	assert.Check(t, !strings.Contains(err.Error(), "S3SecretKey97"), err)
+
+	ref, note, err := cacheFromRef("type=registry,ref=R:latest,secret_access_key=S3SecretKey98")
+	assert.NilError(t, err)
+	assert.Equal(t, ref, "R:latest")
+	assert.Equal(t, note, "cache-from R:latest: ignoring secret_access_key (nixery reuses the layers of the image, nothing else)")
+
+	for _, in := range []string{"type=registry,ref=u:RefTok1@reg.example/x:v1,mode=max", "u:RefTok1@reg.example/x:v1", "https://u:RefTok1@reg.example/x"} {
+		_, _, err = cacheFromRef(in)
+		assert.ErrorContains(t, err, "REDACTED@reg.example/x", in)
+		assert.Check(t, !strings.Contains(err.Error(), "RefTok1"), "%s: %v", in, err)
+	}
+	for _, in := range []string{"reg.example/x@sha256:" + strings.Repeat("a", 64), "x@sha256:" + strings.Repeat("a", 64)} {
+		ref, _, err = cacheFromRef(in)
+		assert.NilError(t, err, in)
+		assert.Equal(t, ref, in)
+	}
+
+	code, _, stderr := runCLI(t, "build", "--nixpkgs", "path:/nonexistent", "--output", "oci:"+t.TempDir()+"/o", "--cache-from", "type=s3,region=us-east-1,bucket=b,secret_access_key=S3SecretKey99", "hello")
+	assert.Equal(t, code, 2, stderr)
+	assert.Check(t, !strings.Contains(stderr, "S3SecretKey99"), stderr)
 }
 
 // Not pushed, the summary says so, claims no layer was in the registry,

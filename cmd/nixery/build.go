@@ -344,33 +344,70 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 // takes it, type=registry,ref=REF, as REF: nixery reuses layers of
 // images only, so its other keys (mode, ...) mean nothing here and are
 // ignored with a note, and other types (gha, local, s3, ...) are
-// refused. A plain image reference is returned as it is.
+// refused. A plain image reference is returned as it is. Messages name
+// the type and the keys but no value other than the reference: the
+// other keys of a cache may be its credentials (s3's secret_access_key).
 func cacheFromRef(s string) (ref, note string, err error) {
 	if !strings.Contains(s, "=") { // no image reference holds one
-		return s, "", nil
+		return s, "", refWithoutCredentials(s)
 	}
-	var ignored []string
+	var keys, ignored []string
 	kind := "registry"
 	for _, field := range strings.Split(s, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(field), "=")
+		keys = append(keys, k)
 		switch k {
 		case "type":
 			kind = v
 		case "ref":
 			ref = v
 		default:
-			ignored = append(ignored, field)
+			ignored = append(ignored, k)
 		}
 	}
 	switch {
 	case kind != "registry":
-		return "", "", usagef("--cache-from %q: nixery's cache-from takes image references (REGISTRY/NAME:TAG, or type=registry,ref=REF), whose layers it reuses; there is no type=%s cache", s, kind)
+		return "", "", usagef("--cache-from type=%s (keys %s): nixery's cache-from takes image references (REGISTRY/NAME:TAG, or type=registry,ref=REF), whose layers it reuses; there is no type=%s cache", kind, strings.Join(keys, ","), kind)
 	case ref == "":
-		return "", "", usagef("--cache-from %q names no image: write type=registry,ref=REGISTRY/NAME:TAG, or the reference alone", s)
+		return "", "", usagef("--cache-from with keys %s names no image: write type=registry,ref=REGISTRY/NAME:TAG, or the reference alone", strings.Join(keys, ","))
 	case len(ignored) > 0:
-		note = fmt.Sprintf("cache-from %s: ignoring %s (nixery reuses the layers of the image, nothing else)", ref, strings.Join(ignored, ","))
+		note = fmt.Sprintf("cache-from %s: ignoring %s (nixery reuses the layers of the image, nothing else)", redactedRef(ref), strings.Join(ignored, ","))
 	}
-	return ref, note, nil
+	return ref, note, refWithoutCredentials(ref)
+}
+
+// refWithoutCredentials refuses an image reference that carries a user
+// or password (USER:PASSWORD@REGISTRY/NAME), naming it without them.
+func refWithoutCredentials(ref string) error {
+	if shown := redactedRef(ref); shown != ref {
+		return usagef("--cache-from %s: an image reference holds no user or password: drop them and log in to the registry instead (docker login)", shown)
+	}
+	return nil
+}
+
+// redactedRef is ref with the userinfo of its registry (before an '@'
+// that comes before the first '/'; a digest's '@' comes after it)
+// replaced by REDACTED.
+func redactedRef(ref string) string {
+	scheme, rest, ok := strings.Cut(ref, "://")
+	if !ok {
+		scheme, rest = "", ref
+	} else {
+		scheme += "://"
+	}
+	slash := strings.IndexByte(rest, '/')
+	if slash < 0 && !ok {
+		return ref
+	}
+	host := rest
+	if slash >= 0 {
+		host = rest[:slash]
+	}
+	at := strings.LastIndexByte(host, '@')
+	if at < 0 {
+		return ref
+	}
+	return scheme + "REDACTED" + rest[at:]
 }
 
 // conflicts refuses flags that ask for opposite things, rather than
