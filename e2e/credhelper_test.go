@@ -3,10 +3,15 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 
@@ -118,4 +123,43 @@ func TestLoginHintForAnotherRegistry(t *testing.T) {
 	assert.Assert(t, r.code != 0, r.stderr)
 	assert.Check(t, strings.Contains(r.stderr, "--image registry only: run docker login "+other), r.stderr)
 	assert.Check(t, !strings.Contains(r.stderr, "pass --username"), r.stderr)
+}
+
+// A credential helper that hangs stops with nixery: on SIGINT nixery
+// exits promptly and leaves no helper (nor the helper's child) running.
+func TestCredentialHelperStopsWithNixery(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry")
+	host := testenv.StartRegistry(t)
+	pids := filepath.Join(t.TempDir(), "pids")
+	env := helperBin(t, map[string]string{host: "slow"}, map[string]string{
+		"slow": "echo $$ >> '" + pids + "'\nsleep 120 &\necho $! >> '" + pids + "'\nwait",
+	})
+	cmd := exec.Command(nixery, "build", "--nixpkgs", standIn(), "--image", host+"/e2e/slowhelper", "--tags", "v1", "hello")
+	cmd.Env = append(append(os.Environ(), "NIX_CONFIG="+testenv.NixConfig), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	assert.NilError(t, cmd.Start())
+	deadline := time.Now().Add(30 * time.Second)
+	for started := false; !started; time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(pids)
+		started = len(strings.Fields(string(b))) >= 2
+		assert.Assert(t, time.Now().Before(deadline), "the helper never ran: %s", stderr.String())
+	}
+	assert.NilError(t, cmd.Process.Signal(syscall.SIGINT))
+	sent := time.Now()
+	_ = cmd.Wait()
+	assert.Check(t, time.Since(sent) < 10*time.Second, "stopping took %s", time.Since(sent))
+	assert.Check(t, strings.Contains(stderr.String(), "interrupted by SIGINT"), stderr.String())
+
+	time.Sleep(300 * time.Millisecond) // a helper started late would be in the file by now
+	b, err := os.ReadFile(pids)
+	assert.NilError(t, err)
+	for _, pid := range strings.Fields(string(b)) {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err == nil && !strings.Contains(string(stat), ") Z ") {
+			n, _ := strconv.Atoi(pid)
+			_ = syscall.Kill(n, syscall.SIGKILL) // the test's own helper
+			t.Errorf("helper process %s is still running: %s", pid, stat)
+		}
+	}
 }
