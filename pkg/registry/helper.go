@@ -20,7 +20,7 @@ var HelperTimeout = 30 * time.Second
 
 var errHelperTimeout = errors.New("credential helper timed out")
 
-// helperOutputMax bounds what is kept of a helper's stdout and stderr.
+// helperOutputMax bounds what is kept of a helper's stdout.
 const helperOutputMax = 64 << 10
 
 // notFound is what a helper of docker-credential-helpers prints (with
@@ -35,17 +35,16 @@ const tokenUser = "<token>"
 // the server on stdin, JSON {Username, Secret} on stdout. It runs in a
 // process group of its own that is killed when ctx ends or HelperTimeout
 // passes, so that neither a hung helper nor one left behind outlives the
-// lookup. Its stderr is kept, never shown: a failing helper may print
-// the very secret it failed to hand over, or words a CI runner would
-// act on.
+// lookup. Its stderr goes to /dev/null: a failing helper may print the
+// very secret it failed to hand over, or words a CI runner would act on.
 func runHelper(ctx context.Context, helper, server string) (types.AuthConfig, error) {
 	prog := "docker-credential-" + helper
 	ctx, cancel := context.WithTimeoutCause(ctx, HelperTimeout, errHelperTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, "get")
 	cmd.Stdin = strings.NewReader(server)
-	stdout, stderr := &cappedBuffer{max: helperOutputMax}, &cappedBuffer{max: helperOutputMax}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	stdout := &cappedBuffer{max: helperOutputMax}
+	cmd.Stdout = stdout // and Stderr nil: /dev/null
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A child that left the group may hold the pipes open.
@@ -63,7 +62,7 @@ func runHelper(ctx context.Context, helper, server string) (types.AuthConfig, er
 	case err != nil && out == notFound:
 		return types.AuthConfig{}, nil
 	case err != nil:
-		return types.AuthConfig{}, &HelperError{Helper: prog, Err: err, Stderr: stderr.buf.String()}
+		return types.AuthConfig{}, &HelperError{Helper: prog, Err: err}
 	case stdout.over:
 		return types.AuthConfig{}, fmt.Errorf("the credential helper %s printed more than %d bytes: expected its JSON {Username, Secret}", prog, helperOutputMax)
 	}
@@ -78,12 +77,10 @@ func runHelper(ctx context.Context, helper, server string) (types.AuthConfig, er
 }
 
 // HelperError is a credential helper's failure. Its text names the
-// helper and its exit status only; Stderr, what it printed, is for
-// callers that scrub it first.
+// helper and its exit status only.
 type HelperError struct {
 	Helper string
 	Err    error
-	Stderr string
 }
 
 func (e *HelperError) Error() string {
