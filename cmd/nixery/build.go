@@ -504,7 +504,7 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 		Progress:       display.layer,
 		NixTimeout:     f.timeout,
 		PrintBuildLogs: f.buildLogs,
-		NixEnv:         os.Environ(), // pkg/nix passes on only what Nix needs
+		NixEnv:         nixEnviron(), // pkg/nix passes on only what Nix needs
 		Registry:       ropts,
 	})
 	if err != nil {

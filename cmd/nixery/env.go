@@ -14,7 +14,13 @@ import (
 // credential helpers, git and Nix (which gets an allow-list anyway)
 // never need them, and a helper, or whatever it runs, may log its
 // environment.
-var secretEnv = []string{"NIXERY_PASSWORD", "GITHUB_TOKEN"}
+//
+// NIX_CONFIG may hold access-tokens: it is held too, and given back to
+// Nix alone (nixEnviron). The runner's ACTIONS_* tokens let whoever holds
+// them request OIDC tokens or write to the workflow's caches and
+// artifacts.
+var secretEnv = []string{"NIXERY_PASSWORD", "GITHUB_TOKEN", "NIX_CONFIG",
+	"ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_RUNTIME_TOKEN"}
 
 // secretPrefix starts the names of the action's inputs.
 const secretPrefix = "INPUT_"
@@ -40,4 +46,14 @@ func getenv(k string) string {
 		return v
 	}
 	return os.Getenv(k)
+}
+
+// nixEnviron is the environment pkg/nix takes Nix's from: this
+// process's, with the NIX_CONFIG holdSecrets took out.
+func nixEnviron() []string {
+	env := os.Environ()
+	if v, ok := heldEnv["NIX_CONFIG"]; ok {
+		env = append(env, "NIX_CONFIG="+v)
+	}
+	return env
 }

@@ -30,6 +30,12 @@ func withHints(err error, has func(flag string) bool, action bool) error {
 	case registry.Unauthorized:
 		switch {
 		case !re.NoCredentials:
+		// The user name and password given are the image registry's:
+		// another registry's login is the docker config's.
+		case re.LoginElsewhere && action:
+			hint = fmt.Sprintf("the username and password inputs are for the image's registry only: log in to %s with docker/login-action before this step", re.Registry)
+		case re.LoginElsewhere:
+			hint = fmt.Sprintf("--username and its password are for the --image registry only: run docker login %s (the docker config is read)", re.Registry)
 		case action:
 			hint = fmt.Sprintf("set the username and password inputs for %s, or log in with docker/login-action before this step", re.Registry)
 		case has("username"):

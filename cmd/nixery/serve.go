@@ -163,7 +163,7 @@ func (f *serveFlags) run(ctx context.Context) error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	srv, err := serve.New(serve.Options{
 		Nixpkgs: f.nixpkgs, Refresh: f.refresh, Storage: f.storage, Insecure: f.insecure, Platforms: platforms, Auth: auth,
-		Builds: f.builds, Timeout: f.timeout, MaxImages: f.maxImages, MaxBytes: int64(f.maxBytes), Log: log, Build: build.Options{NixTimeout: f.timeout},
+		Builds: f.builds, Timeout: f.timeout, MaxImages: f.maxImages, MaxBytes: int64(f.maxBytes), Log: log, Build: build.Options{NixTimeout: f.timeout, NixEnv: nixEnviron()},
 	})
 	if err != nil {
 		return err

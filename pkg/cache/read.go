@@ -124,7 +124,7 @@ func cacheWarning(ctx context.Context, ref name.Reference, err error, o registry
 }
 
 func (c Cache) read(ctx, outer context.Context, ref name.Reference, o registry.Options) (_ int, err error) {
-	l, err := o.Credentials.Login(ref.Context(), false)
+	l, err := o.Credentials.Login(ctx, ref.Context(), false)
 	if err != nil {
 		return 0, err
 	}

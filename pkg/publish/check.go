@@ -20,7 +20,7 @@ func (r *Registry) Check(ctx context.Context) error {
 	if err := r.opts.Validate(); err != nil {
 		return err
 	}
-	l, err := r.opts.Credentials.Login(r.target.Repo, true)
+	l, err := r.opts.Credentials.Login(ctx, r.target.Repo, true)
 	if err != nil {
 		return err
 	}

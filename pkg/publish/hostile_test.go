@@ -249,7 +249,7 @@ func TestFailingCredentialHelperRedacted(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", cfg)
 
 	_, err := Push(context.Background(), mustTarget(t, reg.Host+"/x/img", "v1"), cachedIndex(t, "helper"), Options{})
-	assert.ErrorContains(t, err, "credential helper failed (exit status 3")
+	assert.ErrorContains(t, err, "the credential helper docker-credential-leaky failed (exit status 3")
 	assert.Assert(t, !strings.Contains(err.Error(), "hunter2"), err.Error())
 	_, notes := cache.Read(context.Background(), []name.Reference{ref(t, reg.Host+"/x/img:v1")}, registry.Options{})
 	assert.Assert(t, !strings.Contains(notes[0].String(), "hunter2"), notes[0].String())

@@ -44,7 +44,7 @@ func mergeTo(ctx context.Context, t Target, digests []string, o Options, push bo
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	l, err := o.Credentials.Login(t.Repo, true)
+	l, err := o.Credentials.Login(ctx, t.Repo, true)
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func TestLibraryNoFallbackWords(t *testing.T) {
 	assert.NilError(t, err)
 	_, imgs, _ := referrers(t, idx)
 
-	l, err := Options{}.Credentials.Login(target.Repo, true)
+	l, err := Options{}.Credentials.Login(ctx, target.Repo, true)
 	assert.NilError(t, err)
 	_, err = pushArtifact(ctx, target.Repo, imgs[0], Options{}.remoteOptions(ctx, l)...)
 	assert.ErrorContains(t, err, noFallback)

@@ -70,7 +70,7 @@ func (r *Registry) setup(ctx context.Context) (*remote.Pusher, error) {
 		if r.setupErr = r.opts.Validate(); r.setupErr != nil {
 			return
 		}
-		r.login, r.setupErr = r.opts.Credentials.Login(r.target.Repo, true)
+		r.login, r.setupErr = r.opts.Credentials.Login(ctx, r.target.Repo, true)
 		if r.setupErr != nil {
 			return
 		}

@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"context"
+	"encoding/base64"
 	"fmt"
 	"regexp"
 	"strings"
@@ -24,7 +26,7 @@ type Credentials struct {
 	// nowhere.
 	Registry string
 
-	// Keychain replaces authn.DefaultKeychain, e.g. in tests.
+	// Keychain replaces DockerKeychain, e.g. in tests.
 	Keychain authn.Keychain
 
 	// GitHubToken (usually $GITHUB_TOKEN) logs in to ghcr.io as
@@ -80,6 +82,9 @@ type Login struct {
 	source  string
 	secrets []string
 	event   string // the workflow's event, with the GITHUB_TOKEN source
+	// elsewhere is set when Username and Password were given but
+	// belong to another registry than this one.
+	elsewhere bool
 }
 
 // Authenticator is what the login sends.
@@ -96,14 +101,15 @@ func (l Login) Explain(err error, repo name.Repository) error {
 func (l Login) Redact(err error) error { return redact(err, l.secrets) }
 
 // Login chooses the login for repo; pushedTo says whether repo's
-// registry is the one pushed to, which an empty Registry stands for. Its
-// error holds none of the credentials.
-func (c Credentials) Login(repo name.Repository, pushedTo bool) (Login, error) {
-	l, err := c.login(repo, pushedTo)
-	return l, redact(err, []string{c.Password, c.GitHubToken})
+// registry is the one pushed to, which an empty Registry stands for. A
+// credential helper it runs stops when ctx ends. Its error holds none of
+// the credentials.
+func (c Credentials) Login(ctx context.Context, repo name.Repository, pushedTo bool) (Login, error) {
+	l, err := c.login(ctx, repo, pushedTo)
+	return l, redact(err, []string{c.Password, c.GitHubToken, basicAuth(c.Username, c.Password)})
 }
 
-func (c Credentials) login(repo name.Repository, target bool) (Login, error) {
+func (c Credentials) login(ctx context.Context, repo name.Repository, target bool) (Login, error) {
 	if (c.Username == "") != (c.Password == "") {
 		return Login{}, fmt.Errorf("a registry user name and password go together: give both or neither")
 	}
@@ -119,9 +125,9 @@ func (c Credentials) login(repo name.Repository, target bool) (Login, error) {
 	default:
 		kc := c.Keychain
 		if kc == nil {
-			kc = authn.DefaultKeychain
+			kc = DockerKeychain
 		}
-		auth, err := kc.Resolve(repo)
+		auth, err := authn.Resolve(ctx, kc, repo)
 		if err != nil {
 			return Login{}, fmt.Errorf("read credentials for %s from the docker config: %s", repo.RegistryStr(), helperError(err))
 		}
@@ -133,6 +139,7 @@ func (c Credentials) login(repo name.Repository, target bool) (Login, error) {
 		if auth == authn.Anonymous {
 			l.source = ""
 		}
+		l.elsewhere = c.Username != ""
 	}
 
 	// Whatever the authenticator holds must never reach a message.
@@ -142,9 +149,18 @@ func (c Credentials) login(repo name.Repository, target bool) (Login, error) {
 		if err != nil {
 			return Login{}, fmt.Errorf("read credentials for %s from %s: %s", repo.RegistryStr(), l.source, helperError(err))
 		}
-		l.secrets = append(l.secrets, cfg.Password, cfg.Auth, cfg.IdentityToken, cfg.RegistryToken)
+		l.secrets = append(l.secrets, cfg.Password, cfg.Auth, cfg.IdentityToken, cfg.RegistryToken, basicAuth(cfg.Username, cfg.Password))
 	}
 	return l, nil
+}
+
+// basicAuth is the Authorization header's value for user and password,
+// which a registry may echo: a secret too. Empty without a password.
+func basicAuth(user, password string) string {
+	if password == "" {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 }
 
 var exitStatus = regexp.MustCompile(`exit status \d+`)

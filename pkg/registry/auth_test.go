@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -40,13 +41,13 @@ func TestGitHubKeychain(t *testing.T) {
 	}
 
 	// The docker config comes first; GITHUB_TOKEN fills in for ghcr.io.
-	l, err := Credentials{Keychain: noCreds, GitHubToken: "tok"}.login(ghcr, true)
+	l, err := Credentials{Keychain: noCreds, GitHubToken: "tok"}.login(context.Background(), ghcr, true)
 	assert.NilError(t, err)
 	assert.Equal(t, l.source, "GITHUB_TOKEN")
-	l, err = Credentials{Keychain: ScopedKeychain("ghcr.io", "u", "p"), GitHubToken: "tok"}.login(ghcr, true)
+	l, err = Credentials{Keychain: ScopedKeychain("ghcr.io", "u", "p"), GitHubToken: "tok"}.login(context.Background(), ghcr, true)
 	assert.NilError(t, err)
 	assert.Equal(t, l.source, "the docker config")
-	l, err = Credentials{Keychain: noCreds, GitHubToken: "tok"}.login(other, true)
+	l, err = Credentials{Keychain: noCreds, GitHubToken: "tok"}.login(context.Background(), other, true)
 	assert.NilError(t, err)
 	assert.Equal(t, l.source, "")
 }

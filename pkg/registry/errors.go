@@ -40,6 +40,10 @@ type RegistryError struct {
 	Kind     ErrorKind
 	// NoCredentials is set for Unauthorized when none were found.
 	NoCredentials bool
+	// LoginElsewhere is set with NoCredentials when a user name and
+	// password were given, but for another registry (they go to the
+	// pushed-to registry only).
+	LoginElsewhere bool
 	// PullRequestToken is set for Denied when the credentials were the
 	// workflow token of a pull_request event, which has no write access
 	// when the pull request comes from a fork.
@@ -64,6 +68,7 @@ func explain(err error, repo name.Repository, l Login) error {
 	return &RegistryError{
 		Registry: repo.RegistryStr(), Kind: kind, msg: msg, cause: err,
 		NoCredentials:    kind == Unauthorized && l.source == "",
+		LoginElsewhere:   kind == Unauthorized && l.source == "" && l.elsewhere,
 		PullRequestToken: kind == Denied && l.source == "GITHUB_TOKEN" && l.event == "pull_request",
 	}
 }

@@ -147,7 +147,7 @@ type registryStore struct {
 }
 
 func newRegistryStore(repo name.Repository, o registry.Options, log *slog.Logger) (*registryStore, error) {
-	l, err := o.Credentials.Login(repo, true)
+	l, err := o.Credentials.Login(context.Background(), repo, true)
 	if err != nil {
 		return nil, err
 	}
