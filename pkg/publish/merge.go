@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -261,6 +262,13 @@ func blobsOf(p *v1.Platform, d v1.Hash, m *v1.Manifest) []platformBlob {
 	return out
 }
 
+// blobChecks is how many times checkBlobs asks about a blob the registry
+// seems to lack, waiting blobRecheck, then twice as long, between.
+const (
+	blobChecks  = 4
+	blobRecheck = 250 * time.Millisecond
+)
+
 // checkBlobs asks the registry, a few blobs at a time, whether it holds
 // each of blobs with its size (a HEAD each, nothing downloaded). The
 // first one missing fails the merge, naming its platform: that
@@ -268,8 +276,22 @@ func blobsOf(p *v1.Platform, d v1.Hash, m *v1.Manifest) []platformBlob {
 func checkBlobs(ctx context.Context, r *registry.Reader, t Target, blobs []platformBlob, o Options) error {
 	held := make([]bool, len(blobs))
 	err := parallel.Do(ctx, registry.ReadJobs, len(blobs), func(ctx context.Context, i int) error {
-		held[i] = r.BlobExists(ctx, blobs[i].desc)
-		return nil
+		// A blob the registry seems to lack is asked about again: an
+		// answer lost or mangled on the way (a timeout, a wrong
+		// length) looks like a missing blob, and the merge would be
+		// refused for nothing. A missing blob stays missing.
+		wait := blobRecheck
+		for try := 1; ; try++ {
+			if held[i] = r.BlobExists(ctx, blobs[i].desc); held[i] || try == blobChecks {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+			wait *= 2
+		}
 	})
 	if err == nil {
 		err = ctx.Err()
