@@ -309,3 +309,35 @@ func actionOutputs(t *testing.T, file string) map[string]string {
 	assert.Assert(t, len(out) > 0, "no outputs in %q", raw)
 	return out
 }
+
+// A requested package's SBOM component has the pname and version Nix
+// evaluated (font-adobe-100dpi, 1.0.4), which its store path's name alone
+// would split after "font-adobe"; so has its purl.
+func TestBuildSBOMEvaluatedName(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry")
+	host := testenv.StartRegistry(t)
+	file := filepath.Join(t.TempDir(), "sbom.cdx.json")
+	res := decodeSBOMResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--image", host+"/e2e/sbomname",
+		"--tags", "v1", "--json", "--sbom-file", file, "fontadobe100dpi"))
+	assert.Assert(t, is.Len(res.SBOMs, 1))
+	data, err := os.ReadFile(res.SBOMs[0].File)
+	assert.NilError(t, err)
+	cdxvalidate.Validate(t, data)
+
+	var bom struct {
+		Components []struct {
+			Name, Version, Purl string
+			Properties          []struct{ Name, Value string }
+		}
+	}
+	assert.NilError(t, json.Unmarshal(data, &bom))
+	var found []string
+	for _, c := range bom.Components {
+		for _, p := range c.Properties {
+			if p.Name == "nixery:attribute" && p.Value == "fontadobe100dpi" {
+				found = append(found, c.Name+" "+c.Version+" "+strings.Split(c.Purl, "?")[0])
+			}
+		}
+	}
+	assert.DeepEqual(t, found, []string{"font-adobe-100dpi 1.0.4 pkg:generic/font-adobe-100dpi@1.0.4"})
+}

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -60,18 +62,36 @@ var ErrNoReferrers = errors.New("a docker archive cannot hold referrers")
 // registry's referrers API where it has one, else into the OCI 1.1
 // fallback tag sha256-<subject hex>. The caller attaches one subject's
 // referrers in one call, since the fallback tag is read, extended and
-// written back. The tag is read here, with the bounds of every read
-// (go-containerregistry's own fallback, turned off, would read all the
-// registry sends).
+// written back (once for all of them). The tag is read here, with the
+// bounds of every read (go-containerregistry's own fallback, turned off,
+// would read all the registry sends).
 func (r *Registry) AttachReferrers(ctx context.Context, subject v1.Descriptor, imgs ...v1.Image) error {
 	pusher, err := r.setup(ctx)
 	if err != nil {
 		return err
 	}
+	var unlisted []v1.Descriptor
 	for _, img := range imgs {
-		if err := r.pushReferrer(ctx, pusher, subject.Digest, img); err != nil {
+		listed, err := r.pushReferrer(ctx, pusher, img)
+		if err != nil {
 			return fmt.Errorf("attach a referrer to %s: %w", subject.Digest, r.login.Explain(err, r.target.Repo))
 		}
+		if !listed {
+			desc, err := referrerDescriptor(img)
+			if err != nil {
+				return err
+			}
+			unlisted = append(unlisted, desc)
+		}
+	}
+	if len(unlisted) == 0 {
+		return nil
+	}
+	err = registry.Retry(ctx, r.opts.RetryBackoff(), registry.Transient, func(int) error {
+		return r.listInFallback(ctx, pusher, subject.Digest, unlisted)
+	})
+	if err != nil {
+		return fmt.Errorf("attach the referrers of %s: %w", subject.Digest, r.login.Explain(err, r.target.Repo))
 	}
 	return nil
 }
@@ -147,15 +167,16 @@ func (r *Registry) Attached(ctx context.Context, subject v1.Descriptor, imgs ...
 	return !slices.Contains(found, false)
 }
 
-// pushReferrer pushes one referrer, then lists it in the fallback tag
-// where the registry has no referrers API. A push broken off (a dropped
-// upload, a registry that said to try again) starts over with a fresh
-// pusher, as uploadBlob does. So does a manifest refused for blobs the
-// registry has not finished linking: builds that push the same image at
-// once upload the same referrer blobs at once.
-func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, subject v1.Hash, img v1.Image) error {
+// pushReferrer pushes one referrer; listed is false where the registry
+// may have no referrers API, and the fallback tag must list it. A push
+// broken off (a dropped upload, a registry that said to try again)
+// starts over with a fresh pusher, as uploadBlob does. So does a
+// manifest refused for blobs the registry has not finished linking:
+// builds that push the same image at once upload the same referrer blobs
+// at once.
+func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, img v1.Image) (listed bool, err error) {
 	again := func(err error) bool { return registry.BlobNotLinked(err) || registry.Transient(err) }
-	return registry.Retry(ctx, r.opts.RetryBackoff(), again, func(try int) error {
+	err = registry.Retry(ctx, r.opts.RetryBackoff(), again, func(try int) error {
 		// The pusher's options, like r.ropts, turn the library's own
 		// fallback off (a reused pusher keeps its options); a try again
 		// starts afresh, not through the pusher, which remembers the
@@ -166,21 +187,23 @@ func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, subj
 		}
 		_, err := pushArtifact(ctx, r.target.Repo, img, opts...)
 		if err == nil {
+			listed = true
 			return nil
 		}
 		// With its fallback off, the library fails after the PUT where
 		// the registry has no referrers API: the manifest is then there,
-		// and the tag is written here. The library's words say so; a
-		// registry that is slow to show what was just written is not
-		// asked.
+		// and the tag is written by the caller. The library's words say
+		// so; a registry that is slow to show what was just written is
+		// not asked.
 		if strings.Contains(err.Error(), noFallback) {
-			return r.listInFallback(ctx, pusher, subject, img)
+			return nil
 		}
 		if d, derr := img.Digest(); derr == nil && r.manifestThere(ctx, d) {
-			return r.listInFallback(ctx, pusher, subject, img)
+			return nil
 		}
 		return err
 	})
+	return listed, err
 }
 
 // noFallback is how go-containerregistry says it stored a referrer on a
@@ -194,40 +217,88 @@ func (r *Registry) manifestThere(ctx context.Context, d v1.Hash) bool {
 	return err == nil && rd.ManifestExists(ctx, d)
 }
 
-// listInFallback adds img to subject's referrers: nothing to do where the
-// registry has the referrers API (it lists what it holds), else img's
-// descriptor is added to the fallback tag's index unless listed, the
-// entries sorted by digest as go-containerregistry sorts them, and the
-// index put back.
-func (r *Registry) listInFallback(ctx context.Context, pusher *remote.Pusher, subject v1.Hash, img v1.Image) error {
+// fallbackRounds bounds the writes of a fallback tag that keep losing
+// to other builds' writes.
+const fallbackRounds = 10
+
+// listInFallback adds descs to subject's referrers: nothing to do where
+// the registry has the referrers API (it lists what it holds), else the
+// fallback tag's index gets those it does not list, the entries sorted
+// by digest as go-containerregistry sorts them (the bytes do not depend
+// on who wrote last), and is put back. The tag has no atomic update:
+// another build that read it before this write puts back its own list
+// without descs. So each write is followed, after a wait longer than
+// such a build's read and write, by a read, and descs missing from it
+// are merged in again.
+func (r *Registry) listInFallback(ctx context.Context, pusher *remote.Pusher, subject v1.Hash, descs []v1.Descriptor) error {
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return err
 	}
-	im, api, err := rd.Referrers(ctx, subject)
-	if err != nil {
-		return err
-	}
-	if api {
-		return nil
-	}
-	desc, err := referrerDescriptor(img)
-	if err != nil {
-		return err
-	}
-	for _, d := range im.Manifests {
-		if d.Digest == desc.Digest {
+	tag := registry.FallbackTag(r.target.Repo, subject)
+	for round := 1; ; round++ {
+		start := time.Now()
+		im, api, err := rd.Referrers(ctx, subject)
+		if err != nil || api {
+			return err
+		}
+		missing := unlisted(im, descs)
+		if len(missing) == 0 {
 			return nil
 		}
+		if round > fallbackRounds {
+			return fmt.Errorf("the referrers tag %s lost %d of this build's referrers to other writers %d times; run again when the other builds of this image are done", tag, len(missing), fallbackRounds)
+		}
+		im.SchemaVersion, im.MediaType = 2, types.OCIImageIndex
+		im.Manifests = append(im.Manifests, missing...)
+		sort.Slice(im.Manifests, func(i, j int) bool { return im.Manifests[i].Digest.String() < im.Manifests[j].Digest.String() })
+		raw, err := json.Marshal(im)
+		if err != nil {
+			return err
+		}
+		if err := pusher.Put(ctx, tag, image.RawManifest{Bytes: raw, Type: types.OCIImageIndex}); err != nil {
+			return err
+		}
+		if err := sleep(ctx, settle(time.Since(start), round)); err != nil {
+			return err
+		}
 	}
-	im.SchemaVersion, im.MediaType = 2, types.OCIImageIndex
-	im.Manifests = append(im.Manifests, desc)
-	sort.Slice(im.Manifests, func(i, j int) bool { return im.Manifests[i].Digest.String() < im.Manifests[j].Digest.String() })
-	raw, err := json.Marshal(im)
-	if err != nil {
-		return err
+}
+
+// unlisted are those of descs that im does not list.
+func unlisted(im *v1.IndexManifest, descs []v1.Descriptor) []v1.Descriptor {
+	listed := map[v1.Hash]bool{}
+	for _, d := range im.Manifests {
+		listed[d.Digest] = true
 	}
-	return pusher.Put(ctx, registry.FallbackTag(r.target.Repo, subject), image.RawManifest{Bytes: raw, Type: types.OCIImageIndex})
+	var out []v1.Descriptor
+	for _, d := range descs {
+		if !listed[d.Digest] {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// settle is the wait after a round of the fallback tag (its read and
+// write) that lasted spent: twice that, for another build's write that
+// read the tag before this one landed, and a random share more, growing
+// with the round, so that builds that keep colliding spread apart.
+func settle(spent time.Duration, round int) time.Duration {
+	spent = max(spent, 10*time.Millisecond)
+	return 2*spent + rand.N(time.Duration(round)*spent)
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // referrerDescriptor describes a referrer as the fallback index lists it:

@@ -5,8 +5,15 @@ package publish
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,4 +122,117 @@ func TestAttachRepairsFallbackTag(t *testing.T) {
 	assert.Equal(t, len(got), 1)
 	assert.Equal(t, got[0].Digest, d)
 	assert.Equal(t, got[0].ArtifactType, referrer.CycloneDXMediaType)
+}
+
+// Builds that attach to one image at once (a push and a tag of one
+// commit) each find their referrers listed at the end, and each says so:
+// a registry without the referrers API lists them in one tag, read,
+// extended and written back by each build, so a write that lost to
+// another's must be seen and merged again. The proxy holds each write of
+// the tag a while: every build reads the tag before any writes it back,
+// and the last write alone would win.
+func TestAttachConcurrentlyListsEveryReferrer(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	host := slowFallbackWrites(t, testenv.StartRegistry(t), 100*time.Millisecond)
+	repo, err := name.NewRepository(host+"/race", name.Insecure)
+	assert.NilError(t, err)
+	subject := pushRandom(t, repo.Tag("v1"))
+	ctx := context.Background()
+
+	const builds = 8
+	sbom, err := referrer.New(*subject, referrer.CycloneDX([]byte(`{"bomFormat":"CycloneDX"}`)), time.Unix(1, 0))
+	assert.NilError(t, err)
+	want := map[v1.Hash]bool{}
+	attach := make([][]v1.Image, builds)
+	for i := range attach {
+		// The same SBOM, a provenance of its own (each run has its id).
+		prov, err := referrer.New(*subject, referrer.InToto([]byte(fmt.Sprintf(`{"run":%d}`, i)), "https://slsa.dev/provenance/v1"), time.Unix(1, 0))
+		assert.NilError(t, err)
+		attach[i] = []v1.Image{sbom, prov}
+		for _, img := range attach[i] {
+			d, err := img.Digest()
+			assert.NilError(t, err)
+			want[d] = true
+		}
+	}
+	errs := make([]error, builds)
+	var wg sync.WaitGroup
+	for i := range builds {
+		wg.Go(func() {
+			dest := NewRegistry(Target{Repo: repo}, Options{})
+			defer dest.Close()
+			errs[i] = dest.AttachReferrers(ctx, *subject, attach[i]...)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		assert.Check(t, err, "build %d", i)
+	}
+
+	idx, err := remote.Referrers(repo.Digest(subject.Digest.String()))
+	assert.NilError(t, err)
+	im, err := idx.IndexManifest()
+	assert.NilError(t, err)
+	got := map[v1.Hash]bool{}
+	var order []string
+	for _, m := range im.Manifests {
+		got[m.Digest] = true
+		order = append(order, m.Digest.String())
+	}
+	assert.DeepEqual(t, got, want)
+	assert.Check(t, sort.StringsAreSorted(order), "the tag lists by digest, whoever wrote last")
+	for _, i := range []int{0, builds - 1} {
+		dest := NewRegistry(Target{Repo: repo}, Options{})
+		assert.Check(t, dest.Attached(ctx, *subject, attach[i]...), "build %d", i)
+		dest.Close()
+	}
+}
+
+// A build whose referrers keep vanishing from the fallback tag (here: a
+// proxy that answers its writes but never passes them on) does not say
+// they are attached: it fails naming the tag and what to do.
+func TestAttachFailsWhenTheTagKeepsLosingThem(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	host := fallbackWrites(t, testenv.StartRegistry(t), 0, true)
+	idx := testIndex(t, "lost", amd64)
+	subject, imgs, _ := referrers(t, idx)
+	dest := NewRegistry(mustTarget(t, host+"/referrers/lost", "v1"), Options{})
+	defer dest.Close()
+	ctx := context.Background()
+	_, err := dest.Write(ctx, idx, Attachments{subject.Digest: imgs})
+	var aerr *AttachError
+	assert.Assert(t, errors.As(err, &aerr), "%v", err)
+	assert.ErrorContains(t, err, fmt.Sprintf("the referrers tag %s/referrers/lost:sha256-%s lost 2 of this build's referrers", host, subject.Digest.Hex))
+	assert.ErrorContains(t, err, "run again when the other builds of this image are done")
+	assert.Check(t, !dest.Attached(ctx, subject, imgs...))
+	_, ok := dest.head(ctx, dest.target.Tags[0])
+	assert.Check(t, !ok, "no tag names the image")
+}
+
+// slowFallbackWrites proxies registry (host:port), holding each write of
+// a referrers fallback tag (sha256-<hex>) for d, and returns its host:port.
+func slowFallbackWrites(t *testing.T, registry string, d time.Duration) string {
+	return fallbackWrites(t, registry, d, false)
+}
+
+// fallbackWrites proxies registry (host:port), holding each write of a
+// referrers fallback tag (sha256-<hex>) for hold, and with drop answering
+// it as done without passing it on; it returns the proxy's host:port.
+func fallbackWrites(t *testing.T, registry string, hold time.Duration, drop bool) string {
+	t.Helper()
+	up, err := url.Parse("http://" + registry)
+	assert.NilError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(up)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/sha256-") {
+			time.Sleep(hold)
+			if drop {
+				w.WriteHeader(http.StatusCreated)
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }

@@ -11,11 +11,20 @@ type Name struct {
 }
 
 // knownOutputs are the output names nixpkgs' multiple-output packages use
-// most. A suffix is only taken for an output when a version comes before
-// it, so that an unversioned name such as "foo-bin" stays whole.
+// most: the standard ones of multiple-outputs.sh (bin ... static), and
+// those of packages in nearly every closure: gcc's libgcc (glibc links
+// it), glibc's getent, openssl's etc, util-linux's login, mount, swap and
+// lastlog, shadow's su, the kernel's modules, the py of C libraries'
+// Python bindings, buildPythonPackage's dist, GNOME's installedTests,
+// terminals' terminfo. A suffix is only taken for an output when a
+// version comes before it, so that an unversioned name such as "foo-bin"
+// or "iana-etc" stays whole.
 var knownOutputs = map[string]bool{
 	"bin": true, "dev": true, "devdoc": true, "devman": true, "doc": true, "info": true,
 	"lib": true, "man": true, "debug": true, "static": true, "include": true,
+	"libgcc": true, "getent": true, "etc": true, "login": true, "mount": true, "swap": true,
+	"lastlog": true, "su": true, "modules": true, "py": true, "dist": true,
+	"installedTests": true, "terminfo": true,
 }
 
 // ParseName splits a store path (or its base name, with or without the

@@ -225,6 +225,9 @@ func component(p layers.Path, req *request) (cdx.Component, error) {
 		output = req.output
 	}
 	n := ParseName(p.Name, output)
+	if req != nil {
+		n = withMeta(n, req.meta)
+	}
 	c := cdx.Component{
 		BOMRef:     p.Name,
 		Type:       cdx.ComponentTypeLibrary,
@@ -253,6 +256,20 @@ func component(p layers.Path, req *request) (cdx.Component, error) {
 	}
 	c.Properties = properties(props...)
 	return c, nil
+}
+
+// withMeta is n with the name and version the package evaluated to
+// (pname and version), which its store path's name cannot always tell
+// apart: font-adobe-100dpi-1.0.4 splits after "font-adobe". The output
+// stays n's: the one the package was asked for.
+func withMeta(n Name, metas []*nix.Meta) Name {
+	for _, m := range metas {
+		if m != nil && m.Name != "" {
+			n.Name, n.Version = m.Name, m.Version
+			return n
+		}
+	}
+	return n
 }
 
 // purl identifies a store path. The purl specification has no nix type

@@ -165,3 +165,36 @@ func TestGenerateLicenceIDs(t *testing.T) {
 		{ID: "GPL-2.0"}, // deprecated, still on the list
 	})
 }
+
+// A requested package's component has the pname and version its
+// evaluation gave, which its store path's name cannot tell apart, and the
+// output it was asked for; a path nothing asked for is split by its name.
+func TestGenerateEvaluatedNames(t *testing.T) {
+	closure := []map[string]any{
+		{"path": store + "00000000000000000000000000000001-font-adobe-100dpi-1.0.4", "narSize": 1, "references": []string{}},
+		{"path": store + "00000000000000000000000000000002-curl-8.7.1-bin", "narSize": 1, "references": []string{store + "00000000000000000000000000000003-xgcc-13.2.0-libgcc"}},
+		{"path": store + "00000000000000000000000000000003-xgcc-13.2.0-libgcc", "narSize": 1, "references": []string{}},
+		{"path": store + "00000000000000000000000000000004-tool-custom-name", "narSize": 1, "references": []string{}},
+	}
+	pkgs := []nix.Package{
+		{Attr: "xorg.fontadobe100dpi", Outputs: map[string]string{"out": store + "00000000000000000000000000000001-font-adobe-100dpi-1.0.4"},
+			Meta: &nix.Meta{Name: "font-adobe-100dpi", Version: "1.0.4"}},
+		{Attr: "curl", Outputs: map[string]string{"bin": store + "00000000000000000000000000000002-curl-8.7.1-bin"},
+			Meta: &nix.Meta{Name: "curl", Version: "8.7.1"}},
+		// No meta (it failed to evaluate): the name is split.
+		{Attr: "tool", Outputs: map[string]string{"out": store + "00000000000000000000000000000004-tool-custom-name"}},
+	}
+	doc, err := Generate(graphOf(t, closure), pkgs, Options{})
+	assert.NilError(t, err)
+	type named struct{ Name, Version, PURL string }
+	var got []named
+	for _, c := range *decode(t, doc).Components {
+		got = append(got, named{c.Name, c.Version, c.PackageURL})
+	}
+	assert.DeepEqual(t, got, []named{
+		{"font-adobe-100dpi", "1.0.4", "pkg:generic/font-adobe-100dpi@1.0.4?store_path=%2Fnix%2Fstore%2F00000000000000000000000000000001-font-adobe-100dpi-1.0.4"},
+		{"curl", "8.7.1", "pkg:generic/curl@8.7.1?output=bin&store_path=%2Fnix%2Fstore%2F00000000000000000000000000000002-curl-8.7.1-bin"},
+		{"xgcc", "13.2.0", "pkg:generic/xgcc@13.2.0?output=libgcc&store_path=%2Fnix%2Fstore%2F00000000000000000000000000000003-xgcc-13.2.0-libgcc"},
+		{"tool-custom-name", "", "pkg:generic/tool-custom-name?store_path=%2Fnix%2Fstore%2F00000000000000000000000000000004-tool-custom-name"},
+	})
+}

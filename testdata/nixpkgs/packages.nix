@@ -191,6 +191,22 @@ let
     '' ];
     PATH = hostPath;
   }) // { meta.outputsToInstall = [ "bin" "man" ]; };
+  # pname and version set apart, as nixpkgs' mkDerivation sets them (this
+  # is xorg.fontadobe100dpi's): the name alone splits after "font-adobe",
+  # at the first dash before a digit.
+  fontadobe100dpi = builtins.derivation {
+    pname = "font-adobe-100dpi";
+    version = "1.0.4";
+    name = "font-adobe-100dpi-1.0.4";
+    inherit system;
+    builder = "/bin/sh";
+    args = [ "-eu" "-c" ''
+      mkdir -p $out/nix-support $out/share/fonts/X11/100dpi
+      echo ${system} > $out/nix-support/system
+      echo 'STARTFONT 2.1' > $out/share/fonts/X11/100dpi/stand-in.bdf
+    '' ];
+    PATH = hostPath;
+  };
   # A large tree for benchmarks (never built by the tests): this machine's
   # Go toolchain, about 270 MB.
   gotree = package "gotree" ''
@@ -204,6 +220,7 @@ in
 {
   inherit gotree;
   inherit withman;
+  inherit fontadobe100dpi;
   inherit slow;
   inherit glibc hello jq busybox ncurses bashInteractive coreutils moreutils nano
     cacert iana-etc python3Packages largefile;
