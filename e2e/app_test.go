@@ -43,6 +43,60 @@ func appCheckout(t *testing.T) string {
 	return dir
 }
 
+// TestAppSameCommitAnywhere: one commit of the app, built from two
+// checkouts in different directories, on the branch main, a branch
+// feature and a detached HEAD, gives one index digest; neither the
+// index's annotations nor the image's labels name a directory or a
+// branch. --json and the provenance still record the full locked URL.
+func TestAppSameCommitAnywhere(t *testing.T) {
+	testenv.Require(t, "nix", "git", "docker-registry", "skopeo")
+	first := appCheckout(t)
+	second := filepath.Join(t.TempDir(), "elsewhere", "clone")
+	testenv.Run(t, "git", "clone", "-q", first, second)
+	testenv.Run(t, "git", "-C", second, "checkout", "-q", "-b", "feature")
+	host := testenv.StartRegistry(t)
+	repo := host + "/team/same"
+	build := func(dir, tag string) appResult {
+		t.Helper()
+		r := runIn(t, dir, nil, "build", "--nixpkgs", standIn(), "--platforms", "linux/amd64",
+			"--image", repo, "--tags", tag, "--json", ".#greet", "hello")
+		assert.Equal(t, r.code, 0, r.stderr)
+		var res appResult
+		assert.NilError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+		return res
+	}
+	main := build(first, "main")
+	feature := build(second, "feature")
+	testenv.Run(t, "git", "-C", second, "checkout", "-q", "--detach")
+	detached := build(second, "v1.0")
+	assert.Equal(t, feature.Digest, main.Digest)
+	assert.Equal(t, detached.Digest, main.Digest)
+	// --json keeps where the flake was read from.
+	assert.Check(t, strings.HasPrefix(main.Installables[0].Flake, "git+file://"+first), main.Installables[0].Flake)
+	assert.Check(t, strings.HasPrefix(feature.Installables[0].Flake, "git+file://"+second), feature.Installables[0].Flake)
+
+	rev := strings.TrimSpace(mustRunIn(t, first, "git", "rev-parse", "HEAD"))
+	var idx struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":main")), &idx))
+	assert.Equal(t, idx.Annotations["org.nixery-action.flake..#greet"], "git+file:.?rev="+rev)
+	var cfg struct {
+		Config struct {
+			Labels map[string]string `json:"Labels"`
+		} `json:"config"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--config", "docker://"+repo+":main")), &cfg))
+	assert.Equal(t, cfg.Config.Labels["org.opencontainers.image.title"], ".#greet/hello")
+	for what, m := range map[string]map[string]string{"annotation": idx.Annotations, "label": cfg.Config.Labels} {
+		for k, v := range m {
+			for _, bad := range []string{first, second, filepath.Dir(first), os.TempDir(), "ref=", "feature", "main"} {
+				assert.Check(t, !strings.Contains(k+"="+v, bad), "%s %s=%s holds %q", what, k, v, bad)
+			}
+		}
+	}
+}
+
 // runIn runs nixery in dir.
 func runIn(t *testing.T, dir string, env []string, args ...string) result {
 	t.Helper()
@@ -118,7 +172,7 @@ func TestAppFromCheckout(t *testing.T) {
 	}
 	raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+host+"/team/greet:v1")
 	assert.NilError(t, json.Unmarshal([]byte(raw), &idx))
-	assert.Equal(t, idx.Annotations["org.nixery-action.flake..#greet"], app.Flake)
+	assert.Equal(t, idx.Annotations["org.nixery-action.flake..#greet"], "git+file:.?rev="+rev)
 	assert.Equal(t, idx.Annotations["org.nixery-action.flake..#greet.revision"], rev)
 
 	// podman run with no arguments runs the app, as the user, at home.

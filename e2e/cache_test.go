@@ -16,6 +16,7 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 )
 
@@ -75,6 +76,35 @@ func TestCacheRecordNewTag(t *testing.T) {
 	v3 := build("--tags", "v3", "--no-cache")
 	assert.Equal(t, v3.Packed, v1.Packed)
 	assert.Equal(t, v3.Digest, v1.Digest)
+}
+
+// TestCacheRecordNotAnImage: the cache record is an OCI artifact (its
+// artifactType, the empty config), which the registry accepts and
+// podman refuses to pull, rather than an image of no platform that
+// podman pulls and runs with a mix of every platform's layers.
+func TestCacheRecordNotAnImage(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo", "podman", "runc")
+	host := testenv.StartRegistry(t)
+	repo := host + "/e2e/artifact"
+	decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--json",
+		"--platforms", "linux/amd64,linux/arm64", "--image", repo, "--tags", "v1", "hello"))
+
+	raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":"+cache.RecordTag)
+	var m v1.Manifest
+	assert.NilError(t, json.Unmarshal([]byte(raw), &m))
+	assert.Equal(t, m.ArtifactType, cache.RecordArtifactType)
+	assert.Equal(t, string(m.Config.MediaType), "application/vnd.oci.empty.v1+json")
+	assert.Assert(t, len(m.Layers) > 0)
+
+	base := podmanBase(t)
+	out, err := runOutput("podman", append(base, "pull", "--tls-verify=false", repo+":"+cache.RecordTag)...)
+	assert.Assert(t, err != nil, "podman pulled the cache record: %s", out)
+	t.Logf("podman pull: %s", strings.TrimSpace(out))
+	out, err = runOutput("podman", append(base, "run", "--rm", "--network=none", "--tls-verify=false",
+		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000", repo+":"+cache.RecordTag, "hello")...)
+	assert.Assert(t, err != nil, "podman ran the cache record: %s", out)
+	// The image itself still pulls: the record did not break it.
+	testenv.Run(t, "podman", append(base, "pull", "--tls-verify=false", repo+":v1")...)
 }
 
 // TestLayoutRebuild builds the same image twice into one OCI layout: the

@@ -120,7 +120,7 @@ func TestMergeMissingBlob(t *testing.T) {
 }
 
 // TestMergeRefusesCacheRecord: the repository's cache record (the tag
-// nixery-cache) is an image manifest of no platform; given to merge by
+// nixery-cache) is an OCI artifact, no platform's image; given to merge by
 // its digest it is refused, and nothing is tagged.
 func TestMergeRefusesCacheRecord(t *testing.T) {
 	testenv.Require(t, "nix", "docker-registry", "skopeo")

@@ -111,7 +111,7 @@ func (r *Request) defaults() {
 	}
 	annots := map[string]string{
 		image.AnnotationCreated: image.FormatCreated(r.Image.Created),
-		image.AnnotationTitle:   r.Spec.Name(),
+		image.AnnotationTitle:   title(r.Spec),
 	}
 	for k, v := range r.Annotations {
 		annots[k] = v
@@ -123,6 +123,19 @@ func (r *Request) defaults() {
 	case r.Record != nil:
 		r.CacheFrom = append(r.Record.CacheSources(), r.CacheFrom...)
 	}
+}
+
+// title is the image's title: what it was asked for, an installable's
+// directory hidden (flakeref.WithoutDirectory), as on the index.
+func title(s *spec.Spec) string {
+	names := make([]string, len(s.Requested))
+	for i, n := range s.Requested {
+		names[i] = flakeref.Redacted(n)
+		if spec.IsInstallable(n) {
+			names[i] = flakeref.WithoutDirectory(n)
+		}
+	}
+	return strings.Join(names, "/")
 }
 
 // Pusher is a destination that keeps a cache record: a publish.Registry,
@@ -319,6 +332,12 @@ type InstallableResult struct {
 	// or --cmd given).
 	MainProgram string `json:"mainProgram,omitempty"`
 	Entrypoint  bool   `json:"entrypoint"`
+
+	// shown and recorded are what the index's annotation says: the
+	// installable and its flake with no directory of this machine and no
+	// branch (flakeref.WithoutDirectory, flakeref.Recorded), so that the
+	// same commit gives the same index wherever it is checked out.
+	shown, recorded string
 }
 
 // Close removes the build's blob files.
@@ -419,7 +438,10 @@ func (b *builder) lockFlakes(ctx context.Context, nb Realiser) error {
 		if err != nil {
 			return err
 		}
-		b.installables = append(b.installables, InstallableResult{Installable: flakeref.Redacted(inst.Ref), Flake: flakeref.Redacted(l.URL), Revision: l.Rev, Entrypoint: b.appEntrypoint()})
+		b.installables = append(b.installables, InstallableResult{
+			Installable: flakeref.Redacted(inst.Ref), Flake: flakeref.Redacted(l.URL), Revision: l.Rev, Entrypoint: b.appEntrypoint(),
+			shown: flakeref.WithoutDirectory(inst.Ref), recorded: flakeref.Recorded(inst.Flake, l.URL, l.Rev, l.NarHash),
+		})
 	}
 	return nil
 }
@@ -541,7 +563,7 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 
-	idx, err := image.NewIndex(images, indexAnnotations(b.req.Annotations, locked, b.installables))
+	idx, err := image.NewIndex(images, indexAnnotations(b.req.Annotations, b.req.Nixpkgs, locked, b.installables))
 	if err != nil {
 		return nil, fmt.Errorf("assemble the image index: %w", err)
 	}
@@ -674,20 +696,22 @@ func firstError(errs []error) error {
 }
 
 // indexAnnotations are the index's annotations: those asked for, and
-// what the image was built from (credentials hidden).
-func indexAnnotations(asked map[string]string, locked nix.Locked, installables []InstallableResult) map[string]string {
+// what the image was built from (nixpkgs as given and as locked),
+// credentials hidden, and a local flake's directory and branch left out
+// (flakeref.Recorded).
+func indexAnnotations(asked map[string]string, nixpkgs string, locked nix.Locked, installables []InstallableResult) map[string]string {
 	annots := map[string]string{}
 	for k, v := range asked {
 		annots[k] = v
 	}
-	annots[AnnotationNixpkgs] = flakeref.Redacted(locked.URL)
+	annots[AnnotationNixpkgs] = flakeref.Recorded(nixpkgs, locked.URL, locked.Rev, locked.NarHash)
 	if locked.Rev != "" {
 		annots[AnnotationNixpkgsRevision] = locked.Rev
 	}
 	for _, r := range installables {
-		annots[AnnotationFlake+r.Installable] = r.Flake
+		annots[AnnotationFlake+r.shown] = r.recorded
 		if r.Revision != "" {
-			annots[AnnotationFlake+r.Installable+".revision"] = r.Revision
+			annots[AnnotationFlake+r.shown+".revision"] = r.Revision
 		}
 	}
 	return annots

@@ -86,11 +86,13 @@ func TestBuildLayout(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(entries, 0), "Close leaves %v", entries)
 
-	// The index names the locked nixpkgs and keeps the caller's annotations.
+	// The index names the locked nixpkgs (a local one by its narHash, not
+	// its directory) and keeps the caller's annotations.
 	idx := readLayoutIndex(t, out, res.Digest)
 	im, err := idx.IndexManifest()
 	assert.NilError(t, err)
-	assert.Equal(t, im.Annotations[AnnotationNixpkgs], res.Nixpkgs)
+	_, narHash, _ := strings.Cut(res.Nixpkgs, "?narHash=")
+	assert.Equal(t, im.Annotations[AnnotationNixpkgs], "path:.../nixpkgs?narHash="+narHash)
 	assert.Equal(t, im.Annotations["test"], t.Name())
 
 	// Same request, same bytes; Discard describes the same index.

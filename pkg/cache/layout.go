@@ -96,7 +96,7 @@ func layoutEntries(lp layout.Path, h v1.Hash) ([]recordEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return manifestEntries(idx, func(d v1.Descriptor) (*v1.Manifest, *v1.ConfigFile, error) {
+	return manifestEntries(idx, func(d v1.Descriptor) (*v1.Manifest, []v1.Hash, error) {
 		if !d.MediaType.IsImage() {
 			return nil, nil, fmt.Errorf("%s is a %s, not an image", d.Digest, d.MediaType)
 		}
@@ -105,7 +105,10 @@ func layoutEntries(lp layout.Path, h v1.Hash) ([]recordEntry, error) {
 			return nil, nil, err
 		}
 		cfg, err := parseBlob(lp, m.Config.Digest, v1.ParseConfigFile)
-		return m, cfg, err
+		if err != nil {
+			return nil, nil, err
+		}
+		return m, cfg.RootFS.DiffIDs, nil
 	})
 }
 

@@ -178,10 +178,18 @@ func (c Cache) read(ctx, outer context.Context, ref name.Reference, o registry.O
 			return 0, err
 		}
 	}
-	configs := make([]*v1.ConfigFile, len(manifests))
+	// Each image's diffIDs are in its config; a cache record's are on
+	// its layers.
+	diffIDs := make([][]v1.Hash, len(manifests))
 	err = parallel.Do(ctx, registry.ReadJobs, len(manifests), func(ctx context.Context, i int) error {
-		var err error
-		configs[i], err = r.Config(ctx, manifests[i].Config)
+		if ids, ok := recordDiffIDs(manifests[i]); ok {
+			diffIDs[i] = ids
+			return nil
+		}
+		cfg, err := r.Config(ctx, manifests[i].Config)
+		if err == nil {
+			diffIDs[i] = cfg.RootFS.DiffIDs
+		}
 		return err
 	})
 	if err != nil {
@@ -198,17 +206,17 @@ func (c Cache) read(ctx, outer context.Context, ref name.Reference, o registry.O
 	var cands []candidate
 	seen := map[string]bool{}
 	for n, m := range manifests {
-		cfg := configs[n]
-		if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		ids := diffIDs[n]
+		if len(ids) != len(m.Layers) {
 			continue // inconsistent: trust none of it
 		}
 		for i, d := range m.Layers {
 			key := d.Annotations[image.AnnotationLayerCache]
-			if key == "" || !image.IsLayerMediaType(d.MediaType) || d.Size <= 0 || seen[key] || c[key].Size > 0 {
+			if key == "" || !image.IsLayerMediaType(d.MediaType) || d.Size <= 0 || ids[i] == (v1.Hash{}) || seen[key] || c[key].Size > 0 {
 				continue
 			}
 			seen[key] = true
-			cands = append(cands, candidate{key, d, cfg.RootFS.DiffIDs[i]})
+			cands = append(cands, candidate{key, d, ids[i]})
 		}
 	}
 	present := make([]bool, len(cands))

@@ -3,7 +3,9 @@ package cache
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -13,26 +15,42 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
-// RecordTag is the tag of a repository's cache record: an image
-// manifest whose layers are the layer blobs the latest builds pushed to
-// the repository, each annotated with its cache key as in the images
-// themselves. A build reads it like any cache image (Read), so a
-// rebuild under a new tag finds the layers that older tags hold.
+// RecordTag is the tag of a repository's cache record: an OCI artifact
+// (an image manifest with RecordArtifactType and the empty config, so
+// that no runtime pulls or runs it, and registry UIs and scanners do not
+// take it for an image) whose layers are the layer blobs the latest
+// builds pushed to the repository, each annotated with its cache key as
+// in the images themselves, and with its diffID (AnnotationDiffID), which
+// an image keeps in its config. A build reads it like any cache image
+// (Read), so a rebuild under a new tag finds the layers that older tags
+// hold. Records that earlier versions wrote, with an image config for
+// no platform (unknown/unknown) holding the diffIDs, are read too.
 //
 // A tag rather than a referrer: a referrer needs a subject, and the
 // record is about the repository, not one image; a tag is readable and
 // writable with the same pull and push rights as the images, on every
-// registry. It is a plain OCI image manifest rather than an index so that
-// Read reads it in three requests.
+// registry. It is a manifest rather than an index so that Read reads it
+// in two requests.
 const RecordTag = "nixery-cache"
+
+// RecordArtifactType is the record manifest's artifactType.
+const RecordArtifactType = "application/vnd.nixery-action.cache.v1+json"
+
+// AnnotationDiffID is the diffID (the uncompressed tar's digest) of a
+// record's layer, on its descriptor.
+const AnnotationDiffID = "org.nixery-action.layer.diff-id"
+
+// emptyConfig is the content of the OCI empty descriptor, the record's
+// config.
+var emptyConfig = []byte("{}")
 
 // MaxRecordLayers bounds the record: the newest build's layers come
 // first, then the older record's, up to this many.
 const MaxRecordLayers = 500
 
 // AnnotationRecord marks the record's manifest, so that it is not
-// mistaken for an image (its platform is unknown/unknown, as BuildKit
-// marks manifests that are not runnable).
+// mistaken for a platform image (nixery merge refuses it); records of
+// earlier versions carry it too.
 const AnnotationRecord = "org.nixery-action.cache-record"
 
 // RecordRef is the tag of repo's cache record.
@@ -88,11 +106,36 @@ func ReadRecord(ctx context.Context, rd *registry.Reader, tag name.Tag, o regist
 	if err != nil {
 		return Record{}
 	}
-	cfg, err := rd.Config(ctx, m.Config)
+	if ids, ok := recordDiffIDs(m); ok {
+		return Record{entries: layerEntries(m, ids)}
+	}
+	cfg, err := rd.Config(ctx, m.Config) // a record of an earlier version
 	if err != nil {
 		return Record{}
 	}
-	return Record{entries: layerEntries(m, cfg)}
+	return Record{entries: layerEntries(m, cfg.RootFS.DiffIDs)}
+}
+
+// IsRecordArtifact tells a record written as an artifact: its diffIDs
+// are on its layers, and its config is empty.
+func IsRecordArtifact(m *v1.Manifest) bool {
+	return m.ArtifactType == RecordArtifactType && m.Config.MediaType == types.OCIEmptyJSON
+}
+
+// recordDiffIDs are the diffIDs of an artifact record's layers, from
+// their annotations, in layer order (a zero hash where one is missing or
+// malformed); ok is false for any other manifest.
+func recordDiffIDs(m *v1.Manifest) (ids []v1.Hash, ok bool) {
+	if !IsRecordArtifact(m) {
+		return nil, false
+	}
+	ids = make([]v1.Hash, len(m.Layers))
+	for i, l := range m.Layers {
+		if h, err := v1.NewHash(l.Annotations[AnnotationDiffID]); err == nil {
+			ids[i] = h
+		}
+	}
+	return ids, true
 }
 
 // indexEntries lists the cache-keyed layers of idx's images, in index and
@@ -102,7 +145,7 @@ func indexEntries(idx v1.ImageIndex) ([]recordEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return manifestEntries(im, func(d v1.Descriptor) (*v1.Manifest, *v1.ConfigFile, error) {
+	return manifestEntries(im, func(d v1.Descriptor) (*v1.Manifest, []v1.Hash, error) {
 		img, err := idx.Image(d.Digest)
 		if err != nil {
 			return nil, nil, err
@@ -112,34 +155,38 @@ func indexEntries(idx v1.ImageIndex) ([]recordEntry, error) {
 			return nil, nil, err
 		}
 		cfg, err := img.ConfigFile()
-		return m, cfg, err
+		if err != nil {
+			return nil, nil, err
+		}
+		return m, cfg.RootFS.DiffIDs, nil
 	})
 }
 
 // manifestEntries lists the cache-keyed layers of the images im lists,
-// in index and layer order, each image's manifest and config got by read.
-func manifestEntries(im *v1.IndexManifest, read func(v1.Descriptor) (*v1.Manifest, *v1.ConfigFile, error)) ([]recordEntry, error) {
+// in index and layer order, each image's manifest and its config's
+// diffIDs got by read.
+func manifestEntries(im *v1.IndexManifest, read func(v1.Descriptor) (*v1.Manifest, []v1.Hash, error)) ([]recordEntry, error) {
 	var out []recordEntry
 	for _, d := range im.Manifests {
-		m, cfg, err := read(d)
+		m, diffIDs, err := read(d)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, layerEntries(m, cfg)...)
+		out = append(out, layerEntries(m, diffIDs)...)
 	}
 	return out, nil
 }
 
-// layerEntries pairs a manifest's cache-keyed layers with their diffIDs;
-// an inconsistent image gives none, as in Read.
-func layerEntries(m *v1.Manifest, cfg *v1.ConfigFile) []recordEntry {
-	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+// layerEntries pairs a manifest's cache-keyed layers with their diffIDs
+// (one per layer); an inconsistent image gives none, as in Read.
+func layerEntries(m *v1.Manifest, diffIDs []v1.Hash) []recordEntry {
+	if len(diffIDs) != len(m.Layers) {
 		return nil
 	}
 	var out []recordEntry
 	for i, l := range m.Layers {
 		key := l.Annotations[image.AnnotationLayerCache]
-		if key == "" || !image.IsLayerMediaType(l.MediaType) || l.Size <= 0 {
+		if key == "" || !image.IsLayerMediaType(l.MediaType) || l.Size <= 0 || diffIDs[i] == (v1.Hash{}) {
 			continue
 		}
 		out = append(out, recordEntry{
@@ -147,7 +194,7 @@ func layerEntries(m *v1.Manifest, cfg *v1.ConfigFile) []recordEntry {
 				MediaType: l.MediaType, Digest: l.Digest, Size: l.Size,
 				Annotations: map[string]string{image.AnnotationLayerCache: key},
 			},
-			diffID: cfg.RootFS.DiffIDs[i],
+			diffID: diffIDs[i],
 		})
 	}
 	return out
@@ -185,40 +232,28 @@ func sameEntries(a, b []recordEntry) bool {
 	return true
 }
 
-// recordConfig is the record's config: a valid image config whose diffIDs
-// pair with its layers, for no platform. Nothing varies but the entries,
-// so the same entries give the same record.
-type recordConfig struct {
-	Architecture string `json:"architecture"`
-	OS           string `json:"os"`
-	RootFS       struct {
-		Type    string    `json:"type"`
-		DiffIDs []v1.Hash `json:"diff_ids"`
-	} `json:"rootfs"`
-}
-
-// recordBlobs is the record's config and manifest.
+// recordBlobs is the record's config (the empty one) and manifest: an
+// artifact whose layers carry their cache keys and diffIDs. Nothing
+// varies but the entries, so the same entries give the same record.
 func recordBlobs(entries []recordEntry) (cfg, manifest []byte, err error) {
-	var c recordConfig
-	c.Architecture, c.OS = "unknown", "unknown"
-	c.RootFS.Type = "layers"
-	c.RootFS.DiffIDs = []v1.Hash{}
 	m := v1.Manifest{
 		SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
+		ArtifactType: RecordArtifactType,
+		Config: v1.Descriptor{
+			MediaType: types.OCIEmptyJSON, Size: int64(len(emptyConfig)),
+			Digest: v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(emptyConfig))},
+		},
 		Layers:      []v1.Descriptor{},
 		Annotations: map[string]string{AnnotationRecord: "true"},
 	}
 	for _, e := range entries {
-		c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, e.diffID)
-		m.Layers = append(m.Layers, e.desc)
-	}
-	if cfg, err = json.Marshal(c); err != nil {
-		return nil, nil, err
-	}
-	m.Config = v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(cfg))}
-	if m.Config.Digest, _, err = v1.SHA256(bytes.NewReader(cfg)); err != nil {
-		return nil, nil, err
+		d := e.desc
+		d.Annotations = map[string]string{
+			image.AnnotationLayerCache: e.desc.Annotations[image.AnnotationLayerCache],
+			AnnotationDiffID:           e.diffID.String(),
+		}
+		m.Layers = append(m.Layers, d)
 	}
 	manifest, err = json.Marshal(m)
-	return cfg, manifest, err
+	return emptyConfig, manifest, err
 }

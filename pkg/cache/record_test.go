@@ -1,9 +1,12 @@
 package cache
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -45,4 +48,42 @@ func TestMergeRecord(t *testing.T) {
 	assert.Check(t, is.DeepEqual(keys(mergeRecord(fresh, old, 10)), []string{"c", "a", "x", "y", "z"}))
 	assert.Check(t, is.DeepEqual(keys(mergeRecord(fresh, old, 3)), []string{"c", "a", "x"}))
 	assert.Check(t, is.DeepEqual(keys(mergeRecord(fresh, nil, 1)), []string{"c"}))
+}
+
+// TestRecordBlobsArtifact: the record is an artifact with the empty
+// config, whose layers carry their keys and diffIDs; read back, it lists
+// the same entries.
+func TestRecordBlobsArtifact(t *testing.T) {
+	h := func(c string) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(c, 64)} }
+	entries := []recordEntry{
+		{desc: v1.Descriptor{MediaType: image.LayerMediaType, Digest: h("a"), Size: 10, Annotations: map[string]string{image.AnnotationLayerCache: "k1"}}, diffID: h("b")},
+		{desc: v1.Descriptor{MediaType: image.LayerMediaTypeZstd, Digest: h("c"), Size: 20, Annotations: map[string]string{image.AnnotationLayerCache: "k2"}}, diffID: h("d")},
+	}
+	cfg, raw, err := recordBlobs(entries)
+	assert.NilError(t, err)
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(m.ArtifactType, RecordArtifactType))
+	assert.Check(t, is.Equal(m.Config.MediaType, types.OCIEmptyJSON))
+	assert.Check(t, is.Equal(string(cfg), "{}"))
+	sum, _, err := v1.SHA256(bytes.NewReader(cfg))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(m.Config.Digest, sum))
+	assert.Check(t, is.Equal(m.Config.Size, int64(len(cfg))))
+	assert.Check(t, is.Equal(m.Annotations[AnnotationRecord], "true"))
+	assert.Check(t, is.Equal(m.Layers[1].Annotations[AnnotationDiffID], h("d").String()))
+
+	ids, ok := recordDiffIDs(m)
+	assert.Assert(t, ok)
+	assert.Check(t, sameEntries(layerEntries(m, ids), entries))
+
+	// A layer whose diffID is missing is left out, the others kept.
+	delete(m.Layers[0].Annotations, AnnotationDiffID)
+	ids, _ = recordDiffIDs(m)
+	assert.Check(t, sameEntries(layerEntries(m, ids), entries[1:]))
+
+	// An image (its diffIDs in its config) is no artifact record.
+	m.ArtifactType = ""
+	_, ok = recordDiffIDs(m)
+	assert.Check(t, !ok)
 }

@@ -97,7 +97,7 @@ func putRecord(ctx context.Context, pusher *remote.Pusher, tag name.Tag, rec cac
 	if err != nil {
 		return err
 	}
-	if err := pusher.Upload(ctx, tag.Context(), static.NewLayer(cfg, types.OCIConfigJSON)); err != nil {
+	if err := pusher.Upload(ctx, tag.Context(), static.NewLayer(cfg, types.OCIEmptyJSON)); err != nil {
 		return err
 	}
 	return pusher.Put(ctx, tag, image.RawManifest{Bytes: manifest, Type: types.OCIManifestSchema1})

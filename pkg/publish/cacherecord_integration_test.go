@@ -3,14 +3,19 @@
 package publish
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"gotest.tools/v3/assert"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
@@ -184,4 +189,110 @@ func mustManifestDigest(t *testing.T, idx v1.ImageIndex, i int) v1.Hash {
 	im, err := idx.IndexManifest()
 	assert.NilError(t, err)
 	return im.Manifests[i].Digest
+}
+
+// TestRecordCacheArtifact: the record is an OCI artifact (artifactType,
+// the empty config, each layer's diffID on its descriptor), which
+// docker-registry accepts; a record an earlier version wrote (an image
+// config for no platform holding the diffIDs) is still read, by a
+// build's cache and by the next RecordCache, which writes the new form.
+func TestRecordCacheArtifact(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	ctx := context.Background()
+	host := testenv.StartRegistry(t)
+	opts := Options{Options: registry.Options{Backoff: fastBackoff}}
+	record := cache.RecordRef(mustTarget(t, host+"/art/app").Repo)
+
+	idx1, layers1 := recordIndex(t, "v1", amd64, arm64)
+	r1 := NewRegistry(mustTarget(t, host+"/art/app", "v1"), opts)
+	defer r1.Close()
+	_, err := r1.Write(ctx, idx1, nil)
+	assert.NilError(t, err)
+	_, err = r1.RecordCache(ctx, idx1, r1.ReadCacheRecord(ctx))
+	assert.NilError(t, err)
+
+	m := recordManifest(t, record)
+	assert.Equal(t, m.ArtifactType, cache.RecordArtifactType)
+	assert.Equal(t, m.Config.MediaType, types.OCIEmptyJSON)
+	empty, _, err := v1.SHA256(strings.NewReader("{}"))
+	assert.NilError(t, err)
+	assert.Equal(t, m.Config.Digest, empty)
+	assert.Equal(t, len(m.Layers), len(layers1))
+	for i, l := range layers1 {
+		assert.Equal(t, m.Layers[i].Annotations[cache.AnnotationDiffID], l.DiffID.String())
+	}
+
+	// The record as earlier versions wrote it: still read, every layer.
+	putEarlierRecord(t, record, m)
+	assert.Equal(t, recordManifest(t, record).ArtifactType, "")
+	assert.Equal(t, r1.ReadCacheRecord(ctx).Len(), len(layers1))
+	found, _ := cache.Read(ctx, []name.Reference{record}, opts.Options)
+	for _, l := range layers1 {
+		got, ok := found[l.CacheKey]
+		assert.Assert(t, ok, "%s not in the earlier record", l.CacheKey)
+		assert.Equal(t, got.DiffID, l.DiffID)
+	}
+
+	// The next build keeps its entries, in the new form.
+	idx2, layers2 := recordIndex(t, "v2", amd64, arm64)
+	r2 := NewRegistry(mustTarget(t, host+"/art/app", "v2"), opts)
+	defer r2.Close()
+	_, err = r2.Write(ctx, idx2, nil)
+	assert.NilError(t, err)
+	n, err := r2.RecordCache(ctx, idx2, r2.ReadCacheRecord(ctx))
+	assert.NilError(t, err)
+	assert.Equal(t, n, len(layers1)+len(layers2))
+	assert.Equal(t, recordManifest(t, record).ArtifactType, cache.RecordArtifactType)
+	found, _ = cache.Read(ctx, []name.Reference{record}, opts.Options)
+	for _, l := range append(layers1, layers2...) {
+		got, ok := found[l.CacheKey]
+		assert.Assert(t, ok, "%s not in the record", l.CacheKey)
+		assert.Equal(t, got.DiffID, l.DiffID)
+	}
+}
+
+// recordManifest is the record's manifest as the registry holds it.
+func recordManifest(t *testing.T, record name.Tag) *v1.Manifest {
+	t.Helper()
+	desc, err := remote.Get(record)
+	assert.NilError(t, err)
+	assert.Equal(t, desc.MediaType, types.OCIManifestSchema1)
+	m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
+	assert.NilError(t, err)
+	return m
+}
+
+// putEarlierRecord puts the record m under its tag in the form versions
+// before the artifact wrote: an image config for unknown/unknown whose
+// diff_ids pair with the layers, no artifactType, no diffID annotations.
+func putEarlierRecord(t *testing.T, record name.Tag, m *v1.Manifest) {
+	t.Helper()
+	type rootFS struct {
+		Type    string    `json:"type"`
+		DiffIDs []v1.Hash `json:"diff_ids"`
+	}
+	cfg := struct {
+		Architecture string `json:"architecture"`
+		OS           string `json:"os"`
+		RootFS       rootFS `json:"rootfs"`
+	}{"unknown", "unknown", rootFS{Type: "layers"}}
+	old := *m
+	old.ArtifactType = ""
+	old.Layers = nil
+	for _, l := range m.Layers {
+		h, err := v1.NewHash(l.Annotations[cache.AnnotationDiffID])
+		assert.NilError(t, err)
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, h)
+		l.Annotations = map[string]string{image.AnnotationLayerCache: l.Annotations[image.AnnotationLayerCache]}
+		old.Layers = append(old.Layers, l)
+	}
+	raw, err := json.Marshal(cfg)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.WriteLayer(record.Context(), static.NewLayer(raw, types.OCIConfigJSON)))
+	old.Config = v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(raw))}
+	old.Config.Digest, _, err = v1.SHA256(bytes.NewReader(raw))
+	assert.NilError(t, err)
+	manifest, err := json.Marshal(old)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.Put(record, image.RawManifest{Bytes: manifest, Type: types.OCIManifestSchema1}))
 }

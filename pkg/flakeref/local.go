@@ -1,0 +1,151 @@
+package flakeref
+
+import (
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+)
+
+// localSchemes are the flake input types whose source is on this
+// machine's file system.
+var localSchemes = []string{"path", "git+file", "file", "file+file", "tarball+file", "hg+file"}
+
+// local is a flake reference to files of this machine, in parts:
+// scheme ("" for a bare path), location (a directory or file) and query.
+type local struct {
+	scheme, location, query string
+}
+
+// parseLocal splits ref (no #fragment) when it names files of this
+// machine: a path (., ./x, /x) or a URL of a local input type.
+func parseLocal(ref string) (local, bool) {
+	rest, query, _ := strings.Cut(ref, "?")
+	if strings.HasPrefix(rest, "/") || strings.HasPrefix(rest, ".") {
+		return local{location: rest, query: query}, true
+	}
+	scheme, loc, ok := strings.Cut(rest, ":")
+	if !ok || !isLocalScheme(scheme) {
+		return local{}, false
+	}
+	if after, ok := strings.CutPrefix(loc, "//"); ok {
+		// file://[localhost]/dir: the authority is the machine itself.
+		host, p, _ := strings.Cut(after, "/")
+		if host != "" && host != "localhost" {
+			return local{}, false
+		}
+		loc = "/" + p
+	}
+	return local{scheme: scheme, location: loc, query: query}, true
+}
+
+func isLocalScheme(s string) bool {
+	for _, l := range localSchemes {
+		if s == l {
+			return true
+		}
+	}
+	return false
+}
+
+// IsLocal tells whether the flake reference ref names files of this
+// machine: a path (., ./x, /x), or a path:, git+file:, file:, hg+file:
+// or tarball+file: URL.
+func IsLocal(ref string) bool {
+	_, ok := parseLocal(ref)
+	return ok
+}
+
+// hideDirectory is location with an absolute directory replaced by
+// ".../" and its last element (/home/runner/work/app/app: .../app): where
+// a checkout is differs from machine to machine, and is nobody's
+// business. A relative location is kept.
+func hideDirectory(location string) string {
+	if !strings.HasPrefix(location, "/") {
+		return location
+	}
+	base := path.Base(path.Clean(location))
+	if base == "/" {
+		return "..."
+	}
+	return ".../" + base
+}
+
+// WithoutDirectory is the installable or flake reference ref as given,
+// with the absolute directory of a local one hidden
+// (path:/tmp/x/app#pkg: path:.../app#pkg; git+file:///src/app:
+// git+file:.../app) and credentials redacted; relative ones (.#app,
+// ./sub#pkg) and remote ones are kept.
+func WithoutDirectory(ref string) string {
+	flake, attr, hasAttr := strings.Cut(ref, "#")
+	if l, ok := parseLocal(flake); ok {
+		flake = l.String(hideDirectory(l.location), l.query)
+	}
+	if hasAttr {
+		flake += "#" + attr
+	}
+	return Redacted(flake)
+}
+
+func (l local) String(location, query string) string {
+	s := location
+	if l.scheme != "" {
+		s = l.scheme + ":" + location
+	}
+	if query != "" {
+		s += "?" + query
+	}
+	return s
+}
+
+// Recorded is what an image records of a flake: given is the reference as
+// the user wrote it (no #fragment), locked the one Nix locked it to, with
+// its rev (git) or narHash (path, file, tarball). A local flake's locked
+// reference names the directory it was read from and the branch checked
+// out, which change nothing in what was built: it is recorded as the
+// locked input type, the location as given (its directory hidden when
+// absolute) and what locks it, e.g. git+file:.?rev=<rev> for ".",
+// path:.../app?narHash=<hash> for "path:/src/app". Any other reference
+// is the locked one, credentials redacted.
+func Recorded(given, locked, rev, narHash string) string {
+	l, ok := parseLocal(locked)
+	if !ok || l.scheme == "" {
+		return Redacted(locked)
+	}
+	location, query := hideDirectory(l.location), ""
+	if g, ok := parseLocal(given); ok {
+		location, query = hideDirectory(g.location), g.query
+	}
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		values = url.Values{}
+	}
+	// What locks the source replaces what picked it (a branch, a tag).
+	for _, k := range []string{"ref", "rev", "narHash", "lastModified", "revCount"} {
+		values.Del(k)
+	}
+	switch {
+	case rev != "":
+		values.Set("rev", rev)
+	case narHash != "":
+		values.Set("narHash", narHash)
+	}
+	return Redacted(l.String(location, encodeSorted(values)))
+}
+
+// encodeSorted is values in key order, a slash left as it is (as Nix
+// writes a narHash).
+func encodeSorted(values url.Values) string {
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		for _, v := range values[k] {
+			parts = append(parts, url.QueryEscape(k)+"="+strings.ReplaceAll(url.QueryEscape(v), "%2F", "/"))
+		}
+	}
+	return strings.Join(parts, "&")
+}
