@@ -101,7 +101,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.push, "push", true, "push to --image; false builds and checks the image without pushing it")
 	fs.BoolVar(&f.byDigest, "push-by-digest", false, "push without tags, by digest only (for per-platform jobs joined later by nixery merge)")
 	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
-	fs.IntVar(&f.budget, "layer-budget", layers.DefaultBudget, fmt.Sprintf("most layers (`N`) for the packages' store paths, 1 to %d", layers.MaxBudget))
+	fs.IntVar(&f.budget, "layer-budget", layers.DefaultBudget, fmt.Sprintf("most layers (`N`) for the packages' store paths, 1 to %d: with the customisation layer on top, an image has at most %d, Docker's limit", layers.MaxBudget, layers.MaxImageLayers))
 	fs.StringVar(&f.strategy, "strategy", "", "layering strategy `NAME`: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
 	fs.StringVar(&f.popularity, "popularity", "", "popularity data `FILE` (Nixery's format, at most "+limit.Size(popularity.MaxBytes)+") for the layering strategy")
 	fs.BoolVar(&f.noDefaults, "no-default-packages", false, "do not add cacert and iana-etc")
