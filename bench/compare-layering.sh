@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the layering comparison of docs/layering.md: every strategy at
-# layer budgets 4, 8 to 12, 16, 32, 48, 94 and 125, with and without popularity data, on the
+# layer budgets 4, 8 to 12, 16, 32, 48, 94 and 124, with and without popularity data, on the
 # corpus in internal/layereval/testdata.
 #
 # With --regenerate, first rebuilds that corpus from this machine's Debian

@@ -97,8 +97,8 @@ func TestBuildBadInput(t *testing.T) {
 		},
 		{
 			name: "layer budget out of range",
-			args: []string{"--nixpkgs", standIn(), "--output", out, "--layer-budget", "126", "hello"},
-			want: "--layer-budget 126 is out of range",
+			args: []string{"--nixpkgs", standIn(), "--output", out, "--layer-budget", "125", "hello"},
+			want: "--layer-budget 125 is out of range: use 1 to 124 (Docker refuses images of more than 125 layers",
 		},
 		{
 			name: "malformed popularity file",

@@ -2,7 +2,7 @@
 # shellcheck source-path=SCRIPTDIR
 # Installs what the tests and the example need on a fresh Debian 12 machine
 # (run as root): Nix, a registry server, image clients (skopeo, umoci,
-# podman, oras), bsdtar (libarchive-tools) to read layers, chattr (e2fsprogs)
+# podman, buildah, oras), bsdtar (libarchive-tools) to read layers, chattr (e2fsprogs)
 # for read-only directories, and a second Nix
 # (Debian trixie's, in a chroot: scripts/trixie-nix.sh). Safe to run again.
 # It leaves /etc/nix/nix.conf alone: the scripts and tests give Nix their
@@ -24,7 +24,7 @@ packages=(docker-registry skopeo podman runc busybox-static patchelf hello jq)
 if [ "$mode" = --bench ]; then
   packages+=(git curl bc pigz zstd time debootstrap)
 elif [ "$mode" != --example ]; then
-  packages+=(umoci libarchive-tools pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time systemd)
+  packages+=(umoci buildah libarchive-tools pigz apache2-utils shellcheck bc debootstrap debian-archive-keyring util-linux e2fsprogs time systemd)
 fi
 # Debian's Nix is ours to configure; a Nix installed another way
 # (install-nix-action on GitHub runners) is kept, first on PATH, with its

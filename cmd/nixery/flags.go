@@ -73,7 +73,9 @@ func keyValues(what string, items []string) (map[string]string, error) {
 }
 
 // commandLine parses an entrypoint or cmd: a JSON array (exec form, as in
-// a Dockerfile) or words separated by spaces.
+// a Dockerfile) or words separated by spaces. Those words are not a
+// shell's: a quote or backslash in one would reach the image as written
+// and break it only when run, so it is refused, pointing to the array.
 func commandLine(what, v string) ([]string, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -86,7 +88,13 @@ func commandLine(what, v string) ([]string, error) {
 		}
 		return words, nil
 	}
-	return strings.Fields(v), nil
+	words := strings.Fields(v)
+	for _, w := range words {
+		if strings.ContainsAny(w, `"'\`) {
+			return nil, usagef(`%s has the word %q, with a quote or backslash, which words separated by spaces keep as written: give a JSON array instead, e.g. ["bash","-c","echo hello; id"]`, what, w)
+		}
+	}
+	return words, nil
 }
 
 func plural(n int, one, many string) string {

@@ -31,7 +31,7 @@ func layersCommand() *command {
 			var roots listFlag
 			fs.Var(&roots, "root", "a requested store `PATH` (repeat); default: the paths nothing else references")
 			pop := fs.String("popularity", "", "popularity data `FILE` (Nixery's format, at most "+limit.Size(popularity.MaxBytes)+")")
-			budget := fs.Int("budget", layers.DefaultBudget, fmt.Sprintf("most layers (`N`), 1 to %d", layers.MaxBudget))
+			budget := fs.Int("budget", layers.DefaultBudget, fmt.Sprintf("most layers (`N`), 1 to %d (a build adds its customisation layer on top: at most %d, Docker's limit)", layers.MaxBudget, layers.MaxImageLayers))
 			strategy := fs.String("strategy", "", "layering strategy `NAME`: "+strings.Join(layers.Strategies(), ", ")+" (default "+layers.DefaultStrategy+"); help lists them")
 			return func(args []string) error {
 				if *strategy == "help" {
@@ -68,13 +68,13 @@ func layersCommand() *command {
 // What is wrong is the command line's: a usage error.
 func layerOptions(o layers.Options, budgetFlag string) error {
 	if o.Budget == 0 {
-		return usagef("%s 0 is out of range: use 1 to %d", budgetFlag, layers.MaxBudget)
+		return usagef("%s %s", budgetFlag, (&layers.BudgetError{}).Range())
 	}
 	var be *layers.BudgetError
 	var se *layers.StrategyError
 	switch err := o.Validate(); {
 	case errors.As(err, &be):
-		return usagef("%s %d is out of range: use 1 to %d", budgetFlag, be.Budget, layers.MaxBudget)
+		return usagef("%s %s", budgetFlag, be.Range())
 	case errors.As(err, &se):
 		return usagef("unknown --strategy %q: use one of %s (--strategy help lists them)", se.Name, strings.Join(layers.Strategies(), ", "))
 	case err != nil:

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -100,7 +101,7 @@ func TestLayersPlansAsBuild(t *testing.T) {
 	// with a path referencing it: it gets a layer of its own (and may
 	// take paths it shared with its referrers out with it).
 	var before layers.LayerPlan
-	assert.NilError(t, json.Unmarshal([]byte(buildPlanJSON(t, small, nil, "", layers.Options{Strategy: "nixery", Budget: 125})), &before))
+	assert.NilError(t, json.Unmarshal([]byte(buildPlanJSON(t, small, nil, "", layers.Options{Strategy: "nixery", Budget: layers.MaxBudget})), &before))
 	extra := ""
 	for _, l := range before.Layers {
 		for _, p := range l.Paths {
@@ -117,14 +118,14 @@ func TestLayersPlansAsBuild(t *testing.T) {
 	for _, r := range g.Roots {
 		roots = append(roots, g.Paths[r].Name)
 	}
-	args := []string{"layers", "--closure", small, "--strategy", "nixery", "--budget", "125"}
+	args := []string{"layers", "--closure", small, "--strategy", "nixery", "--budget", strconv.Itoa(layers.MaxBudget)}
 	for _, r := range roots {
 		args = append(args, "--root", r)
 	}
 	code, out, errOut = runCLI(t, args...)
 	assert.Equal(t, code, 0, errOut)
-	checkPlanOutput(t, out, 125)
-	assert.Equal(t, out, buildPlanJSON(t, small, roots, "", layers.Options{Strategy: "nixery", Budget: 125}))
+	checkPlanOutput(t, out, layers.MaxBudget)
+	assert.Equal(t, out, buildPlanJSON(t, small, roots, "", layers.Options{Strategy: "nixery", Budget: layers.MaxBudget}))
 	assert.Assert(t, strings.Count(out, `"key"`) > len(before.Layers), "--root %s made no layer of its own", extra)
 }
 
@@ -227,9 +228,9 @@ func TestLayersBadInput(t *testing.T) {
 	}{
 		{[]string{}, "--closure FILE is required"},
 		{[]string{"--closure", closure, "/nix/store/abc-x"}, "unexpected arguments"},
-		{[]string{"--closure", closure, "--budget", "0"}, "--budget 0 is out of range: use 1 to 125"},
-		{[]string{"--closure", closure, "--budget", "126"}, "--budget 126 is out of range: use 1 to 125"},
-		{[]string{"--closure", closure, "--budget", "-1"}, "--budget -1 is out of range: use 1 to 125"},
+		{[]string{"--closure", closure, "--budget", "0"}, "--budget 0 is out of range: use 1 to 124"},
+		{[]string{"--closure", closure, "--budget", "125"}, "--budget 125 is out of range: use 1 to 124 (Docker refuses images of more than 125 layers, and the customisation layer on top is one of them)"},
+		{[]string{"--closure", closure, "--budget", "-1"}, "--budget -1 is out of range: use 1 to 124"},
 		{[]string{"--closure", closure, "--strategy", "nope"}, `unknown --strategy "nope": use one of ` + strings.Join(layers.Strategies(), ", ")},
 	} {
 		code, out, errOut := runCLI(t, append([]string{"layers"}, tc.args...)...)

@@ -17,10 +17,10 @@ import (
 var baselines = []string{"nixery", "popcon", "autolayer"}
 
 // budgets are the layer budgets the comparison covers, from very tight
-// to the most a runtime accepts, and each budget around sharedLowBudget
+// to the most a build accepts (layers.MaxBudget), and each budget around sharedLowBudget
 // (10), below which the default plans as auto-layer does (filling the
 // budget auto-layer leaves unused).
-var budgets = []int{4, 8, 9, 10, 11, 12, 16, 32, 48, 94, 125}
+var budgets = []int{4, 8, 9, 10, 11, 12, 16, 32, 48, 94, layers.MaxBudget}
 
 // TestDefaultBeatsTheBaselines computes the metrics on the committed
 // corpus: at every budget, with and without popularity data, the default

@@ -43,7 +43,7 @@ func TestValidate(t *testing.T) {
 		{"no packages", func(r *Request) { r.Spec = nil }, "no packages"},
 		{"no platforms", func(r *Request) { r.Platforms = nil }, "no platforms"},
 		{"no nixpkgs", func(r *Request) { r.Nixpkgs = " " }, "no nixpkgs flake reference"},
-		{"budget", func(r *Request) { r.Layers.Budget = 126 }, "layer budget 126 is out of range"},
+		{"budget", func(r *Request) { r.Layers.Budget = 125 }, "layer budget 125 is out of range: use 1 to 124 (Docker refuses images of more than 125 layers"},
 		{"strategy", func(r *Request) { r.Layers.Strategy = "nope" }, `unknown layering strategy "nope"`},
 		{"level", func(r *Request) { r.Pack.Level = 10 }, "gzip level 10 is out of range"},
 		{"concurrency", func(r *Request) { r.Pack.Concurrency = -1 }, "concurrency -1 is out of range"},

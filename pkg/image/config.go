@@ -9,10 +9,15 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// DefaultPath is the PATH of every image unless Options.Env sets one. The
-// customisation layer links the closure's bin and sbin directories at the
-// top of the tree; the /usr ones are there for programs that expect them.
-const DefaultPath = "/bin:/usr/bin:/sbin:/usr/sbin"
+// DefaultPath is the PATH of every image unless Options.Env sets one.
+// Runtimes apply their default PATH only to an image without one, so it
+// keeps the /usr/local directories of theirs, first as they have them:
+// that is where a derived image (a Dockerfile's COPY) puts its programs.
+// The customisation layer links the packages' bin and sbin directories at
+// /bin and /sbin and puts nothing in /usr/local (nixpkgs installs into
+// $out/bin, never $out/usr/local), so no package's program is shadowed;
+// the order of the rest is unchanged.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/bin:/usr/bin:/sbin:/usr/sbin"
 
 // CACertFile is where the customisation layer puts the CA bundle of the
 // cacert package, which images hold unless it was left out.

@@ -16,9 +16,14 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/popularity"
 )
 
-// MaxBudget is the most layers a plan may use: the limit of common
-// container runtimes' overlay filesystems.
-const MaxBudget = 125
+// MaxImageLayers is the most layers an image may have: Docker's layer
+// store refuses an image of more (maxLayerDepth, ErrMaxDepthExceeded).
+const MaxImageLayers = 125
+
+// MaxBudget is the most layers a plan may use: every image has one
+// customisation layer on top of the plan's, and the whole must stay
+// within MaxImageLayers.
+const MaxBudget = MaxImageLayers - 1
 
 // DefaultBudget leaves room under MaxBudget for layers added on top, as
 // Nixery does.
@@ -88,7 +93,16 @@ func (e *StrategyError) Error() string {
 type BudgetError struct{ Budget int }
 
 func (e *BudgetError) Error() string {
-	return fmt.Sprintf("layer budget %d is out of range: use 1 to %d", e.Budget, MaxBudget)
+	return "layer budget " + e.Range()
+}
+
+// Range says what is wrong with the budget and, above MaxBudget, why.
+func (e *BudgetError) Range() string {
+	s := fmt.Sprintf("%d is out of range: use 1 to %d", e.Budget, MaxBudget)
+	if e.Budget > MaxBudget {
+		s += fmt.Sprintf(" (Docker refuses images of more than %d layers, and the customisation layer on top is one of them)", MaxImageLayers)
+	}
+	return s
 }
 
 // Plan plans the layers of g with the named strategy and checks the
@@ -112,7 +126,7 @@ func Plan(g *Graph, opts Options) (*LayerPlan, error) {
 		budget = DefaultBudget
 	}
 	if budget < 1 || budget > MaxBudget {
-		return nil, fmt.Errorf("layer budget %d is out of range: use 1 to %d", budget, MaxBudget)
+		return nil, &BudgetError{Budget: budget}
 	}
 	groups := strategy(g, opts.Popularity, budget)
 	if err := checkGroups(g, groups, budget); err != nil {

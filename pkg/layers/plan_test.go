@@ -49,8 +49,17 @@ func TestBuildOptions(t *testing.T) {
 	}
 	for _, b := range []int{-1, MaxBudget + 1, 1000, math.MinInt} {
 		_, err := Plan(g, Options{Budget: b})
-		assert.ErrorContains(t, err, "out of range: use 1 to 125")
+		assert.ErrorContains(t, err, "out of range: use 1 to 124")
 	}
+	// 125 layers of store paths and the customisation layer would be
+	// 126: Docker's layer store refuses more than 125.
+	_, err = Plan(g, Options{Budget: 125})
+	assert.Error(t, err, "layer budget 125 is out of range: use 1 to 124 (Docker refuses images of more than 125 layers, and the customisation layer on top is one of them)")
+	assert.Error(t, Options{Budget: 125}.Validate(), err.Error())
+	_, err = Plan(g, Options{Budget: 0})
+	assert.NilError(t, err)
+	_, err = Plan(g, Options{Budget: -1})
+	assert.Error(t, err, "layer budget -1 is out of range: use 1 to 124")
 	_, err = Plan(g, Options{Strategy: "nope"})
 	assert.ErrorContains(t, err, `unknown layering strategy "nope" (known: `+strings.Join(Strategies(), ", ")+")")
 	_, err = Plan(nil, Options{})

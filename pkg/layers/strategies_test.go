@@ -141,7 +141,7 @@ func TestEveryStrategyKeepsTheRules(t *testing.T) {
 			for seed := int64(1); seed <= 8; seed++ {
 				infos := randomClosure(seed, 40+int(seed)*60)
 				for _, pop := range []popularity.Data{nil, popularityOf(infos)} {
-					for _, budget := range []int{1, 2, 3, 16, 48, 94, 125, 1 + rng.Intn(MaxBudget)} {
+					for _, budget := range []int{1, 2, 3, 16, 48, 94, MaxBudget, 1 + rng.Intn(MaxBudget)} {
 						g := graphOf(t, infos)
 						if budget%2 == 1 {
 							assert.NilError(t, g.SetRoots(randomRoots(rng, g)))
@@ -184,7 +184,7 @@ func TestEveryStrategySmallGraphs(t *testing.T) {
 		},
 	} {
 		for _, name := range Strategies() {
-			for _, budget := range []int{1, 2, 94, 125} {
+			for _, budget := range []int{1, 2, 94, MaxBudget} {
 				g := graphOf(t, infos)
 				plan, err := Plan(g, Options{Strategy: name, Budget: budget})
 				assert.NilError(t, err, "%s on %s", name, gname)
