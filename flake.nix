@@ -46,11 +46,23 @@
         else
           pkgs;
 
-      # The pinned nixpkgs is baked into the binary as the default --nixpkgs.
-      # A path: reference to its store path works offline and costs no
-      # second download; the binary's reference to it keeps the source in
-      # nixery's closure, so it is present wherever nixery is.
-      defaultNixpkgs = "path:${nixpkgs}";
+      # The pinned nixpkgs is baked into the binary as the default --nixpkgs,
+      # as flake.lock pins it: github:OWNER/REPO/REV?narHash=HASH, the same
+      # string scripts/build-release.sh bakes, so that images record the
+      # same reference however nixery was built. nixery reads that source
+      # from the store when it is there (offline, no second download), and
+      # the package keeps it in nixery's closure. A nixpkgs given with
+      # --override-input is not flake.lock's: its store path is baked.
+      pin =
+        let
+          lock = builtins.fromJSON (builtins.readFile ./flake.lock);
+        in
+        lock.nodes.${lock.nodes.${lock.root}.inputs.nixpkgs}.locked;
+      defaultNixpkgs =
+        if pin.type or "" == "github" && pin.narHash or "" == nixpkgs.narHash then
+          "github:${pin.owner}/${pin.repo}/${pin.rev}?narHash=${pin.narHash}"
+        else
+          "path:${nixpkgs}";
 
       source = import ./nix/source.nix;
     in
@@ -60,6 +72,7 @@
           nixery = import ./nix/package.nix {
             inherit (pkgs) buildGoModule;
             inherit vendorHash defaultNixpkgs;
+            nixpkgsSource = nixpkgs;
             inherit version;
             src = source { root = ./.; };
           };

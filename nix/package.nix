@@ -6,6 +6,9 @@
   vendorHash,
   # The flake reference `nixery build` uses when --nixpkgs is not given.
   defaultNixpkgs,
+  # Its source tree, kept in nixery's closure: nixery reads the default
+  # from the store, offline, wherever nixery is installed.
+  nixpkgsSource,
 }:
 buildGoModule {
   pname = "nixery";
@@ -13,7 +16,7 @@ buildGoModule {
 
   subPackages = [ "cmd/nixery" ];
 
-  # A static binary: nothing but the default nixpkgs in its closure.
+  # A static binary: nothing but the default nixpkgs' source in its closure.
   env.CGO_ENABLED = 0;
 
   ldflags = [
@@ -22,6 +25,11 @@ buildGoModule {
     "-X main.version=${version}"
     "-X main.defaultNixpkgs=${defaultNixpkgs}"
   ];
+
+  postInstall = ''
+    mkdir -p $out/share/nixery
+    ln -s ${nixpkgsSource} $out/share/nixery/nixpkgs
+  '';
 
   # The tests need Nix and a registry, which the build sandbox has not; the
   # ones that need neither run in the flake's unit-tests check.

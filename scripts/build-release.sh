@@ -38,9 +38,12 @@ version=$(tr -d ' \n' < VERSION)
 [[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "VERSION holds '$version', not X.Y.Z"
 
 # The default --nixpkgs of a release binary: the nixpkgs commit flake.lock
-# pins (the flake bakes in the same source as a store path instead).
+# pins, with the NAR hash of its tree, as the flake's package bakes it, so
+# that images record the same reference however nixery was built (and
+# nixery reads the tree from the store when it is there).
 nixpkgs=$(jq -er '.nodes[.nodes[.root].inputs.nixpkgs].locked
-  | select(.type == "github") | "github:\(.owner)/\(.repo)/\(.rev)"' flake.lock) ||
+  | select(.type == "github" and .narHash != null)
+  | "github:\(.owner)/\(.repo)/\(.rev)?narHash=\(.narHash)"' flake.lock) ||
   die "flake.lock pins no github nixpkgs to bake in as the default --nixpkgs"
 
 mkdir -p "$out"

@@ -27,7 +27,9 @@ import (
 )
 
 // defaultNixpkgs is the flake reference of the nixpkgs pinned by the
-// project's flake.lock; the flake sets it with -ldflags.
+// project's flake.lock, github:NixOS/nixpkgs/<rev>?narHash=<hash>; the
+// flake and scripts/build-release.sh set it with -ldflags, to the same
+// string. Nix reads its tree from the store when it is there (pkg/nix).
 var defaultNixpkgs string
 
 // buildFlags are the options of `nixery build`. The action's inputs have

@@ -122,12 +122,13 @@ func TestRelease(t *testing.T) {
 		assert.Equal(t, run(t, a.dir, nil, native, "--version"), "nixery "+a.version+"\n")
 		var lock struct {
 			Nodes map[string]struct {
-				Locked struct{ Owner, Repo, Rev string }
+				Locked struct{ Owner, Repo, Rev, NarHash string }
 			}
 		}
 		assert.NilError(t, json.Unmarshal([]byte(readFile(t, filepath.Join(a.dir, "flake.lock"))), &lock))
 		pin := lock.Nodes["nixpkgs"].Locked
-		want := "github:" + pin.Owner + "/" + pin.Repo + "/" + pin.Rev
+		// With its tree's NAR hash, as the flake's package bakes it.
+		want := "github:" + pin.Owner + "/" + pin.Repo + "/" + pin.Rev + "?narHash=" + pin.NarHash
 		assert.Assert(t, bytes.Contains(a.assets["nixery-linux-amd64"], []byte(want)), "the binary does not default to %s", want)
 	})
 

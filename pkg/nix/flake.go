@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/nixery-action/nixery-action/pkg/flakeref"
@@ -25,6 +27,18 @@ type Locked struct {
 	NarHash string
 	// LastModified is the source's time in Unix seconds, or zero.
 	LastModified int64
+	// Source, when set, is where Nix reads the source from instead of
+	// URL: a path: reference to a store path holding the same tree (see
+	// pinned). Nothing records it.
+	Source string
+}
+
+// nixRef is the reference Nix is given for the source: Source when set.
+func (l Locked) nixRef() string {
+	if l.Source != "" {
+		return l.Source
+	}
+	return l.URL
 }
 
 // Lock locks the flake reference and returns the locked reference; later
@@ -89,6 +103,13 @@ func (b *Builder) lock(ctx context.Context, ref, what string) (Locked, error) {
 		ctx, cancel = context.WithTimeout(ctx, b.Timeout)
 		defer cancel()
 	}
+	if p, ok := parsePinned(ref); ok {
+		l, err := b.lockPinned(ctx, p, what)
+		if err != nil {
+			return Locked{}, lockError(parent, b, ref, what, err)
+		}
+		return l, nil
+	}
 	meta, err := b.metadata(ctx, ref, what)
 	if err != nil {
 		return Locked{}, lockError(parent, b, ref, what, err)
@@ -111,6 +132,74 @@ func (b *Builder) lock(ctx context.Context, ref, what string) (Locked, error) {
 		ref = withoutLastModified(ref)
 	}
 	return Locked{URL: canonicalURL(ref), Rev: meta.Locked.Rev, NarHash: meta.Locked.NarHash, LastModified: meta.LastModified}, nil
+}
+
+// pinned is a reference that locks itself: a forge's commit with the NAR
+// hash of its tree, github:OWNER/REPO/REV?narHash=HASH, as nixery's default
+// nixpkgs is (flake.lock's pin, baked in the same way whether nixery was
+// built by scripts/build-release.sh or by the flake). It is recorded as it
+// is, whichever Nix locks it and however that Nix prints it, and its
+// source is read from the store when the store holds it: Nix itself
+// downloads such a reference again, even offline with the tree at hand
+// (2.8 and 2.26 alike), while a flake-built nixery keeps that tree in its
+// closure.
+type pinned struct {
+	url, rev, narHash string
+}
+
+// forges are the input types whose source Nix stores by NAR hash alone.
+var forges = []string{"github", "gitlab", "sourcehut"}
+
+// parsePinned reads ref as a pinned reference: a forge, OWNER/REPO/REV
+// with a full commit hash, and narHash as its only parameter.
+func parsePinned(ref string) (pinned, bool) {
+	base, query, _ := strings.Cut(ref, "?")
+	scheme, path, _ := strings.Cut(base, ":")
+	parts := strings.Split(path, "/")
+	if !slices.Contains(forges, scheme) || len(parts) != 3 || !isCommit(parts[2]) {
+		return pinned{}, false
+	}
+	key, value, _ := strings.Cut(query, "=")
+	narHash, err := url.PathUnescape(value)
+	if key != "narHash" || err != nil || strings.Contains(value, "&") {
+		return pinned{}, false
+	}
+	if _, ok := storepath.Source(narHash); !ok {
+		return pinned{}, false
+	}
+	return pinned{url: canonicalURL(ref), rev: parts[2], narHash: narHash}, true
+}
+
+// isCommit tells whether s is a full git commit hash, as Nix writes it.
+func isCommit(s string) bool {
+	return len(s) == 40 && strings.Trim(s, "0123456789abcdef") == ""
+}
+
+// lockPinned locks a pinned reference: Nix locks the store's copy of its
+// tree when there is one (checking the copy's hash), else fetches it.
+func (b *Builder) lockPinned(ctx context.Context, p pinned, what string) (Locked, error) {
+	ref := p.url
+	if dir, _ := storepath.Source(p.narHash); exists(dir) {
+		ref = "path:" + dir + "?" + url.Values{"narHash": {p.narHash}}.Encode()
+	}
+	meta, err := b.metadata(ctx, ref, what)
+	if err != nil {
+		return Locked{}, err
+	}
+	if meta.Locked.NarHash != "" && meta.Locked.NarHash != p.narHash {
+		return Locked{}, fmt.Errorf("the %s %q has the NAR hash %s, not the %s its reference names", what, flakeref.Redacted(p.url), meta.Locked.NarHash, p.narHash)
+	}
+	l := Locked{URL: p.url, Rev: p.rev, NarHash: p.narHash, LastModified: meta.LastModified}
+	if ref != p.url {
+		l.Source = canonicalURL(withoutLastModified(meta.URL))
+	}
+	return l, nil
+}
+
+// exists tells whether a file or directory is at path.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // withoutLastModified drops lastModified from a locked path: reference.

@@ -104,3 +104,30 @@ func TestLockSameOnNix28AndNix226(t *testing.T) {
 	assert.Check(t, is.Equal(lock(nix28git, "/src/app"), lock(nix226git, "/src/app")))
 	assert.Check(t, is.Equal(lock(nix28path, "path:/src/nixpkgs"), lock(nix226path, "path:/src/nixpkgs")))
 }
+
+// Only a forge's full commit with its NAR hash, and nothing else, is a
+// reference that locks itself.
+func TestParsePinned(t *testing.T) {
+	const rev = "8f0500b9660505dc3cb647775fe9a978a74b5283"
+	const hash = "sha256-O3/YajjWo001VUIgD8BwaRdSNLUFe7nZ1qV5TwhRBcw="
+	p, ok := parsePinned("github:NixOS/nixpkgs/" + rev + "?narHash=" + hash)
+	assert.Assert(t, ok)
+	assert.Equal(t, p, pinned{url: "github:NixOS/nixpkgs/" + rev + "?narHash=sha256-O3/YajjWo001VUIgD8BwaRdSNLUFe7nZ1qV5TwhRBcw%3D", rev: rev, narHash: hash})
+	// Nix 2.8's spelling of the same hash.
+	p2, ok := parsePinned("github:NixOS/nixpkgs/" + rev + "?narHash=sha256-O3%2fYajjWo001VUIgD8BwaRdSNLUFe7nZ1qV5TwhRBcw=")
+	assert.Assert(t, ok)
+	assert.Equal(t, p2, p)
+
+	for _, ref := range []string{
+		"github:NixOS/nixpkgs/" + rev,
+		"github:NixOS/nixpkgs/nixos-26.05?narHash=" + hash,
+		"github:NixOS/nixpkgs/" + rev[:12] + "?narHash=" + hash,
+		"github:NixOS/nixpkgs/" + rev + "?narHash=" + hash + "&dir=lib",
+		"github:NixOS/nixpkgs/" + rev + "?narHash=sha512-abc",
+		"git+https://github.com/NixOS/nixpkgs?rev=" + rev + "&narHash=" + hash,
+		"path:/nix/store/cm52navdk4kg2pzwdcy8qfnmvm39ni6m-source?narHash=" + hash,
+	} {
+		_, ok := parsePinned(ref)
+		assert.Assert(t, !ok, ref)
+	}
+}

@@ -230,7 +230,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	if err != nil {
 		return nil, err
 	}
-	locked := lock.URL
+	locked := lock.nixRef()
 	drvs := map[string]found{}
 	if len(attrs) > 0 {
 		if drvs, err = b.lookup(ctx, log, locked, system, attrs); err != nil {
@@ -260,7 +260,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		args = append(args, f.installable(locked+"#legacyPackages."+system+"."+a))
 	}
 	for _, a := range apps {
-		args = append(args, a.found.installable(a.lock.URL+"#"+a.installed(system)))
+		args = append(args, a.found.installable(a.lock.nixRef()+"#"+a.installed(system)))
 	}
 	out, err := b.run(ctx, log, "nix build for "+system, prefix, args...)
 	if err != nil {
@@ -285,7 +285,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		}
 		maps.Copy(outputs[r.DrvPath], r.Outputs)
 	}
-	res := &Result{System: system, Flake: locked, Locked: lock}
+	res := &Result{System: system, Flake: lock.URL, Locked: lock}
 	for _, a := range attrs {
 		f := drvs[a]
 		outs, ok := f.outputIn(outputs)
@@ -349,7 +349,7 @@ func (b *Builder) lookupAll(ctx context.Context, log io.Writer, system string) (
 		if err != nil {
 			return nil, err
 		}
-		found, err := b.lookupInstallables(ctx, log, ref, lock.URL, system, byFlake[ref])
+		found, err := b.lookupInstallables(ctx, log, ref, lock.nixRef(), system, byFlake[ref])
 		if err != nil {
 			return nil, err
 		}

@@ -59,8 +59,9 @@ func (s *Server) nixpkgsFor(tag string) (string, error) {
 			return "", fmt.Errorf("tag %s: the nixpkgs reference %s is not a URL: %w", tag, ref, err)
 		}
 		q := u.Query()
-		q.Del("ref")
-		q.Del("rev")
+		for _, k := range revisionParams {
+			q.Del(k)
+		}
 		if fullRev.MatchString(tag) {
 			q.Set("rev", tag)
 		} else {
@@ -72,15 +73,21 @@ func (s *Server) nixpkgsFor(tag string) (string, error) {
 	return "", fmt.Errorf("tag %s: this registry serves only the tag latest (its nixpkgs, %s, is not a git repository whose branches and commits tags could name)", tag, ref)
 }
 
-// withoutRevision is the query q without the parameters that pick a
-// revision (ref, rev), which the tag replaces.
+// revisionParams are the parameters that pick a revision or pin its tree
+// (nixery's default nixpkgs is github:NixOS/nixpkgs/<rev>?narHash=<hash>):
+// a tag names another revision, so they go.
+var revisionParams = []string{"ref", "rev", "narHash", "lastModified", "revCount"}
+
+// withoutRevision is the query q without revisionParams, which the tag
+// replaces.
 func withoutRevision(q string) (string, error) {
 	v, err := url.ParseQuery(q)
 	if err != nil {
 		return "", err
 	}
-	v.Del("ref")
-	v.Del("rev")
+	for _, k := range revisionParams {
+		v.Del(k)
+	}
 	return v.Encode(), nil
 }
 

@@ -24,6 +24,10 @@ func TestNixpkgsFor(t *testing.T) {
 		{"github:NixOS/nixpkgs/nixos-26.05", "latest", "github:NixOS/nixpkgs/nixos-26.05"},
 		{"github:NixOS/nixpkgs/nixos-26.05", "nixos-unstable", "github:NixOS/nixpkgs/nixos-unstable"},
 		{"github:NixOS/nixpkgs", rev, "github:NixOS/nixpkgs/" + rev},
+		// nixery's default: the pinned tree's hash is not the tag's.
+		{"github:NixOS/nixpkgs/" + rev + "?narHash=sha256-x%3D", "nixos-unstable", "github:NixOS/nixpkgs/nixos-unstable"},
+		{"github:NixOS/nixpkgs/" + rev + "?narHash=sha256-x%3D", "latest", "github:NixOS/nixpkgs/" + rev + "?narHash=sha256-x%3D"},
+		{"git+https://git.example.org/nixpkgs?narHash=sha256-x&rev=" + rev, "main", "git+https://git.example.org/nixpkgs?ref=main"},
 		{"github:team/pkgs/main?dir=nix&ref=x", "v2", "github:team/pkgs/v2?dir=nix"},
 		{"gitlab:team/nixpkgs", "release", "gitlab:team/nixpkgs/release"},
 		{"sourcehut:~team/nixpkgs/main", "next", "sourcehut:~team/nixpkgs/next"},
