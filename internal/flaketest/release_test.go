@@ -7,11 +7,13 @@ import (
 	"debug/elf"
 	"debug/macho"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -403,4 +405,90 @@ func oneError(t *testing.T, out string, err error, want string) {
 	assert.Assert(t, is.Len(lines, 1), "want one line, got:\n%s", out)
 	assert.Assert(t, strings.HasPrefix(lines[0], "::error "), lines[0])
 	assert.Assert(t, is.Contains(lines[0], want))
+}
+
+// TestReleaseBuildEnvironment records a release, then rebuilds it with
+// --check (as release.yml does on the tag) where the builder's Go
+// environment would change the bytes: a `go env -w` file, GOFIPS140, and a
+// Go on PATH that reports the pinned version but is patched (as nixpkgs'
+// Go is). Each must build the recorded bytes.
+func TestReleaseBuildEnvironment(t *testing.T) {
+	a := buildReleaseOf(t, releaseTargets[:1])
+	script := readFile(t, filepath.Join(a.dir, "scripts", "build-release.sh"))
+	pinned := regexp.MustCompile(`(?m)^go_toolchain=(go[0-9.]+)$`).FindStringSubmatch(script)
+	assert.Assert(t, pinned != nil, "scripts/build-release.sh pins no go_toolchain")
+
+	// The official toolchain the record used, copied, with a line added
+	// at the top of the runtime: every line number after it moves, so
+	// what it builds has other bytes.
+	modcache := strings.TrimSpace(run(t, "", nil, "go", "env", "GOMODCACHE"))
+	official := filepath.Join(modcache, "golang.org", "toolchain@v0.0.1-"+pinned[1]+".linux-"+runtime.GOARCH)
+	patched := filepath.Join(t.TempDir(), "go")
+	copyDir(t, official, patched)
+	proc := filepath.Join(patched, "src", "runtime", "proc.go")
+	text := readFile(t, proc)
+	assert.NilError(t, os.Remove(proc))
+	assert.NilError(t, os.WriteFile(proc, []byte("// patched\n"+text), 0o644))
+	assert.Equal(t, strings.TrimSpace(run(t, "", []string{"GOTOOLCHAIN=local"}, filepath.Join(patched, "bin", "go"), "env", "GOVERSION")), pinned[1])
+
+	envFile := filepath.Join(t.TempDir(), "go.env")
+	assert.NilError(t, os.WriteFile(envFile, []byte("GOAMD64=v3\n"), 0o644))
+
+	for _, tc := range []struct {
+		name string
+		env  []string
+	}{
+		{"go env -w GOAMD64=v3", []string{"GOENV=" + envFile}},
+		{"GOFIPS140=latest", []string{"GOFIPS140=latest"}},
+		{"patched Go on PATH", []string{"PATH=" + filepath.Join(patched, "bin") + ":" + os.Getenv("PATH")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("bash", "scripts/build-release.sh", "--check", filepath.Join(t.TempDir(), "dist"))
+			cmd.Dir = a.dir
+			cmd.Env = append(os.Environ(), append(tc.env, "RELEASE_TARGETS=linux/amd64")...)
+			out, err := cmd.CombinedOutput()
+			assert.NilError(t, err, "scripts/build-release.sh --check:\n%s", tail(string(out), 20))
+			assert.Assert(t, is.Contains(string(out), "the binaries match release/SHA256SUMS"))
+		})
+	}
+}
+
+// TestReleaseArguments: scripts/build-release.sh refuses what it does not
+// know, in one line, before building anything; options may follow OUTDIR.
+func TestReleaseArguments(t *testing.T) {
+	testenv.Require(t, "go", "git", "jq", "bash")
+	dir := filepath.Join(t.TempDir(), "repo")
+	copyTracked(t, repoRoot(t), dir)
+	for _, args := range [][]string{
+		{"dist", "--recrod"},
+		{"dist", "extra"},
+		{"--record", "--check"},
+		{"-h"},
+		{""},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			cmd := exec.Command("bash", append([]string{"scripts/build-release.sh"}, args...)...)
+			cmd.Dir = dir
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			assert.Assert(t, errors.As(err, &exit), "exit: %v\n%s", err, out)
+			assert.Equal(t, exit.ExitCode(), 2, string(out))
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			assert.Assert(t, is.Len(lines, 1), string(out))
+			assert.Assert(t, is.Contains(lines[0], "usage: scripts/build-release.sh [--record | --check] [OUTDIR]"))
+			for _, made := range []string{"dist", "extra", "release"} {
+				_, statErr := os.Stat(filepath.Join(dir, made))
+				assert.Assert(t, os.IsNotExist(statErr), "%s was made", made)
+			}
+		})
+	}
+
+	// An option after OUTDIR counts.
+	cmd := exec.Command("bash", "scripts/build-release.sh", "out", "--record")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "RELEASE_TARGETS=linux/amd64")
+	out, err := cmd.CombinedOutput()
+	assert.NilError(t, err, tail(string(out), 20))
+	recorded := readFile(t, filepath.Join(dir, "release", "SHA256SUMS"))
+	assert.Equal(t, recorded, readFile(t, filepath.Join(dir, "out", "SHA256SUMS")))
 }
