@@ -45,15 +45,18 @@ type actionStep struct {
 // gets exactly the env it declares on top of the runner's own variables,
 // with ${{ }} expressions substituted first.
 type runner struct {
-	action  compositeAction
-	path    string            // GITHUB_ACTION_PATH
-	inputs  map[string]string // defaults overlaid with the step's with:
-	token   string            // github.token
-	baseEnv []string
-	steps   map[string]map[string]string // step id -> outputs
-	summary string                       // GITHUB_STEP_SUMMARY contents
-	stdout  string                       // everything the steps printed
-	temp    string                       // RUNNER_TEMP of the last run
+	action compositeAction
+	path   string            // GITHUB_ACTION_PATH
+	inputs map[string]string // defaults overlaid with the step's with:
+	token  string            // github.token
+	// github.action_repository: owner/name as the workflow's uses: names
+	// the action; empty for uses: ./
+	actionRepository string
+	baseEnv          []string
+	steps            map[string]map[string]string // step id -> outputs
+	summary          string                       // GITHUB_STEP_SUMMARY contents
+	stdout           string                       // everything the steps printed
+	temp             string                       // RUNNER_TEMP of the last run
 }
 
 var expression = regexp.MustCompile(`\$\{\{\s*(.*?)\s*\}\}`)
@@ -91,6 +94,8 @@ func (r *runner) eval(t *testing.T, s string) string {
 			return r.token
 		case expr == "github.action_path":
 			return r.path
+		case expr == "github.action_repository":
+			return r.actionRepository
 		case strings.HasPrefix(expr, "steps."):
 			parts := strings.Split(expr, ".") // steps.ID.outputs.NAME
 			assert.Assert(t, len(parts) == 4 && parts[2] == "outputs", m)

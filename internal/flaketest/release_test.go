@@ -4,17 +4,21 @@ package flaketest
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
 	"debug/macho"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -151,6 +155,33 @@ func TestRelease(t *testing.T) {
 
 	t.Run("install", func(t *testing.T) { testInstall(t, a) })
 	t.Run("merge without Nix", func(t *testing.T) { testMergeWithBinary(t, a) })
+	t.Run("merge without Nix, download failing", func(t *testing.T) { testMergeDownloadFails(t, a) })
+}
+
+// testMergeDownloadFails runs action.yml in merge mode at a release of a
+// fork, on a PATH without Nix, where the download fails: the action
+// downloads from the fork's releases, and its error says why there is no
+// binary rather than blaming a branch.
+func testMergeDownloadFails(t *testing.T, a *release) {
+	path := tools(t, append(scriptTools, "env")...)
+	r := newRunner(t, a.dir, map[string]string{
+		"image":         "127.0.0.1:1/action/merged",
+		"merge-digests": "sha256:" + strings.Repeat("0", 64),
+	}, []string{"PATH=" + path, "HOME=" + t.TempDir(), "https_proxy=" + closedServerURL(t)})
+	r.actionRepository = "someone/nixery-fork"
+	err := r.run(t)
+	assert.ErrorContains(t, err, `step "Check for Nix to build nixery"`)
+	url := "https://github.com/someone/nixery-fork/releases/download/v" + a.version + "/nixery-linux-" + runtime.GOARCH
+	var annotations []string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if strings.HasPrefix(line, "::error") {
+			annotations = append(annotations, line)
+		}
+	}
+	assert.Assert(t, is.Len(annotations, 1), r.stdout)
+	assert.Assert(t, is.Contains(annotations[0], "::error title=Nix is missing::"))
+	assert.Assert(t, is.Contains(annotations[0], "(downloading "+url+" failed: curl: (7)"))
+	assert.Assert(t, !strings.Contains(annotations[0], "a branch"), annotations[0])
 }
 
 // testMergeWithBinary runs action.yml in merge mode, as a runner would, on
@@ -276,9 +307,11 @@ func testInstall(t *testing.T, a *release) {
 
 	t.Run("missing asset", func(t *testing.T) {
 		empty := releasesHost(t, a.version, nil)
-		out, command, err := install(t, a.dir, empty.URL, true)
+		out, outputs, err := installOutputs(t, a.dir, empty.URL, true)
+		command := outputs["command"]
 		assert.NilError(t, err, out)
 		assert.Assert(t, is.Contains(out, "release v"+a.version+" has no "+native))
+		assert.Assert(t, is.Contains(outputs["reason"], "release v"+a.version+" has no "+native))
 		assert.Assert(t, is.Contains(out, "building nixery with nix run"))
 		assert.Equal(t, command, "")
 
@@ -291,12 +324,56 @@ func testInstall(t *testing.T, a *release) {
 	})
 
 	t.Run("host unreachable", func(t *testing.T) {
-		gone := httptest.NewServer(http.NotFoundHandler())
-		gone.Close()
-		out, command, err := install(t, a.dir, gone.URL, true)
+		gone := closedServerURL(t)
+		out, outputs, err := installOutputs(t, a.dir, gone, true)
 		assert.NilError(t, err, out)
 		assert.Assert(t, is.Contains(out, "failed"))
-		assert.Equal(t, command, "")
+		assert.Equal(t, outputs["command"], "")
+		// Why, for the action's message if Nix is missing.
+		assert.Assert(t, is.Contains(outputs["reason"], "downloading "+gone+"/v"+a.version+"/"+native+" failed: curl: (7)"))
+	})
+
+	t.Run("stalled download", func(t *testing.T) {
+		// A host that answers, sends a little and then nothing: the
+		// download gives up and Nix builds nixery, instead of holding the
+		// job until its timeout.
+		stalled := stallingHost(t)
+		start := time.Now()
+		out, outputs, err := installOutputs(t, a.dir, stalled, true, "NIXERY_TEST_STALL_SECONDS=2")
+		assert.NilError(t, err, out)
+		assert.Assert(t, is.Contains(out, "Operation too slow"))
+		assert.Assert(t, is.Contains(out, "building nixery with nix run"))
+		assert.Equal(t, outputs["command"], "")
+		assert.Assert(t, time.Since(start) < time.Minute, "took %s", time.Since(start))
+	})
+
+	t.Run("releases of the action's repository", func(t *testing.T) {
+		// No test host: the URL is the real one, which a proxy that
+		// refuses connections keeps on this machine. A fork downloads its
+		// own releases; anything else, nixery-action's.
+		proxy := "https_proxy=" + closedServerURL(t)
+		fork := "https://github.com/someone/nixery-fork/releases/download/v" + a.version + "/" + native
+		upstream := "https://github.com/nixery-action/nixery-action/releases/download/v" + a.version + "/" + native
+		for _, tc := range []struct {
+			name string
+			env  []string
+			want string
+		}{
+			{"github.action_repository", []string{"NIXERY_ACTION_REPOSITORY=someone/nixery-fork"}, fork},
+			{"GITHUB_ACTION_REPOSITORY", []string{"GITHUB_ACTION_REPOSITORY=someone/nixery-fork"}, fork},
+			{"none", nil, upstream},
+			{"not owner/name", []string{"NIXERY_ACTION_REPOSITORY=someone/../../x"}, upstream},
+			// uses: ./ runs the copy in the workspace, whatever repository
+			// the runner names.
+			{"local copy", []string{"NIXERY_ACTION_REPOSITORY=someone/app", "GITHUB_WORKSPACE=" + filepath.Dir(a.dir)}, upstream},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				out, command, err := install(t, a.dir, "", true, append(tc.env, proxy)...)
+				assert.NilError(t, err, out)
+				assert.Assert(t, is.Contains(out, "downloading "+tc.want+" failed"))
+				assert.Equal(t, command, "")
+			})
+		}
 	})
 
 	t.Run("not the release", func(t *testing.T) {
@@ -352,6 +429,34 @@ func releasesHost(t testing.TB, version string, assets map[string][]byte) *httpt
 	return srv
 }
 
+// closedServerURL is the URL of a loopback server that is gone: nothing
+// listens there.
+func closedServerURL(t testing.TB) string {
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	return gone.URL
+}
+
+// stallingHost answers every request with 200 and a length of 100 MB,
+// sends 1000 bytes and then nothing until the client leaves or the test
+// ends.
+func stallingHost(t testing.TB) string {
+	t.Helper()
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000000")
+		_, _ = w.Write(make([]byte, 1000))
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(done) }) // first: Close waits for the handlers
+	return srv.URL
+}
+
 // tools is a PATH directory with only the named programs of this machine,
 // so that a script can run without others (nix).
 func tools(t testing.TB, names ...string) string {
@@ -371,6 +476,14 @@ var scriptTools = []string{"bash", "curl", "sha256sum", "awk", "find", "sort", "
 // action's step does, and returns what it printed and the command output.
 func install(t testing.TB, dir, releasesURL string, withNix bool, env ...string) (stdout, command string, err error) {
 	t.Helper()
+	out, outputs, err := installOutputs(t, dir, releasesURL, withNix, env...)
+	return out, outputs["command"], err
+}
+
+// installOutputs is install returning every output of the step. A script
+// still running after two minutes is stopped (a hung download).
+func installOutputs(t testing.TB, dir, releasesURL string, withNix bool, env ...string) (string, map[string]string, error) {
+	t.Helper()
 	path := tools(t, scriptTools...)
 	if withNix {
 		nix, lookErr := exec.LookPath("nix")
@@ -380,7 +493,10 @@ func install(t testing.TB, dir, releasesURL string, withNix bool, env ...string)
 	work := t.TempDir()
 	outputFile := filepath.Join(work, "output")
 	assert.NilError(t, os.WriteFile(outputFile, nil, 0o644))
-	cmd := exec.Command(filepath.Join(dir, "action", "install.sh"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "action", "install.sh"))
+	cmd.WaitDelay = time.Second
 	cmd.Env = append([]string{
 		"PATH=" + path,
 		"HOME=" + work,
@@ -392,7 +508,7 @@ func install(t testing.TB, dir, releasesURL string, withNix bool, env ...string)
 		"NIXERY_TEST_RELEASES_URL=" + releasesURL,
 	}, env...)
 	out, err := cmd.CombinedOutput()
-	return string(out), readOutputs(t, outputFile)["command"], err
+	return string(out), readOutputs(t, outputFile), err
 }
 
 // oneError checks that a failure printed exactly one line, an ::error::
@@ -404,4 +520,90 @@ func oneError(t *testing.T, out string, err error, want string) {
 	assert.Assert(t, is.Len(lines, 1), "want one line, got:\n%s", out)
 	assert.Assert(t, strings.HasPrefix(lines[0], "::error "), lines[0])
 	assert.Assert(t, is.Contains(lines[0], want))
+}
+
+// TestReleaseBuildEnvironment records a release, then rebuilds it with
+// --check (as release.yml does on the tag) where the builder's Go
+// environment would change the bytes: a `go env -w` file, GOFIPS140, and a
+// Go on PATH that reports the pinned version but is patched (as nixpkgs'
+// Go is). Each must build the recorded bytes.
+func TestReleaseBuildEnvironment(t *testing.T) {
+	a := buildReleaseOf(t, releaseTargets[:1])
+	script := readFile(t, filepath.Join(a.dir, "scripts", "build-release.sh"))
+	pinned := regexp.MustCompile(`(?m)^go_toolchain=(go[0-9.]+)$`).FindStringSubmatch(script)
+	assert.Assert(t, pinned != nil, "scripts/build-release.sh pins no go_toolchain")
+
+	// The official toolchain the record used, copied, with a line added
+	// at the top of the runtime: every line number after it moves, so
+	// what it builds has other bytes.
+	modcache := strings.TrimSpace(run(t, "", nil, "go", "env", "GOMODCACHE"))
+	official := filepath.Join(modcache, "golang.org", "toolchain@v0.0.1-"+pinned[1]+".linux-"+runtime.GOARCH)
+	patched := filepath.Join(t.TempDir(), "go")
+	copyDir(t, official, patched)
+	proc := filepath.Join(patched, "src", "runtime", "proc.go")
+	text := readFile(t, proc)
+	assert.NilError(t, os.Remove(proc))
+	assert.NilError(t, os.WriteFile(proc, []byte("// patched\n"+text), 0o644))
+	assert.Equal(t, strings.TrimSpace(run(t, "", []string{"GOTOOLCHAIN=local"}, filepath.Join(patched, "bin", "go"), "env", "GOVERSION")), pinned[1])
+
+	envFile := filepath.Join(t.TempDir(), "go.env")
+	assert.NilError(t, os.WriteFile(envFile, []byte("GOAMD64=v3\n"), 0o644))
+
+	for _, tc := range []struct {
+		name string
+		env  []string
+	}{
+		{"go env -w GOAMD64=v3", []string{"GOENV=" + envFile}},
+		{"GOFIPS140=latest", []string{"GOFIPS140=latest"}},
+		{"patched Go on PATH", []string{"PATH=" + filepath.Join(patched, "bin") + ":" + os.Getenv("PATH")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("bash", "scripts/build-release.sh", "--check", filepath.Join(t.TempDir(), "dist"))
+			cmd.Dir = a.dir
+			cmd.Env = append(os.Environ(), append(tc.env, "RELEASE_TARGETS=linux/amd64")...)
+			out, err := cmd.CombinedOutput()
+			assert.NilError(t, err, "scripts/build-release.sh --check:\n%s", tail(string(out), 20))
+			assert.Assert(t, is.Contains(string(out), "the binaries match release/SHA256SUMS"))
+		})
+	}
+}
+
+// TestReleaseArguments: scripts/build-release.sh refuses what it does not
+// know, in one line, before building anything; options may follow OUTDIR.
+func TestReleaseArguments(t *testing.T) {
+	testenv.Require(t, "go", "git", "jq", "bash")
+	dir := filepath.Join(t.TempDir(), "repo")
+	copyTracked(t, repoRoot(t), dir)
+	for _, args := range [][]string{
+		{"dist", "--recrod"},
+		{"dist", "extra"},
+		{"--record", "--check"},
+		{"-h"},
+		{""},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			cmd := exec.Command("bash", append([]string{"scripts/build-release.sh"}, args...)...)
+			cmd.Dir = dir
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			assert.Assert(t, errors.As(err, &exit), "exit: %v\n%s", err, out)
+			assert.Equal(t, exit.ExitCode(), 2, string(out))
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			assert.Assert(t, is.Len(lines, 1), string(out))
+			assert.Assert(t, is.Contains(lines[0], "usage: scripts/build-release.sh [--record | --check] [OUTDIR]"))
+			for _, made := range []string{"dist", "extra", "release"} {
+				_, statErr := os.Stat(filepath.Join(dir, made))
+				assert.Assert(t, os.IsNotExist(statErr), "%s was made", made)
+			}
+		})
+	}
+
+	// An option after OUTDIR counts.
+	cmd := exec.Command("bash", "scripts/build-release.sh", "out", "--record")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "RELEASE_TARGETS=linux/amd64")
+	out, err := cmd.CombinedOutput()
+	assert.NilError(t, err, tail(string(out), 20))
+	recorded := readFile(t, filepath.Join(dir, "release", "SHA256SUMS"))
+	assert.Equal(t, recorded, readFile(t, filepath.Join(dir, "out", "SHA256SUMS")))
 }
