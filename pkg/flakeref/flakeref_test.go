@@ -107,3 +107,33 @@ func TestScrubAnyEncoding(t *testing.T) {
 		assert.Check(t, is.Equal(Scrub(text, nil), text))
 	}
 }
+
+// Scrub runs on every line Nix writes (build logs included) and every
+// message a server logs: ordinary lines must cost next to nothing.
+func BenchmarkScrub(b *testing.B) {
+	secrets := Secrets("git+https://oauth2:glpat-BenchTok@git.example.org/nixpkgs?ref=main&access_token=abc%2Fdef")
+	for _, c := range []struct {
+		name  string
+		lines []string
+	}{
+		{"ordinary", []string{
+			"building '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello-2.12.drv'...",
+			"checking for a BSD-compatible install... /usr/bin/install -c",
+			"gcc -O2 -c hello.c -o hello.o",
+		}},
+		{"url", []string{
+			"trying https://example.org/dl/hello-2.12.tar.gz?version=2.12&mirror=eu",
+			"downloading 'https://oauth2:glpat-BenchTok@git.example.org/nixpkgs?access_token=abc%2fdef'",
+			"fetching git+ssh://git@github.com/team/pkgs?ref=main",
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				for _, line := range c.lines {
+					Scrub(line, secrets)
+				}
+			}
+		})
+	}
+}
