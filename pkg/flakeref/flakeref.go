@@ -34,7 +34,7 @@ var flakeParams = map[string]bool{
 func Redacted(ref string) string {
 	u, err := url.Parse(ref)
 	if err != nil {
-		return Scrub(ref, nil)
+		return scrubQueries(scrubUserinfos(ref), notFlakeParam)
 	}
 	changed := false
 	if u.User != nil {
@@ -177,9 +177,11 @@ func nixEncode(s string, upper bool) string {
 
 // Scrub hides credentials in s, a message that may quote flake
 // references (Nix's, a registry's): first the secrets given (as Secrets
-// gives them), then, whatever their encoding, the userinfo and the
-// values of secret query parameters of every URL in s, by the rule of
-// Redacted. What marks a credential stays: REDACTED@, name=REDACTED.
+// gives them), then, whatever their encoding, the userinfo of every URL
+// in s, and the values of the query parameters that carried a secret in
+// the references given (access_token=...) in every URL in s. Other
+// parameters stay (a build log's ?version=1.2). What marks a credential
+// stays: REDACTED@, name=REDACTED.
 func Scrub(s string, secrets []string) string {
 	for _, sec := range secrets {
 		if !strings.Contains(s, sec) {
@@ -197,9 +199,61 @@ func Scrub(s string, secrets []string) string {
 		}
 		s = strings.ReplaceAll(s, sec, with)
 	}
-	s = userinfoInText.ReplaceAllStringFunc(s, scrubUserinfo)
-	return urlInText.ReplaceAllStringFunc(s, scrubQuery)
+	s = scrubUserinfos(s)
+	if strings.Contains(s, "?") {
+		if secret := secretParams(secrets); secret != nil {
+			s = scrubQueries(s, secret)
+		}
+	}
+	return s
 }
+
+// scrubUserinfos hides the userinfo of every URL in s. Most messages
+// have no '@', without which the pattern cannot match: not searched.
+func scrubUserinfos(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return userinfoInText.ReplaceAllStringFunc(s, scrubUserinfo)
+}
+
+// scrubQueries hides the values of the query parameters that secret
+// names in every URL in s. Without a '?' there is no query: not searched.
+func scrubQueries(s string, secret func(name string) bool) string {
+	if !strings.Contains(s, "?") {
+		return s
+	}
+	return urlInText.ReplaceAllStringFunc(s, func(u string) string { return scrubQuery(u, secret) })
+}
+
+// secretParams tells which query parameters carried the secrets given
+// (name=value, as Secrets gives them), by their decoded names; nil when
+// none did.
+func secretParams(secrets []string) func(string) bool {
+	var names map[string]bool
+	for _, sec := range secrets {
+		if strings.HasSuffix(sec, "@") {
+			continue // a userinfo
+		}
+		k, _, ok := strings.Cut(sec, "=")
+		name, err := url.QueryUnescape(k)
+		if !ok || err != nil {
+			continue
+		}
+		if names == nil {
+			names = map[string]bool{}
+		}
+		names[name] = true
+	}
+	if names == nil {
+		return nil
+	}
+	return func(name string) bool { return names[name] }
+}
+
+// notFlakeParam tells whether a query parameter is no flake attribute:
+// Redacted's rule, which hides its value.
+func notFlakeParam(name string) bool { return !flakeParams[name] }
 
 // notInURL are the characters that end a URL quoted in a message: blanks,
 // quotes, brackets, control characters.
@@ -231,9 +285,9 @@ func scrubUserinfo(m string) string {
 	return scheme + "://" + userinfo + "@"
 }
 
-// scrubQuery hides, as Redacted does, the value of every query parameter
-// of the URL u that is not a flake attribute, however it is encoded.
-func scrubQuery(u string) string {
+// scrubQuery hides the value of every query parameter of the URL u that
+// secret names (or whose name is no valid escape), however it is encoded.
+func scrubQuery(u string, secret func(name string) bool) string {
 	q := strings.IndexByte(u, '?')
 	if q < 0 {
 		return u
@@ -241,7 +295,7 @@ func scrubQuery(u string) string {
 	return u[:q] + queryParam.ReplaceAllStringFunc(u[q:], func(kv string) string {
 		m := queryParam.FindStringSubmatch(kv)
 		name, err := url.QueryUnescape(m[2])
-		if err == nil && flakeParams[name] || m[3] == "" {
+		if err == nil && !secret(name) || m[3] == "" {
 			return kv
 		}
 		return m[1] + m[2] + "=" + redactedText
