@@ -3,7 +3,6 @@ package flakeref
 import (
 	"net/url"
 	"path"
-	"sort"
 	"strings"
 )
 
@@ -116,8 +115,8 @@ func Recorded(given, locked, rev, narHash string) string {
 	if g, ok := parseLocal(given); ok {
 		location, query = hideDirectory(g.location), g.query
 	}
-	values, err := url.ParseQuery(query)
-	if err != nil {
+	values, ok := parseQuery(query)
+	if !ok {
 		values = url.Values{}
 	}
 	// What locks the source replaces what picked it (a branch, a tag).
@@ -130,22 +129,5 @@ func Recorded(given, locked, rev, narHash string) string {
 	case narHash != "":
 		values.Set("narHash", narHash)
 	}
-	return Redacted(l.String(location, encodeSorted(values)))
-}
-
-// encodeSorted is values in key order, a slash left as it is (as Nix
-// writes a narHash).
-func encodeSorted(values url.Values) string {
-	keys := make([]string, 0, len(values))
-	for k := range values {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		for _, v := range values[k] {
-			parts = append(parts, url.QueryEscape(k)+"="+strings.ReplaceAll(url.QueryEscape(v), "%2F", "/"))
-		}
-	}
-	return strings.Join(parts, "&")
+	return Redacted(l.String(location, encodeQuery(values)))
 }

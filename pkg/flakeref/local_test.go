@@ -40,6 +40,9 @@ func TestRecorded(t *testing.T) {
 		{".", "git+file:///tmp/T2/other/fa?ref=feature&rev=" + rev, rev, "", "git+file:.?rev=" + rev},
 		{".", "git+file:///tmp/T2/fa?rev=" + rev, rev, "", "git+file:.?rev=" + rev}, // detached HEAD
 		{"./sub", "git+file:///tmp/T1/fa?dir=sub&ref=main&rev=" + rev, rev, "", "git+file:./sub?rev=" + rev},
+		// Nix reads a + as itself: a space stays %20, a + is %2B.
+		{"git+file:.?dir=my%20flake", "git+file:///tmp/T1/fa?dir=my%20flake&rev=" + rev, rev, "", "git+file:.?dir=my%20flake&rev=" + rev},
+		{"git+file:.?dir=a+b", "git+file:///tmp/T1/fa?dir=a%2Bb&rev=" + rev, rev, "", "git+file:.?dir=a%2Bb&rev=" + rev},
 		{"git+file:///tmp/T1/fa?dir=sub&ref=main", "git+file:///tmp/T1/fa?dir=sub&ref=main&rev=" + rev, rev, "", "git+file:.../fa?dir=sub&rev=" + rev},
 		{".", "path:/tmp/T1/many?narHash=" + hash, "", hash, "path:.?narHash=sha256-AbC%2B/dEf%3D"},
 		{"path:/tmp/T1/many", "path:/tmp/T1/many?narHash=" + hash, "", hash, "path:.../many?narHash=sha256-AbC%2B/dEf%3D"},

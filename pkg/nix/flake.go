@@ -131,7 +131,7 @@ func (b *Builder) lock(ctx context.Context, ref, what string) (Locked, error) {
 	if meta.Locked.Type == "path" {
 		ref = withoutLastModified(ref)
 	}
-	return Locked{URL: canonicalURL(ref), Rev: meta.Locked.Rev, NarHash: meta.Locked.NarHash, LastModified: meta.LastModified}, nil
+	return Locked{URL: flakeref.Canonical(ref), Rev: meta.Locked.Rev, NarHash: meta.Locked.NarHash, LastModified: meta.LastModified}, nil
 }
 
 // pinned is a reference that locks itself: a forge's commit with the NAR
@@ -167,7 +167,7 @@ func parsePinned(ref string) (pinned, bool) {
 	if _, ok := storepath.Source(narHash); !ok {
 		return pinned{}, false
 	}
-	return pinned{url: canonicalURL(ref), rev: parts[2], narHash: narHash}, true
+	return pinned{url: flakeref.Canonical(ref), rev: parts[2], narHash: narHash}, true
 }
 
 // isCommit tells whether s is a full git commit hash, as Nix writes it.
@@ -191,7 +191,7 @@ func (b *Builder) lockPinned(ctx context.Context, p pinned, what string) (Locked
 	}
 	l := Locked{URL: p.url, Rev: p.rev, NarHash: p.narHash, LastModified: meta.LastModified}
 	if ref != p.url {
-		l.Source = canonicalURL(withoutLastModified(meta.URL))
+		l.Source = flakeref.Canonical(withoutLastModified(meta.URL))
 	}
 	return l, nil
 }
@@ -222,52 +222,6 @@ func withoutLastModified(ref string) string {
 		return base
 	}
 	return base + "?" + strings.Join(kept, "&")
-}
-
-// canonicalURL spells a locked reference the same way whatever Nix
-// printed it, since the image's annotations, provenance, SBOM, --json
-// result and a server's key record it: the same sources must give the same
-// image on every Nix. Nix 2.8 writes narHash=...%2f...= and ref=master
-// where Nix 2.26 writes narHash=.../...%3D and ref=refs/heads/master. The
-// query's parameters are sorted by name and each value percent-encoded
-// once, the way current Nix does (a slash left as it is); every Nix reads
-// that spelling back. A reference whose query cannot be decoded is kept as
-// Nix wrote it.
-func canonicalURL(ref string) string {
-	base, query, ok := strings.Cut(ref, "?")
-	if !ok || query == "" {
-		return ref
-	}
-	values := url.Values{}
-	for _, kv := range strings.Split(query, "&") {
-		k, v, _ := strings.Cut(kv, "=")
-		// Not url.ParseQuery: Nix reads a + as itself, not a space.
-		key, err1 := url.PathUnescape(k)
-		value, err2 := url.PathUnescape(v)
-		if err1 != nil || err2 != nil {
-			return ref
-		}
-		values.Add(key, shortRef(key, value))
-	}
-	return base + "?" + queryEscaper.Replace(values.Encode())
-}
-
-// queryEscaper turns url.Values.Encode's spelling into one Nix reads as
-// it was meant: a space as %20 (Nix takes + as itself; Encode writes a
-// literal + as %2B), a slash as itself, as current Nix writes it.
-var queryEscaper = strings.NewReplacer("+", "%20", "%2F", "/")
-
-// shortRef writes a branch's ref by its short name: Nix 2.8 prints
-// ref=master, Nix 2.26 refs/heads/master for the same branch. The short
-// name is what users write, and the full name can be made short without
-// asking git, while a short name cannot be made full (a branch or a
-// tag?). Other full names (refs/tags/...) are kept; the rev locks the
-// source either way.
-func shortRef(key, value string) string {
-	if key != "ref" {
-		return value
-	}
-	return strings.TrimPrefix(value, "refs/heads/")
 }
 
 // lockError says that locking ran out of time when it did (err is then

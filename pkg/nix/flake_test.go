@@ -2,13 +2,10 @@ package nix
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-
-	"github.com/nixery-action/nixery-action/pkg/flakeref"
 )
 
 // A lock taken before (Builder.Locked) is given as it is, without Nix.
@@ -22,67 +19,6 @@ func TestLockTakenBefore(t *testing.T) {
 		assert.Equal(t, l, before)
 	}
 	assert.Equal(t, len(f.calls()), 0, "Nix was asked")
-}
-
-// The locked references of the same sources as Nix 2.8 and Nix 2.26
-// print them (seen on this project's machines), and others.
-func TestCanonicalURL(t *testing.T) {
-	const rev = "a6c9e5e84b02873e67539e08ff5bbb949a24c5c5"
-	for _, tc := range []struct {
-		printed []string
-		want    string
-	}{
-		{[]string{
-			"path:/src/nixpkgs?narHash=sha256-90OIdKdNDH2vXNDQK7m%2fhNNCrBIB9IkUqgllkfvsXOo=", // 2.8
-			"path:/src/nixpkgs?narHash=sha256-90OIdKdNDH2vXNDQK7m/hNNCrBIB9IkUqgllkfvsXOo%3D", // 2.26
-		}, "path:/src/nixpkgs?narHash=sha256-90OIdKdNDH2vXNDQK7m/hNNCrBIB9IkUqgllkfvsXOo%3D"},
-		{[]string{
-			"github:NixOS/nixpkgs/" + rev + "?narHash=sha256-et1qSyVmYH1K3nGaYCHvcf6KPDe2YraKXXhAg%2fMwFwE=",
-			"github:NixOS/nixpkgs/" + rev + "?narHash=sha256-et1qSyVmYH1K3nGaYCHvcf6KPDe2YraKXXhAg/MwFwE%3D",
-		}, "github:NixOS/nixpkgs/" + rev + "?narHash=sha256-et1qSyVmYH1K3nGaYCHvcf6KPDe2YraKXXhAg/MwFwE%3D"},
-		{[]string{
-			"git+file:///src/app?ref=master&rev=" + rev,                     // 2.8, no ref given
-			"git+file:///src/app?ref=refs/heads/master&rev=" + rev,          // 2.26, no ref given
-			"git+file:///src/app?ref=refs%2fheads%2fmaster&rev=" + rev,      // 2.8, ?ref=refs/heads/master
-			"git+file:///src/app?rev=" + rev + "&ref=refs%2Fheads%2Fmaster", // another order
-		}, "git+file:///src/app?ref=master&rev=" + rev},
-		{[]string{
-			"git+file:///src/app?dir=sub&ref=refs/heads/release/1.0&rev=" + rev,
-			"git+file:///src/app?dir=sub&ref=release%2f1.0&rev=" + rev,
-		}, "git+file:///src/app?dir=sub&ref=release/1.0&rev=" + rev},
-		// A tag's full name says it is not a branch: kept.
-		{[]string{"git+file:///src/app?ref=refs%2ftags%2fv1&rev=" + rev, "git+file:///src/app?ref=refs/tags/v1&rev=" + rev},
-			"git+file:///src/app?ref=refs/tags/v1&rev=" + rev},
-		// Nix reads + as itself: it stays a +, and a space is %20.
-		{[]string{"path:/src?narHash=sha256-a+b=", "path:/src?narHash=sha256-a%2Bb%3D"}, "path:/src?narHash=sha256-a%2Bb%3D"},
-		{[]string{"git+file:///src/app?dir=my%20dir&rev=" + rev}, "git+file:///src/app?dir=my%20dir&rev=" + rev},
-		// Nothing to do, or nothing that can be read: as Nix printed it.
-		{[]string{"path:/src/nixpkgs"}, "path:/src/nixpkgs"},
-		{[]string{"path:/src?narHash=%zz"}, "path:/src?narHash=%zz"},
-	} {
-		for _, printed := range tc.printed {
-			assert.Check(t, is.Equal(canonicalURL(printed), tc.want), "printed %s", printed)
-		}
-		assert.Check(t, is.Equal(canonicalURL(tc.want), tc.want), "not stable")
-	}
-}
-
-// Credentials Nix needs stay in the locked reference, and what is
-// recorded of it (flakeref.Redacted) still hides them.
-func TestCanonicalURLRedacted(t *testing.T) {
-	const rev = "a6c9e5e84b02873e67539e08ff5bbb949a24c5c5"
-	for _, tc := range []struct{ printed, secret, redacted string }{
-		{"git+https://oauth2:TOKEN@example.org/team/app?ref=refs/heads/main&rev=" + rev, "TOKEN",
-			"git+https://REDACTED@example.org/team/app?ref=main&rev=" + rev},
-		{"https://example.org/src.tar.gz?narHash=sha256-a%2fb=&access_token=SECRET", "SECRET",
-			"https://example.org/src.tar.gz?access_token=REDACTED&narHash=sha256-a%2Fb%3D"},
-	} {
-		canonical := canonicalURL(tc.printed)
-		assert.Check(t, is.Contains(canonical, tc.secret), "Nix needs the credential")
-		redacted := flakeref.Redacted(canonical)
-		assert.Check(t, !strings.Contains(redacted, tc.secret), redacted)
-		assert.Check(t, is.Equal(redacted, tc.redacted))
-	}
 }
 
 // Nix 2.8's and Nix 2.26's metadata of the same git checkout and of the

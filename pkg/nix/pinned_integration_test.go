@@ -11,6 +11,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 )
 
 // A pinned reference (github:OWNER/REPO/REV?narHash=HASH, nixery's default
@@ -27,7 +28,7 @@ func TestLockPinnedFromStore(t *testing.T) {
 	b := &Builder{Flake: pin}
 	l, err := b.Lock(ctx)
 	assert.NilError(t, err)
-	assert.Equal(t, l.URL, canonicalURL(pin))
+	assert.Equal(t, l.URL, flakeref.Canonical(pin))
 	assert.Equal(t, l.Rev, rev)
 	assert.Equal(t, l.NarHash, src.NarHash)
 	assert.Assert(t, strings.HasPrefix(l.Source, "path:/nix/store/"), l.Source)

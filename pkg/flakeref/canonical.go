@@ -1,0 +1,71 @@
+package flakeref
+
+import (
+	"net/url"
+	"strings"
+)
+
+// Canonical spells a locked reference the same way whatever Nix printed
+// it, since the image's annotations, provenance, SBOM, --json result and
+// a server's key record it: the same sources must give the same image on
+// every Nix. Nix 2.8 writes narHash=...%2f...= and ref=master where Nix
+// 2.26 writes narHash=.../...%3D and ref=refs/heads/master. The query's
+// parameters are sorted by name and each value percent-encoded once, the
+// way current Nix does (a slash left as it is); every Nix reads that
+// spelling back. A reference whose query cannot be decoded is kept as Nix
+// wrote it.
+func Canonical(ref string) string {
+	base, query, ok := strings.Cut(ref, "?")
+	if !ok || query == "" {
+		return ref
+	}
+	values, ok := parseQuery(query)
+	if !ok {
+		return ref
+	}
+	if refs, ok := values["ref"]; ok {
+		for i, r := range refs {
+			refs[i] = shortRef(r)
+		}
+	}
+	return base + "?" + encodeQuery(values)
+}
+
+// parseQuery reads a flake reference's query as Nix does: not as
+// url.ParseQuery, since Nix reads a + as itself, not a space.
+func parseQuery(query string) (url.Values, bool) {
+	values := url.Values{}
+	for _, kv := range strings.Split(query, "&") {
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		key, err1 := url.PathUnescape(k)
+		value, err2 := url.PathUnescape(v)
+		if err1 != nil || err2 != nil {
+			return nil, false
+		}
+		values.Add(key, value)
+	}
+	return values, true
+}
+
+// encodeQuery is values sorted by name, spelt as Canonical has it.
+func encodeQuery(values url.Values) string {
+	return queryEscaper.Replace(values.Encode())
+}
+
+// queryEscaper turns url.Values.Encode's spelling into one Nix reads as
+// it was meant: a space as %20 (Nix takes + as itself; Encode writes a
+// literal + as %2B), a slash as itself, as current Nix writes it.
+var queryEscaper = strings.NewReplacer("+", "%20", "%2F", "/")
+
+// shortRef is a branch's ref by its short name: Nix 2.8 prints
+// ref=master, Nix 2.26 refs/heads/master for the same branch. The short
+// name is what users write, and the full name can be made short without
+// asking git, while a short name cannot be made full (a branch or a
+// tag?). Other full names (refs/tags/...) are kept; the rev locks the
+// source either way.
+func shortRef(ref string) string {
+	return strings.TrimPrefix(ref, "refs/heads/")
+}
