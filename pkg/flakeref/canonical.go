@@ -69,3 +69,21 @@ var queryEscaper = strings.NewReplacer("+", "%20", "%2F", "/")
 func shortRef(ref string) string {
 	return strings.TrimPrefix(ref, "refs/heads/")
 }
+
+// revisionParams are the query parameters that pick a revision (a
+// branch, a tag, a commit) or lock its tree.
+var revisionParams = []string{"ref", "rev", "narHash", "lastModified", "revCount"}
+
+// DeleteRevision deletes revisionParams from values: what picks another
+// revision, or what locks it, replaces them.
+func DeleteRevision(values url.Values) {
+	for _, k := range revisionParams {
+		values.Del(k)
+	}
+}
+
+// IsCommit tells whether s is a full git commit hash, as Nix writes it
+// (and takes a rev).
+func IsCommit(s string) bool {
+	return len(s) == 40 && strings.Trim(s, "0123456789abcdef") == ""
+}

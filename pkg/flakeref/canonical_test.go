@@ -68,3 +68,11 @@ func TestCanonicalRedacted(t *testing.T) {
 		assert.Check(t, is.Equal(redacted, tc.redacted))
 	}
 }
+
+func TestIsCommit(t *testing.T) {
+	const rev = "a6c9e5e84b02873e67539e08ff5bbb949a24c5c5"
+	assert.Check(t, IsCommit(rev))
+	for _, s := range []string{rev[:39], rev + "0", strings.ToUpper(rev), "nixos-26.05", ""} {
+		assert.Check(t, !IsCommit(s), s)
+	}
+}

@@ -120,9 +120,7 @@ func Recorded(given, locked, rev, narHash string) string {
 		values = url.Values{}
 	}
 	// What locks the source replaces what picked it (a branch, a tag).
-	for _, k := range []string{"ref", "rev", "narHash", "lastModified", "revCount"} {
-		values.Del(k)
-	}
+	DeleteRevision(values)
 	switch {
 	case rev != "":
 		values.Set("rev", rev)

@@ -156,7 +156,7 @@ func parsePinned(ref string) (pinned, bool) {
 	base, query, _ := strings.Cut(ref, "?")
 	scheme, path, _ := strings.Cut(base, ":")
 	parts := strings.Split(path, "/")
-	if !slices.Contains(forges, scheme) || len(parts) != 3 || !isCommit(parts[2]) {
+	if !slices.Contains(forges, scheme) || len(parts) != 3 || !flakeref.IsCommit(parts[2]) {
 		return pinned{}, false
 	}
 	key, value, _ := strings.Cut(query, "=")
@@ -168,11 +168,6 @@ func parsePinned(ref string) (pinned, bool) {
 		return pinned{}, false
 	}
 	return pinned{url: flakeref.Canonical(ref), rev: parts[2], narHash: narHash}, true
-}
-
-// isCommit tells whether s is a full git commit hash, as Nix writes it.
-func isCommit(s string) bool {
-	return len(s) == 40 && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 // lockPinned locks a pinned reference: Nix locks the store's copy of its

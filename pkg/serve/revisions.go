@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 )
 
@@ -24,9 +25,6 @@ var forgeRef = regexp.MustCompile(`^(github|gitlab|sourcehut):([^/?#]+/[^/?#]+)(
 // indirectRef is a flake reference through the flake registry (nixpkgs,
 // nixpkgs/nixos-26.05, flake:nixpkgs): the id, optional parameters.
 var indirectRef = regexp.MustCompile(`^(?:flake:)?([A-Za-z][A-Za-z0-9_-]*)(?:/[^?#]*)?(\?[^#]*)?$`)
-
-// fullRev is a whole git commit hash, which Nix takes as a rev.
-var fullRev = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // nixpkgsFor is the flake reference tag names: Nixpkgs for latest; for a
 // git-based Nixpkgs (github:, gitlab:, sourcehut:, git+…, or a flake
@@ -59,10 +57,8 @@ func (s *Server) nixpkgsFor(tag string) (string, error) {
 			return "", fmt.Errorf("tag %s: the nixpkgs reference %s is not a URL: %w", tag, ref, err)
 		}
 		q := u.Query()
-		for _, k := range revisionParams {
-			q.Del(k)
-		}
-		if fullRev.MatchString(tag) {
+		flakeref.DeleteRevision(q)
+		if flakeref.IsCommit(tag) {
 			q.Set("rev", tag)
 		} else {
 			q.Set("ref", tag)
@@ -73,21 +69,16 @@ func (s *Server) nixpkgsFor(tag string) (string, error) {
 	return "", fmt.Errorf("tag %s: this registry serves only the tag latest (its nixpkgs, %s, is not a git repository whose branches and commits tags could name)", tag, ref)
 }
 
-// revisionParams are the parameters that pick a revision or pin its tree
-// (nixery's default nixpkgs is github:NixOS/nixpkgs/<rev>?narHash=<hash>):
-// a tag names another revision, so they go.
-var revisionParams = []string{"ref", "rev", "narHash", "lastModified", "revCount"}
-
-// withoutRevision is the query q without revisionParams, which the tag
-// replaces.
+// withoutRevision is the query q without the parameters that pick a
+// revision or pin its tree (nixery's default nixpkgs is
+// github:NixOS/nixpkgs/<rev>?narHash=<hash>): a tag names another
+// revision, so they go.
 func withoutRevision(q string) (string, error) {
 	v, err := url.ParseQuery(q)
 	if err != nil {
 		return "", err
 	}
-	for _, k := range revisionParams {
-		v.Del(k)
-	}
+	flakeref.DeleteRevision(v)
 	return v.Encode(), nil
 }
 
