@@ -47,14 +47,6 @@ func isLocalScheme(s string) bool {
 	return false
 }
 
-// IsLocal tells whether the flake reference ref names files of this
-// machine: a path (., ./x, /x), or a path:, git+file:, file:, hg+file:
-// or tarball+file: URL.
-func IsLocal(ref string) bool {
-	_, ok := parseLocal(ref)
-	return ok
-}
-
 // hideDirectory is location with an absolute directory replaced by
 // ".../" and its last element (/home/runner/work/app/app: .../app): where
 // a checkout is differs from machine to machine, and is nobody's
