@@ -46,7 +46,7 @@ func resultLine(res *publish.Result) string {
 		case len(res.Repositories) > 1:
 			var each []string
 			for _, r := range res.Repositories {
-				each = append(each, wouldPushTo(r.Image, r.Tags))
+				each = append(each, "to "+pushedAs(r.Image, r.Tags))
 			}
 			line = "built, not pushed: " + res.Digest
 			details = append([]string{"would be pushed " + strings.Join(each, "; ")}, details...)
@@ -92,22 +92,13 @@ func resultLine(res *publish.Result) string {
 	return line
 }
 
-// pushedAs is a reference pushed under tags: "REF as v1, latest", or
-// "REF by digest".
+// pushedAs is a reference pushed (or that would be) under tags: "REF as
+// v1, latest", or "REF by digest".
 func pushedAs(ref string, tags []string) string {
 	if len(tags) == 0 {
 		return ref + " by digest"
 	}
 	return ref + " as " + strings.Join(tags, ", ")
-}
-
-// wouldPushTo is where an image not pushed would have gone: "to REPO as
-// v1, latest", or "to REPO by digest".
-func wouldPushTo(repo string, tags []string) string {
-	if len(tags) == 0 {
-		return "to " + repo + " by digest"
-	}
-	return "to " + repo + " as " + strings.Join(tags, ", ")
 }
 
 // formatTimings is the timings on one line: "lock 0.19s, nix linux/amd64
