@@ -152,27 +152,35 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
 `
 
 type lookupResult struct {
-	HasSystem bool     `json:"hasSystem"`
-	Systems   []string `json:"systems"`
-	Packages  []struct {
-		Attr    string `json:"attr"`
-		Set     string `json:"set"` // where it was found: legacyPackages, packages, "" for the flake's outputs
-		Status  string `json:"status"`
-		DrvPath string `json:"drvPath"`
-		Output  string `json:"output"` // its default output (outputName), the one built
-		// DrvSystem is the system of a package found in the flake's
-		// outputs for another system (status other-system).
-		DrvSystem string `json:"drvSystem"`
-		Select    string `json:"select"` // see found
-		ByPath    string `json:"byPath"` // see found
-		Meta      *Meta  `json:"meta"`
-		// For a missing attribute: its name, the path of the set it is
-		// missing from, and that set's names of about its length. For a
-		// package, Path is its attribute path as nixpkgs spells it.
-		Name       string   `json:"name"`
-		Path       []string `json:"path"`
-		Candidates []string `json:"candidates"`
-	} `json:"packages"`
+	HasSystem bool            `json:"hasSystem"`
+	Systems   []string        `json:"systems"`
+	Packages  []lookupPackage `json:"packages"`
+}
+
+// lookupPackage is the lookup's answer for one attribute.
+type lookupPackage struct {
+	Attr    string `json:"attr"`
+	Set     string `json:"set"` // where it was found: legacyPackages, packages, "" for the flake's outputs
+	Status  string `json:"status"`
+	DrvPath string `json:"drvPath"`
+	Output  string `json:"output"` // its default output (outputName), the one built
+	// DrvSystem is the system of a package found in the flake's
+	// outputs for another system (status other-system).
+	DrvSystem string `json:"drvSystem"`
+	Select    string `json:"select"` // see found
+	ByPath    string `json:"byPath"` // see found
+	Meta      *Meta  `json:"meta"`
+	// For a missing attribute: its name, the path of the set it is
+	// missing from, and that set's names of about its length. For a
+	// package, Path is its attribute path as nixpkgs spells it.
+	Name       string   `json:"name"`
+	Path       []string `json:"path"`
+	Candidates []string `json:"candidates"`
+}
+
+// found is the package p found (status package).
+func (p lookupPackage) found() found {
+	return found{DrvPath: p.DrvPath, Output: p.Output, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
 }
 
 // Meta is what a package's meta attribute says, for SBOMs.
@@ -243,7 +251,7 @@ func (b *Builder) lookup(ctx context.Context, log io.Writer, locked, system stri
 	for _, p := range res.Packages {
 		switch p.Status {
 		case "package":
-			drvs[p.Attr] = found{DrvPath: p.DrvPath, Output: p.Output, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
+			drvs[p.Attr] = p.found()
 		case "missing":
 			nf.Missing = append(nf.Missing, p.Attr)
 			if close := closest(p.Name, p.Path, p.Candidates); len(close) > 0 {
@@ -319,7 +327,7 @@ func (b *Builder) lookupInstallables(ctx context.Context, log io.Writer, ref, lo
 		inst := insts[i]
 		switch p.Status {
 		case "package":
-			drvs[inst.Ref] = found{DrvPath: p.DrvPath, Output: p.Output, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
+			drvs[inst.Ref] = p.found()
 		case "missing":
 			return nil, fmt.Errorf("%s: the flake %s has no package %s for %s%s (it has packages for: %s)",
 				flakeref.Redacted(inst.Ref), flakeref.Redacted(ref), inst.Name(), system, suggest.Hint(closest(p.Name, p.Path, p.Candidates)), systems)
