@@ -145,6 +145,7 @@ func (b *Builder) lock(ctx context.Context, ref, what string) (Locked, error) {
 // closure.
 type pinned struct {
 	url, rev, narHash string
+	source            string // the store path of its tree (storepath.Source)
 }
 
 // forges are the input types whose source Nix stores by NAR hash alone.
@@ -164,18 +165,19 @@ func parsePinned(ref string) (pinned, bool) {
 	if key != "narHash" || err != nil || strings.Contains(value, "&") {
 		return pinned{}, false
 	}
-	if _, ok := storepath.Source(narHash); !ok {
+	source, ok := storepath.Source(narHash)
+	if !ok {
 		return pinned{}, false
 	}
-	return pinned{url: flakeref.Canonical(ref), rev: parts[2], narHash: narHash}, true
+	return pinned{url: flakeref.Canonical(ref), rev: parts[2], narHash: narHash, source: source}, true
 }
 
 // lockPinned locks a pinned reference: Nix locks the store's copy of its
 // tree when there is one (checking the copy's hash), else fetches it.
 func (b *Builder) lockPinned(ctx context.Context, p pinned, what string) (Locked, error) {
 	ref := p.url
-	if dir, _ := storepath.Source(p.narHash); exists(dir) {
-		ref = "path:" + dir + "?" + url.Values{"narHash": {p.narHash}}.Encode()
+	if exists(p.source) {
+		ref = "path:" + p.source + "?" + url.Values{"narHash": {p.narHash}}.Encode()
 	}
 	meta, err := b.metadata(ctx, ref, what)
 	if err != nil {

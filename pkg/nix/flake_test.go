@@ -2,10 +2,13 @@ package nix
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // A lock taken before (Builder.Locked) is given as it is, without Nix.
@@ -48,7 +51,9 @@ func TestParsePinned(t *testing.T) {
 	const hash = "sha256-O3/YajjWo001VUIgD8BwaRdSNLUFe7nZ1qV5TwhRBcw="
 	p, ok := parsePinned("github:NixOS/nixpkgs/" + rev + "?narHash=" + hash)
 	assert.Assert(t, ok)
-	assert.Equal(t, p, pinned{url: "github:NixOS/nixpkgs/" + rev + "?narHash=sha256-O3/YajjWo001VUIgD8BwaRdSNLUFe7nZ1qV5TwhRBcw%3D", rev: rev, narHash: hash})
+	source, _ := storepath.Source(hash)
+	assert.Check(t, strings.HasPrefix(source, "/nix/store/") && strings.HasSuffix(source, "-source"), source)
+	assert.Equal(t, p, pinned{url: "github:NixOS/nixpkgs/" + rev + "?narHash=sha256-O3/YajjWo001VUIgD8BwaRdSNLUFe7nZ1qV5TwhRBcw%3D", rev: rev, narHash: hash, source: source})
 	// Nix 2.8's spelling of the same hash.
 	p2, ok := parsePinned("github:NixOS/nixpkgs/" + rev + "?narHash=sha256-O3%2fYajjWo001VUIgD8BwaRdSNLUFe7nZ1qV5TwhRBcw=")
 	assert.Assert(t, ok)
