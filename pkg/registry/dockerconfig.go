@@ -37,11 +37,15 @@ func (k *dockerKeychain) ResolveContext(ctx context.Context, r authn.Resource) (
 		return authn.Anonymous, err
 	}
 	// The repository's own entry first, then the registry's.
-	for _, key := range []string{r.String(), r.RegistryStr()} {
+	keys := []string{r.String(), r.RegistryStr()}
+	if keys[0] == keys[1] {
+		keys = keys[1:]
+	}
+	for i, key := range keys {
 		if key == name.DefaultRegistry {
 			key = authn.DefaultAuthKey
 		}
-		ac, err := authConfig(ctx, cf, key)
+		ac, err := authConfig(ctx, cf, key, i == len(keys)-1)
 		if err != nil {
 			return nil, err
 		}
@@ -56,20 +60,24 @@ func (k *dockerKeychain) ResolveContext(ctx context.Context, r authn.Resource) (
 
 // authConfig is the docker config's login for key: from its credential
 // helper when one is configured (after DOCKER_AUTH_CONFIG, as docker has
-// it), else from DOCKER_AUTH_CONFIG and `auths`, which run nothing.
-func authConfig(ctx context.Context, cf *configfile.ConfigFile, key string) (types.AuthConfig, error) {
+// it), else from DOCKER_AUTH_CONFIG and `auths`, which run nothing. The
+// credsStore is asked for a registry only (store is true): docker login
+// stores logins by registry, and each question starts the helper.
+func authConfig(ctx context.Context, cf *configfile.ConfigFile, key string, store bool) (types.AuthConfig, error) {
 	if key == "docker.io" || key == "index.docker.io" {
 		key = authn.DefaultAuthKey
 	}
 	helper := cf.CredentialHelpers[key]
-	if helper == "" {
+	if helper == "" && store {
 		helper = cf.CredentialsStore
 	}
+	noHelpers := *cf
+	noHelpers.CredentialHelpers, noHelpers.CredentialsStore = nil, ""
 	if helper == "" {
-		return cf.GetAuthConfig(key)
+		return noHelpers.GetAuthConfig(key)
 	}
-	envOnly := *cf
-	envOnly.CredentialHelpers, envOnly.CredentialsStore, envOnly.AuthConfigs = nil, "", map[string]types.AuthConfig{}
+	envOnly := noHelpers
+	envOnly.AuthConfigs = map[string]types.AuthConfig{}
 	if ac, err := envOnly.GetAuthConfig(key); err != nil || ac.Username != "" || ac.IdentityToken != "" {
 		return ac, err
 	}

@@ -25,10 +25,16 @@ const helperHost = "127.0.0.1:5999"
 // directory the script may write to ($OUT in body).
 func useHelper(t *testing.T, body string) string {
 	t.Helper()
+	return useHelperConfig(t, `{"credHelpers":{"`+helperHost+`":"fake"}}`, body)
+}
+
+// useHelperConfig is useHelper with the docker config given.
+func useHelperConfig(t *testing.T, config, body string) string {
+	t.Helper()
 	bin, cfg, out := t.TempDir(), t.TempDir(), t.TempDir()
 	script := "#!/bin/sh\nOUT='" + out + "'\n" + body + "\n"
 	assert.NilError(t, os.WriteFile(filepath.Join(bin, "docker-credential-fake"), []byte(script), 0o755))
-	assert.NilError(t, os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"credHelpers":{"`+helperHost+`":"fake"}}`), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(cfg, "config.json"), []byte(config), 0o644))
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 	t.Setenv("DOCKER_CONFIG", cfg)
 	t.Setenv("HOME", t.TempDir())
@@ -183,4 +189,53 @@ func TestDockerConfigAuths(t *testing.T) {
 	assert.Check(t, is.Equal(got.Username, "alice"))
 	assert.Check(t, is.Equal(got.Password, "AuthsSecret9"))
 	assert.Check(t, is.Error(l.Redact(errWithText("echo "+auth)), "echo ***"))
+}
+
+// loggingHelper logs each server it is asked for to $OUT/calls and
+// answers as `docker login` leaves a store: a login for helperHost, the
+// registry, and none for anything else.
+const loggingHelper = `read server; echo "$server" >> "$OUT/calls"
+if [ "$server" = "` + helperHost + `" ]; then echo '{"ServerURL":"x","Username":"storeuser","Secret":"StoreSecret3"}'; else echo "credentials not found in native keychain"; exit 1; fi`
+
+// helperCalls are the servers the logging helper was asked for.
+func helperCalls(t *testing.T, out string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(out, "calls"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	assert.NilError(t, err)
+	return strings.Fields(string(b))
+}
+
+// A credsStore holds logins by registry, as docker login stores them: a
+// lookup runs it once, for the registry.
+func TestCredsStoreRunsOncePerLookup(t *testing.T) {
+	out := useHelperConfig(t, `{"credsStore":"fake"}`, loggingHelper)
+	l, err := Credentials{}.Login(context.Background(), helperRepo(t), true)
+	assert.NilError(t, err)
+	cfg, err := l.Authenticator().Authorization()
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(cfg.Username, "storeuser"))
+	assert.Check(t, is.DeepEqual(helperCalls(t, out), []string{helperHost}))
+
+	// A registry's own lookup asks once too.
+	reg, err := name.NewRegistry(helperHost, name.Insecure)
+	assert.NilError(t, err)
+	_, err = DockerKeychain.Resolve(reg)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(helperCalls(t, out), []string{helperHost, helperHost}))
+}
+
+// A credential helper named for the repository itself is still asked
+// first, and the credsStore only when it has no login.
+func TestCredHelperForRepository(t *testing.T) {
+	repo := helperRepo(t).String()
+	out := useHelperConfig(t, `{"credsStore":"fake","credHelpers":{"`+repo+`":"fake"}}`, loggingHelper)
+	l, err := Credentials{}.Login(context.Background(), helperRepo(t), true)
+	assert.NilError(t, err)
+	cfg, err := l.Authenticator().Authorization()
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(cfg.Username, "storeuser"))
+	assert.Check(t, is.DeepEqual(helperCalls(t, out), []string{repo, helperHost}))
 }
