@@ -82,6 +82,22 @@ func DeleteRevision(values url.Values) {
 	}
 }
 
+// WithRevision is a flake reference's query q with its revision
+// parameters replaced by pick (ref=TAG, rev=REV; nil drops them), spelt
+// as Canonical spells queries (url.ParseQuery would read a + as a
+// space, which Nix does not); ok is false for a q that is no query.
+func WithRevision(q string, pick url.Values) (string, bool) {
+	values, ok := parseQuery(q)
+	if !ok {
+		return "", false
+	}
+	DeleteRevision(values)
+	for k, v := range pick {
+		values[k] = v
+	}
+	return encodeQuery(values), true
+}
+
 // IsCommit tells whether s is a full git commit hash, as Nix writes it
 // (and takes a rev).
 func IsCommit(s string) bool {

@@ -36,9 +36,9 @@ func (s *Server) nixpkgsFor(tag string) (string, error) {
 	}
 	ref := s.o.Nixpkgs
 	withTag := func(base, query string) (string, error) {
-		q, err := withoutRevision(strings.TrimPrefix(query, "?"))
-		if err != nil {
-			return "", fmt.Errorf("tag %s: the nixpkgs reference %s has parameters that are not a query: %w", tag, ref, err)
+		q, ok := flakeref.WithRevision(strings.TrimPrefix(query, "?"), nil)
+		if !ok {
+			return "", fmt.Errorf("tag %s: the nixpkgs reference %s has parameters that are not a query", tag, ref)
 		}
 		if q != "" {
 			q = "?" + q
@@ -52,34 +52,18 @@ func (s *Server) nixpkgsFor(tag string) (string, error) {
 		return withTag("flake:"+m[1], m[2])
 	}
 	if strings.HasPrefix(ref, "git+") {
-		u, err := url.Parse(ref)
-		if err != nil {
-			return "", fmt.Errorf("tag %s: the nixpkgs reference %s is not a URL: %w", tag, ref, err)
-		}
-		q := u.Query()
-		flakeref.DeleteRevision(q)
+		base, query, _ := strings.Cut(ref, "?")
+		pick := url.Values{"ref": {tag}}
 		if flakeref.IsCommit(tag) {
-			q.Set("rev", tag)
-		} else {
-			q.Set("ref", tag)
+			pick = url.Values{"rev": {tag}}
 		}
-		u.RawQuery = q.Encode()
-		return u.String(), nil
+		q, ok := flakeref.WithRevision(query, pick)
+		if _, err := url.Parse(base); err != nil || !ok {
+			return "", fmt.Errorf("tag %s: the nixpkgs reference %s is not a URL", tag, ref)
+		}
+		return base + "?" + q, nil
 	}
 	return "", fmt.Errorf("tag %s: this registry serves only the tag latest (its nixpkgs, %s, is not a git repository whose branches and commits tags could name)", tag, ref)
-}
-
-// withoutRevision is the query q without the parameters that pick a
-// revision or pin its tree (nixery's default nixpkgs is
-// github:NixOS/nixpkgs/<rev>?narHash=<hash>): a tag names another
-// revision, so they go.
-func withoutRevision(q string) (string, error) {
-	v, err := url.ParseQuery(q)
-	if err != nil {
-		return "", err
-	}
-	flakeref.DeleteRevision(v)
-	return v.Encode(), nil
 }
 
 // lockEntry is what locking a reference gave, and when.

@@ -37,6 +37,10 @@ func TestNixpkgsFor(t *testing.T) {
 		{"nixpkgs", "nixos-unstable", "flake:nixpkgs/nixos-unstable"},
 		{"nixpkgs/nixos-26.05", rev, "flake:nixpkgs/" + rev},
 		{"flake:team-pkgs/main?dir=nix", "v2", "flake:team-pkgs/v2?dir=nix"},
+		// Nix reads a + in a query as itself: a space stays %20, a + %2B.
+		{"github:team/pkgs/main?dir=my%20nix", "v2", "github:team/pkgs/v2?dir=my%20nix"},
+		{"git+https://git.example.org/nixpkgs?dir=a%2Bb&ref=main", "v2", "git+https://git.example.org/nixpkgs?dir=a%2Bb&ref=v2"},
+		{"git+https://git.example.org/nixpkgs?dir=a+b&ref=main", "v2", "git+https://git.example.org/nixpkgs?dir=a%2Bb&ref=v2"},
 	} {
 		s := &Server{o: Options{Nixpkgs: tc.nixpkgs}}
 		got, err := s.nixpkgsFor(tc.tag)
