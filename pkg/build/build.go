@@ -111,7 +111,7 @@ func (r *Request) defaults() {
 	}
 	annots := map[string]string{
 		image.AnnotationCreated: image.FormatCreated(r.Image.Created),
-		image.AnnotationTitle:   title(r.Spec),
+		image.AnnotationTitle:   r.Spec.Name(),
 	}
 	for k, v := range r.Annotations {
 		annots[k] = v
@@ -123,19 +123,6 @@ func (r *Request) defaults() {
 	case r.Record != nil:
 		r.CacheFrom = append(r.Record.CacheSources(), r.CacheFrom...)
 	}
-}
-
-// title is the image's title: what it was asked for, an installable's
-// directory hidden (flakeref.WithoutDirectory), as on the index.
-func title(s *spec.Spec) string {
-	names := make([]string, len(s.Requested))
-	for i, n := range s.Requested {
-		names[i] = flakeref.Redacted(n)
-		if spec.IsInstallable(n) {
-			names[i] = flakeref.WithoutDirectory(n)
-		}
-	}
-	return strings.Join(names, "/")
 }
 
 // Pusher is a destination that keeps a cache record: a publish.Registry,
