@@ -357,7 +357,9 @@ func Build(ctx context.Context, req Request, o Options) (*Result, error) {
 	for k, v := range req.LocalCache {
 		b.cache[k] = v
 	}
-	b.shared = sharedDigests(b.cache)
+	if len(req.CacheFrom) == 0 {
+		b.shared = sharedDigests(b.cache) // else readCache, with the registry's entries too
+	}
 	res, err := b.run(ctx)
 	req.Destination.Close()
 	if err != nil {
