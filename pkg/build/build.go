@@ -388,7 +388,6 @@ type builder struct {
 	cacheDone chan struct{}     // closed once cache is read; nil without one
 	cacheWarn []error           // why cache images gave no layers, once cacheDone is closed
 	shared    map[v1.Hash]bool  // blob digests more than one cache entry gives (sharedDigests)
-	reusedKey sync.Map          // cache keys whose blob came from the cache
 	record    chan cache.Record // the cache record as read at the start
 
 	packed, reused atomic.Int64
