@@ -163,9 +163,9 @@ func (r *Reader) headBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	case resp.StatusCode == http.StatusNotFound:
 		return false, nil
 	case resp.StatusCode != http.StatusOK:
-		return false, transport.CheckError(resp, http.StatusOK)
+		return false, fmt.Errorf("the registry answered %s", resp.Status)
 	case resp.ContentLength >= 0 && resp.ContentLength != d.Size:
-		return false, fmt.Errorf("blob %s: the registry's answer says %d bytes, not %d", d.Digest, resp.ContentLength, d.Size)
+		return false, fmt.Errorf("the registry's answer says %d bytes, not %d", resp.ContentLength, d.Size)
 	}
 	return true, nil
 }
