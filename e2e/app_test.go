@@ -283,3 +283,25 @@ func TestAppErrors(t *testing.T) {
 	assert.Check(t, is.Contains(errorLine(r.stderr), "evaluating the flake path:"+broken+" for x86_64-linux failed: the app is broken"), r.stderr)
 	assert.Check(t, strings.Count(r.stderr, "error: the app is broken") == 1, r.stderr)
 }
+
+// Built to a layout, where no repository names the image, the SBOM is
+// named after what was asked for, with a local flake's directory hidden
+// as in the image's title.
+func TestAppSBOMNameHidesDirectory(t *testing.T) {
+	testenv.Require(t, "nix", "git")
+	dir := appCheckout(t)
+	out := t.TempDir()
+	file := filepath.Join(out, "sbom.cdx.json")
+	r := run(t, nil, "build", "--nixpkgs", standIn(), "--platforms", "linux/amd64",
+		"--output", "oci:"+filepath.Join(out, "image"), "--sbom-file", file, "path:"+dir+"#greet", "hello")
+	assert.Equal(t, r.code, 0, r.stderr)
+	data, err := os.ReadFile(file)
+	assert.NilError(t, err)
+	var bom struct {
+		Metadata struct {
+			Component struct{ Name string }
+		}
+	}
+	assert.NilError(t, json.Unmarshal(data, &bom))
+	assert.Equal(t, bom.Metadata.Component.Name, "hello/path:.../app#greet")
+}

@@ -39,7 +39,7 @@ func TestIndexAnnotationsLocalFlakes(t *testing.T) {
 			{shown: flakeref.WithoutDirectory("path:" + dir + "/tools#lint"), recorded: flakeref.Recorded("path:"+dir+"/tools", tools.URL, "", hash)},
 		}
 		nixpkgs := nix.Locked{URL: "path:" + dir + "/nixpkgs?narHash=" + hash, NarHash: hash}
-		return indexAnnotations(nil, "path:"+dir+"/nixpkgs", nixpkgs, installables), title(s)
+		return indexAnnotations(nil, "path:"+dir+"/nixpkgs", nixpkgs, installables), s.Name()
 	}
 	got, gotTitle := build("/home/runner/work/app/app", "main")
 	assert.DeepEqual(t, got, map[string]string{

@@ -32,25 +32,24 @@ func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Blob
 		return image.Blob{}, err
 	}
 	reused := false
-	l, err := b.blobs.get(cacheKey, func() (image.Blob, error) {
+	l, err := b.blobs.get(cacheKey, func() (image.Blob, bool, error) {
 		l, ok := b.fromCache(ctx, cacheKey, c)
 		if err := ctx.Err(); err != nil {
-			return image.Blob{}, err // interrupted, not a cache miss
+			return image.Blob{}, false, err // interrupted, not a cache miss
 		}
 		if ok {
 			b.reused.Add(1)
-			b.reusedKey.Store(cacheKey, true)
 			reused = true
 		} else {
 			b.packed.Add(1)
 			var err error
 			if l, err = b.pack(ctx, c, r.packing()); err != nil {
-				return image.Blob{}, err
+				return image.Blob{}, false, err
 			}
 		}
 		l.CacheKey = cacheKey
 		b.req.Destination.Offer(ctx, l.Layer())
-		return l, nil
+		return l, reused, nil
 	})
 	if err != nil {
 		return image.Blob{}, err
@@ -175,26 +174,35 @@ func sharedDigests(c cache.Cache) map[v1.Hash]bool {
 // unshare packs again each layer of an image taken from the cache whose
 // blob digest another of its layers has too: a cache entry naming the
 // blob of another layer (a record rewritten, or gone wrong) would
-// otherwise give the image one blob for two layers. contents are the
-// layers' contents, in the same order.
+// otherwise give the image one blob for two layers. The packed blob
+// replaces the cached one under its key, so another platform sharing the
+// layer gets it without packing it again. contents are the layers'
+// contents, in the same order.
 func (b *builder) unshare(ctx context.Context, layers []image.Blob, contents []content) error {
 	count := map[v1.Hash]int{}
 	for _, l := range layers {
 		count[l.Digest]++
 	}
 	for i, l := range layers {
-		if _, reused := b.reusedKey.Load(l.CacheKey); count[l.Digest] < 2 || !reused {
+		if count[l.Digest] < 2 {
 			continue
 		}
-		b.note("cache: the layer %s in the cache is also another layer's blob in this image; packing it", l.Digest)
-		packed, err := b.pack(ctx, contents[i], nil)
+		packed, err := b.blobs.repack(l.CacheKey, func() (image.Blob, error) {
+			b.note("cache: the layer %s in the cache is also another layer's blob in this image; packing it", l.Digest)
+			packed, err := b.pack(ctx, contents[i], nil)
+			if err != nil {
+				return image.Blob{}, err
+			}
+			b.reused.Add(-1)
+			b.packed.Add(1)
+			packed.CacheKey = l.CacheKey
+			b.req.Destination.Offer(ctx, packed.Layer())
+			return packed, nil
+		})
 		if err != nil {
 			return err
 		}
-		b.reused.Add(-1)
-		b.packed.Add(1)
-		packed.Key, packed.CacheKey, packed.Packages = l.Key, l.CacheKey, l.Packages
-		b.req.Destination.Offer(ctx, packed.Layer())
+		packed.Key, packed.Packages = l.Key, l.Packages
 		layers[i] = packed
 	}
 	return nil
@@ -285,17 +293,38 @@ type blobs struct {
 }
 
 type madeBlob struct {
-	layer image.Blob
-	err   error
+	layer  image.Blob
+	err    error
+	cached bool // taken from the cache, not packed in this build
 }
 
-func (c *blobs) get(key string, produce func() (image.Blob, error)) (image.Blob, error) {
+// get returns key's blob, which produce makes (cached: taken from the
+// cache) the first time.
+func (c *blobs) get(key string, produce func() (l image.Blob, cached bool, err error)) (image.Blob, error) {
+	return c.make(key, func(_ madeBlob, ok bool) bool { return !ok }, func() (m madeBlob) {
+		m.layer, m.cached, m.err = produce()
+		return m
+	})
+}
+
+// repack replaces key's blob, when it was taken from the cache, by the
+// one produce packs, once; a blob packed in this build stays.
+func (c *blobs) repack(key string, produce func() (image.Blob, error)) (image.Blob, error) {
+	return c.make(key, func(m madeBlob, ok bool) bool { return ok && m.cached }, func() (m madeBlob) {
+		m.layer, m.err = produce()
+		return m
+	})
+}
+
+// make returns key's blob, made by produce when again says that what
+// was made before (ok: anything) is to be made again.
+func (c *blobs) make(key string, again func(m madeBlob, ok bool) bool, produce func() madeBlob) (image.Blob, error) {
 	v, _, _ := c.inflight.Do(key, func() (any, error) {
 		c.mu.Lock()
 		m, ok := c.made[key]
 		c.mu.Unlock()
-		if !ok {
-			m.layer, m.err = produce()
+		if again(m, ok) {
+			m = produce()
 			c.mu.Lock()
 			if c.made == nil {
 				c.made = map[string]madeBlob{}

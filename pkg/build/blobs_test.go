@@ -21,10 +21,10 @@ func TestBlobsOnce(t *testing.T) {
 	var c blobs
 	var made atomic.Int32
 	want := image.Blob{Digest: v1.Hash{Algorithm: "sha256", Hex: "aa"}}
-	produce := func() (image.Blob, error) {
+	produce := func() (image.Blob, bool, error) {
 		made.Add(1)
 		time.Sleep(50 * time.Millisecond)
-		return want, nil
+		return want, false, nil
 	}
 	var wg sync.WaitGroup
 	for range 8 {
@@ -41,11 +41,52 @@ func TestBlobsOnce(t *testing.T) {
 	assert.Equal(t, made.Load(), int32(1))
 
 	boom := errors.New("boom")
-	_, err = c.get("bad", func() (image.Blob, error) { made.Add(1); return image.Blob{}, boom })
+	_, err = c.get("bad", func() (image.Blob, bool, error) { made.Add(1); return image.Blob{}, false, boom })
 	assert.Equal(t, err, boom)
 	_, err = c.get("bad", produce)
 	assert.Equal(t, err, boom)
 	assert.Equal(t, made.Load(), int32(2))
+}
+
+// A blob taken from the cache is packed again once, however many
+// platforms find it shares its digest, and every later caller gets the
+// packed one; a blob packed in this build is never packed again.
+func TestBlobsRepackOnce(t *testing.T) {
+	var c blobs
+	h := func(s string) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(s, 64)} }
+	cached, packed := image.Blob{Digest: h("a")}, image.Blob{Digest: h("b")}
+	_, err := c.get("from-cache", func() (image.Blob, bool, error) { return cached, true, nil })
+	assert.NilError(t, err)
+	_, err = c.get("packed", func() (image.Blob, bool, error) { return packed, false, nil })
+	assert.NilError(t, err)
+
+	var made atomic.Int32
+	repack := func() (image.Blob, error) {
+		made.Add(1)
+		time.Sleep(50 * time.Millisecond)
+		return packed, nil
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			l, err := c.repack("from-cache", repack)
+			assert.Check(t, err)
+			assert.Check(t, l.Digest == packed.Digest)
+		})
+	}
+	wg.Wait()
+	l, err := c.repack("from-cache", repack)
+	assert.NilError(t, err)
+	assert.Equal(t, l.Digest, packed.Digest)
+	l, err = c.get("from-cache", func() (image.Blob, bool, error) { return cached, true, nil })
+	assert.NilError(t, err)
+	assert.Equal(t, l.Digest, packed.Digest)
+	assert.Equal(t, made.Load(), int32(1))
+
+	l, err = c.repack("packed", repack)
+	assert.NilError(t, err)
+	assert.Equal(t, l.Digest, packed.Digest)
+	assert.Equal(t, made.Load(), int32(1))
 }
 
 // A blob named by cache entries with different diffIDs is suspect under

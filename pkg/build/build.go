@@ -111,7 +111,7 @@ func (r *Request) defaults() {
 	}
 	annots := map[string]string{
 		image.AnnotationCreated: image.FormatCreated(r.Image.Created),
-		image.AnnotationTitle:   title(r.Spec),
+		image.AnnotationTitle:   r.Spec.Name(),
 	}
 	for k, v := range r.Annotations {
 		annots[k] = v
@@ -123,19 +123,6 @@ func (r *Request) defaults() {
 	case r.Record != nil:
 		r.CacheFrom = append(r.Record.CacheSources(), r.CacheFrom...)
 	}
-}
-
-// title is the image's title: what it was asked for, an installable's
-// directory hidden (flakeref.WithoutDirectory), as on the index.
-func title(s *spec.Spec) string {
-	names := make([]string, len(s.Requested))
-	for i, n := range s.Requested {
-		names[i] = flakeref.Redacted(n)
-		if spec.IsInstallable(n) {
-			names[i] = flakeref.WithoutDirectory(n)
-		}
-	}
-	return strings.Join(names, "/")
 }
 
 // Pusher is a destination that keeps a cache record: a publish.Registry,
@@ -370,7 +357,9 @@ func Build(ctx context.Context, req Request, o Options) (*Result, error) {
 	for k, v := range req.LocalCache {
 		b.cache[k] = v
 	}
-	b.shared = sharedDigests(b.cache)
+	if len(req.CacheFrom) == 0 {
+		b.shared = sharedDigests(b.cache) // else readCache, with the registry's entries too
+	}
 	res, err := b.run(ctx)
 	req.Destination.Close()
 	if err != nil {
@@ -399,7 +388,6 @@ type builder struct {
 	cacheDone chan struct{}     // closed once cache is read; nil without one
 	cacheWarn []error           // why cache images gave no layers, once cacheDone is closed
 	shared    map[v1.Hash]bool  // blob digests more than one cache entry gives (sharedDigests)
-	reusedKey sync.Map          // cache keys whose blob came from the cache
 	record    chan cache.Record // the cache record as read at the start
 
 	packed, reused atomic.Int64

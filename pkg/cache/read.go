@@ -221,7 +221,9 @@ func (c Cache) read(ctx, outer context.Context, ref name.Reference, o registry.O
 	}
 	present := make([]bool, len(cands))
 	err = parallel.Do(ctx, registry.ReadJobs, len(cands), func(ctx context.Context, i int) error {
-		present[i] = r.BlobExists(ctx, cands[i].desc)
+		// A blob the registry gave no clear answer about is packed
+		// again, like a missing one: the cache only saves work.
+		present[i], _ = r.BlobHeld(ctx, cands[i].desc)
 		return nil
 	})
 	if err != nil {

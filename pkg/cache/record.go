@@ -3,9 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -39,10 +37,6 @@ const RecordArtifactType = "application/vnd.nixery-action.cache.v1+json"
 // AnnotationDiffID is the diffID (the uncompressed tar's digest) of a
 // record's layer, on its descriptor.
 const AnnotationDiffID = "org.nixery-action.layer.diff-id"
-
-// emptyConfig is the content of the OCI empty descriptor, the record's
-// config.
-var emptyConfig = []byte("{}")
 
 // MaxRecordLayers bounds the record: the newest build's layers come
 // first, then the older record's, up to this many.
@@ -89,8 +83,9 @@ func (r Record) Before(older Record) Record {
 // record written as it is.
 func (r Record) Equal(o Record) bool { return sameEntries(r.entries, o.entries) }
 
-// Blobs are the record's config and manifest, as written under RecordTag.
-func (r Record) Blobs() (cfg, manifest []byte, err error) { return recordBlobs(r.entries) }
+// Manifest is the record's manifest, as written under RecordTag; its
+// config is image.EmptyBlob.
+func (r Record) Manifest() ([]byte, error) { return recordManifest(r.entries) }
 
 // ReadRecord reads the record under tag with rd, within the registry
 // timeout; a record that is missing, unreadable or not one reads as
@@ -232,19 +227,16 @@ func sameEntries(a, b []recordEntry) bool {
 	return true
 }
 
-// recordBlobs is the record's config (the empty one) and manifest: an
-// artifact whose layers carry their cache keys and diffIDs. Nothing
+// recordManifest is the record's manifest: an artifact with the empty
+// config, whose layers carry their cache keys and diffIDs. Nothing
 // varies but the entries, so the same entries give the same record.
-func recordBlobs(entries []recordEntry) (cfg, manifest []byte, err error) {
+func recordManifest(entries []recordEntry) ([]byte, error) {
 	m := v1.Manifest{
 		SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
 		ArtifactType: RecordArtifactType,
-		Config: v1.Descriptor{
-			MediaType: types.OCIEmptyJSON, Size: int64(len(emptyConfig)),
-			Digest: v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(emptyConfig))},
-		},
-		Layers:      []v1.Descriptor{},
-		Annotations: map[string]string{AnnotationRecord: "true"},
+		Config:       image.EmptyDescriptor(),
+		Layers:       []v1.Descriptor{},
+		Annotations:  map[string]string{AnnotationRecord: "true"},
 	}
 	for _, e := range entries {
 		d := e.desc
@@ -254,6 +246,5 @@ func recordBlobs(entries []recordEntry) (cfg, manifest []byte, err error) {
 		}
 		m.Layers = append(m.Layers, d)
 	}
-	manifest, err = json.Marshal(m)
-	return emptyConfig, manifest, err
+	return json.Marshal(m)
 }

@@ -113,22 +113,17 @@ func Plan(g *Graph, opts Options) (*LayerPlan, error) {
 	if g == nil || len(g.Paths) == 0 {
 		return nil, fmt.Errorf("no closure graph to plan: read one with ParseGraph")
 	}
-	name := opts.Strategy
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	name, budget := opts.Strategy, opts.Budget
 	if name == "" {
 		name = DefaultStrategy
 	}
-	strategy, ok := strategies[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown layering strategy %q (known: %s)", name, strings.Join(Strategies(), ", "))
-	}
-	budget := opts.Budget
 	if budget == 0 {
 		budget = DefaultBudget
 	}
-	if budget < 1 || budget > MaxBudget {
-		return nil, &BudgetError{Budget: budget}
-	}
-	groups := strategy(g, opts.Popularity, budget)
+	groups := strategies[name](g, opts.Popularity, budget)
 	if err := checkGroups(g, groups, budget); err != nil {
 		return nil, fmt.Errorf("strategy %q: %w", name, err)
 	}

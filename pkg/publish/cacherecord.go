@@ -6,7 +6,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nixery-action/nixery-action/pkg/cache"
@@ -93,11 +92,11 @@ func (r *Registry) RecordCache(ctx context.Context, idx v1.ImageIndex, seen cach
 
 // putRecord uploads the record's config and puts its manifest under tag.
 func putRecord(ctx context.Context, pusher *remote.Pusher, tag name.Tag, rec cache.Record) error {
-	cfg, manifest, err := rec.Blobs()
+	manifest, err := rec.Manifest()
 	if err != nil {
 		return err
 	}
-	if err := pusher.Upload(ctx, tag.Context(), static.NewLayer(cfg, types.OCIEmptyJSON)); err != nil {
+	if err := pusher.Upload(ctx, tag.Context(), image.EmptyBlob()); err != nil {
 		return err
 	}
 	return pusher.Put(ctx, tag, image.RawManifest{Bytes: manifest, Type: types.OCIManifestSchema1})

@@ -5,6 +5,10 @@ package publish
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -247,4 +251,45 @@ func writeKind(w string, platforms, referrers map[string]bool, index string, tag
 		}
 	}
 	return "other " + w
+}
+
+// TestMergeBlobUnchecked: a registry that answers every HEAD of a blob
+// with 503 fails the merge with one line asking for it to be run again
+// (not "does not hold": the blob may well be there), after the
+// transport's tries and one more round of them, and tags nothing.
+func TestMergeBlobUnchecked(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	reg := testenv.StartRegistry(t)
+	var digests []string
+	for _, p := range []v1.Platform{amd64, arm64} {
+		r := NewRegistry(mustTarget(t, reg+"/unchecked/app"), Options{})
+		res, err := r.Write(context.Background(), testIndex(t, "unchecked", p), nil)
+		r.Close()
+		assert.NilError(t, err)
+		digests = append(digests, res.Digest)
+	}
+	target, err := url.Parse("http://" + reg)
+	assert.NilError(t, err)
+	forward := httputil.NewSingleHostReverseProxy(target)
+	var heads atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/blobs/") {
+			heads.Add(1)
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	host := strings.TrimPrefix(proxy.URL, "http://")
+	o := Options{Options: registry.Options{Backoff: remote.Backoff{Duration: time.Millisecond, Steps: 3}}}
+	_, err = Merge(context.Background(), mustTarget(t, host+"/unchecked/app", "merged"), digests, o)
+	assert.ErrorContains(t, err, "could not check that "+host+"/unchecked/app holds the ")
+	assert.ErrorContains(t, err, "(the registry answered 503 Service Unavailable): run the merge again")
+	assert.Check(t, !strings.Contains(err.Error(), "\n"), "unclear error: %q", err)
+	assert.Check(t, !strings.Contains(err.Error(), "does not hold"), err.Error())
+	// Each blob asked about at most twice, each time with the transport's
+	// 3 tries; the merge stops at the first that stays unanswered.
+	assert.Check(t, heads.Load() >= 6 && heads.Load() <= int32(6*registry.ReadJobs), "%d HEADs", heads.Load())
+	checkNoTag(t, reg, "unchecked/app", "merged")
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -262,36 +261,21 @@ func blobsOf(p *v1.Platform, d v1.Hash, m *v1.Manifest) []platformBlob {
 	return out
 }
 
-// blobChecks is how many times checkBlobs asks about a blob the registry
-// seems to lack, waiting blobRecheck, then twice as long, between.
-const (
-	blobChecks  = 4
-	blobRecheck = 250 * time.Millisecond
-)
-
 // checkBlobs asks the registry, a few blobs at a time, whether it holds
 // each of blobs with its size (a HEAD each, nothing downloaded). The
 // first one missing fails the merge, naming its platform: that
-// platform's build pushes it again.
+// platform's build pushes it again. One the registry gave no clear
+// answer about fails it too, asking for the merge to be run again.
 func checkBlobs(ctx context.Context, r *registry.Reader, t Target, blobs []platformBlob, o Options) error {
 	held := make([]bool, len(blobs))
 	err := parallel.Do(ctx, registry.ReadJobs, len(blobs), func(ctx context.Context, i int) error {
-		// A blob the registry seems to lack is asked about again: an
-		// answer lost or mangled on the way (a timeout, a wrong
-		// length) looks like a missing blob, and the merge would be
-		// refused for nothing. A missing blob stays missing.
-		wait := blobRecheck
-		for try := 1; ; try++ {
-			if held[i] = r.BlobExists(ctx, blobs[i].desc); held[i] || try == blobChecks {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(wait):
-			}
-			wait *= 2
+		var err error
+		held[i], err = r.BlobHeld(ctx, blobs[i].desc)
+		if err != nil && ctx.Err() == nil {
+			b := blobs[i]
+			return &explained{fmt.Sprintf("could not check that %s holds the %s blob %s of the %s image %s (%v): run the merge again", t.Repo, b.what, b.desc.Digest, b.platform, b.image, err), err}
 		}
+		return err
 	})
 	if err == nil {
 		err = ctx.Err()

@@ -259,7 +259,7 @@ func (r *Registry) listInFallback(ctx context.Context, pusher *remote.Pusher, su
 		if err := pusher.Put(ctx, tag, image.RawManifest{Bytes: raw, Type: types.OCIImageIndex}); err != nil {
 			return err
 		}
-		if err := sleep(ctx, settle(time.Since(start), round)); err != nil {
+		if err := registry.Sleep(ctx, settle(time.Since(start), round)); err != nil {
 			return err
 		}
 	}
@@ -287,18 +287,6 @@ func unlisted(im *v1.IndexManifest, descs []v1.Descriptor) []v1.Descriptor {
 func settle(spent time.Duration, round int) time.Duration {
 	spent = max(spent, 10*time.Millisecond)
 	return 2*spent + rand.N(time.Duration(round)*spent)
-}
-
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // referrerDescriptor describes a referrer as the fallback index lists it:

@@ -52,7 +52,7 @@ func TestCacheKeepsMediaTypes(t *testing.T) {
 	// The cache record lists each layer with its own media type.
 	rec, err := cache.RecordOf(idx)
 	assert.NilError(t, err)
-	_, raw, err := rec.Blobs()
+	raw, err := rec.Manifest()
 	assert.NilError(t, err)
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	assert.NilError(t, err)

@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/nixery-action/nixery-action/pkg/image"
 )
 
 // CycloneDXMediaType is the media type of a CycloneDX JSON SBOM, the
@@ -44,10 +46,6 @@ func InToto(data []byte, predicateType string) Document {
 		Annotations: map[string]string{"in-toto.io/predicate-type": predicateType}}
 }
 
-// emptyConfig is the OCI 1.1 empty descriptor's content: artifacts have
-// no image configuration.
-var emptyConfig = []byte("{}")
-
 // New returns the OCI 1.1 artifact manifest that attaches doc to
 // subject (a platform image's manifest): artifactType doc.ArtifactType,
 // the empty config, doc as its one blob, and subject as its subject. It
@@ -61,16 +59,13 @@ func New(subject v1.Descriptor, doc Document, created time.Time) (v1.Image, erro
 		return nil, fmt.Errorf("attaching a %s document: the subject must be an image manifest, got %s %s", doc.ArtifactType, subject.MediaType, subject.Digest)
 	}
 	blob := static.NewLayer(doc.Data, types.MediaType(doc.ArtifactType))
-	config := static.NewLayer(emptyConfig, types.OCIEmptyJSON)
+	config := image.EmptyBlob()
 	blobDesc, err := partial.Descriptor(blob)
 	if err != nil {
 		return nil, err
 	}
-	configDesc, err := partial.Descriptor(config)
-	if err != nil {
-		return nil, err
-	}
-	configDesc.Data = emptyConfig
+	configDesc := image.EmptyDescriptor()
+	configDesc.Data = image.EmptyJSON()
 	blobDesc.Annotations = map[string]string{}
 	for k, v := range doc.Annotations {
 		blobDesc.Annotations[k] = v
@@ -85,7 +80,7 @@ func New(subject v1.Descriptor, doc Document, created time.Time) (v1.Image, erro
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  doc.ArtifactType,
-		Config:        *configDesc,
+		Config:        configDesc,
 		Layers:        []v1.Descriptor{*blobDesc},
 		// Only what identifies the subject: its platform and annotations
 		// belong to the index.
@@ -108,7 +103,7 @@ type artifact struct {
 	config, blob v1.Layer
 }
 
-func (a *artifact) RawConfigFile() ([]byte, error)      { return emptyConfig, nil }
+func (a *artifact) RawConfigFile() ([]byte, error)      { return image.EmptyJSON(), nil }
 func (a *artifact) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 func (a *artifact) RawManifest() ([]byte, error)        { return a.manifest, nil }
 

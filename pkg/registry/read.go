@@ -135,19 +135,39 @@ func (r *Reader) Blob(ctx context.Context, method string, d v1.Hash, rangeHeader
 	return resp, nil
 }
 
-// BlobExists asks the registry whether it still has a blob of the
-// descriptor's size.
-func (r *Reader) BlobExists(ctx context.Context, d v1.Descriptor) bool {
+// BlobHeld asks the registry whether it holds the blob d with d's size
+// (a HEAD, nothing downloaded). A 200 whose length is d's size (or not
+// given) is held, a 404 is not; anything else is an error: another
+// status, a request that failed after the transport's own tries, or a
+// length that is not d's (an answer mangled on the way). An error is
+// asked about once more before it stands.
+func (r *Reader) BlobHeld(ctx context.Context, d v1.Descriptor) (bool, error) {
+	held, err := r.headBlob(ctx, d)
+	if err != nil && ctx.Err() == nil {
+		held, err = r.headBlob(ctx, d)
+	}
+	return held, err
+}
+
+func (r *Reader) headBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("blobs", d.Digest.String()), nil)
 	if err != nil {
-		return false
+		return false, err
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return false
+		return false, err
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK && (resp.ContentLength < 0 || resp.ContentLength == d.Size)
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return false, nil
+	case resp.StatusCode != http.StatusOK:
+		return false, fmt.Errorf("the registry answered %s", resp.Status)
+	case resp.ContentLength >= 0 && resp.ContentLength != d.Size:
+		return false, fmt.Errorf("the registry's answer says %d bytes, not %d", resp.ContentLength, d.Size)
+	}
+	return true, nil
 }
 
 // Referrers lists subject's referrers: the registry's referrers API

@@ -87,10 +87,8 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp != nil {
 			resp.Body.Close()
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
+		if err := Sleep(ctx, delay); err != nil {
+			return nil, err
 		}
 		waited += delay
 		if t.backoff.Factor > 0 {
@@ -230,7 +228,7 @@ func Retry(ctx context.Context, backoff remote.Backoff, again func(error) bool, 
 		if err == nil || try >= backoff.Steps || !again(err) || ctx.Err() != nil {
 			return err
 		}
-		if err := sleep(ctx, jitter(wait, backoff.Jitter)); err != nil {
+		if err := Sleep(ctx, jitter(wait, backoff.Jitter)); err != nil {
 			return err
 		}
 		if backoff.Factor > 0 {
@@ -239,12 +237,14 @@ func Retry(ctx context.Context, backoff remote.Backoff, again func(error) bool, 
 	}
 }
 
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx ends (its error then).
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(d):
+	case <-t.C:
 		return nil
 	}
 }

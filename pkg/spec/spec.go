@@ -153,12 +153,16 @@ func Parse(args []string, opts Options) (*Spec, error) {
 }
 
 // Name returns Nixery's name for the image: the requested names, sorted,
-// joined by "/", with the credentials of flake references hidden (the
-// name goes into the image's title annotation and logs).
+// joined by "/", with the credentials of flake references and a local
+// flake's directory hidden (the name goes into the image's title
+// annotation, its SBOM and logs).
 func (s *Spec) Name() string {
 	names := make([]string, len(s.Requested))
 	for i, n := range s.Requested {
 		names[i] = flakeref.Redacted(n)
+		if IsInstallable(n) {
+			names[i] = flakeref.WithoutDirectory(n)
+		}
 	}
 	return strings.Join(names, "/")
 }

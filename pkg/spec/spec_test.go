@@ -212,3 +212,11 @@ func TestNameHidesCredentials(t *testing.T) {
 	}
 	assert.Assert(t, strings.Contains(strings.Join(s.AllPackages(), " "), "s3cr3t-tok"), "what Nix is given keeps the token")
 }
+
+// Name hides a local flake's directory, as the title and the SBOM show
+// it, and leaves a remote flake and a package as they are.
+func TestNameHidesLocalDirectory(t *testing.T) {
+	s, err := Parse([]string{"hello", "path:/home/runner/work/app/app#lint", "github:o/r#tool"}, Options{})
+	assert.NilError(t, err)
+	assert.Equal(t, s.Name(), "github:o/r#tool/hello/path:.../app#lint")
+}
