@@ -140,14 +140,19 @@ func (r *Reader) Blob(ctx context.Context, method string, d v1.Hash, rangeHeader
 // given) is held, a 404 is not; anything else is an error: another
 // status, a request that failed after the transport's own tries, or a
 // length that is not d's (an answer mangled on the way). An error is
-// asked about once more before it stands.
+// asked about again, up to blobHeadTries times in all, before it stands.
 func (r *Reader) BlobHeld(ctx context.Context, d v1.Descriptor) (bool, error) {
 	held, err := r.headBlob(ctx, d)
-	if err != nil && ctx.Err() == nil {
+	for try := 1; try < blobHeadTries && err != nil && ctx.Err() == nil; try++ {
 		held, err = r.headBlob(ctx, d)
 	}
 	return held, err
 }
+
+// blobHeadTries is how often BlobHeld asks when the answer is unclear:
+// an answer mangled on the way (a wrong length) is not one the transport
+// tries again, and two in a row happen under a faulty proxy.
+const blobHeadTries = 3
 
 func (r *Reader) headBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("blobs", d.Digest.String()), nil)
