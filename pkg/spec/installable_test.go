@@ -87,7 +87,12 @@ func TestInvalidInstallableHidesCredentials(t *testing.T) {
 		assert.Check(t, !strings.Contains(err.Error(), "SpecTok1"), "%q: %v", in, err)
 		assert.Check(t, strings.Contains(err.Error(), "REDACTED"), "%q: %v", in, err)
 	}
-	_, err := Parse([]string{"git+https://oauth2:SpecTok2@h/r.git#app bad$name"}, Options{})
-	assert.ErrorContains(t, err, "bad$name")
-	assert.Check(t, !strings.Contains(err.Error(), "SpecTok2"), "%v", err)
+	for _, arg := range []string{
+		"git+https://oauth2:SpecTok2@h/r.git#app bad$name",
+		"https://h/x.tar.gz?access_token=SpecTok2#app bad$name",
+	} {
+		_, err := Parse([]string{arg}, Options{})
+		assert.ErrorContains(t, err, "bad$name")
+		assert.Check(t, !strings.Contains(err.Error(), "SpecTok2"), "%v", err)
+	}
 }

@@ -103,7 +103,7 @@ func Parse(args []string, opts Options) (*Spec, error) {
 			if err := CheckAttr(f); err != nil {
 				if len(fields) > 1 {
 					// The argument may hold a flake reference and its token.
-					bad = append(bad, fmt.Sprintf("%s (in %s)", quote(f), quote(flakeref.Scrub(arg, nil))))
+					bad = append(bad, fmt.Sprintf("%s (in %s)", quote(f), quote(scrubWords(arg, fields))))
 				} else {
 					bad = append(bad, quote(f))
 				}
@@ -215,4 +215,14 @@ func sortedUnique(s []string) []string {
 		}
 	}
 	return out[:n]
+}
+
+// scrubWords is arg with the credentials of each of its words (a flake
+// reference may carry a token in its userinfo or query) hidden.
+func scrubWords(arg string, words []string) string {
+	var secrets []string
+	for _, w := range words {
+		secrets = append(secrets, flakeref.Secrets(w)...)
+	}
+	return flakeref.Scrub(arg, secrets)
 }
