@@ -200,19 +200,36 @@ func TestFreshStoreHostNix(t *testing.T) {
 	}
 }
 
-func TestFreshStoreNix226(t *testing.T) {
-	testenv.Require(t, "docker-registry", "podman", "runc")
-	requireRoot(t)
+// requireTrixie fails the test unless scripts/setup.sh made the trixie
+// chroot, and returns its directory.
+func requireTrixie(t *testing.T) string {
+	t.Helper()
 	chroot := trixieDir()
 	if _, err := os.Stat(filepath.Join(chroot, ".nixery-trixie")); err != nil {
 		t.Fatalf("no trixie chroot in %s: run scripts/setup.sh (as root) first", chroot)
 	}
-	work := t.TempDir()
-	bin, store, home := filepath.Join(work, "bin"), filepath.Join(work, "nix"), filepath.Join(work, "home")
+	return chroot
+}
+
+// chrootDirs makes a test's directories to mount in the chroot: bin
+// (holding this nixery), an empty store for /nix and a home for /root,
+// all under work.
+func chrootDirs(t *testing.T) (work, bin, store, home string) {
+	t.Helper()
+	work = t.TempDir()
+	bin, store, home = filepath.Join(work, "bin"), filepath.Join(work, "nix"), filepath.Join(work, "home")
 	for _, d := range []string{bin, store, home} {
 		assert.NilError(t, os.Mkdir(d, 0o755))
 	}
 	copyFile(t, nixery, filepath.Join(bin, "nixery"))
+	return work, bin, store, home
+}
+
+func TestFreshStoreNix226(t *testing.T) {
+	testenv.Require(t, "docker-registry", "podman", "runc")
+	requireRoot(t)
+	chroot := requireTrixie(t)
+	_, bin, store, home := chrootDirs(t)
 	nixSpy(t, bin, "/usr/bin/nix", "/opt/nixery/calls.log")
 	script := filepath.Join(repoRoot, "scripts", "trixie-nix.sh")
 	inChroot := func(args ...string) result {
@@ -344,22 +361,14 @@ func copyFile(t *testing.T, from, to string) {
 func TestSameImageOnNix28AndNix226(t *testing.T) {
 	testenv.Require(t, "nix", "git")
 	requireRoot(t)
-	chroot := trixieDir()
-	if _, err := os.Stat(filepath.Join(chroot, ".nixery-trixie")); err != nil {
-		t.Fatalf("no trixie chroot in %s: run scripts/setup.sh (as root) first", chroot)
-	}
+	chroot := requireTrixie(t)
 	// The sources are under the temporary directory, which the chroot
 	// sees at the same path: Nix records the path.
 	tmp := os.TempDir()
 	if _, err := os.Stat(filepath.Join(chroot, tmp)); err != nil {
 		t.Fatalf("the chroot has no %s to mount the temporary directory on", tmp)
 	}
-	work := t.TempDir()
-	bin, store, home := filepath.Join(work, "bin"), filepath.Join(work, "nix"), filepath.Join(work, "home")
-	for _, d := range []string{bin, store, home} {
-		assert.NilError(t, os.Mkdir(d, 0o755))
-	}
-	copyFile(t, nixery, filepath.Join(bin, "nixery"))
+	work, bin, store, home := chrootDirs(t)
 	nixpkgs := filepath.Join(work, "nixpkgs")
 	testenv.Run(t, "cp", "-r", filepath.Join(repoRoot, "testdata", "nixpkgs"), nixpkgs)
 	app := filepath.Join(work, "app")

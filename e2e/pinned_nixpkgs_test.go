@@ -25,16 +25,8 @@ import (
 func TestPinnedNixpkgsOffline(t *testing.T) {
 	testenv.Require(t, "nix")
 	requireRoot(t)
-	chroot := trixieDir()
-	if _, err := os.Stat(filepath.Join(chroot, ".nixery-trixie")); err != nil {
-		t.Fatalf("no trixie chroot in %s: run scripts/setup.sh (as root) first", chroot)
-	}
-	work := t.TempDir()
-	bin, store, home := filepath.Join(work, "bin"), filepath.Join(work, "nix"), filepath.Join(work, "home")
-	for _, d := range []string{bin, store, home} {
-		assert.NilError(t, os.Mkdir(d, 0o755))
-	}
-	copyFile(t, nixery, filepath.Join(bin, "nixery"))
+	chroot := requireTrixie(t)
+	work, bin, store, home := chrootDirs(t)
 	nixpkgs := filepath.Join(work, "nixpkgs")
 	testenv.Run(t, "cp", "-r", filepath.Join(repoRoot, "testdata", "nixpkgs"), nixpkgs)
 
