@@ -101,6 +101,9 @@ func run(file, only string) error {
 		}
 		fmt.Println()
 	})
+	fmt.Println("Sharing in a host's layer store (docker, containerd's snapshots, podman), which keeps a layer once per chain of layers below it, so that images share only a common prefix; the same bytes over the bytes of the distinct chains:")
+	fmt.Println()
+	table("chain sharing", func(s layereval.Score) float64 { return s.ChainSharing }, "%.3f", nil)
 	fmt.Println("Update overhead, mean of ratios (bytes pulled ÷ bytes changed; 1 is perfect):")
 	fmt.Println()
 	table("update", func(s layereval.Score) float64 { return s.UpdateOverhead }, "%.3f", nil)

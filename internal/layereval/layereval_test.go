@@ -203,6 +203,28 @@ func TestSharing(t *testing.T) {
 	}
 }
 
+// A host's layer store shares a layer only under the same layers below
+// it: the same layers in another order are stored again.
+func TestChainSharing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		plans []*layers.LayerPlan
+		want  float64
+	}{
+		{"common prefix", []*layers.LayerPlan{plan([]string{"lib"}, []string{"a"}), plan([]string{"lib"}, []string{"b"})}, 1},
+		// lib after a in one image, first in the other: stored twice.
+		{"same layer, other prefix", []*layers.LayerPlan{plan([]string{"a"}, []string{"lib"}), plan([]string{"lib"}, []string{"b"})}, 1000.0 / 1600},
+		// One image's layers all below the other's: all shared.
+		{"one a prefix of the other", []*layers.LayerPlan{plan([]string{"lib"}), plan([]string{"lib"}, []string{"data"})}, 1},
+		{"nothing", nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, ChainSharing(tc.plans, size), tc.want)
+			assert.Check(t, ChainSharing(tc.plans, size) <= Sharing(tc.plans, size))
+		})
+	}
+}
+
 func TestUpdateCost(t *testing.T) {
 	for _, tc := range []struct {
 		name            string

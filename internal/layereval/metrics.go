@@ -38,6 +38,37 @@ func Sharing(plans []*layers.LayerPlan, size func(path string) uint64) float64 {
 	return float64(pathBytes) / float64(layerBytes)
 }
 
+// ChainSharing is Sharing as a host's layer store counts it (docker,
+// containerd's snapshots, podman): a layer is kept once per chain of
+// layers up to it, so two images share only a common prefix of their
+// layers, where a registry shares every layer of the same key.
+func ChainSharing(plans []*layers.LayerPlan, size func(path string) uint64) float64 {
+	paths := map[string]bool{}
+	chains := map[string]bool{}
+	var pathBytes, layerBytes uint64
+	for _, p := range plans {
+		chain := ""
+		for _, l := range p.Layers {
+			chain += l.Key
+			if chains[chain] {
+				continue
+			}
+			chains[chain] = true
+			layerBytes += l.Size
+			for _, sp := range l.Paths {
+				if !paths[sp] {
+					paths[sp] = true
+					pathBytes += size(sp)
+				}
+			}
+		}
+	}
+	if layerBytes == 0 {
+		return 1
+	}
+	return float64(pathBytes) / float64(layerBytes)
+}
+
 // UpdateCost is what a host holding the image planned as from pulls to
 // get the image planned as to: the bytes of to's layers whose keys from
 // lacks, and the bytes of to's store paths that from lacks (what changed).
@@ -71,6 +102,9 @@ type Score struct {
 	// Sharing is Sharing over the plans of every image of the corpus
 	// (the update variants left out).
 	Sharing float64
+	// ChainSharing is ChainSharing over the same plans: what a host's
+	// layer store, which shares only common prefixes, makes of them.
+	ChainSharing float64
 	// UpdateOverhead is the mean, over every (image, updated library)
 	// pair where the image holds the library, of the bytes pulled over
 	// the bytes that changed (see UpdateCost): 1 is perfect.
@@ -220,6 +254,7 @@ func (b *Bench) Score(strategy string, budget int, pop popularity.Data) (Score, 
 		ownChanged += r.ownChanged
 	}
 	s.Sharing = Sharing(plans, size)
+	s.ChainSharing = ChainSharing(plans, size)
 	if s.Pairs > 0 {
 		s.UpdateOverhead = ratios / float64(s.Pairs)
 		s.UpdateBytes = float64(pulled) / float64(changed)

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/nixery-action/nixery-action/pkg/popularity"
+	"github.com/nixery-action/nixery-action/pkg/storepath"
 )
 
 // MaxImageLayers is the most layers an image may have: Docker's layer
@@ -127,7 +128,7 @@ func Plan(g *Graph, opts Options) (*LayerPlan, error) {
 	if err := checkGroups(g, groups, budget); err != nil {
 		return nil, fmt.Errorf("strategy %q: %w", name, err)
 	}
-	return newPlan(g, groups), nil
+	return newPlan(g, groups, opts.Popularity), nil
 }
 
 func checkGroups(g *Graph, groups [][]int, budget int) error {
@@ -173,9 +174,17 @@ func KeyOf(paths []string) string {
 // and orders the layers dependencies first as far as the references
 // allow. Layer order changes nothing a container sees (store paths never
 // overlap), so groups that reference each other in a cycle stay apart:
-// they are ordered among themselves by key, and the cycle as a whole goes
-// where a topological order of the groups' condensation puts it.
-func newPlan(g *Graph, groups [][]int) *LayerPlan {
+// they are ordered among themselves, and the cycle as a whole goes where
+// a topological order of the groups' condensation puts it.
+//
+// Among the layers free to go next, the most popular goes first (the
+// most popular of its paths, with popularity data; else by key). Order
+// matters to a host's layer store (docker, containerd's snapshots,
+// podman), which keeps a layer once per chain of layers below it, so two
+// images share only the layers of a common prefix: putting what many
+// images hold first lengthens those prefixes (docs/layering.md, "In a
+// host's layer store").
+func newPlan(g *Graph, groups [][]int, pop popularity.Data) *LayerPlan {
 	groupOf := make([]int, len(g.Paths))
 	for gi, grp := range groups {
 		for _, i := range grp {
@@ -210,8 +219,22 @@ func newPlan(g *Graph, groups [][]int) *LayerPlan {
 		sort.Strings(paths)
 		layers[gi] = Group{Key: KeyOf(paths), Paths: paths, Size: size}
 	}
+	use := make([]int, len(groups))
+	if pop != nil {
+		for gi, grp := range groups {
+			for _, i := range grp {
+				use[gi] = max(use[gi], pop[storepath.Name(g.Paths[i].Name)])
+			}
+		}
+	}
+	first := func(a, b int) bool {
+		if use[a] != use[b] {
+			return use[a] > use[b]
+		}
+		return layers[a].Key < layers[b].Key
+	}
 	out := make([]Group, 0, len(layers))
-	for _, gi := range orderGroups(deps, func(a, b int) bool { return layers[a].Key < layers[b].Key }) {
+	for _, gi := range orderGroups(deps, first) {
 		out = append(out, layers[gi])
 	}
 	return &LayerPlan{Layers: out}

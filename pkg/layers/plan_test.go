@@ -144,7 +144,7 @@ func TestNewPlan(t *testing.T) {
 		return out
 	}
 
-	plan := newPlan(g, [][]int{{idx(app)}, {idx(lib)}, {idx(libc)}, {idx(tool)}, {idx(data)}})
+	plan := newPlan(g, [][]int{{idx(app)}, {idx(lib)}, {idx(libc)}, {idx(tool)}, {idx(data)}}, nil)
 	checkPlan(t, g, plan, 5)
 	pos := map[string]int{}
 	for i, n := range layerNames(plan) {
@@ -156,7 +156,7 @@ func TestNewPlan(t *testing.T) {
 	// stay as they are; the cycle goes after what it needs (nothing) and
 	// before tool, which needs libc; within it, by key.
 	groups := [][]int{{idx(tool)}, {idx(app), idx(libc)}, {idx(lib)}, {idx(data)}}
-	plan = newPlan(g, groups)
+	plan = newPlan(g, groups, nil)
 	checkPlan(t, g, plan, 4)
 	checkGroupsKept(t, g, groups, plan)
 	pos = map[string]int{}
@@ -169,10 +169,21 @@ func TestNewPlan(t *testing.T) {
 
 	// Layers free to go in any order go by key, whatever order the
 	// strategy gave them in.
-	one := newPlan(g, [][]int{{idx(data)}, {idx(app), idx(lib), idx(libc), idx(tool)}})
-	two := newPlan(g, [][]int{{idx(app), idx(lib), idx(libc), idx(tool)}, {idx(data)}})
+	one := newPlan(g, [][]int{{idx(data)}, {idx(app), idx(lib), idx(libc), idx(tool)}}, nil)
+	two := newPlan(g, [][]int{{idx(app), idx(lib), idx(libc), idx(tool)}, {idx(data)}}, nil)
 	assert.DeepEqual(t, one, two)
 	assert.Assert(t, one.Layers[0].Key < one.Layers[1].Key)
+
+	// With popularity data, the most popular of the layers free to go
+	// next goes first, references still first: data (used by many) before
+	// libc, tool before lib, app last.
+	pop := popularity.Data{"data": 900, "tool": 50, "lib": 5, "libc": 1}
+	plan = newPlan(g, [][]int{{idx(app)}, {idx(lib)}, {idx(libc)}, {idx(tool)}, {idx(data)}}, pop)
+	checkPlan(t, g, plan, 5)
+	assert.DeepEqual(t, layerNames(plan), []string{"data", "libc", "tool", "lib", "app"})
+	// A layer takes the popularity of its most popular path.
+	plan = newPlan(g, [][]int{{idx(app), idx(data)}, {idx(lib)}, {idx(libc)}, {idx(tool)}}, popularity.Data{"data": 900, "tool": 50})
+	assert.DeepEqual(t, layerNames(plan), []string{"libc", "tool", "lib", "app+data"})
 
 	// The JSON form scripts read.
 	out, err := json.Marshal(&LayerPlan{Layers: []Group{{Key: "sha256:00", Paths: []string{app}, Size: 1}}})

@@ -204,7 +204,7 @@ func TestSharedPurge(t *testing.T) {
 			}
 		}
 		assert.Equal(t, len(seen), len(g.Paths))
-		plan := newPlan(g, groups)
+		plan := newPlan(g, groups, nil)
 		assert.Equal(t, len(plan.Layers), budget, "layers were merged to break a cycle")
 	}
 }
