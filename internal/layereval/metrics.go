@@ -11,31 +11,11 @@ import (
 
 // Sharing is how well the layers of plans, all pulled by one host, share:
 // the bytes of the distinct store paths over the bytes of the distinct
-// layers, a layer being known by its key (its exact set of paths). It is 1
-// when no path is pulled twice; size gives a store path's bytes.
+// layers, a layer being known by its key (its exact set of paths), as a
+// registry keeps it. It is 1 when no path is pulled twice; size gives a
+// store path's bytes.
 func Sharing(plans []*layers.LayerPlan, size func(path string) uint64) float64 {
-	paths := map[string]bool{}
-	keys := map[string]bool{}
-	var pathBytes, layerBytes uint64
-	for _, p := range plans {
-		for _, l := range p.Layers {
-			if keys[l.Key] {
-				continue
-			}
-			keys[l.Key] = true
-			layerBytes += l.Size
-			for _, sp := range l.Paths {
-				if !paths[sp] {
-					paths[sp] = true
-					pathBytes += size(sp)
-				}
-			}
-		}
-	}
-	if layerBytes == 0 {
-		return 1
-	}
-	return float64(pathBytes) / float64(layerBytes)
+	return sharing(plans, size, func(_, key string) string { return key })
 }
 
 // ChainSharing is Sharing as a host's layer store counts it (docker,
@@ -43,17 +23,24 @@ func Sharing(plans []*layers.LayerPlan, size func(path string) uint64) float64 {
 // layers up to it, so two images share only a common prefix of their
 // layers, where a registry shares every layer of the same key.
 func ChainSharing(plans []*layers.LayerPlan, size func(path string) uint64) float64 {
+	return sharing(plans, size, func(below, key string) string { return below + key })
+}
+
+// sharing is the bytes of the distinct store paths of plans over the
+// bytes of their distinct layers, a layer known by what id makes of the
+// identity of the layers below it ("" for the first) and its key.
+func sharing(plans []*layers.LayerPlan, size func(path string) uint64, id func(below, key string) string) float64 {
 	paths := map[string]bool{}
-	chains := map[string]bool{}
+	seen := map[string]bool{}
 	var pathBytes, layerBytes uint64
 	for _, p := range plans {
-		chain := ""
+		below := ""
 		for _, l := range p.Layers {
-			chain += l.Key
-			if chains[chain] {
+			below = id(below, l.Key)
+			if seen[below] {
 				continue
 			}
-			chains[chain] = true
+			seen[below] = true
 			layerBytes += l.Size
 			for _, sp := range l.Paths {
 				if !paths[sp] {
