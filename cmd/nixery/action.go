@@ -162,7 +162,7 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 		if err := loginInputs(gh, &f.login, f.push, stdout); err != nil {
 			return nil, err
 		}
-		return f.execute(ctx, strings.FieldsFunc(digests, func(r rune) bool { return r == ',' || r == '\n' || r == ' ' }), logs)
+		return f.execute(ctx, spec.Words(digests), logs)
 	}
 
 	f := newBuildFlags()

@@ -372,10 +372,14 @@ func cacheFromRef(s string) (ref, note string, err error) {
 		return "", "", usagef("--cache-from type=%s (keys %s): nixery's cache-from takes image references (REGISTRY/NAME:TAG, or type=registry,ref=REF), whose layers it reuses; there is no type=%s cache", kind, strings.Join(keys, ","), kind)
 	case ref == "":
 		return "", "", usagef("--cache-from with keys %s names no image: write type=registry,ref=REGISTRY/NAME:TAG, or the reference alone", strings.Join(keys, ","))
-	case len(ignored) > 0:
-		note = fmt.Sprintf("cache-from %s: ignoring %s (nixery reuses the layers of the image, nothing else)", redactedRef(ref), strings.Join(ignored, ","))
 	}
-	return ref, note, refWithoutCredentials(ref)
+	if err := refWithoutCredentials(ref); err != nil {
+		return "", "", err
+	}
+	if len(ignored) > 0 {
+		note = fmt.Sprintf("cache-from %s: ignoring %s (nixery reuses the layers of the image, nothing else)", ref, strings.Join(ignored, ","))
+	}
+	return ref, note, nil
 }
 
 // refWithoutCredentials refuses an image reference that carries a user

@@ -74,9 +74,9 @@ func shortRef(ref string) string {
 // branch, a tag, a commit) or lock its tree.
 var revisionParams = []string{"ref", "rev", "narHash", "lastModified", "revCount"}
 
-// DeleteRevision deletes revisionParams from values: what picks another
+// deleteRevision deletes revisionParams from values: what picks another
 // revision, or what locks it, replaces them.
-func DeleteRevision(values url.Values) {
+func deleteRevision(values url.Values) {
 	for _, k := range revisionParams {
 		values.Del(k)
 	}
@@ -91,7 +91,7 @@ func WithRevision(q string, pick url.Values) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	DeleteRevision(values)
+	deleteRevision(values)
 	for k, v := range pick {
 		values[k] = v
 	}

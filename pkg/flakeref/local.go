@@ -107,17 +107,17 @@ func Recorded(given, locked, rev, narHash string) string {
 	if g, ok := parseLocal(given); ok {
 		location, query = hideDirectory(g.location), g.query
 	}
-	values, ok := parseQuery(query)
-	if !ok {
-		values = url.Values{}
-	}
 	// What locks the source replaces what picked it (a branch, a tag).
-	DeleteRevision(values)
+	var pick url.Values
 	switch {
 	case rev != "":
-		values.Set("rev", rev)
+		pick = url.Values{"rev": {rev}}
 	case narHash != "":
-		values.Set("narHash", narHash)
+		pick = url.Values{"narHash": {narHash}}
 	}
-	return Redacted(l.String(location, encodeQuery(values)))
+	q, ok := WithRevision(query, pick)
+	if !ok {
+		q = encodeQuery(pick)
+	}
+	return Redacted(l.String(location, q))
 }

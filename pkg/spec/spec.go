@@ -159,9 +159,10 @@ func Parse(args []string, opts Options) (*Spec, error) {
 func (s *Spec) Name() string {
 	names := make([]string, len(s.Requested))
 	for i, n := range s.Requested {
-		names[i] = flakeref.Redacted(n)
 		if IsInstallable(n) {
 			names[i] = flakeref.WithoutDirectory(n)
+		} else {
+			names[i] = flakeref.Redacted(n)
 		}
 	}
 	return strings.Join(names, "/")
