@@ -2,6 +2,7 @@ package flakeref
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -102,4 +103,24 @@ func WithRevision(q string, pick url.Values) (string, bool) {
 // (and takes a rev).
 func IsCommit(s string) bool {
 	return len(s) == 40 && strings.Trim(s, "0123456789abcdef") == ""
+}
+
+// Forge is a flake reference of a git forge: TYPE:OWNER/REPO[/REF][?QUERY].
+type Forge struct {
+	Type  string // github, gitlab or sourcehut
+	Repo  string // OWNER/REPO
+	Ref   string // a branch, a tag or a commit; "" for the default branch
+	Query string // without its '?'
+}
+
+var forgeRef = regexp.MustCompile(`^(github|gitlab|sourcehut):([^/?#]+/[^/?#]+)(?:/([^?#]*))?(?:\?([^#]*))?$`)
+
+// ParseForge reads ref as a forge's flake reference; ok is false for any
+// other reference.
+func ParseForge(ref string) (f Forge, ok bool) {
+	m := forgeRef.FindStringSubmatch(ref)
+	if m == nil {
+		return Forge{}, false
+	}
+	return Forge{Type: m[1], Repo: m[2], Ref: m[3], Query: m[4]}, true
 }

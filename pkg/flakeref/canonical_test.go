@@ -76,3 +76,23 @@ func TestIsCommit(t *testing.T) {
 		assert.Check(t, !IsCommit(s), s)
 	}
 }
+
+func TestParseForge(t *testing.T) {
+	for _, tc := range []struct {
+		ref  string
+		want Forge
+		ok   bool
+	}{
+		{"github:NixOS/nixpkgs", Forge{Type: "github", Repo: "NixOS/nixpkgs"}, true},
+		{"github:NixOS/nixpkgs/nixos-26.05?narHash=x", Forge{"github", "NixOS/nixpkgs", "nixos-26.05", "narHash=x"}, true},
+		{"gitlab:team/pkgs/release/2?dir=nix", Forge{"gitlab", "team/pkgs", "release/2", "dir=nix"}, true},
+		{"sourcehut:~team/nixpkgs", Forge{Type: "sourcehut", Repo: "~team/nixpkgs"}, true},
+		{"github:NixOS", Forge{}, false},
+		{"git+https://example.org/nixpkgs", Forge{}, false},
+		{"path:/src/nixpkgs", Forge{}, false},
+	} {
+		got, ok := ParseForge(tc.ref)
+		assert.Check(t, is.Equal(ok, tc.ok), tc.ref)
+		assert.Check(t, is.DeepEqual(got, tc.want), tc.ref)
+	}
+}

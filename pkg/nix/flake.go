@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/nixery-action/nixery-action/pkg/flakeref"
@@ -148,19 +147,15 @@ type pinned struct {
 	source            string // the store path of its tree (storepath.Source)
 }
 
-// forges are the input types whose source Nix stores by NAR hash alone.
-var forges = []string{"github", "gitlab", "sourcehut"}
-
 // parsePinned reads ref as a pinned reference: a forge, OWNER/REPO/REV
 // with a full commit hash, and narHash as its only parameter.
 func parsePinned(ref string) (pinned, bool) {
-	base, query, _ := strings.Cut(ref, "?")
-	scheme, path, _ := strings.Cut(base, ":")
-	parts := strings.Split(path, "/")
-	if !slices.Contains(forges, scheme) || len(parts) != 3 || !flakeref.IsCommit(parts[2]) {
+	// A forge's source is stored by its NAR hash alone.
+	f, ok := flakeref.ParseForge(ref)
+	if !ok || !flakeref.IsCommit(f.Ref) {
 		return pinned{}, false
 	}
-	key, value, _ := strings.Cut(query, "=")
+	key, value, _ := strings.Cut(f.Query, "=")
 	narHash, err := url.PathUnescape(value)
 	if key != "narHash" || err != nil || strings.Contains(value, "&") {
 		return pinned{}, false
@@ -169,7 +164,7 @@ func parsePinned(ref string) (pinned, bool) {
 	if !ok {
 		return pinned{}, false
 	}
-	return pinned{url: flakeref.Canonical(ref), rev: parts[2], narHash: narHash, source: source}, true
+	return pinned{url: flakeref.Canonical(ref), rev: f.Ref, narHash: narHash, source: source}, true
 }
 
 // lockPinned locks a pinned reference: Nix locks the store's copy of its

@@ -18,10 +18,6 @@ import (
 // revision, so a tag whose branch moves builds anew, and a branch and its
 // commit give the same image. A lock stands for Options.Refresh.
 
-// forgeRef is a flake reference of a git forge: type, owner/repo, an
-// optional ref, optional parameters.
-var forgeRef = regexp.MustCompile(`^(github|gitlab|sourcehut):([^/?#]+/[^/?#]+)(?:/[^?#]*)?(\?[^#]*)?$`)
-
 // indirectRef is a flake reference through the flake registry (nixpkgs,
 // nixpkgs/nixos-26.05, flake:nixpkgs): the id, optional parameters.
 var indirectRef = regexp.MustCompile(`^(?:flake:)?([A-Za-z][A-Za-z0-9_-]*)(?:/[^?#]*)?(\?[^#]*)?$`)
@@ -45,8 +41,8 @@ func (s *Server) nixpkgsFor(tag string) (string, error) {
 		}
 		return base + "/" + tag + q, nil
 	}
-	if m := forgeRef.FindStringSubmatch(ref); m != nil {
-		return withTag(m[1]+":"+m[2], m[3])
+	if f, ok := flakeref.ParseForge(ref); ok {
+		return withTag(f.Type+":"+f.Repo, f.Query)
 	}
 	if m := indirectRef.FindStringSubmatch(ref); m != nil {
 		return withTag("flake:"+m[1], m[2])
