@@ -1,24 +1,34 @@
 # shellcheck shell=bash
 # Sourced by the bench/ scripts, from the repository's root.
 
-# bench_setup NAME TOOL... installs what the benchmarks need
-# (scripts/setup.sh --bench) and stops with one line naming any TOOL still
-# missing. "time" stands for GNU time at /usr/bin/time.
+# bench_setup NAME TOOL... stops with one line naming any TOOL missing,
+# after installing what the benchmarks need (scripts/setup.sh --bench)
+# when one is: setup.sh's work (package queries, nix-store --init) is
+# not repeated on every run. "time" stands for GNU time at /usr/bin/time.
 bench_setup() {
-  local name=$1 tool missing=()
+  local name=$1 missing
   shift
-  ./scripts/setup.sh --bench >/dev/null
-  for tool in "$@"; do
-    if [ "$tool" = time ]; then
-      /usr/bin/time -f %M true >/dev/null 2>&1 || missing+=("GNU time (/usr/bin/time)")
-    else
-      command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-    fi
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "$name: missing ${missing[*]}: install them (./scripts/setup.sh --bench does on Debian)" >&2
+  missing=$(bench_missing "$@")
+  if [ -n "$missing" ]; then
+    ./scripts/setup.sh --bench >/dev/null
+    missing=$(bench_missing "$@")
+  fi
+  if [ -n "$missing" ]; then
+    echo "$name: missing$missing: install them (./scripts/setup.sh --bench does on Debian)" >&2
     exit 1
   fi
+}
+
+# bench_missing TOOL... prints " TOOL" for each TOOL not found.
+bench_missing() {
+  local tool
+  for tool in "$@"; do
+    if [ "$tool" = time ]; then
+      /usr/bin/time -f %M true >/dev/null 2>&1 || printf ' %s' "GNU time (/usr/bin/time)"
+    else
+      command -v "$tool" >/dev/null 2>&1 || printf ' %s' "$tool"
+    fi
+  done
 }
 
 # The store paths a script adds stay on the machine unless it deletes them:
