@@ -31,6 +31,35 @@ bench_missing() {
   done
 }
 
+# Timing, for scripts that set $work (their temporary directory).
+now() { date +%s.%N; }
+
+# timed [--rss FILE] COMMAND... runs the command, its stdout to
+# $work/out and stderr to $work/err, and prints the seconds it took;
+# with --rss, under GNU time, which writes its peak resident memory (KiB)
+# to FILE. A command that fails prints its stderr and stops the script
+# (each call is an assignment of its own: set -e does not see into
+# $(min ... "$(timed ...)")).
+timed() {
+  local t0 t1 rc=0 wrap=() dir=${work:?timed needs work, a temporary directory}
+  if [ "$1" = --rss ]; then
+    wrap=(/usr/bin/time -f %M -o "$2")
+    shift 2
+  fi
+  t0=$(now)
+  "${wrap[@]}" "$@" >"$dir/out" 2>"$dir/err" || rc=$?
+  t1=$(now)
+  if [ "$rc" != 0 ]; then
+    cat "$dir/err" >&2
+    echo "${0##*/}: failed (exit $rc): $*" >&2
+    return 1
+  fi
+  echo "$t1 - $t0" | bc -l
+}
+
+# min A B is the smaller of two numbers, B when A is empty.
+min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+
 # The store paths a script adds stay on the machine unless it deletes them:
 # store_snapshot FILE lists what the store holds now, store_added FILE
 # PATH... keeps the PATHs not in it in FILE.added, and store_delete FILE
