@@ -44,7 +44,6 @@ rm -rf "$work/warmup"
 mkdir "$work/tmp"
 export TMPDIR=$work/tmp
 
-now() { date +%s.%N; }
 record() { echo "$1 $2 $3" >>"$work/times"; } # measure binary seconds
 
 build() { # binary dir → the --json result

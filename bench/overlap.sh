@@ -89,21 +89,6 @@ for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && { up=
 [ -n "$up" ] || { echo "the throttling proxy did not start on 127.0.0.1:$port" >&2; exit 1; }
 proxied=127.0.0.1:$port
 
-now() { date +%s.%N; }
-# timed COMMAND... prints the seconds it took; its peak resident memory
-# goes to $work/rss.
-timed() {
-  local t0 t1
-  t0=$(now)
-  if ! /usr/bin/time -f %M -o "$work/rss" "$@" >"$work/out" 2>"$work/err"; then
-    cat "$work/err" >&2
-    echo "overlap.sh: failed: $*" >&2
-    return 1
-  fi
-  t1=$(now)
-  echo "$t1 - $t0" | bc -l
-}
-
 build=(build --nixpkgs "$flake" --no-default-packages --no-cache --layer-budget 8)
 pkgs=(gosrc gopkg gorest usrbin gcclib)
 # Warm Nix (the copies are made once) and the page cache.
@@ -111,7 +96,6 @@ pkgs=(gosrc gopkg gorest usrbin gcclib)
 bytes=$(jq '[.manifests[].layers[].size] | add' "$work/warm.json")
 net=$(echo "$bytes / $rate" | bc -l)
 
-min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 declare -A pack push rss
 # Interleaved rounds, so that load from elsewhere falls on both alike;
 # each figure is the fastest of REPEAT rounds (default 3).
@@ -122,9 +106,9 @@ for ((i = 1; i <= ${REPEAT:-3}; i++)); do
     [ "$bin" = nixery ] && extra=(--sbom=false)
     # Each timed on a line of its own: set -e does not see a failure
     # inside $(min ... "$(timed ...)").
-    t=$(timed "$work/$bin" "${build[@]}" "${extra[@]}" --push=false "${pkgs[@]}")
+    t=$(timed --rss "$work/rss" "$work/$bin" "${build[@]}" "${extra[@]}" --push=false "${pkgs[@]}")
     pack[$bin]=$(min "${pack[$bin]:-}" "$t")
-    t=$(timed "$work/$bin" "${build[@]}" "${extra[@]}" --image "$proxied/bench/$bin-$i" "${pkgs[@]}")
+    t=$(timed --rss "$work/rss" "$work/$bin" "${build[@]}" "${extra[@]}" --image "$proxied/bench/$bin-$i" "${pkgs[@]}")
     push[$bin]=$(min "${push[$bin]:-}" "$t")
     rss[$bin]=$(( $(cat "$work/rss") > ${rss[$bin]:-0} ? $(cat "$work/rss") : ${rss[$bin]:-0} ))
   done

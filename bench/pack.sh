@@ -49,23 +49,6 @@ go build -o "$work/packbench" ./bench/packbench
 # Warm the page cache so every packer reads from memory.
 find "${paths[@]}" -type f -exec cat {} + >/dev/null 2>&1 || true
 
-now() { date +%s.%N; }
-# timed COMMAND... runs the command, its stdout to $work/out, and prints
-# the seconds it took; a command that fails stops the script (each call is
-# an assignment of its own: set -e does not see into $(min ... "$(timed)")).
-timed() {
-  local t0 t1 rc=0
-  t0=$(now)
-  "$@" >"$work/out" || rc=$?
-  t1=$(now)
-  if [ "$rc" != 0 ]; then
-    echo "pack.sh: failed (exit $rc): $*" >&2
-    return 1
-  fi
-  echo "$t1 - $t0" | bc -l
-}
-min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
-
 rel=()
 for p in "${paths[@]}"; do rel+=("${p#/}"); done
 # Rounds of one run of each packer, so that load from elsewhere on the

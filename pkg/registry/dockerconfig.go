@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
@@ -18,11 +19,52 @@ import (
 // as go-containerregistry's default keychain finds it (~/.docker, then
 // DOCKER_CONFIG, then podman's auth.json), with its `auths`; but it runs
 // the credential helpers (credHelpers, credsStore) itself, bounded by
-// the caller's context and HelperTimeout (see runHelper).
+// the caller's context and HelperTimeout (see runHelper), and keeps a
+// helper's answer for HelperAnswerKept.
 var DockerKeychain authn.Keychain = &dockerKeychain{}
 
+// HelperAnswerKept is how long a credential helper's answer is kept for
+// the same helper and server: a build logs in to a registry several
+// times (check, push, each cache read), and each run of a helper is a
+// process (often a slow one). Short, so that a long-running `nixery
+// serve` sees credentials that were rotated. A failure is not kept.
+var HelperAnswerKept = time.Minute
+
 type dockerKeychain struct {
-	mu sync.Mutex // one lookup at a time, as authn.DefaultKeychain
+	mu      sync.Mutex // one lookup at a time, as authn.DefaultKeychain
+	answers map[helperQuestion]helperAnswer
+}
+
+type helperQuestion struct{ helper, server string }
+
+type helperAnswer struct {
+	login types.AuthConfig
+	at    time.Time
+}
+
+// askHelper is runHelper's answer for helper and server, or the one it
+// gave within HelperAnswerKept. The caller holds k.mu.
+func (k *dockerKeychain) askHelper(ctx context.Context, helper, server string) (types.AuthConfig, error) {
+	q := helperQuestion{helper, server}
+	if a, ok := k.answers[q]; ok && time.Since(a.at) < HelperAnswerKept {
+		return a.login, nil
+	}
+	login, err := runHelper(ctx, helper, server)
+	if err != nil {
+		return login, err
+	}
+	if k.answers == nil {
+		k.answers = map[helperQuestion]helperAnswer{}
+	}
+	k.answers[q] = helperAnswer{login, time.Now()}
+	return login, nil
+}
+
+// forget drops the kept helper answers (for tests).
+func (k *dockerKeychain) forget() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.answers = nil
 }
 
 func (k *dockerKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
@@ -45,7 +87,7 @@ func (k *dockerKeychain) ResolveContext(ctx context.Context, r authn.Resource) (
 		if key == name.DefaultRegistry {
 			key = authn.DefaultAuthKey
 		}
-		ac, err := authConfig(ctx, cf, key, i == len(keys)-1)
+		ac, err := authConfig(ctx, cf, key, i == len(keys)-1, k.askHelper)
 		if err != nil {
 			return nil, err
 		}
@@ -62,8 +104,10 @@ func (k *dockerKeychain) ResolveContext(ctx context.Context, r authn.Resource) (
 // helper when one is configured (after DOCKER_AUTH_CONFIG, as docker has
 // it), else from DOCKER_AUTH_CONFIG and `auths`, which run nothing. The
 // credsStore is asked for a registry only (store is true): docker login
-// stores logins by registry, and each question starts the helper.
-func authConfig(ctx context.Context, cf *configfile.ConfigFile, key string, store bool) (types.AuthConfig, error) {
+// stores logins by registry, and each question starts the helper. ask
+// asks the helper.
+func authConfig(ctx context.Context, cf *configfile.ConfigFile, key string, store bool,
+	ask func(ctx context.Context, helper, server string) (types.AuthConfig, error)) (types.AuthConfig, error) {
 	if key == "docker.io" || key == "index.docker.io" {
 		key = authn.DefaultAuthKey
 	}
@@ -81,7 +125,7 @@ func authConfig(ctx context.Context, cf *configfile.ConfigFile, key string, stor
 	if ac, err := envOnly.GetAuthConfig(key); err != nil || ac.Username != "" || ac.IdentityToken != "" {
 		return ac, err
 	}
-	return runHelper(ctx, helper, key)
+	return ask(ctx, helper, key)
 }
 
 // loadDockerConfig finds and reads the docker config the way

@@ -28,9 +28,12 @@ func useHelper(t *testing.T, body string) string {
 	return useHelperConfig(t, `{"credHelpers":{"`+helperHost+`":"fake"}}`, body)
 }
 
-// useHelperConfig is useHelper with the docker config given.
+// useHelperConfig is useHelper with the docker config given. Answers
+// kept from another test's helper are forgotten.
 func useHelperConfig(t *testing.T, config, body string) string {
 	t.Helper()
+	forgetHelperAnswers()
+	t.Cleanup(forgetHelperAnswers)
 	bin, cfg, out := t.TempDir(), t.TempDir(), t.TempDir()
 	script := "#!/bin/sh\nOUT='" + out + "'\n" + body + "\n"
 	assert.NilError(t, os.WriteFile(filepath.Join(bin, "docker-credential-fake"), []byte(script), 0o755))
@@ -57,6 +60,8 @@ func captureStderr(t *testing.T, f func()) string {
 	assert.NilError(t, err)
 	return string(b)
 }
+
+func forgetHelperAnswers() { DockerKeychain.(*dockerKeychain).forget() }
 
 func helperRepo(t *testing.T) name.Repository {
 	repo, err := name.NewRepository(helperHost+"/o/n", name.Insecure)
@@ -219,7 +224,8 @@ func TestCredsStoreRunsOncePerLookup(t *testing.T) {
 	assert.Check(t, is.Equal(cfg.Username, "storeuser"))
 	assert.Check(t, is.DeepEqual(helperCalls(t, out), []string{helperHost}))
 
-	// A registry's own lookup asks once too.
+	// A registry's own lookup asks once too (the answer kept forgotten).
+	forgetHelperAnswers()
 	reg, err := name.NewRegistry(helperHost, name.Insecure)
 	assert.NilError(t, err)
 	_, err = DockerKeychain.Resolve(reg)
@@ -238,4 +244,38 @@ func TestCredHelperForRepository(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(cfg.Username, "storeuser"))
 	assert.Check(t, is.DeepEqual(helperCalls(t, out), []string{repo, helperHost}))
+}
+
+// A helper's answer is kept for HelperAnswerKept: a build's several
+// logins to one registry run the helper once, and one after that time
+// runs it again. A failure is not kept.
+func TestHelperAnswerKept(t *testing.T) {
+	out := useHelperConfig(t, `{"credsStore":"fake"}`, loggingHelper)
+	login := func() string {
+		t.Helper()
+		l, err := Credentials{}.Login(context.Background(), helperRepo(t), true)
+		assert.NilError(t, err)
+		cfg, err := l.Authenticator().Authorization()
+		assert.NilError(t, err)
+		return cfg.Username
+	}
+	assert.Check(t, is.Equal(login(), "storeuser"))
+	assert.Check(t, is.Equal(login(), "storeuser"))
+	assert.Check(t, is.DeepEqual(helperCalls(t, out), []string{helperHost}))
+
+	saved := HelperAnswerKept
+	HelperAnswerKept = 50 * time.Millisecond
+	defer func() { HelperAnswerKept = saved }()
+	time.Sleep(100 * time.Millisecond)
+	assert.Check(t, is.Equal(login(), "storeuser"))
+	assert.Check(t, is.DeepEqual(helperCalls(t, out), []string{helperHost, helperHost}))
+}
+
+func TestHelperFailureNotKept(t *testing.T) {
+	out := useHelper(t, `echo x >> "$OUT/calls"; exit 1`)
+	for range 2 {
+		_, err := Credentials{}.Login(context.Background(), helperRepo(t), true)
+		assert.ErrorContains(t, err, "the credential helper docker-credential-fake failed")
+	}
+	assert.Check(t, is.DeepEqual(helperCalls(t, out), []string{"x", "x"}))
 }

@@ -139,20 +139,25 @@ func (r *Reader) Blob(ctx context.Context, method string, d v1.Hash, rangeHeader
 // (a HEAD, nothing downloaded). A 200 whose length is d's size (or not
 // given) is held, a 404 is not; anything else is an error: another
 // status, a request that failed after the transport's own tries, or a
-// length that is not d's (an answer mangled on the way). An error is
-// asked about again, up to blobHeadTries times in all, before it stands.
+// length that is not d's (an answer mangled on the way). Only the last
+// is asked about again, up to blobHeadTries times in all: the transport
+// already tried the others again as far as they are worth it.
 func (r *Reader) BlobHeld(ctx context.Context, d v1.Descriptor) (bool, error) {
 	held, err := r.headBlob(ctx, d)
-	for try := 1; try < blobHeadTries && err != nil && ctx.Err() == nil; try++ {
+	for try := 1; try < blobHeadTries && errors.Is(err, errWrongLength) && ctx.Err() == nil; try++ {
 		held, err = r.headBlob(ctx, d)
 	}
 	return held, err
 }
 
-// blobHeadTries is how often BlobHeld asks when the answer is unclear:
-// an answer mangled on the way (a wrong length) is not one the transport
-// tries again, and two in a row happen under a faulty proxy.
+// blobHeadTries is how often BlobHeld asks when the answer was mangled:
+// a wrong length is not an answer the transport tries again, and two in
+// a row happen under a faulty proxy.
 const blobHeadTries = 3
+
+// errWrongLength marks an answer to a HEAD whose length is not the
+// blob's: mangled on the way, so worth asking again.
+var errWrongLength = errors.New("mangled on the way?")
 
 func (r *Reader) headBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("blobs", d.Digest.String()), nil)
@@ -170,7 +175,7 @@ func (r *Reader) headBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	case resp.StatusCode != http.StatusOK:
 		return false, fmt.Errorf("the registry answered %s", resp.Status)
 	case resp.ContentLength >= 0 && resp.ContentLength != d.Size:
-		return false, fmt.Errorf("the registry's answer says %d bytes, not %d", resp.ContentLength, d.Size)
+		return false, fmt.Errorf("the registry's answer says %d bytes, not %d (%w)", resp.ContentLength, d.Size, errWrongLength)
 	}
 	return true, nil
 }
