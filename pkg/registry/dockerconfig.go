@@ -12,7 +12,6 @@ import (
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // DockerKeychain reads the docker config as `docker login` writes it and
@@ -84,9 +83,6 @@ func (k *dockerKeychain) ResolveContext(ctx context.Context, r authn.Resource) (
 		keys = keys[1:]
 	}
 	for i, key := range keys {
-		if key == name.DefaultRegistry {
-			key = authn.DefaultAuthKey
-		}
 		ac, err := authConfig(ctx, cf, key, i == len(keys)-1, k.askHelper)
 		if err != nil {
 			return nil, err
