@@ -5,7 +5,6 @@ package flaketest
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -195,10 +194,10 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 	lib := t.TempDir()
 	testenv.Run(t, "tar", "-xzf", filepath.Join(repoRoot(t), "internal", "flaketest", "testdata", "nixpkgs-lib.tar.gz"), "-C", lib)
 
-	port := freePort(t)
+	addr := testenv.FreePort(t)
 	s, stderr, err := f.evalModule(t, lib, `{
 		enable = true;
-		listen = "127.0.0.1:`+port+`";
+		listen = "`+addr+`";
 		htpasswdFile = "/etc/nixery/htpasswd";
 		platforms = [ "linux/amd64" ];
 		maxImages = 3;
@@ -250,7 +249,7 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 
 		words := systemdWords(t, s.ServiceConfig["ExecStart"].(string), dirs)
 		assert.Equal(t, words[0], filepath.Join(out, "bin", "nixery"), "the default package is the flake's")
-		assert.DeepEqual(t, words[1:], []string{"serve", "--listen", "127.0.0.1:" + port,
+		assert.DeepEqual(t, words[1:], []string{"serve", "--listen", addr,
 			"--storage", filepath.Join(dirs['S'], "nixery"), "--platforms", "linux/amd64", "--max-images", "3",
 			"--htpasswd", filepath.Join(dirs['d'], "htpasswd"), "--nixpkgs-refresh", "10m"})
 
@@ -267,7 +266,7 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 		assert.NilError(t, cmd.Start())
 		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 
-		url := "http://127.0.0.1:" + port + "/v2/"
+		url := "http://" + addr + "/v2/"
 		var resp *http.Response
 		for i := 0; ; i++ {
 			if resp, err = http.Get(url); err == nil {
@@ -317,13 +316,4 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 			assert.Check(t, is.Contains(stderr, want), settings)
 		}
 	})
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	assert.NilError(t, err)
-	defer ln.Close()
-	_, port, _ := strings.Cut(ln.Addr().String(), ":")
-	return port
 }

@@ -1,8 +1,8 @@
 package layereval
 
 import (
+	"bytes"
 	"sort"
-	"strings"
 
 	"github.com/nixery-action/nixery-action/pkg/layers"
 )
@@ -20,20 +20,16 @@ func (b *Bench) OracleSharing(budget int) float64 {
 	holders := b.holders()
 	var plans []*layers.LayerPlan
 	for _, img := range b.images {
-		classes := map[string][]string{}
-		for _, p := range img.graph.Paths {
-			classes[string(holders[p.Name])] = append(classes[string(holders[p.Name])], p.Name)
-		}
-		var shared []layers.Group
+		classes := b.classes(img.graph, func(i int) string { return string(holders[img.graph.Paths[i].Name]) })
+		var shared []layers.Group // the heaviest first, as classes are
 		var own []string
-		for key, paths := range classes {
-			if strings.Count(key, "\x01") == 1 {
-				own = append(own, paths...)
+		for _, g := range classes {
+			if bytes.Count(holders[g.Paths[0]], []byte{1}) == 1 {
+				own = append(own, g.Paths...)
 				continue
 			}
-			shared = append(shared, b.group(paths))
+			shared = append(shared, g)
 		}
-		sortGroups(shared)
 		if n := len(shared); n > budget || n == budget && len(own) > 0 {
 			keep := max(budget-1, 0)
 			for _, g := range shared[keep:] {

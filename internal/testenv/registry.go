@@ -95,7 +95,7 @@ func startRegistry(t testing.TB, htpasswd string, certs *certFiles) string {
 	Require(t, "docker-registry")
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		addr := freePort(t)
+		addr := FreePort(t)
 		dir := t.TempDir()
 		cfg := fmt.Sprintf(registryConfig, filepath.Join(dir, "data"), addr)
 		if certs != nil {
@@ -171,8 +171,8 @@ func runRegistry(t testing.TB, cfgFile, addr string, certs *certFiles) error {
 	return nil
 }
 
-// freePort returns a loopback address with a port nothing listens on now.
-func freePort(t testing.TB) string {
+// FreePort returns a loopback address with a port nothing listens on now.
+func FreePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -31,17 +31,12 @@ func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Blob
 	if err := b.waitCache(ctx); err != nil {
 		return image.Blob{}, err
 	}
-	reused := false
-	l, err := b.blobs.get(cacheKey, func() (image.Blob, bool, error) {
+	l, cached, err := b.blobs.get(cacheKey, func() (image.Blob, bool, error) {
 		l, ok := b.fromCache(ctx, cacheKey, c)
 		if err := ctx.Err(); err != nil {
 			return image.Blob{}, false, err // interrupted, not a cache miss
 		}
-		if ok {
-			b.reused.Add(1)
-			reused = true
-		} else {
-			b.packed.Add(1)
+		if !ok {
 			var err error
 			if l, err = b.pack(ctx, c, r.packing()); err != nil {
 				return image.Blob{}, false, err
@@ -49,14 +44,14 @@ func (b *builder) layer(ctx context.Context, c content, r *reporter) (image.Blob
 		}
 		l.CacheKey = cacheKey
 		b.req.Destination.Offer(ctx, l.Layer())
-		return l, reused, nil
+		return l, ok, nil
 	})
 	if err != nil {
 		return image.Blob{}, err
 	}
 	l.CacheKey = cacheKey
 	stage := Packed
-	if reused {
+	if cached {
 		stage = Reused
 	}
 	r.finished(stage, l.Digest.String(), l.Size)
@@ -193,8 +188,6 @@ func (b *builder) unshare(ctx context.Context, layers []image.Blob, contents []c
 			if err != nil {
 				return image.Blob{}, err
 			}
-			b.reused.Add(-1)
-			b.packed.Add(1)
 			packed.CacheKey = l.CacheKey
 			b.req.Destination.Offer(ctx, packed.Layer())
 			return packed, nil
@@ -299,26 +292,45 @@ type madeBlob struct {
 }
 
 // get returns key's blob, which produce makes (cached: taken from the
-// cache) the first time.
-func (c *blobs) get(key string, produce func() (l image.Blob, cached bool, err error)) (image.Blob, error) {
-	return c.make(key, func(_ madeBlob, ok bool) bool { return !ok }, func() (m madeBlob) {
+// cache) the first time, and whether it was taken from the cache.
+func (c *blobs) get(key string, produce func() (l image.Blob, cached bool, err error)) (image.Blob, bool, error) {
+	m := c.make(key, func(_ madeBlob, ok bool) bool { return !ok }, func() (m madeBlob) {
 		m.layer, m.cached, m.err = produce()
 		return m
 	})
+	return m.layer, m.cached, m.err
 }
 
 // repack replaces key's blob, when it was taken from the cache, by the
 // one produce packs, once; a blob packed in this build stays.
 func (c *blobs) repack(key string, produce func() (image.Blob, error)) (image.Blob, error) {
-	return c.make(key, func(m madeBlob, ok bool) bool { return ok && m.cached }, func() (m madeBlob) {
+	m := c.make(key, func(m madeBlob, ok bool) bool { return ok && m.cached }, func() (m madeBlob) {
 		m.layer, m.err = produce()
 		return m
 	})
+	return m.layer, m.err
+}
+
+// counts are how many blobs were packed in this build and how many
+// were taken from the cache.
+func (c *blobs) counts() (packed, reused int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range c.made {
+		switch {
+		case m.err != nil:
+		case m.cached:
+			reused++
+		default:
+			packed++
+		}
+	}
+	return packed, reused
 }
 
 // make returns key's blob, made by produce when again says that what
 // was made before (ok: anything) is to be made again.
-func (c *blobs) make(key string, again func(m madeBlob, ok bool) bool, produce func() madeBlob) (image.Blob, error) {
+func (c *blobs) make(key string, again func(m madeBlob, ok bool) bool, produce func() madeBlob) madeBlob {
 	v, _, _ := c.inflight.Do(key, func() (any, error) {
 		c.mu.Lock()
 		m, ok := c.made[key]
@@ -334,6 +346,5 @@ func (c *blobs) make(key string, again func(m madeBlob, ok bool) bool, produce f
 		}
 		return m, nil
 	})
-	m := v.(madeBlob)
-	return m.layer, m.err
+	return v.(madeBlob)
 }

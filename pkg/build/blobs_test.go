@@ -29,23 +29,25 @@ func TestBlobsOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			l, err := c.get("k", produce)
+			l, _, err := c.get("k", produce)
 			assert.Check(t, err)
 			assert.Check(t, l.Digest == want.Digest)
 		})
 	}
 	wg.Wait()
-	l, err := c.get("k", produce)
+	l, _, err := c.get("k", produce)
 	assert.NilError(t, err)
 	assert.Equal(t, l.Digest, want.Digest)
 	assert.Equal(t, made.Load(), int32(1))
 
 	boom := errors.New("boom")
-	_, err = c.get("bad", func() (image.Blob, bool, error) { made.Add(1); return image.Blob{}, false, boom })
+	_, _, err = c.get("bad", func() (image.Blob, bool, error) { made.Add(1); return image.Blob{}, false, boom })
 	assert.Equal(t, err, boom)
-	_, err = c.get("bad", produce)
+	_, _, err = c.get("bad", produce)
 	assert.Equal(t, err, boom)
 	assert.Equal(t, made.Load(), int32(2))
+	packed, reused := c.counts() // a failed blob is neither
+	assert.Check(t, packed == 1 && reused == 0, "packed %d, reused %d", packed, reused)
 }
 
 // A blob taken from the cache is packed again once, however many
@@ -55,10 +57,14 @@ func TestBlobsRepackOnce(t *testing.T) {
 	var c blobs
 	h := func(s string) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(s, 64)} }
 	cached, packed := image.Blob{Digest: h("a")}, image.Blob{Digest: h("b")}
-	_, err := c.get("from-cache", func() (image.Blob, bool, error) { return cached, true, nil })
+	_, fromCache, err := c.get("from-cache", func() (image.Blob, bool, error) { return cached, true, nil })
 	assert.NilError(t, err)
-	_, err = c.get("packed", func() (image.Blob, bool, error) { return packed, false, nil })
+	assert.Check(t, fromCache)
+	_, fromCache, err = c.get("packed", func() (image.Blob, bool, error) { return packed, false, nil })
 	assert.NilError(t, err)
+	assert.Check(t, !fromCache)
+	p, r := c.counts()
+	assert.Check(t, p == 1 && r == 1, "packed %d, reused %d", p, r)
 
 	var made atomic.Int32
 	repack := func() (image.Blob, error) {
@@ -78,15 +84,18 @@ func TestBlobsRepackOnce(t *testing.T) {
 	l, err := c.repack("from-cache", repack)
 	assert.NilError(t, err)
 	assert.Equal(t, l.Digest, packed.Digest)
-	l, err = c.get("from-cache", func() (image.Blob, bool, error) { return cached, true, nil })
+	l, fromCache, err = c.get("from-cache", func() (image.Blob, bool, error) { return cached, true, nil })
 	assert.NilError(t, err)
 	assert.Equal(t, l.Digest, packed.Digest)
+	assert.Check(t, !fromCache)
 	assert.Equal(t, made.Load(), int32(1))
 
 	l, err = c.repack("packed", repack)
 	assert.NilError(t, err)
 	assert.Equal(t, l.Digest, packed.Digest)
 	assert.Equal(t, made.Load(), int32(1))
+	p, r = c.counts()
+	assert.Check(t, p == 2 && r == 0, "packed %d, reused %d", p, r)
 }
 
 // A blob named by cache entries with different diffIDs is suspect under

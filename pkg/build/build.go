@@ -21,7 +21,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -390,8 +389,6 @@ type builder struct {
 	shared    map[v1.Hash]bool  // blob digests more than one cache entry gives (sharedDigests)
 	record    chan cache.Record // the cache record as read at the start
 
-	packed, reused atomic.Int64
-
 	sbomMu sync.Mutex
 	sboms  map[v1.Hash]*SBOMResult // by platform manifest digest
 
@@ -589,11 +586,12 @@ func (b *builder) work(ctx context.Context) (*Result, error) {
 	if err := b.waitCache(ctx); err != nil { // read by now: every layer waited for it
 		return nil, err
 	}
+	packed, reused := b.blobs.counts()
 	return &Result{
 		SchemaVersion: SchemaVersion,
 		Result:        res, Nixpkgs: flakeref.Redacted(locked.URL), NixpkgsRevision: locked.Rev, Installables: b.installables, Timings: t,
 		Created: image.FormatCreated(b.req.Image.Created), Contents: b.contentsInOrder(res),
-		Packed: int(b.packed.Load()), Reused: int(b.reused.Load()), SBOMs: sboms, CacheWarnings: b.cacheWarn, dir: b.dir,
+		Packed: packed, Reused: reused, SBOMs: sboms, CacheWarnings: b.cacheWarn, dir: b.dir,
 	}, nil
 }
 

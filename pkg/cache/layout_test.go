@@ -86,7 +86,7 @@ func TestReadLayoutBounds(t *testing.T) {
 	assert.NilError(t, err)
 	assert.NilError(t, big.Truncate(1<<30)) // sparse: reading it whole would take 1 GiB
 	assert.NilError(t, big.Close())
-	im, err := publish.ReadLayoutIndex(dir)
+	im, err := cache.ReadLayoutIndex(dir)
 	assert.NilError(t, err)
 	im.Manifests = append([]v1.Descriptor{{MediaType: "application/vnd.oci.image.index.v1+json", Size: 1 << 30, Digest: v1.Hash{Algorithm: "sha256", Hex: huge[len("sha256:"):]}}}, im.Manifests...)
 	raw, err := json.Marshal(im)
@@ -112,6 +112,20 @@ func TestReadLayoutBounds(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("reading a layout whose index.json is a FIFO still blocks after 5s")
 	}
+}
+
+// An index.json past MaxLayoutIndex is refused, unread (its size says so).
+func TestReadLayoutIndexBound(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "index.json"))
+	assert.NilError(t, err)
+	assert.NilError(t, f.Truncate(cache.MaxLayoutIndex+1))
+	assert.NilError(t, f.Close())
+	_, err = cache.ReadLayoutIndex(dir)
+	assert.ErrorContains(t, err, "index.json of "+dir+": larger than 16 MiB")
+	im, err := cache.ReadLayoutIndex(t.TempDir())
+	assert.NilError(t, err)
+	assert.Equal(t, len(im.Manifests), 0)
 }
 
 // layoutOf writes n two-platform images into a new OCI layout, each

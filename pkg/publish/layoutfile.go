@@ -38,9 +38,6 @@ func LayoutEntries(dir string) ([]fs.DirEntry, error) {
 // variable so that a test can count the syncs).
 var syncFile = outfile.Sync
 
-// MaxLayoutIndex bounds the index.json read from an existing layout.
-const MaxLayoutIndex = cache.MaxLayoutIndex
-
 // layoutWriter writes into an OCI layout the way careful tools do: under
 // an advisory lock on the directory, so that builds writing one layout
 // at once take turns; index.json replaced whole (written beside, synced,
@@ -191,11 +188,7 @@ func (w *layoutWriter) check() error {
 func (w *layoutWriter) path() layout.Path { return layout.Path(w.dir) }
 
 // index reads index.json, or an empty index for a new layout.
-func (w *layoutWriter) index() (*v1.IndexManifest, error) { return ReadLayoutIndex(w.dir) }
-
-// ReadLayoutIndex reads the index.json of the OCI layout dir, at most
-// MaxLayoutIndex bytes of it; a layout without one has an empty index.
-func ReadLayoutIndex(dir string) (*v1.IndexManifest, error) { return cache.ReadLayoutIndex(dir) }
+func (w *layoutWriter) index() (*v1.IndexManifest, error) { return cache.ReadLayoutIndex(w.dir) }
 
 // commit gives the blobs this write added mode 0644 (a hard link keeps
 // its file's), then replaces index.json (and writes oci-layout where it

@@ -290,20 +290,6 @@ func TestPruneLayoutUntypedEntry(t *testing.T) {
 	assert.NilError(t, validate.Index(one))
 }
 
-// An index.json past MaxLayoutIndex is refused, unread (its size says so).
-func TestReadLayoutIndexBound(t *testing.T) {
-	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "index.json"))
-	assert.NilError(t, err)
-	assert.NilError(t, f.Truncate(MaxLayoutIndex+1))
-	assert.NilError(t, f.Close())
-	_, err = ReadLayoutIndex(dir)
-	assert.ErrorContains(t, err, "index.json of "+dir+": larger than 16 MiB")
-	im, err := ReadLayoutIndex(t.TempDir())
-	assert.NilError(t, err)
-	assert.Equal(t, len(im.Manifests), 0)
-}
-
 // A new layout's directories are 0755 and its files 0644 whatever the
 // umask, as the README says.
 func TestLayoutModesUnderUmask(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 
@@ -116,6 +117,7 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 	var annotations map[string]string
 	layers := map[v1.Hash][]LayerResult{}
 	var blobs []platformBlob
+	read := map[blobID]bool{} // blobs downloaded already: held
 	seen := map[string]bool{}
 	given := map[string]bool{}
 	n := 0
@@ -179,6 +181,7 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 			if err != nil {
 				return nil, nil, nil, err
 			}
+			read[idOf(m.Config)] = true
 			p := cfg.Platform()
 			hash, _ := v1.NewHash(d)
 			if err := platformImage(hash, m, p); err != nil {
@@ -211,7 +214,7 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 		}
 		n++
 	}
-	if err := checkBlobs(ctx, r, t, blobs, o); err != nil {
+	if err := checkBlobs(ctx, r, t, unread(blobs, read), o); err != nil {
 		return nil, nil, nil, err
 	}
 	return manifests, annotations, layers, nil
@@ -249,6 +252,28 @@ type platformBlob struct {
 	image    v1.Hash
 	what     string // "config" or "layer"
 	desc     v1.Descriptor
+}
+
+// blobID is a blob as a HEAD checks it: its digest and size.
+type blobID struct {
+	digest v1.Hash
+	size   int64
+}
+
+func idOf(d v1.Descriptor) blobID { return blobID{d.Digest, d.Size} }
+
+// unread are the blobs still to ask the registry about: none that was
+// read, and each once (the first image naming it names it in an error).
+func unread(blobs []platformBlob, read map[blobID]bool) []platformBlob {
+	skip := maps.Clone(read)
+	var out []platformBlob
+	for _, b := range blobs {
+		if id := idOf(b.desc); !skip[id] {
+			skip[id] = true
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // blobsOf lists the config and layer blobs of the image manifest m.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"path"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,11 +57,13 @@ func TestMergeErrorsKeepCause(t *testing.T) {
 	assert.Assert(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 }
 
-// pushImage pushes a random image of platform p to repo and returns its
-// digest.
-func pushImage(t *testing.T, repo string, p v1.Platform) string {
+// pushImage pushes a random image of platform p, with the layers more
+// on top, to repo and returns its digest.
+func pushImage(t *testing.T, repo string, p v1.Platform, more ...v1.Layer) string {
 	t.Helper()
 	img, err := random.Image(64, 1)
+	assert.NilError(t, err)
+	img, err = mutate.AppendLayers(img, more...)
 	assert.NilError(t, err)
 	cf, err := img.ConfigFile()
 	assert.NilError(t, err)
@@ -216,6 +220,52 @@ func TestMergeListsLayers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A merge asks the registry about each blob once: a layer two platforms
+// share is one HEAD, and the config of an image given alone, downloaded
+// to read its platform, is not asked about again.
+func TestMergeHeadsEachBlobOnce(t *testing.T) {
+	anon := Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}}}
+	var mu sync.Mutex
+	heads := map[string]int{}
+	host := memRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/blobs/") {
+				mu.Lock()
+				heads[path.Base(r.URL.Path)]++
+				mu.Unlock()
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	repo := host + "/merge/heads"
+	shared, err := random.Layer(64, types.OCILayer)
+	assert.NilError(t, err)
+	amd := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "amd64"}, shared)
+	arm := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "arm64"}, shared)
+	armIndex := pushIndex(t, repo, mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: readImage(t, repo+"@"+arm), Descriptor: v1.Descriptor{MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}}))
+	mu.Lock()
+	clear(heads) // the pushes' own
+	mu.Unlock()
+
+	_, err = MergeUnpushed(context.Background(), mustTarget(t, repo, "v1"), []string{amd, armIndex}, anon)
+	assert.NilError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	for d, n := range heads {
+		assert.Check(t, n == 1, "%s asked about %d times", d, n)
+	}
+	sharedDigest, err := shared.Digest()
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(heads[sharedDigest.String()], 1))
+	amdConfig, err := readImage(t, repo+"@"+amd).ConfigName()
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(heads[amdConfig.String()], 0), "the config of %s, downloaded, asked about again", amd)
+	armConfig, err := readImage(t, repo+"@"+arm).ConfigName()
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(heads[armConfig.String()], 1), "the config of %s, not downloaded, not asked about", arm)
 }
 
 func readImage(t *testing.T, ref string) v1.Image {

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nixery-action/nixery-action/internal/limit"
+	"github.com/nixery-action/nixery-action/pkg/cache"
 )
 
 // hexName is a blob file's name: a sha256 digest's hex.
@@ -89,7 +90,7 @@ func reach(dir string, d v1.Descriptor, reached map[string]bool) error {
 		return fmt.Errorf("prune %s: %w", dir, err)
 	}
 	defer f.Close()
-	raw, err := limit.ReadAll(f, MaxLayoutIndex)
+	raw, err := limit.ReadAll(f, cache.MaxLayoutIndex)
 	if err != nil {
 		return fmt.Errorf("prune %s: read %s: %w", dir, d.Digest, err)
 	}

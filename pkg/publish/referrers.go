@@ -146,22 +146,19 @@ func (r *Registry) Attached(ctx context.Context, subject v1.Descriptor, imgs ...
 	if err != nil {
 		return false
 	}
-	listed := map[v1.Hash]bool{}
-	for _, d := range im.Manifests {
-		listed[d.Digest] = true
-	}
-	digests := make([]v1.Hash, len(imgs))
+	descs := make([]v1.Descriptor, len(imgs))
 	for i, img := range imgs {
-		d, err := img.Digest()
-		if err != nil || !listed[d] {
+		if descs[i].Digest, err = img.Digest(); err != nil {
 			return false
 		}
-		digests[i] = d
 	}
-	found := make([]bool, len(digests))
+	if len(unlisted(im, descs)) > 0 {
+		return false
+	}
+	found := make([]bool, len(descs))
 	var wg sync.WaitGroup
-	for i, d := range digests {
-		wg.Go(func() { found[i] = rd.ManifestExists(ctx, d) })
+	for i, d := range descs {
+		wg.Go(func() { found[i] = rd.ManifestExists(ctx, d.Digest) })
 	}
 	wg.Wait()
 	return !slices.Contains(found, false)

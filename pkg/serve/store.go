@@ -65,7 +65,7 @@ func (l layoutStore) load() (map[string]v1.Hash, error) {
 	if _, err := publish.PruneLayout(l.dir, func(string) bool { return true }); err != nil {
 		return nil, fmt.Errorf("clean the storage: %w", err)
 	}
-	im, err := publish.ReadLayoutIndex(l.dir)
+	im, err := cache.ReadLayoutIndex(l.dir)
 	if err != nil {
 		return nil, fmt.Errorf("read the storage: %w", err)
 	}
