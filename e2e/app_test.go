@@ -240,8 +240,8 @@ func TestAppReferences(t *testing.T) {
 	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &res), r.stderr)
 	assert.Check(t, is.Len(res.Installables, 1))
 	assert.Check(t, strings.HasPrefix(res.Installables[0].Flake, "path:"+dir), res.Installables[0].Flake)
-	// Without --user: root, as images always were.
-	assert.Check(t, is.Contains(podmanRun(t, host+"/team/greet:path"), "greet: running as 0 (0:0)"))
+	// Without --user: root, named by the image's /etc/passwd.
+	assert.Check(t, is.Contains(podmanRun(t, host+"/team/greet:path"), "greet: running as root (0:0) with HOME=/root\ngreet: /root is writable"))
 }
 
 // What is wrong with an app is one line: a system the flake lacks, a

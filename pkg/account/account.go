@@ -1,9 +1,9 @@
 // Package account reads the user an image runs as (--user) and writes the
-// /etc/passwd and /etc/group that make it a real user: named, with a
-// group and a home directory, so that whoami answers and programs that
-// look themselves up find an entry. Names are POSIX portable user names
-// only, so nothing a user passes can add a line or a field to those
-// files.
+// /etc/passwd and /etc/group of every image: root and nobody, and the
+// user, named, with a group and a home directory, so that whoami answers
+// and programs that look themselves up find an entry. Names are POSIX
+// portable user names only, so nothing a user passes can add a line or a
+// field to those files.
 package account
 
 import (
@@ -132,16 +132,37 @@ func number(s string) (int, bool) {
 	return n, true
 }
 
-// Passwd is /etc/passwd: root, and the user.
-func (u User) Passwd() []byte {
-	return []byte("root:x:0:0:root:/root:/bin/sh\n" +
-		fmt.Sprintf("%s:x:%d:%d:%s:%s:/bin/sh\n", u.Name, u.UID, u.GID, u.Name, u.Home()))
+// RootHome is root's home directory, as /etc/passwd names it.
+const RootHome = "/root"
+
+// Nobody's uid and gid: the unprivileged account most systems have, which
+// programs drop privileges to.
+const NobodyID = 65534
+
+// Passwd is /etc/passwd: root, nobody and u (nil: no user). Without these
+// entries root has no name, so `id -un`, whoami, ssh and programs that
+// look up their user fail even as root. nobody stays out where u takes
+// its name or its uid.
+func Passwd(u *User) []byte {
+	s := "root:x:0:0:root:" + RootHome + ":/bin/sh\n"
+	if u == nil || (u.Name != "nobody" && u.UID != NobodyID) {
+		s += fmt.Sprintf("nobody:x:%d:%d:nobody:/nonexistent:/bin/false\n", NobodyID, NobodyID)
+	}
+	if u != nil {
+		s += fmt.Sprintf("%s:x:%d:%d:%s:%s:/bin/sh\n", u.Name, u.UID, u.GID, u.Name, u.Home())
+	}
+	return []byte(s)
 }
 
-// GroupFile is /etc/group: root's group, and the user's.
-func (u User) GroupFile() []byte {
-	if u.GID == 0 {
-		return []byte("root:x:0:\n")
+// GroupFile is /etc/group: root's group, nobody's and u's (nil: no user),
+// nobody's left out where u's group takes its name or its gid.
+func GroupFile(u *User) []byte {
+	s := "root:x:0:\n"
+	if u == nil || (u.Group != "nobody" && u.GID != NobodyID) {
+		s += fmt.Sprintf("nobody:x:%d:\n", NobodyID)
 	}
-	return []byte("root:x:0:\n" + fmt.Sprintf("%s:x:%d:\n", u.Group, u.GID))
+	if u != nil && u.GID != 0 {
+		s += fmt.Sprintf("%s:x:%d:\n", u.Group, u.GID)
+	}
+	return []byte(s)
 }

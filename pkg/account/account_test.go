@@ -66,11 +66,37 @@ func TestParseRefusesInjection(t *testing.T) {
 func TestFiles(t *testing.T) {
 	u, err := Parse("app:1001:1002")
 	assert.NilError(t, err)
-	assert.Equal(t, string(u.Passwd()), "root:x:0:0:root:/root:/bin/sh\napp:x:1001:1002:app:/home/app:/bin/sh\n")
-	assert.Equal(t, string(u.GroupFile()), "root:x:0:\napp:x:1002:\n")
+	assert.Equal(t, string(Passwd(u)), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1001:1002:app:/home/app:/bin/sh\n")
+	assert.Equal(t, string(GroupFile(u)), "root:x:0:\nnobody:x:65534:\napp:x:1002:\n")
 	assert.Equal(t, u.Config(), "1001:1002")
 	assert.Equal(t, u.Home(), "/home/app")
-	for _, line := range strings.Split(strings.TrimSpace(string(u.Passwd())), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(string(Passwd(u))), "\n") {
 		assert.Check(t, is.Len(strings.Split(line, ":"), 7), line)
 	}
+}
+
+// Without a user, root and nobody; a user taking nobody's name or id
+// replaces nobody's entry rather than making a second one.
+func TestFilesRootAndNobody(t *testing.T) {
+	assert.Equal(t, string(Passwd(nil)), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+	assert.Equal(t, string(GroupFile(nil)), "root:x:0:\nnobody:x:65534:\n")
+	for _, user := range []string{"nobody", "65534", "nobody:65534:65534", "65534:65534"} {
+		u, err := Parse(user)
+		assert.NilError(t, err, user)
+		for file, data := range map[string][]byte{"passwd": Passwd(u), "group": GroupFile(u)} {
+			names, ids := map[string]bool{}, map[string]bool{}
+			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+				f := strings.Split(line, ":")
+				assert.Check(t, !names[f[0]], "%s: %s has %s twice:\n%s", user, file, f[0], data)
+				assert.Check(t, !ids[f[2]], "%s: %s has id %s twice:\n%s", user, file, f[2], data)
+				names[f[0]], ids[f[2]] = true, true
+			}
+			assert.Check(t, names[u.Name] || file == "group", "%s: %s", user, data)
+		}
+	}
+	// Group nobody with another uid: nobody's user stays, its group goes.
+	u, err := Parse("app:nobody")
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(string(Passwd(u)), "nobody:x:65534"))
+	assert.Equal(t, string(GroupFile(u)), "root:x:0:\nnobody:x:1000:\n")
 }

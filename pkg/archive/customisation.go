@@ -31,8 +31,9 @@ type Customisation struct {
 	// while they stay inside it: a package's link to a host directory
 	// must not put the host's file names into the image.
 	StoreDir string
-	// Files are regular files to put in the image's root (a user's
-	// /etc/passwd and /etc/group), replacing what packages put there.
+	// Files are regular files to put in the image's root (/etc/passwd
+	// and /etc/group), replacing what packages put there unless
+	// IfMissing.
 	Files []File
 	// Dirs are directories to make, with their owners (a user's home,
 	// its working directory).
@@ -44,6 +45,9 @@ type File struct {
 	Path string // slash-separated, relative to the image root: etc/passwd
 	Data []byte
 	Mode int64
+	// IfMissing makes it only where the layer has nothing at Path yet: a
+	// package's own file (a fake NSS's /etc/passwd) stays.
+	IfMissing bool
 }
 
 // Dir is a directory of the customisation layer, owned by UID:GID.
@@ -134,6 +138,9 @@ func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 		}
 	}
 	for _, f := range c.Files {
+		if f.IfMissing && !c.missing(root, f.Path) {
+			continue
+		}
 		if err := c.force(root, f.Path, &farmNode{file: true, data: f.Data, mode: f.Mode}); err != nil {
 			return Blob{}, err
 		}

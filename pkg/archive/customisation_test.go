@@ -130,6 +130,35 @@ func TestCustomisationFilesAndDirs(t *testing.T) {
 	assert.Assert(t, CustomisationKey(c) != CustomisationKey(other))
 }
 
+// A file made IfMissing yields to a package's own (a fake NSS's
+// /etc/passwd) and is made where no package has one, through a package's
+// symlinked directory; IfMissing is in the key.
+func TestCustomisationFileIfMissing(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "store")
+	nss := filepath.Join(store, "aaa-fake-nss")
+	assert.NilError(t, os.MkdirAll(filepath.Join(nss, "etc"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(nss, "etc", "passwd"), []byte("a package's\n"), 0o644))
+	c := Customisation{Packages: []string{nss}, Files: []File{
+		{Path: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\n"), Mode: 0o644, IfMissing: true},
+		{Path: "etc/group", Data: []byte("root:x:0:\n"), Mode: 0o644, IfMissing: true},
+	}}
+	var buf bytes.Buffer
+	_, err := PackCustomisation(&buf, c, Options{})
+	assert.NilError(t, err)
+	byName := map[string]entry{}
+	for _, e := range readBack(t, buf.Bytes()) {
+		byName[e.Name] = e
+	}
+	assert.Check(t, is.Equal(byName["etc/passwd"].Link, filepath.Join(nss, "etc", "passwd")), "%+v", byName)
+	assert.Check(t, is.Equal(byName["etc/group"].Type, byte(tar.TypeReg)), "%+v", byName)
+	assert.Check(t, is.Equal(byName["etc/group"].Size, int64(len("root:x:0:\n"))))
+
+	forced := c
+	forced.Files = []File{c.Files[0], c.Files[1]}
+	forced.Files[0].IfMissing = false
+	assert.Check(t, CustomisationKey(c) != CustomisationKey(forced))
+}
+
 // A package's own top-level nix/ never replaces the image's /nix (the
 // store): it is left out, and the caller hears of it.
 func TestCustomisationKeepsNix(t *testing.T) {

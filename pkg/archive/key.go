@@ -51,10 +51,13 @@ func CustomisationKey(c Customisation) string {
 	for _, line := range append([]string{"customisation", "cacert=" + c.CACert}, c.Packages...) {
 		fmt.Fprintf(h, "%s\n", line)
 	}
-	// What a user adds, only when there is one: keys of images without
-	// stay as they were.
+	// Files and directories only when there are some: keys of layers
+	// without stay as they were.
 	for _, f := range c.Files {
 		fmt.Fprintf(h, "file %q %o %x\n", f.Path, f.Mode, sha256.Sum256(f.Data))
+		if f.IfMissing {
+			fmt.Fprintf(h, "if missing\n")
+		}
 	}
 	for _, d := range c.Dirs {
 		fmt.Fprintf(h, "dir %q %o %d:%d\n", d.Path, d.Mode, d.UID, d.GID)

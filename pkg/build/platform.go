@@ -211,8 +211,9 @@ func pathsContent(key string, paths []string, size int64) content {
 // the image's root: symlinks into bin/, lib/, ..., /tmp and the CA bundle.
 //
 // The installables (the team's own software) come first: where they and
-// nixpkgs' packages provide the same file, theirs wins. A user gets its
-// /etc/passwd, /etc/group, a home directory it owns and, when the image
+// nixpkgs' packages provide the same file, theirs wins. Every image gets
+// an /etc/passwd and /etc/group naming root and nobody, and root's home;
+// a user gets its entries, a home directory it owns and, when the image
 // lacks it, its working directory (userWorkdir). Each file two
 // packages provide is told on log, one line each, once however often the
 // layer is packed (a cache check packs it too).
@@ -220,9 +221,15 @@ func customisationContent(res *nix.Result, u *account.User, workdir string, log 
 	c := archive.Customisation{}
 	pkgs := append([]nix.Package(nil), res.Packages...)
 	sort.SliceStable(pkgs, func(i, j int) bool { return pkgs[i].Installable != nil && pkgs[j].Installable == nil })
+	// Root and nobody are in every image; a package's own files win
+	// unless a user must be added.
+	c.Files = []archive.File{
+		{Path: "etc/passwd", Data: account.Passwd(u), Mode: 0o644, IfMissing: u == nil},
+		{Path: "etc/group", Data: account.GroupFile(u), Mode: 0o644, IfMissing: u == nil},
+	}
+	c.Dirs = []archive.Dir{{Path: strings.TrimPrefix(account.RootHome, "/"), Mode: 0o700, IfMissing: true}}
 	if u != nil {
-		c.Files = []archive.File{{Path: "etc/passwd", Data: u.Passwd(), Mode: 0o644}, {Path: "etc/group", Data: u.GroupFile(), Mode: 0o644}}
-		c.Dirs = []archive.Dir{{Path: strings.TrimPrefix(u.Home(), "/"), Mode: 0o755, UID: u.UID, GID: u.GID}}
+		c.Dirs = append(c.Dirs, archive.Dir{Path: strings.TrimPrefix(u.Home(), "/"), Mode: 0o755, UID: u.UID, GID: u.GID})
 		if d, ok := userWorkdir(u, workdir); ok {
 			c.Dirs = append(c.Dirs, d)
 		}
