@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -106,6 +107,24 @@ func TestNixErrorOnce(t *testing.T) {
 	assert.Check(t, errors.As(short, &got) && got == ce)
 	other := errors.New("something else")
 	assert.Check(t, nixErrorOnce(other) == other)
+}
+
+// The CLI's line after Nix's output still says why the build failed, on
+// Nix 2.8 and on Nix 2.34, whose reason is not on its "error:" line
+// (recorded in pkg/nix/testdata, see its README.md).
+func TestNixErrorOnceKeepsTheReason(t *testing.T) {
+	for file, want := range map[string]string{
+		"nix-2.8.0/chain.stderr":  "nix build for x86_64-linux failed: builder for '/nix/store/yq1lh0bsrmqlqwvhqx56w62zrhpmbglw-leaf.drv' failed with exit code 2; (Nix's output is above)",
+		"nix-2.34.8/chain.stderr": "nix build for x86_64-linux failed: Cannot build '/nix/store/yq1lh0bsrmqlqwvhqx56w62zrhpmbglw-leaf.drv': builder failed with exit code 2 (Nix's output is above)",
+		"nix-2.34.8/arm.stderr":   "nix build for x86_64-linux failed: Nix must build /nix/store/8v1d9cm6lnjx2hairwczsfbkw3sv255v-armlib.drv for aarch64-linux, but this machine is x86_64-linux and has no aarch64-linux builder: configure one",
+	} {
+		stderr, err := os.ReadFile("../../pkg/nix/testdata/" + file)
+		assert.NilError(t, err)
+		ce := nix.NewCommandError("nix build for x86_64-linux", string(stderr), errors.New("exit status 1"))
+		line := nixErrorOnce(fmt.Errorf("linux/amd64: %w", ce)).Error()
+		assert.Check(t, is.Contains(line, "linux/amd64: "+want), file)
+		assert.Check(t, !strings.Contains(line, "\n"), "%s: not one line: %q", file, line)
+	}
 }
 
 func TestNixpkgsLooksLikeAnOption(t *testing.T) {

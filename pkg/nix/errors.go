@@ -74,14 +74,25 @@ func shortDuration(d time.Duration) string {
 // the end of Nix's stderr.
 type CommandError struct {
 	What     string // e.g. "nix build for x86_64-linux"
-	Headline string // Nix's first "error:" line, if any
+	Headline string // Nix's first error in one line (see headline), if any
 	Tail     string // Nix's last stderr lines, each on its own indented line
-	Err      error  // how the process ended
+	// Explanation is nixery's own account of the failure (such as a
+	// missing builder), found in all of Nix's stderr that was kept, not
+	// only in Tail; "" when there is none.
+	Explanation string
+	Err         error // how the process ended
+}
+
+// NewCommandError is the error for a Nix command that failed (what was
+// being done), from the stderr kept of it.
+func NewCommandError(what, stderr string, err error) *CommandError {
+	head, tail := summarize(stderr)
+	return &CommandError{What: what, Headline: head, Tail: tail, Explanation: explain(stderr), Err: err}
 }
 
 func (e *CommandError) Error() string {
-	if msg := missingBuilder(e.Headline + "\n" + e.Tail); msg != "" {
-		return fmt.Sprintf("%s failed: %s", e.What, msg)
+	if e.Explanation != "" {
+		return fmt.Sprintf("%s failed: %s", e.What, e.Explanation)
 	}
 	head := e.Headline
 	if head == "" {
@@ -100,43 +111,116 @@ func (e *CommandError) Error() string {
 
 func (e *CommandError) Unwrap() error { return e.Err }
 
-// The ways Nix says that it must build a derivation for a system it cannot
-// build for (no builder for it is configured), by version:
-//   - Nix 2.8 to 2.32 (src/libstore/build/local-derivation-goal.cc, later
+// The ways Nix says that it cannot build a derivation here, for want of a
+// builder for its system or of the system features it requires, by version:
+//   - Nix 2.8 to 2.29 (src/libstore/build/local-derivation-goal.cc, later
 //     src/libstore/unix/build/...): one line, "a 'x86_64-linux' with
 //     features {} is required to build '/nix/store/…drv', but I am a
 //     'aarch64-darwin' with features {…}";
-//   - Nix 2.33 and 2.34 (src/libstore/build/derivation-building-goal.cc):
-//     "Cannot build '…drv'." then "Required system: 'x86_64-linux' with
+//   - Nix 2.30 to 2.33 (src/libstore/unix/build/derivation-builder.cc,
+//     later src/libstore/build/derivation-building-goal.cc): "Cannot build
+//     '…drv'." then, on the lines after it, "Reason: required system or
+//     feature not available", "Required system: 'x86_64-linux' with
 //     features {}" and "Current system: 'aarch64-darwin' with features {…}";
-//   - Nix 2.35: the same lines without "with features".
+//   - Nix 2.34 and later (derivation-building-goal.cc, reject()): "Cannot
+//     build '…drv'." then "Reason: platform mismatch", "Required system:
+//     'x86_64-linux'", "Current system: 'aarch64-darwin'" and/or "Reason:
+//     missing system features", "Required features: {…}", "Available
+//     features: {…}".
 var (
-	requiredOneLine = regexp.MustCompile(`a '([^']+)' with features \{[^}]*\} is required to build '([^']+)', but I am a '([^']+)'`)
-	cannotBuild     = regexp.MustCompile(`Cannot build '([^']+)'`)
-	requiredSystem  = regexp.MustCompile(`Required system: '([^']+)'`)
-	currentSystem   = regexp.MustCompile(`Current system: '([^']+)'`)
+	requiredOneLine   = regexp.MustCompile(`a '([^']+)' with features \{([^}]*)\} is required to build '([^']+)', but I am a '([^']+)'(?: with features \{([^}]*)\})?`)
+	cannotBuild       = regexp.MustCompile(`^Cannot build '([^']+)'`)
+	requiredSystem    = regexp.MustCompile(`^Required system: '([^']+)'(?: with features \{([^}]*)\})?`)
+	currentSystem     = regexp.MustCompile(`^Current system: '([^']+)'(?: with features \{([^}]*)\})?`)
+	requiredFeatures  = regexp.MustCompile(`^Required features: \{([^}]*)\}`)
+	availableFeatures = regexp.MustCompile(`^Available features: \{([^}]*)\}`)
 )
 
-// missingBuilder returns the one-line explanation of Nix's refusal to build
-// a derivation for another system, or "" when stderr holds none.
-func missingBuilder(stderr string) string {
+// refusal is what Nix says it lacks to build a derivation here.
+type refusal struct {
+	drv               string
+	required, current string // systems; "" when Nix did not say
+	features, have    string // required and available system features, as Nix lists them
+}
+
+// explain returns nixery's one-line explanation of Nix's refusal to build
+// a derivation here, or "" when stderr holds none.
+func explain(stderr string) string {
 	stderr = string(stripANSI([]byte(stderr)))
-	var drv, required, current string
+	if r, ok := refusalIn(stderr); ok {
+		return r.explanation()
+	}
+	return ""
+}
+
+// refusalIn finds Nix's first refusal in stderr, in any version's words.
+func refusalIn(stderr string) (refusal, bool) {
 	if m := requiredOneLine.FindStringSubmatch(stderr); m != nil {
-		required, drv, current = m[1], m[2], m[3]
-	} else if r, c := requiredSystem.FindStringSubmatch(stderr), currentSystem.FindStringSubmatch(stderr); r != nil && c != nil {
-		required, current = r[1], c[1]
-		if m := cannotBuild.FindStringSubmatch(stderr); m != nil {
-			drv = m[1]
+		return refusal{drv: m[3], required: m[1], current: m[4], features: m[2], have: m[5]}, true
+	}
+	for _, b := range errorBlocks(strings.Split(stderr, "\n")) {
+		var r refusal
+		if m := cannotBuild.FindStringSubmatch(b.first); m != nil {
+			r.drv = m[1]
 		}
-	} else {
-		return ""
+		for _, l := range b.more {
+			if m := requiredSystem.FindStringSubmatch(l); m != nil {
+				r.required, r.features = m[1], m[2]
+			} else if m := currentSystem.FindStringSubmatch(l); m != nil {
+				r.current, r.have = m[1], m[2]
+			} else if m := requiredFeatures.FindStringSubmatch(l); m != nil {
+				r.features = m[1]
+			} else if m := availableFeatures.FindStringSubmatch(l); m != nil {
+				r.have = m[1]
+			}
+		}
+		if (r.required != "" && r.current != "") || r.features != "" {
+			return r, true
+		}
 	}
+	return refusal{}, false
+}
+
+func (r refusal) explanation() string {
 	what := "a derivation"
-	if drv != "" {
-		what = drv
+	if r.drv != "" {
+		what = r.drv
 	}
-	return fmt.Sprintf("Nix must build %s for %s, but this machine is %s and has no %s builder: configure one (builders in nix.conf; on a Mac, e.g. nix-darwin's nix.linux-builder), or run nixery on a machine of that system", what, required, current, required)
+	if r.required != r.current {
+		return fmt.Sprintf("Nix must build %s for %s, but this machine is %s and has no %s builder: configure one (builders in nix.conf; on a Mac, e.g. nix-darwin's nix.linux-builder), or run nixery on a machine of that system", what, r.required, r.current, r.required)
+	}
+	missing := r.missingFeatures()
+	return fmt.Sprintf("Nix must build %s with the system features {%s}, which this machine's Nix does not have: if the machine has them, add them to system-features in nix.conf; otherwise configure a remote builder that has them (builders in nix.conf)", what, strings.Join(missing, ", "))
+}
+
+// missingFeatures are the required system features Nix does not have,
+// or all the required ones when it did not say which it has.
+func (r refusal) missingFeatures() []string {
+	have := map[string]bool{}
+	for _, f := range splitFeatures(r.have) {
+		have[f] = true
+	}
+	var missing []string
+	for _, f := range splitFeatures(r.features) {
+		if !have[f] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return splitFeatures(r.features)
+	}
+	return missing
+}
+
+// splitFeatures reads Nix's list of features, "a, b".
+func splitFeatures(list string) []string {
+	var out []string
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // JoinNotFound reports several systems' missing packages in one line;

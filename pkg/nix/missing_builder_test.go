@@ -50,8 +50,7 @@ var missingBuilderOutputs = []struct {
 func TestMissingBuilderMessage(t *testing.T) {
 	for _, tc := range missingBuilderOutputs {
 		t.Run(tc.name, func(t *testing.T) {
-			headline, tail := summarize(tc.stderr)
-			err := &CommandError{What: "nix build for x86_64-linux", Headline: headline, Tail: tail, Err: errors.New("exit status 1")}
+			err := NewCommandError("nix build for x86_64-linux", tc.stderr, errors.New("exit status 1"))
 			msg := err.Error()
 			assert.Assert(t, !strings.Contains(msg, "\n"), "not one line: %q", msg)
 			assert.Assert(t, is.Contains(msg, "nix build for x86_64-linux failed: Nix must build "+tc.drv))
@@ -62,8 +61,7 @@ func TestMissingBuilderMessage(t *testing.T) {
 	}
 
 	// Other failures keep Nix's own words.
-	headline, tail := summarize("error: builder for '/nix/store/x-hello.drv' failed with exit code 1\n")
-	other := (&CommandError{What: "nix build for x86_64-linux", Headline: headline, Tail: tail, Err: errors.New("exit status 1")}).Error()
+	other := NewCommandError("nix build for x86_64-linux", "error: builder for '/nix/store/x-hello.drv' failed with exit code 1\n", errors.New("exit status 1")).Error()
 	assert.Assert(t, is.Contains(other, "failed with exit code 1"))
 	assert.Assert(t, !strings.Contains(other, "has no"))
 }

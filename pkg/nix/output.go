@@ -85,9 +85,9 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 // tailLines is how many of Nix's last lines an error quotes.
 const tailLines = 15
 
-// summarize turns Nix's stderr into an error text: its first "error:"
-// line as the headline, then its last lines, indented.
-func summarize(stderr string) (headline, tail string) {
+// summarize turns Nix's stderr into an error text: a headline from its
+// first error (see headline), then its last lines, indented.
+func summarize(stderr string) (head, tail string) {
 	stderr = string(stripANSI([]byte(stderr)))
 	var lines []string
 	for _, l := range strings.Split(stderr, "\n") {
@@ -96,12 +96,7 @@ func summarize(stderr string) (headline, tail string) {
 			lines = append(lines, strings.TrimRight(l, " \r"))
 		}
 	}
-	for _, l := range lines {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "error: "); ok {
-			headline = rest
-			break
-		}
-	}
+	head = headline(errorBlocks(lines))
 	if len(lines) > tailLines {
 		lines = lines[len(lines)-tailLines:]
 	}
@@ -110,7 +105,81 @@ func summarize(stderr string) (headline, tail string) {
 		b.WriteString("\n    ")
 		b.WriteString(l)
 	}
-	return headline, b.String()
+	return head, b.String()
+}
+
+// errorBlock is one error Nix printed: the text of its "error: " line and
+// the indented lines that go on with it, trimmed.
+type errorBlock struct {
+	first string
+	more  []string
+}
+
+// errorBlocks finds Nix's errors in its stderr lines (without colours).
+func errorBlocks(lines []string) []errorBlock {
+	var blocks []errorBlock
+	in := false // the line before belongs to the last block
+	for _, l := range lines {
+		t := strings.TrimSpace(l)
+		if rest, ok := strings.CutPrefix(t, "error: "); ok {
+			blocks = append(blocks, errorBlock{first: rest})
+			in = true
+			continue
+		}
+		in = in && t != "" && strings.HasPrefix(l, " ") // continuation lines are indented
+		if in {
+			last := &blocks[len(blocks)-1]
+			last.more = append(last.more, t)
+		}
+	}
+	return blocks
+}
+
+// dependencyFailed is the reason Nix 2.30 and later give for every
+// derivation above the one that failed.
+var dependencyFailed = regexp.MustCompile(`^\d+ (dependency|dependencies) failed\.?$`)
+
+// headline is Nix's first error in one line. From Nix 2.30 on, a failed
+// build says "Cannot build '…drv'." and why on the lines after it, once
+// for the failing derivation and once ("1 dependency failed") for each
+// derivation above it: the headline is then the first such error whose
+// reason is not a failed dependency, with its reason on the same line.
+// Nix 2.8's one-line errors are left as they are.
+func headline(blocks []errorBlock) string {
+	if len(blocks) == 0 {
+		return ""
+	}
+	if !strings.HasPrefix(blocks[0].first, "Cannot build ") {
+		return blocks[0].first
+	}
+	for _, b := range blocks {
+		if r := b.reason(); r != "" && strings.HasPrefix(b.first, "Cannot build ") && !dependencyFailed.MatchString(r) {
+			return b.withReason()
+		}
+	}
+	return blocks[0].withReason()
+}
+
+// reason is what the block's "Reason:" lines say, joined, without their
+// full stops.
+func (b errorBlock) reason() string {
+	var rs []string
+	for _, l := range b.more {
+		if r, ok := strings.CutPrefix(l, "Reason: "); ok {
+			rs = append(rs, strings.TrimSuffix(strings.TrimSpace(r), "."))
+		}
+	}
+	return strings.Join(rs, "; ")
+}
+
+// withReason is the block's first line and its reason as one line:
+// "Cannot build '…drv': builder failed with exit code 2".
+func (b errorBlock) withReason() string {
+	r := b.reason()
+	if r == "" {
+		return b.first
+	}
+	return strings.TrimSuffix(b.first, ".") + ": " + r
 }
 
 // ansiEscape matches terminal escape sequences: CSI (colours, cursor

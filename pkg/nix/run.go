@@ -122,8 +122,7 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 	}
 	if err != nil {
 		// Scrubbed without colours, which would split a URL.
-		headline, lines := summarize(flakeref.Scrub(string(stripANSI(tail.buf)), secrets))
-		return nil, &CommandError{What: what, Headline: headline, Tail: lines, Err: err}
+		return nil, NewCommandError(what, flakeref.Scrub(string(stripANSI(tail.buf)), secrets), err)
 	}
 	return stdout.buf.Bytes(), nil
 }
