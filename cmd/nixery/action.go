@@ -182,10 +182,16 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 	if packages == "" {
 		return nil, fmt.Errorf("the packages input is empty: name the nixpkgs packages to put in the image, e.g. packages: hello git")
 	}
-	if err := actionSBOMFile(f, gh.Getenv("RUNNER_TEMP")); err != nil {
+	sbomDir, err := actionSBOMDir(f, gh.Getenv("RUNNER_TEMP"))
+	if err != nil {
 		return nil, err
 	}
-	return f.execute(ctx, []string{packages}, newLines(logs, time.Now))
+	res, err := f.execute(ctx, []string{packages}, newLines(logs, time.Now))
+	if err != nil && sbomDir != "" {
+		// A failed run sets no outputs: nothing names the directory.
+		_ = os.RemoveAll(sbomDir)
+	}
+	return res, err
 }
 
 // setFromInputs sets every flag whose input is not empty. The action's

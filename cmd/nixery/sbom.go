@@ -91,21 +91,21 @@ func writeSBOMs(file string, res *build.Result, logs logSink) error {
 	return nil
 }
 
-// actionSBOMFile has the action save the SBOM, unless it is off, in a
+// actionSBOMDir has the action save the SBOM, unless it is off, in a
 // new directory of the runner's temporary directory, for later steps
 // (actions/attest-sbom's sbom-path): the sbom and sboms outputs name it.
-// Without a runner (no RUNNER_TEMP) nothing would ever remove the file,
-// so none is written.
-func actionSBOMFile(f *buildFlags, runnerTemp string) error {
+// It returns that directory, or "" when it made none. Without a runner
+// (no RUNNER_TEMP) nothing would ever remove the file, so none is written.
+func actionSBOMDir(f *buildFlags, runnerTemp string) (string, error) {
 	if !f.sbom || f.sbomFile != "" || runnerTemp == "" {
-		return nil
+		return "", nil
 	}
 	dir, err := os.MkdirTemp(runnerTemp, "nixery-sbom-")
 	if err != nil {
-		return fmt.Errorf("make a directory for the SBOM: %w", err)
+		return "", fmt.Errorf("make a directory for the SBOM: %w", err)
 	}
 	f.sbomFile = filepath.Join(dir, "sbom.cdx.json")
-	return nil
+	return dir, nil
 }
 
 // sbomOutputs are the action's sboms output (JSON: platform → SBOM file)

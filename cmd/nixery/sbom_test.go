@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -53,4 +55,24 @@ func TestSBOMFileNotWritable(t *testing.T) {
 	assert.Check(t, is.Equal(code, 1), stderr)
 	assert.Check(t, is.Contains(stderr, "nixery build: --sbom-file /proc/sbom.json: cannot write in /proc ("), stderr)
 	assert.Check(t, is.Contains(stderr, "): name a file in a directory you can write to"), stderr)
+}
+
+// A failed action run leaves no SBOM directory in RUNNER_TEMP: it sets
+// no outputs, so nothing would name it. (The successful run's outputs
+// name the file in it: e2e's TestActionSBOM reads it.)
+func TestActionFailureRemovesSBOMDir(t *testing.T) {
+	temp := t.TempDir()
+	var stdout bytes.Buffer
+	// No nixpkgs input: refused after the directory is made, before Nix.
+	err := runAction(envOf(map[string]string{
+		"RUNNER_TEMP":    temp,
+		"GITHUB_OUTPUT":  filepath.Join(t.TempDir(), "output"),
+		"INPUT_PACKAGES": "hello",
+		"INPUT_IMAGE":    "127.0.0.1:1/me/x",
+		"INPUT_SBOM":     "true",
+	}), &stdout)
+	assert.ErrorContains(t, err, "no nixpkgs to take packages from")
+	left, readErr := os.ReadDir(temp)
+	assert.NilError(t, readErr)
+	assert.Check(t, is.Len(left, 0), "left in RUNNER_TEMP: %v", left)
 }

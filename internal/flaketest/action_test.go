@@ -14,6 +14,8 @@ import (
 	"gopkg.in/yaml.v3"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nixery-action/nixery-action/internal/testenv"
 )
 
 // compositeAction is the part of action.yml a runner reads.
@@ -248,4 +250,30 @@ func TestActionInstallNixNotBoolean(t *testing.T) {
 	r = newRunner(t, root, map[string]string{"packages": "hello", "image": "ghcr.io/example/hello", "install-nix": "False"},
 		[]string{"PATH=" + t.TempDir(), "HOME=" + t.TempDir()})
 	assert.ErrorContains(t, r.run(t), `step "Check for Nix"`)
+}
+
+// TestActionNixBuildFails: where the action has no release binary (this
+// repository records none) and Nix cannot build nixery (here: its daemon
+// is not running), the step ends with an ::error:: annotation saying what
+// failed and what to do, after Nix's own lines.
+func TestActionNixBuildFails(t *testing.T) {
+	testenv.Require(t, "nix", "curl")
+	root := repoRoot(t)
+	r := newRunner(t, root, map[string]string{"packages": "hello", "image": "ghcr.io/example/hello", "install-nix": "false"},
+		[]string{
+			"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+			// The store is a daemon's socket that nothing listens on.
+			"NIX_REMOTE=unix://" + filepath.Join(t.TempDir(), "no-daemon"),
+			// Had the repository a release, its download fails: nothing
+			// listens on port 1.
+			"NIXERY_TEST_RELEASES_URL=http://127.0.0.1:1",
+		})
+	err := r.run(t)
+	assert.ErrorContains(t, err, `step "Build and push"`)
+	assert.Assert(t, is.Contains(r.stdout, "cannot connect to socket"), "Nix's output is gone:\n%s", r.stdout)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	last := lines[len(lines)-1]
+	assert.Assert(t, strings.HasPrefix(last, "::error title=nixery-action::building nixery with Nix failed (its output is above)"), r.stdout)
+	assert.Assert(t, is.Contains(last, "@v1"))
+	assert.Equal(t, strings.Count(r.stdout, "::error"), 1, r.stdout)
 }
