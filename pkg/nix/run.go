@@ -68,11 +68,14 @@ var commonArgs = []string{"--extra-experimental-features", "nix-command flakes"}
 // stops its builders, which run in sessions of their own) and, after
 // killGrace, its process group gets SIGKILL.
 func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, b.nix(), append(append([]string{}, commonArgs...), args...)...)
 	env := b.Env
 	if env == nil {
 		env = os.Environ()
 	}
+	if err := b.checkVersion(env); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, b.nix(), append(append([]string{}, commonArgs...), args...)...)
 	cmd.Env = nixEnv(env)
 	cmd.SysProcAttr = sysProcAttr()
 	var (
