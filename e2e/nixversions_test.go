@@ -81,7 +81,11 @@ func freshBuild(t *testing.T, store, spyLog string, nixery func(args ...string) 
 // its arguments to logPath.args.
 func nixSpy(t *testing.T, dir, realNix, logPath string) {
 	t.Helper()
+	// nix --version, asked once before the first command, touches no
+	// store: it is not logged, so that the first call logged is the
+	// first that opens the store.
 	script := fmt.Sprintf(`#!/bin/sh
+[ "$1" = --version ] && exec %[2]q "$@"
 echo "start $$ $(date +%%s%%N)" >> %[1]q
 { echo "call $$"; for a in "$@"; do printf '\t%%s\n' "$a"; done; } >> %[1]q.args
 %[2]q "$@"

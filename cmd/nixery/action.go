@@ -223,7 +223,8 @@ func inputError(fl *flag.Flag, v string, err error) error {
 		return fmt.Errorf("input %s: %q is not a boolean: use true or false", fl.Name, v)
 	}
 	if err.Error() == "parse error" {
-		return fmt.Errorf("input %s: %q is not a number", fl.Name, v)
+		kind, what := takes(fl)
+		return fmt.Errorf("input %s takes %s, not %q: %s", fl.Name, kind, v, what)
 	}
 	return fmt.Errorf("input %s: %v", fl.Name, err)
 }

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/internal/hostile"
 	"github.com/nixery-action/nixery-action/internal/testenv"
+	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
@@ -164,6 +166,14 @@ func TestActionInputValues(t *testing.T) {
 		})), new(bytes.Buffer))
 		assert.Check(t, is.ErrorContains(err, want), in)
 	}
+}
+
+// A build's numeric input that does not parse is named with its range.
+func TestActionNumericInput(t *testing.T) {
+	err := runAction(envOf(actionEnv(t, t.TempDir(), map[string]string{
+		"INPUT_PACKAGES": "hello", "INPUT_PUSH": "false", "INPUT_LAYER_BUDGET": "abc",
+	})), new(bytes.Buffer))
+	assert.Error(t, err, fmt.Sprintf(`input layer-budget takes a whole number, not "abc": most layers (N) for the packages' store paths, 1 to %d`, layers.MaxBudget))
 }
 
 // In action mode stderr has the error once, its hint once, in the

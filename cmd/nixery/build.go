@@ -385,35 +385,10 @@ func cacheFromRef(s string) (ref, note string, err error) {
 // refWithoutCredentials refuses an image reference that carries a user
 // or password (USER:PASSWORD@REGISTRY/NAME), naming it without them.
 func refWithoutCredentials(ref string) error {
-	if shown := redactedRef(ref); shown != ref {
+	if shown := registry.RedactedRef(ref); shown != ref {
 		return usagef("--cache-from %s: an image reference holds no user or password: drop them and log in to the registry instead (docker login)", shown)
 	}
 	return nil
-}
-
-// redactedRef is ref with the userinfo of its registry (before an '@'
-// that comes before the first '/'; a digest's '@' comes after it)
-// replaced by REDACTED.
-func redactedRef(ref string) string {
-	scheme, rest, ok := strings.Cut(ref, "://")
-	if !ok {
-		scheme, rest = "", ref
-	} else {
-		scheme += "://"
-	}
-	slash := strings.IndexByte(rest, '/')
-	if slash < 0 && !ok {
-		return ref
-	}
-	host := rest
-	if slash >= 0 {
-		host = rest[:slash]
-	}
-	at := strings.LastIndexByte(host, '@')
-	if at < 0 {
-		return ref
-	}
-	return scheme + "REDACTED" + rest[at:]
 }
 
 // conflicts refuses flags that ask for opposite things, rather than

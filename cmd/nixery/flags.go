@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nixery-action/nixery-action/pkg/archive"
 )
@@ -127,4 +129,37 @@ func compressionOptions(compression string, level int) (archive.Compression, int
 		return "", 0, usagef("--level %d and --compression %s give two levels: give one", level, compression)
 	}
 	return c, level, nil
+}
+
+// takes says what a flag whose value did not parse (the flag package's
+// bare "parse error") takes: the kind of value, and the first clause of
+// its usage, which gives its range.
+func takes(fl *flag.Flag) (kind, what string) {
+	kind = "a whole number"
+	if g, ok := fl.Value.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case time.Duration:
+			kind = "a duration such as 30m or 90s"
+		case float64:
+			kind = "a number"
+		}
+	}
+	_, usage := flag.UnquoteUsage(fl)
+	return kind, firstClause(usage)
+}
+
+// firstClause is usage up to its first ": " or "; " outside parentheses.
+func firstClause(usage string) string {
+	depth := 0
+	for i, r := range usage {
+		switch {
+		case r == '(':
+			depth++
+		case r == ')':
+			depth--
+		case depth == 0 && (r == ':' || r == ';') && strings.HasPrefix(usage[i+1:], " "):
+			return usage[:i]
+		}
+	}
+	return usage
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -160,10 +161,20 @@ func zeroDefault(v string) bool {
 	return false
 }
 
+// parseError is the flag package's error for a value that does not
+// parse, which names neither what would do nor the range.
+var parseError = regexp.MustCompile(`^invalid value (".*") for flag -(\S+): parse error$`)
+
 // flagError makes the flag package's parse error one line: an unknown
 // flag is named with the closest flags of the command.
 func flagError(err error, fs *flag.FlagSet, cmd string) string {
 	msg := err.Error()
+	if m := parseError.FindStringSubmatch(msg); m != nil {
+		if fl := fs.Lookup(m[2]); fl != nil {
+			kind, what := takes(fl)
+			return fmt.Sprintf("--%s takes %s, not %s: %s", fl.Name, kind, m[1], what)
+		}
+	}
 	name, ok := strings.CutPrefix(msg, "flag provided but not defined: ")
 	if !ok {
 		// "invalid value ... for flag -x: ...", "flag needs an argument: -x"

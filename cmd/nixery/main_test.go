@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/publish"
 )
@@ -66,7 +68,10 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"build", "-platform", "linux/amd64"}, "nixery build: unknown flag --platform (did you mean --platforms?)\n"},
 		{[]string{"merge", "--tag", "v1"}, "nixery merge: unknown flag --tag (did you mean --tags?)\n"},
 		{[]string{"build", "--frobnicate"}, "nixery build: unknown flag --frobnicate (run 'nixery build --help' for the flags)\n"},
-		{[]string{"build", "--level", "x"}, "nixery build: invalid value \"x\" for flag --level: parse error\n"},
+		{[]string{"build", "--level", "x"}, fmt.Sprintf("nixery build: --level takes a whole number, not \"x\": LEVEL of the layers' compression, as --compression ALGO:LEVEL gives it (gzip 1 (fastest) to 9, default %d)\n", archive.DefaultLevel)},
+		{[]string{"build", "--layer-budget", "abc"}, fmt.Sprintf("nixery build: --layer-budget takes a whole number, not \"abc\": most layers (N) for the packages' store paths, 1 to %d\n", layers.MaxBudget)},
+		{[]string{"build", "--timeout", "5"}, "nixery build: --timeout takes a duration such as 30m or 90s, not \"5\": give up on Nix after this long (DURATION, e.g. 30m), per platform\n"},
+		{[]string{"serve", "--max-images", "all"}, "nixery serve: --max-images takes a whole number, not \"all\": keep at most N images, dropping those pulled least recently (0: keep all)\n"},
 		{[]string{"build", "--image"}, "nixery build: flag needs an argument: --image\n"},
 	} {
 		code, out, errOut := runCLI(t, tc.args...)

@@ -255,6 +255,9 @@ func (c Cache) read(ctx, outer context.Context, ref name.Reference, o registry.O
 // ParseRef checks a --cache-from reference: a tag or digest of an
 // image or index in a registry.
 func ParseRef(s string, insecure bool) (name.Reference, error) {
+	if err := registry.CheckRefForm("--cache-from", s); err != nil {
+		return nil, err
+	}
 	ref, err := name.ParseReference(s, registry.NameOptions(s, insecure)...)
 	if err != nil {
 		return nil, fmt.Errorf("cache image %q is not an image reference (REGISTRY/NAME:TAG or @DIGEST): %v", s, err)

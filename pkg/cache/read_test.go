@@ -60,3 +60,14 @@ func TestReadWarningHidesLoginAndEscapes(t *testing.T) {
 	assert.Check(t, !strings.ContainsAny(msg, "\x1b\x07\n"), "%q", msg)
 	assert.Check(t, is.Contains(msg, `\x1b]0;pwned\x07`), msg)
 }
+
+// A cache image written as a URL or a layout is refused in one line
+// rather than read from a registry named "https:" or "oci:".
+func TestParseRefForm(t *testing.T) {
+	_, err := ParseRef("https://ghcr.io/me/tools:v1", false)
+	assert.Error(t, err, `--cache-from "https://ghcr.io/me/tools:v1": give REGISTRY/NAME, not a URL: drop "https://"`)
+	_, err = ParseRef("oci:cache", false)
+	assert.ErrorContains(t, err, `--cache-from "oci:cache": give REGISTRY/NAME, not a transport (oci:)`)
+	_, err = ParseRef("ghcr.io/me/tools:v1", false)
+	assert.NilError(t, err)
+}

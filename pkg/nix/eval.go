@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path"
 	"sort"
 	"strings"
 
@@ -397,6 +398,9 @@ func (b *Builder) evalLookup(ctx context.Context, log io.Writer, what, locked, s
 		if p.Status != "package" {
 			continue
 		}
+		if dir, ok := otherStore(p.DrvPath); ok {
+			return nil, otherStoreError(what, dir)
+		}
 		if !storepath.Valid(p.DrvPath) || !strings.HasSuffix(p.DrvPath, ".drv") {
 			return nil, fmt.Errorf("%s: unexpected output of nix eval: %q is no derivation in the store", what, p.DrvPath)
 		}
@@ -405,6 +409,26 @@ func (b *Builder) evalLookup(ctx context.Context, log io.Writer, what, locked, s
 		}
 	}
 	return &res, nil
+}
+
+// nixStore is the store directory images hold their paths in.
+var nixStore = strings.TrimSuffix(storepath.Dir, "/")
+
+// otherStore returns the store directory of a path Nix gave that is a
+// store path of a store other than /nix/store (NIX_STORE_DIR,
+// local?store=/x): an absolute path whose name is a store path's.
+func otherStore(p string) (string, bool) {
+	dir, base := path.Split(p)
+	dir = path.Clean(dir)
+	if !path.IsAbs(p) || dir == nixStore || !storepath.ValidBase(base) {
+		return "", false
+	}
+	return dir, true
+}
+
+// otherStoreError says that Nix's store is not where images need it.
+func otherStoreError(what, dir string) error {
+	return fmt.Errorf("%s: Nix's store is in %s, but images need Nix's store at %s: use a store in %s (see NIX_STORE_DIR, NIX_REMOTE and nix.conf's store setting)", what, dir, nixStore, nixStore)
 }
 
 func uniqueSorted(s []string) []string {

@@ -38,7 +38,10 @@ func TestLookupUnexpectedAnswers(t *testing.T) {
 		`{"hasSystem":true,"packages":[]}`: "unexpected output of nix eval: 0 answers for 1 attributes",
 		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package","output":"out"},{"attr":"x","status":"missing"}]}`: "2 answers for 1 attributes",
 		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/../../etc/passwd","status":"package","output":"out"}]}`:                                                           `"/nix/store/../../etc/passwd" is no derivation in the store`,
-		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package"}]}`:                                                "no output named for /nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv",
+		// A store elsewhere (NIX_STORE_DIR, NIX_REMOTE='local?store=/x').
+		`{"hasSystem":true,"packages":[{"attr":"cacert","drvPath":"/x/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-cacert.drv","status":"package","output":"out"}]}`:                 "evaluating nixpkgs for x86_64-linux: Nix's store is in /x, but images need Nix's store at /nix/store: use a store in /nix/store (see NIX_STORE_DIR, NIX_REMOTE and nix.conf's store setting)",
+		`{"hasSystem":true,"packages":[{"attr":"cacert","drvPath":"/var/lib/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-cacert.drv","status":"package","output":"out"}]}`: "Nix's store is in /var/lib/nix/store, but",
+		`{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package"}]}`:                          "no output named for /nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv",
 	} {
 		f := newFakeNix(t)
 		f.answer("eval", 1, answer, "", 0)

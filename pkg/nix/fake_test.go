@@ -23,11 +23,13 @@ type fakeNix struct {
 // fakeScript answers the k-th call of subcommand SUB (metadata, prefetch,
 // eval, build, path-info) with the files SUB.k.out (stdout), SUB.k.err
 // (stderr) and SUB.k.exit (status, default 0); a call without a SUB.k.out
-// fails.
+// fails. Asked its version, it says nothing.
 // Calls may run concurrently: the counters are taken under a lock (mkdir
 // is atomic).
 const fakeScript = `#!/bin/sh
 d=%q
+# The recorded answers are of Nix 2.8 and later: no version to check.
+[ "$1" = --version ] && exit 1
 until mkdir "$d/lock" 2>/dev/null; do sleep 0.01; done
 n=$(( $(cat "$d/calls" 2>/dev/null || echo 0) + 1 ))
 echo $n > "$d/calls"

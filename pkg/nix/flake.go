@@ -312,6 +312,9 @@ func prefetchRef(what string, out []byte, dir string) (string, error) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		return "", fmt.Errorf("%s: unexpected output of nix flake prefetch: %w", what, err)
 	}
+	if dir, ok := otherStore(res.StorePath); ok {
+		return "", otherStoreError(what, dir)
+	}
 	// A store path, and one a path: reference can hold (no ? or #).
 	if !storepath.Exact(res.StorePath) || strings.ContainsAny(res.StorePath, "?#") || res.Hash == "" {
 		return "", fmt.Errorf("%s: nix flake prefetch gave no store path and hash", what)

@@ -68,11 +68,14 @@ var commonArgs = []string{"--extra-experimental-features", "nix-command flakes"}
 // stops its builders, which run in sessions of their own) and, after
 // killGrace, its process group gets SIGKILL.
 func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, b.nix(), append(append([]string{}, commonArgs...), args...)...)
 	env := b.Env
 	if env == nil {
 		env = os.Environ()
 	}
+	if err := b.checkVersion(env); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, b.nix(), append(append([]string{}, commonArgs...), args...)...)
 	cmd.Env = nixEnv(env)
 	cmd.SysProcAttr = sysProcAttr()
 	var (
@@ -97,7 +100,7 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 	secrets := b.secrets()
 	log := &lineWriter{mu: &b.logMu, w: logTo, prefix: prefix, secrets: secrets}
 	cmd.Stdout = stdout
-	cmd.Stderr = io.MultiWriter(log, tail)
+	cmd.Stderr = io.MultiWriter(untilCancelled{ctx, log}, tail)
 
 	if err := cmd.Start(); err != nil {
 		if ctx.Err() != nil {
@@ -113,10 +116,11 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 		kill.Stop()
 	}
 	mu.Unlock()
-	log.Flush()
 	if ctx.Err() != nil {
+		// A line begun before is not ended: it is not shown either.
 		return nil, ctx.Err()
 	}
+	log.Flush()
 	if stdout.over {
 		return nil, fmt.Errorf("%s: Nix printed more than %s, the bound on one Nix command's output (MaxOutputBytes): is this one image's closure?", what, limit.Size(int64(stdout.max)))
 	}
@@ -125,4 +129,20 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 		return nil, NewCommandError(what, flakeref.Scrub(string(stripANSI(tail.buf)), secrets), err)
 	}
 	return stdout.buf.Bytes(), nil
+}
+
+// untilCancelled passes Nix's stderr on to the log until ctx ends. What
+// Nix says once this process has stopped it ("error: interrupted by the
+// user") would read as a failure of Nix's own, where the cause is ours
+// and is reported as such.
+type untilCancelled struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (u untilCancelled) Write(p []byte) (int, error) {
+	if u.ctx.Err() != nil {
+		return len(p), nil
+	}
+	return u.w.Write(p)
 }

@@ -107,6 +107,9 @@ func TestPrefetchRef(t *testing.T) {
 		_, err := prefetchRef("copying x", []byte(bad), "")
 		assert.ErrorContains(t, err, "copying x: ")
 	}
+	// A store elsewhere (NIX_STORE_DIR) is named.
+	_, err := prefetchRef("copying x", []byte(`{"storePath":"/x/g8dq2k3b8qmixdgz490lqp1s1zy46d9g-source","hash":"sha256-MIfaEjtgsUINambJiSikQ1onJPOTCwW2lkau4MDN30A="}`), "")
+	assert.ErrorContains(t, err, "copying x: Nix's store is in /x, but images need Nix's store at /nix/store")
 }
 
 func TestParseMetadata(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/nixery-action/nixery-action/pkg/registry"
 
 	"github.com/nixery-action/nixery-action/internal/ctxio"
 	"github.com/nixery-action/nixery-action/pkg/cache"
@@ -104,6 +105,9 @@ func (o WriteOptions) Validate(kind OutputKind) error {
 	case kind == OCILayout && o.Repository != "":
 		return fmt.Errorf("an OCI layout names its images by tag only, so the image name %q would go unused: leave it out, or write a docker archive", o.Repository)
 	case kind == DockerArchive:
+		if err := registry.CheckRefForm("--image", o.Repository); err != nil {
+			return err
+		}
 		_, err := archiveRefs(o.Repository, o.Tags)
 		return err
 	}

@@ -161,6 +161,8 @@ func TestWriteOptionsValidate(t *testing.T) {
 	assert.ErrorContains(t, WriteOptions{Repository: "ghcr.io/me/tools"}.Validate(OCILayout), "would go unused")
 	assert.ErrorContains(t, WriteOptions{Repository: "Not Valid"}.Validate(DockerArchive), `bad image name "Not Valid:latest"`)
 	assert.ErrorContains(t, WriteOptions{Tags: []string{".bad"}}.Validate(DockerArchive), `bad tag ".bad"`)
+	// podman load refuses the name of such an archive.
+	assert.Error(t, WriteOptions{Repository: "https://ghcr.io/me/tools"}.Validate(DockerArchive), `--image "https://ghcr.io/me/tools": give REGISTRY/NAME, not a URL: drop "https://"`)
 }
 
 // An OCI layout's files are 0644 and its directories 0755, as other tools

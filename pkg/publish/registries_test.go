@@ -51,6 +51,10 @@ func TestNewTargets(t *testing.T) {
 			err: `tag "feature/login" holds a '/', which a tag cannot (a branch name?): give docker/metadata-action's tags output, or replace '/' with '-' (feature-login)`},
 		{name: "a branch name without an image", tags: []string{"feature/login"}, err: "holds a '/', which a tag cannot"},
 		{name: "bad tag in a reference", image: "ghcr.io/me/app", tags: []string{"quay.io/me/app:.v1"}, err: `bad tag ".v1"`},
+		{name: "a URL", image: "https://ghcr.io/me/tools", err: `--image "https://ghcr.io/me/tools": give REGISTRY/NAME, not a URL: drop "https://"`},
+		{name: "a layout", image: "oci:out", err: `--image "oci:out": give REGISTRY/NAME, not a transport (oci:); --output takes oci:DIR`},
+		{name: "a URL in the tags", tags: []string{"https://ghcr.io/me/app:v1"}, err: `--tags "https://ghcr.io/me/app:v1": give REGISTRY/NAME, not a URL: drop "https://"`},
+		{name: "a skopeo reference in the tags", image: "ghcr.io/me/app", tags: []string{"v1", "docker://ghcr.io/me/app:v2"}, err: `drop "docker://"`},
 		{name: "the cache record's tag", image: "ghcr.io/me/app", tags: []string{"quay.io/me/app:" + cache.RecordTag}, err: "cache record"},
 	}
 	for _, tc := range cases {

@@ -3,7 +3,9 @@ package publish
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -62,6 +64,14 @@ func NewTarget(image string, tags []string, insecure bool) (Target, error) {
 // reference: the first one's repository is then the first target. A
 // reference without a tag means :latest, as docker reads it.
 func NewTargets(image string, tags []string, insecure bool) ([]Target, error) {
+	if err := registry.CheckRefForm("--image", image); err != nil {
+		return nil, err
+	}
+	for _, s := range tags {
+		if err := registry.CheckRefForm("--tags", s); err != nil {
+			return nil, err
+		}
+	}
 	var bare []string
 	var order []string // other repositories, as first named
 	named := map[string][]string{}
@@ -162,6 +172,9 @@ func badImage(image string, err error) error {
 	if strings.Contains(image, "@") {
 		return fmt.Errorf("bad image reference %q: give a repository (and optionally :tag), not a digest", image)
 	}
+	if registryOnly(image) {
+		return fmt.Errorf("bad image reference %q names a registry but no repository: add the repository: %s/NAME", image, image)
+	}
 	if _, weakErr := name.NewTag(image); weakErr == nil {
 		return fmt.Errorf("bad image reference %q: name the registry too, e.g. ghcr.io/OWNER/%s or docker.io/USER/%s",
 			image, lastPart(image), lastPart(image))
@@ -174,6 +187,20 @@ func badImage(image string, err error) error {
 		msg += "; repository names must be lowercase"
 	}
 	return fmt.Errorf("bad image reference %q: %s", image, msg)
+}
+
+// registryOnly tells whether image, a reference without a '/', is a
+// registry's host (it has a dot or a port, or is localhost) rather than
+// a name with its tag (hello:v1.2).
+func registryOnly(image string) bool {
+	if strings.Contains(image, "/") {
+		return false
+	}
+	if host, port, err := net.SplitHostPort(image); err == nil {
+		_, err := strconv.ParseUint(port, 10, 16)
+		return host != "" && err == nil
+	}
+	return !strings.Contains(image, ":") && (image == "localhost" || strings.Contains(image, "."))
 }
 
 // hasUpper tells whether the repository path of image (after its
