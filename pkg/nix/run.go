@@ -72,9 +72,6 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 	if env == nil {
 		env = os.Environ()
 	}
-	if err := b.checkVersion(env); err != nil {
-		return nil, err
-	}
 	cmd := exec.CommandContext(ctx, b.nix(), append(append([]string{}, commonArgs...), args...)...)
 	cmd.Env = nixEnv(env)
 	cmd.SysProcAttr = sysProcAttr()
@@ -125,6 +122,10 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 		return nil, fmt.Errorf("%s: Nix printed more than %s, the bound on one Nix command's output (MaxOutputBytes): is this one image's closure?", what, limit.Size(int64(stdout.max)))
 	}
 	if err != nil {
+		// Asked only now, so that a working Nix costs no extra process.
+		if err := b.checkVersion(env); err != nil {
+			return nil, err
+		}
 		// Scrubbed without colours, which would split a URL.
 		return nil, NewCommandError(what, flakeref.Scrub(string(stripANSI(tail.buf)), secrets), err)
 	}

@@ -21,7 +21,7 @@ const versionTimeout = 10 * time.Second
 const versionOutputMax = 4 << 10
 
 // versionChecks hold, by the path of each Nix program, whether it is new
-// enough: asked once per process, before its first command.
+// enough: asked once per process, when a command first fails.
 var versionChecks sync.Map // path → *versionCheck
 
 type versionCheck struct {
@@ -32,8 +32,8 @@ type versionCheck struct {
 // checkVersion refuses a Nix older than 2.8, which knows none of the
 // flags every command is given (--extra-experimental-features): one line
 // naming its version and where it is, rather than Nix's "unrecognised
-// flag". A Nix that cannot say its version is left for its first
-// command to report.
+// flag". A Nix that cannot say its version is left for its own error to
+// report.
 func (b *Builder) checkVersion(env []string) error {
 	path, err := exec.LookPath(b.nix())
 	if err != nil {
