@@ -228,7 +228,11 @@ func (s *Server) locked(ref string, l nix.Locked, err error) (nix.Locked, error)
 		if errors.As(err, &ce) && ce.Headline != "" {
 			why = ce.Headline
 		}
-		err = fmt.Errorf("nixpkgs %s cannot be locked: %s", ref, why)
+		if ours(err) {
+			err = &infraError{fmt.Errorf("nixpkgs %s cannot be locked: %w", ref, err)}
+		} else {
+			err = fmt.Errorf("nixpkgs %s cannot be locked: %s", ref, why)
+		}
 		s.locks[ref] = lockEntry{err: err, at: now}
 		return nix.Locked{}, err
 	}
