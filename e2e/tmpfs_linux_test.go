@@ -19,3 +19,9 @@ func mountTmpfs(t *testing.T, size string) string {
 	t.Cleanup(func() { syscall.Unmount(dir, 0) })
 	return dir
 }
+
+// remountReadOnly makes the tmpfs mountTmpfs mounted on dir read-only.
+func remountReadOnly(t *testing.T, dir string) {
+	t.Helper()
+	assert.NilError(t, syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""), "remount %s read-only", dir)
+}

@@ -168,6 +168,11 @@ func (f *serveFlags) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A server that could build nothing is refused now, not found out
+	// by every pull.
+	if err := srv.Check(ctx); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
@@ -176,8 +181,6 @@ func (f *serveFlags) run(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
 	log.Info("serving", "address", "http://"+ln.Addr().String(), "nixpkgs", flakeref.Redacted(f.nixpkgs), "storage", f.storage)
-	// The server logs how locking went; pulls of latest find it done.
-	go srv.LockLatest(ctx)
 	select {
 	case err := <-done:
 		return err

@@ -24,6 +24,14 @@ import (
 // returns "127.0.0.1:PORT"; clients reach it over plain HTTP.
 func StartRegistry(t testing.TB) string {
 	t.Helper()
+	host, _ := startRegistry(t, "", nil)
+	return host
+}
+
+// StartStoppableRegistry is StartRegistry, with a function that stops the
+// registry before the test ends: a registry that goes away.
+func StartStoppableRegistry(t testing.TB) (host string, stop func()) {
+	t.Helper()
 	return startRegistry(t, "", nil)
 }
 
@@ -32,7 +40,8 @@ func StartRegistry(t testing.TB) string {
 func StartAuthRegistry(t testing.TB) (host, user, password string) {
 	t.Helper()
 	user, password, file := htpasswdFile(t)
-	return startRegistry(t, file, nil), user, password
+	host, _ = startRegistry(t, file, nil)
+	return host, user, password
 }
 
 // StartTLSAuthRegistry is StartAuthRegistry served over HTTPS with a
@@ -42,7 +51,8 @@ func StartTLSAuthRegistry(t testing.TB) (host, user, password, caFile string) {
 	t.Helper()
 	user, password, htpasswd := htpasswdFile(t)
 	certs := newCerts(t)
-	return startRegistry(t, htpasswd, certs), user, password, certs.ca
+	host, _ = startRegistry(t, htpasswd, certs)
+	return host, user, password, certs.ca
 }
 
 // htpasswdFile writes a bcrypt htpasswd file for a new user.
@@ -90,7 +100,7 @@ const registryAuth = `auth:
 // startRegistry runs docker-registry until the test ends. The port is
 // found free just before the registry binds it, so another process can
 // take it in between: a registry that exits at once is tried again.
-func startRegistry(t testing.TB, htpasswd string, certs *certFiles) string {
+func startRegistry(t testing.TB, htpasswd string, certs *certFiles) (string, func()) {
 	t.Helper()
 	Require(t, "docker-registry")
 	var lastErr error
@@ -108,22 +118,23 @@ func startRegistry(t testing.TB, htpasswd string, certs *certFiles) string {
 		if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if lastErr = runRegistry(t, cfgFile, addr, certs); lastErr == nil {
-			return addr
+		var stop func()
+		if stop, lastErr = runRegistry(t, cfgFile, addr, certs); lastErr == nil {
+			return addr, stop
 		}
 	}
 	t.Fatalf("starting docker-registry: %v", lastErr)
-	return ""
+	return "", nil
 }
 
 // runRegistry starts the registry and waits until /v2/ answers. On
-// success the test's cleanup stops it.
-func runRegistry(t testing.TB, cfgFile, addr string, certs *certFiles) error {
+// success the test's cleanup stops it, unless stop did before.
+func runRegistry(t testing.TB, cfgFile, addr string, certs *certFiles) (stop func(), err error) {
 	out := &lockedBuffer{}
 	cmd := exec.Command("docker-registry", "serve", cfgFile)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -138,7 +149,7 @@ func runRegistry(t testing.TB, cfgFile, addr string, certs *certFiles) error {
 	for {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("exited at start (%v): %s", err, out.String())
+			return nil, fmt.Errorf("exited at start (%v): %s", err, out.String())
 		default:
 		}
 		if resp, err := client.Get(scheme + "://" + addr + "/v2/"); err == nil {
@@ -151,24 +162,30 @@ func runRegistry(t testing.TB, cfgFile, addr string, certs *certFiles) error {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			<-exited
-			return fmt.Errorf("no answer on http://%s/v2/ after 15s: %s", addr, out.String())
+			return nil, fmt.Errorf("no answer on http://%s/v2/ after 15s: %s", addr, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+		stop()
 		if t.Failed() && out.Len() > 0 {
 			t.Logf("docker-registry on %s said:\n%s", addr, notable(out.String()))
 		}
 	})
-	return nil
+	return stop, nil
 }
 
 // FreePort returns a loopback address with a port nothing listens on now.

@@ -227,9 +227,9 @@ func (o Options) tempDirError(err error) error {
 		err = pe.Err // the path is named already
 	}
 	if o.TempDir != "" {
-		return fmt.Errorf("%s is not a writable directory (%v): name one", name, err)
+		return fmt.Errorf("%s is not a writable directory (%w): name one", name, err)
 	}
-	return fmt.Errorf("%s is not a writable directory (%v): set TMPDIR to one", name, err)
+	return fmt.Errorf("%s is not a writable directory (%w): set TMPDIR to one", name, err)
 }
 
 // SchemaVersion is the version of Result's JSON form (docs/json.md); it

@@ -168,6 +168,13 @@ func (b *Builder) Validate() error {
 	return nil
 }
 
+// Version runs `nix --version`: whether Nix is there and runs at all,
+// apart from any flake or package. Its answer is Nix's one line.
+func (b *Builder) Version(ctx context.Context) (string, error) {
+	out, err := b.run(ctx, nil, "nix --version", "", "--version")
+	return strings.TrimSpace(string(out)), err
+}
+
 // Build realises the packages named by attrs (nixpkgs attribute paths,
 // checked with spec.CheckAttr) for a Nix system such as aarch64-linux, and
 // reads their closure. Missing packages are reported together in a

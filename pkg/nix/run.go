@@ -105,7 +105,7 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 			// timeout from an interruption.
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot run Nix (%v): install Nix and put nix on PATH", err)
+		return nil, fmt.Errorf("cannot run Nix (%w): install Nix and put nix on PATH", err)
 	}
 	err := cmd.Wait()
 	mu.Lock()

@@ -80,7 +80,7 @@ func (l *Layout) Check(context.Context) error {
 // checkWritable tells whether a file can be made in dir.
 func (l *Layout) checkWritable(dir string) error {
 	if err := outfile.CheckDir(dir); err != nil {
-		return fmt.Errorf("%s: cannot write in %s (%v): name a directory you can write to", l.out, dir, err)
+		return fmt.Errorf("%s: cannot write in %s (%w): name a directory you can write to", l.out, dir, err)
 	}
 	return nil
 }

@@ -158,6 +158,19 @@ const checkTimeout = 20 * time.Second
 // tokens) and an authenticated read of /v2/. It does not retry: a
 // registry that is down now is reported now.
 func (o Options) CheckPush(ctx context.Context, repo name.Repository, l Login) error {
+	return o.checkPush(ctx, repo, l, false)
+}
+
+// CheckUpload is CheckPush, then starts an upload to repo and cancels it
+// (as go-containerregistry's remote.CheckPushPermission does): a registry
+// that lets anyone read /v2/, or gives anyone a token, but refuses l's
+// pushes to repo is found out too. A cancelled upload leaves no blob; a
+// registry that ignores the cancel purges the session itself.
+func (o Options) CheckUpload(ctx context.Context, repo name.Repository, l Login) error {
+	return o.checkPush(ctx, repo, l, true)
+}
+
+func (o Options) checkPush(ctx context.Context, repo name.Repository, l Login, upload bool) error {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	fail := func(err error) error { return l.Explain(err, repo) }
@@ -165,19 +178,53 @@ func (o Options) CheckPush(ctx context.Context, repo name.Repository, l Login) e
 	if err != nil {
 		return fail(err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s/v2/", repo.Scheme(), repo.RegistryStr()), nil)
+	client := &http.Client{Transport: rt}
+	base := fmt.Sprintf("%s://%s/v2/", repo.Scheme(), repo.RegistryStr())
+	if err := ask(ctx, client, http.MethodGet, base, http.StatusOK); err != nil {
+		return fail(err)
+	}
+	if !upload {
+		return nil
+	}
+	resp, err := send(ctx, client, http.MethodPost, base+repo.RepositoryStr()+"/blobs/uploads/", http.StatusAccepted)
 	if err != nil {
 		return fail(err)
 	}
-	resp, err := (&http.Client{Transport: rt}).Do(req)
-	if err != nil {
-		return fail(err)
-	}
-	defer resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
-		return fail(err)
+	resp.Body.Close()
+	// The session's URL is relative to the request's, or absolute.
+	if loc := resp.Header.Get("Location"); loc != "" {
+		if session, err := resp.Request.URL.Parse(loc); err == nil {
+			_ = ask(ctx, client, http.MethodDelete, session.String(), http.StatusNoContent)
+		}
 	}
 	return nil
+}
+
+// send sends a request with no body and checks that its answer is want;
+// the caller closes the answer's body.
+func send(ctx context.Context, client *http.Client, method, url string, want int) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := transport.CheckError(resp, want); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp, nil
+}
+
+// ask is send, closing the answer.
+func ask(ctx context.Context, client *http.Client, method, url string, want int) error {
+	resp, err := send(ctx, client, method, url, want)
+	if err == nil {
+		resp.Body.Close()
+	}
+	return err
 }
 
 // NameOptions are the options to parse a reference to ref's registry

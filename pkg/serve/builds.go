@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
+	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/nix"
@@ -36,6 +40,28 @@ func (s *Server) readManifest(ctx context.Context, img request, digest v1.Hash) 
 	return digest, raw, nil
 }
 
+// infraError is a build or lock that failed for the server's own means,
+// its storage or its Nix, not for what was asked: the client is told
+// that the server failed (its log says why), never the storage's address
+// or the server's credentials.
+type infraError struct{ err error }
+
+func (e *infraError) Error() string { return firstLine(e.err.Error()) }
+
+func (e *infraError) Unwrap() error { return e.err }
+
+// ours tells whether err is the server's own failure (see infraError):
+// its storage registry refused or failed (a *registry.RegistryError), or
+// the system did, a file or Nix that could not be read, written or run
+// (ENOSPC, EROFS, EACCES and such).
+func ours(err error) bool {
+	var re *registry.RegistryError
+	var errno syscall.Errno
+	var pe *fs.PathError
+	var ee *exec.Error
+	return errors.As(err, &re) || errors.As(err, &errno) || errors.As(err, &pe) || errors.As(err, &ee)
+}
+
 // storageError is the store failing to answer.
 type storageError struct{ err error }
 
@@ -45,6 +71,15 @@ func (e *storageError) Error() string { return "storage: " + e.err.Error() }
 // for, rather than that it could not be read.
 func gone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || registry.IsNotFound(err)
+}
+
+// unreadable tells a store that failed to answer (a file it could not
+// read, a registry that failed or refused) from one that answered without
+// the manifest asked for: gone, or no manifest.
+func unreadable(err error) bool {
+	var terr *transport.Error
+	var uerr *url.Error
+	return !gone(err) && (ours(err) || errors.As(err, &terr) || errors.As(err, &uerr))
 }
 
 // failedFor is how long a failed build's error is given again without
@@ -178,8 +213,13 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 			result = "failed"
 		}
 		s.metrics.builds.WithLabelValues(result).Inc()
-		if err != nil {
+		var infra *infraError
+		if err != nil && !errors.As(err, &infra) {
+			// The server's own failures are not remembered: once
+			// the storage or Nix is mended, the next pull builds.
 			s.fail(img.key, err)
+		}
+		if err != nil {
 			return nil, err
 		}
 		s.keep(img.key, d)
@@ -302,6 +342,9 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	res, err := build.Build(ctx, req, s.o.Build)
 	if err != nil {
 		s.o.Log.Error("build failed", "image", name, "error", err.Error())
+		if ours(err) {
+			return v1.Hash{}, &infraError{err}
+		}
 		return v1.Hash{}, errors.New(firstLine(err.Error()))
 	}
 	res.Close()

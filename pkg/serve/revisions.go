@@ -139,11 +139,41 @@ func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 	}
 }
 
-// LockLatest locks the nixpkgs of the tag latest, as the first pull
-// would: a server calls it as it starts, so that a reference Nix cannot
-// lock is in its log at once, and the first pull does not wait for it.
-func (s *Server) LockLatest(ctx context.Context) (nix.Locked, error) {
-	return s.lock(ctx, s.o.Nixpkgs)
+// Check tells, before the server listens, whether it can build at all:
+// Nix runs, and the nixpkgs of the tag latest can be locked (that lock
+// then serves the first pulls). Its error is one line saying what is
+// wrong and what to do.
+func (s *Server) Check(ctx context.Context) error {
+	if s.o.Build.Realiser == nil {
+		b := &nix.Builder{Nix: s.o.Build.Nix, Env: s.o.Build.NixEnv}
+		if _, err := b.Version(ctx); err != nil {
+			var ce *nix.CommandError
+			if errors.As(err, &ce) {
+				return fmt.Errorf("%s: check that Nix works for the server's user", s.scrub(headline(err)))
+			}
+			return err
+		}
+	}
+	lctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	l, err := s.o.Lock(lctx, s.o.Nixpkgs)
+	if err != nil {
+		return fmt.Errorf("%s; check --nixpkgs", s.scrub(headline(err)))
+	}
+	s.locked(s.o.Nixpkgs, l, nil)
+	return nil
+}
+
+// headline is err in one line: a Nix command's failure without the
+// lines of Nix's output it quotes.
+func headline(err error) string {
+	var ce *nix.CommandError
+	if errors.As(err, &ce) {
+		short := *ce
+		short.Tail = ""
+		return short.Error()
+	}
+	return firstLine(err.Error())
 }
 
 // relockWait is how long a pull waits for a reference it has a lock of
@@ -198,7 +228,11 @@ func (s *Server) locked(ref string, l nix.Locked, err error) (nix.Locked, error)
 		if errors.As(err, &ce) && ce.Headline != "" {
 			why = ce.Headline
 		}
-		err = fmt.Errorf("nixpkgs %s cannot be locked: %s", ref, why)
+		if ours(err) {
+			err = &infraError{fmt.Errorf("nixpkgs %s cannot be locked: %w", ref, err)}
+		} else {
+			err = fmt.Errorf("nixpkgs %s cannot be locked: %s", ref, why)
+		}
 		s.locks[ref] = lockEntry{err: err, at: now}
 		return nix.Locked{}, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nixery-action/nixery-action/pkg/publish"
+	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
 var (
@@ -189,6 +190,10 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 		w.Header().Set("Retry-After", "10")
 		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", errStopping.Error())
 		return
+	case errors.As(err, new(*infraError)):
+		// Logged as it happened, with its cause.
+		writeError(w, http.StatusInternalServerError, "UNKNOWN", "the server could not build this image; see the server's log")
+		return
 	case err != nil:
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", s.scrub(err.Error()))
 		return
@@ -226,15 +231,26 @@ func onlyManifest(digest v1.Hash, raw []byte) (v1.Hash, error) {
 // manifestBlob serves the manifest or index digest (asked for by digest).
 func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest string) {
 	d, err := v1.NewHash(digest)
-	if err == nil {
-		var raw []byte
-		if raw, err = s.store.manifest(r.Context(), d); err == nil {
-			s.touch(d)
-			serveManifest(w, r, d, raw, true)
-			return
-		}
+	if err != nil {
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
+		return
 	}
-	writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
+	raw, err := s.store.manifest(r.Context(), d)
+	switch {
+	case err == nil:
+		s.touch(d)
+		serveManifest(w, r, d, raw, true)
+	case !unreadable(err):
+		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
+	default:
+		// As a pull by tag: the storage failing is not the manifest
+		// missing, and its address stays in the log.
+		if r.Context().Err() == nil {
+			s.o.Log.Error("storage read failed", "digest", digest, "error", registry.OneLine(err))
+		}
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusServiceUnavailable, "UNKNOWN", "the server cannot read its storage now: try again shortly")
+	}
 }
 
 // serveManifest answers with raw, the manifest or index digest, and its

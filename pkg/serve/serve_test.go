@@ -340,7 +340,8 @@ func storedInRegistry(t *testing.T, s *Server, storage, name string) v1.Image {
 
 // A registry storage is untrusted as any registry is: its redirects are
 // bounded, a slow answer times out, and its words reach the client on
-// one line, if at all.
+// one line, if at all. A manifest it fails to give is the storage
+// failing (503), not the manifest unknown.
 func TestServeHostileRegistryStorage(t *testing.T) {
 	h := hostile.Start(hostile.Behaviour{})
 	t.Cleanup(h.Close)
@@ -373,9 +374,9 @@ func TestServeHostileRegistryStorage(t *testing.T) {
 		status int
 	}{
 		{"blob redirected for ever", hostile.Behaviour{RedirectLoop: true}, "/v2/hello/blobs/" + ld.String(), http.StatusBadGateway},
-		{"manifest redirected for ever", hostile.Behaviour{RedirectLoop: true}, "/v2/hello/manifests/" + index, http.StatusNotFound},
-		{"manifest refused with lines", hostile.Behaviour{ErrorMessage: "denied\n::error::injected"}, "/v2/hello/manifests/" + index, http.StatusNotFound},
-		{"manifest trickled", hostile.Behaviour{Trickle: 50 * time.Millisecond}, "/v2/hello/manifests/" + index, http.StatusNotFound},
+		{"manifest redirected for ever", hostile.Behaviour{RedirectLoop: true}, "/v2/hello/manifests/" + index, http.StatusServiceUnavailable},
+		{"manifest refused with lines", hostile.Behaviour{ErrorMessage: "denied\n::error::injected"}, "/v2/hello/manifests/" + index, http.StatusServiceUnavailable},
+		{"manifest trickled", hostile.Behaviour{Trickle: 50 * time.Millisecond}, "/v2/hello/manifests/" + index, http.StatusServiceUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h.Set(tc.behave)

@@ -151,6 +151,11 @@ func newRegistryStore(repo name.Repository, o registry.Options, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
+	// Every build pushes there: a registry that is down, or refuses
+	// the login, is told now rather than by every pull.
+	if err := o.CheckUpload(context.Background(), repo, l); err != nil {
+		return nil, err
+	}
 	rd, err := registry.NewReader(context.Background(), repo, l, o)
 	if err != nil {
 		return nil, l.Explain(err, repo)
