@@ -156,11 +156,19 @@ const checkTimeout = 20 * time.Second
 // CheckPush asks repo's registry, before any work, whether it answers and
 // lets l push to repo: the push scope's token (where the registry uses
 // tokens) and an authenticated read of /v2/. It does not retry: a
-// registry that is down now is reported now.
+// registry that is down now is reported now. It waits checkTimeout at
+// most, or RegistryTimeout when that is shorter.
 func (o Options) CheckPush(ctx context.Context, repo name.Repository, l Login) error {
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	silent := &noAnswerError{within: min(checkTimeout, o.WithDefaults().RegistryTimeout)}
+	ctx, cancel := context.WithTimeoutCause(ctx, silent.within, silent)
 	defer cancel()
-	fail := func(err error) error { return l.Explain(err, repo) }
+	fail := func(err error) error {
+		if context.Cause(ctx) == silent {
+			silent.err = err
+			err = silent
+		}
+		return l.Explain(err, repo)
+	}
 	rt, err := transport.NewWithContext(ctx, repo.Registry, l.auth, o.RoundTripper(), []string{repo.Scope(transport.PushScope)})
 	if err != nil {
 		return fail(err)
