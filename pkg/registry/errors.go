@@ -142,16 +142,15 @@ func triedTimes(err error) string {
 }
 
 // noAnswerError is a registry that took the connection but did not
-// answer within the time allowed.
-type noAnswerError struct {
-	within time.Duration
-	err    error
-}
+// answer within the time allowed. It is the cause of a context's end, so
+// the request's error wraps it already: it wraps nothing but the
+// deadline.
+type noAnswerError struct{ within time.Duration }
 
 func (e *noAnswerError) Error() string {
-	return fmt.Sprintf("the registry did not answer within %s: %v", e.within, e.err)
+	return fmt.Sprintf("the registry did not answer within %s", e.within)
 }
-func (e *noAnswerError) Unwrap() error { return e.err }
+func (e *noAnswerError) Unwrap() error { return context.DeadlineExceeded }
 
 func hasCode(e *transport.Error, code transport.ErrorCode) bool {
 	for _, d := range e.Errors {

@@ -164,8 +164,7 @@ func (o Options) CheckPush(ctx context.Context, repo name.Repository, l Login) e
 	defer cancel()
 	fail := func(err error) error {
 		if context.Cause(ctx) == silent {
-			silent.err = err
-			err = silent
+			err = silent // what the request's error says, in fewer words
 		}
 		return l.Explain(err, repo)
 	}
