@@ -26,7 +26,9 @@ type Options struct {
 
 	// Backoff paces the retries of requests that failed with 408, 429 or
 	// a 5xx status, a refused or dropped connection, an answer cut short,
-	// or a timeout; its Steps bound the tries of one request. The zero
+	// or a timeout; its Steps bound the tries of one request, and the
+	// times an upload (or a download) is started over. Retry does not
+	// start over a request the transport gave up on. The zero
 	// value means DefaultBackoff. RetryTime bounds the time one request
 	// spends waiting between its tries, a Retry-After included; 0 means
 	// DefaultRetryTime.
@@ -52,7 +54,8 @@ var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.
 
 // once is the registry library's own retry turned off: the transport
 // (RoundTripper) retries every request, and uploads start over through
-// Retry; retrying again above them would multiply the tries.
+// Retry only for what the transport could not try again; retrying again
+// above them would multiply the tries.
 var once = remote.Backoff{Steps: 1}
 
 // Bounds on what a registry can make a build do. Whatever a registry
