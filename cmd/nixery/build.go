@@ -113,7 +113,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long (`DURATION`, e.g. 30m), per platform")
 	fs.BoolVar(&f.buildLogs, "print-build-logs", false, "show the build logs of what Nix builds (not only its progress)")
 	fs.BoolVar(&f.buildLogs, "L", false, "short for --print-build-logs")
-	fs.DurationVar(&f.regTimeout, "registry-timeout", registry.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long (`DURATION`)")
+	fs.DurationVar(&f.regTimeout, "registry-timeout", registry.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long; one that does not answer at all is given this long or 20s, the shorter (`DURATION`)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "image entrypoint `COMMAND`: words (no quotes: they are not a shell's), or a JSON array")
 	fs.StringVar(&f.cmd, "cmd", "", "image `COMMAND`: words (no quotes: they are not a shell's), or a JSON array (default bash with the shell meta-package)")
 	fs.Var(&f.env, "env", "extra environment `KEY=VALUE` (repeat, or one per line); keys of --env, --labels and --annotations are "+image.KeyRule+"; values are UTF-8 without NUL")
@@ -469,7 +469,7 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 			return nil, err
 		}
 	}
-	ropts := publish.Options{Options: registry.Options{Credentials: creds, RegistryTimeout: f.regTimeout}, Jobs: job.jobs, OnUpload: display.upload}
+	ropts := publish.Options{Options: registry.Options{Credentials: creds, RegistryTimeout: f.regTimeout}, Jobs: job.jobs, OnUpload: display.upload, OnRetry: logLine(display.logs())}
 	if err := ropts.Validate(); err != nil {
 		return nil, usagef("--registry-timeout/--jobs: %v", err)
 	}
@@ -496,6 +496,15 @@ func (f *buildFlags) execute(ctx context.Context, args []string, display progres
 		return nil, err
 	}
 	return res, nil
+}
+
+// logLine writes a line of its own to the log.
+func logLine(logs logSink) func(string) {
+	return func(line string) {
+		w, end := logs("")
+		fmt.Fprintln(w, line)
+		end()
+	}
 }
 
 // readLayoutCache makes the layers of the OCI layout written to a cache:

@@ -27,6 +27,14 @@ func withHints(err error, has func(flag string) bool, action bool) error {
 		case has("image"):
 			hint = "check --image"
 		}
+	case registry.NoAnswer:
+		hint = "check any proxy or firewall in between"
+		if has("image") {
+			hint = "check --image, and any proxy or firewall in between"
+		}
+		if has("registry-timeout") {
+			hint += " (the wait is --registry-timeout, at most 20s)"
+		}
 	case registry.Unauthorized:
 		switch {
 		case !re.NoCredentials:

@@ -44,7 +44,7 @@ func Fetch(ctx context.Context, b Blob, dir string, o FetchOptions) (image.Blob,
 		o.Timeout = DefaultFetchTime
 	}
 	var l image.Blob
-	err := registry.Retry(ctx, o.Backoff, registry.Transient, func(int) error {
+	err := registry.Retry(ctx, o.Backoff, registry.Transient, func(ctx context.Context, _ int) error {
 		var err error
 		l, err = fetch(ctx, b, dir, o.Timeout(b.Size))
 		return err

@@ -59,7 +59,8 @@ func TestStreamWhileGrowing(t *testing.T) {
 	}
 
 	d, r := grow(t, false)
-	sent, ok := r.earlyResult(ctx, d)
+	sent, ok, err := r.earlyResult(ctx, d)
+	assert.NilError(t, err)
 	assert.Assert(t, ok && sent, "the streamed upload is not counted: sent %v ok %v", sent, ok)
 	l, err := remote.Layer(target.Repo.Digest(d.String()))
 	assert.NilError(t, err)
@@ -68,7 +69,7 @@ func TestStreamWhileGrowing(t *testing.T) {
 	assert.Equal(t, size, int64(8<<20))
 
 	d, r = grow(t, true)
-	_, ok = r.earlyResult(ctx, d)
+	_, ok, _ = r.earlyResult(ctx, d)
 	assert.Assert(t, !ok, "a failed blob counts as uploaded")
 	_, err = remote.Head(target.Repo.Digest(d.String()))
 	assert.Assert(t, err != nil, "a failed blob was committed")

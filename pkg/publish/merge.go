@@ -85,7 +85,8 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 		if err != nil {
 			return nil, err
 		}
-		if err := putAgain(ctx, o, func() error { return putIndex(ctx, pusher, t, digest, idx) }); err != nil {
+		put := func(ctx context.Context) error { return putIndex(ctx, pusher, t, digest, idx) }
+		if err := putAgain(ctx, o, t.Repo, "index "+short(digest.String()), put); err != nil {
 			return nil, err
 		}
 	} else {

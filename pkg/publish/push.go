@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -32,6 +33,13 @@ type Options struct {
 	// OnUpload, when set, is told how an upload goes as its bytes are
 	// read for sending. It is called from several goroutines at once.
 	OnUpload func(UploadProgress)
+
+	// OnRetry, when set, is told of each registry request (or upload)
+	// about to be tried again, in one line naming the repository, what
+	// failed and the wait, e.g. "push to r/x: blob sha256:ab…: registry
+	// answered 500 Internal Server Error; retrying in 2s (2/5)". It is
+	// called from several goroutines at once.
+	OnRetry func(line string)
 
 	// mountFrom, when set, is a repository of the same registry that
 	// holds the blobs already: they are mounted from it, not uploaded
@@ -64,8 +72,9 @@ func Push(ctx context.Context, t Target, idx v1.ImageIndex, o Options) (*Result,
 
 // earlyFunc reports how an upload started before the push ended: whether
 // the blob was sent, and whether it got there at all (ok false: upload it
-// now).
-type earlyFunc func(ctx context.Context, d v1.Hash) (sent, ok bool)
+// now). An err is a failure the early upload's retries gave up on: the
+// push ends with it rather than trying all over again.
+type earlyFunc func(ctx context.Context, d v1.Hash) (sent, ok bool, err error)
 
 // headFunc tells the digest a tag names (ok false: none, or unknown).
 type headFunc func(ctx context.Context, tag name.Tag) (d v1.Hash, ok bool)
@@ -104,7 +113,9 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 	var mu sync.Mutex
 	err = parallel.Do(ctx, jobs, len(blobs), func(ctx context.Context, i int) error {
 		b := blobs[i]
-		if sent, ok := early(ctx, b.digest); ok {
+		if sent, ok, err := early(ctx, b.digest); err != nil {
+			return err
+		} else if ok {
 			b.sent.Store(sent)
 		} else if err := uploadBlob(ctx, pusher, t.Repo, b, o); err != nil {
 			return err
@@ -127,7 +138,8 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 		// The blobs are there, so these only PUT manifests (or find
 		// them there already).
 		err := parallel.Do(ctx, jobs, len(images), func(ctx context.Context, n int) error {
-			return putAgain(ctx, o, func() error {
+			what := "manifest " + short(manifests[n].Digest)
+			return putAgain(ctx, o, t.Repo, what, func(ctx context.Context) error {
 				return pusher.Push(ctx, t.Repo.Digest(manifests[n].Digest), images[n])
 			})
 		})
@@ -141,7 +153,8 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 		}
 	}
 	if !done {
-		if err := putAgain(ctx, o, func() error { return putIndex(ctx, pusher, t, digest, idx) }); err != nil {
+		put := func(ctx context.Context) error { return putIndex(ctx, pusher, t, digest, idx) }
+		if err := putAgain(ctx, o, t.Repo, "index "+short(digest.String()), put); err != nil {
 			return nil, err
 		}
 	}
@@ -160,8 +173,31 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 // the same blobs to one repository at once (Docker's registry did in e2e
 // TestConcurrentBuilds; moby/moby#22854); asked again, they find them.
 // The pusher does not upload again what it uploaded.
-func putAgain(ctx context.Context, o Options, put func() error) error {
-	return registry.Retry(ctx, o.RetryBackoff(), registry.BlobNotLinked, func(int) error { return put() })
+func putAgain(ctx context.Context, o Options, repo name.Repository, what string, put func(context.Context) error) error {
+	ctx = o.noticing(ctx, repo, what)
+	return registry.Retry(ctx, o.RetryBackoff(), registry.BlobNotLinked, func(ctx context.Context, _ int) error { return put(ctx) })
+}
+
+// noticing is ctx whose retries o.OnRetry is told of, as lines naming
+// repo and what is being written.
+func (o Options) noticing(ctx context.Context, repo name.Repository, what string) context.Context {
+	if o.OnRetry == nil {
+		return ctx
+	}
+	prefix := "push to " + repo.String() + ": "
+	if what != "" {
+		prefix += what + ": "
+	}
+	return registry.OnRetry(ctx, func(r registry.Retrying) { o.OnRetry(prefix + r.String()) })
+}
+
+// short is a digest cut to its first 12 hex digits, for a log line.
+func short(digest string) string {
+	algo, hex, ok := strings.Cut(digest, ":")
+	if !ok || len(hex) <= 12 {
+		return digest
+	}
+	return algo + ":" + hex[:12] + "…"
 }
 
 // putIndex writes the index under each of t's tags, or by digest where
@@ -203,7 +239,12 @@ func uploadBlob(ctx context.Context, pusher *remote.Pusher, repo name.Repository
 	if o.mountFrom != nil && o.mountFrom.RegistryStr() == repo.RegistryStr() && b.digest.Hex != "" {
 		l = &remote.MountableLayer{Layer: b, Reference: o.mountFrom.Digest(b.digest.String())}
 	}
-	return registry.Retry(ctx, o.RetryBackoff(), registry.Transient, func(int) error { return pusher.Upload(ctx, repo, l) })
+	what := "blob being packed" // a growing blob's digest is not known yet
+	if b.digest.Hex != "" {
+		what = "blob " + short(b.digest.String())
+	}
+	ctx = o.noticing(ctx, repo, what)
+	return registry.Retry(ctx, o.RetryBackoff(), registry.Transient, func(ctx context.Context, _ int) error { return pusher.Upload(ctx, repo, l) })
 }
 
 // alreadyTagged reports whether every tag of t names the index digest.

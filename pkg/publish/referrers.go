@@ -87,7 +87,8 @@ func (r *Registry) AttachReferrers(ctx context.Context, subject v1.Descriptor, i
 	if len(unlisted) == 0 {
 		return nil
 	}
-	err = registry.Retry(ctx, r.opts.RetryBackoff(), registry.Transient, func(int) error {
+	lctx := r.opts.noticing(ctx, r.target.Repo, "the referrers of "+short(subject.Digest.String()))
+	err = registry.Retry(lctx, r.opts.RetryBackoff(), registry.Transient, func(ctx context.Context, _ int) error {
 		return r.listInFallback(ctx, pusher, subject.Digest, unlisted)
 	})
 	if err != nil {
@@ -173,7 +174,11 @@ func (r *Registry) Attached(ctx context.Context, subject v1.Descriptor, imgs ...
 // at once.
 func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, img v1.Image) (listed bool, err error) {
 	again := func(err error) bool { return registry.BlobNotLinked(err) || registry.Transient(err) }
-	err = registry.Retry(ctx, r.opts.RetryBackoff(), again, func(try int) error {
+	what := "a referrer"
+	if d, derr := img.Digest(); derr == nil {
+		what = "referrer " + short(d.String())
+	}
+	err = registry.Retry(r.opts.noticing(ctx, r.target.Repo, what), r.opts.RetryBackoff(), again, func(ctx context.Context, try int) error {
 		// The pusher's options, like r.ropts, turn the library's own
 		// fallback off (a reused pusher keeps its options); a try again
 		// starts afresh, not through the pusher, which remembers the

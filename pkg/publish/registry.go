@@ -143,20 +143,26 @@ func (r *Registry) upload(ctx context.Context, e *earlyUpload, b *trackedBlob) {
 	e.sent = b.sent.Load()
 }
 
-// earlyResult waits for the early upload of d, if there was one.
-func (r *Registry) earlyResult(ctx context.Context, d v1.Hash) (sent, ok bool) {
+// earlyResult waits for the early upload of d, if there was one. Its
+// failure is final (err) when its retries gave up on the registry;
+// otherwise (it was cancelled, or a stream was refused) the blob is
+// uploaded again.
+func (r *Registry) earlyResult(ctx context.Context, d v1.Hash) (sent, ok bool, err error) {
 	r.mu.Lock()
 	e := r.early[d]
 	r.mu.Unlock()
 	if e == nil {
-		return false, false
+		return false, false, nil
 	}
 	select {
 	case <-e.done:
 	case <-ctx.Done():
-		return false, false
+		return false, false, nil
 	}
-	return e.sent, e.err == nil
+	if registry.Tries(e.err) > 0 {
+		return false, false, e.err
+	}
+	return e.sent, e.err == nil, nil
 }
 
 // head tells the digest tag names in the target repository.
@@ -177,6 +183,7 @@ func (r *Registry) Write(ctx context.Context, idx v1.ImageIndex, refs Attachment
 	if err != nil {
 		return nil, err
 	}
+	ctx = r.opts.noticing(ctx, r.target.Repo, "")
 	attached := r.attached(ctx, refs) // asked while the blobs are checked
 	attach := func(ctx context.Context) error { return r.attachMissing(ctx, refs, attached()) }
 	res, err := push(ctx, r.target, idx, r.opts, pusher, r.head, r.earlyResult, attach)

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -29,6 +30,7 @@ const (
 	Denied                 // the credentials may not push there
 	Untrusted              // a TLS certificate this machine does not trust
 	PlainHTTP              // the registry speaks plain HTTP only
+	NoAnswer               // it took the connection, but did not answer in time
 )
 
 // RegistryError is a failure to talk to a registry, in one line that says
@@ -81,7 +83,10 @@ func explainErr(err error, repo name.Repository, l Login) (ErrorKind, string) {
 	var unknownCA x509.UnknownAuthorityError
 	var badHost x509.HostnameError
 	var badCert x509.CertificateInvalidError
+	var silent *noAnswerError
 	switch {
+	case errors.As(err, &silent):
+		return NoAnswer, fmt.Sprintf("push to %s: the registry did not answer within %s", repo, silent.within)
 	case errors.Is(err, context.Canceled):
 		return OtherError, fmt.Sprintf("push to %s cancelled", repo)
 	case errors.Is(err, context.DeadlineExceeded):
@@ -109,7 +114,11 @@ func explainErr(err error, repo name.Repository, l Login) (ErrorKind, string) {
 		// speaks HTTPS.
 		return OtherError, fmt.Sprintf("push to %s: registry answered %s to plain HTTP; if it serves HTTPS, this machine must trust its certificate (add its CA to the system store or point SSL_CERT_FILE at it)", repo, oneLine(terr))
 	case errors.As(err, &terr):
-		return OtherError, fmt.Sprintf("push to %s: registry answered %s", repo, oneLine(terr))
+		msg := fmt.Sprintf("push to %s: registry answered %s", repo, oneLine(terr))
+		if n := Tries(err); n > 1 {
+			msg += fmt.Sprintf(" %d times; check the registry (its logs, its free disk space)", n)
+		}
+		return OtherError, msg
 	case errors.As(err, &dns):
 		return Unreachable, fmt.Sprintf("cannot reach registry %s: no such host", reg)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -119,10 +128,29 @@ func explainErr(err error, repo name.Repository, l Login) (ErrorKind, string) {
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return PlainHTTP, fmt.Sprintf("cannot reach registry %s: it speaks plain HTTP", reg)
 	case IsTimeout(err):
-		return Unreachable, fmt.Sprintf("cannot reach registry %s: timed out; check the network", reg)
+		return Unreachable, fmt.Sprintf("cannot reach registry %s: timed out%s; check the network", reg, triedTimes(err))
 	}
-	return OtherError, fmt.Sprintf("push to %s: %s", repo, quoted(strings.ReplaceAll(err.Error(), "\n", "; ")))
+	return OtherError, fmt.Sprintf("push to %s: %s%s", repo, quoted(strings.ReplaceAll(err.Error(), "\n", "; ")), triedTimes(err))
 }
+
+// triedTimes says how many tries a failure persisted over, if several.
+func triedTimes(err error) string {
+	if n := Tries(err); n > 1 {
+		return fmt.Sprintf(" (tried %d times)", n)
+	}
+	return ""
+}
+
+// noAnswerError is a registry that took the connection but did not
+// answer within the time allowed. It is the cause of a context's end, so
+// the request's error wraps it already: it wraps nothing but the
+// deadline.
+type noAnswerError struct{ within time.Duration }
+
+func (e *noAnswerError) Error() string {
+	return fmt.Sprintf("the registry did not answer within %s", e.within)
+}
+func (e *noAnswerError) Unwrap() error { return context.DeadlineExceeded }
 
 func hasCode(e *transport.Error, code transport.ErrorCode) bool {
 	for _, d := range e.Errors {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -69,6 +70,11 @@ func TestExplain(t *testing.T) {
 		{"cancelled", fmt.Errorf("upload: %w", context.Canceled), anon, "push to r.example/o/n cancelled"},
 		{"deadline", fmt.Errorf("upload: %w", context.DeadlineExceeded), anon, "push to r.example/o/n timed out"},
 		{"anything else", errors.New("first\nsecond"), anon, "push to r.example/o/n: first; second"},
+		{"500 after tries", tried(5, fmt.Errorf("upload: %w", &transport.Error{StatusCode: http.StatusInternalServerError})), anon,
+			"push to r.example/o/n: registry answered 500 Internal Server Error 5 times; check the registry (its logs, its free disk space)"},
+		{"reset after tries", tried(3, dialErr(syscall.ECONNRESET)), anon, "connection reset by peer (tried 3 times)"},
+		{"no answer", &noAnswerError{within: 20 * time.Second}, anon,
+			"push to r.example/o/n: the registry did not answer within 20s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,7 +26,9 @@ type Options struct {
 
 	// Backoff paces the retries of requests that failed with 408, 429 or
 	// a 5xx status, a refused or dropped connection, an answer cut short,
-	// or a timeout; its Steps bound the tries of one request. The zero
+	// or a timeout; its Steps bound the tries of one request, and the
+	// times an upload (or a download) is started over. Retry does not
+	// start over a request the transport gave up on. The zero
 	// value means DefaultBackoff. RetryTime bounds the time one request
 	// spends waiting between its tries, a Retry-After included; 0 means
 	// DefaultRetryTime.
@@ -52,7 +54,8 @@ var DefaultBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.
 
 // once is the registry library's own retry turned off: the transport
 // (RoundTripper) retries every request, and uploads start over through
-// Retry; retrying again above them would multiply the tries.
+// Retry only for what the transport could not try again; retrying again
+// above them would multiply the tries.
 var once = remote.Backoff{Steps: 1}
 
 // Bounds on what a registry can make a build do. Whatever a registry
@@ -156,7 +159,8 @@ const checkTimeout = 20 * time.Second
 // CheckPush asks repo's registry, before any work, whether it answers and
 // lets l push to repo: the push scope's token (where the registry uses
 // tokens) and an authenticated read of /v2/. It does not retry: a
-// registry that is down now is reported now.
+// registry that is down now is reported now. It waits checkTimeout at
+// most, or RegistryTimeout when that is shorter.
 func (o Options) CheckPush(ctx context.Context, repo name.Repository, l Login) error {
 	return o.checkPush(ctx, repo, l, false)
 }
@@ -171,9 +175,15 @@ func (o Options) CheckUpload(ctx context.Context, repo name.Repository, l Login)
 }
 
 func (o Options) checkPush(ctx context.Context, repo name.Repository, l Login, upload bool) error {
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	silent := &noAnswerError{within: min(checkTimeout, o.WithDefaults().RegistryTimeout)}
+	ctx, cancel := context.WithTimeoutCause(ctx, silent.within, silent)
 	defer cancel()
-	fail := func(err error) error { return l.Explain(err, repo) }
+	fail := func(err error) error {
+		if context.Cause(ctx) == silent {
+			err = silent // what the request's error says, in fewer words
+		}
+		return l.Explain(err, repo)
+	}
 	rt, err := transport.NewWithContext(ctx, repo.Registry, l.auth, o.RoundTripper(), []string{repo.Scope(transport.PushScope)})
 	if err != nil {
 		return fail(err)

@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // The retry policy of every registry request a build makes (blobs,
@@ -74,19 +76,24 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp, err = buffer(req, resp)
 		}
 		again, after := t.again(req, resp, err)
-		if !again || try >= t.backoff.Steps {
+		if !again {
 			return resp, err
 		}
 		delay := jitter(wait, t.backoff.Jitter)
 		if after > delay {
 			delay = after
 		}
-		if waited+delay > t.budget {
-			return resp, err // the registry asks for more time than is left
+		if try >= t.backoff.Steps || waited+delay > t.budget {
+			// The tries are spent, or the registry asks for more
+			// time than is left: no layer above tries this again.
+			gaveUp(ctx, try)
+			return resp, err
 		}
+		cause := failure(resp, err)
 		if resp != nil {
 			resp.Body.Close()
 		}
+		notify(ctx, Retrying{Cause: cause, Wait: delay, Next: try + 1, Tries: t.backoff.Steps})
 		if err := Sleep(ctx, delay); err != nil {
 			return nil, err
 		}
@@ -95,6 +102,21 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			wait = time.Duration(float64(wait) * t.backoff.Factor)
 		}
 	}
+}
+
+// failure says on one line what went wrong with a try: the registry's
+// answer (its status and error codes), or the request's error. It reads
+// (a bounded part of) the answer's body.
+func failure(resp *http.Response, err error) string {
+	if err != nil {
+		return OneLine(err)
+	}
+	resp.Body = readCloser{io.LimitReader(resp.Body, maxQuoted*8), resp.Body}
+	var terr *transport.Error
+	if errors.As(transport.CheckError(resp), &terr) {
+		return "registry answered " + oneLine(terr)
+	}
+	return "registry answered " + resp.Status
 }
 
 // again tells whether a try's outcome is worth another, and the wait the
@@ -221,20 +243,114 @@ func jitter(d time.Duration, j float64) time.Duration {
 // way again does not accept, or backoff's tries are spent, waiting the
 // backoff between tries. It is the retry of what the transport cannot
 // replay request by request: a streamed upload, a download read whole.
-func Retry(ctx context.Context, backoff remote.Backoff, again func(error) bool, attempt func(try int) error) error {
+// It is the only retry of a failure: when the transport below gave up
+// on a request of the attempt (its own tries were spent), Retry does not
+// start over, so that tries never multiply. attempt must make its
+// requests with the ctx it is given. An error after more than one try
+// says how many (see Tries).
+func Retry(ctx context.Context, backoff remote.Backoff, again func(error) bool, attempt func(ctx context.Context, try int) error) error {
+	op := &operation{}
+	ctx = context.WithValue(ctx, operationKey{}, op)
 	wait := backoff.Duration
 	for try := 1; ; try++ {
-		err := attempt(try)
-		if err == nil || try >= backoff.Steps || !again(err) || ctx.Err() != nil {
+		op.spent.Store(0)
+		err := attempt(ctx, try)
+		if err == nil {
+			return nil
+		}
+		if spent := op.spent.Load(); spent > 0 {
+			return tried(int(spent), err)
+		}
+		if !again(err) || ctx.Err() != nil {
 			return err
 		}
-		if err := Sleep(ctx, jitter(wait, backoff.Jitter)); err != nil {
+		if try >= backoff.Steps {
+			return tried(try, err)
+		}
+		delay := jitter(wait, backoff.Jitter)
+		notify(ctx, Retrying{Cause: failureOf(err), Wait: delay, Next: try + 1, Tries: backoff.Steps})
+		if err := Sleep(ctx, delay); err != nil {
 			return err
 		}
 		if backoff.Factor > 0 {
 			wait = time.Duration(float64(wait) * backoff.Factor)
 		}
 	}
+}
+
+// failureOf says on one line what went wrong with an attempt.
+func failureOf(err error) string {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		return "registry answered " + oneLine(terr)
+	}
+	return OneLine(err)
+}
+
+// operation is one call of Retry, which the transport below tells when
+// it gave up on a request: after how many tries.
+type operation struct{ spent atomic.Int32 }
+
+type operationKey struct{}
+
+// gaveUp tells the operation of ctx, if any, that the transport stopped
+// trying a request after tries.
+func gaveUp(ctx context.Context, tries int) {
+	if op, ok := ctx.Value(operationKey{}).(*operation); ok {
+		op.spent.Store(int32(tries))
+	}
+}
+
+// Retrying is a failed try about to be made again.
+type Retrying struct {
+	Cause string        // what failed, on one line
+	Wait  time.Duration // the wait before the next try
+	Next  int           // the try about to be made (from 2)
+	Tries int           // the most that will be made
+}
+
+func (r Retrying) String() string {
+	wait := r.Wait.Round(time.Second)
+	if r.Wait < time.Second {
+		wait = r.Wait.Round(time.Millisecond)
+	}
+	return fmt.Sprintf("%s; retrying in %s (%d/%d)", r.Cause, wait, r.Next, r.Tries)
+}
+
+type noticeKey struct{}
+
+// OnRetry returns ctx, whose requests (and calls of Retry) tell notice
+// of each try they are about to make again, before waiting for it.
+func OnRetry(ctx context.Context, notice func(Retrying)) context.Context {
+	return context.WithValue(ctx, noticeKey{}, notice)
+}
+
+func notify(ctx context.Context, r Retrying) {
+	if notice, ok := ctx.Value(noticeKey{}).(func(Retrying)); ok && notice != nil {
+		notice(r)
+	}
+}
+
+// triedError is a failure that persisted over several tries.
+type triedError struct {
+	tries int
+	err   error
+}
+
+func (e *triedError) Error() string { return e.err.Error() }
+func (e *triedError) Unwrap() error { return e.err }
+
+func tried(tries int, err error) error { return &triedError{tries: tries, err: err} }
+
+// Tries tells how many times Retry, or the transport below it, tried
+// what failed with err before giving up: 0 when err is no failure they
+// gave up on (it was not worth another try).
+func Tries(err error) int {
+	var te *triedError
+	if errors.As(err, &te) {
+		return te.tries
+	}
+	return 0
 }
 
 // Sleep waits d, or until ctx ends (its error then).

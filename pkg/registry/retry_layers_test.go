@@ -1,0 +1,147 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// failing is a server that answers every request with code, counting them.
+func failing(t *testing.T, code int) (url string, requests *atomic.Int32) {
+	requests = new(atomic.Int32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		w.Write([]byte(`{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, requests
+}
+
+// sendThrough makes one request through rt with ctx, and reads the registry's
+// error the way the registry library does.
+func sendThrough(ctx context.Context, rt http.RoundTripper, method, url string) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader("body"))
+	if err != nil {
+		return err
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return transport.CheckError(resp, http.StatusOK)
+}
+
+// notices collects what OnRetry is told.
+type notices struct {
+	mu  sync.Mutex
+	got []Retrying
+}
+
+func (n *notices) add(r Retrying) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.got = append(n.got, r)
+}
+
+// Retry does not start over a request the transport tried Steps times
+// already: a registry answering 500 to every request sees Steps of them,
+// not Steps times Steps; each retry is told once, and the error says
+// how many tries were made.
+func TestRetryDoesNotMultiply(t *testing.T) {
+	url, requests := failing(t, http.StatusInternalServerError)
+	o := quick(5)
+	rt := o.RoundTripper()
+	var n notices
+	ctx := OnRetry(context.Background(), n.add)
+	err := Retry(ctx, o.Backoff, Transient, func(ctx context.Context, _ int) error {
+		return sendThrough(ctx, rt, http.MethodPost, url+"/v2/x/blobs/uploads/")
+	})
+	assert.Check(t, is.Equal(requests.Load(), int32(5)))
+	assert.Check(t, is.Equal(Tries(err), 5))
+	assert.Assert(t, is.Len(n.got, 4))
+	for i, r := range n.got {
+		assert.Check(t, is.Equal(r.Next, i+2))
+		assert.Check(t, is.Equal(r.Tries, 5))
+		assert.Check(t, is.Equal(r.Cause, "registry answered 500 Internal Server Error (UNKNOWN: unknown error)"))
+	}
+	assert.Check(t, strings.HasSuffix(n.got[0].String(), "; retrying in 5ms (2/5)"), n.got[0].String())
+}
+
+// What the transport cannot send again (a chunk of an upload) is what
+// Retry starts over, as many times as the backoff allows and no more.
+func TestRetryStartsOverWhatTransportCannot(t *testing.T) {
+	url, requests := failing(t, http.StatusBadGateway)
+	o := quick(4)
+	rt := o.RoundTripper()
+	var n notices
+	ctx := OnRetry(context.Background(), n.add)
+	err := Retry(ctx, o.Backoff, Transient, func(ctx context.Context, _ int) error {
+		return sendThrough(ctx, rt, http.MethodPatch, url+"/v2/x/blobs/uploads/1")
+	})
+	assert.Check(t, is.Equal(requests.Load(), int32(4)))
+	assert.Check(t, is.Equal(Tries(err), 4))
+	assert.Check(t, is.Len(n.got, 3))
+	// Not worth another try: once, and no count.
+	url, requests = failing(t, http.StatusForbidden)
+	err = Retry(ctx, o.Backoff, Transient, func(ctx context.Context, _ int) error {
+		return sendThrough(ctx, rt, http.MethodPut, url+"/v2/x/manifests/v1")
+	})
+	assert.Check(t, is.Equal(requests.Load(), int32(1)))
+	assert.Check(t, is.Equal(Tries(err), 0))
+}
+
+// A registry that takes the connection and never answers is reported by
+// CheckPush within RegistryTimeout (when shorter than its 20s), as one
+// that did not answer.
+func TestCheckPushNoAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	repo, err := name.NewRepository(ln.Addr().String()+"/me/x", name.Insecure)
+	assert.NilError(t, err)
+	o := Options{RegistryTimeout: 500 * time.Millisecond}
+	start := time.Now()
+	err = o.CheckPush(context.Background(), repo, Login{auth: authn.Anonymous})
+	took := time.Since(start)
+	assert.Error(t, err, "push to "+repo.String()+": the registry did not answer within 500ms")
+	var re *RegistryError
+	assert.Assert(t, errors.As(err, &re))
+	assert.Check(t, is.Equal(re.Kind, NoAnswer))
+	assert.Check(t, took < 5*time.Second, "took %s", took)
+}
