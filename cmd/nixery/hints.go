@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nixery-action/nixery-action/pkg/nix"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
@@ -14,8 +15,16 @@ import (
 // and main, which adds them for every command, then finds them there.
 func withHints(err error, has func(flag string) bool, action bool) error {
 	var re *registry.RegistryError
+	var ne *nix.CommandError
 	var done *hintedError
-	if err == nil || !errors.As(err, &re) || errors.As(err, &done) {
+	if err == nil || errors.As(err, &done) {
+		return err
+	}
+	if errors.As(err, &ne) && ne.NoBuilderFor != "" && action {
+		// A runner of the other architecture is a job away.
+		return &hintedError{fmt.Errorf("%w; in a workflow, build each platform in a job of its own on a runner of that architecture (e.g. runs-on: ubuntu-24.04-arm with platforms: linux/arm64) and join them with merge-digests", err)}
+	}
+	if !errors.As(err, &re) {
 		return err
 	}
 	var hint string

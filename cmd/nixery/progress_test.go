@@ -205,3 +205,20 @@ func TestGroupsBounded(t *testing.T) {
 	assert.Check(t, is.Contains(got, " bytes of this log left out]"))
 	assert.Check(t, len(got) < heldHead+heldTail+1024, "%d bytes out", len(got))
 }
+
+// In action mode, a build for a system without a builder (recorded from
+// Nix 2.34.8 and 2.8.0) is told how a workflow gets one: a job per
+// platform on its own runner; other Nix failures, and the CLI, are not.
+func TestNoBuilderHintInAction(t *testing.T) {
+	for _, file := range []string{"nix-2.34.8/arm.stderr", "nix-2.8.0/arm.stderr", "nix-2.34.8/fail.stderr"} {
+		stderr, err := os.ReadFile("../../pkg/nix/testdata/" + file)
+		assert.NilError(t, err)
+		ce := nix.NewCommandError("nix build for aarch64-linux", string(stderr), errors.New("exit status 1"))
+		wrapped := fmt.Errorf("linux/arm64: %w", ce)
+		action := withHints(wrapped, actionInput, true).Error()
+		cli := withHints(wrapped, func(string) bool { return true }, false).Error()
+		const hint = "runs-on: ubuntu-24.04-arm with platforms: linux/arm64) and join them with merge-digests"
+		assert.Check(t, is.Equal(strings.Contains(action, hint), strings.HasSuffix(file, "arm.stderr")), "%s: %s", file, action)
+		assert.Check(t, !strings.Contains(cli, hint), "%s: %s", file, cli)
+	}
+}

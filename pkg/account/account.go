@@ -49,8 +49,9 @@ const maxID = 1<<31 - 2
 const usage = "give NAME, NAME:GROUP, UID, UID:GID or NAME:UID:GID (names are letters, digits, '.', '_' and '-')"
 
 // Parse reads --user: NAME, NAME:GROUP, UID, UID:GID or NAME:UID:GID. A
-// name alone gets DefaultID as uid and gid; a uid alone is DefaultName
-// with its uid as gid. It returns nil for root ("", root, 0, 0:0, root:root):
+// name alone gets DefaultID as uid and gid, except nobody (and the groups
+// nobody and nogroup), which get NobodyID, as everywhere; a uid alone is
+// DefaultName with its uid as gid. It returns nil for root ("", root, 0, 0:0, root:root):
 // the image then stays as it is without --user.
 func Parse(s string) (*User, error) {
 	if s == "" {
@@ -102,6 +103,15 @@ func Parse(s string) (*User, error) {
 	}
 	if u.UID < 0 || u.GID < 0 {
 		return bad(fmt.Sprintf("ids run from 0 to %d", maxID))
+	}
+	if named {
+		// nobody and its group keep the ids every system gives them.
+		if u.Name == "nobody" {
+			u.UID = NobodyID
+		}
+		if u.Group == "nobody" || u.Group == "nogroup" {
+			u.GID = NobodyID
+		}
 	}
 	switch {
 	case named && u.Name == "root" && u.Group == "root":

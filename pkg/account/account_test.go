@@ -1,6 +1,7 @@
 package account
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -94,9 +95,29 @@ func TestFilesRootAndNobody(t *testing.T) {
 			assert.Check(t, names[u.Name] || file == "group", "%s: %s", user, data)
 		}
 	}
-	// Group nobody with another uid: nobody's user stays, its group goes.
+	// Group nobody with another user: nobody's user stays, and the group
+	// is nobody's own.
 	u, err := Parse("app:nobody")
 	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(Passwd(u)), "nobody:x:65534"))
-	assert.Equal(t, string(GroupFile(u)), "root:x:0:\nnobody:x:1000:\n")
+	assert.Check(t, is.Contains(string(Passwd(u)), "nobody:x:65534:65534:nobody:/nonexistent:"))
+	assert.Check(t, is.Contains(string(Passwd(u)), "app:x:1000:65534:"))
+	assert.Equal(t, string(GroupFile(u)), "root:x:0:\nnobody:x:65534:\n")
+}
+
+// nobody, and the groups nobody and nogroup, by name keep the ids every
+// system gives them; given with ids, the ids given.
+func TestParseNobody(t *testing.T) {
+	for in, want := range map[string]string{
+		"nobody":           "nobody 65534 nobody 65534",
+		"nobody:nobody":    "nobody 65534 nobody 65534",
+		"nobody:nogroup":   "nobody 65534 nogroup 65534",
+		"app:nogroup":      "app 1000 nogroup 65534",
+		"nobody:staff":     "nobody 65534 staff 1000",
+		"nobody:1234:1234": "nobody 1234 nobody 1234",
+		"65534":            "user 65534 user 65534",
+	} {
+		u, err := Parse(in)
+		assert.NilError(t, err, in)
+		assert.Check(t, is.Equal(fmt.Sprintf("%s %d %s %d", u.Name, u.UID, u.Group, u.GID), want), in)
+	}
 }

@@ -80,14 +80,24 @@ type CommandError struct {
 	// missing builder), found in all of Nix's stderr that was kept, not
 	// only in Tail; "" when there is none.
 	Explanation string
-	Err         error // how the process ended
+	// NoBuilderFor is the system Nix has no builder for, when that is
+	// why it failed ("" otherwise).
+	NoBuilderFor string
+	Err          error // how the process ended
 }
 
 // NewCommandError is the error for a Nix command that failed (what was
 // being done), from the stderr kept of it.
 func NewCommandError(what, stderr string, err error) *CommandError {
 	head, tail := summarize(stderr)
-	return &CommandError{What: what, Headline: head, Tail: tail, Explanation: explain(stderr), Err: err}
+	e := &CommandError{What: what, Headline: head, Tail: tail, Err: err}
+	if r, ok := refusalIn(string(stripANSI([]byte(stderr)))); ok {
+		e.Explanation = r.explanation()
+		if r.required != r.current {
+			e.NoBuilderFor = r.required
+		}
+	}
+	return e
 }
 
 func (e *CommandError) Error() string {
@@ -141,16 +151,6 @@ type refusal struct {
 	drv               string
 	required, current string // systems; "" when Nix did not say
 	features, have    string // required and available system features, as Nix lists them
-}
-
-// explain returns nixery's one-line explanation of Nix's refusal to build
-// a derivation here, or "" when stderr holds none.
-func explain(stderr string) string {
-	stderr = string(stripANSI([]byte(stderr)))
-	if r, ok := refusalIn(stderr); ok {
-		return r.explanation()
-	}
-	return ""
 }
 
 // refusalIn finds Nix's first refusal in stderr, in any version's words.
