@@ -118,6 +118,9 @@ func (f *serveFlags) run(ctx context.Context) error {
 	if f.nixpkgs == "" || strings.HasPrefix(f.nixpkgs, "-") {
 		return usagef("no nixpkgs for the tag latest: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-26.05")
 	}
+	if err := checkNixpkgsDirectory(f.nixpkgs); err != nil {
+		return err
+	}
 	if f.refresh <= 0 {
 		return usagef("--nixpkgs-refresh must be a positive duration, such as 5m")
 	}
