@@ -79,3 +79,18 @@ func TestServeRefusesAtStart(t *testing.T) {
 		})
 	}
 }
+
+// A server whose port is taken fails before it touches the storage: the
+// directory it would have made is not left behind.
+func TestServeBusyPortLeavesNoStorage(t *testing.T) {
+	testenv.Require(t, "nix")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	defer busy.Close()
+	store := filepath.Join(t.TempDir(), "store5")
+	code, stderr := serveExit(t, nil, "--listen", busy.Addr().String(), "--nixpkgs", standIn(), "--storage", store)
+	assert.Check(t, is.Equal(code, 1), stderr)
+	assert.Check(t, is.Contains(stderr, "address already in use"))
+	_, err = os.Lstat(store)
+	assert.Check(t, errors.Is(err, os.ErrNotExist), "the storage %s was left: %v", store, err)
+}

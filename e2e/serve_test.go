@@ -245,7 +245,12 @@ func TestServeAuth(t *testing.T) {
 	ref := "docker://" + s.host + "/hello:latest"
 	out, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", ref).CombinedOutput()
 	assert.Assert(t, err != nil, "pulled without a login: %s", out)
-	assert.Check(t, is.Contains(strings.ToLower(string(out)), "unauthorized"), string(out))
+	assert.Check(t, is.Contains(string(out), "log in to this registry first"), string(out))
+	// A wrong password is told from none, and the answer echoes nothing.
+	out, err = exec.Command("skopeo", "inspect", "--tls-verify=false", "--raw", "--creds", "team:guessed-pw", ref).CombinedOutput()
+	assert.Assert(t, err != nil, "pulled with a wrong password: %s", out)
+	assert.Check(t, is.Contains(string(out), "wrong user name, password or token"), string(out))
+	assert.Check(t, !strings.Contains(string(out), "guessed-pw"), string(out))
 	testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "--creds", "team:team-s3cret", ref)
 	resp, err := http.Get("http://" + s.host + "/metrics")
 	assert.NilError(t, err)

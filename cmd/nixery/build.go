@@ -17,6 +17,7 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/archive"
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/cache"
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/layers"
 	"github.com/nixery-action/nixery-action/pkg/nix"
@@ -189,6 +190,9 @@ func (f *buildFlags) check(args []string) (*buildJob, error) {
 	}
 	if f.nixpkgs == "" {
 		return nil, usagef("no nixpkgs to take packages from: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-26.05")
+	}
+	if err := checkNixpkgsDirectory(f.nixpkgs); err != nil {
+		return nil, err
 	}
 
 	// Annotations at their levels, as build-push-action takes them.
@@ -521,6 +525,15 @@ func (j *buildJob) readLayoutCache(noCache bool) {
 		return
 	}
 	j.req.LocalCache = c
+}
+
+// checkNixpkgsDirectory refuses a --nixpkgs directory written so that Nix
+// would look it up in the flake registry instead (testdata/nixpkgs).
+func checkNixpkgsDirectory(ref string) error {
+	if flakeref.ReadAsRegistryName(ref) {
+		return usagef("--nixpkgs %q is read as a flake registry name; for the directory write ./%s or path:%s", ref, ref, ref)
+	}
+	return nil
 }
 
 // nixErrorOnce shortens a Nix failure whose output was already shown as

@@ -133,6 +133,23 @@ func TestNixpkgsLooksLikeAnOption(t *testing.T) {
 	assert.Check(t, strings.Contains(stderr, `--nixpkgs "--platforms" looks like an option`), stderr)
 }
 
+// A relative directory written without ./ is, to Nix, a flake registry
+// name (looked up online): build and serve say so before running Nix.
+func TestNixpkgsDirectoryReadAsRegistryName(t *testing.T) {
+	t.Chdir(t.TempDir())
+	assert.NilError(t, os.MkdirAll("testdata/nixpkgs", 0o755))
+	assert.NilError(t, os.WriteFile("testdata/nixpkgs/flake.nix", []byte("{ outputs = _: { }; }\n"), 0o644))
+	const want = `--nixpkgs "testdata/nixpkgs" is read as a flake registry name; for the directory write ./testdata/nixpkgs or path:testdata/nixpkgs`
+	code, _, stderr := runCLI(t, "build", "--nixpkgs", "testdata/nixpkgs", "--output", "oci:x", "hello")
+	assert.Check(t, is.Equal(code, 2))
+	assert.Check(t, is.Contains(stderr, want))
+	code, _, stderr = runCLI(t, "serve", "--nixpkgs", "testdata/nixpkgs", "--storage", "store", "--listen", "127.0.0.1:0")
+	assert.Check(t, is.Equal(code, 2))
+	assert.Check(t, is.Contains(stderr, want))
+	_, err := os.Stat("store")
+	assert.Check(t, os.IsNotExist(err), "serve made its storage")
+}
+
 // Each platform's lines go out as one group, once the platform is done,
 // in the order the platforms were opened, however their lines come: a
 // writer per line (the progress lines), a platform done before an earlier

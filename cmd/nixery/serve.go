@@ -118,6 +118,9 @@ func (f *serveFlags) run(ctx context.Context) error {
 	if f.nixpkgs == "" || strings.HasPrefix(f.nixpkgs, "-") {
 		return usagef("no nixpkgs for the tag latest: pass --nixpkgs FLAKEREF, e.g. github:NixOS/nixpkgs/nixos-26.05")
 	}
+	if err := checkNixpkgsDirectory(f.nixpkgs); err != nil {
+		return err
+	}
 	if f.refresh <= 0 {
 		return usagef("--nixpkgs-refresh must be a positive duration, such as 5m")
 	}
@@ -160,6 +163,13 @@ func (f *serveFlags) run(ctx context.Context) error {
 			auth = serve.BearerToken{Token: tok, Realm: realm}
 		}
 	}
+	// Bound first: a port in use fails before the storage is made. Nothing
+	// is served on it before the checks below pass.
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.listen, err)
+	}
+	defer ln.Close()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	srv, err := serve.New(serve.Options{
 		Nixpkgs: f.nixpkgs, Refresh: f.refresh, Storage: f.storage, Insecure: f.insecure, Platforms: platforms, Auth: auth,
@@ -172,10 +182,6 @@ func (f *serveFlags) run(ctx context.Context) error {
 	// by every pull.
 	if err := srv.Check(ctx); err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}
 	hs := httpServer(srv, serveReadTimeout)
 	done := make(chan error, 1)

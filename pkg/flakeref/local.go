@@ -2,7 +2,9 @@ package flakeref
 
 import (
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -120,4 +122,66 @@ func Recorded(given, locked, rev, narHash string) string {
 		q = encodeQuery(pick)
 	}
 	return Redacted(l.String(location, q))
+}
+
+// ReadAsRegistryName tells whether ref, a relative directory holding a
+// flake.nix (testdata/nixpkgs), is one Nix reads as a flake registry name
+// instead: a reference with no scheme, no '#' and no leading '.' or '/'
+// is looked up in the flake registry (online), whatever is on disk. Such
+// a directory is written ./DIR or path:DIR.
+func ReadAsRegistryName(ref string) bool {
+	if strings.ContainsAny(ref, ":#") || !strings.Contains(ref, "/") || strings.HasPrefix(ref, ".") || strings.HasPrefix(ref, "/") {
+		return false
+	}
+	return isFile(filepath.Join(ref, "flake.nix"))
+}
+
+// GitFlakeOnDisk tells whether Nix reads the flake ref from a git work
+// tree, which it copies with only the files git tracks: ref is a bare
+// path (., ./app) or a git+file: URL inside a git work tree, and a
+// flake.nix is on disk where Nix looks for one (the directory, or one
+// above it within the work tree). A flake.nix missing from Nix's copy is
+// then one git does not track.
+func GitFlakeOnDisk(ref string) bool {
+	flake, _, _ := strings.Cut(ref, "#")
+	l, ok := parseLocal(flake)
+	if !ok || (l.scheme != "" && l.scheme != "git+file") {
+		return false
+	}
+	dir := l.location
+	if sub := queryValue(l.query, "dir"); sub != "" {
+		dir = filepath.Join(dir, sub)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	found := false
+	for {
+		if isFile(filepath.Join(dir, "flake.nix")) {
+			found = true
+		}
+		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+			return found
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return false
+		}
+		dir = parent
+	}
+}
+
+func isFile(path string) bool {
+	info, err := os.Stat(path)
+	return err == nil && info.Mode().IsRegular()
+}
+
+// queryValue is the value of key in a URL query, or "".
+func queryValue(query, key string) string {
+	v, err := url.ParseQuery(query)
+	if err != nil {
+		return ""
+	}
+	return v.Get(key)
 }

@@ -1,6 +1,8 @@
 package flakeref
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -54,5 +56,67 @@ func TestRecorded(t *testing.T) {
 		{"git+https://oauth2:tok@host/x", "git+https://oauth2:tok@host/x?ref=main&rev=" + rev, rev, "", "git+https://REDACTED@host/x?ref=main&rev=" + rev},
 	} {
 		assert.Check(t, is.Equal(Recorded(c.given, c.locked, c.rev, c.narHash), c.want), "%s locked as %s", c.given, c.locked)
+	}
+}
+
+// TestReadAsRegistryName: a relative directory with a flake.nix, written
+// without ./, is what Nix would look up in the flake registry; paths,
+// URLs, registry names with no such directory and directories with no
+// flake.nix are not.
+func TestReadAsRegistryName(t *testing.T) {
+	t.Chdir(t.TempDir())
+	assert.NilError(t, os.MkdirAll(filepath.Join("testdata", "nixpkgs"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join("testdata", "nixpkgs", "flake.nix"), []byte("{ outputs = _: { }; }\n"), 0o644))
+	assert.NilError(t, os.MkdirAll(filepath.Join("testdata", "empty"), 0o755))
+	assert.NilError(t, os.MkdirAll(filepath.Join("nixpkgs", "flake.nix"), 0o755)) // a directory, not a flake
+	for ref, want := range map[string]bool{
+		"testdata/nixpkgs":       true,
+		"testdata/nixpkgs/":      true,
+		"./testdata/nixpkgs":     false,
+		"path:testdata/nixpkgs":  false,
+		"testdata/nixpkgs#hello": false,
+		"testdata/empty":         false,
+		"nixpkgs/nixos-26.05":    false,
+		"nixpkgs":                false,
+		"github:NixOS/nixpkgs":   false,
+		"/testdata/nixpkgs":      false,
+		"nixpkgs/":               false,
+	} {
+		assert.Check(t, is.Equal(ReadAsRegistryName(ref), want), ref)
+	}
+}
+
+// TestGitFlakeOnDisk: a bare path or git+file: URL into a git work tree
+// with a flake.nix on disk, in the directory or above it within the work
+// tree, is read by Nix from git; path: references, directories outside
+// git and work trees with no flake.nix are not.
+func TestGitFlakeOnDisk(t *testing.T) {
+	root := t.TempDir()
+	repo, plain, bare := filepath.Join(root, "repo"), filepath.Join(root, "plain"), filepath.Join(root, "bare")
+	for _, d := range []string{filepath.Join(repo, ".git"), filepath.Join(repo, "sub"), plain, filepath.Join(bare, ".git"), filepath.Join(bare, "sub")} {
+		assert.NilError(t, os.MkdirAll(d, 0o755))
+	}
+	for _, f := range []string{filepath.Join(repo, "flake.nix"), filepath.Join(plain, "flake.nix")} {
+		assert.NilError(t, os.WriteFile(f, []byte("{ outputs = _: { }; }\n"), 0o644))
+	}
+	// A flake.nix above the work tree is not Nix's to find.
+	assert.NilError(t, os.WriteFile(filepath.Join(root, "flake.nix"), []byte("{ }\n"), 0o644))
+	t.Chdir(repo)
+	for ref, want := range map[string]bool{
+		".":                                 true,
+		".#app":                             true,
+		"./sub":                             true,
+		repo:                                true,
+		"git+file://" + repo:                true,
+		"git+file:" + repo + "?dir=sub#app": true,
+		"path:.":                            false,
+		"path:" + repo:                      false,
+		plain:                               false,
+		bare:                                false,
+		filepath.Join(bare, "sub"):          false,
+		"github:owner/repo":                 false,
+		"git+https://example.org/repo.git":  false,
+	} {
+		assert.Check(t, is.Equal(GitFlakeOnDisk(ref), want), ref)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/suggest"
 )
 
@@ -83,7 +84,10 @@ type CommandError struct {
 	// NoBuilderFor is the system Nix has no builder for, when that is
 	// why it failed ("" otherwise).
 	NoBuilderFor string
-	Err          error // how the process ended
+	// Hint is nixery's advice from what it knows beyond Nix's output
+	// (see untrackedFlakeHint), shown after the headline; "" for none.
+	Hint string
+	Err  error // how the process ended
 }
 
 // NewCommandError is the error for a Nix command that failed (what was
@@ -113,6 +117,9 @@ func (e *CommandError) Error() string {
 		// locked, where nix build would lock them on the fly.
 		head += " (the flake's flake.lock is missing or out of date: run nix flake lock in the flake and commit flake.lock)"
 	}
+	if e.Hint != "" {
+		head += " (" + e.Hint + ")"
+	}
 	if e.Tail == "" {
 		return fmt.Sprintf("%s failed: %s", e.What, head)
 	}
@@ -120,6 +127,27 @@ func (e *CommandError) Error() string {
 }
 
 func (e *CommandError) Unwrap() error { return e.Err }
+
+// missingFlakeNix is Nix's failure to find flake.nix in its copy of a
+// flake's source: "getting status of '/nix/store/…-source/flake.nix': No
+// such file or directory" (Nix 2.8) or "path '/nix/store/…-source/flake.nix'
+// does not exist" (2.26).
+var missingFlakeNix = regexp.MustCompile(`(?:getting status of|path) '/nix/store/[0-9a-z]{32}-source(?:/[^']*)?/flake\.nix'(?:: No such file or directory| does not exist)`)
+
+// untrackedFlakeHint says why a flake of a git work tree has no flake.nix
+// in Nix's copy although one is on disk: Nix copies the files git tracks.
+const untrackedFlakeHint = "flake.nix is not tracked by git: Nix reads only the files git tracks; run git add flake.nix and any file it reads"
+
+// withUntrackedHint adds untrackedFlakeHint to err, a failure to read the
+// flake ref, when Nix found no flake.nix in its copy of a git work tree
+// that has one on disk.
+func withUntrackedHint(ref string, err error) error {
+	var ce *CommandError
+	if errors.As(err, &ce) && missingFlakeNix.MatchString(ce.Headline) && flakeref.GitFlakeOnDisk(ref) {
+		ce.Hint = untrackedFlakeHint
+	}
+	return err
+}
 
 // The ways Nix says that it cannot build a derivation here, for want of a
 // builder for its system or of the system features it requires, by version:

@@ -2,10 +2,38 @@ package nix
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 )
+
+// Nix's copy of a git work tree holds only the files git tracks: a
+// flake.nix on disk that Nix does not find is untracked, and the error
+// says so, in the words of Nix 2.8 and of Nix 2.26; a path: flake, which
+// Nix copies whole, gets no such hint.
+func TestCommandErrorUntrackedFlake(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, os.Mkdir(filepath.Join(dir, ".git"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "flake.nix"), []byte("{ outputs = _: { }; }\n"), 0o644))
+	t.Chdir(dir)
+	for _, stderr := range []string{
+		"warning: Git tree '/tmp/x' is dirty\nerror: getting status of '/nix/store/0ccnxa25whszw7mgbgyzdm4nqc0zwnm8-source/flake.nix': No such file or directory\n",
+		"error: path '/nix/store/0ccnxa25whszw7mgbgyzdm4nqc0zwnm8-source/flake.nix' does not exist\n",
+	} {
+		for ref, hinted := range map[string]bool{".": true, "git+file:" + dir: true, "path:.": false} {
+			err := withUntrackedHint(ref, NewCommandError(`reading the flake "."`, stderr, errors.New("exit status 1")))
+			line, _, _ := strings.Cut(err.Error(), "\n")
+			assert.Check(t, is.Equal(strings.HasSuffix(line, " (flake.nix is not tracked by git: Nix reads only the files git tracks; run git add flake.nix and any file it reads)"), hinted), "%s: %s", ref, line)
+		}
+	}
+	// Another failure of the same flake gets no hint.
+	err := withUntrackedHint(".", NewCommandError(`reading the flake "."`, "error: syntax error, unexpected '}'\n", errors.New("exit status 1")))
+	assert.Check(t, !strings.Contains(err.Error(), "not tracked"), err.Error())
+}
 
 // Systems missing the same packages share one message; others keep their own.
 func TestJoinNotFound(t *testing.T) {

@@ -111,7 +111,7 @@ func (b *Builder) lock(ctx context.Context, ref, what string) (Locked, error) {
 	}
 	meta, err := b.metadata(ctx, ref, what)
 	if err != nil {
-		return Locked{}, lockError(parent, b, ref, what, err)
+		return Locked{}, lockError(parent, b, ref, what, withUntrackedHint(ref, err))
 	}
 	if !meta.Locked.isLocked() {
 		copyRef, err := b.prefetch(ctx, meta.URL, meta.Locked.Dir, what)

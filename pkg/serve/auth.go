@@ -242,12 +242,37 @@ type tokenServer interface {
 func (t Token) serveToken(w http.ResponseWriter, r *http.Request) {
 	if !t.Allow(r) {
 		w.Header().Set("WWW-Authenticate", basicChallenge)
-		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "log in with the server's token as the password")
+		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", refusal(r, "log in with the server's token as the password"))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(map[string]string{"token": string(t), "access_token": string(t)})
+}
+
+// refusal is the message of a 401 to r: credentials sent but refused are
+// told from none sent (where login says what to do). It names neither
+// the user nor the secret, and depends only on whether any were sent, so
+// it tells nothing a caller did not know.
+func refusal(r *http.Request, login string) string {
+	if sentCredentials(r) {
+		return "wrong user name, password or token"
+	}
+	return login
+}
+
+// sentCredentials tells whether r carries credentials. skopeo with none
+// sends an empty basic login ("Basic Og==", ":"), which is none.
+func sentCredentials(r *http.Request) bool {
+	h := strings.TrimSpace(r.Header.Get("Authorization"))
+	if h == "" {
+		return false
+	}
+	if user, password, ok := r.BasicAuth(); ok {
+		return user != "" || password != ""
+	}
+	scheme, rest, _ := strings.Cut(h, " ")
+	return !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) != ""
 }
 
 func readSmall(path string) ([]byte, error) {

@@ -36,9 +36,11 @@ func TestServeAuth(t *testing.T) {
 		ok   bool
 	}{
 		{h, func(r *http.Request) { r.SetBasicAuth("alice", "s3cret") }, true},
-		{h, func(r *http.Request) { r.SetBasicAuth("alice", "wrong") }, false},
+		{h, func(r *http.Request) { r.SetBasicAuth("alice", "guess1") }, false},
 		{h, func(r *http.Request) { r.SetBasicAuth("bob", "s3cret") }, false},
 		{h, func(*http.Request) {}, false},
+		// skopeo's way of sending no login: an empty one.
+		{h, func(r *http.Request) { r.SetBasicAuth("", "") }, false},
 		{tok, func(r *http.Request) { r.SetBasicAuth("anyone", "0123456789abcdef-token") }, true},
 		{tok, func(r *http.Request) { r.Header.Set("Authorization", "Bearer 0123456789abcdef-token") }, true},
 		{tok, func(r *http.Request) { r.Header.Set("Authorization", "Bearer 0123456789abcdef") }, false},
@@ -59,6 +61,17 @@ func TestServeAuth(t *testing.T) {
 			continue
 		}
 		assert.Check(t, is.Equal(rec.Code, http.StatusUnauthorized))
+		// Credentials sent but refused are told from none sent; the
+		// answer names neither the user nor the secret.
+		body := rec.Body.String()
+		if user, password, _ := req.BasicAuth(); user+password != "" || strings.HasPrefix(req.Header.Get("Authorization"), "Bearer") {
+			assert.Check(t, is.Contains(body, "wrong user name, password or token"))
+		} else {
+			assert.Check(t, is.Contains(body, "log in to this registry first (docker login / podman login)"))
+		}
+		for _, secret := range []string{"alice", "bob", "s3cret", "guess1", "0123456789abcdef"} {
+			assert.Check(t, !strings.Contains(body, secret), body)
+		}
 		// A token's challenge is basic: the realm of a bearer one is
 		// the configuration's, never the request's Host.
 		assert.Check(t, is.Equal(rec.Header().Get("WWW-Authenticate"), `Basic realm="nixery"`))
@@ -102,6 +115,10 @@ func TestServeAuth(t *testing.T) {
 			assert.Check(t, is.Equal(strings.TrimSpace(rec.Body.String()), `{"access_token":"0123456789abcdef-token","token":"0123456789abcdef-token"}`))
 		} else {
 			assert.Check(t, !strings.Contains(rec.Body.String(), "0123456789abcdef-token"))
+		}
+		if tc.password == "wrong" {
+			assert.Check(t, is.Contains(rec.Body.String(), "wrong user name, password or token"))
+			assert.Check(t, !strings.Contains(rec.Body.String(), "anyone"))
 		}
 	}
 	// With htpasswd there is no token endpoint.

@@ -58,7 +58,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if s.o.Auth != nil && !s.o.Auth.Allow(r) {
 		w.Header().Set("WWW-Authenticate", s.o.Auth.Challenge())
-		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "log in to this registry first (docker login / podman login)")
+		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", refusal(r, "log in to this registry first (docker login / podman login)"))
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

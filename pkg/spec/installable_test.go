@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -46,6 +47,20 @@ func TestParseInstallable(t *testing.T) {
 		assert.ErrorContains(t, err, want, in)
 		assert.ErrorContains(t, err, "invalid flake installable", in)
 	}
+}
+
+// A flake directory written without ./ before '#' is a registry name to
+// Nix: the error names the two ways to write the directory.
+func TestInstallableDirectoryReadAsRegistryName(t *testing.T) {
+	t.Chdir(t.TempDir())
+	assert.NilError(t, os.MkdirAll("testdata/app", 0o755))
+	assert.NilError(t, os.WriteFile("testdata/app/flake.nix", []byte("{ outputs = _: { }; }\n"), 0o644))
+	_, err := ParseInstallable("testdata/app#greet")
+	assert.Error(t, err, "invalid flake installable `testdata/app#greet`: "+
+		`"testdata/app" is read as a flake registry name; for the directory write ./testdata/app#greet or path:testdata/app#greet`)
+	// With no such directory, the general error stays.
+	_, err = ParseInstallable("other/app#greet")
+	assert.ErrorContains(t, err, "not a path (., ./dir, /dir) or a URL")
 }
 
 // Installables mix with plain names and Nixery's path form; their own
