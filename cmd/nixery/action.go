@@ -460,7 +460,8 @@ func humanSize(n int64) string {
 var actionInputs = []string{
 	"packages", "platforms", "image", "tags", "push", "push-by-digest", "merge-digests", "cache-from", "no-cache",
 	"nixpkgs", "layer-budget", "strategy", "popularity", "compression", "labels", "annotations", "entrypoint", "cmd",
-	"env", "workdir", "user", "username", "password", "insecure", "output", "sbom", "install-nix",
+	"env", "workdir", "user", "username", "password", "insecure", "output", "sbom", "no-default-packages",
+	"print-build-logs", "timeout", "install-nix",
 }
 
 // actionInput tells whether the action has an input named as the flag,

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"gopkg.in/yaml.v3"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -57,6 +59,88 @@ func TestActionInputsAreActionYMLs(t *testing.T) {
 	}
 }
 
+// flagsWithoutInput are the flags of build the action has no input for,
+// on purpose, and why. Every other flag is an input of the same name.
+var flagsWithoutInput = map[string]string{
+	"L":                "short for print-build-logs, which is an input",
+	"json":             "the outputs carry the result: metadata is the --json result",
+	"level":            "the compression input takes ALGO:LEVEL",
+	"password-stdin":   "the password input gives the password; the runner masks it",
+	"sbom-file":        "the sbom and sboms outputs name the SBOM files the action writes",
+	"jobs":             "uploads at once: tuning for one machine, which the default suits on a runner (build-push-action has no such input either)",
+	"registry-timeout": "a cache not read in time is a note (its layers are packed), and the job's timeout-minutes bounds the rest",
+}
+
+// Each flag of build is an input of the action, or is listed in
+// flagsWithoutInput; each input but packages, merge-digests and
+// install-nix (action.yml's own) is a flag of build or merge; and the
+// step that runs nixery passes every input nixery reads to it, as
+// INPUT_NAME.
+func TestActionInputsAreFlags(t *testing.T) {
+	build := flag.NewFlagSet("build", flag.ContinueOnError)
+	newBuildFlags().register(build)
+	merge := flag.NewFlagSet("merge", flag.ContinueOnError)
+	(&mergeFlags{}).register(merge)
+	build.VisitAll(func(fl *flag.Flag) {
+		_, without := flagsWithoutInput[fl.Name]
+		assert.Check(t, actionInput(fl.Name) != without, "flag --%s: an input of the action (%t), or listed in flagsWithoutInput (%t), not both", fl.Name, actionInput(fl.Name), without)
+	})
+	for name := range flagsWithoutInput {
+		assert.Check(t, build.Lookup(name) != nil, "flagsWithoutInput names %s, which is no flag of build", name)
+	}
+	env := nixeryStepEnv(t)
+	for _, name := range actionInputs {
+		own := name == "packages" || name == "merge-digests" || name == "install-nix"
+		assert.Check(t, own || build.Lookup(name) != nil || merge.Lookup(name) != nil, "input %s is no flag of build or merge", name)
+		if name != "install-nix" { // the step that runs nixery does not read it
+			variable := "INPUT_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+			assert.Check(t, is.Equal(env[variable], "${{ inputs."+name+" }}"), "the step that runs nixery does not pass input %s as %s", name, variable)
+		}
+	}
+}
+
+// The README's account of build's flags, "On your machine", names each
+// of them.
+func TestREADMENamesBuildFlags(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	assert.NilError(t, err)
+	_, readme, ok := strings.Cut(string(raw), "\n### On your machine\n")
+	assert.Assert(t, ok, "README.md has no section On your machine")
+	readme, _, _ = strings.Cut(readme, "\n### ")
+	build := flag.NewFlagSet("build", flag.ContinueOnError)
+	newBuildFlags().register(build)
+	build.VisitAll(func(fl *flag.Flag) {
+		written := "`--" + fl.Name
+		if len(fl.Name) == 1 {
+			written = "`-" + fl.Name
+		}
+		assert.Check(t, strings.Contains(readme, written), "README.md does not name build's flag %s", written[1:])
+	})
+}
+
+// nixeryStepEnv is the env of action.yml's step that runs nixery.
+func nixeryStepEnv(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "action.yml"))
+	assert.NilError(t, err)
+	var action struct {
+		Runs struct {
+			Steps []struct {
+				ID  string            `yaml:"id"`
+				Env map[string]string `yaml:"env"`
+			} `yaml:"steps"`
+		} `yaml:"runs"`
+	}
+	assert.NilError(t, yaml.Unmarshal(raw, &action))
+	for _, s := range action.Runs.Steps {
+		if s.ID == "nixery" {
+			return s.Env
+		}
+	}
+	t.Fatal("action.yml has no step with id nixery")
+	return nil
+}
+
 // actionEnv is action.yml's defaults as the runner passes them, with
 // GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files in dir, and set on top.
 func actionEnv(t *testing.T, dir string, set map[string]string) map[string]string {
@@ -84,7 +168,8 @@ func TestActionMergeRefusesBuildInputs(t *testing.T) {
 	reg := testenv.StartHostile(t, hostile.Behaviour{})
 	digest := testImage(t, reg.Host+"/ok/img")
 	for _, in := range []string{"INPUT_PACKAGES=hello", "INPUT_PLATFORMS=linux/arm64", "INPUT_LABELS=a=b",
-		"INPUT_ANNOTATIONS=index:a=b", "INPUT_NO_CACHE=true", "INPUT_SBOM=false", "INPUT_OUTPUT=oci:x", "INPUT_CACHE_FROM=" + reg.Host + "/ok/img"} {
+		"INPUT_ANNOTATIONS=index:a=b", "INPUT_NO_CACHE=true", "INPUT_SBOM=false", "INPUT_OUTPUT=oci:x", "INPUT_CACHE_FROM=" + reg.Host + "/ok/img",
+		"INPUT_TIMEOUT=5m", "INPUT_PRINT_BUILD_LOGS=true", "INPUT_NO_DEFAULT_PACKAGES=true"} {
 		t.Run(in, func(t *testing.T) {
 			k, v, _ := strings.Cut(in, "=")
 			dir := t.TempDir()
