@@ -83,9 +83,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if after > delay {
 			delay = after
 		}
-		if try >= t.backoff.Steps || waited+delay > t.budget {
+		if try >= t.backoff.Steps || waited+delay > t.budget || pastDeadline(ctx, delay) {
 			// The tries are spent, or the registry asks for more
-			// time than is left: no layer above tries this again.
+			// time than is left (or than the caller gives): its
+			// answer, not a timeout, is the error, and no layer
+			// above tries this again.
 			gaveUp(ctx, try)
 			return resp, err
 		}
@@ -104,6 +106,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// pastDeadline tells whether waiting d would outlast ctx.
+func pastDeadline(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < d
+}
+
 // failure says on one line what went wrong with a try: the registry's
 // answer (its status and error codes), or the request's error. It reads
 // (a bounded part of) the answer's body.
@@ -112,11 +120,7 @@ func failure(resp *http.Response, err error) string {
 		return OneLine(err)
 	}
 	resp.Body = readCloser{io.LimitReader(resp.Body, maxQuoted*8), resp.Body}
-	var terr *transport.Error
-	if errors.As(transport.CheckError(resp), &terr) {
-		return "registry answered " + oneLine(terr)
-	}
-	return "registry answered " + resp.Status
+	return failureOf(transport.CheckError(resp))
 }
 
 // again tells whether a try's outcome is worth another, and the wait the
@@ -258,7 +262,10 @@ func Retry(ctx context.Context, backoff remote.Backoff, again func(error) bool, 
 		if err == nil {
 			return nil
 		}
-		if spent := op.spent.Load(); spent > 0 {
+		// Only when err is what the transport retries: a request
+		// the attempt made besides (a probe after a refusal) may be
+		// the one given up on.
+		if spent := op.spent.Load(); spent > 0 && Transient(err) {
 			return tried(int(spent), err)
 		}
 		if !again(err) || ctx.Err() != nil {

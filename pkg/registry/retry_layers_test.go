@@ -145,3 +145,43 @@ func TestCheckPushNoAnswer(t *testing.T) {
 	assert.Check(t, is.Equal(re.Kind, NoAnswer))
 	assert.Check(t, took < 5*time.Second, "took %s", took)
 }
+
+// A registry asking for a wait longer than the caller's deadline leaves
+// at once with its answer, not a timeout: a busy registry is not one that
+// did not answer.
+func TestRetryStopsAtTheDeadline(t *testing.T) {
+	requests := new(atomic.Int32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Retry-After", "25")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	t.Cleanup(srv.Close)
+	rt := quick(5).RoundTripper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := sendThrough(ctx, rt, http.MethodGet, srv.URL+"/v2/")
+	assert.Check(t, time.Since(start) < time.Second, "waited %s", time.Since(start))
+	var terr *transport.Error
+	assert.Assert(t, errors.As(err, &terr), "%v", err)
+	assert.Check(t, is.Equal(terr.StatusCode, http.StatusTooManyRequests))
+	assert.Check(t, is.Equal(requests.Load(), int32(1)))
+}
+
+// A request the transport gave up on, besides the one whose error Retry
+// judges (a probe after a refusal worth another try), does not stop Retry.
+func TestRetryJudgesItsOwnError(t *testing.T) {
+	url, _ := failing(t, http.StatusServiceUnavailable)
+	o := quick(3)
+	rt := o.RoundTripper()
+	refused := &transport.Error{StatusCode: http.StatusBadRequest, Errors: []transport.Diagnostic{{Code: transport.ManifestBlobUnknownErrorCode}}}
+	attempts := 0
+	err := Retry(context.Background(), o.Backoff, func(err error) bool { return errors.Is(err, refused) }, func(ctx context.Context, _ int) error {
+		attempts++
+		_ = sendThrough(ctx, rt, http.MethodHead, url+"/v2/x/manifests/v1") // the probe, given up on
+		return refused
+	})
+	assert.Check(t, is.Equal(attempts, 3))
+	assert.Check(t, is.Equal(Tries(err), 3))
+}
