@@ -51,8 +51,7 @@ func CustomisationKey(c Customisation) string {
 	for _, line := range append([]string{"customisation", "cacert=" + c.CACert}, c.Packages...) {
 		fmt.Fprintf(h, "%s\n", line)
 	}
-	// Files and directories only when there are some: keys of layers
-	// without stay as they were.
+	// The files and directories made, as they are made.
 	for _, f := range c.Files {
 		fmt.Fprintf(h, "file %q %o %x\n", f.Path, f.Mode, sha256.Sum256(f.Data))
 		if f.IfMissing {

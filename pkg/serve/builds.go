@@ -126,6 +126,9 @@ func (s *Server) parse(name, nixpkgs string) (request, error) {
 	return request{spec: sp, nixpkgs: nixpkgs, platforms: platforms, single: single}, nil
 }
 
+// imageVersion is in every image's key (see resolve).
+const imageVersion = 3
+
 // resolve locks img's nixpkgs and keys img by its revision, its packages
 // and its platforms.
 func (s *Server) resolve(ctx context.Context, img *request) error {
@@ -134,7 +137,9 @@ func (s *Server) resolve(ctx context.Context, img *request) error {
 		return err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "nixery-serve 2\nnixpkgs %s\npackages %s\n", revisionKey(l.URL), strings.Join(img.spec.AllPackages(), " "))
+	// Raised when images of the same inputs change (3: /etc/passwd in
+	// every image), so that kept images are built again, once.
+	fmt.Fprintf(h, "nixery-serve %d\nnixpkgs %s\npackages %s\n", imageVersion, revisionKey(l.URL), strings.Join(img.spec.AllPackages(), " "))
 	for _, p := range img.platforms {
 		fmt.Fprintf(h, "platform %s\n", p)
 	}
