@@ -94,3 +94,17 @@ func TestServeBusyPortLeavesNoStorage(t *testing.T) {
 	_, err = os.Lstat(store)
 	assert.Check(t, errors.Is(err, os.ErrNotExist), "the storage %s was left: %v", store, err)
 }
+
+// A nixpkgs of a forge that cannot be reached does not stop the server:
+// a forge down while it restarts must not stop it serving what it keeps.
+// The lock is tried in the background, and its failure is logged.
+func TestServeStartsWhileForgeIsDown(t *testing.T) {
+	testenv.Require(t, "nix")
+	down := testenv.FreePort(t) // 127.0.0.1:PORT, where nothing listens
+	s := startServe(t, t.TempDir(), "--nixpkgs", "git+http://"+down+"/nixpkgs")
+	for i := 0; !strings.Contains(strings.Join(s.lines(), "\n"), "nixpkgs could not be locked"); i++ {
+		assert.Assert(t, i < 200, "no lock failure logged: %v", s.lines())
+		time.Sleep(50 * time.Millisecond)
+	}
+	assert.Check(t, is.Contains(strings.Join(s.lines(), "\n"), `"serving"`))
+}

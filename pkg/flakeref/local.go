@@ -40,6 +40,13 @@ func parseLocal(ref string) (local, bool) {
 	return local{scheme: scheme, location: loc, query: query}, true
 }
 
+// IsLocal tells whether ref (no #fragment) names files of this machine:
+// a path or a URL of a local input type, which no forge's outage stops.
+func IsLocal(ref string) bool {
+	_, ok := parseLocal(ref)
+	return ok
+}
+
 func isLocalScheme(s string) bool {
 	for _, l := range localSchemes {
 		if s == l {

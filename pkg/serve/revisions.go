@@ -139,10 +139,12 @@ func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 	}
 }
 
-// Check tells, before the server listens, whether it can build at all:
-// Nix runs, and the nixpkgs of the tag latest can be locked (that lock
-// then serves the first pulls). Its error is one line saying what is
-// wrong and what to do.
+// Check tells, before the server serves, whether it can build at all:
+// Nix runs, and a nixpkgs on this machine can be locked (that lock then
+// serves the first pulls). Its error is one line saying what is wrong and
+// what to do. A nixpkgs of a forge is locked in the background, its
+// outcome logged, as a pull would lock it: a forge down while the server
+// restarts must not stop it serving the images it keeps.
 func (s *Server) Check(ctx context.Context) error {
 	if s.o.Build.Realiser == nil {
 		b := &nix.Builder{Nix: s.o.Build.Nix, Env: s.o.Build.NixEnv}
@@ -153,6 +155,10 @@ func (s *Server) Check(ctx context.Context) error {
 			}
 			return err
 		}
+	}
+	if !flakeref.IsLocal(s.o.Nixpkgs) {
+		go s.lock(s.life, s.o.Nixpkgs)
+		return nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
