@@ -114,7 +114,7 @@ func (f *buildFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Minute, "give up on Nix after this long (`DURATION`, e.g. 30m), per platform")
 	fs.BoolVar(&f.buildLogs, "print-build-logs", false, "show the build logs of what Nix builds (not only its progress)")
 	fs.BoolVar(&f.buildLogs, "L", false, "short for --print-build-logs")
-	fs.DurationVar(&f.regTimeout, "registry-timeout", registry.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long; one that does not answer at all is given this long or 20s, the shorter (`DURATION`)")
+	fs.DurationVar(&f.regTimeout, "registry-timeout", registry.DefaultRegistryTimeout, "give up reading a registry (the cache, its manifests and configs) after this long; one that does not answer at all is given this long or "+registry.CheckTimeout.String()+", the shorter (`DURATION`)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "image entrypoint `COMMAND`: words (no quotes: they are not a shell's), or a JSON array")
 	fs.StringVar(&f.cmd, "cmd", "", "image `COMMAND`: words (no quotes: they are not a shell's), or a JSON array (default bash with the shell meta-package)")
 	fs.Var(&f.env, "env", "extra environment `KEY=VALUE` (repeat, or one per line); keys of --env, --labels and --annotations are "+image.KeyRule+"; values are UTF-8 without NUL")
@@ -531,7 +531,7 @@ func (j *buildJob) readLayoutCache(noCache bool) {
 // would look it up in the flake registry instead (testdata/nixpkgs).
 func checkNixpkgsDirectory(ref string) error {
 	if flakeref.ReadAsRegistryName(ref) {
-		return usagef("--nixpkgs %q is read as a flake registry name; for the directory write ./%s or path:%s", ref, ref, ref)
+		return usagef("--nixpkgs %s", flakeref.RegistryNameAdvice(ref, ""))
 	}
 	return nil
 }

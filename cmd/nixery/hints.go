@@ -42,7 +42,7 @@ func withHints(err error, has func(flag string) bool, action bool) error {
 			hint = "check --image, and any proxy or firewall in between"
 		}
 		if has("registry-timeout") {
-			hint += " (the wait is --registry-timeout, at most 20s)"
+			hint += " (the wait is --registry-timeout, at most " + registry.CheckTimeout.String() + ")"
 		}
 	case registry.Unauthorized:
 		switch {

@@ -1,6 +1,7 @@
 package flakeref
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"path"
@@ -129,6 +130,12 @@ func Recorded(given, locked, rev, narHash string) string {
 		q = encodeQuery(pick)
 	}
 	return Redacted(l.String(location, q))
+}
+
+// RegistryNameAdvice is what to write instead of dir, read as a flake
+// registry name, with rest (a #fragment, or "") after it.
+func RegistryNameAdvice(dir, rest string) string {
+	return fmt.Sprintf("%q is read as a flake registry name; for the directory write ./%s%s or path:%s%s", dir, dir, rest, dir, rest)
 }
 
 // ReadAsRegistryName tells whether ref, a relative directory holding a

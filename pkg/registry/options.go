@@ -153,13 +153,13 @@ func (o Options) Remote(ctx context.Context, l Login, jobs int) []remote.Option 
 	return ropts
 }
 
-// checkTimeout bounds CheckPush: it exists to fail in seconds.
-const checkTimeout = 20 * time.Second
+// CheckTimeout bounds CheckPush: it exists to fail in seconds.
+const CheckTimeout = 20 * time.Second
 
 // CheckPush asks repo's registry, before any work, whether it answers and
 // lets l push to repo: the push scope's token (where the registry uses
 // tokens) and an authenticated read of /v2/. It does not retry: a
-// registry that is down now is reported now. It waits checkTimeout at
+// registry that is down now is reported now. It waits CheckTimeout at
 // most, or RegistryTimeout when that is shorter.
 func (o Options) CheckPush(ctx context.Context, repo name.Repository, l Login) error {
 	return o.checkPush(ctx, repo, l, false)
@@ -175,7 +175,7 @@ func (o Options) CheckUpload(ctx context.Context, repo name.Repository, l Login)
 }
 
 func (o Options) checkPush(ctx context.Context, repo name.Repository, l Login, upload bool) error {
-	silent := &noAnswerError{within: min(checkTimeout, o.WithDefaults().RegistryTimeout)}
+	silent := &noAnswerError{within: min(CheckTimeout, o.WithDefaults().RegistryTimeout)}
 	ctx, cancel := context.WithTimeoutCause(ctx, silent.within, silent)
 	defer cancel()
 	fail := func(err error) error {

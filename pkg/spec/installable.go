@@ -63,7 +63,7 @@ func ParseInstallable(s string) (Installable, error) {
 	case strings.Contains(attr, "#"):
 		return bad("more than one '#'")
 	case flakeref.ReadAsRegistryName(flake):
-		return bad(fmt.Sprintf("%q is read as a flake registry name; for the directory write ./%s or path:%s", flake, s, s))
+		return bad(flakeref.RegistryNameAdvice(flake, strings.TrimPrefix(s, flake)))
 	case !isFlakeRef(flake):
 		return bad("the flake reference is not a path (., ./dir, /dir) or a URL such as path:, github:, git+https:")
 	}
