@@ -356,6 +356,9 @@ func MergeDigest(t Target, s string) (string, error) {
 		}
 		return s, nil
 	}
+	if err := registry.CheckRefForm("merge digest", s); err != nil {
+		return "", err
+	}
 	ref, err := name.NewDigest(s)
 	if err != nil {
 		return "", fmt.Errorf("%q is not NAME@DIGEST (NAME@sha256:<64 hex digits>): %v", s, err)

@@ -155,11 +155,12 @@ func TestMergeDigest(t *testing.T) {
 		assert.Equal(t, got, d)
 	}
 	for in, want := range map[string]string{
-		"127.0.0.1:5000/team/other@" + d:       "127.0.0.1:5000/team/other, not in 127.0.0.1:5000/team/tools",
-		"ghcr.io/team/tools@" + d:              "ghcr.io/team/tools, not in",
-		"127.0.0.1:5000/team/tools:v1":         "is not a digest",
-		"127.0.0.1:5000/team/tools@sha256:abc": "is not NAME@DIGEST",
-		"sha256:xyz":                           "is not a digest",
+		"127.0.0.1:5000/team/other@" + d:         "127.0.0.1:5000/team/other, not in 127.0.0.1:5000/team/tools",
+		"ghcr.io/team/tools@" + d:                "ghcr.io/team/tools, not in",
+		"127.0.0.1:5000/team/tools:v1":           "is not a digest",
+		"127.0.0.1:5000/team/tools@sha256:abc":   "is not NAME@DIGEST",
+		"sha256:xyz":                             "is not a digest",
+		"https://127.0.0.1:5000/team/tools@" + d: `merge digest "https://127.0.0.1:5000/team/tools@` + d + `": give REGISTRY/NAME, not a URL: drop "https://"`,
 	} {
 		_, err := MergeDigest(target, in)
 		assert.ErrorContains(t, err, want, in)
