@@ -162,6 +162,11 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 		if err := loginInputs(gh, &f.login, f.push, stdout); err != nil {
 			return nil, err
 		}
+		f.warn = func(line string) {
+			// A warning annotation, shown in the log too; the text is
+			// the registry's, escaped so it issues no command.
+			fmt.Fprintln(stdout, ghaction.Command("warning", strings.TrimPrefix(line, "warning: "), "title", "nixery"))
+		}
 		return f.execute(ctx, spec.Words(digests), logs)
 	}
 
