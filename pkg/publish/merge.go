@@ -71,7 +71,7 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 		return nil, err
 	}
 	for _, w := range read.warnings {
-		if o.OnWarning != nil {
+		if o.OnWarning != nil { // the merge goes on, as buildx's does
 			o.OnWarning(w)
 		}
 	}
@@ -156,7 +156,7 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 	for _, d := range digests {
 		d, err := MergeDigest(t, d)
 		if err != nil {
-			return nil, err
+			return nil, asIs(err)
 		}
 		if given[d] {
 			continue // the same image given twice is merged once
