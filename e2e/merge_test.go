@@ -162,3 +162,65 @@ func manifestDigest(t *testing.T, url string) string {
 	assert.Assert(t, strings.HasPrefix(d, "sha256:"), "digest %q", d)
 	return d
 }
+
+// TestMergeDisagreeingSources: images built from different nixpkgs merge
+// (as buildx imagetools create merges them), but the index annotations
+// they disagree on, which the index leaves out, are each named in a
+// warning with both platforms' values; the action makes it a warning
+// annotation. The same image given as its index and as its manifest is
+// merged once, and a platform manifest gone from the registry is named,
+// with its platform and what to do, by a merge that reads, not "pushes".
+func TestMergeDisagreeingSources(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	host := testenv.StartRegistry(t)
+	repo := host + "/e2e/mixed"
+	dir := t.TempDir()
+	np1, np2 := filepath.Join(dir, "np1"), filepath.Join(dir, "np2")
+	testenv.Run(t, "cp", "-r", filepath.Join(repoRoot, "testdata", "nixpkgs"), np1)
+	testenv.Run(t, "cp", "-r", filepath.Join(repoRoot, "testdata", "nixpkgs"), np2)
+	f, err := os.OpenFile(filepath.Join(np2, "packages.nix"), os.O_APPEND|os.O_WRONLY, 0)
+	assert.NilError(t, err)
+	_, err = f.WriteString("# another revision\n")
+	assert.NilError(t, err)
+	assert.NilError(t, f.Close())
+	build := func(nixpkgs, platform string) pushResult {
+		t.Helper()
+		return decodeResult(t, run(t, nil, "build", "--nixpkgs", "path:"+nixpkgs, "--image", repo, "--json", "--platforms", platform, "--push-by-digest", "hello"))
+	}
+	amd := build(np1, "linux/amd64")
+	arm := build(np2, "linux/arm64")
+
+	r := run(t, nil, "merge", "--image", repo, "--tags", "t", amd.Digest, arm.Digest)
+	assert.Equal(t, r.code, 0, r.stderr)
+	var warning string
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(l, "warning: the images disagree on org.nixery-action.nixpkgs ") {
+			warning = l
+		}
+	}
+	assert.Assert(t, warning != "", r.stderr)
+	assert.Check(t, is.Regexp(`\(linux/amd64: path:\S*/np1\?narHash=\S+, linux/arm64: path:\S*/np2\?narHash=\S+\)`, warning))
+	assert.Check(t, is.Contains(warning, "the index leaves it out; build every platform from the same sources"))
+	raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+repo+":t")
+	assert.Check(t, !strings.Contains(raw, "org.nixery-action.nixpkgs"), raw)
+
+	out := run(t, runnerEnv(t.TempDir(), "INPUT_IMAGE="+repo, "INPUT_TAGS=t2", "INPUT_MERGE_DIGESTS="+amd.Digest+"\n"+arm.Digest), "action")
+	assert.Equal(t, out.code, 0, "%s%s", out.stdout, out.stderr)
+	assert.Check(t, is.Contains(out.stdout, "::warning title=nixery::the images disagree on org.nixery-action.nixpkgs ("), out.stdout)
+
+	// The amd64 image as its index and as its manifest: one image.
+	r = run(t, nil, "merge", "--image", repo, "--push=false", amd.Digest, amd.Manifests[0].Digest, arm.Digest)
+	assert.Equal(t, r.code, 0, r.stderr)
+	assert.Check(t, is.Contains(r.stderr, "merging 2 images (linux/amd64, linux/arm64) for "+repo), r.stderr)
+
+	// The arm64 platform manifest gone: the merge names it.
+	registryDelete(t, "http://"+host+"/v2/e2e/mixed/manifests/"+arm.Manifests[0].Digest)
+	for _, push := range []string{"--push=true", "--push=false"} {
+		r = run(t, nil, "merge", "--image", repo, "--tags", "gone", push, amd.Digest, arm.Digest)
+		assert.Assert(t, r.code != 0, "%s%s", r.stdout, r.stderr)
+		line := errorLine(r.stderr)
+		assert.Check(t, is.Contains(line, "read the linux/arm64 image "+arm.Manifests[0].Digest+" (in index "+arm.Digest+") from "+repo+": registry answered 404"), r.stderr)
+		assert.Check(t, is.Contains(line, "run the linux/arm64 build again"), r.stderr)
+		assert.Check(t, !strings.Contains(line, "push to"), r.stderr)
+	}
+}

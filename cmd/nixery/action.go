@@ -162,6 +162,11 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 		if err := loginInputs(gh, &f.login, f.push, stdout); err != nil {
 			return nil, err
 		}
+		f.warn = func(line string) {
+			// A warning annotation, shown in the log too; the text is
+			// the registry's, escaped so it issues no command.
+			fmt.Fprintln(stdout, ghaction.Command("warning", strings.TrimPrefix(line, "warning: "), "title", "nixery"))
+		}
 		return f.execute(ctx, spec.Words(digests), logs)
 	}
 
@@ -180,7 +185,10 @@ func actionRun(ctx context.Context, gh *githubactions.Action, stdout io.Writer) 
 		return nil, err
 	}
 	if packages == "" {
-		return nil, fmt.Errorf("the packages input is empty: name the nixpkgs packages to put in the image, e.g. packages: hello git")
+		// The runner gives an input set to an empty value as one not
+		// set: a merge whose digests came out empty (a missing
+		// artifact, say) lands here.
+		return nil, fmt.Errorf("the packages and merge-digests inputs are both empty: one is needed; packages names the nixpkgs packages to build (e.g. packages: hello git), merge-digests the per-platform builds' digests to merge; if merge-digests was set, it came out empty: check that every build job's digest reached this job (its artifact was uploaded and downloaded)")
 	}
 	sbomDir, err := actionSBOMDir(f, gh.Getenv("RUNNER_TEMP"))
 	if err != nil {

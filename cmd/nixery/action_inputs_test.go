@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -104,4 +106,21 @@ func TestSummaryNotPushed(t *testing.T) {
 	}
 	pushed := &publish.Result{Image: "ghcr.io/me/app", Digest: res.Digest, Reference: "ghcr.io/me/app@" + res.Digest, Pushed: true}
 	assert.Equal(t, imageRef(pushed), pushed.Reference)
+}
+
+// A merge whose digests came out empty (a missing artifact: cat digests/*
+// prints nothing) with no packages is told both inputs are empty, not
+// only that packages is.
+func TestActionEmptyMergeDigests(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{
+		"GITHUB_OUTPUT": filepath.Join(dir, "output"), "GITHUB_STEP_SUMMARY": filepath.Join(dir, "summary"),
+		"HOME": dir, "RUNNER_TEMP": dir,
+		"INPUT_IMAGE": "127.0.0.1:1/ok/img", "INPUT_TAGS": "v1", "INPUT_MERGE-DIGESTS": "", "INPUT_PACKAGES": "",
+	}
+	var stdout bytes.Buffer
+	err := runAction(envOf(env), &stdout)
+	assert.ErrorContains(t, err, "the packages and merge-digests inputs are both empty: one is needed")
+	assert.ErrorContains(t, err, "if merge-digests was set, it came out empty")
+	assert.Check(t, is.Contains(stdout.String(), "::error title=nixery::the packages and merge-digests inputs are both empty"))
 }

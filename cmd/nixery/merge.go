@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/nixery-action/nixery-action/pkg/build"
@@ -22,6 +23,9 @@ type mergeFlags struct {
 	push     bool
 	login    loginFlags
 	json     bool
+	// warn, when set, takes the merge's warning lines instead of the
+	// log (the action makes them annotations).
+	warn func(line string)
 }
 
 // mergeCommand is `nixery merge`.
@@ -88,12 +92,18 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if err != nil {
 		return nil, err
 	}
-	w, end := logs("")
-	into := "into"
-	if !f.push {
-		into = "for" // nothing is written there
+	o := publish.Options{Options: registry.Options{Credentials: creds}}
+	o.OnWarning = f.warn
+	if o.OnWarning == nil {
+		o.OnWarning = logLine(logs)
 	}
-	fmt.Fprintf(w, "merging %s %s %s\n", plural(len(digests), "image", "images"), into, t.Repo)
-	end()
-	return build.Merge(ctx, t, digests, publish.Options{Options: registry.Options{Credentials: creds}}, f.push)
+	o.OnMerging = func(platforms []string) {
+		into := "into"
+		if !f.push {
+			into = "for" // nothing is written there
+		}
+		// Counted once read: the same image may be given twice over.
+		logLine(logs)(fmt.Sprintf("merging %s (%s) %s %s", plural(len(platforms), "image", "images"), strings.Join(platforms, ", "), into, t.Repo))
+	}
+	return build.Merge(ctx, t, digests, o, f.push)
 }

@@ -62,6 +62,11 @@ func TestWorkflowProblems(t *testing.T) {
 			steps: "      - run: |\n          echo a\n      - uses: ./\n        with:\n          tags: ${{ github.sha }}\n",
 		},
 		{
+			name:  "image named by the repository as written",
+			steps: "      - uses: ./\n        with:\n          image: ghcr.io/${{ github.repository }}/app\n",
+			want:  []string{"line 11: ghcr.io/${{ github.repository }} is refused for an owner with capitals"},
+		},
+		{
 			name:  "action by tag",
 			steps: "      - uses: actions/checkout@v6\n",
 			want:  []string{"line 9: actions/checkout@v6 is not pinned to a commit SHA"},
@@ -102,7 +107,10 @@ var (
 //   - no ${{ }} expression inside a run: script, where a value is pasted
 //     into shell code before the shell parses it (values go through env:);
 //   - actions and reusable workflows from other repositories pinned to a
-//     full commit SHA, docker images to a digest.
+//     full commit SHA, docker images to a digest;
+//   - no image named ghcr.io/${{ github.repository }}: registries take
+//     lowercase names only, and expressions cannot lowercase an owner's
+//     capitals (a run: step can, as the README shows).
 func workflowProblems(text string) []string {
 	var problems []string
 	if !regexp.MustCompile(`(?m)^permissions:`).MatchString(text) {
@@ -110,6 +118,9 @@ func workflowProblems(text string) []string {
 	}
 	lines := strings.Split(text, "\n")
 	for i := 0; i < len(lines); i++ {
+		if strings.Contains(lines[i], "ghcr.io/${{ github.repository }}") {
+			problems = append(problems, fmt.Sprintf("line %d: ghcr.io/${{ github.repository }} is refused for an owner with capitals (must be lowercase): set the image in a run: step, echo \"IMAGE=ghcr.io/${GITHUB_REPOSITORY,,}/NAME\" >> \"$GITHUB_ENV\"", i+1))
+		}
 		if m := usesKey.FindStringSubmatch(lines[i]); m != nil {
 			if p := unpinned(m[1]); p != "" {
 				problems = append(problems, fmt.Sprintf("line %d: %s", i+1, p))

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/internal/parallel"
 	"github.com/nixery-action/nixery-action/pkg/cache"
+	"github.com/nixery-action/nixery-action/pkg/flakeref"
 	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
@@ -55,19 +59,31 @@ func mergeTo(ctx context.Context, t Target, digests []string, o Options, push bo
 	case errors.As(err, &done):
 		return nil, l.Redact(err)
 	case err != nil:
-		return nil, l.Explain(err, t.Repo)
+		return nil, explainTags(err, l, t.Repo, "run the merge again")
 	}
 	return res, nil
 }
 
 func merge(ctx context.Context, t Target, digests []string, o Options, l registry.Login, push bool) (*Result, error) {
 	ropts := o.remoteOptions(ctx, l)
-	manifests, annotations, layers, err := readMerged(ctx, t, digests, o, l)
+	read, err := readMerged(ctx, t, digests, o, l)
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range read.warnings {
+		if o.OnWarning != nil { // the merge goes on, as buildx's does
+			o.OnWarning(w)
+		}
+	}
+	if o.OnMerging != nil {
+		var platforms []string
+		for _, m := range read.manifests {
+			platforms = append(platforms, PlatformName(*m.Platform))
+		}
+		o.OnMerging(platforms)
+	}
 
-	raw, err := image.RawIndex(manifests, annotations)
+	raw, err := image.RawIndex(read.manifests, read.annotations)
 	if err != nil {
 		return nil, err
 	}
@@ -97,128 +113,329 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 		return nil, err
 	}
 	for _, m := range im.Manifests {
-		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: layers[m.Digest]})
+		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: read.layers[m.Digest]})
 	}
 	return res, nil
 }
 
-// readMerged reads the images to merge, within o's registry timeout, and
-// returns their platform manifests, the index annotations they share and
-// each platform manifest's layers (none uploaded: a merge sends no blob).
-// Every config and layer blob they name must be in t.Repo: a tag must
-// not name an image that cannot be pulled.
-func readMerged(ctx context.Context, t Target, digests []string, o Options, l registry.Login) ([]v1.Descriptor, map[string]string, map[v1.Hash][]LayerResult, error) {
+// mergeRead is what a merge read: the platform manifests, the index
+// annotations the images agree on, each platform manifest's layers (none
+// uploaded: a merge sends no blob), and a warning line for each index
+// annotation they disagree on.
+type mergeRead struct {
+	manifests   []v1.Descriptor
+	annotations map[string]string
+	layers      map[v1.Hash][]LayerResult
+	warnings    []string
+}
+
+// mergeInput is one digest given to merge: an index, or an image alone
+// (with no index annotations).
+type mergeInput struct {
+	digest    string
+	index     bool
+	manifests []v1.Descriptor
+	annots    map[string]string
+}
+
+// readMerged reads the images to merge, within o's registry timeout.
+// The same image reached twice (as an index's and on its own, say) is
+// merged once. Every config and layer blob they name must be in t.Repo:
+// a tag must not name an image that cannot be pulled.
+func readMerged(ctx context.Context, t Target, digests []string, o Options, l registry.Login) (*mergeRead, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.WithDefaults().RegistryTimeout)
 	defer cancel()
+	// Errors here are of reading: none says "push".
 	r, err := registry.NewReader(ctx, t.Repo, l, o.Options)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, readFailure(l, t, err)
 	}
-	var manifests []v1.Descriptor
-	var annotations map[string]string
-	layers := map[v1.Hash][]LayerResult{}
-	var blobs []platformBlob
-	read := map[blobID]bool{} // blobs downloaded already: held
-	seen := map[string]bool{}
+	rd := &inputReader{r: r, t: t, o: o, l: l, layers: map[v1.Hash][]LayerResult{}, read: map[blobID]bool{}}
+	var inputs []mergeInput
 	given := map[string]bool{}
-	n := 0
 	for _, d := range digests {
 		d, err := MergeDigest(t, d)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, asIs(err)
 		}
 		if given[d] {
 			continue // the same image given twice is merged once
 		}
 		given[d] = true
-		raw, mt, err := r.Manifest(ctx, t.Repo.Digest(d))
+		in, err := rd.input(ctx, d)
 		if err != nil {
-			var terr *transport.Error
-			if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-				return nil, nil, nil, &explained{fmt.Sprintf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo), err}
-			}
-			if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
-				return nil, nil, nil, &explained{fmt.Sprintf("read %s from %s: not done within %s", d, t.Repo, o.WithDefaults().RegistryTimeout), err}
-			}
-			return nil, nil, nil, err
+			return nil, asIs(err)
 		}
-		if err := sameKind(raw, mt); err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", d, err)
+		inputs = append(inputs, in)
+	}
+	out, err := combine(inputs)
+	if err != nil {
+		return nil, asIs(err)
+	}
+	if err := checkBlobs(ctx, r, t, unread(rd.blobs, rd.read), o); err != nil {
+		return nil, readFailure(l, t, err)
+	}
+	out.layers = rd.layers
+	return out, nil
+}
+
+// asIs is err, a refusal of what merge was given, to be shown as it is
+// (its text names the digests).
+func asIs(err error) error {
+	var done *explained
+	if errors.As(err, &done) {
+		return err
+	}
+	return &explained{err.Error(), err}
+}
+
+// readFailure explains err, a failure while reading the images to merge
+// from t.Repo, unless it says all already.
+func readFailure(l registry.Login, t Target, err error) error {
+	var done *explained
+	if errors.As(err, &done) {
+		return err
+	}
+	e := l.ExplainDoing(err, t.Repo, "read the images to merge from "+t.Repo.String())
+	return &explained{e.Error(), e}
+}
+
+// inputReader reads the digests given to a merge, noting the layers of
+// each platform manifest and the blobs still to check.
+type inputReader struct {
+	r      *registry.Reader
+	t      Target
+	o      Options
+	l      registry.Login
+	layers map[v1.Hash][]LayerResult
+	blobs  []platformBlob
+	read   map[blobID]bool // blobs downloaded already: held
+}
+
+// input reads the index or image d.
+func (rd *inputReader) input(ctx context.Context, d string) (mergeInput, error) {
+	t := rd.t
+	raw, mt, err := rd.r.Manifest(ctx, t.Repo.Digest(d))
+	if err != nil {
+		var terr *transport.Error
+		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+			return mergeInput{}, &explained{fmt.Sprintf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo), err}
 		}
-		var found []v1.Descriptor
-		var annots map[string]string
-		switch {
-		case mt.IsIndex():
-			im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("read index %s: %w", d, err)
-			}
-			if len(im.Manifests) == 0 {
-				return nil, nil, nil, fmt.Errorf("index %s lists no images: merge the digests of images", d)
-			}
-			for _, m := range im.Manifests {
-				if !m.MediaType.IsImage() {
-					return nil, nil, nil, fmt.Errorf("index %s lists %s, a %q, not an image: merge the digests of images", d, m.Digest, m.MediaType)
-				}
-			}
-			found, annots = im.Manifests, im.Annotations
-			for _, m := range im.Manifests {
-				pm, err := readImageManifest(ctx, r, t, m.Digest)
-				if err == nil {
-					err = platformImage(m.Digest, pm, m.Platform)
-				}
-				if err != nil {
-					return nil, nil, nil, fmt.Errorf("index %s: %w", d, err)
-				}
-				layers[m.Digest] = layerResults(pm)
-				blobs = append(blobs, blobsOf(m.Platform, m.Digest, pm)...)
-			}
-		case mt.IsImage():
-			m, err := v1.ParseManifest(bytes.NewReader(raw))
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("read manifest %s: %w", d, err)
-			}
-			cfg, err := r.Config(ctx, m.Config)
-			if err != nil {
-				return nil, nil, nil, err
-			}
-			read[idOf(m.Config)] = true
-			p := cfg.Platform()
-			hash, _ := v1.NewHash(d)
-			if err := platformImage(hash, m, p); err != nil {
-				return nil, nil, nil, err
-			}
-			layers[hash] = layerResults(m)
-			blobs = append(blobs, blobsOf(p, hash, m)...)
-			found = []v1.Descriptor{{MediaType: mt, Size: int64(len(raw)), Digest: hash, Platform: p}}
-		default:
-			return nil, nil, nil, fmt.Errorf("%s is a %q, not an image or index", d, mt)
+		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+			return mergeInput{}, &explained{fmt.Sprintf("read %s from %s: not done within %s", d, t.Repo, rd.o.WithDefaults().RegistryTimeout), err}
 		}
-		for _, m := range found {
+		return mergeInput{}, rd.failed(d, "", err)
+	}
+	if err := sameKind(raw, mt); err != nil {
+		return mergeInput{}, fmt.Errorf("%s: %w", d, err)
+	}
+	switch {
+	case mt.IsIndex():
+		return rd.index(ctx, d, raw)
+	case mt.IsImage():
+		return rd.image(ctx, d, raw, mt)
+	}
+	return mergeInput{}, fmt.Errorf("%s is a %q, not an image or index", d, mt)
+}
+
+// index reads the index d, whose body is raw, and its platform images.
+func (rd *inputReader) index(ctx context.Context, d string, raw []byte) (mergeInput, error) {
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return mergeInput{}, fmt.Errorf("read index %s: %w", d, err)
+	}
+	if len(im.Manifests) == 0 {
+		return mergeInput{}, fmt.Errorf("index %s lists no images: merge the digests of images", d)
+	}
+	for _, m := range im.Manifests {
+		if !m.MediaType.IsImage() {
+			return mergeInput{}, fmt.Errorf("index %s lists %s, a %q, not an image: merge the digests of images", d, m.Digest, m.MediaType)
+		}
+	}
+	for _, m := range im.Manifests {
+		pm, err := readImageManifest(ctx, rd.r, rd.t, m.Digest)
+		if err != nil {
+			platform := ""
+			if m.Platform != nil {
+				platform = PlatformName(*m.Platform)
+			}
+			return mergeInput{}, rd.failed(fmt.Sprintf("image %s (in index %s)", m.Digest, d), platform, err)
+		}
+		if err := platformImage(m.Digest, pm, m.Platform); err != nil {
+			return mergeInput{}, fmt.Errorf("index %s: %w", d, err)
+		}
+		rd.layers[m.Digest] = layerResults(pm)
+		rd.blobs = append(rd.blobs, blobsOf(m.Platform, m.Digest, pm)...)
+	}
+	return mergeInput{digest: d, index: true, manifests: im.Manifests, annots: im.Annotations}, nil
+}
+
+// image reads the image d, given on its own, whose body is raw.
+func (rd *inputReader) image(ctx context.Context, d string, raw []byte, mt types.MediaType) (mergeInput, error) {
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return mergeInput{}, fmt.Errorf("read manifest %s: %w", d, err)
+	}
+	cfg, err := rd.r.Config(ctx, m.Config)
+	if err != nil {
+		return mergeInput{}, rd.failed(fmt.Sprintf("the config blob %s of image %s", m.Config.Digest, d), "", err)
+	}
+	rd.read[idOf(m.Config)] = true
+	p := cfg.Platform()
+	hash, _ := v1.NewHash(d)
+	if err := platformImage(hash, m, p); err != nil {
+		return mergeInput{}, err
+	}
+	rd.layers[hash] = layerResults(m)
+	rd.blobs = append(rd.blobs, blobsOf(p, hash, m)...)
+	return mergeInput{digest: d, manifests: []v1.Descriptor{{MediaType: mt, Size: int64(len(raw)), Digest: hash, Platform: p}}}, nil
+}
+
+// failed explains a failure to read what from the repository, and says
+// what to do: build the platform again when the registry no longer has
+// it (its build pushes it again), else run the merge again.
+func (rd *inputReader) failed(what, platform string, err error) error {
+	doing := "read "
+	if platform != "" {
+		doing += "the " + platform + " "
+	}
+	doing += what + " from " + rd.t.Repo.String()
+	e := rd.l.ExplainDoing(err, rd.t.Repo, doing)
+	var re *registry.RegistryError
+	if errors.As(e, &re) && re.Kind != registry.OtherError {
+		return &explained{e.Error(), e} // the hints name what to change
+	}
+	advice := "run the merge again"
+	if registry.IsNotFound(err) {
+		advice = "build that platform again (it pushes its image again) and merge the digest it prints"
+		if platform != "" {
+			advice = fmt.Sprintf("run the %s build again (it pushes its image again) and merge the digest it prints", platform)
+		}
+	}
+	return &explained{e.Error() + ": " + advice, e}
+}
+
+// combine joins the inputs' platform images into one list, keeping the
+// index annotations they all agree on and warning of each other one. An
+// image given alone that an index given lists too is that index's; an
+// image reached twice is merged once; two images for one platform are
+// refused, naming both.
+func combine(inputs []mergeInput) (*mergeRead, error) {
+	inIndex := map[v1.Hash]bool{}
+	for _, in := range inputs {
+		for _, m := range in.manifests {
+			if in.index {
+				inIndex[m.Digest] = true
+			}
+		}
+	}
+	out := &mergeRead{}
+	byPlatform := map[string]string{} // platform: the image for it, and where it came from
+	seen := map[v1.Hash]bool{}
+	var kept []mergeInput
+	for _, in := range inputs {
+		if !in.index && inIndex[in.manifests[0].Digest] {
+			continue
+		}
+		fresh := 0
+		for _, m := range in.manifests {
 			if m.Platform == nil {
-				return nil, nil, nil, fmt.Errorf("manifest %s in %s has no platform", m.Digest, d)
+				return nil, fmt.Errorf("manifest %s in %s has no platform", m.Digest, in.digest)
+			}
+			if seen[m.Digest] {
+				continue
 			}
 			// As PlatformName reads them: linux/arm64 is linux/arm64/v8.
 			key := PlatformName(*m.Platform)
-			if seen[key] {
-				return nil, nil, nil, fmt.Errorf("two images for %s among the digests to merge", key)
+			from := m.Digest.String()
+			if in.index {
+				from += " (in index " + in.digest + ")"
 			}
-			seen[key] = true
+			if other, ok := byPlatform[key]; ok {
+				return nil, fmt.Errorf("two images for %s among the digests to merge: %s and %s; merge one image per platform", key, other, from)
+			}
+			byPlatform[key] = from
+			seen[m.Digest] = true
+			fresh++
 			// Descriptor annotations travel with the image, so the
 			// merged index is the one a single build makes.
-			manifests = append(manifests, v1.Descriptor{MediaType: m.MediaType, Size: m.Size, Digest: m.Digest, Platform: m.Platform, Annotations: m.Annotations})
+			out.manifests = append(out.manifests, v1.Descriptor{MediaType: m.MediaType, Size: m.Size, Digest: m.Digest, Platform: m.Platform, Annotations: m.Annotations})
 		}
-		if n == 0 {
-			annotations = annots
-		} else {
-			annotations = common(annotations, annots)
+		if fresh > 0 {
+			kept = append(kept, in)
 		}
-		n++
 	}
-	if err := checkBlobs(ctx, r, t, unread(blobs, read), o); err != nil {
-		return nil, nil, nil, err
+	out.annotations, out.warnings = agreed(kept)
+	return out, nil
+}
+
+// agreed are the index annotations all inputs give the same value, and a
+// warning line for each key they do not: the merged index leaves it out.
+func agreed(inputs []mergeInput) (map[string]string, []string) {
+	if len(inputs) == 0 {
+		return nil, nil
 	}
-	return manifests, annotations, layers, nil
+	keys := map[string]bool{}
+	for _, in := range inputs {
+		for k := range in.annots {
+			keys[k] = true
+		}
+	}
+	out := map[string]string{}
+	var warnings []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		// An empty value is no annotation (RawIndex leaves it out).
+		v, same := inputs[0].annots[k], true
+		for _, in := range inputs[1:] {
+			same = same && in.annots[k] == v
+		}
+		if same {
+			out[k] = v
+			continue
+		}
+		var each []string
+		for _, in := range inputs {
+			shown := "not set"
+			if v := in.annots[k]; v != "" {
+				shown = shownValue(v)
+			}
+			each = append(each, inputPlatforms(in)+": "+shown)
+		}
+		warnings = append(warnings, fmt.Sprintf("warning: the images disagree on %s (%s): the index leaves it out; build every platform from the same sources to get one build's index", shownValue(k), strings.Join(each, ", ")))
+	}
+	return out, warnings
+}
+
+// inputPlatforms names the platforms of an input, e.g. linux/amd64 or
+// linux/amd64+linux/arm64.
+func inputPlatforms(in mergeInput) string {
+	var names []string
+	for _, m := range in.manifests {
+		names = append(names, PlatformName(*m.Platform))
+	}
+	return strings.Join(names, "+")
+}
+
+// shownValue is an annotation's key or value as a log line shows it: on
+// one line, printable, its credentials redacted where it is a flake
+// reference, and cut when long.
+func shownValue(v string) string {
+	v = strings.Join(strings.Fields(v), " ")
+	v = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return -1
+	}, v)
+	v = flakeref.Redacted(v)
+	if len(v) > 300 {
+		cut := 300
+		for cut > 0 && !utf8.RuneStart(v[cut]) {
+			cut--
+		}
+		v = v[:cut] + "…"
+	}
+	return v
 }
 
 // readImageManifest reads the image manifest d of t.Repo.
@@ -367,17 +584,6 @@ func MergeDigest(t Target, s string) (string, error) {
 		return "", fmt.Errorf("%s is in %s, not in %s, the repository to merge in: per-platform builds must push to the same repository", s, ref.Context().Name(), t.Repo.Name())
 	}
 	return ref.DigestStr(), nil
-}
-
-// common keeps the entries a and b agree on.
-func common(a, b map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range a {
-		if b[k] == v {
-			out[k] = v
-		}
-	}
-	return out
 }
 
 // explained is an error whose text says all a user needs (Merge adds

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -40,6 +41,16 @@ type Options struct {
 	// answered 500 Internal Server Error; retrying in 2s (2/5)". It is
 	// called from several goroutines at once.
 	OnRetry func(line string)
+
+	// OnWarning, when set, is told in one line, starting "warning: ",
+	// of what goes on although it is likely not what was meant: a
+	// merge's images disagreeing on an index annotation, which the
+	// merged index then leaves out.
+	OnWarning func(line string)
+
+	// OnMerging, when set, is told the platforms of the distinct images
+	// a merge read, before it writes anything.
+	OnMerging func(platforms []string)
 
 	// mountFrom, when set, is a repository of the same registry that
 	// holds the blobs already: they are mounted from it, not uploaded
@@ -208,12 +219,36 @@ func putIndex(ctx context.Context, pusher *remote.Pusher, t Target, digest v1.Ha
 	}
 	// A PUT under a tag stores the index and names it at once: no PUT by
 	// digest first.
-	for _, tag := range t.Tags {
+	for i, tag := range t.Tags {
 		if err := pusher.Put(ctx, tag, idx); err != nil {
-			return err
+			if i == 0 {
+				return err // no tag moved
+			}
+			return &tagsError{moved: t.TagNames()[:i], notMoved: t.TagNames()[i:], err: err}
 		}
 	}
 	return nil
+}
+
+// tagsError is a failure to write the index under a tag after others
+// were written: those name the new index now, the rest do not.
+type tagsError struct {
+	moved, notMoved []string
+	err             error
+}
+
+func (e *tagsError) Error() string { return e.err.Error() }
+func (e *tagsError) Unwrap() error { return e.err }
+
+// explainTags is l.Explain(err), saying which tags moved and which did
+// not when only some were written; again says what to run again.
+func explainTags(err error, l registry.Login, repo name.Repository, again string) error {
+	e := l.Explain(err, repo)
+	var te *tagsError
+	if !errors.As(err, &te) {
+		return e
+	}
+	return &explained{fmt.Sprintf("%s; tags moved: %s; not moved: %s (%s)", e, strings.Join(te.moved, ", "), strings.Join(te.notMoved, ", "), again), e}
 }
 
 // pushed is the result of an index pushed to t.

@@ -192,7 +192,7 @@ func (r *Registry) Write(ctx context.Context, idx v1.ImageIndex, refs Attachment
 		if errors.As(err, &aerr) {
 			return nil, err // explained already
 		}
-		return nil, r.login.Explain(err, r.target.Repo)
+		return nil, explainTags(err, r.login, r.target.Repo, "run the build again")
 	}
 	res.ReferrersAttached = len(refs) > 0
 	return res, nil

@@ -63,10 +63,16 @@ func (e *RegistryError) Unwrap() error { return e.cause }
 // says what went wrong, keeping err as its cause. The registry library's
 // errors name URLs and wrap several layers; users need the cause.
 func explain(err error, repo name.Repository, l Login) error {
+	return explainDoing(err, repo, l, "push to "+repo.String())
+}
+
+// explainDoing is explain for a failure while doing what doing says,
+// e.g. "read the image sha256:… from r/x", rather than pushing to repo.
+func explainDoing(err error, repo name.Repository, l Login, doing string) error {
 	if err == nil {
 		return nil
 	}
-	kind, msg := explainErr(err, repo, l)
+	kind, msg := explainErr(err, repo, l, doing)
 	return &RegistryError{
 		Registry: repo.RegistryStr(), Kind: kind, msg: msg, cause: err,
 		NoCredentials:    kind == Unauthorized && l.source == "",
@@ -76,7 +82,7 @@ func explain(err error, repo name.Repository, l Login) error {
 }
 
 // explainErr tells what kind of failure err is, and says it in one line.
-func explainErr(err error, repo name.Repository, l Login) (ErrorKind, string) {
+func explainErr(err error, repo name.Repository, l Login, doing string) (ErrorKind, string) {
 	reg := repo.RegistryStr()
 	var terr *transport.Error
 	var dns *net.DNSError
@@ -86,11 +92,11 @@ func explainErr(err error, repo name.Repository, l Login) (ErrorKind, string) {
 	var silent *noAnswerError
 	switch {
 	case errors.As(err, &silent):
-		return NoAnswer, fmt.Sprintf("push to %s: the registry did not answer within %s", repo, silent.within)
+		return NoAnswer, fmt.Sprintf("%s: the registry did not answer within %s", doing, silent.within)
 	case errors.Is(err, context.Canceled):
-		return OtherError, fmt.Sprintf("push to %s cancelled", repo)
+		return OtherError, doing + " cancelled"
 	case errors.Is(err, context.DeadlineExceeded):
-		return OtherError, fmt.Sprintf("push to %s timed out", repo)
+		return OtherError, doing + " timed out"
 	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || hasCode(terr, transport.UnauthorizedErrorCode)):
 		if l.source == "" {
 			return Unauthorized, fmt.Sprintf("authentication failed for registry %s: no credentials found", reg)
@@ -112,9 +118,9 @@ func explainErr(err error, repo name.Repository, l Login) (ErrorKind, string) {
 	case errors.As(err, &terr) && terr.StatusCode == http.StatusBadRequest && repo.Scheme() == "http" && len(terr.Errors) == 0:
 		// Plain HTTP, tried after HTTPS failed, to a registry that only
 		// speaks HTTPS.
-		return OtherError, fmt.Sprintf("push to %s: registry answered %s to plain HTTP; if it serves HTTPS, this machine must trust its certificate (add its CA to the system store or point SSL_CERT_FILE at it)", repo, oneLine(terr))
+		return OtherError, fmt.Sprintf("%s: registry answered %s to plain HTTP; if it serves HTTPS, this machine must trust its certificate (add its CA to the system store or point SSL_CERT_FILE at it)", doing, oneLine(terr))
 	case errors.As(err, &terr):
-		msg := fmt.Sprintf("push to %s: registry answered %s", repo, oneLine(terr))
+		msg := fmt.Sprintf("%s: registry answered %s", doing, oneLine(terr))
 		if n := Tries(err); n > 1 {
 			msg += fmt.Sprintf(" %d times; check the registry (its logs, its free disk space)", n)
 		}
@@ -130,7 +136,7 @@ func explainErr(err error, repo name.Repository, l Login) (ErrorKind, string) {
 	case IsTimeout(err):
 		return Unreachable, fmt.Sprintf("cannot reach registry %s: timed out%s; check the network", reg, triedTimes(err))
 	}
-	return OtherError, fmt.Sprintf("push to %s: %s%s", repo, quoted(strings.ReplaceAll(err.Error(), "\n", "; ")), triedTimes(err))
+	return OtherError, fmt.Sprintf("%s: %s%s", doing, quoted(strings.ReplaceAll(err.Error(), "\n", "; ")), triedTimes(err))
 }
 
 // triedTimes says how many tries a failure persisted over, if several.
