@@ -128,6 +128,25 @@ func (e *CommandError) Error() string {
 
 func (e *CommandError) Unwrap() error { return e.Err }
 
+// storeFailures are how Nix says that it could not use its store at all
+// (no daemon, a full disk), whatever it was asked to do.
+var storeFailures = []string{
+	"cannot connect to socket at",
+	"cannot open connection to remote store",
+	"No space left on device",
+}
+
+// StoreFailed tells whether Nix failed for want of its store rather than
+// for what it was asked: the machine's fault, not the request's.
+func (e *CommandError) StoreFailed() bool {
+	for _, f := range storeFailures {
+		if strings.Contains(e.Headline, f) {
+			return true
+		}
+	}
+	return false
+}
+
 // missingFlakeNix is Nix's failure to find flake.nix in its copy of a
 // flake's source: "getting status of '/nix/store/…-source/flake.nix': No
 // such file or directory" (Nix 2.8) or "path '/nix/store/…-source/flake.nix'

@@ -51,15 +51,18 @@ func (e *infraError) Error() string { return firstLine(e.err.Error()) }
 func (e *infraError) Unwrap() error { return e.err }
 
 // ours tells whether err is the server's own failure (see infraError):
-// its storage registry refused or failed (a *registry.RegistryError), or
-// the system did, a file or Nix that could not be read, written or run
-// (ENOSPC, EROFS, EACCES and such).
+// its storage registry refused or failed (a *registry.RegistryError), the
+// system did, a file or Nix that could not be read, written or run
+// (ENOSPC, EROFS, EACCES and such), or Nix could not use its store (its
+// daemon down, its disk full).
 func ours(err error) bool {
 	var re *registry.RegistryError
 	var errno syscall.Errno
 	var pe *fs.PathError
 	var ee *exec.Error
-	return errors.As(err, &re) || errors.As(err, &errno) || errors.As(err, &pe) || errors.As(err, &ee)
+	var ce *nix.CommandError
+	return errors.As(err, &re) || errors.As(err, &errno) || errors.As(err, &pe) || errors.As(err, &ee) ||
+		(errors.As(err, &ce) && ce.StoreFailed())
 }
 
 // storageError is the store failing to answer.

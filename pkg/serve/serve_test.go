@@ -814,3 +814,46 @@ func TestServeRegistryStorageConditionalMissing(t *testing.T) {
 		}
 	}
 }
+
+// failingNix is a Realiser whose builds fail with stderr as Nix's.
+type failingNix struct{ stderr string }
+
+func (f failingNix) Lock(ctx context.Context) (nix.Locked, error) {
+	return fakeLock(ctx, "path:/nonexistent")
+}
+
+func (f failingNix) LockFlake(ctx context.Context, ref string) (nix.Locked, error) {
+	return fakeLock(ctx, ref)
+}
+
+func (f failingNix) BuildLogged(context.Context, string, []string, io.Writer) (*nix.Result, error) {
+	return nil, nix.NewCommandError("nix build for x86_64-linux", f.stderr, errors.New("exit status 1"))
+}
+
+// Nix failing for want of its store (its daemon down, its disk full) is
+// the server's failure: 500 with the generic message, its socket's path
+// in the log only, and not remembered; Nix failing for what was asked
+// stays the puller's 404.
+func TestServeNixStoreFailureIsOurs(t *testing.T) {
+	for stderr, want := range map[string]int{
+		"error: cannot connect to socket at '/nix/var/nix/daemon-socket/socket': Connection refused":        http.StatusInternalServerError,
+		"error: writing to file: No space left on device":                                                   http.StatusInternalServerError,
+		"error: builder for '/nix/store/" + strings.Repeat("a", 32) + "-hello.drv' failed with exit code 2": http.StatusNotFound,
+	} {
+		var log bytes.Buffer
+		s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Build: build.Options{Realiser: failingNix{stderr}},
+			Log: slog.New(slog.NewTextHandler(&log, nil))})
+		assert.NilError(t, err)
+		res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+		assert.Check(t, is.Equal(res.StatusCode, want), "%s: %s", stderr, body)
+		if want == http.StatusInternalServerError {
+			assert.Check(t, is.Contains(body, "the server could not build this image; see the server's log"))
+			assert.Check(t, !strings.Contains(body, "socket") && !strings.Contains(body, "device"), body)
+			assert.Check(t, is.Contains(log.String(), strings.TrimPrefix(stderr, "error: ")))
+			s.mu.Lock()
+			remembered := len(s.failed)
+			s.mu.Unlock()
+			assert.Check(t, is.Equal(remembered, 0), "the server's own failure was remembered")
+		}
+	}
+}
