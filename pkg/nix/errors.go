@@ -128,12 +128,13 @@ func (e *CommandError) Error() string {
 
 func (e *CommandError) Unwrap() error { return e.Err }
 
-// storeFailures are how Nix says that it could not use its store at all
-// (no daemon, a full disk), whatever it was asked to do.
+// storeFailures are how Nix says that it could not reach its store at
+// all (its daemon down), whatever it was asked to do. A full disk is not
+// among them: a closure too big for it is the request's failure too, and
+// is remembered as one.
 var storeFailures = []string{
 	"cannot connect to socket at",
 	"cannot open connection to remote store",
-	"No space left on device",
 }
 
 // StoreFailed tells whether Nix failed for want of its store rather than

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"unicode"
@@ -16,7 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nixery-action/nixery-action/internal/parallel"
@@ -70,22 +68,25 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range read.warnings {
-		if o.OnWarning != nil { // the merge goes on, as buildx's does
-			o.OnWarning(w)
-		}
+	raw, err := image.RawIndex(read.manifests, read.annotations)
+	if err != nil {
+		return nil, err
+	}
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
 	}
 	if o.OnMerging != nil {
-		var platforms []string
-		for _, m := range read.manifests {
+		var platforms []string // in the index's order
+		for _, m := range im.Manifests {
 			platforms = append(platforms, PlatformName(*m.Platform))
 		}
 		o.OnMerging(platforms)
 	}
-
-	raw, err := image.RawIndex(read.manifests, read.annotations)
-	if err != nil {
-		return nil, err
+	for _, w := range read.warnings {
+		if o.OnWarning != nil { // the merge goes on, as buildx's does
+			o.OnWarning(w)
+		}
 	}
 	idx := image.RawManifest{Bytes: raw, Type: types.OCIImageIndex}
 	digest, _, err := v1.SHA256(bytes.NewReader(raw))
@@ -107,10 +108,6 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 		}
 	} else {
 		res.Reference, res.Pushed = "", false // a dry run pushed nothing
-	}
-	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
 	}
 	for _, m := range im.Manifests {
 		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: read.layers[m.Digest]})
@@ -217,8 +214,7 @@ func (rd *inputReader) input(ctx context.Context, d string) (mergeInput, error) 
 	t := rd.t
 	raw, mt, err := rd.r.Manifest(ctx, t.Repo.Digest(d))
 	if err != nil {
-		var terr *transport.Error
-		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		if registry.IsNotFound(err) {
 			return mergeInput{}, &explained{fmt.Sprintf("%s is not in %s: merge the digests that the per-platform builds pushed there", d, t.Repo), err}
 		}
 		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
@@ -370,10 +366,35 @@ func combine(inputs []mergeInput) (*mergeRead, error) {
 }
 
 // agreed are the index annotations all inputs give the same value, and a
-// warning line for each key they do not: the merged index leaves it out.
+// warning line for each key the indexes among them do not: the merged
+// index leaves it out. An image given alone has no index annotations,
+// so with one the index has none: one line says so, rather than a
+// disagreement for every key.
 func agreed(inputs []mergeInput) (map[string]string, []string) {
 	if len(inputs) == 0 {
 		return nil, nil
+	}
+	var indexes, alone []mergeInput
+	for _, in := range inputs {
+		if in.index {
+			indexes = append(indexes, in)
+		} else {
+			alone = append(alone, in)
+		}
+	}
+	if len(alone) > 0 {
+		var names []string
+		annotated := false
+		for _, in := range indexes {
+			annotated = annotated || len(in.annots) > 0
+		}
+		for _, in := range alone {
+			names = append(names, in.digest+" ("+inputPlatforms(in)+")")
+		}
+		if !annotated {
+			return nil, nil
+		}
+		return nil, []string{fmt.Sprintf("warning: %s given alone, not by the index its build pushed, so the merged index has none of the builds' index annotations (the nixpkgs and flakes they were built from): merge the index digests the builds printed to keep them", strings.Join(names, ", "))}
 	}
 	keys := map[string]bool{}
 	for _, in := range inputs {

@@ -276,3 +276,31 @@ func readImage(t *testing.T, ref string) v1.Image {
 	assert.NilError(t, err)
 	return img
 }
+
+// Indexes that disagree on an annotation are warned of once per key; an
+// image given alone, which has no index annotations, is one line saying
+// the merged index keeps none, not a disagreement on every key.
+func TestAgreedAnnotations(t *testing.T) {
+	amd := v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}
+	arm := v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}
+	index := func(d v1.Descriptor, annots map[string]string) mergeInput {
+		return mergeInput{digest: "sha256:i", index: true, manifests: []v1.Descriptor{d}, annots: annots}
+	}
+	same := map[string]string{"org.opencontainers.image.title": "hello", "org.nixery-action.nixpkgs": "path:/n"}
+	got, warnings := agreed([]mergeInput{index(amd, same), index(arm, same)})
+	assert.DeepEqual(t, got, same)
+	assert.Check(t, is.Len(warnings, 0))
+
+	other := map[string]string{"org.opencontainers.image.title": "hello", "org.nixery-action.nixpkgs": "path:/m"}
+	got, warnings = agreed([]mergeInput{index(amd, same), index(arm, other)})
+	assert.DeepEqual(t, got, map[string]string{"org.opencontainers.image.title": "hello"})
+	assert.Assert(t, is.Len(warnings, 1))
+	assert.Check(t, is.Contains(warnings[0], "disagree on org.nixery-action.nixpkgs (linux/amd64: path:/n, linux/arm64: path:/m)"))
+
+	alone := mergeInput{digest: "sha256:a", manifests: []v1.Descriptor{arm}}
+	got, warnings = agreed([]mergeInput{index(amd, same), alone})
+	assert.Check(t, is.Len(got, 0))
+	assert.Assert(t, is.Len(warnings, 1), "%q", warnings)
+	assert.Check(t, is.Contains(warnings[0], "sha256:a (linux/arm64) given alone"))
+	assert.Check(t, !strings.Contains(warnings[0], "disagree"))
+}

@@ -77,7 +77,7 @@ func explainDoing(err error, repo name.Repository, l Login, doing string) error 
 		Registry: repo.RegistryStr(), Kind: kind, msg: msg, cause: err,
 		NoCredentials:    kind == Unauthorized && l.source == "",
 		LoginElsewhere:   kind == Unauthorized && l.source == "" && l.elsewhere,
-		PullRequestToken: kind == Denied && l.source == "GITHUB_TOKEN" && l.event == "pull_request",
+		PullRequestToken: kind == Denied && l.source == "GITHUB_TOKEN" && l.event == "pull_request" && strings.HasPrefix(doing, "push to "),
 	}
 }
 
@@ -107,12 +107,20 @@ func explainErr(err error, repo name.Repository, l Login, doing string) (ErrorKi
 		if l.source != "" {
 			who = "the credentials from " + l.source
 		}
+		pushing := strings.HasPrefix(doing, "push to ")
 		hint := ""
-		if l.source == "GITHUB_TOKEN" {
+		switch {
+		case l.source != "GITHUB_TOKEN":
+		case pushing:
 			hint = "; the workflow needs `permissions: packages: write`, and the package must grant this repository write access"
+			if l.event == "pull_request" {
+				hint += "; but a pull request from a fork gets a read-only token, whatever the workflow asks for"
+			}
+		default:
+			hint = "; the package must grant this repository read access"
 		}
-		if l.source == "GITHUB_TOKEN" && l.event == "pull_request" {
-			hint += "; but a pull request from a fork gets a read-only token, whatever the workflow asks for"
+		if !pushing {
+			return Denied, fmt.Sprintf("%s: registry %s denied %s: %s%s", doing, reg, who, oneLine(terr), hint)
 		}
 		return Denied, fmt.Sprintf("registry %s denied %s the right to push to %s: %s%s", reg, who, repo.RepositoryStr(), oneLine(terr), hint)
 	case errors.As(err, &terr) && terr.StatusCode == http.StatusBadRequest && repo.Scheme() == "http" && len(terr.Errors) == 0:

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 )
 
 // dialErr is how a refused connection reaches us through net/http.
@@ -166,4 +167,22 @@ func TestExplainEscapesRegistryWords(t *testing.T) {
 	assert.Check(t, len(long) < maxQuoted+200, "%d bytes", len(long))
 	assert.Check(t, strings.Contains(long, "… (cut at 1000 bytes)"), long)
 	assert.Check(t, utf8.ValidString(long))
+}
+
+// A read refused is told as the read it was, not as a push: no "right to
+// push", no packages: write, and no pull-request advice about pushing.
+func TestExplainDoingDeniedRead(t *testing.T) {
+	repo, err := name.NewRepository("r.example/o/n")
+	assert.NilError(t, err)
+	denied := &transport.Error{StatusCode: http.StatusForbidden, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode, Message: "denied"}}}
+	l := Login{source: "GITHUB_TOKEN", event: "pull_request"}
+	got := l.ExplainDoing(denied, repo, "read the images to merge from r.example/o/n")
+	assert.Check(t, is.Equal(got.Error(), "read the images to merge from r.example/o/n: registry r.example denied the credentials from GITHUB_TOKEN: 403 Forbidden (DENIED: denied); the package must grant this repository read access"))
+	var re *RegistryError
+	assert.Assert(t, errors.As(got, &re))
+	assert.Check(t, is.Equal(re.Kind, Denied))
+	assert.Check(t, !re.PullRequestToken)
+	pushed := l.Explain(denied, repo)
+	assert.Check(t, is.Contains(pushed.Error(), "the right to push to o/n"))
+	assert.Check(t, errors.As(pushed, &re) && re.PullRequestToken)
 }
