@@ -200,7 +200,9 @@ func Scrub(s string, secrets []string) string {
 		s = strings.ReplaceAll(s, sec, with)
 	}
 	s = scrubUserinfos(s)
-	if strings.Contains(s, "?") {
+	// A URL's query needs a ':' and a '?' (github:o/r?access_token=...);
+	// the parameters are looked up only then.
+	if strings.Contains(s, "?") && strings.Contains(s, ":") {
 		if secret := secretParams(secrets); secret != nil {
 			s = scrubQueries(s, secret)
 		}
@@ -209,9 +211,10 @@ func Scrub(s string, secrets []string) string {
 }
 
 // scrubUserinfos hides the userinfo of every URL in s. Most messages
-// have no '@', without which the pattern cannot match: not searched.
+// have no '@' or no "://", without which the pattern cannot match: not
+// searched (npm's @scope/name@1.0 lines are common).
 func scrubUserinfos(s string) string {
-	if !strings.Contains(s, "@") {
+	if !strings.Contains(s, "@") || !strings.Contains(s, "://") {
 		return s
 	}
 	return userinfoInText.ReplaceAllStringFunc(s, scrubUserinfo)

@@ -144,6 +144,11 @@ func BenchmarkScrub(b *testing.B) {
 			"checking for a BSD-compatible install... /usr/bin/install -c",
 			"gcc -O2 -c hello.c -o hello.o",
 		}},
+		{"at-or-query", []string{
+			"npm: added @babel/core@7.24.0 and @types/node@20.1.0",
+			"works? yes, see the log",
+			"mail maintainer@example.org about it",
+		}},
 		{"url", []string{
 			"trying https://example.org/dl/hello-2.12.tar.gz?version=2.12&mirror=eu",
 			"downloading 'https://oauth2:glpat-BenchTok@git.example.org/nixpkgs?access_token=abc%2fdef'",

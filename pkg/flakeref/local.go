@@ -191,10 +191,11 @@ func isFile(path string) bool {
 	return err == nil && info.Mode().IsRegular()
 }
 
-// queryValue is the value of key in a URL query, or "".
+// queryValue is the value of key in a URL query, or "", read as Nix
+// reads it (parseQuery).
 func queryValue(query, key string) string {
-	v, err := url.ParseQuery(query)
-	if err != nil {
+	v, ok := parseQuery(query)
+	if !ok {
 		return ""
 	}
 	return v.Get(key)
