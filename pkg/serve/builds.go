@@ -221,13 +221,11 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 			result = "failed"
 		}
 		s.metrics.builds.WithLabelValues(result).Inc()
-		var infra *infraError
-		if err != nil && !errors.As(err, &infra) {
-			// The server's own failures are not remembered: once
-			// the storage or Nix is mended, the next pull builds.
-			s.fail(img.key, err)
-		}
 		if err != nil {
+			// Remembered for failedFor, the server's own failures too
+			// (they keep their 500): a storage or Nix that is down
+			// must not have every pull build the image again.
+			s.fail(img.key, err)
 			return nil, err
 		}
 		s.keep(img.key, d)

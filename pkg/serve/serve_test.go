@@ -832,7 +832,8 @@ func (f failingNix) BuildLogged(context.Context, string, []string, io.Writer) (*
 
 // Nix failing for want of its store (its daemon down) is
 // the server's failure: 500 with the generic message, its socket's path
-// in the log only, and not remembered; Nix failing for what was asked
+// in the log only, remembered as other failures are (a second pull
+// builds nothing and gets the same 500); Nix failing for what was asked
 // stays the puller's 404.
 func TestServeNixStoreFailureIsOurs(t *testing.T) {
 	for stderr, want := range map[string]int{
@@ -849,10 +850,11 @@ func TestServeNixStoreFailureIsOurs(t *testing.T) {
 			assert.Check(t, is.Contains(body, "the server could not build this image; see the server's log"))
 			assert.Check(t, !strings.Contains(body, "socket"), body)
 			assert.Check(t, is.Contains(log.String(), strings.TrimPrefix(stderr, "error: ")))
-			s.mu.Lock()
-			remembered := len(s.failed)
-			s.mu.Unlock()
-			assert.Check(t, is.Equal(remembered, 0), "the server's own failure was remembered")
+			again, body2 := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
+			assert.Check(t, is.Equal(again.StatusCode, http.StatusInternalServerError))
+			assert.Check(t, is.Equal(body2, body))
+			_, metrics := get(t, s, http.MethodGet, "/metrics")
+			assert.Check(t, is.Contains(metrics, `nixery_serve_builds_total{result="failed"} 1`), "built again")
 		}
 	}
 }
