@@ -543,9 +543,7 @@ func nixErrorOnce(err error) error {
 	if !errors.As(err, &ce) || ce.Tail == "" {
 		return err
 	}
-	short := *ce
-	short.Tail = ""
-	return retext(err, strings.Replace(err.Error(), ce.Error(), short.Error()+" (Nix's output is above)", 1))
+	return retext(err, strings.Replace(err.Error(), ce.Error(), ce.Short()+" (Nix's output is above)", 1))
 }
 
 // retextedError is an error shown with other words, keeping its cause

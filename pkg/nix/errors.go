@@ -128,6 +128,13 @@ func (e *CommandError) Error() string {
 
 func (e *CommandError) Unwrap() error { return e.Err }
 
+// Short is Error without the lines of Nix's output it quotes: one line.
+func (e *CommandError) Short() string {
+	short := *e
+	short.Tail = ""
+	return short.Error()
+}
+
 // storeFailures are how Nix says that it could not reach its store at
 // all (its daemon down), whatever it was asked to do. A full disk is not
 // among them: a closure too big for it is the request's failure too, and

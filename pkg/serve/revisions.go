@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os/exec"
 	"regexp"
 	"strings"
 	"time"
@@ -141,33 +142,42 @@ func (s *Server) lock(ctx context.Context, ref string) (nix.Locked, error) {
 
 // Check tells, before the server serves, whether it can build at all:
 // Nix runs, and a nixpkgs on this machine can be locked (that lock then
-// serves the first pulls). Its error is one line saying what is wrong and
-// what to do. A nixpkgs of a forge is locked in the background, its
-// outcome logged, as a pull would lock it: a forge down while the server
-// restarts must not stop it serving the images it keeps.
+// serves the first pulls, and its Nix run is the check that Nix runs).
+// Its error is one line saying what is wrong and what to do. A nixpkgs of
+// a forge is locked in the background, its outcome logged, as a pull
+// would lock it: a forge down while the server restarts must not stop it
+// serving the images it keeps; `nix --version` checks Nix meanwhile.
 func (s *Server) Check(ctx context.Context) error {
-	if s.o.Build.Realiser == nil {
-		b := &nix.Builder{Nix: s.o.Build.Nix, Env: s.o.Build.NixEnv}
-		if _, err := b.Version(ctx); err != nil {
-			var ce *nix.CommandError
-			if errors.As(err, &ce) {
-				return fmt.Errorf("%s: check that Nix works for the server's user", s.scrub(headline(err)))
-			}
-			return err
-		}
-	}
 	if !flakeref.IsLocal(s.o.Nixpkgs) {
+		if s.o.Build.Realiser == nil {
+			b := &nix.Builder{Nix: s.o.Build.Nix, Env: s.o.Build.NixEnv}
+			if _, err := b.Version(ctx); err != nil {
+				return nixBroken(err)
+			}
+		}
 		go s.lock(s.life, s.o.Nixpkgs)
 		return nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
 	l, err := s.o.Lock(lctx, s.o.Nixpkgs)
-	if err != nil {
+	switch {
+	case errors.As(err, new(*exec.Error)):
+		return err // no Nix: run says so, and what to do
+	case err != nil:
 		return fmt.Errorf("%s; check --nixpkgs", s.scrub(headline(err)))
 	}
 	s.locked(s.o.Nixpkgs, l, nil)
 	return nil
+}
+
+// nixBroken is the error of `nix --version` failing.
+func nixBroken(err error) error {
+	var ce *nix.CommandError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%s: check that Nix works for the server's user", ce.Short())
+	}
+	return err
 }
 
 // headline is err in one line: a Nix command's failure without the
@@ -175,9 +185,7 @@ func (s *Server) Check(ctx context.Context) error {
 func headline(err error) string {
 	var ce *nix.CommandError
 	if errors.As(err, &ce) {
-		short := *ce
-		short.Tail = ""
-		return short.Error()
+		return ce.Short()
 	}
 	return firstLine(err.Error())
 }
