@@ -9,8 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -441,22 +439,7 @@ func inputPlatforms(in mergeInput) string {
 // one line, printable, its credentials redacted where it is a flake
 // reference, and cut when long.
 func shownValue(v string) string {
-	v = strings.Join(strings.Fields(v), " ")
-	v = strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		return -1
-	}, v)
-	v = flakeref.Redacted(v)
-	if len(v) > 300 {
-		cut := 300
-		for cut > 0 && !utf8.RuneStart(v[cut]) {
-			cut--
-		}
-		v = v[:cut] + "…"
-	}
-	return v
+	return registry.Quoted(flakeref.Redacted(v), 300)
 }
 
 // readImageManifest reads the image manifest d of t.Repo.

@@ -100,7 +100,7 @@ func (l Login) Explain(err error, repo name.Repository) error {
 // ExplainDoing is Explain for a failure while doing what doing says
 // (e.g. "read the image sha256:… from r/x"), not while pushing to repo.
 func (l Login) ExplainDoing(err error, repo name.Repository, doing string) error {
-	return redact(explainDoing(err, repo, l, doing), l.secrets)
+	return redact(explainDoing(err, repo, l, doing, false), l.secrets)
 }
 
 // Redact is err with the login's secrets replaced in its text.

@@ -63,26 +63,26 @@ func (e *RegistryError) Unwrap() error { return e.cause }
 // says what went wrong, keeping err as its cause. The registry library's
 // errors name URLs and wrap several layers; users need the cause.
 func explain(err error, repo name.Repository, l Login) error {
-	return explainDoing(err, repo, l, "push to "+repo.String())
+	return explainDoing(err, repo, l, "push to "+repo.String(), true)
 }
 
 // explainDoing is explain for a failure while doing what doing says,
 // e.g. "read the image sha256:… from r/x", rather than pushing to repo.
-func explainDoing(err error, repo name.Repository, l Login, doing string) error {
+func explainDoing(err error, repo name.Repository, l Login, doing string, pushing bool) error {
 	if err == nil {
 		return nil
 	}
-	kind, msg := explainErr(err, repo, l, doing)
+	kind, msg := explainErr(err, repo, l, doing, pushing)
 	return &RegistryError{
 		Registry: repo.RegistryStr(), Kind: kind, msg: msg, cause: err,
 		NoCredentials:    kind == Unauthorized && l.source == "",
 		LoginElsewhere:   kind == Unauthorized && l.source == "" && l.elsewhere,
-		PullRequestToken: kind == Denied && l.source == "GITHUB_TOKEN" && l.event == "pull_request" && strings.HasPrefix(doing, "push to "),
+		PullRequestToken: kind == Denied && l.source == "GITHUB_TOKEN" && l.event == "pull_request" && pushing,
 	}
 }
 
 // explainErr tells what kind of failure err is, and says it in one line.
-func explainErr(err error, repo name.Repository, l Login, doing string) (ErrorKind, string) {
+func explainErr(err error, repo name.Repository, l Login, doing string, pushing bool) (ErrorKind, string) {
 	reg := repo.RegistryStr()
 	var terr *transport.Error
 	var dns *net.DNSError
@@ -107,7 +107,6 @@ func explainErr(err error, repo name.Repository, l Login, doing string) (ErrorKi
 		if l.source != "" {
 			who = "the credentials from " + l.source
 		}
-		pushing := strings.HasPrefix(doing, "push to ")
 		hint := ""
 		switch {
 		case l.source != "GITHUB_TOKEN":
@@ -197,19 +196,23 @@ func oneLine(e *transport.Error) string {
 // a registry may send pages.
 const maxQuoted = 1000
 
-// quoted is a registry's words fit for a terminal and a log: on one
+// quoted is a registry's words fit for a terminal and a log (Quoted),
+// at most maxQuoted bytes.
+func quoted(s string) string { return Quoted(s, maxQuoted) }
+
+// Quoted is words from elsewhere fit for a terminal and a log: on one
 // line, every character a terminal would act on escaped (printable),
-// and at most maxQuoted bytes.
-func quoted(s string) string {
+// and at most max bytes.
+func Quoted(s string, max int) string {
 	s = printable(strings.Join(strings.Fields(s), " "))
-	if len(s) <= maxQuoted {
+	if len(s) <= max {
 		return s
 	}
-	cut := maxQuoted
+	cut := max
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + "… (cut at " + fmt.Sprint(maxQuoted) + " bytes)"
+	return s[:cut] + "… (cut at " + fmt.Sprint(max) + " bytes)"
 }
 
 // IsTimeout tells a request that ran out of time: the transport's
