@@ -240,8 +240,14 @@ func (r *Registry) listInFallback(ctx context.Context, pusher *remote.Pusher, su
 	tag := registry.FallbackTag(r.target.Repo, subject)
 	for round := 1; ; round++ {
 		start := time.Now()
-		im, api, err := rd.Referrers(ctx, subject)
-		if err != nil || api {
+		var im *v1.IndexManifest
+		if round == 1 {
+			var api bool
+			if im, api, err = rd.Referrers(ctx, subject); err != nil || api {
+				return err
+			}
+		} else if im, err = rd.FallbackReferrers(ctx, subject); err != nil {
+			// Round 1 found no referrers API: the tag alone is read.
 			return err
 		}
 		missing := unlisted(im, descs)

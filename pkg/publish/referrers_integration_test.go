@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,4 +236,35 @@ func fallbackWrites(t *testing.T, registry string, hold time.Duration, drop bool
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// A registry without the referrers API is not asked for it again by the
+// later rounds of the fallback tag, which read the tag alone: once the
+// tag is written, the API is asked no more.
+func TestAttachAsksReferrersAPIOnce(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	up, err := url.Parse("http://" + testenv.StartRegistry(t))
+	assert.NilError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(up)
+	var written atomic.Bool
+	var askedAfter atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.Contains(r.URL.Path, "/referrers/sha256:") && written.Load():
+			askedAfter.Add(1)
+		case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/sha256-"):
+			defer written.Store(true)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	idx := testIndex(t, "once", amd64)
+	subject, imgs, _ := referrers(t, idx)
+	dest := NewRegistry(mustTarget(t, host+"/referrers/once", "v1"), Options{})
+	defer dest.Close()
+	_, err = dest.Write(context.Background(), idx, Attachments{subject.Digest: imgs})
+	assert.NilError(t, err)
+	assert.Check(t, written.Load(), "no fallback tag was written")
+	assert.Check(t, askedAfter.Load() == 0, "the referrers API was asked %d times after the tag was written", askedAfter.Load())
 }

@@ -203,14 +203,8 @@ func (r *Reader) Referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexMa
 			return nil, api, err
 		}
 	case http.StatusNotFound, http.StatusBadRequest: // no referrers API
-		raw, _, err = r.Manifest(ctx, FallbackTag(r.repo, subject))
-		var terr *transport.Error
-		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-			return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, false, nil
-		}
-		if err != nil {
-			return nil, false, err
-		}
+		im, err := r.FallbackReferrers(ctx, subject)
+		return im, false, err
 	default:
 		return nil, false, transport.CheckError(resp, http.StatusOK)
 	}
@@ -219,6 +213,25 @@ func (r *Reader) Referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexMa
 		return nil, api, fmt.Errorf("the referrers of %s: %w", subject, err)
 	}
 	return im, api, nil
+}
+
+// FallbackReferrers reads subject's referrers from its fallback tag
+// alone (for a registry known to have no referrers API); no tag is no
+// referrers.
+func (r *Reader) FallbackReferrers(ctx context.Context, subject v1.Hash) (*v1.IndexManifest, error) {
+	raw, _, err := r.Manifest(ctx, FallbackTag(r.repo, subject))
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("the referrers of %s: %w", subject, err)
+	}
+	return im, nil
 }
 
 // FallbackTag is the OCI 1.1 referrers tag of subject in repo.
