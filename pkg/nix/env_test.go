@@ -150,3 +150,29 @@ func TestJSONFormatProbedOnce(t *testing.T) {
 	assert.Equal(t, pathInfos, 3) // the probe, then one call per build
 	assert.Equal(t, probes, 1)
 }
+
+// A Nix that says it is older than 2.33 is not given --json-format at
+// all: no refused call first. A newer one is given it.
+func TestJSONFormatFromVersion(t *testing.T) {
+	for version, flag := range map[string]bool{
+		"nix (Nix) 2.28.4":                   false,
+		"nix (Determinate Nix 3.8.2) 2.30.1": false,
+		"nix (Nix) 2.33.0":                   true,
+		"nix (Lix, like Nix) 2.95.3":         true, // refuses it: probed
+	} {
+		f := newFakeNix(t)
+		f.setVersion(version)
+		f.answer("metadata", 1, lixMetadata, "", 0)
+		f.answer("eval", 1, `{"hasSystem":true,"packages":[{"attr":"hello","drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","status":"package","output":"out"}]}`, "", 0)
+		f.answer("build", 1, `[{"drvPath":"/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello.drv","outputs":{"out":"/nix/store/n5wkd9frr45pa74if5gpz9j7mifg27fh-hello"}}]`, "", 0)
+		f.answer("path-info", 1, lixPathInfo, "", 0)
+		b := &Builder{Flake: "path:/src/nixpkgs", Nix: f.path}
+		res, err := b.Build(context.Background(), "x86_64-linux", []string{"hello"})
+		assert.NilError(t, err, version)
+		assert.Equal(t, string(res.Closure), lixPathInfo, version)
+		calls := f.calls()
+		last := calls[len(calls)-1]
+		assert.Equal(t, last[0], "path-info", version)
+		assert.Equal(t, slices.Contains(last, "--json-format"), flag, version)
+	}
+}

@@ -23,13 +23,14 @@ type fakeNix struct {
 // fakeScript answers the k-th call of subcommand SUB (metadata, prefetch,
 // eval, build, path-info) with the files SUB.k.out (stdout), SUB.k.err
 // (stderr) and SUB.k.exit (status, default 0); a call without a SUB.k.out
-// fails. Asked its version, it says nothing.
+// fails. Asked its version, it says nothing, or what setVersion gave.
 // Calls may run concurrently: the counters are taken under a lock (mkdir
 // is atomic).
 const fakeScript = `#!/bin/sh
 d=%q
-# The recorded answers are of Nix 2.8 and later: no version to check.
-[ "$1" = --version ] && exit 1
+# The recorded answers are of Nix 2.8 and later: no version to check,
+# unless one is set (setVersion).
+if [ "$1" = --version ]; then [ -f "$d/version" ] && cat "$d/version" && exit 0; exit 1; fi
 until mkdir "$d/lock" 2>/dev/null; do sleep 0.01; done
 n=$(( $(cat "$d/calls" 2>/dev/null || echo 0) + 1 ))
 echo $n > "$d/calls"
@@ -65,6 +66,12 @@ func (f *fakeNix) answer(sub string, k int, stdout, stderr string, exit int) {
 	if exit != 0 {
 		assert.NilError(f.t, os.WriteFile(base+".exit", []byte(fmt.Sprint(exit)), 0o644))
 	}
+}
+
+// setVersion is what nix --version prints.
+func (f *fakeNix) setVersion(line string) {
+	f.t.Helper()
+	assert.NilError(f.t, os.WriteFile(filepath.Join(f.dir, "version"), []byte(line+"\n"), 0o644))
 }
 
 // calls returns each call's arguments, after the common ones.

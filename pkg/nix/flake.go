@@ -62,6 +62,7 @@ func (b *Builder) Lock(ctx context.Context) (Locked, error) {
 		b.locked = *b.Locked
 		return b.locked, nil
 	}
+	b.askVersionSoon()
 	l, err := b.lock(ctx, b.Flake, "nixpkgs flake")
 	if err != nil {
 		return Locked{}, err

@@ -213,6 +213,7 @@ func (b *Builder) BuildLogged(ctx context.Context, system string, attrs []string
 		}
 	}
 
+	b.askVersionSoon()
 	parent := ctx
 	if b.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -12,12 +12,16 @@ import (
 // pathInfo runs nix path-info on the outputs. Nix 2.33 and later version
 // their JSON and warn unless --json-format is given; older versions refuse
 // the flag. The first call with a program finds out which kind of Nix it
-// is, for the whole process (see jsonFormats).
+// is, for the whole process (see jsonFormats): from its version when that
+// is before 2.33, else by giving the flag (Lix, at 2.9x, refuses it).
 func (b *Builder) pathInfo(ctx context.Context, log io.Writer, system string, paths []string) ([]byte, error) {
 	what := "reading the closure for " + system
 	prefix := b.prefix(system)
 	base := []string{"path-info", "--json", "--recursive", "--closure-size"}
 	program := b.program()
+	if jsonFormat(program) == 0 && versionOf(program, b.environ()).before(2, 33) {
+		jsonFormats.Store(program, -1) // no probe needed: the flag is new in 2.33
+	}
 	if jsonFormat(program) >= 0 {
 		args := append(append(append([]string{}, base...), "--json-format", "1", "--"), paths...)
 		// Quiet: an older Nix's complaint about the flag is expected.

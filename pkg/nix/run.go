@@ -62,16 +62,21 @@ func (b *Builder) secrets() []string {
 // needs, whatever nix.conf enables.
 var commonArgs = []string{"--extra-experimental-features", "nix-command flakes"}
 
+// environ is the environment Nix runs in (before nixEnv filters it).
+func (b *Builder) environ() []string {
+	if b.Env == nil {
+		return os.Environ()
+	}
+	return b.Env
+}
+
 // run runs one Nix command and returns its stdout. Its stderr streams to
 // log (nil: kept only for the error message), each line prefixed, and its
 // tail goes into the error. When ctx ends, Nix gets SIGTERM (so that it
 // stops its builders, which run in sessions of their own) and, after
 // killGrace, its process group gets SIGKILL.
 func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string, args ...string) ([]byte, error) {
-	env := b.Env
-	if env == nil {
-		env = os.Environ()
-	}
+	env := b.environ()
 	cmd := exec.CommandContext(ctx, b.nix(), append(append([]string{}, commonArgs...), args...)...)
 	cmd.Env = nixEnv(env)
 	cmd.SysProcAttr = sysProcAttr()

@@ -20,13 +20,39 @@ const versionTimeout = 10 * time.Second
 // versionOutputMax bounds what is read of its answer, one short line.
 const versionOutputMax = 4 << 10
 
-// versionChecks hold, by the path of each Nix program, whether it is new
-// enough: asked once per process, when a command first fails.
+// versionChecks hold, by the path of each Nix program, what it says of
+// its version: asked once per process, in the background when a build
+// starts (see askVersionSoon), so that neither a failure's check nor
+// path-info's choice of flags waits for it.
 var versionChecks sync.Map // path → *versionCheck
 
 type versionCheck struct {
-	once sync.Once
-	err  error
+	once         sync.Once
+	version      string
+	major, minor int
+	known        bool // the answer was read
+}
+
+// versionOf is what the Nix program at path says of its version.
+func versionOf(path string, env []string) *versionCheck {
+	c, _ := versionChecks.LoadOrStore(path, &versionCheck{})
+	check := c.(*versionCheck)
+	check.once.Do(func() { check.version, check.major, check.minor, check.known = askVersion(path, env) })
+	return check
+}
+
+// askVersionSoon starts asking Nix its version, if nothing has yet: one
+// short process beside the first command, rather than one after a
+// command that failed or refused a flag.
+func (b *Builder) askVersionSoon() {
+	if path, err := exec.LookPath(b.nix()); err == nil {
+		go versionOf(path, b.environ())
+	}
+}
+
+// before tells whether the version is known and older than major.minor.
+func (c *versionCheck) before(major, minor int) bool {
+	return c.known && (c.major < major || c.major == major && c.minor < minor)
 }
 
 // checkVersion refuses a Nix older than 2.8, which knows none of the
@@ -39,15 +65,15 @@ func (b *Builder) checkVersion(env []string) error {
 	if err != nil {
 		return nil // run says that Nix is missing
 	}
-	c, _ := versionChecks.LoadOrStore(path, &versionCheck{})
-	check := c.(*versionCheck)
-	check.once.Do(func() { check.err = askVersion(path, env) })
-	return check.err
+	if v := versionOf(path, env); v.before(minMajor, minMinor) {
+		return fmt.Errorf("Nix %s is too old: nixery needs Nix %d.%d or later (found at %s)", v.version, minMajor, minMinor, path)
+	}
+	return nil
 }
 
-// askVersion runs `nix --version` once. Not under the caller's context:
-// its answer is kept for the whole process.
-func askVersion(path string, env []string) error {
+// askVersion runs `nix --version`. Not under the caller's context: its
+// answer is kept for the whole process.
+func askVersion(path string, env []string) (version string, major, minor int, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), versionTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "--version")
@@ -56,13 +82,9 @@ func askVersion(path string, env []string) error {
 	out := &outputBuffer{max: versionOutputMax}
 	cmd.Stdout = out
 	if err := cmd.Run(); err != nil {
-		return nil
+		return "", 0, 0, false
 	}
-	version, major, minor, ok := parseVersion(out.buf.String())
-	if !ok || !tooOld(major, minor) {
-		return nil
-	}
-	return fmt.Errorf("Nix %s is too old: nixery needs Nix %d.%d or later (found at %s)", version, minMajor, minMinor, path)
+	return parseVersion(out.buf.String())
 }
 
 // nixVersion is the version `nix --version` ends its first line with:
@@ -84,9 +106,4 @@ func parseVersion(out string) (version string, major, minor int, ok bool) {
 	major, err1 := strconv.Atoi(m[1])
 	minor, err2 := strconv.Atoi(m[2])
 	return m[0], major, minor, err1 == nil && err2 == nil
-}
-
-// tooOld tells whether Nix major.minor is older than 2.8.
-func tooOld(major, minor int) bool {
-	return major < minMajor || major == minMajor && minor < minMinor
 }
