@@ -358,7 +358,7 @@ func (s *Server) build(ctx context.Context, img request) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	s.o.Log.Info("built", "image", name, "digest", d.String(), "packed", res.Packed, "reused", res.Reused, "seconds", time.Since(start).Seconds())
+	s.o.Log.Info("built", "image", name, "digest", d.String(), "packed", res.Packed, "reused", res.Reused, "seconds", time.Since(start).Seconds(), "timings", res.Timings)
 	return d, nil
 }
 
