@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/nixery-action/nixery-action/pkg/build"
 	"github.com/nixery-action/nixery-action/pkg/nix"
@@ -74,15 +72,6 @@ func (e *storageError) Error() string { return "storage: " + e.err.Error() }
 // for, rather than that it could not be read.
 func gone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || registry.IsNotFound(err)
-}
-
-// unreadable tells a store that failed to answer (a file it could not
-// read, a registry that failed or refused) from one that answered without
-// the manifest asked for: gone, or no manifest.
-func unreadable(err error) bool {
-	var terr *transport.Error
-	var uerr *url.Error
-	return !gone(err) && (ours(err) || errors.As(err, &terr) || errors.As(err, &uerr))
 }
 
 // failedFor is how long a failed build's error is given again without

@@ -172,11 +172,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 	if errors.As(err, &se) {
 		// The storage failing is not the image failing: nothing is
 		// forgotten or built, and the client may retry.
-		if r.Context().Err() == nil {
-			s.o.Log.Error("storage read failed", "digest", digest.String(), "error", se.err.Error())
-		}
-		w.Header().Set("Retry-After", "10")
-		writeError(w, http.StatusServiceUnavailable, "UNKNOWN", "the server cannot read its storage now: try again shortly")
+		s.storageFailed(w, r, digest.String(), se.err)
 		return
 	}
 	switch {
@@ -207,9 +203,14 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 			s.mu.Unlock()
 			raw, err = s.store.manifest(r.Context(), digest)
 		}
-		if err != nil {
-			s.o.Log.Error("storage read failed", "digest", digest.String(), "error", err.Error())
-			writeError(w, http.StatusInternalServerError, "UNKNOWN", "the server cannot read its storage: see its log")
+		switch {
+		case err != nil && !gone(err):
+			s.storageFailed(w, r, digest.String(), err)
+			return
+		case err != nil:
+			// The index kept names no platform manifest kept with it.
+			s.o.Log.Error("stored image broken", "digest", digest.String(), "error", registry.OneLine(err))
+			writeError(w, http.StatusInternalServerError, "UNKNOWN", "the server's stored image is broken: see its log")
 			return
 		}
 	}
@@ -240,17 +241,25 @@ func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest str
 	case err == nil:
 		s.touch(d)
 		serveManifest(w, r, d, raw, true)
-	case !unreadable(err):
+	case gone(err):
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
 	default:
 		// As a pull by tag: the storage failing is not the manifest
-		// missing, and its address stays in the log.
-		if r.Context().Err() == nil {
-			s.o.Log.Error("storage read failed", "digest", digest, "error", registry.OneLine(err))
-		}
-		w.Header().Set("Retry-After", "10")
-		writeError(w, http.StatusServiceUnavailable, "UNKNOWN", "the server cannot read its storage now: try again shortly")
+		// missing.
+		s.storageFailed(w, r, digest, err)
 	}
+}
+
+// storageFailed answers a request the storage could not be read for:
+// 503, to be tried again, whatever was being read. The cause, with the
+// storage's address, goes to the log only (not for a request the client
+// gave up on).
+func (s *Server) storageFailed(w http.ResponseWriter, r *http.Request, digest string, err error) {
+	if r.Context().Err() == nil {
+		s.o.Log.Error("storage read failed", "digest", digest, "error", registry.OneLine(err))
+	}
+	w.Header().Set("Retry-After", "10")
+	writeError(w, http.StatusServiceUnavailable, "UNKNOWN", "the server cannot read its storage now: try again shortly")
 }
 
 // serveManifest answers with raw, the manifest or index digest, and its

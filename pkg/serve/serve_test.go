@@ -518,6 +518,69 @@ func TestServeStorageBlip(t *testing.T) {
 	assert.Equal(t, res.StatusCode, http.StatusOK, body)
 }
 
+// failingManifest is a store that cannot read one manifest: its
+// registry resets the connection, or (gone) the manifest is not there.
+type failingManifest struct {
+	store
+	d    v1.Hash
+	gone bool
+}
+
+func (f failingManifest) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
+	switch {
+	case d != f.d:
+		return f.store.manifest(ctx, d)
+	case f.gone:
+		return nil, fmt.Errorf("manifest %s: %w", d, os.ErrNotExist)
+	}
+	return nil, errors.New("read tcp 127.0.0.1:5000: connection reset by peer")
+}
+
+// An arm64 image is served as its one platform manifest, read after the
+// index: that read failing is the storage failing too (503, retry), as
+// for the index; a platform manifest missing beside its index is a
+// broken image kept (500), not a reason for the client to retry.
+func TestServeSinglePlatformStorageFails(t *testing.T) {
+	storage := t.TempDir()
+	var log bytes.Buffer
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	req := resolved(t, s, "arm64/hello")
+	img, err := random.Image(64, 1)
+	assert.NilError(t, err)
+	img = mutate.MediaType(mutate.ConfigMediaType(img, types.OCIConfigJSON), types.OCIManifestSchema1)
+	idx := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}}), types.OCIImageIndex)
+	_, err = publish.Write(context.Background(), publish.Output{Kind: publish.OCILayout, Path: storage}, idx, publish.WriteOptions{Tags: []string{req.key}})
+	assert.NilError(t, err)
+	platform, err := img.Digest()
+	assert.NilError(t, err)
+	// A server started over the storage kept.
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
+	assert.NilError(t, err)
+	s.builder = func(context.Context, request) (v1.Hash, error) {
+		t.Error("built")
+		return v1.Hash{}, errors.New("built")
+	}
+	kept := s.store
+
+	res, body := get(t, s, http.MethodGet, "/v2/arm64/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	assert.Equal(t, res.Header.Get("Docker-Content-Digest"), platform.String())
+
+	s.store = failingManifest{store: kept, d: platform}
+	res, body = get(t, s, http.MethodGet, "/v2/arm64/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusServiceUnavailable, body)
+	assert.Equal(t, res.Header.Get("Retry-After"), "10")
+	assert.Check(t, !strings.Contains(body, "127.0.0.1"), body)
+	assert.Check(t, is.Contains(log.String(), "connection reset by peer"))
+
+	s.store = failingManifest{store: kept, d: platform, gone: true}
+	res, body = get(t, s, http.MethodGet, "/v2/arm64/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusInternalServerError, body)
+	assert.Check(t, is.Contains(body, "stored image is broken"), body)
+	assert.Equal(t, res.Header.Get("Retry-After"), "")
+}
+
 // threeStored is a storage holding images a, b and c.
 func threeStored(t *testing.T) string {
 	storage := t.TempDir()
