@@ -81,9 +81,10 @@ func freshBuild(t *testing.T, store, spyLog string, nixery func(args ...string) 
 // its arguments to logPath.args.
 func nixSpy(t *testing.T, dir, realNix, logPath string) {
 	t.Helper()
-	// nix --version, asked once before the first command, touches no
+	// nix --version, asked once beside the first command, touches no
 	// store: it is not logged, so that the first call logged is the
-	// first that opens the store.
+	// first that opens the store. nix-store beside the spy is the real
+	// one (the build's GC roots are held by nix-store --serve).
 	script := fmt.Sprintf(`#!/bin/sh
 [ "$1" = --version ] && exec %[2]q "$@"
 echo "start $$ $(date +%%s%%N)" >> %[1]q
@@ -94,6 +95,7 @@ echo "end $$ $(date +%%s%%N)" >> %[1]q
 exit $rc
 `, logPath, realNix)
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "nix"), []byte(script), 0o755))
+	assert.NilError(t, os.Symlink(filepath.Join(filepath.Dir(realNix), "nix-store"), filepath.Join(dir, "nix-store")))
 }
 
 // spyBuilds returns, from a nixSpy's log, the installables of each nix

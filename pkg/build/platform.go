@@ -38,6 +38,7 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 	if err != nil {
 		return nil, err
 	}
+	defer res.Release() // its store paths are read into layers until then
 
 	done = b.timings.start(phaseLayering, plat.String())
 	g, err := layers.ParseGraph(res.Closure)

@@ -142,7 +142,7 @@ const lookupExpr = `{ flake, system, attrs, sets, caseless }:
           then { inherit attr; status = "other-system"; drvSystem = str (v.system or ""); }
           else {
             inherit attr; inherit (h) set; status = "package";
-            drvPath = v.drvPath; output = v.outputName or "out";
+            drvPath = v.drvPath; outputPath = v.outPath; output = v.outputName or "out";
             select = selectOutput v; byPath = byPath v; meta = metaOf v; inherit (h.hit) path;
           };
       packages = map lookup (builtins.fromJSON attrs);
@@ -164,6 +164,9 @@ type lookupPackage struct {
 	Set     string `json:"set"` // where it was found: legacyPackages, packages, "" for the flake's outputs
 	Status  string `json:"status"`
 	DrvPath string `json:"drvPath"`
+	// OutPath is the path of Output, known before it is built (see
+	// Roots). Not "outPath": Nix writes a set with one as that string.
+	OutPath string `json:"outputPath"`
 	Output  string `json:"output"` // its default output (outputName), the one built
 	// DrvSystem is the system of a package found in the flake's
 	// outputs for another system (status other-system).
@@ -181,7 +184,7 @@ type lookupPackage struct {
 
 // found is the package p found (status package).
 func (p lookupPackage) found() found {
-	return found{DrvPath: p.DrvPath, Output: p.Output, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
+	return found{DrvPath: p.DrvPath, OutPath: p.OutPath, Output: p.Output, Set: p.Set, Attr: strings.Join(p.Path, "."), Select: p.Select, ByPath: p.ByPath, Meta: p.Meta}
 }
 
 // Meta is what a package's meta attribute says, for SBOMs.
@@ -207,6 +210,7 @@ type License struct {
 // found is one package the lookup found.
 type found struct {
 	DrvPath string
+	OutPath string // the path of Output, or a placeholder (content-addressed)
 	Output  string // its default output (outputName): the one output nix build builds and the package has
 	Set     string // the output set it is in: legacyPackages, packages, defaultPackage; "" for the flake's outputs
 	Attr    string // its attribute path in Set.<system> ("" for defaultPackage), or in the flake's outputs

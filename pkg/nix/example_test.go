@@ -35,6 +35,9 @@ func Example() {
 			fmt.Fprintln(os.Stderr, err) // e.g. not found in nixpkgs for aarch64-linux: foo, bar
 			return
 		}
+		// The outputs are garbage collector roots until released: once
+		// read into layers.
+		defer res.Release()
 		g, err := layers.ParseGraph(res.Closure)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

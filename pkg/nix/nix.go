@@ -134,6 +134,16 @@ type Result struct {
 	// and older) or an object keyed by store path (newer). Give it to
 	// layers.ParseGraph, with Roots as the graph's roots.
 	Closure []byte
+
+	roots *Roots // the outputs and derivations, held until Release
+}
+
+// Release lets the garbage collector have the packages' outputs (and
+// their closure) again: call it once they are read into layers.
+func (r *Result) Release() {
+	if r != nil {
+		r.roots.Release()
+	}
 }
 
 // Roots returns every output path of every package, sorted and
@@ -249,6 +259,25 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	if err != nil {
 		return nil, err
 	}
+	// Rooted from here until the image is packed (Result.Release).
+	var held []string
+	for _, f := range drvs {
+		held = append(held, f.DrvPath, f.OutPath)
+	}
+	for _, a := range apps {
+		held = append(held, a.found.DrvPath, a.found.OutPath)
+	}
+	roots := b.holdRoots()
+	if err := roots.Hold(held); err != nil {
+		roots.Release() // unrooted, as before: the build goes on
+		roots = nil
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			roots.Release()
+		}
+	}()
 
 	prefix := b.prefix(system)
 	args := []string{"build", "--no-link", "--json", "--no-write-lock-file"}
@@ -293,7 +322,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		}
 		maps.Copy(outputs[r.DrvPath], r.Outputs)
 	}
-	res := &Result{System: system, Flake: lock.URL, Locked: lock}
+	res := &Result{System: system, Flake: lock.URL, Locked: lock, roots: roots}
 	for _, a := range attrs {
 		f := drvs[a]
 		outs, ok := f.outputIn(outputs)
@@ -316,6 +345,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	if err != nil {
 		return nil, err
 	}
+	ok = true
 	return res, nil
 }
 
