@@ -85,6 +85,17 @@ func (b *Builder) holdRoots() *Roots {
 	return r
 }
 
+// hold roots paths, or gives nil: the build goes on unrooted, as it did
+// before, when nix-store --serve is not there or fails.
+func (b *Builder) hold(paths []string) *Roots {
+	r := b.holdRoots()
+	if err := r.Hold(paths); err != nil {
+		r.Release()
+		return nil
+	}
+	return r
+}
+
 // Hold roots paths (store paths; others are left out) until Release. An
 // error says the child failed: what it held before is still held if it
 // still runs.

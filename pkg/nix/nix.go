@@ -267,15 +267,22 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	for _, a := range apps {
 		held = append(held, a.found.DrvPath, a.found.OutPath)
 	}
-	roots := b.holdRoots()
-	if err := roots.Hold(held); err != nil {
-		roots.Release() // unrooted, as before: the build goes on
-		roots = nil
+	// Started beside nix build (a process start and an exchange, tens of
+	// milliseconds), which roots what it reads while it runs.
+	pending := make(chan *Roots, 1)
+	go func() { pending <- b.hold(held) }()
+	var roots *Roots
+	waited := false
+	waitRoots := func() *Roots {
+		if !waited {
+			roots, waited = <-pending, true
+		}
+		return roots
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			roots.Release()
+			waitRoots().Release()
 		}
 	}()
 
@@ -322,7 +329,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		}
 		maps.Copy(outputs[r.DrvPath], r.Outputs)
 	}
-	res := &Result{System: system, Flake: lock.URL, Locked: lock, roots: roots}
+	res := &Result{System: system, Flake: lock.URL, Locked: lock, roots: waitRoots()}
 	for _, a := range attrs {
 		f := drvs[a]
 		outs, ok := f.outputIn(outputs)
