@@ -64,7 +64,10 @@ func (r *Reader) Manifest(ctx context.Context, ref name.Reference) ([]byte, type
 	defer resp.Body.Close()
 	raw, err := readLimited(resp, MaxManifestSize, "manifest "+ref.Identifier())
 	if err != nil {
-		return nil, "", err
+		if !errors.As(err, new(tooLargeError)) {
+			return nil, "", err
+		}
+		return nil, "", fmt.Errorf("%w: %w", ErrNotManifest, err)
 	}
 	if d, ok := ref.(name.Digest); ok {
 		if err := checkDigest(raw, d.DigestStr()); err != nil {
@@ -76,7 +79,7 @@ func (r *Reader) Manifest(ctx context.Context, ref name.Reference) ([]byte, type
 		Manifests json.RawMessage `json:"manifests"`
 	}
 	if err := json.Unmarshal(raw, &probe); err != nil {
-		return nil, "", fmt.Errorf("manifest %s is not JSON: %v", ref.Identifier(), err)
+		return nil, "", fmt.Errorf("%w: manifest %s is not JSON: %v", ErrNotManifest, ref.Identifier(), err)
 	}
 	mt := probe.MediaType
 	if ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "" && err == nil {
@@ -158,6 +161,16 @@ const blobHeadTries = 3
 // errWrongLength marks an answer to a HEAD whose length is not the
 // blob's: mangled on the way, so worth asking again.
 var errWrongLength = errors.New("mangled on the way?")
+
+// tooLargeError is an answer past the bound its reader set.
+type tooLargeError string
+
+func (e tooLargeError) Error() string { return string(e) }
+
+// ErrNotManifest is the registry's answer for a manifest being something
+// else: too large for one, or not JSON (a layer asked for by its digest,
+// say). The registry answered; what was asked for is no manifest.
+var ErrNotManifest = errors.New("not a manifest")
 
 func (r *Reader) headBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, r.url("blobs", d.Digest.String()), nil)
@@ -298,13 +311,13 @@ func (r *Reader) get(ctx context.Context, kind, id, accept string) (*http.Respon
 // actual length is an error, found without reading more than limit+1.
 func readLimited(resp *http.Response, limit int64, what string) ([]byte, error) {
 	if resp.ContentLength > limit {
-		return nil, fmt.Errorf("%s: the registry declares %d bytes, more than the %d allowed", what, resp.ContentLength, limit)
+		return nil, tooLargeError(fmt.Sprintf("%s: the registry declares %d bytes, more than the %d allowed", what, resp.ContentLength, limit))
 	}
 	raw, err := bound.ReadAll(resp.Body, limit)
 	var le *bound.Error
 	switch {
 	case errors.As(err, &le):
-		return nil, fmt.Errorf("%s: the registry sent more than the %d bytes allowed", what, limit)
+		return nil, tooLargeError(fmt.Sprintf("%s: the registry sent more than the %d bytes allowed", what, limit))
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", what, err)
 	}

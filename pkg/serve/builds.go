@@ -69,9 +69,11 @@ type storageError struct{ err error }
 func (e *storageError) Error() string { return "storage: " + e.err.Error() }
 
 // gone tells whether err says the store does not hold what was asked
-// for, rather than that it could not be read.
+// for (nothing, or no manifest under that digest), rather than that it
+// could not be read.
 func gone(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || registry.IsNotFound(err)
+	return errors.Is(err, fs.ErrNotExist) || registry.IsNotFound(err) ||
+		errors.Is(err, errNotManifest) || errors.Is(err, registry.ErrNotManifest)
 }
 
 // failedFor is how long a failed build's error is given again without

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -172,7 +173,7 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 	if errors.As(err, &se) {
 		// The storage failing is not the image failing: nothing is
 		// forgotten or built, and the client may retry.
-		s.storageFailed(w, r, digest.String(), se.err)
+		storageFailed(s.o.Log, w, r, digest.String(), se.err)
 		return
 	}
 	switch {
@@ -197,22 +198,25 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request, name, ref stri
 	if img.single {
 		// arm64 alone: the image of the one platform, as Nixery serves it.
 		index := digest
-		if digest, err = onlyManifest(digest, raw); err == nil {
+		platform, err := onlyManifest(index, raw)
+		if err == nil {
 			s.mu.Lock()
-			s.served[digest] = index
+			s.served[platform] = index
 			s.mu.Unlock()
-			raw, err = s.store.manifest(r.Context(), digest)
+			raw, err = s.store.manifest(r.Context(), platform)
 		}
 		switch {
-		case err != nil && !gone(err):
-			s.storageFailed(w, r, digest.String(), err)
-			return
-		case err != nil:
-			// The index kept names no platform manifest kept with it.
-			s.o.Log.Error("stored image broken", "digest", digest.String(), "error", registry.OneLine(err))
+		case err != nil && (platform == v1.Hash{} || gone(err)):
+			// The index kept is not of one platform, or names a manifest
+			// not kept with it: no retry mends that.
+			s.o.Log.Error("stored image broken", "digest", index.String(), "error", registry.OneLine(err))
 			writeError(w, http.StatusInternalServerError, "UNKNOWN", "the server's stored image is broken: see its log")
 			return
+		case err != nil:
+			storageFailed(s.o.Log, w, r, platform.String(), err)
+			return
 		}
+		digest = platform
 	}
 	serveManifest(w, r, digest, raw, false)
 }
@@ -246,17 +250,17 @@ func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest str
 	default:
 		// As a pull by tag: the storage failing is not the manifest
 		// missing.
-		s.storageFailed(w, r, digest, err)
+		storageFailed(s.o.Log, w, r, digest, err)
 	}
 }
 
 // storageFailed answers a request the storage could not be read for:
-// 503, to be tried again, whatever was being read. The cause, with the
-// storage's address, goes to the log only (not for a request the client
-// gave up on).
-func (s *Server) storageFailed(w http.ResponseWriter, r *http.Request, digest string, err error) {
+// 503, to be tried again, whatever was being read (a manifest, a blob).
+// The cause, with the storage's address, goes to log only (not for a
+// request the client gave up on).
+func storageFailed(log *slog.Logger, w http.ResponseWriter, r *http.Request, digest string, err error) {
 	if r.Context().Err() == nil {
-		s.o.Log.Error("storage read failed", "digest", digest, "error", registry.OneLine(err))
+		log.Error("storage read failed", "digest", digest, "error", registry.OneLine(err))
 	}
 	w.Header().Set("Retry-After", "10")
 	writeError(w, http.StatusServiceUnavailable, "UNKNOWN", "the server cannot read its storage now: try again shortly")

@@ -188,7 +188,7 @@ func New(o Options) (*Server, error) {
 			}
 			s.o.Build.TempDirFull = storageFull
 		}
-		s.store = layoutStore{dir: dir, layers: new(cache.LayoutReader)}
+		s.store = layoutStore{dir: dir, layers: new(cache.LayoutReader), log: o.Log}
 	}
 	if s.built, err = s.store.load(); err != nil {
 		return nil, err

@@ -114,9 +114,17 @@ func TestServeFromStorage(t *testing.T) {
 	res, body = get(t, s, http.MethodGet, "/v2/shell/hello/blobs/"+ld.String())
 	assert.Equal(t, res.StatusCode, http.StatusOK)
 	assert.Equal(t, int64(len(body)), mustSize(t, layers[0]))
-	// A layer is no manifest.
+	// A layer is no manifest, nor is a blob too large to be one: the
+	// storage answered, and the client is not told to retry.
 	res, _ = get(t, s, http.MethodGet, "/v2/x/manifests/"+ld.String())
 	assert.Equal(t, res.StatusCode, http.StatusNotFound)
+	big := bytes.Repeat([]byte{0}, maxManifest+1)
+	bd, _, err := v1.SHA256(bytes.NewReader(big))
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(storage, "blobs", "sha256", bd.Hex), big, 0o644))
+	res, body = get(t, s, http.MethodGet, "/v2/x/manifests/"+bd.String())
+	assert.Equal(t, res.StatusCode, http.StatusNotFound, body)
+	assert.Equal(t, res.Header.Get("Retry-After"), "")
 }
 
 func mustSize(t *testing.T, l v1.Layer) int64 {
@@ -373,7 +381,7 @@ func TestServeHostileRegistryStorage(t *testing.T) {
 		path   string
 		status int
 	}{
-		{"blob redirected for ever", hostile.Behaviour{RedirectLoop: true}, "/v2/hello/blobs/" + ld.String(), http.StatusBadGateway},
+		{"blob redirected for ever", hostile.Behaviour{RedirectLoop: true}, "/v2/hello/blobs/" + ld.String(), http.StatusServiceUnavailable},
 		{"manifest redirected for ever", hostile.Behaviour{RedirectLoop: true}, "/v2/hello/manifests/" + index, http.StatusServiceUnavailable},
 		{"manifest refused with lines", hostile.Behaviour{ErrorMessage: "denied\n::error::injected"}, "/v2/hello/manifests/" + index, http.StatusServiceUnavailable},
 		{"manifest trickled", hostile.Behaviour{Trickle: 50 * time.Millisecond}, "/v2/hello/manifests/" + index, http.StatusServiceUnavailable},
@@ -579,6 +587,47 @@ func TestServeSinglePlatformStorageFails(t *testing.T) {
 	assert.Equal(t, res.StatusCode, http.StatusInternalServerError, body)
 	assert.Check(t, is.Contains(body, "stored image is broken"), body)
 	assert.Equal(t, res.Header.Get("Retry-After"), "")
+
+	// An index of two platforms kept under an arm64 name is broken too.
+	storage = t.TempDir()
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	two, err := stored(t, s, storage, "arm64/hello").Digest()
+	assert.NilError(t, err)
+	log.Reset()
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
+	assert.NilError(t, err)
+	res, body = get(t, s, http.MethodGet, "/v2/arm64/hello/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusInternalServerError, body)
+	assert.Equal(t, res.Header.Get("Retry-After"), "")
+	assert.Check(t, is.Contains(log.String(), two.String()))
+}
+
+// A directory storage that cannot open a blob (here its blobs directory
+// is no directory: ENOTDIR; EIO or EMFILE alike) is failing, not without
+// the blob: 503 with a Retry-After, the cause in the log only.
+func TestServeBlobUnreadable(t *testing.T) {
+	storage := t.TempDir()
+	var log bytes.Buffer
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
+	assert.NilError(t, err)
+	idx := stored(t, s, storage, "hello")
+	d, err := idx.Digest()
+	assert.NilError(t, err)
+	blobs := filepath.Join(storage, "blobs", "sha256")
+	assert.NilError(t, os.Rename(blobs, blobs+".away"))
+	assert.NilError(t, os.WriteFile(blobs, nil, 0o644))
+	res, body := get(t, s, http.MethodGet, "/v2/hello/blobs/"+d.String())
+	assert.Equal(t, res.StatusCode, http.StatusServiceUnavailable, body)
+	assert.Equal(t, res.Header.Get("Retry-After"), "10")
+	assert.Check(t, !strings.Contains(body, storage), body)
+	assert.Check(t, is.Contains(log.String(), "not a directory"))
+
+	// A blob the storage does not have is unknown.
+	assert.NilError(t, os.Remove(blobs))
+	assert.NilError(t, os.Rename(blobs+".away", blobs))
+	res, body = get(t, s, http.MethodGet, "/v2/hello/blobs/sha256:"+strings.Repeat("0", 64))
+	assert.Equal(t, res.StatusCode, http.StatusNotFound, body)
 }
 
 // threeStored is a storage holding images a, b and c.

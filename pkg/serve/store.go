@@ -53,6 +53,7 @@ type store interface {
 type layoutStore struct {
 	dir    string
 	layers *cache.LayoutReader // remembers the images read before the last build
+	log    *slog.Logger
 }
 
 func (l layoutStore) load() (map[string]v1.Hash, error) {
@@ -93,15 +94,24 @@ func (l layoutStore) manifest(_ context.Context, digest v1.Hash) ([]byte, error)
 	}
 	defer f.Close()
 	raw, err := limit.ReadAll(f, maxManifest)
-	if err != nil {
-		return nil, fmt.Errorf("%s is no manifest: %w", digest, err)
+	var le *limit.Error
+	if errors.As(err, &le) {
+		return nil, fmt.Errorf("%s is %w: %w", digest, errNotManifest, err)
 	}
-	return raw, nil
+	return raw, err
 }
+
+// errNotManifest is a blob the store holds asked for as a manifest, too
+// large to be one.
+var errNotManifest = errors.New("no manifest")
 
 func (l layoutStore) serveBlob(w http.ResponseWriter, r *http.Request, digest v1.Hash) {
 	f, err := os.Open(l.blobPath(digest))
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			storageFailed(l.log, w, r, digest.String(), err)
+			return
+		}
 		writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest.String())
 		return
 	}
@@ -199,10 +209,7 @@ func (s *registryStore) serveBlob(w http.ResponseWriter, r *http.Request, digest
 			writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest.String())
 			return
 		}
-		if r.Context().Err() == nil {
-			s.log.Error("storage blob read failed", "digest", digest.String(), "error", registry.OneLine(err))
-		}
-		writeError(w, http.StatusBadGateway, "UNKNOWN", "the server cannot read its storage registry now: see its log")
+		storageFailed(s.log, w, r, digest.String(), err)
 		return
 	}
 	defer resp.Body.Close()
