@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -118,6 +119,9 @@ func cold(b *testing.B, crane string, packages []string, prefix string) *served 
 	args := append([]string{"build", "--nixpkgs", standIn(), "--platforms", "linux/amd64,linux/arm64", "--output"}, "")
 	var cliDir string
 	build := func() {
+		if cliDir != "" {
+			os.RemoveAll(cliDir) // the last one stays, to compare
+		}
 		cliDir = filepath.Join(b.TempDir(), "cli")
 		args[len(args)-1] = "oci:" + cliDir
 		runNixery(b, append(args, packages...)...)
@@ -136,20 +140,24 @@ func cold(b *testing.B, crane string, packages []string, prefix string) *served 
 	// Each pull is from a new server with storage of its own.
 	var first *served
 	pull := func(prog string, args ...string) time.Duration {
-		s := startServe(b, b.TempDir())
+		storage, pulled := b.TempDir(), b.TempDir()
+		s := startServe(b, storage)
 		for i := range args {
 			args[i] = strings.ReplaceAll(args[i], "{ref}", s.host+repo)
-			args[i] = strings.ReplaceAll(args[i], "{dir}", filepath.Join(b.TempDir(), "pulled"))
+			args[i] = strings.ReplaceAll(args[i], "{dir}", filepath.Join(pulled, "pulled"))
 		}
 		d := timed(func() { testenv.Run(b, prog, args...) }) // after the server's start
 		if first == nil {
 			first = s
 		} else {
+			// Hundreds of MB each: gone at once, not at the end.
 			s.stop(b)
+			os.RemoveAll(storage)
 		}
+		os.RemoveAll(pulled)
 		return d
 	}
-	const forever = time.Duration(1<<63 - 1)
+	const forever = time.Duration(math.MaxInt64)
 	cli, coldPull, craneCold, coldAll, clientCopy, warm, craneWarm := forever, forever, forever, forever, forever, forever, forever
 	for range coldRounds {
 		cli = min(cli, timed(build))
@@ -158,16 +166,18 @@ func cold(b *testing.B, crane string, packages []string, prefix string) *served 
 		coldAll = min(coldAll, pull("skopeo", "copy", "--all", "--src-tls-verify=false", "docker://{ref}", "oci:{dir}:x"))
 		// What the same client pays to copy the CLI's layout into
 		// another: the part of a pull no server can take away.
+		copied := b.TempDir()
 		clientCopy = min(clientCopy, timed(func() {
-			testenv.Run(b, "skopeo", "copy", "--all", "oci:"+cliDir, "oci:"+filepath.Join(b.TempDir(), "copied")+":x")
+			testenv.Run(b, "skopeo", "copy", "--all", "oci:"+cliDir, "oci:"+copied+":x")
 		}))
 		// The pulls of an image kept: what the clients cost.
 		warm = min(warm, timed(func() {
-			testenv.Run(b, "skopeo", "copy", "--all", "--src-tls-verify=false", "docker://"+first.host+repo, "oci:"+filepath.Join(b.TempDir(), "again")+":x")
+			testenv.Run(b, "skopeo", "copy", "--all", "--src-tls-verify=false", "docker://"+first.host+repo, "oci:"+filepath.Join(copied, "skopeo")+":x")
 		}))
 		craneWarm = min(craneWarm, timed(func() {
-			testenv.Run(b, crane, "pull", "--insecure", "--platform", "linux/amd64", "--format", "oci", first.host+repo, filepath.Join(b.TempDir(), "again"))
+			testenv.Run(b, crane, "pull", "--insecure", "--platform", "linux/amd64", "--format", "oci", first.host+repo, filepath.Join(copied, "crane"))
 		}))
+		os.RemoveAll(copied)
 	}
 
 	// Both sides made the same image.
