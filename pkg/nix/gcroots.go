@@ -51,16 +51,30 @@ type Roots struct {
 	done   bool // released
 }
 
-// holdRoots starts the child that holds roots, from the nix-store beside
-// the Nix program run. It returns nil where there is none (a Nix program
-// of another layout): the build goes on unrooted, as it did before.
-func (b *Builder) holdRoots() *Roots {
+// nixStore is the nix-store beside the Nix program run, or beside the
+// program it links to (/usr/local/bin/nix to a store path's bin/nix);
+// "" when there is none.
+func (b *Builder) nixStore() string {
 	nix, err := exec.LookPath(b.nix())
 	if err != nil {
-		return nil
+		return ""
 	}
-	store := filepath.Join(filepath.Dir(nix), "nix-store")
-	if _, err := os.Stat(store); err != nil {
+	real, _ := filepath.EvalSymlinks(nix)
+	for _, p := range []string{nix, real} {
+		store := filepath.Join(filepath.Dir(p), "nix-store")
+		if _, err := os.Stat(store); p != "" && err == nil {
+			return store
+		}
+	}
+	return ""
+}
+
+// hold roots paths, or gives nil where there is no nix-store (a Nix
+// program of another layout) or it fails: the build goes on unrooted, as
+// it did before. ctx ending stops it.
+func (b *Builder) hold(ctx context.Context, paths []string) *Roots {
+	store := b.nixStore()
+	if store == "" || ctx.Err() != nil {
 		return nil
 	}
 	cmd := exec.Command(store, "--serve", "--write")
@@ -78,41 +92,36 @@ func (b *Builder) holdRoots() *Roots {
 		return nil
 	}
 	r := &Roots{cmd: cmd, in: in, w: bufio.NewWriter(in), out: bufio.NewReader(out)}
-	if err := r.exchange(r.greet); err != nil {
+	if err := r.exchange(ctx, r.greet); err != nil {
+		r.Release()
+		return nil
+	}
+	if _, err := r.Hold(ctx, paths); err != nil {
 		r.Release()
 		return nil
 	}
 	return r
 }
 
-// hold roots paths, or gives nil: the build goes on unrooted, as it did
-// before, when nix-store --serve is not there or fails.
-func (b *Builder) hold(paths []string) *Roots {
-	r := b.holdRoots()
-	if err := r.Hold(paths); err != nil {
-		r.Release()
-		return nil
-	}
-	return r
-}
-
-// Hold roots paths (store paths; others are left out) until Release. An
-// error says the child failed: what it held before is still held if it
-// still runs.
-func (r *Roots) Hold(paths []string) error {
+// Hold roots paths (store paths; others, such as the placeholder of a
+// content-addressed output, are left out) until Release, and returns
+// those of them that are in the store. An error says the child failed:
+// what it held before is still held if it still runs.
+func (r *Roots) Hold(ctx context.Context, paths []string) (valid map[string]bool, err error) {
 	if r == nil {
-		return nil
+		return nil, nil
 	}
 	var held []string
 	for _, p := range paths {
-		if storepath.Valid(p) { // not a placeholder of a content-addressed output
+		if storepath.Valid(p) {
 			held = append(held, p)
 		}
 	}
 	if len(held) == 0 {
-		return nil
+		return map[string]bool{}, nil
 	}
-	return r.exchange(func() error {
+	valid = map[string]bool{}
+	return valid, r.exchange(ctx, func() error {
 		for _, n := range []uint64{cmdQueryValidPaths, 1, 0, uint64(len(held))} { // lock, no substitutes
 			writeNum(r.w, n)
 		}
@@ -131,9 +140,11 @@ func (r *Roots) Hold(paths []string) error {
 			return fmt.Errorf("nix-store --serve answered %d paths for %d", n, len(held))
 		}
 		for range n {
-			if _, err := readString(r.out, 4096); err != nil {
+			p, err := readString(r.out, 4096)
+			if err != nil {
 				return err
 			}
+			valid[p] = true
 		}
 		return nil
 	})
@@ -159,20 +170,20 @@ func (r *Roots) Release() {
 	select {
 	case <-done:
 	case <-time.After(rootsTimeout):
-		_ = r.cmd.Process.Kill()
+		_ = killGroup(r.cmd.Process.Pid, true)
 		<-done
 	}
 }
 
-// exchange runs f, one request and its answer, bounded by rootsTimeout;
-// past it, or on a failure, the child is stopped.
-func (r *Roots) exchange(f func() error) error {
+// exchange runs f, one request and its answer, bounded by rootsTimeout
+// and ctx; past them, or on a failure, the child is stopped.
+func (r *Roots) exchange(ctx context.Context, f func() error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.broken {
 		return errors.New("nix-store --serve failed before")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), rootsTimeout)
+	ctx, cancel := context.WithTimeout(ctx, rootsTimeout)
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- f() }()
@@ -180,11 +191,11 @@ func (r *Roots) exchange(f func() error) error {
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		err = fmt.Errorf("nix-store --serve did not answer within %s", rootsTimeout)
+		err = fmt.Errorf("nix-store --serve did not answer: %w", ctx.Err())
 	}
 	if err != nil {
 		r.broken = true
-		_ = r.cmd.Process.Kill()
+		_ = killGroup(r.cmd.Process.Pid, true) // a wrapper's nix-store too
 	}
 	return err
 }

@@ -32,9 +32,11 @@ func addToStore(t *testing.T) string {
 // child, and nothing is left in gcroots.
 func TestRootsHold(t *testing.T) {
 	path := addToStore(t)
-	r := (&Builder{}).holdRoots()
+	r := (&Builder{}).hold(t.Context(), []string{path, "/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9"})
 	assert.Assert(t, r != nil, "no nix-store --serve beside nix")
-	assert.NilError(t, r.Hold([]string{path, "/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9"}))
+	valid, err := r.Hold(t.Context(), []string{path})
+	assert.NilError(t, err)
+	assert.DeepEqual(t, valid, map[string]bool{path: true})
 
 	out, err := exec.Command("nix-store", "--delete", path).CombinedOutput()
 	assert.Assert(t, err != nil, "deleted while held: %s", out)
@@ -50,9 +52,24 @@ func TestRootsHold(t *testing.T) {
 }
 
 // A build's outputs and derivations are alive while its Result is held,
-// whatever roots they had before, and the roots go with Release.
+// whatever roots they had before, and the roots go with Release: also a
+// content-addressed output, whose path is known only once built.
 func TestBuildHoldsRoots(t *testing.T) {
-	ref := writeFlake(t, `{ leaf = drv "leaf" "echo leaf > $out"; }`)
+	t.Run("input-addressed", func(t *testing.T) {
+		testBuildHoldsRoots(t, writeFlake(t, `{ leaf = drv "leaf" "echo leaf > $out"; }`))
+	})
+	t.Run("content-addressed", func(t *testing.T) {
+		t.Setenv("NIX_CONFIG", os.Getenv("NIX_CONFIG")+"\nextra-experimental-features = ca-derivations")
+		testBuildHoldsRoots(t, writeFlake(t, `{
+		  leaf = builtins.derivation {
+		    name = "leaf"; inherit system nonce; builder = "/bin/sh"; args = [ "-c" "echo leaf > $out" ];
+		    __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256";
+		  };
+		}`))
+	})
+}
+
+func testBuildHoldsRoots(t *testing.T, ref string) {
 	b := &Builder{Flake: ref}
 	res, err := b.Build(t.Context(), "x86_64-linux", []string{"leaf"})
 	assert.NilError(t, err)

@@ -270,7 +270,9 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	// Started beside nix build (a process start and an exchange, tens of
 	// milliseconds), which roots what it reads while it runs.
 	pending := make(chan *Roots, 1)
-	go func() { pending <- b.hold(held) }()
+	holdCtx, stopHold := context.WithCancel(ctx)
+	defer stopHold()
+	go func() { pending <- b.hold(holdCtx, held) }()
 	var roots *Roots
 	waited := false
 	waitRoots := func() *Roots {
@@ -282,6 +284,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	ok := false
 	defer func() {
 		if !ok {
+			stopHold() // a failed build does not wait for a slow nix-store
 			waitRoots().Release()
 		}
 	}()
@@ -348,6 +351,19 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 			Installable: &inst, Flake: &lock, Installed: a.installed(system)})
 	}
 
+	// The outputs by the paths nix build gave: a content-addressed one
+	// was a placeholder until built, and one that nix build had ready
+	// (its own roots gone as it ended) may be held only now.
+	if valid, err := res.roots.Hold(ctx, res.Roots()); err != nil {
+		res.roots.Release()
+		res.roots = nil // unrooted, as before
+	} else if res.roots != nil {
+		for _, p := range res.Roots() {
+			if !valid[p] {
+				return nil, fmt.Errorf("nix build for %s: %s was deleted as it was built (a garbage collection?): run the build again", system, p)
+			}
+		}
+	}
 	res.Closure, err = b.pathInfo(ctx, log, system, res.Roots())
 	if err != nil {
 		return nil, err
