@@ -90,9 +90,15 @@ func explainErr(err error, repo name.Repository, l Login, doing string, pushing 
 	var badHost x509.HostnameError
 	var badCert x509.CertificateInvalidError
 	var silent *noAnswerError
+	var stall *stallError
+	var quiet *silentError
 	switch {
 	case errors.As(err, &silent):
 		return NoAnswer, fmt.Sprintf("%s: the registry did not answer within %s", doing, silent.within)
+	case errors.As(err, &quiet):
+		// It answered before (the check, earlier requests): the network
+		// reaches it.
+		return OtherError, fmt.Sprintf("%s: registry %s stopped answering (no answer within %s); check the registry (its logs, its load)", doing, reg, quiet.wait)
 	case errors.Is(err, context.Canceled):
 		return OtherError, doing + " cancelled"
 	case errors.Is(err, context.DeadlineExceeded):
@@ -140,6 +146,10 @@ func explainErr(err error, repo name.Repository, l Login, doing string, pushing 
 		return Untrusted, fmt.Sprintf("cannot reach registry %s: its TLS certificate is not trusted (%s); use a trusted certificate", reg, quoted(err.Error()))
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return PlainHTTP, fmt.Sprintf("cannot reach registry %s: it speaks plain HTTP", reg)
+	case errors.As(err, &stall):
+		// It answered before (the check, earlier requests): the network
+		// reaches it.
+		return OtherError, fmt.Sprintf("%s: %s%s; check the registry (its logs, its free disk space)", doing, stall.Error(), triedTimes(err))
 	case IsTimeout(err):
 		return Unreachable, fmt.Sprintf("cannot reach registry %s: timed out%s; check the network", reg, triedTimes(err))
 	}

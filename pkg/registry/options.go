@@ -7,6 +7,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -293,7 +294,8 @@ func (b boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &redirectError{req.URL.Host}
 	}
 	if req.Body == nil || req.Body == http.NoBody || b.idle <= 0 {
-		return b.base.RoundTrip(req)
+		resp, err := b.base.RoundTrip(req)
+		return resp, b.silent(req, err)
 	}
 	ctx, cancel := context.WithCancelCause(req.Context())
 	stalled := &stallError{host: req.URL.Host, idle: b.idle}
@@ -307,15 +309,38 @@ func (b boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			err = stalled
 		}
 		cancel(nil)
-		return nil, err
+		return nil, b.silent(req, err)
 	}
 	// The answer's body is read under ctx: it ends when it is closed.
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(nil) }}
 	return resp, nil
 }
 
+// silent names err a silence (*silentError) when it is the transport's
+// wait for the answer's headers that ran out, not req's own deadline.
+func (b boundedTransport) silent(req *http.Request, err error) error {
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && req.Context().Err() == nil {
+		return &silentError{host: req.URL.Host, wait: b.idle, err: err}
+	}
+	return err
+}
+
+// silentError is a registry that took a request whole and gave no answer
+// within wait (ResponseHeaderTimeout): it was reached, and stopped
+// answering. Like the deadline it wraps, it is not tried again.
+type silentError struct {
+	host string
+	wait time.Duration
+	err  error
+}
+
+func (e *silentError) Error() string {
+	return fmt.Sprintf("registry %s gave no answer within %s", e.host, e.wait)
+}
+func (e *silentError) Unwrap() error { return e.err }
+
 // progressBody is a request body that puts off its stall timer with
-// every read the transport makes of it.
+// every read the transport makes of it, and stops it once read to its end.
 type progressBody struct {
 	io.ReadCloser
 	timer *time.Timer
@@ -324,7 +349,13 @@ type progressBody struct {
 
 func (p *progressBody) Read(b []byte) (int, error) {
 	p.timer.Reset(p.idle)
-	return p.ReadCloser.Read(b)
+	n, err := p.ReadCloser.Read(b)
+	if err == io.EOF {
+		// All sent: the wait for the answer is ResponseHeaderTimeout's,
+		// not a stall of the upload.
+		p.timer.Stop()
+	}
+	return n, err
 }
 
 // cancelOnClose releases a request's context once its answer is read.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -82,4 +84,28 @@ func TestUploadSlowButMoving(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	assert.NilError(t, err)
 	assert.Equal(t, len(body), 1000)
+}
+
+// A registry that takes a request and then never answers it (past the
+// push check, mid-push) is said to have stopped answering, not to be out
+// of reach: the network reached it.
+func TestStoppedAnsweringExplained(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-release // the manifest is taken; no answer comes
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://")+"/o/n", name.Insecure)
+	assert.NilError(t, err)
+
+	rt := Options{RequestTimeout: 300 * time.Millisecond, Backoff: remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 2}}.RoundTripper()
+	req, err := http.NewRequest(http.MethodPut, srv.URL+"/v2/o/n/manifests/v1", strings.NewReader("{}"))
+	assert.NilError(t, err)
+	_, err = rt.RoundTrip(req)
+	assert.Assert(t, err != nil)
+	got := explain(err, repo, Login{})
+	assert.Check(t, is.ErrorContains(got, "stopped answering"))
+	assert.Check(t, !strings.Contains(got.Error(), "cannot reach"), "%v", got)
 }
