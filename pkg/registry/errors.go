@@ -98,7 +98,7 @@ func explainErr(err error, repo name.Repository, l Login, doing string, pushing 
 	case errors.As(err, &quiet):
 		// It answered before (the check, earlier requests): the network
 		// reaches it.
-		return OtherError, fmt.Sprintf("%s: registry %s stopped answering (no answer within %s); check the registry (its logs, its load)", doing, reg, quiet.wait)
+		return OtherError, fmt.Sprintf("%s: registry %s stopped answering (no answer within %s%s); check the registry (its logs, its load)", doing, reg, quiet.wait, triedCount(err))
 	case errors.Is(err, context.Canceled):
 		return OtherError, doing + " cancelled"
 	case errors.Is(err, context.DeadlineExceeded):
@@ -154,6 +154,14 @@ func explainErr(err error, repo name.Repository, l Login, doing string, pushing 
 		return Unreachable, fmt.Sprintf("cannot reach registry %s: timed out%s; check the network", reg, triedTimes(err))
 	}
 	return OtherError, fmt.Sprintf("%s: %s%s", doing, quoted(strings.ReplaceAll(err.Error(), "\n", "; ")), triedTimes(err))
+}
+
+// triedCount is triedTimes inside parentheses already open.
+func triedCount(err error) string {
+	if n := Tries(err); n > 1 {
+		return fmt.Sprintf(", %d times", n)
+	}
+	return ""
 }
 
 // triedTimes says how many tries a failure persisted over, if several.

@@ -320,24 +320,25 @@ func (b boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // wait for the answer's headers that ran out, not req's own deadline.
 func (b boundedTransport) silent(req *http.Request, err error) error {
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && req.Context().Err() == nil {
-		return &silentError{host: req.URL.Host, wait: b.idle, err: err}
+		return &silentError{host: req.URL.Host, wait: b.idle}
 	}
 	return err
 }
 
 // silentError is a registry that took a request whole and gave no answer
 // within wait (ResponseHeaderTimeout): it was reached, and stopped
-// answering. Like the deadline it wraps, it is not tried again.
+// answering. It is a timeout of the network's, tried again as one (net/
+// http's own error for it reads as a deadline, which is not).
 type silentError struct {
 	host string
 	wait time.Duration
-	err  error
 }
 
 func (e *silentError) Error() string {
 	return fmt.Sprintf("registry %s gave no answer within %s", e.host, e.wait)
 }
-func (e *silentError) Unwrap() error { return e.err }
+func (e *silentError) Timeout() bool   { return true }
+func (e *silentError) Temporary() bool { return true }
 
 // progressBody is a request body that puts off its stall timer with
 // every read the transport makes of it, and stops it once read to its end.

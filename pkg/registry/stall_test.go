@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,11 +88,13 @@ func TestUploadSlowButMoving(t *testing.T) {
 }
 
 // A registry that takes a request and then never answers it (past the
-// push check, mid-push) is said to have stopped answering, not to be out
-// of reach: the network reached it.
+// push check, mid-push) is tried again, as a timeout is, and then said to
+// have stopped answering, not to be out of reach: the network reached it.
 func TestStoppedAnsweringExplained(t *testing.T) {
 	release := make(chan struct{})
+	var puts atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		puts.Add(1)
 		io.Copy(io.Discard, r.Body)
 		<-release // the manifest is taken; no answer comes
 	}))
@@ -105,7 +108,8 @@ func TestStoppedAnsweringExplained(t *testing.T) {
 	assert.NilError(t, err)
 	_, err = rt.RoundTrip(req)
 	assert.Assert(t, err != nil)
+	assert.Check(t, is.Equal(puts.Load(), int32(2)), "tried again as a timeout")
 	got := explain(err, repo, Login{})
-	assert.Check(t, is.ErrorContains(got, "stopped answering"))
+	assert.Check(t, is.ErrorContains(got, "stopped answering (no answer within 300ms)"))
 	assert.Check(t, !strings.Contains(got.Error(), "cannot reach"), "%v", got)
 }
