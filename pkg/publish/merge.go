@@ -28,28 +28,48 @@ import (
 // platform manifests. Index annotations the inputs agree on are kept, so
 // the result is byte-identical to one build of all the platforms.
 func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
-	return mergeTo(ctx, t, digests, o, true)
+	return MergeTo(ctx, []Target{t}, digests, o)
 }
 
 // MergeUnpushed reads the images as Merge does and makes their index, but
 // writes nothing: no manifest, no tag. Its Result says where the index
 // would have gone (Pushed is false).
 func MergeUnpushed(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
-	return mergeTo(ctx, t, digests, o, false)
+	return MergeToUnpushed(ctx, []Target{t}, digests, o)
 }
 
-func mergeTo(ctx context.Context, t Target, digests []string, o Options, push bool) (*Result, error) {
+// MergeTo is Merge into several repositories (NewTargets makes them from
+// full references in the tags): the first is where the per-platform
+// images are, and gets the index as Merge puts it; each other one first
+// gets a copy of every platform image and its referrers, then the same
+// index under its own tags. The Result is the first repository's, with
+// every repository listed in Repositories, as a build's is.
+func MergeTo(ctx context.Context, targets []Target, digests []string, o Options) (*Result, error) {
+	return mergeTo(ctx, targets, digests, o, true)
+}
+
+// MergeToUnpushed is MergeUnpushed for MergeTo's targets: nothing is
+// copied or written.
+func MergeToUnpushed(ctx context.Context, targets []Target, digests []string, o Options) (*Result, error) {
+	return mergeTo(ctx, targets, digests, o, false)
+}
+
+func mergeTo(ctx context.Context, targets []Target, digests []string, o Options, push bool) (*Result, error) {
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("no repository to merge in")
+	}
 	if len(digests) == 0 {
 		return nil, fmt.Errorf("no digests to merge: pass the digest output of each per-platform build")
 	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	t := targets[0]
 	l, err := o.Credentials.Login(ctx, t.Repo, true)
 	if err != nil {
 		return nil, err
 	}
-	res, err := merge(ctx, t, digests, o, l, push)
+	res, err := merge(ctx, targets, digests, o, l, push)
 	var done *explained
 	switch {
 	case errors.As(err, &done):
@@ -60,7 +80,8 @@ func mergeTo(ctx context.Context, t Target, digests []string, o Options, push bo
 	return res, nil
 }
 
-func merge(ctx context.Context, t Target, digests []string, o Options, l registry.Login, push bool) (*Result, error) {
+func merge(ctx context.Context, targets []Target, digests []string, o Options, l registry.Login, push bool) (*Result, error) {
+	t := targets[0]
 	ropts := o.remoteOptions(ctx, l)
 	read, err := readMerged(ctx, t, digests, o, l)
 	if err != nil {
@@ -106,6 +127,20 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 		}
 	} else {
 		res.Reference, res.Pushed = "", false // a dry run pushed nothing
+	}
+	if len(targets) > 1 {
+		res.Repositories = []RepositoryResult{{Image: res.Image, Reference: res.Reference, Tags: res.Tags}}
+		if push {
+			more, err := copyMerged(ctx, t, l, raw, im, targets[1:], o)
+			if err != nil {
+				return nil, err
+			}
+			res.Repositories = append(res.Repositories, more...)
+		} else {
+			for _, other := range targets[1:] {
+				res.Repositories = append(res.Repositories, RepositoryResult{Image: other.Repo.Name(), Tags: other.TagNames()})
+			}
+		}
 	}
 	for _, m := range im.Manifests {
 		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: read.layers[m.Digest]})
