@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -222,5 +223,61 @@ func TestMergeDisagreeingSources(t *testing.T) {
 		assert.Check(t, is.Contains(line, "read the linux/arm64 image "+arm.Manifests[0].Digest+" (in index "+arm.Digest+") from "+repo+": registry answered 404"), r.stderr)
 		assert.Check(t, is.Contains(line, "run the linux/arm64 build again"), r.stderr)
 		assert.Check(t, !strings.Contains(line, "push to"), r.stderr)
+	}
+}
+
+// TestMergeIntoTwoRegistries is the scale-out mode with
+// docker/metadata-action's tags for two images on two registries: the
+// per-platform builds push to the first, and the merge, given the full
+// references, puts the same index in both, copying the images and their
+// SBOMs to the second. The action's merge takes metadata-action's output
+// as it is, one reference per line.
+func TestMergeIntoTwoRegistries(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	reg1, reg2 := testenv.StartRegistry(t), testenv.StartRegistry(t)
+	a, b := reg1+"/e2e/a", reg2+"/e2e/b"
+	build := func(platform string) pushResult {
+		t.Helper()
+		return decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--image", a, "--json", "--platforms", platform, "--push-by-digest", "hello"))
+	}
+	amd, arm := build("linux/amd64"), build("linux/arm64")
+
+	r := run(t, nil, "merge", "--tags", a+":v1,"+b+":v1", "--json", amd.Digest, arm.Digest)
+	assert.Equal(t, r.code, 0, r.stderr)
+	merged := decodeResult(t, r)
+	var repos struct {
+		Repositories []struct {
+			Image     string   `json:"image"`
+			Reference string   `json:"reference"`
+			Tags      []string `json:"tags"`
+		} `json:"repositories"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &repos))
+	assert.Assert(t, is.Len(repos.Repositories, 2), r.stdout)
+	assert.Check(t, is.Equal(repos.Repositories[1].Reference, b+"@"+merged.Digest))
+	rawA := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+a+":v1")
+	rawB := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+b+":v1")
+	assert.Equal(t, rawB, rawA)
+	assert.Assert(t, strings.Contains(rawB, amd.Manifests[0].Digest) && strings.Contains(rawB, arm.Manifests[0].Digest), rawB)
+	testenv.Run(t, "skopeo", "copy", "--all", "--src-tls-verify=false", "docker://"+b+":v1", "oci:"+filepath.Join(t.TempDir(), "b")+":v1")
+	// Each image's referrers (its SBOM and provenance) are listed in b as
+	// in a, by the fallback tag a registry without the referrers API needs.
+	for _, built := range []pushResult{amd, arm} {
+		fallback := ":sha256-" + strings.TrimPrefix(built.Manifests[0].Digest, "sha256:")
+		inA := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+a+fallback)
+		inB := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+b+fallback)
+		assert.Check(t, is.Equal(inB, inA), "the referrers of %s", built.Manifests[0].Platform)
+		assert.Check(t, strings.Count(inB, `"digest"`) >= 2, "%s", inB)
+	}
+
+	// The action: --image the first repository, the tags
+	// metadata-action's output for both.
+	dir := t.TempDir()
+	tags := strings.Join(testenv.MetadataActionTags(a, b), "\n")
+	r = run(t, runnerEnv(dir, "INPUT_IMAGE="+a, "INPUT_TAGS="+tags, "INPUT_MERGE_DIGESTS="+amd.Digest+"\n"+arm.Digest), "action")
+	assert.Equal(t, r.code, 0, "%s%s", r.stdout, r.stderr)
+	for _, tag := range testenv.MetadataActionTags(a, b) {
+		raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+tag)
+		assert.Check(t, is.Equal(raw, rawA), tag)
 	}
 }
