@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -106,7 +107,7 @@ func sourceManifest(rctx, ctx context.Context, rd *registry.Reader, src Target, 
 	if err != nil {
 		return nil, err
 	}
-	return partial.CompressedToImage(&sourceImage{ctx: ctx, rd: rd, raw: raw, mt: mt, m: m})
+	return partial.CompressedToImage(&sourceImage{ctx: ctx, rd: rd, repo: src.Repo, raw: raw, mt: mt, m: m})
 }
 
 // copyFailure explains err, a failure to write into the first of rest,
@@ -115,7 +116,11 @@ func copyFailure(err error, reg *Registry, done, rest []Target) error {
 	t := rest[0]
 	var e error = err
 	var aerr *AttachError
-	if !errors.As(err, &aerr) {
+	var serr *sourceError
+	switch {
+	case errors.As(err, &serr):
+		e = serr // the push's own words would bury it
+	case !errors.As(err, &aerr):
 		e = reg.login.Explain(err, t.Repo)
 	}
 	msg := e.Error()
@@ -180,26 +185,27 @@ func (x *mergedIndex) ImageIndex(d v1.Hash) (v1.ImageIndex, error) {
 // sourceImage is an image manifest of the source repository (as read,
 // byte for byte), whose blobs are read from there when asked for.
 type sourceImage struct {
-	ctx context.Context
-	rd  *registry.Reader
-	raw []byte
-	mt  types.MediaType
-	m   *v1.Manifest
+	ctx  context.Context
+	rd   *registry.Reader
+	repo name.Repository
+	raw  []byte
+	mt   types.MediaType
+	m    *v1.Manifest
 }
 
 func (s *sourceImage) RawConfigFile() ([]byte, error)      { return s.rd.RawConfig(s.ctx, s.m.Config) }
 func (s *sourceImage) MediaType() (types.MediaType, error) { return s.mt, nil }
 func (s *sourceImage) RawManifest() ([]byte, error)        { return s.raw, nil }
 func (s *sourceImage) ConfigLayer() (v1.Layer, error) {
-	return partial.CompressedToLayer(&sourceBlob{s.ctx, s.rd, s.m.Config})
+	return partial.CompressedToLayer(&sourceBlob{s.ctx, s.rd, s.repo, s.m.Config})
 }
 func (s *sourceImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if h == s.m.Config.Digest {
-		return &sourceBlob{s.ctx, s.rd, s.m.Config}, nil
+		return &sourceBlob{s.ctx, s.rd, s.repo, s.m.Config}, nil
 	}
 	for _, l := range s.m.Layers {
 		if l.Digest == h {
-			return &sourceBlob{s.ctx, s.rd, l}, nil
+			return &sourceBlob{s.ctx, s.rd, s.repo, l}, nil
 		}
 	}
 	return nil, fmt.Errorf("image manifest lists no blob %s", h)
@@ -211,6 +217,7 @@ func (s *sourceImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) 
 type sourceBlob struct {
 	ctx  context.Context
 	rd   *registry.Reader
+	repo name.Repository
 	desc v1.Descriptor
 }
 
@@ -218,16 +225,28 @@ func (b *sourceBlob) Digest() (v1.Hash, error)            { return b.desc.Digest
 func (b *sourceBlob) Size() (int64, error)                { return b.desc.Size, nil }
 func (b *sourceBlob) MediaType() (types.MediaType, error) { return b.desc.MediaType, nil }
 func (b *sourceBlob) Compressed() (io.ReadCloser, error) {
+	fail := &sourceError{what: fmt.Sprintf("read the blob %s from %s", b.desc.Digest, b.repo)}
 	resp, err := b.rd.Blob(b.ctx, http.MethodGet, b.desc.Digest, "")
 	if err != nil {
-		return nil, err
+		fail.err = err
+		return nil, fail
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, fmt.Errorf("blob %s: the registry answered %s", b.desc.Digest, resp.Status)
+		fail.err = fmt.Errorf("the registry answered %s", resp.Status)
+		return nil, fail
 	}
-	return &checkedBlob{rc: resp.Body, desc: b.desc, hash: sha256.New()}, nil
+	return &checkedBlob{rc: resp.Body, desc: b.desc, hash: sha256.New(), fail: fail}, nil
 }
+
+// sourceError is a failure to read a blob from the merge's source.
+type sourceError struct {
+	what string // "read the blob D from REPO"
+	err  error
+}
+
+func (e *sourceError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
 
 // checkedBlob reads a blob's body, failing once it goes past the
 // blob's size, and at its end unless it is the size and digest its
@@ -237,6 +256,7 @@ type checkedBlob struct {
 	desc v1.Descriptor
 	hash hash.Hash
 	n    int64
+	fail *sourceError // what was being read
 }
 
 func (c *checkedBlob) Read(p []byte) (int, error) {
@@ -246,18 +266,23 @@ func (c *checkedBlob) Read(p []byte) (int, error) {
 	n, err := c.rc.Read(p)
 	c.n += int64(n)
 	c.hash.Write(p[:n])
-	if c.n > c.desc.Size {
-		return 0, fmt.Errorf("blob %s: the registry sent more than its %d bytes", c.desc.Digest, c.desc.Size)
-	}
-	if err == io.EOF {
-		if c.n != c.desc.Size {
-			return n, fmt.Errorf("blob %s: the registry sent %d bytes, not %d", c.desc.Digest, c.n, c.desc.Size)
-		}
+	switch {
+	case c.n > c.desc.Size:
+		return 0, c.failed(fmt.Errorf("the registry sent more than its %d bytes", c.desc.Size))
+	case err == io.EOF && c.n != c.desc.Size:
+		return n, c.failed(fmt.Errorf("the registry sent %d bytes, not %d", c.n, c.desc.Size))
+	case err == io.EOF:
 		if got := hex.EncodeToString(c.hash.Sum(nil)); c.desc.Digest.Algorithm != "sha256" || got != c.desc.Digest.Hex {
-			return n, fmt.Errorf("blob %s: the registry sent content whose digest is sha256:%s", c.desc.Digest, got)
+			return n, c.failed(fmt.Errorf("the registry sent content whose digest is sha256:%s", got))
 		}
+	case err != nil:
+		return n, c.failed(err)
 	}
 	return n, err
+}
+
+func (c *checkedBlob) failed(err error) error {
+	return &sourceError{what: c.fail.what, err: err}
 }
 
 func (c *checkedBlob) Close() error { return c.rc.Close() }

@@ -3,6 +3,7 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -210,5 +211,66 @@ func TestMergeIntoOtherRepositoryFails(t *testing.T) {
 		assert.NilError(t, err)
 		_, err = remote.Head(r, remote.WithAuthFromKeychain(noCreds))
 		assert.Check(t, err != nil, "%s names an image whose referrers are missing", tag)
+	}
+}
+
+// A layer the source registry sends wrong (other bytes of its size, or
+// more bytes than its size) when read for a repository on another
+// registry fails the merge there, naming the blob and the repository,
+// and tags nothing there: a copy is checked against its digest.
+func TestMergeIntoOtherRegistryChecksBlobs(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	for _, tc := range []struct {
+		name   string
+		mangle func([]byte) []byte
+		want   string
+	}{
+		{"other bytes", func(b []byte) []byte { return bytes.Repeat([]byte{'x'}, len(b)) }, "the registry sent content whose digest is"},
+		{"more bytes", func(b []byte) []byte { return append(b, "more"...) }, "the registry sent more than its"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host := testenv.StartRegistry(t)
+			target, err := url.Parse("http://" + host)
+			assert.NilError(t, err)
+			upstream := httputil.NewSingleHostReverseProxy(target)
+			var layer string // the blob to mangle
+			upstream.ModifyResponse = func(resp *http.Response) error {
+				if resp.Request.Method != http.MethodGet || layer == "" || !strings.HasSuffix(resp.Request.URL.Path, "/blobs/"+layer) {
+					return nil
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				body = tc.mangle(body)
+				resp.Body = io.NopCloser(bytes.NewReader(body))
+				resp.ContentLength = -1
+				resp.Header.Del("Content-Length")
+				return nil
+			}
+			srv := httptest.NewServer(upstream)
+			t.Cleanup(srv.Close)
+			a := strings.TrimPrefix(srv.URL, "http://") + "/merge/a"
+			c := testenv.StartRegistry(t) + "/merge/c"
+			amd := pushImage(t, a, linuxAMD)
+			layers, err := readImage(t, a+"@"+amd).Manifest()
+			assert.NilError(t, err)
+			layer = layers.Layers[0].Digest.String()
+
+			targets, err := NewTargets(a, []string{"v1", c + ":v1"}, false)
+			assert.NilError(t, err)
+			o := anonMerge
+			o.Backoff = fastBackoff
+			_, err = MergeTo(context.Background(), targets, []string{amd}, o)
+			assert.ErrorContains(t, err, c)
+			assert.ErrorContains(t, err, c+": read the blob "+layer+" from "+a+": "+tc.want)
+			assert.Check(t, !strings.Contains(err.Error(), "Patch"), err)
+			assert.ErrorContains(t, err, "; not moved: "+c+":v1 (run the merge again)")
+			r, err := name.ParseReference(c+":v1", name.Insecure)
+			assert.NilError(t, err)
+			_, err = remote.Head(r, remote.WithAuthFromKeychain(noCreds))
+			assert.Check(t, err != nil, "%s:v1 names an image with a mangled layer", c)
+		})
 	}
 }
