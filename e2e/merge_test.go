@@ -281,3 +281,33 @@ func TestMergeIntoTwoRegistries(t *testing.T) {
 		assert.Check(t, is.Equal(raw, rawA), tag)
 	}
 }
+
+// A merge logs in to each registry as a build does: --username and
+// --password go to the registry the images are read from only (here
+// wrong for the second registry, which needs a login), the second's
+// login comes from the docker config. Without it the merge fails naming
+// that registry and saying which tags moved, and tags nothing there.
+func TestMergeIntoLockedRegistry(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	open := testenv.StartRegistry(t)
+	locked, user, password := testenv.StartAuthRegistry(t)
+	a, b := open+"/e2e/a", locked+"/e2e/b"
+	amd := decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--image", a, "--json", "--platforms", "linux/amd64", "--push-by-digest", "hello"))
+
+	env := []string{"NIXERY_PASSWORD=not-" + password}
+	r := run(t, append(env, "DOCKER_CONFIG="+t.TempDir()), "merge", "--username", user, "--tags", a+":v1,"+b+":v1", amd.Digest)
+	assert.Assert(t, r.code != 0)
+	line := errorLine(r.stderr)
+	assert.Check(t, is.Contains(line, "authentication failed for registry "+locked+": no credentials found"), r.stderr)
+	assert.Check(t, is.Contains(line, "tags moved: "+a+":v1; not moved: "+b+":v1 (run the merge again)"), r.stderr)
+	assert.Check(t, !strings.Contains(r.stderr, password), r.stderr)
+	_, err := runOutput("skopeo", "inspect", "--tls-verify=false", "--creds", user+":"+password, "--raw", "docker://"+b+":v1")
+	assert.Check(t, err != nil, "%s:v1 was written", b)
+
+	env = append(env, "DOCKER_CONFIG="+testenv.DockerConfig(t, locked, user, password))
+	merged := decodeResult(t, run(t, env, "merge", "--username", user, "--tags", a+":v1,"+b+":v1", "--json", amd.Digest))
+	rawA := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+a+":v1")
+	rawB := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--creds", user+":"+password, "--raw", "docker://"+b+":v1")
+	assert.Equal(t, rawB, rawA)
+	assert.Check(t, strings.Contains(rawB, merged.Manifests[0].Digest), rawB)
+}
