@@ -114,6 +114,9 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 	}
 	res := pushed(t, digest, nil)
 	if push {
+		if err := checkOthers(ctx, targets[1:], o); err != nil {
+			return nil, err
+		}
 		// The platform images, and their referrers, were written before
 		// the per-platform builds named their indexes: the tags here
 		// come last.
@@ -146,6 +149,23 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: read.layers[m.Digest]})
 	}
 	return res, nil
+}
+
+// checkOthers asks each repository besides the source, before anything
+// is written, whether it answers and takes this login's pushes (as a
+// build checks each of its repositories): a login missing for one fails
+// the merge before any tag moves.
+func checkOthers(ctx context.Context, others []Target, o Options) error {
+	for _, t := range others {
+		if err := NewRegistry(t, o).Check(ctx); err != nil {
+			msg := err.Error()
+			if !strings.Contains(msg, t.Repo.String()) {
+				msg = t.Repo.String() + ": " + msg
+			}
+			return &explained{msg, err}
+		}
+	}
+	return nil
 }
 
 // mergeRead is what a merge read: the platform manifests, the index
