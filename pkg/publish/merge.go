@@ -113,10 +113,19 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 		return nil, err
 	}
 	res := pushed(t, digest, nil)
-	if push {
+	var copies *mergedIndex
+	var refs Attachments
+	if push && len(targets) > 1 {
+		// All that is copied is read, and every repository checked,
+		// before any tag moves.
+		if copies, refs, err = readSource(ctx, t, l, raw, im, o); err != nil {
+			return nil, err
+		}
 		if err := checkOthers(ctx, targets[1:], o); err != nil {
 			return nil, err
 		}
+	}
+	if push {
 		// The platform images, and their referrers, were written before
 		// the per-platform builds named their indexes: the tags here
 		// come last.
@@ -134,7 +143,7 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 	if len(targets) > 1 {
 		res.Repositories = []RepositoryResult{{Image: res.Image, Reference: res.Reference, Tags: res.Tags}}
 		if push {
-			more, err := copyMerged(ctx, t, l, raw, im, targets[1:], o)
+			more, err := copyMerged(ctx, t, copies, refs, targets[1:], o)
 			if err != nil {
 				return nil, err
 			}

@@ -27,11 +27,8 @@ import (
 // and the referrers of each, then the index under the target's tags. A
 // failure stops at the repository it happened in, and says which tags
 // moved: src's, and those of the repositories done before it.
-func copyMerged(ctx context.Context, src Target, l registry.Login, raw []byte, im *v1.IndexManifest, others []Target, o Options) ([]RepositoryResult, error) {
-	idx, refs, err := readSource(ctx, src, l, raw, im, o)
-	if err != nil {
-		return nil, err
-	}
+// idx and refs are readSource's.
+func copyMerged(ctx context.Context, src Target, idx *mergedIndex, refs Attachments, others []Target, o Options) ([]RepositoryResult, error) {
 	var out []RepositoryResult
 	done := []Target{src}
 	for i, t := range others {
@@ -61,17 +58,21 @@ func readSource(ctx context.Context, src Target, l registry.Login, raw []byte, i
 	if err != nil {
 		return nil, nil, readFailure(l, src, err)
 	}
+	failed := func(what string, err error) error {
+		e := l.ExplainDoing(err, src.Repo, "read "+what+" from "+src.Repo.String()+" to copy it")
+		return &explained{e.Error(), e}
+	}
 	idx := &mergedIndex{raw: raw, im: im, images: map[v1.Hash]v1.Image{}}
 	refs := Attachments{}
 	for _, m := range im.Manifests {
 		img, err := sourceManifest(rctx, ctx, rd, src, m.Digest)
 		if err != nil {
-			return nil, nil, readFailure(l, src, fmt.Errorf("the %s image %s: %w", PlatformName(*m.Platform), m.Digest, err))
+			return nil, nil, failed(fmt.Sprintf("the %s image %s", PlatformName(*m.Platform), m.Digest), err)
 		}
 		idx.images[m.Digest] = img
 		listed, _, err := rd.Referrers(rctx, m.Digest)
 		if err != nil {
-			return nil, nil, readFailure(l, src, fmt.Errorf("the referrers of the %s image %s: %w", PlatformName(*m.Platform), m.Digest, err))
+			return nil, nil, failed(fmt.Sprintf("the referrers of the %s image %s", PlatformName(*m.Platform), m.Digest), err)
 		}
 		for _, r := range listed.Manifests {
 			if !r.MediaType.IsImage() {
@@ -82,7 +83,7 @@ func readSource(ctx context.Context, src Target, l registry.Login, raw []byte, i
 			}
 			img, err := sourceManifest(rctx, ctx, rd, src, r.Digest)
 			if err != nil {
-				return nil, nil, readFailure(l, src, fmt.Errorf("the referrer %s of the %s image %s: %w", r.Digest, PlatformName(*m.Platform), m.Digest, err))
+				return nil, nil, failed(fmt.Sprintf("the referrer %s of the %s image %s", r.Digest, PlatformName(*m.Platform), m.Digest), err)
 			}
 			refs[m.Digest] = append(refs[m.Digest], img)
 		}

@@ -274,3 +274,32 @@ func TestMergeIntoOtherRegistryChecksBlobs(t *testing.T) {
 		})
 	}
 }
+
+// What is to be copied is read before any tag moves: a referrer the
+// source lists but no longer holds fails the merge naming it, with no
+// tag written in either repository.
+func TestMergeIntoOtherRepositoryReadsFirst(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	host := testenv.StartRegistry(t)
+	a, b := host+"/merge/a", host+"/merge/b"
+	amd, sbom := pushWithReferrer(t, a, linuxAMD)
+	req, err := http.NewRequest(http.MethodDelete, "http://"+host+"/v2/merge/a/manifests/"+sbom, nil)
+	assert.NilError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	assert.NilError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, resp.StatusCode, http.StatusAccepted)
+
+	targets, err := NewTargets(a, []string{"v1", b + ":v1"}, false)
+	assert.NilError(t, err)
+	_, err = MergeTo(context.Background(), targets, []string{amd}, anonMerge)
+	assert.ErrorContains(t, err, "the referrer "+sbom+" of the linux/amd64 image")
+	assert.ErrorContains(t, err, a)
+	assert.Check(t, !strings.Contains(err.Error(), "tags moved"), err)
+	for _, tag := range []string{a + ":v1", b + ":v1"} {
+		r, err := name.ParseReference(tag, name.Insecure)
+		assert.NilError(t, err)
+		_, err = remote.Head(r, remote.WithAuthFromKeychain(noCreds))
+		assert.Check(t, err != nil, "%s was written", tag)
+	}
+}
