@@ -280,6 +280,11 @@ func TestMergeIntoTwoRegistries(t *testing.T) {
 		raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+tag)
 		assert.Check(t, is.Equal(raw, rawA), tag)
 	}
+	summary, err := os.ReadFile(filepath.Join(dir, "summary"))
+	assert.NilError(t, err)
+	for _, repo := range []string{a, b} {
+		assert.Check(t, is.Contains(string(summary), "- `"+repo+"@"+merged.Digest+"`: `1.2.3`, `1.2`, `latest`\n"), "%s", summary)
+	}
 }
 
 // A merge logs in to each registry as a build does: --username and
