@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -223,4 +224,99 @@ func TestMergeDisagreeingSources(t *testing.T) {
 		assert.Check(t, is.Contains(line, "run the linux/arm64 build again"), r.stderr)
 		assert.Check(t, !strings.Contains(line, "push to"), r.stderr)
 	}
+}
+
+// TestMergeIntoTwoRegistries is the scale-out mode with
+// docker/metadata-action's tags for two images on two registries: the
+// per-platform builds push to the first, and the merge, given the full
+// references, puts the same index in both, copying the images and their
+// SBOMs to the second. The action's merge takes metadata-action's output
+// as it is, one reference per line.
+func TestMergeIntoTwoRegistries(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	reg1, reg2 := testenv.StartRegistry(t), testenv.StartRegistry(t)
+	a, b := reg1+"/e2e/a", reg2+"/e2e/b"
+	build := func(platform string) pushResult {
+		t.Helper()
+		return decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--image", a, "--json", "--platforms", platform, "--push-by-digest", "hello"))
+	}
+	amd, arm := build("linux/amd64"), build("linux/arm64")
+
+	r := run(t, nil, "merge", "--tags", a+":v1,"+b+":v1", "--json", amd.Digest, arm.Digest)
+	assert.Equal(t, r.code, 0, r.stderr)
+	merged := decodeResult(t, r)
+	var repos struct {
+		Repositories []struct {
+			Image     string   `json:"image"`
+			Reference string   `json:"reference"`
+			Tags      []string `json:"tags"`
+		} `json:"repositories"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(r.stdout), &repos))
+	assert.Assert(t, is.Len(repos.Repositories, 2), r.stdout)
+	assert.Check(t, is.Equal(repos.Repositories[1].Reference, b+"@"+merged.Digest))
+	rawA := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+a+":v1")
+	rawB := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+b+":v1")
+	assert.Equal(t, rawB, rawA)
+	assert.Assert(t, strings.Contains(rawB, amd.Manifests[0].Digest) && strings.Contains(rawB, arm.Manifests[0].Digest), rawB)
+	testenv.Run(t, "skopeo", "copy", "--all", "--src-tls-verify=false", "docker://"+b+":v1", "oci:"+filepath.Join(t.TempDir(), "b")+":v1")
+	// Each image's referrers (its SBOM and provenance) are listed in b as
+	// in a, by the fallback tag a registry without the referrers API needs.
+	for _, built := range []pushResult{amd, arm} {
+		fallback := ":sha256-" + strings.TrimPrefix(built.Manifests[0].Digest, "sha256:")
+		inA := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+a+fallback)
+		inB := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+b+fallback)
+		assert.Check(t, is.Equal(inB, inA), "the referrers of %s", built.Manifests[0].Platform)
+		assert.Check(t, strings.Count(inB, `"digest"`) >= 2, "%s", inB)
+	}
+
+	// The action: --image the first repository, the tags
+	// metadata-action's output for both.
+	dir := t.TempDir()
+	tags := strings.Join(testenv.MetadataActionTags(a, b), "\n")
+	r = run(t, runnerEnv(dir, "INPUT_IMAGE="+a, "INPUT_TAGS="+tags, "INPUT_MERGE_DIGESTS="+amd.Digest+"\n"+arm.Digest), "action")
+	assert.Equal(t, r.code, 0, "%s%s", r.stdout, r.stderr)
+	for _, tag := range testenv.MetadataActionTags(a, b) {
+		raw := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+tag)
+		assert.Check(t, is.Equal(raw, rawA), tag)
+	}
+	summary, err := os.ReadFile(filepath.Join(dir, "summary"))
+	assert.NilError(t, err)
+	for _, repo := range []string{a, b} {
+		assert.Check(t, is.Contains(string(summary), "- `"+repo+"@"+merged.Digest+"`: `1.2.3`, `1.2`, `latest`\n"), "%s", summary)
+	}
+}
+
+// A merge logs in to each registry as a build does: --username and
+// --password go to the registry the images are read from only (here
+// wrong for the second registry, which needs a login), the second's
+// login comes from the docker config. Without it the merge fails naming
+// that repository, before it writes anything in either.
+func TestMergeIntoLockedRegistry(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry", "skopeo")
+	open := testenv.StartRegistry(t)
+	locked, user, password := testenv.StartAuthRegistry(t)
+	a, b := open+"/e2e/a", locked+"/e2e/b"
+	amd := decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--image", a, "--json", "--platforms", "linux/amd64", "--push-by-digest", "hello"))
+
+	env := []string{"NIXERY_PASSWORD=not-" + password}
+	r := run(t, append(env, "DOCKER_CONFIG="+t.TempDir()), "merge", "--username", user, "--tags", a+":v1,"+b+":v1", amd.Digest)
+	assert.Assert(t, r.code != 0)
+	line := errorLine(r.stderr)
+	assert.Check(t, is.Contains(line, "authentication failed for registry "+locked+": no credentials found"), r.stderr)
+	assert.Check(t, is.Contains(line, b+": "), r.stderr)
+	assert.Check(t, !strings.Contains(r.stderr, password), r.stderr)
+	// Found before anything was written: no tag moved, in either.
+	assert.Check(t, !strings.Contains(line, "tags moved"), r.stderr)
+	_, err := runOutput("skopeo", "inspect", "--tls-verify=false", "--creds", user+":"+password, "--raw", "docker://"+b+":v1")
+	assert.Check(t, err != nil, "%s:v1 was written", b)
+	_, err = runOutput("skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+a+":v1")
+	assert.Check(t, err != nil, "%s:v1 was written", a)
+
+	env = append(env, "DOCKER_CONFIG="+testenv.DockerConfig(t, locked, user, password))
+	merged := decodeResult(t, run(t, env, "merge", "--username", user, "--tags", a+":v1,"+b+":v1", "--json", amd.Digest))
+	rawA := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://"+a+":v1")
+	rawB := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--creds", user+":"+password, "--raw", "docker://"+b+":v1")
+	assert.Equal(t, rawB, rawA)
+	assert.Check(t, strings.Contains(rawB, merged.Manifests[0].Digest), rawB)
 }

@@ -194,8 +194,8 @@ func TestHelpText(t *testing.T) {
 	}
 }
 
-// Full references in --tags need a registry push, and merge one
-// repository: said before any work, as usage errors.
+// Full references in --tags need a registry push, and merge reads the
+// images from the first repository: said before any work, as usage errors.
 func TestTagReferencesUsage(t *testing.T) {
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	for _, tc := range []struct {
@@ -208,8 +208,10 @@ func TestTagReferencesUsage(t *testing.T) {
 			"--push-by-digest pushes no tags, but tags were given"},
 		{[]string{"build", "--nixpkgs", "path:/x", "--tags", "ghcr.io/me/app:v1,v2", "hello"},
 			`tag "v2" names no repository: give --image, or write it as a full reference`},
-		{[]string{"merge", "--tags", "127.0.0.1:1/a:v1,127.0.0.1:1/b:v1", digest},
-			"merge writes to the repository the per-platform images are in (127.0.0.1:1/a), not to 127.0.0.1:1/b"},
+		// The images are read from the first repository the tags name;
+		// the others get copies.
+		{[]string{"merge", "--tags", "127.0.0.1:1/a:v1,127.0.0.1:1/b:v1", "127.0.0.1:1/b@" + digest},
+			"127.0.0.1:1/b@" + digest + " is in 127.0.0.1:1/b, not in 127.0.0.1:1/a, the repository to merge in"},
 	} {
 		code, _, errOut := runCLI(t, tc.args...)
 		assert.Equal(t, code, 2, "%v: %s", tc.args, errOut)

@@ -33,7 +33,7 @@ func mergeCommand() *command {
 	return &command{
 		name:    "merge",
 		summary: "put one multi-platform index over per-platform images pushed by digest",
-		usage:   "--image REF [--tags LIST] (DIGEST | NAME@DIGEST)...",
+		usage:   "(--image REF [--tags LIST] | --tags REGISTRY/NAME:TAG,...) (DIGEST | NAME@DIGEST)...",
 		setup: func(fs *flag.FlagSet) func([]string) error {
 			f := &mergeFlags{tags: listFlag{commas: true}}
 			f.register(fs)
@@ -56,8 +56,8 @@ func mergeCommand() *command {
 }
 
 func (f *mergeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.image, "image", "", "repository `REF` the per-platform images were pushed to, e.g. ghcr.io/OWNER/NAME")
-	fs.Var(&f.tags, "tags", "`LIST` of tags to put the index under, comma or newline separated (default latest)")
+	fs.StringVar(&f.image, "image", "", "repository `REF` the per-platform images were pushed to, e.g. ghcr.io/OWNER/NAME (default: the first repository the tags name)")
+	fs.Var(&f.tags, "tags", "`LIST` of tags to put the index under, comma or newline separated (default latest): bare tags for --image, or full references REGISTRY/NAME:TAG (docker/metadata-action's tags output), which put the same index, with copies of the images, in each repository named; --image may then be left out")
 	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always are)")
 	fs.BoolVar(&f.push, "push", true, "write the index and its tags; false reads the images and gives the index's digest, writing nothing")
 	f.login.register(fs)
@@ -75,16 +75,15 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	if len(targets) > 1 {
-		return nil, usagef("merge writes to the repository the per-platform images are in (%s), not to %s: push the per-platform images to each repository, and merge in each", targets[0].Repo, targets[1].Repo)
-	}
-	t := targets[0]
+	// The first repository is where the per-platform images are; the
+	// index goes to every one, each under its own tags.
+	t := &targets[0]
 	if len(t.Tags) == 0 {
 		t.Tags = []name.Tag{t.Repo.Tag("latest")}
 	}
 	for _, d := range digests {
 		// Checked before any credentials are read or registry asked.
-		if _, err := publish.MergeDigest(t, d); err != nil {
+		if _, err := publish.MergeDigest(*t, d); err != nil {
 			return nil, usageError{err.Error()}
 		}
 	}
@@ -103,7 +102,11 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 			into = "for" // nothing is written there
 		}
 		// Counted once read: the same image may be given twice over.
-		logLine(logs)(fmt.Sprintf("merging %s (%s) %s %s", plural(len(platforms), "image", "images"), strings.Join(platforms, ", "), into, t.Repo))
+		var repos []string
+		for _, t := range targets {
+			repos = append(repos, t.Repo.String())
+		}
+		logLine(logs)(fmt.Sprintf("merging %s (%s) %s %s", plural(len(platforms), "image", "images"), strings.Join(platforms, ", "), into, strings.Join(repos, ", ")))
 	}
-	return build.Merge(ctx, t, digests, o, f.push)
+	return build.Merge(ctx, targets, digests, o, f.push)
 }

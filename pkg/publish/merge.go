@@ -28,28 +28,48 @@ import (
 // platform manifests. Index annotations the inputs agree on are kept, so
 // the result is byte-identical to one build of all the platforms.
 func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
-	return mergeTo(ctx, t, digests, o, true)
+	return MergeTo(ctx, []Target{t}, digests, o)
 }
 
 // MergeUnpushed reads the images as Merge does and makes their index, but
 // writes nothing: no manifest, no tag. Its Result says where the index
 // would have gone (Pushed is false).
 func MergeUnpushed(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
-	return mergeTo(ctx, t, digests, o, false)
+	return MergeToUnpushed(ctx, []Target{t}, digests, o)
 }
 
-func mergeTo(ctx context.Context, t Target, digests []string, o Options, push bool) (*Result, error) {
+// MergeTo is Merge into several repositories (NewTargets makes them from
+// full references in the tags): the first is where the per-platform
+// images are, and gets the index as Merge puts it; each other one first
+// gets a copy of every platform image and its referrers, then the same
+// index under its own tags. The Result is the first repository's, with
+// every repository listed in Repositories, as a build's is.
+func MergeTo(ctx context.Context, targets []Target, digests []string, o Options) (*Result, error) {
+	return mergeTo(ctx, targets, digests, o, true)
+}
+
+// MergeToUnpushed is MergeUnpushed for MergeTo's targets: nothing is
+// copied or written.
+func MergeToUnpushed(ctx context.Context, targets []Target, digests []string, o Options) (*Result, error) {
+	return mergeTo(ctx, targets, digests, o, false)
+}
+
+func mergeTo(ctx context.Context, targets []Target, digests []string, o Options, push bool) (*Result, error) {
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("no repository to merge in")
+	}
 	if len(digests) == 0 {
 		return nil, fmt.Errorf("no digests to merge: pass the digest output of each per-platform build")
 	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	t := targets[0]
 	l, err := o.Credentials.Login(ctx, t.Repo, true)
 	if err != nil {
 		return nil, err
 	}
-	res, err := merge(ctx, t, digests, o, l, push)
+	res, err := merge(ctx, targets, digests, o, l, push)
 	var done *explained
 	switch {
 	case errors.As(err, &done):
@@ -60,7 +80,8 @@ func mergeTo(ctx context.Context, t Target, digests []string, o Options, push bo
 	return res, nil
 }
 
-func merge(ctx context.Context, t Target, digests []string, o Options, l registry.Login, push bool) (*Result, error) {
+func merge(ctx context.Context, targets []Target, digests []string, o Options, l registry.Login, push bool) (*Result, error) {
+	t := targets[0]
 	ropts := o.remoteOptions(ctx, l)
 	read, err := readMerged(ctx, t, digests, o, l)
 	if err != nil {
@@ -92,6 +113,18 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 		return nil, err
 	}
 	res := pushed(t, digest, nil)
+	var copies *mergedIndex
+	var refs Attachments
+	if push && len(targets) > 1 {
+		// All that is copied is read, and every repository checked,
+		// before any tag moves.
+		if copies, refs, err = readSource(ctx, t, l, raw, im, o); err != nil {
+			return nil, err
+		}
+		if err := checkOthers(ctx, targets[1:], o); err != nil {
+			return nil, err
+		}
+	}
 	if push {
 		// The platform images, and their referrers, were written before
 		// the per-platform builds named their indexes: the tags here
@@ -107,10 +140,41 @@ func merge(ctx context.Context, t Target, digests []string, o Options, l registr
 	} else {
 		res.Reference, res.Pushed = "", false // a dry run pushed nothing
 	}
+	if len(targets) > 1 {
+		res.Repositories = []RepositoryResult{{Image: res.Image, Reference: res.Reference, Tags: res.Tags}}
+		if push {
+			more, err := copyMerged(ctx, t, copies, refs, targets[1:], o)
+			if err != nil {
+				return nil, err
+			}
+			res.Repositories = append(res.Repositories, more...)
+		} else {
+			for _, other := range targets[1:] {
+				res.Repositories = append(res.Repositories, RepositoryResult{Image: other.Repo.Name(), Tags: other.TagNames()})
+			}
+		}
+	}
 	for _, m := range im.Manifests {
 		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: read.layers[m.Digest]})
 	}
 	return res, nil
+}
+
+// checkOthers asks each repository besides the source, before anything
+// is written, whether it answers and takes this login's pushes (as a
+// build checks each of its repositories): a login missing for one fails
+// the merge before any tag moves.
+func checkOthers(ctx context.Context, others []Target, o Options) error {
+	for _, t := range others {
+		if err := NewRegistry(t, o).Check(ctx); err != nil {
+			msg := err.Error()
+			if !strings.Contains(msg, t.Repo.String()) {
+				msg = t.Repo.String() + ": " + msg
+			}
+			return &explained{msg, err}
+		}
+	}
+	return nil
 }
 
 // mergeRead is what a merge read: the platform manifests, the index

@@ -271,8 +271,8 @@ func pushed(t Target, digest v1.Hash, manifests []ManifestResult) *Result {
 // request instead of the upload.
 func uploadBlob(ctx context.Context, pusher *remote.Pusher, repo name.Repository, b *trackedBlob, o Options) error {
 	var l v1.Layer = b
-	if o.mountFrom != nil && o.mountFrom.RegistryStr() == repo.RegistryStr() && b.digest.Hex != "" {
-		l = &remote.MountableLayer{Layer: b, Reference: o.mountFrom.Digest(b.digest.String())}
+	if b.digest.Hex != "" {
+		l = mountable(o.mountFrom, repo, b, b.digest)
 	}
 	what := "blob being packed" // a growing blob's digest is not known yet
 	if b.digest.Hex != "" {
@@ -280,6 +280,15 @@ func uploadBlob(ctx context.Context, pusher *remote.Pusher, repo name.Repository
 	}
 	ctx = o.noticing(ctx, repo, what)
 	return registry.Retry(ctx, o.RetryBackoff(), registry.Transient, func(ctx context.Context, _ int) error { return pusher.Upload(ctx, repo, l) })
+}
+
+// mountable is the blob l, whose digest is d, mounted from the
+// repository from where the registry can (one of repo's registry).
+func mountable(from *name.Repository, repo name.Repository, l v1.Layer, d v1.Hash) v1.Layer {
+	if from == nil || from.RegistryStr() != repo.RegistryStr() {
+		return l
+	}
+	return &remote.MountableLayer{Layer: l, Reference: from.Digest(d.String())}
 }
 
 // alreadyTagged reports whether every tag of t names the index digest.

@@ -187,7 +187,7 @@ func (r *Registry) pushReferrer(ctx context.Context, pusher *remote.Pusher, img 
 		if try == 1 {
 			opts = []remote.Option{remote.Reuse(pusher)}
 		}
-		_, err := pushArtifact(ctx, r.target.Repo, img, opts...)
+		_, err := pushArtifact(ctx, r.target.Repo, img, r.opts.mountFrom, opts...)
 		if err == nil {
 			listed = true
 			return nil
@@ -328,8 +328,9 @@ func referrerDescriptor(img v1.Image) (v1.Descriptor, error) {
 // writer that skipped manifests already there would never list one whose
 // push was cut short between the manifest and the tag. opts are the
 // caller's remote options (auth, transport); with remote.Reuse(pusher)
-// the pusher's connections and tokens serve it.
-func pushArtifact(ctx context.Context, repo name.Repository, referrer v1.Image, opts ...remote.Option) (v1.Hash, error) {
+// the pusher's connections and tokens serve it. Blobs of mountFrom
+// (nil: none) are mounted from it where the registry can.
+func pushArtifact(ctx context.Context, repo name.Repository, referrer v1.Image, mountFrom *name.Repository, opts ...remote.Option) (v1.Hash, error) {
 	d, err := referrer.Digest()
 	if err != nil {
 		return v1.Hash{}, err
@@ -352,7 +353,11 @@ func pushArtifact(ctx context.Context, repo name.Repository, referrer v1.Image, 
 		return fail(err)
 	}
 	for _, b := range append(blobs, config) {
-		if err := pusher.Upload(ctx, repo, b); err != nil {
+		bd, err := b.Digest()
+		if err != nil {
+			return fail(err)
+		}
+		if err := pusher.Upload(ctx, repo, mountable(mountFrom, repo, b, bd)); err != nil {
 			return fail(err)
 		}
 	}

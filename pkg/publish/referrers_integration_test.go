@@ -86,7 +86,7 @@ func TestLibraryNoFallbackWords(t *testing.T) {
 
 	l, err := Options{}.Credentials.Login(ctx, target.Repo, true)
 	assert.NilError(t, err)
-	_, err = pushArtifact(ctx, target.Repo, imgs[0], Options{}.remoteOptions(ctx, l)...)
+	_, err = pushArtifact(ctx, target.Repo, imgs[0], nil, Options{}.remoteOptions(ctx, l)...)
 	assert.ErrorContains(t, err, noFallback)
 }
 

@@ -179,6 +179,23 @@ func (r *Registry) head(ctx context.Context, tag name.Tag) (v1.Hash, bool) {
 // push). Referrers already attached (an unchanged
 // rebuild) are not written again.
 func (r *Registry) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
+	if _, err := r.setup(ctx); err != nil {
+		return nil, err
+	}
+	res, err := r.write(ctx, idx, refs)
+	if err != nil {
+		var aerr *AttachError
+		if errors.As(err, &aerr) {
+			return nil, err // explained already
+		}
+		return nil, explainTags(err, r.login, r.target.Repo, "run the build again")
+	}
+	return res, nil
+}
+
+// write is Write leaving its failures unexplained, but for a referrer's
+// (an *AttachError), which says all already.
+func (r *Registry) write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
 	pusher, err := r.setup(ctx)
 	if err != nil {
 		return nil, err
@@ -188,11 +205,7 @@ func (r *Registry) Write(ctx context.Context, idx v1.ImageIndex, refs Attachment
 	attach := func(ctx context.Context) error { return r.attachMissing(ctx, refs, attached()) }
 	res, err := push(ctx, r.target, idx, r.opts, pusher, r.head, r.earlyResult, attach)
 	if err != nil {
-		var aerr *AttachError
-		if errors.As(err, &aerr) {
-			return nil, err // explained already
-		}
-		return nil, explainTags(err, r.login, r.target.Repo, "run the build again")
+		return nil, err
 	}
 	res.ReferrersAttached = len(refs) > 0
 	return res, nil

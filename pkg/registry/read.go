@@ -94,6 +94,17 @@ func (r *Reader) Manifest(ctx context.Context, ref name.Reference) ([]byte, type
 // Config reads the config blob d describes, refusing one the descriptor
 // says is larger than MaxConfigSize before reading anything.
 func (r *Reader) Config(ctx context.Context, d v1.Descriptor) (*v1.ConfigFile, error) {
+	raw, err := r.RawConfig(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return v1.ParseConfigFile(bytes.NewReader(raw))
+}
+
+// RawConfig reads the bytes of the config blob d describes, as Config
+// does: at most MaxConfigSize, exactly d's size, checked against d's
+// digest.
+func (r *Reader) RawConfig(ctx context.Context, d v1.Descriptor) ([]byte, error) {
 	if d.Size <= 0 || d.Size > MaxConfigSize {
 		return nil, fmt.Errorf("config %s: its manifest declares %d bytes, outside 1 to %d", d.Digest, d.Size, MaxConfigSize)
 	}
@@ -112,7 +123,7 @@ func (r *Reader) Config(ctx context.Context, d v1.Descriptor) (*v1.ConfigFile, e
 	if err := checkDigest(raw, d.Digest.String()); err != nil {
 		return nil, fmt.Errorf("config %s: %w", d.Digest, err)
 	}
-	return v1.ParseConfigFile(bytes.NewReader(raw))
+	return raw, nil
 }
 
 // Blob asks for the blob d with method (GET or HEAD), passing on
