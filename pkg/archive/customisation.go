@@ -100,7 +100,12 @@ func PackCustomisation(w io.Writer, c Customisation, o Options) (Blob, error) {
 	if j.ctx == nil {
 		j.ctx = context.Background()
 	}
+	seen := map[string]bool{}
 	for _, pkg := range c.Packages {
+		if seen[pkg] {
+			continue // two names of one package (an alias and its target)
+		}
+		seen[pkg] = true
 		if info, err := os.Stat(pkg); err == nil && !info.IsDir() {
 			// buildEnv refuses these too: there is no directory to join.
 			return Blob{}, fmt.Errorf("package %s is a single file, not a directory: it cannot be linked into the image root", pkg)
@@ -201,6 +206,9 @@ func (j *joiner) join(dir *farmNode, prefix, name, src string) error {
 	}
 	// Each side resolved once: the directory it leads to in the store,
 	// or "" when it is not a directory there.
+	if existing.target != "" && j.same(src, existing.target) {
+		return nil // both lead to one file or directory: joined already
+	}
 	srcDir, oldDir := j.dir(src), ""
 	if existing.target != "" {
 		oldDir = j.dir(existing.target)
@@ -389,6 +397,17 @@ func (c Customisation) storePath(p string) string {
 // isDir reports whether p is a directory, following symlinks as buildEnv
 // does, but only inside the store.
 func (c Customisation) isDir(p string) bool { return c.dir(p) != "" }
+
+// same tells whether a and b lead to one path inside the store, as
+// buildEnv takes two links to one file for one.
+func (c Customisation) same(a, b string) bool {
+	ra, ok := resolveInStore(c.StoreDir, a)
+	if !ok {
+		return false
+	}
+	rb, ok := resolveInStore(c.StoreDir, b)
+	return ok && ra == rb
+}
 
 // readDir lists the directory p leads to inside the store.
 func (c Customisation) readDir(p string) ([]os.DirEntry, error) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -304,4 +305,55 @@ func TestCustomisationWorkdir(t *testing.T) {
 	always.Dirs = append(always.Dirs[:1:1], Dir{Path: "srv/work", Mode: 0o755, UID: 1000, GID: 1001})
 	assert.Check(t, CustomisationKey(c) != CustomisationKey(always))
 	assert.Check(t, CustomisationKey(c) != CustomisationKey(base))
+}
+
+// One package given twice (an alias beside its target: python3 and
+// python312), or a package whose directory leads where another's does,
+// joins as once: no collision of a file with itself, no directory
+// unfolded into a link per file, the same layer.
+func TestCustomisationSamePackageTwice(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "store")
+	mk := func(p string) string {
+		p = filepath.Join(store, p)
+		assert.NilError(t, os.MkdirAll(p, 0o755))
+		return p
+	}
+	py := mk("aaa-python")
+	mk("aaa-python/bin")
+	for _, f := range []string{"bin/python3", "bin/pip"} {
+		assert.NilError(t, os.WriteFile(filepath.Join(py, f), []byte(f), 0o755))
+	}
+	wrap := mk("bbb-wrapper")
+	assert.NilError(t, os.Symlink(filepath.Join(py, "bin"), filepath.Join(wrap, "bin")))
+	// A third whose bin is joined with the first's, and links to the
+	// first's python3: the same file, no collision.
+	tool := mk("ccc-tool")
+	mk("ccc-tool/bin")
+	assert.NilError(t, os.WriteFile(filepath.Join(tool, "bin", "tool"), nil, 0o755))
+	assert.NilError(t, os.Symlink(filepath.Join(py, "bin", "python3"), filepath.Join(tool, "bin", "python3")))
+
+	pack := func(pkgs ...string) ([]string, []byte) {
+		var collisions []string
+		var buf bytes.Buffer
+		_, err := PackCustomisation(&buf, Customisation{Packages: pkgs, OnCollision: func(name, _, _ string) {
+			collisions = append(collisions, name)
+		}}, Options{})
+		assert.NilError(t, err)
+		return collisions, buf.Bytes()
+	}
+	collisions, _ := pack(py, tool, wrap)
+	assert.Check(t, is.Len(collisions, 0), "%v", collisions)
+	_, once := pack(py)
+	for _, pkgs := range [][]string{{py, py}, {py, wrap}} {
+		collisions, got := pack(pkgs...)
+		assert.Check(t, is.Len(collisions, 0), "%v: %v", pkgs, collisions)
+		var names []string
+		for _, e := range readBack(t, got) {
+			names = append(names, e.Name)
+		}
+		assert.Check(t, !slices.Contains(names, "bin/python3"), "%v: bin unfolded: %v", pkgs, names)
+		if pkgs[1] == py {
+			assert.Check(t, bytes.Equal(got, once), "%v: not the layer of one", pkgs)
+		}
+	}
 }
