@@ -197,6 +197,11 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 		s.metrics.running.Inc()
 		s.gc.RLock()
 		d, err = s.builder(ctx, img)
+		if err == nil {
+			// Known as kept before a prune waiting for the lock runs:
+			// it would drop an image it does not know of.
+			s.keep(img.key, d)
+		}
 		s.gc.RUnlock()
 		s.metrics.running.Dec()
 		if err != nil && s.life.Err() != nil {
@@ -219,7 +224,6 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 			s.fail(img.key, err)
 			return nil, err
 		}
-		s.keep(img.key, d)
 		s.prune()
 		return flight{d, false}, nil
 	})
@@ -273,10 +277,17 @@ func (s *Server) keep(key string, d v1.Hash) {
 	delete(s.failed, key)
 }
 
-// useLocked records that key's manifest is served now; s.mu is held.
+// useLocked records that key's manifest is served now; s.mu is held. The
+// store dates it too (a file's time: microseconds), at most once a minute
+// per image, for the next start to know the order of pulls.
 func (s *Server) useLocked(key string) {
 	s.clock++
 	s.used[key] = s.clock
+	if time.Since(s.servedAt[key]) >= time.Minute {
+		if d, ok := s.built[key]; ok {
+			s.store.pulled(d)
+		}
+	}
 	s.servedAt[key] = time.Now()
 }
 

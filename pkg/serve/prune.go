@@ -1,6 +1,10 @@
 package serve
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // Pruning removes blobs, which a running build may be reusing or
 // writing, so it runs under the gc lock alone. After a build, prune asks
@@ -146,4 +150,26 @@ func (s *Server) over() bool {
 		return true
 	}
 	return s.o.MaxBytes > 0 && s.store.size() > s.o.MaxBytes
+}
+
+// recallPulls orders the images kept by when the store last recorded a
+// pull of each (the oldest first; by key where it keeps none), so that
+// pruning after a restart drops those pulled least recently, as before it.
+func (s *Server) recallPulls() {
+	keys := make([]string, 0, len(s.built))
+	at := map[string]time.Time{}
+	for k, d := range s.built {
+		keys = append(keys, k)
+		at[k] = s.store.pulledAt(d)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := at[a].Compare(at[b]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	for _, k := range keys {
+		s.clock++
+		s.used[k] = s.clock
+	}
 }

@@ -240,10 +240,12 @@ func (s *Server) manifestBlob(w http.ResponseWriter, r *http.Request, digest str
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)
 		return
 	}
+	// Protected from pruning before it is read: its client fetches the
+	// blobs it names next.
+	s.touch(d)
 	raw, err := s.store.manifest(r.Context(), d)
 	switch {
 	case err == nil:
-		s.touch(d)
 		serveManifest(w, r, d, raw, true)
 	case gone(err):
 		writeError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+digest)

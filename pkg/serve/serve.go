@@ -193,6 +193,7 @@ func New(o Options) (*Server, error) {
 	if s.built, err = s.store.load(); err != nil {
 		return nil, err
 	}
+	s.recallPulls()
 	s.life, s.end = context.WithCancel(context.Background())
 	if s.o.MaxImages > 0 || s.o.MaxBytes > 0 {
 		s.pruneNow() // bounds lowered since the last start apply now

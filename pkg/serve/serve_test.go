@@ -970,3 +970,95 @@ func TestServeNixStoreFailureIsOurs(t *testing.T) {
 		}
 	}
 }
+
+// An image just built is known as kept before a prune waiting for the
+// builds to end runs: the prune does not drop it from the storage while
+// the server lists it, which would build it again on its next pull.
+func TestServePruneAfterBuildKeepsIt(t *testing.T) {
+	for round := range 20 {
+		storage := t.TempDir()
+		s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+		assert.NilError(t, err)
+		for _, name := range []string{"a", "b"} {
+			stored(t, s, storage, name)
+		}
+		s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+		assert.NilError(t, err)
+		s.o.MaxImages = 1 // a and b are over it: the next prune drops one
+		var builds atomic.Int32
+		pruned := make(chan struct{})
+		s.builder = func(context.Context, request) (v1.Hash, error) {
+			builds.Add(1)
+			idx := stored(t, s, storage, "c")
+			go func() { s.pruneNow(); close(pruned) }() // waits for this build
+			time.Sleep(10 * time.Millisecond)
+			return idx.Digest()
+		}
+		res, body := get(t, s, http.MethodGet, "/v2/c/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK, body)
+		<-pruned
+		res, body = get(t, s, http.MethodGet, "/v2/c/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK, body)
+		assert.Equal(t, builds.Load(), int32(1), "round %d: c was pruned as it was built, and built again", round)
+	}
+}
+
+// readThenPrune is a store in which reading one manifest lets a prune
+// round run before the manifest is served.
+type readThenPrune struct {
+	store
+	d       v1.Hash
+	pruneBy func()
+}
+
+func (r readThenPrune) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
+	raw, err := r.store.manifest(ctx, d)
+	if d == r.d {
+		r.pruneBy()
+	}
+	return raw, err
+}
+
+// An image pulled by digest is protected from pruning as its manifest is
+// read, not after: a prune between the two would drop the blobs and
+// manifests its client asks for next.
+func TestServeDigestPullProtected(t *testing.T) {
+	storage := threeStored(t)
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	for _, name := range []string{"a", "b"} {
+		res, body := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	}
+	c, ok := s.built[resolved(t, s, "c").key]
+	assert.Assert(t, ok)
+	s.o.MaxImages = 2 // one of a, b, c is over: c, pulled least recently
+	s.store = readThenPrune{store: s.store, d: c, pruneBy: s.pruneNow}
+
+	res, body := get(t, s, http.MethodGet, "/v2/x/manifests/"+c.String())
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	im, err := v1.ParseIndexManifest(strings.NewReader(body))
+	assert.NilError(t, err)
+	res, body = get(t, s, http.MethodGet, "/v2/x/manifests/"+im.Manifests[0].Digest.String())
+	assert.Equal(t, res.StatusCode, http.StatusOK, "the image served was pruned: %s", body)
+}
+
+// A restart keeps the order in which the images were pulled: the first
+// prune after it drops the one pulled least recently, not the first by
+// name.
+func TestServeRecencySurvivesRestart(t *testing.T) {
+	storage := threeStored(t)
+	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	for _, name := range []string{"b", "a", "c"} {
+		res, body := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
+		assert.Equal(t, res.StatusCode, http.StatusOK, body)
+		time.Sleep(5 * time.Millisecond) // file times a step apart
+	}
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 2})
+	assert.NilError(t, err)
+	_, a := s.built[resolved(t, s, "a").key]
+	_, b := s.built[resolved(t, s, "b").key]
+	_, c := s.built[resolved(t, s, "c").key]
+	assert.Check(t, a && c && !b, "kept a %v, b %v, c %v: b was pulled least recently", a, b, c)
+}

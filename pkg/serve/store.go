@@ -47,6 +47,11 @@ type store interface {
 	prune(keep func(key string) bool) (int, error)
 	// size is the bytes of the blobs kept (0 where it is not known).
 	size() int64
+	// pulled records that the image index was pulled now, and pulledAt
+	// when it was last recorded (zero where the store does not keep it):
+	// a restart keeps the order in which the images were pulled.
+	pulled(index v1.Hash)
+	pulledAt(index v1.Hash) time.Time
 }
 
 // layoutStore keeps the images in an OCI layout.
@@ -140,6 +145,20 @@ func (l layoutStore) size() int64 {
 		}
 	}
 	return n
+}
+
+// pulled dates the index blob: its mtime is the last pull recorded.
+func (l layoutStore) pulled(index v1.Hash) {
+	now := time.Now()
+	_ = os.Chtimes(l.blobPath(index), now, now) // a storage turned read-only keeps the last order
+}
+
+func (l layoutStore) pulledAt(index v1.Hash) time.Time {
+	info, err := os.Stat(l.blobPath(index))
+	if err != nil {
+		return time.Time{}
+	}
+	return info.ModTime()
 }
 
 func (l layoutStore) blobPath(digest v1.Hash) string {
@@ -242,6 +261,11 @@ func (s *registryStore) serveBlob(w http.ResponseWriter, r *http.Request, digest
 }
 
 func (*registryStore) size() int64 { return 0 }
+
+// A registry storage is not pruned by the server: the order of pulls is
+// not kept.
+func (*registryStore) pulled(v1.Hash)             {}
+func (*registryStore) pulledAt(v1.Hash) time.Time { return time.Time{} }
 
 func (s *registryStore) prune(func(string) bool) (int, error) {
 	return 0, errors.New("a registry storage is pruned by the registry's own garbage collection")
