@@ -115,13 +115,20 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 	res := pushed(t, digest, nil)
 	var copies *mergedIndex
 	var refs Attachments
+	var others []*Registry
 	if push && len(targets) > 1 {
+		others = otherRegistries(t, targets[1:], o)
+		defer func() {
+			for _, r := range others {
+				r.Close()
+			}
+		}()
 		// All that is copied is read, and every repository checked,
 		// before any tag moves.
 		if copies, refs, err = readSource(ctx, t, l, raw, im, o); err != nil {
 			return nil, err
 		}
-		if err := checkOthers(ctx, targets[1:], o); err != nil {
+		if err := checkOthers(ctx, others); err != nil {
 			return nil, err
 		}
 	}
@@ -143,7 +150,7 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 	if len(targets) > 1 {
 		res.Repositories = []RepositoryResult{{Image: res.Image, Reference: res.Reference, Tags: res.Tags}}
 		if push {
-			more, err := copyMerged(ctx, t, copies, refs, targets[1:], o)
+			more, err := copyMerged(ctx, t, copies, refs, others)
 			if err != nil {
 				return nil, err
 			}
@@ -164,9 +171,10 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 // is written, whether it answers and takes this login's pushes (as a
 // build checks each of its repositories): a login missing for one fails
 // the merge before any tag moves.
-func checkOthers(ctx context.Context, others []Target, o Options) error {
-	for _, t := range others {
-		if err := NewRegistry(t, o).Check(ctx); err != nil {
+func checkOthers(ctx context.Context, others []*Registry) error {
+	for _, r := range others {
+		if err := r.Check(ctx); err != nil {
+			t := r.Target()
 			msg := err.Error()
 			if !strings.Contains(msg, t.Repo.String()) {
 				msg = t.Repo.String() + ": " + msg
@@ -179,7 +187,8 @@ func checkOthers(ctx context.Context, others []Target, o Options) error {
 
 // mergeRead is what a merge read: the platform manifests, the index
 // annotations the images agree on, each platform manifest's layers (none
-// uploaded: a merge sends no blob), and a warning line for each index
+// uploaded to the source: a merge sends it none; the copies into other
+// repositories are not counted), and a warning line for each index
 // annotation they disagree on.
 type mergeRead struct {
 	manifests   []v1.Descriptor

@@ -23,27 +23,47 @@ import (
 // copyMerged puts the merged index (raw, im) into each of others, the
 // repositories the tags name besides src, where the per-platform images
 // are, in turn: first every platform manifest with its config and layers
-// (mounted from src on src's registry, else read from src and uploaded)
-// and the referrers of each, then the index under the target's tags. A
-// failure stops at the repository it happened in, and says which tags
-// moved: src's, and those of the repositories done before it.
-// idx and refs are readSource's.
-func copyMerged(ctx context.Context, src Target, idx *mergedIndex, refs Attachments, others []Target, o Options) ([]RepositoryResult, error) {
+// (mounted from the first repository of its registry that holds them, else
+// read from src and uploaded: see otherRegistries) and the referrers of
+// each, then the index under the target's tags. A failure stops at the
+// repository it happened in, and says which tags moved: src's, and those
+// of the repositories done before it. idx and refs are readSource's.
+func copyMerged(ctx context.Context, src Target, idx *mergedIndex, refs Attachments, others []*Registry) ([]RepositoryResult, error) {
 	var out []RepositoryResult
 	done := []Target{src}
-	for i, t := range others {
-		opts := o
-		opts.mountFrom = &src.Repo // used on src's registry only
-		reg := NewRegistry(t, opts)
+	for i, reg := range others {
 		res, err := reg.write(ctx, idx, refs)
-		reg.Close()
 		if err != nil {
-			return nil, copyFailure(err, reg, done, others[i:])
+			var rest []Target
+			for _, r := range others[i:] {
+				rest = append(rest, r.Target())
+			}
+			return nil, copyFailure(err, reg, done, rest)
 		}
 		out = append(out, RepositoryResult{Image: res.Image, Reference: res.Reference, Tags: res.Tags})
-		done = append(done, t)
+		done = append(done, reg.Target())
 	}
 	return out, nil
+}
+
+// otherRegistries are the repositories besides src as a merge writes
+// them, in turn: each mounts the blobs from the first repository of its
+// registry that holds them, src's or the first other one there (written
+// before it), as a build's do; on a registry of its own, each blob is
+// read from src.
+func otherRegistries(src Target, others []Target, o Options) []*Registry {
+	holder := map[string]*name.Repository{src.Repo.RegistryStr(): &src.Repo}
+	var regs []*Registry
+	for i, t := range others {
+		opts := o
+		host := t.Repo.RegistryStr()
+		opts.mountFrom = holder[host]
+		if holder[host] == nil {
+			holder[host] = &others[i].Repo
+		}
+		regs = append(regs, NewRegistry(t, opts))
+	}
+	return regs
 }
 
 // readSource reads from src, bounded and checked against their digests,
@@ -84,6 +104,14 @@ func readSource(ctx context.Context, src Target, l registry.Login, raw []byte, i
 			img, err := sourceManifest(rctx, ctx, rd, src, r.Digest)
 			if err != nil {
 				return nil, nil, failed(fmt.Sprintf("the referrer %s of the %s image %s", r.Digest, PlatformName(*m.Platform), m.Digest), err)
+			}
+			// A referrers list is no digest's: only a manifest whose own
+			// subject is this image is copied as its referrer.
+			if rm, err := img.Manifest(); err != nil || rm.Subject == nil || rm.Subject.Digest != m.Digest {
+				if o.OnWarning != nil {
+					o.OnWarning(fmt.Sprintf("warning: %s, listed in %s as a referrer of %s, does not name that image as its subject: not copied", r.Digest, src.Repo, m.Digest))
+				}
+				continue
 			}
 			refs[m.Digest] = append(refs[m.Digest], img)
 		}

@@ -5,6 +5,7 @@ package publish
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -301,5 +303,89 @@ func TestMergeIntoOtherRepositoryReadsFirst(t *testing.T) {
 		assert.NilError(t, err)
 		_, err = remote.Head(r, remote.WithAuthFromKeychain(noCreds))
 		assert.Check(t, err != nil, "%s was written", tag)
+	}
+}
+
+// A referrers list is no digest's: a referrer the source lists under an
+// image whose subject is another image is not copied as the first one's
+// (a warning says so), while the right ones are.
+func TestMergeCopiesOnlyTrueReferrers(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	reg1, reg2 := testenv.StartRegistry(t), testenv.StartRegistry(t)
+	a, c := reg1+"/merge/a", reg2+"/merge/c"
+	amd, amdSBOM := pushWithReferrer(t, a, linuxAMD)
+	arm, armSBOM := pushWithReferrer(t, a, linuxARM)
+
+	// a's fallback tag for amd64 lists arm64's SBOM too.
+	amdHash, err := v1.NewHash(amd)
+	assert.NilError(t, err)
+	listed, _, err := readerOf(t, a).Referrers(context.Background(), amdHash)
+	assert.NilError(t, err)
+	armDesc, err := partial.Descriptor(readImage(t, a+"@"+armSBOM))
+	assert.NilError(t, err)
+	listed.Manifests = append(listed.Manifests, *armDesc)
+	raw, err := json.Marshal(listed)
+	assert.NilError(t, err)
+	fallback, err := name.NewTag(a+":sha256-"+amdHash.Hex, name.Insecure)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.Put(fallback, putAsIs{raw}, remote.WithAuthFromKeychain(noCreds)))
+
+	targets, err := NewTargets("", []string{a + ":v1", c + ":v1"}, false)
+	assert.NilError(t, err)
+	var warnings []string
+	o := anonMerge
+	o.OnWarning = func(w string) { warnings = append(warnings, w) }
+	_, err = MergeTo(context.Background(), targets, []string{amd, arm}, o)
+	assert.NilError(t, err)
+	got, _, err := readerOf(t, c).Referrers(context.Background(), amdHash)
+	assert.NilError(t, err)
+	var digests []string
+	for _, m := range got.Manifests {
+		digests = append(digests, m.Digest.String())
+	}
+	assert.DeepEqual(t, digests, []string{amdSBOM})
+	assert.Assert(t, is.Len(warnings, 1), "%v", warnings)
+	assert.Check(t, is.Contains(warnings[0], armSBOM))
+}
+
+// putAsIs is an index manifest put as it is.
+type putAsIs struct{ raw []byte }
+
+func (r putAsIs) RawManifest() ([]byte, error)        { return r.raw, nil }
+func (r putAsIs) MediaType() (types.MediaType, error) { return types.OCIImageIndex, nil }
+
+// Two repositories on a registry other than the source's: the first is
+// sent the blobs, the second mounts them from it (as a build's do), and
+// each blob is read from the source once.
+func TestMergeMountsFromTheFirstCopy(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	var log1, log2 requestLog
+	reg1 := proxyTo(t, testenv.StartRegistry(t), &log1, nil)
+	reg2 := proxyTo(t, testenv.StartRegistry(t), &log2, nil)
+	a, c, d := reg1+"/merge/a", reg2+"/merge/c", reg2+"/merge/d"
+	amd, _ := pushWithReferrer(t, a, linuxAMD)
+	arm, _ := pushWithReferrer(t, a, linuxARM)
+	log1.reqs, log2.reqs = nil, nil
+	targets, err := NewTargets("", []string{a + ":v1", c + ":v1", d + ":v1"}, false)
+	assert.NilError(t, err)
+	res, err := MergeTo(context.Background(), targets, []string{amd, arm}, anonMerge)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(headDigest(t, d+":v1"), res.Digest))
+	gets := map[string]int{}
+	for _, r := range log1.list() {
+		gets[r]++
+	}
+	for _, img := range []string{amd, arm} {
+		layers, err := readImage(t, a+"@"+img).Layers()
+		assert.NilError(t, err)
+		for _, l := range layers {
+			d, err := l.Digest()
+			assert.NilError(t, err)
+			n := gets["GET /v2/merge/a/blobs/"+d.String()]
+			assert.Check(t, n == 1, "layer %s read %d times", d, n)
+		}
+	}
+	for _, r := range log2.list() {
+		assert.Check(t, !strings.HasPrefix(r, "PATCH /v2/merge/d/blobs/uploads/"), "a blob was uploaded to d, not mounted from c: %s", r)
 	}
 }
