@@ -60,6 +60,31 @@ jobs:
         run: echo "pushed $IMAGE"
         env:
           IMAGE: ${{ steps.image.outputs.image }}
+      - name: Build amd64 by digest
+        id: amd64
+        uses: org/nixery-action@v1
+        with:
+          packages: .#greet
+          platforms: linux/amd64
+          image: %MERGED%
+          push-by-digest: true
+          nixpkgs: %NIXPKGS%
+      - name: Build arm64 by digest
+        id: arm64
+        uses: org/nixery-action@v1
+        with:
+          packages: .#greet
+          platforms: linux/arm64
+          image: %MERGED%
+          push-by-digest: true
+          nixpkgs: %NIXPKGS%
+      - name: Merge into both registries
+        uses: org/nixery-action@v1
+        with:
+          image: %MERGED%
+          tags: |
+            %MERGED_TAGS%
+          merge-digests: ${{ steps.amd64.outputs.digest }},${{ steps.arm64.outputs.digest }}
 `
 
 // TestActionUnderAct runs the action with nektos/act, a runner others
@@ -68,7 +93,9 @@ jobs:
 // Nix does not read as a flake reference). The image it pushes runs the
 // app as its user, on both platforms, tagged with the commit; the same
 // index is in the second registry under metadata-action's tags, and the
-// labels and annotations are where build-push-action would put them.
+// labels and annotations are where build-push-action would put them. The
+// same workflow then builds each platform by digest and merges the two
+// into both registries (metadata-action's tags), as a scaled-out one does.
 func TestActionUnderAct(t *testing.T) {
 	testenv.Require(t, "nix", "git", "go", "docker-registry", "skopeo")
 	act := strings.TrimSpace(run(t, repoRoot(t), nil, filepath.Join(repoRoot(t), "scripts", "act-install.sh")))
@@ -85,7 +112,8 @@ func TestActionUnderAct(t *testing.T) {
 	copyDir(t, filepath.Join(repoRoot(t), "testdata", "app"), app)
 	workflow := strings.NewReplacer("%NIX_CONFIG%", strings.ReplaceAll(strings.TrimSpace(testenv.NixConfig), "\n", "\n        "), "%CHECKOUT%", app, "%IMAGE%", host+"/team/greet", "%NIXPKGS%", standIn,
 		"%DOCKER_CONFIG%", dockerConfig, "%TAGS%", block(testenv.MetadataActionTags(host+"/team/greet", locked+"/team/greet")),
-		"%LABELS%", block(testenv.MetadataActionLabels()), "%ANNOTATIONS%", block(testenv.MetadataActionAnnotations("manifest", "index"))).Replace(imageWorkflow)
+		"%LABELS%", block(testenv.MetadataActionLabels()), "%ANNOTATIONS%", block(testenv.MetadataActionAnnotations("manifest", "index")),
+		"%MERGED%", host+"/team/merged", "%MERGED_TAGS%", block(testenv.MetadataActionTags(host+"/team/merged", locked+"/team/merged"))).Replace(imageWorkflow)
 	var parsed map[string]any
 	assert.NilError(t, yaml.Unmarshal([]byte(workflow), &parsed), workflow)
 	assert.NilError(t, os.MkdirAll(filepath.Join(app, ".github", "workflows"), 0o755))
@@ -132,6 +160,28 @@ func TestActionUnderAct(t *testing.T) {
 		got := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--creds", user+":"+password, "--raw", "docker://"+ref)
 		assert.Check(t, got == raw, "%s holds another index", ref)
 	}
+	// Scaled out: each platform pushed by digest, then one merge puts the
+	// same index, with the images and their SBOMs, in both registries.
+	var merged string
+	for _, ref := range testenv.MetadataActionTags(host+"/team/merged", locked+"/team/merged") {
+		got := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--creds", user+":"+password, "--raw", "docker://"+ref)
+		if merged == "" {
+			merged = got
+		}
+		assert.Check(t, got == merged, "%s holds another index", ref)
+	}
+	var mi struct {
+		Manifests []struct{ Digest string } `json:"manifests"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(merged), &mi), merged)
+	assert.Assert(t, is.Len(mi.Manifests, 2), merged)
+	for _, m := range mi.Manifests {
+		// The other registry has no referrers API: the fallback tag lists the SBOM.
+		fallback := "docker://" + locked + "/team/merged:" + strings.Replace(m.Digest, ":", "-", 1)
+		refs := run(t, "", nil, "skopeo", "inspect", "--tls-verify=false", "--creds", user+":"+password, "--raw", fallback)
+		assert.Check(t, strings.Contains(refs, "application/vnd.cyclonedx+json"), "%s lists no SBOM: %s", fallback, refs)
+	}
+
 	want := map[string]string{}
 	for _, l := range testenv.MetadataActionLabels() {
 		k, v, _ := strings.Cut(l, "=")
