@@ -398,15 +398,18 @@ func (c Customisation) storePath(p string) string {
 // does, but only inside the store.
 func (c Customisation) isDir(p string) bool { return c.dir(p) != "" }
 
-// same tells whether a and b lead to one path inside the store, as
+// same tells whether a and b lead to one path inside the store, or are
+// links to one absolute path out of it (/run/wrappers/bin/sudo), as
 // buildEnv takes two links to one file for one.
 func (c Customisation) same(a, b string) bool {
-	ra, ok := resolveInStore(c.StoreDir, a)
-	if !ok {
-		return false
+	ra, okA := resolveInStore(c.StoreDir, a)
+	rb, okB := resolveInStore(c.StoreDir, b)
+	if okA && okB {
+		return ra == rb
 	}
-	rb, ok := resolveInStore(c.StoreDir, b)
-	return ok && ra == rb
+	ta, errA := os.Readlink(a)
+	tb, errB := os.Readlink(b)
+	return errA == nil && errB == nil && path.IsAbs(ta) && ta == tb
 }
 
 // readDir lists the directory p leads to inside the store.

@@ -343,6 +343,15 @@ func TestCustomisationSamePackageTwice(t *testing.T) {
 	}
 	collisions, _ := pack(py, tool, wrap)
 	assert.Check(t, is.Len(collisions, 0), "%v", collisions)
+	// Two packages' links to one file out of the store are one file too;
+	// two different files at one path still collide.
+	s1, s2 := mk("ddd-sudo-a/bin"), mk("eee-sudo-b/bin")
+	for _, d := range []string{s1, s2} {
+		assert.NilError(t, os.Symlink("/run/wrappers/bin/sudo", filepath.Join(d, "sudo")))
+	}
+	assert.NilError(t, os.WriteFile(filepath.Join(s2, "tool"), []byte("other"), 0o755))
+	collisions, _ = pack(filepath.Dir(s1), filepath.Dir(s2), tool)
+	assert.Check(t, is.DeepEqual(collisions, []string{"bin/tool"}))
 	_, once := pack(py)
 	for _, pkgs := range [][]string{{py, py}, {py, wrap}} {
 		collisions, got := pack(pkgs...)

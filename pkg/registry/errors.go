@@ -257,6 +257,12 @@ func Transient(err error) bool {
 		return terr.StatusCode == http.StatusNotFound &&
 			(hasCode(terr, transport.BlobUploadUnknownErrorCode) || hasCode(terr, transport.BlobUploadInvalidErrorCode))
 	}
+	var silent *silentError
+	if errors.As(err, &silent) {
+		// Taken whole, and no answer: sending a stream again would
+		// cost its whole upload for the same silence.
+		return false
+	}
 	return retryable(err) || errors.Is(err, errTruncated)
 }
 

@@ -109,6 +109,9 @@ func TestStoppedAnsweringExplained(t *testing.T) {
 	_, err = rt.RoundTrip(req)
 	assert.Assert(t, err != nil)
 	assert.Check(t, is.Equal(puts.Load(), int32(2)), "tried again as a timeout")
+	// A stream (a blob's upload) is not sent again whole for a silence.
+	assert.Check(t, !Transient(err), "a silence is transient for a stream")
+	assert.Check(t, Transient(&stallError{host: "h", idle: time.Second}), "a stall is not")
 	got := explain(err, repo, Login{})
 	assert.Check(t, is.ErrorContains(got, "stopped answering (no answer within 300ms)"))
 	assert.Check(t, !strings.Contains(got.Error(), "cannot reach"), "%v", got)

@@ -163,10 +163,14 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 	// the store (another server may have built it), else builds.
 	ch := s.flight.DoChan(img.key, func() (any, error) {
 		lookup, cancel := context.WithTimeout(s.life, s.o.Timeout)
+		s.gc.RLock() // kept before a prune can drop what another server wrote
 		d, ok := s.store.lookup(lookup, img.key)
-		cancel()
 		if ok {
 			s.keep(img.key, d)
+		}
+		s.gc.RUnlock()
+		cancel()
+		if ok {
 			return flight{d, true}, nil
 		}
 		// Close waits for the builds and for the flights waiting for a
@@ -283,10 +287,9 @@ func (s *Server) keep(key string, d v1.Hash) {
 func (s *Server) useLocked(key string) {
 	s.clock++
 	s.used[key] = s.clock
-	if time.Since(s.servedAt[key]) >= time.Minute {
-		if d, ok := s.built[key]; ok {
-			s.store.pulled(d)
-		}
+	if d, ok := s.built[key]; ok && time.Since(s.recorded[d]) >= time.Minute {
+		s.store.pulled(d)
+		s.recorded[d] = time.Now()
 	}
 	s.servedAt[key] = time.Now()
 }
@@ -304,6 +307,7 @@ func (s *Server) dropLocked(key string) {
 	delete(s.built, key)
 	delete(s.used, key)
 	delete(s.servedAt, key)
+	delete(s.recorded, d)
 	for child, idx := range s.served {
 		if idx == d {
 			delete(s.served, child)

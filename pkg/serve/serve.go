@@ -85,7 +85,10 @@ type Server struct {
 	mu    sync.Mutex
 	built map[string]v1.Hash // key (a tag in the storage layout) → index digest
 	used  map[string]int64   // key → when last pulled (a counter)
-	clock int64
+	// recorded is when the store last dated each index's pull (at most
+	// once a minute: see useLocked).
+	recorded map[v1.Hash]time.Time
+	clock    int64
 	// servedAt is when a manifest of each image was last served: a
 	// client that has it goes on to fetch its blobs (see servedGrace).
 	servedAt map[string]time.Time
@@ -165,7 +168,7 @@ func New(o Options) (*Server, error) {
 	if o.Lock == nil {
 		o.Lock = nixLock(o)
 	}
-	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, servedAt: map[string]time.Time{}, grace: servedGrace, stall: stallLimit, failed: map[string]failure{}, locks: map[string]lockEntry{}, relocking: map[string]time.Time{}, relockWait: relockWait, secrets: secrets, metrics: newMetrics(),
+	s := &Server{o: o, slots: semaphore.NewWeighted(int64(o.Builds)), used: map[string]int64{}, recorded: map[v1.Hash]time.Time{}, servedAt: map[string]time.Time{}, grace: servedGrace, stall: stallLimit, failed: map[string]failure{}, locks: map[string]lockEntry{}, relocking: map[string]time.Time{}, relockWait: relockWait, secrets: secrets, metrics: newMetrics(),
 		served: map[v1.Hash]v1.Hash{}, pruneAsked: make(chan struct{}, 1), pruneWait: pruneWait}
 	s.builder = s.build
 	dir, repo, err := parseStorage(o.Storage, o.Insecure)
