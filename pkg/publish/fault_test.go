@@ -94,7 +94,7 @@ func TestMergeThroughFaults(t *testing.T) {
 				checkAttached(t, registry, "faults/merge", refs)
 				digests = append(digests, res.Digest)
 			}
-			_, err := Merge(ctx, mustTarget(t, proxy.Host+"/faults/merge", tag), digests, faultOptions)
+			_, err := mergeOne(ctx, mustTarget(t, proxy.Host+"/faults/merge", tag), digests, faultOptions)
 			return err
 		}()
 		if err == nil {
@@ -283,7 +283,7 @@ func TestMergeBlobUnchecked(t *testing.T) {
 	defer proxy.Close()
 	host := strings.TrimPrefix(proxy.URL, "http://")
 	o := Options{Options: registry.Options{Backoff: remote.Backoff{Duration: time.Millisecond, Steps: 3}}}
-	_, err = Merge(context.Background(), mustTarget(t, host+"/unchecked/app", "merged"), digests, o)
+	_, err = mergeOne(context.Background(), mustTarget(t, host+"/unchecked/app", "merged"), digests, o)
 	assert.ErrorContains(t, err, "could not check that "+host+"/unchecked/app holds the ")
 	assert.ErrorContains(t, err, "(the registry answered 503 Service Unavailable): run the merge again")
 	assert.Check(t, !strings.Contains(err.Error(), "\n"), "unclear error: %q", err)

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -141,4 +142,14 @@ func checkNothingUploaded(t *testing.T, res *Result) {
 			assert.Check(t, !l.Uploaded, "%s layer %s uploaded again", m.Platform, l.Digest)
 		}
 	}
+}
+
+// mergeOne merges digests into t alone (Merge with one target).
+func mergeOne(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
+	return Merge(ctx, []Target{t}, digests, o, true)
+}
+
+// mergeOneUnpushed is mergeOne writing nothing.
+func mergeOneUnpushed(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
+	return Merge(ctx, []Target{t}, digests, o, false)
 }

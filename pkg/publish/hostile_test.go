@@ -124,7 +124,7 @@ func TestRedirectLoop(t *testing.T) {
 	assert.ErrorContains(t, err, "redirected more than 10 times")
 	assert.Assert(t, reg.Requests()-start <= 20*(registry.MaxRedirects+2), "%d requests", reg.Requests()-start)
 
-	_, err = Merge(ctx, mustTarget(t, reg.Host+"/loop/img", "all"), []string{"sha256:" + strings.Repeat("0", 64)},
+	_, err = mergeOne(ctx, mustTarget(t, reg.Host+"/loop/img", "all"), []string{"sha256:" + strings.Repeat("0", 64)},
 		Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}, Backoff: fastBackoff}})
 	assert.ErrorContains(t, err, "redirect")
 }
@@ -213,7 +213,7 @@ func TestRegistryErrorsStayOneLine(t *testing.T) {
 	assert.Assert(t, !strings.ContainsAny(notes[0].String(), "\r\n"), notes[0].String())
 	assert.Assert(t, is.Contains(notes[0].String(), "::set-output"), notes[0].String()) // kept, but inline
 
-	_, err := Merge(ctx, mustTarget(t, reg.Host+"/x/img", "v1"), []string{"sha256:" + strings.Repeat("1", 64)},
+	_, err := mergeOne(ctx, mustTarget(t, reg.Host+"/x/img", "v1"), []string{"sha256:" + strings.Repeat("1", 64)},
 		Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}, Backoff: fastBackoff}})
 	assert.Assert(t, err != nil)
 	assert.Assert(t, !strings.ContainsAny(err.Error(), "\r\n"), err.Error())
@@ -224,7 +224,7 @@ func TestRegistryErrorsStayOneLine(t *testing.T) {
 func TestRegistryErrorRedactedKeepsCause(t *testing.T) {
 	const password = "p4ssw0rd-echoed"
 	reg := testenv.StartHostile(t, hostile.Behaviour{RequireAuth: true, ErrorMessage: "bad login alice:" + password})
-	_, err := Merge(context.Background(), mustTarget(t, reg.Host+"/x/img", "v1"), []string{"sha256:" + strings.Repeat("1", 64)},
+	_, err := mergeOne(context.Background(), mustTarget(t, reg.Host+"/x/img", "v1"), []string{"sha256:" + strings.Repeat("1", 64)},
 		Options{Options: registry.Options{Credentials: registry.Credentials{Username: "alice", Password: password, Registry: reg.Host, Keychain: noCreds}, Backoff: fastBackoff}})
 	assert.Assert(t, err != nil)
 	assert.Assert(t, !strings.Contains(err.Error(), password), err.Error())
@@ -275,7 +275,7 @@ func TestRegistryErrorsEscaped(t *testing.T) {
 	_, notes := cache.Read(ctx, []name.Reference{ref(t, reg.Host+"/x/img:v1")}, opts.Options)
 	assert.Assert(t, len(notes) > 0)
 	clean("cache note", notes[0].String())
-	_, err := Merge(ctx, mustTarget(t, reg.Host+"/x/img", "v1"), []string{"sha256:" + strings.Repeat("1", 64)}, opts)
+	_, err := mergeOne(ctx, mustTarget(t, reg.Host+"/x/img", "v1"), []string{"sha256:" + strings.Repeat("1", 64)}, opts)
 	assert.Assert(t, err != nil)
 	clean("merge", err.Error())
 	_, err = Push(ctx, mustTarget(t, reg.Host+"/x/img", "v1"), cachedIndex(t, "escaped"), opts)

@@ -23,38 +23,18 @@ import (
 )
 
 // Merge puts one index over images that per-platform jobs pushed by digest
-// to t.Repo, under t's tags. Each digest may name an index (what a build
-// pushes without tags) or a single image; indexes are flattened to their
-// platform manifests. Index annotations the inputs agree on are kept, so
-// the result is byte-identical to one build of all the platforms.
-func Merge(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
-	return MergeTo(ctx, []Target{t}, digests, o)
-}
-
-// MergeUnpushed reads the images as Merge does and makes their index, but
-// writes nothing: no manifest, no tag. Its Result says where the index
-// would have gone (Pushed is false).
-func MergeUnpushed(ctx context.Context, t Target, digests []string, o Options) (*Result, error) {
-	return MergeToUnpushed(ctx, []Target{t}, digests, o)
-}
-
-// MergeTo is Merge into several repositories (NewTargets makes them from
-// full references in the tags): the first is where the per-platform
-// images are, and gets the index as Merge puts it; each other one first
-// gets a copy of every platform image and its referrers, then the same
-// index under its own tags. The Result is the first repository's, with
-// every repository listed in Repositories, as a build's is.
-func MergeTo(ctx context.Context, targets []Target, digests []string, o Options) (*Result, error) {
-	return mergeTo(ctx, targets, digests, o, true)
-}
-
-// MergeToUnpushed is MergeUnpushed for MergeTo's targets: nothing is
-// copied or written.
-func MergeToUnpushed(ctx context.Context, targets []Target, digests []string, o Options) (*Result, error) {
-	return mergeTo(ctx, targets, digests, o, false)
-}
-
-func mergeTo(ctx context.Context, targets []Target, digests []string, o Options, push bool) (*Result, error) {
+// to the first target's repository, under each target's tags. Each digest
+// may name an index (what a build pushes without tags) or a single image;
+// indexes are flattened to their platform manifests. Index annotations
+// the inputs agree on are kept, so the result is byte-identical to one
+// build of all the platforms. Each other target (NewTargets makes them
+// from full references in the tags) first gets a copy of every platform
+// image and its referrers, then the same index under its own tags; the
+// Result is the first repository's, with every repository listed in
+// Repositories, as a build's is. With push false, the images are read and
+// the index made, but nothing is written: no manifest, no tag, no copy;
+// the Result says where the index would have gone (Pushed is false).
+func Merge(ctx context.Context, targets []Target, digests []string, o Options, push bool) (*Result, error) {
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("no repository to merge in")
 	}
@@ -117,7 +97,8 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 	var refs Attachments
 	var others []*Registry
 	if push && len(targets) > 1 {
-		others = otherRegistries(t, targets[1:], o)
+		// As a build's: each mounts from the first of its registry.
+		others = NewRegistries(targets, o).regs[1:]
 		defer func() {
 			for _, r := range others {
 				r.Close()
@@ -174,12 +155,8 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 func checkOthers(ctx context.Context, others []*Registry) error {
 	for _, r := range others {
 		if err := r.Check(ctx); err != nil {
-			t := r.Target()
-			msg := err.Error()
-			if !strings.Contains(msg, t.Repo.String()) {
-				msg = t.Repo.String() + ": " + msg
-			}
-			return &explained{msg, err}
+			named := naming(r.Target().Repo, err)
+			return &explained{named.Error(), err}
 		}
 	}
 	return nil

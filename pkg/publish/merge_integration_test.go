@@ -60,7 +60,7 @@ func TestMergeWarnsOfDisagreement(t *testing.T) {
 	o := anonMerge
 	o.OnWarning = func(l string) { warnings = append(warnings, l) }
 	o.OnMerging = func(p []string) { platforms = p }
-	res, err := Merge(context.Background(), mustTarget(t, repo, "v1"), []string{amdIndex, armIndex}, o)
+	res, err := mergeOne(context.Background(), mustTarget(t, repo, "v1"), []string{amdIndex, armIndex}, o)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, platforms, []string{"linux/amd64", "linux/arm64"})
 	assert.DeepEqual(t, warnings, []string{
@@ -89,17 +89,17 @@ func TestMergeSameImageTwice(t *testing.T) {
 		o := anonMerge
 		o.OnWarning = func(l string) { warnings = append(warnings, l) }
 		o.OnMerging = func(p []string) { platforms = p }
-		res, err := MergeUnpushed(context.Background(), mustTarget(t, repo, "v1"), digests, o)
+		res, err := mergeOneUnpushed(context.Background(), mustTarget(t, repo, "v1"), digests, o)
 		assert.NilError(t, err)
 		assert.Check(t, is.Len(res.Manifests, 2))
 		assert.Check(t, is.Len(platforms, 2))
 		assert.Check(t, is.Len(warnings, 0), "%q", warnings)
-		pushed, err := Merge(context.Background(), mustTarget(t, repo, "v1"), digests, anonMerge)
+		pushed, err := mergeOne(context.Background(), mustTarget(t, repo, "v1"), digests, anonMerge)
 		assert.NilError(t, err)
 		assert.DeepEqual(t, readIndex(t, repo+"@"+pushed.Digest).Annotations, annots)
 	}
 
-	for _, merge := range []func(context.Context, Target, []string, Options) (*Result, error){Merge, MergeUnpushed} {
+	for _, merge := range []func(context.Context, Target, []string, Options) (*Result, error){mergeOne, mergeOneUnpushed} {
 		_, err := merge(context.Background(), mustTarget(t, repo, "v2"), []string{amdIndex, otherAmd, armIndex}, anonMerge)
 		assert.Check(t, is.ErrorContains(err, "two images for linux/amd64 among the digests to merge: "+amd+" (in index "+amdIndex+") and "+otherAmd))
 		assert.Check(t, err != nil && !strings.Contains(err.Error(), "push to"), err)
@@ -122,7 +122,7 @@ func TestMergeReadFailureNamesImage(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, resp.StatusCode, http.StatusAccepted)
 
-	for _, merge := range []func(context.Context, Target, []string, Options) (*Result, error){Merge, MergeUnpushed} {
+	for _, merge := range []func(context.Context, Target, []string, Options) (*Result, error){mergeOne, mergeOneUnpushed} {
 		_, err := merge(context.Background(), mustTarget(t, repo, "v1"), []string{amd, armIndex}, anonMerge)
 		assert.Check(t, is.ErrorContains(err, "read the linux/arm64 image "+arm+" (in index "+armIndex+") from "+repo+": registry answered 404 Not Found"))
 		assert.Check(t, is.ErrorContains(err, ": run the linux/arm64 build again (it pushes its image again) and merge the digest it prints"))
@@ -153,9 +153,9 @@ func TestMergeTagFailureNamesTags(t *testing.T) {
 	amd := pushImage(t, repo, linuxAMD)
 	arm := pushImage(t, repo, linuxARM)
 
-	res, err := MergeUnpushed(context.Background(), mustTarget(t, repo, "v9", "latest"), []string{amd, arm}, anonMerge)
+	res, err := mergeOneUnpushed(context.Background(), mustTarget(t, repo, "v9", "latest"), []string{amd, arm}, anonMerge)
 	assert.NilError(t, err)
-	_, err = Merge(context.Background(), mustTarget(t, repo, "v9", "latest"), []string{amd, arm}, anonMerge)
+	_, err = mergeOne(context.Background(), mustTarget(t, repo, "v9", "latest"), []string{amd, arm}, anonMerge)
 	assert.ErrorContains(t, err, "; tags moved: v9; not moved: latest (run the merge again)")
 	tag, err := name.NewTag(repo+":v9", name.Insecure)
 	assert.NilError(t, err)
@@ -164,7 +164,7 @@ func TestMergeTagFailureNamesTags(t *testing.T) {
 	assert.Equal(t, d.Digest.String(), res.Digest)
 
 	// The first tag refused: none moved, and the error says no more.
-	_, err = Merge(context.Background(), mustTarget(t, repo, "latest", "v10"), []string{amd, arm}, anonMerge)
+	_, err = mergeOne(context.Background(), mustTarget(t, repo, "latest", "v10"), []string{amd, arm}, anonMerge)
 	assert.ErrorContains(t, err, "TAG_INVALID")
 	assert.Check(t, !strings.Contains(err.Error(), "tags moved"), err)
 }

@@ -33,7 +33,7 @@ func TestMergeErrorsKeepCause(t *testing.T) {
 	missing := "sha256:" + strings.Repeat("ab", 32)
 
 	host := memRegistry(t, nil)
-	_, err := Merge(context.Background(), mustTarget(t, host+"/merge/app", "v1"), []string{missing}, anon)
+	_, err := mergeOne(context.Background(), mustTarget(t, host+"/merge/app", "v1"), []string{missing}, anon)
 	assert.ErrorContains(t, err, missing+" is not in "+host+"/merge/app: merge the digests")
 	var terr *transport.Error
 	assert.Assert(t, errors.As(err, &terr), "%T", err)
@@ -52,7 +52,7 @@ func TestMergeErrorsKeepCause(t *testing.T) {
 	})
 	o := anon
 	o.RegistryTimeout = 200 * time.Millisecond
-	_, err = Merge(context.Background(), mustTarget(t, slow+"/merge/app", "v1"), []string{missing}, o)
+	_, err = mergeOne(context.Background(), mustTarget(t, slow+"/merge/app", "v1"), []string{missing}, o)
 	assert.ErrorContains(t, err, "not done within 200ms")
 	assert.Assert(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 }
@@ -108,7 +108,7 @@ func TestMergeInputs(t *testing.T) {
 	nested := pushIndex(t, repo, mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
 		mutate.IndexAddendum{Add: inner, Descriptor: v1.Descriptor{MediaType: types.OCIImageIndex, Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}}))
 
-	res, err := Merge(context.Background(), mustTarget(t, repo, "v1"), []string{amd, amd, arm}, anon)
+	res, err := mergeOne(context.Background(), mustTarget(t, repo, "v1"), []string{amd, amd, arm}, anon)
 	assert.NilError(t, err)
 	assert.Equal(t, len(res.Manifests), 2)
 
@@ -121,7 +121,7 @@ func TestMergeInputs(t *testing.T) {
 		{[]string{nested}, "not an image: merge the digests of images"},
 		{[]string{amd, unknown}, "image " + unknown + " has no usable platform"},
 	} {
-		_, err := Merge(context.Background(), mustTarget(t, repo, "v2"), tc.digests, anon)
+		_, err := mergeOne(context.Background(), mustTarget(t, repo, "v2"), tc.digests, anon)
 		assert.Check(t, is.ErrorContains(err, tc.want), tc.digests)
 	}
 }
@@ -153,7 +153,7 @@ func TestMergeSameKind(t *testing.T) {
 	}
 }
 
-// MergeUnpushed makes the index Merge would push, from the same images,
+// Merge with push false makes the index Merge would push, from the same images,
 // and writes nothing to the registry: no manifest, no tag.
 func TestMergeUnpushedWritesNothing(t *testing.T) {
 	anon := Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}}}
@@ -171,9 +171,9 @@ func TestMergeUnpushedWritesNothing(t *testing.T) {
 	arm := pushImage(t, repo, v1.Platform{OS: "linux", Architecture: "arm64"})
 	before := writes.Load()
 
-	dry, err := MergeUnpushed(context.Background(), mustTarget(t, repo, "dry"), []string{amd, arm}, anon)
+	dry, err := mergeOneUnpushed(context.Background(), mustTarget(t, repo, "dry"), []string{amd, arm}, anon)
 	assert.NilError(t, err)
-	assert.Equal(t, writes.Load(), before, "MergeUnpushed wrote to the registry")
+	assert.Equal(t, writes.Load(), before, "an unpushed merge wrote to the registry")
 	assert.Check(t, !dry.Pushed && dry.Reference == "")
 	assert.DeepEqual(t, dry.Tags, []string{"dry"})
 	tag, err := name.NewTag(repo+":dry", name.Insecure)
@@ -181,7 +181,7 @@ func TestMergeUnpushedWritesNothing(t *testing.T) {
 	_, err = remote.Head(tag, remote.WithAuthFromKeychain(noCreds))
 	assert.Check(t, err != nil, "the tag exists")
 
-	pushed, err := Merge(context.Background(), mustTarget(t, repo, "wet"), []string{amd, arm}, anon)
+	pushed, err := mergeOne(context.Background(), mustTarget(t, repo, "wet"), []string{amd, arm}, anon)
 	assert.NilError(t, err)
 	assert.Equal(t, dry.Digest, pushed.Digest)
 	assert.Equal(t, len(dry.Manifests), 2)
@@ -200,7 +200,7 @@ func TestMergeListsLayers(t *testing.T) {
 	armIndex := pushIndex(t, repo, mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
 		mutate.IndexAddendum{Add: armImage, Descriptor: v1.Descriptor{MediaType: types.OCIManifestSchema1, Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}}))
 
-	for _, merge := range []func(context.Context, Target, []string, Options) (*Result, error){Merge, MergeUnpushed} {
+	for _, merge := range []func(context.Context, Target, []string, Options) (*Result, error){mergeOne, mergeOneUnpushed} {
 		res, err := merge(context.Background(), mustTarget(t, repo, "v1"), []string{amd, armIndex}, anon)
 		assert.NilError(t, err)
 		assert.Assert(t, is.Len(res.Manifests, 2))
@@ -250,7 +250,7 @@ func TestMergeHeadsEachBlobOnce(t *testing.T) {
 	clear(heads) // the pushes' own
 	mu.Unlock()
 
-	_, err = MergeUnpushed(context.Background(), mustTarget(t, repo, "v1"), []string{amd, armIndex}, anon)
+	_, err = mergeOneUnpushed(context.Background(), mustTarget(t, repo, "v1"), []string{amd, armIndex}, anon)
 	assert.NilError(t, err)
 	mu.Lock()
 	defer mu.Unlock()

@@ -24,7 +24,7 @@ import (
 // repositories the tags name besides src, where the per-platform images
 // are, in turn: first every platform manifest with its config and layers
 // (mounted from the first repository of its registry that holds them, else
-// read from src and uploaded: see otherRegistries) and the referrers of
+// read from src and uploaded: see NewRegistries) and the referrers of
 // each, then the index under the target's tags. A failure stops at the
 // repository it happened in, and says which tags moved: src's, and those
 // of the repositories done before it. idx and refs are readSource's.
@@ -44,26 +44,6 @@ func copyMerged(ctx context.Context, src Target, idx *mergedIndex, refs Attachme
 		done = append(done, reg.Target())
 	}
 	return out, nil
-}
-
-// otherRegistries are the repositories besides src as a merge writes
-// them, in turn: each mounts the blobs from the first repository of its
-// registry that holds them, src's or the first other one there (written
-// before it), as a build's do; on a registry of its own, each blob is
-// read from src.
-func otherRegistries(src Target, others []Target, o Options) []*Registry {
-	holder := map[string]*name.Repository{src.Repo.RegistryStr(): &src.Repo}
-	var regs []*Registry
-	for i, t := range others {
-		opts := o
-		host := t.Repo.RegistryStr()
-		opts.mountFrom = holder[host]
-		if holder[host] == nil {
-			holder[host] = &others[i].Repo
-		}
-		regs = append(regs, NewRegistry(t, opts))
-	}
-	return regs
 }
 
 // readSource reads from src, bounded and checked against their digests,
@@ -152,10 +132,7 @@ func copyFailure(err error, reg *Registry, done, rest []Target) error {
 	case !errors.As(err, &aerr):
 		e = reg.login.Explain(err, t.Repo)
 	}
-	msg := e.Error()
-	if !strings.Contains(msg, t.Repo.String()) {
-		msg = t.Repo.String() + ": " + msg
-	}
+	msg := naming(t.Repo, e).Error()
 	var moved, notMoved []string
 	for _, d := range done {
 		moved = append(moved, fullTags(d.Tags, 0, len(d.Tags))...)

@@ -112,7 +112,7 @@ func TestMergeIntoOtherRepositories(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Assert(t, is.Len(targets, 3))
 	log.reqs = nil
-	res, err := MergeTo(context.Background(), targets, []string{amd, arm}, anonMerge)
+	res, err := Merge(context.Background(), targets, []string{amd, arm}, anonMerge, true)
 	assert.NilError(t, err)
 
 	assert.DeepEqual(t, res.Repositories, []RepositoryResult{
@@ -164,7 +164,7 @@ func TestMergeIntoOtherRepositories(t *testing.T) {
 		}
 	}
 
-	again, err := MergeTo(context.Background(), targets, []string{amd, arm}, anonMerge)
+	again, err := Merge(context.Background(), targets, []string{amd, arm}, anonMerge, true)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(again.Digest, res.Digest))
 }
@@ -180,7 +180,7 @@ func TestMergeIntoOtherRepositoriesUnpushed(t *testing.T) {
 	amd := pushImage(t, a, linuxAMD)
 	targets, err := NewTargets(a, []string{"v1", c + ":v2"}, false)
 	assert.NilError(t, err)
-	res, err := MergeToUnpushed(context.Background(), targets, []string{amd}, anonMerge)
+	res, err := Merge(context.Background(), targets, []string{amd}, anonMerge, false)
 	assert.NilError(t, err)
 	assert.Check(t, !res.Pushed)
 	assert.DeepEqual(t, res.Repositories, []RepositoryResult{{Image: a, Tags: []string{"v1"}}, {Image: c, Tags: []string{"v2"}}})
@@ -204,7 +204,7 @@ func TestMergeIntoOtherRepositoryFails(t *testing.T) {
 	assert.NilError(t, err)
 	o := anonMerge
 	o.Backoff = fastBackoff
-	_, err = MergeTo(context.Background(), targets, []string{amd}, o)
+	_, err = Merge(context.Background(), targets, []string{amd}, o, true)
 	assert.ErrorContains(t, err, c)
 	assert.ErrorContains(t, err, "DENIED")
 	assert.ErrorContains(t, err, "; tags moved: "+a+":v1; not moved: "+c+":v1, "+c+":v2, "+d+":v1 (run the merge again)")
@@ -264,7 +264,7 @@ func TestMergeIntoOtherRegistryChecksBlobs(t *testing.T) {
 			assert.NilError(t, err)
 			o := anonMerge
 			o.Backoff = fastBackoff
-			_, err = MergeTo(context.Background(), targets, []string{amd}, o)
+			_, err = Merge(context.Background(), targets, []string{amd}, o, true)
 			assert.ErrorContains(t, err, c)
 			assert.ErrorContains(t, err, c+": read the blob "+layer+" from "+a+": "+tc.want)
 			assert.Check(t, !strings.Contains(err.Error(), "Patch"), err)
@@ -294,7 +294,7 @@ func TestMergeIntoOtherRepositoryReadsFirst(t *testing.T) {
 
 	targets, err := NewTargets(a, []string{"v1", b + ":v1"}, false)
 	assert.NilError(t, err)
-	_, err = MergeTo(context.Background(), targets, []string{amd}, anonMerge)
+	_, err = Merge(context.Background(), targets, []string{amd}, anonMerge, true)
 	assert.ErrorContains(t, err, "the referrer "+sbom+" of the linux/amd64 image")
 	assert.ErrorContains(t, err, a)
 	assert.Check(t, !strings.Contains(err.Error(), "tags moved"), err)
@@ -335,7 +335,7 @@ func TestMergeCopiesOnlyTrueReferrers(t *testing.T) {
 	var warnings []string
 	o := anonMerge
 	o.OnWarning = func(w string) { warnings = append(warnings, w) }
-	_, err = MergeTo(context.Background(), targets, []string{amd, arm}, o)
+	_, err = Merge(context.Background(), targets, []string{amd, arm}, o, true)
 	assert.NilError(t, err)
 	got, _, err := readerOf(t, c).Referrers(context.Background(), amdHash)
 	assert.NilError(t, err)
@@ -368,7 +368,7 @@ func TestMergeMountsFromTheFirstCopy(t *testing.T) {
 	log1.reqs, log2.reqs = nil, nil
 	targets, err := NewTargets("", []string{a + ":v1", c + ":v1", d + ":v1"}, false)
 	assert.NilError(t, err)
-	res, err := MergeTo(context.Background(), targets, []string{amd, arm}, anonMerge)
+	res, err := Merge(context.Background(), targets, []string{amd, arm}, anonMerge, true)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(headDigest(t, d+":v1"), res.Digest))
 	gets := map[string]int{}

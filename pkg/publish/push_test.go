@@ -213,7 +213,7 @@ func TestManifestBlobsNotLinkedYet(t *testing.T) {
 	res, err := Push(context.Background(), mustTarget(t, host+"/linking/img", "v1"), testIndex(t, "linking", amd64, arm64), opts)
 	assert.NilError(t, err)
 	// The scale-out merge's index too.
-	_, err = Merge(context.Background(), mustTarget(t, host+"/linking/img", "merged"), []string{res.Manifests[0].Digest, res.Manifests[1].Digest}, opts)
+	_, err = mergeOne(context.Background(), mustTarget(t, host+"/linking/img", "merged"), []string{res.Manifests[0].Digest, res.Manifests[1].Digest}, opts)
 	assert.NilError(t, err)
 	// Two platform manifests by digest, the index under its tag and the
 	// merged index under its own: each PUT twice.

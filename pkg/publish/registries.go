@@ -182,11 +182,19 @@ func (m *Registries) RecordCache(ctx context.Context, idx v1.ImageIndex, seen ca
 	return n, errors.Join(errs...)
 }
 
-// which names r in err where there are several repositories and err
-// does not name it already.
+// which names r in err where there are several repositories.
 func (m *Registries) which(r *Registry, err error) error {
-	if len(m.regs) == 1 || strings.Contains(err.Error(), r.String()) {
+	if len(m.regs) == 1 {
 		return err
 	}
-	return fmt.Errorf("%s: %w", r, err)
+	return naming(r, err)
+}
+
+// naming is err naming what it happened in (a repository), unless it
+// does already.
+func naming(in fmt.Stringer, err error) error {
+	if strings.Contains(err.Error(), in.String()) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", in, err)
 }
