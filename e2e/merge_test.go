@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -319,4 +323,37 @@ func TestMergeIntoLockedRegistry(t *testing.T) {
 	rawB := testenv.Run(t, "skopeo", "inspect", "--tls-verify=false", "--creds", user+":"+password, "--raw", "docker://"+b+":v1")
 	assert.Equal(t, rawB, rawA)
 	assert.Check(t, strings.Contains(rawB, merged.Manifests[0].Digest), rawB)
+}
+
+// A merge tells each retry as it comes, as a build does: here the
+// registry answers 503 to the first write of the index under its tag.
+func TestMergeTellsRetries(t *testing.T) {
+	testenv.Require(t, "nix", "docker-registry")
+	upstream := testenv.StartRegistry(t)
+	repo := upstream + "/e2e/retried"
+	var digests []string
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		res := decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--image", repo, "--platforms", p, "--push-by-digest", "--json", "hello"))
+		digests = append(digests, res.Digest)
+	}
+	target, err := url.Parse("http://" + upstream)
+	assert.NilError(t, err)
+	forward := httputil.NewSingleHostReverseProxy(target)
+	var refused atomic.Bool
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/v1") && refused.CompareAndSwap(false, true) {
+			http.Error(w, `{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}`, http.StatusServiceUnavailable)
+			return
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	host := strings.TrimPrefix(proxy.URL, "http://")
+
+	r := run(t, nil, append([]string{"merge", "--image", host + "/e2e/retried", "--tags", "v1"}, digests...)...)
+	assert.Equal(t, r.code, 0, r.stderr)
+	assert.Check(t, refused.Load())
+	assert.Check(t, is.Contains(r.stderr, "push to "+host+"/e2e/retried: "), r.stderr)
+	assert.Check(t, is.Contains(r.stderr, "503 Service Unavailable"), r.stderr)
+	assert.Check(t, is.Contains(r.stderr, "retrying in"), r.stderr)
 }

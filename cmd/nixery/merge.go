@@ -91,7 +91,7 @@ func (f *mergeFlags) execute(ctx context.Context, digests []string, logs logSink
 	if err != nil {
 		return nil, err
 	}
-	o := publish.Options{Options: registry.Options{Credentials: creds}}
+	o := publish.Options{Options: registry.Options{Credentials: creds}, OnRetry: logLine(logs)}
 	o.OnWarning = f.warn
 	if o.OnWarning == nil {
 		o.OnWarning = logLine(logs)
