@@ -98,7 +98,7 @@ func explainErr(err error, repo name.Repository, l Login, doing string, pushing 
 	case errors.As(err, &quiet):
 		// It answered before (the check, earlier requests): the network
 		// reaches it.
-		return OtherError, fmt.Sprintf("%s: registry %s stopped answering (no answer within %s%s); check the registry (its logs, its load)", doing, reg, quiet.wait, triedCount(err))
+		return OtherError, fmt.Sprintf("%s: registry %s stopped answering (no answer within %s%s); check the registry (its logs, its load)", doing, reg, quiet.wait, triedTimes(err, ", %d times"))
 	case errors.Is(err, context.Canceled):
 		return OtherError, doing + " cancelled"
 	case errors.Is(err, context.DeadlineExceeded):
@@ -133,11 +133,7 @@ func explainErr(err error, repo name.Repository, l Login, doing string, pushing 
 		// speaks HTTPS.
 		return OtherError, fmt.Sprintf("%s: registry answered %s to plain HTTP; if it serves HTTPS, this machine must trust its certificate (add its CA to the system store or point SSL_CERT_FILE at it)", doing, oneLine(terr))
 	case errors.As(err, &terr):
-		msg := fmt.Sprintf("%s: registry answered %s", doing, oneLine(terr))
-		if n := Tries(err); n > 1 {
-			msg += fmt.Sprintf(" %d times; check the registry (its logs, its free disk space)", n)
-		}
-		return OtherError, msg
+		return OtherError, fmt.Sprintf("%s: registry answered %s%s", doing, oneLine(terr), triedTimes(err, " %d times; check the registry (its logs, its free disk space)"))
 	case errors.As(err, &dns):
 		return Unreachable, fmt.Sprintf("cannot reach registry %s: no such host", reg)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -149,25 +145,18 @@ func explainErr(err error, repo name.Repository, l Login, doing string, pushing 
 	case errors.As(err, &stall):
 		// It answered before (the check, earlier requests): the network
 		// reaches it.
-		return OtherError, fmt.Sprintf("%s: %s%s; check the registry (its logs, its free disk space)", doing, stall.Error(), triedTimes(err))
+		return OtherError, fmt.Sprintf("%s: %s%s; check the registry (its logs, its free disk space)", doing, stall.Error(), triedTimes(err, " (tried %d times)"))
 	case IsTimeout(err):
-		return Unreachable, fmt.Sprintf("cannot reach registry %s: timed out%s; check the network", reg, triedTimes(err))
+		return Unreachable, fmt.Sprintf("cannot reach registry %s: timed out%s; check the network", reg, triedTimes(err, " (tried %d times)"))
 	}
-	return OtherError, fmt.Sprintf("%s: %s%s", doing, quoted(strings.ReplaceAll(err.Error(), "\n", "; ")), triedTimes(err))
+	return OtherError, fmt.Sprintf("%s: %s%s", doing, quoted(strings.ReplaceAll(err.Error(), "\n", "; ")), triedTimes(err, " (tried %d times)"))
 }
 
-// triedCount is triedTimes inside parentheses already open.
-func triedCount(err error) string {
+// triedTimes says how many tries a failure persisted over, if several:
+// format (" (tried %d times)", ", %d times") with the count, else "".
+func triedTimes(err error, format string) string {
 	if n := Tries(err); n > 1 {
-		return fmt.Sprintf(", %d times", n)
-	}
-	return ""
-}
-
-// triedTimes says how many tries a failure persisted over, if several.
-func triedTimes(err error) string {
-	if n := Tries(err); n > 1 {
-		return fmt.Sprintf(" (tried %d times)", n)
+		return fmt.Sprintf(format, n)
 	}
 	return ""
 }
@@ -247,6 +236,18 @@ func IsTimeout(err error) bool {
 // what a caller that streams a blob, which the transport cannot replay,
 // starts over for.
 func Transient(err error) bool {
+	var silent *silentError
+	if errors.As(err, &silent) {
+		// Taken whole, and no answer: sending a stream again would
+		// cost its whole upload for the same silence.
+		return false
+	}
+	return transportRetries(err)
+}
+
+// transportRetries tells the failures the transport tries a request
+// again for: Transient's, and a registry's silence.
+func transportRetries(err error) bool {
 	var terr *transport.Error
 	if errors.As(err, &terr) {
 		if retryStatus(terr.StatusCode) {
@@ -256,12 +257,6 @@ func Transient(err error) bool {
 		// or one it moved on from.
 		return terr.StatusCode == http.StatusNotFound &&
 			(hasCode(terr, transport.BlobUploadUnknownErrorCode) || hasCode(terr, transport.BlobUploadInvalidErrorCode))
-	}
-	var silent *silentError
-	if errors.As(err, &silent) {
-		// Taken whole, and no answer: sending a stream again would
-		// cost its whole upload for the same silence.
-		return false
 	}
 	return retryable(err) || errors.Is(err, errTruncated)
 }

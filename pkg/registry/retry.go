@@ -265,7 +265,7 @@ func Retry(ctx context.Context, backoff remote.Backoff, again func(error) bool, 
 		// Only when err is what the transport retries: a request
 		// the attempt made besides (a probe after a refusal) may be
 		// the one given up on.
-		if spent := op.spent.Load(); spent > 0 && Transient(err) {
+		if spent := op.spent.Load(); spent > 0 && transportRetries(err) {
 			return tried(int(spent), err)
 		}
 		if !again(err) || ctx.Err() != nil {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -103,16 +104,26 @@ func TestStoppedAnsweringExplained(t *testing.T) {
 	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://")+"/o/n", name.Insecure)
 	assert.NilError(t, err)
 
-	rt := Options{RequestTimeout: 300 * time.Millisecond, Backoff: remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 2}}.RoundTripper()
-	req, err := http.NewRequest(http.MethodPut, srv.URL+"/v2/o/n/manifests/v1", strings.NewReader("{}"))
-	assert.NilError(t, err)
-	_, err = rt.RoundTrip(req)
+	backoff := remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 2}
+	rt := Options{RequestTimeout: 300 * time.Millisecond, Backoff: backoff}.RoundTripper()
+	// As a push sends a manifest: the transport's tries, under Retry.
+	err = Retry(context.Background(), backoff, Transient, func(ctx context.Context, _ int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, srv.URL+"/v2/o/n/manifests/v1", strings.NewReader("{}"))
+		if err != nil {
+			return err
+		}
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
 	assert.Assert(t, err != nil)
 	assert.Check(t, is.Equal(puts.Load(), int32(2)), "tried again as a timeout")
 	// A stream (a blob's upload) is not sent again whole for a silence.
 	assert.Check(t, !Transient(err), "a silence is transient for a stream")
 	assert.Check(t, Transient(&stallError{host: "h", idle: time.Second}), "a stall is not")
 	got := explain(err, repo, Login{})
-	assert.Check(t, is.ErrorContains(got, "stopped answering (no answer within 300ms)"))
+	assert.Check(t, is.ErrorContains(got, "stopped answering (no answer within 300ms, 2 times)"))
 	assert.Check(t, !strings.Contains(got.Error(), "cannot reach"), "%v", got)
 }
