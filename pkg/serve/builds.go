@@ -72,8 +72,7 @@ func (e *storageError) Error() string { return "storage: " + e.err.Error() }
 // for (nothing, or no manifest under that digest), rather than that it
 // could not be read.
 func gone(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || registry.IsNotFound(err) ||
-		errors.Is(err, errNotManifest) || errors.Is(err, registry.ErrNotManifest)
+	return errors.Is(err, fs.ErrNotExist) || registry.IsNotFound(err) || errors.Is(err, registry.ErrNotManifest)
 }
 
 // failedFor is how long a failed build's error is given again without
@@ -147,11 +146,13 @@ func (s *Server) resolve(ctx context.Context, img *request) error {
 func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 	s.mu.Lock()
 	d, ok := s.built[img.key]
+	var date v1.Hash
 	if ok {
-		s.useLocked(img.key)
+		date = s.useLocked(img.key)
 	}
 	f, failed := s.failed[img.key]
 	s.mu.Unlock()
+	s.date(date)
 	if ok {
 		s.metrics.manifests.WithLabelValues("hit").Inc()
 		return d, nil
@@ -275,24 +276,40 @@ var errStopping = errors.New("the server is shutting down and cancelled the buil
 // keep records that key's image is stored as d, and pulled now.
 func (s *Server) keep(key string, d v1.Hash) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.built[key] = d
-	s.useLocked(key)
+	date := s.useLocked(key)
 	delete(s.failed, key)
+	s.mu.Unlock()
+	s.date(date)
 }
 
-// useLocked records that key's manifest is served now; s.mu is held. The
-// store dates it too (a file's time: microseconds), at most once a minute
-// per image, for the next start to know the order of pulls.
-func (s *Server) useLocked(key string) {
+// useLocked records that key's manifest is served now; s.mu is held. It
+// returns the index to date in the store (see date), at most once a
+// minute per image, or the zero hash.
+func (s *Server) useLocked(key string) v1.Hash {
 	s.clock++
 	s.used[key] = s.clock
-	if d, ok := s.built[key]; ok && time.Since(s.recorded[d]) >= time.Minute {
-		s.store.pulled(d)
-		s.recorded[d] = time.Now()
-	}
 	s.servedAt[key] = time.Now()
+	d, ok := s.built[key]
+	if !ok || !s.bounded() || time.Since(s.recorded[d]) < time.Minute {
+		return v1.Hash{}
+	}
+	s.recorded[d] = time.Now()
+	return d
 }
+
+// date has the store date a pull of the index d (the zero hash: none),
+// for the next start to know the order of pulls, which pruning goes by.
+// Called without s.mu: it is a file's time.
+func (s *Server) date(d v1.Hash) {
+	if d != (v1.Hash{}) {
+		s.store.pulled(d)
+	}
+}
+
+// bounded tells whether the storage is pruned, the only use of the order
+// of pulls.
+func (s *Server) bounded() bool { return s.o.MaxImages > 0 || s.o.MaxBytes > 0 }
 
 // forget drops key: its image is no longer in the store.
 func (s *Server) forget(key string) {
@@ -320,14 +337,18 @@ func (s *Server) dropLocked(key string) {
 // and is not dropped as the least recently pulled.
 func (s *Server) touch(d v1.Hash) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if idx, ok := s.served[d]; ok {
 		d = idx
 	}
+	var dates []v1.Hash
 	for k, kd := range s.built {
 		if kd == d {
-			s.useLocked(k)
+			dates = append(dates, s.useLocked(k))
 		}
+	}
+	s.mu.Unlock()
+	for _, date := range dates {
+		s.date(date)
 	}
 }
 

@@ -25,7 +25,7 @@ const servedGrace = 10 * time.Minute
 // prune asks for the storage to be brought within its bounds, soon and
 // off the request that asks.
 func (s *Server) prune() {
-	if s.o.MaxImages <= 0 && s.o.MaxBytes <= 0 {
+	if !s.bounded() {
 		return
 	}
 	s.startPruner.Do(func() {

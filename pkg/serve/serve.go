@@ -196,9 +196,11 @@ func New(o Options) (*Server, error) {
 	if s.built, err = s.store.load(); err != nil {
 		return nil, err
 	}
-	s.recallPulls()
+	if s.bounded() {
+		s.recallPulls()
+	}
 	s.life, s.end = context.WithCancel(context.Background())
-	if s.o.MaxImages > 0 || s.o.MaxBytes > 0 {
+	if s.bounded() {
 		s.pruneNow() // bounds lowered since the last start apply now
 	}
 	return s, nil

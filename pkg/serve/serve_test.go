@@ -1048,7 +1048,21 @@ func TestServeDigestPullProtected(t *testing.T) {
 // name.
 func TestServeRecencySurvivesRestart(t *testing.T) {
 	storage := threeStored(t)
+	// Unbounded, a server writes nothing on a pull.
 	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	assert.NilError(t, err)
+	aIndex := s.built[resolved(t, s, "a").key]
+	aBlob := filepath.Join(storage, "blobs", "sha256", aIndex.Hex)
+	before, err := os.Stat(aBlob)
+	assert.NilError(t, err)
+	time.Sleep(5 * time.Millisecond)
+	res, body := get(t, s, http.MethodGet, "/v2/a/manifests/latest")
+	assert.Equal(t, res.StatusCode, http.StatusOK, body)
+	after, err := os.Stat(aBlob)
+	assert.NilError(t, err)
+	assert.Check(t, after.ModTime().Equal(before.ModTime()), "an unbounded server dated a pull")
+
+	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 3})
 	assert.NilError(t, err)
 	for _, name := range []string{"b", "a", "c"} {
 		res, body := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
@@ -1065,7 +1079,7 @@ func TestServeRecencySurvivesRestart(t *testing.T) {
 	s.recorded[bIndex] = back
 	s.servedAt[bKey] = time.Now().Add(-30 * time.Second)
 	s.mu.Unlock()
-	res, body := get(t, s, http.MethodGet, "/v2/b/manifests/latest")
+	res, body = get(t, s, http.MethodGet, "/v2/b/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusOK, body)
 
 	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 2})

@@ -101,14 +101,10 @@ func (l layoutStore) manifest(_ context.Context, digest v1.Hash) ([]byte, error)
 	raw, err := limit.ReadAll(f, maxManifest)
 	var le *limit.Error
 	if errors.As(err, &le) {
-		return nil, fmt.Errorf("%s is %w: %w", digest, errNotManifest, err)
+		return nil, fmt.Errorf("%s is %w: %w", digest, registry.ErrNotManifest, err)
 	}
 	return raw, err
 }
-
-// errNotManifest is a blob the store holds asked for as a manifest, too
-// large to be one.
-var errNotManifest = errors.New("no manifest")
 
 func (l layoutStore) serveBlob(w http.ResponseWriter, r *http.Request, digest v1.Hash) {
 	f, err := os.Open(l.blobPath(digest))
