@@ -182,6 +182,9 @@ func (b *Builder) Validate() error {
 // apart from any flake or package. Its answer is Nix's one line.
 func (b *Builder) Version(ctx context.Context) (string, error) {
 	out, err := b.run(ctx, nil, "nix --version", "", "--version")
+	if err == nil {
+		b.knowVersion(string(out)) // not asked again beside the first command
+	}
 	return strings.TrimSpace(string(out)), err
 }
 

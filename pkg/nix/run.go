@@ -127,7 +127,9 @@ func (b *Builder) run(ctx context.Context, logTo io.Writer, what, prefix string,
 		return nil, fmt.Errorf("%s: Nix printed more than %s, the bound on one Nix command's output (MaxOutputBytes): is this one image's closure?", what, limit.Size(int64(stdout.max)))
 	}
 	if err != nil {
-		// Asked only now, so that a working Nix costs no extra process.
+		// A Nix too old for the flags every command is given fails
+		// all of them: said as such (its version was asked beside the
+		// first command).
 		if err := b.checkVersion(env); err != nil {
 			return nil, err
 		}

@@ -41,6 +41,18 @@ func versionOf(path string, env []string) *versionCheck {
 	return check
 }
 
+// knowVersion records out, what `nix --version` printed, as its answer
+// for the Nix program run, unless it was asked already.
+func (b *Builder) knowVersion(out string) {
+	path, err := exec.LookPath(b.nix())
+	if err != nil {
+		return
+	}
+	c, _ := versionChecks.LoadOrStore(path, &versionCheck{})
+	check := c.(*versionCheck)
+	check.once.Do(func() { check.version, check.major, check.minor, check.known = parseVersion(out) })
+}
+
 // askVersionSoon starts asking Nix its version, if nothing has yet: one
 // short process beside the first command, rather than one after a
 // command that failed or refused a flag.

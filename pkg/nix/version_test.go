@@ -72,3 +72,20 @@ func TestParseVersion(t *testing.T) {
 		assert.Check(t, is.Equal(got, want), out)
 	}
 }
+
+// A version asked with Version (serve's start-up check) is the one the
+// builds use: Nix is not asked again.
+func TestVersionAskedOnce(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	script := "#!/bin/sh\necho \"$@\" >> '" + calls + "'\necho 'nix (Nix) 2.28.4'\n"
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "nix"), []byte(script), 0o755))
+	b := &Builder{Nix: filepath.Join(dir, "nix")}
+	v, err := b.Version(context.Background())
+	assert.NilError(t, err)
+	assert.Equal(t, v, "nix (Nix) 2.28.4")
+	assert.Check(t, versionOf(b.program(), nil).before(2, 33))
+	asked, err := os.ReadFile(calls)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(strings.Count(string(asked), "--version"), 1), "%s", asked)
+}
