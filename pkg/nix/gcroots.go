@@ -69,6 +69,32 @@ func (b *Builder) nixStore() string {
 	return ""
 }
 
+// sharedRoots is the build's GC-roots child, started on the first call
+// and shared by the build's platforms (nil where there is none, or it
+// failed to start: the build goes on unrooted, as it did before). Each
+// call is matched by one dropRoots; the last ends the child, letting go
+// of every path it held. A Builder is one build's: a server makes one per
+// build, so nothing is held longer than the build's images need.
+func (b *Builder) sharedRoots(ctx context.Context) *Roots {
+	b.rootsMu.Lock()
+	defer b.rootsMu.Unlock()
+	b.rootsUses++
+	if b.roots == nil {
+		b.roots = b.hold(ctx, nil)
+	}
+	return b.roots
+}
+
+// dropRoots ends one use of sharedRoots.
+func (b *Builder) dropRoots() {
+	b.rootsMu.Lock()
+	defer b.rootsMu.Unlock()
+	if b.rootsUses--; b.rootsUses == 0 && b.roots != nil {
+		b.roots.Release()
+		b.roots = nil
+	}
+}
+
 // hold roots paths, or gives nil where there is no nix-store (a Nix
 // program of another layout) or it fails: the build goes on unrooted, as
 // it did before. ctx ending stops it.

@@ -85,3 +85,45 @@ func testBuildHoldsRoots(t *testing.T, ref string) {
 	msg, err := exec.Command("nix-store", "--delete", out, drv).CombinedOutput()
 	assert.NilError(t, err, "%s", msg)
 }
+
+// The platforms of one build share one GC-roots child: it starts once,
+// holds each platform's paths, and ends with the last Result released.
+func TestBuildSharesRoots(t *testing.T) {
+	real, err := exec.LookPath("nix")
+	assert.NilError(t, err)
+	dir := t.TempDir()
+	starts := filepath.Join(dir, "starts")
+	assert.NilError(t, os.Symlink(real, filepath.Join(dir, "nix")))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "nix-store"), []byte("#!/bin/sh\necho $$ >> '"+starts+"'\nexec '"+filepath.Join(filepath.Dir(real), "nix-store")+"' \"$@\"\n"), 0o755))
+
+	b := &Builder{Flake: writeFlake(t, `{ leaf = drv "leaf" "echo leaf > $out"; }`), Nix: filepath.Join(dir, "nix")}
+	var results [2]*Result
+	errs := make(chan error, 2)
+	for i, system := range []string{"x86_64-linux", "aarch64-linux"} {
+		go func() {
+			var err error
+			results[i], err = b.Build(t.Context(), system, []string{"leaf"})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		assert.NilError(t, <-errs)
+	}
+	var outs []string
+	for _, r := range results {
+		outs = append(outs, r.Packages[0].Outputs["out"])
+	}
+	t.Cleanup(func() { _ = exec.Command("nix-store", append([]string{"--delete"}, outs...)...).Run() })
+	pids, err := os.ReadFile(starts)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(strings.Count(string(pids), "\n"), 1), "nix-store started %q", pids)
+
+	results[0].Release()
+	for _, out := range outs {
+		msg, err := exec.Command("nix-store", "--delete", out).CombinedOutput()
+		assert.Assert(t, err != nil, "%s deleted while a platform of the build is held: %s", out, msg)
+	}
+	results[1].Release()
+	msg, err := exec.Command("nix-store", append([]string{"--delete"}, outs...)...).CombinedOutput()
+	assert.NilError(t, err, "%s", msg)
+}

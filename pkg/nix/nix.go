@@ -77,6 +77,12 @@ type Builder struct {
 	mu     sync.Mutex
 	locked Locked
 	flakes map[string]Locked // other flakes, by reference as given
+
+	// The build's GC-roots child, shared by its platforms, and the
+	// Results (and builds running) that use it (see sharedRoots).
+	rootsMu   sync.Mutex
+	roots     *Roots
+	rootsUses int
 }
 
 // Package is one requested package, realised.
@@ -135,14 +141,15 @@ type Result struct {
 	// layers.ParseGraph, with Roots as the graph's roots.
 	Closure []byte
 
-	roots *Roots // the outputs and derivations, held until Release
+	release func() // lets the GC roots go (see Release)
 }
 
 // Release lets the garbage collector have the packages' outputs (and
-// their closure) again: call it once they are read into layers.
+// their closure) again, once every platform's Result of the build is
+// released: call it once they are read into layers.
 func (r *Result) Release() {
-	if r != nil {
-		r.roots.Release()
+	if r != nil && r.release != nil {
+		r.release()
 	}
 }
 
@@ -247,6 +254,30 @@ func (b *Builder) BuildLogged(ctx context.Context, system string, attrs []string
 }
 
 func (b *Builder) build(ctx context.Context, system string, attrs []string, log io.Writer) (*Result, error) {
+	// The build's GC-roots child starts beside the evaluation (a process
+	// start, tens of milliseconds); this platform's derivations and
+	// outputs are held from the evaluation's end until Result.Release.
+	holdCtx, stopHold := context.WithCancel(ctx)
+	defer stopHold()
+	pending := make(chan *Roots, 1)
+	go func() { pending <- b.sharedRoots(holdCtx) }()
+	var roots *Roots
+	waited := false
+	waitRoots := func() *Roots {
+		if !waited {
+			roots, waited = <-pending, true
+		}
+		return roots
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			stopHold() // a failed build does not wait for a slow nix-store
+			waitRoots()
+			b.dropRoots()
+		}
+	}()
+
 	lock, err := b.Lock(ctx)
 	if err != nil {
 		return nil, err
@@ -262,7 +293,6 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	if err != nil {
 		return nil, err
 	}
-	// Rooted from here until the image is packed (Result.Release).
 	var held []string
 	for _, f := range drvs {
 		held = append(held, f.DrvPath, f.OutPath)
@@ -270,27 +300,27 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	for _, a := range apps {
 		held = append(held, a.found.DrvPath, a.found.OutPath)
 	}
-	// Started beside nix build (a process start and an exchange, tens of
-	// milliseconds), which roots what it reads while it runs.
-	pending := make(chan *Roots, 1)
-	holdCtx, stopHold := context.WithCancel(ctx)
-	defer stopHold()
-	go func() { pending <- b.hold(holdCtx, held) }()
-	var roots *Roots
-	waited := false
-	waitRoots := func() *Roots {
-		if !waited {
-			roots, waited = <-pending, true
+	// Held before nix build when the child is up (it started beside the
+	// evaluation); else beside it: nix build does not wait for a child
+	// slow to start, and roots what it reads itself while it runs.
+	started := pending
+	select {
+	case roots = <-started:
+		waited = true
+		if _, err := roots.Hold(ctx, held); err != nil {
+			roots = nil // unrooted, as before: the build goes on
 		}
-		return roots
+	default:
+		holding := make(chan *Roots, 1)
+		go func() {
+			r := <-started
+			if _, err := r.Hold(holdCtx, held); err != nil {
+				r = nil
+			}
+			holding <- r
+		}()
+		pending = holding
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			stopHold() // a failed build does not wait for a slow nix-store
-			waitRoots().Release()
-		}
-	}()
 
 	prefix := b.prefix(system)
 	args := []string{"build", "--no-link", "--json", "--no-write-lock-file"}
@@ -335,7 +365,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		}
 		maps.Copy(outputs[r.DrvPath], r.Outputs)
 	}
-	res := &Result{System: system, Flake: lock.URL, Locked: lock, roots: waitRoots()}
+	res := &Result{System: system, Flake: lock.URL, Locked: lock}
 	for _, a := range attrs {
 		f := drvs[a]
 		outs, ok := f.outputIn(outputs)
@@ -357,10 +387,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	// The outputs by the paths nix build gave: a content-addressed one
 	// was a placeholder until built, and one that nix build had ready
 	// (its own roots gone as it ended) may be held only now.
-	if valid, err := res.roots.Hold(ctx, res.Roots()); err != nil {
-		res.roots.Release()
-		res.roots = nil // unrooted, as before
-	} else if res.roots != nil {
+	if valid, err := roots.Hold(ctx, res.Roots()); err == nil && roots != nil {
 		for _, p := range res.Roots() {
 			if !valid[p] {
 				return nil, fmt.Errorf("nix build for %s: %s was deleted as it was built (a garbage collection?): run the build again", system, p)
@@ -372,6 +399,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 		return nil, err
 	}
 	ok = true
+	res.release = sync.OnceFunc(b.dropRoots)
 	return res, nil
 }
 
