@@ -204,14 +204,16 @@ func (j *joiner) join(dir *farmNode, prefix, name, src string) error {
 		dir.children[name] = &farmNode{target: src}
 		return nil
 	}
-	// Each side resolved once: the directory it leads to in the store,
-	// or "" when it is not a directory there.
-	if existing.target != "" && j.same(src, existing.target) {
-		return nil // both lead to one file or directory: joined already
-	}
-	srcDir, oldDir := j.dir(src), ""
+	// Each side resolved once: where it leads in the store, and the
+	// directory that is ("" when it is not a directory there).
+	srcReal, srcIn := resolveInStore(j.StoreDir, src)
+	srcDir, oldDir := dirAt(srcReal, srcIn), ""
 	if existing.target != "" {
-		oldDir = j.dir(existing.target)
+		oldReal, oldIn := resolveInStore(j.StoreDir, existing.target)
+		if sameTarget(src, srcReal, srcIn, existing.target, oldReal, oldIn) {
+			return nil // both lead to one file or directory: joined already
+		}
+		oldDir = dirAt(oldReal, oldIn)
 	}
 	if srcDir == "" || (existing.target != "" && oldDir == "") || j.onPath[srcDir] || j.onPath[oldDir] {
 		kept := existing.target
@@ -247,8 +249,12 @@ func (j *joiner) join(dir *farmNode, prefix, name, src string) error {
 // dir is the directory p leads to inside the store, or "" when it leads
 // to none (a file, nothing, or out of the store).
 func (c Customisation) dir(p string) string {
-	real, ok := resolveInStore(c.StoreDir, p)
-	if !ok {
+	return dirAt(resolveInStore(c.StoreDir, p))
+}
+
+// dirAt is real when it is a directory (in the store: in), else "".
+func dirAt(real string, in bool) string {
+	if !in {
 		return ""
 	}
 	if info, err := os.Lstat(real); err != nil || !info.IsDir() {
@@ -398,20 +404,18 @@ func (c Customisation) storePath(p string) string {
 // does, but only inside the store.
 func (c Customisation) isDir(p string) bool { return c.dir(p) != "" }
 
-// same tells whether a and b lead to one path inside the store, or are
+// sameTarget tells whether a and b (resolved in the store to aReal and
+// bReal, where aIn and bIn) lead to one path inside the store, or are
 // links to one absolute path out of it (/run/wrappers/bin/sudo), as
 // buildEnv takes two links to one file for one.
-func (c Customisation) same(a, b string) bool {
-	ra, okA := resolveInStore(c.StoreDir, a)
-	rb, okB := resolveInStore(c.StoreDir, b)
-	if okA && okB {
-		return ra == rb
+func sameTarget(a, aReal string, aIn bool, b, bReal string, bIn bool) bool {
+	if aIn && bIn {
+		return aReal == bReal
 	}
 	ta, errA := os.Readlink(a)
 	tb, errB := os.Readlink(b)
 	return errA == nil && errB == nil && path.IsAbs(ta) && ta == tb
 }
-
 // readDir lists the directory p leads to inside the store.
 func (c Customisation) readDir(p string) ([]os.DirEntry, error) {
 	real, ok := resolveInStore(c.StoreDir, p)
