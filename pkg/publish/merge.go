@@ -106,7 +106,7 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 		}()
 		// All that is copied is read, and every repository checked,
 		// before any tag moves.
-		if copies, refs, err = readSource(ctx, t, l, raw, im, o); err != nil {
+		if copies, refs, err = readSource(ctx, t, l, read, raw, im, o); err != nil {
 			return nil, err
 		}
 		if err := checkOthers(ctx, others); err != nil {
@@ -172,6 +172,17 @@ type mergeRead struct {
 	annotations map[string]string
 	layers      map[v1.Hash][]LayerResult
 	warnings    []string
+	// images are the platform manifests as read (checked against their
+	// digests), and reader the source's reader, for a copy of them into
+	// other repositories (readSource).
+	images map[v1.Hash]sourced
+	reader *registry.Reader
+}
+
+// sourced is a manifest as read from the source, and its media type.
+type sourced struct {
+	raw []byte
+	mt  types.MediaType
 }
 
 // mergeInput is one digest given to merge: an index, or an image alone
@@ -195,7 +206,7 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 	if err != nil {
 		return nil, readFailure(l, t, err)
 	}
-	rd := &inputReader{r: r, t: t, o: o, l: l, layers: map[v1.Hash][]LayerResult{}, read: map[blobID]bool{}}
+	rd := &inputReader{r: r, t: t, o: o, l: l, layers: map[v1.Hash][]LayerResult{}, images: map[v1.Hash]sourced{}, read: map[blobID]bool{}}
 	var inputs []mergeInput
 	given := map[string]bool{}
 	for _, d := range digests {
@@ -220,7 +231,7 @@ func readMerged(ctx context.Context, t Target, digests []string, o Options, l re
 	if err := checkBlobs(ctx, r, t, unread(rd.blobs, rd.read), o); err != nil {
 		return nil, readFailure(l, t, err)
 	}
-	out.layers = rd.layers
+	out.layers, out.images, out.reader = rd.layers, rd.images, r
 	return out, nil
 }
 
@@ -253,6 +264,7 @@ type inputReader struct {
 	o      Options
 	l      registry.Login
 	layers map[v1.Hash][]LayerResult
+	images map[v1.Hash]sourced
 	blobs  []platformBlob
 	read   map[blobID]bool // blobs downloaded already: held
 }
@@ -297,7 +309,7 @@ func (rd *inputReader) index(ctx context.Context, d string, raw []byte) (mergeIn
 		}
 	}
 	for _, m := range im.Manifests {
-		pm, err := readImageManifest(ctx, rd.r, rd.t, m.Digest)
+		pm, got, err := readImageManifest(ctx, rd.r, rd.t, m.Digest)
 		if err != nil {
 			platform := ""
 			if m.Platform != nil {
@@ -309,6 +321,7 @@ func (rd *inputReader) index(ctx context.Context, d string, raw []byte) (mergeIn
 			return mergeInput{}, fmt.Errorf("index %s: %w", d, err)
 		}
 		rd.layers[m.Digest] = layerResults(pm)
+		rd.images[m.Digest] = got
 		rd.blobs = append(rd.blobs, blobsOf(m.Platform, m.Digest, pm)...)
 	}
 	return mergeInput{digest: d, index: true, manifests: im.Manifests, annots: im.Annotations}, nil
@@ -331,6 +344,7 @@ func (rd *inputReader) image(ctx context.Context, d string, raw []byte, mt types
 		return mergeInput{}, err
 	}
 	rd.layers[hash] = layerResults(m)
+	rd.images[hash] = sourced{raw, mt}
 	rd.blobs = append(rd.blobs, blobsOf(p, hash, m)...)
 	return mergeInput{digest: d, manifests: []v1.Descriptor{{MediaType: mt, Size: int64(len(raw)), Digest: hash, Platform: p}}}, nil
 }
@@ -493,16 +507,16 @@ func shownValue(v string) string {
 }
 
 // readImageManifest reads the image manifest d of t.Repo.
-func readImageManifest(ctx context.Context, r *registry.Reader, t Target, d v1.Hash) (*v1.Manifest, error) {
-	raw, _, err := r.Manifest(ctx, t.Repo.Digest(d.String()))
+func readImageManifest(ctx context.Context, r *registry.Reader, t Target, d v1.Hash) (*v1.Manifest, sourced, error) {
+	raw, mt, err := r.Manifest(ctx, t.Repo.Digest(d.String()))
 	if err != nil {
-		return nil, err
+		return nil, sourced{}, err
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("read manifest %s: %w", d, err)
+		return nil, sourced{}, fmt.Errorf("read manifest %s: %w", d, err)
 	}
-	return m, nil
+	return m, sourced{raw, mt}, nil
 }
 
 // platformImage refuses an image manifest d that is no platform's image:

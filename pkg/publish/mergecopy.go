@@ -50,14 +50,13 @@ func copyMerged(ctx context.Context, src Target, idx *mergedIndex, refs Attachme
 // the platform manifests im lists and the referrers of each (found as a
 // build finds them: the referrers API, or its fallback tag); their blobs
 // are read only if a target needs them uploaded.
-func readSource(ctx context.Context, src Target, l registry.Login, raw []byte, im *v1.IndexManifest, o Options) (*mergedIndex, Attachments, error) {
+func readSource(ctx context.Context, src Target, l registry.Login, read *mergeRead, raw []byte, im *v1.IndexManifest, o Options) (*mergedIndex, Attachments, error) {
 	rctx, cancel := context.WithTimeout(ctx, o.WithDefaults().RegistryTimeout)
 	defer cancel()
-	// The blobs are read while the targets are written, after rctx.
-	rd, err := registry.NewReader(ctx, src.Repo, l, o.Options)
-	if err != nil {
-		return nil, nil, readFailure(l, src, err)
-	}
+	// The merge's reader (its token refreshed under each request's own
+	// context); the blobs are read while the targets are written, after
+	// rctx.
+	rd := read.reader
 	failed := func(what string, err error) error {
 		e := l.ExplainDoing(err, src.Repo, "read "+what+" from "+src.Repo.String()+" to copy it")
 		return &explained{e.Error(), e}
@@ -65,7 +64,9 @@ func readSource(ctx context.Context, src Target, l registry.Login, raw []byte, i
 	idx := &mergedIndex{raw: raw, im: im, images: map[v1.Hash]v1.Image{}}
 	refs := Attachments{}
 	for _, m := range im.Manifests {
-		img, err := sourceManifest(rctx, ctx, rd, src, m.Digest)
+		// Read by the merge already, checked against its digest.
+		got := read.images[m.Digest]
+		img, err := sourceImageOf(ctx, rd, src, got.raw, got.mt)
 		if err != nil {
 			return nil, nil, failed(fmt.Sprintf("the %s image %s", PlatformName(*m.Platform), m.Digest), err)
 		}
@@ -106,6 +107,12 @@ func sourceManifest(rctx, ctx context.Context, rd *registry.Reader, src Target, 
 	if err != nil {
 		return nil, err
 	}
+	return sourceImageOf(ctx, rd, src, raw, mt)
+}
+
+// sourceImageOf is the image manifest raw (of media type mt) of src; its
+// blobs are read within ctx.
+func sourceImageOf(ctx context.Context, rd *registry.Reader, src Target, raw []byte, mt types.MediaType) (v1.Image, error) {
 	if err := sameKind(raw, mt); err != nil {
 		return nil, err
 	}

@@ -356,7 +356,7 @@ func (r putAsIs) MediaType() (types.MediaType, error) { return types.OCIImageInd
 
 // Two repositories on a registry other than the source's: the first is
 // sent the blobs, the second mounts them from it (as a build's do), and
-// each blob is read from the source once.
+// each blob and platform manifest is read from the source once.
 func TestMergeMountsFromTheFirstCopy(t *testing.T) {
 	testenv.Require(t, "docker-registry")
 	var log1, log2 requestLog
@@ -376,6 +376,8 @@ func TestMergeMountsFromTheFirstCopy(t *testing.T) {
 		gets[r]++
 	}
 	for _, img := range []string{amd, arm} {
+		n := gets["GET /v2/merge/a/manifests/"+img]
+		assert.Check(t, n == 1, "platform manifest %s read %d times", img, n)
 		layers, err := readImage(t, a+"@"+img).Layers()
 		assert.NilError(t, err)
 		for _, l := range layers {
