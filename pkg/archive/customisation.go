@@ -416,6 +416,7 @@ func sameTarget(a, aReal string, aIn bool, b, bReal string, bIn bool) bool {
 	tb, errB := os.Readlink(b)
 	return errA == nil && errB == nil && path.IsAbs(ta) && ta == tb
 }
+
 // readDir lists the directory p leads to inside the store.
 func (c Customisation) readDir(p string) ([]os.DirEntry, error) {
 	real, ok := resolveInStore(c.StoreDir, p)
