@@ -3,15 +3,7 @@
 package e2e
 
 import (
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"regexp"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,25 +23,7 @@ var retryLine = regexp.MustCompile(`push to [^ ]+: blob (sha256:[0-9a-f]{12})…
 // failed and what to check; no tag is written.
 func TestPushToFullRegistry(t *testing.T) {
 	testenv.Require(t, "nix", "docker-registry")
-	upstream := testenv.StartRegistry(t)
-	target, err := url.Parse("http://" + upstream)
-	assert.NilError(t, err)
-	forward := httputil.NewSingleHostReverseProxy(target)
-	var opened atomic.Int32
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/blobs/uploads/") && r.Method != http.MethodGet {
-			if r.Method == http.MethodPost {
-				opened.Add(1)
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusInternalServerError)
-			w.Write([]byte(`{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}`))
-			return
-		}
-		forward.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
-	host := strings.TrimPrefix(proxy.URL, "http://")
+	host, upstream, opened := testenv.StartFullRegistry(t)
 
 	start := time.Now()
 	r := run(t, nil, "build", "--nixpkgs", standIn(), "--image", host+"/me/y", "--tags", "v1", "hello")
@@ -76,30 +50,7 @@ func TestPushToFullRegistry(t *testing.T) {
 // what to check.
 func TestPushToSilentRegistry(t *testing.T) {
 	testenv.Require(t, "nix")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	assert.NilError(t, err)
-	defer ln.Close()
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // read nothing, answer nothing
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	image := ln.Addr().String() + "/me/x"
+	image := testenv.SilentListener(t) + "/me/x"
 	start := time.Now()
 	r := run(t, nil, "build", "--nixpkgs", standIn(), "--image", image, "--registry-timeout", "2s", "hello")
 	took := time.Since(start)

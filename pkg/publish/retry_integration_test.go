@@ -4,13 +4,8 @@ package publish
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,32 +18,6 @@ import (
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
-// fullRegistry is a real registry behind a proxy that answers 500 to
-// every write of a blob upload (the POST that opens it, its PATCHes and
-// its closing PUT), as a registry whose disk is full does; it counts the
-// uploads opened.
-func fullRegistry(t *testing.T) (host, upstream string, opened *atomic.Int32) {
-	upstream = testenv.StartRegistry(t)
-	target, err := url.Parse("http://" + upstream)
-	assert.NilError(t, err)
-	forward := httputil.NewSingleHostReverseProxy(target)
-	opened = new(atomic.Int32)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/blobs/uploads/") && r.Method != http.MethodGet {
-			if r.Method == http.MethodPost {
-				opened.Add(1)
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusInternalServerError)
-			w.Write([]byte(`{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}`))
-			return
-		}
-		forward.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
-	return strings.TrimPrefix(proxy.URL, "http://"), upstream, opened
-}
-
 // TestPushToFullRegistry: a registry that answers 500 to every upload
 // gets each blob's upload opened at most Backoff.Steps times in all (one
 // layer of retries, not the transport's tries for each of the upload's
@@ -57,7 +26,7 @@ func fullRegistry(t *testing.T) (host, upstream string, opened *atomic.Int32) {
 // what to check. No tag is written.
 func TestPushToFullRegistry(t *testing.T) {
 	testenv.Require(t, "docker-registry")
-	host, upstream, opened := fullRegistry(t)
+	host, upstream, opened := testenv.StartFullRegistry(t)
 	idx := testIndex(t, "full", amd64, arm64)
 	blobs := countBlobs(t, idx)
 

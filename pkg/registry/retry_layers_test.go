@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/nixery-action/nixery-action/internal/testenv"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -110,30 +110,7 @@ func TestRetryStartsOverWhatTransportCannot(t *testing.T) {
 // CheckPush within RegistryTimeout (when shorter than its 20s), as one
 // that did not answer.
 func TestCheckPushNoAnswer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	assert.NilError(t, err)
-	defer ln.Close()
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // read nothing, answer nothing
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	repo, err := name.NewRepository(ln.Addr().String()+"/me/x", name.Insecure)
+	repo, err := name.NewRepository(testenv.SilentListener(t)+"/me/x", name.Insecure)
 	assert.NilError(t, err)
 	o := Options{RegistryTimeout: 500 * time.Millisecond}
 	start := time.Now()
