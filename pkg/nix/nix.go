@@ -259,8 +259,9 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	// outputs are held from the evaluation's end until Result.Release.
 	holdCtx, stopHold := context.WithCancel(ctx)
 	defer stopHold()
-	pending := make(chan *Roots, 1)
-	go func() { pending <- b.sharedRoots(holdCtx) }()
+	started := make(chan *Roots, 1)
+	go func() { started <- b.sharedRoots(holdCtx) }()
+	pending := started // where waitRoots takes the roots from
 	var roots *Roots
 	waited := false
 	waitRoots := func() *Roots {
@@ -303,7 +304,6 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	// Held before nix build when the child is up (it started beside the
 	// evaluation); else beside it: nix build does not wait for a child
 	// slow to start, and roots what it reads itself while it runs.
-	started := pending
 	select {
 	case roots = <-started:
 		waited = true
