@@ -96,10 +96,11 @@ gotest() { # JSON-FILE PACKAGE...
     | "\(now | strftime("%H:%M:%S")) \(.Action) \(.Package | sub("^github.com/nixery-action/nixery-action/"; "")) \(.Test // "(package)") \(.Elapsed // 0)s"'
 }
 step "go test (all but e2e; the concurrent pipeline under the race detector)"
-# pkg/build, pkg/publish, pkg/cache and pkg/serve run layers, uploads and registry reads at once:
+# pkg/build, pkg/publish, pkg/cache and pkg/serve run layers, uploads and registry reads at once,
+# and pkg/nix its platforms' Nix commands and their shared GC-roots child:
 # their tests run with -race instead of without.
-race_packages=(./pkg/build ./pkg/publish ./pkg/cache ./pkg/serve)
-mapfile -t packages < <(go list -tags integration ./... | grep -v -e '/e2e$' -e '/pkg/build$' -e '/pkg/publish$' -e '/pkg/cache$' -e '/pkg/serve$' -e '/internal/flaketest$')
+race_packages=(./pkg/build ./pkg/publish ./pkg/cache ./pkg/serve ./pkg/nix)
+mapfile -t packages < <(go list -tags integration ./... | grep -v -e '/e2e$' -e '/pkg/build$' -e '/pkg/publish$' -e '/pkg/cache$' -e '/pkg/serve$' -e '/pkg/nix$' -e '/internal/flaketest$')
 gotest "$json" "${packages[@]}" &
 tests_pid=$!
 gotest "$race_json" -race "${race_packages[@]}" &

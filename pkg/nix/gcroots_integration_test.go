@@ -127,3 +127,23 @@ func TestBuildSharesRoots(t *testing.T) {
 	msg, err := exec.Command("nix-store", append([]string{"--delete"}, outs...)...).CombinedOutput()
 	assert.NilError(t, err, "%s", msg)
 }
+
+// A GC-roots child slow to start does not hold nix build up: the paths
+// are held beside it, and still held once Build returns.
+func TestBuildRootsSlowToStart(t *testing.T) {
+	real, err := exec.LookPath("nix")
+	assert.NilError(t, err)
+	dir := t.TempDir()
+	assert.NilError(t, os.Symlink(real, filepath.Join(dir, "nix")))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "nix-store"), []byte("#!/bin/sh\nsleep 1\nexec '"+filepath.Join(filepath.Dir(real), "nix-store")+"' \"$@\"\n"), 0o755))
+	b := &Builder{Flake: writeFlake(t, `{ leaf = drv "leaf" "echo leaf > $out"; }`), Nix: filepath.Join(dir, "nix")}
+	res, err := b.Build(t.Context(), "x86_64-linux", []string{"leaf"})
+	assert.NilError(t, err)
+	out := res.Packages[0].Outputs["out"]
+	t.Cleanup(func() { _ = exec.Command("nix-store", "--delete", out).Run() })
+	msg, err := exec.Command("nix-store", "--delete", out).CombinedOutput()
+	assert.Assert(t, err != nil, "deleted while held: %s", msg)
+	res.Release()
+	msg, err = exec.Command("nix-store", "--delete", out).CombinedOutput()
+	assert.NilError(t, err, "%s", msg)
+}

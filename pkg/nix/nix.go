@@ -387,7 +387,7 @@ func (b *Builder) build(ctx context.Context, system string, attrs []string, log 
 	// The outputs by the paths nix build gave: a content-addressed one
 	// was a placeholder until built, and one that nix build had ready
 	// (its own roots gone as it ended) may be held only now.
-	if valid, err := roots.Hold(ctx, res.Roots()); err == nil && roots != nil {
+	if valid, err := waitRoots().Hold(ctx, res.Roots()); err == nil && roots != nil {
 		for _, p := range res.Roots() {
 			if !valid[p] {
 				return nil, fmt.Errorf("nix build for %s: %s was deleted as it was built (a garbage collection?): run the build again", system, p)
