@@ -32,18 +32,27 @@ type Proxy struct {
 	rate   float64
 	rng    *rand.Rand
 	faults map[string]int
+	streak map[string]int // failed tries in a row, by request
 	total  int
 	writes []string // "METHOD /path" of writes the registry saw
 }
 
+// MaxStreak is the most times in a row the proxy fails one request (the
+// same method and URL): fewer than a client's tries (5 by default), so a
+// test measures recovery from faults, not the odds of one request
+// drawing a fault at every try (at 15%, one in 13,000 requests: about
+// one failed push in ten fault tests, without the cap).
+const MaxStreak = 3
+
 // Start starts a proxy to registry (host:port) that fails rate of the
-// requests, chosen by a generator seeded with seed; it stops with the test.
+// requests, chosen by a generator seeded with seed, and never one request
+// more than MaxStreak times in a row; it stops with the test.
 func Start(t testing.TB, registry string, rate float64, seed int64) *Proxy {
 	target, err := url.Parse("http://" + registry)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{upstream: httputil.NewSingleHostReverseProxy(target), rate: rate, rng: rand.New(rand.NewSource(seed)), faults: map[string]int{}}
+	p := &Proxy{upstream: httputil.NewSingleHostReverseProxy(target), rate: rate, rng: rand.New(rand.NewSource(seed)), faults: map[string]int{}, streak: map[string]int{}}
 	p.upstream.ErrorLog = nil
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
@@ -58,20 +67,28 @@ func (p *Proxy) SetRate(rate float64) {
 	p.rate = rate
 }
 
-func (p *Proxy) pick() string {
+func (p *Proxy) pick(r *http.Request) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.total++
-	if p.rng.Float64() >= p.rate {
+	key := r.Method + " " + r.URL.RequestURI()
+	if p.rng.Float64() >= p.rate || p.streak[key] >= MaxStreak {
+		delete(p.streak, key)
 		return ""
 	}
 	kind := Kinds[p.rng.Intn(len(Kinds))]
 	p.faults[kind]++
+	if kind == "stall" {
+		// Slow, but answered.
+		delete(p.streak, key)
+	} else {
+		p.streak[key]++
+	}
 	return kind
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch kind := p.pick(); kind {
+	switch kind := p.pick(r); kind {
 	case "":
 		p.forward(w, r)
 	case "500", "502", "503":
