@@ -164,7 +164,7 @@ func push(ctx context.Context, t Target, idx v1.ImageIndex, o Options, pusher *r
 		}
 	}
 	if !done {
-		put := func(ctx context.Context) error { return putIndex(ctx, pusher, t, digest, idx) }
+		put := func(ctx context.Context) error { return putIndex(ctx, pusher, t, digest, idx, head) }
 		if err := putAgain(ctx, o, t.Repo, "index "+short(digest.String()), put); err != nil {
 			return nil, err
 		}
@@ -213,14 +213,14 @@ func short(digest string) string {
 
 // putIndex writes the index under each of t's tags, or by digest where
 // there are none: the last writes, the commit point of a publish.
-func putIndex(ctx context.Context, pusher *remote.Pusher, t Target, digest v1.Hash, idx remote.Taggable) error {
+func putIndex(ctx context.Context, pusher *remote.Pusher, t Target, digest v1.Hash, idx remote.Taggable, head headFunc) error {
 	if len(t.Tags) == 0 {
 		return pusher.Put(ctx, t.Repo.Digest(digest.String()), idx)
 	}
 	// A PUT under a tag stores the index and names it at once: no PUT by
 	// digest first.
 	for i, tag := range t.Tags {
-		if err := pusher.Put(ctx, tag, idx); err != nil {
+		if err := pusher.Put(ctx, tag, idx); err != nil && !landed(ctx, err, head, tag, digest) {
 			if i == 0 {
 				return err // no tag moved
 			}
@@ -228,6 +228,19 @@ func putIndex(ctx context.Context, pusher *remote.Pusher, t Target, digest v1.Ha
 		}
 	}
 	return nil
+}
+
+// landed tells whether a tag's PUT that failed with no answer, or with
+// the registry's own failure, took effect all the same: the answer lost
+// after the registry wrote the tag (a dropped connection, an answer cut
+// short). Told as failed, the push would report tags it had moved as
+// not moved.
+func landed(ctx context.Context, err error, head headFunc, tag name.Tag, digest v1.Hash) bool {
+	if registry.Refused(err) {
+		return false
+	}
+	d, ok := head(ctx, tag)
+	return ok && d == digest
 }
 
 // tagsError is a failure to write the index under a tag after others

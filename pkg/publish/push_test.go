@@ -6,12 +6,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/logs"
@@ -359,4 +362,53 @@ func TestCancelled(t *testing.T) {
 	_, err := Push(ctx, mustTarget(t, host+"/c/img", "v1"), testIndex(t, "c", amd64),
 		Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}}})
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// answerLost is middleware that lets the registry write every tag but
+// loses its answer (the connection drops), as a proxy that fails after
+// the registry did the work; refuse answers 400 to tag writes instead,
+// writing nothing.
+func answerLost(refuse bool) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/manifests/") || strings.Contains(r.URL.Path, "/manifests/sha256:") {
+				h.ServeHTTP(w, r)
+				return
+			}
+			if refuse {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, `{"errors":[{"code":"TAG_INVALID","message":"no"}]}`)
+				return
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+		})
+	}
+}
+
+// TestTagAnswerLost: a tag the registry wrote, whose answer never came
+// back at any try, is found written (the push and the merge succeed,
+// every tag moved); a tag the registry refused is a failure.
+func TestTagAnswerLost(t *testing.T) {
+	o := Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: noCreds}, Backoff: remote.Backoff{Duration: time.Millisecond, Steps: 2}}}
+	host := memRegistry(t, answerLost(false))
+	idx := testIndex(t, "lost", amd64)
+	res, err := Push(context.Background(), mustTarget(t, host+"/lost/img", "a", "b"), idx, o)
+	assert.NilError(t, err)
+	merged, err := mergeOne(context.Background(), mustTarget(t, host+"/lost/img", "m"), []string{res.Digest}, o)
+	assert.NilError(t, err)
+	for tag, want := range map[string]string{"a": res.Digest, "b": res.Digest, "m": merged.Digest} {
+		ref, err := name.NewTag(host + "/lost/img:" + tag)
+		assert.NilError(t, err)
+		d, err := remote.Head(ref)
+		assert.NilError(t, err)
+		assert.Equal(t, d.Digest.String(), want, "tag %s", tag)
+	}
+
+	refusing := memRegistry(t, answerLost(true))
+	_, err = Push(context.Background(), mustTarget(t, refusing+"/lost/img", "a"), idx, o)
+	assert.ErrorContains(t, err, "TAG_INVALID")
 }

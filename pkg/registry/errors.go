@@ -269,6 +269,14 @@ func BlobNotLinked(err error) bool {
 		hasCode(terr, transport.BlobUnknownErrorCode) || hasCode(terr, transport.DigestInvalidErrorCode))
 }
 
+// Refused tells a registry's answer that says no to the request itself
+// (4xx but 408 and 429): a request that failed otherwise (no answer, one
+// cut short, a 5xx) may have taken effect.
+func Refused(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode < 500 && !retryStatus(terr.StatusCode)
+}
+
 // IsNotFound tells an answer 404 Not Found.
 func IsNotFound(err error) bool {
 	var terr *transport.Error
