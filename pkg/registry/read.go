@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -205,38 +206,125 @@ func (r *Reader) headBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 }
 
 // Referrers lists subject's referrers: the registry's referrers API
-// where it has one (the first page; api true), else the OCI 1.1 fallback
-// tag sha256-<hex>, read with the bounds of manifest (a missing tag lists
-// none). Either way the answer is at most MaxManifestSize bytes.
+// where it has one (api true; every page, following its Link headers),
+// else the OCI 1.1 fallback tag sha256-<hex>, read with the bounds of
+// manifest (a missing tag lists none). Either way the answer is at most
+// MaxManifestSize bytes, in at most maxReferrerPages pages.
 func (r *Reader) Referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexManifest, api bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url("referrers", subject.String()), nil)
+	what := "the referrers of " + subject.String()
+	next := r.url("referrers", subject.String())
+	left := int64(MaxManifestSize)
+	for page := 0; next != ""; page++ {
+		if page == maxReferrerPages {
+			return nil, api, tooLargeError(fmt.Sprintf("%s: the registry sent more than %d pages", what, maxReferrerPages))
+		}
+		var raw []byte
+		var status int
+		raw, status, next, err = r.referrersPage(ctx, next, left, what)
+		if err != nil {
+			return nil, api, err
+		}
+		if status != http.StatusOK {
+			if page > 0 {
+				return nil, api, fmt.Errorf("%s: the registry answered %d for a next page", what, status)
+			}
+			// No referrers API.
+			im, err := r.FallbackReferrers(ctx, subject)
+			return im, false, err
+		}
+		api = true
+		left -= int64(len(raw))
+		pageIndex, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+		if err != nil {
+			return nil, api, fmt.Errorf("%s: %w", what, err)
+		}
+		if im == nil {
+			im = pageIndex
+		} else {
+			im.Manifests = append(im.Manifests, pageIndex.Manifests...)
+		}
+	}
+	return im, api, nil
+}
+
+// maxReferrerPages bounds the pages of one referrers list: a registry
+// pages at 100 or more (zot, Harbor), so this is thousands of referrers.
+const maxReferrerPages = 64
+
+// referrersPage reads one page of a referrers list at u, of at most
+// limit bytes: its body when the registry answered 200 (the status
+// otherwise, for 404 and 400: no referrers API), and the next page's
+// URL, which must be on the same registry and path.
+func (r *Reader) referrersPage(ctx context.Context, u string, limit int64, what string) (raw []byte, status int, next string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, "", err
 	}
 	req.Header.Set("Accept", string(types.OCIImageIndex))
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, "", err
 	}
 	defer resp.Body.Close()
-	var raw []byte
 	switch resp.StatusCode {
 	case http.StatusOK:
-		api = true
-		if raw, err = readLimited(resp, MaxManifestSize, "the referrers of "+subject.String()); err != nil {
-			return nil, api, err
-		}
-	case http.StatusNotFound, http.StatusBadRequest: // no referrers API
-		im, err := r.FallbackReferrers(ctx, subject)
-		return im, false, err
+	case http.StatusNotFound, http.StatusBadRequest:
+		return nil, resp.StatusCode, "", nil
 	default:
-		return nil, false, transport.CheckError(resp, http.StatusOK)
+		return nil, resp.StatusCode, "", transport.CheckError(resp, http.StatusOK)
 	}
-	im, err = v1.ParseIndexManifest(bytes.NewReader(raw))
+	if raw, err = readLimited(resp, limit, what); err != nil {
+		return nil, 0, "", err
+	}
+	next, err = nextPage(req.URL, resp.Header.Values("Link"))
 	if err != nil {
-		return nil, api, fmt.Errorf("the referrers of %s: %w", subject, err)
+		return nil, 0, "", fmt.Errorf("%s: %w", what, err)
 	}
-	return im, api, nil
+	return raw, http.StatusOK, next, nil
+}
+
+// nextPage is the rel="next" link among a registry's Link headers,
+// resolved against the page's URL u; a link to another host, scheme or
+// path is refused (a registry must not send the reader, and its
+// credentials, elsewhere).
+func nextPage(u *url.URL, links []string) (string, error) {
+	for _, header := range links {
+		for _, link := range strings.Split(header, ",") {
+			target, params, ok := strings.Cut(strings.TrimSpace(link), ";")
+			target = strings.TrimSpace(target)
+			if !ok || !strings.HasPrefix(target, "<") || !strings.HasSuffix(target, ">") {
+				continue
+			}
+			if !relNext(params) {
+				continue
+			}
+			ref, err := url.Parse(target[1 : len(target)-1])
+			if err != nil {
+				return "", fmt.Errorf("the registry's next-page link %s is no URL", Quoted(target, maxQuoted))
+			}
+			n := u.ResolveReference(ref)
+			if n.Scheme != u.Scheme || n.Host != u.Host || n.Path != u.Path {
+				return "", fmt.Errorf("the registry's next-page link %s leads off %s%s", Quoted(n.Redacted(), maxQuoted), u.Host, u.Path)
+			}
+			return n.String(), nil
+		}
+	}
+	return "", nil
+}
+
+// relNext tells whether a link's parameters say rel="next".
+func relNext(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(k), "rel") {
+			for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(v), `"`)) {
+				if strings.EqualFold(rel, "next") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // FallbackReferrers reads subject's referrers from its fallback tag
