@@ -141,12 +141,8 @@ func TestServeAuth(t *testing.T) {
 // /metrics counts manifest requests and bytes served, in Prometheus'
 // text format.
 func TestServeMetrics(t *testing.T) {
-	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
-	stored(t, s, storage, "hello")
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage}) // reads what is stored
-	assert.NilError(t, err)
+	storage, _ := storageHolding(t, "hello")
+	s := newServer(t, Options{Storage: storage}) // reads what is stored
 	for range 2 {
 		res, _ := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK)

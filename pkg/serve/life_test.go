@@ -68,8 +68,7 @@ func blobsOf(t *testing.T, s *Server, name string) []string {
 // runs again by itself and brings the storage within its bounds.
 func TestServeKeepsImagesJustServed(t *testing.T) {
 	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 2})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage, MaxImages: 2})
 	defer s.Close()
 	assert.Equal(t, s.grace, servedGrace)
 	s.builder = fakeBuild(storage)
@@ -132,8 +131,7 @@ func listen(t *testing.T, h http.Handler) (*http.Server, string) {
 // remembered as failed, and the HTTP server's drain does not wait for
 // the build.
 func TestServeStopCancelsBuilds(t *testing.T) {
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: t.TempDir()})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: t.TempDir()})
 	started := make(chan struct{})
 	s.builder = func(ctx context.Context, _ request) (v1.Hash, error) {
 		close(started)
@@ -186,8 +184,7 @@ func TestServeStopCancelsBuilds(t *testing.T) {
 // A build cut off by Timeout says so, naming --timeout, not "context
 // deadline exceeded"; it is remembered, as it would time out again.
 func TestServeTimeoutNamed(t *testing.T) {
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Timeout: 100 * time.Millisecond})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: t.TempDir(), Timeout: 100 * time.Millisecond})
 	builds := 0
 	s.builder = func(ctx context.Context, _ request) (v1.Hash, error) {
 		builds++
@@ -209,8 +206,7 @@ func TestServeTimeoutNamed(t *testing.T) {
 // long that takes.
 func TestServeDropsStalledReaders(t *testing.T) {
 	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage})
 	s.stall = 300 * time.Millisecond
 	// A blob larger than the sockets' buffers (its name need not be its
 	// digest: only the path is read).

@@ -70,6 +70,31 @@ func stored(t *testing.T, s *Server, storage, name string) v1.ImageIndex {
 	return idx
 }
 
+// newServer is New(o) with fakeLock and a nixpkgs that does not exist:
+// unless o.Build says otherwise, it builds nothing and serves what its
+// storage holds.
+func newServer(t *testing.T, o Options) *Server {
+	t.Helper()
+	o.Lock, o.Nixpkgs = fakeLock, "path:/nonexistent"
+	s, err := New(o)
+	assert.NilError(t, err)
+	return s
+}
+
+// storageHolding is a fresh storage in which an image is stored for each
+// name, as a server's builds would have left it, and those images'
+// indexes, in the order of names.
+func storageHolding(t *testing.T, names ...string) (string, []v1.ImageIndex) {
+	t.Helper()
+	storage := t.TempDir()
+	s := newServer(t, Options{Storage: storage})
+	var idxs []v1.ImageIndex
+	for _, name := range names {
+		idxs = append(idxs, stored(t, s, storage, name))
+	}
+	return storage, idxs
+}
+
 func get(t *testing.T, h http.Handler, method, path string) (*http.Response, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -83,15 +108,12 @@ func get(t *testing.T, h http.Handler, method, path string) (*http.Response, str
 // here: there is no Nix), by tag and by digest, GET and HEAD; a new
 // server over the same storage serves it too.
 func TestServeFromStorage(t *testing.T) {
-	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
-	idx := stored(t, s, storage, "hello/shell")
+	storage, idxs := storageHolding(t, "hello/shell")
+	idx := idxs[0]
 	digest, err := idx.Digest()
 	assert.NilError(t, err)
 
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage})
 	for _, path := range []string{"/v2/shell/hello/manifests/latest", "/v2/hello/shell/manifests/latest", "/v2/x/manifests/" + digest.String()} {
 		res, body := get(t, s, http.MethodGet, path)
 		assert.Equal(t, res.StatusCode, http.StatusOK, "%s: %s", path, body)
@@ -137,8 +159,7 @@ func mustSize(t *testing.T, l v1.Layer) int64 {
 func TestServeErrors(t *testing.T) {
 	platforms, err := spec.ParsePlatforms("linux/amd64")
 	assert.NilError(t, err)
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Platforms: platforms})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: t.TempDir(), Platforms: platforms})
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -188,14 +209,8 @@ func TestServeErrors(t *testing.T) {
 // With MaxImages, the image pulled least recently is dropped, with the
 // blobs only it used; the others are served as before.
 func TestServePrunes(t *testing.T) {
-	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
-	for _, name := range []string{"a", "b", "c"} {
-		stored(t, s, storage, name)
-	}
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 3})
-	assert.NilError(t, err)
+	storage, _ := storageHolding(t, "a", "b", "c")
+	s := newServer(t, Options{Storage: storage, MaxImages: 3})
 	// The order of use is tested here, not the grace.
 	s.o.MaxImages, s.grace = 2, 0
 	for _, name := range []string{"c", "a", "b"} { // c is now the least recent
@@ -204,7 +219,7 @@ func TestServePrunes(t *testing.T) {
 	}
 	cIndex := s.built[mustKey(t, s, "c")]
 	s.pruneNow()
-	_, err = os.Stat(filepath.Join(storage, "blobs", "sha256", cIndex.Hex))
+	_, err := os.Stat(filepath.Join(storage, "blobs", "sha256", cIndex.Hex))
 	assert.Check(t, os.IsNotExist(err), "c's index is still stored: %v", err)
 	res, body := get(t, s, http.MethodGet, "/v2/c/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusNotFound, body) // built again: no Nix here
@@ -212,8 +227,7 @@ func TestServePrunes(t *testing.T) {
 		res, _ := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, name)
 	}
-	again, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	again := newServer(t, Options{Storage: storage})
 	assert.Equal(t, len(again.built), 2)
 	_, body = get(t, s, http.MethodGet, "/metrics")
 	assert.Check(t, is.Contains(body, "nixery_serve_images_pruned_total 1"))
@@ -222,8 +236,7 @@ func TestServePrunes(t *testing.T) {
 // A name that does not build is not built again at once: the second pull
 // gets the same error from memory.
 func TestServeRemembersFailures(t *testing.T) {
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: t.TempDir()})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: t.TempDir()})
 	var bodies []string
 	for range 2 {
 		res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
@@ -237,15 +250,9 @@ func TestServeRemembersFailures(t *testing.T) {
 
 // MaxBytes drops images pulled least recently until the blobs fit.
 func TestServePrunesToSize(t *testing.T) {
-	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
-	for _, name := range []string{"a", "b", "c"} {
-		stored(t, s, storage, name)
-	}
+	storage, _ := storageHolding(t, "a", "b", "c")
 	full := layoutStore{dir: storage}.size()
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxBytes: full})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage, MaxBytes: full})
 	// The order of use is tested here, not the grace.
 	s.o.MaxBytes, s.grace = full-1, 0
 	for _, name := range []string{"a", "b", "c"} {
@@ -267,15 +274,11 @@ func mustKey(t *testing.T, s *Server, name string) string {
 // An image gone from the store (its index removed under the server) is
 // built again, not answered "no manifest" for ever.
 func TestServeRebuildsWhatIsGone(t *testing.T) {
-	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
-	idx := stored(t, s, storage, "hello")
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	storage, idxs := storageHolding(t, "hello")
+	s := newServer(t, Options{Storage: storage})
 	res, _ := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusOK)
-	d, err := idx.Digest()
+	d, err := idxs[0].Digest()
 	assert.NilError(t, err)
 	assert.NilError(t, os.Remove(filepath.Join(storage, "blobs", "sha256", d.Hex)))
 	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
@@ -316,8 +319,7 @@ func (b blockingNix) BuildLogged(context.Context, string, []string, io.Writer) (
 // with TOOMANYREQUESTS; Close stops the builds nobody needs.
 func TestServeQueueBound(t *testing.T) {
 	fake := blockingNix{release: make(chan struct{})}
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Builds: 1, Build: build.Options{Realiser: fake}})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: t.TempDir(), Builds: 1, Build: build.Options{Realiser: fake}})
 	var wg sync.WaitGroup
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
 		wg.Go(func() { get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest") })
@@ -354,8 +356,7 @@ func TestServeHostileRegistryStorage(t *testing.T) {
 	h := hostile.Start(hostile.Behaviour{})
 	t.Cleanup(h.Close)
 	storage := "docker://" + h.Host + "/nixery/store"
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Registry: registry.Options{RequestTimeout: time.Second}})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage, Registry: registry.Options{RequestTimeout: time.Second}})
 	img := storedInRegistry(t, s, storage, "hello")
 	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusOK, body)
@@ -404,8 +405,7 @@ func TestServeFromRegistryStorage(t *testing.T) {
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	storage := "docker://" + strings.TrimPrefix(srv.URL, "http://") + "/nixery/store"
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage})
 	img := storedInRegistry(t, s, storage, "hello")
 
 	res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
@@ -437,14 +437,10 @@ func TestServeFromRegistryStorage(t *testing.T) {
 // waits a whole Timeout for a slot is told the server is busy (and may
 // retry at once), not that the image failed.
 func TestServeSlotWaitApart(t *testing.T) {
-	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	storage, idxs := storageHolding(t, "x")
+	d, err := idxs[0].Digest()
 	assert.NilError(t, err)
-	idx := stored(t, s, storage, "x")
-	d, err := idx.Digest()
-	assert.NilError(t, err)
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Builds: 1, Timeout: time.Second})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage, Builds: 1, Timeout: time.Second})
 	slow := func(ctx context.Context, _ request) (v1.Hash, error) {
 		select {
 		case <-time.After(600 * time.Millisecond): // each within Timeout, not both
@@ -501,13 +497,9 @@ func (f flakyStore) manifest(ctx context.Context, d v1.Hash) ([]byte, error) {
 // pull is told to retry (503), nothing is built or remembered as failed,
 // and the next pull is served.
 func TestServeStorageBlip(t *testing.T) {
-	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
-	stored(t, s, storage, "hello")
+	storage, _ := storageHolding(t, "hello")
 	var log bytes.Buffer
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
 	broken := new(atomic.Bool)
 	s.store = flakyStore{s.store, broken}
 	s.builder = func(context.Context, request) (v1.Hash, error) {
@@ -551,8 +543,7 @@ func (f failingManifest) manifest(ctx context.Context, d v1.Hash) ([]byte, error
 func TestServeSinglePlatformStorageFails(t *testing.T) {
 	storage := t.TempDir()
 	var log bytes.Buffer
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage})
 	req := resolved(t, s, "arm64/hello")
 	img, err := random.Image(64, 1)
 	assert.NilError(t, err)
@@ -563,8 +554,7 @@ func TestServeSinglePlatformStorageFails(t *testing.T) {
 	platform, err := img.Digest()
 	assert.NilError(t, err)
 	// A server started over the storage kept.
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
-	assert.NilError(t, err)
+	s = newServer(t, Options{Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
 	s.builder = func(context.Context, request) (v1.Hash, error) {
 		t.Error("built")
 		return v1.Hash{}, errors.New("built")
@@ -589,14 +579,11 @@ func TestServeSinglePlatformStorageFails(t *testing.T) {
 	assert.Equal(t, res.Header.Get("Retry-After"), "")
 
 	// An index of two platforms kept under an arm64 name is broken too.
-	storage = t.TempDir()
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
-	two, err := stored(t, s, storage, "arm64/hello").Digest()
+	storage, idxs := storageHolding(t, "arm64/hello")
+	two, err := idxs[0].Digest()
 	assert.NilError(t, err)
 	log.Reset()
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
-	assert.NilError(t, err)
+	s = newServer(t, Options{Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
 	res, body = get(t, s, http.MethodGet, "/v2/arm64/hello/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusInternalServerError, body)
 	assert.Equal(t, res.Header.Get("Retry-After"), "")
@@ -609,8 +596,7 @@ func TestServeSinglePlatformStorageFails(t *testing.T) {
 func TestServeBlobUnreadable(t *testing.T) {
 	storage := t.TempDir()
 	var log bytes.Buffer
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage, Log: slog.New(slog.NewJSONHandler(&log, nil))})
 	idx := stored(t, s, storage, "hello")
 	d, err := idx.Digest()
 	assert.NilError(t, err)
@@ -630,25 +616,12 @@ func TestServeBlobUnreadable(t *testing.T) {
 	assert.Equal(t, res.StatusCode, http.StatusNotFound, body)
 }
 
-// threeStored is a storage holding images a, b and c.
-func threeStored(t *testing.T) string {
-	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
-	for _, name := range []string{"a", "b", "c"} {
-		stored(t, s, storage, name)
-	}
-	return storage
-}
-
 // Bounds lowered since the last start apply as the server starts.
 func TestServePrunesAtStart(t *testing.T) {
-	storage := threeStored(t)
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 1})
-	assert.NilError(t, err)
+	storage, _ := storageHolding(t, "a", "b", "c")
+	s := newServer(t, Options{Storage: storage, MaxImages: 1})
 	assert.Equal(t, len(s.built), 1)
-	again, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	again := newServer(t, Options{Storage: storage})
 	assert.Equal(t, len(again.built), 1, "the storage kept more")
 }
 
@@ -656,8 +629,8 @@ func TestServePrunesAtStart(t *testing.T) {
 // the storage over its bounds: past pruneWait the pruner holds new builds
 // back until those running end.
 func TestServePrunesUnderLoad(t *testing.T) {
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: threeStored(t), MaxImages: 3})
-	assert.NilError(t, err)
+	storage, _ := storageHolding(t, "a", "b", "c")
+	s := newServer(t, Options{Storage: storage, MaxImages: 3})
 	s.o.MaxImages, s.pruneWait = 1, 200*time.Millisecond
 	stop := make(chan struct{})
 	var builds sync.WaitGroup
@@ -697,8 +670,8 @@ func TestServePrunesUnderLoad(t *testing.T) {
 // Pulls by digest (a deployment pinned to it) count as use: such an
 // image is not the least recently pulled, and stays pullable by digest.
 func TestServeDigestPullsCountAsUse(t *testing.T) {
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: threeStored(t), MaxImages: 3})
-	assert.NilError(t, err)
+	storage, _ := storageHolding(t, "a", "b", "c")
+	s := newServer(t, Options{Storage: storage, MaxImages: 3})
 	// The order of use is tested here, not the grace.
 	s.o.MaxImages, s.grace = 2, 0
 	for _, name := range []string{"a", "b", "c"} {
@@ -749,8 +722,7 @@ func TestServeStorageChecks(t *testing.T) {
 func registryStoredLayer(t *testing.T) (*Server, v1.Layer, v1.Hash) {
 	t.Helper()
 	storage := "docker://" + testenv.StartRegistry(t) + "/nixery/store"
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage})
 	img := storedInRegistry(t, s, storage, "hello")
 	layers, err := img.Layers()
 	assert.NilError(t, err)
@@ -804,14 +776,10 @@ func TestServeRegistryStorageRanges(t *testing.T) {
 // Manifests carry their digest as entity tag, and If-None-Match with it
 // is 304, by tag and by digest.
 func TestServeManifestETag(t *testing.T) {
-	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	storage, idxs := storageHolding(t, "hello")
+	digest, err := idxs[0].Digest()
 	assert.NilError(t, err)
-	idx := stored(t, s, storage, "hello")
-	digest, err := idx.Digest()
-	assert.NilError(t, err)
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage})
 	for _, path := range []string{"/v2/hello/manifests/latest", "/v2/hello/manifests/" + digest.String()} {
 		res, _ := get(t, s, http.MethodGet, path)
 		assert.Equal(t, res.Header.Get("ETag"), `"`+digest.String()+`"`, path)
@@ -832,17 +800,13 @@ func TestServeManifestETag(t *testing.T) {
 // it cannot parse; no Accept header, a wildcard or the OCI types get the
 // image as before.
 func TestServeAccept(t *testing.T) {
-	storage := t.TempDir()
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
+	storage, idxs := storageHolding(t, "hello")
+	digest, err := idxs[0].Digest()
 	assert.NilError(t, err)
-	idx := stored(t, s, storage, "hello")
-	digest, err := idx.Digest()
-	assert.NilError(t, err)
-	im, err := idx.IndexManifest()
+	im, err := idxs[0].IndexManifest()
 	assert.NilError(t, err)
 	manifest := im.Manifests[0].Digest
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage})
 
 	const (
 		docker     = "application/vnd.docker.distribution.manifest.v2+json"
@@ -953,9 +917,8 @@ func TestServeNixStoreFailureIsOurs(t *testing.T) {
 		"error: builder for '/nix/store/" + strings.Repeat("a", 32) + "-hello.drv' failed with exit code 2": http.StatusNotFound,
 	} {
 		var log bytes.Buffer
-		s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: t.TempDir(), Build: build.Options{Realiser: failingNix{stderr}},
+		s := newServer(t, Options{Storage: t.TempDir(), Build: build.Options{Realiser: failingNix{stderr}},
 			Log: slog.New(slog.NewTextHandler(&log, nil))})
-		assert.NilError(t, err)
 		res, body := get(t, s, http.MethodGet, "/v2/hello/manifests/latest")
 		assert.Check(t, is.Equal(res.StatusCode, want), "%s: %s", stderr, body)
 		if want == http.StatusInternalServerError {
@@ -976,14 +939,8 @@ func TestServeNixStoreFailureIsOurs(t *testing.T) {
 // the server lists it, which would build it again on its next pull.
 func TestServePruneAfterBuildKeepsIt(t *testing.T) {
 	for round := range 20 {
-		storage := t.TempDir()
-		s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-		assert.NilError(t, err)
-		for _, name := range []string{"a", "b"} {
-			stored(t, s, storage, name)
-		}
-		s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-		assert.NilError(t, err)
+		storage, _ := storageHolding(t, "a", "b")
+		s := newServer(t, Options{Storage: storage})
 		s.o.MaxImages = 1 // a and b are over it: the next prune drops one
 		var builds atomic.Int32
 		pruned := make(chan struct{})
@@ -1023,9 +980,8 @@ func (r readThenPrune) manifest(ctx context.Context, d v1.Hash) ([]byte, error) 
 // read, not after: a prune between the two would drop the blobs and
 // manifests its client asks for next.
 func TestServeDigestPullProtected(t *testing.T) {
-	storage := threeStored(t)
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	storage, _ := storageHolding(t, "a", "b", "c")
+	s := newServer(t, Options{Storage: storage})
 	for _, name := range []string{"a", "b"} {
 		res, body := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, body)
@@ -1047,10 +1003,9 @@ func TestServeDigestPullProtected(t *testing.T) {
 // prune after it drops the one pulled least recently, not the first by
 // name.
 func TestServeRecencySurvivesRestart(t *testing.T) {
-	storage := threeStored(t)
+	storage, _ := storageHolding(t, "a", "b", "c")
 	// Unbounded, a server writes nothing on a pull.
-	s, err := New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage})
-	assert.NilError(t, err)
+	s := newServer(t, Options{Storage: storage})
 	aIndex := s.built[resolved(t, s, "a").key]
 	aBlob := filepath.Join(storage, "blobs", "sha256", aIndex.Hex)
 	before, err := os.Stat(aBlob)
@@ -1062,8 +1017,7 @@ func TestServeRecencySurvivesRestart(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, after.ModTime().Equal(before.ModTime()), "an unbounded server dated a pull")
 
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 3})
-	assert.NilError(t, err)
+	s = newServer(t, Options{Storage: storage, MaxImages: 3})
 	for _, name := range []string{"b", "a", "c"} {
 		res, body := get(t, s, http.MethodGet, "/v2/"+name+"/manifests/latest")
 		assert.Equal(t, res.StatusCode, http.StatusOK, body)
@@ -1082,8 +1036,7 @@ func TestServeRecencySurvivesRestart(t *testing.T) {
 	res, body = get(t, s, http.MethodGet, "/v2/b/manifests/latest")
 	assert.Equal(t, res.StatusCode, http.StatusOK, body)
 
-	s, err = New(Options{Lock: fakeLock, Nixpkgs: "path:/nonexistent", Storage: storage, MaxImages: 2})
-	assert.NilError(t, err)
+	s = newServer(t, Options{Storage: storage, MaxImages: 2})
 	_, a := s.built[resolved(t, s, "a").key]
 	_, b := s.built[bKey]
 	_, c := s.built[resolved(t, s, "c").key]
