@@ -71,8 +71,8 @@ func stored(t *testing.T, s *Server, storage, name string) v1.ImageIndex {
 }
 
 // newServer is New(o) with fakeLock and a nixpkgs that does not exist:
-// unless o.Build says otherwise, it builds nothing and serves what its
-// storage holds.
+// it serves what its storage holds, and builds only with a test's own
+// s.builder.
 func newServer(t *testing.T, o Options) *Server {
 	t.Helper()
 	o.Lock, o.Nixpkgs = fakeLock, "path:/nonexistent"
