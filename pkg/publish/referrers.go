@@ -243,7 +243,11 @@ func (r *Registry) listInFallback(ctx context.Context, pusher *remote.Pusher, su
 		var im *v1.IndexManifest
 		if round == 1 {
 			var api bool
-			if im, api, err = rd.Referrers(ctx, subject); err != nil || api {
+			im, api, err = rd.Referrers(ctx, subject)
+			if api {
+				return nil // the registry lists what it holds, however its list reads
+			}
+			if err != nil {
 				return err
 			}
 		} else if im, err = rd.FallbackReferrers(ctx, subject); err != nil {
