@@ -48,6 +48,21 @@ func TestServeStartErrors(t *testing.T) {
 	}
 }
 
+// The README's account of serve, "As a registry", names each of its
+// flags.
+func TestREADMENamesServeFlags(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	assert.NilError(t, err)
+	_, readme, ok := strings.Cut(string(raw), "\n### As a registry: `nixery serve`\n")
+	assert.Assert(t, ok, "README.md has no section As a registry")
+	readme, _, _ = strings.Cut(readme, "\n### ")
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	newServeFlags().register(fs)
+	fs.VisitAll(func(fl *flag.Flag) {
+		assert.Check(t, strings.Contains(readme, "`--"+fl.Name), "README.md does not name serve's flag --%s", fl.Name)
+	})
+}
+
 // Hints name the flags of the command that failed: serve has --storage
 // and logs in with the docker config only.
 func TestHintsNameTheCommandsFlags(t *testing.T) {
