@@ -42,6 +42,7 @@ let
     ++ flag "timeout" cfg.timeout
     ++ flag "max-images" cfg.maxImages
     ++ flag "max-storage" cfg.maxStorage
+    ++ flag "max-connections" cfg.maxConnections
     ++ flag "nixpkgs-refresh" cfg.nixpkgsRefresh
     ++ specifier "htpasswd" (if cfg.htpasswdFile == null then null else "%d/htpasswd")
     ++ specifier "token-file" (if cfg.tokenFile == null then null else "%d/token")
@@ -121,6 +122,13 @@ in
       default = null;
       example = "20G";
       description = "Keep the stored blobs within this size, dropping the images pulled least recently.";
+    };
+
+    maxConnections = mkOption {
+      type = types.nullOr types.ints.unsigned;
+      default = null;
+      example = 4096;
+      description = "Hold at most this many client connections open at once, the others waiting to be accepted; 0 for no bound, null for nixery's default (1024).";
     };
 
     nixpkgsRefresh = mkOption {

@@ -34,6 +34,7 @@ type serveFlags struct {
 	publicURL string
 	maxImages int
 	maxBytes  byteSize
+	maxConns  int
 	insecure  bool
 }
 
@@ -74,20 +75,8 @@ branch, tag or commit of it. An image is
 kept under the nixpkgs revision its tag was locked to, and tags are
 locked again every --nixpkgs-refresh, so that latest follows a branch.`,
 		setup: func(fs *flag.FlagSet) func([]string) error {
-			f := &serveFlags{platforms: listFlag{commas: true}}
-			fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`ADDR` to listen on (loopback unless told otherwise)")
-			fs.StringVar(&f.nixpkgs, "nixpkgs", defaultNixpkgs, "nixpkgs `FLAKEREF` of the tag latest")
-			fs.DurationVar(&f.refresh, "nixpkgs-refresh", 5*time.Minute, "lock the revision a tag names again after this long (`DURATION`); Nix's tarball-ttl also holds a forge's branches")
-			fs.StringVar(&f.storage, "storage", "", "where the images built are kept, across restarts: a `DIR` (an OCI layout), or docker://REGISTRY/NAME, a repository several servers share (logged in to with the docker config)")
-			fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to a registry --storage (loopback registries always are)")
-			fs.Var(&f.platforms, "platforms", "platforms of a name without arm64, a comma separated `LIST` (default linux/amd64,linux/arm64)")
-			fs.IntVar(&f.builds, "builds", 2, "`N` builds at once")
-			fs.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up on one image's build after this long (`DURATION`)")
-			fs.IntVar(&f.maxImages, "max-images", 0, "keep at most `N` images, dropping those pulled least recently (0: keep all); an image whose manifest was served in the last 10 minutes is kept, exceeding the bound meanwhile")
-			fs.Var(&f.maxBytes, "max-storage", "keep the storage's blobs within `SIZE` (e.g. 20G), dropping the images pulled least recently (0: no bound); an image whose manifest was served in the last 10 minutes is kept, exceeding the bound meanwhile")
-			fs.StringVar(&f.htpasswd, "htpasswd", "", "require basic authentication against this htpasswd `FILE` (bcrypt entries: htpasswd -B)")
-			fs.StringVar(&f.tokenFile, "token-file", "", "require this `FILE`'s token (16 characters or more), as a bearer token or as the password of any user")
-			fs.StringVar(&f.publicURL, "public-url", "", "with --token-file, the `URL` clients reach this server at (e.g. https://nixery.example.com): the challenge then names its token endpoint, so that clients given the token alone (skopeo --registry-token) send it; without it, clients log in with the token as password")
+			f := newServeFlags()
+			f.register(fs)
 			return func(args []string) error {
 				if len(args) > 0 {
 					return usagef("serve takes no arguments, but was given %q", args[0])
@@ -98,6 +87,27 @@ locked again every --nixpkgs-refresh, so that latest follows a branch.`,
 			}
 		},
 	}
+}
+
+// newServeFlags are serve's options before the command line is read.
+func newServeFlags() *serveFlags { return &serveFlags{platforms: listFlag{commas: true}} }
+
+// register declares f's flags on fs.
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "`ADDR` to listen on (loopback unless told otherwise)")
+	fs.StringVar(&f.nixpkgs, "nixpkgs", defaultNixpkgs, "nixpkgs `FLAKEREF` of the tag latest")
+	fs.DurationVar(&f.refresh, "nixpkgs-refresh", 5*time.Minute, "lock the revision a tag names again after this long (`DURATION`); Nix's tarball-ttl also holds a forge's branches")
+	fs.StringVar(&f.storage, "storage", "", "where the images built are kept, across restarts: a `DIR` (an OCI layout), or docker://REGISTRY/NAME, a repository several servers share (logged in to with the docker config)")
+	fs.BoolVar(&f.insecure, "insecure", false, "talk plain HTTP to a registry --storage (loopback registries always are)")
+	fs.Var(&f.platforms, "platforms", "platforms of a name without arm64, a comma separated `LIST` (default linux/amd64,linux/arm64)")
+	fs.IntVar(&f.builds, "builds", 2, "`N` builds at once")
+	fs.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up on one image's build after this long (`DURATION`)")
+	fs.IntVar(&f.maxImages, "max-images", 0, "keep at most `N` images, dropping those pulled least recently (0: keep all); an image whose manifest was served in the last 10 minutes is kept, exceeding the bound meanwhile")
+	fs.Var(&f.maxBytes, "max-storage", "keep the storage's blobs within `SIZE` (e.g. 20G), dropping the images pulled least recently (0: no bound); an image whose manifest was served in the last 10 minutes is kept, exceeding the bound meanwhile")
+	fs.IntVar(&f.maxConns, "max-connections", 1024, "hold at most `N` connections open at once, the others waiting to be accepted (0: no bound); each takes a file descriptor, which builds need too")
+	fs.StringVar(&f.htpasswd, "htpasswd", "", "require basic authentication against this htpasswd `FILE` (bcrypt entries: htpasswd -B)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "require this `FILE`'s token (16 characters or more), as a bearer token or as the password of any user")
+	fs.StringVar(&f.publicURL, "public-url", "", "with --token-file, the `URL` clients reach this server at (e.g. https://nixery.example.com): the challenge then names its token endpoint, so that clients given the token alone (skopeo --registry-token) send it; without it, clients log in with the token as password")
 }
 
 // serveReadTimeout bounds the reading of a whole request, body too:
@@ -123,6 +133,9 @@ func (f *serveFlags) run(ctx context.Context) error {
 	}
 	if f.refresh <= 0 {
 		return usagef("--nixpkgs-refresh must be a positive duration, such as 5m")
+	}
+	if f.maxConns < 0 {
+		return usagef("--max-connections %d is negative: give the most connections to hold open at once, or 0 for no bound", f.maxConns)
 	}
 	if strings.HasPrefix(f.storage, "docker://") && (f.maxImages > 0 || f.maxBytes > 0) {
 		return usagef("--max-images and --max-storage bound a directory storage; a registry storage (%s) is bounded by the registry's own garbage collection: drop them", f.storage)
@@ -165,7 +178,7 @@ func (f *serveFlags) run(ctx context.Context) error {
 	}
 	// Bound first: a port in use fails before the storage is made. Nothing
 	// is served on it before the checks below pass.
-	ln, err := net.Listen("tcp", f.listen)
+	ln, err := serve.Listen(f.listen, f.maxConns)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.listen, err)
 	}

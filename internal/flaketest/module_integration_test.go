@@ -201,6 +201,7 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 		htpasswdFile = "/etc/nixery/htpasswd";
 		platforms = [ "linux/amd64" ];
 		maxImages = 3;
+		maxConnections = 64;
 		extraArgs = [ "--nixpkgs-refresh" "10m" ];
 	}`)
 	assert.NilError(t, err, stderr)
@@ -251,7 +252,7 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 		assert.Equal(t, words[0], filepath.Join(out, "bin", "nixery"), "the default package is the flake's")
 		assert.DeepEqual(t, words[1:], []string{"serve", "--listen", addr,
 			"--storage", filepath.Join(dirs['S'], "nixery"), "--platforms", "linux/amd64", "--max-images", "3",
-			"--htpasswd", filepath.Join(dirs['d'], "htpasswd"), "--nixpkgs-refresh", "10m"})
+			"--max-connections", "64", "--htpasswd", filepath.Join(dirs['d'], "htpasswd"), "--nixpkgs-refresh", "10m"})
 
 		cmd := exec.Command(words[0], words[1:]...)
 		cmd.Env = []string{"NIX_CONFIG=" + testenv.NixConfig, "HOME=" + root}
@@ -310,6 +311,7 @@ func testNixOSModule(t *testing.T, f *flake, out string) {
 			`{ enable = true; storage = "/srv/nixery"; }`:               "services.nixery.storage",
 			`{ enable = true; htpasswdFile = "htpasswd"; }`:             "services.nixery.htpasswdFile",
 			`{ enable = true; platforms = [ ]; }`:                       "services.nixery.platforms",
+			`{ enable = true; maxConnections = -1; }`:                   "services.nixery.maxConnections",
 		} {
 			_, stderr, err := f.evalModule(t, lib, settings)
 			assert.Check(t, err != nil, "%s was accepted", settings)
