@@ -243,11 +243,7 @@ func (r *Registry) listInFallback(ctx context.Context, pusher *remote.Pusher, su
 		var im *v1.IndexManifest
 		if round == 1 {
 			var api bool
-			im, api, err = rd.Referrers(ctx, subject)
-			if api {
-				return nil // the registry lists what it holds, however its list reads
-			}
-			if err != nil {
+			if im, api, err = rd.Referrers(ctx, subject); err != nil || api {
 				return err
 			}
 		} else if im, err = rd.FallbackReferrers(ctx, subject); err != nil {

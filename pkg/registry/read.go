@@ -221,7 +221,6 @@ func (r *Reader) Referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexMa
 		var raw []byte
 		var status int
 		raw, status, next, err = r.referrersPage(ctx, next, left, what)
-		api = api || status == http.StatusOK
 		if err != nil {
 			return nil, api, err
 		}
@@ -233,6 +232,7 @@ func (r *Reader) Referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexMa
 			im, err := r.FallbackReferrers(ctx, subject)
 			return im, false, err
 		}
+		api = true
 		left -= int64(len(raw))
 		pageIndex, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
@@ -252,9 +252,9 @@ func (r *Reader) Referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexMa
 const maxReferrerPages = 64
 
 // referrersPage reads one page of a referrers list at u, of at most
-// limit bytes: the registry's status (200, or 404 and 400 for no
-// referrers API), the page's body, and the next page's URL, which must
-// be on the same registry and path.
+// limit bytes: its body when the registry answered 200 (the status
+// otherwise, for 404 and 400: no referrers API), and the next page's
+// URL, which must be on the same registry and path.
 func (r *Reader) referrersPage(ctx context.Context, u string, limit int64, what string) (raw []byte, status int, next string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -274,13 +274,13 @@ func (r *Reader) referrersPage(ctx context.Context, u string, limit int64, what 
 		return nil, resp.StatusCode, "", transport.CheckError(resp, http.StatusOK)
 	}
 	if raw, err = readLimited(resp, limit, what); err != nil {
-		return nil, resp.StatusCode, "", err
+		return nil, 0, "", err
 	}
 	next, err = nextPage(req.URL, resp.Header.Values("Link"))
 	if err != nil {
-		return nil, resp.StatusCode, "", fmt.Errorf("%s: %w", what, err)
+		return nil, 0, "", fmt.Errorf("%s: %w", what, err)
 	}
-	return raw, resp.StatusCode, next, nil
+	return raw, http.StatusOK, next, nil
 }
 
 // nextPage is the rel="next" link among a registry's Link headers,
