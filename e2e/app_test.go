@@ -180,6 +180,7 @@ func TestAppFromCheckout(t *testing.T) {
 	assert.Check(t, is.Contains(out, "greet: hello from the team's own software"))
 	assert.Check(t, is.Contains(out, "greet: running as app (1000:1000) with HOME=/home/app"))
 	assert.Check(t, is.Contains(out, "greet: /home/app is writable"))
+	assert.Check(t, is.Contains(out, "greet: working in /home/app"), "--user without --workdir works at home")
 	// Arguments go to the app.
 	assert.Check(t, is.Contains(podmanRun(t, host+"/team/greet:v1", "--loud"), "greet: argument --loud"))
 
@@ -241,7 +242,7 @@ func TestAppReferences(t *testing.T) {
 	assert.Check(t, is.Len(res.Installables, 1))
 	assert.Check(t, strings.HasPrefix(res.Installables[0].Flake, "path:"+dir), res.Installables[0].Flake)
 	// Without --user: root, named by the image's /etc/passwd.
-	assert.Check(t, is.Contains(podmanRun(t, host+"/team/greet:path"), "greet: running as root (0:0) with HOME=/root\ngreet: /root is writable"))
+	assert.Check(t, is.Contains(podmanRun(t, host+"/team/greet:path"), "greet: running as root (0:0) with HOME=/root\ngreet: /root is writable\ngreet: working in /\n"))
 }
 
 // What is wrong with an app is one line: a system the flake lacks, a

@@ -119,6 +119,11 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 		if !hasEnv(opts.Env, "HOME") {
 			opts.Env = append(append([]string(nil), opts.Env...), "HOME="+u.Home())
 		}
+		if opts.WorkingDir == "" {
+			// The user's own directory, not the root's /, as distroless's
+			// nonroot images have it: what the app writes to ./ works.
+			opts.WorkingDir = u.Home()
+		}
 	}
 	img, err := image.NewImage(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}, imgLayers, opts)
 	if err != nil {

@@ -33,6 +33,7 @@
               echo "${sh} sed 's/^/greet: /' $out/share/greet/message"
               echo 'echo "greet: running as $(${sh} id -un) ($(${sh} id -u):$(${sh} id -g)) with HOME=$HOME"'
               echo 'if [ -n "$HOME" ] && ${sh} touch "$HOME/.greet" 2>/dev/null; then echo "greet: $HOME is writable"; fi'
+              echo 'echo "greet: working in $(${sh} pwd)"'
               echo 'for a in "$@"; do echo "greet: argument $a"; done'
             } > $out/bin/greet
             chmod +x $out/bin/greet
