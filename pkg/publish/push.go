@@ -239,6 +239,9 @@ func landed(ctx context.Context, err error, head headFunc, tag name.Tag, digest 
 	if registry.Refused(err) {
 		return false
 	}
+	// A registry that stopped answering has had its minutes already.
+	ctx, cancel := context.WithTimeout(ctx, registry.CheckTimeout)
+	defer cancel()
 	d, ok := head(ctx, tag)
 	return ok && d == digest
 }
