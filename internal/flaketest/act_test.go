@@ -197,6 +197,7 @@ func TestActionUnderAct(t *testing.T) {
 				User       string
 				Entrypoint []string
 				Env        []string
+				WorkingDir string
 				Labels     map[string]string
 			} `json:"config"`
 		}
@@ -205,6 +206,7 @@ func TestActionUnderAct(t *testing.T) {
 		assert.Assert(t, is.Len(c.Config.Entrypoint, 1))
 		assert.Check(t, strings.HasSuffix(c.Config.Entrypoint[0], "-greet-1.0/bin/greet"), c.Config.Entrypoint[0])
 		assert.Check(t, is.Contains(c.Config.Env, "HOME=/home/app"))
+		assert.Check(t, is.Equal(c.Config.WorkingDir, "/home/app"), "the user works at home")
 		for k, v := range want {
 			assert.Check(t, is.Equal(c.Config.Labels[k], v), "%s label %s", arch, k)
 		}
