@@ -5,6 +5,7 @@ package flaketest
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -20,12 +21,39 @@ type releaseWorkflow struct {
 		CancelInProgress bool   `yaml:"cancel-in-progress"`
 	} `yaml:"concurrency"`
 	Jobs map[string]struct {
-		Steps []struct {
+		Permissions map[string]string `yaml:"permissions"`
+		Steps       []struct {
 			Name string            `yaml:"name"`
+			Uses string            `yaml:"uses"`
+			With map[string]string `yaml:"with"`
 			Run  string            `yaml:"run"`
 			Env  map[string]string `yaml:"env"`
 		} `yaml:"steps"`
 	} `yaml:"jobs"`
+}
+
+// The release job attests each binary it publishes (signed SLSA
+// provenance, by a pinned actions/attest-build-provenance) before the
+// release is made, with the permissions that takes.
+func TestReleaseAttested(t *testing.T) {
+	job := readReleaseWorkflow(t).Jobs["release"]
+	assert.Check(t, is.Equal(job.Permissions["id-token"], "write"))
+	assert.Check(t, is.Equal(job.Permissions["attestations"], "write"))
+	attest, create := -1, -1
+	var subjects []string
+	for i, s := range job.Steps {
+		switch {
+		case strings.HasPrefix(s.Uses, "actions/attest-build-provenance@"):
+			attest = i
+			assert.Check(t, regexp.MustCompile(`@[0-9a-f]{40}$`).MatchString(s.Uses), "not pinned to a commit: %s", s.Uses)
+			subjects = strings.Fields(s.With["subject-path"])
+		case s.Name == "Create the release with the binaries":
+			create = i
+		}
+	}
+	assert.Assert(t, attest >= 0, "the release job attests nothing")
+	assert.Check(t, attest < create, "the attestation comes after the release")
+	assert.Check(t, is.DeepEqual(subjects, []string{"dist/nixery-linux-amd64", "dist/nixery-linux-arm64", "dist/nixery-darwin-amd64", "dist/nixery-darwin-arm64"}))
 }
 
 // Runs of different tags never share a concurrency group: GitHub keeps
