@@ -17,7 +17,7 @@
       # The NAR hash of `go mod vendor`. internal/flaketest recomputes it and
       # fails with the value to put here when go.mod, go.sum or the set of
       # imported packages changes.
-      vendorHash = "sha256-fIBFeOWJExHwg/Q71/E91kJxlZcXmNQ4xIjMcZ38hc0=";
+      vendorHash = "sha256-Z39qXhIoJHkqqtR2CIx28gCCW2rJ5qSBCzPkVnjiZtc=";
 
       # nixery runs on Linux and macOS; the images it builds are always Linux
       # (on a Mac, their packages come from the binary cache or a Linux

@@ -128,7 +128,7 @@ in
       type = types.nullOr types.ints.unsigned;
       default = null;
       example = 4096;
-      description = "Hold at most this many client connections open at once, the others waiting to be accepted; 0 for no bound, null for nixery's default (1024).";
+      description = "Hold at most this many client connections open at once, the others waiting to be accepted; null (or 0) for no bound. An idle keep-alive connection counts for up to 2 minutes.";
     };
 
     nixpkgsRefresh = mkOption {

@@ -104,7 +104,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 20*time.Minute, "give up on one image's build after this long (`DURATION`)")
 	fs.IntVar(&f.maxImages, "max-images", 0, "keep at most `N` images, dropping those pulled least recently (0: keep all); an image whose manifest was served in the last 10 minutes is kept, exceeding the bound meanwhile")
 	fs.Var(&f.maxBytes, "max-storage", "keep the storage's blobs within `SIZE` (e.g. 20G), dropping the images pulled least recently (0: no bound); an image whose manifest was served in the last 10 minutes is kept, exceeding the bound meanwhile")
-	fs.IntVar(&f.maxConns, "max-connections", 1024, "hold at most `N` connections open at once, the others waiting to be accepted (0: no bound); each takes a file descriptor, which builds need too")
+	fs.IntVar(&f.maxConns, "max-connections", 0, "hold at most `N` connections open at once, the others waiting to be accepted (0: no bound); each takes a file descriptor, which builds need too, and an idle keep-alive connection counts for up to 2 minutes")
 	fs.StringVar(&f.htpasswd, "htpasswd", "", "require basic authentication against this htpasswd `FILE` (bcrypt entries: htpasswd -B)")
 	fs.StringVar(&f.tokenFile, "token-file", "", "require this `FILE`'s token (16 characters or more), as a bearer token or as the password of any user")
 	fs.StringVar(&f.publicURL, "public-url", "", "with --token-file, the `URL` clients reach this server at (e.g. https://nixery.example.com): the challenge then names its token endpoint, so that clients given the token alone (skopeo --registry-token) send it; without it, clients log in with the token as password")
