@@ -32,27 +32,34 @@ type Proxy struct {
 	rate   float64
 	rng    *rand.Rand
 	faults map[string]int
-	streak map[string]int // failed tries in a row, by request
+	failed map[string][]time.Time // when each request was failed, within FaultWindow
 	total  int
 	writes []string // "METHOD /path" of writes the registry saw
 }
 
-// MaxStreak is the most times in a row the proxy fails one request (the
-// same method and URL): fewer than a client's tries (5 by default), so a
-// test measures recovery from faults, not the odds of one request
-// drawing a fault at every try (at 15%, one in 13,000 requests: about
-// one failed push in ten fault tests, without the cap).
-const MaxStreak = 3
+// The proxy fails one request at most MaxFaults times within
+// FaultWindow, whoever sends it: fewer than a client's tries (5 by
+// default), which these tests' clients spend within the window (a
+// backoff of 20 ms doubling, 1 s for a 429). So a test measures recovery
+// from faults, not the odds of one request drawing a fault at every try
+// (at 15%, one in 13,000 requests: about one failed push in ten fault
+// tests, without the bound). A request is its method and URL; a
+// repository's blob uploads count as one request of each method, since
+// a client starts a broken upload over in a new session, at a new URL.
+const (
+	MaxFaults   = 3
+	FaultWindow = 5 * time.Second
+)
 
 // Start starts a proxy to registry (host:port) that fails rate of the
-// requests, chosen by a generator seeded with seed, and never one request
-// more than MaxStreak times in a row; it stops with the test.
+// requests, chosen by a generator seeded with seed, and one request at
+// most MaxFaults times within FaultWindow; it stops with the test.
 func Start(t testing.TB, registry string, rate float64, seed int64) *Proxy {
 	target, err := url.Parse("http://" + registry)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{upstream: httputil.NewSingleHostReverseProxy(target), rate: rate, rng: rand.New(rand.NewSource(seed)), faults: map[string]int{}, streak: map[string]int{}}
+	p := &Proxy{upstream: httputil.NewSingleHostReverseProxy(target), rate: rate, rng: rand.New(rand.NewSource(seed)), faults: map[string]int{}, failed: map[string][]time.Time{}}
 	p.upstream.ErrorLog = nil
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
@@ -71,20 +78,31 @@ func (p *Proxy) pick(r *http.Request) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.total++
-	key := r.Method + " " + r.URL.RequestURI()
-	if p.rng.Float64() >= p.rate || p.streak[key] >= MaxStreak {
-		delete(p.streak, key)
+	key := requestKey(r)
+	now := time.Now()
+	recent := p.failed[key]
+	for len(recent) > 0 && now.Sub(recent[0]) > FaultWindow {
+		recent = recent[1:]
+	}
+	p.failed[key] = recent
+	if p.rng.Float64() >= p.rate || len(recent) >= MaxFaults {
 		return ""
 	}
 	kind := Kinds[p.rng.Intn(len(Kinds))]
 	p.faults[kind]++
-	if kind == "stall" {
-		// Slow, but answered.
-		delete(p.streak, key)
-	} else {
-		p.streak[key]++
+	if kind != "stall" { // a stall is slow, but answered
+		p.failed[key] = append(recent, now)
 	}
 	return kind
+}
+
+// requestKey names the request r is a try of: its method and URL, or for
+// a blob upload its method and repository.
+func requestKey(r *http.Request) string {
+	if repo, _, ok := strings.Cut(r.URL.Path, "/blobs/uploads/"); ok {
+		return r.Method + " " + repo + "/blobs/uploads/"
+	}
+	return r.Method + " " + r.URL.RequestURI()
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -11,33 +11,40 @@ import (
 	"gotest.tools/v3/assert"
 )
 
-// TestStreakBounded: a proxy failing every request still answers each
-// one by its (MaxStreak+1)th try, and fails it before that.
-func TestStreakBounded(t *testing.T) {
+// startAlwaysFailing is a proxy failing every request it may, in front
+// of a server that answers "ok", and a client that never sends a request
+// again by itself (net/http would, after a drop on a reused connection).
+func startAlwaysFailing(t *testing.T) (*Proxy, func(method, path string) bool) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
 	}))
 	t.Cleanup(backend.Close)
 	p := Start(t, strings.TrimPrefix(backend.URL, "http://"), 1, 7)
-	// No connection is reused: net/http would send a request again
-	// itself after a drop on a reused one.
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	ok := func(method, path string) bool {
+		req, err := http.NewRequest(method, "http://"+p.Host+path, nil)
+		assert.NilError(t, err)
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return err == nil && resp.StatusCode == http.StatusOK && string(body) == "ok"
+	}
+	return p, ok
+}
+
+// A proxy failing every request still answers each one by its
+// (MaxFaults+1)th try, and fails it before that.
+func TestFaultsBounded(t *testing.T) {
+	p, ok := startAlwaysFailing(t)
 	failedFirst := 0
 	for i := range 20 {
-		url := fmt.Sprintf("http://%s/v2/r/blobs/sha256:%d", p.Host, i)
-		tries := 0
-		for {
-			tries++
-			assert.Assert(t, tries <= MaxStreak+1, "%s failed %d times in a row", url, tries)
-			resp, err := client.Get(url)
-			if err != nil {
-				continue
-			}
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err == nil && resp.StatusCode == http.StatusOK && string(body) == "ok" {
-				break
-			}
+		path := fmt.Sprintf("/v2/r/blobs/sha256:%d", i)
+		tries := 1
+		for ; !ok(http.MethodGet, path); tries++ {
+			assert.Assert(t, tries <= MaxFaults, "%s failed %d times in a row", path, tries)
 		}
 		if tries > 1 {
 			failedFirst++
@@ -45,4 +52,24 @@ func TestStreakBounded(t *testing.T) {
 	}
 	// Only a stall (1 in 7 faults) lets a first try through.
 	assert.Assert(t, failedFirst >= 10, "only %d of 20 requests failed their first try: %s", failedFirst, p.Report())
+}
+
+// Two clients trying one request by turns, and a blob's upload started
+// over in new sessions, are failed MaxFaults times in all, not each.
+func TestFaultsBoundedAcrossClientsAndSessions(t *testing.T) {
+	_, ok := startAlwaysFailing(t)
+	failed := 0
+	for range 2 * (MaxFaults + 1) {
+		if !ok(http.MethodPost, "/v2/r/blobs/uploads/") {
+			failed++
+		}
+	}
+	assert.Assert(t, failed <= MaxFaults, "one request failed %d times", failed)
+	failed = 0
+	for i := range MaxFaults + 2 {
+		if !ok(http.MethodPatch, fmt.Sprintf("/v2/r/blobs/uploads/session-%d?_state=x", i)) {
+			failed++
+		}
+	}
+	assert.Assert(t, failed <= MaxFaults, "an upload failed %d times over its sessions", failed)
 }
