@@ -209,8 +209,14 @@ func (r *Reader) headBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 // where it has one (api true; every page, following its Link headers),
 // else the OCI 1.1 fallback tag sha256-<hex>, read with the bounds of
 // manifest (a missing tag lists none). Either way the answer is at most
-// MaxManifestSize bytes, in at most maxReferrerPages pages.
+// MaxManifestSize bytes, in at most maxReferrerPages pages, read within
+// the time of one request.
 func (r *Reader) Referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexManifest, api bool, err error) {
+	if r.client.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.client.Timeout)
+		defer cancel()
+	}
 	what := "the referrers of " + subject.String()
 	next := r.url("referrers", subject.String())
 	left := int64(MaxManifestSize)
@@ -219,16 +225,14 @@ func (r *Reader) Referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexMa
 			return nil, api, tooLargeError(fmt.Sprintf("%s: the registry sent more than %d pages", what, maxReferrerPages))
 		}
 		var raw []byte
-		var status int
-		raw, status, next, err = r.referrersPage(ctx, next, left, what)
-		if err != nil {
+		var noAPI bool
+		raw, noAPI, next, err = r.referrersPage(ctx, next, left, what)
+		switch {
+		case err != nil:
 			return nil, api, err
-		}
-		if status != http.StatusOK {
-			if page > 0 {
-				return nil, api, fmt.Errorf("%s: the registry answered %d for a next page", what, status)
-			}
-			// No referrers API.
+		case noAPI && page > 0:
+			return nil, api, fmt.Errorf("%s: the registry has no next page it linked to", what)
+		case noAPI:
 			im, err := r.FallbackReferrers(ctx, subject)
 			return im, false, err
 		}
@@ -252,53 +256,51 @@ func (r *Reader) Referrers(ctx context.Context, subject v1.Hash) (im *v1.IndexMa
 const maxReferrerPages = 64
 
 // referrersPage reads one page of a referrers list at u, of at most
-// limit bytes: its body when the registry answered 200 (the status
-// otherwise, for 404 and 400: no referrers API), and the next page's
-// URL, which must be on the same registry and path.
-func (r *Reader) referrersPage(ctx context.Context, u string, limit int64, what string) (raw []byte, status int, next string, err error) {
+// limit bytes, and the next page's URL, which must be on the same
+// registry and path; noAPI is a 404 or 400, a registry without the
+// referrers API.
+func (r *Reader) referrersPage(ctx context.Context, u string, limit int64, what string) (raw []byte, noAPI bool, next string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, 0, "", err
+		return nil, false, "", err
 	}
 	req.Header.Set("Accept", string(types.OCIImageIndex))
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return nil, 0, "", err
+		return nil, false, "", err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound, http.StatusBadRequest:
-		return nil, resp.StatusCode, "", nil
+		return nil, true, "", nil
 	default:
-		return nil, resp.StatusCode, "", transport.CheckError(resp, http.StatusOK)
+		return nil, false, "", transport.CheckError(resp, http.StatusOK)
 	}
 	if raw, err = readLimited(resp, limit, what); err != nil {
-		return nil, 0, "", err
+		return nil, false, "", err
 	}
 	next, err = nextPage(req.URL, resp.Header.Values("Link"))
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("%s: %w", what, err)
+		return nil, false, "", fmt.Errorf("%s: %w", what, err)
 	}
-	return raw, http.StatusOK, next, nil
+	return raw, false, next, nil
 }
 
-// nextPage is the rel="next" link among a registry's Link headers,
-// resolved against the page's URL u; a link to another host, scheme or
-// path is refused (a registry must not send the reader, and its
-// credentials, elsewhere).
-func nextPage(u *url.URL, links []string) (string, error) {
-	for _, header := range links {
-		for _, link := range strings.Split(header, ",") {
-			target, params, ok := strings.Cut(strings.TrimSpace(link), ";")
-			target = strings.TrimSpace(target)
-			if !ok || !strings.HasPrefix(target, "<") || !strings.HasSuffix(target, ">") {
+// nextPage is the rel="next" link among a registry's Link headers
+// (RFC 8288), resolved against the page's URL u; a link to another host,
+// scheme or path is refused (a registry must not send the reader, and
+// its credentials, elsewhere).
+func nextPage(u *url.URL, headers []string) (string, error) {
+	for _, header := range headers {
+		for _, link := range splitUnquoted(header, ',') {
+			link = strings.TrimSpace(link)
+			end := strings.IndexByte(link, '>')
+			if !strings.HasPrefix(link, "<") || end < 0 || !relNext(link[end+1:]) {
 				continue
 			}
-			if !relNext(params) {
-				continue
-			}
-			ref, err := url.Parse(target[1 : len(target)-1])
+			target := link[1:end]
+			ref, err := url.Parse(target)
 			if err != nil {
 				return "", fmt.Errorf("the registry's next-page link %s is no URL", Quoted(target, maxQuoted))
 			}
@@ -314,7 +316,7 @@ func nextPage(u *url.URL, links []string) (string, error) {
 
 // relNext tells whether a link's parameters say rel="next".
 func relNext(params string) bool {
-	for _, p := range strings.Split(params, ";") {
+	for _, p := range splitUnquoted(params, ';') {
 		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
 		if strings.EqualFold(strings.TrimSpace(k), "rel") {
 			for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(v), `"`)) {
@@ -325,6 +327,29 @@ func relNext(params string) bool {
 		}
 	}
 	return false
+}
+
+// splitUnquoted splits s at each sep outside <...> and "..." (where a
+// comma or semicolon is part of a URL or a quoted value).
+func splitUnquoted(s string, sep byte) []string {
+	var parts []string
+	start, inURL, inQuote := 0, false, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case inQuote && c == '\\':
+			i++ // an escaped character
+		case c == '"' && !inURL:
+			inQuote = !inQuote
+		case c == '<' && !inQuote:
+			inURL = true
+		case c == '>' && !inQuote:
+			inURL = false
+		case c == sep && !inURL && !inQuote:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, s[start:])
 }
 
 // FallbackReferrers reads subject's referrers from its fallback tag

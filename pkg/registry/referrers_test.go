@@ -3,12 +3,14 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,12 +24,14 @@ import (
 type pagedReferrers struct {
 	n, perPage int
 	link       func(host string, next int) string
+	delay      time.Duration // before each page
 }
 
 func (p pagedReferrers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.Contains(r.URL.Path, "/referrers/") {
 		return // the ping of /v2/
 	}
+	time.Sleep(p.delay)
 	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
 	im := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
 	for i := page * p.perPage; i < p.n && i < (page+1)*p.perPage; i++ {
@@ -68,6 +72,12 @@ func TestReferrersPages(t *testing.T) {
 		{"another path", 25, func(_ string, next int) string {
 			return fmt.Sprintf(`</v2/y/referrers/%s?page=%d>; rel="next"`, subject, next)
 		}, 0, "leads off"},
+		{"commas and semicolons quoted", 25, func(_ string, next int) string {
+			return fmt.Sprintf(`<%s?page=%d&last=a,b;c>; title="x, rel=next; y"; rel="next prev"`, path, next)
+		}, 25, ""},
+		{"rel=next only inside a quoted title", 25, func(_ string, next int) string {
+			return fmt.Sprintf(`<%s?page=%d>; title="a; rel=next"`, path, next)
+		}, 10, ""},
 		{"endless", 100000, func(_ string, next int) string { return fmt.Sprintf(`<%s?page=%d>; rel="next"`, path, next) }, 0, "more than 64 pages"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -92,4 +102,27 @@ func TestReferrersPages(t *testing.T) {
 			assert.Equal(t, len(seen), c.want, "a page read twice")
 		})
 	}
+}
+
+// A list whose pages each come within the request timeout, but which
+// never ends, is given up on within the time of one request, not one
+// request's time for each of its 64 pages.
+func TestReferrersPagesBoundedInTime(t *testing.T) {
+	subject := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}
+	path := "/v2/x/referrers/" + subject.String()
+	srv := httptest.NewServer(pagedReferrers{n: 100000, perPage: 1, delay: 100 * time.Millisecond, link: func(_ string, next int) string {
+		return fmt.Sprintf(`<%s?page=%d>; rel="next"`, path, next)
+	}})
+	defer srv.Close()
+	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://")+"/x", name.Insecure)
+	assert.NilError(t, err)
+	o := quick(2)
+	o.RequestTimeout = time.Second
+	r, err := NewReader(context.Background(), repo, Login{auth: authn.Anonymous}, o)
+	assert.NilError(t, err)
+	start := time.Now()
+	_, _, err = r.Referrers(context.Background(), subject)
+	// Unbounded, the 64 pages would take 6.4 s and end on their count.
+	assert.Assert(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
+	assert.Check(t, time.Since(start) < 5*time.Second, "gave up after %s", time.Since(start))
 }
