@@ -121,7 +121,7 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 		if err != nil {
 			return nil, err
 		}
-		put := func(ctx context.Context) error { return putIndex(ctx, pusher, t, digest, idx, read.head) }
+		put := func(ctx context.Context) error { return putIndex(ctx, pusher, t, digest, idx, read.reader.ManifestDigest) }
 		if err := putAgain(ctx, o, t.Repo, "index "+short(digest.String()), put); err != nil {
 			return nil, err
 		}
@@ -177,11 +177,6 @@ type mergeRead struct {
 	// other repositories (readSource).
 	images map[v1.Hash]sourced
 	reader *registry.Reader
-}
-
-// head tells the digest tag names in the source repository.
-func (m *mergeRead) head(ctx context.Context, tag name.Tag) (v1.Hash, bool) {
-	return m.reader.ManifestDigest(ctx, tag)
 }
 
 // sourced is a manifest as read from the source, and its media type.

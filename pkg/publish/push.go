@@ -88,7 +88,7 @@ func Push(ctx context.Context, t Target, idx v1.ImageIndex, o Options) (*Result,
 type earlyFunc func(ctx context.Context, d v1.Hash) (sent, ok bool, err error)
 
 // headFunc tells the digest a tag names (ok false: none, or unknown).
-type headFunc func(ctx context.Context, tag name.Tag) (d v1.Hash, ok bool)
+type headFunc func(ctx context.Context, tag name.Reference) (d v1.Hash, ok bool)
 
 // push writes idx in the order that makes its tags the commit point:
 //

@@ -408,7 +408,23 @@ func TestTagAnswerLost(t *testing.T) {
 		assert.Equal(t, d.Digest.String(), want, "tag %s", tag)
 	}
 
-	refusing := memRegistry(t, answerLost(true))
+	// A refusal is taken at its word: the tag is not asked for after it.
+	var put, headsAfter atomic.Int32
+	refusing := memRegistry(t, func(h http.Handler) http.Handler {
+		refuse := answerLost(true)(h)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/manifests/a") {
+				if r.Method == http.MethodPut {
+					put.Add(1)
+				} else if put.Load() > 0 {
+					headsAfter.Add(1)
+				}
+			}
+			refuse.ServeHTTP(w, r)
+		})
+	})
 	_, err = Push(context.Background(), mustTarget(t, refusing+"/lost/img", "a"), idx, o)
 	assert.ErrorContains(t, err, "TAG_INVALID")
+	assert.Equal(t, put.Load(), int32(1))
+	assert.Equal(t, headsAfter.Load(), int32(0), "the refused tag was asked for")
 }

@@ -166,7 +166,7 @@ func (r *Registry) earlyResult(ctx context.Context, d v1.Hash) (sent, ok bool, e
 }
 
 // head tells the digest tag names in the target repository.
-func (r *Registry) head(ctx context.Context, tag name.Tag) (v1.Hash, bool) {
+func (r *Registry) head(ctx context.Context, tag name.Reference) (v1.Hash, bool) {
 	rd, err := r.reader(ctx)
 	if err != nil {
 		return v1.Hash{}, false
