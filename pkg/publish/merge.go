@@ -121,7 +121,9 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 		if err != nil {
 			return nil, err
 		}
-		put := func(ctx context.Context) error { return putIndex(ctx, pusher, t, digest, idx, read.reader.ManifestDigest) }
+		put := func(ctx context.Context) error {
+			return putIndex(ctx, pusher, t, digest, idx, read.reader.ManifestDigest)
+		}
 		if err := putAgain(ctx, o, t.Repo, "index "+short(digest.String()), put); err != nil {
 			return nil, err
 		}
