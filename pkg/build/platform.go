@@ -115,15 +115,7 @@ func (b *builder) platform(ctx context.Context, nb Realiser, plat spec.Platform,
 		}
 	}
 	if u := b.req.User; u != nil {
-		opts.User = u.Config()
-		if !hasEnv(opts.Env, "HOME") {
-			opts.Env = append(append([]string(nil), opts.Env...), "HOME="+u.Home())
-		}
-		if opts.WorkingDir == "" {
-			// The user's own directory, not the root's /, as distroless's
-			// nonroot images have it: what the app writes to ./ works.
-			opts.WorkingDir = u.Home()
-		}
+		opts = asUser(opts, u)
 	}
 	img, err := image.NewImage(v1.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}, imgLayers, opts)
 	if err != nil {
@@ -347,6 +339,21 @@ func (b *builder) imageMeta(res *nix.Result) (description, licenses string) {
 	// The label is an SPDX expression: an id on the SPDX list, or none.
 	id, _ := sbom.SPDXID(m.Licenses[0].SPDXID)
 	return m.Description, id
+}
+
+// asUser is the image config opts for running as u: its numeric user,
+// and unless opts says otherwise its HOME and, as distroless's nonroot
+// images have it, its home as the working directory rather than the
+// runtime's /, so that what the app writes to ./ works.
+func asUser(opts image.Options, u *account.User) image.Options {
+	opts.User = u.Config()
+	if !hasEnv(opts.Env, "HOME") {
+		opts.Env = append(append([]string(nil), opts.Env...), "HOME="+u.Home())
+	}
+	if opts.WorkingDir == "" {
+		opts.WorkingDir = u.Home()
+	}
+	return opts
 }
 
 // hasEnv tells whether env (KEY=VALUE entries) sets key.

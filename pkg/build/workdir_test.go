@@ -15,6 +15,7 @@ import (
 
 	"github.com/nixery-action/nixery-action/pkg/account"
 	"github.com/nixery-action/nixery-action/pkg/archive"
+	"github.com/nixery-action/nixery-action/pkg/image"
 	"github.com/nixery-action/nixery-action/pkg/nix"
 )
 
@@ -79,4 +80,19 @@ func TestCustomisationWorkdirOwner(t *testing.T) {
 		_, dirs := pack(u, dir)
 		assert.Check(t, is.DeepEqual(dirs, userDirs), "workdir %s", dir)
 	}
+}
+
+// Running as a user sets its numeric user, HOME and working directory
+// (its home), but not a HOME or working directory given, / included.
+func TestAsUser(t *testing.T) {
+	u := &account.User{Name: "app", UID: 1000, Group: "app", GID: 1000}
+	o := asUser(image.Options{Env: []string{"PATH=/bin"}}, u)
+	assert.Check(t, is.Equal(o.User, "1000:1000"))
+	assert.Check(t, is.DeepEqual(o.Env, []string{"PATH=/bin", "HOME=/home/app"}))
+	assert.Check(t, is.Equal(o.WorkingDir, "/home/app"))
+
+	given := image.Options{Env: []string{"HOME=/data"}, WorkingDir: "/"}
+	o = asUser(given, u)
+	assert.Check(t, is.DeepEqual(o.Env, []string{"HOME=/data"}))
+	assert.Check(t, is.Equal(o.WorkingDir, "/"))
 }
