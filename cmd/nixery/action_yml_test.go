@@ -293,3 +293,18 @@ func TestActionTagsWithoutImageNorPush(t *testing.T) {
 	})), new(bytes.Buffer))
 	assert.Check(t, is.Error(err, "tags: v1 tag nothing: push: false without the image input builds an image no tag names; add image: REGISTRY/NAME (nothing is pushed there), or drop the tags input"))
 }
+
+// The README's account of serve, "As a registry", names each of its
+// flags.
+func TestREADMENamesServeFlags(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	assert.NilError(t, err)
+	_, readme, ok := strings.Cut(string(raw), "\n### As a registry: `nixery serve`\n")
+	assert.Assert(t, ok, "README.md has no section As a registry")
+	readme, _, _ = strings.Cut(readme, "\n### ")
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	newServeFlags().register(fs)
+	fs.VisitAll(func(fl *flag.Flag) {
+		assert.Check(t, strings.Contains(readme, "`--"+fl.Name), "README.md does not name serve's flag --%s", fl.Name)
+	})
+}

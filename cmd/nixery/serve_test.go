@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,21 +44,6 @@ func TestServeStartErrors(t *testing.T) {
 		assert.Check(t, is.Contains(errOut, tc.want), tc.args)
 		assert.Check(t, is.Equal(out, ""), tc.args)
 	}
-}
-
-// The README's account of serve, "As a registry", names each of its
-// flags.
-func TestREADMENamesServeFlags(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	assert.NilError(t, err)
-	_, readme, ok := strings.Cut(string(raw), "\n### As a registry: `nixery serve`\n")
-	assert.Assert(t, ok, "README.md has no section As a registry")
-	readme, _, _ = strings.Cut(readme, "\n### ")
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	newServeFlags().register(fs)
-	fs.VisitAll(func(fl *flag.Flag) {
-		assert.Check(t, strings.Contains(readme, "`--"+fl.Name), "README.md does not name serve's flag --%s", fl.Name)
-	})
 }
 
 // Hints name the flags of the command that failed: serve has --storage
