@@ -122,7 +122,7 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 			return nil, err
 		}
 		put := func(ctx context.Context) error {
-			return putIndex(ctx, pusher, t, digest, idx, read.reader.ManifestDigest)
+			return putIndex(ctx, pusher, t, digest, idx, read.reader.Resolve)
 		}
 		if err := putAgain(ctx, o, t.Repo, "index "+short(digest.String()), put); err != nil {
 			return nil, err

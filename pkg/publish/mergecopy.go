@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -144,18 +143,22 @@ func copyFailure(err error, reg *Registry, done, rest []Target) error {
 	for _, d := range done {
 		moved = append(moved, fullTags(d.Tags, 0, len(d.Tags))...)
 	}
-	n := 0 // t's tags written before the failure
+	n, u := 0, 0 // t's tags written before the failure, and one that may be
 	var te *tagsError
 	if errors.As(err, &te) {
 		n = len(te.moved)
+		if te.unsure != "" {
+			u = 1
+		}
 	}
 	moved = append(moved, fullTags(t.Tags, 0, n)...)
-	notMoved = append(notMoved, fullTags(t.Tags, n, len(t.Tags))...)
+	unsure := fullTags(t.Tags, n, n+u)
+	notMoved = append(notMoved, fullTags(t.Tags, n+u, len(t.Tags))...)
 	for _, r := range rest[1:] {
 		notMoved = append(notMoved, fullTags(r.Tags, 0, len(r.Tags))...)
 	}
-	if len(moved) > 0 {
-		msg += "; tags moved: " + strings.Join(moved, ", ") + "; not moved: " + strings.Join(notMoved, ", ")
+	if len(moved)+len(unsure) > 0 {
+		msg += tagsSaid(moved, unsure, notMoved)
 	}
 	return &explained{msg + " (run the merge again)", e}
 }

@@ -87,8 +87,9 @@ func Push(ctx context.Context, t Target, idx v1.ImageIndex, o Options) (*Result,
 // push ends with it rather than trying all over again.
 type earlyFunc func(ctx context.Context, d v1.Hash) (sent, ok bool, err error)
 
-// headFunc tells the digest a tag names (ok false: none, or unknown).
-type headFunc func(ctx context.Context, tag name.Reference) (d v1.Hash, ok bool)
+// headFunc tells the digest a tag names: found false where there is
+// none, an error where the registry could not tell.
+type headFunc func(ctx context.Context, tag name.Reference) (d v1.Hash, found bool, err error)
 
 // push writes idx in the order that makes its tags the commit point:
 //
@@ -219,13 +220,22 @@ func putIndex(ctx context.Context, pusher *remote.Pusher, t Target, digest v1.Ha
 	}
 	// A PUT under a tag stores the index and names it at once: no PUT by
 	// digest first.
+	names := t.TagNames()
 	for i, tag := range t.Tags {
-		if err := pusher.Put(ctx, tag, idx); err != nil && !landed(ctx, err, head, tag, digest) {
-			if i == 0 {
-				return err // no tag moved
-			}
-			return &tagsError{moved: t.TagNames()[:i], notMoved: t.TagNames()[i:], err: err}
+		err := pusher.Put(ctx, tag, idx)
+		if err == nil {
+			continue
 		}
+		written, unsure := landed(ctx, err, head, tag, digest)
+		switch {
+		case written:
+			continue
+		case unsure:
+			return &tagsError{moved: names[:i], unsure: names[i], notMoved: names[i+1:], err: err}
+		case i == 0:
+			return err // no tag moved
+		}
+		return &tagsError{moved: names[:i], notMoved: names[i:], err: err}
 	}
 	return nil
 }
@@ -234,22 +244,24 @@ func putIndex(ctx context.Context, pusher *remote.Pusher, t Target, digest v1.Ha
 // the registry's own failure, took effect all the same: the answer lost
 // after the registry wrote the tag (a dropped connection, an answer cut
 // short). Told as failed, the push would report tags it had moved as
-// not moved.
-func landed(ctx context.Context, err error, head headFunc, tag name.Tag, digest v1.Hash) bool {
+// not moved. unsure: the registry could not tell either.
+func landed(ctx context.Context, err error, head headFunc, tag name.Tag, digest v1.Hash) (written, unsure bool) {
 	if registry.Refused(err) {
-		return false
+		return false, false
 	}
 	// A registry that stopped answering has had its minutes already.
 	ctx, cancel := context.WithTimeout(ctx, registry.CheckTimeout)
 	defer cancel()
-	d, ok := head(ctx, tag)
-	return ok && d == digest
+	d, found, herr := head(ctx, tag)
+	return found && d == digest, herr != nil
 }
 
 // tagsError is a failure to write the index under a tag after others
-// were written: those name the new index now, the rest do not.
+// were written, or under one that may have been: moved name the new
+// index now, unsure (if not "") may, and notMoved do not.
 type tagsError struct {
 	moved, notMoved []string
+	unsure          string
 	err             error
 }
 
@@ -264,7 +276,26 @@ func explainTags(err error, l registry.Login, repo name.Repository, again string
 	if !errors.As(err, &te) {
 		return e
 	}
-	return &explained{fmt.Sprintf("%s; tags moved: %s; not moved: %s (%s)", e, strings.Join(te.moved, ", "), strings.Join(te.notMoved, ", "), again), e}
+	var unsure []string
+	if te.unsure != "" {
+		unsure = []string{te.unsure}
+	}
+	return &explained{fmt.Sprintf("%s%s (%s)", e, tagsSaid(te.moved, unsure, te.notMoved), again), e}
+}
+
+// tagsSaid is "; tags moved: …; may have moved: …; not moved: …", each
+// part where it names a tag.
+func tagsSaid(moved, unsure, notMoved []string) string {
+	var s string
+	for _, part := range []struct {
+		what string
+		tags []string
+	}{{"tags moved", moved}, {"may have moved", unsure}, {"not moved", notMoved}} {
+		if len(part.tags) > 0 {
+			s += "; " + part.what + ": " + strings.Join(part.tags, ", ")
+		}
+	}
+	return s
 }
 
 // pushed is the result of an index pushed to t.
@@ -310,7 +341,7 @@ func mountable(from *name.Repository, repo name.Repository, l v1.Layer, d v1.Has
 // alreadyTagged reports whether every tag of t names the index digest.
 func alreadyTagged(ctx context.Context, t Target, digest v1.Hash, head headFunc) bool {
 	for _, tag := range t.Tags {
-		if d, ok := head(ctx, tag); !ok || d != digest {
+		if d, found, err := head(ctx, tag); err != nil || !found || d != digest {
 			return false
 		}
 	}

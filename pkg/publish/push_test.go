@@ -427,4 +427,24 @@ func TestTagAnswerLost(t *testing.T) {
 	assert.ErrorContains(t, err, "TAG_INVALID")
 	assert.Equal(t, put.Load(), int32(1))
 	assert.Equal(t, headsAfter.Load(), int32(0), "the refused tag was asked for")
+
+	// A registry that cannot say what the tag names after its answer
+	// was lost: the tag is told as one that may have moved.
+	var putA atomic.Bool
+	unsure := memRegistry(t, func(h http.Handler) http.Handler {
+		lose := answerLost(false)(h)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/manifests/a") {
+				if r.Method == http.MethodPut {
+					putA.Store(true)
+				} else if putA.Load() {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
+			}
+			lose.ServeHTTP(w, r)
+		})
+	})
+	_, err = Push(context.Background(), mustTarget(t, unsure+"/lost/img", "a", "b"), idx, o)
+	assert.ErrorContains(t, err, "; may have moved: a; not moved: b (run the build again)")
 }

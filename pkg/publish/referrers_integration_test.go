@@ -206,8 +206,9 @@ func TestAttachFailsWhenTheTagKeepsLosingThem(t *testing.T) {
 	assert.ErrorContains(t, err, fmt.Sprintf("the referrers tag %s/referrers/lost:sha256-%s lost 2 of this build's referrers", host, subject.Digest.Hex))
 	assert.ErrorContains(t, err, "run again when the other builds of this image are done")
 	assert.Check(t, !dest.Attached(ctx, subject, imgs...))
-	_, ok := dest.head(ctx, dest.target.Tags[0])
-	assert.Check(t, !ok, "no tag names the image")
+	_, found, err := dest.head(ctx, dest.target.Tags[0])
+	assert.NilError(t, err)
+	assert.Check(t, !found, "no tag names the image")
 }
 
 // slowFallbackWrites proxies registry (host:port), holding each write of

@@ -166,12 +166,12 @@ func (r *Registry) earlyResult(ctx context.Context, d v1.Hash) (sent, ok bool, e
 }
 
 // head tells the digest tag names in the target repository.
-func (r *Registry) head(ctx context.Context, tag name.Reference) (v1.Hash, bool) {
+func (r *Registry) head(ctx context.Context, tag name.Reference) (v1.Hash, bool, error) {
 	rd, err := r.reader(ctx)
 	if err != nil {
-		return v1.Hash{}, false
+		return v1.Hash{}, false, err
 	}
-	return rd.ManifestDigest(ctx, tag)
+	return rd.Resolve(ctx, tag)
 }
 
 // Write pushes idx: the blobs an early upload did not get there, the

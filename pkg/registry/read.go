@@ -386,12 +386,27 @@ func (r *Reader) ManifestExists(ctx context.Context, d v1.Hash) bool {
 // Docker-Content-Digest of its answer (ok false: none, or no usable
 // answer).
 func (r *Reader) ManifestDigest(ctx context.Context, ref name.Reference) (v1.Hash, bool) {
+	d, found, err := r.Resolve(ctx, ref)
+	return d, found && err == nil
+}
+
+// Resolve tells the digest ref names: found false where the registry
+// holds no such manifest (404), an error where it could not tell.
+func (r *Reader) Resolve(ctx context.Context, ref name.Reference) (d v1.Hash, found bool, err error) {
 	resp, err := r.headManifest(ctx, ref.Identifier())
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return v1.Hash{}, false
+	switch {
+	case err != nil:
+		return v1.Hash{}, false, err
+	case resp.StatusCode == http.StatusNotFound:
+		return v1.Hash{}, false, nil
+	case resp.StatusCode != http.StatusOK:
+		return v1.Hash{}, false, fmt.Errorf("the registry answered %s", resp.Status)
 	}
-	d, err := v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
-	return d, err == nil
+	d, err = v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+	if err != nil {
+		return v1.Hash{}, false, fmt.Errorf("the registry named no digest of %s: %w", ref, err)
+	}
+	return d, true, nil
 }
 
 func (r *Reader) headManifest(ctx context.Context, id string) (*http.Response, error) {
