@@ -102,19 +102,34 @@ func TestActionInputsAreFlags(t *testing.T) {
 // The README's account of build's flags, "On your machine", names each
 // of them.
 func TestREADMENamesBuildFlags(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	assert.NilError(t, err)
-	_, readme, ok := strings.Cut(string(raw), "\n### On your machine\n")
-	assert.Assert(t, ok, "README.md has no section On your machine")
-	readme, _, _ = strings.Cut(readme, "\n### ")
 	build := flag.NewFlagSet("build", flag.ContinueOnError)
 	newBuildFlags().register(build)
-	build.VisitAll(func(fl *flag.Flag) {
+	checkREADMENames(t, "On your machine", build)
+}
+
+// The README's account of serve, "As a registry", names each of its
+// flags.
+func TestREADMENamesServeFlags(t *testing.T) {
+	serve := flag.NewFlagSet("serve", flag.ContinueOnError)
+	newServeFlags().register(serve)
+	checkREADMENames(t, "As a registry: `nixery serve`", serve)
+}
+
+// checkREADMENames checks that the README's section under heading (###)
+// names each flag of fs, as `--name` (`-n` for one letter).
+func checkREADMENames(t *testing.T, heading string, fs *flag.FlagSet) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	assert.NilError(t, err)
+	_, readme, ok := strings.Cut(string(raw), "\n### "+heading+"\n")
+	assert.Assert(t, ok, "README.md has no section %s", heading)
+	readme, _, _ = strings.Cut(readme, "\n### ")
+	fs.VisitAll(func(fl *flag.Flag) {
 		written := "`--" + fl.Name
 		if len(fl.Name) == 1 {
 			written = "`-" + fl.Name
 		}
-		assert.Check(t, strings.Contains(readme, written), "README.md does not name build's flag %s", written[1:])
+		assert.Check(t, strings.Contains(readme, written), "README.md does not name %s's flag %s", fs.Name(), written[1:])
 	})
 }
 
@@ -292,19 +307,4 @@ func TestActionTagsWithoutImageNorPush(t *testing.T) {
 		"INPUT_PACKAGES": "hello", "INPUT_NIXPKGS": "path:/nonexistent", "INPUT_PUSH": "false", "INPUT_TAGS": "v1",
 	})), new(bytes.Buffer))
 	assert.Check(t, is.Error(err, "tags: v1 tag nothing: push: false without the image input builds an image no tag names; add image: REGISTRY/NAME (nothing is pushed there), or drop the tags input"))
-}
-
-// The README's account of serve, "As a registry", names each of its
-// flags.
-func TestREADMENamesServeFlags(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	assert.NilError(t, err)
-	_, readme, ok := strings.Cut(string(raw), "\n### As a registry: `nixery serve`\n")
-	assert.Assert(t, ok, "README.md has no section As a registry")
-	readme, _, _ = strings.Cut(readme, "\n### ")
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	newServeFlags().register(fs)
-	fs.VisitAll(func(fl *flag.Flag) {
-		assert.Check(t, strings.Contains(readme, "`--"+fl.Name), "README.md does not name serve's flag --%s", fl.Name)
-	})
 }
