@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -37,7 +36,7 @@ func copyMerged(ctx context.Context, src Target, idx *mergedIndex, refs Attachme
 			for _, r := range others[i:] {
 				rest = append(rest, r.Target())
 			}
-			return nil, copyFailure(err, reg, done, rest)
+			return nil, failureIn(err, reg, done, rest, "run the merge again")
 		}
 		out = append(out, RepositoryResult{Image: res.Image, Reference: res.Reference, Tags: res.Tags})
 		done = append(done, reg.Target())
@@ -123,44 +122,6 @@ func sourceImageOf(ctx context.Context, rd *registry.Reader, src Target, raw []b
 		return nil, err
 	}
 	return partial.CompressedToImage(&sourceImage{ctx: ctx, rd: rd, repo: src.Repo, raw: raw, mt: mt, m: m})
-}
-
-// copyFailure explains err, a failure to write into the first of rest,
-// saying which tags moved (those of done) and which did not.
-func copyFailure(err error, reg *Registry, done, rest []Target) error {
-	t := rest[0]
-	var e error = err
-	var aerr *AttachError
-	var serr *sourceError
-	switch {
-	case errors.As(err, &serr):
-		e = serr // the push's own words would bury it
-	case !errors.As(err, &aerr):
-		e = reg.login.Explain(err, t.Repo)
-	}
-	msg := naming(t.Repo, e).Error()
-	var moved, notMoved []string
-	for _, d := range done {
-		moved = append(moved, fullTags(d.Tags, 0, len(d.Tags))...)
-	}
-	n, u := 0, 0 // t's tags written before the failure, and one that may be
-	var te *tagsError
-	if errors.As(err, &te) {
-		n = len(te.moved)
-		if te.unsure != "" {
-			u = 1
-		}
-	}
-	moved = append(moved, fullTags(t.Tags, 0, n)...)
-	unsure := fullTags(t.Tags, n, n+u)
-	notMoved = append(notMoved, fullTags(t.Tags, n+u, len(t.Tags))...)
-	for _, r := range rest[1:] {
-		notMoved = append(notMoved, fullTags(r.Tags, 0, len(r.Tags))...)
-	}
-	if len(moved)+len(unsure) > 0 {
-		msg += tagsSaid(moved, unsure, notMoved)
-	}
-	return &explained{msg + " (run the merge again)", e}
 }
 
 // fullTags names tags[from:to] in full (REGISTRY/NAME:TAG).

@@ -129,10 +129,16 @@ func (m *Registries) Holds(repo name.Repository, d v1.Hash, size int64) bool {
 func (m *Registries) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
 	var first *Result
 	var all []RepositoryResult
-	for _, r := range m.regs {
-		res, err := r.Write(ctx, idx, refs)
+	for i, r := range m.regs {
+		if len(m.regs) == 1 {
+			return r.Write(ctx, idx, refs)
+		}
+		if _, err := r.setup(ctx); err != nil {
+			return nil, naming(r, err)
+		}
+		res, err := r.write(ctx, idx, refs)
 		if err != nil {
-			return nil, m.which(r, err)
+			return nil, failureIn(err, r, m.targets(0, i), m.targets(i, len(m.regs)), "run the build again")
 		}
 		if first == nil {
 			first = res
@@ -188,6 +194,54 @@ func (m *Registries) which(r *Registry, err error) error {
 		return err
 	}
 	return naming(r, err)
+}
+
+// failureIn explains err, a failure to write into reg, the first of
+// rest, saying which tags moved (those of done, and reg's written before
+// the failure) and which did not; again says what to run again.
+func failureIn(err error, reg *Registry, done, rest []Target, again string) error {
+	t := rest[0]
+	var e error = err
+	var aerr *AttachError
+	var serr *sourceError
+	switch {
+	case errors.As(err, &serr):
+		e = serr // the push's own words would bury it
+	case !errors.As(err, &aerr):
+		e = reg.login.Explain(err, t.Repo)
+	}
+	msg := naming(t.Repo, e).Error()
+	var moved, notMoved []string
+	for _, d := range done {
+		moved = append(moved, fullTags(d.Tags, 0, len(d.Tags))...)
+	}
+	n, u := 0, 0 // t's tags written before the failure, and one that may be
+	var te *tagsError
+	if errors.As(err, &te) {
+		n = len(te.moved)
+		if te.unsure != "" {
+			u = 1
+		}
+	}
+	moved = append(moved, fullTags(t.Tags, 0, n)...)
+	unsure := fullTags(t.Tags, n, n+u)
+	notMoved = append(notMoved, fullTags(t.Tags, n+u, len(t.Tags))...)
+	for _, r := range rest[1:] {
+		notMoved = append(notMoved, fullTags(r.Tags, 0, len(r.Tags))...)
+	}
+	if len(moved)+len(unsure) > 0 {
+		msg += tagsSaid(moved, unsure, notMoved)
+	}
+	return &explained{msg + " (" + again + ")", e}
+}
+
+// targets are the targets of m.regs[from:to].
+func (m *Registries) targets(from, to int) []Target {
+	var out []Target
+	for _, r := range m.regs[from:to] {
+		out = append(out, r.Target())
+	}
+	return out
 }
 
 // naming is err naming what it happened in (a repository), unless it

@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -56,4 +58,23 @@ func TestRegistriesMountOnRealRegistry(t *testing.T) {
 		sum := sha256.Sum256([]byte(raw))
 		assert.Check(t, is.Equal("sha256:"+hex.EncodeToString(sum[:]), res.Digest), ref)
 	}
+}
+
+// A push to several repositories that fails in a later one says which
+// tags moved (the earlier repositories') and which did not (the failed
+// one's and those after it).
+func TestRegistriesFailureSaysWhatMoved(t *testing.T) {
+	testenv.Require(t, "docker-registry")
+	good := testenv.StartRegistry(t)
+	full, _, _ := testenv.StartFullRegistry(t)
+	after := testenv.StartRegistry(t)
+	targets, err := NewTargets(good+"/team/app", []string{"v1", "v2", full + "/team/app:v1", after + "/team/app:v1"}, false)
+	assert.NilError(t, err)
+	o := Options{Options: registry.Options{Backoff: remote.Backoff{Duration: time.Millisecond, Steps: 2}}}
+	dest := NewRegistries(targets, o)
+	_, err = dest.Write(context.Background(), cachedIndex(t, "moved"), nil)
+	dest.Close()
+	assert.ErrorContains(t, err, full+"/team/app")
+	assert.ErrorContains(t, err, "; tags moved: "+good+"/team/app:v1, "+good+"/team/app:v2; not moved: "+full+"/team/app:v1, "+after+"/team/app:v1 (run the build again)")
+	assert.Check(t, !strings.Contains(err.Error(), "\n"), err)
 }
