@@ -370,7 +370,7 @@ func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
 	case resp.StatusCode == http.StatusOK:
 		return limit.ReadAll(resp.Body, MaxNarinfoBytes)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return nil, fmt.Errorf("%s answered %s", u, resp.Status)
+		return nil, fmt.Errorf("%s answered %d %s", u, resp.StatusCode, http.StatusText(resp.StatusCode)) // not the server's own words
 	default:
 		return nil, fmt.Errorf("%s answered %s: %w", u, resp.Status, errPermanent)
 	}

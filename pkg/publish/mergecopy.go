@@ -210,7 +210,7 @@ func (b *sourceBlob) Compressed() (io.ReadCloser, error) {
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		fail.err = fmt.Errorf("the registry answered %s", resp.Status)
+		fail.err = fmt.Errorf("the registry answered %s", registry.StatusText(resp.StatusCode))
 		return nil, fail
 	}
 	return &checkedBlob{rc: resp.Body, desc: b.desc, hash: sha256.New(), fail: fail}, nil

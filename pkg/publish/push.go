@@ -250,7 +250,7 @@ func landed(ctx context.Context, err error, head headFunc, tag name.Tag, digest 
 		return false, false
 	}
 	// A registry that stopped answering has had its minutes already.
-	ctx, cancel := context.WithTimeout(ctx, registry.CheckTimeout)
+	ctx, cancel := context.WithTimeout(registry.Aside(ctx), registry.CheckTimeout)
 	defer cancel()
 	d, found, herr := head(ctx, tag)
 	return found && d == digest, herr != nil

@@ -1,7 +1,10 @@
 package registry
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -89,4 +92,38 @@ func TestBlobHeld(t *testing.T) {
 			assert.Check(t, is.Equal(s.count(), c.heads))
 		})
 	}
+}
+
+// A registry's reason phrase, its own text, never reaches an error:
+// Go's words for the status do.
+func TestResolveStatusInGoWords(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				if strings.HasPrefix(req.URL.Path, "/v2/x/manifests/") {
+					io.WriteString(c, "HTTP/1.1 418 \x1b]0;owned\x07\x1b[2J\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			}()
+		}
+	}()
+	repo, err := name.NewRepository(ln.Addr().String()+"/x", name.Insecure)
+	assert.NilError(t, err)
+	r, err := NewReader(context.Background(), repo, Login{auth: authn.Anonymous}, quick(1))
+	assert.NilError(t, err)
+	_, _, err = r.Resolve(context.Background(), repo.Tag("v1"))
+	assert.Error(t, err, "the registry answered 418 I'm a teapot")
 }

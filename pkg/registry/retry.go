@@ -303,9 +303,16 @@ type operationKey struct{}
 // gaveUp tells the operation of ctx, if any, that the transport stopped
 // trying a request after tries.
 func gaveUp(ctx context.Context, tries int) {
-	if op, ok := ctx.Value(operationKey{}).(*operation); ok {
+	if op, ok := ctx.Value(operationKey{}).(*operation); ok && op != nil {
 		op.spent.Store(int32(tries))
 	}
+}
+
+// Aside is ctx for a request made beside a Retry attempt's own (a check
+// after its failure): the transport's giving up on it is not the
+// attempt's, whose count of tries its error keeps.
+func Aside(ctx context.Context) context.Context {
+	return context.WithValue(ctx, operationKey{}, (*operation)(nil))
 }
 
 // Retrying is a failed try about to be made again.
