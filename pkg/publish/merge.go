@@ -130,19 +130,15 @@ func merge(ctx context.Context, targets []Target, digests []string, o Options, l
 	} else {
 		res.Reference, res.Pushed = "", false // a dry run pushed nothing
 	}
-	if len(targets) > 1 {
-		res.Repositories = []RepositoryResult{{Image: res.Image, Reference: res.Reference, Tags: res.Tags}}
-		if push {
-			more, err := copyMerged(ctx, t, copies, refs, others)
-			if err != nil {
-				return nil, err
-			}
-			res.Repositories = append(res.Repositories, more...)
-		} else {
-			for _, other := range targets[1:] {
-				res.Repositories = append(res.Repositories, RepositoryResult{Image: other.Repo.Name(), Tags: other.TagNames()})
-			}
+	switch {
+	case len(targets) > 1 && push:
+		more, err := copyMerged(ctx, t, copies, refs, others)
+		if err != nil {
+			return nil, err
 		}
+		res.Repositories = append([]RepositoryResult{repositoryOf(res)}, more...)
+	case len(targets) > 1:
+		res.Repositories = unpushed(targets)
 	}
 	for _, m := range im.Manifests {
 		res.Manifests = append(res.Manifests, ManifestResult{Platform: PlatformName(*m.Platform), OCIPlatform: m.Platform, Digest: m.Digest.String(), Layers: read.layers[m.Digest]})

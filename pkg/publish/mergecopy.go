@@ -27,19 +27,13 @@ import (
 // repository it happened in, and says which tags moved: src's, and those
 // of the repositories done before it. idx and refs are readSource's.
 func copyMerged(ctx context.Context, src Target, idx *mergedIndex, refs Attachments, others []*Registry) ([]RepositoryResult, error) {
+	results, err := writeEach(ctx, others, []Target{src}, idx, refs, "run the merge again")
+	if err != nil {
+		return nil, err
+	}
 	var out []RepositoryResult
-	done := []Target{src}
-	for i, reg := range others {
-		res, err := reg.write(ctx, idx, refs)
-		if err != nil {
-			var rest []Target
-			for _, r := range others[i:] {
-				rest = append(rest, r.Target())
-			}
-			return nil, failureIn(err, reg, done, rest, "run the merge again")
-		}
-		out = append(out, RepositoryResult{Image: res.Image, Reference: res.Reference, Tags: res.Tags})
-		done = append(done, reg.Target())
+	for _, res := range results {
+		out = append(out, repositoryOf(res))
 	}
 	return out, nil
 }

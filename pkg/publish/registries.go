@@ -54,15 +54,6 @@ func NewRegistries(targets []Target, o Options) *Registries {
 	return m
 }
 
-// Targets are where the index goes, the image's repository first.
-func (m *Registries) Targets() []Target {
-	out := make([]Target, len(m.regs))
-	for i, r := range m.regs {
-		out[i] = r.Target()
-	}
-	return out
-}
-
 func (m *Registries) String() string {
 	names := make([]string, len(m.regs))
 	for i, r := range m.regs {
@@ -127,28 +118,44 @@ func (m *Registries) Holds(repo name.Repository, d v1.Hash, size int64) bool {
 // registry before the ones that mount from it). The result is the first
 // repository's, with every repository listed in Repositories.
 func (m *Registries) Write(ctx context.Context, idx v1.ImageIndex, refs Attachments) (*Result, error) {
-	var first *Result
-	var all []RepositoryResult
-	for i, r := range m.regs {
-		if len(m.regs) == 1 {
-			return r.Write(ctx, idx, refs)
-		}
+	if len(m.regs) == 1 {
+		return m.regs[0].Write(ctx, idx, refs)
+	}
+	results, err := writeEach(ctx, m.regs, nil, idx, refs, "run the build again")
+	if err != nil {
+		return nil, err
+	}
+	first := results[0]
+	for _, res := range results {
+		first.Repositories = append(first.Repositories, repositoryOf(res))
+	}
+	return first, nil
+}
+
+// writeEach writes idx and refs to each of regs in turn, after done,
+// whose tags moved already. A failure stops at the repository it happened
+// in and says which tags moved and which did not; again says what to run
+// again.
+func writeEach(ctx context.Context, regs []*Registry, done []Target, idx v1.ImageIndex, refs Attachments, again string) ([]*Result, error) {
+	done = append([]Target(nil), done...)
+	var out []*Result
+	for i, r := range regs {
 		if _, err := r.setup(ctx); err != nil {
 			return nil, naming(r, err)
 		}
 		res, err := r.write(ctx, idx, refs)
 		if err != nil {
-			return nil, failureIn(err, r, m.targets(0, i), m.targets(i, len(m.regs)), "run the build again")
+			return nil, failureIn(err, r, done, targetsOf(regs[i:]), again)
 		}
-		if first == nil {
-			first = res
-		}
-		all = append(all, RepositoryResult{Image: res.Image, Reference: res.Reference, Tags: res.Tags})
+		out = append(out, res)
+		done = append(done, r.Target())
 	}
-	if len(all) > 1 {
-		first.Repositories = all
-	}
-	return first, nil
+	return out, nil
+}
+
+// repositoryOf is res as one of the repositories of a push.
+func repositoryOf(res *Result) RepositoryResult {
+	return RepositoryResult{Image: res.Image, Reference: res.Reference, Tags: res.Tags}
 }
 
 // Close waits for every repository's uploads.
@@ -235,10 +242,10 @@ func failureIn(err error, reg *Registry, done, rest []Target, again string) erro
 	return &explained{msg + " (" + again + ")", e}
 }
 
-// targets are the targets of m.regs[from:to].
-func (m *Registries) targets(from, to int) []Target {
+// targetsOf are the targets of regs.
+func targetsOf(regs []*Registry) []Target {
 	var out []Target
-	for _, r := range m.regs[from:to] {
+	for _, r := range regs {
 		out = append(out, r.Target())
 	}
 	return out

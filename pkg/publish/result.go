@@ -107,11 +107,19 @@ func WouldPush(targets []Target, idx v1.ImageIndex) (*Result, error) {
 	}
 	res.Image, res.Tags = targets[0].Repo.Name(), targets[0].TagNames()
 	if len(targets) > 1 {
-		for _, t := range targets {
-			res.Repositories = append(res.Repositories, RepositoryResult{Image: t.Repo.Name(), Tags: t.TagNames()})
-		}
+		res.Repositories = unpushed(targets)
 	}
 	return res, nil
+}
+
+// unpushed are targets as the repositories of a push that did not
+// happen: their names and tags.
+func unpushed(targets []Target) []RepositoryResult {
+	var out []RepositoryResult
+	for _, t := range targets {
+		out = append(out, RepositoryResult{Image: t.Repo.Name(), Tags: t.TagNames()})
+	}
+	return out
 }
 
 // describe lists the platforms and layers of idx and its images, in index
