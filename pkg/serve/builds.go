@@ -163,15 +163,14 @@ func (s *Server) image(ctx context.Context, img request) (v1.Hash, error) {
 	// One flight per image, shared by every pull that wants it: it asks
 	// the store (another server may have built it), else builds.
 	ch := s.flight.DoChan(img.key, func() (any, error) {
+		// Only a registry storage finds another server's image, and
+		// it is never pruned (its registry's garbage collection bounds
+		// it): no gc lock to take.
 		lookup, cancel := context.WithTimeout(s.life, s.o.Timeout)
-		s.gc.RLock() // kept before a prune can drop what another server wrote
 		d, ok := s.store.lookup(lookup, img.key)
-		if ok {
-			s.keep(img.key, d)
-		}
-		s.gc.RUnlock()
 		cancel()
 		if ok {
+			s.keep(img.key, d)
 			return flight{d, true}, nil
 		}
 		// Close waits for the builds and for the flights waiting for a
