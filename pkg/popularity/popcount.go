@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nixery-action/nixery-action/internal/httpstatus"
 	"github.com/nixery-action/nixery-action/internal/limit"
 	"github.com/nixery-action/nixery-action/pkg/storepath"
 	"github.com/ulikunitz/xz"
@@ -370,8 +371,8 @@ func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
 	case resp.StatusCode == http.StatusOK:
 		return limit.ReadAll(resp.Body, MaxNarinfoBytes)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return nil, fmt.Errorf("%s answered %d %s", u, resp.StatusCode, http.StatusText(resp.StatusCode)) // not the server's own words
+		return nil, fmt.Errorf("%s answered %s", u, httpstatus.Text(resp.StatusCode))
 	default:
-		return nil, fmt.Errorf("%s answered %s: %w", u, resp.Status, errPermanent)
+		return nil, fmt.Errorf("%s answered %s: %w", u, httpstatus.Text(resp.StatusCode), errPermanent)
 	}
 }

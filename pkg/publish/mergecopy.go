@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/nixery-action/nixery-action/internal/httpstatus"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 )
 
@@ -204,7 +205,7 @@ func (b *sourceBlob) Compressed() (io.ReadCloser, error) {
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		fail.err = fmt.Errorf("the registry answered %s", registry.StatusText(resp.StatusCode))
+		fail.err = fmt.Errorf("the registry answered %s", httpstatus.Text(resp.StatusCode))
 		return nil, fail
 	}
 	return &checkedBlob{rc: resp.Body, desc: b.desc, hash: sha256.New(), fail: fail}, nil

@@ -277,13 +277,6 @@ func Refused(err error) bool {
 	return errors.As(err, &terr) && terr.StatusCode < 500 && !retryStatus(terr.StatusCode)
 }
 
-// StatusText is an answer's status code with Go's own words for it
-// ("404 Not Found"), never the reason phrase the server sent, which is
-// its own text: unbounded, and free to hold terminal escapes.
-func StatusText(code int) string {
-	return strings.TrimSpace(fmt.Sprintf("%d %s", code, http.StatusText(code)))
-}
-
 // IsNotFound tells an answer 404 Not Found.
 func IsNotFound(err error) bool {
 	var terr *transport.Error

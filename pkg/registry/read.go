@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/nixery-action/nixery-action/internal/httpstatus"
 	bound "github.com/nixery-action/nixery-action/internal/limit"
 )
 
@@ -198,7 +199,7 @@ func (r *Reader) headBlob(ctx context.Context, d v1.Descriptor) (bool, error) {
 	case resp.StatusCode == http.StatusNotFound:
 		return false, nil
 	case resp.StatusCode != http.StatusOK:
-		return false, fmt.Errorf("the registry answered %s", StatusText(resp.StatusCode))
+		return false, fmt.Errorf("the registry answered %s", httpstatus.Text(resp.StatusCode))
 	case resp.ContentLength >= 0 && resp.ContentLength != d.Size:
 		return false, fmt.Errorf("the registry's answer says %d bytes, not %d (%w)", resp.ContentLength, d.Size, errWrongLength)
 	}
@@ -400,7 +401,7 @@ func (r *Reader) Resolve(ctx context.Context, ref name.Reference) (d v1.Hash, fo
 	case resp.StatusCode == http.StatusNotFound:
 		return v1.Hash{}, false, nil
 	case resp.StatusCode != http.StatusOK:
-		return v1.Hash{}, false, fmt.Errorf("the registry answered %s", StatusText(resp.StatusCode))
+		return v1.Hash{}, false, fmt.Errorf("the registry answered %s", httpstatus.Text(resp.StatusCode))
 	}
 	d, err = v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
 	if err != nil {
