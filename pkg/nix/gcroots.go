@@ -55,8 +55,8 @@ type Roots struct {
 // program it links to (/usr/local/bin/nix to a store path's bin/nix);
 // "" when there is none.
 func (b *Builder) nixStore() string {
-	nix, err := exec.LookPath(b.nix())
-	if err != nil {
+	nix, ok := b.nixPath()
+	if !ok {
 		return ""
 	}
 	real, _ := filepath.EvalSymlinks(nix)

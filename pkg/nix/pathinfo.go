@@ -60,11 +60,17 @@ func jsonFormat(program string) int {
 // program is the Nix program run: its path as exec resolves it, else its
 // name.
 func (b *Builder) program() string {
-	nix := b.nix()
-	if path, err := exec.LookPath(nix); err == nil {
+	if path, ok := b.nixPath(); ok {
 		return path
 	}
-	return nix
+	return b.nix()
+}
+
+// nixPath is the path of the Nix program run, as exec resolves it; ok
+// false when there is none.
+func (b *Builder) nixPath() (string, bool) {
+	path, err := exec.LookPath(b.nix())
+	return path, err == nil
 }
 
 // nix is the Nix program to run: Nix, else nix from PATH.

@@ -44,8 +44,8 @@ func versionOf(path string, env []string) *versionCheck {
 // knowVersion records out, what `nix --version` printed, as its answer
 // for the Nix program run, unless it was asked already.
 func (b *Builder) knowVersion(out string) {
-	path, err := exec.LookPath(b.nix())
-	if err != nil {
+	path, ok := b.nixPath()
+	if !ok {
 		return
 	}
 	c, _ := versionChecks.LoadOrStore(path, &versionCheck{})
@@ -57,7 +57,7 @@ func (b *Builder) knowVersion(out string) {
 // short process beside the first command, rather than one after a
 // command that failed or refused a flag.
 func (b *Builder) askVersionSoon() {
-	if path, err := exec.LookPath(b.nix()); err == nil {
+	if path, ok := b.nixPath(); ok {
 		go versionOf(path, b.environ())
 	}
 }
@@ -73,8 +73,8 @@ func (c *versionCheck) before(major, minor int) bool {
 // flag". A Nix that cannot say its version is left for its own error to
 // report.
 func (b *Builder) checkVersion(env []string) error {
-	path, err := exec.LookPath(b.nix())
-	if err != nil {
+	path, ok := b.nixPath()
+	if !ok {
 		return nil // run says that Nix is missing
 	}
 	if v := versionOf(path, env); v.before(minMajor, minMinor) {
