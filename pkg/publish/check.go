@@ -17,10 +17,7 @@ import (
 // Check asks the registry, before any work, whether it answers and lets
 // these credentials push to the repository (see registry.CheckPush).
 func (r *Registry) Check(ctx context.Context) error {
-	if err := r.opts.Validate(); err != nil {
-		return err
-	}
-	l, err := r.opts.Credentials.Login(ctx, r.target.Repo, true)
+	l, err := r.loggedIn(ctx)
 	if err != nil {
 		return err
 	}

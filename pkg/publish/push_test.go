@@ -451,3 +451,24 @@ func TestTagAnswerLost(t *testing.T) {
 	// The count of tries is the PUT's, not the check's.
 	assert.ErrorContains(t, err, ": EOF (tried 2 times); may have moved: a; not moved: b (run the build again)")
 }
+
+// countingKeychain counts the logins that ask it.
+type countingKeychain struct{ n *atomic.Int32 }
+
+func (k countingKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	k.n.Add(1)
+	return authn.Anonymous, nil
+}
+
+// A check before the work and the push after it share one login: a
+// credential helper runs once per repository, not twice.
+func TestCheckAndWriteLogInOnce(t *testing.T) {
+	host := memRegistry(t, nil)
+	var logins atomic.Int32
+	r := NewRegistry(mustTarget(t, host+"/once/img", "v1"), Options{Options: registry.Options{Credentials: registry.Credentials{Keychain: countingKeychain{&logins}}}})
+	defer r.Close()
+	assert.NilError(t, r.Check(context.Background()))
+	_, err := r.Write(context.Background(), testIndex(t, "once", amd64), nil)
+	assert.NilError(t, err)
+	assert.Equal(t, logins.Load(), int32(1))
+}

@@ -19,8 +19,11 @@ type Registry struct {
 	target Target
 	opts   Options
 
-	setupOnce sync.Once
+	loginOnce sync.Once
 	login     registry.Login
+	loginErr  error
+
+	setupOnce sync.Once
 	ropts     []remote.Option
 	pusher    *remote.Pusher
 	setupErr  error
@@ -64,14 +67,23 @@ func (r *Registry) Holds(repo name.Repository, d v1.Hash, _ int64) bool {
 
 func (r *Registry) String() string { return r.target.Repo.String() }
 
+// loggedIn checks the options and resolves the credentials, once: a
+// check before the work and the push after it share one login (one run
+// of a credential helper).
+func (r *Registry) loggedIn(ctx context.Context) (registry.Login, error) {
+	r.loginOnce.Do(func() {
+		if r.loginErr = r.opts.Validate(); r.loginErr != nil {
+			return
+		}
+		r.login, r.loginErr = r.opts.Credentials.Login(ctx, r.target.Repo, true)
+	})
+	return r.login, r.loginErr
+}
+
 // setup resolves the credentials and opens the pusher, once.
 func (r *Registry) setup(ctx context.Context) (*remote.Pusher, error) {
 	r.setupOnce.Do(func() {
-		if r.setupErr = r.opts.Validate(); r.setupErr != nil {
-			return
-		}
-		r.login, r.setupErr = r.opts.Credentials.Login(ctx, r.target.Repo, true)
-		if r.setupErr != nil {
+		if _, r.setupErr = r.loggedIn(ctx); r.setupErr != nil {
 			return
 		}
 		r.ropts = r.opts.remoteOptions(ctx, r.login)
