@@ -335,11 +335,11 @@ func TestMergeTellsRetries(t *testing.T) {
 	}
 	var refused atomic.Bool
 	host := testenv.Front(t, upstream, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodPut || !strings.HasSuffix(r.URL.Path, "/manifests/v1") || !refused.CompareAndSwap(false, true) {
-			return false
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/v1") && refused.CompareAndSwap(false, true) {
+			testenv.RegistryError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "busy")
+			return true
 		}
-		testenv.RegistryError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "busy")
-		return true
+		return false
 	})
 
 	r := run(t, nil, append([]string{"merge", "--image", host + "/e2e/retried", "--tags", "v1"}, digests...)...)
