@@ -5,9 +5,6 @@ package e2e
 import (
 	"math/rand"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -23,15 +20,10 @@ import (
 // slowProxy forwards to a registry with a delay on every request, so that
 // a push takes long enough to be killed in the middle.
 func slowProxy(t *testing.T, registry string, delay time.Duration) string {
-	target, err := url.Parse("http://" + registry)
-	assert.NilError(t, err)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return testenv.Front(t, registry, func(http.ResponseWriter, *http.Request) bool {
 		time.Sleep(delay)
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+		return false
+	})
 }
 
 // TestKilledPushes kills nixery with SIGKILL at random points of a push,

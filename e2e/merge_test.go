@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -336,19 +333,14 @@ func TestMergeTellsRetries(t *testing.T) {
 		res := decodeResult(t, run(t, nil, "build", "--nixpkgs", standIn(), "--image", repo, "--platforms", p, "--push-by-digest", "--json", "hello"))
 		digests = append(digests, res.Digest)
 	}
-	target, err := url.Parse("http://" + upstream)
-	assert.NilError(t, err)
-	forward := httputil.NewSingleHostReverseProxy(target)
 	var refused atomic.Bool
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	host := testenv.Front(t, upstream, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/v1") && refused.CompareAndSwap(false, true) {
-			http.Error(w, `{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}`, http.StatusServiceUnavailable)
-			return
+			testenv.RegistryError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "busy")
+			return true
 		}
-		forward.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
-	host := strings.TrimPrefix(proxy.URL, "http://")
+		return false
+	})
 
 	r := run(t, nil, append([]string{"merge", "--image", host + "/e2e/retried", "--tags", "v1"}, digests...)...)
 	assert.Equal(t, r.code, 0, r.stderr)

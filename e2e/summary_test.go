@@ -4,11 +4,7 @@ package e2e
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"regexp"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -19,16 +15,12 @@ import (
 
 // countingProxy forwards to a registry and counts the requests.
 func countingProxy(t *testing.T, registry string) (string, *atomic.Int64) {
-	target, err := url.Parse("http://" + registry)
-	assert.NilError(t, err)
-	rp := httputil.NewSingleHostReverseProxy(target)
 	var n atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	front := testenv.Front(t, registry, func(http.ResponseWriter, *http.Request) bool {
 		n.Add(1)
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://"), &n
+		return false
+	})
+	return front, &n
 }
 
 // TestBuildSummaries: the line a build prints says what became of the

@@ -3,9 +3,6 @@ package testenv
 import (
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,22 +48,16 @@ func SilentListener(t testing.TB) string {
 func StartFullRegistry(t testing.TB) (host, upstream string, opened *atomic.Int32) {
 	t.Helper()
 	upstream = StartRegistry(t)
-	target, err := url.Parse("http://" + upstream)
-	check(t, err)
-	forward := httputil.NewSingleHostReverseProxy(target)
 	opened = new(atomic.Int32)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/blobs/uploads/") && r.Method != http.MethodGet {
-			if r.Method == http.MethodPost {
-				opened.Add(1)
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusInternalServerError)
-			w.Write([]byte(`{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}`))
-			return
+	host = Front(t, upstream, func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/blobs/uploads/") || r.Method == http.MethodGet {
+			return false
 		}
-		forward.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
-	return strings.TrimPrefix(proxy.URL, "http://"), upstream, opened
+		if r.Method == http.MethodPost {
+			opened.Add(1)
+		}
+		RegistryError(w, http.StatusInternalServerError, "UNKNOWN", "unknown error")
+		return true
+	})
+	return host, upstream, opened
 }

@@ -395,20 +395,14 @@ func TestBuildSlowCacheBlob(t *testing.T) {
 func TestBuildCacheRecordRefused(t *testing.T) {
 	ctx := context.Background()
 	host := testenv.StartRegistry(t)
-	upstream, err := url.Parse("http://" + host)
-	assert.NilError(t, err)
-	proxy := httputil.NewSingleHostReverseProxy(upstream)
-	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/"+cache.RecordTag) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			io.WriteString(w, `{"errors":[{"code":"DENIED","message":"no more tags"}]}`)
-			return
+	refusing := testenv.Front(t, host, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut || !strings.HasSuffix(r.URL.Path, "/manifests/"+cache.RecordTag) {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer refusing.Close()
-	target := mustTarget(t, strings.TrimPrefix(refusing.URL, "http://")+"/build/refused", "v1")
+		testenv.RegistryError(w, http.StatusForbidden, "DENIED", "no more tags")
+		return true
+	})
+	target := mustTarget(t, refusing+"/build/refused", "v1")
 
 	req := request(t, publish.NewRegistry(target, publish.Options{}), 6) // reads the tags and the record first
 	var log bytes.Buffer

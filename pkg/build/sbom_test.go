@@ -9,9 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -271,28 +268,22 @@ func mustDigest(t *testing.T, ref string) name.Digest {
 // written: it never names an image without its referrers.
 func TestBuildSBOMAttachFails(t *testing.T) {
 	host := testenv.StartRegistry(t)
-	backend, err := url.Parse("http://" + host)
-	assert.NilError(t, err)
-	proxy := httputil.NewSingleHostReverseProxy(backend)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
-			body, err := io.ReadAll(r.Body)
-			assert.Check(t, err)
-			if bytes.Contains(body, []byte(`"subject"`)) {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusForbidden)
-				io.WriteString(w, `{"errors":[{"code":"DENIED","message":"no referrers here"}]}`)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
+	front := testenv.Front(t, host, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/manifests/") {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	front := strings.TrimPrefix(srv.URL, "http://")
+		body, err := io.ReadAll(r.Body)
+		assert.Check(t, err)
+		if bytes.Contains(body, []byte(`"subject"`)) {
+			testenv.RegistryError(w, http.StatusForbidden, "DENIED", "no referrers here")
+			return true
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body)) // put back for the registry
+		return false
+	})
 
 	target := mustTarget(t, front+"/build/refused", "v1")
-	_, err = Build(context.Background(), sbomRequest(t, publish.NewRegistry(target, publish.Options{})), Options{})
+	_, err := Build(context.Background(), sbomRequest(t, publish.NewRegistry(target, publish.Options{})), Options{})
 	assert.ErrorContains(t, err, "attaching the SBOM and provenance of linux/")
 	assert.ErrorContains(t, err, "to "+front+"/build/refused failed, so no tag was written (run again to finish the push)")
 	assert.ErrorContains(t, err, "no referrers here")

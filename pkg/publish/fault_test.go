@@ -6,9 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -273,22 +270,17 @@ func TestMergeBlobUnchecked(t *testing.T) {
 		assert.NilError(t, err)
 		digests = append(digests, res.Digest)
 	}
-	target, err := url.Parse("http://" + reg)
-	assert.NilError(t, err)
-	forward := httputil.NewSingleHostReverseProxy(target)
 	var heads atomic.Int32
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/blobs/") {
-			heads.Add(1)
-			http.Error(w, "unavailable", http.StatusServiceUnavailable)
-			return
+	host := testenv.Front(t, reg, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodHead || !strings.Contains(r.URL.Path, "/blobs/") {
+			return false
 		}
-		forward.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
-	host := strings.TrimPrefix(proxy.URL, "http://")
+		heads.Add(1)
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return true
+	})
 	o := Options{Options: registry.Options{Backoff: remote.Backoff{Duration: time.Millisecond, Steps: 3}}}
-	_, err = mergeOne(context.Background(), mustTarget(t, host+"/unchecked/app", "merged"), digests, o)
+	_, err := mergeOne(context.Background(), mustTarget(t, host+"/unchecked/app", "merged"), digests, o)
 	assert.ErrorContains(t, err, "could not check that "+host+"/unchecked/app holds the ")
 	assert.ErrorContains(t, err, "(the registry answered 503 Service Unavailable): run the merge again")
 	assert.Check(t, !strings.Contains(err.Error(), "\n"), "unclear error: %q", err)

@@ -6,9 +6,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -136,20 +133,14 @@ func TestMergeReadFailureNamesImage(t *testing.T) {
 // name the merged index and which do not.
 func TestMergeTagFailureNamesTags(t *testing.T) {
 	host := testenv.StartRegistry(t)
-	target, err := url.Parse("http://" + host)
-	assert.NilError(t, err)
-	upstream := httputil.NewSingleHostReverseProxy(target)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/latest") {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = w.Write([]byte(`{"errors":[{"code":"TAG_INVALID","message":"refused for the test"}]}`))
-			return
+	proxy := testenv.Front(t, host, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut || !strings.HasSuffix(r.URL.Path, "/manifests/latest") {
+			return false
 		}
-		upstream.ServeHTTP(w, r)
-	}))
-	t.Cleanup(proxy.Close)
-	repo := strings.TrimPrefix(proxy.URL, "http://") + "/merge/tags"
+		testenv.RegistryError(w, http.StatusBadRequest, "TAG_INVALID", "refused for the test")
+		return true
+	})
+	repo := proxy + "/merge/tags"
 	amd := pushImage(t, repo, linuxAMD)
 	arm := pushImage(t, repo, linuxARM)
 

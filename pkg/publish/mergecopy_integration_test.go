@@ -33,21 +33,14 @@ import (
 // proxy's host.
 func proxyTo(t *testing.T, host string, log *requestLog, refuse func(*http.Request) bool) string {
 	t.Helper()
-	target, err := url.Parse("http://" + host)
-	assert.NilError(t, err)
-	upstream := httputil.NewSingleHostReverseProxy(target)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return testenv.Front(t, host, func(w http.ResponseWriter, r *http.Request) bool {
 		log.add(r)
-		if refuse != nil && refuse(r) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write([]byte(`{"errors":[{"code":"DENIED","message":"refused for the test"}]}`))
-			return
+		if refuse == nil || !refuse(r) {
+			return false
 		}
-		upstream.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+		testenv.RegistryError(w, http.StatusForbidden, "DENIED", "refused for the test")
+		return true
+	})
 }
 
 // pushWithReferrer pushes an image of platform p to repo, attaches an

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/nixery-action/nixery-action/internal/testenv"
 	"github.com/nixery-action/nixery-action/pkg/registry"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -184,9 +184,7 @@ func TestRetries(t *testing.T) {
 // notLinkedYet answers a manifest PUT as Docker's registry does while
 // another build rewrites the links of the blobs it names.
 func notLinkedYet(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusBadRequest)
-	w.Write([]byte(`{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}`))
+	testenv.RegistryError(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "blob unknown to registry")
 }
 
 // A manifest refused for blobs the registry has not linked yet is PUT
@@ -249,9 +247,7 @@ func basicAuth(user, password string) func(http.Handler) http.Handler {
 			u, p, ok := r.BasicAuth()
 			if !ok || u != user || p != password {
 				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusUnauthorized)
-				w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
+				testenv.RegistryError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
 				return
 			}
 			h.ServeHTTP(w, r)
@@ -376,9 +372,7 @@ func answerLost(refuse bool) func(http.Handler) http.Handler {
 				return
 			}
 			if refuse {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusBadRequest)
-				io.WriteString(w, `{"errors":[{"code":"TAG_INVALID","message":"no"}]}`)
+				testenv.RegistryError(w, http.StatusBadRequest, "TAG_INVALID", "no")
 				return
 			}
 			h.ServeHTTP(httptest.NewRecorder(), r)

@@ -222,21 +222,16 @@ func slowFallbackWrites(t *testing.T, registry string, d time.Duration) string {
 // it as done without passing it on; it returns the proxy's host:port.
 func fallbackWrites(t *testing.T, registry string, hold time.Duration, drop bool) string {
 	t.Helper()
-	up, err := url.Parse("http://" + registry)
-	assert.NilError(t, err)
-	proxy := httputil.NewSingleHostReverseProxy(up)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/sha256-") {
-			time.Sleep(hold)
-			if drop {
-				w.WriteHeader(http.StatusCreated)
-				return
-			}
+	return testenv.Front(t, registry, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/manifests/sha256-") {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+		time.Sleep(hold)
+		if drop {
+			w.WriteHeader(http.StatusCreated)
+		}
+		return drop
+	})
 }
 
 // A registry without the referrers API is not asked for it again by the

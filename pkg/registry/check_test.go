@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/nixery-action/nixery-action/internal/testenv"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -32,10 +33,10 @@ func (s *uploadServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/v2/" && s.login && !authed:
 		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"log in"}]}`, http.StatusUnauthorized)
+		testenv.RegistryError(w, http.StatusUnauthorized, "UNAUTHORIZED", "log in")
 	case r.URL.Path == "/v2/":
 	case r.Method == http.MethodPost && !authed:
-		http.Error(w, `{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`, http.StatusForbidden)
+		testenv.RegistryError(w, http.StatusForbidden, "DENIED", "requested access to the resource is denied")
 	case r.Method == http.MethodPost:
 		w.Header().Set("Location", "/v2/team/app/blobs/uploads/session-1?_state=x")
 		w.WriteHeader(http.StatusAccepted)

@@ -24,9 +24,7 @@ func failing(t *testing.T, code int) (url string, requests *atomic.Int32) {
 	requests = new(atomic.Int32)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		w.Write([]byte(`{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}`))
+		testenv.RegistryError(w, code, "UNKNOWN", "unknown error")
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, requests
